@@ -1,0 +1,653 @@
+#include "moeplan/catalog.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/json_read.hpp"
+
+#ifndef MOEPLAN_DATA_DIR
+#define MOEPLAN_DATA_DIR "data"
+#endif
+
+namespace moeplan {
+
+const char* component_name(Component c) {
+  switch (c) {
+    case Component::embeddings:
+      return "embeddings";
+    case Component::attention:
+      return "attention";
+    case Component::dense_ffn:
+      return "dense_ffn";
+    case Component::shared_experts:
+      return "shared_experts";
+    case Component::routed_experts:
+      return "routed_experts";
+  }
+  return "?";
+}
+
+bool Device::has_hw_format(const std::string& f) const {
+  return std::find(hw_formats.begin(), hw_formats.end(), f) != hw_formats.end();
+}
+
+double Device::peak_tflops_for(const std::string& hw_format) const {
+  auto get = [&](const std::string& k) -> double {
+    auto it = peak_tflops.find(k);
+    return it == peak_tflops.end() ? 0.0 : it->second;
+  };
+  if ((hw_format == "fp8" || hw_format == "fp4" || hw_format == "int8") && has_hw_format(hw_format)) {
+    const double v = get(hw_format);
+    if (v > 0) return v;
+  }
+  for (const char* k : {"bf16", "fp16", "fp32"}) {
+    const double v = get(k);
+    if (v > 0) return v;
+  }
+  return 0;
+}
+
+std::string default_data_dir() {
+  if (const char* env = std::getenv("MOEPLAN_DATA"); env && *env) return env;
+  return MOEPLAN_DATA_DIR;
+}
+
+namespace {
+
+const std::vector<std::string> kProvenanceKeys = {"source", "as_of", "estimated", "notes"};
+
+std::vector<std::string> with_provenance(std::vector<std::string> keys) {
+  keys.insert(keys.end(), kProvenanceKeys.begin(), kProvenanceKeys.end());
+  return keys;
+}
+
+Provenance read_provenance(const JsonView& v) {
+  Provenance p;
+  p.source = v.string("source");
+  if (p.source.empty()) v.fail_member("source", "must not be empty");
+  p.as_of = v.string("as_of");
+  // YYYY-MM or YYYY-MM-DD
+  const auto& a = p.as_of;
+  const bool ok = (a.size() == 7 || a.size() == 10) && std::isdigit(static_cast<unsigned char>(a[0])) &&
+                  a[4] == '-' && (a.size() == 7 || a[7] == '-');
+  if (!ok) v.fail_member("as_of", "expected a date YYYY-MM or YYYY-MM-DD, found \"" + a + "\"");
+  p.estimated = v.boolean_or("estimated", false);
+  p.notes = v.string_or("notes", "");
+  if (p.estimated && p.notes.empty())
+    v.fail_member("notes", "required when \"estimated\" is true: say what was estimated and how");
+  return p;
+}
+
+int read_int(const JsonView& v, std::string_view key, int def = 0, bool required = false) {
+  if (required) return static_cast<int>(v.positive_int(key));
+  const long long n = v.integer_or(key, def);
+  if (n < 0) v.fail_member(key, "expected an integer >= 0, found " + std::to_string(n));
+  return static_cast<int>(n);
+}
+
+struct FileDoc {
+  std::string path;
+  Json json;
+};
+
+FileDoc open_catalog_file(const std::string& dir, const std::string& name, std::string& hash_input) {
+  FileDoc d;
+  d.path = (std::filesystem::path(dir) / name).string();
+  std::ifstream in(d.path, std::ios::binary);
+  if (!in) throw InputError(d.path, "", "cannot open catalog file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  hash_input += name;
+  hash_input += '\0';
+  hash_input += text;
+  d.json = parse_json_text(text, d.path);
+  return d;
+}
+
+JsonView root_of(const FileDoc& d, std::initializer_list<std::string_view> arrays) {
+  JsonView root(d.json, d.path);
+  if (!root.is_object()) root.fail("expected a JSON object at the top level");
+  std::vector<std::string> keys = {"schema_version"};
+  for (auto a : arrays) keys.emplace_back(a);
+  if (std::string(d.path).find("fx.json") != std::string::npos) keys.emplace_back("base");
+  root.only_keys(keys);
+  const long long ver = root.integer("schema_version");
+  if (ver != 1) root.fail_member("schema_version", "unsupported schema version " + std::to_string(ver) + " (expected 1)");
+  return root;
+}
+
+template <typename T>
+void check_unique_ids(const std::vector<T>& items, const std::vector<JsonView>& views,
+                      const std::string& what) {
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].id.empty()) views[i].fail_member("id", "must not be empty");
+    if (!seen.insert(items[i].id).second)
+      views[i].fail_member("id", "duplicate " + what + " id '" + items[i].id + "'");
+  }
+}
+
+Attention read_attention(const JsonView& a) {
+  a.only_keys({"type", "heads", "kv_heads", "head_dim", "q_lora_rank", "kv_lora_rank",
+               "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "sliding_window_tokens",
+               "sliding_window_layers", "linear_attention_layers", "sparse"});
+  Attention at;
+  const std::string type = a.one_of("type", {"mha", "gqa", "mla"});
+  at.type = type == "mha" ? AttentionType::mha : type == "gqa" ? AttentionType::gqa : AttentionType::mla;
+  at.heads = read_int(a, "heads", 0, true);
+  if (at.type == AttentionType::mla) {
+    at.q_lora_rank = read_int(a, "q_lora_rank");
+    at.kv_lora_rank = read_int(a, "kv_lora_rank", 0, true);
+    at.qk_rope_head_dim = read_int(a, "qk_rope_head_dim", 0, true);
+    at.qk_nope_head_dim = read_int(a, "qk_nope_head_dim", 0, true);
+    at.v_head_dim = read_int(a, "v_head_dim", 0, true);
+  } else {
+    at.head_dim = read_int(a, "head_dim", 0, true);
+    at.kv_heads = at.type == AttentionType::mha ? read_int(a, "kv_heads", at.heads)
+                                                : read_int(a, "kv_heads", 0, true);
+    if (at.kv_heads > at.heads) a.fail_member("kv_heads", "must not exceed heads");
+    if (at.heads % at.kv_heads != 0)
+      a.fail_member("kv_heads", "heads (" + std::to_string(at.heads) + ") must be a multiple of kv_heads");
+  }
+  at.sliding_window_tokens = a.integer_or("sliding_window_tokens", 0);
+  at.sliding_window_layers = read_int(a, "sliding_window_layers");
+  if (at.sliding_window_layers > 0 && at.sliding_window_tokens <= 0)
+    a.fail_member("sliding_window_tokens", "required (> 0) when sliding_window_layers is set");
+  at.linear_attention_layers = read_int(a, "linear_attention_layers");
+  if (auto s = a.get("sparse")) {
+    s->only_keys({"type", "topk_tokens"});
+    at.sparse_type = s->one_of("type", {"dsa", "msa", "nsa"});
+    at.sparse_topk_tokens = s->positive_int("topk_tokens");
+  }
+  return at;
+}
+
+Moe read_moe(const JsonView& m) {
+  m.only_keys({"routed_experts", "experts_per_token", "shared_experts", "expert_ffn_size",
+               "shared_expert_ffn_size", "dense_layers", "routing", "n_group", "topk_group"});
+  Moe moe;
+  moe.routed_experts = read_int(m, "routed_experts", 0, true);
+  moe.experts_per_token = read_int(m, "experts_per_token", 0, true);
+  if (moe.experts_per_token > moe.routed_experts)
+    m.fail_member("experts_per_token", "must not exceed routed_experts");
+  moe.shared_experts = read_int(m, "shared_experts");
+  moe.expert_ffn_size = read_int(m, "expert_ffn_size", 0, true);
+  moe.shared_expert_ffn_size = read_int(m, "shared_expert_ffn_size", moe.expert_ffn_size);
+  moe.dense_layers = read_int(m, "dense_layers");
+  moe.routing = m.has("routing") ? m.one_of("routing", {"softmax", "sigmoid_grouped"}) : "softmax";
+  moe.n_group = read_int(m, "n_group");
+  moe.topk_group = read_int(m, "topk_group");
+  return moe;
+}
+
+Component parse_component(const JsonView& v, const std::string& key) {
+  for (Component c : kComponents)
+    if (key == component_name(c)) return c;
+  v.fail_member(key, "unknown weight component (expected default, embeddings, attention, dense_ffn, "
+                     "shared_experts or routed_experts)");
+}
+
+Model read_model(const JsonView& v) {
+  v.only_keys(with_provenance(
+      {"id", "name", "family", "license", "license_notes", "release", "total_params_b",
+       "active_params_b", "layers", "hidden_size", "vocab_size", "max_context_tokens",
+       "tied_embeddings", "attention", "dense_ffn_size", "moe", "mtp_layers", "native_precision",
+       "checkpoints", "quality_scores"}));
+  Model m;
+  m.id = v.string("id");
+  m.name = v.string("name");
+  m.family = v.string("family");
+  m.license = v.string("license");
+  m.license_notes = v.string_or("license_notes", "");
+  m.release = v.string_or("release", "");
+  m.total_params_b = v.positive("total_params_b");
+  m.active_params_b = v.positive("active_params_b");
+  if (m.active_params_b > m.total_params_b * 1.0000001)
+    v.fail_member("active_params_b", "active parameters (" + std::to_string(m.active_params_b) +
+                                         "B) exceed total parameters (" +
+                                         std::to_string(m.total_params_b) + "B)");
+  m.layers = read_int(v, "layers", 0, true);
+  m.hidden_size = read_int(v, "hidden_size", 0, true);
+  m.vocab_size = read_int(v, "vocab_size", 0, true);
+  m.max_context_tokens = v.positive_int("max_context_tokens");
+  m.tied_embeddings = v.boolean_or("tied_embeddings", false);
+  m.attention = read_attention(v.at("attention"));
+  if (m.attention.sliding_window_layers + m.attention.linear_attention_layers > m.layers)
+    v.at("attention").fail("sliding_window_layers + linear_attention_layers exceed layers");
+  m.dense_ffn_size = read_int(v, "dense_ffn_size");
+  if (auto moe = v.get("moe")) {
+    m.moe = read_moe(*moe);
+    if (m.moe->dense_layers > m.layers) moe->fail_member("dense_layers", "exceeds layers");
+    if (m.moe->dense_layers > 0 && m.dense_ffn_size <= 0)
+      v.fail_member("dense_ffn_size", "required when moe.dense_layers > 0");
+  } else if (m.dense_ffn_size <= 0) {
+    v.fail_member("dense_ffn_size", "required for a dense model (no \"moe\" object)");
+  }
+  m.mtp_layers = read_int(v, "mtp_layers");
+  const auto np = v.at("native_precision");
+  if (!np.is_object()) np.fail("expected an object of component -> precision id");
+  const std::string def = np.string("default");
+  for (Component c : kComponents) m.native_precision[c] = def;
+  for (auto it = np.raw().begin(); it != np.raw().end(); ++it) {
+    if (it.key() == "default") continue;
+    m.native_precision[parse_component(np, it.key())] = np.string(it.key());
+  }
+  for (const auto& c : v.array_or_empty("checkpoints")) {
+    c.only_keys(with_provenance({"precision_label", "size_gb", "includes_mtp"}));
+    Checkpoint ck;
+    ck.precision_label = c.string("precision_label");
+    ck.size_gb = c.positive("size_gb");
+    ck.includes_mtp = c.boolean_or("includes_mtp", false);
+    ck.prov = read_provenance(c);
+    m.checkpoints.push_back(ck);
+  }
+  for (const auto& q : v.array_or_empty("quality_scores")) {
+    q.only_keys(with_provenance({"benchmark", "value", "unit", "reported_by"}));
+    QualityScore s;
+    s.benchmark = q.one_of("benchmark", {"gpqa_diamond", "swe_bench_verified", "swe_bench_pro",
+                                         "terminal_bench", "aa_intelligence_index", "arena_elo"});
+    s.value = q.number("value");
+    s.unit = q.string_or("unit", "");
+    s.reported_by = q.one_of("reported_by", {"vendor", "independent"});
+    s.prov = read_provenance(q);
+    m.quality_scores.push_back(s);
+  }
+  m.prov = read_provenance(v);
+  return m;
+}
+
+Device read_device(const JsonView& v) {
+  v.only_keys(with_provenance({"id", "name", "vendor", "kind", "memory_gb", "memory_bandwidth_gb_s",
+                               "peak_tflops", "hw_formats", "nvlink_gb_s", "pcie_gen", "pcie_lanes",
+                               "tdp_w", "form_factor", "max_per_node", "cores",
+                               "export_control_notes"}));
+  Device d;
+  d.id = v.string("id");
+  d.name = v.string("name");
+  d.vendor = v.string("vendor");
+  const std::string kind = v.one_of("kind", {"gpu", "cpu", "unified"});
+  d.kind = kind == "gpu" ? DeviceKind::gpu : kind == "cpu" ? DeviceKind::cpu : DeviceKind::unified;
+  d.memory_gb = v.positive("memory_gb");
+  d.memory_bandwidth_gb_s = v.positive("memory_bandwidth_gb_s");
+  const auto pk = v.at("peak_tflops");
+  pk.only_keys({"fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"});
+  for (auto it = pk.raw().begin(); it != pk.raw().end(); ++it) d.peak_tflops[it.key()] = pk.positive(it.key());
+  if (d.peak_tflops.empty()) pk.fail("at least one data type's peak rate is required");
+  const auto hf = v.at("hw_formats");
+  for (const auto& f : hf.array()) {
+    const std::string s = f.string();
+    if (s != "fp8" && s != "fp4" && s != "int8") f.fail("expected fp8, fp4 or int8, found \"" + s + "\"");
+    d.hw_formats.push_back(s);
+  }
+  d.nvlink_gb_s = v.number_or("nvlink_gb_s", 0);
+  if (d.nvlink_gb_s < 0) v.fail_member("nvlink_gb_s", "must be >= 0");
+  d.pcie_gen = read_int(v, "pcie_gen");
+  d.pcie_lanes = read_int(v, "pcie_lanes");
+  d.tdp_w = v.positive("tdp_w");
+  d.form_factor = v.string_or("form_factor", "");
+  d.max_per_node = read_int(v, "max_per_node", 8);
+  if (d.max_per_node < 1) v.fail_member("max_per_node", "must be >= 1");
+  d.cores = read_int(v, "cores");
+  d.export_control_notes = v.string_or("export_control_notes", "");
+  d.prov = read_provenance(v);
+  return d;
+}
+
+std::optional<std::pair<double, double>> read_retention(const JsonView& v) {
+  auto r = v.get("quality_retention_pct");
+  if (!r) return std::nullopt;
+  r->only_keys({"min", "max"});
+  const double lo = r->positive("min"), hi = r->positive("max");
+  if (lo > hi) r->fail("min exceeds max");
+  if (hi > 100.0001) r->fail_member("max", "a retention above 100% is not meaningful");
+  return std::make_pair(lo, hi);
+}
+
+const std::initializer_list<std::string_view> kHwFormats = {"bf16", "fp16", "fp8", "fp4", "int8", "none"};
+
+}  // namespace
+
+// FNV-1a 64-bit: a stable content hash for provenance (not a security hash).
+static std::string fnv1a_hex(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::map<Component, double> architecture_params(const Model& m) {
+  std::map<Component, double> p;
+  for (Component c : kComponents) p[c] = 0;
+  const double h = m.hidden_size;
+  const double L = m.layers;
+  p[Component::embeddings] = h * m.vocab_size * (m.tied_embeddings ? 1.0 : 2.0);
+  const Attention& a = m.attention;
+  double attn = 0;
+  if (a.type == AttentionType::mla) {
+    const double qk_head = a.qk_nope_head_dim + a.qk_rope_head_dim;
+    const double q = a.q_lora_rank > 0 ? h * a.q_lora_rank + a.q_lora_rank * a.heads * qk_head
+                                       : h * a.heads * qk_head;
+    const double kv_down = h * (a.kv_lora_rank + a.qk_rope_head_dim);
+    const double kv_up = a.kv_lora_rank * a.heads * (a.qk_nope_head_dim + a.v_head_dim);
+    const double o = a.heads * a.v_head_dim * h;
+    attn = q + kv_down + kv_up + o;
+  } else {
+    attn = h * a.heads * a.head_dim + 2 * h * a.kv_heads * a.head_dim + a.heads * a.head_dim * h;
+  }
+  p[Component::attention] = attn * L;
+  if (m.moe) {
+    const Moe& e = *m.moe;
+    const double moe_layers = L - e.dense_layers;
+    p[Component::dense_ffn] = 3.0 * h * m.dense_ffn_size * e.dense_layers;
+    p[Component::shared_experts] = 3.0 * h * e.shared_expert_ffn_size * e.shared_experts * moe_layers;
+    p[Component::routed_experts] = 3.0 * h * e.expert_ffn_size * e.routed_experts * moe_layers;
+    p[Component::attention] += h * e.routed_experts * moe_layers;  // router
+  } else {
+    p[Component::dense_ffn] = 3.0 * h * m.dense_ffn_size * L;
+  }
+  return p;
+}
+
+const Model* Catalog::find_model(const std::string& id) const {
+  for (const auto& m : models)
+    if (m.id == id) return &m;
+  return nullptr;
+}
+const Device* Catalog::find_device(const std::string& id) const {
+  for (const auto& d : devices)
+    if (d.id == id) return &d;
+  return nullptr;
+}
+
+template <typename T>
+static const T& lookup(const std::vector<T>& v, const std::string& id, const std::string& what) {
+  for (const auto& x : v)
+    if (x.id == id) return x;
+  std::vector<std::string> ids;
+  for (const auto& x : v) ids.push_back(x.id);
+  throw UnknownIdError(what, id, ids);
+}
+
+const Model& Catalog::model(const std::string& id) const { return lookup(models, id, "model"); }
+const Device& Catalog::device(const std::string& id) const { return lookup(devices, id, "device"); }
+const WeightFormat& Catalog::weight_format(const std::string& id) const {
+  return lookup(weight_formats, id, "weight precision");
+}
+const KvFormat& Catalog::kv_format(const std::string& id) const {
+  return lookup(kv_formats, id, "KV-cache precision");
+}
+const Engine& Catalog::engine(const std::string& id) const { return lookup(engines, id, "engine"); }
+const Site& Catalog::site(const std::string& id) const { return lookup(sites, id, "site"); }
+
+double Catalog::fx_per_usd(const std::string& currency) const {
+  if (currency == "USD") return 1.0;
+  for (const auto& r : fx_rates)
+    if (r.currency == currency) return r.per_usd;
+  std::vector<std::string> ids{"USD"};
+  for (const auto& r : fx_rates) ids.push_back(r.currency);
+  throw UnknownIdError("currency", currency, ids);
+}
+
+std::vector<const ApiPrice*> Catalog::api_prices_for(const std::string& model_id) const {
+  std::vector<const ApiPrice*> out;
+  for (const auto& p : api_prices)
+    if (p.model == model_id) out.push_back(&p);
+  return out;
+}
+std::vector<const RentalPrice*> Catalog::rental_prices_for(const std::string& device_id) const {
+  std::vector<const RentalPrice*> out;
+  for (const auto& p : rental_prices)
+    if (p.device == device_id) out.push_back(&p);
+  return out;
+}
+std::vector<const HardwarePrice*> Catalog::hardware_prices_for(const std::string& device_id) const {
+  std::vector<const HardwarePrice*> out;
+  for (const auto& p : hardware_prices)
+    if (p.device == device_id) out.push_back(&p);
+  return out;
+}
+
+Catalog load_catalog(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) throw InputError(dir, "", "catalog directory does not exist");
+  Catalog cat;
+  cat.data_dir = dir;
+  std::string hash_input;
+
+  // precisions first: models reference them.
+  const auto prec = open_catalog_file(dir, "precisions.json", hash_input);
+  {
+    const auto root = root_of(prec, {"weight_formats", "kv_formats"});
+    const auto wv = root.array("weight_formats");
+    for (const auto& v : wv) {
+      v.only_keys(with_provenance({"id", "bits_per_weight", "block_size", "scale_bits", "hw_format",
+                                   "quality_retention_pct", "engines"}));
+      WeightFormat w;
+      w.id = v.string("id");
+      w.bits_per_weight = v.positive("bits_per_weight");
+      if (w.bits_per_weight > 32) v.fail_member("bits_per_weight", "expected at most 32");
+      w.block_size = read_int(v, "block_size");
+      w.scale_bits = read_int(v, "scale_bits");
+      w.hw_format = v.one_of("hw_format", kHwFormats);
+      w.quality_retention_pct = read_retention(v);
+      w.engines = v.strings_or_empty("engines");
+      w.prov = read_provenance(v);
+      cat.weight_formats.push_back(w);
+    }
+    check_unique_ids(cat.weight_formats, wv, "weight precision");
+    const auto kv = root.array("kv_formats");
+    for (const auto& v : kv) {
+      v.only_keys(with_provenance({"id", "bits_per_element", "block_size", "scale_bits", "hw_format", "engines"}));
+      KvFormat k;
+      k.id = v.string("id");
+      k.bits_per_element = v.positive("bits_per_element");
+      k.block_size = read_int(v, "block_size");
+      k.scale_bits = read_int(v, "scale_bits");
+      k.hw_format = v.has("hw_format") ? v.one_of("hw_format", kHwFormats) : "none";
+      k.engines = v.strings_or_empty("engines");
+      k.prov = read_provenance(v);
+      cat.kv_formats.push_back(k);
+    }
+    check_unique_ids(cat.kv_formats, kv, "KV precision");
+  }
+
+  const auto eng = open_catalog_file(dir, "engines.json", hash_input);
+  {
+    const auto root = root_of(eng, {"engines"});
+    const auto ev = root.array("engines");
+    for (const auto& v : ev) {
+      v.only_keys(with_provenance({"id", "name", "device_kinds", "weight_formats", "kv_formats",
+                                   "memory_utilization", "speculative", "efficiency"}));
+      Engine e;
+      e.id = v.string("id");
+      e.name = v.string("name");
+      e.device_kinds = v.strings_or_empty("device_kinds");
+      e.weight_formats = v.strings_or_empty("weight_formats");
+      e.kv_formats = v.strings_or_empty("kv_formats");
+      e.memory_utilization = v.fraction("memory_utilization");
+      if (e.memory_utilization <= 0) v.fail_member("memory_utilization", "must be > 0");
+      e.speculative = v.strings_or_empty("speculative");
+      if (auto eff = v.get("efficiency")) {
+        for (auto it = eff->raw().begin(); it != eff->raw().end(); ++it)
+          e.efficiency[it.key()] = eff->at(it.key()).number();
+      }
+      e.prov = read_provenance(v);
+      for (std::size_t i = 0; i < e.weight_formats.size(); ++i) {
+        bool known = false;
+        for (const auto& w : cat.weight_formats) known = known || w.id == e.weight_formats[i];
+        if (!known) {
+          std::vector<std::string> ids;
+          for (const auto& w : cat.weight_formats) ids.push_back(w.id);
+          v.at("weight_formats").array()[i].fail(UnknownIdError("weight precision", e.weight_formats[i], ids).what());
+        }
+      }
+      cat.engines.push_back(e);
+    }
+    check_unique_ids(cat.engines, ev, "engine");
+  }
+
+  const auto dev = open_catalog_file(dir, "devices.json", hash_input);
+  {
+    const auto root = root_of(dev, {"devices"});
+    const auto dv = root.array("devices");
+    for (const auto& v : dv) cat.devices.push_back(read_device(v));
+    check_unique_ids(cat.devices, dv, "device");
+  }
+
+  const auto mod = open_catalog_file(dir, "models.json", hash_input);
+  {
+    const auto root = root_of(mod, {"models"});
+    const auto mv = root.array("models");
+    for (std::size_t i = 0; i < mv.size(); ++i) {
+      Model m = read_model(mv[i]);
+      const auto np = mv[i].at("native_precision");
+      for (auto it = np.raw().begin(); it != np.raw().end(); ++it) {
+        const std::string pid = it.value().get<std::string>();
+        bool known = false;
+        for (const auto& w : cat.weight_formats) known = known || w.id == pid;
+        if (!known) {
+          std::vector<std::string> ids;
+          for (const auto& w : cat.weight_formats) ids.push_back(w.id);
+          np.fail_member(it.key(), UnknownIdError("weight precision", pid, ids).what());
+        }
+      }
+      // Cross-check: the architecture's parameter count against the published total.
+      double arch = 0;
+      for (const auto& [c, n] : architecture_params(m)) arch += n;
+      const double published = m.total_params_b * 1e9;
+      const double dev_pct = (arch - published) / published * 100.0;
+      if (std::fabs(dev_pct) > 10.0) {
+        cat.warnings.push_back({mod.path, mv[i].path(),
+                                "parameters computed from the architecture (" +
+                                    std::to_string(arch / 1e9).substr(0, 7) + "B) differ from total_params_b (" +
+                                    std::to_string(m.total_params_b).substr(0, 7) + "B) by " +
+                                    std::to_string(dev_pct).substr(0, 5) + "%"});
+      }
+      cat.models.push_back(std::move(m));
+    }
+    check_unique_ids(cat.models, mv, "model");
+  }
+
+  const auto pri = open_catalog_file(dir, "prices.json", hash_input);
+  {
+    const auto root = root_of(pri, {"api", "rental", "hardware"});
+    std::vector<std::string> model_ids, device_ids;
+    for (const auto& m : cat.models) model_ids.push_back(m.id);
+    for (const auto& d : cat.devices) device_ids.push_back(d.id);
+    auto check_ref = [](const JsonView& v, std::string_view key, const std::vector<std::string>& ids,
+                        const std::string& what) {
+      const std::string id = v.string(key);
+      if (std::find(ids.begin(), ids.end(), id) == ids.end())
+        v.fail_member(key, UnknownIdError(what, id, ids).what());
+      return id;
+    };
+    for (const auto& v : root.array_or_empty("api")) {
+      v.only_keys(with_provenance({"model", "provider", "currency", "input_per_mtok",
+                                   "cached_input_per_mtok", "output_per_mtok", "tier"}));
+      ApiPrice p;
+      p.model = check_ref(v, "model", model_ids, "model");
+      p.provider = v.string("provider");
+      p.currency = v.string("currency");
+      p.input_per_mtok = v.non_negative("input_per_mtok");
+      if (v.has("cached_input_per_mtok")) p.cached_input_per_mtok = v.non_negative("cached_input_per_mtok");
+      p.output_per_mtok = v.non_negative("output_per_mtok");
+      p.tier = v.string_or("tier", "list");
+      p.prov = read_provenance(v);
+      cat.api_prices.push_back(p);
+    }
+    for (const auto& v : root.array_or_empty("rental")) {
+      v.only_keys(with_provenance({"device", "provider", "kind", "usd_per_gpu_hour", "commitment_months"}));
+      RentalPrice p;
+      p.device = check_ref(v, "device", device_ids, "device");
+      p.provider = v.string("provider");
+      p.kind = v.one_of("kind", {"on_demand", "reserved", "spot"});
+      p.usd_per_gpu_hour = v.positive("usd_per_gpu_hour");
+      p.commitment_months = read_int(v, "commitment_months");
+      p.prov = read_provenance(v);
+      cat.rental_prices.push_back(p);
+    }
+    for (const auto& v : root.array_or_empty("hardware")) {
+      v.only_keys(with_provenance({"item", "device", "devices", "kind", "currency", "price_low",
+                                   "price_high", "basis", "includes_vat", "system_power_w"}));
+      HardwarePrice p;
+      p.item = v.string("item");
+      p.device = check_ref(v, "device", device_ids, "device");
+      p.devices = static_cast<int>(v.positive_int("devices"));
+      p.kind = v.one_of("kind", {"card", "system"});
+      p.currency = v.string("currency");
+      p.price_low = v.positive("price_low");
+      p.price_high = v.positive("price_high");
+      if (p.price_low > p.price_high) v.fail_member("price_low", "exceeds price_high");
+      p.basis = v.one_of("basis", {"street", "list", "quote"});
+      p.includes_vat = v.boolean_or("includes_vat", false);
+      p.system_power_w = v.number_or("system_power_w", 0);
+      p.prov = read_provenance(v);
+      cat.hardware_prices.push_back(p);
+    }
+  }
+
+  const auto sit = open_catalog_file(dir, "sites.json", hash_input);
+  {
+    const auto root = root_of(sit, {"sites"});
+    const auto sv = root.array("sites");
+    for (const auto& v : sv) {
+      v.only_keys(with_provenance({"id", "name", "country", "currency", "electricity_per_kwh", "pue",
+                                   "vat_rate", "colo_per_kw_month"}));
+      Site s;
+      s.id = v.string("id");
+      s.name = v.string_or("name", s.id);
+      s.country = v.string_or("country", "");
+      s.currency = v.string("currency");
+      s.electricity_per_kwh = v.positive("electricity_per_kwh");
+      s.pue = v.positive("pue");
+      if (s.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
+      s.vat_rate = v.has("vat_rate") ? v.fraction("vat_rate") : 0.0;
+      s.colo_per_kw_month = v.number_or("colo_per_kw_month", 0);
+      s.prov = read_provenance(v);
+      cat.sites.push_back(s);
+    }
+    check_unique_ids(cat.sites, sv, "site");
+  }
+
+  const auto fx = open_catalog_file(dir, "fx.json", hash_input);
+  {
+    const auto root = root_of(fx, {"rates"});
+    if (root.string_or("base", "USD") != "USD") root.fail_member("base", "only USD is supported as the base");
+    std::set<std::string> seen;
+    for (const auto& v : root.array("rates")) {
+      v.only_keys(with_provenance({"currency", "per_usd"}));
+      FxRate r;
+      r.currency = v.string("currency");
+      if (r.currency.size() != 3) v.fail_member("currency", "expected an ISO 4217 code such as EUR");
+      r.per_usd = v.positive("per_usd");
+      r.prov = read_provenance(v);
+      if (!seen.insert(r.currency).second) v.fail_member("currency", "duplicate currency " + r.currency);
+      cat.fx_rates.push_back(r);
+    }
+  }
+  // Every price's currency must be convertible.
+  auto check_currency = [&](const std::string& file, const std::string& cur) {
+    if (cur == "USD") return;
+    for (const auto& r : cat.fx_rates)
+      if (r.currency == cur) return;
+    throw InputError(file, "", "currency " + cur + " has no rate in fx.json");
+  };
+  for (const auto& p : cat.api_prices) check_currency(pri.path, p.currency);
+  for (const auto& p : cat.hardware_prices) check_currency(pri.path, p.currency);
+  for (const auto& s : cat.sites) check_currency(sit.path, s.currency);
+
+  cat.content_hash = fnv1a_hex(hash_input);
+  return cat;
+}
+
+}  // namespace moeplan

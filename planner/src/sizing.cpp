@@ -1,0 +1,334 @@
+// Formulas: docs/memory.md.
+#include "moeplan/sizing.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "moeplan/errors.hpp"
+
+namespace moeplan {
+
+namespace {
+constexpr double kGB = 1e9;
+
+bool is_expert_component(Component c) { return c == Component::routed_experts; }
+}  // namespace
+
+PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base, const Catalog& cat) {
+  PrecisionMix mix = base;
+  if (spec.empty()) return mix;
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    const auto eq = item.find('=');
+    std::string comp = eq == std::string::npos ? "default" : item.substr(0, eq);
+    const std::string prec = eq == std::string::npos ? item : item.substr(eq + 1);
+    (void)cat.weight_format(prec);  // throws "did you mean"
+    if (comp == "default") {
+      for (Component c : kComponents) mix[c] = prec;
+      continue;
+    }
+    bool found = false;
+    for (Component c : kComponents) {
+      if (comp == component_name(c)) {
+        mix[c] = prec;
+        found = true;
+      }
+    }
+    if (!found) {
+      std::vector<std::string> names{"default"};
+      for (Component c : kComponents) names.emplace_back(component_name(c));
+      throw UnknownIdError("weight component", comp, names);
+    }
+  }
+  return mix;
+}
+
+double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element) {
+  const Attention& a = m.attention;
+  if (a.type == AttentionType::mla) {
+    // MLA caches the compressed latent plus the decoupled RoPE key, shared by all heads.
+    return (a.kv_lora_rank + a.qk_rope_head_dim) * bytes_per_element;
+  }
+  return 2.0 * a.kv_heads * a.head_dim * bytes_per_element;  // K and V
+}
+
+namespace {
+int full_attention_layers(const Model& m) {
+  return m.layers - m.attention.sliding_window_layers - m.attention.linear_attention_layers;
+}
+}  // namespace
+
+double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context) {
+  const double per_layer = kv_bytes_per_token_per_layer(m, bytes_per_element);
+  const double full = static_cast<double>(full_attention_layers(m)) * static_cast<double>(context);
+  const double windowed =
+      static_cast<double>(m.attention.sliding_window_layers) *
+      static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0
+                                                ? m.attention.sliding_window_tokens
+                                                : context));
+  return per_layer * (full + windowed);
+}
+
+std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix, const Catalog& cat,
+                                         bool include_mtp) {
+  const auto arch = architecture_params(m);
+  double arch_total = 0;
+  for (const auto& [c, n] : arch) arch_total += n;
+  // The published total is authoritative; the architecture gives each component's share.
+  const double scale = arch_total > 0 ? m.total_params_b * 1e9 / arch_total : 0;
+  const double mtp_factor = include_mtp && m.mtp_layers > 0
+                                ? 1.0 + static_cast<double>(m.mtp_layers) / m.layers
+                                : 1.0;
+  std::map<Component, double> out;
+  for (Component c : kComponents) {
+    auto it = mix.find(c);
+    const std::string& prec = it != mix.end() ? it->second : m.native_precision.at(c);
+    const double bits = cat.weight_format(prec).bits_per_weight;
+    const double params = arch.at(c) * scale * (c == Component::embeddings ? 1.0 : mtp_factor);
+    out[c] = params * bits / 8.0;
+  }
+  return out;
+}
+
+ResolvedLayout resolve_layout(const Model& m, int gpus, const Layout& l) {
+  if (gpus < 1) throw Error("--gpus must be at least 1");
+  ResolvedLayout r;
+  r.pp = std::max(1, l.pp);
+  if (gpus % r.pp != 0)
+    throw Error(fmt::format("pipeline parallel size {} does not divide {} GPUs", r.pp, gpus));
+  r.tp = l.tp > 0 ? l.tp : gpus / r.pp;
+  if (gpus % (r.tp * r.pp) != 0)
+    throw Error(fmt::format("tp {} × pp {} does not divide {} GPUs", r.tp, r.pp, gpus));
+  r.dp = gpus / (r.tp * r.pp);
+  if (r.pp > m.layers) throw Error(fmt::format("pp {} exceeds the model's {} layers", r.pp, m.layers));
+  r.ep = l.ep > 0 ? l.ep : r.tp * r.dp;
+  if (m.is_moe()) {
+    if ((r.tp * r.dp) % r.ep != 0)
+      throw Error(fmt::format("ep {} must divide tp × dp = {}", r.ep, r.tp * r.dp));
+  } else {
+    r.ep = 1;
+  }
+  r.dp_attention = l.dp_attention;
+  return r;
+}
+
+double activation_bytes_per_gpu(const Model& m, const ResolvedLayout& l, long long chunk_tokens,
+                                long long max_seqs) {
+  // Peak live activations of one forward pass over `chunk_tokens` tokens in 16-bit:
+  // residual stream, norm output, attention input/output and QKV (≈ 6 × hidden per token),
+  // the FFN's gate+up intermediate for the tokens routed to this GPU, and fp32 logits
+  // for the sequences sampled in the step. An engineering estimate (docs/memory.md).
+  const double t = static_cast<double>(chunk_tokens);
+  const double h = m.hidden_size;
+  double ffn_cols = 0;
+  if (m.is_moe()) {
+    const Moe& e = *m.moe;
+    ffn_cols = static_cast<double>(e.experts_per_token) * e.expert_ffn_size +
+               static_cast<double>(e.shared_experts) * e.shared_expert_ffn_size;
+    ffn_cols = std::max(ffn_cols, static_cast<double>(m.dense_ffn_size));
+  } else {
+    ffn_cols = m.dense_ffn_size;
+  }
+  const double per_rank = l.tp;
+  const double residual = t * h * 2.0 * 6.0;
+  const double ffn = t * ffn_cols * 2.0 * 2.0 / per_rank;
+  const double logits = static_cast<double>(std::min<long long>(max_seqs, chunk_tokens)) *
+                        m.vocab_size * 4.0 / per_rank;
+  return residual + ffn + logits;
+}
+
+namespace {
+
+struct Budget {
+  double capacity = 0;  // per GPU
+  double weights = 0;   // most loaded GPU
+  double activation = 0;
+  double kv_free = 0;   // capacity − weights − activation
+};
+
+// KV share each GPU holds of the whole KV (sequences × layers × heads).
+double kv_share(const Model& m, const ResolvedLayout& l) {
+  double share = 1.0 / l.pp / l.dp;
+  if (m.attention.type == AttentionType::mla) {
+    // One latent per token serves every head: TP ranks each keep a full copy,
+    // unless attention runs data-parallel (sequences sharded over the TP group).
+    if (l.dp_attention) share /= l.tp;
+  } else {
+    const int kvh = m.attention.kv_heads;
+    const int per_rank = std::max(1, (kvh + l.tp - 1) / l.tp);  // replicated when tp > kv_heads
+    share *= static_cast<double>(per_rank) / kvh;
+  }
+  return share;
+}
+
+struct Core {
+  ResolvedLayout layout;
+  std::map<Component, double> wbytes;
+  double weights_total = 0;
+  double kv_per_token = 0;
+  double bytes_per_kv = 0;
+  double share = 0;
+  Budget b;
+  double device_bytes = 0;
+};
+
+Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
+  const Model& m = *req.model;
+  Core c;
+  c.layout = resolve_layout(m, gpus, req.layout);
+  PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
+  c.wbytes = weight_bytes(m, mix, cat, req.include_mtp);
+  for (const auto& [k, v] : c.wbytes) c.weights_total += v;
+  if (req.weights_gb) {
+    // Scale every component to the stated total (what-if with a published file size).
+    const double f = *req.weights_gb * kGB / c.weights_total;
+    for (auto& [k, v] : c.wbytes) v *= f;
+    c.weights_total = *req.weights_gb * kGB;
+  }
+  const std::string kvp = req.kv_precision.empty() ? "bf16" : req.kv_precision;
+  c.bytes_per_kv = cat.kv_format(kvp).bits_per_element / 8.0;
+  c.kv_per_token = kv_bytes_for_context(m, c.bytes_per_kv, 1);
+  c.share = kv_share(m, c.layout);
+  c.device_bytes = (req.device_memory_gb ? *req.device_memory_gb : req.device->memory_gb) * kGB;
+  c.b.capacity = c.device_bytes * req.memory_utilization - req.reserved_gb_per_gpu * kGB;
+  // Weights on the most loaded GPU: experts over ep ranks per stage, the rest over tp ranks.
+  double experts = 0, rest = 0;
+  for (const auto& [k, v] : c.wbytes) (is_expert_component(k) ? experts : rest) += v;
+  const auto& L = c.layout;
+  c.b.weights = rest / (L.tp * L.pp) + experts / (L.ep * L.pp);
+  c.b.activation = req.activation_gb_per_gpu
+                       ? *req.activation_gb_per_gpu * kGB
+                       : activation_bytes_per_gpu(m, L, req.prefill_chunk_tokens,
+                                                  std::max<long long>(req.concurrency, 1));
+  c.b.kv_free = c.b.capacity - c.b.weights - c.b.activation;
+  return c;
+}
+
+double kv_total(const FitRequest& req, const Core& c, long long context, long long conc) {
+  if (req.kv_bytes_per_token) return *req.kv_bytes_per_token * static_cast<double>(context) * static_cast<double>(conc);
+  return kv_bytes_for_context(*req.model, c.bytes_per_kv, context) * static_cast<double>(conc);
+}
+
+bool fits_with(const FitRequest& req, const Core& c) {
+  const double kv = kv_total(req, c, req.context_tokens, req.concurrency) * c.share;
+  return c.b.kv_free >= kv;
+}
+
+}  // namespace
+
+FitResult fit(const FitRequest& in, const Catalog& cat) {
+  if (!in.model || !in.device) throw Error("fit: model and device are required");
+  FitRequest req = in;
+  const Model& m = *req.model;
+  if (req.context_tokens <= 0) req.context_tokens = m.max_context_tokens;
+  if (req.concurrency < 1) throw Error("--concurrency must be at least 1");
+  if (req.memory_utilization <= 0 || req.memory_utilization > 1)
+    throw Error("memory utilization must be in (0, 1]");
+
+  const Core c = compute_core(req, cat, req.gpus);
+  FitResult r;
+  r.layout = c.layout;
+  r.weights = req.weights.empty() ? m.native_precision : req.weights;
+  r.kv_precision = req.kv_precision.empty() ? "bf16" : req.kv_precision;
+  r.weights_bytes_by_component = c.wbytes;
+  r.weights_bytes = c.weights_total;
+  r.kv_bytes_per_token = req.kv_bytes_per_token ? *req.kv_bytes_per_token : c.kv_per_token;
+  r.context_tokens = req.context_tokens;
+  r.concurrency = req.concurrency;
+  r.kv_bytes_total = kv_total(req, c, req.context_tokens, req.concurrency);
+  r.kv_share_per_gpu = c.share;
+  r.device_memory_bytes = c.device_bytes;
+  r.capacity_bytes = c.b.capacity * req.gpus;
+
+  const double kv_per_gpu = r.kv_bytes_total * c.share;
+  for (int g = 0; g < req.gpus; ++g) {
+    GpuMemory gm;
+    gm.index = g;
+    gm.pp_stage = g / (c.layout.tp * c.layout.dp);
+    gm.capacity_bytes = c.b.capacity;
+    gm.weights_bytes = c.b.weights;
+    gm.activation_bytes = c.b.activation;
+    gm.kv_bytes = kv_per_gpu;
+    gm.free_bytes = c.b.capacity - c.b.weights - c.b.activation - kv_per_gpu;
+    r.per_gpu.push_back(gm);
+  }
+
+  // Limits.
+  const double per_seq = kv_total(req, c, req.context_tokens, 1) * c.share;
+  r.max_concurrency = c.b.kv_free > 0 && per_seq > 0
+                          ? static_cast<long long>(std::floor(c.b.kv_free / per_seq))
+                          : 0;
+  // Max context at the requested concurrency: KV grows monotonically with context, so bisect.
+  {
+    auto ok = [&](long long ctx) {
+      return kv_total(req, c, ctx, req.concurrency) * c.share <= c.b.kv_free;
+    };
+    long long lo = 0, hi = m.max_context_tokens;
+    if (ok(hi)) {
+      lo = hi;
+    } else {
+      while (hi - lo > 1) {
+        const long long mid = lo + (hi - lo) / 2;
+        (ok(mid) ? lo : hi) = mid;
+      }
+    }
+    r.max_context_tokens = c.b.kv_free > 0 ? lo : 0;
+  }
+  r.fits = fits_with(req, c);
+  const double gb = kGB;
+  if (c.b.weights + c.b.activation > c.b.capacity) {
+    r.reason = fmt::format(
+        "weights need {:.1f} GB per GPU ({:.1f} GB in all) plus {:.1f} GB activations, but each "
+        "{} offers {:.1f} GB ({:.0f} GB × {:.0f}% usable{})",
+        c.b.weights / gb, r.weights_bytes / gb, c.b.activation / gb, req.device->name,
+        c.b.capacity / gb, c.device_bytes / gb, req.memory_utilization * 100,
+        req.reserved_gb_per_gpu > 0 ? fmt::format(" − {:.1f} GB reserved", req.reserved_gb_per_gpu)
+                                    : std::string());
+  } else if (!r.fits) {
+    r.reason = fmt::format(
+        "weights fit, but the KV cache for {} tokens × {} sequences needs {:.1f} GB per GPU and "
+        "only {:.1f} GB is left; at this context at most {} sequences fit",
+        req.context_tokens, req.concurrency, kv_per_gpu / gb, c.b.kv_free / gb, r.max_concurrency);
+  } else {
+    r.reason = fmt::format(
+        "fits: {:.1f} GB weights + {:.1f} GB activations + {:.1f} GB KV of {:.1f} GB per GPU; "
+        "{:.1f} GB headroom",
+        c.b.weights / gb, c.b.activation / gb, kv_per_gpu / gb, c.b.capacity / gb,
+        (c.b.kv_free - kv_per_gpu) / gb);
+  }
+
+  // Smallest count of this device that fits, trying layouts that keep the requested pp.
+  r.min_gpus = 0;
+  for (int n = 1; n <= 512; ++n) {
+    FitRequest t = req;
+    t.gpus = n;
+    t.layout.tp = 0;
+    t.layout.ep = 0;
+    if (n % std::max(1, req.layout.pp) != 0) continue;
+    try {
+      if (fits_with(t, compute_core(t, cat, n))) {
+        r.min_gpus = n;
+        break;
+      }
+    } catch (const Error&) {
+      continue;
+    }
+  }
+  if (m.attention.type == AttentionType::mla && c.layout.tp > 1 && !c.layout.dp_attention)
+    r.notes.push_back(
+        "MLA latent KV is replicated on every tensor-parallel rank; --dp-attention shards it by "
+        "sequence instead");
+  if (m.attention.sparse_type == "dsa")
+    r.notes.push_back("the DSA indexer's key cache is not counted (small next to the latent KV)");
+  if (req.context_tokens > m.max_context_tokens)
+    r.notes.push_back(fmt::format("requested context exceeds the model's trained {} tokens",
+                                  m.max_context_tokens));
+  return r;
+}
+
+}  // namespace moeplan

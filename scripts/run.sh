@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine:
+#   scripts/run.sh main   install what is missing, build, run the main job on the bundled catalogs
+#   scripts/run.sh test   install what is missing, build, run the whole test suite
+#   scripts/run.sh ci-extra  what CI adds after `test`: a sanitizer build + tests, a format check
+# Environment: BUILD_DIR (default build), JOBS (default nproc), CUDA_ARCHS (default: CMake's list).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-main}
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+
+# Debian packages the build needs, with a file that proves each is installed.
+declare -A need=(
+  [cmake]=/usr/bin/cmake [ninja-build]=/usr/bin/ninja [g++]=/usr/bin/g++ [pkg-config]=/usr/bin/pkg-config
+  [nlohmann-json3-dev]=/usr/include/nlohmann/json.hpp [libcli11-dev]=/usr/include/CLI/CLI.hpp
+  [libeigen3-dev]=/usr/include/eigen3/Eigen/Core [catch2]=/usr/include/catch2/catch.hpp
+  [libfmt-dev]=/usr/include/fmt/format.h [libxlsxwriter-dev]=/usr/include/xlsxwriter.h
+  [clang-format]=/usr/bin/clang-format [git]=/usr/bin/git
+)
+missing=()
+for p in "${!need[@]}"; do [[ -e ${need[$p]} ]] || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "installing missing Debian packages: ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then SUDO=""
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"
+  else
+    echo "error: need root or passwordless sudo to install: ${missing[*]}" >&2
+    echo "       install them yourself: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cuda_args=()
+if [[ -n ${CUDA_ARCHS:-} ]]; then cuda_args+=("-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHS}"); fi
+
+configure_build() {  # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja -DMOEPLAN_WERROR=ON "${cuda_args[@]}" "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+run_tests() {  # dir
+  (cd "$1" && ctest --output-on-failure -j "$JOBS" --timeout 600)
+}
+
+case "$mode" in
+  main)
+    configure_build "$BUILD_DIR"
+    "$BUILD_DIR/apps/moeplan" catalog check
+    if [[ -f examples/seed-8xh200-glm52-huf.json ]] && "$BUILD_DIR/apps/moeplan" --help | grep -q '^  plan'; then
+      "$BUILD_DIR/apps/moeplan" plan examples/seed-8xh200-glm52-huf.json
+    else
+      "$BUILD_DIR/apps/moeplan" fit --model glm-5.2 --gpu h200 --gpus 8 --weights fp8 --kv fp8 --context 131072 --concurrency 16
+      "$BUILD_DIR/apps/moeplan" catalog list models
+    fi
+    ;;
+  test)
+    configure_build "$BUILD_DIR"
+    run_tests "$BUILD_DIR"
+    ;;
+  ci-extra)
+    echo "== sanitizer build (ASan + UBSan), CUDA off =="
+    configure_build "${BUILD_DIR}-asan" -DMOEPLAN_SANITIZE=ON -DMOEPLAN_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests "${BUILD_DIR}-asan"
+    echo "== format check =="
+    git ls-files '*.cpp' '*.hpp' '*.cu' '*.cuh' | xargs clang-format --dry-run -Werror
+    echo "format OK"
+    ;;
+  *)
+    echo "usage: $0 main|test|ci-extra" >&2
+    exit 2
+    ;;
+esac
