@@ -136,7 +136,7 @@ void check_unique_ids(const std::vector<T>& items, const std::vector<JsonView>& 
 Attention read_attention(const JsonView& a) {
   a.only_keys({"type", "heads", "kv_heads", "head_dim", "q_lora_rank", "kv_lora_rank",
                "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "sliding_window_tokens",
-               "sliding_window_layers", "linear_attention_layers", "sparse"});
+               "sliding_window_layers", "linear_attention_layers", "sparse", "kv_compression"});
   Attention at;
   const std::string type = a.one_of("type", {"mha", "gqa", "mla"});
   at.type = type == "mha" ? AttentionType::mha : type == "gqa" ? AttentionType::gqa : AttentionType::mla;
@@ -160,6 +160,8 @@ Attention read_attention(const JsonView& a) {
   if (at.sliding_window_layers > 0 && at.sliding_window_tokens <= 0)
     a.fail_member("sliding_window_tokens", "required (> 0) when sliding_window_layers is set");
   at.linear_attention_layers = read_int(a, "linear_attention_layers");
+  at.kv_compression = a.number_or("kv_compression", 1.0);
+  if (at.kv_compression < 1) a.fail_member("kv_compression", "expected a factor >= 1");
   if (auto s = a.get("sparse")) {
     s->only_keys({"type", "topk_tokens"});
     at.sparse_type = s->one_of("type", {"dsa", "msa", "nsa"});

@@ -65,7 +65,8 @@ int full_attention_layers(const Model& m) {
 
 double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context) {
   const double per_layer = kv_bytes_per_token_per_layer(m, bytes_per_element);
-  const double full = static_cast<double>(full_attention_layers(m)) * static_cast<double>(context);
+  const double full = static_cast<double>(full_attention_layers(m)) * static_cast<double>(context) /
+                     m.attention.kv_compression;
   const double windowed =
       static_cast<double>(m.attention.sliding_window_layers) *
       static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0

@@ -33,6 +33,10 @@ struct Attention {
   int linear_attention_layers = 0;
   std::string sparse_type;  // "" none, "dsa", "msa", "nsa"
   long long sparse_topk_tokens = 0;
+  // Average factor by which the full-attention layers' cached KV per token is smaller than the
+  // head geometry above implies (compressed KV such as DeepSeek V4's 4x/128x layers, or global
+  // layers with fewer, shared K=V heads). 1 = none.
+  double kv_compression = 1.0;
 };
 
 struct Moe {
