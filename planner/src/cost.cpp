@@ -198,7 +198,7 @@ std::optional<double> crossover_month(const CostCurve& a, const CostCurve& b) {
   require(a.horizon() == b.horizon(), "curves must share a horizon");
   const int h = a.horizon();
   int sign = 0;                      // who is dearer: +1 a, −1 b, 0 not yet known
-  std::optional<double> zero_since;  // time the difference touched 0 while sign was set
+  double zero_since = -1;  // time the difference touched 0 while sign was set; −1: not touching
   auto sgn = [](double d) {
     // Differences below a relative hair are ties (sums of the same numbers in a different order).
     return d > 1e-9 ? 1 : (d < -1e-9 ? -1 : 0);
@@ -207,15 +207,15 @@ std::optional<double> crossover_month(const CostCurve& a, const CostCurve& b) {
   auto visit = [&](double t, double d) -> std::optional<double> {
     const int s = sgn(d);
     if (s == 0) {
-      if (sign != 0 && !zero_since) zero_since = t;
+      if (sign != 0 && zero_since < 0) zero_since = t;
       return std::nullopt;
     }
     if (sign == 0) {
       sign = s;
       return std::nullopt;
     }
-    if (s == -sign) return zero_since ? *zero_since : t;
-    zero_since.reset();
+    if (s == -sign) return zero_since >= 0 ? zero_since : t;
+    zero_since = -1;
     return std::nullopt;
   };
   double d = 0;  // difference at the left limit of month m
@@ -668,11 +668,20 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
     t.name = "flexion";
     t.title = fmt::format("Cost per 1M output tokens against node utilization (capacity {} tok/s)",
                           *in.node_capacity_tok_s);
-    t.columns = {"utilization (%)", "buy (" + per_mtok + ")", "rent (" + per_mtok + ")",
-                 "api (" + per_mtok + ")"};
+    // A column per option present.
+    const bool own = a.flexion[0].own.has_value(), rent = a.flexion[0].rent.has_value(),
+               api = a.flexion[0].api.has_value();
+    t.columns = {"utilization (%)"};
+    if (own) t.columns.push_back("buy (" + per_mtok + ")");
+    if (rent) t.columns.push_back("rent (" + per_mtok + ")");
+    if (api) t.columns.push_back("api (" + per_mtok + ")");
     Json arr = Json::array();
     for (const auto& f : a.flexion) {
-      t.add({Cell(f.utilization * 100, 0), opt_cell(f.own), opt_cell(f.rent), opt_cell(f.api)});
+      std::vector<Cell> row{Cell(f.utilization * 100, 0)};
+      if (own) row.push_back(opt_cell(f.own));
+      if (rent) row.push_back(opt_cell(f.rent));
+      if (api) row.push_back(opt_cell(f.api));
+      t.add(std::move(row));
       arr.push_back({{"utilization", f.utilization},
                      {"buy", opt_json(f.own)},
                      {"rent", opt_json(f.rent)},
@@ -814,8 +823,14 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   Json aj = Json::array();
   for (const auto& x : in.assumptions) {
     Cell v;
-    if (x.value.is_number())
-      v = Cell(x.value.get<double>());
+    if (x.value.is_number()) {
+      const double d = x.value.get<double>();
+      // Whole numbers print without decimals (counts, HUF amounts).
+      if (std::fabs(d) < 1e15 && std::floor(d) == d)
+        v = Cell(static_cast<long long>(d));
+      else
+        v = Cell(d);
+    }
     else if (x.value.is_boolean())
       v = Cell(x.value.get<bool>());
     else if (x.value.is_string())
@@ -835,6 +850,80 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   r.messages = a.messages;
   j["messages"] = a.messages;
   return r;
+}
+
+svg::ChartPage make_cost_chart(const CostInputs& in, const CostAnalysis& a) {
+  svg::ChartPage page;
+  page.title = in.title.empty() ? "Cost comparison" : in.title;
+  const std::string& cur = in.currency;
+  auto color_of = [](const std::string& id) {
+    return id == "buy" ? "#0072B2" : id == "rent" ? "#D55E00" : "#009E73";
+  };
+  if (!a.options.empty()) {
+    svg::LineChart c;
+    c.title = fmt::format("Cumulative cost over {} months", in.horizon_months);
+    c.subtitle = fmt::format("{} at {} {}/USD; buy = capex at month 0 + opex, less residual at end of life",
+                             cur, in.fx_per_usd, cur);
+    c.x_label = "Month";
+    c.y_label = "Cumulative cost (" + cur + ")";
+    for (const auto& o : a.options) {
+      svg::Series s;
+      s.name = o.label;
+      s.color = color_of(o.id);
+      const auto cum = o.curve.monthly_cumulative();
+      for (std::size_t m = 0; m < cum.size(); ++m) {
+        s.x.push_back(static_cast<double>(m));
+        s.y.push_back(cum[m]);
+      }
+      c.series.push_back(std::move(s));
+    }
+    for (const auto& p : a.pairs) {
+      if (!p.crossover_month) continue;
+      const double y = a.option(p.a)->curve.at(*p.crossover_month);
+      c.highlights.push_back({*p.crossover_month, y,
+                              fmt::format("{} = {} at month {:.1f}", p.a, p.b, *p.crossover_month)});
+    }
+    page.charts.push_back(std::move(c));
+  }
+  if (!a.flexion.empty()) {
+    svg::LineChart c;
+    c.title = "Cost per 1M output tokens against node utilization";
+    c.subtitle = fmt::format("Node capacity {} output tok/s, 24/7 over a 365-day year; the API is flat",
+                             *in.node_capacity_tok_s);
+    c.x_label = "Node utilization (% of capacity in use)";
+    c.y_label = cur + " per 1M output tokens";
+    svg::Series own, rent, api;
+    own.name = "buy (own)";
+    own.color = color_of("buy");
+    rent.name = "rent";
+    rent.color = color_of("rent");
+    api.name = "api";
+    api.color = color_of("api");
+    api.dashed = true;
+    api.markers = false;
+    double cap = 0;
+    for (const auto& f : a.flexion) {
+      const double x = f.utilization * 100;
+      if (f.own) own.x.push_back(x), own.y.push_back(*f.own);
+      if (f.rent) rent.x.push_back(x), rent.y.push_back(*f.rent);
+      if (f.api) api.x.push_back(x), api.y.push_back(*f.api);
+      // Scale the axis to 20% utilization and up: the 5% end is 20x the full-node cost.
+      if (f.utilization >= 0.2 - 1e-9) {
+        if (f.own) cap = std::max(cap, *f.own);
+        if (f.rent) cap = std::max(cap, *f.rent);
+      }
+      if (f.api) cap = std::max(cap, *f.api * 1.25);
+    }
+    for (auto* s : {&own, &rent, &api})
+      if (!s->x.empty()) c.series.push_back(*s);
+    c.x_min = 0;
+    c.x_max = 100;
+    if (cap > 0) c.y_max = cap;
+    c.clip_note = "lines above the axis are cut";
+    page.charts.push_back(std::move(c));
+  }
+  page.footer = "moeplan cost, " + in.file;
+  return page;
 }
 
 }  // namespace moeplan::cost

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "moeplan/report.hpp"
+#include "moeplan/svg_chart.hpp"
 
 namespace moeplan::cost {
 
@@ -366,5 +367,10 @@ CostAnalysis analyze(const CostInputs& in);
 // the monthly table has one row per month per option (for CSV); otherwise one
 // row per month with a column per option.
 Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy);
+
+// The chart for --chart: cumulative cost of each option by month with the
+// crossovers ringed, and (with a node capacity) cost per 1M output tokens
+// against utilization with the API as a flat line.
+svg::ChartPage make_cost_chart(const CostInputs& in, const CostAnalysis& a);
 
 }  // namespace moeplan::cost

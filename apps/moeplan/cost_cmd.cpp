@@ -1,0 +1,75 @@
+// `moeplan cost SCENARIO.json`: TCO and buy / rent / API break-even
+// (docs/cost.md, docs/scenario.md). Reads the scenario, runs the cost model,
+// renders the report in the chosen format and optionally an SVG chart.
+#include <memory>
+
+#include "cli.hpp"
+#include "moeplan/cost.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/scenario.hpp"
+#include "moeplan/svg_chart.hpp"
+#include "moeplan/xlsx.hpp"
+
+namespace {
+
+struct CostOptions {
+  std::string scenario;
+  moeplan::cli::OutputOptions out;
+  std::string chart;
+};
+
+void run_cost(const CostOptions& o) {
+  using namespace moeplan;
+  if (o.out.format == "xlsx" && o.out.output.empty())
+    throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
+
+  // The catalog is loaded only when the scenario refers to it, so a
+  // self-contained scenario runs without data/.
+  bool used_catalog = false;
+  const CatalogProvider catalog = [&]() -> const Catalog& {
+    used_catalog = true;
+    return cli::catalog();
+  };
+  const cost::CostInputs in = load_scenario(o.scenario, catalog);
+  const cost::CostAnalysis a = cost::analyze(in);
+  Report r = cost::make_cost_report(in, a, o.out.format == "csv");
+  r.meta.tool_version = tool_version();
+  r.meta.git_sha = git_sha();
+  r.meta.catalog_hash = used_catalog ? cli::catalog().content_hash : "";
+  r.meta.command_line = cli::global().command_line;
+
+  if (o.out.format == "xlsx") {
+    xlsx::write_report(r, o.out.output,
+                       {{"Summary",
+                         {"summary", "comparison", "thresholds", "buy_breakdown", "people",
+                          "provider", "routing", "power_only"},
+                         true},
+                        {"Monthly", {"monthly"}, false},
+                        {"Flexion", {"flexion"}, false},
+                        {"Assumptions", {"assumptions"}, false}});
+  } else {
+    cli::emit(r, o.out);
+  }
+  if (!o.chart.empty()) {
+    svg::ChartPage page = cost::make_cost_chart(in, a);
+    page.footer = "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + "), scenario " +
+                  o.scenario;
+    write_file_atomic(o.chart, svg::render_svg(page));
+  }
+}
+
+void setup(CLI::App& parent) {
+  auto opts = std::make_shared<CostOptions>();
+  CLI::App* sub = parent.add_subcommand(
+      "cost", "TCO and buy / rent / API break-even from a scenario file (docs/scenario.md)");
+  sub->add_option("scenario", opts->scenario, "Scenario JSON file")->required();
+  moeplan::cli::add_output_options(*sub, opts->out, {"table", "json", "csv", "md", "xlsx"});
+  sub->add_option("--chart", opts->chart,
+                  "Also write an SVG chart: cumulative cost by month and cost per token "
+                  "against utilization");
+  sub->callback([opts] { run_cost(*opts); });
+}
+
+moeplan::cli::RegisterCommand reg("cost", setup);
+
+}  // namespace

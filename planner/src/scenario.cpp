@@ -1,0 +1,738 @@
+// Scenario reader (docs/scenario.md). Validation lives here so the cost model
+// can assume sane numbers; every value read (or defaulted) is recorded as an
+// assumption with its source so reports can show where each number came from.
+#include "moeplan/scenario.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "moeplan/errors.hpp"
+
+namespace moeplan {
+
+namespace {
+
+using cost::Assumption;
+using cost::CostInputs;
+
+const char* kDefaultSource = "moeplan default (docs/scenario.md)";
+
+// Where the numbers of one section come from: the section's own source/as_of,
+// else the scenario's, else the file name.
+struct Provenance2 {
+  std::string source, as_of;
+};
+
+class Reader {
+ public:
+  Reader(const Json& doc, std::string file, const CatalogProvider& catalog)
+      : root_(doc, file), file_(std::move(file)), catalog_(catalog) {}
+
+  CostInputs read();
+
+ private:
+  JsonView root_;
+  std::string file_;
+  const CatalogProvider& catalog_;
+  CostInputs in_;
+  Provenance2 top_;
+
+  const Catalog& catalog(const JsonView& at, std::string_view key) {
+    if (!catalog_)
+      at.fail_member(key, "refers to the catalog, but no catalog (data/) is available");
+    return catalog_();
+  }
+
+  Provenance2 prov_of(const JsonView& section) { return prov_of(section, top_); }
+  Provenance2 prov_of(const JsonView& section, const Provenance2& parent) {
+    Provenance2 p = parent;
+    if (auto s = section.get("source")) p.source = s->string();
+    if (auto s = section.get("as_of")) p.as_of = s->string();
+    return p;
+  }
+
+  void record(const std::string& name, Json value, std::string unit, const Provenance2& p) {
+    in_.assumptions.push_back(Assumption{name, std::move(value), std::move(unit), p.source, p.as_of});
+  }
+  void record_default(const std::string& name, Json value, std::string unit) {
+    in_.assumptions.push_back(Assumption{name, std::move(value), std::move(unit), kDefaultSource, ""});
+  }
+  // Records `key` of `v` as given, or `def` as a default.
+  void note(const JsonView& v, std::string_view key, const Json& value, const std::string& unit,
+            const Provenance2& p) {
+    const std::string name = v.path() + "/" + std::string(key);
+    if (v.has(key))
+      record(name, value, unit, p);
+    else
+      record_default(name, value, unit);
+  }
+
+  // Money in the scenario currency: `key` as given, or `key_usd` converted.
+  std::optional<double> money(const JsonView& v, const std::string& key, const std::string& key_usd,
+                              const Provenance2& p, const std::string& per = "") {
+    const bool local = v.has(key), usd = v.has(key_usd);
+    if (local && usd) v.fail_member(key_usd, "give " + key + " or " + key_usd + ", not both");
+    if (local) {
+      const double x = v.non_negative(key);
+      record(v.path() + "/" + key, x, in_.currency + per, p);
+      return x;
+    }
+    if (usd) {
+      const double x = v.non_negative(key_usd);
+      record(v.path() + "/" + key_usd, x, "USD" + per, p);
+      return x * in_.fx_per_usd;
+    }
+    return std::nullopt;
+  }
+
+  double fraction_or(const JsonView& v, std::string_view key, double def, const std::string& unit,
+                     const Provenance2& p) {
+    const double x = v.has(key) ? v.fraction(key) : def;
+    note(v, key, x, unit, p);
+    return x;
+  }
+  double non_negative_or(const JsonView& v, std::string_view key, double def,
+                         const std::string& unit, const Provenance2& p) {
+    const double x = v.has(key) ? v.non_negative(key) : def;
+    note(v, key, x, unit, p);
+    return x;
+  }
+  double positive_or(const JsonView& v, std::string_view key, double def, const std::string& unit,
+                     const Provenance2& p) {
+    const double x = v.has(key) ? v.positive(key) : def;
+    note(v, key, x, unit, p);
+    return x;
+  }
+  int positive_int_or(const JsonView& v, std::string_view key, int def, const std::string& unit,
+                      const Provenance2& p) {
+    long long x = def;
+    if (v.has(key)) {
+      x = v.positive_int(key);
+      if (x > 1'000'000) v.fail_member(key, "implausibly large (" + std::to_string(x) + ")");
+    }
+    note(v, key, static_cast<double>(x), unit, p);
+    return static_cast<int>(x);
+  }
+
+  void read_top();
+  void read_demand(const JsonView& v);
+  void read_node(const JsonView& v);
+  void read_buy(const JsonView& v);
+  void read_rent(const JsonView& v);
+  void read_api(const JsonView& v);
+  void read_people(const JsonView& v);
+  void read_provider(const JsonView& v);
+  void read_power_only(const JsonView& v);
+
+  // Filled while reading buy, reused by rent and power_only.
+  std::string buy_gpu_;
+  int buy_gpus_ = 0;
+};
+
+const std::initializer_list<std::string_view> kProvKeys = {"source", "as_of", "notes"};
+
+std::vector<std::string> keys_with_prov(std::initializer_list<std::string_view> keys) {
+  std::vector<std::string> out(keys.begin(), keys.end());
+  for (auto k : kProvKeys) out.emplace_back(k);
+  return out;
+}
+
+CostInputs Reader::read() {
+  if (!root_.is_object()) root_.fail("expected a JSON object at the top level");
+  root_.only_keys(keys_with_prov({"title", "description", "currency", "fx_per_usd",
+                                  "horizon_months", "month_hours", "demand", "node", "buy", "rent",
+                                  "api", "people", "provider", "power_only"}));
+  in_.file = file_;
+  read_top();
+  if (auto v = root_.get("demand")) read_demand(*v);
+  if (auto v = root_.get("node")) read_node(*v);
+  if (auto v = root_.get("buy")) read_buy(*v);
+  if (auto v = root_.get("rent")) read_rent(*v);
+  if (auto v = root_.get("api")) read_api(*v);
+  if (auto v = root_.get("people")) read_people(*v);
+  if (auto v = root_.get("provider")) read_provider(*v);
+  if (auto v = root_.get("power_only")) read_power_only(*v);
+
+  if (!in_.buy && !in_.rent && !in_.api && !in_.provider && !in_.power_only)
+    root_.fail("nothing to cost: give at least one of buy, rent, api, provider or power_only");
+  if (in_.people && !in_.buy && !in_.rent && !in_.api && (in_.people->users <= 0))
+    root_.at("people").fail("people needs an option to compare (buy, rent or api) or users saving time");
+  // Demand above what the node serves is a utilization above 1.
+  if (in_.demand && in_.node_capacity_tok_s) {
+    const double util = in_.demand->average_tokens_per_s() / *in_.node_capacity_tok_s;
+    if (util > 1 + 1e-12)
+      root_.at("demand").fail(fmt::format(
+          "demand averages {:.1f} output tok/s, above node/capacity_output_tokens_per_s {:.1f} "
+          "(utilization {:.2f} > 1); raise the capacity or lower the demand",
+          in_.demand->average_tokens_per_s(), *in_.node_capacity_tok_s, util));
+  }
+  return in_;
+}
+
+void Reader::read_top() {
+  top_.source = root_.string_or("source", "scenario file " + file_);
+  top_.as_of = root_.string_or("as_of", "");
+  in_.title = root_.string_or("title", "");
+  const auto cur = root_.at("currency");
+  in_.currency = cur.string();
+  const bool iso = in_.currency.size() == 3 &&
+                   std::all_of(in_.currency.begin(), in_.currency.end(),
+                               [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (!iso) cur.fail("expected an ISO 4217 currency code such as USD, EUR or HUF, found \"" +
+                     in_.currency + "\"");
+  record("/currency", in_.currency, "", top_);
+
+  if (root_.has("fx_per_usd")) {
+    in_.fx_per_usd = root_.positive("fx_per_usd");
+    if (in_.currency == "USD" && in_.fx_per_usd != 1.0)
+      root_.fail_member("fx_per_usd", "must be 1 (or absent) when currency is USD");
+    record("/fx_per_usd", in_.fx_per_usd, in_.currency + " per USD", top_);
+  } else if (in_.currency == "USD") {
+    in_.fx_per_usd = 1.0;
+  } else {
+    const Catalog& c = catalog(root_, "fx_per_usd");
+    try {
+      in_.fx_per_usd = c.fx_per_usd(in_.currency);
+    } catch (const UnknownIdError& e) {
+      root_.fail_member("currency", std::string(e.what()) + " in fx.json; give fx_per_usd");
+    }
+    std::string src = "data/fx.json", as_of;
+    for (const auto& r : c.fx_rates)
+      if (r.currency == in_.currency) {
+        src = "data/fx.json: " + r.prov.source;
+        as_of = r.prov.as_of;
+      }
+    record("/fx_per_usd", in_.fx_per_usd, in_.currency + " per USD", {src, as_of});
+  }
+
+  const long long h = root_.positive_int("horizon_months");
+  if (h > 600) root_.fail_member("horizon_months", "expected at most 600 months (50 years)");
+  in_.horizon_months = static_cast<int>(h);
+  record("/horizon_months", static_cast<double>(h), "months", top_);
+  in_.month_hours = root_.has("month_hours") ? root_.positive("month_hours") : 720.0;
+  if (in_.month_hours < 672 || in_.month_hours > 744)
+    root_.fail_member("month_hours", fmt::format("expected 672..744 hours (28 to 31 days), found {}",
+                                                 in_.month_hours));
+  note(root_, "month_hours", in_.month_hours, "hours", top_);
+}
+
+void Reader::read_demand(const JsonView& v) {
+  v.only_keys(keys_with_prov({"output_tokens_per_s", "requests_per_day", "input_tokens",
+                              "output_tokens", "input_tokens_per_output_token", "cache_hit_share",
+                              "days_per_year"}));
+  const auto p = prov_of(v);
+  cost::DemandInputs d;
+  d.days_per_year = positive_or(v, "days_per_year", cost::kDaysPerYear, "days", p);
+  if (d.days_per_year > 366) v.fail_member("days_per_year", "expected at most 366 days");
+  const bool rate = v.has("output_tokens_per_s"), reqs = v.has("requests_per_day");
+  if (rate && reqs)
+    v.fail_member("requests_per_day", "give output_tokens_per_s or requests_per_day, not both");
+  if (rate) {
+    if (v.has("input_tokens") || v.has("output_tokens"))
+      v.fail_member(v.has("input_tokens") ? "input_tokens" : "output_tokens",
+                    "per-request token counts go with requests_per_day; with output_tokens_per_s "
+                    "use input_tokens_per_output_token");
+    const double tps = v.non_negative("output_tokens_per_s");
+    record(v.path() + "/output_tokens_per_s", tps, "output tok/s", p);
+    d.output_tokens_per_year = cost::tokens_per_year(tps, d.days_per_year);
+    d.input_per_output = non_negative_or(v, "input_tokens_per_output_token", 0.0,
+                                         "input tokens per output token", p);
+  } else if (reqs) {
+    if (v.has("input_tokens_per_output_token"))
+      v.fail_member("input_tokens_per_output_token",
+                    "with requests_per_day give input_tokens per request instead");
+    const double rpd = v.non_negative("requests_per_day");
+    record(v.path() + "/requests_per_day", rpd, "requests/day", p);
+    const double out = v.positive("output_tokens");
+    record(v.path() + "/output_tokens", out, "tokens/request", p);
+    const double inp = non_negative_or(v, "input_tokens", 0.0, "tokens/request", p);
+    d.output_tokens_per_year = rpd * out * d.days_per_year;
+    d.input_per_output = inp / out;
+  } else {
+    v.fail("give output_tokens_per_s, or requests_per_day with input_tokens and output_tokens");
+  }
+  d.cache_hit_share = fraction_or(v, "cache_hit_share", 0.0, "share of input tokens", p);
+  in_.demand = d;
+}
+
+void Reader::read_node(const JsonView& v) {
+  v.only_keys(keys_with_prov({"capacity_output_tokens_per_s"}));
+  const auto p = prov_of(v);
+  in_.node_capacity_tok_s = v.positive("capacity_output_tokens_per_s");
+  record(v.path() + "/capacity_output_tokens_per_s", *in_.node_capacity_tok_s, "output tok/s", p);
+}
+
+// A price that is one number or a [low, high] pair.
+std::pair<double, double> read_price_range(const JsonView& v) {
+  if (v.raw().is_number()) {
+    const double x = v.number();
+    if (!(x > 0)) v.fail("expected a price > 0, found " + describe_json(v.raw()));
+    return {x, x};
+  }
+  if (!v.raw().is_array() || v.raw().size() != 2)
+    v.fail("expected a number or a [low, high] pair of numbers, found " + describe_json(v.raw()));
+  const auto a = v.array();
+  const double lo = a[0].number(), hi = a[1].number();
+  if (!(lo > 0)) a[0].fail("expected a price > 0, found " + describe_json(a[0].raw()));
+  if (hi < lo) a[1].fail("high end of the range is below the low end");
+  return {lo, hi};
+}
+
+void Reader::read_buy(const JsonView& v) {
+  v.only_keys(keys_with_prov(
+      {"label", "capex", "capex_usd", "system_price", "system_price_usd", "price_point",
+       "capex_includes_vat", "gpu", "gpus", "site", "vat_rate", "vat_recoverable", "life_months",
+       "residual_share", "discount_rate", "opex_per_year", "opex_per_year_usd", "wall_power_w",
+       "gpu_tdp_w", "gpu_load_share", "other_system_w", "pue", "electricity_per_kwh",
+       "colo_per_month", "staff_fte", "fte_cost_per_year", "warranty_share_per_year",
+       "other_opex_per_year"}));
+  const auto p = prov_of(v);
+  cost::BuyInputs b;
+  b.label = v.string_or("label", "buy");
+  const Device* device = nullptr;
+  if (v.has("gpu")) {
+    buy_gpu_ = v.string("gpu");
+    try {
+      device = &catalog(v, "gpu").device(buy_gpu_);
+    } catch (const UnknownIdError& e) {
+      v.fail_member("gpu", e.what());
+    }
+    record(v.path() + "/gpu", buy_gpu_, "device id", p);
+  }
+  if (v.has("gpus")) {
+    buy_gpus_ = static_cast<int>(v.positive_int("gpus"));
+    record(v.path() + "/gpus", buy_gpus_, "GPUs", p);
+  }
+  const Site* site = nullptr;
+  if (v.has("site")) {
+    const std::string id = v.string("site");
+    try {
+      site = &catalog(v, "site").site(id);
+    } catch (const UnknownIdError& e) {
+      v.fail_member("site", e.what());
+    }
+    record(v.path() + "/site", id, "site id", p);
+  }
+  const Provenance2 site_prov =
+      site ? Provenance2{"data/sites.json: " + site->prov.source, site->prov.as_of} : Provenance2{};
+  auto site_money = [&](double amount) {
+    return cost::convert(amount, catalog(v, "site").fx_per_usd(site->currency), in_.fx_per_usd);
+  };
+
+  // VAT first: it decides how prices are read.
+  if (v.has("vat_rate")) {
+    b.vat_rate = fraction_or(v, "vat_rate", 0.0, "share", p);
+  } else if (site) {
+    b.vat_rate = site->vat_rate;
+    record(v.path() + "/vat_rate", b.vat_rate, "share", site_prov);
+  } else {
+    record_default(v.path() + "/vat_rate", 0.0, "share");
+  }
+  b.vat_recoverable = v.boolean_or("vat_recoverable", false);
+  note(v, "vat_recoverable", b.vat_recoverable, "", p);
+  bool includes_vat = v.boolean_or("capex_includes_vat", false);
+
+  // Capex: exactly one source.
+  const char* kCapexKeys[] = {"capex", "capex_usd", "system_price", "system_price_usd"};
+  std::vector<std::string> given;
+  for (const char* k : kCapexKeys)
+    if (v.has(k)) given.emplace_back(k);
+  if (given.size() > 1)
+    v.fail_member(given[1], "give one of capex, capex_usd, system_price, system_price_usd (found " +
+                                given[0] + " too)");
+  double lo = 0, hi = 0;
+  if (!given.empty()) {
+    note(v, "capex_includes_vat", includes_vat, "", p);
+    const std::string& k = given[0];
+    const bool usd = k.ends_with("_usd");
+    const auto x = v.at(k);
+    if (k.starts_with("capex")) {
+      const double c = x.number();
+      if (!(c > 0)) x.fail("expected a number > 0, found " + describe_json(x.raw()));
+      lo = hi = c;
+    } else {
+      std::tie(lo, hi) = read_price_range(x);
+    }
+    record(x.path(), x.raw(), usd ? "USD" : in_.currency, p);
+    if (usd) {
+      lo *= in_.fx_per_usd;
+      hi *= in_.fx_per_usd;
+    }
+  } else if (device) {
+    const Catalog& c = catalog(v, "gpu");
+    const HardwarePrice* hp = nullptr;
+    for (const HardwarePrice* h : c.hardware_prices_for(device->id))
+      if (h->kind == "system" && (buy_gpus_ == 0 || h->devices == buy_gpus_)) {
+        hp = h;
+        break;
+      }
+    if (!hp) {
+      for (const HardwarePrice* h : c.hardware_prices_for(device->id))
+        if (h->kind == "card") hp = h;
+    }
+    if (!hp)
+      v.fail_member("gpu", "the catalog has no hardware price for '" + device->id +
+                               "'; give capex or system_price_usd");
+    const int count = hp->kind == "card" ? (buy_gpus_ > 0 ? buy_gpus_ : 1) : 1;
+    const double fx = c.fx_per_usd(hp->currency);
+    lo = cost::convert(hp->price_low * count, fx, in_.fx_per_usd);
+    hi = cost::convert(hp->price_high * count, fx, in_.fx_per_usd);
+    includes_vat = hp->includes_vat;
+    const Provenance2 hp_prov{"data/prices.json: " + hp->item + ", " + hp->prov.source,
+                              hp->prov.as_of};
+    record(v.path() + "/system_price (catalog)", Json::array({hp->price_low * count, hp->price_high * count}),
+           hp->currency, hp_prov);
+    record(v.path() + "/capex_includes_vat (catalog)", includes_vat, "", hp_prov);
+  } else {
+    v.fail("give capex, capex_usd, system_price, system_price_usd, or gpu and gpus to price the "
+           "node from the catalog");
+  }
+  const std::string point = v.has("price_point") ? v.one_of("price_point", {"low", "mid", "high"}) : "mid";
+  if (lo != hi) note(v, "price_point", point, "", p);
+  const double price = point == "low" ? lo : point == "high" ? hi : (lo + hi) / 2;
+  b.capex_net = cost::net_of_vat(price, includes_vat, b.vat_rate);
+  b.capex_net_low = cost::net_of_vat(lo, includes_vat, b.vat_rate);
+  b.capex_net_high = cost::net_of_vat(hi, includes_vat, b.vat_rate);
+
+  b.life_months = positive_int_or(v, "life_months", in_.horizon_months, "months", p);
+  b.residual_share = fraction_or(v, "residual_share", 0.0, "share of capex", p);
+  b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", p);
+
+  // Opex: a total or its components, never both.
+  const char* kComponents[] = {"wall_power_w",  "gpu_tdp_w",        "gpu_load_share",
+                               "other_system_w", "pue",             "electricity_per_kwh",
+                               "colo_per_month", "staff_fte",       "fte_cost_per_year",
+                               "warranty_share_per_year", "other_opex_per_year"};
+  const auto total = money(v, "opex_per_year", "opex_per_year_usd", p, "/year");
+  if (total) {
+    for (const char* k : kComponents)
+      if (v.has(k))
+        v.fail_member(k, "opex_per_year is given as a total; remove it or give the components only");
+    b.opex_per_year = *total;
+  } else {
+    bool any = false;
+    for (const char* k : kComponents) any = any || v.has(k);
+    if (!any && !site)
+      v.fail("give opex_per_year, or its components (power, electricity_per_kwh, colo_per_month, "
+             "staff_fte, warranty_share_per_year, other_opex_per_year)");
+    b.opex_itemized = true;
+    // Power.
+    if (v.has("wall_power_w")) {
+      for (const char* k : {"gpu_tdp_w", "gpu_load_share", "other_system_w"})
+        if (v.has(k)) v.fail_member(k, "wall_power_w is given; remove it or give the parts only");
+      b.wall_power_w = v.non_negative("wall_power_w");
+      record(v.path() + "/wall_power_w", b.wall_power_w, "W", p);
+    } else if (v.has("gpu_tdp_w") || device) {
+      double tdp = 0;
+      if (v.has("gpu_tdp_w")) {
+        tdp = v.positive("gpu_tdp_w");
+        record(v.path() + "/gpu_tdp_w", tdp, "W", p);
+      } else {
+        tdp = device->tdp_w;
+        record(v.path() + "/gpu_tdp_w (catalog)", tdp, "W",
+               {"data/devices.json: " + device->prov.source, device->prov.as_of});
+      }
+      if (buy_gpus_ <= 0) v.fail_member("gpus", "required to compute power from the GPU TDP");
+      const double load = fraction_or(v, "gpu_load_share", 1.0, "share of TDP", p);
+      const double other = non_negative_or(v, "other_system_w", 0.0, "W", p);
+      b.wall_power_w = cost::node_power_w(buy_gpus_, tdp, load, other);
+    }
+    if (v.has("pue")) {
+      b.pue = v.positive("pue");
+      if (b.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
+      record(v.path() + "/pue", b.pue, "", p);
+    } else if (site) {
+      b.pue = site->pue;
+      record(v.path() + "/pue", b.pue, "", site_prov);
+    } else {
+      record_default(v.path() + "/pue", 1.0, "");
+    }
+    if (v.has("electricity_per_kwh")) {
+      b.electricity_per_kwh = v.non_negative("electricity_per_kwh");
+      record(v.path() + "/electricity_per_kwh", b.electricity_per_kwh, in_.currency + "/kWh", p);
+    } else if (site) {
+      b.electricity_per_kwh = site_money(site->electricity_per_kwh);
+      record(v.path() + "/electricity_per_kwh", site->electricity_per_kwh, site->currency + "/kWh",
+             site_prov);
+    } else if (b.wall_power_w > 0) {
+      v.fail_member("electricity_per_kwh", "required when the node draws power (or give a site)");
+    }
+    if (v.has("colo_per_month")) {
+      b.colo_per_month = v.non_negative("colo_per_month");
+      record(v.path() + "/colo_per_month", b.colo_per_month, in_.currency, p);
+    } else if (site && site->colo_per_kw_month > 0) {
+      b.colo_per_month = site_money(site->colo_per_kw_month) * b.wall_power_w / 1000.0;
+      record(v.path() + "/colo_per_kw_month", site->colo_per_kw_month, site->currency + "/kW/month",
+             site_prov);
+    }
+    const double fte = non_negative_or(v, "staff_fte", 0.0, "FTE", p);
+    if (fte > 0) {
+      const double fte_cost = v.positive("fte_cost_per_year");
+      record(v.path() + "/fte_cost_per_year", fte_cost, in_.currency + "/year", p);
+      b.staff_per_year = fte * fte_cost;
+    } else if (v.has("fte_cost_per_year")) {
+      v.fail_member("fte_cost_per_year", "given without staff_fte");
+    }
+    b.warranty_per_year =
+        fraction_or(v, "warranty_share_per_year", 0.0, "share of capex per year", p) * b.capex_net;
+    b.other_per_year = non_negative_or(v, "other_opex_per_year", 0.0, in_.currency + "/year", p);
+    const double power_month =
+        b.wall_power_w > 0
+            ? cost::electricity_per_month(b.wall_power_w, b.pue, b.electricity_per_kwh, in_.month_hours)
+            : 0.0;
+    b.opex_per_year = (power_month + b.colo_per_month) * cost::kMonthsPerYear + b.staff_per_year +
+                      b.warranty_per_year + b.other_per_year;
+  }
+  in_.buy = b;
+}
+
+void Reader::read_rent(const JsonView& v) {
+  v.only_keys(keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd",
+                              "gpu_hour_usd", "gpu", "gpus", "hours_per_month", "kind",
+                              "provider"}));
+  const auto p = prov_of(v);
+  cost::RentInputs r;
+  r.kind = v.has("kind") ? v.one_of("kind", {"on_demand", "reserved", "spot"}) : "on_demand";
+  note(v, "kind", r.kind, "", p);
+  std::vector<std::string> given;
+  for (const char* k : {"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd"})
+    if (v.has(k)) given.emplace_back(k);
+  if (given.size() > 1)
+    v.fail_member(given[1], "give one rent price (found " + given[0] + " too)");
+  auto hourly_month = [&](double usd_per_gpu_hour) {
+    int gpus = buy_gpus_;
+    if (v.has("gpus")) {
+      gpus = static_cast<int>(v.positive_int("gpus"));
+      record(v.path() + "/gpus", gpus, "GPUs", p);
+    } else if (gpus > 0) {
+      record(v.path() + "/gpus (from buy)", gpus, "GPUs", p);
+    } else {
+      v.fail_member("gpus", "required with an hourly price (or give buy/gpus)");
+    }
+    const double hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
+    if (hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
+    return cost::rent_per_month_from_hourly(usd_per_gpu_hour * in_.fx_per_usd, gpus, hours);
+  };
+  if (!given.empty()) {
+    const std::string& k = given[0];
+    const double x = v.non_negative(k);
+    const bool usd = k.ends_with("_usd");
+    const std::string per = k == "gpu_hour_usd" ? "/GPU-hour" : k.starts_with("per_month") ? "/month" : "/year";
+    record(v.path() + "/" + k, x, (usd ? "USD" : in_.currency) + per, p);
+    if (k == "gpu_hour_usd")
+      r.per_month = hourly_month(x);
+    else if (k.starts_with("per_month"))
+      r.per_month = usd ? x * in_.fx_per_usd : x;
+    else
+      r.per_month = (usd ? x * in_.fx_per_usd : x) / cost::kMonthsPerYear;
+  } else if (v.has("gpu") || !buy_gpu_.empty()) {
+    const std::string gpu = v.has("gpu") ? v.string("gpu") : buy_gpu_;
+    const Catalog& c = catalog(v, v.has("gpu") ? "gpu" : "kind");
+    try {
+      (void)c.device(gpu);
+    } catch (const UnknownIdError& e) {
+      v.fail_member("gpu", e.what());
+    }
+    const std::string provider = v.string_or("provider", "");
+    const RentalPrice* best = nullptr;
+    for (const RentalPrice* rp : c.rental_prices_for(gpu))
+      if (rp->kind == r.kind && (provider.empty() || rp->provider == provider) &&
+          (!best || rp->usd_per_gpu_hour < best->usd_per_gpu_hour))
+        best = rp;
+    if (!best)
+      v.fail("the catalog has no " + r.kind + " rental price for '" + gpu + "'" +
+             (provider.empty() ? "" : " from " + provider) + "; give per_month, per_year or gpu_hour_usd");
+    record(v.path() + "/gpu_hour_usd (catalog, " + best->provider + ")", best->usd_per_gpu_hour, "USD",
+           {"data/prices.json: " + best->prov.source, best->prov.as_of});
+    r.per_month = hourly_month(best->usd_per_gpu_hour);
+  } else {
+    v.fail("give per_month, per_year, gpu_hour_usd with gpus, or gpu to price from the catalog");
+  }
+  in_.rent = r;
+}
+
+void Reader::read_api(const JsonView& v) {
+  v.only_keys(keys_with_prov({"label", "model", "provider", "tier", "input_usd_per_mtok",
+                              "cached_input_usd_per_mtok", "output_usd_per_mtok", "input_per_mtok",
+                              "cached_input_per_mtok", "output_per_mtok"}));
+  const auto p = prov_of(v);
+  if (!in_.demand) v.fail("the API option needs a demand section to price");
+  cost::ApiInputs a;
+  a.label = v.string_or("label", "api");
+  const bool explicit_prices = v.has("input_usd_per_mtok") || v.has("output_usd_per_mtok") ||
+                               v.has("input_per_mtok") || v.has("output_per_mtok");
+  if (v.has("model") && explicit_prices)
+    v.fail_member("model", "give a catalog model or explicit prices, not both");
+  if (v.has("model")) {
+    const std::string model = v.string("model");
+    const Catalog& c = catalog(v, "model");
+    try {
+      (void)c.model(model);
+    } catch (const UnknownIdError& e) {
+      v.fail_member("model", e.what());
+    }
+    const std::string provider = v.string_or("provider", ""), tier = v.string_or("tier", "list");
+    const ApiPrice* pick = nullptr;
+    for (const ApiPrice* ap : c.api_prices_for(model))
+      if ((provider.empty() || ap->provider == provider) && ap->tier == tier) {
+        pick = ap;
+        break;
+      }
+    if (!pick)
+      v.fail_member("model", "the catalog has no " + tier + " API price for '" + model + "'" +
+                                 (provider.empty() ? "" : " from " + provider));
+    const double fx = c.fx_per_usd(pick->currency);
+    a.input_per_mtok = cost::convert(pick->input_per_mtok, fx, in_.fx_per_usd);
+    a.cached_input_per_mtok =
+        cost::convert(pick->cached_input_per_mtok.value_or(pick->input_per_mtok), fx, in_.fx_per_usd);
+    a.output_per_mtok = cost::convert(pick->output_per_mtok, fx, in_.fx_per_usd);
+    if (a.label == "api") a.label = "api (" + model + ", " + pick->provider + ")";
+    const Provenance2 cp{"data/prices.json: " + pick->provider + ", " + pick->prov.source,
+                         pick->prov.as_of};
+    const std::string unit = pick->currency + "/MTok";
+    record(v.path() + "/model", model, "model id", p);
+    record(v.path() + "/input_per_mtok (catalog)", pick->input_per_mtok, unit, cp);
+    record(v.path() + "/cached_input_per_mtok (catalog)",
+           pick->cached_input_per_mtok.value_or(pick->input_per_mtok), unit, cp);
+    record(v.path() + "/output_per_mtok (catalog)", pick->output_per_mtok, unit, cp);
+    return void(in_.api = a);
+  }
+  for (const char* k : {"provider", "tier"})
+    if (v.has(k)) v.fail_member(k, "only meaningful with model (a catalog price)");
+  auto read = [&](const std::string& local, const std::string& usd, bool required,
+                  std::optional<double> def) -> double {
+    const bool l = v.has(local), u = v.has(usd);
+    if (l && u) v.fail_member(usd, "give " + local + " or " + usd + ", not both");
+    if (l) {
+      const double x = v.non_negative(local);
+      record(v.path() + "/" + local, x, in_.currency + "/MTok", p);
+      return x;
+    }
+    if (u) {
+      const double x = v.non_negative(usd);
+      record(v.path() + "/" + usd, x, "USD/MTok", p);
+      return x * in_.fx_per_usd;
+    }
+    if (required) v.fail_member(usd, "required field is missing (or give " + local + ", or model)");
+    record_default(v.path() + "/" + usd, Json("= input price"), "");
+    return *def;
+  };
+  a.input_per_mtok = read("input_per_mtok", "input_usd_per_mtok", true, std::nullopt);
+  a.output_per_mtok = read("output_per_mtok", "output_usd_per_mtok", true, std::nullopt);
+  a.cached_input_per_mtok =
+      read("cached_input_per_mtok", "cached_input_usd_per_mtok", false, a.input_per_mtok);
+  in_.api = a;
+}
+
+void Reader::read_people(const JsonView& v) {
+  v.only_keys(keys_with_prov({"fte_cost_per_year", "hours_per_fte_year", "users",
+                              "hours_saved_per_user_per_day", "working_days_per_year"}));
+  const auto p = prov_of(v);
+  cost::PeopleInputs pp;
+  pp.fte_cost_per_year = v.positive("fte_cost_per_year");
+  record(v.path() + "/fte_cost_per_year", pp.fte_cost_per_year, in_.currency + "/year", p);
+  pp.hours_per_fte_year = positive_or(v, "hours_per_fte_year", 1760.0, "hours", p);
+  if (pp.hours_per_fte_year > 8760) v.fail_member("hours_per_fte_year", "a year has 8,760 hours");
+  pp.users = non_negative_or(v, "users", 0.0, "people", p);
+  pp.hours_saved_per_user_per_day =
+      non_negative_or(v, "hours_saved_per_user_per_day", 0.0, "hours/day", p);
+  if (pp.hours_saved_per_user_per_day > 24)
+    v.fail_member("hours_saved_per_user_per_day", "a day has 24 hours");
+  pp.working_days_per_year = positive_or(v, "working_days_per_year", 220.0, "days", p);
+  if (pp.working_days_per_year > 366) v.fail_member("working_days_per_year", "a year has 366 days at most");
+  in_.people = pp;
+}
+
+void Reader::read_provider(const JsonView& v) {
+  v.only_keys(keys_with_prov({"input_usd_per_mtok", "cached_input_usd_per_mtok",
+                              "output_usd_per_mtok", "cache_hit_share", "mixes",
+                              "sold_utilization", "own_price_usd_per_mtok",
+                              "competitor_prices_usd_per_mtok"}));
+  const auto p = prov_of(v);
+  cost::ProviderInputs pv;
+  pv.input_usd_per_mtok = v.non_negative("input_usd_per_mtok");
+  record(v.path() + "/input_usd_per_mtok", pv.input_usd_per_mtok, "USD/MTok", p);
+  pv.output_usd_per_mtok = v.positive("output_usd_per_mtok");
+  record(v.path() + "/output_usd_per_mtok", pv.output_usd_per_mtok, "USD/MTok", p);
+  pv.cached_input_usd_per_mtok = non_negative_or(v, "cached_input_usd_per_mtok",
+                                                 pv.input_usd_per_mtok, "USD/MTok", p);
+  pv.cache_hit_share = fraction_or(v, "cache_hit_share", 0.0, "share of input tokens", p);
+  if (v.has("mixes")) {
+    for (const auto& m : v.array("mixes")) {
+      m.only_keys({"name", "input_tokens", "output_tokens"});
+      cost::ProviderMix mix;
+      mix.input_tokens = m.non_negative("input_tokens");
+      mix.output_tokens = m.positive("output_tokens");
+      mix.name = m.string_or("name", fmt::format("{}:{}", mix.input_tokens, mix.output_tokens));
+      record(m.path(), m.raw(), "tokens in:out", p);
+      pv.mixes.push_back(mix);
+    }
+    if (pv.mixes.empty()) v.fail_member("mixes", "expected at least one mix");
+  } else {
+    pv.mixes.push_back({"1:1", 1, 1});
+    record_default(v.path() + "/mixes", Json::array({{{"input_tokens", 1}, {"output_tokens", 1}}}),
+                   "tokens in:out");
+  }
+  if (v.has("sold_utilization")) {
+    pv.sold_utilization = v.fraction("sold_utilization");
+    if (*pv.sold_utilization <= 0) v.fail_member("sold_utilization", "expected a share > 0");
+    record(v.path() + "/sold_utilization", *pv.sold_utilization, "share of capacity", p);
+  }
+  pv.own_price_usd_per_mtok =
+      positive_or(v, "own_price_usd_per_mtok", pv.output_usd_per_mtok, "USD/MTok", p);
+  for (const auto& c : v.array_or_empty("competitor_prices_usd_per_mtok")) {
+    const double x = c.number();
+    if (!(x > 0)) c.fail("expected a price > 0, found " + describe_json(c.raw()));
+    pv.competitor_prices_usd_per_mtok.push_back(x);
+    record(c.path(), x, "USD/MTok", p);
+  }
+  in_.provider = pv;
+}
+
+void Reader::read_power_only(const JsonView& v) {
+  v.only_keys(keys_with_prov({"electricity_per_kwh", "pue", "systems"}));
+  const auto p = prov_of(v);
+  cost::PowerOnlyInputs po;
+  po.electricity_per_kwh = v.positive("electricity_per_kwh");
+  record(v.path() + "/electricity_per_kwh", po.electricity_per_kwh, in_.currency + "/kWh", p);
+  po.pue = positive_or(v, "pue", 1.0, "", p);
+  if (po.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
+  const auto systems = v.array("systems");
+  if (systems.empty()) v.fail_member("systems", "expected at least one system");
+  for (const auto& s : systems) {
+    s.only_keys({"name", "system_w", "output_tokens_per_s", "source", "as_of", "notes"});
+    const auto sp = prov_of(s, p);
+    cost::PowerSystem ps;
+    ps.name = s.string("name");
+    ps.system_w = s.positive("system_w");
+    ps.tokens_per_s = s.positive("output_tokens_per_s");
+    record(s.path() + "/system_w", ps.system_w, "W", sp);
+    record(s.path() + "/output_tokens_per_s", ps.tokens_per_s, "tok/s", sp);
+    po.systems.push_back(ps);
+  }
+  in_.power_only = po;
+}
+
+}  // namespace
+
+cost::CostInputs parse_scenario(const Json& doc, const std::string& file,
+                                const CatalogProvider& catalog) {
+  Reader r(doc, file, catalog);
+  return r.read();
+}
+
+cost::CostInputs parse_scenario_text(const std::string& text, const std::string& file,
+                                     const CatalogProvider& catalog) {
+  const Json doc = parse_json_text(text, file);
+  return parse_scenario(doc, file, catalog);
+}
+
+cost::CostInputs load_scenario(const std::string& path, const CatalogProvider& catalog) {
+  const Json doc = parse_json_file(path);
+  return parse_scenario(doc, path, catalog);
+}
+
+}  // namespace moeplan

@@ -1,0 +1,138 @@
+// Scenario reader: bad inputs each get a clear error naming the file and the
+// JSON path (docs/scenario.md). One test per kind of mistake, checking text.
+#include <catch2/catch.hpp>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/scenario.hpp"
+#include "test_support.hpp"
+
+using Catch::Matchers::Contains;
+using namespace moeplan;
+
+namespace {
+
+// A minimal valid scenario; tests splice one mistake into it.
+const std::string kGood = R"({
+  "currency": "HUF", "fx_per_usd": 311, "horizon_months": 36,
+  "demand": {"output_tokens_per_s": 100},
+  "node": {"capacity_output_tokens_per_s": 500},
+  "buy": {"capex": 140000000, "opex_per_year": 21000000},
+  "rent": {"per_year": 94000000},
+  "api": {"input_usd_per_mtok": 1.4, "output_usd_per_mtok": 4.4}
+})";
+
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = kGood;
+  const auto at = s.find(from);
+  REQUIRE(at != std::string::npos);
+  s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_scenario_text(text, "bad.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  FAIL("no InputError for: " << text);
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("scenario: the minimal scenario reads", "[cost][scenario]") {
+  const auto in = parse_scenario_text(kGood, "good.json");
+  CHECK(in.currency == "HUF");
+  CHECK(in.fx_per_usd == 311);
+  CHECK(in.api->output_per_mtok == Approx(4.4 * 311));
+  CHECK(in.rent->per_month == Approx(94e6 / 12));
+  CHECK(in.buy->life_months == 36);  // defaults to the horizon
+}
+
+TEST_CASE("scenario: missing field names file and path", "[cost][scenario]") {
+  const auto msg = error_of(with(R"("currency": "HUF", )", ""));
+  CHECK_THAT(msg, Contains("bad.json: /currency: required field is missing"));
+  CHECK_THAT(error_of(with(R"({"capex": 140000000, "opex_per_year": 21000000})",
+                           R"({"capex": 140000000})")),
+             Contains("bad.json: /buy: give opex_per_year, or its components"));
+  CHECK_THAT(error_of(with(R"("output_usd_per_mtok": 4.4)", R"("label": "x")")),
+             Contains("bad.json: /api/output_usd_per_mtok: required field is missing"));
+}
+
+TEST_CASE("scenario: negative price", "[cost][scenario]") {
+  CHECK_THAT(error_of(with(R"("output_usd_per_mtok": 4.4)", R"("output_usd_per_mtok": -4.4)")),
+             Contains("bad.json: /api/output_usd_per_mtok: expected a number >= 0, found number -4.4"));
+  CHECK_THAT(error_of(with(R"("per_year": 94000000)", R"("per_year": -1)")),
+             Contains("bad.json: /rent/per_year: expected a number >= 0"));
+  CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("capex": -5)")),
+             Contains("bad.json: /buy/capex: expected a number > 0, found number -5"));
+}
+
+TEST_CASE("scenario: utilization above 1", "[cost][scenario]") {
+  // Demand above what the node can serve.
+  CHECK_THAT(error_of(with(R"("output_tokens_per_s": 100)", R"("output_tokens_per_s": 750)")),
+             Contains("bad.json: /demand: demand averages 750.0 output tok/s, above "
+                      "node/capacity_output_tokens_per_s 500.0 (utilization 1.50 > 1)"));
+  // An explicit share above 1.
+  const std::string provider = with(R"("api": {)", R"("provider": {"input_usd_per_mtok": 0.95,
+      "output_usd_per_mtok": 3, "sold_utilization": 1.2}, "api": {)");
+  CHECK_THAT(error_of(provider),
+             Contains("bad.json: /provider/sold_utilization: expected a fraction between 0 and 1, "
+                      "found number 1.2"));
+  CHECK_THAT(error_of(with(R"("output_tokens_per_s": 100)",
+                           R"("output_tokens_per_s": 100, "cache_hit_share": 1.5)")),
+             Contains("bad.json: /demand/cache_hit_share: expected a fraction between 0 and 1"));
+}
+
+TEST_CASE("scenario: unknown key suggests the nearest", "[cost][scenario]") {
+  CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("capx": 140000000)")),
+             Contains("bad.json: /buy/capx: unknown field 'capx', did you mean 'capex'?"));
+  CHECK_THAT(error_of(with(R"("horizon_months": 36)", R"("horizon_months": 36, "horizon": 3)")),
+             Contains("bad.json: /horizon: unknown field 'horizon'"));
+}
+
+TEST_CASE("scenario: wrong type", "[cost][scenario]") {
+  CHECK_THAT(error_of(with(R"("horizon_months": 36)", R"("horizon_months": "36")")),
+             Contains("bad.json: /horizon_months: expected an integer, found string \"36\""));
+  CHECK_THAT(error_of(with(R"("per_year": 94000000)", R"("per_year": "94M")")),
+             Contains("bad.json: /rent/per_year: expected a number, found string \"94M\""));
+  CHECK_THAT(error_of(with(R"("buy": {)", R"("buy": {"vat_recoverable": "yes", )")),
+             Contains("bad.json: /buy/vat_recoverable: expected true or false, found string"));
+  CHECK_THAT(error_of(with(R"("demand": {"output_tokens_per_s": 100})", R"("demand": [100])")),
+             Contains("bad.json: /demand: expected an object, found array"));
+}
+
+TEST_CASE("scenario: contradictions and catalog references", "[cost][scenario]") {
+  CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("capex": 140000000, "capex_usd": 450000)")),
+             Contains("bad.json: /buy/capex_usd: give one of capex, capex_usd"));
+  CHECK_THAT(error_of(with(R"("opex_per_year": 21000000)",
+                           R"("opex_per_year": 21000000, "pue": 1.3)")),
+             Contains("bad.json: /buy/pue: opex_per_year is given as a total"));
+  CHECK_THAT(error_of(with(R"("currency": "HUF")", R"("currency": "huf")")),
+             Contains("bad.json: /currency: expected an ISO 4217 currency code"));
+  // Without a catalog, a catalog id is an error, not a silent default.
+  CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("gpu": "h200", "gpus": 8)")),
+             Contains("bad.json: /buy/gpu: refers to the catalog, but no catalog"));
+  CHECK_THAT(error_of(with(R"("fx_per_usd": 311, )", "")),
+             Contains("bad.json: /fx_per_usd: refers to the catalog"));
+  CHECK_THAT(error_of(R"({"currency": "USD", "horizon_months": 12})"),
+             Contains("bad.json: /: nothing to cost"));
+}
+
+TEST_CASE("scenario: bad JSON and missing file", "[cost][scenario]") {
+  CHECK_THAT(error_of("{\"currency\": \"HUF\",}"), Contains("bad.json: /: invalid JSON at line 1"));
+  CHECK_THROWS_WITH(load_scenario("/nonexistent/x.json"),
+                    Contains("/nonexistent/x.json: /: cannot open file"));
+}
+
+TEST_CASE("scenario: every example reads without the catalog", "[cost][scenario]") {
+  for (const char* f :
+       {"seed-8xh200-glm52-huf.json", "seed-8xh200-payback-huf.json", "seed-8xh200-spot-huf.json",
+        "seed-8xh200-saturated-huf.json", "seed-8xh200-vat-range-huf.json",
+        "seed-8xrtxpro6000-huf.json", "seed-provider-glm52-huf.json", "seed003-power-only-eur.json",
+        "seed003-utilization-eur.json"}) {
+    INFO(f);
+    CHECK_NOTHROW(load_scenario(moeplan::test::examples_dir() + "/" + f));
+  }
+}
