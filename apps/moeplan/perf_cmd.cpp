@@ -1,0 +1,389 @@
+// `moeplan perf`: decode, prefill, latency and concurrency for one deployment.
+// Model and formulas: docs/performance.md.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "cli.hpp"
+#include "moeplan/calibration.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/performance.hpp"
+#include "moeplan/sizing.hpp"
+#include "moeplan/validate_perf.hpp"
+
+namespace moeplan::cli {
+namespace {
+
+// Calibration adapter: the probe's file (moeplan/calibration.hpp) → the device layer
+// of the performance model (docs/performance.md §Efficiencies, "With a calibration").
+DeviceCalibration load_perf_calibration(const std::string& path) {
+  auto c = std::make_shared<const Calibration>(load_calibration(path));
+  DeviceCalibration d;
+  d.file = path;
+  d.device_id = !c->device.catalog_id.empty() ? c->device.catalog_id : c->device.name;
+  if (d.device_id.empty()) throw Error("perf: calibration " + path + " names no device");
+  d.bandwidth_gb_s = c->bandwidth_gb_s();
+  d.bf16_tflops = c->compute_plateau_tflops("bf16").value_or(0.0);
+  d.fp8_tflops = c->compute_plateau_tflops("fp8").value_or(0.0);
+  d.fp4_tflops = c->compute_plateau_tflops("fp4").value_or(c->compute_plateau_tflops("nvfp4").value_or(0.0));
+  d.memory_gb = c->device.memory_gb;
+  // Op classes of the performance model → the probe's measured classes.
+  d.curve = [c](const std::string& op, double tokens) -> std::optional<double> {
+    const char* cls = op == "gemm" ? "gemm" : op == "attention" ? "attention_decode" : nullptr;
+    if (!cls || !c->has_curve(cls)) return std::nullopt;
+    return c->efficiency(cls, tokens);
+  };
+  return d;
+}
+
+Device synthetic_device(const DeviceCalibration& c) {
+  Device d;
+  d.id = c.device_id;
+  d.name = c.device_id + " (from calibration)";
+  d.vendor = "unknown";
+  d.kind = DeviceKind::gpu;
+  d.memory_gb = c.memory_gb;
+  d.memory_bandwidth_gb_s = c.bandwidth_gb_s;
+  if (c.bf16_tflops > 0) d.peak_tflops["bf16"] = c.bf16_tflops;
+  if (c.fp8_tflops > 0) {
+    d.peak_tflops["fp8"] = c.fp8_tflops;
+    d.hw_formats.push_back("fp8");
+  }
+  if (c.fp4_tflops > 0) {
+    d.peak_tflops["fp4"] = c.fp4_tflops;
+    d.hw_formats.push_back("fp4");
+  }
+  d.nvlink_gb_s = c.link_gb_s;
+  d.prov.source = "calibration " + c.file;
+  return d;
+}
+
+struct PerfOptions {
+  std::string model, gpu, weights, kv = "bf16", engine = "vllm";
+  int gpus = 1;
+  long long input = 1024, output = 256, concurrency = 1;
+  bool sweep = false;
+  int tp = 0, ep = 0, pp = 1;
+  bool dp_attention = false;
+  std::string spec = "none", spec_draft_model;
+  int spec_tokens = 0;
+  double spec_acceptance = -1;
+  double routing_skew = 0;
+  std::optional<double> sla_tpot_ms, sla_ttft_ms;
+  std::string calibration;
+  std::string format = "table", out_file;
+};
+
+Json factor_json(const Factor& f) {
+  return {{"value", f.value}, {"evidence", evidence_name(f.evidence)}, {"source", f.source}};
+}
+
+Json step_json(const StepBreakdown& s) {
+  return {{"bytes_per_gpu", s.bytes_per_gpu},
+          {"weight_bytes_per_gpu", s.weight_bytes_per_gpu},
+          {"expert_bytes_per_gpu", s.expert_bytes_per_gpu},
+          {"kv_bytes_per_gpu", s.kv_bytes_per_gpu},
+          {"flops_per_gpu", s.flops_per_gpu},
+          {"experts_touched_per_layer", s.experts_touched},
+          {"memory_ms", s.memory_s * 1e3},
+          {"compute_ms", s.compute_s * 1e3},
+          {"communication_ms", s.comm_s * 1e3},
+          {"overhead_ms", s.overhead_s * 1e3},
+          {"step_ms", s.time_s * 1e3},
+          {"bound", bound_name(s.bound)}};
+}
+
+Json result_json(const PerfResult& r) {
+  Json j;
+  j["decode"] = {{"tpot_ms", r.decode.tpot_ms},
+                 {"output_tokens_per_s", r.decode.output_tokens_per_s},
+                 {"per_request_tokens_per_s", r.decode.per_request_tokens_per_s},
+                 {"total_tokens_per_s", r.decode.total_tokens_per_s},
+                 {"batch", r.decode.batch},
+                 {"tokens_per_step", r.decode.tokens_per_step},
+                 {"single_stream_roofline_tokens_per_s", r.decode.roofline_tokens_per_s},
+                 {"step", step_json(r.decode.step)}};
+  j["prefill"] = {{"tokens_per_s", r.prefill.tokens_per_s},
+                  {"ttft_ms", r.prefill.ttft_ms},
+                  {"ttft_alone_ms", r.prefill.ttft_alone_ms},
+                  {"aggregate_tokens_per_s", r.prefill.aggregate_tokens_per_s},
+                  {"chunk_tokens", r.prefill.chunk_tokens},
+                  {"chunks", r.prefill.chunks},
+                  {"bound", bound_name(r.prefill.bound)}};
+  j["bound"] = bound_name(r.bound);
+  return j;
+}
+
+void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req, const PerfResult& r,
+                   Evidence& tier) {
+  const std::string path = (global().data_dir.empty() ? default_data_dir() : global().data_dir) +
+                           "/benchmarks/published.csv";
+  Json arr = Json::array();
+  if (!std::filesystem::exists(path)) {
+    j["published"] = arr;
+    return;
+  }
+  const BenchmarkFile f = read_benchmarks(path);
+  const auto rows = matching_rows(f, req.model->id, req.device->id, req.gpus, o.weights, req.engine->id);
+  if (rows.empty()) {
+    j["published"] = arr;
+    return;
+  }
+  if (tier == Evidence::default_) tier = Evidence::published;
+  Table t{"published", "Published measurements of this configuration (data/benchmarks/published.csv)",
+          {"metric", "input", "output", "concurrency", "measured", "predicted here", "for that row", "source"},
+          {}, {}};
+  for (const BenchmarkRow* b : rows) {
+    const RowPrediction p = predict_row(*b, catalog());
+    t.add({metric_name(b->metric), b->input_tokens ? Cell(*b->input_tokens) : Cell(),
+           b->output_tokens ? Cell(*b->output_tokens) : Cell(), b->concurrency ? Cell(*b->concurrency) : Cell("saturated"),
+           Cell(b->value, 1), p.predicted ? Cell(*p.predicted, 1) : Cell(p.reason),
+           p.predicted ? Cell(fmt::format("{:+.0f}%", p.error_pct)) : Cell(), b->source});
+    arr.push_back({{"metric", metric_name(b->metric)},
+                   {"input_tokens", b->input_tokens ? Json(*b->input_tokens) : Json(nullptr)},
+                   {"output_tokens", b->output_tokens ? Json(*b->output_tokens) : Json(nullptr)},
+                   {"concurrency", b->concurrency ? Json(*b->concurrency) : Json(nullptr)},
+                   {"measured", b->value},
+                   {"predicted", p.predicted ? Json(*p.predicted) : Json(nullptr)},
+                   {"error_pct", p.predicted ? Json(p.error_pct) : Json(nullptr)},
+                   {"source", b->source}});
+  }
+  (void)r;
+  rep.tables.push_back(t);
+  j["published"] = arr;
+}
+
+void run_perf(const PerfOptions& o) {
+  const Catalog& cat = catalog();
+  std::optional<DeviceCalibration> cal;
+  if (!o.calibration.empty()) cal = load_perf_calibration(o.calibration);
+  PerfRequest req;
+  req.model = &cat.model(o.model);
+  // With a calibration the device may come from the file; a device not in the catalog is
+  // described by its measured figures.
+  std::unique_ptr<Device> synthetic;
+  std::string gpu_id = o.gpu;
+  if (gpu_id.empty()) {
+    if (!cal) throw Error("perf: --gpu is required unless --calibration names the device");
+    gpu_id = cal->device_id;
+  }
+  if (const Device* d = cat.find_device(gpu_id)) {
+    req.device = d;
+  } else if (cal && cal->device_id == gpu_id) {
+    synthetic = std::make_unique<Device>(synthetic_device(*cal));
+    req.device = synthetic.get();
+  } else {
+    req.device = &cat.device(gpu_id);  // throws "did you mean"
+  }
+  if (cal && cal->device_id != req.device->id)
+    throw Error(fmt::format("perf: calibration {} was measured on '{}', not '{}'", cal->file, cal->device_id,
+                            req.device->id));
+  req.engine = &cat.engine(o.engine);
+  req.gpus = o.gpus;
+  req.weights = o.weights.empty() ? PrecisionMix{} : parse_weight_spec(o.weights, req.model->native_precision, cat);
+  req.kv_precision = o.kv;
+  (void)cat.kv_format(o.kv);
+  req.layout = Layout{o.tp, o.pp, o.ep, o.dp_attention};
+  req.input_tokens = o.input;
+  req.output_tokens = o.output;
+  req.concurrency = o.concurrency;
+  req.spec.method = parse_spec_method(o.spec);
+  req.spec.tokens = o.spec_tokens;
+  req.spec.acceptance = o.spec_acceptance;
+  if (!o.spec_draft_model.empty()) req.spec.draft_model = &cat.model(o.spec_draft_model);
+  req.routing_skew = o.routing_skew;
+  req.calibration = cal ? &*cal : nullptr;
+
+  const PerfResult r = estimate(req, cat);
+  const Model& m = *req.model;
+  const Device& d = *req.device;
+
+  Report rep;
+  rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name, req.engine->name,
+                          o.input, o.output);
+  rep.meta = output_meta(cal ? cal->file : "");
+  Evidence tier = r.evidence;
+
+  Table s{"summary", fmt::format("Steady state at concurrency {}", o.concurrency), {"item", "value", "unit"}, {}, {}};
+  s.add({"layout", fmt::format("tp={} pp={} dp={} ep={}{}", r.layout.tp, r.layout.pp, r.layout.dp, r.layout.ep,
+                               r.layout.dp_attention ? " dp-attention" : ""), ""});
+  s.add({"TTFT (mean)", Cell(r.prefill.ttft_ms, 1), "ms"});
+  s.add({"TPOT", Cell(r.decode.tpot_ms, 2), "ms"});
+  s.add({"per-request decode", Cell(r.decode.per_request_tokens_per_s, 1), "tok/s"});
+  s.add({"aggregate output", Cell(r.decode.output_tokens_per_s, 1), "tok/s"});
+  s.add({"aggregate total (input + output)", Cell(r.decode.total_tokens_per_s, 1), "tok/s"});
+  s.add({"sequences decoding per step", Cell(r.decode.batch, 1), ""});
+  if (req.spec.method != SpecMethod::none)
+    s.add({fmt::format("tokens per step ({} K={} α={:.2f})", spec_method_name(req.spec.method), r.spec_tokens,
+                       r.spec_acceptance),
+           Cell(r.decode.tokens_per_step, 2), "tokens"});
+  s.add({"prefill, one request", Cell(r.prefill.tokens_per_s, 0), "tok/s"});
+  s.add({"TTFT, one request on an idle system", Cell(r.prefill.ttft_alone_ms, 1), "ms"});
+  s.add({"single-stream bandwidth roofline", Cell(r.decode.roofline_tokens_per_s, 1), "tok/s"});
+  s.add({"bound (steady-state step)", bound_name(r.bound), ""});
+  rep.tables.push_back(s);
+
+  const StepBreakdown& st = r.decode.step;
+  Table b{"step", "Decode step breakdown (most loaded GPU)", {"term", "value", "unit"}, {}, {}};
+  b.add({"weights read", Cell(st.weight_bytes_per_gpu / 1e9, 3), "GB"});
+  b.add({"  of which routed experts", Cell(st.expert_bytes_per_gpu / 1e9, 3), "GB"});
+  if (m.is_moe()) b.add({"experts touched per MoE layer", Cell(st.experts_touched, 1), fmt::format("of {}", m.moe->routed_experts)});
+  b.add({"KV read", Cell(st.kv_bytes_per_gpu / 1e9, 3), "GB"});
+  b.add({"FLOPs", Cell(st.flops_per_gpu / 1e12, 3), "TFLOP"});
+  b.add({"memory time", Cell(st.memory_s * 1e3, 3), "ms"});
+  b.add({"compute time", Cell(st.compute_s * 1e3, 3), "ms"});
+  b.add({"communication", Cell(st.comm_s * 1e3, 3), "ms"});
+  b.add({"fixed overhead", Cell(st.overhead_s * 1e3, 3), "ms"});
+  b.add({"step", Cell(st.time_s * 1e3, 3), "ms"});
+  rep.tables.push_back(b);
+
+  Table e{"efficiencies", "Efficiencies (device layer × engine layer)", {"factor", "value", "evidence", "source"}, {}, {}};
+  auto addf = [&](const char* n, const Factor& f) {
+    e.add({n, Cell(f.value, 3), evidence_name(f.evidence), f.source});
+  };
+  addf("device bandwidth", r.eff.dev_bw);
+  addf("device compute", r.eff.dev_compute);
+  addf("device link", r.eff.dev_link);
+  addf("collective latency (µs)", r.eff.link_latency_us);
+  addf("engine bandwidth", r.eff.eng_bw);
+  addf("engine GEMM", r.eff.eng_compute);
+  addf("engine attention", r.eff.eng_attention);
+  addf("step overhead (ms)", r.eff.step_overhead_ms);
+  addf("layer overhead (µs)", r.eff.layer_overhead_us);
+  addf("MoE layer overhead (µs)", r.eff.moe_layer_overhead_us);
+  addf("prefill chunk (tokens)", r.eff.prefill_chunk_tokens);
+  rep.tables.push_back(e);
+
+  Json j;
+  j["inputs"] = {{"model", m.id},
+                 {"gpu", d.id},
+                 {"gpus", o.gpus},
+                 {"weights", o.weights.empty() ? Json("native") : Json(o.weights)},
+                 {"kv", o.kv},
+                 {"engine", req.engine->id},
+                 {"input_tokens", o.input},
+                 {"output_tokens", o.output},
+                 {"concurrency", o.concurrency},
+                 {"sweep", o.sweep},
+                 {"layout", {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"dp", r.layout.dp}, {"ep", r.layout.ep},
+                             {"dp_attention", r.layout.dp_attention}}},
+                 {"spec", {{"method", spec_method_name(req.spec.method)},
+                           {"tokens", r.spec_tokens},
+                           {"acceptance", r.spec_acceptance}}},
+                 {"routing_skew", o.routing_skew},
+                 {"sla_tpot_ms", o.sla_tpot_ms ? Json(*o.sla_tpot_ms) : Json(nullptr)},
+                 {"sla_ttft_ms", o.sla_ttft_ms ? Json(*o.sla_ttft_ms) : Json(nullptr)},
+                 {"calibration", cal ? Json(cal->file) : Json(nullptr)}};
+  const Json rj = result_json(r);
+  for (auto it = rj.begin(); it != rj.end(); ++it) j[it.key()] = it.value();
+  Json ej = Json::object();
+  ej["device_bandwidth"] = factor_json(r.eff.dev_bw);
+  ej["device_compute"] = factor_json(r.eff.dev_compute);
+  ej["device_link"] = factor_json(r.eff.dev_link);
+  ej["collective_latency_us"] = factor_json(r.eff.link_latency_us);
+  ej["engine_bandwidth"] = factor_json(r.eff.eng_bw);
+  ej["engine_gemm"] = factor_json(r.eff.eng_compute);
+  ej["engine_attention"] = factor_json(r.eff.eng_attention);
+  ej["step_overhead_ms"] = factor_json(r.eff.step_overhead_ms);
+  ej["layer_overhead_us"] = factor_json(r.eff.layer_overhead_us);
+  ej["moe_layer_overhead_us"] = factor_json(r.eff.moe_layer_overhead_us);
+  ej["prefill_chunk_tokens"] = factor_json(r.eff.prefill_chunk_tokens);
+  j["efficiencies"] = ej;
+  add_published(rep, j, o, req, r, tier);
+
+  if (o.sweep) {
+    Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};
+    const SweepResult sw = sweep(req, cat, sla);
+    Table t{"sweep", fmt::format("Concurrency sweep (KV-memory limit {} requests of {} tokens)", sw.max_concurrency,
+                                 o.input + o.output),
+            {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s", "total tok/s", "bound", "mark"},
+            {}, {}};
+    Json arr = Json::array();
+    for (const auto& p : sw.points) {
+      std::string mark;
+      if (p.concurrency == sw.knee_concurrency) mark = "knee";
+      if (sw.best_sla_concurrency && p.concurrency == *sw.best_sla_concurrency)
+        mark += mark.empty() ? "best within SLA" : ", best within SLA";
+      if ((o.sla_tpot_ms || o.sla_ttft_ms) && !p.meets_sla) mark += mark.empty() ? "misses SLA" : ", misses SLA";
+      const auto& rr = p.result;
+      t.add({p.concurrency, Cell(rr.prefill.ttft_ms, 0), Cell(rr.decode.tpot_ms, 1),
+             Cell(rr.decode.per_request_tokens_per_s, 1), Cell(rr.decode.output_tokens_per_s, 0),
+             Cell(rr.decode.total_tokens_per_s, 0), bound_name(rr.bound), mark});
+      Json pj = result_json(rr);
+      pj["concurrency"] = p.concurrency;
+      pj["meets_sla"] = p.meets_sla;
+      arr.push_back(pj);
+    }
+    rep.tables.push_back(t);
+    j["sweep"] = {{"points", arr},
+                  {"max_concurrency", sw.max_concurrency},
+                  {"knee_concurrency", sw.knee_concurrency},
+                  {"best_sla_concurrency", sw.best_sla_concurrency ? Json(*sw.best_sla_concurrency) : Json(nullptr)},
+                  {"limit", sw.limit_reason}};
+    rep.messages.push_back(fmt::format(
+        "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}", sw.knee_concurrency,
+        sw.max_concurrency));
+    if (o.sla_tpot_ms || o.sla_ttft_ms) {
+      if (sw.best_sla_concurrency)
+        rep.messages.push_back(fmt::format("best within SLA: concurrency {}", *sw.best_sla_concurrency));
+      else
+        rep.messages.push_back("no swept concurrency meets the SLA");
+    }
+  }
+  j["evidence"] = evidence_name(tier);
+  j["notes"] = r.notes;
+  rep.messages.push_back(fmt::format(
+      "evidence: {} ({})", evidence_name(tier),
+      tier == Evidence::measured  ? "device layer from a calibration of this device"
+      : tier == Evidence::published ? "published measurements of this configuration exist (table above)"
+                                    : "catalog datasheet figures with default device derating and engine profiles"));
+  rep.messages.push_back(fmt::format("bound: {}", bound_name(r.bound)));
+  for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
+  rep.json = j;
+  OutputOptions out;
+  out.format = o.format;
+  out.output = o.out_file;
+  emit(rep, out);
+}
+
+void setup(CLI::App& parent) {
+  auto o = std::make_shared<PerfOptions>();
+  auto* app = parent.add_subcommand("perf", "Decode, prefill, latency and concurrency (docs/performance.md)");
+  app->add_option("--model", o->model, "Model id")->required();
+  app->add_option("--gpu", o->gpu, "Device id (may be omitted with --calibration)");
+  app->add_option("--gpus", o->gpus, "Number of devices")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_option("--weights", o->weights, "Weight precision id or per-component mix (default: native)");
+  app->add_option("--kv", o->kv, "KV-cache precision id")->capture_default_str();
+  app->add_option("--input", o->input, "Prompt tokens per request")->check(CLI::Range(0LL, 100000000LL))->capture_default_str();
+  app->add_option("--output", o->output, "Output tokens per request")->check(CLI::Range(1LL, 100000000LL))->capture_default_str();
+  auto* conc = app->add_option("--concurrency", o->concurrency, "Concurrent requests")
+                   ->check(CLI::Range(1LL, 1000000LL))->capture_default_str();
+  app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")->excludes(conc);
+  app->add_option("--tp", o->tp, "Tensor-parallel size")->check(CLI::Range(1, 4096));
+  app->add_option("--ep", o->ep, "Expert-parallel size")->check(CLI::Range(1, 4096));
+  app->add_option("--pp", o->pp, "Pipeline-parallel size")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_flag("--dp-attention", o->dp_attention, "MLA: data-parallel attention (latent KV sharded by sequence)");
+  app->add_option("--engine", o->engine, "Engine id")->capture_default_str();
+  app->add_option("--spec", o->spec, "Speculative decoding")
+      ->check(CLI::IsMember({"none", "mtp", "eagle", "draft"}))->capture_default_str();
+  app->add_option("--spec-tokens", o->spec_tokens, "Draft length K (default per method)")->check(CLI::Range(1, 64));
+  app->add_option("--spec-acceptance", o->spec_acceptance, "Per-position acceptance α (default per method)")
+      ->check(CLI::Range(0.0, 0.999));
+  app->add_option("--spec-draft-model", o->spec_draft_model, "Draft model id for --spec draft");
+  app->add_option("--routing-skew", o->routing_skew, "MoE routing skew s: traffic on (1-s)·E experts")
+      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  app->add_option("--sla-tpot-ms", o->sla_tpot_ms, "SLA: largest acceptable TPOT, ms")->check(CLI::Range(0.001, 1e9));
+  app->add_option("--sla-ttft-ms", o->sla_ttft_ms, "SLA: largest acceptable mean TTFT, ms")->check(CLI::Range(0.001, 1e12));
+  app->add_option("--calibration", o->calibration, "Calibration file from moeprobe (replaces the device layer)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--format", o->format, "Output format")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}))->capture_default_str();
+  app->add_option("--out-file,-o", o->out_file, "Write to FILE (atomically) instead of stdout");
+  app->callback([o] { run_perf(*o); });
+}
+
+const RegisterCommand reg("perf", setup);
+
+}  // namespace
+}  // namespace moeplan::cli

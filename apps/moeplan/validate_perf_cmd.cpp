@@ -1,0 +1,111 @@
+// `moeplan validate-perf FILE.csv`: predict every published measurement and
+// report the error per row and per metric (docs/performance.md §Validation).
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "cli.hpp"
+#include "moeplan/validate_perf.hpp"
+
+namespace moeplan::cli {
+namespace {
+
+struct ValidateOptions {
+  std::string file;
+  OutputOptions out;
+};
+
+Cell opt_count(const std::optional<long long>& v) { return v ? Cell(*v) : Cell(); }
+
+void run_validate(const ValidateOptions& o) {
+  const Catalog& cat = catalog();
+  const BenchmarkFile f = read_benchmarks(o.file);
+  const ValidationResult v = validate(f, cat);
+  const Format fmt_ = parse_format(o.out.format);
+
+  Report rep;
+  rep.title = fmt::format("validate-perf: {} ({} rows)", o.file, f.rows.size());
+  rep.meta = output_meta();
+
+  if (fmt_ == Format::csv) {
+    // One row per input row, in input order: every input column, then predicted, error_pct, reason.
+    Table t{"rows", "", f.header, {}, {}};
+    t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason"});
+    for (std::size_t i = 0; i < f.rows.size(); ++i) {
+      std::vector<Cell> row;
+      for (const auto& c : f.rows[i].raw) row.emplace_back(c);
+      const auto& p = v.predictions[i];
+      row.push_back(p.predicted ? Cell(*p.predicted) : Cell());
+      row.push_back(p.predicted ? Cell(p.error_pct) : Cell());
+      row.push_back(Cell(p.reason));
+      t.add(std::move(row));
+    }
+    rep.tables.push_back(std::move(t));
+    emit(rep, o.out);
+    return;
+  }
+
+  Table rows{"rows", "Predicted vs measured",
+             {"line", "model", "gpu", "n", "precision", "engine", "in", "out", "conc", "metric", "measured",
+              "predicted", "error %", "bound"},
+             {}, {}};
+  Json jr = Json::array();
+  for (std::size_t i = 0; i < f.rows.size(); ++i) {
+    const auto& r = f.rows[i];
+    const auto& p = v.predictions[i];
+    rows.add({r.line, r.model, r.gpu, r.gpu_count, r.precision, r.engine, opt_count(r.input_tokens),
+              opt_count(r.output_tokens), r.concurrency ? Cell(*r.concurrency) : Cell(fmt::format("sat:{}", p.concurrency_used)),
+              metric_name(r.metric), Cell(r.value, 1), p.predicted ? Cell(*p.predicted, 1) : Cell("—"),
+              p.predicted ? Cell(fmt::format("{:+.1f}", p.error_pct)) : Cell(p.reason), p.bound});
+    Json row = Json::object();
+    for (std::size_t c = 0; c < f.header.size() && c < r.raw.size(); ++c) row[f.header[c]] = r.raw[c];
+    row["line"] = r.line;
+    row["concurrency_used"] = p.concurrency_used;
+    row["predicted"] = p.predicted ? Json(*p.predicted) : Json(nullptr);
+    row["error_pct"] = p.predicted ? Json(p.error_pct) : Json(nullptr);
+    row["reason"] = p.reason;
+    row["bound"] = p.bound;
+    jr.push_back(row);
+  }
+  rep.tables.push_back(rows);
+
+  Table sum{"summary", "Absolute percentage error per metric",
+            {"metric", "rows", "predicted", "median |err| %", "mean |err| %", "within ±25%"}, {}, {}};
+  Json js = Json::array();
+  auto add_sum = [&](const MetricSummary& m) {
+    sum.add({m.metric, m.rows, m.predicted, Cell(m.median_abs_pct, 1), Cell(m.mean_abs_pct, 1),
+             Cell(fmt::format("{:.0f}%", m.within_25_share * 100))});
+    js.push_back({{"metric", m.metric},
+                  {"rows", m.rows},
+                  {"predicted", m.predicted},
+                  {"median_abs_pct", std::isfinite(m.median_abs_pct) ? Json(m.median_abs_pct) : Json(nullptr)},
+                  {"mean_abs_pct", std::isfinite(m.mean_abs_pct) ? Json(m.mean_abs_pct) : Json(nullptr)},
+                  {"within_25_share", m.within_25_share}});
+  };
+  for (const auto& m : v.per_metric) add_sum(m);
+  add_sum(v.overall);
+  rep.tables.push_back(sum);
+  const int failed = v.overall.rows - v.overall.predicted;
+  if (failed > 0)
+    rep.messages.push_back(fmt::format("{} row(s) could not be predicted; they count as outside ±25% and as "
+                                       "infinitely wrong in the median", failed));
+  rep.json["file"] = o.file;
+  rep.json["rows"] = jr;
+  rep.json["summary"] = js;
+  emit(rep, o.out);
+}
+
+void setup(CLI::App& parent) {
+  auto o = std::make_shared<ValidateOptions>();
+  auto* app = parent.add_subcommand("validate-perf",
+                                    "Predict published measurements (CSV) and report the error per row and metric");
+  app->add_option("file", o->file, "Benchmark CSV (columns: see docs/performance.md)")->required()
+      ->check(CLI::ExistingFile);
+  add_output_options(*app, o->out);
+  app->callback([o] { run_validate(*o); });
+}
+
+const RegisterCommand reg("validate-perf", setup);
+
+}  // namespace
+}  // namespace moeplan::cli

@@ -1,0 +1,201 @@
+// Performance model: decode step, prefill, continuous-batching steady state,
+// speculative decoding and concurrency sweeps. Pure functions over the
+// catalog structs; every formula, constant and source is in
+// docs/performance.md (section names are cited next to the code).
+//
+// Two layers of efficiency are kept apart (docs/performance.md §Efficiencies):
+//   device layer — what the hardware sustains against its datasheet
+//                  (copy bandwidth, GEMM rate, link bandwidth and latency);
+//                  replaced by a calibration file when one is given;
+//   engine layer — how close the serving engine gets to those ceilings and
+//                  its fixed per-step / per-layer costs (data/engines.json
+//                  `efficiency` objects, fitted against published rows).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moeplan/catalog.hpp"
+#include "moeplan/sizing.hpp"
+
+namespace moeplan {
+
+// Where a figure comes from (docs/performance.md §Evidence tiers).
+enum class Evidence { measured, published, default_ };
+const char* evidence_name(Evidence e);  // "measured" | "published" | "default"
+
+enum class SpecMethod { none, mtp, eagle, draft };
+const char* spec_method_name(SpecMethod s);
+SpecMethod parse_spec_method(const std::string& s);  // throws Error on unknown
+
+struct SpecConfig {
+  SpecMethod method = SpecMethod::none;
+  int tokens = 0;           // draft length K; 0 = the method's default
+  double acceptance = -1;   // per-position acceptance probability α in [0,1); <0 = default
+  const Model* draft_model = nullptr;  // SpecMethod::draft only (default: 1/20 of the target)
+};
+
+// Layer-1 replacement read from a calibration file (the probe's output). All
+// figures measured on `device_id`; zero means "not measured, keep the default".
+struct DeviceCalibration {
+  std::string device_id;
+  std::string file;               // for provenance in outputs
+  double bandwidth_gb_s = 0;      // sustained copy bandwidth
+  double bf16_tflops = 0;         // sustained large-GEMM rates
+  double fp8_tflops = 0;
+  double fp4_tflops = 0;
+  double link_gb_s = 0;           // collective bus bandwidth per GPU
+  double link_latency_us = 0;     // small-message collective latency
+  double memory_gb = 0;           // device memory (only used when the device is not in the catalog)
+  // Optional measured efficiency curve per op class against token/batch count,
+  // relative to the values above (1 = exactly the sustained figure). Op classes
+  // queried: "memory", "gemm", "attention", "allreduce". Empty optional = not measured.
+  std::function<std::optional<double>(const std::string& op_class, double tokens)> curve;
+};
+
+// One effective factor with its provenance.
+struct Factor {
+  double value = 1;
+  Evidence evidence = Evidence::default_;
+  std::string source;  // "device default (gpu)", "engine vllm gpu.bw", "calibration FILE"
+};
+
+// Resolved efficiencies for one device + engine (docs/performance.md §Efficiencies).
+struct Efficiencies {
+  // device layer: fraction of datasheet peaks sustained
+  Factor dev_bw, dev_compute, dev_link;
+  Factor link_latency_us;  // per collective, absolute
+  // engine layer: fraction of the device-layer ceiling, and fixed costs
+  Factor eng_bw, eng_compute, eng_attention;
+  Factor step_overhead_ms;       // scheduler, sampling, host work per engine step
+  Factor layer_overhead_us;      // kernel-latency floor per decoder layer
+  Factor moe_layer_overhead_us;  // extra per MoE layer (router, top-k, permute, grouped GEMM)
+  Factor prefill_chunk_tokens;   // scheduler token budget per step (chunked prefill)
+};
+
+// Efficiencies from the catalog defaults for `device` + `engine`, overridden by `cal`.
+Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
+                                  const DeviceCalibration* cal = nullptr);
+
+struct PerfRequest {
+  const Model* model = nullptr;
+  const Device* device = nullptr;
+  const Engine* engine = nullptr;
+  int gpus = 1;
+  PrecisionMix weights;        // empty = the model's native mix
+  std::string kv_precision;    // "" = bf16
+  Layout layout;
+  long long input_tokens = 1024;
+  long long output_tokens = 256;
+  long long concurrency = 1;
+  SpecConfig spec;
+  double routing_skew = 0;     // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
+  const DeviceCalibration* calibration = nullptr;
+  std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
+};
+
+// Which term sets a step's time (docs/performance.md §Decode step).
+enum class Bound { memory, compute, communication, overhead };
+const char* bound_name(Bound b);
+
+// One engine step (decode, verify, prefill chunk or a mixed batch).
+struct StepBreakdown {
+  double bytes_per_gpu = 0;           // weights + KV + activations, most loaded GPU
+  double weight_bytes_per_gpu = 0;
+  double expert_bytes_per_gpu = 0;    // routed experts touched (included in weight bytes)
+  double kv_bytes_per_gpu = 0;
+  double flops_per_gpu = 0;
+  double experts_touched = 0;         // expected distinct routed experts per MoE layer
+  double memory_s = 0;                // bytes / (bandwidth · η_bw)
+  double compute_s = 0;               // Σ flops / (peak · η_compute) per math format
+  double comm_s = 0;                  // TP all-reduce + EP dispatch/combine + PP hand-off
+  double overhead_s = 0;              // per-step + per-layer fixed costs
+  double time_s = 0;                  // max(memory, compute) + comm + overhead (× pp stages)
+  Bound bound = Bound::memory;
+};
+
+struct DecodeResult {
+  StepBreakdown step;        // one decode (or verify + draft) step at the steady-state batch
+  double tokens_per_step = 1;  // per sequence (speculative decoding > 1)
+  double tpot_ms = 0;
+  double per_request_tokens_per_s = 0;
+  double output_tokens_per_s = 0;  // aggregate
+  double total_tokens_per_s = 0;   // (input + output) tokens per second, aggregate
+  double batch = 0;                // sequences decoding in an average step
+  double prefill_step_share = 0;   // share of steps that also carry a prefill chunk
+  double roofline_tokens_per_s = 0;  // single-stream bandwidth roofline: BW / bytes per token
+};
+
+struct PrefillResult {
+  double ttft_ms = 0;            // mean time to first token at the requested concurrency
+  double ttft_alone_ms = 0;      // one request on an idle system
+  double tokens_per_s = 0;       // prompt tokens per second for one request on an idle system
+  double aggregate_tokens_per_s = 0;  // prompt tokens per second at steady state
+  long long chunk_tokens = 0;
+  int chunks = 0;
+  Bound bound = Bound::compute;
+};
+
+struct PerfResult {
+  ResolvedLayout layout;
+  Efficiencies eff;
+  DecodeResult decode;
+  PrefillResult prefill;
+  Bound bound = Bound::memory;         // binding term of the steady-state step
+  Evidence evidence = Evidence::default_;  // weakest tier among the factors used
+  double spec_expected_tokens = 1;     // (1 − α^(K+1)) / (1 − α)
+  int spec_tokens = 0;
+  double spec_acceptance = 0;
+  double weights_bytes = 0;            // whole model
+  double kv_bytes_per_token = 0;
+  std::vector<std::string> notes;
+};
+
+// Steady-state estimate at req.concurrency. Throws Error on inconsistent input.
+PerfResult estimate(const PerfRequest& req, const Catalog& cat);
+
+// One decode step for `batch` sequences at context `context` (no prefill mixed in),
+// exposed for property tests and the single-stream roofline.
+StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch, double context);
+
+struct SweepPoint {
+  long long concurrency = 0;
+  PerfResult result;
+  bool meets_sla = true;
+};
+
+struct SweepResult {
+  std::vector<SweepPoint> points;
+  long long max_concurrency = 0;  // KV-memory limit from fit() at input + output tokens
+  long long knee_concurrency = 0; // maximises aggregate × per-request tok/s (Kleinrock's "power")
+  std::optional<long long> best_sla_concurrency;  // highest aggregate throughput meeting the SLA
+  std::string limit_reason;
+};
+
+struct Sla {
+  std::optional<double> tpot_ms;
+  std::optional<double> ttft_ms;
+};
+
+// C = 1, 2, 4, … up to the KV-memory limit (inclusive) from fit() at input + output tokens,
+// with the engine's memory utilization. Throws what estimate() and fit() throw.
+SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla = {});
+
+// T1: tokens produced in a 30-day month by one sustained token per second.
+constexpr double kSecondsPerMonth30 = 30.0 * 24 * 3600;
+inline double tokens_per_month(double tokens_per_s) { return tokens_per_s * kSecondsPerMonth30; }
+
+// Expected tokens per verify step with draft length k and per-position acceptance a
+// (Leviathan et al. 2023, eq. 1): (1 − a^(k+1)) / (1 − a).
+double spec_expected_tokens(int k, double a);
+
+// Expected distinct experts touched by `tokens` tokens routing top-k of E experts
+// (uniform routing, optionally skewed): E_eff·(1 − (1 − k/E_eff)^tokens), E_eff = (1 − skew)·E.
+double expected_experts_touched(int experts, int top_k, double tokens, double skew = 0);
+
+// PCIe bandwidth per direction, GB/s, for a generation and lane count.
+double pcie_gb_s(int gen, int lanes);
+
+}  // namespace moeplan

@@ -1,0 +1,89 @@
+// Validation of the performance model against published measurements
+// (`moeplan validate-perf`). File format and statistics: docs/performance.md
+// §Validation. The CSV reader is RFC 4180 (quotes, doubled quotes, embedded
+// commas and line breaks, CRLF or LF).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moeplan/catalog.hpp"
+#include "moeplan/performance.hpp"
+
+namespace moeplan {
+
+// A parsed CSV: header plus records; `lines[i]` is the physical line where record i starts.
+struct CsvTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<int> lines;
+};
+
+// RFC 4180 parsing. Throws InputError("FILE", "line N", problem) on an unterminated quote
+// or a record whose field count differs from the header's.
+CsvTable parse_csv(const std::string& text, const std::string& file_label);
+
+// The required columns, in the bundled file's order.
+const std::vector<std::string>& benchmark_columns();
+
+// The metrics a row may carry.
+enum class Metric { decode_tok_s_single, output_tok_s, total_tok_s, prefill_tok_s, tpot_ms, ttft_ms };
+const char* metric_name(Metric m);
+
+struct BenchmarkRow {
+  int line = 0;                       // physical line in the file
+  std::vector<std::string> raw;       // every input cell, in header order (extra columns included)
+  std::string model, gpu, precision, kv_precision, engine, unit, source;
+  int gpu_count = 1;
+  std::optional<long long> input_tokens, output_tokens, concurrency;  // empty concurrency = saturated
+  Metric metric = Metric::decode_tok_s_single;
+  double value = 0;
+};
+
+struct BenchmarkFile {
+  std::string file;
+  std::vector<std::string> header;
+  std::vector<BenchmarkRow> rows;
+};
+
+// Reads and validates a benchmark file. Throws InputError naming the file, the line and the
+// column for a missing column, a non-numeric number or an unknown metric.
+BenchmarkFile read_benchmarks(const std::string& path);
+BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label);
+
+struct RowPrediction {
+  std::optional<double> predicted;
+  double error_pct = 0;  // (predicted − measured) / measured × 100
+  std::string reason;    // why no prediction ("" when predicted)
+  long long concurrency_used = 0;
+  Evidence evidence = Evidence::default_;
+  std::string bound;
+};
+
+struct MetricSummary {
+  std::string metric;
+  int rows = 0;
+  int predicted = 0;
+  double median_abs_pct = 0;  // unpredicted rows count as infinitely wrong
+  double mean_abs_pct = 0;    // over predicted rows
+  double within_25_share = 0; // share of all rows (unpredicted count as outside)
+};
+
+struct ValidationResult {
+  std::vector<RowPrediction> predictions;  // one per input row, same order
+  std::vector<MetricSummary> per_metric;   // in Metric order, only metrics present
+  MetricSummary overall;
+};
+
+// Predicts one row through estimate() (docs/performance.md §Validation, "How a row is read").
+RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat);
+ValidationResult validate(const BenchmarkFile& f, const Catalog& cat);
+
+// Rows of `f` that match a configuration (same model, device, count, engine, and precision
+// when the row states one) — the `published` evidence tier of `moeplan perf`.
+std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std::string& model,
+                                               const std::string& gpu, int gpus,
+                                               const std::string& precision, const std::string& engine);
+
+}  // namespace moeplan

@@ -1,0 +1,788 @@
+// Performance model. Formulas, constants and their sources: docs/performance.md
+// (section names in the comments below refer to it).
+#include "moeplan/performance.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "moeplan/errors.hpp"
+
+namespace moeplan {
+
+const char* evidence_name(Evidence e) {
+  switch (e) {
+    case Evidence::measured: return "measured";
+    case Evidence::published: return "published";
+    case Evidence::default_: return "default";
+  }
+  return "default";
+}
+
+const char* spec_method_name(SpecMethod s) {
+  switch (s) {
+    case SpecMethod::none: return "none";
+    case SpecMethod::mtp: return "mtp";
+    case SpecMethod::eagle: return "eagle";
+    case SpecMethod::draft: return "draft";
+  }
+  return "none";
+}
+
+SpecMethod parse_spec_method(const std::string& s) {
+  if (s.empty() || s == "none") return SpecMethod::none;
+  if (s == "mtp") return SpecMethod::mtp;
+  if (s == "eagle") return SpecMethod::eagle;
+  if (s == "draft") return SpecMethod::draft;
+  throw UnknownIdError("speculative method", s, {"none", "mtp", "eagle", "draft"});
+}
+
+const char* bound_name(Bound b) {
+  switch (b) {
+    case Bound::memory: return "memory";
+    case Bound::compute: return "compute";
+    case Bound::communication: return "communication";
+    case Bound::overhead: return "overhead";
+  }
+  return "memory";
+}
+
+double spec_expected_tokens(int k, double a) {
+  if (k <= 0) return 1.0;
+  a = std::clamp(a, 0.0, 0.999999);
+  return (1.0 - std::pow(a, k + 1)) / (1.0 - a);
+}
+
+double expected_experts_touched(int experts, int top_k, double tokens, double skew) {
+  if (experts <= 0 || top_k <= 0 || tokens <= 0) return 0.0;
+  // §Decode step / routed experts: uniform routing makes each token pick k of E experts;
+  // the chance an expert is missed by all tokens is (1 − k/E)^tokens. Skew s concentrates
+  // the traffic on E_eff = (1 − s)·E experts (never fewer than k).
+  const double e = std::max<double>(top_k, (1.0 - std::clamp(skew, 0.0, 0.99)) * experts);
+  const double p_miss = std::pow(1.0 - top_k / e, tokens);
+  return e * (1.0 - p_miss);
+}
+
+double pcie_gb_s(int gen, int lanes) {
+  // Per lane per direction after encoding: gen3 0.985, gen4 1.969, gen5 3.938, gen6 7.563 GB/s.
+  double per_lane = 0.985;
+  if (gen >= 6) per_lane = 7.563;
+  else if (gen == 5) per_lane = 3.938;
+  else if (gen == 4) per_lane = 1.969;
+  return per_lane * (lanes > 0 ? lanes : 16);
+}
+
+// ---------------------------------------------------------------------------
+// Efficiencies (§Efficiencies)
+// ---------------------------------------------------------------------------
+namespace {
+
+const char* kind_name(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::gpu: return "gpu";
+    case DeviceKind::cpu: return "cpu";
+    case DeviceKind::unified: return "unified";
+  }
+  return "gpu";
+}
+
+struct DeviceDefaults {
+  double bw, compute, link, link_latency_us;
+};
+
+// Device layer defaults: datasheet × documented derating (§Efficiencies, table D).
+DeviceDefaults device_defaults(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::gpu: return {0.90, 0.75, 0.80, 8.0};
+    case DeviceKind::cpu: return {0.80, 0.60, 0.80, 30.0};
+    case DeviceKind::unified: return {0.85, 0.60, 0.80, 30.0};
+  }
+  return {0.90, 0.75, 0.80, 8.0};
+}
+
+struct EngineDefaults {
+  double bw, compute, attention, step_ms, layer_us, moe_layer_us, chunk;
+};
+
+// Engine layer fallbacks when data/engines.json has no value (§Efficiencies, table E).
+EngineDefaults engine_fallback(DeviceKind k) {
+  if (k == DeviceKind::gpu) return {0.85, 0.80, 0.60, 1.0, 20.0, 30.0, 8192};
+  return {0.80, 0.70, 0.50, 1.0, 20.0, 30.0, 512};
+}
+
+Factor engine_factor(const Engine& e, const std::string& kind, const std::string& name, double fallback) {
+  auto it = e.efficiency.find(kind + "." + name);
+  if (it != e.efficiency.end())
+    return {it->second, Evidence::published, fmt::format("engines.json {} {}.{}", e.id, kind, name)};
+  it = e.efficiency.find(name);
+  if (it != e.efficiency.end())
+    return {it->second, Evidence::published, fmt::format("engines.json {} {}", e.id, name)};
+  return {fallback, Evidence::default_, fmt::format("built-in {} default", kind)};
+}
+
+}  // namespace
+
+Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
+                                  const DeviceCalibration* cal) {
+  const std::string kind = kind_name(device.kind);
+  const DeviceDefaults dd = device_defaults(device.kind);
+  const EngineDefaults ed = engine_fallback(device.kind);
+  Efficiencies e;
+  const std::string dsrc = fmt::format("datasheet × {} derating", kind);
+  e.dev_bw = {dd.bw, Evidence::default_, dsrc};
+  e.dev_compute = {dd.compute, Evidence::default_, dsrc};
+  e.dev_link = {dd.link, Evidence::default_, dsrc};
+  e.link_latency_us = {dd.link_latency_us, Evidence::default_, dsrc};
+  // Engine profiles are fitted against published benchmark rows (validate-perf), hence
+  // "published" when the catalog carries them.
+  e.eng_bw = engine_factor(engine, kind, "bw", ed.bw);
+  e.eng_compute = engine_factor(engine, kind, "compute", ed.compute);
+  e.eng_attention = engine_factor(engine, kind, "attention", ed.attention);
+  e.step_overhead_ms = engine_factor(engine, kind, "step_overhead_ms", ed.step_ms);
+  e.layer_overhead_us = engine_factor(engine, kind, "layer_overhead_us", ed.layer_us);
+  e.moe_layer_overhead_us = engine_factor(engine, kind, "moe_layer_overhead_us", ed.moe_layer_us);
+  e.prefill_chunk_tokens = engine_factor(engine, kind, "prefill_chunk_tokens", ed.chunk);
+  if (auto it = engine.efficiency.find(kind + ".comm_latency_us"); it != engine.efficiency.end())
+    e.link_latency_us = {it->second, Evidence::published,
+                         fmt::format("engines.json {} {}.comm_latency_us", engine.id, kind)};
+  if (cal) {
+    const std::string src = "calibration " + cal->file;
+    // A measured sustained figure replaces datasheet × derating (the device layer).
+    if (cal->bandwidth_gb_s > 0 && device.memory_bandwidth_gb_s > 0)
+      e.dev_bw = {cal->bandwidth_gb_s / device.memory_bandwidth_gb_s, Evidence::measured, src};
+    const double peak = device.peak_tflops_for("bf16");
+    if (cal->bf16_tflops > 0 && peak > 0)
+      e.dev_compute = {cal->bf16_tflops / peak, Evidence::measured, src};
+    const double link = device.nvlink_gb_s > 0 ? device.nvlink_gb_s
+                                               : pcie_gb_s(device.pcie_gen, device.pcie_lanes);
+    if (cal->link_gb_s > 0 && link > 0) e.dev_link = {cal->link_gb_s / link, Evidence::measured, src};
+    if (cal->link_latency_us > 0) e.link_latency_us = {cal->link_latency_us, Evidence::measured, src};
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// The prepared model: everything that does not depend on batch or context.
+// ---------------------------------------------------------------------------
+namespace {
+
+constexpr double kBf16Bytes = 2.0;
+// DeepSeek-V3.2 DSA "lightning indexer": 64 heads × 128 dims, FP8 keys with one fp32 scale
+// per 128 (V3.2 config index_n_heads / index_head_dim; §Attention forms).
+constexpr double kDsaIndexerBytesPerToken = 128.0 + 4.0;
+constexpr double kDsaIndexerFlopsPerPair = 2.0 * 64 * 128;
+
+struct Prepared {
+  const Model* m = nullptr;
+  const Device* d = nullptr;
+  ResolvedLayout L;
+  Efficiencies eff;
+  const DeviceCalibration* cal = nullptr;
+  double skew = 0;
+
+  // whole-model figures
+  double dense_bytes = 0;    // attention + dense FFN + shared experts + LM head (read every step)
+  double routed_bytes = 0;   // all routed experts
+  double weights_total = 0;
+  int moe_layers = 0;
+  int experts = 0, top_k = 0;
+  double sec_per_token_linear = 0;   // Σ_c 2·active_params_c / effective peak_c (one GPU)
+  double sec_per_token_routed = 0;   // the routed-expert part of the above
+  double flops_per_token_linear = 0;
+  // attention
+  double kv_bytes_per_token_layer = 0;
+  int full_layers = 0, window_layers = 0;
+  long long window = 0;
+  long long sparse_topk = 0;
+  bool dsa = false;
+  double attn_flops_pair_decode = 0;   // per (query token, key token, layer)
+  double attn_flops_pair_prefill = 0;
+  double attn_peak = 0;                // effective FLOP/s for attention math, one GPU
+  double kv_share = 1;                 // fraction of all KV held (and read) by one GPU
+  // device
+  double bw = 0;          // effective bytes/s, one GPU
+  double peak_bf16 = 0;   // effective FLOP/s, one GPU
+  double link_bw = 0;     // effective bytes/s per GPU
+  double link_lat = 0;    // seconds per collective
+  double hidden = 0;
+  // memory limit
+  double kv_free_per_gpu = 0;
+  double kv_per_token_total = 0;
+  double kv_bytes_per_element = 2;
+  double lm_head_bytes = 0;
+  double gemm_half_tokens = 0;  // M½ (0: no ramp) of the GEMM efficiency ramp
+};
+
+double kv_share_of(const Model& m, const ResolvedLayout& l) {
+  // Same rule as sizing (docs/memory.md, "Where the KV lives").
+  double share = 1.0 / l.pp / l.dp;
+  if (m.attention.type == AttentionType::mla) {
+    if (l.dp_attention) share /= l.tp;
+  } else {
+    const int kvh = std::max(1, m.attention.kv_heads);
+    const int per_rank = std::max(1, (kvh + l.tp - 1) / l.tp);
+    share *= static_cast<double>(per_rank) / kvh;
+  }
+  return share;
+}
+
+Prepared prepare(const PerfRequest& req, const Catalog& cat) {
+  if (!req.model || !req.device || !req.engine)
+    throw Error("perf: model, device and engine are required");
+  const Model& m = *req.model;
+  const Device& d = *req.device;
+  Prepared p;
+  p.m = &m;
+  p.d = &d;
+  p.cal = req.calibration;
+  p.skew = req.routing_skew;
+  p.L = resolve_layout(m, req.gpus, req.layout);
+  p.eff = req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
+  p.hidden = m.hidden_size;
+  {
+    const std::string kind = kind_name(d.kind);
+    auto it = req.engine->efficiency.find(kind + ".gemm_half_tokens");
+    p.gemm_half_tokens = it != req.engine->efficiency.end() ? it->second : 0.0;
+  }
+
+  const PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
+  const auto bytes = weight_bytes(m, mix, cat);
+  const auto arch = architecture_params(m);
+  double arch_total = 0;
+  for (const auto& [c, n] : arch) arch_total += n;
+  const double scale = arch_total > 0 ? m.total_params_b * 1e9 / arch_total : 0;
+
+  const double compute_eta = p.eff.dev_compute.value * p.eff.eng_compute.value;
+  p.peak_bf16 = d.peak_tflops_for("bf16") * 1e12 * compute_eta;
+  if (req.calibration && req.calibration->bf16_tflops > 0 && d.peak_tflops_for("bf16") <= 0)
+    p.peak_bf16 = req.calibration->bf16_tflops * 1e12 * p.eff.eng_compute.value;
+  p.attn_peak = p.peak_bf16 * p.eff.eng_attention.value / p.eff.eng_compute.value;
+  if (p.peak_bf16 <= 0) throw Error(fmt::format("device {} has no peak compute figure", d.id));
+
+  const bool moe = m.is_moe();
+  p.experts = moe ? m.moe->routed_experts : 0;
+  p.top_k = moe ? m.moe->experts_per_token : 0;
+  p.moe_layers = moe ? m.layers - m.moe->dense_layers : 0;
+  const double active_frac = moe && p.experts > 0 ? static_cast<double>(p.top_k) / p.experts : 1.0;
+  const double lm_frac = m.tied_embeddings ? 1.0 : 0.5;  // LM head share of the embedding bytes
+
+  for (Component c : kComponents) {
+    const double b = bytes.at(c);
+    p.weights_total += b;
+    const std::string& prec = mix.count(c) ? mix.at(c) : m.native_precision.at(c);
+    const WeightFormat& wf = cat.weight_format(prec);
+    // Math rate for this component: native hardware format when the device has it, else
+    // dequantised to 16-bit (§Decode step / FLOPs).
+    double peak = d.peak_tflops_for(wf.hw_format == "none" ? std::string("bf16") : wf.hw_format) * 1e12 *
+                  compute_eta;
+    if (req.calibration) {
+      const double base = d.peak_tflops_for("bf16");
+      const double ratio = base > 0 ? peak / (base * 1e12 * compute_eta) : 1.0;
+      if (req.calibration->bf16_tflops > 0) peak = p.peak_bf16 * ratio;
+      if (wf.hw_format == "fp8" && d.has_hw_format("fp8") && req.calibration->fp8_tflops > 0)
+        peak = req.calibration->fp8_tflops * 1e12 * p.eff.eng_compute.value;
+      if (wf.hw_format == "fp4" && d.has_hw_format("fp4") && req.calibration->fp4_tflops > 0)
+        peak = req.calibration->fp4_tflops * 1e12 * p.eff.eng_compute.value;
+    }
+    if (peak <= 0) peak = p.peak_bf16;
+    const double params = arch.at(c) * scale;
+    double active_params = params;
+    if (c == Component::routed_experts) {
+      active_params = params * active_frac;
+      p.routed_bytes = b;
+    } else if (c == Component::embeddings) {
+      active_params = params * lm_frac;  // the input embedding is a lookup, the LM head a GEMM
+      p.lm_head_bytes = b * lm_frac;
+      p.dense_bytes += p.lm_head_bytes;
+    } else {
+      p.dense_bytes += b;
+    }
+    const double f = 2.0 * active_params;
+    p.flops_per_token_linear += f;
+    p.sec_per_token_linear += f / peak;
+    if (c == Component::routed_experts) p.sec_per_token_routed = f / peak;
+  }
+
+  // Attention forms (§Attention forms).
+  const Attention& a = m.attention;
+  const KvFormat& kvf = cat.kv_format(req.kv_precision.empty() ? "bf16" : req.kv_precision);
+  p.kv_bytes_per_token_layer = kv_bytes_per_token_per_layer(m, kvf.bits_per_element / 8.0);
+  p.window_layers = a.sliding_window_tokens > 0 ? a.sliding_window_layers : 0;
+  p.full_layers = m.layers - p.window_layers - a.linear_attention_layers;
+  p.window = a.sliding_window_tokens;
+  p.sparse_topk = a.sparse_topk_tokens;
+  p.dsa = a.sparse_type == "dsa";
+  if (a.type == AttentionType::mla) {
+    // Decode runs MLA "absorbed": scores against the latent (kv_lora + rope) and values from the
+    // latent (kv_lora), for every head. Prefill runs the expanded form (nope + rope keys, v values).
+    p.attn_flops_pair_decode = 2.0 * a.heads * (2.0 * a.kv_lora_rank + a.qk_rope_head_dim);
+    p.attn_flops_pair_prefill = 2.0 * a.heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim);
+  } else {
+    p.attn_flops_pair_decode = 4.0 * a.heads * a.head_dim;
+    p.attn_flops_pair_prefill = p.attn_flops_pair_decode;
+  }
+  p.kv_share = kv_share_of(m, p.L);
+  p.kv_bytes_per_element = kvf.bits_per_element / 8.0;
+  p.kv_per_token_total = kv_bytes_for_context(m, p.kv_bytes_per_element, 1);
+
+  // Device (§Efficiencies).
+  double bw_gb_s = d.memory_bandwidth_gb_s;
+  if (bw_gb_s <= 0 && req.calibration) bw_gb_s = req.calibration->bandwidth_gb_s;
+  if (bw_gb_s <= 0) throw Error(fmt::format("device {} has no memory bandwidth figure", d.id));
+  p.bw = bw_gb_s * 1e9 * p.eff.dev_bw.value * p.eff.eng_bw.value;
+  const double link = d.nvlink_gb_s > 0 ? d.nvlink_gb_s : pcie_gb_s(d.pcie_gen, d.pcie_lanes);
+  p.link_bw = link * 1e9 * p.eff.dev_link.value;
+  p.link_lat = p.eff.link_latency_us.value * 1e-6;
+
+  // KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md).
+  const double util = req.engine->memory_utilization;
+  const double mem_gb = d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
+  const double capacity = mem_gb * 1e9 * util;
+  const double weights_gpu = (p.weights_total - p.routed_bytes) / (p.L.tp * p.L.pp) +
+                             p.routed_bytes / (p.L.ep * p.L.pp);
+  const double act = activation_bytes_per_gpu(m, p.L, 8192, std::max<long long>(1, req.concurrency));
+  p.kv_free_per_gpu = capacity - weights_gpu - act;
+  return p;
+}
+
+// KV bytes one decoding sequence reads per step at `context` (all layers, before sharding).
+double kv_read_bytes(const Prepared& p, double context) {
+  double full_ctx = context;
+  if (p.sparse_topk > 0) full_ctx = std::min(context, static_cast<double>(p.sparse_topk));
+  double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
+  double b = p.kv_bytes_per_token_layer * (p.full_layers * full_ctx + p.window_layers * w_ctx);
+  if (p.dsa) b += kDsaIndexerBytesPerToken * p.full_layers * context;  // the indexer scans everything
+  return b;
+}
+
+// Attention FLOPs of one query token at `context`, all layers.
+double attn_flops_token(const Prepared& p, double context, bool prefill) {
+  const double per_pair = prefill ? p.attn_flops_pair_prefill : p.attn_flops_pair_decode;
+  double full_ctx = context;
+  if (p.sparse_topk > 0) full_ctx = std::min(context, static_cast<double>(p.sparse_topk));
+  const double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
+  double f = per_pair * (p.full_layers * full_ctx + p.window_layers * w_ctx);
+  if (p.dsa) f += kDsaIndexerFlopsPerPair * p.full_layers * context;
+  return f;
+}
+
+// Calibration curve lookup: multiplicative correction at this token count (1 when absent).
+double curve(const Prepared& p, const char* op, double tokens) {
+  if (!p.cal || !p.cal->curve) return 1.0;
+  const auto v = p.cal->curve(op, tokens);
+  return v && *v > 0 ? *v : 1.0;
+}
+
+// What a step works on (§Serving steady state): decoding sequences and prefill tokens.
+struct StepLoad {
+  double dec_seqs = 0;       // sequences decoding (each contributes q_per_seq query tokens)
+  double q_per_seq = 1;      // 1, or K+1 for a speculative verify step
+  double dec_context = 0;    // their mean context
+  double pf_tokens = 0;      // prefill tokens in the step
+  double pf_prefix = 0;      // mean position of those prefill tokens within their prompt
+  double pf_seqs = 0;        // prompts the prefill tokens belong to
+};
+
+// One engine step (§Decode step): max(bytes/BW, FLOPs/peak) per pipeline stage + communication
+// + fixed costs, with pp micro-batches in flight.
+StepBreakdown step(const Prepared& p, const StepLoad& s) {
+  const ResolvedLayout& L = p.L;
+  const double pp = L.pp;
+  const double gpus_stage = static_cast<double>(L.tp) * L.dp;
+  const double q_tokens = s.dec_seqs * s.q_per_seq;
+  const double tokens = q_tokens + s.pf_tokens;           // whole deployment, one step
+  const double mb_tokens = tokens / pp;                   // one micro-batch
+  StepBreakdown b;
+  // Bytes on one GPU for one micro-batch through one stage.
+  const double dense = p.dense_bytes / (L.tp * pp);
+  double expert = 0;
+  if (p.experts > 0) {
+    b.experts_touched = expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
+    expert = b.experts_touched / p.experts * p.routed_bytes / (L.ep * pp);
+  }
+  // KV on one GPU for one micro-batch (1/pp of the sequences) through this stage: kv_share
+  // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
+  const double kv_stage = (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
+                           s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
+                          pp * p.kv_share;
+  const double act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.m->layers / pp;
+  b.weight_bytes_per_gpu = dense + expert;
+  b.expert_bytes_per_gpu = expert;
+  b.kv_bytes_per_gpu = kv_stage;
+  b.bytes_per_gpu = dense + expert + kv_stage + act;
+  const double mem_s = b.bytes_per_gpu / p.bw;
+
+  // FLOPs: linear layers balanced over the stage's GPUs; routed experts hit at least one
+  // expert's worth of weights per touched expert, so their GEMM efficiency follows tokens.
+  // GEMM efficiency ramps with the rows M of each GEMM as M / (M + M½) (§Decode step / FLOPs):
+  // dense layers see the replica's tokens, routed experts only the tokens routed to each one.
+  // A calibration's measured curve is a fraction of the roofline max(memory, compute) at this
+  // token count, so it scales the roofline below instead of the ramp.
+  const double gemm_curve = curve(p, "gemm", std::max(1.0, mb_tokens / L.dp));
+  auto ramp = [&](double m) {
+    if (p.cal && p.cal->curve && p.cal->curve("gemm", tokens)) return 1.0;  // measured curve instead
+    return m / (m + p.gemm_half_tokens);
+  };
+  const double m_dense = std::max(1.0, mb_tokens / L.dp);
+  const double m_expert = b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
+  const double linear_s = mb_tokens / gpus_stage / pp *
+                          ((p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense) +
+                           p.sec_per_token_routed / ramp(m_expert));
+  const double attn_flops = (s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) +
+                             s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) / pp;
+  const double attn_s = attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
+  b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
+  const double comp_s = linear_s + attn_s;
+
+  // Communication per stage (§Communication).
+  const double layers_stage = p.m->layers / pp;
+  double comm = 0;
+  const double per_replica_tokens = mb_tokens / L.dp;
+  if (L.tp > 1) {
+    const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
+    const double ar = 2.0 * (L.tp - 1) / L.tp * msg / (p.link_bw * curve(p, "allreduce", tokens)) + p.link_lat;
+    comm += 2.0 * layers_stage * ar;  // after attention and after the FFN
+  }
+  if (p.experts > 0 && L.dp > 1 && L.ep > 1) {
+    // Expert-parallel all-to-all: each token goes to top-k experts (fp8 dispatch, bf16 combine).
+    const double remote = (L.ep - 1.0) / L.ep;
+    const double bytes_gpu = mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes) * remote;
+    comm += (p.moe_layers / pp) * (bytes_gpu / p.link_bw + 2.0 * p.link_lat);
+  }
+  // Fixed kernel-latency floor per layer (§Fixed costs).
+  const double layer_fixed = layers_stage * p.eff.layer_overhead_us.value * 1e-6 +
+                             (p.moe_layers / pp) * p.eff.moe_layer_overhead_us.value * 1e-6;
+  const double stage_s = std::max(mem_s, comp_s) / gemm_curve + comm + layer_fixed;
+  double handoff = 0;
+  if (L.pp > 1) handoff = (pp - 1) * (per_replica_tokens * p.hidden * kBf16Bytes / p.link_bw + p.link_lat);
+  const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
+
+  b.memory_s = mem_s * pp / gemm_curve;
+  b.compute_s = comp_s * pp / gemm_curve;
+  b.comm_s = comm * pp + handoff;
+  b.overhead_s = layer_fixed * pp + step_fixed;
+  b.time_s = stage_s * pp + handoff + step_fixed;
+  const double roof = std::max(b.memory_s, b.compute_s);
+  if (b.comm_s > roof && b.comm_s >= b.overhead_s) b.bound = Bound::communication;
+  else if (b.overhead_s > roof) b.bound = Bound::overhead;
+  else b.bound = b.memory_s >= b.compute_s ? Bound::memory : Bound::compute;
+  return b;
+}
+
+void add(StepBreakdown& a, const StepBreakdown& b, double times) {
+  a.bytes_per_gpu += b.bytes_per_gpu * times;
+  a.weight_bytes_per_gpu += b.weight_bytes_per_gpu * times;
+  a.expert_bytes_per_gpu += b.expert_bytes_per_gpu * times;
+  a.kv_bytes_per_gpu += b.kv_bytes_per_gpu * times;
+  a.flops_per_gpu += b.flops_per_gpu * times;
+  a.memory_s += b.memory_s * times;
+  a.compute_s += b.compute_s * times;
+  a.comm_s += b.comm_s * times;
+  a.overhead_s += b.overhead_s * times;
+  a.time_s += b.time_s * times;
+}
+
+struct Spec {
+  SpecMethod method = SpecMethod::none;
+  int k = 0;
+  double alpha = 0;
+  double tau = 1;  // expected tokens per step per sequence
+  std::optional<Prepared> draft;  // SpecMethod::draft
+};
+
+// One draft pass of an MTP / EAGLE head: one decoder layer plus the LM head (§Speculative).
+StepBreakdown draft_head_step(const Prepared& p, double seqs, double context) {
+  Prepared one = p;
+  const double layers = p.m->layers;
+  // Keep one layer's worth of weights, KV and fixed costs; the LM head is read in full.
+  const double body = (p.dense_bytes - p.lm_head_bytes) / layers;
+  one.dense_bytes = body + p.lm_head_bytes;
+  one.routed_bytes = p.moe_layers > 0 ? p.routed_bytes / p.moe_layers : 0;
+  one.sec_per_token_linear = p.sec_per_token_linear / layers;
+  one.flops_per_token_linear = p.flops_per_token_linear / layers;
+  one.kv_bytes_per_token_layer = p.kv_bytes_per_token_layer / layers;
+  one.eff.layer_overhead_us.value = p.eff.layer_overhead_us.value / layers;
+  one.eff.moe_layer_overhead_us.value = p.moe_layers > 0 ? p.eff.moe_layer_overhead_us.value / p.moe_layers : 0;
+  one.eff.step_overhead_ms.value = 0;
+  StepLoad s;
+  s.dec_seqs = seqs;
+  s.dec_context = context;
+  return step(one, s);
+}
+
+// Decode (or verify + draft) step for `seqs` sequences at `context`, with `pf` prefill tokens mixed in.
+StepBreakdown serving_step(const Prepared& p, const Spec& sp, double seqs, double context, double pf_tokens,
+                           double pf_prefix, double pf_seqs) {
+  StepLoad s;
+  s.dec_seqs = seqs;
+  s.q_per_seq = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  s.dec_context = context;
+  s.pf_tokens = pf_tokens;
+  s.pf_prefix = pf_prefix;
+  s.pf_seqs = pf_seqs;
+  StepBreakdown b = step(p, s);
+  if (sp.method == SpecMethod::mtp || sp.method == SpecMethod::eagle) {
+    add(b, draft_head_step(p, seqs, context), sp.k);
+  } else if (sp.method == SpecMethod::draft && sp.draft) {
+    StepLoad ds;
+    ds.dec_seqs = seqs;
+    ds.dec_context = context;
+    add(b, step(*sp.draft, ds), sp.k);
+  }
+  return b;
+}
+
+Spec make_spec(const PerfRequest& req, const Catalog& cat, const Prepared& p) {
+  Spec sp;
+  sp.method = req.spec.method;
+  if (sp.method == SpecMethod::none) return sp;
+  // Defaults (§Speculative): MTP K=1 α=0.85 (DeepSeek-V3 report: 85–90% second-token
+  // acceptance); EAGLE K=3 α=0.7; draft model K=4 α=0.6.
+  int k_def = 3;
+  double a_def = 0.7;
+  if (sp.method == SpecMethod::mtp) k_def = 1, a_def = 0.85;
+  if (sp.method == SpecMethod::draft) k_def = 4, a_def = 0.6;
+  sp.k = req.spec.tokens > 0 ? req.spec.tokens : k_def;
+  sp.alpha = req.spec.acceptance >= 0 ? req.spec.acceptance : a_def;
+  if (sp.alpha >= 1.0) throw Error("--spec-acceptance must be below 1");
+  sp.tau = spec_expected_tokens(sp.k, sp.alpha);
+  if (sp.method == SpecMethod::draft) {
+    const Model* dm = req.spec.draft_model;
+    if (!dm) {
+      // Smallest model of the same family in the catalog.
+      for (const auto& m : cat.models)
+        if (m.family == p.m->family && m.id != p.m->id && (!dm || m.total_params_b < dm->total_params_b))
+          dm = &m;
+      if (!dm || dm->total_params_b >= p.m->total_params_b)
+        throw Error(fmt::format("--spec draft: no smaller {} model in the catalog; name one with "
+                                "--spec-draft-model", p.m->family));
+    }
+    PerfRequest dr = req;
+    dr.model = dm;
+    dr.weights = {};
+    dr.layout = Layout{p.L.tp, p.L.pp, 0, p.L.dp_attention};
+    dr.spec = {};
+    dr.efficiencies = p.eff;
+    sp.draft = prepare(dr, cat);
+  }
+  return sp;
+}
+
+// Prefill of one prompt on an otherwise idle system, in chunks (§Prefill).
+PrefillResult prefill_alone(const Prepared& p, long long input, long long chunk) {
+  PrefillResult r;
+  r.chunk_tokens = chunk;
+  double t = 0;
+  long long done = 0;
+  int chunks = 0;
+  double comp = 0, mem = 0;
+  while (done < input) {
+    const long long n = std::min(chunk, input - done);
+    StepLoad s;
+    s.pf_tokens = static_cast<double>(n);
+    s.pf_prefix = static_cast<double>(done) + static_cast<double>(n) / 2.0;
+    s.pf_seqs = 1;
+    const StepBreakdown b = step(p, s);
+    t += b.time_s;
+    comp += b.compute_s;
+    mem += b.memory_s;
+    done += n;
+    ++chunks;
+  }
+  r.chunks = chunks;
+  r.ttft_alone_ms = t * 1e3;
+  r.ttft_ms = r.ttft_alone_ms;
+  r.tokens_per_s = t > 0 ? static_cast<double>(input) / t : 0;
+  r.bound = comp >= mem ? Bound::compute : Bound::memory;
+  return r;
+}
+
+struct Steady {
+  double batch = 0;       // decoding sequences in an average step
+  double iter_s = 0;      // average step time
+  double ttft_s = 0;
+  double x = 0;           // requests per second
+  StepBreakdown step;
+  double prefill_share = 0;  // share of steps that carry a prefill chunk
+};
+
+// Continuous batching at `conc` resident requests (§Serving steady state).
+Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out, double chunk,
+                    double ttft_alone_s) {
+  const double ctx = in + out / 2.0;
+  const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  auto eval = [&](double B, Steady& st) {
+    // Each step emits B·τ tokens; keeping up needs B·τ·I/O prompt tokens admitted per step on
+    // average. The scheduler admits them in chunks as large as the token budget allows, so a
+    // share f of the steps carries a chunk of S tokens and the rest are pure decode steps.
+    const double pf_avg = B * sp.tau * in / std::max(1.0, out);
+    const double s_chunk = std::max(1.0, std::min(chunk - B * q, std::max(1.0, in)));
+    const double f = in > 0 ? pf_avg / s_chunk : 0.0;
+    const StepBreakdown dec = serving_step(p, sp, B, ctx, 0, 0, 0);
+    const StepBreakdown mix = in > 0 ? serving_step(p, sp, B, ctx, s_chunk, in / 2.0, 1) : dec;
+    st.step = dec;
+    // A request's own prompt is prefilled before it decodes, so its decode steps only carry the
+    // chunks of the other resident requests: a share f·(C − 1)/C of them.
+    const double others = conc > 1.0 ? (conc - 1.0) / conc : 0.0;
+    st.prefill_share = std::min(1.0, f) * others;
+    st.iter_s = (1.0 - st.prefill_share) * dec.time_s + st.prefill_share * mix.time_s;
+    st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
+    // A prompt needs ceil(I / S) chunk steps; the prefill "server" is busy a share f of the
+    // steps, and queueing inflates TTFT by 1 + f/(2(1 − f)) (M/D/1 waiting time).
+    const double service = std::max(ttft_alone_s, std::ceil(in / s_chunk) * mix.time_s);
+    const double rho = f * others;  // prompts queue only behind other requests' prompts
+    st.ttft_s = f < 0.999 ? service * (1.0 + rho / (2.0 * (1.0 - rho))) : 1e12;
+    st.batch = B;
+    return B + st.x * st.ttft_s - conc;  // Little's law: decoding + prefilling = resident
+  };
+  Steady st;
+  if (out <= 0) {
+    st.batch = 0;
+    return st;
+  }
+  double lo = std::min(conc, 1e-3), hi = conc;
+  Steady tmp;
+  if (eval(hi, tmp) <= 0) return tmp;
+  for (int i = 0; i < 40; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (eval(mid, tmp) > 0 ? hi : lo) = mid;
+  }
+  eval(lo, st);
+  return st;
+}
+
+}  // namespace
+
+StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch, double context) {
+  const Prepared p = prepare(req, cat);
+  StepLoad s;
+  s.dec_seqs = batch;
+  s.dec_context = context;
+  return step(p, s);
+}
+
+PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
+  if (req.input_tokens < 0 || req.output_tokens < 1) throw Error("perf: --output must be at least 1");
+  if (req.concurrency < 1) throw Error("perf: --concurrency must be at least 1");
+  if (req.routing_skew < 0 || req.routing_skew >= 1) throw Error("perf: routing skew must be in [0, 1)");
+  const Prepared p = prepare(req, cat);
+  const Spec sp = make_spec(req, cat, p);
+  PerfResult r;
+  r.layout = p.L;
+  r.eff = p.eff;
+  r.weights_bytes = p.weights_total;
+  r.kv_bytes_per_token = p.kv_per_token_total;
+  r.spec_expected_tokens = sp.tau;
+  r.spec_tokens = sp.k;
+  r.spec_acceptance = sp.alpha;
+
+  const double in = static_cast<double>(req.input_tokens);
+  const double out = static_cast<double>(req.output_tokens);
+  const long long chunk = std::max<long long>(1, std::llround(p.eff.prefill_chunk_tokens.value));
+  r.prefill = prefill_alone(p, req.input_tokens, chunk);
+
+  // KV memory limit on resident requests (docs/memory.md).
+  const double per_seq =
+      kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) * p.kv_share;
+  double conc = static_cast<double>(req.concurrency);
+  double resident = conc;
+  if (p.kv_free_per_gpu <= 0) {
+    r.notes.push_back("the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
+  } else if (per_seq > 0) {
+    const double cap = std::floor(p.kv_free_per_gpu / per_seq);
+    if (cap < 1) {
+      r.notes.push_back("not even one request's KV fits; figures assume one resident request");
+      resident = 1;
+    } else if (cap < conc) {
+      resident = cap;
+      r.notes.push_back(fmt::format(
+          "KV memory holds {:.0f} requests of {} tokens; the other {:.0f} wait in the queue (TTFT includes the wait)",
+          cap, req.input_tokens + req.output_tokens, conc - cap));
+    }
+  }
+  const Steady st = steady_state(p, sp, resident, in, out, static_cast<double>(chunk), r.prefill.ttft_alone_ms * 1e-3);
+  double ttft = st.ttft_s;
+  if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
+
+  DecodeResult& d = r.decode;
+  d.step = st.step;
+  d.batch = st.batch;
+  d.prefill_step_share = st.prefill_share;
+  d.tokens_per_step = sp.tau;
+  d.tpot_ms = st.iter_s / sp.tau * 1e3;
+  d.per_request_tokens_per_s = d.tpot_ms > 0 ? 1e3 / d.tpot_ms : 0;
+  d.output_tokens_per_s = st.x * out;
+  d.total_tokens_per_s = st.x * (in + out);
+  {
+    // Single-stream bandwidth roofline: bytes of one token at the mean context / datasheet BW.
+    StepLoad s1;
+    s1.dec_seqs = 1;
+    s1.dec_context = in + out / 2.0;
+    const StepBreakdown one = step(p, s1);
+    d.roofline_tokens_per_s = p.d->memory_bandwidth_gb_s * 1e9 / (one.bytes_per_gpu * p.L.pp);
+  }
+  r.prefill.ttft_ms = ttft * 1e3;
+  r.prefill.aggregate_tokens_per_s = st.x * in;
+  r.bound = st.step.bound;
+  // Tier of the whole estimate (§Evidence tiers): measured when a calibration of this device
+  // replaced the device layer; `published` is assigned by callers that match a benchmark row.
+  r.evidence = p.eff.dev_bw.evidence == Evidence::measured ? Evidence::measured : Evidence::default_;
+  if (req.spec.method != SpecMethod::none && req.spec.acceptance < 0)
+    r.notes.push_back(fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
+  const auto& kinds = req.engine->device_kinds;
+  if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), kind_name(p.d->kind)) == kinds.end())
+    r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id, kind_name(p.d->kind)));
+  if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
+    r.notes.push_back("MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
+  return r;
+}
+
+SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
+  if (!req.model || !req.device || !req.engine) throw Error("perf: model, device and engine are required");
+  SweepResult s;
+  FitRequest f;
+  f.model = req.model;
+  f.device = req.device;
+  f.gpus = req.gpus;
+  f.weights = req.weights;
+  f.kv_precision = req.kv_precision;
+  f.context_tokens = req.input_tokens + req.output_tokens;
+  f.concurrency = 1;
+  f.layout = req.layout;
+  f.memory_utilization = req.engine->memory_utilization;
+  const FitResult fr = fit(f, cat);
+  s.max_concurrency = fr.max_concurrency;
+  s.limit_reason = fr.reason;
+  const long long maxc = std::max<long long>(1, fr.max_concurrency);
+  std::vector<long long> cs;
+  for (long long c = 1; c < maxc; c *= 2) cs.push_back(c);
+  cs.push_back(maxc);
+  // Pre-resolve efficiencies once (fast path).
+  PerfRequest r = req;
+  if (!r.efficiencies) r.efficiencies = resolve_efficiencies(*req.device, *req.engine, req.calibration);
+  double best_power = -1, best_sla = -1;
+  for (long long c : cs) {
+    r.concurrency = c;
+    SweepPoint pt;
+    pt.concurrency = c;
+    pt.result = estimate(r, cat);
+    const auto& d = pt.result.decode;
+    pt.meets_sla = (!sla.tpot_ms || d.tpot_ms <= *sla.tpot_ms) &&
+                   (!sla.ttft_ms || pt.result.prefill.ttft_ms <= *sla.ttft_ms);
+    const double power = d.output_tokens_per_s * d.per_request_tokens_per_s;
+    if (power > best_power) {
+      best_power = power;
+      s.knee_concurrency = c;
+    }
+    if ((sla.tpot_ms || sla.ttft_ms) && pt.meets_sla && d.output_tokens_per_s > best_sla) {
+      best_sla = d.output_tokens_per_s;
+      s.best_sla_concurrency = c;
+    }
+    s.points.push_back(std::move(pt));
+  }
+  return s;
+}
+
+}  // namespace moeplan

@@ -1,0 +1,346 @@
+// Validation against published measurements: docs/performance.md §Validation.
+#include "moeplan/validate_perf.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/sizing.hpp"
+
+namespace moeplan {
+
+CsvTable parse_csv(const std::string& text, const std::string& file_label) {
+  CsvTable t;
+  std::vector<std::string> rec;
+  std::string field;
+  bool in_quotes = false, field_started = false, any = false;
+  int line = 1, rec_line = 1;
+  auto end_field = [&] {
+    rec.push_back(std::move(field));
+    field.clear();
+    field_started = false;
+  };
+  auto end_record = [&] {
+    end_field();
+    const bool blank = rec.size() == 1 && rec[0].empty();
+    if (!blank) {
+      if (t.header.empty()) {
+        t.header = std::move(rec);
+      } else {
+        if (rec.size() != t.header.size())
+          throw InputError(file_label, fmt::format("line {}", rec_line),
+                           fmt::format("{} fields, but the header has {}", rec.size(), t.header.size()));
+        t.rows.push_back(std::move(rec));
+        t.lines.push_back(rec_line);
+      }
+    }
+    rec.clear();
+    any = false;
+  };
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  if (n >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;  // UTF-8 byte-order mark
+  for (; i < n; ++i) {
+    const char c = text[i];
+    if (!any) {
+      rec_line = line;
+      any = true;
+    }
+    if (in_quotes) {
+      if (c == '"') {
+        if (i + 1 < n && text[i + 1] == '"') {
+          field.push_back('"');
+          ++i;
+        } else {
+          in_quotes = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field.push_back(c);
+      }
+      continue;
+    }
+    if (c == '"' && !field_started) {
+      in_quotes = true;
+      field_started = true;
+    } else if (c == ',') {
+      end_field();
+    } else if (c == '\r' && i + 1 < n && text[i + 1] == '\n') {
+      // CRLF: handled at the '\n'.
+    } else if (c == '\n') {
+      end_record();
+      ++line;
+    } else {
+      field.push_back(c);
+      field_started = true;
+    }
+  }
+  if (in_quotes)
+    throw InputError(file_label, fmt::format("line {}", rec_line), "unterminated quoted field");
+  if (any) end_record();
+  if (t.header.empty()) throw InputError(file_label, "line 1", "empty file: expected a header row");
+  return t;
+}
+
+const std::vector<std::string>& benchmark_columns() {
+  static const std::vector<std::string> cols{
+      "model",         "gpu",         "gpu_count", "precision", "kv_precision", "engine", "input_tokens",
+      "output_tokens", "concurrency", "metric",    "value",     "unit",         "source"};
+  return cols;
+}
+
+const char* metric_name(Metric m) {
+  switch (m) {
+    case Metric::decode_tok_s_single: return "decode_tok_s_single";
+    case Metric::output_tok_s: return "output_tok_s";
+    case Metric::total_tok_s: return "total_tok_s";
+    case Metric::prefill_tok_s: return "prefill_tok_s";
+    case Metric::tpot_ms: return "tpot_ms";
+    case Metric::ttft_ms: return "ttft_ms";
+  }
+  return "";
+}
+
+namespace {
+
+constexpr Metric kMetrics[] = {Metric::decode_tok_s_single, Metric::output_tok_s, Metric::total_tok_s,
+                               Metric::prefill_tok_s,       Metric::tpot_ms,      Metric::ttft_ms};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+[[noreturn]] void bad_cell(const std::string& file, int line, const std::string& col, const std::string& problem) {
+  throw InputError(file, fmt::format("line {}, column '{}'", line, col), problem);
+}
+
+double number_cell(const std::string& file, int line, const std::string& col, const std::string& v) {
+  const std::string s = trim(v);
+  errno = 0;
+  char* end = nullptr;
+  const double d = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(d))
+    bad_cell(file, line, col, fmt::format("expected a number, found \"{}\"", v));
+  return d;
+}
+
+std::optional<long long> count_cell(const std::string& file, int line, const std::string& col,
+                                    const std::string& v, long long min) {
+  if (trim(v).empty()) return std::nullopt;
+  const double d = number_cell(file, line, col, v);
+  if (d != std::floor(d) || d < static_cast<double>(min) || d > 1e12)
+    bad_cell(file, line, col, fmt::format("expected a whole number ≥ {}, found \"{}\"", min, v));
+  return static_cast<long long>(d);
+}
+
+}  // namespace
+
+BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label) {
+  const CsvTable t = parse_csv(text, file_label);
+  BenchmarkFile f;
+  f.file = file_label;
+  f.header = t.header;
+  std::vector<std::size_t> idx;
+  for (const auto& col : benchmark_columns()) {
+    std::size_t found = t.header.size();
+    for (std::size_t i = 0; i < t.header.size(); ++i)
+      if (trim(t.header[i]) == col) found = i;
+    if (found == t.header.size())
+      throw InputError(file_label, "line 1", fmt::format("missing column '{}' (required: {})", col,
+                                                         fmt::join(benchmark_columns(), ",")));
+    idx.push_back(found);
+  }
+  for (std::size_t r = 0; r < t.rows.size(); ++r) {
+    const auto& cells = t.rows[r];
+    const int line = t.lines[r];
+    auto cell = [&](std::size_t k) { return trim(cells[idx[k]]); };
+    BenchmarkRow row;
+    row.line = line;
+    row.raw = cells;
+    row.model = cell(0);
+    row.gpu = cell(1);
+    if (auto g = count_cell(file_label, line, "gpu_count", cells[idx[2]], 1)) row.gpu_count = static_cast<int>(*g);
+    row.precision = cell(3);
+    row.kv_precision = cell(4);
+    row.engine = cell(5);
+    row.input_tokens = count_cell(file_label, line, "input_tokens", cells[idx[6]], 0);
+    row.output_tokens = count_cell(file_label, line, "output_tokens", cells[idx[7]], 1);
+    row.concurrency = count_cell(file_label, line, "concurrency", cells[idx[8]], 1);
+    const std::string metric = cell(9);
+    bool known = false;
+    for (Metric m : kMetrics)
+      if (metric == metric_name(m)) row.metric = m, known = true;
+    if (!known) {
+      std::vector<std::string> names;
+      for (Metric m : kMetrics) names.emplace_back(metric_name(m));
+      bad_cell(file_label, line, "metric",
+               fmt::format("unknown metric \"{}\" (expected one of {})", metric, fmt::join(names, ", ")));
+    }
+    if (cell(10).empty()) bad_cell(file_label, line, "value", "a measured value is required");
+    row.value = number_cell(file_label, line, "value", cells[idx[10]]);
+    if (row.value <= 0) bad_cell(file_label, line, "value", fmt::format("must be positive, found \"{}\"", cell(10)));
+    if (row.model.empty()) bad_cell(file_label, line, "model", "a model id is required");
+    if (row.gpu.empty()) bad_cell(file_label, line, "gpu", "a device id is required");
+    row.unit = cell(11);
+    row.source = cell(12);
+    f.rows.push_back(std::move(row));
+  }
+  return f;
+}
+
+BenchmarkFile read_benchmarks(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "", "cannot open file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_benchmarks(ss.str(), path);
+}
+
+namespace {
+
+// Saturated rows run at the largest concurrency that fits, capped at the engine's batch limit.
+constexpr long long kDefaultMaxSeqs = 256;
+
+}  // namespace
+
+RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
+  RowPrediction p;
+  const Model* m = cat.find_model(row.model);
+  const Device* d = cat.find_device(row.gpu);
+  if (!m) return p.reason = fmt::format("unknown model '{}'", row.model), p;
+  if (!d) return p.reason = fmt::format("unknown device '{}'", row.gpu), p;
+  std::string engine_id = row.engine;
+  if (engine_id.empty()) engine_id = d->kind == DeviceKind::gpu ? "vllm" : "llama.cpp";
+  const Engine* e = nullptr;
+  for (const auto& x : cat.engines)
+    if (x.id == engine_id) e = &x;
+  if (!e) return p.reason = fmt::format("unknown engine '{}'", engine_id), p;
+  try {
+    PerfRequest req;
+    req.model = m;
+    req.device = d;
+    req.engine = e;
+    req.gpus = row.gpu_count;
+    if (!row.precision.empty()) req.weights = parse_weight_spec(row.precision, m->native_precision, cat);
+    req.kv_precision = row.kv_precision.empty() ? "bf16" : row.kv_precision;
+    (void)cat.kv_format(req.kv_precision);
+    // Defaults for empty cells (§Validation): llama-bench's tg128 / pp512 shapes.
+    const bool prefill_metric = row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
+    req.input_tokens = row.input_tokens.value_or(prefill_metric ? 512 : 0);
+    req.output_tokens = row.output_tokens.value_or(row.metric == Metric::decode_tok_s_single ? 128 : 256);
+    if (row.metric == Metric::decode_tok_s_single) {
+      req.concurrency = 1;
+    } else if (row.concurrency) {
+      req.concurrency = *row.concurrency;
+    } else {
+      FitRequest f;
+      f.model = m;
+      f.device = d;
+      f.gpus = row.gpu_count;
+      f.weights = req.weights;
+      f.kv_precision = req.kv_precision;
+      f.context_tokens = req.input_tokens + req.output_tokens;
+      f.memory_utilization = e->memory_utilization;
+      const FitResult fr = fit(f, cat);
+      if (fr.max_concurrency < 1)
+        return p.reason = "does not fit: " + fr.reason, p;
+      long long cap = kDefaultMaxSeqs;
+      if (auto it = e->efficiency.find("max_num_seqs"); it != e->efficiency.end())
+        cap = std::max<long long>(1, std::llround(it->second));
+      req.concurrency = std::min(fr.max_concurrency, cap);
+    }
+    p.concurrency_used = req.concurrency;
+    const PerfResult r = estimate(req, cat);
+    double v = 0;
+    switch (row.metric) {
+      case Metric::decode_tok_s_single: v = r.decode.per_request_tokens_per_s; break;
+      case Metric::output_tok_s: v = r.decode.output_tokens_per_s; break;
+      case Metric::total_tok_s: v = r.decode.total_tokens_per_s; break;
+      case Metric::prefill_tok_s: v = r.prefill.tokens_per_s; break;
+      case Metric::tpot_ms: v = r.decode.tpot_ms; break;
+      case Metric::ttft_ms: v = r.prefill.ttft_ms; break;
+    }
+    p.predicted = v;
+    p.error_pct = (v - row.value) / row.value * 100.0;
+    p.evidence = r.evidence;
+    p.bound = bound_name(r.bound);
+  } catch (const Error& ex) {
+    p.predicted.reset();
+    p.reason = ex.what();
+  }
+  return p;
+}
+
+namespace {
+
+MetricSummary summarize(const std::string& name, const std::vector<const RowPrediction*>& ps) {
+  MetricSummary s;
+  s.metric = name;
+  s.rows = static_cast<int>(ps.size());
+  std::vector<double> abs;
+  double sum = 0;
+  int within = 0;
+  for (const auto* p : ps) {
+    if (!p->predicted) {
+      abs.push_back(std::numeric_limits<double>::infinity());
+      continue;
+    }
+    ++s.predicted;
+    const double a = std::fabs(p->error_pct);
+    abs.push_back(a);
+    sum += a;
+    if (a <= 25.0) ++within;
+  }
+  if (!abs.empty()) {
+    std::sort(abs.begin(), abs.end());
+    const std::size_t n = abs.size();
+    s.median_abs_pct = n % 2 ? abs[n / 2] : 0.5 * (abs[n / 2 - 1] + abs[n / 2]);
+    s.within_25_share = static_cast<double>(within) / static_cast<double>(n);
+  }
+  s.mean_abs_pct = s.predicted > 0 ? sum / s.predicted : std::numeric_limits<double>::infinity();
+  return s;
+}
+
+}  // namespace
+
+ValidationResult validate(const BenchmarkFile& f, const Catalog& cat) {
+  ValidationResult v;
+  v.predictions.reserve(f.rows.size());
+  for (const auto& row : f.rows) v.predictions.push_back(predict_row(row, cat));
+  std::vector<const RowPrediction*> all;
+  for (Metric m : kMetrics) {
+    std::vector<const RowPrediction*> ps;
+    for (std::size_t i = 0; i < f.rows.size(); ++i)
+      if (f.rows[i].metric == m) ps.push_back(&v.predictions[i]);
+    if (ps.empty()) continue;
+    v.per_metric.push_back(summarize(metric_name(m), ps));
+    all.insert(all.end(), ps.begin(), ps.end());
+  }
+  v.overall = summarize("all", all);
+  return v;
+}
+
+std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std::string& model,
+                                               const std::string& gpu, int gpus,
+                                               const std::string& precision, const std::string& engine) {
+  std::vector<const BenchmarkRow*> out;
+  for (const auto& r : f.rows) {
+    if (r.model != model || r.gpu != gpu || r.gpu_count != gpus) continue;
+    if (!r.engine.empty() && r.engine != engine) continue;
+    if (!r.precision.empty() && !precision.empty() && r.precision != precision) continue;
+    out.push_back(&r);
+  }
+  return out;
+}
+
+}  // namespace moeplan

@@ -1,0 +1,258 @@
+// Performance model: acceptance cases T1–T3 (../shared/acceptance.md) through the
+// real estimate() path and the bundled catalogs, property tests, and goldens with
+// the hand calculation next to each. Formulas: docs/performance.md.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/performance.hpp"
+#include "test_support.hpp"
+
+using namespace moeplan;
+
+namespace {
+
+const Catalog& cat() { return test::bundled_catalog(); }
+
+PerfRequest request(const std::string& model, const std::string& gpu, int gpus, const std::string& weights,
+                    const std::string& engine = "vllm", const std::string& kv = "bf16") {
+  PerfRequest r;
+  r.model = &cat().model(model);
+  r.device = &cat().device(gpu);
+  r.engine = &cat().engine(engine);
+  r.gpus = gpus;
+  if (!weights.empty()) r.weights = parse_weight_spec(weights, r.model->native_precision, cat());
+  r.kv_precision = kv;
+  return r;
+}
+
+double deviation_pct(double predicted, double lo, double hi) {
+  if (predicted < lo) return (predicted - lo) / lo * 100;
+  if (predicted > hi) return (predicted - hi) / hi * 100;
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("T1: one sustained token per second for a 30-day month", "[perf][acceptance]") {
+  // 1 tok/s × 30 d × 24 h × 3600 s = 2,592,000 tokens.
+  CHECK(tokens_per_month(1.0) == Approx(2592000.0));
+  CHECK(tokens_per_month(500.0) == Approx(1.296e9));
+}
+
+TEST_CASE("T2: EPYC 9554 roofline for an 8B Q4 model", "[perf][acceptance]") {
+  // Article: ~500 GB/s measured, 8B Q4 ≈ 4.5 GB per token, 50 tok/s measured.
+  // Roofline = 500 / 4.5 = 111.1 tok/s; efficiency = 50 / 111.1 = 45% (the article says 55%).
+  PerfRequest r = request("llama-3.1-8b", "epyc-9554", 1, "q4_k_m", "llama.cpp");
+  const StepBreakdown s = decode_step(r, cat(), 1, 128);
+  // Llama 3.1 8B at Q4_K_M: 8.03e9 × 4.8 bits / 8 = 4.8 GB stored, of which the input
+  // embedding (0.5e9 params, ~0.3 GB) is a lookup, not a read: ≈ 4.5 GB read per token.
+  CHECK(s.weight_bytes_per_gpu / 1e9 == Approx(4.5).epsilon(0.03));
+  const double roofline = 500e9 / s.bytes_per_gpu;
+  CHECK(roofline == Approx(111.1).epsilon(0.03));
+  CHECK(50.0 / roofline == Approx(0.45).epsilon(0.04));
+  // The article's own inputs, exactly.
+  CHECK(500.0 / 4.5 == Approx(111.1).epsilon(0.001));
+  CHECK(50.0 / (500.0 / 4.5) == Approx(0.45));
+}
+
+TEST_CASE("T3: 8×H200 GLM-5.x FP8 against the published envelope", "[perf][acceptance]") {
+  PerfRequest r = request("glm-5.2", "h200", 8, "fp8", "vllm", "fp8");
+
+  // Single stream, no speculation: published ~75 tok/s.
+  r.input_tokens = 256;
+  r.output_tokens = 1024;
+  r.concurrency = 1;
+  const double single = estimate(r, cat()).decode.per_request_tokens_per_s;
+  // EAGLE speculation: published ~118 tok/s.
+  r.spec.method = SpecMethod::eagle;
+  const double eagle = estimate(r, cat()).decode.per_request_tokens_per_s;
+  r.spec = {};
+
+  // 8k in / 1k out at concurrency 16: published 658–733 aggregate output tok/s.
+  r.input_tokens = 8192;
+  r.output_tokens = 1024;
+  r.concurrency = 16;
+  const double agg16 = estimate(r, cat()).decode.output_tokens_per_s;
+
+  // 256k in / 32k out at concurrency 32 with MTP: ~527 output tok/s, TPOT ≈ 35 ms, TTFT ≈ 13.4 s.
+  // The latent KV of 32 × 288k tokens only fits when it is sharded (DP attention / context parallel).
+  PerfRequest l = r;
+  l.input_tokens = 262144;
+  l.output_tokens = 32768;
+  l.concurrency = 32;
+  l.layout.dp_attention = true;
+  l.spec.method = SpecMethod::mtp;
+  const PerfResult lr = estimate(l, cat());
+
+  std::printf("T3 deviation from the published envelope (default efficiencies, no calibration):\n");
+  std::printf("  single stream       %7.1f tok/s vs ~75    (%+.0f%%)\n", single, (single - 75) / 75 * 100);
+  std::printf("  single stream EAGLE %7.1f tok/s vs ~118   (%+.0f%%)\n", eagle, (eagle - 118) / 118 * 100);
+  std::printf("  8k/1k c=16          %7.1f tok/s vs 658-733 (%+.0f%% outside the range)\n", agg16,
+              deviation_pct(agg16, 658, 733));
+  std::printf("  256k/32k c=32 MTP   %7.1f tok/s vs ~527   (%+.0f%%)\n", lr.decode.output_tokens_per_s,
+              (lr.decode.output_tokens_per_s - 527) / 527 * 100);
+  std::printf("                      TPOT %5.1f ms vs ~35  (%+.0f%%)\n", lr.decode.tpot_ms,
+              (lr.decode.tpot_ms - 35) / 35 * 100);
+  std::printf("                      TTFT %7.1f s vs ~13.4 (%+.0f%%; includes the wait for KV room)\n",
+              lr.prefill.ttft_ms / 1e3, (lr.prefill.ttft_ms / 1e3 - 13.4) / 13.4 * 100);
+
+  // Inside or near the envelope: within ±30% of each throughput anchor.
+  CHECK(single == Approx(75).epsilon(0.30));
+  CHECK(eagle == Approx(118).epsilon(0.30));
+  CHECK(std::fabs(deviation_pct(agg16, 658, 733)) <= 30);
+  CHECK(lr.decode.output_tokens_per_s == Approx(527).epsilon(0.30));
+  CHECK(lr.decode.tpot_ms == Approx(35).epsilon(0.30));
+  CHECK(eagle > single);
+}
+
+TEST_CASE("decode throughput rises with batch and stays under both ceilings", "[perf][property]") {
+  for (const char* model : {"llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v3"}) {
+    const bool big = std::string(model) == "deepseek-v3";
+    PerfRequest r = request(model, "h200", big ? 8 : 1, big ? "fp8" : "bf16");
+    const Model& m = *r.model;
+    double prev = 0;
+    for (double b : {1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0}) {
+      const StepBreakdown s = decode_step(r, cat(), b, 1024);
+      const double tps = b / s.time_s;
+      INFO(model << " batch " << b);
+      CHECK(tps >= prev * 0.999);
+      prev = tps;
+      // Bandwidth ceiling: every step reads at least the dense weights, at datasheet bandwidth.
+      CHECK(s.time_s >= s.weight_bytes_per_gpu / (r.device->memory_bandwidth_gb_s * 1e9));
+      // Compute ceiling: 2 × active params per token at datasheet peak over all GPUs.
+      const double peak = r.device->peak_tflops_for(big ? "fp8" : "bf16") * 1e12 * r.gpus;
+      CHECK(tps <= peak / (2.0 * m.active_params_b * 1e9 * 0.5));
+      CHECK(s.time_s >= std::max(s.memory_s, s.compute_s));
+    }
+  }
+}
+
+TEST_CASE("more context never speeds decode", "[perf][property]") {
+  for (const char* model : {"llama-3.1-8b", "gemma-4-31b", "glm-5.2", "deepseek-v3"}) {
+    const bool big = std::string(model) == "glm-5.2" || std::string(model) == "deepseek-v3";
+    PerfRequest r = request(model, "h200", big ? 8 : 1, big ? "fp8" : "bf16");
+    double prev = 0;
+    for (double ctx : {0.0, 512.0, 4096.0, 32768.0, 131072.0, 1e6}) {
+      const double t = decode_step(r, cat(), 8, ctx).time_s;
+      INFO(model << " context " << ctx);
+      CHECK(t >= prev);
+      prev = t;
+    }
+  }
+}
+
+TEST_CASE("MoE expert coverage tends to E as the batch grows", "[perf][property]") {
+  // E·(1 − (1 − k/E)^B): B = 1 → k; B = 16, E = 256, k = 8 → 256·(1 − 0.96875^16) = 256·0.3983 = 102.0.
+  CHECK(expected_experts_touched(256, 8, 1) == Approx(8));
+  CHECK(expected_experts_touched(256, 8, 16) == Approx(101.96).epsilon(0.005));
+  double prev = 0;
+  for (double b = 1; b <= 4096; b *= 2) {
+    const double e = expected_experts_touched(256, 8, b);
+    CHECK(e >= prev);
+    CHECK(e <= 256.0);
+    prev = e;
+  }
+  CHECK(prev == Approx(256).epsilon(1e-6));
+  // Skew concentrates traffic: fewer distinct experts at the same batch.
+  CHECK(expected_experts_touched(256, 8, 16, 0.5) < expected_experts_touched(256, 8, 16));
+  // Through the step: at large batch every expert is read.
+  PerfRequest r = request("deepseek-v3", "h200", 8, "fp8");
+  CHECK(decode_step(r, cat(), 4096, 512).experts_touched == Approx(256).epsilon(0.001));
+}
+
+TEST_CASE("FP8 weights are never slower than BF16 on a device with FP8", "[perf][property]") {
+  for (const char* model : {"llama-3.1-8b", "qwen3-30b-a3b"}) {
+    PerfRequest bf = request(model, "h100-sxm", 1, "bf16");
+    PerfRequest f8 = request(model, "h100-sxm", 1, "fp8");
+    for (double b : {1.0, 8.0, 64.0, 512.0}) {
+      INFO(model << " batch " << b);
+      CHECK(decode_step(f8, cat(), b, 2048).time_s <= decode_step(bf, cat(), b, 2048).time_s);
+    }
+    bf.input_tokens = f8.input_tokens = 4096;
+    CHECK(estimate(f8, cat()).prefill.ttft_ms <= estimate(bf, cat()).prefill.ttft_ms);
+  }
+}
+
+TEST_CASE("single-stream golden: Llama 3.1 8B Q4_K_M on an RTX 4090 with llama.cpp", "[perf][golden]") {
+  PerfRequest r = request("llama-3.1-8b", "rtx-4090", 1, "q4_k_m", "llama.cpp");
+  r.input_tokens = 0;
+  r.output_tokens = 128;
+  const PerfResult p = estimate(r, cat());
+  // Bytes ≈ 4.5 GB weights + 32 layers × 8 KV heads × 128 × 2 × 2 B × 64 tokens of KV (8 MB).
+  // Bandwidth 1008 GB/s × 0.90 (device) × 0.85 (llama.cpp) = 771 GB/s → 5.85 ms.
+  // Fixed: 1.0 ms step + 32 × 20 µs = 1.64 ms. Step 7.5 ms → 133 tok/s (published ~128).
+  CHECK(p.decode.tpot_ms == Approx(7.5).epsilon(0.03));
+  CHECK(p.decode.per_request_tokens_per_s == Approx(133.5).epsilon(0.03));
+  CHECK(p.bound == Bound::memory);
+  CHECK(p.evidence == Evidence::default_);
+}
+
+TEST_CASE("speculative decoding: expected tokens and cost", "[perf]") {
+  // (1 − 0.7^4) / (1 − 0.7) = 0.7599 / 0.3 = 2.533
+  CHECK(spec_expected_tokens(3, 0.7) == Approx(2.533).epsilon(0.001));
+  CHECK(spec_expected_tokens(1, 0.85) == Approx(1.85));
+  CHECK(spec_expected_tokens(0, 0.9) == Approx(1.0));
+  PerfRequest r = request("deepseek-v3", "h200", 8, "fp8");
+  r.input_tokens = 1024;
+  r.output_tokens = 512;
+  const double base = estimate(r, cat()).decode.tpot_ms;
+  r.spec.method = SpecMethod::mtp;
+  r.spec.acceptance = 0.0;  // nothing accepted: the draft is pure cost
+  CHECK(estimate(r, cat()).decode.tpot_ms > base);
+  r.spec.acceptance = 0.9;
+  CHECK(estimate(r, cat()).decode.tpot_ms < base);
+}
+
+TEST_CASE("steady state: CPUs and unified memory through the same model", "[perf]") {
+  PerfRequest cpu = request("llama-3.3-70b", "epyc-9554", 1, "q4_k_m", "llama.cpp");
+  PerfRequest apu = request("llama-3.3-70b", "strix-halo", 1, "q4_k_m", "llama.cpp");
+  const double c = estimate(cpu, cat()).decode.per_request_tokens_per_s;
+  const double a = estimate(apu, cat()).decode.per_request_tokens_per_s;
+  // 42 GB per token: EPYC 460.8 GB/s × 0.8 × 0.75 → ~6.5 tok/s; Strix Halo 256 × 0.85 × 0.8 → ~4.1.
+  CHECK(c == Approx(6.5).epsilon(0.1));
+  CHECK(a == Approx(4.1).epsilon(0.1));
+}
+
+TEST_CASE("sweep runs from 1 to the KV-memory limit and honours the SLA", "[perf]") {
+  PerfRequest r = request("qwen3-30b-a3b", "h100-sxm", 1, "fp8", "vllm", "fp8");
+  r.input_tokens = 2048;
+  r.output_tokens = 512;
+  const SweepResult s = sweep(r, cat(), Sla{50.0, std::nullopt});
+  REQUIRE(!s.points.empty());
+  CHECK(s.points.front().concurrency == 1);
+  CHECK(s.points.back().concurrency == s.max_concurrency);
+  CHECK(s.knee_concurrency >= 1);
+  REQUIRE(s.best_sla_concurrency);
+  for (const auto& p : s.points)
+    if (p.concurrency == *s.best_sla_concurrency) CHECK(p.result.decode.tpot_ms <= 50.0);
+  // Aggregate output rises along the sweep.
+  CHECK(s.points.back().result.decode.output_tokens_per_s > s.points.front().result.decode.output_tokens_per_s);
+}
+
+TEST_CASE("a calibration replaces the device layer and marks the evidence measured", "[perf]") {
+  PerfRequest r = request("llama-3.1-8b", "h100-sxm", 1, "bf16");
+  DeviceCalibration c;
+  c.device_id = "h100-sxm";
+  c.file = "cal.json";
+  c.bandwidth_gb_s = 3350 * 0.5;  // half the datasheet
+  r.calibration = &c;
+  const PerfResult p = estimate(r, cat());
+  CHECK(p.evidence == Evidence::measured);
+  CHECK(p.eff.dev_bw.value == Approx(0.5));
+  r.calibration = nullptr;
+  CHECK(estimate(r, cat()).decode.tpot_ms < p.decode.tpot_ms);
+}
+
+TEST_CASE("perf rejects bad requests", "[perf]") {
+  PerfRequest r = request("llama-3.1-8b", "h100-sxm", 1, "bf16");
+  r.concurrency = 0;
+  CHECK_THROWS_AS(estimate(r, cat()), Error);
+  r.concurrency = 1;
+  r.gpus = 3;
+  r.layout.tp = 2;
+  CHECK_THROWS_AS(estimate(r, cat()), Error);
+  CHECK_THROWS_AS(parse_spec_method("medusa"), UnknownIdError);
+}
