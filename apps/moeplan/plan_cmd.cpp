@@ -1,0 +1,69 @@
+// `moeplan plan SCENARIO.json`: the procurement plan (docs/plan.md) — every
+// model × build candidate with fit, SLA throughput, nodes, utilization, cost
+// per 1M output tokens owned / rented / API with P10–P90 ranges, risks and
+// evidence, a ranked table and a recommendation with its reasoning.
+#include <memory>
+
+#include "cli.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/plan.hpp"
+#include "moeplan/xlsx.hpp"
+
+namespace {
+
+struct PlanCmdOptions {
+  std::string scenario;
+  moeplan::cli::OutputOptions out;
+  std::string chart;
+  int threads = 2;
+  int samples = 0;
+};
+
+void run(const PlanCmdOptions& o) {
+  using namespace moeplan;
+  if (o.out.format == "xlsx" && o.out.output.empty())
+    throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
+  const Catalog& cat = cli::catalog();
+  const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
+  plan::PlanOptions po;
+  po.threads = o.threads;
+  if (o.samples > 0) po.samples = o.samples;
+  const plan::PlanResult r = plan::run_plan(sc, cat, po);
+  Report rep = plan::make_plan_report(r);
+  rep.meta = cli::output_meta();
+  if (o.out.format == "xlsx") {
+    xlsx::write_report(rep, o.out.output,
+                       {{"Summary", {"decision", "go_no_go"}, true},
+                        {"Candidates", {"candidates", "risks", "evidence"}, false},
+                        {"Assumptions", {"assumptions"}, false}});
+  } else {
+    cli::emit(rep, o.out);
+  }
+  if (!o.chart.empty()) {
+    svg::ChartPage page = plan::make_plan_chart(r);
+    page.footer = "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + "), " + page.footer;
+    write_file_atomic(o.chart, svg::render_svg(page));
+  }
+}
+
+void setup(CLI::App& parent) {
+  auto opts = std::make_shared<PlanCmdOptions>();
+  CLI::App* sub = parent.add_subcommand(
+      "plan", "Procurement plan: candidates, costs, risks and a recommendation (docs/plan.md)");
+  sub->add_option("scenario", opts->scenario, "Plan scenario JSON (docs/scenario.md § plan scenario)")
+      ->required();
+  moeplan::cli::add_output_options(*sub, opts->out, {"table", "json", "csv", "md", "xlsx"});
+  sub->add_option("--chart", opts->chart,
+                  "Also write an SVG: cost per token against utilization per candidate, and the "
+                  "chosen option's cumulative cost");
+  sub->add_option("--threads", opts->threads, "Monte Carlo worker threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  sub->add_option("--samples", opts->samples, "Override the scenario's Monte Carlo sample count")
+      ->check(CLI::Range(1, 1000000));
+  sub->callback([opts] { run(*opts); });
+}
+
+const moeplan::cli::RegisterCommand reg("plan", setup);
+
+}  // namespace

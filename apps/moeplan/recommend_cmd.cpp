@@ -1,0 +1,98 @@
+// `moeplan recommend`: catalog search for the cheapest builds of one or more
+// models at a demand — Pareto frontier of cost per 1M output tokens against
+// per-user tok/s, and the top N under the SLA (docs/plan.md § recommend).
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "cli.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/plan.hpp"
+#include "moeplan/recommend.hpp"
+
+namespace {
+
+struct RecommendOptions {
+  std::vector<std::string> models;
+  double output_tokens_per_s = 0;
+  std::string scenario;
+  long long input = 1024, output = 256;
+  double sla_tpot_ms = 0, sla_ttft_ms = 0;
+  int top = 10, max_gpus = 16, threads = 2;
+  std::string engine = "vllm";
+  moeplan::cli::OutputOptions out;
+};
+
+void run(const RecommendOptions& o, CLI::App* app) {
+  using namespace moeplan;
+  const Catalog& cat = cli::catalog();
+  recommend::Request req;
+  req.input_tokens = o.input;
+  req.output_tokens = o.output;
+  req.top = o.top;
+  req.max_gpus = o.max_gpus;
+  req.threads = o.threads;
+  req.engine = o.engine;
+  (void)cat.engine(o.engine);
+  if (!o.scenario.empty()) {
+    const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
+    const auto& d = sc.demand;
+    req.output_tokens_per_s = d.peak_output_tokens_per_s();
+    if (app->count("--input") == 0) req.input_tokens = d.input_tokens;
+    if (app->count("--output") == 0) req.output_tokens = d.output_tokens;
+    req.sla = {d.sla_tpot_ms, d.sla_ttft_ms};
+    req.currency = sc.currency;
+    req.fx_per_usd = sc.cost_doc.contains("fx_per_usd") ? sc.cost_doc["fx_per_usd"].get<double>()
+                                                          : cat.fx_per_usd(sc.currency);
+    if (o.models.empty())
+      for (const auto& id : sc.models.ids) req.models.push_back(&cat.model(id));
+    if (app->count("--engine") == 0) req.engine = sc.engine;
+  } else {
+    if (app->count("--output-tokens-per-s") == 0)
+      throw Error("recommend: give --output-tokens-per-s N or --scenario FILE");
+    req.output_tokens_per_s = o.output_tokens_per_s;
+  }
+  for (const auto& id : o.models) req.models.push_back(&cat.model(id));
+  if (req.models.empty()) throw Error("recommend: give at least one --model (or a scenario listing models)");
+  if (o.sla_tpot_ms > 0) req.sla.tpot_ms = o.sla_tpot_ms;
+  if (o.sla_ttft_ms > 0) req.sla.ttft_ms = o.sla_ttft_ms;
+  const recommend::Result r = recommend::search(req, cat);
+  Report rep = recommend::make_report(req, r);
+  rep.meta = cli::output_meta();
+  cli::emit(rep, o.out);
+}
+
+void setup(CLI::App& parent) {
+  auto opts = std::make_shared<RecommendOptions>();
+  CLI::App* sub = parent.add_subcommand(
+      "recommend", "Search devices × GPUs × precisions × layouts × concurrency for the cheapest builds");
+  sub->add_option("--model", opts->models, "Model id (repeatable)");
+  auto* rate = sub->add_option("--output-tokens-per-s", opts->output_tokens_per_s,
+                               "Demand: aggregate output tok/s to serve")
+                   ->check(CLI::Range(0.0, 1e9));
+  auto* scen = sub->add_option("--scenario", opts->scenario,
+                               "Take models, demand (peak), tokens, SLA and currency from a plan scenario");
+  rate->excludes(scen);
+  sub->add_option("--input", opts->input, "Input tokens per request")->check(CLI::Range(0LL, 100000000LL))
+      ->capture_default_str();
+  sub->add_option("--output", opts->output, "Output tokens per request")->check(CLI::Range(1LL, 10000000LL))
+      ->capture_default_str();
+  sub->add_option("--sla-tpot-ms", opts->sla_tpot_ms, "SLA: time per output token, ms")->check(CLI::Range(0.001, 1e9));
+  sub->add_option("--sla-ttft-ms", opts->sla_ttft_ms, "SLA: time to first token, ms")->check(CLI::Range(0.001, 1e9));
+  sub->add_option("--top", opts->top, "How many configurations to list")->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub->add_option("--max-gpus", opts->max_gpus, "Largest GPU count to try")->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  sub->add_option("--engine", opts->engine, "Serving engine id")->capture_default_str();
+  sub->add_option("--threads", opts->threads, "Worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  // --output is the output-token count here (as in `perf`), so the file option is --output-file.
+  sub->add_option("--format", opts->out.format, "Output format")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}))
+      ->capture_default_str();
+  sub->add_option("--output-file", opts->out.output, "Write to FILE (atomically) instead of stdout");
+  sub->callback([opts, sub] { run(*opts, sub); });
+}
+
+const moeplan::cli::RegisterCommand reg("recommend", setup);
+
+}  // namespace

@@ -1,0 +1,218 @@
+// Procurement plans (docs/plan.md): one plan scenario in — demand, candidate
+// models, candidate builds, money settings — and for every model × build: fit,
+// SLA-feasible throughput, nodes, utilization, cost per 1M output tokens owned,
+// rented and through the same model's API, payback, risks, evidence tiers,
+// P10–P90 ranges from Monte Carlo, a ranked table and a recommendation that
+// shows its reasoning (seed 000's decision tree).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moeplan/catalog.hpp"
+#include "moeplan/cost.hpp"
+#include "moeplan/json_read.hpp"
+#include "moeplan/montecarlo.hpp"
+#include "moeplan/performance.hpp"
+#include "moeplan/report.hpp"
+#include "moeplan/sizing.hpp"
+#include "moeplan/svg_chart.hpp"
+
+namespace moeplan::plan {
+
+// ---------------------------------------------------------------------------
+// Scenario (docs/scenario.md § plan scenario)
+
+struct PlanDemand {
+  double requests_per_day = 0;
+  long long input_tokens = 0, output_tokens = 0;  // per request
+  double cache_hit_share = 0;
+  double days_per_year = 365;
+  double peak_to_average = 1;          // from the field or the hourly profile
+  std::vector<double> hourly_profile;  // 24 relative weights, empty when not given
+  std::optional<double> sla_ttft_ms, sla_tpot_ms;
+  long long context_tokens = 0;  // context each request needs (≥ input + output)
+  bool residency_required = false;
+  std::map<std::string, double> min_scores;  // benchmark → minimum score
+  std::optional<double> min_retention_pct;   // minimum quality retention of the precision
+
+  // Calendar-average output tok/s: requests/day × output tokens × days/365 / 86,400.
+  double average_output_tokens_per_s() const;
+  double peak_output_tokens_per_s() const { return average_output_tokens_per_s() * peak_to_average; }
+  double output_tokens_per_year() const;
+};
+
+struct ModelSelector {
+  std::vector<std::string> ids;            // explicit ids, or empty = the whole catalog
+  long long min_context_tokens = 0;        // constraint filters
+  std::vector<std::string> licenses;       // allowed licence strings (exact), empty = any
+  double max_total_params_b = 0;           // 0 = any
+  bool moe_only = false;
+};
+
+struct BuildSpec {
+  std::string device;
+  int gpus_per_node = 0;
+  std::string precision = "native";  // weight spec: "native", an id, or a per-component mix
+  std::string kv;                    // "" = fp8 when the device has FP8 units, else bf16
+  std::string engine;                // "" = scenario default
+  Layout layout;
+  Json buy = Json::object();   // overrides merged into the scenario's buy section
+  Json rent = Json::object();  // overrides merged into the scenario's rent section
+  std::string json_path;       // "/builds/2", or "auto"
+};
+
+struct Resale {  // selling idle capacity (seed 000 "own → hybrid")
+  double input_usd_per_mtok = 0, cached_input_usd_per_mtok = 0, output_usd_per_mtok = 0;
+  double cache_hit_share = 0;
+  double input_tokens_per_output_token = 0;
+  double sold_share = 0.5;  // share of the idle capacity that finds buyers
+};
+
+struct MonteCarloSettings {
+  int samples = 2000;
+  std::uint64_t seed = 42;
+  double efficiency_spread = 0.2;  // ± share of SLA throughput
+};
+
+struct PlanScenario {
+  std::string file;   // as given (for messages)
+  std::string label;  // file name without directories (for outputs)
+  std::string title, description;
+  std::string currency;
+  std::string engine = "vllm";
+  PlanDemand demand;
+  ModelSelector models;
+  std::vector<BuildSpec> builds;
+  bool builds_auto = false;
+  bool n_plus_one = false;
+  double near_full_node_share = 0.7;  // "demand near a full node" (seed 000: 60–70%)
+  std::optional<Resale> resale;
+  MonteCarloSettings monte_carlo;
+  // The money part as a cost scenario (docs/scenario.md): top-level keys, demand
+  // (cost keys only), buy, rent, api. Completed per candidate and read by
+  // parse_scenario().
+  Json cost_doc = Json::object();
+  bool has_buy = false;
+  std::vector<cost::Assumption> assumptions;  // plan-only settings
+};
+
+// Throws InputError naming the file and JSON path (missing field, wrong type,
+// unknown key, out of range) and UnknownIdError for unknown catalog ids.
+PlanScenario load_plan_scenario(const std::string& path, const Catalog& cat);
+PlanScenario parse_plan_scenario(const Json& doc, const std::string& file, const Catalog& cat);
+PlanScenario parse_plan_scenario_text(const std::string& text, const std::string& file,
+                                      const Catalog& cat);
+
+// ---------------------------------------------------------------------------
+// Results
+
+// One input a figure depends on, with where it came from (regress uses these
+// to name the catalog fields that moved a figure).
+struct Input {
+  std::string name;   // "devices.json/h200/memory_bandwidth_gb_s", "/buy/capex"
+  Json value;
+  std::string unit;
+  std::string source;  // catalog file + entry + field, or the scenario path
+};
+
+struct Candidate {
+  std::string id;  // "glm-5.2 | 8×h200 | fp8"
+  const Model* model = nullptr;
+  const Device* device = nullptr;
+  const Engine* engine = nullptr;
+  BuildSpec build;
+  PrecisionMix weights;
+  std::string precision_label, kv_precision;
+  ResolvedLayout layout;
+  // fit
+  bool fits = false;
+  std::string fit_reason;
+  double weights_gb = 0;
+  double kv_headroom_gb_per_gpu = 0;  // free memory per GPU after weights, activations, one request
+  long long max_concurrency = 0;      // at the needed context
+  // performance (per node, at the SLA-feasible concurrency)
+  bool meets_sla = false;
+  long long concurrency = 0;
+  double throughput = 0;  // output tok/s per node
+  double per_user_tok_s = 0, ttft_ms = 0, tpot_ms = 0;
+  std::string perf_evidence = "default";
+  std::string perf_note;
+  // fleet
+  int nodes = 0, reserve_nodes = 0;
+  double utilization = 0;       // average demand / fleet capacity
+  double node_equivalents = 0;  // average demand / one node's capacity
+  // money (scenario currency), for the whole fleet at the demand
+  std::optional<double> own_per_mtok, rent_per_mtok, api_per_mtok;
+  std::optional<double> own_per_year, rent_per_year, api_per_year;
+  std::optional<double> capex, opex_per_year;
+  std::optional<double> payback_vs_rent_years, payback_vs_api_years;
+  std::optional<double> crossover_vs_rent_month, crossover_vs_api_month;
+  std::optional<double> rent_to_own_threshold;
+  std::optional<double> own_matches_api_tok_s;  // sustained demand where one node's TCO = API
+  std::optional<double> resale_revenue_per_year, own_net_of_resale_per_mtok;
+  double utilization_with_resale = 0;
+  std::string api_label;
+  std::vector<std::string> cost_notes;
+  mc::Result mc;
+  mc::Inputs mc_inputs;
+  // quality
+  std::map<std::string, std::optional<double>> scores;  // asked-for and gpqa_diamond; nullopt = missing
+  std::optional<std::pair<double, double>> retention_pct;
+  std::optional<double> value_points_per_mtok;  // primary score / cheapest own-or-rent cost per Mtok
+  std::string primary_benchmark;
+  // verdict
+  bool eligible = false;
+  bool quality_ok = true;  // passes the quality floors and licence filter (API may still serve it)
+  std::vector<std::string> excluded;  // why not eligible
+  std::vector<std::string> risks;
+  std::map<std::string, std::string> evidence;
+  std::vector<Input> inputs;
+  std::vector<cost::Assumption> cost_assumptions;
+  int rank = 0;  // 1-based among eligible, 0 = not ranked
+
+  std::optional<double> best_self_host_per_mtok() const;
+};
+
+struct Recommendation {
+  std::string option;  // buy | rent | api | hybrid | none
+  int candidate = -1;  // index into candidates, -1 when none
+  std::string candidate_id;
+  std::string model;
+  std::vector<std::string> reasons;
+  std::vector<std::string> go_no_go;
+};
+
+struct PlanResult {
+  PlanScenario scenario;
+  std::vector<Candidate> candidates;
+  std::vector<int> ranking;  // indices, eligible first by cost
+  Recommendation recommendation;
+  std::vector<std::string> messages;
+  std::string catalog_hash;
+};
+
+struct PlanOptions {
+  int threads = 2;             // Monte Carlo worker threads
+  std::optional<int> samples;  // override the scenario's sample count
+};
+
+PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOptions& o = {});
+
+// The decision (exposed for tests): fills result.recommendation from the candidates.
+void decide(PlanResult& r);
+
+// Re-runs only the Monte Carlo of every candidate (the benchmark and tests).
+void run_monte_carlo(PlanResult& r, int samples, std::uint64_t seed, int threads);
+
+Report make_plan_report(const PlanResult& r);
+// Cost per 1M output tokens against utilization per candidate, and the chosen
+// option's cumulative cost against the alternatives.
+svg::ChartPage make_plan_chart(const PlanResult& r);
+
+// The six go/no-go checks of seed 000 with this plan's targets filled in.
+std::vector<std::string> go_no_go_checks(const PlanResult& r, const Candidate* c);
+
+}  // namespace moeplan::plan

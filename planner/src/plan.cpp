@@ -1,0 +1,1240 @@
+// Procurement plans (docs/plan.md): enumerate model × build candidates, size
+// them (fit), find the SLA-feasible throughput per node (sweep), size the
+// fleet for the peak, cost it owned / rented / through the API with the cost
+// model, run the Monte Carlo, flag risks, rank, and decide.
+#include "moeplan/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <thread>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/scenario.hpp"
+
+namespace moeplan::plan {
+
+namespace {
+
+constexpr double kLargeMoeParamsB = 100;  // "large MoE" for the PCIe-sharding risk (docs/plan.md)
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+const char* device_kind_name(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::gpu: return "gpu";
+    case DeviceKind::cpu: return "cpu";
+    case DeviceKind::unified: return "unified";
+  }
+  return "gpu";
+}
+
+bool has_any_key(const Json& j, const std::vector<std::string>& keys) {
+  for (const auto& k : keys)
+    if (j.contains(k)) return true;
+  return false;
+}
+
+const std::vector<std::string> kBuyPriceKeys = {"capex", "capex_usd", "system_price",
+                                                "system_price_usd"};
+const std::vector<std::string> kRentPriceKeys = {"per_month", "per_year", "per_month_usd",
+                                                 "per_year_usd", "gpu_hour_usd"};
+
+std::string precision_label(const std::string& spec, const Model& m) {
+  if (spec != "native") return spec;
+  std::set<std::string> f;
+  for (const auto& [c, p] : m.native_precision) f.insert(p);
+  std::string s = "native (";
+  bool first = true;
+  for (const auto& x : f) {
+    s += (first ? "" : "+") + x;
+    first = false;
+  }
+  return s + ")";
+}
+
+std::string build_label(const Candidate& c) {
+  return fmt::format("{}×{}", c.build.gpus_per_node, c.device->id);
+}
+
+// Hardware price entries that price one node of `gpus` devices: systems of
+// exactly that size, else cards × gpus (the cost scenario reader's rule).
+std::vector<std::pair<const HardwarePrice*, int>> node_prices(const Catalog& cat, const Device& d,
+                                                               int gpus) {
+  std::vector<std::pair<const HardwarePrice*, int>> out;
+  for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
+    if (h->kind == "system" && h->devices == gpus) out.emplace_back(h, 1);
+  if (out.empty())
+    for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
+      if (h->kind == "card") out.emplace_back(h, gpus);
+  return out;
+}
+
+// --- one candidate ---------------------------------------------------------
+
+class Evaluator {
+ public:
+  Evaluator(const PlanScenario& sc, const Catalog& cat) : sc_(sc), cat_(cat) {}
+
+  Candidate evaluate(const Model& m, const BuildSpec& b) const;
+  // Smallest GPU count of {1, 2, 4, 8} (≤ max per node) at which the model fits.
+  int min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix, const std::string& kv,
+                       const Engine& e) const;
+  std::string default_kv(const Device& d, const Engine& e) const {
+    return d.has_hw_format("fp8") && contains(e.kv_formats, "fp8") ? "fp8" : "bf16";
+  }
+  PrecisionMix mix_of(const Model& m, const std::string& spec) const {
+    return spec == "native" ? m.native_precision : parse_weight_spec(spec, m.native_precision, cat_);
+  }
+
+ private:
+  const PlanScenario& sc_;
+  const Catalog& cat_;
+
+  void add_input(Candidate& c, std::string name, Json value, std::string unit, std::string source) const {
+    c.inputs.push_back({std::move(name), std::move(value), std::move(unit), std::move(source)});
+  }
+  void record_catalog_inputs(Candidate& c) const;
+  void run_fit_and_perf(Candidate& c) const;
+  void run_cost(Candidate& c) const;
+  void run_quality(Candidate& c) const;
+  void run_risks(Candidate& c) const;
+};
+
+int Evaluator::min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix,
+                                const std::string& kv, const Engine& e) const {
+  double wb = 0;
+  for (const auto& [comp, b] : weight_bytes(m, mix, cat_)) wb += b;
+  for (int g = 1; g <= d.max_per_node; g *= 2) {
+    if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) continue;  // cheap necessary condition
+    FitRequest f;
+    f.model = &m;
+    f.device = &d;
+    f.gpus = g;
+    f.weights = mix;
+    f.kv_precision = kv;
+    f.context_tokens = sc_.demand.context_tokens;
+    f.memory_utilization = e.memory_utilization;
+    try {
+      if (fit(f, cat_).fits) return g;
+    } catch (const Error&) {
+    }
+  }
+  return 0;
+}
+
+void Evaluator::record_catalog_inputs(Candidate& c) const {
+  const Model& m = *c.model;
+  const Device& d = *c.device;
+  const std::string mf = "models.json/" + m.id + "/", df = "devices.json/" + d.id + "/";
+  const std::string ms = "data/models.json: " + m.id + " (" + m.prov.source + ")";
+  const std::string ds = "data/devices.json: " + d.id + " (" + d.prov.source + ")";
+  add_input(c, mf + "total_params_b", m.total_params_b, "B params", ms);
+  add_input(c, mf + "active_params_b", m.active_params_b, "B params", ms);
+  add_input(c, mf + "layers", m.layers, "", ms);
+  add_input(c, mf + "max_context_tokens", m.max_context_tokens, "tokens", ms);
+  add_input(c, df + "memory_gb", d.memory_gb, "GB", ds);
+  add_input(c, df + "memory_bandwidth_gb_s", d.memory_bandwidth_gb_s, "GB/s", ds);
+  for (const auto& [k, v] : d.peak_tflops) add_input(c, df + "peak_tflops/" + k, v, "TFLOPS", ds);
+  add_input(c, df + "nvlink_gb_s", d.nvlink_gb_s, "GB/s", ds);
+  add_input(c, df + "tdp_w", d.tdp_w, "W", ds);
+  std::set<std::string> formats;
+  for (const auto& [comp, p] : c.weights) formats.insert(p);
+  for (const auto& f : formats) {
+    const WeightFormat& wf = cat_.weight_format(f);
+    add_input(c, "precisions.json/" + f + "/bits_per_weight", wf.bits_per_weight, "bits",
+              "data/precisions.json: " + f);
+  }
+  const std::string es = "data/engines.json: " + c.engine->id;
+  add_input(c, "engines.json/" + c.engine->id + "/memory_utilization", c.engine->memory_utilization,
+            "share", es);
+  for (const auto& [k, v] : c.engine->efficiency)
+    add_input(c, "engines.json/" + c.engine->id + "/efficiency/" + k, v, "", es);
+  if (sc_.currency != "USD") {
+    for (const auto& r : cat_.fx_rates)
+      if (r.currency == sc_.currency)
+        add_input(c, "fx.json/" + r.currency + "/per_usd", r.per_usd, r.currency + " per USD",
+                  "data/fx.json: " + r.prov.source);
+  }
+}
+
+void Evaluator::run_fit_and_perf(Candidate& c) const {
+  const PlanDemand& dm = sc_.demand;
+  FitRequest f;
+  f.model = c.model;
+  f.device = c.device;
+  f.gpus = c.build.gpus_per_node;
+  f.weights = c.weights;
+  f.kv_precision = c.kv_precision;
+  f.context_tokens = dm.context_tokens;
+  f.concurrency = 1;
+  f.layout = c.build.layout;
+  f.memory_utilization = c.engine->memory_utilization;
+  FitResult fr;
+  try {
+    fr = fit(f, cat_);
+  } catch (const Error& e) {
+    c.fits = false;
+    c.fit_reason = e.what();
+    c.excluded.push_back(std::string("layout: ") + e.what());
+    return;
+  }
+  c.fits = fr.fits;
+  c.fit_reason = fr.reason;
+  c.layout = fr.layout;
+  c.weights_gb = fr.weights_bytes / 1e9;
+  c.max_concurrency = fr.max_concurrency;
+  double free = std::numeric_limits<double>::infinity();
+  for (const auto& g : fr.per_gpu) free = std::min(free, g.free_bytes);
+  c.kv_headroom_gb_per_gpu = fr.per_gpu.empty() ? 0 : free / 1e9;
+  if (!c.fits) {
+    c.excluded.push_back("does not fit: " + fr.reason);
+    return;
+  }
+  PerfRequest p;
+  p.model = c.model;
+  p.device = c.device;
+  p.engine = c.engine;
+  p.gpus = c.build.gpus_per_node;
+  p.weights = c.weights;
+  p.kv_precision = c.kv_precision;
+  p.layout = c.build.layout;
+  p.input_tokens = dm.input_tokens;
+  p.output_tokens = dm.output_tokens;
+  p.efficiencies = resolve_efficiencies(*c.device, *c.engine);
+  const auto& e = *p.efficiencies;
+  add_input(c, "efficiency/device_bandwidth", e.dev_bw.value, "share", e.dev_bw.source);
+  add_input(c, "efficiency/device_compute", e.dev_compute.value, "share", e.dev_compute.source);
+  add_input(c, "efficiency/engine_bandwidth", e.eng_bw.value, "share", e.eng_bw.source);
+  add_input(c, "efficiency/engine_compute", e.eng_compute.value, "share", e.eng_compute.source);
+  add_input(c, "efficiency/step_overhead_ms", e.step_overhead_ms.value, "ms", e.step_overhead_ms.source);
+  Sla sla{dm.sla_tpot_ms, dm.sla_ttft_ms};
+  SweepResult sw;
+  try {
+    sw = sweep(p, cat_, sla);
+  } catch (const Error& ex) {
+    c.excluded.push_back(std::string("performance model: ") + ex.what());
+    return;
+  }
+  const SweepPoint* pick = nullptr;
+  const bool has_sla = sla.tpot_ms || sla.ttft_ms;
+  const long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
+  for (const auto& pt : sw.points)
+    if (pt.concurrency == want) pick = &pt;
+  if (!pick) {
+    c.meets_sla = false;
+    const auto& one = sw.points.front().result;
+    c.excluded.push_back(fmt::format(
+        "no concurrency meets the SLA (at concurrency 1: TTFT {:.0f} ms, TPOT {:.1f} ms)",
+        one.prefill.ttft_ms, one.decode.tpot_ms));
+    c.per_user_tok_s = one.decode.per_request_tokens_per_s;
+    c.ttft_ms = one.prefill.ttft_ms;
+    c.tpot_ms = one.decode.tpot_ms;
+    return;
+  }
+  c.meets_sla = true;
+  c.concurrency = pick->concurrency;
+  c.throughput = pick->result.decode.output_tokens_per_s;
+  c.per_user_tok_s = pick->result.decode.per_request_tokens_per_s;
+  c.ttft_ms = pick->result.prefill.ttft_ms;
+  c.tpot_ms = pick->result.decode.tpot_ms;
+  c.perf_evidence = evidence_name(pick->result.evidence);
+  c.perf_note = has_sla ? fmt::format("highest throughput meeting the SLA, at concurrency {}", c.concurrency)
+                        : fmt::format("no SLA given: the knee of the concurrency sweep (concurrency {})",
+                                      c.concurrency);
+  const double peak = sc_.demand.peak_output_tokens_per_s();
+  c.reserve_nodes = sc_.n_plus_one ? 1 : 0;
+  c.nodes = std::max(1, static_cast<int>(std::ceil(peak / c.throughput - 1e-9))) + c.reserve_nodes;
+  const double avg = sc_.demand.average_output_tokens_per_s();
+  c.utilization = avg / (c.nodes * c.throughput);
+  c.node_equivalents = avg / c.throughput;
+}
+
+void Evaluator::run_cost(Candidate& c) const {
+  const Device& d = *c.device;
+  const int gpus = c.build.gpus_per_node;
+  Json doc = sc_.cost_doc;
+  // buy
+  Json buy = doc.contains("buy") ? doc["buy"] : Json::object();
+  for (auto it = c.build.buy.begin(); it != c.build.buy.end(); ++it) buy[it.key()] = it.value();
+  const bool buy_priced = has_any_key(buy, kBuyPriceKeys);
+  if (sc_.has_buy || !c.build.buy.empty()) {
+    if (!buy_priced && node_prices(cat_, d, gpus).empty()) {
+      c.cost_notes.push_back(fmt::format("owning not costed: no hardware price for {} in the catalog "
+                                         "(give /builds/i/buy/capex)", d.id));
+      doc.erase("buy");
+    } else {
+      if (!buy.contains("gpu")) buy["gpu"] = d.id;
+      if (!buy.contains("gpus")) buy["gpus"] = gpus;
+      doc["buy"] = buy;
+    }
+  } else {
+    c.cost_notes.push_back("owning not costed: the scenario has no buy section");
+  }
+  // rent
+  Json rent = doc.contains("rent") ? doc["rent"] : Json::object();
+  for (auto it = c.build.rent.begin(); it != c.build.rent.end(); ++it) rent[it.key()] = it.value();
+  const bool rent_priced = has_any_key(rent, kRentPriceKeys);
+  const auto rentals = cat_.rental_prices_for(d.id);
+  if (!rent_priced && rentals.empty()) {
+    c.cost_notes.push_back(fmt::format("renting not costed: no rental price for {} in the catalog", d.id));
+    doc.erase("rent");
+  } else {
+    if (!rent_priced) {
+      if (!rent.contains("gpu")) rent["gpu"] = d.id;
+      if (!rent.contains("kind")) {
+        for (const char* k : {"on_demand", "reserved", "spot"}) {
+          const bool any = std::any_of(rentals.begin(), rentals.end(),
+                                       [&](const RentalPrice* r) { return r->kind == k; });
+          if (any) {
+            rent["kind"] = k;
+            break;
+          }
+        }
+      }
+    }
+    if (!rent.contains("gpus")) rent["gpus"] = gpus;
+    doc["rent"] = rent;
+  }
+  // api: the same model's catalog price (or the scenario's explicit prices)
+  Json api = doc.contains("api") ? doc["api"] : Json::object();
+  const bool api_explicit = has_any_key(api, {"input_usd_per_mtok", "output_usd_per_mtok",
+                                              "input_per_mtok", "output_per_mtok"});
+  if (!api_explicit) {
+    const std::string tier = api.value("tier", std::string("list"));
+    const std::string prov = api.value("provider", std::string());
+    bool found = false;
+    for (const ApiPrice* a : cat_.api_prices_for(c.model->id))
+      found = found || (a->tier == tier && (prov.empty() || a->provider == prov));
+    if (found) {
+      api["model"] = c.model->id;
+      doc["api"] = api;
+    } else {
+      c.cost_notes.push_back(fmt::format("API not costed: no {} API price for {} in the catalog",
+                                         tier, c.model->id));
+      doc.erase("api");
+    }
+  } else {
+    doc["api"] = api;
+  }
+  if (!doc.contains("buy") && !doc.contains("rent") && !doc.contains("api")) return;
+
+  cost::CostInputs in;
+  const CatalogProvider provider = [this]() -> const Catalog& { return cat_; };
+  try {
+    in = parse_scenario(doc, sc_.file, provider);
+  } catch (const InputError& e) {
+    // Point at the build's own override when the faulty key came from it.
+    for (const auto& [sec, over] : {std::pair<std::string, const Json*>{"/buy/", &c.build.buy},
+                                    std::pair<std::string, const Json*>{"/rent/", &c.build.rent}}) {
+      if (e.json_path().rfind(sec, 0) == 0) {
+        const std::string key = e.json_path().substr(sec.size(), e.json_path().find('/', sec.size()) - sec.size());
+        if (over->contains(key))
+          throw InputError(e.file(), c.build.json_path + e.json_path(), e.problem());
+      }
+    }
+    throw;
+  }
+  c.cost_assumptions = in.assumptions;
+  for (const auto& a : in.assumptions) add_input(c, a.name, a.value, a.unit, a.source);
+
+  // Monte Carlo inputs, per node.
+  mc::Inputs& mi = c.mc_inputs;
+  mi.throughput_tok_s = c.throughput;
+  mi.efficiency_spread = sc_.monte_carlo.efficiency_spread;
+  mi.peak_tok_s = sc_.demand.peak_output_tokens_per_s();
+  mi.reserve_nodes = c.reserve_nodes;
+  mi.output_tokens_per_year = sc_.demand.output_tokens_per_year();
+  if (in.buy) {
+    const auto& b = *in.buy;
+    mi.vat_rate = b.vat_rate;
+    mi.vat_recoverable = b.vat_recoverable;
+    mi.residual_share = b.residual_share;
+    mi.life_years = b.life_years();
+    mi.warranty_share = b.capex_net > 0 ? b.warranty_per_year / b.capex_net : 0.0;
+    mi.opex_fixed_per_year = b.opex_per_year - b.warranty_per_year;
+    if (has_any_key(doc["buy"], kBuyPriceKeys)) {
+      mi.capex_net.emplace_back(b.capex_net_low, b.capex_net_high);
+    } else {
+      for (const auto& [h, count] : node_prices(cat_, d, gpus)) {
+        const double fx = cat_.fx_per_usd(h->currency);
+        auto net = [&](double p) {
+          return cost::net_of_vat(cost::convert(p * count, fx, in.fx_per_usd), h->includes_vat, b.vat_rate);
+        };
+        mi.capex_net.emplace_back(net(h->price_low), net(h->price_high));
+        const std::string name = "prices.json/hardware/" + h->item;
+        const std::string src = "data/prices.json: " + h->item + " (" + h->basis + ", " + h->prov.source + ")";
+        add_input(c, name + "/price_low", h->price_low, h->currency, src);
+        add_input(c, name + "/price_high", h->price_high, h->currency, src);
+      }
+    }
+  }
+  if (in.rent) {
+    if (has_any_key(doc["rent"], kRentPriceKeys)) {
+      mi.rent_per_month.push_back(in.rent->per_month);
+    } else {
+      const double hours = doc["rent"].value("hours_per_month", in.month_hours);
+      for (const RentalPrice* r : rentals) {
+        mi.rent_per_month.push_back(
+            cost::rent_per_month_from_hourly(r->usd_per_gpu_hour * in.fx_per_usd, gpus, hours));
+        add_input(c, "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind + "/usd_per_gpu_hour",
+                  r->usd_per_gpu_hour, "USD/GPU-hour", "data/prices.json: " + r->provider + " (" + r->kind + ")");
+      }
+    }
+  }
+  if (in.api) {
+    for (const ApiPrice* a : cat_.api_prices_for(c.model->id)) {
+      const std::string n = "prices.json/api/" + a->model + "/" + a->provider + "/" + a->tier;
+      add_input(c, n + "/input_per_mtok", a->input_per_mtok, a->currency + "/MTok", "data/prices.json: " + a->provider);
+      add_input(c, n + "/output_per_mtok", a->output_per_mtok, a->currency + "/MTok", "data/prices.json: " + a->provider);
+    }
+  }
+
+  // Evidence of the money figures.
+  auto price_tier = [&](const std::string& section, bool priced_in_scenario, bool estimated) {
+    if (priced_in_scenario) return std::string("scenario (") + section + ")";
+    return std::string(estimated ? "catalog, estimated" : "catalog");
+  };
+  if (in.buy) {
+    bool est = false;
+    for (const auto& [h, n] : node_prices(cat_, d, gpus)) est = est || h->prov.estimated;
+    c.evidence["capex"] = price_tier("/buy", has_any_key(doc["buy"], kBuyPriceKeys), est);
+    if (est && !has_any_key(doc["buy"], kBuyPriceKeys))
+      c.risks.push_back(fmt::format("hardware price of {} is a catalog estimate: get a live quote", d.id));
+  }
+  if (in.rent) {
+    bool est = false;
+    for (const RentalPrice* r : rentals) est = est || r->prov.estimated;
+    c.evidence["rent"] = price_tier("/rent", has_any_key(doc["rent"], kRentPriceKeys), est);
+    c.evidence["rent"] += " [" + in.rent->kind + "]";
+  }
+  if (in.api) {
+    bool est = false;
+    const std::string tier = api.value("tier", std::string("list"));
+    for (const ApiPrice* a : cat_.api_prices_for(c.model->id))
+      if (a->tier == tier) est = est || a->prov.estimated;
+    c.evidence["api"] = api_explicit ? "scenario (/api)" : (est ? "catalog, estimated" : "catalog");
+    c.api_label = in.api->label;
+  }
+
+  if (c.throughput <= 0) return;  // does not serve: no per-token figures
+  // Whole fleet: the cost model sees `nodes` nodes.
+  cost::CostInputs fleet = in;
+  const double n = c.nodes;
+  if (fleet.buy) {
+    auto& b = *fleet.buy;
+    b.capex_net *= n;
+    b.capex_net_low *= n;
+    b.capex_net_high *= n;
+    b.opex_per_year *= n;
+    b.wall_power_w *= n;
+    b.colo_per_month *= n;
+    b.staff_per_year *= n;
+    b.warranty_per_year *= n;
+    b.other_per_year *= n;
+  }
+  if (fleet.rent) fleet.rent->per_month *= n;
+  cost::CostAnalysis a;
+  try {
+    a = cost::analyze(fleet);
+  } catch (const std::exception& e) {
+    c.cost_notes.push_back(std::string("cost model: ") + e.what());
+    return;
+  }
+  if (const auto* o = a.option("buy")) {
+    c.own_per_mtok = o->cost_per_mtok_output;
+    c.own_per_year = o->cost_per_year;
+    c.capex = fleet.buy->capex();
+    c.opex_per_year = fleet.buy->opex_per_year;
+  }
+  if (const auto* o = a.option("rent")) {
+    c.rent_per_mtok = o->cost_per_mtok_output;
+    c.rent_per_year = o->cost_per_year;
+  }
+  if (const auto* o = a.option("api")) {
+    c.api_per_mtok = o->cost_per_mtok_output;
+    c.api_per_year = o->cost_per_year;
+  }
+  if (const auto* p = a.pair("buy", "rent")) {
+    c.payback_vs_rent_years = p->payback_years;
+    c.crossover_vs_rent_month = p->crossover_month;
+  }
+  if (const auto* p = a.pair("buy", "api")) {
+    c.payback_vs_api_years = p->payback_years;
+    c.crossover_vs_api_month = p->crossover_month;
+  }
+  c.rent_to_own_threshold = a.rent_to_own_threshold;
+  if (in.buy && a.api_per_mtok_output && *a.api_per_mtok_output > 0) {
+    const double per_node = cost::own_tco(in.buy->capex(), in.buy->opex_per_year, in.buy->life_years(),
+                                          in.buy->residual()) / in.buy->life_years();
+    c.own_matches_api_tok_s = cost::break_even_tokens_per_s(per_node, *a.api_per_mtok_output);
+  }
+  // Reselling idle capacity (hybrid).
+  const double avg = sc_.demand.average_output_tokens_per_s();
+  const double sellable = std::max(0.0, (c.nodes - c.reserve_nodes) * c.throughput - avg);
+  c.utilization_with_resale = c.utilization;
+  if (sc_.resale && c.own_per_year) {
+    const Resale& r = *sc_.resale;
+    const double price = cost::price_per_mtok_output(r.input_usd_per_mtok, r.cached_input_usd_per_mtok,
+                                                     r.output_usd_per_mtok, r.input_tokens_per_output_token,
+                                                     r.cache_hit_share) * in.fx_per_usd;
+    const double sold = sellable * r.sold_share;
+    c.resale_revenue_per_year = sold * cost::kSecondsPerYear * price / cost::kTokensPerMTok;
+    c.own_net_of_resale_per_mtok = (*c.own_per_year - *c.resale_revenue_per_year) /
+                                   (sc_.demand.output_tokens_per_year() / cost::kTokensPerMTok);
+    c.utilization_with_resale = (avg + sold) / (c.nodes * c.throughput);
+  }
+}
+
+void Evaluator::run_quality(Candidate& c) const {
+  const PlanDemand& dm = sc_.demand;
+  c.primary_benchmark = dm.min_scores.empty() ? "gpqa_diamond" : dm.min_scores.begin()->first;
+  std::vector<std::string> wanted{c.primary_benchmark};
+  for (const auto& [b, v] : dm.min_scores)
+    if (b != c.primary_benchmark) wanted.push_back(b);
+  for (const auto& b : wanted) {
+    std::optional<double> s;
+    for (const auto& q : c.model->quality_scores)
+      if (q.benchmark == b) {
+        s = q.value;
+        add_input(c, "models.json/" + c.model->id + "/quality_scores/" + b, q.value, q.unit,
+                  "data/models.json: " + c.model->id + " (" + q.reported_by + ", " + q.prov.source + ")");
+        break;
+      }
+    c.scores[b] = s;
+  }
+  for (const auto& [b, floor] : dm.min_scores) {
+    const auto& s = c.scores[b];
+    if (!s)
+      c.risks.push_back(fmt::format("no published {} score for {}: the /demand/min_scores floor of {} "
+                                    "is not verified (missing, not guessed)", b, c.model->id, floor));
+    else if (*s < floor) {
+      c.excluded.push_back(fmt::format("{} {} is below the minimum {}", b, *s, floor));
+      c.quality_ok = false;
+    }
+  }
+  // Retention of the precision against the native checkpoint.
+  bool unknown = false;
+  double lo = 100, hi = 100;
+  for (const auto& [comp, p] : c.weights) {
+    if (c.model->native_precision.at(comp) == p) continue;
+    const WeightFormat& wf = cat_.weight_format(p);
+    if (!wf.quality_retention_pct) {
+      unknown = true;
+      continue;
+    }
+    lo = std::min(lo, wf.quality_retention_pct->first);
+    hi = std::min(hi, wf.quality_retention_pct->second);
+  }
+  if (!unknown) c.retention_pct = std::make_pair(lo, hi);
+  if (dm.min_retention_pct) {
+    if (!c.retention_pct)
+      c.risks.push_back(fmt::format("quality retention of {} is not in the catalog: the {}% floor is not "
+                                    "verified", c.precision_label, *dm.min_retention_pct));
+    else if (c.retention_pct->first < *dm.min_retention_pct) {
+      c.excluded.push_back(fmt::format("precision {} keeps {}–{}% of quality, below the {}% minimum",
+                                       c.precision_label, c.retention_pct->first, c.retention_pct->second,
+                                       *dm.min_retention_pct));
+      c.quality_ok = false;
+    }
+  }
+  c.evidence["quality"] = "missing";
+  for (const auto& q : c.model->quality_scores)
+    if (q.benchmark == c.primary_benchmark) c.evidence["quality"] = q.reported_by.empty() ? "published" : q.reported_by;
+  const auto best = c.best_self_host_per_mtok();
+  const auto& ps = c.scores[c.primary_benchmark];
+  if (ps && best && *best > 0) c.value_points_per_mtok = *ps / *best;
+}
+
+void Evaluator::run_risks(Candidate& c) const {
+  const Model& m = *c.model;
+  const Device& d = *c.device;
+  const int g = c.build.gpus_per_node;
+  if (m.is_moe() && m.total_params_b >= kLargeMoeParamsB && g > 1 && d.nvlink_gb_s <= 0)
+    c.risks.push_back(fmt::format(
+        "{:.0f}B MoE sharded over {} PCIe-only {} cards (no NVLink): expert and tensor-parallel traffic "
+        "crosses PCIe; keep large MoEs on NVLink nodes or one model per card",
+        m.total_params_b, g, d.id));
+  std::set<std::string> fp4;
+  for (const auto& [comp, p] : c.weights)
+    if (cat_.weight_format(p).hw_format == "fp4" && !d.has_hw_format("fp4")) fp4.insert(p);
+  for (const auto& p : fp4)
+    c.risks.push_back(fmt::format("{} is an FP4 format but {} has no FP4 units: weights are dequantised, "
+                                  "so FP4 saves memory but not compute", p, d.id));
+  if (!m.license_notes.empty()) c.risks.push_back("licence (" + m.license + "): " + m.license_notes);
+  if (!d.export_control_notes.empty()) c.risks.push_back("export control (" + d.id + "): " + d.export_control_notes);
+  if (m.prov.estimated)
+    c.risks.push_back("architecture fields of " + m.id + " are unverified (catalog marks them estimated)");
+  if (c.perf_evidence == "default" && c.meets_sla)
+    c.risks.push_back("throughput is a model estimate from catalog defaults, not a measurement: confirm "
+                      "on a rented pilot (go/no-go 1)");
+}
+
+Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
+  Candidate c;
+  c.model = &m;
+  c.device = &cat_.device(b.device);
+  c.build = b;
+  c.engine = &cat_.engine(b.engine.empty() ? sc_.engine : b.engine);
+  c.weights = mix_of(m, b.precision);
+  c.precision_label = precision_label(b.precision, m);
+  c.kv_precision = b.kv.empty() ? default_kv(*c.device, *c.engine) : b.kv;
+  c.id = fmt::format("{} | {}×{} | {}", m.id, b.gpus_per_node, c.device->id, b.precision);
+  c.evidence["fit"] = "computed from catalog architecture and precisions (docs/memory.md)";
+  record_catalog_inputs(c);
+
+  // Hard constraints before any modelling.
+  const auto& sel = sc_.models;
+  if (m.max_context_tokens < sc_.demand.context_tokens)
+    c.excluded.push_back(fmt::format("trained context {} < the {} tokens needed", m.max_context_tokens,
+                                     sc_.demand.context_tokens));
+  if (sel.min_context_tokens > 0 && m.max_context_tokens < sel.min_context_tokens)
+    c.excluded.push_back(fmt::format("context {} < /models/min_context_tokens {}", m.max_context_tokens,
+                                     sel.min_context_tokens));
+  if (!sel.licenses.empty() && !contains(sel.licenses, m.license)) {
+    c.excluded.push_back("licence '" + m.license + "' is not in /models/licenses");
+    c.quality_ok = false;
+  }
+  if (sel.max_total_params_b > 0 && m.total_params_b > sel.max_total_params_b)
+    c.excluded.push_back(fmt::format("{}B parameters > /models/max_total_params_b", m.total_params_b));
+  if (sel.moe_only && !m.is_moe()) c.excluded.push_back("dense model, /models/moe_only is set");
+  for (const auto& [comp, p] : c.weights)
+    if (!contains(c.engine->weight_formats, p)) {
+      c.excluded.push_back(fmt::format("engine {} does not serve weight format {}", c.engine->id, p));
+      break;
+    }
+  if (!contains(c.engine->kv_formats, c.kv_precision))
+    c.excluded.push_back(fmt::format("engine {} does not serve KV format {}", c.engine->id, c.kv_precision));
+  if (!c.engine->device_kinds.empty() && !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
+    c.excluded.push_back(fmt::format("engine {} does not run on {} devices", c.engine->id,
+                                     device_kind_name(c.device->kind)));
+  c.evidence["throughput"] = "n/a";
+  if (c.excluded.empty()) {
+    run_fit_and_perf(c);
+    if (c.meets_sla) c.evidence["throughput"] = c.perf_evidence + " (performance model, docs/performance.md)";
+  }
+  run_cost(c);
+  run_quality(c);
+  run_risks(c);
+  if (c.meets_sla && !c.own_per_mtok && !c.rent_per_mtok)
+    c.excluded.push_back("neither owning nor renting could be priced (see notes)");
+  c.eligible = c.excluded.empty() && c.fits && c.meets_sla;
+  return c;
+}
+
+std::string fmt_money(double v, const std::string& cur) {
+  if (std::abs(v) >= 1e6) return fmt::format("{:.1f}M {}", v / 1e6, cur);
+  if (std::abs(v) >= 100) return fmt::format("{:.0f} {}", v, cur);
+  return fmt::format("{:.3g} {}", v, cur);
+}
+
+}  // namespace
+
+std::optional<double> Candidate::best_self_host_per_mtok() const {
+  std::optional<double> b = own_per_mtok;
+  if (rent_per_mtok && (!b || *rent_per_mtok < *b)) b = rent_per_mtok;
+  return b;
+}
+
+// --- the plan ----------------------------------------------------------------
+
+void run_monte_carlo(PlanResult& r, int samples, std::uint64_t seed, int threads) {
+  const std::size_t n = r.candidates.size();
+  auto work = [&](std::size_t begin, std::size_t step) {
+    for (std::size_t i = begin; i < n; i += step) {
+      Candidate& c = r.candidates[i];
+      if (c.throughput <= 0) continue;
+      c.mc = mc::simulate(c.mc_inputs, samples, mc::stream_seed(seed, i));
+    }
+  };
+  const auto t = static_cast<std::size_t>(std::max(1, threads));
+  if (t == 1 || n < 2) {
+    work(0, 1);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work, k, t);
+  work(0, t);
+  for (auto& th : pool) th.join();
+}
+
+PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOptions& o) {
+  PlanResult r;
+  r.scenario = sc;
+  r.catalog_hash = cat.content_hash;
+  Evaluator ev(r.scenario, cat);
+  std::vector<const Model*> models;
+  if (!sc.models.ids.empty()) {
+    for (const auto& id : sc.models.ids) models.push_back(&cat.model(id));
+  } else {
+    for (const auto& m : cat.models) {
+      const auto& s = sc.models;
+      if (m.max_context_tokens < std::max(s.min_context_tokens, sc.demand.context_tokens)) continue;
+      if (!s.licenses.empty() && !contains(s.licenses, m.license)) continue;
+      if (s.max_total_params_b > 0 && m.total_params_b > s.max_total_params_b) continue;
+      if (s.moe_only && !m.is_moe()) continue;
+      models.push_back(&m);
+    }
+    r.messages.push_back(fmt::format("{} of {} catalog models meet the /models constraints",
+                                     models.size(), cat.models.size()));
+  }
+  for (const Model* m : models) {
+    std::vector<BuildSpec> builds = sc.builds;
+    if (sc.builds_auto) {
+      builds.clear();
+      const Engine& e = cat.engine(sc.engine);
+      for (const auto& d : cat.devices) {
+        if (cat.hardware_prices_for(d.id).empty() && cat.rental_prices_for(d.id).empty()) continue;
+        if (!e.device_kinds.empty() && !contains(e.device_kinds, device_kind_name(d.kind))) continue;
+        std::vector<std::string> specs{"native"};
+        if (d.has_hw_format("fp8")) specs.push_back("fp8");
+        if (d.has_hw_format("fp4")) specs.push_back("nvfp4");
+        std::set<PrecisionMix> seen;
+        for (const auto& spec : specs) {
+          const PrecisionMix mix = ev.mix_of(*m, spec);
+          if (!seen.insert(mix).second) continue;
+          bool served = true;
+          for (const auto& [comp, p] : mix) served = served && contains(e.weight_formats, p);
+          if (!served) continue;
+          const int g = ev.min_fitting_gpus(*m, d, mix, ev.default_kv(d, e), e);
+          if (g == 0) continue;
+          BuildSpec b;
+          b.device = d.id;
+          b.gpus_per_node = g;
+          b.precision = spec;
+          b.json_path = "auto";
+          builds.push_back(b);
+        }
+      }
+    }
+    for (const auto& b : builds) r.candidates.push_back(ev.evaluate(*m, b));
+  }
+  if (r.candidates.empty())
+    r.messages.push_back("no candidate: no catalog build fits the selected models at the needed context");
+  run_monte_carlo(r, o.samples.value_or(sc.monte_carlo.samples), sc.monte_carlo.seed, o.threads);
+
+  // Ranking: eligible by their cheaper self-host cost per token, then the rest.
+  std::vector<int> idx(r.candidates.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+  auto key = [&](int i) {
+    const auto b = r.candidates[static_cast<std::size_t>(i)].best_self_host_per_mtok();
+    return b ? *b : std::numeric_limits<double>::infinity();
+  };
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) {
+    const auto& ca = r.candidates[static_cast<std::size_t>(a)];
+    const auto& cb = r.candidates[static_cast<std::size_t>(b)];
+    if (ca.eligible != cb.eligible) return ca.eligible;
+    if (!ca.eligible) return false;
+    return key(a) < key(b);
+  });
+  int rank = 0;
+  for (int i : idx) {
+    auto& c = r.candidates[static_cast<std::size_t>(i)];
+    if (c.eligible) c.rank = ++rank;
+  }
+  r.ranking = idx;
+  decide(r);
+  return r;
+}
+
+// --- the decision (seed 000's tree) -----------------------------------------
+
+void decide(PlanResult& r) {
+  Recommendation& rec = r.recommendation;
+  rec = {};
+  const PlanScenario& sc = r.scenario;
+  const std::string& cur = sc.currency;
+  const double avg = sc.demand.average_output_tokens_per_s();
+  const Candidate* best = nullptr;
+  for (int i : r.ranking) {
+    const auto& c = r.candidates[static_cast<std::size_t>(i)];
+    if (c.eligible) {
+      best = &c;
+      rec.candidate = i;
+      break;
+    }
+  }
+  // Cheapest API among the eligible candidates' models (quality floors already applied);
+  // when no build is eligible, among models that at least pass the quality floors.
+  const Candidate* api = nullptr;
+  for (const auto& c : r.candidates) {
+    if (!c.api_per_mtok) continue;
+    if (best ? c.eligible : c.quality_ok)
+      if (!api || *c.api_per_mtok < *api->api_per_mtok) api = &c;
+  }
+  rec.reasons.push_back(fmt::format(
+      "demand: {:.0f} requests/day × {} out tokens = {:.1f} output tok/s on average, {:.1f} at peak "
+      "(peak/average {:.2f})",
+      sc.demand.requests_per_day, sc.demand.output_tokens, avg, sc.demand.peak_output_tokens_per_s(),
+      sc.demand.peak_to_average));
+
+  auto use_api = [&](const std::string& why) {
+    rec.option = "api";
+    if (api) {
+      rec.model = api->model->id;
+      rec.candidate_id = api->model->id + " | API: " + api->api_label;
+      rec.candidate = -1;
+      for (std::size_t i = 0; i < r.candidates.size(); ++i)
+        if (&r.candidates[i] == api) rec.candidate = static_cast<int>(i);
+    }
+    rec.reasons.push_back(why);
+  };
+
+  if (!best) {
+    if (!sc.demand.residency_required && api) {
+      use_api(fmt::format("no build is eligible (fit, SLA, quality, price): call the {} API at {} per 1M "
+                          "output tokens",
+                          api->model->id, fmt_money(*api->api_per_mtok, cur)));
+    } else {
+      rec.option = "none";
+      rec.reasons.push_back(sc.demand.residency_required
+                                ? "residency is mandatory but no build is eligible: widen builds or models"
+                                : "no build is eligible and no API price is known for the selected models");
+    }
+    rec.go_no_go = go_no_go_checks(r, nullptr);
+    return;
+  }
+  rec.candidate_id = best->id;
+  rec.model = best->model->id;
+  const double cap = best->throughput;
+  rec.reasons.push_back(fmt::format(
+      "best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} node(s) cover the peak{}, "
+      "running at {:.1f}% average utilization",
+      best->id, cap, best->perf_note, best->nodes, best->reserve_nodes ? " plus one N+1 spare" : "",
+      best->utilization * 100));
+  const double threshold = best->rent_to_own_threshold.value_or(std::numeric_limits<double>::infinity());
+
+  // Buy or rent for a self-hosted fleet (seed 000 flexion ②): owning wins above the
+  // time-utilization where its yearly cost equals renting around the clock.
+  auto own_or_rent = [&](double util, bool resale) {
+    if (!best->own_per_mtok) {
+      rec.option = "rent";
+      rec.reasons.push_back("owning could not be priced, so rent");
+      return;
+    }
+    if (!best->rent_per_mtok) {
+      rec.option = "buy";
+      rec.reasons.push_back("renting could not be priced, so buy");
+      return;
+    }
+    if (util >= threshold) {
+      rec.option = resale ? "hybrid" : "buy";
+      rec.reasons.push_back(fmt::format(
+          "utilization {:.0f}%{} ≥ the rent→own threshold {:.0f}% (owning {} a year vs renting 24/7 {} a "
+          "year): own{}; payback against renting {}",
+          util * 100, resale ? " including resold surplus" : "", threshold * 100,
+          fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur),
+          resale ? " and resell the idle capacity" : "",
+          best->payback_vs_rent_years ? fmt::format("{:.2f} years", *best->payback_vs_rent_years) : "never"));
+    } else if (threshold > 1) {
+      rec.option = "rent";
+      rec.reasons.push_back(fmt::format(
+          "owning costs {} a year against {} for renting the same nodes 24/7: owning never beats renting at "
+          "these prices (rent→own threshold {:.0f}% > 100%), so rent",
+          fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur), threshold * 100));
+    } else {
+      rec.option = "rent";
+      rec.reasons.push_back(fmt::format(
+          "utilization {:.1f}% < the rent→own threshold {:.0f}% (owning {} a year vs renting 24/7 {}): rent "
+          "(burst or part-time), and buy only once sustained utilization stays above {:.0f}%",
+          util * 100, threshold * 100, fmt_money(*best->own_per_year, cur),
+          fmt_money(*best->rent_per_year, cur), threshold * 100));
+    }
+  };
+  const bool resale_helps = sc.resale && best->own_net_of_resale_per_mtok &&
+                            best->utilization_with_resale >= threshold && best->utilization < threshold;
+
+  if (sc.demand.residency_required) {
+    rec.reasons.push_back("residency is mandatory (/demand/residency_required): the API is ruled out, "
+                          "self-host — rent first, then own");
+    if (resale_helps) {
+      rec.reasons.push_back(fmt::format(
+          "reselling {:.0f}% of the idle capacity brings {} a year and lifts utilization to {:.0f}%; "
+          "net internal cost {} per 1M output tokens",
+          sc.resale->sold_share * 100, fmt_money(*best->resale_revenue_per_year, cur),
+          best->utilization_with_resale * 100, fmt_money(*best->own_net_of_resale_per_mtok, cur)));
+      own_or_rent(best->utilization_with_resale, true);
+    } else {
+      own_or_rent(best->utilization, false);
+    }
+  } else if (!api) {
+    rec.reasons.push_back("no API price is known for the eligible models: self-host");
+    own_or_rent(best->utilization, false);
+  } else {
+    const double self = *best->best_self_host_per_mtok();
+    const double api_p = *api->api_per_mtok;
+    const double near = sc.near_full_node_share;
+    rec.reasons.push_back(fmt::format(
+        "residency is not mandatory: compare with the API ({} at {} per 1M output tokens, input included)",
+        api->model->id, fmt_money(api_p, cur)));
+    if (best->node_equivalents >= near) {
+      rec.reasons.push_back(fmt::format(
+          "average demand is {:.2f} node(s) of {} around the clock (≥ {:.0f}% of a node): demand is near "
+          "a full node 24/7",
+          best->node_equivalents, best->id, near * 100));
+      if (self <= api_p) {
+        rec.reasons.push_back(fmt::format("self-hosting costs {} per 1M output tokens, {:.1f}× cheaper "
+                                          "than the API", fmt_money(self, cur), api_p / self));
+        own_or_rent(best->utilization, false);
+      } else {
+        use_api(fmt::format("even so, self-hosting costs {} per 1M output tokens against the API's {} "
+                            "({:.1f}× more): use the API",
+                            fmt_money(self, cur), fmt_money(api_p, cur), self / api_p));
+      }
+    } else if (resale_helps && *best->own_net_of_resale_per_mtok < api_p) {
+      rec.reasons.push_back(fmt::format(
+          "demand is {:.0f}% of one node, but reselling the idle capacity nets the internal cost down to "
+          "{} per 1M output tokens, below the API",
+          best->node_equivalents * 100, fmt_money(*best->own_net_of_resale_per_mtok, cur)));
+      own_or_rent(best->utilization_with_resale, true);
+    } else if (self < api_p) {
+      rec.reasons.push_back(fmt::format(
+          "demand is {:.1f}% of one node, yet self-hosting at {} per 1M output tokens already undercuts the "
+          "API's {}: past the crossover (a node matches the API at about {:.0f} sustained output tok/s)",
+          best->node_equivalents * 100, fmt_money(self, cur), fmt_money(api_p, cur),
+          best->own_matches_api_tok_s.value_or(0)));
+      own_or_rent(best->utilization, false);
+    } else {
+      use_api(fmt::format(
+          "demand is bursty or below a node ({:.1f}% of one node around the clock, < {:.0f}%): the API at "
+          "{} per 1M output tokens is {:.1f}× cheaper than self-hosting at {}; revisit at scale (a node "
+          "matches the API at about {:.0f} sustained output tok/s)",
+          best->node_equivalents * 100, near * 100, fmt_money(api_p, cur), self / api_p,
+          fmt_money(self, cur), best->own_matches_api_tok_s.value_or(0)));
+    }
+  }
+  if (rec.option == "rent" || rec.option == "buy" || rec.option == "hybrid")
+    rec.reasons.push_back("before buying, rent the build for a pilot and pass all six go/no-go checks");
+  rec.go_no_go = go_no_go_checks(r, rec.option == "api" ? nullptr : best);
+}
+
+std::vector<std::string> go_no_go_checks(const PlanResult& r, const Candidate* c) {
+  const auto& d = r.scenario.demand;
+  const std::string& cur = r.scenario.currency;
+  std::vector<std::string> g;
+  if (c) {
+    g.push_back(fmt::format("1. Sustained aggregate output of ≥ {:.0f} tok/s per node ({:.0f} for the fleet "
+                            "of {} at peak) with your {} in / {} out prompts (the plan assumes {:.0f}).",
+                            d.peak_output_tokens_per_s() / std::max(1, c->nodes - c->reserve_nodes),
+                            d.peak_output_tokens_per_s(), c->nodes, d.input_tokens, d.output_tokens,
+                            c->throughput));
+    g.push_back(fmt::format("2. TTFT {} and TPOT {} under real concurrency ({}); the model expects TTFT {:.0f} "
+                            "ms and TPOT {:.1f} ms.",
+                            d.sla_ttft_ms ? fmt::format("≤ {:.0f} ms", *d.sla_ttft_ms) : "competitive",
+                            d.sla_tpot_ms ? fmt::format("≤ {:.0f} ms", *d.sla_tpot_ms) : "competitive",
+                            c->concurrency, c->ttft_ms, c->tpot_ms));
+  } else {
+    g.push_back("1. Sustained aggregate output in your target range (measure on the API or a rented node).");
+    g.push_back("2. TTFT and throughput competitive under real concurrency.");
+  }
+  g.push_back("3. Above 95% uptime past the first 100+ monitored requests.");
+  const auto best = c ? c->best_self_host_per_mtok() : std::nullopt;
+  g.push_back(fmt::format("4. Cache-hit rate ≥ {:.0f}% and blended cost per 1M output tokens ≤ {} (the plan's "
+                          "figure), covering node opex{}.",
+                          d.cache_hit_share * 100, best ? fmt_money(*best, cur) : std::string("the API price"),
+                          r.scenario.resale ? " with the resale revenue assumed" : ""));
+  g.push_back("5. Tool-call success high enough for your agent traffic (and for Auto Exacto routing if you "
+              "resell).");
+  std::string q = "6. Quality parity against the FP8 baseline on your own eval set";
+  if (c && c->scores.count(c->primary_benchmark) && c->scores.at(c->primary_benchmark))
+    q += fmt::format(" ({} published {})", c->primary_benchmark, *c->scores.at(c->primary_benchmark));
+  if (c && c->retention_pct)
+    q += fmt::format("; precision {} retains {}–{}%", c->precision_label, c->retention_pct->first,
+                     c->retention_pct->second);
+  g.push_back(q + ".");
+  return g;
+}
+
+}  // namespace moeplan::plan
+
+// --- report ---------------------------------------------------------------------
+
+namespace moeplan::plan {
+
+namespace {
+
+Json opt_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+Json range_json(const std::optional<mc::Range>& r) {
+  if (!r) return nullptr;
+  auto num = [](double x) { return std::isfinite(x) ? Json(x) : Json(nullptr); };
+  return {{"p10", num(r->p10)}, {"p50", num(r->p50)}, {"p90", num(r->p90)}};
+}
+Cell opt_cell(const std::optional<double>& v, int d = -1) { return v ? Cell(*v, d) : Cell(); }
+
+}  // namespace
+
+Report make_plan_report(const PlanResult& r) {
+  const PlanScenario& sc = r.scenario;
+  const std::string& cur = sc.currency;
+  Report rep;
+  rep.title = "Procurement plan: " + (sc.title.empty() ? sc.label : sc.title);
+  const Recommendation& rec = r.recommendation;
+
+  Table dec{"decision", "Recommendation and its reasoning", {"step", "finding"}, {}, {}};
+  std::string verdict = rec.option;
+  std::transform(verdict.begin(), verdict.end(), verdict.begin(), [](char ch) {
+    return static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  });
+  dec.add({"verdict", verdict + (rec.candidate_id.empty() ? "" : ": " + rec.candidate_id)});
+  int k = 0;
+  for (const auto& x : rec.reasons) dec.add({fmt::format("reason {}", ++k), x});
+  rep.tables.push_back(dec);
+
+  const std::string m = "(" + cur + "/MTok)";
+  Table t{"candidates", "Candidates, ranked by self-hosted cost per 1M output tokens",
+          {"rank", "model", "build", "precision", "fits", "nodes", "tok/s per node", "utilization (%)",
+           "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m, "api " + m, "payback vs rent (years)",
+           "quality", "risks", "status"},
+          {}, {}};
+  for (int i : r.ranking) {
+    const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
+    const auto& ps = c.scores.count(c.primary_benchmark) ? c.scores.at(c.primary_benchmark) : std::nullopt;
+    t.add({c.rank > 0 ? Cell(c.rank) : Cell(), c.model->id, build_label(c), c.precision_label, c.fits,
+           c.nodes > 0 ? Cell(c.nodes) : Cell(), c.meets_sla ? Cell(c.throughput, 0) : Cell(),
+           c.meets_sla ? Cell(c.utilization * 100, 1) : Cell(), opt_cell(c.own_per_mtok),
+           c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p10) : Cell(),
+           c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p90) : Cell(), opt_cell(c.rent_per_mtok),
+           opt_cell(c.api_per_mtok), opt_cell(c.payback_vs_rent_years, 2),
+           ps ? Cell(fmt::format("{} {}", c.primary_benchmark, *ps)) : Cell(c.primary_benchmark + " missing"),
+           Cell(c.risks.size()), c.eligible ? std::string("eligible") : "excluded: " + c.excluded.front()});
+  }
+  t.notes.push_back("own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; api = the "
+                    "same model's API, input tokens included (docs/plan.md).");
+  t.notes.push_back(fmt::format("P10/P90 from {} Monte Carlo samples over catalog price ranges and ±{:.0f}% "
+                                "throughput (seed {}).",
+                                sc.monte_carlo.samples, sc.monte_carlo.efficiency_spread * 100,
+                                sc.monte_carlo.seed));
+  rep.tables.push_back(t);
+
+  Table risks{"risks", "Risks flagged from the catalogs", {"candidate", "risk"}, {}, {}};
+  Table ev{"evidence", "Evidence tier of each figure", {"candidate", "figure", "evidence"}, {}, {}};
+  for (int i : r.ranking) {
+    const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
+    for (const auto& x : c.risks) risks.add({c.id, x});
+    for (const auto& x : c.cost_notes) risks.add({c.id, "note: " + x});
+    if (c.eligible)
+      for (const auto& [f, e] : c.evidence) ev.add({c.id, f, e});
+  }
+  rep.tables.push_back(risks);
+  rep.tables.push_back(ev);
+
+  Table go{"go_no_go", "Go/no-go on a rented pilot: buy only when all six hold", {"check"}, {}, {}};
+  for (const auto& x : rec.go_no_go) go.add({x});
+  rep.tables.push_back(go);
+
+  Table as{"assumptions", "Assumptions (scenario and defaults)", {"name", "value", "unit", "source"}, {}, {}};
+  auto value_cell = [](const Json& v) -> Cell {
+    if (v.is_number_integer()) return Cell(v.get<long long>());
+    if (v.is_number()) return Cell(v.get<double>());
+    if (v.is_boolean()) return Cell(v.get<bool>());
+    if (v.is_string()) return Cell(v.get<std::string>());
+    return Cell(v.dump());
+  };
+  for (const auto& a : sc.assumptions) as.add({a.name, value_cell(a.value), a.unit, a.source});
+  if (rec.candidate >= 0) {
+    const Candidate& c = r.candidates[static_cast<std::size_t>(rec.candidate)];
+    for (const auto& a : c.inputs) as.add({a.name, value_cell(a.value), a.unit, a.source});
+  }
+  rep.tables.push_back(as);
+
+  rep.messages.push_back(fmt::format("RECOMMENDATION: {}{}", verdict,
+                                     rec.candidate_id.empty() ? "" : " — " + rec.candidate_id));
+  for (const auto& x : rec.reasons) rep.messages.push_back("  - " + x);
+  for (const auto& x : r.messages) rep.messages.push_back("note: " + x);
+
+  // JSON document.
+  Json j;
+  Json dj = {{"requests_per_day", sc.demand.requests_per_day},
+             {"input_tokens", sc.demand.input_tokens},
+             {"output_tokens", sc.demand.output_tokens},
+             {"cache_hit_share", sc.demand.cache_hit_share},
+             {"days_per_year", sc.demand.days_per_year},
+             {"average_output_tokens_per_s", sc.demand.average_output_tokens_per_s()},
+             {"peak_to_average", sc.demand.peak_to_average},
+             {"peak_output_tokens_per_s", sc.demand.peak_output_tokens_per_s()},
+             {"context_tokens", sc.demand.context_tokens},
+             {"sla", {{"ttft_ms", opt_json(sc.demand.sla_ttft_ms)}, {"tpot_ms", opt_json(sc.demand.sla_tpot_ms)}}},
+             {"residency_required", sc.demand.residency_required},
+             {"min_scores", sc.demand.min_scores},
+             {"min_retention_pct", opt_json(sc.demand.min_retention_pct)}};
+  j["scenario"] = {{"file", sc.label}, {"title", sc.title}, {"currency", cur}, {"demand", dj}};
+  Json cands = Json::array();
+  for (int i : r.ranking) {
+    const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
+    Json x;
+    x["id"] = c.id;
+    x["rank"] = c.rank > 0 ? Json(c.rank) : Json(nullptr);
+    x["model"] = c.model->id;
+    x["device"] = c.device->id;
+    x["gpus_per_node"] = c.build.gpus_per_node;
+    x["precision"] = c.build.precision;
+    x["kv_precision"] = c.kv_precision;
+    x["engine"] = c.engine->id;
+    x["layout"] = {{"tp", c.layout.tp}, {"pp", c.layout.pp}, {"dp", c.layout.dp}, {"ep", c.layout.ep}};
+    x["fits"] = c.fits;
+    x["fit"] = {{"reason", c.fit_reason},
+                {"weights_gb", c.weights_gb},
+                {"kv_headroom_gb_per_gpu", c.kv_headroom_gb_per_gpu},
+                {"max_concurrency_at_context", c.max_concurrency}};
+    x["meets_sla"] = c.meets_sla;
+    x["concurrency"] = c.concurrency;
+    x["throughput_output_tokens_per_s"] = c.throughput;
+    x["per_user_tokens_per_s"] = c.per_user_tok_s;
+    x["ttft_ms"] = c.ttft_ms;
+    x["tpot_ms"] = c.tpot_ms;
+    x["nodes"] = c.nodes;
+    x["reserve_nodes"] = c.reserve_nodes;
+    x["utilization"] = c.utilization;
+    Json cp = {{"own", opt_json(c.own_per_mtok)}, {"rent", opt_json(c.rent_per_mtok)},
+               {"api", opt_json(c.api_per_mtok)}, {"currency", cur}};
+    const Json own_r = range_json(c.mc.own_per_mtok);
+    cp["p10"] = own_r.is_null() ? Json(nullptr) : own_r["p10"];
+    cp["p50"] = own_r.is_null() ? Json(nullptr) : own_r["p50"];
+    cp["p90"] = own_r.is_null() ? Json(nullptr) : own_r["p90"];
+    cp["own_range"] = own_r;
+    cp["rent_range"] = range_json(c.mc.rent_per_mtok);
+    x["cost_per_mtok_output"] = cp;
+    x["cost_per_year"] = {{"own", opt_json(c.own_per_year)}, {"rent", opt_json(c.rent_per_year)},
+                          {"api", opt_json(c.api_per_year)}};
+    x["capex"] = opt_json(c.capex);
+    x["opex_per_year"] = opt_json(c.opex_per_year);
+    x["payback_years"] = {{"vs_rent", opt_json(c.payback_vs_rent_years)},
+                          {"vs_api", opt_json(c.payback_vs_api_years)},
+                          {"vs_rent_range", range_json(c.mc.payback_years)}};
+    x["break_even"] = {{"crossover_vs_rent_month", opt_json(c.crossover_vs_rent_month)},
+                       {"crossover_vs_api_month", opt_json(c.crossover_vs_api_month)},
+                       {"rent_to_own_utilization", opt_json(c.rent_to_own_threshold)},
+                       {"own_matches_api_output_tokens_per_s", opt_json(c.own_matches_api_tok_s)}};
+    if (sc.resale)
+      x["resale"] = {{"revenue_per_year", opt_json(c.resale_revenue_per_year)},
+                     {"own_net_of_resale_per_mtok", opt_json(c.own_net_of_resale_per_mtok)},
+                     {"utilization_with_resale", c.utilization_with_resale}};
+    Json scores = Json::object();
+    for (const auto& [b, v] : c.scores) scores[b] = opt_json(v);
+    x["quality"] = {{"scores", scores},
+                    {"primary_benchmark", c.primary_benchmark},
+                    {"retention_pct", c.retention_pct ? Json::array({c.retention_pct->first, c.retention_pct->second})
+                                                      : Json(nullptr)},
+                    {"points_per_mtok_self_hosted", opt_json(c.value_points_per_mtok)},
+                    {"points_per_mtok_api",
+                     c.api_per_mtok && c.scores.at(c.primary_benchmark)
+                         ? Json(*c.scores.at(c.primary_benchmark) / *c.api_per_mtok)
+                         : Json(nullptr)}};
+    x["monte_carlo"] = {{"samples", c.mc.samples}, {"nodes_range", range_json(c.mc.nodes)}};
+    x["eligible"] = c.eligible;
+    x["excluded"] = c.excluded;
+    x["risks"] = c.risks;
+    x["notes"] = c.cost_notes;
+    Json evj = Json::object();
+    for (const auto& [f, e] : c.evidence) evj[f] = e;
+    x["evidence"] = evj;
+    Json inputs = Json::array();
+    for (const auto& a : c.inputs)
+      inputs.push_back({{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});
+    x["inputs"] = inputs;
+    cands.push_back(x);
+  }
+  j["candidates"] = cands;
+  j["recommendation"] = {{"option", rec.option},
+                         {"candidate", rec.candidate_id},
+                         {"model", rec.model},
+                         {"reasons", rec.reasons},
+                         {"go_no_go", rec.go_no_go}};
+  j["monte_carlo"] = {{"samples", sc.monte_carlo.samples},
+                      {"seed", sc.monte_carlo.seed},
+                      {"efficiency_spread", sc.monte_carlo.efficiency_spread},
+                      {"method", "per sample: throughput × U(1−s, 1+s); a hardware price entry, then a price "
+                                 "uniform in its low..high; a rental entry (docs/plan.md)"}};
+  Json asj = Json::array();
+  for (const auto& a : sc.assumptions)
+    asj.push_back({{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});
+  j["assumptions"] = asj;
+  j["messages"] = r.messages;
+  rep.json = j;
+  return rep;
+}
+
+svg::ChartPage make_plan_chart(const PlanResult& r) {
+  const PlanScenario& sc = r.scenario;
+  const std::string& cur = sc.currency;
+  svg::ChartPage page;
+  page.title = "Procurement plan: " + (sc.title.empty() ? sc.label : sc.title);
+  svg::LineChart a;
+  a.title = "Cost per 1M output tokens against utilization (owned, per candidate)";
+  a.subtitle = "Own = TCO per year ÷ tokens served at that utilization; dashed = the model's API";
+  a.x_label = "Utilization of the fleet (%)";
+  a.y_label = "Cost per 1M output tokens (" + cur + ")";
+  double ymax = 0;
+  int shown = 0;
+  std::set<std::string> api_models;
+  for (int i : r.ranking) {
+    const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
+    if (!c.eligible || !c.own_per_year || shown >= 6) continue;
+    ++shown;
+    svg::Series s;
+    s.name = c.id;
+    for (int u = 5; u <= 100; u += 5) {
+      const double tok = c.throughput * c.nodes * u / 100.0 * cost::kSecondsPerYear;
+      s.x.push_back(u);
+      s.y.push_back(*c.own_per_year / (tok / cost::kTokensPerMTok));
+    }
+    ymax = std::max(ymax, s.y[3]);  // clip at 20% utilization so the floor stays readable
+    a.series.push_back(s);
+    if (c.api_per_mtok && api_models.insert(c.model->id).second) {
+      svg::Series api;
+      api.name = c.model->id + " API";
+      api.dashed = true;
+      api.markers = false;
+      api.x = {5, 100};
+      api.y = {*c.api_per_mtok, *c.api_per_mtok};
+      ymax = std::max(ymax, *c.api_per_mtok * 1.2);
+      a.series.push_back(api);
+    }
+    a.highlights.push_back({c.utilization * 100, c.own_per_mtok.value_or(0), "plan"});
+  }
+  if (ymax > 0) {
+    a.y_max = ymax;
+    a.clip_note = "values above the axis are cut";
+  }
+  a.x_min = 0;
+  a.x_max = 100;
+  if (!a.series.empty()) page.charts.push_back(a);
+
+  const Recommendation& rec = r.recommendation;
+  if (rec.candidate >= 0) {
+    const Candidate& c = r.candidates[static_cast<std::size_t>(rec.candidate)];
+    svg::LineChart b;
+    b.title = "Cumulative cost of the chosen option (" + rec.option + ") and its alternatives";
+    b.subtitle = c.id + fmt::format(", {} node(s)", c.nodes);
+    b.x_label = "Month";
+    b.y_label = "Cumulative cost (" + cur + ")";
+    int horizon = 36;
+    if (sc.cost_doc.contains("horizon_months")) horizon = sc.cost_doc["horizon_months"].get<int>();
+    auto add = [&](const std::string& name, double capex, double per_year) {
+      svg::Series s;
+      s.name = name;
+      for (int mth = 0; mth <= horizon; ++mth) {
+        s.x.push_back(mth);
+        s.y.push_back(capex + per_year * mth / cost::kMonthsPerYear);
+      }
+      b.series.push_back(s);
+    };
+    if (c.capex && c.opex_per_year) add("own (capex + opex)", *c.capex, *c.opex_per_year);
+    if (c.rent_per_year) add("rent 24/7", 0, *c.rent_per_year);
+    if (c.api_per_year) add("API", 0, *c.api_per_year);
+    if (c.crossover_vs_rent_month && c.rent_per_year)
+      b.highlights.push_back({*c.crossover_vs_rent_month,
+                              *c.rent_per_year * *c.crossover_vs_rent_month / cost::kMonthsPerYear,
+                              "own = rent"});
+    if (!b.series.empty()) page.charts.push_back(b);
+  }
+  page.footer = "moeplan plan " + sc.label + " (catalog " + r.catalog_hash + ")";
+  return page;
+}
+
+}  // namespace moeplan::plan

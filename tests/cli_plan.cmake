@@ -1,0 +1,17 @@
+# Command-line tests for plan / recommend / regress (docs/plan.md).
+add_test(NAME cli:plan:flagship
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
+set_tests_properties(cli:plan:flagship PROPERTIES PASS_REGULAR_EXPRESSION "RECOMMENDATION: RENT")
+add_test(NAME cli:plan:md
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-four-builds-huf.json --format md)
+set_tests_properties(cli:plan:md PROPERTIES PASS_REGULAR_EXPRESSION "Recommendation and its reasoning")
+add_test(NAME cli:plan:bad-scenario
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/seed-8xh200-glm52-huf.json)
+set_tests_properties(cli:plan:bad-scenario PROPERTIES WILL_FAIL FALSE
+                     PASS_REGULAR_EXPRESSION "error: .*seed-8xh200-glm52-huf.json")
+add_test(NAME cli:recommend
+         COMMAND moeplan recommend --model qwen3-30b-a3b --output-tokens-per-s 200 --sla-tpot-ms 50 --top 3)
+set_tests_properties(cli:recommend PROPERTIES PASS_REGULAR_EXPRESSION "Pareto frontier")
+add_test(NAME cli:regress
+         COMMAND moeplan regress --examples ${CMAKE_SOURCE_DIR}/examples)
+set_tests_properties(cli:regress PROPERTIES PASS_REGULAR_EXPRESSION "0 failed")

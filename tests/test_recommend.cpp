@@ -1,0 +1,55 @@
+// Catalog search: Pareto frontier and SLA filtering (docs/plan.md § recommend).
+#include <catch2/catch.hpp>
+
+#include "moeplan/recommend.hpp"
+#include "test_support.hpp"
+
+using namespace moeplan;
+
+namespace {
+recommend::Point pt(double cost, double user) {
+  recommend::Point p;
+  p.cost_per_mtok = cost;
+  p.per_user_tok_s = user;
+  return p;
+}
+bool dominated(const recommend::Point& a, const std::vector<recommend::Point>& all) {
+  for (const auto& b : all)
+    if (b.cost_per_mtok <= a.cost_per_mtok && b.per_user_tok_s >= a.per_user_tok_s &&
+        (b.cost_per_mtok < a.cost_per_mtok || b.per_user_tok_s > a.per_user_tok_s))
+      return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("Pareto frontier keeps no dominated point", "[recommend]") {
+  const std::vector<recommend::Point> all{pt(1, 10), pt(2, 5), pt(2, 20), pt(3, 20), pt(4, 30), pt(0.5, 1), pt(1, 10)};
+  const auto f = recommend::pareto_frontier(all);
+  CHECK(f.size() == 4);  // (0.5,1) (1,10) (2,20) (4,30)
+  for (const auto& p : f) CHECK_FALSE(dominated(p, all));
+  for (std::size_t i = 1; i < f.size(); ++i) {
+    CHECK(f[i].cost_per_mtok > f[i - 1].cost_per_mtok);
+    CHECK(f[i].per_user_tok_s > f[i - 1].per_user_tok_s);
+  }
+}
+
+TEST_CASE("search returns a frontier and SLA-meeting top N", "[recommend]") {
+  const Catalog& cat = test::bundled_catalog();
+  recommend::Request req;
+  req.models = {&cat.model("qwen3-30b-a3b"), &cat.model("glm-5.2")};
+  req.output_tokens_per_s = 500;
+  req.input_tokens = 2000;
+  req.output_tokens = 500;
+  req.sla.tpot_ms = 50;
+  req.top = 5;
+  const auto r = recommend::search(req, cat);
+  REQUIRE_FALSE(r.frontier.empty());
+  REQUIRE(r.top.size() == 5);
+  for (const auto& p : r.top) CHECK(p.tpot_ms <= 50);
+  for (std::size_t i = 1; i < r.top.size(); ++i) CHECK(r.top[i].cost_per_mtok >= r.top[i - 1].cost_per_mtok);
+  for (const auto& p : r.frontier) CHECK_FALSE(dominated(p, r.frontier));
+  // The same search twice gives the same answer (threads merge in a fixed order).
+  const auto r2 = recommend::search(req, cat);
+  CHECK(r2.top.front().cost_per_mtok == r.top.front().cost_per_mtok);
+  CHECK(r2.frontier.size() == r.frontier.size());
+}
