@@ -163,6 +163,21 @@ TEST_CASE("MoE expert coverage tends to E as the batch grows", "[perf][property]
   CHECK(decode_step(r, cat(), 4096, 512).experts_touched == Approx(256).epsilon(0.001));
 }
 
+TEST_CASE("GEMMs and attention are separate kernels: their rooflines add", "[perf][property]") {
+  // Llama 3.1 8B FP8 on one H200 with FP8 KV. Batch 1: every kernel is memory-bound, so the
+  // roofline part of the step is bytes / BW exactly as one whole-step roofline would give.
+  PerfRequest r = request("llama-3.1-8b", "h200", 1, "fp8", "trtllm", "fp8");
+  const StepBreakdown one = decode_step(r, cat(), 1, 2048);
+  CHECK(one.time_s - one.overhead_s - one.comm_s == Approx(one.memory_s).epsilon(0.01));
+  // Batch 1024 at 2k context: the GEMMs are compute-bound (1024 × 15 GFLOP ≈ 15 TFLOP) while
+  // attention is bound by its KV reads (1024 × 2048 × 64 KiB ≈ 137 GB). The kernels run one
+  // after another, so the step takes the sum of both — well above max(Σ bytes, Σ FLOPs).
+  const StepBreakdown big = decode_step(r, cat(), 1024, 2048);
+  const double roof = big.time_s - big.overhead_s - big.comm_s;
+  CHECK(roof > 1.1 * std::max(big.memory_s, big.compute_s));
+  CHECK(roof <= big.memory_s + big.compute_s + 1e-12);
+}
+
 TEST_CASE("FP8 weights are never slower than BF16 on a device with FP8", "[perf][property]") {
   for (const char* model : {"llama-3.1-8b", "qwen3-30b-a3b"}) {
     PerfRequest bf = request(model, "h100-sxm", 1, "bf16");

@@ -63,3 +63,19 @@ TEST_CASE("bundled published set meets the decode target", "[perf][validate]") {
     }
   }
 }
+
+TEST_CASE("bundled published set meets the aggregate-throughput target", "[perf][validate]") {
+  // docs/performance.md §Validation: output_tok_s median |error| ≤ 30% over rows with stated
+  // workloads (TensorRT-LLM perf overview, GLM-5.2 envelope, Pro 6000 vLLM).
+  const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  bool seen = false;
+  for (const auto& m : v.per_metric) {
+    if (m.metric != "output_tok_s") continue;
+    seen = true;
+    CHECK(m.rows >= 20);
+    CHECK(m.predicted == m.rows);
+    CHECK(m.median_abs_pct <= 30.0);
+  }
+  CHECK(seen);
+}

@@ -427,9 +427,10 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   };
   const double m_dense = std::max(1.0, mb_tokens / L.dp);
   const double m_expert = b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
-  const double linear_s = mb_tokens / gpus_stage / pp *
-                          ((p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense) +
-                           p.sec_per_token_routed / ramp(m_expert));
+  const double dense_comp_s =
+      mb_tokens / gpus_stage / pp * (p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense);
+  const double expert_comp_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed / ramp(m_expert);
+  const double linear_s = dense_comp_s + expert_comp_s;
   const double attn_flops = (s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) +
                              s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) / pp;
   const double attn_s = attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
@@ -454,7 +455,14 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // Fixed kernel-latency floor per layer (§Fixed costs).
   const double layer_fixed = layers_stage * p.eff.layer_overhead_us.value * 1e-6 +
                              (p.moe_layers / pp) * p.eff.moe_layer_overhead_us.value * 1e-6;
-  const double stage_s = std::max(mem_s, comp_s) / gemm_curve + comm + layer_fixed;
+  // Per-kernel roofline (§Decode step / Step time): the dense GEMMs, the routed-expert GEMMs and
+  // attention are separate kernels that run one after another, so each is bound by its own
+  // bytes or FLOPs and their times add. At batch 1 all three are memory-bound and the sum is
+  // bytes / BW; at large batch the GEMMs turn compute-bound while attention stays bound by
+  // its KV reads, which a single max(Σ bytes, Σ FLOPs) would wrongly overlap.
+  const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) + std::max(expert / p.bw, expert_comp_s) +
+                        std::max(kv_stage / p.bw, attn_s);
+  const double stage_s = roof_s / gemm_curve + comm + layer_fixed;
   double handoff = 0;
   if (L.pp > 1) handoff = (pp - 1) * (per_replica_tokens * p.hidden * kBf16Bytes / p.link_bw + p.link_lat);
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
