@@ -51,12 +51,7 @@ case "$mode" in
   main)
     configure_build "$BUILD_DIR"
     "$BUILD_DIR/apps/moeplan" catalog check
-    if [[ -f examples/seed-8xh200-glm52-huf.json ]] && "$BUILD_DIR/apps/moeplan" --help | grep -q '^  plan'; then
-      "$BUILD_DIR/apps/moeplan" plan examples/seed-8xh200-glm52-huf.json
-    else
-      "$BUILD_DIR/apps/moeplan" fit --model glm-5.2 --gpu h200 --gpus 8 --weights fp8 --kv fp8 --context 131072 --concurrency 16
-      "$BUILD_DIR/apps/moeplan" catalog list models
-    fi
+    "$BUILD_DIR/apps/moeplan" plan examples/plan-8xh200-glm52-huf.json
     ;;
   test)
     configure_build "$BUILD_DIR"
@@ -64,8 +59,10 @@ case "$mode" in
     ;;
   ci-extra)
     echo "== sanitizer build (ASan + UBSan), CUDA off =="
-    configure_build "${BUILD_DIR}-asan" -DMOEPLAN_SANITIZE=ON -DMOEPLAN_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug
+    configure_build "${BUILD_DIR}-asan" -DMOEPLAN_SANITIZE=ON -DMOEPLAN_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests "${BUILD_DIR}-asan"
+    echo "== catalog regression =="
+    "$BUILD_DIR/apps/moeplan" regress
     echo "== format check =="
     git ls-files '*.cpp' '*.hpp' '*.cu' '*.cuh' | xargs clang-format --dry-run -Werror
     echo "format OK"
