@@ -15,50 +15,6 @@
 namespace moeplan::cli {
 namespace {
 
-// Calibration adapter: the probe's file (moeplan/calibration.hpp) → the device layer
-// of the performance model (docs/performance.md §Efficiencies, "With a calibration").
-DeviceCalibration load_perf_calibration(const std::string& path) {
-  auto c = std::make_shared<const Calibration>(load_calibration(path));
-  DeviceCalibration d;
-  d.file = path;
-  d.device_id = !c->device.catalog_id.empty() ? c->device.catalog_id : c->device.name;
-  if (d.device_id.empty()) throw Error("perf: calibration " + path + " names no device");
-  d.bandwidth_gb_s = c->bandwidth_gb_s();
-  d.bf16_tflops = c->compute_plateau_tflops("bf16").value_or(0.0);
-  d.fp8_tflops = c->compute_plateau_tflops("fp8").value_or(0.0);
-  d.fp4_tflops = c->compute_plateau_tflops("fp4").value_or(c->compute_plateau_tflops("nvfp4").value_or(0.0));
-  d.memory_gb = c->device.memory_gb;
-  // Op classes of the performance model → the probe's measured classes.
-  d.curve = [c](const std::string& op, double tokens) -> std::optional<double> {
-    const char* cls = op == "gemm" ? "gemm" : op == "attention" ? "attention_decode" : nullptr;
-    if (!cls || !c->has_curve(cls)) return std::nullopt;
-    return c->efficiency(cls, tokens);
-  };
-  return d;
-}
-
-Device synthetic_device(const DeviceCalibration& c) {
-  Device d;
-  d.id = c.device_id;
-  d.name = c.device_id + " (from calibration)";
-  d.vendor = "unknown";
-  d.kind = DeviceKind::gpu;
-  d.memory_gb = c.memory_gb;
-  d.memory_bandwidth_gb_s = c.bandwidth_gb_s;
-  if (c.bf16_tflops > 0) d.peak_tflops["bf16"] = c.bf16_tflops;
-  if (c.fp8_tflops > 0) {
-    d.peak_tflops["fp8"] = c.fp8_tflops;
-    d.hw_formats.push_back("fp8");
-  }
-  if (c.fp4_tflops > 0) {
-    d.peak_tflops["fp4"] = c.fp4_tflops;
-    d.hw_formats.push_back("fp4");
-  }
-  d.nvlink_gb_s = c.link_gb_s;
-  d.prov.source = "calibration " + c.file;
-  return d;
-}
-
 struct PerfOptions {
   std::string model, gpu, weights, kv = "bf16", engine = "vllm";
   int gpus = 1;
@@ -157,7 +113,7 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
 void run_perf(const PerfOptions& o) {
   const Catalog& cat = catalog();
   std::optional<DeviceCalibration> cal;
-  if (!o.calibration.empty()) cal = load_perf_calibration(o.calibration);
+  if (!o.calibration.empty()) cal = device_calibration(load_calibration(o.calibration));
   PerfRequest req;
   req.model = &cat.model(o.model);
   // With a calibration the device may come from the file; a device not in the catalog is
@@ -171,7 +127,7 @@ void run_perf(const PerfOptions& o) {
   if (const Device* d = cat.find_device(gpu_id)) {
     req.device = d;
   } else if (cal && cal->device_id == gpu_id) {
-    synthetic = std::make_unique<Device>(synthetic_device(*cal));
+    synthetic = std::make_unique<Device>(device_from_calibration(*cal));
     req.device = synthetic.get();
   } else {
     req.device = &cat.device(gpu_id);  // throws "did you mean"

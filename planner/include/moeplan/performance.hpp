@@ -49,11 +49,20 @@ struct DeviceCalibration {
   double link_gb_s = 0;           // collective bus bandwidth per GPU
   double link_latency_us = 0;     // small-message collective latency
   double memory_gb = 0;           // device memory (only used when the device is not in the catalog)
+  std::string kind;               // "cpu" | "gpu" | "unified" as the probe recorded it
   // Optional measured efficiency curve per op class against token/batch count,
   // relative to the values above (1 = exactly the sustained figure). Op classes
   // queried: "memory", "gemm", "attention", "allreduce". Empty optional = not measured.
   std::function<std::optional<double>(const std::string& op_class, double tokens)> curve;
 };
+
+class Calibration;
+// The device layer a calibration file measured (bandwidth, compute plateaus, efficiency curves).
+// Throws Error when the file names no device.
+DeviceCalibration device_calibration(const Calibration& cal);
+// A catalog-free device described by its measured figures, for a calibrated device that is not
+// in the catalog (peaks = the measured sustained rates).
+Device device_from_calibration(const DeviceCalibration& cal);
 
 // One effective factor with its provenance.
 struct Factor {

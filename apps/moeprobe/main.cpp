@@ -1,0 +1,71 @@
+// moeprobe: measure this machine for the planner. Parses flags, calls the probe
+// library, prints. Errors are caught here once; exit codes in probe_cli.hpp.
+#include <clocale>
+#include <iostream>
+#include <memory>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/json_read.hpp"
+#include "moeplan/report.hpp"
+#include "moeprobe/backend.hpp"
+#include "moeprobe/harness.hpp"
+#include "moeprobe/shapes.hpp"
+#include "probe_cli.hpp"
+
+namespace moeprobe::cli {
+
+Global& global() {
+  static Global g;
+  return g;
+}
+
+const moeplan::Catalog& catalog() {
+  static std::unique_ptr<moeplan::Catalog> c;
+  if (!c)
+    c = std::make_unique<moeplan::Catalog>(
+        moeplan::load_catalog(global().data_dir.empty() ? moeplan::default_data_dir() : global().data_dir));
+  return *c;
+}
+
+moeplan::Model model(const std::string& id) {
+  for (const auto& s : synthetic_model_ids())
+    if (s == id) return find_model(id, nullptr);
+  return find_model(id, &catalog());
+}
+
+}  // namespace moeprobe::cli
+
+int main(int argc, char** argv) {
+  std::setlocale(LC_NUMERIC, "C");
+  namespace pc = moeprobe::cli;
+  CLI::App app{"moeprobe: measure a CPU or GPU node and write a calibration file for moeplan"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "moeprobe " + std::string(moeprobe::kProbeVersion) + " (moeplan " +
+                                        moeplan::tool_version() + ", " + moeplan::git_sha() + ")");
+  auto& g = pc::global();
+  app.add_option("--data", g.data_dir, "Catalog directory (default: the bundled data/)")->envname("MOEPLAN_DATA");
+  app.add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  for (int i = 0; i < argc; ++i) g.command_line += (i ? " " : "") + std::string(argv[i]);
+  int exit_code = 0;
+  pc::setup_run(app, exit_code);
+  pc::setup_check(app, exit_code);
+  pc::setup_list(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const moeprobe::VerificationError& e) {
+    std::cerr << "verification failed: " << e.what() << "\n";
+    return pc::kExitVerification;
+  } catch (const moeprobe::BackendUnavailable& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return pc::kExitUnavailable;
+  } catch (const moeplan::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return exit_code;
+}

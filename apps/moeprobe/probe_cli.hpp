@@ -1,0 +1,34 @@
+// moeprobe subcommands: one file pair each (options + setup + run), sharing
+// the global flags and the catalog loaded on demand.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "moeplan/catalog.hpp"
+
+namespace moeprobe::cli {
+
+struct Global {
+  std::string data_dir;  // "" = bundled catalogs
+  std::string command_line;
+  int threads = 0;       // 0 = all cores
+};
+Global& global();
+
+// The catalog, loaded once (only when a catalog model or device is named).
+const moeplan::Catalog& catalog();
+// A model by id: built-in synthetic ones first, then the catalog.
+moeplan::Model model(const std::string& id);
+
+// Exit codes (docs/probe.md): 0 ok, 1 bad input or usage, 2 internal error,
+// 3 verification failure, 4 backend unavailable.
+inline constexpr int kExitVerification = 3;
+inline constexpr int kExitUnavailable = 4;
+
+// Each subcommand's setup; its callback throws, main maps exceptions to exit codes.
+void setup_run(CLI::App& app, int& exit_code);
+void setup_check(CLI::App& app, int& exit_code);
+void setup_list(CLI::App& app, int& exit_code);
+
+}  // namespace moeprobe::cli

@@ -1,0 +1,242 @@
+// Index math shared by every probe backend: tiling, top-k selection (softmax
+// and DeepSeek-style grouped sigmoid routing), the MoE permutation (histogram,
+// exclusive prefix sum, stable scatter), the online-softmax update and the
+// deterministic synthetic-data pattern. Plain C++ with no library calls so the
+// CUDA backend compiles the very same functions (MOE_HD = __host__ __device__
+// under nvcc). Formulas: docs/probe.md.
+//
+// Conventions: row-major arrays, indices are int (shapes fit in 2^31), counts
+// that can exceed 2^31 (byte counts) are long long. No function allocates.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define MOE_HD __host__ __device__
+#else
+#define MOE_HD
+#endif
+
+namespace moekernels {
+
+// ---- tiling ---------------------------------------------------------------
+
+MOE_HD inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+
+// Half-open range [begin, end) of part `part` when `n` items are split into
+// `parts` nearly equal contiguous blocks (the first n % parts blocks get one
+// more). Every item lands in exactly one block; empty blocks when parts > n.
+struct Range {
+  long long begin;
+  long long end;
+};
+MOE_HD inline Range block_range(long long n, long long parts, long long part) {
+  const long long base = n / parts, extra = n % parts;
+  const long long begin = part * base + (part < extra ? part : extra);
+  const long long len = base + (part < extra ? 1 : 0);
+  return Range{begin, begin + len};
+}
+
+// ---- deterministic synthetic data ------------------------------------------
+
+// splitmix64 finaliser: a well-mixed 64-bit hash of x.
+MOE_HD inline std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Element i of a pattern stream: uniform in [-1, 1), never exactly zero-filled,
+// identical on every backend (used to fill large bandwidth buffers on the device).
+MOE_HD inline float pattern_value(std::uint64_t seed, std::uint64_t i) {
+  const std::uint64_t h = mix64(seed * 0x100000001B3ull ^ i);
+  const std::uint32_t m = static_cast<std::uint32_t>(h >> 40);  // 24 bits
+  return static_cast<float>(m) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+// ---- bf16 -------------------------------------------------------------------
+
+// fp32 -> bf16 with round-to-nearest-even (NaN kept quiet), and back.
+MOE_HD inline std::uint16_t float_to_bf16_bits(float f) {
+  std::uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu))
+    return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  const std::uint32_t lsb = (u >> 16) & 1u;
+  u += 0x7FFFu + lsb;
+  return static_cast<std::uint16_t>(u >> 16);
+}
+MOE_HD inline float bf16_bits_to_float(std::uint16_t b) {
+  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+
+// ---- top-k ------------------------------------------------------------------
+
+// Strict order used by every top-k: larger score first; equal scores go to the
+// lower index. This makes ties deterministic on every backend.
+MOE_HD inline bool ranks_before(float a, int ia, float b, int ib) {
+  return a > b || (a == b && ia < ib);
+}
+
+// Selects the k best of scores[0..n) (k <= n) into idx[0..k), best first, by
+// insertion into a sorted list: O(n·k), fine for n <= a few hundred experts.
+// `mask` (may be null): entries with mask[i] == 0 are skipped; then fewer than
+// k may exist and the count found is returned.
+MOE_HD inline int topk_select(const float* scores, int n, int k, int* idx,
+                              const unsigned char* mask = nullptr) {
+  int found = 0;
+  for (int i = 0; i < n; ++i) {
+    if (mask && !mask[i]) continue;
+    const float s = scores[i];
+    int pos = found < k ? found : k;
+    while (pos > 0 && ranks_before(s, i, scores[idx[pos - 1]], idx[pos - 1])) --pos;
+    if (pos >= k) continue;
+    const int last = found < k ? found : k - 1;
+    for (int j = last; j > pos; --j) idx[j] = idx[j - 1];
+    idx[pos] = i;
+    if (found < k) ++found;
+  }
+  return found;
+}
+
+// Numerically stable softmax of x[0..n) into out (may alias x).
+MOE_HD inline void softmax_inplace(const float* x, int n, float* out) {
+  float m = x[0];
+  for (int i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  float s = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    out[i] = __builtin_expf(x[i] - m);
+    s += out[i];
+  }
+  for (int i = 0; i < n; ++i) out[i] /= s;
+}
+
+MOE_HD inline float sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+
+// Routing of one token. `logits` [n] router outputs; `bias` [n] per-expert bias
+// (the distribution skew, or DeepSeek's e_score_correction_bias; may be null).
+// softmax routing: p = softmax(logits + bias); pick top-k of p; weights = p of
+//   the picked, renormalised to sum 1 when `normalize`.
+// sigmoid_grouped (n_group > 0): s = sigmoid(logits); selection score
+//   c = s + bias; group score = sum of the top-2 c in each of n_group equal
+//   groups; keep the topk_group best groups; pick top-k of c among them;
+//   weights = s of the picked (without bias), renormalised when `normalize`.
+// scratch must hold 2*n floats + n_group floats + n bytes (see routing_scratch_floats).
+// Writes idx[k] (best first) and w[k].
+MOE_HD inline int routing_scratch_floats(int n, int n_group) { return 2 * n + n_group + n / 4 + 1; }
+MOE_HD inline void route_token(const float* logits, const float* bias, int n, int k,
+                               bool sigmoid_grouped, int n_group, int topk_group, bool normalize,
+                               int* idx, float* w, float* scratch) {
+  float* p = scratch;        // probabilities / sigmoid scores
+  float* c = scratch + n;    // selection scores
+  if (!sigmoid_grouped) {
+    for (int i = 0; i < n; ++i) c[i] = logits[i] + (bias ? bias[i] : 0.0f);
+    softmax_inplace(c, n, p);
+    topk_select(p, n, k, idx);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      p[i] = sigmoid(logits[i]);
+      c[i] = p[i] + (bias ? bias[i] : 0.0f);
+    }
+    float* gscore = scratch + 2 * n;
+    unsigned char* mask = reinterpret_cast<unsigned char*>(gscore + n_group);
+    const int per = n / n_group;
+    for (int g = 0; g < n_group; ++g) {
+      int top2[2] = {0, 0};
+      const int got = topk_select(c + g * per, per, per >= 2 ? 2 : 1, top2);
+      float sum = 0.0f;
+      for (int j = 0; j < got; ++j) sum += c[g * per + top2[j]];
+      gscore[g] = sum;
+    }
+    // Group selection reuses idx as scratch (k >= topk_group is not required:
+    // use a small local array instead).
+    int gidx[64];
+    const int tg = topk_group < 64 ? topk_group : 64;
+    topk_select(gscore, n_group, tg, gidx);
+    for (int i = 0; i < n; ++i) mask[i] = 0;
+    for (int j = 0; j < tg; ++j)
+      for (int i = gidx[j] * per; i < (gidx[j] + 1) * per; ++i) mask[i] = 1;
+    topk_select(c, n, k, idx, mask);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < k; ++j) {
+    w[j] = p[idx[j]];
+    sum += w[j];
+  }
+  if (normalize && sum > 0.0f)
+    for (int j = 0; j < k; ++j) w[j] /= sum;
+}
+
+// ---- permutation (token-major -> expert-major) -------------------------------
+
+// counts[e] = number of (token, slot) assignments to expert e. ids [m*k].
+MOE_HD inline void expert_histogram(const int* ids, long long assignments, int n_experts,
+                                    int* counts) {
+  for (int e = 0; e < n_experts; ++e) counts[e] = 0;
+  for (long long a = 0; a < assignments; ++a) ++counts[ids[a]];
+}
+
+// offsets[e] = sum of counts[0..e), offsets[n] = total (array of n+1).
+MOE_HD inline void exclusive_scan(const int* counts, int n, int* offsets) {
+  int run = 0;
+  for (int e = 0; e < n; ++e) {
+    offsets[e] = run;
+    run += counts[e];
+  }
+  offsets[n] = run;
+}
+
+// Stable scatter: assignment a (= token*k + slot) goes to position
+// offsets[ids[a]] + (number of earlier assignments to the same expert).
+// Writes perm[pos] = a (expert-major order) and inv[a] = pos. `cursor` [n] scratch.
+MOE_HD inline void stable_scatter(const int* ids, long long assignments, int n_experts,
+                                  const int* offsets, int* cursor, int* perm, int* inv) {
+  for (int e = 0; e < n_experts; ++e) cursor[e] = offsets[e];
+  for (long long a = 0; a < assignments; ++a) {
+    const int pos = cursor[ids[a]]++;
+    perm[pos] = static_cast<int>(a);
+    inv[a] = pos;
+  }
+}
+
+// ---- online softmax ----------------------------------------------------------
+
+// Running state of softmax(x)·V over a stream of scores: max m, normaliser l.
+// Adding score s with value row v: m' = max(m, s); scale = exp(m - m');
+// l' = l·scale + exp(s - m'); acc' = acc·scale + exp(s - m')·v.
+struct OnlineSoftmax {
+  float m;
+  float l;
+};
+MOE_HD inline OnlineSoftmax online_softmax_init() { return OnlineSoftmax{-3.0e38f, 0.0f}; }
+// Returns (scale for the old accumulator, weight for the new value).
+struct OnlineStep {
+  float scale_old;
+  float weight_new;
+};
+MOE_HD inline OnlineStep online_softmax_update(OnlineSoftmax& st, float s) {
+  const float m_new = s > st.m ? s : st.m;
+  const float scale = __builtin_expf(st.m - m_new);
+  const float p = __builtin_expf(s - m_new);
+  st.l = st.l * scale + p;
+  st.m = m_new;
+  return OnlineStep{scale, p};
+}
+
+// Block form (what a tiled kernel does): before accumulating a block of
+// scores whose maximum is block_max, raise the running max once; returns the
+// factor the old accumulator and normaliser must be scaled by (1 when the max
+// did not move). The caller then adds p = exp(s - st.m) per score to st.l.
+MOE_HD inline float online_softmax_raise(OnlineSoftmax& st, float block_max) {
+  if (block_max <= st.m) return 1.0f;
+  const float scale = __builtin_expf(st.m - block_max);
+  st.l *= scale;
+  st.m = block_max;
+  return scale;
+}
+
+}  // namespace moekernels

@@ -1,0 +1,46 @@
+// Private helpers of the probe kernels: launch checks, bf16 loads, warp sums.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "moekernels/index_math.hpp"
+#include "moekernels_cuda.hpp"
+
+#define MOEK_CHECK_LAUNCH(what) \
+  ::moekernels::cuda::throw_on_error(cudaGetLastError(), what, __FILE__, __LINE__)
+
+namespace moekernels::cuda::detail {
+
+constexpr int kWarp = 32;
+
+__device__ __forceinline__ float load_elem(const void* p, Elem t, long long i) {
+  if (t == Elem::f32) return static_cast<const float*>(p)[i];
+  return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+}
+__device__ __forceinline__ void store_elem(void* p, Elem t, long long i, float v) {
+  if (t == Elem::f32) static_cast<float*>(p)[i] = v;
+  else static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = kWarp / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Grid size for a grid-stride loop over n items.
+inline unsigned grid_for(long long n, int block, long long max_blocks = 65535LL * 16) {
+  long long g = moekernels::ceil_div(n > 0 ? n : 1, block);
+  if (g > max_blocks) g = max_blocks;
+  return static_cast<unsigned>(g);
+}
+
+}  // namespace moekernels::cuda::detail

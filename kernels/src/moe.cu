@@ -1,0 +1,249 @@
+// MoE kernels: routing (top-k), the stable expert-major permutation, row
+// gathers for the expert GEMMs (padded and unpadded), SwiGLU, the weighted
+// combine, RMSNorm. Index math comes from moekernels/index_math.hpp, the very
+// functions the CPU backend and the reference run.
+#include "common.cuh"
+
+namespace moekernels::cuda {
+
+namespace {
+
+using detail::grid_for;
+namespace mk = moekernels;
+
+__global__ void route_kernel(const float* logits, const float* bias, int tokens, int experts, int k,
+                             bool sigmoid_grouped, int n_group, int topk_group, bool normalize, float* scratch,
+                             int scratch_per, int* ids, float* w) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= tokens) return;
+  mk::route_token(logits + static_cast<long long>(t) * experts, bias, experts, k, sigmoid_grouped, n_group,
+                  topk_group, normalize, ids + static_cast<long long>(t) * k, w + static_cast<long long>(t) * k,
+                  scratch + static_cast<long long>(t) * scratch_per);
+}
+
+constexpr int kPermThreads = 256;
+
+// counts[e] for e = blockIdx.x (no atomics: deterministic).
+__global__ void expert_count_kernel(const int* ids, int assignments, int* counts) {
+  __shared__ int part[kPermThreads / detail::kWarp];
+  const int e = blockIdx.x;
+  int c = 0;
+  for (int a = threadIdx.x; a < assignments; a += blockDim.x) c += ids[a] == e ? 1 : 0;
+#pragma unroll
+  for (int o = detail::kWarp / 2; o > 0; o >>= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = c;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int s = 0;
+    for (int i = 0; i < static_cast<int>(blockDim.x) / detail::kWarp; ++i) s += part[i];
+    counts[e] = s;
+  }
+}
+
+__global__ void scan_kernel(const int* counts, int experts, int* offsets) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) mk::exclusive_scan(counts, experts, offsets);
+}
+
+// Stable scatter for expert e = blockIdx.x: walks the assignments in order in
+// chunks of blockDim; a ballot prefix gives each match its rank.
+__global__ void expert_scatter_kernel(const int* ids, int assignments, const int* offsets, int* perm, int* inv) {
+  __shared__ int warp_off[kPermThreads / detail::kWarp + 1];
+  const int e = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int nwarps = static_cast<int>(blockDim.x) / detail::kWarp;
+  int running = offsets[e];
+  for (int start = 0; start < assignments; start += blockDim.x) {
+    const int a = start + static_cast<int>(threadIdx.x);
+    const bool match = a < assignments && ids[a] == e;
+    const unsigned ballot = __ballot_sync(0xffffffffu, match);
+    const int before = __popc(ballot & ((1u << lane) - 1u));
+    if (lane == 0) warp_off[warp] = __popc(ballot);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int s = 0;
+      for (int i = 0; i < nwarps; ++i) {
+        const int v = warp_off[i];
+        warp_off[i] = s;
+        s += v;
+      }
+      warp_off[nwarps] = s;
+    }
+    __syncthreads();
+    if (match) {
+      const int pos = running + warp_off[warp] + before;
+      perm[pos] = a;
+      inv[a] = pos;
+    }
+    running += warp_off[nwarps];
+    __syncthreads();
+  }
+}
+
+__global__ void gather_rows_kernel(const float* x, const int* perm, int k, int rows, int hidden, void* dst,
+                                   Elem t) {
+  const long long n = static_cast<long long>(rows) * hidden;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long p = i / hidden, c = i % hidden;
+    const long long tok = perm[p] / k;
+    detail::store_elem(dst, t, i, x[tok * hidden + c]);
+  }
+}
+
+__global__ void pad_rows_kernel(const float* x_perm, const int* offsets, const int* counts, const int* list, int nb,
+                                int rows_per, int hidden, void* dst, Elem t) {
+  const long long n = static_cast<long long>(nb) * rows_per * hidden;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long c = i % hidden, row = i / hidden;
+    const int b = static_cast<int>(row / rows_per), r = static_cast<int>(row % rows_per);
+    const int e = list[b];
+    // Padding rows are zeros: their GEMM outputs are never read.
+    const float v = r < counts[e] ? x_perm[(static_cast<long long>(offsets[e]) + r) * hidden + c] : 0.0f;
+    detail::store_elem(dst, t, i, v);
+  }
+}
+
+__global__ void unpad_rows_kernel(const float* padded, const int* offsets, const int* counts, const int* list,
+                                  int nb, int rows_per, int hidden, float* y_perm) {
+  const long long n = static_cast<long long>(nb) * rows_per * hidden;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long c = i % hidden, row = i / hidden;
+    const int b = static_cast<int>(row / rows_per), r = static_cast<int>(row % rows_per);
+    const int e = list[b];
+    if (r < counts[e]) y_perm[(static_cast<long long>(offsets[e]) + r) * hidden + c] = padded[i];
+  }
+}
+
+__global__ void swiglu_kernel(const float* gu, int rows, int f, void* out, Elem t) {
+  const long long n = static_cast<long long>(rows) * f;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long r = i / f, c = i % f;
+    const float g = gu[r * 2 * f + c], u = gu[r * 2 * f + f + c];
+    detail::store_elem(out, t, i, g / (1.0f + expf(-g)) * u);
+  }
+}
+
+__global__ void combine_kernel(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden,
+                               float* out, bool accumulate) {
+  const long long n = static_cast<long long>(tokens) * hidden;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long t = i / hidden, c = i % hidden;
+    float acc = accumulate ? out[i] : 0.0f;
+    for (int j = 0; j < k; ++j) {
+      const long long a = t * k + j;
+      acc = fmaf(w[a], y_perm[static_cast<long long>(inv[a]) * hidden + c], acc);
+    }
+    out[i] = acc;
+  }
+}
+
+constexpr int kNormThreads = 256;
+__global__ void rmsnorm_kernel(const float* x, int n, float eps, float* out) {
+  __shared__ float part[kNormThreads / detail::kWarp];
+  const float* xr = x + static_cast<long long>(blockIdx.x) * n;
+  float* orow = out + static_cast<long long>(blockIdx.x) * n;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  ss = detail::warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0f;
+    v = detail::warp_sum(v);
+    if (threadIdx.x == 0) part[0] = v;
+  }
+  __syncthreads();
+  const float inv = 1.0f / sqrtf(part[0] / static_cast<float>(n) + eps);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) orow[i] = xr[i] * inv;
+}
+
+__global__ void add_kernel(float* y, const float* x, long long n) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    y[i] += x[i];
+}
+
+void check_shape(bool ok, const char* what) {
+  if (!ok) throw_on_error(cudaErrorInvalidValue, what, __FILE__, __LINE__);
+}
+
+}  // namespace
+
+void route(const float* logits, const float* bias, int tokens, int experts, int k, bool sigmoid_grouped, int n_group,
+           int topk_group, bool normalize, float* scratch, int* ids, float* w, cudaStream_t st) {
+  check_shape(experts > 0 && k > 0 && k <= experts, "route: need 0 < k <= experts");
+  check_shape(!sigmoid_grouped || (n_group > 0 && experts % n_group == 0 && topk_group <= 64),
+              "route: grouped routing needs experts % n_group == 0 and topk_group <= 64");
+  if (tokens <= 0) return;
+  const int per = mk::routing_scratch_floats(experts, n_group);
+  route_kernel<<<static_cast<unsigned>(mk::ceil_div(tokens, 64)), 64, 0, st>>>(
+      logits, bias, tokens, experts, k, sigmoid_grouped, n_group, topk_group, normalize, scratch, per, ids, w);
+  MOEK_CHECK_LAUNCH("route");
+}
+
+void permute_index(const int* ids, int assignments, int experts, int* counts, int* offsets, int* perm, int* inv,
+                   cudaStream_t st) {
+  check_shape(experts > 0, "permute_index: experts must be positive");
+  expert_count_kernel<<<static_cast<unsigned>(experts), kPermThreads, 0, st>>>(ids, assignments, counts);
+  MOEK_CHECK_LAUNCH("expert_count");
+  scan_kernel<<<1, 1, 0, st>>>(counts, experts, offsets);
+  MOEK_CHECK_LAUNCH("scan");
+  if (assignments <= 0) return;
+  expert_scatter_kernel<<<static_cast<unsigned>(experts), kPermThreads, 0, st>>>(ids, assignments, offsets, perm, inv);
+  MOEK_CHECK_LAUNCH("expert_scatter");
+}
+
+void gather_rows(const float* x, const int* perm, int k, int rows, int hidden, void* dst, Elem t, cudaStream_t st) {
+  const long long n = static_cast<long long>(rows) * hidden;
+  if (n <= 0) return;
+  gather_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(x, perm, k, rows, hidden, dst, t);
+  MOEK_CHECK_LAUNCH("gather_rows");
+}
+
+void pad_rows(const float* x_perm, const int* offsets, const int* counts, const int* list, int nb, int rows_per,
+              int hidden, void* dst, Elem t, cudaStream_t st) {
+  const long long n = static_cast<long long>(nb) * rows_per * hidden;
+  if (n <= 0) return;
+  pad_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(x_perm, offsets, counts, list, nb, rows_per, hidden, dst, t);
+  MOEK_CHECK_LAUNCH("pad_rows");
+}
+
+void unpad_rows(const float* padded, const int* offsets, const int* counts, const int* list, int nb, int rows_per,
+                int hidden, float* y_perm, cudaStream_t st) {
+  const long long n = static_cast<long long>(nb) * rows_per * hidden;
+  if (n <= 0) return;
+  unpad_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(padded, offsets, counts, list, nb, rows_per, hidden, y_perm);
+  MOEK_CHECK_LAUNCH("unpad_rows");
+}
+
+void swiglu(const float* gu, int rows, int f, void* out, Elem t, cudaStream_t st) {
+  const long long n = static_cast<long long>(rows) * f;
+  if (n <= 0) return;
+  swiglu_kernel<<<grid_for(n, 256), 256, 0, st>>>(gu, rows, f, out, t);
+  MOEK_CHECK_LAUNCH("swiglu");
+}
+
+void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden, float* out,
+             bool accumulate, cudaStream_t st) {
+  const long long n = static_cast<long long>(tokens) * hidden;
+  if (n <= 0) return;
+  combine_kernel<<<grid_for(n, 256), 256, 0, st>>>(y_perm, inv, w, tokens, k, hidden, out, accumulate);
+  MOEK_CHECK_LAUNCH("combine");
+}
+
+void rmsnorm(const float* x, int rows, int n, float eps, float* out, cudaStream_t st) {
+  if (rows <= 0 || n <= 0) return;
+  rmsnorm_kernel<<<static_cast<unsigned>(rows), kNormThreads, 0, st>>>(x, n, eps, out);
+  MOEK_CHECK_LAUNCH("rmsnorm");
+}
+
+void add_inplace(float* y, const float* x, long long n, cudaStream_t st) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n, 256), 256, 0, st>>>(y, x, n);
+  MOEK_CHECK_LAUNCH("add_inplace");
+}
+
+}  // namespace moekernels::cuda

@@ -1,0 +1,102 @@
+// Host launchers for the probe's CUDA kernels (kernels/src/*.cu). Plain C++:
+// callable from g++-compiled host code; the only CUDA header is the runtime
+// API (for cudaStream_t). Every launcher checks its shapes, computes its grid
+// with ceil_div and checks the launch error (throws moeplan::Error through
+// MOEK_CHECK_LAUNCH). Layouts are row-major and match probe/include/moeprobe/
+// backend.hpp; formulas: docs/probe.md ("## CUDA backend").
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace moekernels::cuda {
+
+enum class Elem { f32, bf16 };
+inline int elem_bytes(Elem e) { return e == Elem::f32 ? 4 : 2; }
+
+// Throws moeplan::Error("<what>: <cudaGetErrorString>") when err != cudaSuccess.
+void throw_on_error(cudaError_t err, const char* what, const char* file, int line);
+
+// ---- data ---------------------------------------------------------------------
+// dst[i] = round_to(t, scale * pattern_value(seed, index0 + i)) for i < n.
+void fill_pattern(void* dst, Elem t, long long n, std::uint64_t seed, float scale, long long index0,
+                  cudaStream_t st);
+// dst [n] (bf16 or f32) = src [n] f32, rounded to nearest even.
+void convert_f32(const float* src, void* dst, Elem t, long long n, cudaStream_t st);
+// dst [n] f32 = src [n] (bf16 or f32).
+void to_f32(const void* src, Elem t, float* dst, long long n, cudaStream_t st);
+
+// ---- bandwidth ----------------------------------------------------------------
+// a[i] = b[i] + 3 c[i] (16-byte accesses when n % 4 == 0 and pointers aligned).
+void triad(float* a, const float* b, const float* c, long long n, cudaStream_t st);
+// dst = src (16-byte accesses), bytes a multiple of 16.
+void copy16(void* dst, const void* src, long long bytes, cudaStream_t st);
+// Writes every byte of buf (an L2 flush outside the timed region).
+void scribble(void* buf, long long bytes, cudaStream_t st);
+
+// ---- router -------------------------------------------------------------------
+// One thread per token runs moekernels::route_token (the exact CPU code path).
+// logits [tokens, experts] f32, bias [experts] or null, scratch
+// [tokens * routing_scratch_floats(experts, n_group)] f32; ids/w [tokens, k].
+void route(const float* logits, const float* bias, int tokens, int experts, int k, bool sigmoid_grouped,
+           int n_group, int topk_group, bool normalize, float* scratch, int* ids, float* w, cudaStream_t st);
+
+// ---- permutation --------------------------------------------------------------
+// Stable expert-major permutation of A = tokens*k assignments (deterministic,
+// no atomics): counts [E], offsets [E+1], perm [A], inv [A]. One block per
+// expert scans all assignments with a block-wide ballot prefix.
+void permute_index(const int* ids, int assignments, int experts, int* counts, int* offsets, int* perm, int* inv,
+                   cudaStream_t st);
+// dst row p (of `rows` rows, stride hidden) = x row perm[p] / k, converted to `t`.
+void gather_rows(const float* x, const int* perm, int k, int rows, int hidden, void* dst, Elem t,
+                 cudaStream_t st);
+// Padded layout for batched expert GEMMs: expert slot b (one per non-empty
+// expert, expert ids in `experts_list` [nb]) owns rows [b*rows_per, (b+1)*rows_per)
+// of dst; rows beyond counts[e] are zero. x_perm is the unpadded f32 [A, hidden].
+void pad_rows(const float* x_perm, const int* offsets, const int* counts, const int* experts_list, int nb,
+              int rows_per, int hidden, void* dst, Elem t, cudaStream_t st);
+// Inverse of pad_rows for the outputs: y_perm [A, hidden] f32 from padded f32.
+void unpad_rows(const float* padded, const int* offsets, const int* counts, const int* experts_list, int nb,
+                int rows_per, int hidden, float* y_perm, cudaStream_t st);
+
+// ---- expert FFN pieces ----------------------------------------------------------
+// gu [rows, 2f] f32 (gate | up) -> out [rows, f] = silu(gate) * up in `t`.
+void swiglu(const float* gu, int rows, int f, void* out, Elem t, cudaStream_t st);
+// out [tokens, hidden] (+)= sum_j w[t*k+j] * y_perm[inv[t*k+j]] (accumulate: add to out).
+void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden, float* out,
+             bool accumulate, cudaStream_t st);
+// In-place RMSNorm of rows [rows, n] (no weight), and y += x.
+void rmsnorm(const float* x, int rows, int n, float eps, float* out, cudaStream_t st);
+void add_inplace(float* y, const float* x, long long n, cudaStream_t st);
+
+// ---- attention ------------------------------------------------------------------
+// softmax(q K^T * scale) V with the probe's layouts (moeprobe::AttentionSpec):
+// q [B, Q, Hq, qk] f32; K [.., Hkv, qk], V [.., Hkv, v] in `kv` (V = first v of
+// the K row when shared_kv). Contiguous cache: row (b, j) = b*L + j. Paged
+// (page_table non-null): row = page_table[b*pages_per_seq + j/page]*page + j%page.
+// Query qi sits at position L - Q + qi and attends keys 0..pos (causal).
+// out [B, Q, Hq, v] f32. Flash-decoding: key splits processed by separate
+// blocks with an online softmax in tiles, merged by a second kernel.
+struct AttentionArgs {
+  const float* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;  // ignored when shared_kv
+  Elem kv = Elem::bf16;
+  int batch = 1, queries = 1, heads = 1, kv_heads = 1, qk = 0, vd = 0;
+  long long context = 0;
+  bool shared_kv = false;
+  float scale = 1.0f;
+  const int* page_table = nullptr;
+  int page = 0, pages_per_seq = 0;
+  float* out = nullptr;
+};
+// Workspace bytes attention() needs for `a` on a device with `sms` SMs (0: none).
+long long attention_workspace_bytes(const AttentionArgs& a, int sms);
+void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms, cudaStream_t st);
+// Fill a paged cache: physical row r = page_table[...] so that logical element
+// ((b*L + j)*heads + h)*dim + c holds round(pattern(seed, that index)).
+void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim, const int* page_table,
+                int page, int pages_per_seq, std::uint64_t seed, cudaStream_t st);
+
+}  // namespace moekernels::cuda

@@ -1,0 +1,93 @@
+// The CUDA probe backend and its GPU-only suites. This header includes no CUDA
+// header (like ggml-cuda.h): it compiles everywhere; the functions exist only
+// when the project was configured with CUDA (MOEPROBE_HAVE_CUDA). Kernels live
+// in kernels/src/*.cu; timing and targets: docs/probe.md, "## CUDA backend".
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "moeprobe/backend.hpp"
+#include "moeprobe/measure.hpp"
+
+namespace moeprobe {
+
+// Registry entry: available=true when this build has the CUDA backend (reason
+// then describes the build: architectures, cuBLASLt/NCCL versions, expert-GEMM
+// path). Does not touch the driver, so it is safe on machines without a GPU.
+BackendInfo cuda_backend_info();
+
+// Creates the backend on device 0 (CUDA_VISIBLE_DEVICES selects). Throws
+// BackendUnavailable when cudaGetDeviceCount fails or finds no device.
+// `threads` is ignored (recorded in the identity only).
+// Environment knobs (read once here):
+//   MOEPROBE_CUDA_EXPERTS = graph (default) | batched   expert-GEMM fallback variant
+//   MOEPROBE_CUDA_KV      = contiguous (default) | paged  KV cache layout (page 64)
+std::unique_ptr<Backend> make_cuda_backend(int threads);
+
+// NVML readings (dlopen'ed libnvidia-ml.so.1; valid=false when NVML is absent).
+struct GpuClocks {
+  bool valid = false;
+  double sm_mhz = 0, mem_mhz = 0, power_w = 0, temp_c = 0;
+};
+
+// GPU timing of an op made by the CUDA backend: CUDA events around CUDA-graph
+// replays (ops that need a host sync inside, such as moe_fused, are timed with
+// events around direct launches), time-based warm-up, L2 scribbled between
+// repetitions (outside the events), >= 30 repetitions, clocks before/after.
+struct CudaTiming {
+  Stats stats;              // seconds per call
+  int calls_per_sample = 1; // calls between the two events (1 when flushing)
+  bool graph = false;       // replayed from a CUDA graph
+  GpuClocks before, after;
+  bool clock_drop = false;  // SM clock fell by more than 10% during the cell
+};
+// Throws moeplan::Error when `op` was not made by the CUDA backend.
+CudaTiming time_cuda_op(Op& op, Backend& backend, const TimingOptions& t);
+
+// ---- NCCL (one process, every visible GPU, ncclCommInitAll) ---------------------
+struct NcclOptions {
+  std::vector<std::string> collectives = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all"};
+  long long min_bytes = 8, max_bytes = 256LL << 20;
+  int step_factor = 2;
+  int warmup = 5, iters = 20;
+  bool verify = true;
+  int devices = 0;  // 0: all visible
+};
+// One line per (collective, size), as nccl-tests prints it. bytes: nccl-tests'
+// "size" (per-rank buffer for all_reduce; the full gathered/scattered buffer
+// for the others). algbw = bytes / time; busbw = algbw * factor with factor
+// 2(n-1)/n for all_reduce and (n-1)/n for all_gather, reduce_scatter, all_to_all.
+struct NcclRow {
+  std::string collective;
+  int ranks = 0;
+  long long bytes = 0, count = 0;  // count: float elements per nccl-tests' definition
+  double time_us = 0, algbw_gbs = 0, busbw_gbs = 0;
+  long long wrong = -1;            // mismatching elements (-1: not verified)
+};
+struct NcclSuite {
+  std::vector<NcclRow> rows;
+  std::map<std::string, double> latency_us;  // intercept of time vs bytes (sizes <= 1 MiB)
+  std::string nccl_version;
+  int ranks = 0;
+  std::vector<std::string> notes;
+};
+// Throws BackendUnavailable without GPUs; moeplan::Error on NCCL failures.
+// With -DMOEPLAN_WITH_MPI=ON and more than one MPI rank, one GPU per rank is
+// used and the communicator is bootstrapped as nccl-tests does (rank 0
+// ncclGetUniqueId + MPI_Bcast); the caller must have called MPI_Init.
+NcclSuite run_nccl_suite(const NcclOptions& opt);
+
+// Dense peak rates (the reference for utilisation): cuBLASLt at m=n=k=8192,
+// bf16 and, on compute capability >= 8.9, fp8 e4m3 with per-tensor scales.
+struct PeakRow {
+  std::string dtype;
+  int m = 0, n = 0, k = 0;
+  double tflops = 0;
+  double copy_gbs = 0;  // filled on the "copy" row: device copy bandwidth (read + write)
+};
+std::vector<PeakRow> run_peak_suite();
+
+}  // namespace moeprobe

@@ -1,0 +1,85 @@
+// The probe pipeline: plan the measurements for a model, verify each op against
+// its reference, time it, log it, fit, and write the calibration file
+// (`moeprobe run`); and the correctness-only pass (`moeprobe check`).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moeplan/catalog.hpp"
+#include "moeprobe/backend.hpp"
+#include "moeprobe/calibration_writer.hpp"
+#include "moeprobe/measure.hpp"
+
+namespace moeprobe {
+
+// A verification failure: the run stops, no calibration is written (exit 3).
+class VerificationError : public moeplan::Error {
+ public:
+  using moeplan::Error::Error;
+};
+// Thrown by the stop_after test hook, as if the run had been interrupted.
+class Interrupted : public moeplan::Error {
+ public:
+  using moeplan::Error::Error;
+};
+
+// Routing distribution: balanced (random router) or power_law:ALPHA (expert of
+// rank r gets a selection-score bias -ALPHA * ln(1 + r); ranks a fixed shuffle).
+struct Distribution {
+  std::string name = "balanced";
+  double alpha = 0;
+  static Distribution parse(const std::string& s);  // throws moeplan::Error
+  std::vector<float> bias(int experts, std::uint64_t seed) const;
+};
+
+struct RunOptions {
+  DType dtype = DType::fp32;
+  Distribution distribution;
+  std::vector<int> tokens;          // empty: defaults (quick or full)
+  std::vector<long long> context;   // KV lengths for decode rows
+  std::vector<int> prefill;         // prefill lengths
+  int layers = 1;                   // decoder layers run back to back in layer rows
+  double memory_budget_gb = 0;      // 0: default (quick 1, full 4)
+  bool quick = false;
+  bool resume = false;
+  std::string out = "calibration.json";
+  std::string log;                  // "" = out + ".log.jsonl"
+  std::string command_line;
+  bool progress = true;             // progress bar (only when stderr is a terminal)
+  std::optional<TimingOptions> timing;  // default from quick
+  int stop_after = -1;              // test hook: throw Interrupted after this many new rows
+  std::function<void(const Row&)> on_row;  // called for every new measured row
+  void apply_defaults();
+};
+
+struct RunResult {
+  std::vector<Row> rows;
+  int resumed = 0;      // rows taken from the log
+  int skipped = 0;      // cases skipped by the memory budget
+  std::vector<std::string> notes;
+  moeplan::Json calibration;
+  std::string out_path;
+};
+
+// `device` (may be null): the catalog entry whose peaks give `util`.
+RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Backend& b,
+                    RunOptions opt);
+
+struct CheckRow {
+  std::string op, shape, dtype;
+  int tokens = 0;
+  Check check;
+};
+struct CheckResult {
+  std::vector<CheckRow> rows;
+  bool ok() const;
+};
+// Correctness pass over every op at small token counts (1, 5, 17) and odd
+// shapes, including experts with zero tokens. Never throws on a mismatch.
+CheckResult run_check(const moeplan::Model& m, Backend& b, DType d, const Distribution& dist,
+                      const std::function<void(const CheckRow&)>& on_row = {});
+
+}  // namespace moeprobe

@@ -1,0 +1,52 @@
+// Timing and verification. Timing: warm-up, then repetitions until both a
+// minimum count and a minimum total time are reached (capped), caches flushed
+// between repetitions (not timed); reported as median and p10/p90.
+// Verification: normalised max error against the reference with per-dtype
+// limits (docs/probe.md, "Verification").
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moeprobe/backend.hpp"
+
+namespace moeprobe {
+
+struct TimingOptions {
+  int warmup = 3;
+  int min_reps = 10;
+  int max_reps = 200;
+  double min_seconds = 0.2;  // total timed seconds to reach before stopping
+  bool flush = true;
+};
+
+// A duration summary (seconds) over `samples` repetitions.
+struct Stats {
+  double p50 = 0, p10 = 0, p90 = 0, mean = 0, min = 0;
+  int samples = 0;
+};
+// Percentile by linear interpolation between order statistics (q in [0, 1]).
+double percentile(std::vector<double> v, double q);
+Stats summarize(const std::vector<double>& seconds);
+Stats time_op(Op& op, Backend& b, const TimingOptions& t);
+
+// Verification limits: normalised error = max|y - ref| / max(max|ref|, 1e-6).
+enum class OpKind { simple, chained };  // chained: layer (several ops in sequence)
+double error_limit(DType d, OpKind k);
+
+struct Check {
+  bool ok = true;
+  double max_err = 0;    // normalised (see above); 0 for exact checks
+  std::string detail;    // what failed, "" when ok
+};
+Check compare_close(const std::vector<float>& got, const std::vector<float>& ref, double limit,
+                    const std::string& what);
+// Exact equality (top-k ids, permutation).
+Check compare_exact(const std::vector<int>& got, const std::vector<int>& ref, const std::string& what);
+Check combine_checks(const Check& a, const Check& b);
+
+// Build hygiene: "" for an optimised build without sanitizers, else a warning.
+std::string build_warning();
+
+}  // namespace moeprobe

@@ -1,0 +1,161 @@
+// CUDA backend: registry and graceful absence everywhere; on a GPU, each op
+// against the CPU reference (the harness does the same before timing).
+#include <catch2/catch.hpp>
+
+#include <memory>
+
+#include "moeprobe/backend.hpp"
+#include "moeprobe/measure.hpp"
+#include "moeprobe/reference.hpp"
+
+#ifdef MOEPROBE_HAVE_CUDA
+#include "moeprobe/cuda_backend.hpp"
+#endif
+
+using namespace moeprobe;
+
+#ifdef MOEPROBE_HAVE_CUDA
+namespace {
+std::unique_ptr<Backend> gpu_or_null() {
+  try {
+    return make_cuda_backend(0);
+  } catch (const BackendUnavailable&) {
+    return nullptr;
+  }
+}
+std::vector<float> pattern_input(std::size_t n, std::uint64_t seed) {
+  std::vector<float> x(n);
+  const Pattern p{seed, 1.0f};
+  for (std::size_t i = 0; i < n; ++i) x[i] = p.value(i);
+  return x;
+}
+}  // namespace
+
+TEST_CASE("cuda backend is registered and reports its build", "[probe][cuda]") {
+  const BackendInfo info = cuda_backend_info();
+  CHECK(info.name == "cuda");
+  CHECK(info.available);
+  CHECK(info.reason.find("cuBLASLt") != std::string::npos);
+  bool listed = false;
+  for (const auto& b : list_backends())
+    if (b.name == "cuda") listed = b.available;
+  CHECK(listed);
+}
+
+TEST_CASE("make_cuda_backend throws BackendUnavailable without a GPU", "[probe][cuda]") {
+  std::unique_ptr<Backend> b;
+  try {
+    b = make_cuda_backend(0);
+  } catch (const BackendUnavailable& e) {
+    CHECK(std::string(e.what()).find("backend 'cuda' is unavailable") != std::string::npos);
+    WARN("no GPU: " << e.what());
+    return;
+  }
+  CHECK(b->name() == "cuda");
+  CHECK(b->identity().kind == "gpu");
+}
+
+TEST_CASE("cuda ops match the reference", "[probe][cuda][gpu]") {
+  auto b = gpu_or_null();
+  if (!b) {
+    WARN("no GPU");
+    return;
+  }
+  for (DType d : {DType::fp32, DType::bf16}) {
+    const double lim = error_limit(d, OpKind::simple);
+    SECTION(std::string("triad ") + dtype_name(d)) {
+      TriadSpec s{1000003, 7};
+      auto op = b->triad(s);
+      op->run();
+      CHECK(compare_close(op->output().f, ref::triad(s), 1e-6, "triad").ok);
+    }
+    SECTION(std::string("gemm ") + dtype_name(d)) {
+      GemmSpec s{17, 96, 80, d, 5};
+      const auto x = pattern_input(17 * 80, 3);
+      auto op = b->gemm(s, x);
+      op->run();
+      const Check c = compare_close(op->output().f, ref::gemm(s, x), lim, "gemm");
+      CHECK(c.ok);
+      INFO(c.detail);
+    }
+    MoeSpec ms;
+    ms.hidden = 64;
+    ms.shape.experts = 16;
+    ms.shape.top_k = 4;
+    ms.shape.ffn = 48;
+    ms.shape.shared_experts = 1;
+    ms.shape.shared_ffn = 32;
+    ms.dtype = d;
+    ms.pool = 5;
+    ms.seed = 100;
+    const int tokens = 17;
+    const auto x = pattern_input(static_cast<std::size_t>(tokens) * 64, 9);
+    SECTION(std::string("moe pipeline ") + dtype_name(d)) {
+      for (bool grouped : {false, true}) {
+        ms.shape.sigmoid_grouped = grouped;
+        ms.shape.n_group = grouped ? 4 : 0;
+        ms.shape.topk_group = grouped ? 2 : 0;
+        const ref::Routing r = ref::route(ms, x, tokens);
+        auto router = b->moe_router(ms, x, tokens);
+        router->run();
+        const OpOutput ro = router->output();
+        CHECK(ref::valid_topk(ms, r.logits, ro.i, tokens, 1e-4));
+        const ref::Permutation p = ref::permute(ms, r.ids, x, tokens);
+        auto perm = b->moe_permute(ms, r.ids, x, tokens);
+        perm->run();
+        const OpOutput po = perm->output();
+        std::vector<int> want = p.counts;
+        for (const auto* v : {&p.offsets, &p.perm, &p.inv}) want.insert(want.end(), v->begin(), v->end());
+        CHECK(compare_exact(po.i, want, "permute").ok);
+        CHECK(compare_close(po.f, p.x_perm, 0, "x_perm").ok);
+        auto ex = b->moe_experts(ms, p.x_perm, p.counts);
+        ex->run();
+        const auto y = ex->output().f;
+        CHECK(compare_close(y, ref::experts(ms, p.x_perm, p.counts), lim, "experts").ok);
+        auto cb = b->moe_combine(ms, y, p.inv, r.w, tokens);
+        cb->run();
+        CHECK(compare_close(cb->output().f, ref::combine(ms, y, p.inv, r.w, tokens), lim, "combine").ok);
+        auto fused = b->moe_fused(ms, x, tokens);
+        fused->run();
+        const OpOutput fo = fused->output();
+        CHECK(ref::valid_topk(ms, r.logits, fo.i, tokens, 1e-4));
+        const auto w = ref::routing_weights(ms, r.logits, fo.i, tokens);
+        CHECK(compare_close(fo.f, ref::moe_block(ms, x, tokens, fo.i, w), lim, "fused").ok);
+      }
+    }
+    SECTION(std::string("attention ") + dtype_name(d)) {
+      for (int q : {1, 9}) {
+        AttentionSpec a;
+        a.batch = 2;
+        a.queries = q;
+        a.context = 300;
+        a.heads = 8;
+        a.kv_heads = 2;
+        a.qk_dim = 64;
+        a.v_dim = 64;
+        a.dtype = d;
+        a.seed = 77;
+        a.scale = 0.125f;
+        auto op = b->attention(a);
+        op->run();
+        CHECK(compare_close(op->output().f, ref::attention(a), lim, "gqa").ok);
+        a.kv_heads = 1;  // MLA absorbed: latent rows, V = first v_dim of K
+        a.qk_dim = 72;
+        a.v_dim = 64;
+        a.shared_kv = true;
+        auto mla = b->attention(a);
+        mla->run();
+        CHECK(compare_close(mla->output().f, ref::attention(a), lim, "mla").ok);
+      }
+    }
+  }
+}
+#else
+TEST_CASE("cuda backend absent in this build", "[probe][cuda]") {
+  bool listed = false;
+  for (const auto& b : list_backends())
+    if (b.name == "cuda") listed = !b.available;
+  CHECK(listed);
+  CHECK_THROWS_AS(make_backend("cuda"), BackendUnavailable);
+}
+#endif

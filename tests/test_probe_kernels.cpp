@@ -1,0 +1,179 @@
+// Shared index math (kernels/include/moekernels): top-k order and ties,
+// grouped routing, permutation round trip, tiling, online softmax, bf16.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "moekernels/index_math.hpp"
+#include "moeprobe/reference.hpp"
+
+namespace mk = moekernels;
+
+TEST_CASE("top-k picks the largest, best first, ties to the lower index", "[probe][kernels]") {
+  const std::vector<float> s = {0.5f, 2.0f, 2.0f, -1.0f, 2.0f, 1.5f};
+  std::vector<int> idx(3);
+  REQUIRE(mk::topk_select(s.data(), 6, 3, idx.data()) == 3);
+  CHECK(idx == std::vector<int>{1, 2, 4});
+  std::vector<int> two(2);
+  mk::topk_select(s.data(), 6, 2, two.data());
+  CHECK(two == std::vector<int>{1, 2});
+  // All equal: the first k indices.
+  const std::vector<float> flat(10, 0.25f);
+  std::vector<int> f(4);
+  mk::topk_select(flat.data(), 10, 4, f.data());
+  CHECK(f == std::vector<int>{0, 1, 2, 3});
+  // Masked: fewer candidates than k.
+  const unsigned char mask[6] = {0, 0, 1, 0, 0, 1};
+  std::vector<int> m(3, -1);
+  CHECK(mk::topk_select(s.data(), 6, 3, m.data(), mask) == 2);
+  CHECK(m[0] == 2);
+  CHECK(m[1] == 5);
+}
+
+TEST_CASE("top-k agrees with a sort on random scores", "[probe][kernels]") {
+  for (int trial = 0; trial < 50; ++trial) {
+    const int n = 7 + trial * 3, k = 1 + trial % 8;
+    std::vector<float> s(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)  // quantised so ties occur
+      s[static_cast<std::size_t>(i)] = std::round(mk::pattern_value(static_cast<std::uint64_t>(trial), static_cast<std::uint64_t>(i)) * 4) / 4;
+    std::vector<int> order(static_cast<std::size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return s[static_cast<std::size_t>(a)] > s[static_cast<std::size_t>(b)]; });
+    std::vector<int> idx(static_cast<std::size_t>(k));
+    mk::topk_select(s.data(), n, k, idx.data());
+    CHECK(idx == std::vector<int>(order.begin(), order.begin() + k));
+  }
+}
+
+TEST_CASE("grouped sigmoid routing keeps only the best groups", "[probe][kernels]") {
+  // 8 experts in 4 groups of 2; group scores = sum of both members.
+  const std::vector<float> logits = {5, 5, -5, -5, 4, 0, -5, 6};
+  std::vector<int> idx(2);
+  std::vector<float> w(2), scratch(static_cast<std::size_t>(mk::routing_scratch_floats(8, 4)));
+  mk::route_token(logits.data(), nullptr, 8, 2, true, 4, 1, true, idx.data(), w.data(), scratch.data());
+  // Group 0 (5,5) wins over group 3 (-5,6) and group 2 (4,0); top-2 from group 0 only.
+  CHECK(idx == std::vector<int>{0, 1});
+  CHECK(w[0] + w[1] == Approx(1.0));
+  // With a bias the selection moves but the weights come from the unbiased scores.
+  const std::vector<float> bias = {0, 0, 0, 0, 0, 0, 0, 3};
+  mk::route_token(logits.data(), bias.data(), 8, 2, true, 4, 2, false, idx.data(), w.data(), scratch.data());
+  CHECK(idx[0] == 7);
+  CHECK(w[0] == Approx(1.0 / (1.0 + std::exp(-6.0))));
+}
+
+TEST_CASE("softmax routing weights are renormalised probabilities", "[probe][kernels]") {
+  const std::vector<float> logits = {1, 3, 2, 0};
+  std::vector<int> idx(2);
+  std::vector<float> w(2), scratch(static_cast<std::size_t>(mk::routing_scratch_floats(4, 0)));
+  mk::route_token(logits.data(), nullptr, 4, 2, false, 0, 0, true, idx.data(), w.data(), scratch.data());
+  CHECK(idx == std::vector<int>{1, 2});
+  CHECK(w[0] == Approx(std::exp(1.0) / (std::exp(1.0) + 1.0)));
+}
+
+TEST_CASE("permutation: histogram, offsets, stable scatter, round trip", "[probe][kernels]") {
+  const int e = 9, k = 3, tokens = 13;  // experts 2 and 7 get no tokens
+  std::vector<int> ids;
+  for (int t = 0; t < tokens; ++t)
+    for (int j = 0; j < k; ++j) {
+      int v = (t * 5 + j * 3) % e;
+      if (v == 2 || v == 7) v = (v + 1) % e;
+      ids.push_back(v);
+    }
+  const long long a = static_cast<long long>(ids.size());
+  std::vector<int> counts(e), offsets(e + 1), cursor(e), perm(static_cast<std::size_t>(a)), inv(static_cast<std::size_t>(a));
+  mk::expert_histogram(ids.data(), a, e, counts.data());
+  mk::exclusive_scan(counts.data(), e, offsets.data());
+  mk::stable_scatter(ids.data(), a, e, offsets.data(), cursor.data(), perm.data(), inv.data());
+  CHECK(counts[2] == 0);
+  CHECK(counts[7] == 0);
+  CHECK(offsets[e] == a);
+  for (long long i = 0; i < a; ++i) {
+    CHECK(perm[static_cast<std::size_t>(inv[static_cast<std::size_t>(i)])] == i);  // inverse
+    const int pos = inv[static_cast<std::size_t>(i)], ex = ids[static_cast<std::size_t>(i)];
+    CHECK(pos >= offsets[ex]);
+    CHECK(pos < offsets[ex + 1]);
+  }
+  for (long long p = 1; p < a; ++p)  // expert-major, stable within an expert
+    if (ids[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] == ids[static_cast<std::size_t>(perm[static_cast<std::size_t>(p - 1)])])
+      CHECK(perm[static_cast<std::size_t>(p)] > perm[static_cast<std::size_t>(p - 1)]);
+
+  // The reference permutation agrees, and unpermute(permute(x)) gives each token's row back.
+  moeprobe::MoeSpec s;
+  s.hidden = 5;
+  s.shape.experts = e;
+  s.shape.top_k = k;
+  std::vector<float> x(static_cast<std::size_t>(tokens) * 5);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const auto p = moeprobe::ref::permute(s, ids, x, tokens);
+  CHECK(p.perm == perm);
+  CHECK(p.inv == inv);
+  const auto back = moeprobe::ref::unpermute(p, 5);
+  for (int t = 0; t < tokens; ++t)
+    for (int j = 0; j < k; ++j)
+      for (int c = 0; c < 5; ++c)
+        CHECK(back[static_cast<std::size_t>((t * k + j) * 5 + c)] == x[static_cast<std::size_t>(t * 5 + c)]);
+}
+
+TEST_CASE("block_range covers every item exactly once", "[probe][kernels]") {
+  for (long long n : {0LL, 1LL, 7LL, 64LL, 1001LL})
+    for (long long parts : {1LL, 2LL, 3LL, 8LL, 13LL}) {
+      long long next = 0;
+      for (long long p = 0; p < parts; ++p) {
+        const auto r = mk::block_range(n, parts, p);
+        CHECK(r.begin == next);
+        CHECK(r.end - r.begin <= mk::ceil_div(n, parts));
+        next = r.end;
+      }
+      CHECK(next == n);
+    }
+}
+
+TEST_CASE("online softmax (per score and per block) equals the two-pass form", "[probe][kernels]") {
+  std::vector<float> s, v;
+  for (int i = 0; i < 100; ++i) {
+    s.push_back(mk::pattern_value(3, static_cast<std::uint64_t>(i)) * 8);
+    v.push_back(mk::pattern_value(4, static_cast<std::uint64_t>(i)));
+  }
+  double mx = -1e30, den = 0, num = 0;
+  for (float x : s) mx = std::max(mx, static_cast<double>(x));
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    den += std::exp(s[i] - mx);
+    num += std::exp(s[i] - mx) * v[i];
+  }
+  auto st = mk::online_softmax_init();
+  float acc = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto step = mk::online_softmax_update(st, s[i]);
+    acc = acc * step.scale_old + step.weight_new * v[i];
+  }
+  CHECK(acc / st.l == Approx(num / den).epsilon(1e-5));
+  auto bt = mk::online_softmax_init();
+  float bacc = 0;
+  for (std::size_t b0 = 0; b0 < s.size(); b0 += 16) {
+    const std::size_t b1 = std::min(s.size(), b0 + 16);
+    const float bm = *std::max_element(s.begin() + static_cast<long>(b0), s.begin() + static_cast<long>(b1));
+    bacc *= mk::online_softmax_raise(bt, bm);
+    for (std::size_t i = b0; i < b1; ++i) {
+      const float p = std::exp(s[i] - bt.m);
+      bt.l += p;
+      bacc += p * v[i];
+    }
+  }
+  CHECK(bacc / bt.l == Approx(num / den).epsilon(1e-5));
+}
+
+TEST_CASE("bf16 rounding is round-to-nearest-even", "[probe][kernels]") {
+  CHECK(mk::bf16_bits_to_float(mk::float_to_bf16_bits(1.0f)) == 1.0f);
+  // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1.0).
+  CHECK(mk::bf16_bits_to_float(mk::float_to_bf16_bits(1.0f + 1.0f / 256)) == 1.0f);
+  CHECK(mk::bf16_bits_to_float(mk::float_to_bf16_bits(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256);
+  CHECK(std::isnan(mk::bf16_bits_to_float(mk::float_to_bf16_bits(std::nanf("")))));
+  for (int i = 0; i < 1000; ++i) {
+    const float x = mk::pattern_value(9, static_cast<std::uint64_t>(i));
+    CHECK(std::fabs(mk::bf16_bits_to_float(mk::float_to_bf16_bits(x)) - x) <= std::fabs(x) / 256);
+    CHECK(x >= -1.0f);
+    CHECK(x < 1.0f);
+  }
+}

@@ -1,0 +1,150 @@
+// The run pipeline end to end on a tiny model: calibration written atomically,
+// read back by the planner's reader, resume after an interrupted run, CLI exits.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "moeplan/calibration.hpp"
+#include "moeprobe/harness.hpp"
+#include "moeprobe/shapes.hpp"
+#include "test_support.hpp"
+
+using namespace moeprobe;
+namespace fs = std::filesystem;
+
+namespace {
+
+moeplan::Model micro_model() {
+  moeplan::Model m = find_model("synthetic-tiny", nullptr);
+  m.id = "micro";
+  m.hidden_size = 64;
+  m.vocab_size = 97;
+  m.attention.heads = 4;
+  m.attention.kv_heads = 2;
+  m.attention.head_dim = 16;
+  m.dense_ffn_size = 96;
+  m.moe->routed_experts = 8;
+  m.moe->experts_per_token = 2;
+  m.moe->expert_ffn_size = 32;
+  m.moe->shared_expert_ffn_size = 32;
+  return m;
+}
+
+RunOptions micro_options(const std::string& out) {
+  RunOptions o;
+  o.tokens = {1, 3};
+  o.context = {40};
+  o.prefill = {9};
+  o.memory_budget_gb = 0.004;
+  o.out = out;
+  o.progress = false;
+  TimingOptions t;
+  t.warmup = 0;
+  t.min_reps = 3;
+  t.max_reps = 3;
+  t.min_seconds = 0;
+  t.flush = false;
+  o.timing = t;
+  return o;
+}
+
+std::string tmp_path(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("moeprobe-test-" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return (d / name).string();
+}
+
+}  // namespace
+
+TEST_CASE("run writes a calibration the planner reads back", "[probe][run]") {
+  auto b = make_backend("cpu", 2);
+  const std::string out = tmp_path("cal.json");
+  const RunResult r = run_probe(micro_model(), nullptr, *b, micro_options(out));
+  REQUIRE(fs::exists(out));
+  REQUIRE(fs::exists(out + ".log.jsonl"));
+  // 1 triad + 7 projections x 2 tokens + 5 MoE stages x 2 + decode attention 2 + prefill 1
+  // + layers (2 MoE decode + 2 dense decode + 1 prefill)
+  CHECK(r.rows.size() == 1 + 14 + 10 + 2 + 1 + 5);
+  for (const auto& row : r.rows) {
+    CHECK(row.verified);
+    CHECK(row.time.samples == 3);
+    CHECK(row.time.p10 <= row.time.p50);
+    CHECK(row.time.p50 <= row.time.p90);
+  }
+  const moeplan::Calibration c = moeplan::load_calibration(out);
+  CHECK(c.schema_version == 1);
+  CHECK(c.model_id == "micro");
+  CHECK(c.backend == "cpu");
+  CHECK(c.device.kind == "cpu");
+  CHECK(c.rows.size() == r.rows.size());
+  CHECK(c.bandwidth_gb_s() > 0);
+  CHECK(c.compute_plateau_tflops("fp32").has_value());
+  CHECK_FALSE(c.compute_plateau_tflops("fp8").has_value());
+  CHECK_FALSE(c.bandwidth_fraction().has_value());
+  REQUIRE(c.has_curve("moe_fused"));
+  const auto& pts = c.curves.at("moe_fused").points;
+  REQUIRE(pts.size() == 2);
+  CHECK(c.efficiency("moe_fused", 1) == Approx(pts[0].second));
+  CHECK(c.efficiency("moe_fused", 3) == Approx(pts[1].second));
+  CHECK(c.efficiency("moe_fused", 2) == Approx((pts[0].second + pts[1].second) / 2));
+  CHECK(c.efficiency("moe_fused", 1000) == Approx(pts[1].second));
+  REQUIRE(c.decode_steps.size() == 2);
+  // stack = 3 MoE layers + 1 dense layer of the micro model (4 layers, 1 dense)
+  const auto& s1 = c.decode_steps[0];
+  CHECK(s1.stack_s == Approx(3 * s1.layer_s + s1.dense_layer_s));
+  CHECK(c.decode_step_s(1) == Approx(s1.stack_s));
+  CHECK_THROWS_AS(c.efficiency("no_such_class", 1), moeplan::UnknownIdError);
+  fs::remove_all(fs::path(out).parent_path());
+}
+
+TEST_CASE("an interrupted run resumes from its log without re-measuring", "[probe][run]") {
+  auto b = make_backend("cpu", 2);
+  const std::string out = tmp_path("resume.json");
+  RunOptions o = micro_options(out);
+  o.stop_after = 7;
+  CHECK_THROWS_AS(run_probe(micro_model(), nullptr, *b, o), Interrupted);
+  CHECK_FALSE(fs::exists(out));  // no calibration from an unfinished run
+  {  // a torn last line (killed mid-write) is dropped
+    std::ofstream app(out + ".log.jsonl", std::ios::app);
+    app << "{\"type\":\"row\",\"op\":\"gem";
+  }
+  o.stop_after = -1;
+  o.resume = true;
+  int measured = 0;
+  o.on_row = [&](const Row&) { ++measured; };
+  const RunResult r = run_probe(micro_model(), nullptr, *b, o);
+  CHECK(r.resumed == 7);
+  CHECK(measured == static_cast<int>(r.rows.size()) - 7);
+  CHECK(moeplan::load_calibration(out).rows.size() == r.rows.size());
+
+  // A log from a different configuration is refused.
+  RunOptions other = micro_options(out);
+  other.tokens = {1, 2};
+  other.resume = true;
+  CHECK_THROWS_WITH(run_probe(micro_model(), nullptr, *b, other), Catch::Contains("different configuration"));
+  fs::remove_all(fs::path(out).parent_path());
+}
+
+#ifdef MOEPROBE_CLI
+TEST_CASE("moeprobe CLI: list, check, unavailable backend, bad flags", "[probe][cli]") {
+  const std::string cli = MOEPROBE_CLI;
+  auto r = moeplan::test::run_command(cli + " list");
+  CHECK(r.exit_code == 0);
+#ifdef MOEPROBE_HAVE_CUDA
+  CHECK(r.output.find("cuda") != std::string::npos);
+#else
+  CHECK(r.output.find("not built") != std::string::npos);
+#endif
+  r = moeplan::test::run_command(cli + " check --model synthetic-tiny");
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("all ops match their references") != std::string::npos);
+  r = moeplan::test::run_command(cli + " run --model synthetic-tiny --backend cuda --quick --out /tmp/x.json");
+  if (r.exit_code != 0) {  // 0 only on a machine with a GPU and a CUDA build
+    CHECK(r.exit_code == 4);
+    CHECK(r.output.find("backend 'cuda' is unavailable") != std::string::npos);
+  }
+  r = moeplan::test::run_command(cli + " run --model synthetic-tiny --distribution zipf");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("unknown --distribution 'zipf'") != std::string::npos);
+}
+#endif
