@@ -10,12 +10,27 @@ using namespace moeplan;
 namespace {
 
 Json minimal() {
-  Json row = {{"op", "moe.fused"},     {"shape", "moe:8x32x64,k2"}, {"dtype", "fp32"},     {"distribution", "balanced"},
-              {"tokens", 1},           {"context", 0},              {"p50_s", 2e-5},       {"p10_s", 1e-5},
-              {"p90_s", 3e-5},         {"samples", 10},             {"bytes", 1e6},        {"flops", 2e6},
-              {"roofline_s", nullptr}, {"util", nullptr},           {"roofline_measured_s", 1e-5},
-              {"util_measured", 0.5},  {"gb_s", 50.0},              {"tflops", 0.1},       {"experts_touched", 2},
-              {"verified", true},      {"max_err", 1e-7}};
+  Json row = {{"op", "moe.fused"},
+              {"shape", "moe:8x32x64,k2"},
+              {"dtype", "fp32"},
+              {"distribution", "balanced"},
+              {"tokens", 1},
+              {"context", 0},
+              {"p50_s", 2e-5},
+              {"p10_s", 1e-5},
+              {"p90_s", 3e-5},
+              {"samples", 10},
+              {"bytes", 1e6},
+              {"flops", 2e6},
+              {"roofline_s", nullptr},
+              {"util", nullptr},
+              {"roofline_measured_s", 1e-5},
+              {"util_measured", 0.5},
+              {"gb_s", 50.0},
+              {"tflops", 0.1},
+              {"experts_touched", 2},
+              {"verified", true},
+              {"max_err", 1e-7}};
   Json j = Json::object();
   j["schema"] = "moeplan-calibration";
   j["schema_version"] = 1;
@@ -30,11 +45,24 @@ Json minimal() {
                                          {{"tokens", 4}, {"efficiency", 0.5}},
                                          {{"tokens", 16}, {"efficiency", 0.8}}})},
                  {"fit", {{"e_max", 0.9}, {"n_half", 3.0}, {"rms", 0.01}}}};
-  j["fits"] = {{"bandwidth_gb_s", 100.0},         {"catalog_bandwidth_gb_s", 200.0}, {"bandwidth_fraction", 0.5},
-               {"step_latency_s", 1e-5},           {"effective_bandwidth_gb_s", 90.0}, {"latency_fit", Json::object()},
-               {"compute_plateau_tflops", {{"fp32", 1.5}}}, {"efficiency", eff}};
-  j["decode_step"] = Json::array({{{"tokens", 1}, {"context", 1024}, {"layer_s", 1e-3}, {"dense_layer_s", 0.0}, {"stack_s", 1e-2}},
-                                  {{"tokens", 8}, {"context", 1024}, {"layer_s", 2e-3}, {"dense_layer_s", 0.0}, {"stack_s", 2e-2}}});
+  j["fits"] = {{"bandwidth_gb_s", 100.0},
+               {"catalog_bandwidth_gb_s", 200.0},
+               {"bandwidth_fraction", 0.5},
+               {"step_latency_s", 1e-5},
+               {"effective_bandwidth_gb_s", 90.0},
+               {"latency_fit", Json::object()},
+               {"compute_plateau_tflops", {{"fp32", 1.5}}},
+               {"efficiency", eff}};
+  j["decode_step"] = Json::array({{{"tokens", 1},
+                                   {"context", 1024},
+                                   {"layer_s", 1e-3},
+                                   {"dense_layer_s", 0.0},
+                                   {"stack_s", 1e-2}},
+                                  {{"tokens", 8},
+                                   {"context", 1024},
+                                   {"layer_s", 2e-3},
+                                   {"dense_layer_s", 0.0},
+                                   {"stack_s", 2e-2}}});
   return j;
 }
 
@@ -48,7 +76,7 @@ TEST_CASE("calibration: values, interpolation, clamping", "[calibration]") {
   CHECK(*c.compute_plateau_tflops("fp32") == 1.5);
   CHECK_FALSE(c.compute_plateau_tflops("bf16"));
   CHECK(c.device.name == "Test CPU");
-  CHECK(c.efficiency("gemm", 1) == Approx(0.2));     // exact at measured points
+  CHECK(c.efficiency("gemm", 1) == Approx(0.2));  // exact at measured points
   CHECK(c.efficiency("gemm", 4) == Approx(0.5));
   CHECK(c.efficiency("gemm", 10) == Approx(0.65));   // linear between 4 and 16
   CHECK(c.efficiency("gemm", 0.5) == Approx(0.2));   // held below

@@ -48,19 +48,47 @@ struct ScratchCatalog {
 TEST_CASE("Bundled catalogs load with the required ids", "[catalog]") {
   const Catalog& c = test::bundled_catalog();
   for (const char* id :
-       {"glm-5.2", "glm-5", "deepseek-v3", "deepseek-r1", "deepseek-v4-flash", "deepseek-v4-pro",
-        "kimi-k2", "kimi-k2.6", "mimo-v2.5-pro", "minimax-m3", "qwen3-235b-a22b", "qwen3-30b-a3b",
-        "qwen3-8b", "qwen3-14b", "qwen3-32b", "llama-3.1-8b", "llama-3.3-70b", "llama-3.1-405b",
-        "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-4-scout", "llama-4-maverick",
-        "mixtral-8x7b", "gpt-oss-20b", "gpt-oss-120b", "gemma-4-31b", "gemma-4-26b-a4b",
+       {"glm-5.2",           "glm-5",           "deepseek-v3",      "deepseek-r1",
+        "deepseek-v4-flash", "deepseek-v4-pro", "kimi-k2",          "kimi-k2.6",
+        "mimo-v2.5-pro",     "minimax-m3",      "qwen3-235b-a22b",  "qwen3-30b-a3b",
+        "qwen3-8b",          "qwen3-14b",       "qwen3-32b",        "llama-3.1-8b",
+        "llama-3.3-70b",     "llama-3.1-405b",  "llama-2-7b",       "llama-2-13b",
+        "llama-2-70b",       "llama-4-scout",   "llama-4-maverick", "mixtral-8x7b",
+        "gpt-oss-20b",       "gpt-oss-120b",    "gemma-4-31b",      "gemma-4-26b-a4b",
         "mistral-nemo-12b"})
     CHECK(c.find_model(id) != nullptr);
-  for (const char* id :
-       {"h100-sxm", "h100-pcie", "h200", "h20", "b200", "b300", "gb200", "rtx-pro-6000", "rtx-5090",
-        "rtx-4090", "rtx-4080", "rtx-3090-ti", "rtx-3090", "rtx-3070", "rtx-3060-12gb",
-        "rtx-4060-ti-16gb", "rtx-4000-sff-ada", "rtx-6000-ada", "rtx-a6000", "l40s", "a100-40gb",
-        "a100-80gb", "mi300x", "mi355x", "gb10", "strix-halo", "apple-m1-max", "apple-m2-ultra",
-        "apple-m3-max", "apple-m3-ultra", "epyc-9554", "ryzen-9-7950x"})
+  for (const char* id : {"h100-sxm",
+                         "h100-pcie",
+                         "h200",
+                         "h20",
+                         "b200",
+                         "b300",
+                         "gb200",
+                         "rtx-pro-6000",
+                         "rtx-5090",
+                         "rtx-4090",
+                         "rtx-4080",
+                         "rtx-3090-ti",
+                         "rtx-3090",
+                         "rtx-3070",
+                         "rtx-3060-12gb",
+                         "rtx-4060-ti-16gb",
+                         "rtx-4000-sff-ada",
+                         "rtx-6000-ada",
+                         "rtx-a6000",
+                         "l40s",
+                         "a100-40gb",
+                         "a100-80gb",
+                         "mi300x",
+                         "mi355x",
+                         "gb10",
+                         "strix-halo",
+                         "apple-m1-max",
+                         "apple-m2-ultra",
+                         "apple-m3-max",
+                         "apple-m3-ultra",
+                         "epyc-9554",
+                         "ryzen-9-7950x"})
     CHECK(c.find_device(id) != nullptr);
   for (const char* id : {"bf16", "fp16", "fp8", "int8", "nvfp4", "mxfp4", "int4-awq", "int4-gptq",
                          "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k", "iq2_xxs"})
@@ -100,7 +128,8 @@ TEST_CASE("Catalog invariants hold for every entry", "[catalog][property]") {
 TEST_CASE("Published checkpoint sizes agree with computed weights", "[catalog]") {
   const auto findings = check_catalog(test::bundled_catalog());
   for (const auto& f : findings) WARN(f.json_path << ": " << f.message);
-  // Findings are warnings by design; a catalog edit that breaks more than a few should be looked at.
+  // Findings are warnings by design; a catalog edit that breaks more than a few should be looked
+  // at.
   std::size_t checkpoint_mismatch = 0;
   for (const auto& f : findings)
     if (f.message.find("checkpoint") != std::string::npos) ++checkpoint_mismatch;
@@ -159,7 +188,8 @@ TEST_CASE("Catalog errors name file, JSON path, expected and found", "[catalog][
     j["devices"][0]["estimated"] = true;
     j["devices"][0].erase("notes");
     s.write("devices.json", j);
-    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("required when \"estimated\" is true"));
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("required when \"estimated\" is true"));
   }
   SECTION("unknown reference between files") {
     Json j = s.read("prices.json");

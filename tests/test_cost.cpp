@@ -55,7 +55,8 @@ TEST_CASE("C1 simple payback: 140M HUF node against 7.8M HUF/month cloud", "[cos
   // 140,000,000 / 7,800,000 = 17.95 months ("breaks even around 18 months").
   REQUIRE(x.a.simple_payback_months.has_value());
   CHECK(*x.a.simple_payback_months == Approx(17.95).margin(0.05));
-  CHECK(x.r.json["payback_months_simple"]["buy_vs_rent"].get<double>() == Approx(17.95).margin(0.05));
+  CHECK(x.r.json["payback_months_simple"]["buy_vs_rent"].get<double>() ==
+        Approx(17.95).margin(0.05));
 }
 
 TEST_CASE("C2 buy vs rent 94M/yr: crossover 23.0, saves 73M/yr, payback 1.92 y, ROI +38.9%",
@@ -114,7 +115,8 @@ TEST_CASE("C5 rent-to-own threshold: 67.7 / 94 = 72% time-utilization", "[cost][
   const auto x = run("seed-8xh200-glm52-huf.json");
   REQUIRE(x.a.rent_to_own_threshold.has_value());
   CHECK(*x.a.rent_to_own_threshold == Approx((203.0 / 3) / 94).margin(1e-9));  // 0.7199
-  CHECK(x.r.json["utilization_threshold"]["rent_to_own"].get<double>() == Approx(0.72).margin(0.005));
+  CHECK(x.r.json["utilization_threshold"]["rent_to_own"].get<double>() ==
+        Approx(0.72).margin(0.005));
 }
 
 TEST_CASE("C6 API: 2,000 jobs/day of 8k in / 1k out at $1.40/$4.40 → 3.54M HUF/yr",
@@ -271,11 +273,13 @@ TEST_CASE("cost JSON carries the documented keys", "[cost]") {
     CHECK(j["options"][o]["cost_per_mtok_output"].is_number());
     CHECK(j["options"][o]["monthly_cumulative"].size() == 37);
   }
-  for (const char* k : {"buy_vs_rent", "buy_vs_api", "rent_vs_api"}) CHECK(j["crossover_month"].contains(k));
+  for (const char* k : {"buy_vs_rent", "buy_vs_api", "rent_vs_api"})
+    CHECK(j["crossover_month"].contains(k));
   CHECK(j["crossover_month"]["buy_vs_api"].is_null());
   CHECK(j["payback_years"]["buy_vs_rent"].is_number());
   CHECK(j["roi"]["buy_vs_rent"].is_number());
-  for (const char* k : {"break_even", "roi_50", "roi_100"}) CHECK(j["value_needed_per_year"][k].is_number());
+  for (const char* k : {"break_even", "roi_50", "roi_100"})
+    CHECK(j["value_needed_per_year"][k].is_number());
   CHECK(j["utilization_threshold"]["rent_to_own"].is_number());
   REQUIRE(j["assumptions"].is_array());
   bool saw_capex = false;
@@ -295,7 +299,8 @@ TEST_CASE("cost CSV monthly table is tidy: one row per month per option", "[cost
   const auto in = example("seed-8xh200-glm52-huf.json");
   const auto a = analyze(in);
   const std::string csv = render(make_cost_report(in, a, true), Format::csv);
-  CHECK_THAT(csv, Contains("# monthly\nmonth,option,cumulative_cost,currency\n0,buy,140000000,HUF\n"));
+  CHECK_THAT(csv,
+             Contains("# monthly\nmonth,option,cumulative_cost,currency\n0,buy,140000000,HUF\n"));
   CHECK_THAT(csv, Contains("\n36,rent,282000000"));  // 282M, to float rounding
   CHECK_THAT(csv, Contains("# summary\n"));
 }
@@ -325,7 +330,8 @@ TEST_CASE("property: higher utilization never raises cost per token", "[cost][pr
   }
 }
 
-TEST_CASE("property: the crossover month is where the cumulative curves cross", "[cost][property]") {
+TEST_CASE("property: the crossover month is where the cumulative curves cross",
+          "[cost][property]") {
   std::mt19937 rng(11);
   std::uniform_real_distribution<double> capex(1e6, 3e8), opex(0, 5e6), rent(1e5, 2e7);
   std::uniform_int_distribution<int> life(6, 60);
@@ -404,7 +410,8 @@ TEST_CASE("property: currency conversion round-trips", "[cost][property]") {
   for (const char* o : {"buy", "rent", "api"}) {
     INFO(o);
     CHECK(a_huf.option(o)->total_cost == Approx(a_usd.option(o)->total_cost * 311).epsilon(1e-12));
-    CHECK(convert(a_huf.option(o)->total_cost, 311, 1) == Approx(a_usd.option(o)->total_cost).epsilon(1e-12));
+    CHECK(convert(a_huf.option(o)->total_cost, 311, 1) ==
+          Approx(a_usd.option(o)->total_cost).epsilon(1e-12));
   }
   // Crossovers do not depend on the currency.
   CHECK(a_huf.pair("buy", "rent")->crossover_month == a_usd.pair("buy", "rent")->crossover_month);
@@ -473,9 +480,10 @@ TEST_CASE("xlsx writer: numbers with currency formats, atomic file", "[cost][xls
   const auto dir = std::filesystem::temp_directory_path() / "moeplan-test-xlsx";
   std::filesystem::create_directories(dir);
   const auto path = (dir / "cost.xlsx").string();
-  xlsx::write_report(x.r, path, {{"Summary", {"summary", "comparison"}, true},
-                                 {"Monthly", {"monthly"}, false},
-                                 {"Assumptions", {"assumptions"}, false}});
+  xlsx::write_report(x.r, path,
+                     {{"Summary", {"summary", "comparison"}, true},
+                      {"Monthly", {"monthly"}, false},
+                      {"Assumptions", {"assumptions"}, false}});
   std::ifstream f(path, std::ios::binary);
   char magic[2] = {};
   f.read(magic, 2);

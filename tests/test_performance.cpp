@@ -14,10 +14,13 @@ using namespace moeplan;
 
 namespace {
 
-const Catalog& cat() { return test::bundled_catalog(); }
+const Catalog& cat() {
+  return test::bundled_catalog();
+}
 
-PerfRequest request(const std::string& model, const std::string& gpu, int gpus, const std::string& weights,
-                    const std::string& engine = "vllm", const std::string& kv = "bf16") {
+PerfRequest request(const std::string& model, const std::string& gpu, int gpus,
+                    const std::string& weights, const std::string& engine = "vllm",
+                    const std::string& kv = "bf16") {
   PerfRequest r;
   r.model = &cat().model(model);
   r.device = &cat().device(gpu);
@@ -78,7 +81,8 @@ TEST_CASE("T3: 8×H200 GLM-5.x FP8 against the published envelope", "[perf][acce
   const double agg16 = estimate(r, cat()).decode.output_tokens_per_s;
 
   // 256k in / 32k out at concurrency 32 with MTP: ~527 output tok/s, TPOT ≈ 35 ms, TTFT ≈ 13.4 s.
-  // The latent KV of 32 × 288k tokens only fits when it is sharded (DP attention / context parallel).
+  // The latent KV of 32 × 288k tokens only fits when it is sharded (DP attention / context
+  // parallel).
   PerfRequest l = r;
   l.input_tokens = 262144;
   l.output_tokens = 32768;
@@ -88,16 +92,19 @@ TEST_CASE("T3: 8×H200 GLM-5.x FP8 against the published envelope", "[perf][acce
   const PerfResult lr = estimate(l, cat());
 
   std::printf("T3 deviation from the published envelope (default efficiencies, no calibration):\n");
-  std::printf("  single stream       %7.1f tok/s vs ~75    (%+.0f%%)\n", single, (single - 75) / 75 * 100);
-  std::printf("  single stream EAGLE %7.1f tok/s vs ~118   (%+.0f%%)\n", eagle, (eagle - 118) / 118 * 100);
+  std::printf("  single stream       %7.1f tok/s vs ~75    (%+.0f%%)\n", single,
+              (single - 75) / 75 * 100);
+  std::printf("  single stream EAGLE %7.1f tok/s vs ~118   (%+.0f%%)\n", eagle,
+              (eagle - 118) / 118 * 100);
   std::printf("  8k/1k c=16          %7.1f tok/s vs 658-733 (%+.0f%% outside the range)\n", agg16,
               deviation_pct(agg16, 658, 733));
-  std::printf("  256k/32k c=32 MTP   %7.1f tok/s vs ~527   (%+.0f%%)\n", lr.decode.output_tokens_per_s,
-              (lr.decode.output_tokens_per_s - 527) / 527 * 100);
+  std::printf("  256k/32k c=32 MTP   %7.1f tok/s vs ~527   (%+.0f%%)\n",
+              lr.decode.output_tokens_per_s, (lr.decode.output_tokens_per_s - 527) / 527 * 100);
   std::printf("                      TPOT %5.1f ms vs ~35  (%+.0f%%)\n", lr.decode.tpot_ms,
               (lr.decode.tpot_ms - 35) / 35 * 100);
-  std::printf("                      TTFT %7.1f s vs ~13.4 (%+.0f%%; includes the wait for KV room)\n",
-              lr.prefill.ttft_ms / 1e3, (lr.prefill.ttft_ms / 1e3 - 13.4) / 13.4 * 100);
+  std::printf(
+      "                      TTFT %7.1f s vs ~13.4 (%+.0f%%; includes the wait for KV room)\n",
+      lr.prefill.ttft_ms / 1e3, (lr.prefill.ttft_ms / 1e3 - 13.4) / 13.4 * 100);
 
   // Inside or near the envelope: within ±30% of each throughput anchor.
   CHECK(single == Approx(75).epsilon(0.30));
@@ -145,7 +152,8 @@ TEST_CASE("more context never speeds decode", "[perf][property]") {
 }
 
 TEST_CASE("MoE expert coverage tends to E as the batch grows", "[perf][property]") {
-  // E·(1 − (1 − k/E)^B): B = 1 → k; B = 16, E = 256, k = 8 → 256·(1 − 0.96875^16) = 256·0.3983 = 102.0.
+  // E·(1 − (1 − k/E)^B): B = 1 → k; B = 16, E = 256, k = 8 → 256·(1 − 0.96875^16) = 256·0.3983 =
+  // 102.0.
   CHECK(expected_experts_touched(256, 8, 1) == Approx(8));
   CHECK(expected_experts_touched(256, 8, 16) == Approx(101.96).epsilon(0.005));
   double prev = 0;
@@ -191,7 +199,8 @@ TEST_CASE("FP8 weights are never slower than BF16 on a device with FP8", "[perf]
   }
 }
 
-TEST_CASE("single-stream golden: Llama 3.1 8B Q4_K_M on an RTX 4090 with llama.cpp", "[perf][golden]") {
+TEST_CASE("single-stream golden: Llama 3.1 8B Q4_K_M on an RTX 4090 with llama.cpp",
+          "[perf][golden]") {
   PerfRequest r = request("llama-3.1-8b", "rtx-4090", 1, "q4_k_m", "llama.cpp");
   r.input_tokens = 0;
   r.output_tokens = 128;
@@ -244,7 +253,8 @@ TEST_CASE("sweep runs from 1 to the KV-memory limit and honours the SLA", "[perf
   for (const auto& p : s.points)
     if (p.concurrency == *s.best_sla_concurrency) CHECK(p.result.decode.tpot_ms <= 50.0);
   // Aggregate output rises along the sweep.
-  CHECK(s.points.back().result.decode.output_tokens_per_s > s.points.front().result.decode.output_tokens_per_s);
+  CHECK(s.points.back().result.decode.output_tokens_per_s >
+        s.points.front().result.decode.output_tokens_per_s);
 }
 
 TEST_CASE("a calibration replaces the device layer and marks the evidence measured", "[perf]") {

@@ -11,7 +11,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const Catalog& cat() { return test::bundled_catalog(); }
+const Catalog& cat() {
+  return test::bundled_catalog();
+}
 
 plan::PlanResult plan_file(const std::string& name) {
   const auto sc = plan::load_plan_scenario(test::examples_dir() + "/" + name, cat());
@@ -101,7 +103,8 @@ TEST_CASE("decision branches", "[plan]") {
     const auto r = plan_json(j);
     CHECK_FALSE(r.candidates[0].scores.at("swe_bench_verified").has_value());
     bool flagged = false;
-    for (const auto& x : r.candidates[0].risks) flagged = flagged || x.find("missing, not guessed") != std::string::npos;
+    for (const auto& x : r.candidates[0].risks)
+      flagged = flagged || x.find("missing, not guessed") != std::string::npos;
     CHECK(flagged);
     CHECK(r.candidates[0].eligible);
   }
@@ -121,7 +124,8 @@ TEST_CASE("risks from the catalogs", "[plan]") {
   j["builds"][0]["precision"] = "nvfp4";  // H200 has no FP4 units
   const auto f = plan_json(j);
   bool fp4 = false;
-  for (const auto& x : f.candidates[0].risks) fp4 = fp4 || x.find("no FP4 units") != std::string::npos;
+  for (const auto& x : f.candidates[0].risks)
+    fp4 = fp4 || x.find("no FP4 units") != std::string::npos;
   CHECK(fp4);
 }
 
@@ -201,9 +205,11 @@ TEST_CASE("plan JSON carries the documented fields", "[plan]") {
   const auto r = plan_file("plan-8xh200-glm52-huf.json");
   const Json j = plan::make_plan_report(r).json;
   const Json& c = j["candidates"][0];
-  for (const char* k : {"model", "device", "gpus_per_node", "nodes", "fits", "throughput_output_tokens_per_s",
-                        "utilization", "cost_per_mtok_output", "risks", "evidence"})
+  for (const char* k :
+       {"model", "device", "gpus_per_node", "nodes", "fits", "throughput_output_tokens_per_s",
+        "utilization", "cost_per_mtok_output", "risks", "evidence"})
     CHECK(c.contains(k));
-  for (const char* k : {"own", "rent", "api", "p10", "p50", "p90"}) CHECK(c["cost_per_mtok_output"].contains(k));
+  for (const char* k : {"own", "rent", "api", "p10", "p50", "p90"})
+    CHECK(c["cost_per_mtok_output"].contains(k));
   for (const char* k : {"option", "candidate", "reasons"}) CHECK(j["recommendation"].contains(k));
 }

@@ -105,7 +105,8 @@ TEST_CASE("cuda ops match the reference", "[probe][cuda][gpu]") {
         perm->run();
         const OpOutput po = perm->output();
         std::vector<int> want = p.counts;
-        for (const auto* v : {&p.offsets, &p.perm, &p.inv}) want.insert(want.end(), v->begin(), v->end());
+        for (const auto* v : {&p.offsets, &p.perm, &p.inv})
+          want.insert(want.end(), v->begin(), v->end());
         CHECK(compare_exact(po.i, want, "permute").ok);
         CHECK(compare_close(po.f, p.x_perm, 0, "x_perm").ok);
         auto ex = b->moe_experts(ms, p.x_perm, p.counts);
@@ -114,7 +115,8 @@ TEST_CASE("cuda ops match the reference", "[probe][cuda][gpu]") {
         CHECK(compare_close(y, ref::experts(ms, p.x_perm, p.counts), lim, "experts").ok);
         auto cb = b->moe_combine(ms, y, p.inv, r.w, tokens);
         cb->run();
-        CHECK(compare_close(cb->output().f, ref::combine(ms, y, p.inv, r.w, tokens), lim, "combine").ok);
+        CHECK(compare_close(cb->output().f, ref::combine(ms, y, p.inv, r.w, tokens), lim, "combine")
+                  .ok);
         auto fused = b->moe_fused(ms, x, tokens);
         fused->run();
         const OpOutput fo = fused->output();

@@ -10,8 +10,9 @@ using namespace moeprobe;
 TEST_CASE("line and latency fits recover known parameters", "[probe][fit]") {
   std::vector<double> x, y;
   for (int i = 1; i <= 20; ++i) {
-    x.push_back(i * 1e6);                                  // bytes
-    y.push_back(5e-6 + i * 1e6 / 50e9 + ((i % 2) ? 1e-9 : -1e-9));  // 5 us + bytes / 50 GB/s, tiny noise
+    x.push_back(i * 1e6);  // bytes
+    y.push_back(5e-6 + i * 1e6 / 50e9 +
+                ((i % 2) ? 1e-9 : -1e-9));  // 5 us + bytes / 50 GB/s, tiny noise
   }
   const LineFit l = fit_line(x, y);
   CHECK(l.a == Approx(5e-6).epsilon(1e-3));

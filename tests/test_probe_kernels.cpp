@@ -37,10 +37,16 @@ TEST_CASE("top-k agrees with a sort on random scores", "[probe][kernels]") {
     const int n = 7 + trial * 3, k = 1 + trial % 8;
     std::vector<float> s(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i)  // quantised so ties occur
-      s[static_cast<std::size_t>(i)] = std::round(mk::pattern_value(static_cast<std::uint64_t>(trial), static_cast<std::uint64_t>(i)) * 4) / 4;
+      s[static_cast<std::size_t>(i)] =
+          std::round(
+              mk::pattern_value(static_cast<std::uint64_t>(trial), static_cast<std::uint64_t>(i)) *
+              4) /
+          4;
     std::vector<int> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return s[static_cast<std::size_t>(a)] > s[static_cast<std::size_t>(b)]; });
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return s[static_cast<std::size_t>(a)] > s[static_cast<std::size_t>(b)];
+    });
     std::vector<int> idx(static_cast<std::size_t>(k));
     mk::topk_select(s.data(), n, k, idx.data());
     CHECK(idx == std::vector<int>(order.begin(), order.begin() + k));
@@ -52,13 +58,15 @@ TEST_CASE("grouped sigmoid routing keeps only the best groups", "[probe][kernels
   const std::vector<float> logits = {5, 5, -5, -5, 4, 0, -5, 6};
   std::vector<int> idx(2);
   std::vector<float> w(2), scratch(static_cast<std::size_t>(mk::routing_scratch_floats(8, 4)));
-  mk::route_token(logits.data(), nullptr, 8, 2, true, 4, 1, true, idx.data(), w.data(), scratch.data());
+  mk::route_token(logits.data(), nullptr, 8, 2, true, 4, 1, true, idx.data(), w.data(),
+                  scratch.data());
   // Group 0 (5,5) wins over group 3 (-5,6) and group 2 (4,0); top-2 from group 0 only.
   CHECK(idx == std::vector<int>{0, 1});
   CHECK(w[0] + w[1] == Approx(1.0));
   // With a bias the selection moves but the weights come from the unbiased scores.
   const std::vector<float> bias = {0, 0, 0, 0, 0, 0, 0, 3};
-  mk::route_token(logits.data(), bias.data(), 8, 2, true, 4, 2, false, idx.data(), w.data(), scratch.data());
+  mk::route_token(logits.data(), bias.data(), 8, 2, true, 4, 2, false, idx.data(), w.data(),
+                  scratch.data());
   CHECK(idx[0] == 7);
   CHECK(w[0] == Approx(1.0 / (1.0 + std::exp(-6.0))));
 }
@@ -67,7 +75,8 @@ TEST_CASE("softmax routing weights are renormalised probabilities", "[probe][ker
   const std::vector<float> logits = {1, 3, 2, 0};
   std::vector<int> idx(2);
   std::vector<float> w(2), scratch(static_cast<std::size_t>(mk::routing_scratch_floats(4, 0)));
-  mk::route_token(logits.data(), nullptr, 4, 2, false, 0, 0, true, idx.data(), w.data(), scratch.data());
+  mk::route_token(logits.data(), nullptr, 4, 2, false, 0, 0, true, idx.data(), w.data(),
+                  scratch.data());
   CHECK(idx == std::vector<int>{1, 2});
   CHECK(w[0] == Approx(std::exp(1.0) / (std::exp(1.0) + 1.0)));
 }
@@ -82,7 +91,8 @@ TEST_CASE("permutation: histogram, offsets, stable scatter, round trip", "[probe
       ids.push_back(v);
     }
   const long long a = static_cast<long long>(ids.size());
-  std::vector<int> counts(e), offsets(e + 1), cursor(e), perm(static_cast<std::size_t>(a)), inv(static_cast<std::size_t>(a));
+  std::vector<int> counts(e), offsets(e + 1), cursor(e), perm(static_cast<std::size_t>(a)),
+      inv(static_cast<std::size_t>(a));
   mk::expert_histogram(ids.data(), a, e, counts.data());
   mk::exclusive_scan(counts.data(), e, offsets.data());
   mk::stable_scatter(ids.data(), a, e, offsets.data(), cursor.data(), perm.data(), inv.data());
@@ -96,7 +106,8 @@ TEST_CASE("permutation: histogram, offsets, stable scatter, round trip", "[probe
     CHECK(pos < offsets[ex + 1]);
   }
   for (long long p = 1; p < a; ++p)  // expert-major, stable within an expert
-    if (ids[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] == ids[static_cast<std::size_t>(perm[static_cast<std::size_t>(p - 1)])])
+    if (ids[static_cast<std::size_t>(perm[static_cast<std::size_t>(p)])] ==
+        ids[static_cast<std::size_t>(perm[static_cast<std::size_t>(p - 1)])])
       CHECK(perm[static_cast<std::size_t>(p)] > perm[static_cast<std::size_t>(p - 1)]);
 
   // The reference permutation agrees, and unpermute(permute(x)) gives each token's row back.
@@ -113,7 +124,8 @@ TEST_CASE("permutation: histogram, offsets, stable scatter, round trip", "[probe
   for (int t = 0; t < tokens; ++t)
     for (int j = 0; j < k; ++j)
       for (int c = 0; c < 5; ++c)
-        CHECK(back[static_cast<std::size_t>((t * k + j) * 5 + c)] == x[static_cast<std::size_t>(t * 5 + c)]);
+        CHECK(back[static_cast<std::size_t>((t * k + j) * 5 + c)] ==
+              x[static_cast<std::size_t>(t * 5 + c)]);
 }
 
 TEST_CASE("block_range covers every item exactly once", "[probe][kernels]") {
@@ -153,7 +165,8 @@ TEST_CASE("online softmax (per score and per block) equals the two-pass form", "
   float bacc = 0;
   for (std::size_t b0 = 0; b0 < s.size(); b0 += 16) {
     const std::size_t b1 = std::min(s.size(), b0 + 16);
-    const float bm = *std::max_element(s.begin() + static_cast<long>(b0), s.begin() + static_cast<long>(b1));
+    const float bm =
+        *std::max_element(s.begin() + static_cast<long>(b0), s.begin() + static_cast<long>(b1));
     bacc *= mk::online_softmax_raise(bt, bm);
     for (std::size_t i = b0; i < b1; ++i) {
       const float p = std::exp(s[i] - bt.m);

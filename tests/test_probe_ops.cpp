@@ -26,9 +26,11 @@ std::vector<float> rnd(std::size_t n, std::uint64_t seed) {
 TEST_CASE("run_check passes on the synthetic models in both dtypes", "[probe][ops]") {
   for (const auto& id : synthetic_model_ids())
     for (DType d : {DType::fp32, DType::bf16}) {
-      const CheckResult r = run_check(find_model(id, nullptr), cpu(), d, Distribution::parse("power_law:1.0"));
+      const CheckResult r =
+          run_check(find_model(id, nullptr), cpu(), d, Distribution::parse("power_law:1.0"));
       for (const auto& row : r.rows) {
-        INFO(id << " " << row.op << " " << row.shape << " tokens " << row.tokens << ": " << row.check.detail);
+        INFO(id << " " << row.op << " " << row.shape << " tokens " << row.tokens << ": "
+                << row.check.detail);
         CHECK(row.check.ok);
       }
     }
@@ -42,7 +44,8 @@ TEST_CASE("gemm matches the reference at odd shapes and tile edges", "[probe][op
         const auto x = rnd(static_cast<std::size_t>(m) * k, 5);
         auto op = cpu().gemm(s, x);
         op->run();
-        const Check c = compare_close(op->output().f, ref::gemm(s, x), error_limit(d, OpKind::simple), "gemm");
+        const Check c =
+            compare_close(op->output().f, ref::gemm(s, x), error_limit(d, OpKind::simple), "gemm");
         INFO(m << "x" << n << "x" << k << " " << dtype_name(d) << ": " << c.detail);
         CHECK(c.ok);
       }
@@ -83,7 +86,8 @@ TEST_CASE("MoE experts with zero tokens and a pool smaller than the experts", "[
 
 TEST_CASE("attention decode and causal prefill, GQA and shared-KV (MLA) forms", "[probe][ops]") {
   for (bool shared : {false, true})
-    for (auto [b, q, l] : std::vector<std::tuple<int, int, long long>>{{1, 1, 1}, {3, 1, 130}, {1, 21, 21}, {2, 4, 67}}) {
+    for (auto [b, q, l] : std::vector<std::tuple<int, int, long long>>{
+             {1, 1, 1}, {3, 1, 130}, {1, 21, 21}, {2, 4, 67}}) {
       AttentionSpec s;
       s.batch = b;
       s.queries = q;
@@ -99,7 +103,8 @@ TEST_CASE("attention decode and causal prefill, GQA and shared-KV (MLA) forms", 
         s.dtype = d;
         auto op = cpu().attention(s);
         op->run();
-        const Check c = compare_close(op->output().f, ref::attention(s), error_limit(d, OpKind::simple), "attention");
+        const Check c = compare_close(op->output().f, ref::attention(s),
+                                      error_limit(d, OpKind::simple), "attention");
         INFO("B" << b << " Q" << q << " L" << l << " shared " << shared << ": " << c.detail);
         CHECK(c.ok);
       }
@@ -128,7 +133,8 @@ TEST_CASE("unknown and unbuilt backends", "[probe][ops]") {
   CHECK_THROWS_WITH(make_backend("cuda"), Catch::Contains("not built"));
 #endif
   CHECK_THROWS_AS(make_backend("cdua"), moeplan::UnknownIdError);
-  CHECK_THROWS_WITH(Distribution::parse("power_law:x"), Catch::Contains("ALPHA must be a positive number"));
+  CHECK_THROWS_WITH(Distribution::parse("power_law:x"),
+                    Catch::Contains("ALPHA must be a positive number"));
   CHECK_THROWS_WITH(parse_dtype("fp9"), Catch::Contains("unknown --dtype 'fp9'"));
 }
 

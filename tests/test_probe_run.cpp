@@ -104,7 +104,7 @@ TEST_CASE("an interrupted run resumes from its log without re-measuring", "[prob
   o.stop_after = 7;
   CHECK_THROWS_AS(run_probe(micro_model(), nullptr, *b, o), Interrupted);
   CHECK_FALSE(fs::exists(out));  // no calibration from an unfinished run
-  {  // a torn last line (killed mid-write) is dropped
+  {                              // a torn last line (killed mid-write) is dropped
     std::ofstream app(out + ".log.jsonl", std::ios::app);
     app << "{\"type\":\"row\",\"op\":\"gem";
   }
@@ -121,7 +121,8 @@ TEST_CASE("an interrupted run resumes from its log without re-measuring", "[prob
   RunOptions other = micro_options(out);
   other.tokens = {1, 2};
   other.resume = true;
-  CHECK_THROWS_WITH(run_probe(micro_model(), nullptr, *b, other), Catch::Contains("different configuration"));
+  CHECK_THROWS_WITH(run_probe(micro_model(), nullptr, *b, other),
+                    Catch::Contains("different configuration"));
   fs::remove_all(fs::path(out).parent_path());
 }
 
@@ -138,7 +139,8 @@ TEST_CASE("moeprobe CLI: list, check, unavailable backend, bad flags", "[probe][
   r = moeplan::test::run_command(cli + " check --model synthetic-tiny");
   CHECK(r.exit_code == 0);
   CHECK(r.output.find("all ops match their references") != std::string::npos);
-  r = moeplan::test::run_command(cli + " run --model synthetic-tiny --backend cuda --quick --out /tmp/x.json");
+  r = moeplan::test::run_command(
+      cli + " run --model synthetic-tiny --backend cuda --quick --out /tmp/x.json");
   if (r.exit_code != 0) {  // 0 only on a machine with a GPU and a CUDA build
     CHECK(r.exit_code == 4);
     CHECK(r.output.find("backend 'cuda' is unavailable") != std::string::npos);

@@ -23,7 +23,8 @@ bool dominated(const recommend::Point& a, const std::vector<recommend::Point>& a
 }  // namespace
 
 TEST_CASE("Pareto frontier keeps no dominated point", "[recommend]") {
-  const std::vector<recommend::Point> all{pt(1, 10), pt(2, 5), pt(2, 20), pt(3, 20), pt(4, 30), pt(0.5, 1), pt(1, 10)};
+  const std::vector<recommend::Point> all{pt(1, 10), pt(2, 5),   pt(2, 20), pt(3, 20),
+                                          pt(4, 30), pt(0.5, 1), pt(1, 10)};
   const auto f = recommend::pareto_frontier(all);
   CHECK(f.size() == 4);  // (0.5,1) (1,10) (2,20) (4,30)
   for (const auto& p : f) CHECK_FALSE(dominated(p, all));
@@ -46,7 +47,8 @@ TEST_CASE("search returns a frontier and SLA-meeting top N", "[recommend]") {
   REQUIRE_FALSE(r.frontier.empty());
   REQUIRE(r.top.size() == 5);
   for (const auto& p : r.top) CHECK(p.tpot_ms <= 50);
-  for (std::size_t i = 1; i < r.top.size(); ++i) CHECK(r.top[i].cost_per_mtok >= r.top[i - 1].cost_per_mtok);
+  for (std::size_t i = 1; i < r.top.size(); ++i)
+    CHECK(r.top[i].cost_per_mtok >= r.top[i - 1].cost_per_mtok);
   for (const auto& p : r.frontier) CHECK_FALSE(dominated(p, r.frontier));
   // The same search twice gives the same answer (threads merge in a fixed order).
   const auto r2 = recommend::search(req, cat);

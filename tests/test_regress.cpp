@@ -13,8 +13,10 @@ using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 TEST_CASE("diff compares numbers with a relative tolerance and matches by id", "[regress]") {
-  const Json a = Json::parse(R"({"provenance": {"git_sha": "x"}, "candidates": [{"id": "a", "v": 1.0}, {"id": "b", "v": 2.0}]})");
-  Json b = Json::parse(R"({"provenance": {"git_sha": "y"}, "candidates": [{"id": "b", "v": 2.0000000001}, {"id": "a", "v": 1.0}]})");
+  const Json a = Json::parse(
+      R"({"provenance": {"git_sha": "x"}, "candidates": [{"id": "a", "v": 1.0}, {"id": "b", "v": 2.0}]})");
+  Json b = Json::parse(
+      R"({"provenance": {"git_sha": "y"}, "candidates": [{"id": "b", "v": 2.0000000001}, {"id": "a", "v": 1.0}]})");
   CHECK(regress::diff(a, b).empty());
   b["candidates"][0]["v"] = 2.1;
   const auto d = regress::diff(a, b);
@@ -34,7 +36,8 @@ TEST_CASE("the bundled examples match their expected outputs", "[regress]") {
 }
 
 TEST_CASE("an edited catalog price fails with a readable diff", "[regress]") {
-  const fs::path tmp = fs::temp_directory_path() / ("moeplan-regress-" + std::to_string(::getpid()));
+  const fs::path tmp =
+      fs::temp_directory_path() / ("moeplan-regress-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   fs::copy(test::data_dir(), tmp / "data", fs::copy_options::recursive);

@@ -61,8 +61,9 @@ TEST_CASE("scenario: missing field names file and path", "[cost][scenario]") {
 }
 
 TEST_CASE("scenario: negative price", "[cost][scenario]") {
-  CHECK_THAT(error_of(with(R"("output_usd_per_mtok": 4.4)", R"("output_usd_per_mtok": -4.4)")),
-             Contains("bad.json: /api/output_usd_per_mtok: expected a number >= 0, found number -4.4"));
+  CHECK_THAT(
+      error_of(with(R"("output_usd_per_mtok": 4.4)", R"("output_usd_per_mtok": -4.4)")),
+      Contains("bad.json: /api/output_usd_per_mtok: expected a number >= 0, found number -4.4"));
   CHECK_THAT(error_of(with(R"("per_year": 94000000)", R"("per_year": -1)")),
              Contains("bad.json: /rent/per_year: expected a number >= 0"));
   CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("capex": -5)")),
@@ -106,9 +107,9 @@ TEST_CASE("scenario: wrong type", "[cost][scenario]") {
 TEST_CASE("scenario: contradictions and catalog references", "[cost][scenario]") {
   CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("capex": 140000000, "capex_usd": 450000)")),
              Contains("bad.json: /buy/capex_usd: give one of capex, capex_usd"));
-  CHECK_THAT(error_of(with(R"("opex_per_year": 21000000)",
-                           R"("opex_per_year": 21000000, "pue": 1.3)")),
-             Contains("bad.json: /buy/pue: opex_per_year is given as a total"));
+  CHECK_THAT(
+      error_of(with(R"("opex_per_year": 21000000)", R"("opex_per_year": 21000000, "pue": 1.3)")),
+      Contains("bad.json: /buy/pue: opex_per_year is given as a total"));
   CHECK_THAT(error_of(with(R"("currency": "HUF")", R"("currency": "huf")")),
              Contains("bad.json: /currency: expected an ISO 4217 currency code"));
   // Without a catalog, a catalog id is an error, not a silent default.

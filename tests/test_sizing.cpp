@@ -12,7 +12,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const Catalog& cat() { return test::bundled_catalog(); }
+const Catalog& cat() {
+  return test::bundled_catalog();
+}
 
 FitRequest request(const std::string& model, const std::string& gpu, int gpus,
                    const std::string& weights = "", const std::string& kv = "bf16") {
@@ -29,7 +31,8 @@ FitRequest request(const std::string& model, const std::string& gpu, int gpus,
 
 double total_weight_bytes(const Model& m, const std::string& spec) {
   double b = 0;
-  for (const auto& [c, v] : weight_bytes(m, parse_weight_spec(spec, m.native_precision, cat()), cat()))
+  for (const auto& [c, v] :
+       weight_bytes(m, parse_weight_spec(spec, m.native_precision, cat()), cat()))
     b += v;
   return b;
 }
@@ -66,7 +69,9 @@ TEST_CASE("M2: GLM-5.2 753B in BF16 is 1,506 GB", "[sizing][acceptance]") {
   // The 753B figure counts the MTP layer (744B + one of 78 layers' worth): load it.
   const Model& glm = cat().model("glm-5.2");
   double b = 0;
-  for (const auto& [c, v] : weight_bytes(glm, parse_weight_spec("bf16", glm.native_precision, cat()), cat(), true)) b += v;
+  for (const auto& [c, v] :
+       weight_bytes(glm, parse_weight_spec("bf16", glm.native_precision, cat()), cat(), true))
+    b += v;
   CHECK(b / 1e9 == Approx(1506).epsilon(0.005));
 }
 
@@ -129,7 +134,8 @@ TEST_CASE("M7: DeepSeek V3 MLA KV bytes per token", "[sizing][acceptance]") {
   CHECK(r.kv_bytes_per_token == Approx(70272).margin(0.5));
 }
 
-TEST_CASE("M8: max context on an 8 GB GPU, article inputs and catalog inputs", "[sizing][acceptance]") {
+TEST_CASE("M8: max context on an 8 GB GPU, article inputs and catalog inputs",
+          "[sizing][acceptance]") {
   // Article: (8 − 4.7 − 1) GB = 2.3 GB free; at 64 MB per 1K tokens (64,000 bytes/token):
   // 2.3e9 / 64,000 = 35,937 tokens ≈ 35.9K.
   FitRequest a = request("llama-3.1-8b", "rtx-3070", 1, "q4_k_m", "q8_0");
@@ -208,8 +214,8 @@ TEST_CASE("Sliding-window layers stop growing past the window", "[sizing]") {
   const long long w = m.attention.sliding_window_tokens;
   const double a = kv_bytes_for_context(m, 2.0, 4 * w);
   const double b = kv_bytes_for_context(m, 2.0, 8 * w);
-  const double full = kv_bytes_per_token_per_layer(m, 2.0) *
-                      (m.layers - m.attention.sliding_window_layers);
+  const double full =
+      kv_bytes_per_token_per_layer(m, 2.0) * (m.layers - m.attention.sliding_window_layers);
   // Past the window only the full-attention layers grow.
   CHECK(b - a == Approx(full * 4 * w));
 }
@@ -248,7 +254,8 @@ TEST_CASE("MLA KV is replicated per TP rank unless attention is data-parallel", 
 TEST_CASE("Errors: unknown ids suggest, bad layouts explain", "[sizing][errors]") {
   CHECK_THROWS_WITH(cat().model("glm-52"), Contains("did you mean 'glm-5.2'"));
   CHECK_THROWS_WITH(cat().device("h100"), Contains("did you mean"));
-  CHECK_THROWS_WITH(parse_weight_spec("fp9", {}, cat()), Contains("unknown weight precision 'fp9'"));
+  CHECK_THROWS_WITH(parse_weight_spec("fp9", {}, cat()),
+                    Contains("unknown weight precision 'fp9'"));
   CHECK_THROWS_WITH(parse_weight_spec("experts=fp8", {}, cat()),
                     Contains("unknown weight component 'experts'"));
   auto r = request("llama-3.1-8b", "h100-sxm", 6);

@@ -10,9 +10,15 @@
 
 namespace moeplan::test {
 
-inline std::string source_dir() { return MOEPLAN_SOURCE_DIR; }
-inline std::string data_dir() { return source_dir() + "/data"; }
-inline std::string examples_dir() { return source_dir() + "/examples"; }
+inline std::string source_dir() {
+  return MOEPLAN_SOURCE_DIR;
+}
+inline std::string data_dir() {
+  return source_dir() + "/data";
+}
+inline std::string examples_dir() {
+  return source_dir() + "/examples";
+}
 
 // The bundled catalog, loaded once for the whole test binary.
 inline const Catalog& bundled_catalog() {

@@ -11,7 +11,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 const std::string kHeader =
-    "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source";
+    "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,"
+    "metric,value,unit,source";
 }
 
 TEST_CASE("CSV: quotes, doubled quotes, embedded commas and newlines, CRLF", "[perf][validate]") {
@@ -21,24 +22,35 @@ TEST_CASE("CSV: quotes, doubled quotes, embedded commas and newlines, CRLF", "[p
   CHECK(t.rows[0][2] == "line\nbreak");
   CHECK(t.lines[1] == 5);
   CHECK(t.rows[1][1].empty());
-  CHECK_THROWS_WITH(parse_csv("a,b\n1,\"open\n", "t.csv"), Contains("t.csv: line 2: unterminated quoted field"));
-  CHECK_THROWS_WITH(parse_csv("a,b\n1,2,3\n", "t.csv"), Contains("line 2: 3 fields, but the header has 2"));
+  CHECK_THROWS_WITH(parse_csv("a,b\n1,\"open\n", "t.csv"),
+                    Contains("t.csv: line 2: unterminated quoted field"));
+  CHECK_THROWS_WITH(parse_csv("a,b\n1,2,3\n", "t.csv"),
+                    Contains("line 2: 3 fields, but the header has 2"));
 }
 
 TEST_CASE("benchmark file errors name file, line and column", "[perf][validate]") {
-  CHECK_THROWS_WITH(parse_benchmarks("model,gpu\nx,y\n", "b.csv"), Contains("b.csv: line 1: missing column 'gpu_count'"));
-  const std::string bad = kHeader + "\nllama-3.1-8b,rtx-4090,one,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,128,tok/s,s\n";
-  CHECK_THROWS_WITH(parse_benchmarks(bad, "b.csv"),
-                    Contains("b.csv: line 2, column 'gpu_count': expected a number, found \"one\""));
-  const std::string metric = kHeader + "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,tok_s,128,tok/s,s\n";
-  CHECK_THROWS_WITH(parse_benchmarks(metric, "b.csv"), Contains("line 2, column 'metric': unknown metric"));
-  const std::string value = kHeader + "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,tpot_ms,fast,ms,s\n";
-  CHECK_THROWS_WITH(parse_benchmarks(value, "b.csv"), Contains("column 'value': expected a number"));
+  CHECK_THROWS_WITH(parse_benchmarks("model,gpu\nx,y\n", "b.csv"),
+                    Contains("b.csv: line 1: missing column 'gpu_count'"));
+  const std::string bad =
+      kHeader +
+      "\nllama-3.1-8b,rtx-4090,one,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,128,tok/s,s\n";
+  CHECK_THROWS_WITH(
+      parse_benchmarks(bad, "b.csv"),
+      Contains("b.csv: line 2, column 'gpu_count': expected a number, found \"one\""));
+  const std::string metric =
+      kHeader + "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,tok_s,128,tok/s,s\n";
+  CHECK_THROWS_WITH(parse_benchmarks(metric, "b.csv"),
+                    Contains("line 2, column 'metric': unknown metric"));
+  const std::string value =
+      kHeader + "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,tpot_ms,fast,ms,s\n";
+  CHECK_THROWS_WITH(parse_benchmarks(value, "b.csv"),
+                    Contains("column 'value': expected a number"));
 }
 
 TEST_CASE("rows are predicted in order; unknown ids count against the result", "[perf][validate]") {
   const std::string text = "extra," + kHeader +
-                           "\nkeep,llama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,128,tok/s,\"a, b\"\n"
+                           "\nkeep,llama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_"
+                           "single,128,tok/s,\"a, b\"\n"
                            "keep2,no-such-model,rtx-4090,1,,,,,,1,decode_tok_s_single,10,tok/s,x\n";
   const BenchmarkFile f = parse_benchmarks(text, "b.csv");
   REQUIRE(f.rows.size() == 2);

@@ -18,7 +18,8 @@ void run_check() {
   const std::string dir = global().data_dir.empty() ? default_data_dir() : global().data_dir;
   const Catalog cat = load_catalog(dir);  // throws on the first error
   const auto findings = check_catalog(cat);
-  for (const auto& w : findings) std::cout << "warning: " << w.file << ": " << w.json_path << ": " << w.message << "\n";
+  for (const auto& w : findings)
+    std::cout << "warning: " << w.file << ": " << w.json_path << ": " << w.message << "\n";
   std::cout << fmt::format(
       "catalog OK: {} models, {} devices, {} weight formats, {} KV formats, {} engines, {} API "
       "prices, {} rental prices, {} hardware prices, {} sites, {} FX rates; {} warnings; hash {}\n",
@@ -37,7 +38,8 @@ void setup(CLI::App& parent) {
   auto* list = app->add_subcommand("list", "List catalog entries");
   list->add_option("what", opts->what, "models|devices|precisions|engines|prices|sites|fx")
       ->required()
-      ->check(CLI::IsMember({"models", "devices", "precisions", "engines", "prices", "sites", "fx"}));
+      ->check(
+          CLI::IsMember({"models", "devices", "precisions", "engines", "prices", "sites", "fx"}));
   add_output_options(*list, opts->out);
   list->callback([opts] {
     Report r = catalog_list_report(catalog(), opts->what);

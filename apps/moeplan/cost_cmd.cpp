@@ -52,8 +52,8 @@ void run_cost(const CostOptions& o) {
   }
   if (!o.chart.empty()) {
     svg::ChartPage page = cost::make_cost_chart(in, a);
-    page.footer = "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + "), scenario " +
-                  o.scenario;
+    page.footer =
+        "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + "), scenario " + o.scenario;
     write_file_atomic(o.chart, svg::render_svg(page));
   }
 }

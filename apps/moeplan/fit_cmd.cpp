@@ -35,8 +35,8 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
 
   Table s{"summary", "Fit", {"item", "value", "unit"}, {}, {}};
   s.add({"fits", r.fits, ""});
-  s.add({"layout", fmt::format("tp={} pp={} dp={} ep={}", r.layout.tp, r.layout.pp, r.layout.dp,
-                               r.layout.ep),
+  s.add({"layout",
+         fmt::format("tp={} pp={} dp={} ep={}", r.layout.tp, r.layout.pp, r.layout.dp, r.layout.ep),
          ""});
   s.add({"kv precision", r.kv_precision, ""});
   s.add({"kv bytes per token", Cell(r.kv_bytes_per_token, 0), "bytes"});
@@ -49,8 +49,11 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
   s.add({"min GPUs of this device", r.min_gpus, "GPUs"});
   rep.tables.push_back(s);
 
-  Table g{"per_gpu", "Per GPU", {"gpu", "stage", "capacity GB", "weights GB", "activations GB",
-                                 "kv GB", "free GB"}, {}, {}};
+  Table g{"per_gpu",
+          "Per GPU",
+          {"gpu", "stage", "capacity GB", "weights GB", "activations GB", "kv GB", "free GB"},
+          {},
+          {}};
   for (const auto& x : r.per_gpu)
     g.add({x.index, x.pp_stage, Cell(x.capacity_bytes / GB, 2), Cell(x.weights_bytes / GB, 2),
            Cell(x.activation_bytes / GB, 2), Cell(x.kv_bytes / GB, 2), Cell(x.free_bytes / GB, 2)});
@@ -70,7 +73,10 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
                  {"engine", o.engine}};
   j["fits"] = r.fits;
   j["reason"] = r.reason;
-  j["layout"] = {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"dp", r.layout.dp}, {"ep", r.layout.ep},
+  j["layout"] = {{"tp", r.layout.tp},
+                 {"pp", r.layout.pp},
+                 {"dp", r.layout.dp},
+                 {"ep", r.layout.ep},
                  {"dp_attention", r.layout.dp_attention}};
   j["weights_bytes"] = r.weights_bytes;
   Json comp = Json::object();
@@ -132,7 +138,9 @@ void setup(CLI::App& parent) {
   auto* app = parent.add_subcommand("fit", "Size weights, KV cache and activations onto GPUs");
   app->add_option("--model", opts->model, "Model id (moeplan catalog list models)")->required();
   app->add_option("--gpu", opts->gpu, "Device id (moeplan catalog list devices)")->required();
-  app->add_option("--gpus", opts->gpus, "Number of devices")->check(CLI::Range(1, 4096))->capture_default_str();
+  app->add_option("--gpus", opts->gpus, "Number of devices")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   app->add_option("--weights", opts->weights,
                   "Weight precision: an id (fp8) or a per-component mix "
                   "(default=fp8,routed_experts=nvfp4); default: the model's native mix");
@@ -140,20 +148,32 @@ void setup(CLI::App& parent) {
   app->add_option("--context", opts->context, "Context tokens per sequence (default: model max)")
       ->check(CLI::Range(1LL, 100000000LL));
   app->add_option("--concurrency", opts->concurrency, "Concurrent sequences")
-      ->check(CLI::Range(1LL, 1000000LL))->capture_default_str();
-  app->add_option("--tp", opts->tp, "Tensor-parallel size (default: GPUs / pp)")->check(CLI::Range(1, 4096));
-  app->add_option("--ep", opts->ep, "Expert-parallel size (default: tp × dp)")->check(CLI::Range(1, 4096));
-  app->add_option("--pp", opts->pp, "Pipeline-parallel size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app->add_flag("--dp-attention", opts->dp_attention, "MLA: shard the latent KV across the TP group by sequence");
-  app->add_option("--engine", opts->engine, "Engine id (memory utilization default)")->capture_default_str();
-  app->add_option("--mem-util", opts->mem_util, "Share of device memory the engine uses (default: engine's)")
+      ->check(CLI::Range(1LL, 1000000LL))
+      ->capture_default_str();
+  app->add_option("--tp", opts->tp, "Tensor-parallel size (default: GPUs / pp)")
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--ep", opts->ep, "Expert-parallel size (default: tp × dp)")
+      ->check(CLI::Range(1, 4096));
+  app->add_option("--pp", opts->pp, "Pipeline-parallel size")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app->add_flag("--dp-attention", opts->dp_attention,
+                "MLA: shard the latent KV across the TP group by sequence");
+  app->add_option("--engine", opts->engine, "Engine id (memory utilization default)")
+      ->capture_default_str();
+  app->add_option("--mem-util", opts->mem_util,
+                  "Share of device memory the engine uses (default: engine's)")
       ->check(CLI::Range(0.01, 1.0));
-  app->add_option("--reserve-gb", opts->reserve_gb, "Memory reserved per GPU outside the engine, GB")
+  app->add_option("--reserve-gb", opts->reserve_gb,
+                  "Memory reserved per GPU outside the engine, GB")
       ->check(CLI::Range(0.0, 1e6));
-  app->add_option("--activation-gb", opts->activation_gb, "Override the activation estimate per GPU, GB")
+  app->add_option("--activation-gb", opts->activation_gb,
+                  "Override the activation estimate per GPU, GB")
       ->check(CLI::Range(0.0, 1e6));
-  app->add_option("--gpu-memory-gb", opts->gpu_memory_gb, "What-if: device memory, GB")->check(CLI::Range(0.001, 1e6));
-  app->add_option("--weights-gb", opts->weights_gb, "What-if: total weight size, GB (e.g. a file size)")
+  app->add_option("--gpu-memory-gb", opts->gpu_memory_gb, "What-if: device memory, GB")
+      ->check(CLI::Range(0.001, 1e6));
+  app->add_option("--weights-gb", opts->weights_gb,
+                  "What-if: total weight size, GB (e.g. a file size)")
       ->check(CLI::Range(0.001, 1e7));
   app->add_option("--kv-bytes-per-token", opts->kv_bytes_per_token, "What-if: KV bytes per token")
       ->check(CLI::Range(0.001, 1e9));

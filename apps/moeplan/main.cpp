@@ -11,8 +11,8 @@ int main(int argc, char** argv) {
   std::setlocale(LC_NUMERIC, "C");
   CLI::App app{"moeplan: size, speed and cost self-hosted MoE LLM inference"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "moeplan " + moeplan::tool_version() + " (" +
-                                        moeplan::git_sha() + ")");
+  app.set_version_flag("--version",
+                       "moeplan " + moeplan::tool_version() + " (" + moeplan::git_sha() + ")");
   auto& g = moeplan::cli::global();
   app.add_option("--data", g.data_dir, "Catalog directory (default: the bundled data/)")
       ->envname("MOEPLAN_DATA");

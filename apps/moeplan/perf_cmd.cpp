@@ -71,8 +71,8 @@ Json result_json(const PerfResult& r) {
   return j;
 }
 
-void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req, const PerfResult& r,
-                   Evidence& tier) {
+void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req,
+                   const PerfResult& r, Evidence& tier) {
   const std::string path = (global().data_dir.empty() ? default_data_dir() : global().data_dir) +
                            "/benchmarks/published.csv";
   Json arr = Json::array();
@@ -81,20 +81,25 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
     return;
   }
   const BenchmarkFile f = read_benchmarks(path);
-  const auto rows = matching_rows(f, req.model->id, req.device->id, req.gpus, o.weights, req.engine->id);
+  const auto rows =
+      matching_rows(f, req.model->id, req.device->id, req.gpus, o.weights, req.engine->id);
   if (rows.empty()) {
     j["published"] = arr;
     return;
   }
   if (tier == Evidence::default_) tier = Evidence::published;
-  Table t{"published", "Published measurements of this configuration (data/benchmarks/published.csv)",
-          {"metric", "input", "output", "concurrency", "measured", "predicted here", "for that row", "source"},
-          {}, {}};
+  Table t{"published",
+          "Published measurements of this configuration (data/benchmarks/published.csv)",
+          {"metric", "input", "output", "concurrency", "measured", "predicted here", "for that row",
+           "source"},
+          {},
+          {}};
   for (const BenchmarkRow* b : rows) {
     const RowPrediction p = predict_row(*b, catalog());
     t.add({metric_name(b->metric), b->input_tokens ? Cell(*b->input_tokens) : Cell(),
-           b->output_tokens ? Cell(*b->output_tokens) : Cell(), b->concurrency ? Cell(*b->concurrency) : Cell("saturated"),
-           Cell(b->value, 1), p.predicted ? Cell(*p.predicted, 1) : Cell(p.reason),
+           b->output_tokens ? Cell(*b->output_tokens) : Cell(),
+           b->concurrency ? Cell(*b->concurrency) : Cell("saturated"), Cell(b->value, 1),
+           p.predicted ? Cell(*p.predicted, 1) : Cell(p.reason),
            p.predicted ? Cell(fmt::format("{:+.0f}%", p.error_pct)) : Cell(), b->source});
     arr.push_back({{"metric", metric_name(b->metric)},
                    {"input_tokens", b->input_tokens ? Json(*b->input_tokens) : Json(nullptr)},
@@ -133,11 +138,12 @@ void run_perf(const PerfOptions& o) {
     req.device = &cat.device(gpu_id);  // throws "did you mean"
   }
   if (cal && cal->device_id != req.device->id)
-    throw Error(fmt::format("perf: calibration {} was measured on '{}', not '{}'", cal->file, cal->device_id,
-                            req.device->id));
+    throw Error(fmt::format("perf: calibration {} was measured on '{}', not '{}'", cal->file,
+                            cal->device_id, req.device->id));
   req.engine = &cat.engine(o.engine);
   req.gpus = o.gpus;
-  req.weights = o.weights.empty() ? PrecisionMix{} : parse_weight_spec(o.weights, req.model->native_precision, cat);
+  req.weights = o.weights.empty() ? PrecisionMix{}
+                                  : parse_weight_spec(o.weights, req.model->native_precision, cat);
   req.kv_precision = o.kv;
   (void)cat.kv_format(o.kv);
   req.layout = Layout{o.tp, o.pp, o.ep, o.dp_attention};
@@ -156,14 +162,20 @@ void run_perf(const PerfOptions& o) {
   const Device& d = *req.device;
 
   Report rep;
-  rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name, req.engine->name,
-                          o.input, o.output);
+  rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name,
+                          req.engine->name, o.input, o.output);
   rep.meta = output_meta(cal ? cal->file : "");
   Evidence tier = r.evidence;
 
-  Table s{"summary", fmt::format("Steady state at concurrency {}", o.concurrency), {"item", "value", "unit"}, {}, {}};
-  s.add({"layout", fmt::format("tp={} pp={} dp={} ep={}{}", r.layout.tp, r.layout.pp, r.layout.dp, r.layout.ep,
-                               r.layout.dp_attention ? " dp-attention" : ""), ""});
+  Table s{"summary",
+          fmt::format("Steady state at concurrency {}", o.concurrency),
+          {"item", "value", "unit"},
+          {},
+          {}};
+  s.add({"layout",
+         fmt::format("tp={} pp={} dp={} ep={}{}", r.layout.tp, r.layout.pp, r.layout.dp,
+                     r.layout.ep, r.layout.dp_attention ? " dp-attention" : ""),
+         ""});
   s.add({"TTFT (mean)", Cell(r.prefill.ttft_ms, 1), "ms"});
   s.add({"TPOT", Cell(r.decode.tpot_ms, 2), "ms"});
   s.add({"per-request decode", Cell(r.decode.per_request_tokens_per_s, 1), "tok/s"});
@@ -171,8 +183,8 @@ void run_perf(const PerfOptions& o) {
   s.add({"aggregate total (input + output)", Cell(r.decode.total_tokens_per_s, 1), "tok/s"});
   s.add({"sequences decoding per step", Cell(r.decode.batch, 1), ""});
   if (req.spec.method != SpecMethod::none)
-    s.add({fmt::format("tokens per step ({} K={} α={:.2f})", spec_method_name(req.spec.method), r.spec_tokens,
-                       r.spec_acceptance),
+    s.add({fmt::format("tokens per step ({} K={} α={:.2f})", spec_method_name(req.spec.method),
+                       r.spec_tokens, r.spec_acceptance),
            Cell(r.decode.tokens_per_step, 2), "tokens"});
   s.add({"prefill, one request", Cell(r.prefill.tokens_per_s, 0), "tok/s"});
   s.add({"TTFT, one request on an idle system", Cell(r.prefill.ttft_alone_ms, 1), "ms"});
@@ -184,7 +196,9 @@ void run_perf(const PerfOptions& o) {
   Table b{"step", "Decode step breakdown (most loaded GPU)", {"term", "value", "unit"}, {}, {}};
   b.add({"weights read", Cell(st.weight_bytes_per_gpu / 1e9, 3), "GB"});
   b.add({"  of which routed experts", Cell(st.expert_bytes_per_gpu / 1e9, 3), "GB"});
-  if (m.is_moe()) b.add({"experts touched per MoE layer", Cell(st.experts_touched, 1), fmt::format("of {}", m.moe->routed_experts)});
+  if (m.is_moe())
+    b.add({"experts touched per MoE layer", Cell(st.experts_touched, 1),
+           fmt::format("of {}", m.moe->routed_experts)});
   b.add({"KV read", Cell(st.kv_bytes_per_gpu / 1e9, 3), "GB"});
   b.add({"FLOPs", Cell(st.flops_per_gpu / 1e12, 3), "TFLOP"});
   b.add({"memory time", Cell(st.memory_s * 1e3, 3), "ms"});
@@ -194,7 +208,11 @@ void run_perf(const PerfOptions& o) {
   b.add({"step", Cell(st.time_s * 1e3, 3), "ms"});
   rep.tables.push_back(b);
 
-  Table e{"efficiencies", "Efficiencies (device layer × engine layer)", {"factor", "value", "evidence", "source"}, {}, {}};
+  Table e{"efficiencies",
+          "Efficiencies (device layer × engine layer)",
+          {"factor", "value", "evidence", "source"},
+          {},
+          {}};
   auto addf = [&](const char* n, const Factor& f) {
     e.add({n, Cell(f.value, 3), evidence_name(f.evidence), f.source});
   };
@@ -222,11 +240,16 @@ void run_perf(const PerfOptions& o) {
                  {"output_tokens", o.output},
                  {"concurrency", o.concurrency},
                  {"sweep", o.sweep},
-                 {"layout", {{"tp", r.layout.tp}, {"pp", r.layout.pp}, {"dp", r.layout.dp}, {"ep", r.layout.ep},
-                             {"dp_attention", r.layout.dp_attention}}},
-                 {"spec", {{"method", spec_method_name(req.spec.method)},
-                           {"tokens", r.spec_tokens},
-                           {"acceptance", r.spec_acceptance}}},
+                 {"layout",
+                  {{"tp", r.layout.tp},
+                   {"pp", r.layout.pp},
+                   {"dp", r.layout.dp},
+                   {"ep", r.layout.ep},
+                   {"dp_attention", r.layout.dp_attention}}},
+                 {"spec",
+                  {{"method", spec_method_name(req.spec.method)},
+                   {"tokens", r.spec_tokens},
+                   {"acceptance", r.spec_acceptance}}},
                  {"routing_skew", o.routing_skew},
                  {"sla_tpot_ms", o.sla_tpot_ms ? Json(*o.sla_tpot_ms) : Json(nullptr)},
                  {"sla_ttft_ms", o.sla_ttft_ms ? Json(*o.sla_ttft_ms) : Json(nullptr)},
@@ -251,17 +274,21 @@ void run_perf(const PerfOptions& o) {
   if (o.sweep) {
     Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};
     const SweepResult sw = sweep(req, cat, sla);
-    Table t{"sweep", fmt::format("Concurrency sweep (KV-memory limit {} requests of {} tokens)", sw.max_concurrency,
-                                 o.input + o.output),
-            {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s", "total tok/s", "bound", "mark"},
-            {}, {}};
+    Table t{"sweep",
+            fmt::format("Concurrency sweep (KV-memory limit {} requests of {} tokens)",
+                        sw.max_concurrency, o.input + o.output),
+            {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s",
+             "total tok/s", "bound", "mark"},
+            {},
+            {}};
     Json arr = Json::array();
     for (const auto& p : sw.points) {
       std::string mark;
       if (p.concurrency == sw.knee_concurrency) mark = "knee";
       if (sw.best_sla_concurrency && p.concurrency == *sw.best_sla_concurrency)
         mark += mark.empty() ? "best within SLA" : ", best within SLA";
-      if ((o.sla_tpot_ms || o.sla_ttft_ms) && !p.meets_sla) mark += mark.empty() ? "misses SLA" : ", misses SLA";
+      if ((o.sla_tpot_ms || o.sla_ttft_ms) && !p.meets_sla)
+        mark += mark.empty() ? "misses SLA" : ", misses SLA";
       const auto& rr = p.result;
       t.add({p.concurrency, Cell(rr.prefill.ttft_ms, 0), Cell(rr.decode.tpot_ms, 1),
              Cell(rr.decode.per_request_tokens_per_s, 1), Cell(rr.decode.output_tokens_per_s, 0),
@@ -275,14 +302,16 @@ void run_perf(const PerfOptions& o) {
     j["sweep"] = {{"points", arr},
                   {"max_concurrency", sw.max_concurrency},
                   {"knee_concurrency", sw.knee_concurrency},
-                  {"best_sla_concurrency", sw.best_sla_concurrency ? Json(*sw.best_sla_concurrency) : Json(nullptr)},
+                  {"best_sla_concurrency",
+                   sw.best_sla_concurrency ? Json(*sw.best_sla_concurrency) : Json(nullptr)},
                   {"limit", sw.limit_reason}};
     rep.messages.push_back(fmt::format(
-        "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}", sw.knee_concurrency,
-        sw.max_concurrency));
+        "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}",
+        sw.knee_concurrency, sw.max_concurrency));
     if (o.sla_tpot_ms || o.sla_ttft_ms) {
       if (sw.best_sla_concurrency)
-        rep.messages.push_back(fmt::format("best within SLA: concurrency {}", *sw.best_sla_concurrency));
+        rep.messages.push_back(
+            fmt::format("best within SLA: concurrency {}", *sw.best_sla_concurrency));
       else
         rep.messages.push_back("no swept concurrency meets the SLA");
     }
@@ -291,9 +320,10 @@ void run_perf(const PerfOptions& o) {
   j["notes"] = r.notes;
   rep.messages.push_back(fmt::format(
       "evidence: {} ({})", evidence_name(tier),
-      tier == Evidence::measured  ? "device layer from a calibration of this device"
-      : tier == Evidence::published ? "published measurements of this configuration exist (table above)"
-                                    : "catalog datasheet figures with default device derating and engine profiles"));
+      tier == Evidence::measured ? "device layer from a calibration of this device"
+      : tier == Evidence::published
+          ? "published measurements of this configuration exist (table above)"
+          : "catalog datasheet figures with default device derating and engine profiles"));
   rep.messages.push_back(fmt::format("bound: {}", bound_name(r.bound)));
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
   rep.json = j;
@@ -305,36 +335,58 @@ void run_perf(const PerfOptions& o) {
 
 void setup(CLI::App& parent) {
   auto o = std::make_shared<PerfOptions>();
-  auto* app = parent.add_subcommand("perf", "Decode, prefill, latency and concurrency (docs/performance.md)");
+  auto* app = parent.add_subcommand(
+      "perf", "Decode, prefill, latency and concurrency (docs/performance.md)");
   app->add_option("--model", o->model, "Model id")->required();
   app->add_option("--gpu", o->gpu, "Device id (may be omitted with --calibration)");
-  app->add_option("--gpus", o->gpus, "Number of devices")->check(CLI::Range(1, 4096))->capture_default_str();
-  app->add_option("--weights", o->weights, "Weight precision id or per-component mix (default: native)");
+  app->add_option("--gpus", o->gpus, "Number of devices")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app->add_option("--weights", o->weights,
+                  "Weight precision id or per-component mix (default: native)");
   app->add_option("--kv", o->kv, "KV-cache precision id")->capture_default_str();
-  app->add_option("--input", o->input, "Prompt tokens per request")->check(CLI::Range(0LL, 100000000LL))->capture_default_str();
-  app->add_option("--output", o->output, "Output tokens per request")->check(CLI::Range(1LL, 100000000LL))->capture_default_str();
+  app->add_option("--input", o->input, "Prompt tokens per request")
+      ->check(CLI::Range(0LL, 100000000LL))
+      ->capture_default_str();
+  app->add_option("--output", o->output, "Output tokens per request")
+      ->check(CLI::Range(1LL, 100000000LL))
+      ->capture_default_str();
   auto* conc = app->add_option("--concurrency", o->concurrency, "Concurrent requests")
-                   ->check(CLI::Range(1LL, 1000000LL))->capture_default_str();
-  app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")->excludes(conc);
+                   ->check(CLI::Range(1LL, 1000000LL))
+                   ->capture_default_str();
+  app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")
+      ->excludes(conc);
   app->add_option("--tp", o->tp, "Tensor-parallel size")->check(CLI::Range(1, 4096));
   app->add_option("--ep", o->ep, "Expert-parallel size")->check(CLI::Range(1, 4096));
-  app->add_option("--pp", o->pp, "Pipeline-parallel size")->check(CLI::Range(1, 4096))->capture_default_str();
-  app->add_flag("--dp-attention", o->dp_attention, "MLA: data-parallel attention (latent KV sharded by sequence)");
+  app->add_option("--pp", o->pp, "Pipeline-parallel size")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app->add_flag("--dp-attention", o->dp_attention,
+                "MLA: data-parallel attention (latent KV sharded by sequence)");
   app->add_option("--engine", o->engine, "Engine id")->capture_default_str();
   app->add_option("--spec", o->spec, "Speculative decoding")
-      ->check(CLI::IsMember({"none", "mtp", "eagle", "draft"}))->capture_default_str();
-  app->add_option("--spec-tokens", o->spec_tokens, "Draft length K (default per method)")->check(CLI::Range(1, 64));
-  app->add_option("--spec-acceptance", o->spec_acceptance, "Per-position acceptance α (default per method)")
+      ->check(CLI::IsMember({"none", "mtp", "eagle", "draft"}))
+      ->capture_default_str();
+  app->add_option("--spec-tokens", o->spec_tokens, "Draft length K (default per method)")
+      ->check(CLI::Range(1, 64));
+  app->add_option("--spec-acceptance", o->spec_acceptance,
+                  "Per-position acceptance α (default per method)")
       ->check(CLI::Range(0.0, 0.999));
   app->add_option("--spec-draft-model", o->spec_draft_model, "Draft model id for --spec draft");
-  app->add_option("--routing-skew", o->routing_skew, "MoE routing skew s: traffic on (1-s)·E experts")
-      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
-  app->add_option("--sla-tpot-ms", o->sla_tpot_ms, "SLA: largest acceptable TPOT, ms")->check(CLI::Range(0.001, 1e9));
-  app->add_option("--sla-ttft-ms", o->sla_ttft_ms, "SLA: largest acceptable mean TTFT, ms")->check(CLI::Range(0.001, 1e12));
-  app->add_option("--calibration", o->calibration, "Calibration file from moeprobe (replaces the device layer)")
+  app->add_option("--routing-skew", o->routing_skew,
+                  "MoE routing skew s: traffic on (1-s)·E experts")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  app->add_option("--sla-tpot-ms", o->sla_tpot_ms, "SLA: largest acceptable TPOT, ms")
+      ->check(CLI::Range(0.001, 1e9));
+  app->add_option("--sla-ttft-ms", o->sla_ttft_ms, "SLA: largest acceptable mean TTFT, ms")
+      ->check(CLI::Range(0.001, 1e12));
+  app->add_option("--calibration", o->calibration,
+                  "Calibration file from moeprobe (replaces the device layer)")
       ->check(CLI::ExistingFile);
   app->add_option("--format", o->format, "Output format")
-      ->check(CLI::IsMember({"table", "json", "csv", "md"}))->capture_default_str();
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}))
+      ->capture_default_str();
   app->add_option("--out-file,-o", o->out_file, "Write to FILE (atomically) instead of stdout");
   app->callback([o] { run_perf(*o); });
 }

@@ -41,7 +41,8 @@ void run(const PlanCmdOptions& o) {
   }
   if (!o.chart.empty()) {
     svg::ChartPage page = plan::make_plan_chart(r);
-    page.footer = "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + "), " + page.footer;
+    page.footer =
+        "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + "), " + page.footer;
     write_file_atomic(o.chart, svg::render_svg(page));
   }
 }
@@ -50,7 +51,8 @@ void setup(CLI::App& parent) {
   auto opts = std::make_shared<PlanCmdOptions>();
   CLI::App* sub = parent.add_subcommand(
       "plan", "Procurement plan: candidates, costs, risks and a recommendation (docs/plan.md)");
-  sub->add_option("scenario", opts->scenario, "Plan scenario JSON (docs/scenario.md § plan scenario)")
+  sub->add_option("scenario", opts->scenario,
+                  "Plan scenario JSON (docs/scenario.md § plan scenario)")
       ->required();
   moeplan::cli::add_output_options(*sub, opts->out, {"table", "json", "csv", "md", "xlsx"});
   sub->add_option("--chart", opts->chart,

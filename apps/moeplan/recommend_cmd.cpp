@@ -43,7 +43,7 @@ void run(const RecommendOptions& o, CLI::App* app) {
     req.sla = {d.sla_tpot_ms, d.sla_ttft_ms};
     req.currency = sc.currency;
     req.fx_per_usd = sc.cost_doc.contains("fx_per_usd") ? sc.cost_doc["fx_per_usd"].get<double>()
-                                                          : cat.fx_per_usd(sc.currency);
+                                                        : cat.fx_per_usd(sc.currency);
     if (o.models.empty())
       for (const auto& id : sc.models.ids) req.models.push_back(&cat.model(id));
     if (app->count("--engine") == 0) req.engine = sc.engine;
@@ -53,7 +53,8 @@ void run(const RecommendOptions& o, CLI::App* app) {
     req.output_tokens_per_s = o.output_tokens_per_s;
   }
   for (const auto& id : o.models) req.models.push_back(&cat.model(id));
-  if (req.models.empty()) throw Error("recommend: give at least one --model (or a scenario listing models)");
+  if (req.models.empty())
+    throw Error("recommend: give at least one --model (or a scenario listing models)");
   if (o.sla_tpot_ms > 0) req.sla.tpot_ms = o.sla_tpot_ms;
   if (o.sla_ttft_ms > 0) req.sla.ttft_ms = o.sla_ttft_ms;
   const recommend::Result r = recommend::search(req, cat);
@@ -65,31 +66,42 @@ void run(const RecommendOptions& o, CLI::App* app) {
 void setup(CLI::App& parent) {
   auto opts = std::make_shared<RecommendOptions>();
   CLI::App* sub = parent.add_subcommand(
-      "recommend", "Search devices × GPUs × precisions × layouts × concurrency for the cheapest builds");
+      "recommend",
+      "Search devices × GPUs × precisions × layouts × concurrency for the cheapest builds");
   sub->add_option("--model", opts->models, "Model id (repeatable)");
   auto* rate = sub->add_option("--output-tokens-per-s", opts->output_tokens_per_s,
                                "Demand: aggregate output tok/s to serve")
                    ->check(CLI::Range(0.0, 1e9));
-  auto* scen = sub->add_option("--scenario", opts->scenario,
-                               "Take models, demand (peak), tokens, SLA and currency from a plan scenario");
+  auto* scen =
+      sub->add_option("--scenario", opts->scenario,
+                      "Take models, demand (peak), tokens, SLA and currency from a plan scenario");
   rate->excludes(scen);
-  sub->add_option("--input", opts->input, "Input tokens per request")->check(CLI::Range(0LL, 100000000LL))
+  sub->add_option("--input", opts->input, "Input tokens per request")
+      ->check(CLI::Range(0LL, 100000000LL))
       ->capture_default_str();
-  sub->add_option("--output", opts->output, "Output tokens per request")->check(CLI::Range(1LL, 10000000LL))
+  sub->add_option("--output", opts->output, "Output tokens per request")
+      ->check(CLI::Range(1LL, 10000000LL))
       ->capture_default_str();
-  sub->add_option("--sla-tpot-ms", opts->sla_tpot_ms, "SLA: time per output token, ms")->check(CLI::Range(0.001, 1e9));
-  sub->add_option("--sla-ttft-ms", opts->sla_ttft_ms, "SLA: time to first token, ms")->check(CLI::Range(0.001, 1e9));
-  sub->add_option("--top", opts->top, "How many configurations to list")->check(CLI::Range(1, 1000))
+  sub->add_option("--sla-tpot-ms", opts->sla_tpot_ms, "SLA: time per output token, ms")
+      ->check(CLI::Range(0.001, 1e9));
+  sub->add_option("--sla-ttft-ms", opts->sla_ttft_ms, "SLA: time to first token, ms")
+      ->check(CLI::Range(0.001, 1e9));
+  sub->add_option("--top", opts->top, "How many configurations to list")
+      ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  sub->add_option("--max-gpus", opts->max_gpus, "Largest GPU count to try")->check(CLI::Range(1, 64))
+  sub->add_option("--max-gpus", opts->max_gpus, "Largest GPU count to try")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   sub->add_option("--engine", opts->engine, "Serving engine id")->capture_default_str();
-  sub->add_option("--threads", opts->threads, "Worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  sub->add_option("--threads", opts->threads, "Worker threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   // --output is the output-token count here (as in `perf`), so the file option is --output-file.
   sub->add_option("--format", opts->out.format, "Output format")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}))
       ->capture_default_str();
-  sub->add_option("--output-file", opts->out.output, "Write to FILE (atomically) instead of stdout");
+  sub->add_option("--output-file", opts->out.output,
+                  "Write to FILE (atomically) instead of stdout");
   sub->callback([opts, sub] { run(*opts, sub); });
 }
 

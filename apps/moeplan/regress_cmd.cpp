@@ -34,10 +34,13 @@ void run(const RegressOptions& o) {
 void setup(CLI::App& parent) {
   auto opts = std::make_shared<RegressOptions>();
   CLI::App* sub = parent.add_subcommand(
-      "regress", "Re-plan the examples and compare with their expected outputs (catalog regression)");
+      "regress",
+      "Re-plan the examples and compare with their expected outputs (catalog regression)");
   sub->add_option("--data", opts->data, "Catalog directory (same as the global --data)");
-  sub->add_option("--examples", opts->examples, "Directory of plan-*.json scenarios (default: bundled examples/)");
-  sub->add_flag("--update", opts->update, "Rewrite the expected outputs (atomically) instead of comparing");
+  sub->add_option("--examples", opts->examples,
+                  "Directory of plan-*.json scenarios (default: bundled examples/)");
+  sub->add_flag("--update", opts->update,
+                "Rewrite the expected outputs (atomically) instead of comparing");
   sub->add_option("--rel-tol", opts->rel_tol, "Relative tolerance for numbers")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();

@@ -15,7 +15,9 @@ struct ValidateOptions {
   OutputOptions out;
 };
 
-Cell opt_count(const std::optional<long long>& v) { return v ? Cell(*v) : Cell(); }
+Cell opt_count(const std::optional<long long>& v) {
+  return v ? Cell(*v) : Cell();
+}
 
 void run_validate(const ValidateOptions& o) {
   const Catalog& cat = catalog();
@@ -45,20 +47,25 @@ void run_validate(const ValidateOptions& o) {
     return;
   }
 
-  Table rows{"rows", "Predicted vs measured",
-             {"line", "model", "gpu", "n", "precision", "engine", "in", "out", "conc", "metric", "measured",
-              "predicted", "error %", "bound"},
-             {}, {}};
+  Table rows{"rows",
+             "Predicted vs measured",
+             {"line", "model", "gpu", "n", "precision", "engine", "in", "out", "conc", "metric",
+              "measured", "predicted", "error %", "bound"},
+             {},
+             {}};
   Json jr = Json::array();
   for (std::size_t i = 0; i < f.rows.size(); ++i) {
     const auto& r = f.rows[i];
     const auto& p = v.predictions[i];
-    rows.add({r.line, r.model, r.gpu, r.gpu_count, r.precision, r.engine, opt_count(r.input_tokens),
-              opt_count(r.output_tokens), r.concurrency ? Cell(*r.concurrency) : Cell(fmt::format("sat:{}", p.concurrency_used)),
-              metric_name(r.metric), Cell(r.value, 1), p.predicted ? Cell(*p.predicted, 1) : Cell("—"),
-              p.predicted ? Cell(fmt::format("{:+.1f}", p.error_pct)) : Cell(p.reason), p.bound});
+    rows.add(
+        {r.line, r.model, r.gpu, r.gpu_count, r.precision, r.engine, opt_count(r.input_tokens),
+         opt_count(r.output_tokens),
+         r.concurrency ? Cell(*r.concurrency) : Cell(fmt::format("sat:{}", p.concurrency_used)),
+         metric_name(r.metric), Cell(r.value, 1), p.predicted ? Cell(*p.predicted, 1) : Cell("—"),
+         p.predicted ? Cell(fmt::format("{:+.1f}", p.error_pct)) : Cell(p.reason), p.bound});
     Json row = Json::object();
-    for (std::size_t c = 0; c < f.header.size() && c < r.raw.size(); ++c) row[f.header[c]] = r.raw[c];
+    for (std::size_t c = 0; c < f.header.size() && c < r.raw.size(); ++c)
+      row[f.header[c]] = r.raw[c];
     row["line"] = r.line;
     row["concurrency_used"] = p.concurrency_used;
     row["predicted"] = p.predicted ? Json(*p.predicted) : Json(nullptr);
@@ -69,26 +76,33 @@ void run_validate(const ValidateOptions& o) {
   }
   rep.tables.push_back(rows);
 
-  Table sum{"summary", "Absolute percentage error per metric",
-            {"metric", "rows", "predicted", "median |err| %", "mean |err| %", "within ±25%"}, {}, {}};
+  Table sum{"summary",
+            "Absolute percentage error per metric",
+            {"metric", "rows", "predicted", "median |err| %", "mean |err| %", "within ±25%"},
+            {},
+            {}};
   Json js = Json::array();
   auto add_sum = [&](const MetricSummary& m) {
     sum.add({m.metric, m.rows, m.predicted, Cell(m.median_abs_pct, 1), Cell(m.mean_abs_pct, 1),
              Cell(fmt::format("{:.0f}%", m.within_25_share * 100))});
-    js.push_back({{"metric", m.metric},
-                  {"rows", m.rows},
-                  {"predicted", m.predicted},
-                  {"median_abs_pct", std::isfinite(m.median_abs_pct) ? Json(m.median_abs_pct) : Json(nullptr)},
-                  {"mean_abs_pct", std::isfinite(m.mean_abs_pct) ? Json(m.mean_abs_pct) : Json(nullptr)},
-                  {"within_25_share", m.within_25_share}});
+    js.push_back(
+        {{"metric", m.metric},
+         {"rows", m.rows},
+         {"predicted", m.predicted},
+         {"median_abs_pct",
+          std::isfinite(m.median_abs_pct) ? Json(m.median_abs_pct) : Json(nullptr)},
+         {"mean_abs_pct", std::isfinite(m.mean_abs_pct) ? Json(m.mean_abs_pct) : Json(nullptr)},
+         {"within_25_share", m.within_25_share}});
   };
   for (const auto& m : v.per_metric) add_sum(m);
   add_sum(v.overall);
   rep.tables.push_back(sum);
   const int failed = v.overall.rows - v.overall.predicted;
   if (failed > 0)
-    rep.messages.push_back(fmt::format("{} row(s) could not be predicted; they count as outside ±25% and as "
-                                       "infinitely wrong in the median", failed));
+    rep.messages.push_back(
+        fmt::format("{} row(s) could not be predicted; they count as outside ±25% and as "
+                    "infinitely wrong in the median",
+                    failed));
   rep.json["file"] = o.file;
   rep.json["rows"] = jr;
   rep.json["summary"] = js;
@@ -97,9 +111,11 @@ void run_validate(const ValidateOptions& o) {
 
 void setup(CLI::App& parent) {
   auto o = std::make_shared<ValidateOptions>();
-  auto* app = parent.add_subcommand("validate-perf",
-                                    "Predict published measurements (CSV) and report the error per row and metric");
-  app->add_option("file", o->file, "Benchmark CSV (columns: see docs/performance.md)")->required()
+  auto* app = parent.add_subcommand(
+      "validate-perf",
+      "Predict published measurements (CSV) and report the error per row and metric");
+  app->add_option("file", o->file, "Benchmark CSV (columns: see docs/performance.md)")
+      ->required()
       ->check(CLI::ExistingFile);
   add_output_options(*app, o->out);
   app->callback([o] { run_validate(*o); });

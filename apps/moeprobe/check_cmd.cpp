@@ -40,7 +40,8 @@ void run(const CheckCmdOptions& o, int& exit_code) {
     ok = ok && r.ok();
     rep.tables.push_back(t);
   }
-  rep.messages.push_back(ok ? "all ops match their references" : "MISMATCH: see the FAIL rows above");
+  rep.messages.push_back(ok ? "all ops match their references"
+                            : "MISMATCH: see the FAIL rows above");
   rep.meta.tool_version = moeplan::tool_version();
   rep.meta.git_sha = moeplan::git_sha();
   std::cout << moeplan::render(rep, moeplan::Format::table);
@@ -51,10 +52,12 @@ void run(const CheckCmdOptions& o, int& exit_code) {
 
 void setup_check(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<CheckCmdOptions>();
-  CLI::App* sub = app.add_subcommand("check", "Correctness only: every op against its float64 reference");
+  CLI::App* sub =
+      app.add_subcommand("check", "Correctness only: every op against its float64 reference");
   sub->add_option("--model", o->models, "Model ids (default: the built-in synthetic models)");
   sub->add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  sub->add_option("--dtype", o->dtype, "Weight and KV storage type")->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--dtype", o->dtype, "Weight and KV storage type")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
   sub->callback([o, &exit_code] { run(*o, exit_code); });
 }

@@ -32,12 +32,12 @@ void run(int& exit_code) {
         t.add({b.name, "available", id.name, moeplan::Cell(id.memory_gb, 1), id.cores, id.threads,
                join(b.dtypes), join(b.ops)});
       } catch (const BackendUnavailable& e) {
-        t.add({b.name, std::string("built, no device: ") + e.what(), moeplan::Cell(), moeplan::Cell(),
-               moeplan::Cell(), moeplan::Cell(), join(b.dtypes), join(b.ops)});
+        t.add({b.name, std::string("built, no device: ") + e.what(), moeplan::Cell(),
+               moeplan::Cell(), moeplan::Cell(), moeplan::Cell(), join(b.dtypes), join(b.ops)});
       }
     } else {
-      t.add({b.name, b.reason, moeplan::Cell(), moeplan::Cell(), moeplan::Cell(), moeplan::Cell(), join(b.dtypes),
-             join(b.ops)});
+      t.add({b.name, b.reason, moeplan::Cell(), moeplan::Cell(), moeplan::Cell(), moeplan::Cell(),
+             join(b.dtypes), join(b.ops)});
     }
   }
   rep.tables.push_back(t);
@@ -50,7 +50,8 @@ void run(int& exit_code) {
 }  // namespace
 
 void setup_list(CLI::App& app, int& exit_code) {
-  CLI::App* sub = app.add_subcommand("list", "Backends, the device each sees, and what each supports");
+  CLI::App* sub =
+      app.add_subcommand("list", "Backends, the device each sees, and what each supports");
   sub->callback([&exit_code] { run(exit_code); });
 }
 

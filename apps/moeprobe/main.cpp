@@ -22,8 +22,8 @@ Global& global() {
 const moeplan::Catalog& catalog() {
   static std::unique_ptr<moeplan::Catalog> c;
   if (!c)
-    c = std::make_unique<moeplan::Catalog>(
-        moeplan::load_catalog(global().data_dir.empty() ? moeplan::default_data_dir() : global().data_dir));
+    c = std::make_unique<moeplan::Catalog>(moeplan::load_catalog(
+        global().data_dir.empty() ? moeplan::default_data_dir() : global().data_dir));
   return *c;
 }
 
@@ -40,11 +40,14 @@ int main(int argc, char** argv) {
   namespace pc = moeprobe::cli;
   CLI::App app{"moeprobe: measure a CPU or GPU node and write a calibration file for moeplan"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "moeprobe " + std::string(moeprobe::kProbeVersion) + " (moeplan " +
-                                        moeplan::tool_version() + ", " + moeplan::git_sha() + ")");
+  app.set_version_flag("--version", "moeprobe " + std::string(moeprobe::kProbeVersion) +
+                                        " (moeplan " + moeplan::tool_version() + ", " +
+                                        moeplan::git_sha() + ")");
   auto& g = pc::global();
-  app.add_option("--data", g.data_dir, "Catalog directory (default: the bundled data/)")->envname("MOEPLAN_DATA");
-  app.add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--data", g.data_dir, "Catalog directory (default: the bundled data/)")
+      ->envname("MOEPLAN_DATA");
+  app.add_option("--threads", g.threads, "Worker threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   for (int i = 0; i < argc; ++i) g.command_line += (i ? " " : "") + std::string(argv[i]);
   int exit_code = 0;
   pc::setup_run(app, exit_code);

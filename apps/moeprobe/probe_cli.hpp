@@ -12,7 +12,7 @@ namespace moeprobe::cli {
 struct Global {
   std::string data_dir;  // "" = bundled catalogs
   std::string command_line;
-  int threads = 0;       // 0 = all cores
+  int threads = 0;  // 0 = all cores
 };
 Global& global();
 

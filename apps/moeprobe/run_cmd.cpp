@@ -10,7 +10,8 @@ namespace moeprobe::cli {
 namespace {
 
 struct RunCmdOptions {
-  std::string model, backend = "cpu", device, dtype = "fp32", distribution = "balanced", out = "calibration.json";
+  std::string model, backend = "cpu", device, dtype = "fp32", distribution = "balanced",
+                     out = "calibration.json";
   int layers = 1;
   std::vector<int> tokens, prefill;
   std::vector<long long> context;
@@ -45,13 +46,14 @@ void run(const RunCmdOptions& o, int& exit_code) {
   moeplan::Table t;
   t.name = "measurements";
   t.title = "Measurements (median over repetitions after warm-up)";
-  t.columns = {"op", "shape", "tokens", "context", "p50 us", "p10 us", "p90 us", "n", "GB/s", "TFLOP/s", "util(meas)",
-               "touched", "max err"};
+  t.columns = {"op", "shape", "tokens",  "context",    "p50 us",  "p10 us", "p90 us",
+               "n",  "GB/s",  "TFLOP/s", "util(meas)", "touched", "max err"};
   double bw = 0, moe1 = 0;
   for (const auto& row : r.rows) {
     t.add({row.op, row.shape, row.tokens, row.context, moeplan::Cell(row.time.p50 * 1e6, 1),
-           moeplan::Cell(row.time.p10 * 1e6, 1), moeplan::Cell(row.time.p90 * 1e6, 1), row.time.samples,
-           moeplan::Cell(row.gb_s, 2), moeplan::Cell(row.tflops, 4), moeplan::Cell(row.util_measured, 3),
+           moeplan::Cell(row.time.p10 * 1e6, 1), moeplan::Cell(row.time.p90 * 1e6, 1),
+           row.time.samples, moeplan::Cell(row.gb_s, 2), moeplan::Cell(row.tflops, 4),
+           moeplan::Cell(row.util_measured, 3),
            row.experts_touched >= 0 ? moeplan::Cell(row.experts_touched) : moeplan::Cell(),
            moeplan::Cell(row.max_err, -1)});
     if (row.op == "triad") bw = row.gb_s;
@@ -63,8 +65,10 @@ void run(const RunCmdOptions& o, int& exit_code) {
   if (moe1 > 0 && bw > 0)
     rep.messages.push_back("MoE decode step at batch 1: " + std::to_string(moe1) + " GB/s = " +
                            std::to_string(moe1 / bw * 100) + "% of the measured bandwidth");
-  if (r.resumed > 0) rep.messages.push_back(std::to_string(r.resumed) + " rows resumed from the log");
-  if (r.skipped > 0) rep.messages.push_back(std::to_string(r.skipped) + " cases skipped by the memory budget");
+  if (r.resumed > 0)
+    rep.messages.push_back(std::to_string(r.resumed) + " rows resumed from the log");
+  if (r.skipped > 0)
+    rep.messages.push_back(std::to_string(r.skipped) + " cases skipped by the memory budget");
   rep.messages.push_back("calibration written to " + r.out_path);
   rep.meta.calibration_file = r.out_path;
   rep.meta.tool_version = moeplan::tool_version();
@@ -77,17 +81,25 @@ void run(const RunCmdOptions& o, int& exit_code) {
 
 void setup_run(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<RunCmdOptions>();
-  CLI::App* sub = app.add_subcommand("run", "Verify and time every op on a model's shapes; write a calibration file");
-  sub->add_option("--model", o->model, "Model id from the catalog, or synthetic-tiny / synthetic-mla")->required();
+  CLI::App* sub = app.add_subcommand(
+      "run", "Verify and time every op on a model's shapes; write a calibration file");
+  sub->add_option("--model", o->model,
+                  "Model id from the catalog, or synthetic-tiny / synthetic-mla")
+      ->required();
   sub->add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--device", o->device, "Catalog device id whose datasheet peaks give `util`");
-  sub->add_option("--layers", o->layers, "Decoder layers run back to back in the layer rows")->check(CLI::PositiveNumber);
-  sub->add_option("--tokens", o->tokens, "Token counts / decode batches (comma-separated)")->delimiter(',');
-  sub->add_option("--context", o->context, "KV lengths for decode rows (comma-separated)")->delimiter(',');
+  sub->add_option("--layers", o->layers, "Decoder layers run back to back in the layer rows")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--tokens", o->tokens, "Token counts / decode batches (comma-separated)")
+      ->delimiter(',');
+  sub->add_option("--context", o->context, "KV lengths for decode rows (comma-separated)")
+      ->delimiter(',');
   sub->add_option("--prefill", o->prefill, "Prefill lengths (comma-separated)")->delimiter(',');
-  sub->add_option("--dtype", o->dtype, "Weight and KV storage type")->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--dtype", o->dtype, "Weight and KV storage type")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
-  sub->add_option("--memory-gb", o->memory_gb, "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")
+  sub->add_option("--memory-gb", o->memory_gb,
+                  "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--out", o->out, "Calibration file (the log goes to FILE.log.jsonl)");
   sub->add_flag("--quick", o->quick, "Small token sweep and short timing (smoke run)");

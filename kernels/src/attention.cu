@@ -14,24 +14,25 @@ namespace {
 
 namespace mk = moekernels;
 constexpr int kThreads = 256;
-constexpr int kMaxAcc = 32;                  // accumulators per thread: R * vd <= 256 * 32
-constexpr long long kSmemBudget = 96 * 1024; // fits sm_80 .. sm_120 with the opt-in
+constexpr int kMaxAcc = 32;                   // accumulators per thread: R * vd <= 256 * 32
+constexpr long long kSmemBudget = 96 * 1024;  // fits sm_80 .. sm_120 with the opt-in
 constexpr float kNegBig = -3.0e38f;
 
 struct Plan {
   int rows_total = 0;  // Q * group
   int group = 0;
-  int r = 0;           // rows per block
-  int kt = 0;          // keys per tile
-  int tiles = 0;       // row tiles
+  int r = 0;      // rows per block
+  int kt = 0;     // keys per tile
+  int tiles = 0;  // row tiles
   int splits = 1;
-  long long chunk = 0; // keys per split (multiple of kt)
+  long long chunk = 0;  // keys per split (multiple of kt)
   long long smem = 0;
 };
 
 long long smem_for(const AttentionArgs& a, int r, int kt) {
   const long long floats = static_cast<long long>(r) * a.qk + static_cast<long long>(kt) * a.qk +
-                           (a.shared_kv ? 0 : static_cast<long long>(kt) * a.vd) + static_cast<long long>(r) * kt + r;
+                           (a.shared_kv ? 0 : static_cast<long long>(kt) * a.vd) +
+                           static_cast<long long>(r) * kt + r;
   return floats * 4;
 }
 
@@ -63,8 +64,8 @@ __device__ __forceinline__ long long cache_row(const AttentionArgs& a, int b, lo
 
 // Loads `nb` cache rows (dim elements each, head kvh) starting at key j0 into
 // dst [kt, dim] as float; rows >= nb are zero. 16-byte loads when possible.
-__device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int b, int kvh, long long j0, int nb,
-                          int kt, float* dst) {
+__device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int b, int kvh,
+                          long long j0, int nb, int kt, float* dst) {
   const bool vec = a.kv == Elem::bf16 ? (dim % 8 == 0) : (dim % 4 == 0);
   if (vec) {
     const int per = a.kv == Elem::bf16 ? 8 : 4;
@@ -78,7 +79,8 @@ __device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int 
       }
       const long long off = (cache_row(a, b, j0 + j) * a.kv_heads + kvh) * dim + c0;
       if (a.kv == Elem::bf16) {
-        const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(src) + off);
+        const uint4 raw =
+            *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(src) + off);
         const __nv_bfloat162* h2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -97,21 +99,25 @@ __device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int 
   } else {
     for (int idx = threadIdx.x; idx < kt * dim; idx += blockDim.x) {
       const int j = idx / dim, c = idx % dim;
-      dst[idx] = j < nb ? detail::load_elem(src, a.kv, (cache_row(a, b, j0 + j) * a.kv_heads + kvh) * dim + c) : 0.0f;
+      dst[idx] = j < nb ? detail::load_elem(src, a.kv,
+                                            (cache_row(a, b, j0 + j) * a.kv_heads + kvh) * dim + c)
+                        : 0.0f;
     }
   }
 }
 
-__global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a, Plan p, float* part_acc, float* part_ml) {
+__global__ void __launch_bounds__(kThreads)
+    attention_kernel(AttentionArgs a, Plan p, float* part_acc, float* part_ml) {
   extern __shared__ float smem[];
-  float* qs = smem;                                   // [r, qk]
-  float* ks = qs + p.r * a.qk;                        // [kt, qk]
-  float* vs = ks + p.kt * a.qk;                       // [kt, vd] (unused when shared)
-  float* ps = vs + (a.shared_kv ? 0 : p.kt * a.vd);   // [r, kt]
-  float* rscale = ps + p.r * p.kt;                    // [r]
+  float* qs = smem;                                  // [r, qk]
+  float* ks = qs + p.r * a.qk;                       // [kt, qk]
+  float* vs = ks + p.kt * a.qk;                      // [kt, vd] (unused when shared)
+  float* ps = vs + (a.shared_kv ? 0 : p.kt * a.vd);  // [r, kt]
+  float* rscale = ps + p.r * p.kt;                   // [r]
 
   const int tile = blockIdx.x;
-  const int b = static_cast<int>(blockIdx.y) / a.kv_heads, kvh = static_cast<int>(blockIdx.y) % a.kv_heads;
+  const int b = static_cast<int>(blockIdx.y) / a.kv_heads,
+            kvh = static_cast<int>(blockIdx.y) % a.kv_heads;
   const int split = blockIdx.z;
   const int row0 = tile * p.r;
   const int nrows = min(p.r, p.rows_total - row0);
@@ -123,8 +129,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a, Pl
 
   for (int idx = threadIdx.x; idx < p.r * a.qk; idx += blockDim.x) {
     const int r = idx / a.qk, c = idx % a.qk;
-    qs[idx] = r < nrows ? a.q[((static_cast<long long>(b) * a.queries + row_q(r)) * a.heads + row_h(r)) * a.qk + c]
-                        : 0.0f;
+    qs[idx] =
+        r < nrows
+            ? a.q[((static_cast<long long>(b) * a.queries + row_q(r)) * a.heads + row_h(r)) * a.qk +
+                  c]
+            : 0.0f;
   }
 
   float acc[kMaxAcc];
@@ -214,8 +223,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionArgs a, Pl
   }
 }
 
-__global__ void attention_merge_kernel(const float* part_acc, const float* part_ml, int splits, long long rows_all,
-                                       int vd, float* out) {
+__global__ void attention_merge_kernel(const float* part_acc, const float* part_ml, int splits,
+                                       long long rows_all, int vd, float* out) {
   const long long n = rows_all * vd;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -235,19 +244,23 @@ __global__ void attention_merge_kernel(const float* part_acc, const float* part_
   }
 }
 
-__global__ void fill_paged_kernel(void* dst, Elem t, int batch, long long context, int heads, int dim,
-                                  const int* table, int page, int pps, std::uint64_t seed) {
+__global__ void fill_paged_kernel(void* dst, Elem t, int batch, long long context, int heads,
+                                  int dim, const int* table, int page, int pps,
+                                  std::uint64_t seed) {
   const long long n = static_cast<long long>(batch) * context * heads * dim;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     // i is the logical index ((b*L + j)*heads + h)*dim + c.
-    const long long c = i % dim, h = (i / dim) % heads, bj = i / (static_cast<long long>(dim) * heads);
+    const long long c = i % dim, h = (i / dim) % heads,
+                    bj = i / (static_cast<long long>(dim) * heads);
     const long long b = bj / context, j = bj % context;
     const long long prow = static_cast<long long>(table[b * pps + j / page]) * page + j % page;
     const float v = mk::pattern_value(seed, static_cast<std::uint64_t>(i));
     const long long at = (prow * heads + h) * dim + c;
-    if (t == Elem::f32) static_cast<float*>(dst)[at] = v;
-    else static_cast<std::uint16_t*>(dst)[at] = mk::float_to_bf16_bits(v);
+    if (t == Elem::f32)
+      static_cast<float*>(dst)[at] = v;
+    else
+      static_cast<std::uint16_t*>(dst)[at] = mk::float_to_bf16_bits(v);
   }
 }
 
@@ -262,7 +275,8 @@ void validate(const AttentionArgs& a) {
   check(a.context >= a.queries, "attention: context must include the new queries");
   check(!a.shared_kv || a.vd <= a.qk, "attention: shared K/V needs v_dim <= qk_dim");
   check(a.vd <= kThreads * kMaxAcc, "attention: v_dim above 8192 is not supported");
-  check(a.page_table == nullptr || (a.page > 0 && a.pages_per_seq * static_cast<long long>(a.page) >= a.context),
+  check(a.page_table == nullptr ||
+            (a.page > 0 && a.pages_per_seq * static_cast<long long>(a.page) >= a.context),
         "attention: page table too small for the context");
   check(a.q != nullptr && a.k != nullptr && a.out != nullptr && (a.shared_kv || a.v != nullptr),
         "attention: null pointer");
@@ -278,7 +292,8 @@ long long attention_workspace_bytes(const AttentionArgs& a, int sms) {
   return static_cast<long long>(p.splits) * rows_all * (a.vd + 2) * 4;
 }
 
-void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms, cudaStream_t st) {
+void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
+               cudaStream_t st) {
   validate(a);
   const Plan p = make_plan(a, sms);
   const long long rows_all = static_cast<long long>(a.batch) * a.queries * a.heads;
@@ -290,7 +305,8 @@ void attention(const AttentionArgs& a, void* workspace, long long workspace_byte
     part_acc = static_cast<float*>(workspace);
     part_ml = part_acc + static_cast<long long>(p.splits) * rows_all * a.vd;
   }
-  check(static_cast<long long>(a.batch) * a.kv_heads <= 65535 && p.splits <= 65535, "attention: grid too large");
+  check(static_cast<long long>(a.batch) * a.kv_heads <= 65535 && p.splits <= 65535,
+        "attention: grid too large");
   throw_on_error(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(p.smem)),
                  "cudaFuncSetAttribute(attention_kernel)", __FILE__, __LINE__);
@@ -299,18 +315,19 @@ void attention(const AttentionArgs& a, void* workspace, long long workspace_byte
   attention_kernel<<<grid, kThreads, static_cast<size_t>(p.smem), st>>>(a, p, part_acc, part_ml);
   MOEK_CHECK_LAUNCH("attention_kernel");
   if (p.splits > 1) {
-    attention_merge_kernel<<<detail::grid_for(rows_all * a.vd, 256), 256, 0, st>>>(part_acc, part_ml, p.splits,
-                                                                                   rows_all, a.vd, a.out);
+    attention_merge_kernel<<<detail::grid_for(rows_all * a.vd, 256), 256, 0, st>>>(
+        part_acc, part_ml, p.splits, rows_all, a.vd, a.out);
     MOEK_CHECK_LAUNCH("attention_merge_kernel");
   }
 }
 
-void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim, const int* page_table, int page,
-                int pages_per_seq, std::uint64_t seed, cudaStream_t st) {
+void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim,
+                const int* page_table, int page, int pages_per_seq, std::uint64_t seed,
+                cudaStream_t st) {
   const long long n = static_cast<long long>(batch) * context * heads * dim;
   if (n <= 0) return;
-  fill_paged_kernel<<<detail::grid_for(n, 256), 256, 0, st>>>(dst, t, batch, context, heads, dim, page_table, page,
-                                                             pages_per_seq, seed);
+  fill_paged_kernel<<<detail::grid_for(n, 256), 256, 0, st>>>(
+      dst, t, batch, context, heads, dim, page_table, page, pages_per_seq, seed);
   MOEK_CHECK_LAUNCH("fill_paged");
 }
 

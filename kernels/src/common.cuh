@@ -21,8 +21,10 @@ __device__ __forceinline__ float load_elem(const void* p, Elem t, long long i) {
   return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
 }
 __device__ __forceinline__ void store_elem(void* p, Elem t, long long i, float v) {
-  if (t == Elem::f32) static_cast<float*>(p)[i] = v;
-  else static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+  if (t == Elem::f32)
+    static_cast<float*>(p)[i] = v;
+  else
+    static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -12,9 +12,12 @@ __global__ void fill_pattern_kernel(void* dst, Elem t, long long n, std::uint64_
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     // Same expression as moeprobe::Pattern::value then round_to (one rounding each).
-    const float v = __fmul_rn(scale, moekernels::pattern_value(seed, static_cast<std::uint64_t>(index0 + i)));
-    if (t == Elem::f32) static_cast<float*>(dst)[i] = v;
-    else static_cast<std::uint16_t*>(dst)[i] = moekernels::float_to_bf16_bits(v);
+    const float v =
+        __fmul_rn(scale, moekernels::pattern_value(seed, static_cast<std::uint64_t>(index0 + i)));
+    if (t == Elem::f32)
+      static_cast<float*>(dst)[i] = v;
+    else
+      static_cast<std::uint16_t*>(dst)[i] = moekernels::float_to_bf16_bits(v);
   }
 }
 
@@ -39,7 +42,8 @@ __global__ void triad_vec4(float4* a, const float4* b, const float4* c, long lon
                        __fadd_rn(x.z, __fmul_rn(3.0f, y.z)), __fadd_rn(x.w, __fmul_rn(3.0f, y.w)));
   }
 }
-__global__ void triad_scalar(float* a, const float* b, const float* c, long long begin, long long n) {
+__global__ void triad_scalar(float* a, const float* b, const float* c, long long begin,
+                             long long n) {
   for (long long i = begin + blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x)
     a[i] = __fadd_rn(b[i], __fmul_rn(3.0f, c[i]));
@@ -59,7 +63,9 @@ __global__ void scribble_vec4(uint4* buf, long long n16, unsigned salt) {
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+bool aligned16(const void* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
+}
 
 }  // namespace
 
@@ -88,7 +94,8 @@ void triad(float* a, const float* b, const float* c, long long n, cudaStream_t s
   if (aligned16(a) && aligned16(b) && aligned16(c)) {
     const long long n4 = n / 4;
     if (n4 > 0) {
-      triad_vec4<<<grid_for(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(a), reinterpret_cast<const float4*>(b),
+      triad_vec4<<<grid_for(n4, 256), 256, 0, st>>>(reinterpret_cast<float4*>(a),
+                                                    reinterpret_cast<const float4*>(b),
                                                     reinterpret_cast<const float4*>(c), n4);
       MOEK_CHECK_LAUNCH("triad_vec4");
     }
@@ -103,9 +110,10 @@ void triad(float* a, const float* b, const float* c, long long n, cudaStream_t s
 void copy16(void* dst, const void* src, long long bytes, cudaStream_t st) {
   if (bytes <= 0) return;
   if (bytes % 16 != 0 || !aligned16(dst) || !aligned16(src))
-    throw_on_error(cudaErrorInvalidValue, "copy16: bytes and pointers must be multiples of 16", __FILE__, __LINE__);
-  copy_vec4<<<grid_for(bytes / 16, 256), 256, 0, st>>>(static_cast<uint4*>(dst), static_cast<const uint4*>(src),
-                                                        bytes / 16);
+    throw_on_error(cudaErrorInvalidValue, "copy16: bytes and pointers must be multiples of 16",
+                   __FILE__, __LINE__);
+  copy_vec4<<<grid_for(bytes / 16, 256), 256, 0, st>>>(static_cast<uint4*>(dst),
+                                                       static_cast<const uint4*>(src), bytes / 16);
   MOEK_CHECK_LAUNCH("copy16");
 }
 
@@ -113,7 +121,8 @@ void scribble(void* buf, long long bytes, cudaStream_t st) {
   static unsigned salt = 0x9E3779B9u;
   salt = salt * 1664525u + 1013904223u;
   if (bytes < 16) return;
-  scribble_vec4<<<grid_for(bytes / 16, 256), 256, 0, st>>>(static_cast<uint4*>(buf), bytes / 16, salt);
+  scribble_vec4<<<grid_for(bytes / 16, 256), 256, 0, st>>>(static_cast<uint4*>(buf), bytes / 16,
+                                                           salt);
   MOEK_CHECK_LAUNCH("scribble");
 }
 

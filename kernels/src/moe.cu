@@ -12,12 +12,13 @@ using detail::grid_for;
 namespace mk = moekernels;
 
 __global__ void route_kernel(const float* logits, const float* bias, int tokens, int experts, int k,
-                             bool sigmoid_grouped, int n_group, int topk_group, bool normalize, float* scratch,
-                             int scratch_per, int* ids, float* w) {
+                             bool sigmoid_grouped, int n_group, int topk_group, bool normalize,
+                             float* scratch, int scratch_per, int* ids, float* w) {
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= tokens) return;
-  mk::route_token(logits + static_cast<long long>(t) * experts, bias, experts, k, sigmoid_grouped, n_group,
-                  topk_group, normalize, ids + static_cast<long long>(t) * k, w + static_cast<long long>(t) * k,
+  mk::route_token(logits + static_cast<long long>(t) * experts, bias, experts, k, sigmoid_grouped,
+                  n_group, topk_group, normalize, ids + static_cast<long long>(t) * k,
+                  w + static_cast<long long>(t) * k,
                   scratch + static_cast<long long>(t) * scratch_per);
 }
 
@@ -46,7 +47,8 @@ __global__ void scan_kernel(const int* counts, int experts, int* offsets) {
 
 // Stable scatter for expert e = blockIdx.x: walks the assignments in order in
 // chunks of blockDim; a ballot prefix gives each match its rank.
-__global__ void expert_scatter_kernel(const int* ids, int assignments, const int* offsets, int* perm, int* inv) {
+__global__ void expert_scatter_kernel(const int* ids, int assignments, const int* offsets,
+                                      int* perm, int* inv) {
   __shared__ int warp_off[kPermThreads / detail::kWarp + 1];
   const int e = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int nwarps = static_cast<int>(blockDim.x) / detail::kWarp;
@@ -78,8 +80,8 @@ __global__ void expert_scatter_kernel(const int* ids, int assignments, const int
   }
 }
 
-__global__ void gather_rows_kernel(const float* x, const int* perm, int k, int rows, int hidden, void* dst,
-                                   Elem t) {
+__global__ void gather_rows_kernel(const float* x, const int* perm, int k, int rows, int hidden,
+                                   void* dst, Elem t) {
   const long long n = static_cast<long long>(rows) * hidden;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -89,8 +91,9 @@ __global__ void gather_rows_kernel(const float* x, const int* perm, int k, int r
   }
 }
 
-__global__ void pad_rows_kernel(const float* x_perm, const int* offsets, const int* counts, const int* list, int nb,
-                                int rows_per, int hidden, void* dst, Elem t) {
+__global__ void pad_rows_kernel(const float* x_perm, const int* offsets, const int* counts,
+                                const int* list, int nb, int rows_per, int hidden, void* dst,
+                                Elem t) {
   const long long n = static_cast<long long>(nb) * rows_per * hidden;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -98,13 +101,15 @@ __global__ void pad_rows_kernel(const float* x_perm, const int* offsets, const i
     const int b = static_cast<int>(row / rows_per), r = static_cast<int>(row % rows_per);
     const int e = list[b];
     // Padding rows are zeros: their GEMM outputs are never read.
-    const float v = r < counts[e] ? x_perm[(static_cast<long long>(offsets[e]) + r) * hidden + c] : 0.0f;
+    const float v =
+        r < counts[e] ? x_perm[(static_cast<long long>(offsets[e]) + r) * hidden + c] : 0.0f;
     detail::store_elem(dst, t, i, v);
   }
 }
 
-__global__ void unpad_rows_kernel(const float* padded, const int* offsets, const int* counts, const int* list,
-                                  int nb, int rows_per, int hidden, float* y_perm) {
+__global__ void unpad_rows_kernel(const float* padded, const int* offsets, const int* counts,
+                                  const int* list, int nb, int rows_per, int hidden,
+                                  float* y_perm) {
   const long long n = static_cast<long long>(nb) * rows_per * hidden;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -125,8 +130,8 @@ __global__ void swiglu_kernel(const float* gu, int rows, int f, void* out, Elem 
   }
 }
 
-__global__ void combine_kernel(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden,
-                               float* out, bool accumulate) {
+__global__ void combine_kernel(const float* y_perm, const int* inv, const float* w, int tokens,
+                               int k, int hidden, float* out, bool accumulate) {
   const long long n = static_cast<long long>(tokens) * hidden;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -172,50 +177,57 @@ void check_shape(bool ok, const char* what) {
 
 }  // namespace
 
-void route(const float* logits, const float* bias, int tokens, int experts, int k, bool sigmoid_grouped, int n_group,
-           int topk_group, bool normalize, float* scratch, int* ids, float* w, cudaStream_t st) {
+void route(const float* logits, const float* bias, int tokens, int experts, int k,
+           bool sigmoid_grouped, int n_group, int topk_group, bool normalize, float* scratch,
+           int* ids, float* w, cudaStream_t st) {
   check_shape(experts > 0 && k > 0 && k <= experts, "route: need 0 < k <= experts");
   check_shape(!sigmoid_grouped || (n_group > 0 && experts % n_group == 0 && topk_group <= 64),
               "route: grouped routing needs experts % n_group == 0 and topk_group <= 64");
   if (tokens <= 0) return;
   const int per = mk::routing_scratch_floats(experts, n_group);
   route_kernel<<<static_cast<unsigned>(mk::ceil_div(tokens, 64)), 64, 0, st>>>(
-      logits, bias, tokens, experts, k, sigmoid_grouped, n_group, topk_group, normalize, scratch, per, ids, w);
+      logits, bias, tokens, experts, k, sigmoid_grouped, n_group, topk_group, normalize, scratch,
+      per, ids, w);
   MOEK_CHECK_LAUNCH("route");
 }
 
-void permute_index(const int* ids, int assignments, int experts, int* counts, int* offsets, int* perm, int* inv,
-                   cudaStream_t st) {
+void permute_index(const int* ids, int assignments, int experts, int* counts, int* offsets,
+                   int* perm, int* inv, cudaStream_t st) {
   check_shape(experts > 0, "permute_index: experts must be positive");
-  expert_count_kernel<<<static_cast<unsigned>(experts), kPermThreads, 0, st>>>(ids, assignments, counts);
+  expert_count_kernel<<<static_cast<unsigned>(experts), kPermThreads, 0, st>>>(ids, assignments,
+                                                                               counts);
   MOEK_CHECK_LAUNCH("expert_count");
   scan_kernel<<<1, 1, 0, st>>>(counts, experts, offsets);
   MOEK_CHECK_LAUNCH("scan");
   if (assignments <= 0) return;
-  expert_scatter_kernel<<<static_cast<unsigned>(experts), kPermThreads, 0, st>>>(ids, assignments, offsets, perm, inv);
+  expert_scatter_kernel<<<static_cast<unsigned>(experts), kPermThreads, 0, st>>>(
+      ids, assignments, offsets, perm, inv);
   MOEK_CHECK_LAUNCH("expert_scatter");
 }
 
-void gather_rows(const float* x, const int* perm, int k, int rows, int hidden, void* dst, Elem t, cudaStream_t st) {
+void gather_rows(const float* x, const int* perm, int k, int rows, int hidden, void* dst, Elem t,
+                 cudaStream_t st) {
   const long long n = static_cast<long long>(rows) * hidden;
   if (n <= 0) return;
   gather_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(x, perm, k, rows, hidden, dst, t);
   MOEK_CHECK_LAUNCH("gather_rows");
 }
 
-void pad_rows(const float* x_perm, const int* offsets, const int* counts, const int* list, int nb, int rows_per,
-              int hidden, void* dst, Elem t, cudaStream_t st) {
+void pad_rows(const float* x_perm, const int* offsets, const int* counts, const int* list, int nb,
+              int rows_per, int hidden, void* dst, Elem t, cudaStream_t st) {
   const long long n = static_cast<long long>(nb) * rows_per * hidden;
   if (n <= 0) return;
-  pad_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(x_perm, offsets, counts, list, nb, rows_per, hidden, dst, t);
+  pad_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(x_perm, offsets, counts, list, nb, rows_per,
+                                                    hidden, dst, t);
   MOEK_CHECK_LAUNCH("pad_rows");
 }
 
-void unpad_rows(const float* padded, const int* offsets, const int* counts, const int* list, int nb, int rows_per,
-                int hidden, float* y_perm, cudaStream_t st) {
+void unpad_rows(const float* padded, const int* offsets, const int* counts, const int* list, int nb,
+                int rows_per, int hidden, float* y_perm, cudaStream_t st) {
   const long long n = static_cast<long long>(nb) * rows_per * hidden;
   if (n <= 0) return;
-  unpad_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(padded, offsets, counts, list, nb, rows_per, hidden, y_perm);
+  unpad_rows_kernel<<<grid_for(n, 256), 256, 0, st>>>(padded, offsets, counts, list, nb, rows_per,
+                                                      hidden, y_perm);
   MOEK_CHECK_LAUNCH("unpad_rows");
 }
 
@@ -226,11 +238,12 @@ void swiglu(const float* gu, int rows, int f, void* out, Elem t, cudaStream_t st
   MOEK_CHECK_LAUNCH("swiglu");
 }
 
-void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden, float* out,
-             bool accumulate, cudaStream_t st) {
+void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden,
+             float* out, bool accumulate, cudaStream_t st) {
   const long long n = static_cast<long long>(tokens) * hidden;
   if (n <= 0) return;
-  combine_kernel<<<grid_for(n, 256), 256, 0, st>>>(y_perm, inv, w, tokens, k, hidden, out, accumulate);
+  combine_kernel<<<grid_for(n, 256), 256, 0, st>>>(y_perm, inv, w, tokens, k, hidden, out,
+                                                   accumulate);
   MOEK_CHECK_LAUNCH("combine");
 }
 

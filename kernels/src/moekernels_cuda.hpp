@@ -13,7 +13,9 @@
 namespace moekernels::cuda {
 
 enum class Elem { f32, bf16 };
-inline int elem_bytes(Elem e) { return e == Elem::f32 ? 4 : 2; }
+inline int elem_bytes(Elem e) {
+  return e == Elem::f32 ? 4 : 2;
+}
 
 // Throws moeplan::Error("<what>: <cudaGetErrorString>") when err != cudaSuccess.
 void throw_on_error(cudaError_t err, const char* what, const char* file, int line);
@@ -39,33 +41,34 @@ void scribble(void* buf, long long bytes, cudaStream_t st);
 // One thread per token runs moekernels::route_token (the exact CPU code path).
 // logits [tokens, experts] f32, bias [experts] or null, scratch
 // [tokens * routing_scratch_floats(experts, n_group)] f32; ids/w [tokens, k].
-void route(const float* logits, const float* bias, int tokens, int experts, int k, bool sigmoid_grouped,
-           int n_group, int topk_group, bool normalize, float* scratch, int* ids, float* w, cudaStream_t st);
+void route(const float* logits, const float* bias, int tokens, int experts, int k,
+           bool sigmoid_grouped, int n_group, int topk_group, bool normalize, float* scratch,
+           int* ids, float* w, cudaStream_t st);
 
 // ---- permutation --------------------------------------------------------------
 // Stable expert-major permutation of A = tokens*k assignments (deterministic,
 // no atomics): counts [E], offsets [E+1], perm [A], inv [A]. One block per
 // expert scans all assignments with a block-wide ballot prefix.
-void permute_index(const int* ids, int assignments, int experts, int* counts, int* offsets, int* perm, int* inv,
-                   cudaStream_t st);
+void permute_index(const int* ids, int assignments, int experts, int* counts, int* offsets,
+                   int* perm, int* inv, cudaStream_t st);
 // dst row p (of `rows` rows, stride hidden) = x row perm[p] / k, converted to `t`.
 void gather_rows(const float* x, const int* perm, int k, int rows, int hidden, void* dst, Elem t,
                  cudaStream_t st);
 // Padded layout for batched expert GEMMs: expert slot b (one per non-empty
 // expert, expert ids in `experts_list` [nb]) owns rows [b*rows_per, (b+1)*rows_per)
 // of dst; rows beyond counts[e] are zero. x_perm is the unpadded f32 [A, hidden].
-void pad_rows(const float* x_perm, const int* offsets, const int* counts, const int* experts_list, int nb,
-              int rows_per, int hidden, void* dst, Elem t, cudaStream_t st);
+void pad_rows(const float* x_perm, const int* offsets, const int* counts, const int* experts_list,
+              int nb, int rows_per, int hidden, void* dst, Elem t, cudaStream_t st);
 // Inverse of pad_rows for the outputs: y_perm [A, hidden] f32 from padded f32.
-void unpad_rows(const float* padded, const int* offsets, const int* counts, const int* experts_list, int nb,
-                int rows_per, int hidden, float* y_perm, cudaStream_t st);
+void unpad_rows(const float* padded, const int* offsets, const int* counts, const int* experts_list,
+                int nb, int rows_per, int hidden, float* y_perm, cudaStream_t st);
 
 // ---- expert FFN pieces ----------------------------------------------------------
 // gu [rows, 2f] f32 (gate | up) -> out [rows, f] = silu(gate) * up in `t`.
 void swiglu(const float* gu, int rows, int f, void* out, Elem t, cudaStream_t st);
 // out [tokens, hidden] (+)= sum_j w[t*k+j] * y_perm[inv[t*k+j]] (accumulate: add to out).
-void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden, float* out,
-             bool accumulate, cudaStream_t st);
+void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden,
+             float* out, bool accumulate, cudaStream_t st);
 // In-place RMSNorm of rows [rows, n] (no weight), and y += x.
 void rmsnorm(const float* x, int rows, int n, float eps, float* out, cudaStream_t st);
 void add_inplace(float* y, const float* x, long long n, cudaStream_t st);
@@ -93,10 +96,12 @@ struct AttentionArgs {
 };
 // Workspace bytes attention() needs for `a` on a device with `sms` SMs (0: none).
 long long attention_workspace_bytes(const AttentionArgs& a, int sms);
-void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms, cudaStream_t st);
+void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
+               cudaStream_t st);
 // Fill a paged cache: physical row r = page_table[...] so that logical element
 // ((b*L + j)*heads + h)*dim + c holds round(pattern(seed, that index)).
-void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim, const int* page_table,
-                int page, int pages_per_seq, std::uint64_t seed, cudaStream_t st);
+void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim,
+                const int* page_table, int page, int pages_per_seq, std::uint64_t seed,
+                cudaStream_t st);
 
 }  // namespace moekernels::cuda

@@ -12,9 +12,27 @@ namespace {
 constexpr int kSupportedSchema = 1;
 
 CalibrationRow read_row(const JsonView& v) {
-  v.only_keys({"op", "shape", "dtype", "distribution", "tokens", "context", "p50_s", "p10_s", "p90_s", "samples",
-               "bytes", "flops", "roofline_s", "util", "roofline_measured_s", "util_measured", "gb_s", "tflops",
-               "experts_touched", "verified", "max_err"});
+  v.only_keys({"op",
+               "shape",
+               "dtype",
+               "distribution",
+               "tokens",
+               "context",
+               "p50_s",
+               "p10_s",
+               "p90_s",
+               "samples",
+               "bytes",
+               "flops",
+               "roofline_s",
+               "util",
+               "roofline_measured_s",
+               "util_measured",
+               "gb_s",
+               "tflops",
+               "experts_touched",
+               "verified",
+               "max_err"});
   CalibrationRow r;
   r.op = v.string("op");
   r.shape = v.string("shape");
@@ -36,7 +54,8 @@ CalibrationRow read_row(const JsonView& v) {
   r.util_measured = v.non_negative("util_measured");
   r.gb_s = v.non_negative("gb_s");
   r.tflops = v.non_negative("tflops");
-  r.experts_touched = v.at("experts_touched").is_null() ? -1 : static_cast<int>(v.integer("experts_touched"));
+  r.experts_touched =
+      v.at("experts_touched").is_null() ? -1 : static_cast<int>(v.integer("experts_touched"));
   r.verified = v.at("verified").boolean();
   if (!r.verified) v.fail_member("verified", "an unverified row must not be in a calibration file");
   r.max_err = v.non_negative("max_err");
@@ -52,8 +71,8 @@ struct CalibrationAccess {
 Calibration CalibrationAccess::read(const Json& j, const std::string& label) {
   const JsonView root(j, label);
   if (!root.is_object()) root.fail("expected an object");
-  root.only_keys({"schema", "schema_version", "created_utc", "probe", "device", "model", "config", "rows", "fits",
-                  "decode_step"});
+  root.only_keys({"schema", "schema_version", "created_utc", "probe", "device", "model", "config",
+                  "rows", "fits", "decode_step"});
   if (root.string("schema") != "moeplan-calibration")
     root.fail_member("schema", "expected \"moeplan-calibration\"");
   Calibration c;
@@ -61,8 +80,8 @@ Calibration CalibrationAccess::read(const Json& j, const std::string& label) {
   c.schema_version = static_cast<int>(root.positive_int("schema_version"));
   if (c.schema_version > kSupportedSchema)
     root.fail_member("schema_version", "version " + std::to_string(c.schema_version) +
-                                           " is newer than this moeplan reads (" + std::to_string(kSupportedSchema) +
-                                           "); update moeplan");
+                                           " is newer than this moeplan reads (" +
+                                           std::to_string(kSupportedSchema) + "); update moeplan");
   c.created_utc = root.string("created_utc");
   const JsonView probe = root.at("probe");
   c.probe_version = probe.string("version");
@@ -82,9 +101,11 @@ Calibration CalibrationAccess::read(const Json& j, const std::string& label) {
   c.device.cores = static_cast<int>(d.integer("cores"));
   c.device.threads = static_cast<int>(d.integer_or("threads", 0));
   if (auto libs = d.get("libraries"))
-    for (auto it = libs->raw().begin(); it != libs->raw().end(); ++it) c.device.libraries[it.key()] = libs->string(it.key());
+    for (auto it = libs->raw().begin(); it != libs->raw().end(); ++it)
+      c.device.libraries[it.key()] = libs->string(it.key());
   if (auto clk = d.get("clocks_mhz"))
-    for (auto it = clk->raw().begin(); it != clk->raw().end(); ++it) c.device.clocks_mhz[it.key()] = clk->number(it.key());
+    for (auto it = clk->raw().begin(); it != clk->raw().end(); ++it)
+      c.device.clocks_mhz[it.key()] = clk->number(it.key());
 
   const JsonView m = root.at("model");
   c.model_id = m.string("id");
@@ -95,12 +116,14 @@ Calibration CalibrationAccess::read(const Json& j, const std::string& label) {
 
   const JsonView f = root.at("fits");
   c.bandwidth_gb_s_ = f.positive("bandwidth_gb_s");
-  if (!f.at("bandwidth_fraction").is_null()) c.bandwidth_fraction_ = f.positive("bandwidth_fraction");
+  if (!f.at("bandwidth_fraction").is_null())
+    c.bandwidth_fraction_ = f.positive("bandwidth_fraction");
   c.step_latency_s_ = f.non_negative("step_latency_s");
   c.effective_bandwidth_gb_s_ = f.non_negative("effective_bandwidth_gb_s");
   const JsonView pl = f.at("compute_plateau_tflops");
   if (!pl.is_object()) pl.fail("expected an object of dtype -> TFLOP/s");
-  for (auto it = pl.raw().begin(); it != pl.raw().end(); ++it) c.plateau_[it.key()] = pl.non_negative(it.key());
+  for (auto it = pl.raw().begin(); it != pl.raw().end(); ++it)
+    c.plateau_[it.key()] = pl.non_negative(it.key());
   const JsonView eff = f.at("efficiency");
   if (!eff.is_object()) eff.fail("expected an object of op class -> curve");
   for (auto it = eff.raw().begin(); it != eff.raw().end(); ++it) {
@@ -139,8 +162,9 @@ double interpolate_clamped(const std::vector<std::pair<double, double>>& pts, do
   if (pts.empty()) throw Error("interpolation over no points");
   if (x <= pts.front().first) return pts.front().second;
   if (x >= pts.back().first) return pts.back().second;
-  auto hi = std::lower_bound(pts.begin(), pts.end(), x,
-                             [](const std::pair<double, double>& p, double v) { return p.first < v; });
+  auto hi =
+      std::lower_bound(pts.begin(), pts.end(), x,
+                       [](const std::pair<double, double>& p, double v) { return p.first < v; });
   if (hi->first == x) return hi->second;
   auto lo = hi - 1;
   const double f = (x - lo->first) / (hi->first - lo->first);
@@ -164,13 +188,16 @@ double Calibration::efficiency(const std::string& op_class, double tokens) const
 }
 
 double Calibration::decode_step_s(double tokens) const {
-  if (decode_steps.empty()) throw Error(file + ": the calibration has no decode-step (layer) measurements");
+  if (decode_steps.empty())
+    throw Error(file + ": the calibration has no decode-step (layer) measurements");
   std::vector<std::pair<double, double>> pts;
   for (const auto& s : decode_steps) pts.emplace_back(s.tokens, s.stack_s);
   return interpolate_clamped(pts, tokens);
 }
 
-Calibration load_calibration(const std::string& path) { return CalibrationAccess::read(parse_json_file(path), path); }
+Calibration load_calibration(const std::string& path) {
+  return CalibrationAccess::read(parse_json_file(path), path);
+}
 
 Calibration parse_calibration(const std::string& text, const std::string& file_label) {
   return CalibrationAccess::read(parse_json_text(text, file_label), file_label);

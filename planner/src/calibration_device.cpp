@@ -17,11 +17,11 @@ DeviceCalibration device_calibration(const Calibration& cal) {
   d.bandwidth_gb_s = c->bandwidth_gb_s();
   // A CPU backend computes bf16 weights in fp32 after conversion, so an fp32 plateau is the
   // rate 16-bit weights run at when no bf16 plateau was measured.
-  d.bf16_tflops = c->compute_plateau_tflops("bf16").value_or(
-      c->compute_plateau_tflops("fp32").value_or(0.0));
+  d.bf16_tflops =
+      c->compute_plateau_tflops("bf16").value_or(c->compute_plateau_tflops("fp32").value_or(0.0));
   d.fp8_tflops = c->compute_plateau_tflops("fp8").value_or(0.0);
-  d.fp4_tflops = c->compute_plateau_tflops("fp4").value_or(
-      c->compute_plateau_tflops("nvfp4").value_or(0.0));
+  d.fp4_tflops =
+      c->compute_plateau_tflops("fp4").value_or(c->compute_plateau_tflops("nvfp4").value_or(0.0));
   d.memory_gb = c->device.memory_gb;
   d.kind = c->device.kind;
   // Op classes of the performance model → the probe's measured classes.

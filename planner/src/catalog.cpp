@@ -41,7 +41,8 @@ double Device::peak_tflops_for(const std::string& hw_format) const {
     auto it = peak_tflops.find(k);
     return it == peak_tflops.end() ? 0.0 : it->second;
   };
-  if ((hw_format == "fp8" || hw_format == "fp4" || hw_format == "int8") && has_hw_format(hw_format)) {
+  if ((hw_format == "fp8" || hw_format == "fp4" || hw_format == "int8") &&
+      has_hw_format(hw_format)) {
     const double v = get(hw_format);
     if (v > 0) return v;
   }
@@ -73,8 +74,9 @@ Provenance read_provenance(const JsonView& v) {
   p.as_of = v.string("as_of");
   // YYYY-MM or YYYY-MM-DD
   const auto& a = p.as_of;
-  const bool ok = (a.size() == 7 || a.size() == 10) && std::isdigit(static_cast<unsigned char>(a[0])) &&
-                  a[4] == '-' && (a.size() == 7 || a[7] == '-');
+  const bool ok = (a.size() == 7 || a.size() == 10) &&
+                  std::isdigit(static_cast<unsigned char>(a[0])) && a[4] == '-' &&
+                  (a.size() == 7 || a[7] == '-');
   if (!ok) v.fail_member("as_of", "expected a date YYYY-MM or YYYY-MM-DD, found \"" + a + "\"");
   p.estimated = v.boolean_or("estimated", false);
   p.notes = v.string_or("notes", "");
@@ -95,7 +97,8 @@ struct FileDoc {
   Json json;
 };
 
-FileDoc open_catalog_file(const std::string& dir, const std::string& name, std::string& hash_input) {
+FileDoc open_catalog_file(const std::string& dir, const std::string& name,
+                          std::string& hash_input) {
   FileDoc d;
   d.path = (std::filesystem::path(dir) / name).string();
   std::ifstream in(d.path, std::ios::binary);
@@ -118,7 +121,9 @@ JsonView root_of(const FileDoc& d, std::initializer_list<std::string_view> array
   if (std::string(d.path).find("fx.json") != std::string::npos) keys.emplace_back("base");
   root.only_keys(keys);
   const long long ver = root.integer("schema_version");
-  if (ver != 1) root.fail_member("schema_version", "unsupported schema version " + std::to_string(ver) + " (expected 1)");
+  if (ver != 1)
+    root.fail_member("schema_version",
+                     "unsupported schema version " + std::to_string(ver) + " (expected 1)");
   return root;
 }
 
@@ -139,7 +144,9 @@ Attention read_attention(const JsonView& a) {
                "sliding_window_layers", "linear_attention_layers", "sparse", "kv_compression"});
   Attention at;
   const std::string type = a.one_of("type", {"mha", "gqa", "mla"});
-  at.type = type == "mha" ? AttentionType::mha : type == "gqa" ? AttentionType::gqa : AttentionType::mla;
+  at.type = type == "mha"   ? AttentionType::mha
+            : type == "gqa" ? AttentionType::gqa
+                            : AttentionType::mla;
   at.heads = read_int(a, "heads", 0, true);
   if (at.type == AttentionType::mla) {
     at.q_lora_rank = read_int(a, "q_lora_rank");
@@ -153,7 +160,8 @@ Attention read_attention(const JsonView& a) {
                                                 : read_int(a, "kv_heads", 0, true);
     if (at.kv_heads > at.heads) a.fail_member("kv_heads", "must not exceed heads");
     if (at.heads % at.kv_heads != 0)
-      a.fail_member("kv_heads", "heads (" + std::to_string(at.heads) + ") must be a multiple of kv_heads");
+      a.fail_member("kv_heads",
+                    "heads (" + std::to_string(at.heads) + ") must be a multiple of kv_heads");
   }
   at.sliding_window_tokens = a.integer_or("sliding_window_tokens", 0);
   at.sliding_window_layers = read_int(a, "sliding_window_layers");
@@ -191,16 +199,32 @@ Moe read_moe(const JsonView& m) {
 Component parse_component(const JsonView& v, const std::string& key) {
   for (Component c : kComponents)
     if (key == component_name(c)) return c;
-  v.fail_member(key, "unknown weight component (expected default, embeddings, attention, dense_ffn, "
-                     "shared_experts or routed_experts)");
+  v.fail_member(key,
+                "unknown weight component (expected default, embeddings, attention, dense_ffn, "
+                "shared_experts or routed_experts)");
 }
 
 Model read_model(const JsonView& v) {
-  v.only_keys(with_provenance(
-      {"id", "name", "family", "license", "license_notes", "release", "total_params_b",
-       "active_params_b", "layers", "hidden_size", "vocab_size", "max_context_tokens",
-       "tied_embeddings", "attention", "dense_ffn_size", "moe", "mtp_layers", "native_precision",
-       "checkpoints", "quality_scores"}));
+  v.only_keys(with_provenance({"id",
+                               "name",
+                               "family",
+                               "license",
+                               "license_notes",
+                               "release",
+                               "total_params_b",
+                               "active_params_b",
+                               "layers",
+                               "hidden_size",
+                               "vocab_size",
+                               "max_context_tokens",
+                               "tied_embeddings",
+                               "attention",
+                               "dense_ffn_size",
+                               "moe",
+                               "mtp_layers",
+                               "native_precision",
+                               "checkpoints",
+                               "quality_scores"}));
   Model m;
   m.id = v.string("id");
   m.name = v.string("name");
@@ -265,10 +289,10 @@ Model read_model(const JsonView& v) {
 }
 
 Device read_device(const JsonView& v) {
-  v.only_keys(with_provenance({"id", "name", "vendor", "kind", "memory_gb", "memory_bandwidth_gb_s",
-                               "peak_tflops", "hw_formats", "nvlink_gb_s", "pcie_gen", "pcie_lanes",
-                               "tdp_w", "form_factor", "max_per_node", "cores",
-                               "export_control_notes"}));
+  v.only_keys(
+      with_provenance({"id", "name", "vendor", "kind", "memory_gb", "memory_bandwidth_gb_s",
+                       "peak_tflops", "hw_formats", "nvlink_gb_s", "pcie_gen", "pcie_lanes",
+                       "tdp_w", "form_factor", "max_per_node", "cores", "export_control_notes"}));
   Device d;
   d.id = v.string("id");
   d.name = v.string("name");
@@ -279,12 +303,14 @@ Device read_device(const JsonView& v) {
   d.memory_bandwidth_gb_s = v.positive("memory_bandwidth_gb_s");
   const auto pk = v.at("peak_tflops");
   pk.only_keys({"fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"});
-  for (auto it = pk.raw().begin(); it != pk.raw().end(); ++it) d.peak_tflops[it.key()] = pk.positive(it.key());
+  for (auto it = pk.raw().begin(); it != pk.raw().end(); ++it)
+    d.peak_tflops[it.key()] = pk.positive(it.key());
   if (d.peak_tflops.empty()) pk.fail("at least one data type's peak rate is required");
   const auto hf = v.at("hw_formats");
   for (const auto& f : hf.array()) {
     const std::string s = f.string();
-    if (s != "fp8" && s != "fp4" && s != "int8") f.fail("expected fp8, fp4 or int8, found \"" + s + "\"");
+    if (s != "fp8" && s != "fp4" && s != "int8")
+      f.fail("expected fp8, fp4 or int8, found \"" + s + "\"");
     d.hw_formats.push_back(s);
   }
   d.nvlink_gb_s = v.number_or("nvlink_gb_s", 0);
@@ -311,7 +337,8 @@ std::optional<std::pair<double, double>> read_retention(const JsonView& v) {
   return std::make_pair(lo, hi);
 }
 
-const std::initializer_list<std::string_view> kHwFormats = {"bf16", "fp16", "fp8", "fp4", "int8", "none"};
+const std::initializer_list<std::string_view> kHwFormats = {"bf16", "fp16", "fp8",
+                                                            "fp4",  "int8", "none"};
 
 }  // namespace
 
@@ -351,7 +378,8 @@ std::map<Component, double> architecture_params(const Model& m) {
     const Moe& e = *m.moe;
     const double moe_layers = L - e.dense_layers;
     p[Component::dense_ffn] = 3.0 * h * m.dense_ffn_size * e.dense_layers;
-    p[Component::shared_experts] = 3.0 * h * e.shared_expert_ffn_size * e.shared_experts * moe_layers;
+    p[Component::shared_experts] =
+        3.0 * h * e.shared_expert_ffn_size * e.shared_experts * moe_layers;
     p[Component::routed_experts] = 3.0 * h * e.expert_ffn_size * e.routed_experts * moe_layers;
     p[Component::attention] += h * e.routed_experts * moe_layers;  // router
   } else {
@@ -380,16 +408,24 @@ static const T& lookup(const std::vector<T>& v, const std::string& id, const std
   throw UnknownIdError(what, id, ids);
 }
 
-const Model& Catalog::model(const std::string& id) const { return lookup(models, id, "model"); }
-const Device& Catalog::device(const std::string& id) const { return lookup(devices, id, "device"); }
+const Model& Catalog::model(const std::string& id) const {
+  return lookup(models, id, "model");
+}
+const Device& Catalog::device(const std::string& id) const {
+  return lookup(devices, id, "device");
+}
 const WeightFormat& Catalog::weight_format(const std::string& id) const {
   return lookup(weight_formats, id, "weight precision");
 }
 const KvFormat& Catalog::kv_format(const std::string& id) const {
   return lookup(kv_formats, id, "KV-cache precision");
 }
-const Engine& Catalog::engine(const std::string& id) const { return lookup(engines, id, "engine"); }
-const Site& Catalog::site(const std::string& id) const { return lookup(sites, id, "site"); }
+const Engine& Catalog::engine(const std::string& id) const {
+  return lookup(engines, id, "engine");
+}
+const Site& Catalog::site(const std::string& id) const {
+  return lookup(sites, id, "site");
+}
 
 double Catalog::fx_per_usd(const std::string& currency) const {
   if (currency == "USD") return 1.0;
@@ -449,7 +485,8 @@ Catalog load_catalog(const std::string& dir) {
     check_unique_ids(cat.weight_formats, wv, "weight precision");
     const auto kv = root.array("kv_formats");
     for (const auto& v : kv) {
-      v.only_keys(with_provenance({"id", "bits_per_element", "block_size", "scale_bits", "hw_format", "engines"}));
+      v.only_keys(with_provenance(
+          {"id", "bits_per_element", "block_size", "scale_bits", "hw_format", "engines"}));
       KvFormat k;
       k.id = v.string("id");
       k.bits_per_element = v.positive("bits_per_element");
@@ -490,7 +527,9 @@ Catalog load_catalog(const std::string& dir) {
         if (!known) {
           std::vector<std::string> ids;
           for (const auto& w : cat.weight_formats) ids.push_back(w.id);
-          v.at("weight_formats").array()[i].fail(UnknownIdError("weight precision", e.weight_formats[i], ids).what());
+          v.at("weight_formats")
+              .array()[i]
+              .fail(UnknownIdError("weight precision", e.weight_formats[i], ids).what());
         }
       }
       cat.engines.push_back(e);
@@ -531,7 +570,8 @@ Catalog load_catalog(const std::string& dir) {
       if (std::fabs(dev_pct) > 10.0) {
         cat.warnings.push_back({mod.path, mv[i].path(),
                                 "parameters computed from the architecture (" +
-                                    std::to_string(arch / 1e9).substr(0, 7) + "B) differ from total_params_b (" +
+                                    std::to_string(arch / 1e9).substr(0, 7) +
+                                    "B) differ from total_params_b (" +
                                     std::to_string(m.total_params_b).substr(0, 7) + "B) by " +
                                     std::to_string(dev_pct).substr(0, 5) + "%"});
       }
@@ -546,8 +586,8 @@ Catalog load_catalog(const std::string& dir) {
     std::vector<std::string> model_ids, device_ids;
     for (const auto& m : cat.models) model_ids.push_back(m.id);
     for (const auto& d : cat.devices) device_ids.push_back(d.id);
-    auto check_ref = [](const JsonView& v, std::string_view key, const std::vector<std::string>& ids,
-                        const std::string& what) {
+    auto check_ref = [](const JsonView& v, std::string_view key,
+                        const std::vector<std::string>& ids, const std::string& what) {
       const std::string id = v.string(key);
       if (std::find(ids.begin(), ids.end(), id) == ids.end())
         v.fail_member(key, UnknownIdError(what, id, ids).what());
@@ -561,14 +601,16 @@ Catalog load_catalog(const std::string& dir) {
       p.provider = v.string("provider");
       p.currency = v.string("currency");
       p.input_per_mtok = v.non_negative("input_per_mtok");
-      if (v.has("cached_input_per_mtok")) p.cached_input_per_mtok = v.non_negative("cached_input_per_mtok");
+      if (v.has("cached_input_per_mtok"))
+        p.cached_input_per_mtok = v.non_negative("cached_input_per_mtok");
       p.output_per_mtok = v.non_negative("output_per_mtok");
       p.tier = v.string_or("tier", "list");
       p.prov = read_provenance(v);
       cat.api_prices.push_back(p);
     }
     for (const auto& v : root.array_or_empty("rental")) {
-      v.only_keys(with_provenance({"device", "provider", "kind", "usd_per_gpu_hour", "commitment_months"}));
+      v.only_keys(
+          with_provenance({"device", "provider", "kind", "usd_per_gpu_hour", "commitment_months"}));
       RentalPrice p;
       p.device = check_ref(v, "device", device_ids, "device");
       p.provider = v.string("provider");
@@ -603,8 +645,8 @@ Catalog load_catalog(const std::string& dir) {
     const auto root = root_of(sit, {"sites"});
     const auto sv = root.array("sites");
     for (const auto& v : sv) {
-      v.only_keys(with_provenance({"id", "name", "country", "currency", "electricity_per_kwh", "pue",
-                                   "vat_rate", "colo_per_kw_month"}));
+      v.only_keys(with_provenance({"id", "name", "country", "currency", "electricity_per_kwh",
+                                   "pue", "vat_rate", "colo_per_kw_month"}));
       Site s;
       s.id = v.string("id");
       s.name = v.string_or("name", s.id);
@@ -624,16 +666,19 @@ Catalog load_catalog(const std::string& dir) {
   const auto fx = open_catalog_file(dir, "fx.json", hash_input);
   {
     const auto root = root_of(fx, {"rates"});
-    if (root.string_or("base", "USD") != "USD") root.fail_member("base", "only USD is supported as the base");
+    if (root.string_or("base", "USD") != "USD")
+      root.fail_member("base", "only USD is supported as the base");
     std::set<std::string> seen;
     for (const auto& v : root.array("rates")) {
       v.only_keys(with_provenance({"currency", "per_usd"}));
       FxRate r;
       r.currency = v.string("currency");
-      if (r.currency.size() != 3) v.fail_member("currency", "expected an ISO 4217 code such as EUR");
+      if (r.currency.size() != 3)
+        v.fail_member("currency", "expected an ISO 4217 code such as EUR");
       r.per_usd = v.positive("per_usd");
       r.prov = read_provenance(v);
-      if (!seen.insert(r.currency).second) v.fail_member("currency", "duplicate currency " + r.currency);
+      if (!seen.insert(r.currency).second)
+        v.fail_member("currency", "duplicate currency " + r.currency);
       cat.fx_rates.push_back(r);
     }
   }

@@ -63,7 +63,9 @@ double price_per_mtok_output(double p_in, double p_cache, double p_out, double i
   return p_out + input_per_output * ((1 - cache_hit_share) * p_in + cache_hit_share * p_cache);
 }
 
-double tokens_per_year(double tokens_per_s, double days) { return tokens_per_s * kSecondsPerDay * days; }
+double tokens_per_year(double tokens_per_s, double days) {
+  return tokens_per_s * kSecondsPerDay * days;
+}
 
 double cost_per_mtok(double cost_per_year, double tokens_per_yr) {
   require(tokens_per_yr > 0, "token volume must be > 0");
@@ -81,7 +83,8 @@ double break_even_tokens_per_s(double cost_per_year, double price_per_mtok) {
   return cost_per_year / price_per_mtok * kTokensPerMTok / kSecondsPerYear;
 }
 
-double electricity_per_mtok(double system_w, double tokens_per_s, double price_per_kwh, double pue) {
+double electricity_per_mtok(double system_w, double tokens_per_s, double price_per_kwh,
+                            double pue) {
   require(tokens_per_s > 0, "tokens per second must be > 0");
   require(pue >= 1, "PUE must be >= 1");
   const double mtok_per_hour = tokens_per_s * 3600.0 / kTokensPerMTok;
@@ -197,7 +200,7 @@ CostCurve own_curve(double capex, double opex_per_month, double residual, int li
 std::optional<double> crossover_month(const CostCurve& a, const CostCurve& b) {
   require(a.horizon() == b.horizon(), "curves must share a horizon");
   const int h = a.horizon();
-  int sign = 0;                      // who is dearer: +1 a, −1 b, 0 not yet known
+  int sign = 0;            // who is dearer: +1 a, −1 b, 0 not yet known
   double zero_since = -1;  // time the difference touched 0 while sign was set; −1: not touching
   auto sgn = [](double d) {
     // Differences below a relative hair are ties (sums of the same numbers in a different order).
@@ -291,8 +294,8 @@ CostAnalysis analyze(const CostInputs& in) {
     bd.residual = b.residual();
     bd.depreciation_per_month = (b.capex() - b.residual()) / b.life_months;
     if (b.wall_power_w > 0) {
-      bd.power_it_per_month = electricity_per_month(b.wall_power_w, 1.0, b.electricity_per_kwh,
-                                                    in.month_hours);
+      bd.power_it_per_month =
+          electricity_per_month(b.wall_power_w, 1.0, b.electricity_per_kwh, in.month_hours);
       bd.power_per_month =
           electricity_per_month(b.wall_power_w, b.pue, b.electricity_per_kwh, in.month_hours);
     }
@@ -321,9 +324,9 @@ CostAnalysis analyze(const CostInputs& in) {
   if (in.api) {
     require(in.demand.has_value(), "the API option needs a demand");
     const ApiInputs& p = *in.api;
-    const double r = price_per_mtok_output(p.input_per_mtok, p.cached_input_per_mtok,
-                                           p.output_per_mtok, in.demand->input_per_output,
-                                           in.demand->cache_hit_share);
+    const double r =
+        price_per_mtok_output(p.input_per_mtok, p.cached_input_per_mtok, p.output_per_mtok,
+                              in.demand->input_per_output, in.demand->cache_hit_share);
     out.api_per_mtok_output = r;
     OptionResult o;
     o.id = "api";
@@ -362,11 +365,14 @@ CostAnalysis analyze(const CostInputs& in) {
 
   if (in.buy && in.rent) {
     out.simple_payback_months = simple_payback_months(in.buy->capex(), in.rent->per_month);
-    if (out.simple_payback_months) out.buy->simple_payback_vs_rent_months = *out.simple_payback_months;
-    out.rent_to_own_threshold = rent_to_own_threshold(own_per_year, in.rent->per_month * kMonthsPerYear);
+    if (out.simple_payback_months)
+      out.buy->simple_payback_vs_rent_months = *out.simple_payback_months;
+    out.rent_to_own_threshold =
+        rent_to_own_threshold(own_per_year, in.rent->per_month * kMonthsPerYear);
   }
   if (out.api_per_mtok_output && *out.api_per_mtok_output > 0) {
-    if (in.buy) out.own_matches_api_tok_s = break_even_tokens_per_s(own_per_year, *out.api_per_mtok_output);
+    if (in.buy)
+      out.own_matches_api_tok_s = break_even_tokens_per_s(own_per_year, *out.api_per_mtok_output);
     if (in.rent)
       out.rent_matches_api_tok_s =
           break_even_tokens_per_s(in.rent->per_month * kMonthsPerYear, *out.api_per_mtok_output);
@@ -419,8 +425,8 @@ CostAnalysis analyze(const CostInputs& in) {
       m.revenue_per_tok_s_month = m.revenue_per_mtok * 3600.0 * in.month_hours / kTokensPerMTok;
       if (in.buy && in.node_capacity_tok_s && pv.sold_utilization) {
         const double revenue_year =
-            m.revenue_per_mtok *
-            tokens_per_year(*in.node_capacity_tok_s * *pv.sold_utilization) / kTokensPerMTok;
+            m.revenue_per_mtok * tokens_per_year(*in.node_capacity_tok_s * *pv.sold_utilization) /
+            kTokensPerMTok;
         m.payback_years = payback_years(in.buy->capex(), revenue_year, opex_per_year);
       }
       r.mixes.push_back(m);
@@ -428,8 +434,8 @@ CostAnalysis analyze(const CostInputs& in) {
     if (!pv.competitor_prices_usd_per_mtok.empty()) {
       r.routing_share = routing_share(pv.own_price_usd_per_mtok, pv.competitor_prices_usd_per_mtok);
       for (double c : pv.competitor_prices_usd_per_mtok)
-        r.routing_ratio.emplace_back(
-            c, routing_weight(pv.own_price_usd_per_mtok) / routing_weight(c));
+        r.routing_ratio.emplace_back(c,
+                                     routing_weight(pv.own_price_usd_per_mtok) / routing_weight(c));
     }
     out.provider = r;
   }
@@ -440,8 +446,8 @@ CostAnalysis analyze(const CostInputs& in) {
       r.name = s.name;
       r.system_w = s.system_w;
       r.tokens_per_s = s.tokens_per_s;
-      r.cost_per_mtok = electricity_per_mtok(s.system_w, s.tokens_per_s,
-                                             in.power_only->electricity_per_kwh, in.power_only->pue);
+      r.cost_per_mtok = electricity_per_mtok(
+          s.system_w, s.tokens_per_s, in.power_only->electricity_per_kwh, in.power_only->pue);
       r.cost_per_month = electricity_per_month(s.system_w, in.power_only->pue,
                                                in.power_only->electricity_per_kwh, in.month_hours);
       out.power_only.push_back(r);
@@ -457,14 +463,16 @@ CostAnalysis analyze(const CostInputs& in) {
     return fmt::format("{:.3g} {}", v, cur);
   };
   if (!out.options.empty()) {
-    const auto best = std::min_element(out.options.begin(), out.options.end(),
-                                       [](const auto& x, const auto& y) { return x.total_cost < y.total_cost; });
-    out.messages.push_back(fmt::format("Cheapest over {} months: {} ({}).", h, best->label,
-                                       money(best->total_cost)));
+    const auto best =
+        std::min_element(out.options.begin(), out.options.end(),
+                         [](const auto& x, const auto& y) { return x.total_cost < y.total_cost; });
+    out.messages.push_back(
+        fmt::format("Cheapest over {} months: {} ({}).", h, best->label, money(best->total_cost)));
   }
   for (const auto& p : out.pairs) {
     if (p.crossover_month)
-      out.messages.push_back(fmt::format("{} and {} cross at month {:.1f}.", p.a, p.b, *p.crossover_month));
+      out.messages.push_back(
+          fmt::format("{} and {} cross at month {:.1f}.", p.a, p.b, *p.crossover_month));
   }
   if (out.rent_to_own_threshold)
     out.messages.push_back(fmt::format(
@@ -520,13 +528,18 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   sum.name = "summary";
   sum.title = fmt::format("Options over {} months ({}; {} {} per USD)", in.horizon_months, cur,
                           in.fx_per_usd, cur);
-  sum.columns = {"option", "description", "total cost (" + cur + ")", "per year (" + cur + ")",
-                 "per 1M output tokens (" + cur + ")", "present cost (" + cur + ")",
+  sum.columns = {"option",
+                 "description",
+                 "total cost (" + cur + ")",
+                 "per year (" + cur + ")",
+                 "per 1M output tokens (" + cur + ")",
+                 "present cost (" + cur + ")",
                  "total cost (USD)"};
   Json opts = Json::object();
   for (const auto& o : a.options) {
-    sum.add({o.id, o.label, Cell(o.total_cost), Cell(o.cost_per_year), opt_cell(o.cost_per_mtok_output),
-             Cell(o.present_cost), Cell(convert(o.total_cost, in.fx_per_usd, 1.0))});
+    sum.add({o.id, o.label, Cell(o.total_cost), Cell(o.cost_per_year),
+             opt_cell(o.cost_per_mtok_output), Cell(o.present_cost),
+             Cell(convert(o.total_cost, in.fx_per_usd, 1.0))});
     Json monthly = Json::array();
     for (double v : o.curve.monthly_cumulative()) monthly.push_back(v);
     opts[o.id] = {{"label", o.label},
@@ -537,7 +550,8 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
                   {"present_cost", o.present_cost},
                   {"monthly_cumulative", monthly}};
   }
-  if (in.buy) sum.notes.push_back("buy: per year = total cost of ownership over the life / life years");
+  if (in.buy)
+    sum.notes.push_back("buy: per year = total cost of ownership over the life / life years");
   if (!a.options.empty()) r.tables.push_back(sum);
   j["options"] = opts;
 
@@ -548,7 +562,7 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   Table cmp;
   cmp.name = "comparison";
   cmp.title = "Pairwise comparison (first option against the second)";
-  cmp.columns = {"pair", "crossover month", "payback (years)", "saves per year (" + cur + ")",
+  cmp.columns = {"pair",    "crossover month",  "payback (years)", "saves per year (" + cur + ")",
                  "ROI (%)", "NPV (" + cur + ")"};
   for (const auto& p : a.pairs) {
     const std::string key = p.a + "_vs_" + p.b;
@@ -560,12 +574,15 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
     cmp.add({key, opt_cell(p.crossover_month, 1), opt_cell(p.payback_years, 2),
              Cell(p.savings_per_year), Cell(p.roi * 100, 1), Cell(p.npv)});
   }
-  cmp.notes.push_back("crossover month: where the cumulative costs cross (empty: never within the horizon)");
+  cmp.notes.push_back(
+      "crossover month: where the cumulative costs cross (empty: never within the horizon)");
   if (in.buy)
-    cmp.notes.push_back(fmt::format(
-        "buy payback = capex / (alternative per year - buy cash opex per year); ROI over the {}-month "
-        "life = (avoided - own TCO) / own TCO; NPV at {:.1f}%/yr, positive when the first is cheaper",
-        in.buy->life_months, in.buy->discount_rate * 100));
+    cmp.notes.push_back(
+        fmt::format("buy payback = capex / (alternative per year - buy cash opex per year); ROI "
+                    "over the {}-month "
+                    "life = (avoided - own TCO) / own TCO; NPV at {:.1f}%/yr, positive when the "
+                    "first is cheaper",
+                    in.buy->life_months, in.buy->discount_rate * 100));
   if (!a.pairs.empty()) r.tables.push_back(cmp);
   j["crossover_month"] = cross;
   j["payback_years"] = payback;
@@ -587,7 +604,8 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   th.title = "Break-even and thresholds";
   th.columns = {"measure", "value", "unit"};
   if (a.simple_payback_months)
-    th.add({"simple payback, capex against rent alone", Cell(*a.simple_payback_months, 1), "months"});
+    th.add(
+        {"simple payback, capex against rent alone", Cell(*a.simple_payback_months, 1), "months"});
   if (a.value_break_even) {
     th.add({"value needed to break even over the life", Cell(*a.value_break_even), cur + "/year"});
     th.add({"value needed for 50% ROI over the life", Cell(*a.value_roi_50), cur + "/year"});
@@ -725,13 +743,17 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
     t.name = "provider";
     t.title = fmt::format("Provider revenue per 1M output tokens (cache hits {:.0f}%)",
                           in.provider->cache_hit_share * 100);
-    t.columns = {"mix", "input per output token", "revenue (USD/1M out)",
-                 "revenue (" + per_mtok + ")", "per sustained tok/s per month (" + cur + ")",
+    t.columns = {"mix",
+                 "input per output token",
+                 "revenue (USD/1M out)",
+                 "revenue (" + per_mtok + ")",
+                 "per sustained tok/s per month (" + cur + ")",
                  "payback of owned node (years)"};
     Json mixes = Json::array();
     for (const auto& m : p.mixes) {
       t.add({m.name, Cell(m.input_per_output), Cell(m.revenue_usd_per_mtok, 3),
-             Cell(m.revenue_per_mtok), Cell(m.revenue_per_tok_s_month), opt_cell(m.payback_years, 1)});
+             Cell(m.revenue_per_mtok), Cell(m.revenue_per_tok_s_month),
+             opt_cell(m.payback_years, 1)});
       mixes.push_back({{"name", m.name},
                        {"input_per_output", m.input_per_output},
                        {"revenue_usd_per_mtok", m.revenue_usd_per_mtok},
@@ -754,8 +776,8 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
       const double own = in.provider->own_price_usd_per_mtok;
       double total = routing_weight(own);
       for (const auto& [c, _] : p.routing_ratio) total += routing_weight(c);
-      rt.add({"ours", Cell(own, 3), Cell(routing_weight(own)), Cell(routing_weight(own) / total * 100, 1),
-              Cell()});
+      rt.add({"ours", Cell(own, 3), Cell(routing_weight(own)),
+              Cell(routing_weight(own) / total * 100, 1), Cell()});
       Json rr = Json::array();
       for (std::size_t i = 0; i < p.routing_ratio.size(); ++i) {
         const auto& [c, ratio] = p.routing_ratio[i];
@@ -764,7 +786,8 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
         rr.push_back({{"price_usd_per_mtok", c}, {"odds_ours_vs_theirs", ratio}});
       }
       r.tables.push_back(rt);
-      pj["routing"] = {{"own_price_usd_per_mtok", own}, {"share", *p.routing_share}, {"competitors", rr}};
+      pj["routing"] = {
+          {"own_price_usd_per_mtok", own}, {"share", *p.routing_share}, {"competitors", rr}};
     }
     j["provider"] = pj;
   }
@@ -773,8 +796,8 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   if (!a.power_only.empty() && in.power_only) {
     Table t;
     t.name = "power_only";
-    t.title = fmt::format("Electricity only ({} {}/kWh, PUE {})", in.power_only->electricity_per_kwh,
-                          cur, in.power_only->pue);
+    t.title = fmt::format("Electricity only ({} {}/kWh, PUE {})",
+                          in.power_only->electricity_per_kwh, cur, in.power_only->pue);
     t.columns = {"system", "wall power (W)", "output tok/s", "per 1M tokens (" + cur + ")",
                  "per month 24/7 (" + cur + ")"};
     Json arr = Json::array();
@@ -830,8 +853,7 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
         v = Cell(static_cast<long long>(d));
       else
         v = Cell(d);
-    }
-    else if (x.value.is_boolean())
+    } else if (x.value.is_boolean())
       v = Cell(x.value.get<bool>());
     else if (x.value.is_string())
       v = Cell(x.value.get<std::string>());
@@ -862,8 +884,9 @@ svg::ChartPage make_cost_chart(const CostInputs& in, const CostAnalysis& a) {
   if (!a.options.empty()) {
     svg::LineChart c;
     c.title = fmt::format("Cumulative cost over {} months", in.horizon_months);
-    c.subtitle = fmt::format("{} at {} {}/USD; buy = capex at month 0 + opex, less residual at end of life",
-                             cur, in.fx_per_usd, cur);
+    c.subtitle =
+        fmt::format("{} at {} {}/USD; buy = capex at month 0 + opex, less residual at end of life",
+                    cur, in.fx_per_usd, cur);
     c.x_label = "Month";
     c.y_label = "Cumulative cost (" + cur + ")";
     for (const auto& o : a.options) {
@@ -880,16 +903,18 @@ svg::ChartPage make_cost_chart(const CostInputs& in, const CostAnalysis& a) {
     for (const auto& p : a.pairs) {
       if (!p.crossover_month) continue;
       const double y = a.option(p.a)->curve.at(*p.crossover_month);
-      c.highlights.push_back({*p.crossover_month, y,
-                              fmt::format("{} = {} at month {:.1f}", p.a, p.b, *p.crossover_month)});
+      c.highlights.push_back(
+          {*p.crossover_month, y,
+           fmt::format("{} = {} at month {:.1f}", p.a, p.b, *p.crossover_month)});
     }
     page.charts.push_back(std::move(c));
   }
   if (!a.flexion.empty()) {
     svg::LineChart c;
     c.title = "Cost per 1M output tokens against node utilization";
-    c.subtitle = fmt::format("Node capacity {} output tok/s, 24/7 over a 365-day year; the API is flat",
-                             *in.node_capacity_tok_s);
+    c.subtitle =
+        fmt::format("Node capacity {} output tok/s, 24/7 over a 365-day year; the API is flat",
+                    *in.node_capacity_tok_s);
     c.x_label = "Node utilization (% of capacity in use)";
     c.y_label = cur + " per 1M output tokens";
     svg::Series own, rent, api;

@@ -95,7 +95,9 @@ std::string JsonView::child_path(std::string_view key) const {
   return path_ + "/" + escape_pointer(key);
 }
 
-void JsonView::fail(const std::string& problem) const { throw InputError(*file_, path_, problem); }
+void JsonView::fail(const std::string& problem) const {
+  throw InputError(*file_, path_, problem);
+}
 
 void JsonView::fail_member(std::string_view key, const std::string& problem) const {
   throw InputError(*file_, child_path(key), problem);
@@ -128,7 +130,9 @@ std::vector<JsonView> JsonView::array() const {
   return out;
 }
 
-std::vector<JsonView> JsonView::array(std::string_view key) const { return at(key).array(); }
+std::vector<JsonView> JsonView::array(std::string_view key) const {
+  return at(key).array();
+}
 
 std::vector<JsonView> JsonView::array_or_empty(std::string_view key) const {
   auto v = get(key);
@@ -208,7 +212,8 @@ double JsonView::non_negative(std::string_view key) const {
 double JsonView::fraction(std::string_view key) const {
   const auto v = at(key);
   const double d = v.number();
-  if (d < 0 || d > 1) v.fail("expected a fraction between 0 and 1, found " + describe_json(v.raw()));
+  if (d < 0 || d > 1)
+    v.fail("expected a fraction between 0 and 1, found " + describe_json(v.raw()));
   return d;
 }
 

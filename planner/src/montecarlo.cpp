@@ -59,7 +59,8 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
       own_v[i] = tco / in.life_years * nodes / mtok;
     }
     if (rent) {
-      const double per_year = in.rent_per_month[rng.index(in.rent_per_month.size())] * cost::kMonthsPerYear;
+      const double per_year =
+          in.rent_per_month[rng.index(in.rent_per_month.size())] * cost::kMonthsPerYear;
       rent_v[i] = per_year * nodes / mtok;
       if (own) {
         const auto pb = cost::payback_years(capex * nodes, per_year * nodes, opex * nodes);

@@ -14,19 +14,26 @@ namespace moeplan {
 
 const char* evidence_name(Evidence e) {
   switch (e) {
-    case Evidence::measured: return "measured";
-    case Evidence::published: return "published";
-    case Evidence::default_: return "default";
+    case Evidence::measured:
+      return "measured";
+    case Evidence::published:
+      return "published";
+    case Evidence::default_:
+      return "default";
   }
   return "default";
 }
 
 const char* spec_method_name(SpecMethod s) {
   switch (s) {
-    case SpecMethod::none: return "none";
-    case SpecMethod::mtp: return "mtp";
-    case SpecMethod::eagle: return "eagle";
-    case SpecMethod::draft: return "draft";
+    case SpecMethod::none:
+      return "none";
+    case SpecMethod::mtp:
+      return "mtp";
+    case SpecMethod::eagle:
+      return "eagle";
+    case SpecMethod::draft:
+      return "draft";
   }
   return "none";
 }
@@ -41,10 +48,14 @@ SpecMethod parse_spec_method(const std::string& s) {
 
 const char* bound_name(Bound b) {
   switch (b) {
-    case Bound::memory: return "memory";
-    case Bound::compute: return "compute";
-    case Bound::communication: return "communication";
-    case Bound::overhead: return "overhead";
+    case Bound::memory:
+      return "memory";
+    case Bound::compute:
+      return "compute";
+    case Bound::communication:
+      return "communication";
+    case Bound::overhead:
+      return "overhead";
   }
   return "memory";
 }
@@ -68,9 +79,12 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
 double pcie_gb_s(int gen, int lanes) {
   // Per lane per direction after encoding: gen3 0.985, gen4 1.969, gen5 3.938, gen6 7.563 GB/s.
   double per_lane = 0.985;
-  if (gen >= 6) per_lane = 7.563;
-  else if (gen == 5) per_lane = 3.938;
-  else if (gen == 4) per_lane = 1.969;
+  if (gen >= 6)
+    per_lane = 7.563;
+  else if (gen == 5)
+    per_lane = 3.938;
+  else if (gen == 4)
+    per_lane = 1.969;
   return per_lane * (lanes > 0 ? lanes : 16);
 }
 
@@ -81,9 +95,12 @@ namespace {
 
 const char* kind_name(DeviceKind k) {
   switch (k) {
-    case DeviceKind::gpu: return "gpu";
-    case DeviceKind::cpu: return "cpu";
-    case DeviceKind::unified: return "unified";
+    case DeviceKind::gpu:
+      return "gpu";
+    case DeviceKind::cpu:
+      return "cpu";
+    case DeviceKind::unified:
+      return "unified";
   }
   return "gpu";
 }
@@ -95,9 +112,12 @@ struct DeviceDefaults {
 // Device layer defaults: datasheet × documented derating (§Efficiencies, table D).
 DeviceDefaults device_defaults(DeviceKind k) {
   switch (k) {
-    case DeviceKind::gpu: return {0.90, 0.75, 0.80, 8.0};
-    case DeviceKind::cpu: return {0.80, 0.60, 0.80, 30.0};
-    case DeviceKind::unified: return {0.85, 0.60, 0.80, 30.0};
+    case DeviceKind::gpu:
+      return {0.90, 0.75, 0.80, 8.0};
+    case DeviceKind::cpu:
+      return {0.80, 0.60, 0.80, 30.0};
+    case DeviceKind::unified:
+      return {0.85, 0.60, 0.80, 30.0};
   }
   return {0.90, 0.75, 0.80, 8.0};
 }
@@ -112,10 +132,12 @@ EngineDefaults engine_fallback(DeviceKind k) {
   return {0.80, 0.70, 0.50, 1.0, 20.0, 30.0, 512};
 }
 
-Factor engine_factor(const Engine& e, const std::string& kind, const std::string& name, double fallback) {
+Factor engine_factor(const Engine& e, const std::string& kind, const std::string& name,
+                     double fallback) {
   auto it = e.efficiency.find(kind + "." + name);
   if (it != e.efficiency.end())
-    return {it->second, Evidence::published, fmt::format("engines.json {} {}.{}", e.id, kind, name)};
+    return {it->second, Evidence::published,
+            fmt::format("engines.json {} {}.{}", e.id, kind, name)};
   it = e.efficiency.find(name);
   if (it != e.efficiency.end())
     return {it->second, Evidence::published, fmt::format("engines.json {} {}", e.id, name)};
@@ -155,10 +177,12 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
     const double peak = device.peak_tflops_for("bf16");
     if (cal->bf16_tflops > 0 && peak > 0)
       e.dev_compute = {cal->bf16_tflops / peak, Evidence::measured, src};
-    const double link = device.nvlink_gb_s > 0 ? device.nvlink_gb_s
-                                               : pcie_gb_s(device.pcie_gen, device.pcie_lanes);
-    if (cal->link_gb_s > 0 && link > 0) e.dev_link = {cal->link_gb_s / link, Evidence::measured, src};
-    if (cal->link_latency_us > 0) e.link_latency_us = {cal->link_latency_us, Evidence::measured, src};
+    const double link =
+        device.nvlink_gb_s > 0 ? device.nvlink_gb_s : pcie_gb_s(device.pcie_gen, device.pcie_lanes);
+    if (cal->link_gb_s > 0 && link > 0)
+      e.dev_link = {cal->link_gb_s / link, Evidence::measured, src};
+    if (cal->link_latency_us > 0)
+      e.link_latency_us = {cal->link_latency_us, Evidence::measured, src};
   }
   return e;
 }
@@ -183,13 +207,13 @@ struct Prepared {
   double skew = 0;
 
   // whole-model figures
-  double dense_bytes = 0;    // attention + dense FFN + shared experts + LM head (read every step)
-  double routed_bytes = 0;   // all routed experts
+  double dense_bytes = 0;   // attention + dense FFN + shared experts + LM head (read every step)
+  double routed_bytes = 0;  // all routed experts
   double weights_total = 0;
   int moe_layers = 0;
   int experts = 0, top_k = 0;
-  double sec_per_token_linear = 0;   // Σ_c 2·active_params_c / effective peak_c (one GPU)
-  double sec_per_token_routed = 0;   // the routed-expert part of the above
+  double sec_per_token_linear = 0;  // Σ_c 2·active_params_c / effective peak_c (one GPU)
+  double sec_per_token_routed = 0;  // the routed-expert part of the above
   double flops_per_token_linear = 0;
   // attention
   double kv_bytes_per_token_layer = 0;
@@ -197,15 +221,15 @@ struct Prepared {
   long long window = 0;
   long long sparse_topk = 0;
   bool dsa = false;
-  double attn_flops_pair_decode = 0;   // per (query token, key token, layer)
+  double attn_flops_pair_decode = 0;  // per (query token, key token, layer)
   double attn_flops_pair_prefill = 0;
-  double attn_peak = 0;                // effective FLOP/s for attention math, one GPU
-  double kv_share = 1;                 // fraction of all KV held (and read) by one GPU
+  double attn_peak = 0;  // effective FLOP/s for attention math, one GPU
+  double kv_share = 1;   // fraction of all KV held (and read) by one GPU
   // device
-  double bw = 0;          // effective bytes/s, one GPU
-  double peak_bf16 = 0;   // effective FLOP/s, one GPU
-  double link_bw = 0;     // effective bytes/s per GPU
-  double link_lat = 0;    // seconds per collective
+  double bw = 0;         // effective bytes/s, one GPU
+  double peak_bf16 = 0;  // effective FLOP/s, one GPU
+  double link_bw = 0;    // effective bytes/s per GPU
+  double link_lat = 0;   // seconds per collective
   double hidden = 0;
   // memory limit
   double kv_free_per_gpu = 0;
@@ -239,7 +263,8 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.cal = req.calibration;
   p.skew = req.routing_skew;
   p.L = resolve_layout(m, req.gpus, req.layout);
-  p.eff = req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
+  p.eff =
+      req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
   p.hidden = m.hidden_size;
   {
     const std::string kind = kind_name(d.kind);
@@ -275,8 +300,8 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
     const WeightFormat& wf = cat.weight_format(prec);
     // Math rate for this component: native hardware format when the device has it, else
     // dequantised to 16-bit (§Decode step / FLOPs).
-    double peak = d.peak_tflops_for(wf.hw_format == "none" ? std::string("bf16") : wf.hw_format) * 1e12 *
-                  compute_eta;
+    double peak = d.peak_tflops_for(wf.hw_format == "none" ? std::string("bf16") : wf.hw_format) *
+                  1e12 * compute_eta;
     if (req.calibration) {
       const double base = d.peak_tflops_for("bf16");
       const double ratio = base > 0 ? peak / (base * 1e12 * compute_eta) : 1.0;
@@ -316,9 +341,11 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.dsa = a.sparse_type == "dsa";
   if (a.type == AttentionType::mla) {
     // Decode runs MLA "absorbed": scores against the latent (kv_lora + rope) and values from the
-    // latent (kv_lora), for every head. Prefill runs the expanded form (nope + rope keys, v values).
+    // latent (kv_lora), for every head. Prefill runs the expanded form (nope + rope keys, v
+    // values).
     p.attn_flops_pair_decode = 2.0 * a.heads * (2.0 * a.kv_lora_rank + a.qk_rope_head_dim);
-    p.attn_flops_pair_prefill = 2.0 * a.heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim);
+    p.attn_flops_pair_prefill =
+        2.0 * a.heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim);
   } else {
     p.attn_flops_pair_decode = 4.0 * a.heads * a.head_dim;
     p.attn_flops_pair_prefill = p.attn_flops_pair_decode;
@@ -338,11 +365,13 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
 
   // KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md).
   const double util = req.engine->memory_utilization;
-  const double mem_gb = d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
+  const double mem_gb =
+      d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
-  const double weights_gpu = (p.weights_total - p.routed_bytes) / (p.L.tp * p.L.pp) +
-                             p.routed_bytes / (p.L.ep * p.L.pp);
-  const double act = activation_bytes_per_gpu(m, p.L, 8192, std::max<long long>(1, req.concurrency));
+  const double weights_gpu =
+      (p.weights_total - p.routed_bytes) / (p.L.tp * p.L.pp) + p.routed_bytes / (p.L.ep * p.L.pp);
+  const double act =
+      activation_bytes_per_gpu(m, p.L, 8192, std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
   return p;
 }
@@ -353,7 +382,8 @@ double kv_read_bytes(const Prepared& p, double context) {
   if (p.sparse_topk > 0) full_ctx = std::min(context, static_cast<double>(p.sparse_topk));
   double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
   double b = p.kv_bytes_per_token_layer * (p.full_layers * full_ctx + p.window_layers * w_ctx);
-  if (p.dsa) b += kDsaIndexerBytesPerToken * p.full_layers * context;  // the indexer scans everything
+  if (p.dsa)
+    b += kDsaIndexerBytesPerToken * p.full_layers * context;  // the indexer scans everything
   return b;
 }
 
@@ -377,12 +407,12 @@ double curve(const Prepared& p, const char* op, double tokens) {
 
 // What a step works on (§Serving steady state): decoding sequences and prefill tokens.
 struct StepLoad {
-  double dec_seqs = 0;       // sequences decoding (each contributes q_per_seq query tokens)
-  double q_per_seq = 1;      // 1, or K+1 for a speculative verify step
-  double dec_context = 0;    // their mean context
-  double pf_tokens = 0;      // prefill tokens in the step
-  double pf_prefix = 0;      // mean position of those prefill tokens within their prompt
-  double pf_seqs = 0;        // prompts the prefill tokens belong to
+  double dec_seqs = 0;     // sequences decoding (each contributes q_per_seq query tokens)
+  double q_per_seq = 1;    // 1, or K+1 for a speculative verify step
+  double dec_context = 0;  // their mean context
+  double pf_tokens = 0;    // prefill tokens in the step
+  double pf_prefix = 0;    // mean position of those prefill tokens within their prompt
+  double pf_seqs = 0;      // prompts the prefill tokens belong to
 };
 
 // One engine step (§Decode step): max(bytes/BW, FLOPs/peak) per pipeline stage + communication
@@ -392,21 +422,23 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double pp = L.pp;
   const double gpus_stage = static_cast<double>(L.tp) * L.dp;
   const double q_tokens = s.dec_seqs * s.q_per_seq;
-  const double tokens = q_tokens + s.pf_tokens;           // whole deployment, one step
-  const double mb_tokens = tokens / pp;                   // one micro-batch
+  const double tokens = q_tokens + s.pf_tokens;  // whole deployment, one step
+  const double mb_tokens = tokens / pp;          // one micro-batch
   StepBreakdown b;
   // Bytes on one GPU for one micro-batch through one stage.
   const double dense = p.dense_bytes / (L.tp * pp);
   double expert = 0;
   if (p.experts > 0) {
-    b.experts_touched = expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
+    b.experts_touched =
+        expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
     expert = b.experts_touched / p.experts * p.routed_bytes / (L.ep * pp);
   }
   // KV on one GPU for one micro-batch (1/pp of the sequences) through this stage: kv_share
   // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
-  const double kv_stage = (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
-                           s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
-                          pp * p.kv_share;
+  const double kv_stage =
+      (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
+       s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
+      pp * p.kv_share;
   const double act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.m->layers / pp;
   b.weight_bytes_per_gpu = dense + expert;
   b.expert_bytes_per_gpu = expert;
@@ -422,18 +454,23 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // token count, so it scales the roofline below instead of the ramp.
   const double gemm_curve = curve(p, "gemm", std::max(1.0, mb_tokens / L.dp));
   auto ramp = [&](double m) {
-    if (p.cal && p.cal->curve && p.cal->curve("gemm", tokens)) return 1.0;  // measured curve instead
+    if (p.cal && p.cal->curve && p.cal->curve("gemm", tokens))
+      return 1.0;  // measured curve instead
     return m / (m + p.gemm_half_tokens);
   };
   const double m_dense = std::max(1.0, mb_tokens / L.dp);
-  const double m_expert = b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
-  const double dense_comp_s =
-      mb_tokens / gpus_stage / pp * (p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense);
-  const double expert_comp_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed / ramp(m_expert);
+  const double m_expert =
+      b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
+  const double dense_comp_s = mb_tokens / gpus_stage / pp *
+                              (p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense);
+  const double expert_comp_s =
+      mb_tokens / gpus_stage / pp * p.sec_per_token_routed / ramp(m_expert);
   const double linear_s = dense_comp_s + expert_comp_s;
   const double attn_flops = (s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) +
-                             s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) / pp;
-  const double attn_s = attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
+                             s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) /
+                            pp;
+  const double attn_s =
+      attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
   b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
   const double comp_s = linear_s + attn_s;
 
@@ -443,13 +480,15 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double per_replica_tokens = mb_tokens / L.dp;
   if (L.tp > 1) {
     const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
-    const double ar = 2.0 * (L.tp - 1) / L.tp * msg / (p.link_bw * curve(p, "allreduce", tokens)) + p.link_lat;
+    const double ar =
+        2.0 * (L.tp - 1) / L.tp * msg / (p.link_bw * curve(p, "allreduce", tokens)) + p.link_lat;
     comm += 2.0 * layers_stage * ar;  // after attention and after the FFN
   }
   if (p.experts > 0 && L.dp > 1 && L.ep > 1) {
     // Expert-parallel all-to-all: each token goes to top-k experts (fp8 dispatch, bf16 combine).
     const double remote = (L.ep - 1.0) / L.ep;
-    const double bytes_gpu = mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes) * remote;
+    const double bytes_gpu =
+        mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes) * remote;
     comm += (p.moe_layers / pp) * (bytes_gpu / p.link_bw + 2.0 * p.link_lat);
   }
   // Fixed kernel-latency floor per layer (§Fixed costs).
@@ -460,11 +499,12 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // bytes or FLOPs and their times add. At batch 1 all three are memory-bound and the sum is
   // bytes / BW; at large batch the GEMMs turn compute-bound while attention stays bound by
   // its KV reads, which a single max(Σ bytes, Σ FLOPs) would wrongly overlap.
-  const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) + std::max(expert / p.bw, expert_comp_s) +
-                        std::max(kv_stage / p.bw, attn_s);
+  const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) +
+                        std::max(expert / p.bw, expert_comp_s) + std::max(kv_stage / p.bw, attn_s);
   const double stage_s = roof_s / gemm_curve + comm + layer_fixed;
   double handoff = 0;
-  if (L.pp > 1) handoff = (pp - 1) * (per_replica_tokens * p.hidden * kBf16Bytes / p.link_bw + p.link_lat);
+  if (L.pp > 1)
+    handoff = (pp - 1) * (per_replica_tokens * p.hidden * kBf16Bytes / p.link_bw + p.link_lat);
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   b.memory_s = mem_s * pp / gemm_curve;
@@ -473,9 +513,12 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   b.overhead_s = layer_fixed * pp + step_fixed;
   b.time_s = stage_s * pp + handoff + step_fixed;
   const double roof = std::max(b.memory_s, b.compute_s);
-  if (b.comm_s > roof && b.comm_s >= b.overhead_s) b.bound = Bound::communication;
-  else if (b.overhead_s > roof) b.bound = Bound::overhead;
-  else b.bound = b.memory_s >= b.compute_s ? Bound::memory : Bound::compute;
+  if (b.comm_s > roof && b.comm_s >= b.overhead_s)
+    b.bound = Bound::communication;
+  else if (b.overhead_s > roof)
+    b.bound = Bound::overhead;
+  else
+    b.bound = b.memory_s >= b.compute_s ? Bound::memory : Bound::compute;
   return b;
 }
 
@@ -496,7 +539,7 @@ struct Spec {
   SpecMethod method = SpecMethod::none;
   int k = 0;
   double alpha = 0;
-  double tau = 1;  // expected tokens per step per sequence
+  double tau = 1;                 // expected tokens per step per sequence
   std::optional<Prepared> draft;  // SpecMethod::draft
 };
 
@@ -512,7 +555,8 @@ StepBreakdown draft_head_step(const Prepared& p, double seqs, double context) {
   one.flops_per_token_linear = p.flops_per_token_linear / layers;
   one.kv_bytes_per_token_layer = p.kv_bytes_per_token_layer / layers;
   one.eff.layer_overhead_us.value = p.eff.layer_overhead_us.value / layers;
-  one.eff.moe_layer_overhead_us.value = p.moe_layers > 0 ? p.eff.moe_layer_overhead_us.value / p.moe_layers : 0;
+  one.eff.moe_layer_overhead_us.value =
+      p.moe_layers > 0 ? p.eff.moe_layer_overhead_us.value / p.moe_layers : 0;
   one.eff.step_overhead_ms.value = 0;
   StepLoad s;
   s.dec_seqs = seqs;
@@ -520,9 +564,10 @@ StepBreakdown draft_head_step(const Prepared& p, double seqs, double context) {
   return step(one, s);
 }
 
-// Decode (or verify + draft) step for `seqs` sequences at `context`, with `pf` prefill tokens mixed in.
-StepBreakdown serving_step(const Prepared& p, const Spec& sp, double seqs, double context, double pf_tokens,
-                           double pf_prefix, double pf_seqs) {
+// Decode (or verify + draft) step for `seqs` sequences at `context`, with `pf` prefill tokens mixed
+// in.
+StepBreakdown serving_step(const Prepared& p, const Spec& sp, double seqs, double context,
+                           double pf_tokens, double pf_prefix, double pf_seqs) {
   StepLoad s;
   s.dec_seqs = seqs;
   s.q_per_seq = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
@@ -561,11 +606,14 @@ Spec make_spec(const PerfRequest& req, const Catalog& cat, const Prepared& p) {
     if (!dm) {
       // Smallest model of the same family in the catalog.
       for (const auto& m : cat.models)
-        if (m.family == p.m->family && m.id != p.m->id && (!dm || m.total_params_b < dm->total_params_b))
+        if (m.family == p.m->family && m.id != p.m->id &&
+            (!dm || m.total_params_b < dm->total_params_b))
           dm = &m;
       if (!dm || dm->total_params_b >= p.m->total_params_b)
-        throw Error(fmt::format("--spec draft: no smaller {} model in the catalog; name one with "
-                                "--spec-draft-model", p.m->family));
+        throw Error(
+            fmt::format("--spec draft: no smaller {} model in the catalog; name one with "
+                        "--spec-draft-model",
+                        p.m->family));
     }
     PerfRequest dr = req;
     dr.model = dm;
@@ -608,17 +656,17 @@ PrefillResult prefill_alone(const Prepared& p, long long input, long long chunk)
 }
 
 struct Steady {
-  double batch = 0;       // decoding sequences in an average step
-  double iter_s = 0;      // average step time
+  double batch = 0;   // decoding sequences in an average step
+  double iter_s = 0;  // average step time
   double ttft_s = 0;
-  double x = 0;           // requests per second
+  double x = 0;  // requests per second
   StepBreakdown step;
   double prefill_share = 0;  // share of steps that carry a prefill chunk
 };
 
 // Continuous batching at `conc` resident requests (§Serving steady state).
-Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out, double chunk,
-                    double ttft_alone_s) {
+Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out,
+                    double chunk, double ttft_alone_s) {
   const double ctx = in + out / 2.0;
   const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
   auto eval = [&](double B, Steady& st) {
@@ -663,7 +711,8 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
 
 }  // namespace
 
-StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch, double context) {
+StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch,
+                          double context) {
   const Prepared p = prepare(req, cat);
   StepLoad s;
   s.dec_seqs = batch;
@@ -672,9 +721,11 @@ StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double bat
 }
 
 PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
-  if (req.input_tokens < 0 || req.output_tokens < 1) throw Error("perf: --output must be at least 1");
+  if (req.input_tokens < 0 || req.output_tokens < 1)
+    throw Error("perf: --output must be at least 1");
   if (req.concurrency < 1) throw Error("perf: --concurrency must be at least 1");
-  if (req.routing_skew < 0 || req.routing_skew >= 1) throw Error("perf: routing skew must be in [0, 1)");
+  if (req.routing_skew < 0 || req.routing_skew >= 1)
+    throw Error("perf: routing skew must be in [0, 1)");
   const Prepared p = prepare(req, cat);
   const Spec sp = make_spec(req, cat, p);
   PerfResult r;
@@ -693,11 +744,13 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
 
   // KV memory limit on resident requests (docs/memory.md).
   const double per_seq =
-      kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) * p.kv_share;
+      kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) *
+      p.kv_share;
   double conc = static_cast<double>(req.concurrency);
   double resident = conc;
   if (p.kv_free_per_gpu <= 0) {
-    r.notes.push_back("the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
+    r.notes.push_back(
+        "the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
   } else if (per_seq > 0) {
     const double cap = std::floor(p.kv_free_per_gpu / per_seq);
     if (cap < 1) {
@@ -705,12 +758,14 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
       resident = 1;
     } else if (cap < conc) {
       resident = cap;
-      r.notes.push_back(fmt::format(
-          "KV memory holds {:.0f} requests of {} tokens; the other {:.0f} wait in the queue (TTFT includes the wait)",
-          cap, req.input_tokens + req.output_tokens, conc - cap));
+      r.notes.push_back(
+          fmt::format("KV memory holds {:.0f} requests of {} tokens; the other {:.0f} wait in the "
+                      "queue (TTFT includes the wait)",
+                      cap, req.input_tokens + req.output_tokens, conc - cap));
     }
   }
-  const Steady st = steady_state(p, sp, resident, in, out, static_cast<double>(chunk), r.prefill.ttft_alone_ms * 1e-3);
+  const Steady st = steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
+                                 r.prefill.ttft_alone_ms * 1e-3);
   double ttft = st.ttft_s;
   if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
 
@@ -736,19 +791,24 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   r.bound = st.step.bound;
   // Tier of the whole estimate (§Evidence tiers): measured when a calibration of this device
   // replaced the device layer; `published` is assigned by callers that match a benchmark row.
-  r.evidence = p.eff.dev_bw.evidence == Evidence::measured ? Evidence::measured : Evidence::default_;
+  r.evidence =
+      p.eff.dev_bw.evidence == Evidence::measured ? Evidence::measured : Evidence::default_;
   if (req.spec.method != SpecMethod::none && req.spec.acceptance < 0)
-    r.notes.push_back(fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
+    r.notes.push_back(
+        fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
   const auto& kinds = req.engine->device_kinds;
   if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), kind_name(p.d->kind)) == kinds.end())
-    r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id, kind_name(p.d->kind)));
+    r.notes.push_back(
+        fmt::format("engine {} does not list {} devices", req.engine->id, kind_name(p.d->kind)));
   if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
-    r.notes.push_back("MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
+    r.notes.push_back(
+        "MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
   return r;
 }
 
 SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
-  if (!req.model || !req.device || !req.engine) throw Error("perf: model, device and engine are required");
+  if (!req.model || !req.device || !req.engine)
+    throw Error("perf: model, device and engine are required");
   SweepResult s;
   FitRequest f;
   f.model = req.model;
@@ -769,7 +829,8 @@ SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
   cs.push_back(maxc);
   // Pre-resolve efficiencies once (fast path).
   PerfRequest r = req;
-  if (!r.efficiencies) r.efficiencies = resolve_efficiencies(*req.device, *req.engine, req.calibration);
+  if (!r.efficiencies)
+    r.efficiencies = resolve_efficiencies(*req.device, *req.engine, req.calibration);
   double best_power = -1, best_sla = -1;
   for (long long c : cs) {
     r.concurrency = c;

@@ -27,9 +27,12 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 
 const char* device_kind_name(DeviceKind k) {
   switch (k) {
-    case DeviceKind::gpu: return "gpu";
-    case DeviceKind::cpu: return "cpu";
-    case DeviceKind::unified: return "unified";
+    case DeviceKind::gpu:
+      return "gpu";
+    case DeviceKind::cpu:
+      return "cpu";
+    case DeviceKind::unified:
+      return "unified";
   }
   return "gpu";
 }
@@ -65,7 +68,7 @@ std::string build_label(const Candidate& c) {
 // Hardware price entries that price one node of `gpus` devices: systems of
 // exactly that size, else cards × gpus (the cost scenario reader's rule).
 std::vector<std::pair<const HardwarePrice*, int>> node_prices(const Catalog& cat, const Device& d,
-                                                               int gpus) {
+                                                              int gpus) {
   std::vector<std::pair<const HardwarePrice*, int>> out;
   for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
     if (h->kind == "system" && h->devices == gpus) out.emplace_back(h, 1);
@@ -83,20 +86,22 @@ class Evaluator {
 
   Candidate evaluate(const Model& m, const BuildSpec& b) const;
   // Smallest GPU count of {1, 2, 4, 8} (≤ max per node) at which the model fits.
-  int min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix, const std::string& kv,
-                       const Engine& e) const;
+  int min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix,
+                       const std::string& kv, const Engine& e) const;
   std::string default_kv(const Device& d, const Engine& e) const {
     return d.has_hw_format("fp8") && contains(e.kv_formats, "fp8") ? "fp8" : "bf16";
   }
   PrecisionMix mix_of(const Model& m, const std::string& spec) const {
-    return spec == "native" ? m.native_precision : parse_weight_spec(spec, m.native_precision, cat_);
+    return spec == "native" ? m.native_precision
+                            : parse_weight_spec(spec, m.native_precision, cat_);
   }
 
  private:
   const PlanScenario& sc_;
   const Catalog& cat_;
 
-  void add_input(Candidate& c, std::string name, Json value, std::string unit, std::string source) const {
+  void add_input(Candidate& c, std::string name, Json value, std::string unit,
+                 std::string source) const {
     c.inputs.push_back({std::move(name), std::move(value), std::move(unit), std::move(source)});
   }
   void record_catalog_inputs(Candidate& c) const;
@@ -212,7 +217,8 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   add_input(c, "efficiency/device_compute", e.dev_compute.value, "share", e.dev_compute.source);
   add_input(c, "efficiency/engine_bandwidth", e.eng_bw.value, "share", e.eng_bw.source);
   add_input(c, "efficiency/engine_compute", e.eng_compute.value, "share", e.eng_compute.source);
-  add_input(c, "efficiency/step_overhead_ms", e.step_overhead_ms.value, "ms", e.step_overhead_ms.source);
+  add_input(c, "efficiency/step_overhead_ms", e.step_overhead_ms.value, "ms",
+            e.step_overhead_ms.source);
   Sla sla{dm.sla_tpot_ms, dm.sla_ttft_ms};
   SweepResult sw;
   try {
@@ -244,9 +250,10 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   c.ttft_ms = pick->result.prefill.ttft_ms;
   c.tpot_ms = pick->result.decode.tpot_ms;
   c.perf_evidence = evidence_name(pick->result.evidence);
-  c.perf_note = has_sla ? fmt::format("highest throughput meeting the SLA, at concurrency {}", c.concurrency)
-                        : fmt::format("no SLA given: the knee of the concurrency sweep (concurrency {})",
-                                      c.concurrency);
+  c.perf_note =
+      has_sla ? fmt::format("highest throughput meeting the SLA, at concurrency {}", c.concurrency)
+              : fmt::format("no SLA given: the knee of the concurrency sweep (concurrency {})",
+                            c.concurrency);
   const double peak = sc_.demand.peak_output_tokens_per_s();
   c.reserve_nodes = sc_.n_plus_one ? 1 : 0;
   c.nodes = std::max(1, static_cast<int>(std::ceil(peak / c.throughput - 1e-9))) + c.reserve_nodes;
@@ -265,8 +272,10 @@ void Evaluator::run_cost(Candidate& c) const {
   const bool buy_priced = has_any_key(buy, kBuyPriceKeys);
   if (sc_.has_buy || !c.build.buy.empty()) {
     if (!buy_priced && node_prices(cat_, d, gpus).empty()) {
-      c.cost_notes.push_back(fmt::format("owning not costed: no hardware price for {} in the catalog "
-                                         "(give /builds/i/buy/capex)", d.id));
+      c.cost_notes.push_back(
+          fmt::format("owning not costed: no hardware price for {} in the catalog "
+                      "(give /builds/i/buy/capex)",
+                      d.id));
       doc.erase("buy");
     } else {
       if (!buy.contains("gpu")) buy["gpu"] = d.id;
@@ -282,7 +291,8 @@ void Evaluator::run_cost(Candidate& c) const {
   const bool rent_priced = has_any_key(rent, kRentPriceKeys);
   const auto rentals = cat_.rental_prices_for(d.id);
   if (!rent_priced && rentals.empty()) {
-    c.cost_notes.push_back(fmt::format("renting not costed: no rental price for {} in the catalog", d.id));
+    c.cost_notes.push_back(
+        fmt::format("renting not costed: no rental price for {} in the catalog", d.id));
     doc.erase("rent");
   } else {
     if (!rent_priced) {
@@ -303,8 +313,8 @@ void Evaluator::run_cost(Candidate& c) const {
   }
   // api: the same model's catalog price (or the scenario's explicit prices)
   Json api = doc.contains("api") ? doc["api"] : Json::object();
-  const bool api_explicit = has_any_key(api, {"input_usd_per_mtok", "output_usd_per_mtok",
-                                              "input_per_mtok", "output_per_mtok"});
+  const bool api_explicit = has_any_key(
+      api, {"input_usd_per_mtok", "output_usd_per_mtok", "input_per_mtok", "output_per_mtok"});
   if (!api_explicit) {
     const std::string tier = api.value("tier", std::string("list"));
     const std::string prov = api.value("provider", std::string());
@@ -315,8 +325,8 @@ void Evaluator::run_cost(Candidate& c) const {
       api["model"] = c.model->id;
       doc["api"] = api;
     } else {
-      c.cost_notes.push_back(fmt::format("API not costed: no {} API price for {} in the catalog",
-                                         tier, c.model->id));
+      c.cost_notes.push_back(
+          fmt::format("API not costed: no {} API price for {} in the catalog", tier, c.model->id));
       doc.erase("api");
     }
   } else {
@@ -333,7 +343,8 @@ void Evaluator::run_cost(Candidate& c) const {
     for (const auto& [sec, over] : {std::pair<std::string, const Json*>{"/buy/", &c.build.buy},
                                     std::pair<std::string, const Json*>{"/rent/", &c.build.rent}}) {
       if (e.json_path().rfind(sec, 0) == 0) {
-        const std::string key = e.json_path().substr(sec.size(), e.json_path().find('/', sec.size()) - sec.size());
+        const std::string key =
+            e.json_path().substr(sec.size(), e.json_path().find('/', sec.size()) - sec.size());
         if (over->contains(key))
           throw InputError(e.file(), c.build.json_path + e.json_path(), e.problem());
       }
@@ -364,11 +375,13 @@ void Evaluator::run_cost(Candidate& c) const {
       for (const auto& [h, count] : node_prices(cat_, d, gpus)) {
         const double fx = cat_.fx_per_usd(h->currency);
         auto net = [&](double p) {
-          return cost::net_of_vat(cost::convert(p * count, fx, in.fx_per_usd), h->includes_vat, b.vat_rate);
+          return cost::net_of_vat(cost::convert(p * count, fx, in.fx_per_usd), h->includes_vat,
+                                  b.vat_rate);
         };
         mi.capex_net.emplace_back(net(h->price_low), net(h->price_high));
         const std::string name = "prices.json/hardware/" + h->item;
-        const std::string src = "data/prices.json: " + h->item + " (" + h->basis + ", " + h->prov.source + ")";
+        const std::string src =
+            "data/prices.json: " + h->item + " (" + h->basis + ", " + h->prov.source + ")";
         add_input(c, name + "/price_low", h->price_low, h->currency, src);
         add_input(c, name + "/price_high", h->price_high, h->currency, src);
       }
@@ -382,16 +395,21 @@ void Evaluator::run_cost(Candidate& c) const {
       for (const RentalPrice* r : rentals) {
         mi.rent_per_month.push_back(
             cost::rent_per_month_from_hourly(r->usd_per_gpu_hour * in.fx_per_usd, gpus, hours));
-        add_input(c, "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind + "/usd_per_gpu_hour",
-                  r->usd_per_gpu_hour, "USD/GPU-hour", "data/prices.json: " + r->provider + " (" + r->kind + ")");
+        add_input(c,
+                  "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind +
+                      "/usd_per_gpu_hour",
+                  r->usd_per_gpu_hour, "USD/GPU-hour",
+                  "data/prices.json: " + r->provider + " (" + r->kind + ")");
       }
     }
   }
   if (in.api) {
     for (const ApiPrice* a : cat_.api_prices_for(c.model->id)) {
       const std::string n = "prices.json/api/" + a->model + "/" + a->provider + "/" + a->tier;
-      add_input(c, n + "/input_per_mtok", a->input_per_mtok, a->currency + "/MTok", "data/prices.json: " + a->provider);
-      add_input(c, n + "/output_per_mtok", a->output_per_mtok, a->currency + "/MTok", "data/prices.json: " + a->provider);
+      add_input(c, n + "/input_per_mtok", a->input_per_mtok, a->currency + "/MTok",
+                "data/prices.json: " + a->provider);
+      add_input(c, n + "/output_per_mtok", a->output_per_mtok, a->currency + "/MTok",
+                "data/prices.json: " + a->provider);
     }
   }
 
@@ -405,7 +423,8 @@ void Evaluator::run_cost(Candidate& c) const {
     for (const auto& [h, n] : node_prices(cat_, d, gpus)) est = est || h->prov.estimated;
     c.evidence["capex"] = price_tier("/buy", has_any_key(doc["buy"], kBuyPriceKeys), est);
     if (est && !has_any_key(doc["buy"], kBuyPriceKeys))
-      c.risks.push_back(fmt::format("hardware price of {} is a catalog estimate: get a live quote", d.id));
+      c.risks.push_back(
+          fmt::format("hardware price of {} is a catalog estimate: get a live quote", d.id));
   }
   if (in.rent) {
     bool est = false;
@@ -470,8 +489,9 @@ void Evaluator::run_cost(Candidate& c) const {
   }
   c.rent_to_own_threshold = a.rent_to_own_threshold;
   if (in.buy && a.api_per_mtok_output && *a.api_per_mtok_output > 0) {
-    const double per_node = cost::own_tco(in.buy->capex(), in.buy->opex_per_year, in.buy->life_years(),
-                                          in.buy->residual()) / in.buy->life_years();
+    const double per_node = cost::own_tco(in.buy->capex(), in.buy->opex_per_year,
+                                          in.buy->life_years(), in.buy->residual()) /
+                            in.buy->life_years();
     c.own_matches_api_tok_s = cost::break_even_tokens_per_s(per_node, *a.api_per_mtok_output);
   }
   // Reselling idle capacity (hybrid).
@@ -480,9 +500,11 @@ void Evaluator::run_cost(Candidate& c) const {
   c.utilization_with_resale = c.utilization;
   if (sc_.resale && c.own_per_year) {
     const Resale& r = *sc_.resale;
-    const double price = cost::price_per_mtok_output(r.input_usd_per_mtok, r.cached_input_usd_per_mtok,
-                                                     r.output_usd_per_mtok, r.input_tokens_per_output_token,
-                                                     r.cache_hit_share) * in.fx_per_usd;
+    const double price =
+        cost::price_per_mtok_output(r.input_usd_per_mtok, r.cached_input_usd_per_mtok,
+                                    r.output_usd_per_mtok, r.input_tokens_per_output_token,
+                                    r.cache_hit_share) *
+        in.fx_per_usd;
     const double sold = sellable * r.sold_share;
     c.resale_revenue_per_year = sold * cost::kSecondsPerYear * price / cost::kTokensPerMTok;
     c.own_net_of_resale_per_mtok = (*c.own_per_year - *c.resale_revenue_per_year) /
@@ -502,8 +524,9 @@ void Evaluator::run_quality(Candidate& c) const {
     for (const auto& q : c.model->quality_scores)
       if (q.benchmark == b) {
         s = q.value;
-        add_input(c, "models.json/" + c.model->id + "/quality_scores/" + b, q.value, q.unit,
-                  "data/models.json: " + c.model->id + " (" + q.reported_by + ", " + q.prov.source + ")");
+        add_input(
+            c, "models.json/" + c.model->id + "/quality_scores/" + b, q.value, q.unit,
+            "data/models.json: " + c.model->id + " (" + q.reported_by + ", " + q.prov.source + ")");
         break;
       }
     c.scores[b] = s;
@@ -511,8 +534,10 @@ void Evaluator::run_quality(Candidate& c) const {
   for (const auto& [b, floor] : dm.min_scores) {
     const auto& s = c.scores[b];
     if (!s)
-      c.risks.push_back(fmt::format("no published {} score for {}: the /demand/min_scores floor of {} "
-                                    "is not verified (missing, not guessed)", b, c.model->id, floor));
+      c.risks.push_back(
+          fmt::format("no published {} score for {}: the /demand/min_scores floor of {} "
+                      "is not verified (missing, not guessed)",
+                      b, c.model->id, floor));
     else if (*s < floor) {
       c.excluded.push_back(fmt::format("{} {} is below the minimum {}", b, *s, floor));
       c.quality_ok = false;
@@ -534,18 +559,21 @@ void Evaluator::run_quality(Candidate& c) const {
   if (!unknown) c.retention_pct = std::make_pair(lo, hi);
   if (dm.min_retention_pct) {
     if (!c.retention_pct)
-      c.risks.push_back(fmt::format("quality retention of {} is not in the catalog: the {}% floor is not "
-                                    "verified", c.precision_label, *dm.min_retention_pct));
+      c.risks.push_back(
+          fmt::format("quality retention of {} is not in the catalog: the {}% floor is not "
+                      "verified",
+                      c.precision_label, *dm.min_retention_pct));
     else if (c.retention_pct->first < *dm.min_retention_pct) {
-      c.excluded.push_back(fmt::format("precision {} keeps {}–{}% of quality, below the {}% minimum",
-                                       c.precision_label, c.retention_pct->first, c.retention_pct->second,
-                                       *dm.min_retention_pct));
+      c.excluded.push_back(fmt::format(
+          "precision {} keeps {}–{}% of quality, below the {}% minimum", c.precision_label,
+          c.retention_pct->first, c.retention_pct->second, *dm.min_retention_pct));
       c.quality_ok = false;
     }
   }
   c.evidence["quality"] = "missing";
   for (const auto& q : c.model->quality_scores)
-    if (q.benchmark == c.primary_benchmark) c.evidence["quality"] = q.reported_by.empty() ? "published" : q.reported_by;
+    if (q.benchmark == c.primary_benchmark)
+      c.evidence["quality"] = q.reported_by.empty() ? "published" : q.reported_by;
   const auto best = c.best_self_host_per_mtok();
   const auto& ps = c.scores[c.primary_benchmark];
   if (ps && best && *best > 0) c.value_points_per_mtok = *ps / *best;
@@ -556,23 +584,30 @@ void Evaluator::run_risks(Candidate& c) const {
   const Device& d = *c.device;
   const int g = c.build.gpus_per_node;
   if (m.is_moe() && m.total_params_b >= kLargeMoeParamsB && g > 1 && d.nvlink_gb_s <= 0)
-    c.risks.push_back(fmt::format(
-        "{:.0f}B MoE sharded over {} PCIe-only {} cards (no NVLink): expert and tensor-parallel traffic "
-        "crosses PCIe; keep large MoEs on NVLink nodes or one model per card",
-        m.total_params_b, g, d.id));
+    c.risks.push_back(
+        fmt::format("{:.0f}B MoE sharded over {} PCIe-only {} cards (no NVLink): expert and "
+                    "tensor-parallel traffic "
+                    "crosses PCIe; keep large MoEs on NVLink nodes or one model per card",
+                    m.total_params_b, g, d.id));
   std::set<std::string> fp4;
   for (const auto& [comp, p] : c.weights)
     if (cat_.weight_format(p).hw_format == "fp4" && !d.has_hw_format("fp4")) fp4.insert(p);
   for (const auto& p : fp4)
-    c.risks.push_back(fmt::format("{} is an FP4 format but {} has no FP4 units: weights are dequantised, "
-                                  "so FP4 saves memory but not compute", p, d.id));
-  if (!m.license_notes.empty()) c.risks.push_back("licence (" + m.license + "): " + m.license_notes);
-  if (!d.export_control_notes.empty()) c.risks.push_back("export control (" + d.id + "): " + d.export_control_notes);
+    c.risks.push_back(
+        fmt::format("{} is an FP4 format but {} has no FP4 units: weights are dequantised, "
+                    "so FP4 saves memory but not compute",
+                    p, d.id));
+  if (!m.license_notes.empty())
+    c.risks.push_back("licence (" + m.license + "): " + m.license_notes);
+  if (!d.export_control_notes.empty())
+    c.risks.push_back("export control (" + d.id + "): " + d.export_control_notes);
   if (m.prov.estimated)
-    c.risks.push_back("architecture fields of " + m.id + " are unverified (catalog marks them estimated)");
+    c.risks.push_back("architecture fields of " + m.id +
+                      " are unverified (catalog marks them estimated)");
   if (c.perf_evidence == "default" && c.meets_sla)
-    c.risks.push_back("throughput is a model estimate from catalog defaults, not a measurement: confirm "
-                      "on a rented pilot (go/no-go 1)");
+    c.risks.push_back(
+        "throughput is a model estimate from catalog defaults, not a measurement: confirm "
+        "on a rented pilot (go/no-go 1)");
 }
 
 Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
@@ -591,32 +626,37 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
   // Hard constraints before any modelling.
   const auto& sel = sc_.models;
   if (m.max_context_tokens < sc_.demand.context_tokens)
-    c.excluded.push_back(fmt::format("trained context {} < the {} tokens needed", m.max_context_tokens,
-                                     sc_.demand.context_tokens));
+    c.excluded.push_back(fmt::format("trained context {} < the {} tokens needed",
+                                     m.max_context_tokens, sc_.demand.context_tokens));
   if (sel.min_context_tokens > 0 && m.max_context_tokens < sel.min_context_tokens)
-    c.excluded.push_back(fmt::format("context {} < /models/min_context_tokens {}", m.max_context_tokens,
-                                     sel.min_context_tokens));
+    c.excluded.push_back(fmt::format("context {} < /models/min_context_tokens {}",
+                                     m.max_context_tokens, sel.min_context_tokens));
   if (!sel.licenses.empty() && !contains(sel.licenses, m.license)) {
     c.excluded.push_back("licence '" + m.license + "' is not in /models/licenses");
     c.quality_ok = false;
   }
   if (sel.max_total_params_b > 0 && m.total_params_b > sel.max_total_params_b)
-    c.excluded.push_back(fmt::format("{}B parameters > /models/max_total_params_b", m.total_params_b));
+    c.excluded.push_back(
+        fmt::format("{}B parameters > /models/max_total_params_b", m.total_params_b));
   if (sel.moe_only && !m.is_moe()) c.excluded.push_back("dense model, /models/moe_only is set");
   for (const auto& [comp, p] : c.weights)
     if (!contains(c.engine->weight_formats, p)) {
-      c.excluded.push_back(fmt::format("engine {} does not serve weight format {}", c.engine->id, p));
+      c.excluded.push_back(
+          fmt::format("engine {} does not serve weight format {}", c.engine->id, p));
       break;
     }
   if (!contains(c.engine->kv_formats, c.kv_precision))
-    c.excluded.push_back(fmt::format("engine {} does not serve KV format {}", c.engine->id, c.kv_precision));
-  if (!c.engine->device_kinds.empty() && !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
+    c.excluded.push_back(
+        fmt::format("engine {} does not serve KV format {}", c.engine->id, c.kv_precision));
+  if (!c.engine->device_kinds.empty() &&
+      !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
     c.excluded.push_back(fmt::format("engine {} does not run on {} devices", c.engine->id,
                                      device_kind_name(c.device->kind)));
   c.evidence["throughput"] = "n/a";
   if (c.excluded.empty()) {
     run_fit_and_perf(c);
-    if (c.meets_sla) c.evidence["throughput"] = c.perf_evidence + " (performance model, docs/performance.md)";
+    if (c.meets_sla)
+      c.evidence["throughput"] = c.perf_evidence + " (performance model, docs/performance.md)";
   }
   run_cost(c);
   run_quality(c);
@@ -690,7 +730,8 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
       const Engine& e = cat.engine(sc.engine);
       for (const auto& d : cat.devices) {
         if (cat.hardware_prices_for(d.id).empty() && cat.rental_prices_for(d.id).empty()) continue;
-        if (!e.device_kinds.empty() && !contains(e.device_kinds, device_kind_name(d.kind))) continue;
+        if (!e.device_kinds.empty() && !contains(e.device_kinds, device_kind_name(d.kind)))
+          continue;
         std::vector<std::string> specs{"native"};
         if (d.has_hw_format("fp8")) specs.push_back("fp8");
         if (d.has_hw_format("fp4")) specs.push_back("nvfp4");
@@ -715,7 +756,8 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
     for (const auto& b : builds) r.candidates.push_back(ev.evaluate(*m, b));
   }
   if (r.candidates.empty())
-    r.messages.push_back("no candidate: no catalog build fits the selected models at the needed context");
+    r.messages.push_back(
+        "no candidate: no catalog build fits the selected models at the needed context");
   run_monte_carlo(r, o.samples.value_or(sc.monte_carlo.samples), sc.monte_carlo.seed, o.threads);
 
   // Ranking: eligible by their cheaper self-host cost per token, then the rest.
@@ -767,11 +809,12 @@ void decide(PlanResult& r) {
     if (best ? c.eligible : c.quality_ok)
       if (!api || *c.api_per_mtok < *api->api_per_mtok) api = &c;
   }
-  rec.reasons.push_back(fmt::format(
-      "demand: {:.0f} requests/day × {} out tokens = {:.1f} output tok/s on average, {:.1f} at peak "
-      "(peak/average {:.2f})",
-      sc.demand.requests_per_day, sc.demand.output_tokens, avg, sc.demand.peak_output_tokens_per_s(),
-      sc.demand.peak_to_average));
+  rec.reasons.push_back(
+      fmt::format("demand: {:.0f} requests/day × {} out tokens = {:.1f} output tok/s on average, "
+                  "{:.1f} at peak "
+                  "(peak/average {:.2f})",
+                  sc.demand.requests_per_day, sc.demand.output_tokens, avg,
+                  sc.demand.peak_output_tokens_per_s(), sc.demand.peak_to_average));
 
   auto use_api = [&](const std::string& why) {
     rec.option = "api";
@@ -787,14 +830,16 @@ void decide(PlanResult& r) {
 
   if (!best) {
     if (!sc.demand.residency_required && api) {
-      use_api(fmt::format("no build is eligible (fit, SLA, quality, price): call the {} API at {} per 1M "
-                          "output tokens",
-                          api->model->id, fmt_money(*api->api_per_mtok, cur)));
+      use_api(fmt::format(
+          "no build is eligible (fit, SLA, quality, price): call the {} API at {} per 1M "
+          "output tokens",
+          api->model->id, fmt_money(*api->api_per_mtok, cur)));
     } else {
       rec.option = "none";
-      rec.reasons.push_back(sc.demand.residency_required
-                                ? "residency is mandatory but no build is eligible: widen builds or models"
-                                : "no build is eligible and no API price is known for the selected models");
+      rec.reasons.push_back(
+          sc.demand.residency_required
+              ? "residency is mandatory but no build is eligible: widen builds or models"
+              : "no build is eligible and no API price is known for the selected models");
     }
     rec.go_no_go = go_no_go_checks(r, nullptr);
     return;
@@ -802,12 +847,14 @@ void decide(PlanResult& r) {
   rec.candidate_id = best->id;
   rec.model = best->model->id;
   const double cap = best->throughput;
-  rec.reasons.push_back(fmt::format(
-      "best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} node(s) cover the peak{}, "
-      "running at {:.1f}% average utilization",
-      best->id, cap, best->perf_note, best->nodes, best->reserve_nodes ? " plus one N+1 spare" : "",
-      best->utilization * 100));
-  const double threshold = best->rent_to_own_threshold.value_or(std::numeric_limits<double>::infinity());
+  rec.reasons.push_back(
+      fmt::format("best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} "
+                  "node(s) cover the peak{}, "
+                  "running at {:.1f}% average utilization",
+                  best->id, cap, best->perf_note, best->nodes,
+                  best->reserve_nodes ? " plus one N+1 spare" : "", best->utilization * 100));
+  const double threshold =
+      best->rent_to_own_threshold.value_or(std::numeric_limits<double>::infinity());
 
   // Buy or rent for a self-hosted fleet (seed 000 flexion ②): owning wins above the
   // time-utilization where its yearly cost equals renting around the clock.
@@ -825,36 +872,44 @@ void decide(PlanResult& r) {
     if (util >= threshold) {
       rec.option = resale ? "hybrid" : "buy";
       rec.reasons.push_back(fmt::format(
-          "utilization {:.0f}%{} ≥ the rent→own threshold {:.0f}% (owning {} a year vs renting 24/7 {} a "
+          "utilization {:.0f}%{} ≥ the rent→own threshold {:.0f}% (owning {} a year vs renting "
+          "24/7 {} a "
           "year): own{}; payback against renting {}",
           util * 100, resale ? " including resold surplus" : "", threshold * 100,
           fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur),
           resale ? " and resell the idle capacity" : "",
-          best->payback_vs_rent_years ? fmt::format("{:.2f} years", *best->payback_vs_rent_years) : "never"));
+          best->payback_vs_rent_years ? fmt::format("{:.2f} years", *best->payback_vs_rent_years)
+                                      : "never"));
     } else if (threshold > 1) {
       rec.option = "rent";
-      rec.reasons.push_back(fmt::format(
-          "owning costs {} a year against {} for renting the same nodes 24/7: owning never beats renting at "
-          "these prices (rent→own threshold {:.0f}% > 100%), so rent",
-          fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur), threshold * 100));
+      rec.reasons.push_back(
+          fmt::format("owning costs {} a year against {} for renting the same nodes 24/7: owning "
+                      "never beats renting at "
+                      "these prices (rent→own threshold {:.0f}% > 100%), so rent",
+                      fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur),
+                      threshold * 100));
     } else {
       rec.option = "rent";
       rec.reasons.push_back(fmt::format(
-          "utilization {:.1f}% < the rent→own threshold {:.0f}% (owning {} a year vs renting 24/7 {}): rent "
+          "utilization {:.1f}% < the rent→own threshold {:.0f}% (owning {} a year vs renting 24/7 "
+          "{}): rent "
           "(burst or part-time), and buy only once sustained utilization stays above {:.0f}%",
           util * 100, threshold * 100, fmt_money(*best->own_per_year, cur),
           fmt_money(*best->rent_per_year, cur), threshold * 100));
     }
   };
   const bool resale_helps = sc.resale && best->own_net_of_resale_per_mtok &&
-                            best->utilization_with_resale >= threshold && best->utilization < threshold;
+                            best->utilization_with_resale >= threshold &&
+                            best->utilization < threshold;
 
   if (sc.demand.residency_required) {
-    rec.reasons.push_back("residency is mandatory (/demand/residency_required): the API is ruled out, "
-                          "self-host — rent first, then own");
+    rec.reasons.push_back(
+        "residency is mandatory (/demand/residency_required): the API is ruled out, "
+        "self-host — rent first, then own");
     if (resale_helps) {
       rec.reasons.push_back(fmt::format(
-          "reselling {:.0f}% of the idle capacity brings {} a year and lifts utilization to {:.0f}%; "
+          "reselling {:.0f}% of the idle capacity brings {} a year and lifts utilization to "
+          "{:.0f}%; "
           "net internal cost {} per 1M output tokens",
           sc.resale->sold_share * 100, fmt_money(*best->resale_revenue_per_year, cur),
           best->utilization_with_resale * 100, fmt_money(*best->own_net_of_resale_per_mtok, cur)));
@@ -869,47 +924,58 @@ void decide(PlanResult& r) {
     const double self = *best->best_self_host_per_mtok();
     const double api_p = *api->api_per_mtok;
     const double near = sc.near_full_node_share;
-    rec.reasons.push_back(fmt::format(
-        "residency is not mandatory: compare with the API ({} at {} per 1M output tokens, input included)",
-        api->model->id, fmt_money(api_p, cur)));
+    rec.reasons.push_back(
+        fmt::format("residency is not mandatory: compare with the API ({} at {} per 1M output "
+                    "tokens, input included)",
+                    api->model->id, fmt_money(api_p, cur)));
     if (best->node_equivalents >= near) {
-      rec.reasons.push_back(fmt::format(
-          "average demand is {:.2f} node(s) of {} around the clock (≥ {:.0f}% of a node): demand is near "
-          "a full node 24/7",
-          best->node_equivalents, best->id, near * 100));
+      rec.reasons.push_back(
+          fmt::format("average demand is {:.2f} node(s) of {} around the clock (≥ {:.0f}% of a "
+                      "node): demand is near "
+                      "a full node 24/7",
+                      best->node_equivalents, best->id, near * 100));
       if (self <= api_p) {
-        rec.reasons.push_back(fmt::format("self-hosting costs {} per 1M output tokens, {:.1f}× cheaper "
-                                          "than the API", fmt_money(self, cur), api_p / self));
+        rec.reasons.push_back(
+            fmt::format("self-hosting costs {} per 1M output tokens, {:.1f}× cheaper "
+                        "than the API",
+                        fmt_money(self, cur), api_p / self));
         own_or_rent(best->utilization, false);
       } else {
-        use_api(fmt::format("even so, self-hosting costs {} per 1M output tokens against the API's {} "
-                            "({:.1f}× more): use the API",
-                            fmt_money(self, cur), fmt_money(api_p, cur), self / api_p));
+        use_api(
+            fmt::format("even so, self-hosting costs {} per 1M output tokens against the API's {} "
+                        "({:.1f}× more): use the API",
+                        fmt_money(self, cur), fmt_money(api_p, cur), self / api_p));
       }
     } else if (resale_helps && *best->own_net_of_resale_per_mtok < api_p) {
       rec.reasons.push_back(fmt::format(
-          "demand is {:.0f}% of one node, but reselling the idle capacity nets the internal cost down to "
+          "demand is {:.0f}% of one node, but reselling the idle capacity nets the internal cost "
+          "down to "
           "{} per 1M output tokens, below the API",
           best->node_equivalents * 100, fmt_money(*best->own_net_of_resale_per_mtok, cur)));
       own_or_rent(best->utilization_with_resale, true);
     } else if (self < api_p) {
-      rec.reasons.push_back(fmt::format(
-          "demand is {:.1f}% of one node, yet self-hosting at {} per 1M output tokens already undercuts the "
-          "API's {}: past the crossover (a node matches the API at about {:.0f} sustained output tok/s)",
-          best->node_equivalents * 100, fmt_money(self, cur), fmt_money(api_p, cur),
-          best->own_matches_api_tok_s.value_or(0)));
+      rec.reasons.push_back(
+          fmt::format("demand is {:.1f}% of one node, yet self-hosting at {} per 1M output tokens "
+                      "already undercuts the "
+                      "API's {}: past the crossover (a node matches the API at about {:.0f} "
+                      "sustained output tok/s)",
+                      best->node_equivalents * 100, fmt_money(self, cur), fmt_money(api_p, cur),
+                      best->own_matches_api_tok_s.value_or(0)));
       own_or_rent(best->utilization, false);
     } else {
-      use_api(fmt::format(
-          "demand is bursty or below a node ({:.1f}% of one node around the clock, < {:.0f}%): the API at "
-          "{} per 1M output tokens is {:.1f}× cheaper than self-hosting at {}; revisit at scale (a node "
-          "matches the API at about {:.0f} sustained output tok/s)",
-          best->node_equivalents * 100, near * 100, fmt_money(api_p, cur), self / api_p,
-          fmt_money(self, cur), best->own_matches_api_tok_s.value_or(0)));
+      use_api(
+          fmt::format("demand is bursty or below a node ({:.1f}% of one node around the clock, < "
+                      "{:.0f}%): the API at "
+                      "{} per 1M output tokens is {:.1f}× cheaper than self-hosting at {}; revisit "
+                      "at scale (a node "
+                      "matches the API at about {:.0f} sustained output tok/s)",
+                      best->node_equivalents * 100, near * 100, fmt_money(api_p, cur), self / api_p,
+                      fmt_money(self, cur), best->own_matches_api_tok_s.value_or(0)));
     }
   }
   if (rec.option == "rent" || rec.option == "buy" || rec.option == "hybrid")
-    rec.reasons.push_back("before buying, rent the build for a pilot and pass all six go/no-go checks");
+    rec.reasons.push_back(
+        "before buying, rent the build for a pilot and pass all six go/no-go checks");
   rec.go_no_go = go_no_go_checks(r, rec.option == "api" ? nullptr : best);
 }
 
@@ -918,31 +984,37 @@ std::vector<std::string> go_no_go_checks(const PlanResult& r, const Candidate* c
   const std::string& cur = r.scenario.currency;
   std::vector<std::string> g;
   if (c) {
-    g.push_back(fmt::format("1. Sustained aggregate output of ≥ {:.0f} tok/s per node ({:.0f} for the fleet "
-                            "of {} at peak) with your {} in / {} out prompts (the plan assumes {:.0f}).",
-                            d.peak_output_tokens_per_s() / std::max(1, c->nodes - c->reserve_nodes),
-                            d.peak_output_tokens_per_s(), c->nodes, d.input_tokens, d.output_tokens,
-                            c->throughput));
-    g.push_back(fmt::format("2. TTFT {} and TPOT {} under real concurrency ({}); the model expects TTFT {:.0f} "
-                            "ms and TPOT {:.1f} ms.",
-                            d.sla_ttft_ms ? fmt::format("≤ {:.0f} ms", *d.sla_ttft_ms) : "competitive",
-                            d.sla_tpot_ms ? fmt::format("≤ {:.0f} ms", *d.sla_tpot_ms) : "competitive",
-                            c->concurrency, c->ttft_ms, c->tpot_ms));
+    g.push_back(fmt::format(
+        "1. Sustained aggregate output of ≥ {:.0f} tok/s per node ({:.0f} for the fleet "
+        "of {} at peak) with your {} in / {} out prompts (the plan assumes {:.0f}).",
+        d.peak_output_tokens_per_s() / std::max(1, c->nodes - c->reserve_nodes),
+        d.peak_output_tokens_per_s(), c->nodes, d.input_tokens, d.output_tokens, c->throughput));
+    g.push_back(fmt::format(
+        "2. TTFT {} and TPOT {} under real concurrency ({}); the model expects TTFT {:.0f} "
+        "ms and TPOT {:.1f} ms.",
+        d.sla_ttft_ms ? fmt::format("≤ {:.0f} ms", *d.sla_ttft_ms) : "competitive",
+        d.sla_tpot_ms ? fmt::format("≤ {:.0f} ms", *d.sla_tpot_ms) : "competitive", c->concurrency,
+        c->ttft_ms, c->tpot_ms));
   } else {
-    g.push_back("1. Sustained aggregate output in your target range (measure on the API or a rented node).");
+    g.push_back(
+        "1. Sustained aggregate output in your target range (measure on the API or a rented "
+        "node).");
     g.push_back("2. TTFT and throughput competitive under real concurrency.");
   }
   g.push_back("3. Above 95% uptime past the first 100+ monitored requests.");
   const auto best = c ? c->best_self_host_per_mtok() : std::nullopt;
-  g.push_back(fmt::format("4. Cache-hit rate ≥ {:.0f}% and blended cost per 1M output tokens ≤ {} (the plan's "
-                          "figure), covering node opex{}.",
-                          d.cache_hit_share * 100, best ? fmt_money(*best, cur) : std::string("the API price"),
-                          r.scenario.resale ? " with the resale revenue assumed" : ""));
-  g.push_back("5. Tool-call success high enough for your agent traffic (and for Auto Exacto routing if you "
-              "resell).");
+  g.push_back(fmt::format(
+      "4. Cache-hit rate ≥ {:.0f}% and blended cost per 1M output tokens ≤ {} (the plan's "
+      "figure), covering node opex{}.",
+      d.cache_hit_share * 100, best ? fmt_money(*best, cur) : std::string("the API price"),
+      r.scenario.resale ? " with the resale revenue assumed" : ""));
+  g.push_back(
+      "5. Tool-call success high enough for your agent traffic (and for Auto Exacto routing if you "
+      "resell).");
   std::string q = "6. Quality parity against the FP8 baseline on your own eval set";
   if (c && c->scores.count(c->primary_benchmark) && c->scores.at(c->primary_benchmark))
-    q += fmt::format(" ({} published {})", c->primary_benchmark, *c->scores.at(c->primary_benchmark));
+    q += fmt::format(" ({} published {})", c->primary_benchmark,
+                     *c->scores.at(c->primary_benchmark));
   if (c && c->retention_pct)
     q += fmt::format("; precision {} retains {}–{}%", c->precision_label, c->retention_pct->first,
                      c->retention_pct->second);
@@ -958,13 +1030,17 @@ namespace moeplan::plan {
 
 namespace {
 
-Json opt_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+Json opt_json(const std::optional<double>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
 Json range_json(const std::optional<mc::Range>& r) {
   if (!r) return nullptr;
   auto num = [](double x) { return std::isfinite(x) ? Json(x) : Json(nullptr); };
   return {{"p10", num(r->p10)}, {"p50", num(r->p50)}, {"p90", num(r->p90)}};
 }
-Cell opt_cell(const std::optional<double>& v, int d = -1) { return v ? Cell(*v, d) : Cell(); }
+Cell opt_cell(const std::optional<double>& v, int d = -1) {
+  return v ? Cell(*v, d) : Cell();
+}
 
 }  // namespace
 
@@ -986,29 +1062,36 @@ Report make_plan_report(const PlanResult& r) {
   rep.tables.push_back(dec);
 
   const std::string m = "(" + cur + "/MTok)";
-  Table t{"candidates", "Candidates, ranked by self-hosted cost per 1M output tokens",
-          {"rank", "model", "build", "precision", "fits", "nodes", "tok/s per node", "utilization (%)",
-           "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m, "api " + m, "payback vs rent (years)",
-           "quality", "risks", "status"},
-          {}, {}};
+  Table t{"candidates",
+          "Candidates, ranked by self-hosted cost per 1M output tokens",
+          {"rank", "model", "build", "precision", "fits", "nodes", "tok/s per node",
+           "utilization (%)", "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m, "api " + m,
+           "payback vs rent (years)", "quality", "risks", "status"},
+          {},
+          {}};
   for (int i : r.ranking) {
     const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
-    const auto& ps = c.scores.count(c.primary_benchmark) ? c.scores.at(c.primary_benchmark) : std::nullopt;
-    t.add({c.rank > 0 ? Cell(c.rank) : Cell(), c.model->id, build_label(c), c.precision_label, c.fits,
-           c.nodes > 0 ? Cell(c.nodes) : Cell(), c.meets_sla ? Cell(c.throughput, 0) : Cell(),
+    const auto& ps =
+        c.scores.count(c.primary_benchmark) ? c.scores.at(c.primary_benchmark) : std::nullopt;
+    t.add({c.rank > 0 ? Cell(c.rank) : Cell(), c.model->id, build_label(c), c.precision_label,
+           c.fits, c.nodes > 0 ? Cell(c.nodes) : Cell(),
+           c.meets_sla ? Cell(c.throughput, 0) : Cell(),
            c.meets_sla ? Cell(c.utilization * 100, 1) : Cell(), opt_cell(c.own_per_mtok),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p10) : Cell(),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p90) : Cell(), opt_cell(c.rent_per_mtok),
            opt_cell(c.api_per_mtok), opt_cell(c.payback_vs_rent_years, 2),
-           ps ? Cell(fmt::format("{} {}", c.primary_benchmark, *ps)) : Cell(c.primary_benchmark + " missing"),
-           Cell(c.risks.size()), c.eligible ? std::string("eligible") : "excluded: " + c.excluded.front()});
+           ps ? Cell(fmt::format("{} {}", c.primary_benchmark, *ps))
+              : Cell(c.primary_benchmark + " missing"),
+           Cell(c.risks.size()),
+           c.eligible ? std::string("eligible") : "excluded: " + c.excluded.front()});
   }
-  t.notes.push_back("own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; api = the "
-                    "same model's API, input tokens included (docs/plan.md).");
-  t.notes.push_back(fmt::format("P10/P90 from {} Monte Carlo samples over catalog price ranges and ±{:.0f}% "
-                                "throughput (seed {}).",
-                                sc.monte_carlo.samples, sc.monte_carlo.efficiency_spread * 100,
-                                sc.monte_carlo.seed));
+  t.notes.push_back(
+      "own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; api = the "
+      "same model's API, input tokens included (docs/plan.md).");
+  t.notes.push_back(fmt::format(
+      "P10/P90 from {} Monte Carlo samples over catalog price ranges and ±{:.0f}% "
+      "throughput (seed {}).",
+      sc.monte_carlo.samples, sc.monte_carlo.efficiency_spread * 100, sc.monte_carlo.seed));
   rep.tables.push_back(t);
 
   Table risks{"risks", "Risks flagged from the catalogs", {"candidate", "risk"}, {}, {}};
@@ -1027,7 +1110,11 @@ Report make_plan_report(const PlanResult& r) {
   for (const auto& x : rec.go_no_go) go.add({x});
   rep.tables.push_back(go);
 
-  Table as{"assumptions", "Assumptions (scenario and defaults)", {"name", "value", "unit", "source"}, {}, {}};
+  Table as{"assumptions",
+           "Assumptions (scenario and defaults)",
+           {"name", "value", "unit", "source"},
+           {},
+           {}};
   auto value_cell = [](const Json& v) -> Cell {
     if (v.is_number_integer()) return Cell(v.get<long long>());
     if (v.is_number()) return Cell(v.get<double>());
@@ -1058,7 +1145,9 @@ Report make_plan_report(const PlanResult& r) {
              {"peak_to_average", sc.demand.peak_to_average},
              {"peak_output_tokens_per_s", sc.demand.peak_output_tokens_per_s()},
              {"context_tokens", sc.demand.context_tokens},
-             {"sla", {{"ttft_ms", opt_json(sc.demand.sla_ttft_ms)}, {"tpot_ms", opt_json(sc.demand.sla_tpot_ms)}}},
+             {"sla",
+              {{"ttft_ms", opt_json(sc.demand.sla_ttft_ms)},
+               {"tpot_ms", opt_json(sc.demand.sla_tpot_ms)}}},
              {"residency_required", sc.demand.residency_required},
              {"min_scores", sc.demand.min_scores},
              {"min_retention_pct", opt_json(sc.demand.min_retention_pct)}};
@@ -1075,7 +1164,8 @@ Report make_plan_report(const PlanResult& r) {
     x["precision"] = c.build.precision;
     x["kv_precision"] = c.kv_precision;
     x["engine"] = c.engine->id;
-    x["layout"] = {{"tp", c.layout.tp}, {"pp", c.layout.pp}, {"dp", c.layout.dp}, {"ep", c.layout.ep}};
+    x["layout"] = {
+        {"tp", c.layout.tp}, {"pp", c.layout.pp}, {"dp", c.layout.dp}, {"ep", c.layout.ep}};
     x["fits"] = c.fits;
     x["fit"] = {{"reason", c.fit_reason},
                 {"weights_gb", c.weights_gb},
@@ -1090,8 +1180,10 @@ Report make_plan_report(const PlanResult& r) {
     x["nodes"] = c.nodes;
     x["reserve_nodes"] = c.reserve_nodes;
     x["utilization"] = c.utilization;
-    Json cp = {{"own", opt_json(c.own_per_mtok)}, {"rent", opt_json(c.rent_per_mtok)},
-               {"api", opt_json(c.api_per_mtok)}, {"currency", cur}};
+    Json cp = {{"own", opt_json(c.own_per_mtok)},
+               {"rent", opt_json(c.rent_per_mtok)},
+               {"api", opt_json(c.api_per_mtok)},
+               {"currency", cur}};
     const Json own_r = range_json(c.mc.own_per_mtok);
     cp["p10"] = own_r.is_null() ? Json(nullptr) : own_r["p10"];
     cp["p50"] = own_r.is_null() ? Json(nullptr) : own_r["p50"];
@@ -1099,7 +1191,8 @@ Report make_plan_report(const PlanResult& r) {
     cp["own_range"] = own_r;
     cp["rent_range"] = range_json(c.mc.rent_per_mtok);
     x["cost_per_mtok_output"] = cp;
-    x["cost_per_year"] = {{"own", opt_json(c.own_per_year)}, {"rent", opt_json(c.rent_per_year)},
+    x["cost_per_year"] = {{"own", opt_json(c.own_per_year)},
+                          {"rent", opt_json(c.rent_per_year)},
                           {"api", opt_json(c.api_per_year)}};
     x["capex"] = opt_json(c.capex);
     x["opex_per_year"] = opt_json(c.opex_per_year);
@@ -1116,15 +1209,16 @@ Report make_plan_report(const PlanResult& r) {
                      {"utilization_with_resale", c.utilization_with_resale}};
     Json scores = Json::object();
     for (const auto& [b, v] : c.scores) scores[b] = opt_json(v);
-    x["quality"] = {{"scores", scores},
-                    {"primary_benchmark", c.primary_benchmark},
-                    {"retention_pct", c.retention_pct ? Json::array({c.retention_pct->first, c.retention_pct->second})
-                                                      : Json(nullptr)},
-                    {"points_per_mtok_self_hosted", opt_json(c.value_points_per_mtok)},
-                    {"points_per_mtok_api",
-                     c.api_per_mtok && c.scores.at(c.primary_benchmark)
-                         ? Json(*c.scores.at(c.primary_benchmark) / *c.api_per_mtok)
-                         : Json(nullptr)}};
+    x["quality"] = {
+        {"scores", scores},
+        {"primary_benchmark", c.primary_benchmark},
+        {"retention_pct", c.retention_pct
+                              ? Json::array({c.retention_pct->first, c.retention_pct->second})
+                              : Json(nullptr)},
+        {"points_per_mtok_self_hosted", opt_json(c.value_points_per_mtok)},
+        {"points_per_mtok_api", c.api_per_mtok && c.scores.at(c.primary_benchmark)
+                                    ? Json(*c.scores.at(c.primary_benchmark) / *c.api_per_mtok)
+                                    : Json(nullptr)}};
     x["monte_carlo"] = {{"samples", c.mc.samples}, {"nodes_range", range_json(c.mc.nodes)}};
     x["eligible"] = c.eligible;
     x["excluded"] = c.excluded;
@@ -1135,7 +1229,8 @@ Report make_plan_report(const PlanResult& r) {
     x["evidence"] = evj;
     Json inputs = Json::array();
     for (const auto& a : c.inputs)
-      inputs.push_back({{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});
+      inputs.push_back(
+          {{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});
     x["inputs"] = inputs;
     cands.push_back(x);
   }
@@ -1148,8 +1243,9 @@ Report make_plan_report(const PlanResult& r) {
   j["monte_carlo"] = {{"samples", sc.monte_carlo.samples},
                       {"seed", sc.monte_carlo.seed},
                       {"efficiency_spread", sc.monte_carlo.efficiency_spread},
-                      {"method", "per sample: throughput × U(1−s, 1+s); a hardware price entry, then a price "
-                                 "uniform in its low..high; a rental entry (docs/plan.md)"}};
+                      {"method",
+                       "per sample: throughput × U(1−s, 1+s); a hardware price entry, then a price "
+                       "uniform in its low..high; a rental entry (docs/plan.md)"}};
   Json asj = Json::array();
   for (const auto& a : sc.assumptions)
     asj.push_back({{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});

@@ -31,10 +31,11 @@ std::string base_name(const std::string& path) {
 // Keys of the cost scenario's buy section that price one node: they belong to
 // a build (builds[i].buy) when the plan compares several builds.
 const std::vector<std::string> kPerBuildBuyKeys = {
-    "capex", "capex_usd", "system_price", "system_price_usd", "price_point", "capex_includes_vat",
-    "gpu", "gpus", "opex_per_year", "opex_per_year_usd", "wall_power_w", "gpu_tdp_w"};
-const std::vector<std::string> kPerBuildRentKeys = {"per_month", "per_year", "per_month_usd",
-                                                    "per_year_usd", "gpu_hour_usd", "gpu", "gpus"};
+    "capex",         "capex_usd",          "system_price", "system_price_usd",
+    "price_point",   "capex_includes_vat", "gpu",          "gpus",
+    "opex_per_year", "opex_per_year_usd",  "wall_power_w", "gpu_tdp_w"};
+const std::vector<std::string> kPerBuildRentKeys = {
+    "per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd", "gpu", "gpus"};
 
 class Reader {
  public:
@@ -46,10 +47,10 @@ class Reader {
 
   PlanScenario read() {
     if (!root_.is_object()) root_.fail("expected a JSON object at the top level");
-    root_.only_keys(with_prov({"title", "description", "currency", "fx_per_usd", "horizon_months",
-                               "month_hours", "demand", "models", "builds", "engine", "n_plus_one",
-                               "near_full_node_share", "resale", "monte_carlo", "buy", "rent",
-                               "api"}));
+    root_.only_keys(
+        with_prov({"title", "description", "currency", "fx_per_usd", "horizon_months",
+                   "month_hours", "demand", "models", "builds", "engine", "n_plus_one",
+                   "near_full_node_share", "resale", "monte_carlo", "buy", "rent", "api"}));
     sc_.title = root_.string_or("title", "");
     sc_.description = root_.string_or("description", "");
     sc_.currency = root_.string("currency");  // the cost reader checks the code itself
@@ -81,11 +82,13 @@ class Reader {
     read_models(root_.at("models"));
     read_builds(root_.at("builds"));
     if (auto v = root_.get("resale")) read_resale(*v);
-    if (auto v = root_.get("monte_carlo")) read_mc(*v);
+    if (auto v = root_.get("monte_carlo"))
+      read_mc(*v);
     else {
       record_default("/monte_carlo/samples", sc_.monte_carlo.samples, "samples");
       record_default("/monte_carlo/seed", static_cast<double>(sc_.monte_carlo.seed), "");
-      record_default("/monte_carlo/efficiency_spread", sc_.monte_carlo.efficiency_spread, "± share");
+      record_default("/monte_carlo/efficiency_spread", sc_.monte_carlo.efficiency_spread,
+                     "± share");
     }
 
     // Money sections go to the cost reader as they are (it validates them).
@@ -95,8 +98,9 @@ class Reader {
       if (many)
         for (const auto& k : kPerBuildBuyKeys)
           if (v->has(k))
-            v->fail_member(k, "prices one node, but the plan compares several builds: put it in "
-                              "/builds/i/buy of the build it belongs to");
+            v->fail_member(k,
+                           "prices one node, but the plan compares several builds: put it in "
+                           "/builds/i/buy of the build it belongs to");
       sc_.cost_doc["buy"] = v->raw();
       sc_.has_buy = true;
     }
@@ -105,20 +109,23 @@ class Reader {
       if (many)
         for (const auto& k : kPerBuildRentKeys)
           if (v->has(k))
-            v->fail_member(k, "prices one node, but the plan compares several builds: put it in "
-                              "/builds/i/rent of the build it belongs to");
+            v->fail_member(k,
+                           "prices one node, but the plan compares several builds: put it in "
+                           "/builds/i/rent of the build it belongs to");
       sc_.cost_doc["rent"] = v->raw();
     }
     if (auto v = root_.get("api")) {
       if (!v->is_object()) v->fail("expected an object, found " + describe_json(v->raw()));
-      for (const char* k : {"input_usd_per_mtok", "output_usd_per_mtok", "input_per_mtok",
-                            "output_per_mtok"})
+      for (const char* k :
+           {"input_usd_per_mtok", "output_usd_per_mtok", "input_per_mtok", "output_per_mtok"})
         if (v->has(k) && sc_.models.ids.size() != 1)
-          v->fail_member(k, "explicit API prices belong to one model: list exactly one model, or "
-                            "leave the prices out to take each model's from the catalog");
+          v->fail_member(k,
+                         "explicit API prices belong to one model: list exactly one model, or "
+                         "leave the prices out to take each model's from the catalog");
       if (v->has("model"))
-        v->fail_member("model", "the API price is looked up for each candidate's own model; "
-                                "remove this key");
+        v->fail_member("model",
+                       "the API price is looked up for each candidate's own model; "
+                       "remove this key");
       sc_.cost_doc["api"] = v->raw();
     }
     return sc_;
@@ -130,15 +137,18 @@ class Reader {
   PlanScenario sc_;
 
   void record(const std::string& name, Json value, std::string unit) {
-    sc_.assumptions.push_back({name, std::move(value), std::move(unit), "scenario " + sc_.label, ""});
+    sc_.assumptions.push_back(
+        {name, std::move(value), std::move(unit), "scenario " + sc_.label, ""});
   }
   void record_default(const std::string& name, Json value, std::string unit) {
     sc_.assumptions.push_back({name, std::move(value), std::move(unit), kDefault, ""});
   }
   void note(const JsonView& v, std::string_view key, const Json& value, const std::string& unit) {
     const std::string name = v.path() + "/" + std::string(key);
-    if (v.has(key)) record(name, value, unit);
-    else record_default(name, value, unit);
+    if (v.has(key))
+      record(name, value, unit);
+    else
+      record_default(name, value, unit);
   }
 
   void read_demand(const JsonView& v) {
@@ -162,15 +172,16 @@ class Reader {
     if (v.has("peak_to_average")) {
       d.peak_to_average = v.positive("peak_to_average");
       if (d.peak_to_average < 1)
-        v.fail_member("peak_to_average", fmt::format("expected ≥ 1 (peak over average), found {}",
-                                                     d.peak_to_average));
+        v.fail_member("peak_to_average",
+                      fmt::format("expected ≥ 1 (peak over average), found {}", d.peak_to_average));
       if (d.peak_to_average > 24)
         v.fail_member("peak_to_average", "expected at most 24 (all traffic in one hour)");
       record(v.path() + "/peak_to_average", d.peak_to_average, "peak / average");
     } else if (v.has("hourly_profile")) {
       const auto h = v.array("hourly_profile");
       if (h.size() != 24)
-        v.fail_member("hourly_profile", fmt::format("expected 24 hourly weights, found {}", h.size()));
+        v.fail_member("hourly_profile",
+                      fmt::format("expected 24 hourly weights, found {}", h.size()));
       double sum = 0, mx = 0;
       for (const auto& x : h) {
         const double w = x.number();
@@ -205,7 +216,8 @@ class Reader {
     d.residency_required = v.boolean_or("residency_required", false);
     note(v, "residency_required", d.residency_required, "");
     if (auto s = v.get("min_scores")) {
-      if (!s->is_object()) s->fail("expected an object {benchmark: minimum}, found " + describe_json(s->raw()));
+      if (!s->is_object())
+        s->fail("expected an object {benchmark: minimum}, found " + describe_json(s->raw()));
       for (auto it = s->raw().begin(); it != s->raw().end(); ++it) {
         const JsonView x = s->at(it.key());
         const double m = x.number();
@@ -216,7 +228,8 @@ class Reader {
     }
     if (v.has("min_retention_pct")) {
       const double r = v.positive("min_retention_pct");
-      if (r > 100) v.fail_member("min_retention_pct", fmt::format("expected at most 100, found {}", r));
+      if (r > 100)
+        v.fail_member("min_retention_pct", fmt::format("expected at most 100, found {}", r));
       d.min_retention_pct = r;
       record(v.path() + "/min_retention_pct", r, "%");
     }
@@ -248,7 +261,8 @@ class Reader {
       return;
     }
     if (!v.is_object())
-      v.fail("expected a list of model ids or an object of constraints, found " + describe_json(v.raw()));
+      v.fail("expected a list of model ids or an object of constraints, found " +
+             describe_json(v.raw()));
     v.only_keys({"ids", "min_context_tokens", "licenses", "max_total_params_b", "moe_only"});
     for (const auto& x : v.array_or_empty("ids")) {
       s.ids.push_back(x.string());
@@ -269,7 +283,8 @@ class Reader {
       record(v.path(), "auto", "");
       return;
     }
-    if (!v.is_array()) v.fail("expected \"auto\" or a list of builds, found " + describe_json(v.raw()));
+    if (!v.is_array())
+      v.fail("expected \"auto\" or a list of builds, found " + describe_json(v.raw()));
     const auto items = v.array();
     if (items.empty()) v.fail("expected at least one build");
     for (const auto& b : items) {
@@ -319,7 +334,8 @@ class Reader {
         if (!b.has(k)) return 0;
         const long long x = b.positive_int(k);
         if (x > s.gpus_per_node)
-          b.fail_member(k, fmt::format("expected at most gpus_per_node ({}), found {}", s.gpus_per_node, x));
+          b.fail_member(
+              k, fmt::format("expected at most gpus_per_node ({}), found {}", s.gpus_per_node, x));
         return static_cast<int>(x);
       };
       s.layout.tp = layout_int("tp");
@@ -349,8 +365,9 @@ class Reader {
                                       ? v.non_negative("cached_input_usd_per_mtok")
                                       : r.input_usd_per_mtok;
     r.cache_hit_share = v.has("cache_hit_share") ? v.fraction("cache_hit_share") : 0.0;
-    r.input_tokens_per_output_token =
-        v.has("input_tokens_per_output_token") ? v.non_negative("input_tokens_per_output_token") : 0.0;
+    r.input_tokens_per_output_token = v.has("input_tokens_per_output_token")
+                                          ? v.non_negative("input_tokens_per_output_token")
+                                          : 0.0;
     r.sold_share = v.has("sold_share") ? v.fraction("sold_share") : 0.5;
     note(v, "output_usd_per_mtok", r.output_usd_per_mtok, "USD/MTok");
     note(v, "input_usd_per_mtok", r.input_usd_per_mtok, "USD/MTok");

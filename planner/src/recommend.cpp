@@ -48,12 +48,15 @@ std::optional<std::pair<double, std::string>> gpu_hour_price(const Device& d, co
   const RentalPrice* best = nullptr;
   for (const RentalPrice* r : cat.rental_prices_for(d.id))
     if (!best || r->usd_per_gpu_hour < best->usd_per_gpu_hour) best = r;
-  if (best) return std::make_pair(best->usd_per_gpu_hour, "rent: " + best->provider + " (" + best->kind + ")");
+  if (best)
+    return std::make_pair(best->usd_per_gpu_hour,
+                          "rent: " + best->provider + " (" + best->kind + ")");
   const HardwarePrice* hp = nullptr;
   for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
     if (!hp || (h->basis == "street" && hp->basis != "street")) hp = h;
   if (!hp) return std::nullopt;
-  const double usd = (hp->price_low + hp->price_high) / 2 / cat.fx_per_usd(hp->currency) / std::max(1, hp->devices);
+  const double usd = (hp->price_low + hp->price_high) / 2 / cat.fx_per_usd(hp->currency) /
+                     std::max(1, hp->devices);
   const double hours = req.life_months * 730.0;
   const double power = d.tdp_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
   return std::make_pair(usd / hours + power, "own: " + hp->item);
@@ -100,7 +103,8 @@ Result search(const Request& req, const Catalog& cat) {
   for (const Model* m : req.models) {
     std::vector<std::pair<std::string, PrecisionMix>> precs;
     for (const std::string spec : {"native", "fp8", "nvfp4", "int4-awq"}) {
-      PrecisionMix mix = spec == "native" ? m->native_precision : parse_weight_spec(spec, m->native_precision, cat);
+      PrecisionMix mix = spec == "native" ? m->native_precision
+                                          : parse_weight_spec(spec, m->native_precision, cat);
       bool served = true;
       for (const auto& [c, p] : mix) served = served && contains(eng.weight_formats, p);
       if (!served) continue;
@@ -118,14 +122,17 @@ Result search(const Request& req, const Catalog& cat) {
       }
       for (const auto& dv : devs) {
         const Device& d = *dv.d;
-        if ((needs_fp4 && !d.has_hw_format("fp4")) || (needs_fp8 && !d.has_hw_format("fp8"))) continue;
-        const std::string kv = d.has_hw_format("fp8") && contains(eng.kv_formats, "fp8") ? "fp8" : "bf16";
+        if ((needs_fp4 && !d.has_hw_format("fp4")) || (needs_fp8 && !d.has_hw_format("fp8")))
+          continue;
+        const std::string kv =
+            d.has_hw_format("fp8") && contains(eng.kv_formats, "fp8") ? "fp8" : "bf16";
         for (int g = 1; g <= req.max_gpus; ++g) {
           if (g > d.max_per_node && g % d.max_per_node != 0) continue;
           if (wb > g * d.memory_gb * 1e9 * eng.memory_utilization) continue;
           std::vector<Layout> layouts{Layout{g, 1, 0, false}};
           if (g >= 2 && g % 2 == 0) layouts.push_back(Layout{g / 2, 2, 0, false});
-          if (m->attention.type == AttentionType::mla && g > 1) layouts.push_back(Layout{g, 1, 0, true});
+          if (m->attention.type == AttentionType::mla && g > 1)
+            layouts.push_back(Layout{g, 1, 0, true});
           for (const auto& l : layouts)
             configs.push_back({m, &d, g, spec, mix, kv, l, &dv.eff, dv.price, &dv.basis});
         }
@@ -196,7 +203,9 @@ Result search(const Request& req, const Catalog& cat) {
         const double per_hour = c.gpu_hour_usd * c.gpus * req.fx_per_usd;
         if (p.aggregate_tok_s > 0) {
           if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
-            p.replicas = std::max(1, static_cast<int>(std::ceil(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9)));
+            p.replicas = std::max(
+                1,
+                static_cast<int>(std::ceil(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9)));
             p.cost_per_mtok = per_hour * p.replicas / (*req.output_tokens_per_s * 3600) * 1e6;
           } else {
             p.cost_per_mtok = per_hour / (p.aggregate_tok_s * 3600) * 1e6;
@@ -225,14 +234,17 @@ Result search(const Request& req, const Catalog& cat) {
   for (std::size_t k = 0; k < t; ++k) {
     res.configs_fit += fits[k];
     res.points += pts[k];
-    all.insert(all.end(), std::make_move_iterator(parts[k].begin()), std::make_move_iterator(parts[k].end()));
+    all.insert(all.end(), std::make_move_iterator(parts[k].begin()),
+               std::make_move_iterator(parts[k].end()));
   }
   // Deterministic order whatever the thread split.
   auto key = [](const Point& p) {
-    return std::make_tuple(p.cost_per_mtok, -p.per_user_tok_s, p.model->id, p.device->id, p.gpus, p.precision,
-                           p.layout.tp, p.layout.pp, p.layout.dp_attention, p.concurrency);
+    return std::make_tuple(p.cost_per_mtok, -p.per_user_tok_s, p.model->id, p.device->id, p.gpus,
+                           p.precision, p.layout.tp, p.layout.pp, p.layout.dp_attention,
+                           p.concurrency);
   };
-  std::sort(all.begin(), all.end(), [&](const Point& a, const Point& b) { return key(a) < key(b); });
+  std::sort(all.begin(), all.end(),
+            [&](const Point& a, const Point& b) { return key(a) < key(b); });
   res.frontier = pareto_frontier(all);
   for (const auto& p : all) {
     if (static_cast<int>(res.top.size()) >= req.top) break;
@@ -248,30 +260,38 @@ Report make_report(const Request& req, const Result& r) {
   for (const Model* m : req.models) names += (names.empty() ? "" : ", ") + m->id;
   rep.title = "recommend: " + names;
   const std::string cm = "cost (" + req.currency + "/MTok)";
-  auto table = [&](const std::string& name, const std::string& title, const std::vector<Point>& pts) {
-    Table t{name, title,
-            {"model", "device", "gpus", "precision", "layout", "concurrency", "per-user tok/s", "aggregate tok/s",
-             "TTFT (ms)", "TPOT (ms)", "meets SLA", "replicas", "GPU-hour (USD)", cm, "price basis"},
-            {}, {}};
+  auto table = [&](const std::string& name, const std::string& title,
+                   const std::vector<Point>& pts) {
+    Table t{name,
+            title,
+            {"model", "device", "gpus", "precision", "layout", "concurrency", "per-user tok/s",
+             "aggregate tok/s", "TTFT (ms)", "TPOT (ms)", "meets SLA", "replicas", "GPU-hour (USD)",
+             cm, "price basis"},
+            {},
+            {}};
     for (const auto& p : pts)
       t.add({p.model->id, p.device->id, p.gpus, p.precision,
              fmt::format("tp={} pp={} ep={}{}", p.layout.tp, p.layout.pp, p.layout.ep,
                          p.layout.dp_attention ? " dp-attn" : ""),
-             p.concurrency, Cell(p.per_user_tok_s, 1), Cell(p.aggregate_tok_s, 0), Cell(p.ttft_ms, 0),
-             Cell(p.tpot_ms, 1), p.meets_sla, p.replicas, Cell(p.gpu_hour_usd, 2), Cell(p.cost_per_mtok),
-             p.price_basis});
+             p.concurrency, Cell(p.per_user_tok_s, 1), Cell(p.aggregate_tok_s, 0),
+             Cell(p.ttft_ms, 0), Cell(p.tpot_ms, 1), p.meets_sla, p.replicas,
+             Cell(p.gpu_hour_usd, 2), Cell(p.cost_per_mtok), p.price_basis});
     return t;
   };
   rep.tables.push_back(table("top", fmt::format("Top {} under the SLA", req.top), r.top));
-  rep.tables.push_back(table("frontier", "Pareto frontier: cost per 1M output tokens vs per-user tok/s", r.frontier));
-  rep.messages.push_back(fmt::format(
-      "searched {} configurations ({} fit) and {} concurrency points in {:.2f} s; {} devices without a price "
-      "skipped",
-      r.configs, r.configs_fit, r.points, r.seconds, r.devices_unpriced));
-  rep.messages.push_back(req.output_tokens_per_s
-                             ? fmt::format("cost at a demand of {:.1f} output tok/s (replicas × GPUs × GPU-hour, idle "
-                                           "capacity included)", *req.output_tokens_per_s)
-                             : std::string("cost at full use of one replica (no demand given)"));
+  rep.tables.push_back(table(
+      "frontier", "Pareto frontier: cost per 1M output tokens vs per-user tok/s", r.frontier));
+  rep.messages.push_back(
+      fmt::format("searched {} configurations ({} fit) and {} concurrency points in {:.2f} s; {} "
+                  "devices without a price "
+                  "skipped",
+                  r.configs, r.configs_fit, r.points, r.seconds, r.devices_unpriced));
+  rep.messages.push_back(
+      req.output_tokens_per_s
+          ? fmt::format("cost at a demand of {:.1f} output tok/s (replicas × GPUs × GPU-hour, idle "
+                        "capacity included)",
+                        *req.output_tokens_per_s)
+          : std::string("cost at full use of one replica (no demand given)"));
   if (r.top.empty()) rep.messages.push_back("no configuration meets the SLA");
   Json j;
   auto pj = [&](const std::vector<Point>& pts) {
@@ -282,8 +302,12 @@ Report make_report(const Request& req, const Result& r) {
                    {"gpus", p.gpus},
                    {"precision", p.precision},
                    {"kv_precision", p.kv},
-                   {"layout", {{"tp", p.layout.tp}, {"pp", p.layout.pp}, {"dp", p.layout.dp}, {"ep", p.layout.ep},
-                               {"dp_attention", p.layout.dp_attention}}},
+                   {"layout",
+                    {{"tp", p.layout.tp},
+                     {"pp", p.layout.pp},
+                     {"dp", p.layout.dp},
+                     {"ep", p.layout.ep},
+                     {"dp_attention", p.layout.dp_attention}}},
                    {"concurrency", p.concurrency},
                    {"per_user_tokens_per_s", p.per_user_tok_s},
                    {"aggregate_output_tokens_per_s", p.aggregate_tok_s},
@@ -297,14 +321,18 @@ Report make_report(const Request& req, const Result& r) {
     return a;
   };
   j["currency"] = req.currency;
-  j["demand"] = {{"output_tokens_per_s", req.output_tokens_per_s ? Json(*req.output_tokens_per_s) : Json(nullptr)},
+  j["demand"] = {{"output_tokens_per_s",
+                  req.output_tokens_per_s ? Json(*req.output_tokens_per_s) : Json(nullptr)},
                  {"input_tokens", req.input_tokens},
                  {"output_tokens", req.output_tokens},
-                 {"sla", {{"ttft_ms", req.sla.ttft_ms ? Json(*req.sla.ttft_ms) : Json(nullptr)},
-                          {"tpot_ms", req.sla.tpot_ms ? Json(*req.sla.tpot_ms) : Json(nullptr)}}}};
+                 {"sla",
+                  {{"ttft_ms", req.sla.ttft_ms ? Json(*req.sla.ttft_ms) : Json(nullptr)},
+                   {"tpot_ms", req.sla.tpot_ms ? Json(*req.sla.tpot_ms) : Json(nullptr)}}}};
   j["top"] = pj(r.top);
   j["frontier"] = pj(r.frontier);
-  j["search"] = {{"configurations", r.configs}, {"configurations_fit", r.configs_fit}, {"points", r.points},
+  j["search"] = {{"configurations", r.configs},
+                 {"configurations_fit", r.configs_fit},
+                 {"points", r.points},
                  {"seconds", r.seconds}};
   rep.json = j;
   return rep;

@@ -37,7 +37,8 @@ std::string element_key(const Json& arr) {
   return "";
 }
 
-void diff_into(const Json& a, const Json& b, const std::string& path, double rel, std::vector<Change>& out) {
+void diff_into(const Json& a, const Json& b, const std::string& path, double rel,
+               std::vector<Change>& out) {
   if (a.is_number() && b.is_number()) {
     if (!same_number(a.get<double>(), b.get<double>(), rel)) out.push_back({path, a, b});
     return;
@@ -46,8 +47,10 @@ void diff_into(const Json& a, const Json& b, const std::string& path, double rel
     for (auto it = a.begin(); it != a.end(); ++it) {
       if (path.empty() && ignored_key(it.key())) continue;
       const std::string p = path + "/" + it.key();
-      if (!b.contains(it.key())) out.push_back({p, it.value(), nullptr});
-      else diff_into(it.value(), b.at(it.key()), p, rel, out);
+      if (!b.contains(it.key()))
+        out.push_back({p, it.value(), nullptr});
+      else
+        diff_into(it.value(), b.at(it.key()), p, rel, out);
     }
     for (auto it = b.begin(); it != b.end(); ++it) {
       if (path.empty() && ignored_key(it.key())) continue;
@@ -66,8 +69,10 @@ void diff_into(const Json& a, const Json& b, const std::string& path, double rel
         seen[id] = true;
         const std::string p = path + "[" + id + "]";
         auto it = bm.find(id);
-        if (it == bm.end()) out.push_back({p, e, nullptr});
-        else diff_into(e, *it->second, p, rel, out);
+        if (it == bm.end())
+          out.push_back({p, e, nullptr});
+        else
+          diff_into(e, *it->second, p, rel, out);
       }
       for (const auto& e : b)
         if (!seen.count(e[kb].get<std::string>()))
@@ -77,9 +82,12 @@ void diff_into(const Json& a, const Json& b, const std::string& path, double rel
     const std::size_t n = std::max(a.size(), b.size());
     for (std::size_t i = 0; i < n; ++i) {
       const std::string p = path + "/" + std::to_string(i);
-      if (i >= a.size()) out.push_back({p, nullptr, b[i]});
-      else if (i >= b.size()) out.push_back({p, a[i], nullptr});
-      else diff_into(a[i], b[i], p, rel, out);
+      if (i >= a.size())
+        out.push_back({p, nullptr, b[i]});
+      else if (i >= b.size())
+        out.push_back({p, a[i], nullptr});
+      else
+        diff_into(a[i], b[i], p, rel, out);
     }
     return;
   }
@@ -108,7 +116,9 @@ std::vector<MovedInput> moved(const Json& a, const Json& b, double rel) {
         out.push_back({n, e.value("source", std::string()), ov, nv});
     }
   for (const auto& [n, e] : bm)
-    if (!seen.count(n)) out.push_back({n, e->value("source", std::string()), nullptr, e->value("value", Json(nullptr))});
+    if (!seen.count(n))
+      out.push_back(
+          {n, e->value("source", std::string()), nullptr, e->value("value", Json(nullptr))});
   return out;
 }
 
@@ -121,7 +131,9 @@ std::string short_json(const Json& j) {
 
 }  // namespace
 
-bool ignored_key(const std::string& key) { return key == "provenance" || key == "tool"; }
+bool ignored_key(const std::string& key) {
+  return key == "provenance" || key == "tool";
+}
 
 std::vector<Change> diff(const Json& expected, const Json& actual, double rel_tol) {
   std::vector<Change> out;
@@ -129,10 +141,12 @@ std::vector<Change> diff(const Json& expected, const Json& actual, double rel_to
   return out;
 }
 
-std::vector<std::pair<std::string, std::vector<MovedInput>>> moved_inputs(const Json& expected, const Json& actual,
+std::vector<std::pair<std::string, std::vector<MovedInput>>> moved_inputs(const Json& expected,
+                                                                          const Json& actual,
                                                                           double rel_tol) {
   std::vector<std::pair<std::string, std::vector<MovedInput>>> out;
-  auto global = moved(expected.value("assumptions", Json::array()), actual.value("assumptions", Json::array()), rel_tol);
+  auto global = moved(expected.value("assumptions", Json::array()),
+                      actual.value("assumptions", Json::array()), rel_tol);
   if (!global.empty()) out.emplace_back("", std::move(global));
   std::map<std::string, const Json*> am;
   const Json actual_candidates = actual.value("candidates", Json::array());
@@ -144,7 +158,8 @@ std::vector<std::pair<std::string, std::vector<MovedInput>>> moved_inputs(const 
     const std::string id = c["id"].get<std::string>();
     auto it = am.find(id);
     if (it == am.end()) continue;
-    auto m = moved(c.value("inputs", Json::array()), it->second->value("inputs", Json::array()), rel_tol);
+    auto m = moved(c.value("inputs", Json::array()), it->second->value("inputs", Json::array()),
+                   rel_tol);
     if (!m.empty()) out.emplace_back(id, std::move(m));
   }
   return out;
@@ -164,14 +179,17 @@ std::string plan_json_text(const std::string& scenario_path, const Catalog& cat)
 }
 
 std::vector<ExampleResult> run(const Options& o, const Catalog& cat) {
-  if (!fs::is_directory(o.examples_dir)) throw Error("regress: examples directory '" + o.examples_dir + "' not found");
+  if (!fs::is_directory(o.examples_dir))
+    throw Error("regress: examples directory '" + o.examples_dir + "' not found");
   std::vector<fs::path> scenarios;
   for (const auto& e : fs::directory_iterator(o.examples_dir)) {
     const std::string n = e.path().filename().string();
-    if (e.is_regular_file() && n.rfind("plan-", 0) == 0 && e.path().extension() == ".json") scenarios.push_back(e.path());
+    if (e.is_regular_file() && n.rfind("plan-", 0) == 0 && e.path().extension() == ".json")
+      scenarios.push_back(e.path());
   }
   std::sort(scenarios.begin(), scenarios.end());
-  if (scenarios.empty()) throw Error("regress: no plan-*.json scenarios in '" + o.examples_dir + "'");
+  if (scenarios.empty())
+    throw Error("regress: no plan-*.json scenarios in '" + o.examples_dir + "'");
   std::vector<ExampleResult> out;
   for (const auto& s : scenarios) {
     ExampleResult r;
@@ -227,21 +245,24 @@ std::string format_results(const std::vector<ExampleResult>& results) {
       os << "MISSING  " << r.expected << " (run `moeplan regress --update` to create it)\n";
       continue;
     }
-    os << "CHANGED  " << r.scenario << " (" << r.changes.size() << " figure(s) differ from " << r.expected << ")\n";
+    os << "CHANGED  " << r.scenario << " (" << r.changes.size() << " figure(s) differ from "
+       << r.expected << ")\n";
     const std::size_t limit = 40;
     for (std::size_t i = 0; i < r.changes.size() && i < limit; ++i) {
       const auto& c = r.changes[i];
-      os << "  " << c.path << ": " << short_json(c.old_value) << " -> " << short_json(c.new_value) << "\n";
+      os << "  " << c.path << ": " << short_json(c.old_value) << " -> " << short_json(c.new_value)
+         << "\n";
     }
     if (r.changes.size() > limit) os << "  ... and " << r.changes.size() - limit << " more\n";
     if (r.causes.empty()) {
       os << "  moved by: no recorded input changed (model or code change)\n";
     } else {
       for (const auto& [id, ins] : r.causes) {
-        os << "  moved by " << (id.empty() ? std::string("scenario-wide assumptions") : "inputs of " + id) << ":\n";
+        os << "  moved by "
+           << (id.empty() ? std::string("scenario-wide assumptions") : "inputs of " + id) << ":\n";
         for (const auto& m : ins)
-          os << "    " << m.name << ": " << short_json(m.old_value) << " -> " << short_json(m.new_value)
-             << (m.source.empty() ? "" : "  [" + m.source + "]") << "\n";
+          os << "    " << m.name << ": " << short_json(m.old_value) << " -> "
+             << short_json(m.new_value) << (m.source.empty() ? "" : "  [" + m.source + "]") << "\n";
       }
     }
   }

@@ -22,8 +22,12 @@
 
 namespace moeplan {
 
-std::string tool_version() { return MOEPLAN_VERSION; }
-std::string git_sha() { return MOEPLAN_GIT_SHA; }
+std::string tool_version() {
+  return MOEPLAN_VERSION;
+}
+std::string git_sha() {
+  return MOEPLAN_GIT_SHA;
+}
 
 namespace {
 
@@ -154,7 +158,8 @@ void render_text_table(std::ostringstream& os, const Table& t) {
     for (std::size_t i = 0; i < w.size(); ++i) {
       const bool right = i < t.rows[r].size() && is_numeric(t.rows[r][i]);
       os << (i ? " | " : "")
-         << (right ? fmt::format("{:>{}}", text[r][i], w[i]) : fmt::format("{:<{}}", text[r][i], w[i]));
+         << (right ? fmt::format("{:>{}}", text[r][i], w[i])
+                   : fmt::format("{:<{}}", text[r][i], w[i]));
     }
     os << "\n";
   }
@@ -201,13 +206,13 @@ std::string render(const Report& r, Format f) {
       Json j = Json::object();
       j["schema_version"] = 1;
       j["tool"] = "moeplan";
-      j["provenance"] = {{"tool_version", r.meta.tool_version},
-                         {"git_sha", r.meta.git_sha},
-                         {"catalog_hash", r.meta.catalog_hash},
-                         {"calibration_file", r.meta.calibration_file.empty()
-                                                  ? Json(nullptr)
-                                                  : Json(r.meta.calibration_file)},
-                         {"command_line", r.meta.command_line}};
+      j["provenance"] = {
+          {"tool_version", r.meta.tool_version},
+          {"git_sha", r.meta.git_sha},
+          {"catalog_hash", r.meta.catalog_hash},
+          {"calibration_file",
+           r.meta.calibration_file.empty() ? Json(nullptr) : Json(r.meta.calibration_file)},
+          {"command_line", r.meta.command_line}};
       for (auto it = r.json.begin(); it != r.json.end(); ++it) j[it.key()] = it.value();
       os << j.dump(2) << "\n";
       break;
@@ -266,7 +271,8 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   fs::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
   if (!fs::is_directory(dir)) throw Error(path + ": directory " + dir.string() + " does not exist");
-  const fs::path tmp = dir / (".tmp-" + target.filename().string() + "-" + std::to_string(::getpid()));
+  const fs::path tmp =
+      dir / (".tmp-" + target.filename().string() + "-" + std::to_string(::getpid()));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(path + ": cannot create temporary file " + tmp.string());

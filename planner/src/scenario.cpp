@@ -55,10 +55,12 @@ class Reader {
   }
 
   void record(const std::string& name, Json value, std::string unit, const Provenance2& p) {
-    in_.assumptions.push_back(Assumption{name, std::move(value), std::move(unit), p.source, p.as_of});
+    in_.assumptions.push_back(
+        Assumption{name, std::move(value), std::move(unit), p.source, p.as_of});
   }
   void record_default(const std::string& name, Json value, std::string unit) {
-    in_.assumptions.push_back(Assumption{name, std::move(value), std::move(unit), kDefaultSource, ""});
+    in_.assumptions.push_back(
+        Assumption{name, std::move(value), std::move(unit), kDefaultSource, ""});
   }
   // Records `key` of `v` as given, or `def` as a default.
   void note(const JsonView& v, std::string_view key, const Json& value, const std::string& unit,
@@ -159,7 +161,8 @@ CostInputs Reader::read() {
   if (!in_.buy && !in_.rent && !in_.api && !in_.provider && !in_.power_only)
     root_.fail("nothing to cost: give at least one of buy, rent, api, provider or power_only");
   if (in_.people && !in_.buy && !in_.rent && !in_.api && (in_.people->users <= 0))
-    root_.at("people").fail("people needs an option to compare (buy, rent or api) or users saving time");
+    root_.at("people").fail(
+        "people needs an option to compare (buy, rent or api) or users saving time");
   // Demand above what the node serves is a utilization above 1.
   if (in_.demand && in_.node_capacity_tok_s) {
     const double util = in_.demand->average_tokens_per_s() / *in_.node_capacity_tok_s;
@@ -178,11 +181,12 @@ void Reader::read_top() {
   in_.title = root_.string_or("title", "");
   const auto cur = root_.at("currency");
   in_.currency = cur.string();
-  const bool iso = in_.currency.size() == 3 &&
-                   std::all_of(in_.currency.begin(), in_.currency.end(),
-                               [](char c) { return c >= 'A' && c <= 'Z'; });
-  if (!iso) cur.fail("expected an ISO 4217 currency code such as USD, EUR or HUF, found \"" +
-                     in_.currency + "\"");
+  const bool iso =
+      in_.currency.size() == 3 && std::all_of(in_.currency.begin(), in_.currency.end(),
+                                              [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (!iso)
+    cur.fail("expected an ISO 4217 currency code such as USD, EUR or HUF, found \"" + in_.currency +
+             "\"");
   record("/currency", in_.currency, "", top_);
 
   if (root_.has("fx_per_usd")) {
@@ -214,15 +218,16 @@ void Reader::read_top() {
   record("/horizon_months", static_cast<double>(h), "months", top_);
   in_.month_hours = root_.has("month_hours") ? root_.positive("month_hours") : 720.0;
   if (in_.month_hours < 672 || in_.month_hours > 744)
-    root_.fail_member("month_hours", fmt::format("expected 672..744 hours (28 to 31 days), found {}",
-                                                 in_.month_hours));
+    root_.fail_member(
+        "month_hours",
+        fmt::format("expected 672..744 hours (28 to 31 days), found {}", in_.month_hours));
   note(root_, "month_hours", in_.month_hours, "hours", top_);
 }
 
 void Reader::read_demand(const JsonView& v) {
-  v.only_keys(keys_with_prov({"output_tokens_per_s", "requests_per_day", "input_tokens",
-                              "output_tokens", "input_tokens_per_output_token", "cache_hit_share",
-                              "days_per_year"}));
+  v.only_keys(
+      keys_with_prov({"output_tokens_per_s", "requests_per_day", "input_tokens", "output_tokens",
+                      "input_tokens_per_output_token", "cache_hit_share", "days_per_year"}));
   const auto p = prov_of(v);
   cost::DemandInputs d;
   d.days_per_year = positive_or(v, "days_per_year", cost::kDaysPerYear, "days", p);
@@ -282,13 +287,34 @@ std::pair<double, double> read_price_range(const JsonView& v) {
 }
 
 void Reader::read_buy(const JsonView& v) {
-  v.only_keys(keys_with_prov(
-      {"label", "capex", "capex_usd", "system_price", "system_price_usd", "price_point",
-       "capex_includes_vat", "gpu", "gpus", "site", "vat_rate", "vat_recoverable", "life_months",
-       "residual_share", "discount_rate", "opex_per_year", "opex_per_year_usd", "wall_power_w",
-       "gpu_tdp_w", "gpu_load_share", "other_system_w", "pue", "electricity_per_kwh",
-       "colo_per_month", "staff_fte", "fte_cost_per_year", "warranty_share_per_year",
-       "other_opex_per_year"}));
+  v.only_keys(keys_with_prov({"label",
+                              "capex",
+                              "capex_usd",
+                              "system_price",
+                              "system_price_usd",
+                              "price_point",
+                              "capex_includes_vat",
+                              "gpu",
+                              "gpus",
+                              "site",
+                              "vat_rate",
+                              "vat_recoverable",
+                              "life_months",
+                              "residual_share",
+                              "discount_rate",
+                              "opex_per_year",
+                              "opex_per_year_usd",
+                              "wall_power_w",
+                              "gpu_tdp_w",
+                              "gpu_load_share",
+                              "other_system_w",
+                              "pue",
+                              "electricity_per_kwh",
+                              "colo_per_month",
+                              "staff_fte",
+                              "fte_cost_per_year",
+                              "warranty_share_per_year",
+                              "other_opex_per_year"}));
   const auto p = prov_of(v);
   cost::BuyInputs b;
   b.label = v.string_or("label", "buy");
@@ -383,14 +409,16 @@ void Reader::read_buy(const JsonView& v) {
     includes_vat = hp->includes_vat;
     const Provenance2 hp_prov{"data/prices.json: " + hp->item + ", " + hp->prov.source,
                               hp->prov.as_of};
-    record(v.path() + "/system_price (catalog)", Json::array({hp->price_low * count, hp->price_high * count}),
-           hp->currency, hp_prov);
+    record(v.path() + "/system_price (catalog)",
+           Json::array({hp->price_low * count, hp->price_high * count}), hp->currency, hp_prov);
     record(v.path() + "/capex_includes_vat (catalog)", includes_vat, "", hp_prov);
   } else {
-    v.fail("give capex, capex_usd, system_price, system_price_usd, or gpu and gpus to price the "
-           "node from the catalog");
+    v.fail(
+        "give capex, capex_usd, system_price, system_price_usd, or gpu and gpus to price the "
+        "node from the catalog");
   }
-  const std::string point = v.has("price_point") ? v.one_of("price_point", {"low", "mid", "high"}) : "mid";
+  const std::string point =
+      v.has("price_point") ? v.one_of("price_point", {"low", "mid", "high"}) : "mid";
   if (lo != hi) note(v, "price_point", point, "", p);
   const double price = point == "low" ? lo : point == "high" ? hi : (lo + hi) / 2;
   b.capex_net = cost::net_of_vat(price, includes_vat, b.vat_rate);
@@ -402,22 +430,31 @@ void Reader::read_buy(const JsonView& v) {
   b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", p);
 
   // Opex: a total or its components, never both.
-  const char* kComponents[] = {"wall_power_w",  "gpu_tdp_w",        "gpu_load_share",
-                               "other_system_w", "pue",             "electricity_per_kwh",
-                               "colo_per_month", "staff_fte",       "fte_cost_per_year",
-                               "warranty_share_per_year", "other_opex_per_year"};
+  const char* kComponents[] = {"wall_power_w",
+                               "gpu_tdp_w",
+                               "gpu_load_share",
+                               "other_system_w",
+                               "pue",
+                               "electricity_per_kwh",
+                               "colo_per_month",
+                               "staff_fte",
+                               "fte_cost_per_year",
+                               "warranty_share_per_year",
+                               "other_opex_per_year"};
   const auto total = money(v, "opex_per_year", "opex_per_year_usd", p, "/year");
   if (total) {
     for (const char* k : kComponents)
       if (v.has(k))
-        v.fail_member(k, "opex_per_year is given as a total; remove it or give the components only");
+        v.fail_member(k,
+                      "opex_per_year is given as a total; remove it or give the components only");
     b.opex_per_year = *total;
   } else {
     bool any = false;
     for (const char* k : kComponents) any = any || v.has(k);
     if (!any && !site)
-      v.fail("give opex_per_year, or its components (power, electricity_per_kwh, colo_per_month, "
-             "staff_fte, warranty_share_per_year, other_opex_per_year)");
+      v.fail(
+          "give opex_per_year, or its components (power, electricity_per_kwh, colo_per_month, "
+          "staff_fte, warranty_share_per_year, other_opex_per_year)");
     b.opex_itemized = true;
     // Power.
     if (v.has("wall_power_w")) {
@@ -480,9 +517,9 @@ void Reader::read_buy(const JsonView& v) {
         fraction_or(v, "warranty_share_per_year", 0.0, "share of capex per year", p) * b.capex_net;
     b.other_per_year = non_negative_or(v, "other_opex_per_year", 0.0, in_.currency + "/year", p);
     const double power_month =
-        b.wall_power_w > 0
-            ? cost::electricity_per_month(b.wall_power_w, b.pue, b.electricity_per_kwh, in_.month_hours)
-            : 0.0;
+        b.wall_power_w > 0 ? cost::electricity_per_month(b.wall_power_w, b.pue,
+                                                         b.electricity_per_kwh, in_.month_hours)
+                           : 0.0;
     b.opex_per_year = (power_month + b.colo_per_month) * cost::kMonthsPerYear + b.staff_per_year +
                       b.warranty_per_year + b.other_per_year;
   }
@@ -490,9 +527,9 @@ void Reader::read_buy(const JsonView& v) {
 }
 
 void Reader::read_rent(const JsonView& v) {
-  v.only_keys(keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd",
-                              "gpu_hour_usd", "gpu", "gpus", "hours_per_month", "kind",
-                              "provider"}));
+  v.only_keys(
+      keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd",
+                      "gpu", "gpus", "hours_per_month", "kind", "provider"}));
   const auto p = prov_of(v);
   cost::RentInputs r;
   r.kind = v.has("kind") ? v.one_of("kind", {"on_demand", "reserved", "spot"}) : "on_demand";
@@ -500,8 +537,7 @@ void Reader::read_rent(const JsonView& v) {
   std::vector<std::string> given;
   for (const char* k : {"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd"})
     if (v.has(k)) given.emplace_back(k);
-  if (given.size() > 1)
-    v.fail_member(given[1], "give one rent price (found " + given[0] + " too)");
+  if (given.size() > 1) v.fail_member(given[1], "give one rent price (found " + given[0] + " too)");
   auto hourly_month = [&](double usd_per_gpu_hour) {
     int gpus = buy_gpus_;
     if (v.has("gpus")) {
@@ -520,7 +556,9 @@ void Reader::read_rent(const JsonView& v) {
     const std::string& k = given[0];
     const double x = v.non_negative(k);
     const bool usd = k.ends_with("_usd");
-    const std::string per = k == "gpu_hour_usd" ? "/GPU-hour" : k.starts_with("per_month") ? "/month" : "/year";
+    const std::string per = k == "gpu_hour_usd"          ? "/GPU-hour"
+                            : k.starts_with("per_month") ? "/month"
+                                                         : "/year";
     record(v.path() + "/" + k, x, (usd ? "USD" : in_.currency) + per, p);
     if (k == "gpu_hour_usd")
       r.per_month = hourly_month(x);
@@ -544,9 +582,10 @@ void Reader::read_rent(const JsonView& v) {
         best = rp;
     if (!best)
       v.fail("the catalog has no " + r.kind + " rental price for '" + gpu + "'" +
-             (provider.empty() ? "" : " from " + provider) + "; give per_month, per_year or gpu_hour_usd");
-    record(v.path() + "/gpu_hour_usd (catalog, " + best->provider + ")", best->usd_per_gpu_hour, "USD",
-           {"data/prices.json: " + best->prov.source, best->prov.as_of});
+             (provider.empty() ? "" : " from " + provider) +
+             "; give per_month, per_year or gpu_hour_usd");
+    record(v.path() + "/gpu_hour_usd (catalog, " + best->provider + ")", best->usd_per_gpu_hour,
+           "USD", {"data/prices.json: " + best->prov.source, best->prov.as_of});
     r.per_month = hourly_month(best->usd_per_gpu_hour);
   } else {
     v.fail("give per_month, per_year, gpu_hour_usd with gpus, or gpu to price from the catalog");
@@ -586,8 +625,8 @@ void Reader::read_api(const JsonView& v) {
                                  (provider.empty() ? "" : " from " + provider));
     const double fx = c.fx_per_usd(pick->currency);
     a.input_per_mtok = cost::convert(pick->input_per_mtok, fx, in_.fx_per_usd);
-    a.cached_input_per_mtok =
-        cost::convert(pick->cached_input_per_mtok.value_or(pick->input_per_mtok), fx, in_.fx_per_usd);
+    a.cached_input_per_mtok = cost::convert(
+        pick->cached_input_per_mtok.value_or(pick->input_per_mtok), fx, in_.fx_per_usd);
     a.output_per_mtok = cost::convert(pick->output_per_mtok, fx, in_.fx_per_usd);
     if (a.label == "api") a.label = "api (" + model + ", " + pick->provider + ")";
     const Provenance2 cp{"data/prices.json: " + pick->provider + ", " + pick->prov.source,
@@ -642,23 +681,23 @@ void Reader::read_people(const JsonView& v) {
   if (pp.hours_saved_per_user_per_day > 24)
     v.fail_member("hours_saved_per_user_per_day", "a day has 24 hours");
   pp.working_days_per_year = positive_or(v, "working_days_per_year", 220.0, "days", p);
-  if (pp.working_days_per_year > 366) v.fail_member("working_days_per_year", "a year has 366 days at most");
+  if (pp.working_days_per_year > 366)
+    v.fail_member("working_days_per_year", "a year has 366 days at most");
   in_.people = pp;
 }
 
 void Reader::read_provider(const JsonView& v) {
   v.only_keys(keys_with_prov({"input_usd_per_mtok", "cached_input_usd_per_mtok",
-                              "output_usd_per_mtok", "cache_hit_share", "mixes",
-                              "sold_utilization", "own_price_usd_per_mtok",
-                              "competitor_prices_usd_per_mtok"}));
+                              "output_usd_per_mtok", "cache_hit_share", "mixes", "sold_utilization",
+                              "own_price_usd_per_mtok", "competitor_prices_usd_per_mtok"}));
   const auto p = prov_of(v);
   cost::ProviderInputs pv;
   pv.input_usd_per_mtok = v.non_negative("input_usd_per_mtok");
   record(v.path() + "/input_usd_per_mtok", pv.input_usd_per_mtok, "USD/MTok", p);
   pv.output_usd_per_mtok = v.positive("output_usd_per_mtok");
   record(v.path() + "/output_usd_per_mtok", pv.output_usd_per_mtok, "USD/MTok", p);
-  pv.cached_input_usd_per_mtok = non_negative_or(v, "cached_input_usd_per_mtok",
-                                                 pv.input_usd_per_mtok, "USD/MTok", p);
+  pv.cached_input_usd_per_mtok =
+      non_negative_or(v, "cached_input_usd_per_mtok", pv.input_usd_per_mtok, "USD/MTok", p);
   pv.cache_hit_share = fraction_or(v, "cache_hit_share", 0.0, "share of input tokens", p);
   if (v.has("mixes")) {
     for (const auto& m : v.array("mixes")) {

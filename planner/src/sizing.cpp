@@ -14,10 +14,13 @@ namespace moeplan {
 namespace {
 constexpr double kGB = 1e9;
 
-bool is_expert_component(Component c) { return c == Component::routed_experts; }
+bool is_expert_component(Component c) {
+  return c == Component::routed_experts;
+}
 }  // namespace
 
-PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base, const Catalog& cat) {
+PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base,
+                               const Catalog& cat) {
   PrecisionMix mix = base;
   if (spec.empty()) return mix;
   std::stringstream ss(spec);
@@ -66,7 +69,7 @@ int full_attention_layers(const Model& m) {
 double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context) {
   const double per_layer = kv_bytes_per_token_per_layer(m, bytes_per_element);
   const double full = static_cast<double>(full_attention_layers(m)) * static_cast<double>(context) /
-                     m.attention.kv_compression;
+                      m.attention.kv_compression;
   const double windowed =
       static_cast<double>(m.attention.sliding_window_layers) *
       static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0
@@ -75,16 +78,15 @@ double kv_bytes_for_context(const Model& m, double bytes_per_element, long long 
   return per_layer * (full + windowed);
 }
 
-std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix, const Catalog& cat,
-                                         bool include_mtp) {
+std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
+                                         const Catalog& cat, bool include_mtp) {
   const auto arch = architecture_params(m);
   double arch_total = 0;
   for (const auto& [c, n] : arch) arch_total += n;
   // The published total is authoritative; the architecture gives each component's share.
   const double scale = arch_total > 0 ? m.total_params_b * 1e9 / arch_total : 0;
-  const double mtp_factor = include_mtp && m.mtp_layers > 0
-                                ? 1.0 + static_cast<double>(m.mtp_layers) / m.layers
-                                : 1.0;
+  const double mtp_factor =
+      include_mtp && m.mtp_layers > 0 ? 1.0 + static_cast<double>(m.mtp_layers) / m.layers : 1.0;
   std::map<Component, double> out;
   for (Component c : kComponents) {
     auto it = mix.find(c);
@@ -106,7 +108,8 @@ ResolvedLayout resolve_layout(const Model& m, int gpus, const Layout& l) {
   if (gpus % (r.tp * r.pp) != 0)
     throw Error(fmt::format("tp {} × pp {} does not divide {} GPUs", r.tp, r.pp, gpus));
   r.dp = gpus / (r.tp * r.pp);
-  if (r.pp > m.layers) throw Error(fmt::format("pp {} exceeds the model's {} layers", r.pp, m.layers));
+  if (r.pp > m.layers)
+    throw Error(fmt::format("pp {} exceeds the model's {} layers", r.pp, m.layers));
   r.ep = l.ep > 0 ? l.ep : r.tp * r.dp;
   if (m.is_moe()) {
     if ((r.tp * r.dp) % r.ep != 0)
@@ -149,7 +152,7 @@ struct Budget {
   double capacity = 0;  // per GPU
   double weights = 0;   // most loaded GPU
   double activation = 0;
-  double kv_free = 0;   // capacity − weights − activation
+  double kv_free = 0;  // capacity − weights − activation
 };
 
 // KV share each GPU holds of the whole KV (sequences × layers × heads).
@@ -211,7 +214,8 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
 }
 
 double kv_total(const FitRequest& req, const Core& c, long long context, long long conc) {
-  if (req.kv_bytes_per_token) return *req.kv_bytes_per_token * static_cast<double>(context) * static_cast<double>(conc);
+  if (req.kv_bytes_per_token)
+    return *req.kv_bytes_per_token * static_cast<double>(context) * static_cast<double>(conc);
   return kv_bytes_for_context(*req.model, c.bytes_per_kv, context) * static_cast<double>(conc);
 }
 

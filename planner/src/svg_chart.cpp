@@ -13,10 +13,12 @@ namespace moeplan::svg {
 namespace {
 
 // Colour-blind-safe palette (Okabe–Ito), darkest first.
-const char* kPalette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
-                          "#000000"};
+const char* kPalette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                          "#E69F00", "#56B4E9", "#000000"};
 
-std::string num(double v) { return fmt::format("{:.2f}", v); }
+std::string num(double v) {
+  return fmt::format("{:.2f}", v);
+}
 
 }  // namespace
 
@@ -75,7 +77,9 @@ std::string tick_label(double v, double step) {
   auto fmt_scaled = [&](double scale, const char* suffix) {
     const double s = step / scale;
     int dec = 0;  // fewest decimals that show the step exactly (2.5 needs one)
-    while (dec < 6 && std::fabs(s * std::pow(10.0, dec) - std::round(s * std::pow(10.0, dec))) > 1e-6 * std::pow(10.0, dec)) ++dec;
+    while (dec < 6 && std::fabs(s * std::pow(10.0, dec) - std::round(s * std::pow(10.0, dec))) >
+                          1e-6 * std::pow(10.0, dec))
+      ++dec;
     return trim(fmt::format("{:.{}f}", v / scale, std::min(dec, 6))) + (v == 0 ? "" : suffix);
   };
   if (a >= 1e9) return fmt_scaled(1e9, "G");
@@ -131,7 +135,8 @@ std::string render_svg(const ChartPage& page) {
     const auto xt = nice_ticks(xmin, xmax, 8);
     ymin = std::min(ymin, yt.front());
     ymax = std::max(ymax, yt.back());
-    const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1, ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+    const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1,
+                 ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
     auto X = [&](double x) { return px0 + (x - xmin) / (xmax - xmin) * (px1 - px0); };
     auto Y = [&](double y) { return py1 - (y - ymin) / (ymax - ymin) * (py1 - py0); };
 
@@ -167,10 +172,12 @@ std::string render_svg(const ChartPage& page) {
         "<path d=\"M{} {} L{} {} L{} {}\" fill=\"none\" stroke=\"#444\" stroke-width=\"1.2\"/>\n",
         num(px0), num(py0), num(px0), num(py1), num(px1), num(py1));
     os << fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"12.5\" text-anchor=\"middle\" fill=\"#222\">{}</text>\n",
+        "<text x=\"{}\" y=\"{}\" font-size=\"12.5\" text-anchor=\"middle\" "
+        "fill=\"#222\">{}</text>\n",
         num((px0 + px1) / 2), num(py1 + 42), xml_escape(c.x_label));
     os << fmt::format(
-        "<text transform=\"translate({} {}) rotate(-90)\" font-size=\"12.5\" text-anchor=\"middle\" "
+        "<text transform=\"translate({} {}) rotate(-90)\" font-size=\"12.5\" "
+        "text-anchor=\"middle\" "
         "fill=\"#222\">{}</text>\n",
         num(px0 - 72), num((py0 + py1) / 2), xml_escape(c.y_label));
 
@@ -215,7 +222,8 @@ std::string render_svg(const ChartPage& page) {
     for (const auto& hl : c.highlights) {
       if (hl.y > ymax || hl.y < ymin || hl.x < xmin || hl.x > xmax) continue;
       os << fmt::format(
-          "<circle cx=\"{}\" cy=\"{}\" r=\"7\" fill=\"none\" stroke=\"#111\" stroke-width=\"2\"/>\n",
+          "<circle cx=\"{}\" cy=\"{}\" r=\"7\" fill=\"none\" stroke=\"#111\" "
+          "stroke-width=\"2\"/>\n",
           num(X(hl.x)), num(Y(hl.y)));
       const bool left_side = X(hl.x) > (px0 + px1) / 2;
       os << fmt::format(
@@ -242,7 +250,8 @@ std::string render_svg(const ChartPage& page) {
     }
     if (!c.highlights.empty()) {
       os << fmt::format(
-          "<circle cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"none\" stroke=\"#111\" stroke-width=\"2\"/>\n",
+          "<circle cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"none\" stroke=\"#111\" "
+          "stroke-width=\"2\"/>\n",
           num(lx + 13), num(ly));
       os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">crossover</text>\n",
                         num(lx + 34), num(ly + 4));

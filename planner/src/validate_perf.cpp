@@ -35,8 +35,9 @@ CsvTable parse_csv(const std::string& text, const std::string& file_label) {
         t.header = std::move(rec);
       } else {
         if (rec.size() != t.header.size())
-          throw InputError(file_label, fmt::format("line {}", rec_line),
-                           fmt::format("{} fields, but the header has {}", rec.size(), t.header.size()));
+          throw InputError(
+              file_label, fmt::format("line {}", rec_line),
+              fmt::format("{} fields, but the header has {}", rec.size(), t.header.size()));
         t.rows.push_back(std::move(rec));
         t.lines.push_back(rec_line);
       }
@@ -91,27 +92,35 @@ CsvTable parse_csv(const std::string& text, const std::string& file_label) {
 
 const std::vector<std::string>& benchmark_columns() {
   static const std::vector<std::string> cols{
-      "model",         "gpu",         "gpu_count", "precision", "kv_precision", "engine", "input_tokens",
-      "output_tokens", "concurrency", "metric",    "value",     "unit",         "source"};
+      "model",  "gpu",          "gpu_count",     "precision",   "kv_precision",
+      "engine", "input_tokens", "output_tokens", "concurrency", "metric",
+      "value",  "unit",         "source"};
   return cols;
 }
 
 const char* metric_name(Metric m) {
   switch (m) {
-    case Metric::decode_tok_s_single: return "decode_tok_s_single";
-    case Metric::output_tok_s: return "output_tok_s";
-    case Metric::total_tok_s: return "total_tok_s";
-    case Metric::prefill_tok_s: return "prefill_tok_s";
-    case Metric::tpot_ms: return "tpot_ms";
-    case Metric::ttft_ms: return "ttft_ms";
+    case Metric::decode_tok_s_single:
+      return "decode_tok_s_single";
+    case Metric::output_tok_s:
+      return "output_tok_s";
+    case Metric::total_tok_s:
+      return "total_tok_s";
+    case Metric::prefill_tok_s:
+      return "prefill_tok_s";
+    case Metric::tpot_ms:
+      return "tpot_ms";
+    case Metric::ttft_ms:
+      return "ttft_ms";
   }
   return "";
 }
 
 namespace {
 
-constexpr Metric kMetrics[] = {Metric::decode_tok_s_single, Metric::output_tok_s, Metric::total_tok_s,
-                               Metric::prefill_tok_s,       Metric::tpot_ms,      Metric::ttft_ms};
+constexpr Metric kMetrics[] = {
+    Metric::decode_tok_s_single, Metric::output_tok_s, Metric::total_tok_s,
+    Metric::prefill_tok_s,       Metric::tpot_ms,      Metric::ttft_ms};
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t");
@@ -120,11 +129,13 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-[[noreturn]] void bad_cell(const std::string& file, int line, const std::string& col, const std::string& problem) {
+[[noreturn]] void bad_cell(const std::string& file, int line, const std::string& col,
+                           const std::string& problem) {
   throw InputError(file, fmt::format("line {}, column '{}'", line, col), problem);
 }
 
-double number_cell(const std::string& file, int line, const std::string& col, const std::string& v) {
+double number_cell(const std::string& file, int line, const std::string& col,
+                   const std::string& v) {
   const std::string s = trim(v);
   errno = 0;
   char* end = nullptr;
@@ -156,8 +167,9 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     for (std::size_t i = 0; i < t.header.size(); ++i)
       if (trim(t.header[i]) == col) found = i;
     if (found == t.header.size())
-      throw InputError(file_label, "line 1", fmt::format("missing column '{}' (required: {})", col,
-                                                         fmt::join(benchmark_columns(), ",")));
+      throw InputError(file_label, "line 1",
+                       fmt::format("missing column '{}' (required: {})", col,
+                                   fmt::join(benchmark_columns(), ",")));
     idx.push_back(found);
   }
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
@@ -169,7 +181,8 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     row.raw = cells;
     row.model = cell(0);
     row.gpu = cell(1);
-    if (auto g = count_cell(file_label, line, "gpu_count", cells[idx[2]], 1)) row.gpu_count = static_cast<int>(*g);
+    if (auto g = count_cell(file_label, line, "gpu_count", cells[idx[2]], 1))
+      row.gpu_count = static_cast<int>(*g);
     row.precision = cell(3);
     row.kv_precision = cell(4);
     row.engine = cell(5);
@@ -184,11 +197,13 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
       std::vector<std::string> names;
       for (Metric m : kMetrics) names.emplace_back(metric_name(m));
       bad_cell(file_label, line, "metric",
-               fmt::format("unknown metric \"{}\" (expected one of {})", metric, fmt::join(names, ", ")));
+               fmt::format("unknown metric \"{}\" (expected one of {})", metric,
+                           fmt::join(names, ", ")));
     }
     if (cell(10).empty()) bad_cell(file_label, line, "value", "a measured value is required");
     row.value = number_cell(file_label, line, "value", cells[idx[10]]);
-    if (row.value <= 0) bad_cell(file_label, line, "value", fmt::format("must be positive, found \"{}\"", cell(10)));
+    if (row.value <= 0)
+      bad_cell(file_label, line, "value", fmt::format("must be positive, found \"{}\"", cell(10)));
     if (row.model.empty()) bad_cell(file_label, line, "model", "a model id is required");
     if (row.gpu.empty()) bad_cell(file_label, line, "gpu", "a device id is required");
     row.unit = cell(11);
@@ -231,13 +246,16 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
     req.device = d;
     req.engine = e;
     req.gpus = row.gpu_count;
-    if (!row.precision.empty()) req.weights = parse_weight_spec(row.precision, m->native_precision, cat);
+    if (!row.precision.empty())
+      req.weights = parse_weight_spec(row.precision, m->native_precision, cat);
     req.kv_precision = row.kv_precision.empty() ? "bf16" : row.kv_precision;
     (void)cat.kv_format(req.kv_precision);
     // Defaults for empty cells (§Validation): llama-bench's tg128 / pp512 shapes.
-    const bool prefill_metric = row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
+    const bool prefill_metric =
+        row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
     req.input_tokens = row.input_tokens.value_or(prefill_metric ? 512 : 0);
-    req.output_tokens = row.output_tokens.value_or(row.metric == Metric::decode_tok_s_single ? 128 : 256);
+    req.output_tokens =
+        row.output_tokens.value_or(row.metric == Metric::decode_tok_s_single ? 128 : 256);
     if (row.metric == Metric::decode_tok_s_single) {
       req.concurrency = 1;
     } else if (row.concurrency) {
@@ -252,8 +270,7 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
       f.context_tokens = req.input_tokens + req.output_tokens;
       f.memory_utilization = e->memory_utilization;
       const FitResult fr = fit(f, cat);
-      if (fr.max_concurrency < 1)
-        return p.reason = "does not fit: " + fr.reason, p;
+      if (fr.max_concurrency < 1) return p.reason = "does not fit: " + fr.reason, p;
       long long cap = kDefaultMaxSeqs;
       if (auto it = e->efficiency.find("max_num_seqs"); it != e->efficiency.end())
         cap = std::max<long long>(1, std::llround(it->second));
@@ -263,12 +280,24 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
     const PerfResult r = estimate(req, cat);
     double v = 0;
     switch (row.metric) {
-      case Metric::decode_tok_s_single: v = r.decode.per_request_tokens_per_s; break;
-      case Metric::output_tok_s: v = r.decode.output_tokens_per_s; break;
-      case Metric::total_tok_s: v = r.decode.total_tokens_per_s; break;
-      case Metric::prefill_tok_s: v = r.prefill.tokens_per_s; break;
-      case Metric::tpot_ms: v = r.decode.tpot_ms; break;
-      case Metric::ttft_ms: v = r.prefill.ttft_ms; break;
+      case Metric::decode_tok_s_single:
+        v = r.decode.per_request_tokens_per_s;
+        break;
+      case Metric::output_tok_s:
+        v = r.decode.output_tokens_per_s;
+        break;
+      case Metric::total_tok_s:
+        v = r.decode.total_tokens_per_s;
+        break;
+      case Metric::prefill_tok_s:
+        v = r.prefill.tokens_per_s;
+        break;
+      case Metric::tpot_ms:
+        v = r.decode.tpot_ms;
+        break;
+      case Metric::ttft_ms:
+        v = r.prefill.ttft_ms;
+        break;
     }
     p.predicted = v;
     p.error_pct = (v - row.value) / row.value * 100.0;
@@ -332,7 +361,8 @@ ValidationResult validate(const BenchmarkFile& f, const Catalog& cat) {
 
 std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std::string& model,
                                                const std::string& gpu, int gpus,
-                                               const std::string& precision, const std::string& engine) {
+                                               const std::string& precision,
+                                               const std::string& engine) {
   std::vector<const BenchmarkRow*> out;
   for (const auto& r : f.rows) {
     if (r.model != model || r.gpu != gpu || r.gpu_count != gpus) continue;

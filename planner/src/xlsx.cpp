@@ -16,7 +16,8 @@ namespace moeplan::xlsx {
 namespace {
 
 bool is_iso_code(const std::string& s) {
-  return s.size() == 3 && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  return s.size() == 3 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 // Holds the workbook and removes the temporary file unless committed.
@@ -43,7 +44,8 @@ class Book {
 
   lxw_format* format(const std::string& num_format, bool bold = false, bool italic = false,
                      bool header = false) {
-    const std::string key = num_format + (bold ? "|b" : "") + (italic ? "|i" : "") + (header ? "|h" : "");
+    const std::string key =
+        num_format + (bold ? "|b" : "") + (italic ? "|i" : "") + (header ? "|h" : "");
     auto it = formats_.find(key);
     if (it != formats_.end()) return it->second;
     lxw_format* f = workbook_add_format(wb_);
@@ -82,8 +84,12 @@ void check_sheet_name(const std::string& name) {
     throw Error("xlsx: invalid sheet name '" + name + "' (1-31 characters, none of []:*?/\\)");
 }
 
-lxw_row_t row_t(std::size_t r) { return static_cast<lxw_row_t>(r); }
-lxw_col_t col_t(std::size_t c) { return static_cast<lxw_col_t>(c); }
+lxw_row_t row_t(std::size_t r) {
+  return static_cast<lxw_row_t>(r);
+}
+lxw_col_t col_t(std::size_t c) {
+  return static_cast<lxw_col_t>(c);
+}
 
 }  // namespace
 
@@ -207,10 +213,12 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
     }
     if (spec.with_messages) {
       row += 1;
-      for (const auto& m : r.messages) worksheet_write_string(ws, row_t(row++), 0, m.c_str(), nullptr);
-      const std::string prov = "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + ")" +
-                               (r.meta.catalog_hash.empty() ? "" : ", catalog " + r.meta.catalog_hash) +
-                               (r.meta.command_line.empty() ? "" : "; " + r.meta.command_line);
+      for (const auto& m : r.messages)
+        worksheet_write_string(ws, row_t(row++), 0, m.c_str(), nullptr);
+      const std::string prov =
+          "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + ")" +
+          (r.meta.catalog_hash.empty() ? "" : ", catalog " + r.meta.catalog_hash) +
+          (r.meta.command_line.empty() ? "" : "; " + r.meta.command_line);
       worksheet_write_string(ws, row_t(row + 1), 0, prov.c_str(), book.format("", false, true));
     }
     for (std::size_t c = 0; c < width.size(); ++c)

@@ -9,9 +9,10 @@
 namespace moeprobe {
 
 namespace {
-const std::vector<std::string> kOps = {"triad",       "gemm",        "moe.router", "moe.permute",
-                                       "moe.experts", "moe.combine", "moe.fused",  "attention.decode",
-                                       "attention.prefill", "layer.decode", "layer.prefill"};
+const std::vector<std::string> kOps = {
+    "triad",        "gemm",      "moe.router",       "moe.permute",       "moe.experts",
+    "moe.combine",  "moe.fused", "attention.decode", "attention.prefill", "layer.decode",
+    "layer.prefill"};
 }
 
 std::vector<BackendInfo> list_backends() {
@@ -20,10 +21,12 @@ std::vector<BackendInfo> list_backends() {
 #ifdef MOEPROBE_HAVE_CUDA
   v.push_back(cuda_backend_info());
 #else
-  v.push_back(BackendInfo{"cuda", false,
+  v.push_back(BackendInfo{"cuda",
+                          false,
                           "not built: nvcc was not found when this binary was configured "
                           "(rebuild with the CUDA toolkit, see README)",
-                          {"fp32", "bf16"}, kOps});
+                          {"fp32", "bf16"},
+                          kOps});
 #endif
   return v;
 }
@@ -34,7 +37,8 @@ std::unique_ptr<Backend> make_backend(const std::string& name, int threads) {
   if (name == "cuda") return make_cuda_backend(threads);
 #endif
   for (const auto& b : list_backends())
-    if (b.name == name) throw BackendUnavailable("backend '" + name + "' is unavailable: " + b.reason);
+    if (b.name == name)
+      throw BackendUnavailable("backend '" + name + "' is unavailable: " + b.reason);
   throw moeplan::UnknownIdError("backend", name, {"cpu", "cuda"});
 }
 

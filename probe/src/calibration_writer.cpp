@@ -55,9 +55,12 @@ Json row_to_json(const Row& r) {
 }
 
 Row row_from_json(const JsonView& v) {
-  v.only_keys({"type", "op", "shape", "dtype", "distribution", "tokens", "context", "p50_s", "p10_s", "p90_s",
-               "samples", "bytes", "flops", "roofline_s", "util", "roofline_measured_s", "util_measured", "gb_s",
-               "tflops", "experts_touched", "verified", "max_err"});
+  v.only_keys({"type",          "op",         "shape",   "dtype",
+               "distribution",  "tokens",     "context", "p50_s",
+               "p10_s",         "p90_s",      "samples", "bytes",
+               "flops",         "roofline_s", "util",    "roofline_measured_s",
+               "util_measured", "gb_s",       "tflops",  "experts_touched",
+               "verified",      "max_err"});
   Row r;
   r.op = v.string("op");
   r.shape = v.string("shape");
@@ -69,7 +72,8 @@ Row row_from_json(const JsonView& v) {
   r.time.p10 = v.positive("p10_s");
   r.time.p90 = v.positive("p90_s");
   r.time.samples = static_cast<int>(v.positive_int("samples"));
-  if (r.time.p10 > r.time.p50 || r.time.p50 > r.time.p90) v.fail("p10_s <= p50_s <= p90_s does not hold");
+  if (r.time.p10 > r.time.p50 || r.time.p50 > r.time.p90)
+    v.fail("p10_s <= p50_s <= p90_s does not hold");
   r.bytes = v.non_negative("bytes");
   r.flops = v.non_negative("flops");
   if (!v.at("roofline_s").is_null()) r.roofline_s = v.non_negative("roofline_s");
@@ -78,7 +82,8 @@ Row row_from_json(const JsonView& v) {
   r.util_measured = v.non_negative("util_measured");
   r.gb_s = v.non_negative("gb_s");
   r.tflops = v.non_negative("tflops");
-  r.experts_touched = v.at("experts_touched").is_null() ? -1 : static_cast<int>(v.integer("experts_touched"));
+  r.experts_touched =
+      v.at("experts_touched").is_null() ? -1 : static_cast<int>(v.integer("experts_touched"));
   r.verified = v.at("verified").boolean();
   r.max_err = v.non_negative("max_err");
   return r;
@@ -108,7 +113,8 @@ RowLog::RowLog(std::string path, const Json& config, bool resume) : path_(std::m
       if (lineno == 1) {
         if (type != "header") v.fail_member("type", "the first line must be the header");
         if (v.at("config").raw() != config)
-          throw moeplan::Error(path_ + ": this log belongs to a run with a different configuration; "
+          throw moeplan::Error(path_ +
+                               ": this log belongs to a run with a different configuration; "
                                "remove it or run without --resume");
         continue;
       }
@@ -153,9 +159,10 @@ std::string utc_now() {
 
 }  // namespace
 
-Json build_calibration(const Json& header_probe, const DeviceIdentity& id, const std::string& catalog_device_id,
-                       std::optional<double> catalog_bw_gb_s, const Json& model, const Json& config,
-                       const std::vector<Row>& rows, const std::vector<DecodeStep>& steps) {
+Json build_calibration(const Json& header_probe, const DeviceIdentity& id,
+                       const std::string& catalog_device_id, std::optional<double> catalog_bw_gb_s,
+                       const Json& model, const Json& config, const std::vector<Row>& rows,
+                       const std::vector<DecodeStep>& steps) {
   Json doc = Json::object();
   doc["schema"] = kCalibrationSchema;
   doc["schema_version"] = kCalibrationSchemaVersion;
@@ -191,7 +198,8 @@ Json build_calibration(const Json& header_probe, const DeviceIdentity& id, const
     if (r.op == "triad") bw = std::max(bw, r.gb_s);
   fits["bandwidth_gb_s"] = bw;
   fits["catalog_bandwidth_gb_s"] = catalog_bw_gb_s ? Json(*catalog_bw_gb_s) : Json(nullptr);
-  fits["bandwidth_fraction"] = catalog_bw_gb_s && *catalog_bw_gb_s > 0 ? Json(bw / *catalog_bw_gb_s) : Json(nullptr);
+  fits["bandwidth_fraction"] =
+      catalog_bw_gb_s && *catalog_bw_gb_s > 0 ? Json(bw / *catalog_bw_gb_s) : Json(nullptr);
 
   std::vector<double> lb, lt;
   for (const auto& r : rows)
@@ -225,7 +233,8 @@ Json build_calibration(const Json& header_probe, const DeviceIdentity& id, const
   fits["compute_plateau_tflops"] = jp;
 
   // Efficiency vs tokens per op class against the measured ceilings.
-  std::map<std::string, std::map<int, std::pair<double, double>>> acc;  // class -> tokens -> (roofline, time)
+  std::map<std::string, std::map<int, std::pair<double, double>>>
+      acc;  // class -> tokens -> (roofline, time)
   for (const auto& r : rows) {
     if (r.op == "triad") continue;
     const double p = plateau.count(r.dtype) ? plateau[r.dtype] : 0;
@@ -245,7 +254,8 @@ Json build_calibration(const Json& header_probe, const DeviceIdentity& id, const
       e.push_back(v);
     }
     const SaturationFit sf = fit_saturation(n, e);
-    eff[cls] = Json{{"points", pts}, {"fit", Json{{"e_max", sf.e_max}, {"n_half", sf.n_half}, {"rms", sf.rms}}}};
+    eff[cls] = Json{{"points", pts},
+                    {"fit", Json{{"e_max", sf.e_max}, {"n_half", sf.n_half}, {"rms", sf.rms}}}};
   }
   fits["efficiency"] = eff;
   doc["fits"] = fits;

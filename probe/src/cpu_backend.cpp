@@ -2,13 +2,13 @@
 // KV cache in fp32 or bf16 (bf16 widened to fp32 in registers; activations fp32).
 #include "cpu_backend.hpp"
 
+#include <unistd.h>
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <thread>
-#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -46,21 +46,27 @@ struct WeightStore {
     cols = c;
     dtype = d;
     const long long n = static_cast<long long>(r) * c;
-    if (d == DType::fp32) f32.assign(static_cast<std::size_t>(n), 0.0f);
-    else b16.assign(static_cast<std::size_t>(n), 0);
+    if (d == DType::fp32)
+      f32.assign(static_cast<std::size_t>(n), 0.0f);
+    else
+      b16.assign(static_cast<std::size_t>(n), 0);
 #pragma omp parallel for schedule(static)
     for (long long rr = 0; rr < r; ++rr)
       for (int cc = 0; cc < c; ++cc) {
         const float v = p.value(static_cast<std::uint64_t>(index(rr, cc)));
         const std::size_t at = static_cast<std::size_t>(rr * c + cc);
-        if (d == DType::fp32) f32[at] = v;
-        else b16[at] = mk::float_to_bf16_bits(v);
+        if (d == DType::fp32)
+          f32[at] = v;
+        else
+          b16[at] = mk::float_to_bf16_bits(v);
       }
   }
   void fill(int r, int c, DType d, const Pattern& p, long long offset = 0) {
     fill(r, c, d, p, [c, offset](long long rr, long long cc) { return offset + rr * c + cc; });
   }
-  long long bytes() const { return static_cast<long long>(rows) * cols * dtype_bytes(dtype); }
+  long long bytes() const {
+    return static_cast<long long>(rows) * cols * dtype_bytes(dtype);
+  }
 };
 
 // acc[i] += sum_c x_i[c] * w[c] for up to 4 rows x_i (stride ldx), w fp32 or bf16.
@@ -88,18 +94,27 @@ inline void dot_rows(const float* x, long long ldx, const W* w, int k, float* ou
 
 // Small-M product: rows of W partitioned across threads; W read once per row block.
 template <class W>
-void gemv_like(const float* x, int m, long long ldx, const W* w, int k, int nrows, float* y, long long ldy) {
-#pragma omp parallel for schedule(static) if (static_cast<long long>(nrows) * k > 32768)
+void gemv_like(const float* x, int m, long long ldx, const W* w, int k, int nrows, float* y,
+               long long ldy) {
+#pragma omp parallel for schedule(static) if (static_cast <long long>(nrows) * k > 32768)
   for (int r = 0; r < nrows; ++r) {
     const W* wr = w + static_cast<long long>(r) * k;
     float tmp[4];
     for (int i = 0; i < m; i += 4) {
       const int mr = std::min(4, m - i);
       switch (mr) {
-        case 4: dot_rows<4>(x + i * ldx, ldx, wr, k, tmp); break;
-        case 3: dot_rows<3>(x + i * ldx, ldx, wr, k, tmp); break;
-        case 2: dot_rows<2>(x + i * ldx, ldx, wr, k, tmp); break;
-        default: dot_rows<1>(x + i * ldx, ldx, wr, k, tmp); break;
+        case 4:
+          dot_rows<4>(x + i * ldx, ldx, wr, k, tmp);
+          break;
+        case 3:
+          dot_rows<3>(x + i * ldx, ldx, wr, k, tmp);
+          break;
+        case 2:
+          dot_rows<2>(x + i * ldx, ldx, wr, k, tmp);
+          break;
+        default:
+          dot_rows<1>(x + i * ldx, ldx, wr, k, tmp);
+          break;
       }
       for (int j = 0; j < mr; ++j) y[(i + j) * ldy + r] = tmp[j];
     }
@@ -107,12 +122,15 @@ void gemv_like(const float* x, int m, long long ldx, const W* w, int k, int nrow
 }
 
 // Y[m, nrows] (stride ldy) = X[m, K] (stride ldx) · W[row0 .. row0+nrows, :]^T.
-void matmul(const float* x, int m, long long ldx, const WeightStore& w, int row0, int nrows, float* y, long long ldy) {
+void matmul(const float* x, int m, long long ldx, const WeightStore& w, int row0, int nrows,
+            float* y, long long ldy) {
   const int k = w.cols;
   if (m <= 0 || nrows <= 0) return;
   if (m <= 8) {
-    if (w.dtype == DType::fp32) gemv_like(x, m, ldx, w.f32.data() + static_cast<long long>(row0) * k, k, nrows, y, ldy);
-    else gemv_like(x, m, ldx, w.b16.data() + static_cast<long long>(row0) * k, k, nrows, y, ldy);
+    if (w.dtype == DType::fp32)
+      gemv_like(x, m, ldx, w.f32.data() + static_cast<long long>(row0) * k, k, nrows, y, ldy);
+    else
+      gemv_like(x, m, ldx, w.b16.data() + static_cast<long long>(row0) * k, k, nrows, y, ldy);
     return;
   }
   using Stride = Eigen::OuterStride<>;
@@ -120,7 +138,7 @@ void matmul(const float* x, int m, long long ldx, const WeightStore& w, int row0
   // Row blocks sized so a widened bf16 block stays in L2.
   const int block = std::max(16, std::min(256, static_cast<int>(262144 / std::max(1, k))));
   const int nblocks = static_cast<int>(mk::ceil_div(nrows, block));
-#pragma omp parallel for schedule(dynamic, 1) if (static_cast<long long>(m) * nrows * k > 262144)
+#pragma omp parallel for schedule(dynamic, 1) if (static_cast <long long>(m) * nrows * k > 262144)
   for (int bi = 0; bi < nblocks; ++bi) {
     const int r0 = bi * block, nr = std::min(block, nrows - r0);
     Eigen::Map<RowMat, 0, Stride> Y(y + r0, m, nr, Stride(ldy));
@@ -156,8 +174,8 @@ void rmsnorm_rows(float* x, int m, int n, double eps) {
 struct FfnScratch {
   std::vector<float> g, u;
 };
-void ffn_forward(const WeightStore& g, const WeightStore& u, const WeightStore& d, int row0, int f, int drow0,
-                 const float* x, int m, int h, float* y, FfnScratch& s) {
+void ffn_forward(const WeightStore& g, const WeightStore& u, const WeightStore& d, int row0, int f,
+                 int drow0, const float* x, int m, int h, float* y, FfnScratch& s) {
   s.g.resize(static_cast<std::size_t>(m) * f);
   s.u.resize(static_cast<std::size_t>(m) * f);
   matmul(x, m, h, g, row0, f, s.g.data(), f);
@@ -165,7 +183,8 @@ void ffn_forward(const WeightStore& g, const WeightStore& u, const WeightStore& 
   const long long n = static_cast<long long>(m) * f;
   for (long long i = 0; i < n; ++i) {
     const float gv = s.g[static_cast<std::size_t>(i)];
-    s.g[static_cast<std::size_t>(i)] = gv / (1.0f + std::exp(-gv)) * s.u[static_cast<std::size_t>(i)];
+    s.g[static_cast<std::size_t>(i)] =
+        gv / (1.0f + std::exp(-gv)) * s.u[static_cast<std::size_t>(i)];
   }
   // Down projection reads columns [drow0 ...]: for pooled experts the down block
   // of slot q is rows [q*h, (q+1)*h) of a [pool*h, f] store.
@@ -200,7 +219,8 @@ struct MoeWork {
   FfnScratch ffn;
 };
 
-void route_tokens(const MoeSpec& s, const WeightStore& router, const float* x, int tokens, MoeWork& wk) {
+void route_tokens(const MoeSpec& s, const WeightStore& router, const float* x, int tokens,
+                  MoeWork& wk) {
   const MoeShape& m = s.shape;
   wk.logits.resize(static_cast<std::size_t>(tokens) * m.experts);
   matmul(x, tokens, s.hidden, router, 0, m.experts, wk.logits.data(), m.experts);
@@ -209,11 +229,12 @@ void route_tokens(const MoeSpec& s, const WeightStore& router, const float* x, i
   const float* bias = s.bias.empty() ? nullptr : s.bias.data();
 #pragma omp parallel if (tokens > 16)
   {
-    std::vector<float> scratch(static_cast<std::size_t>(mk::routing_scratch_floats(m.experts, m.n_group)));
+    std::vector<float> scratch(
+        static_cast<std::size_t>(mk::routing_scratch_floats(m.experts, m.n_group)));
 #pragma omp for schedule(static)
     for (int t = 0; t < tokens; ++t)
-      mk::route_token(wk.logits.data() + static_cast<std::size_t>(t) * m.experts, bias, m.experts, m.top_k,
-                      m.sigmoid_grouped, m.n_group, m.topk_group, m.normalize,
+      mk::route_token(wk.logits.data() + static_cast<std::size_t>(t) * m.experts, bias, m.experts,
+                      m.top_k, m.sigmoid_grouped, m.n_group, m.topk_group, m.normalize,
                       wk.ids.data() + static_cast<std::size_t>(t) * m.top_k,
                       wk.w.data() + static_cast<std::size_t>(t) * m.top_k, scratch.data());
   }
@@ -233,7 +254,8 @@ void permute_tokens(const MoeSpec& s, const int* ids, const float* x, int tokens
   wk.x_perm.resize(static_cast<std::size_t>(a) * h);
 #pragma omp parallel for schedule(static) if (a * h > 65536)
   for (long long p = 0; p < a; ++p)
-    std::memcpy(wk.x_perm.data() + p * h, x + static_cast<long long>(wk.perm[static_cast<std::size_t>(p)] / k) * h,
+    std::memcpy(wk.x_perm.data() + p * h,
+                x + static_cast<long long>(wk.perm[static_cast<std::size_t>(p)] / k) * h,
                 sizeof(float) * static_cast<std::size_t>(h));
 }
 
@@ -241,13 +263,15 @@ void permute_tokens(const MoeSpec& s, const int* ids, const float* x, int tokens
 inline float dot_row(const float* x, const WeightStore& w, long long row) {
   float out;
   const long long k = w.cols;
-  if (w.dtype == DType::fp32) dot_rows<1>(x, 0, w.f32.data() + row * k, static_cast<int>(k), &out);
-  else dot_rows<1>(x, 0, w.b16.data() + row * k, static_cast<int>(k), &out);
+  if (w.dtype == DType::fp32)
+    dot_rows<1>(x, 0, w.f32.data() + row * k, static_cast<int>(k), &out);
+  else
+    dot_rows<1>(x, 0, w.b16.data() + row * k, static_cast<int>(k), &out);
   return out;
 }
 
-void run_experts(const MoeSpec& s, const MoeWeights& mw, const float* x_perm, const int* counts, float* y_perm,
-                 FfnScratch& scratch) {
+void run_experts(const MoeSpec& s, const MoeWeights& mw, const float* x_perm, const int* counts,
+                 float* y_perm, FfnScratch& scratch) {
   const int h = s.hidden, f = s.shape.ffn;
   // Few rows per expert (decode): one parallel region over (expert, output row)
   // for all touched experts, so a step costs three work-shared loops instead of
@@ -289,7 +313,8 @@ void run_experts(const MoeSpec& s, const MoeWeights& mw, const float* x_perm, co
       for (long long job = 0; job < nt * h; ++job) {
         const Touched& te = tl[static_cast<std::size_t>(job / h)];
         const long long c = job % h, wrow = static_cast<long long>(te.slot) * h + c;
-        for (int i = 0; i < te.count; ++i) y_perm[(te.pos + i) * h + c] = dot_row(g + (te.pos + i) * f, mw.down, wrow);
+        for (int i = 0; i < te.count; ++i)
+          y_perm[(te.pos + i) * h + c] = dot_row(g + (te.pos + i) * f, mw.down, wrow);
       }
     }
     return;
@@ -299,15 +324,16 @@ void run_experts(const MoeSpec& s, const MoeWeights& mw, const float* x_perm, co
     const int c = counts[e];
     if (c == 0) continue;
     const int q = s.slot(e);
-    ffn_forward(mw.gate, mw.up, mw.down, q * f, f, q * h, x_perm + pos * h, c, h, y_perm + pos * h, scratch);
+    ffn_forward(mw.gate, mw.up, mw.down, q * f, f, q * h, x_perm + pos * h, c, h, y_perm + pos * h,
+                scratch);
     pos += c;
   }
 }
 
-void combine_rows(const MoeSpec& s, const float* y_perm, const int* inv, const float* w, int tokens, float* out,
-                  bool accumulate) {
+void combine_rows(const MoeSpec& s, const float* y_perm, const int* inv, const float* w, int tokens,
+                  float* out, bool accumulate) {
   const int h = s.hidden, k = s.shape.top_k;
-#pragma omp parallel for schedule(static) if (static_cast<long long>(tokens) * h * k > 65536)
+#pragma omp parallel for schedule(static) if (static_cast <long long>(tokens) * h * k > 65536)
   for (int t = 0; t < tokens; ++t) {
     float* o = out + static_cast<long long>(t) * h;
     if (!accumulate) std::fill(o, o + h, 0.0f);
@@ -321,7 +347,8 @@ void combine_rows(const MoeSpec& s, const float* y_perm, const int* inv, const f
 }
 
 // Full MoE block: out = routed + shared (out overwritten).
-void moe_forward(const MoeSpec& s, const MoeWeights& mw, const float* x, int tokens, float* out, MoeWork& wk) {
+void moe_forward(const MoeSpec& s, const MoeWeights& mw, const float* x, int tokens, float* out,
+                 MoeWork& wk) {
   route_tokens(s, mw.router, x, tokens, wk);
   permute_tokens(s, wk.ids.data(), x, tokens, wk);
   wk.y_perm.resize(wk.x_perm.size());
@@ -345,15 +372,21 @@ struct KvCache {
   void build(const AttentionSpec& s) {
     dtype = s.dtype;
     const long long nk = static_cast<long long>(s.batch) * s.context * s.kv_heads * s.qk_dim;
-    const long long nv = s.shared_kv ? 0 : static_cast<long long>(s.batch) * s.context * s.kv_heads * s.v_dim;
-    auto gen = [&](std::uint64_t seed, long long n, std::vector<float>& f, std::vector<std::uint16_t>& b) {
-      if (dtype == DType::fp32) f.resize(static_cast<std::size_t>(n));
-      else b.resize(static_cast<std::size_t>(n));
+    const long long nv =
+        s.shared_kv ? 0 : static_cast<long long>(s.batch) * s.context * s.kv_heads * s.v_dim;
+    auto gen = [&](std::uint64_t seed, long long n, std::vector<float>& f,
+                   std::vector<std::uint16_t>& b) {
+      if (dtype == DType::fp32)
+        f.resize(static_cast<std::size_t>(n));
+      else
+        b.resize(static_cast<std::size_t>(n));
 #pragma omp parallel for schedule(static)
       for (long long i = 0; i < n; ++i) {
         const float v = mk::pattern_value(seed, static_cast<std::uint64_t>(i));
-        if (dtype == DType::fp32) f[static_cast<std::size_t>(i)] = v;
-        else b[static_cast<std::size_t>(i)] = mk::float_to_bf16_bits(v);
+        if (dtype == DType::fp32)
+          f[static_cast<std::size_t>(i)] = v;
+        else
+          b[static_cast<std::size_t>(i)] = mk::float_to_bf16_bits(v);
       }
     };
     gen(s.seed + 2, nk, kf, kb);
@@ -368,7 +401,9 @@ struct KvCache {
       for (int i = 0; i < n; ++i) dst[i] = mk::bf16_bits_to_float(src[i]);
     }
   }
-  const float* ptr(bool v, long long off) const { return (v ? vf : kf).data() + off; }
+  const float* ptr(bool v, long long off) const {
+    return (v ? vf : kf).data() + off;
+  }
   void store(bool v, long long off, int n, const float* src) {
     if (dtype == DType::fp32) {
       std::memcpy((v ? vf : kf).data() + off, src, sizeof(float) * static_cast<std::size_t>(n));
@@ -386,13 +421,15 @@ void attention_forward(const AttentionSpec& s, const KvCache& kv, const float* q
   const int hq = s.heads, hkv = s.kv_heads, dq = s.qk_dim, dv = s.v_dim, group = hq / hkv;
   const long long l = s.context;
   const int base_items = s.batch * s.queries * hkv;
-  const int chunks = std::max(1, std::min(group, static_cast<int>(mk::ceil_div(2LL * max_threads(), base_items))));
+  const int chunks =
+      std::max(1, std::min(group, static_cast<int>(mk::ceil_div(2LL * max_threads(), base_items))));
   const int items = base_items * chunks;
   constexpr int kBlock = 64;
 #pragma omp parallel
   {
     std::vector<float> krow(static_cast<std::size_t>(dq)), vrow(static_cast<std::size_t>(dv));
-    std::vector<float> sc(static_cast<std::size_t>(group) * kBlock), acc(static_cast<std::size_t>(group) * dv);
+    std::vector<float> sc(static_cast<std::size_t>(group) * kBlock),
+        acc(static_cast<std::size_t>(group) * dv);
     std::vector<mk::OnlineSoftmax> st(static_cast<std::size_t>(group));
 #pragma omp for schedule(dynamic, 1)
     for (int it = 0; it < items; ++it) {
@@ -413,8 +450,12 @@ void attention_forward(const AttentionSpec& s, const KvCache& kv, const float* q
         for (int jj = 0; jj < nb; ++jj) {
           const long long off = ((static_cast<long long>(b) * l + j0 + jj) * hkv + kvh) * dq;
           const float* kr;
-          if (kv.dtype == DType::fp32) kr = kv.ptr(false, off);
-          else { kv.load(false, off, dq, krow.data()); kr = krow.data(); }
+          if (kv.dtype == DType::fp32)
+            kr = kv.ptr(false, off);
+          else {
+            kv.load(false, off, dq, krow.data());
+            kr = krow.data();
+          }
           for (int h = 0; h < nh; ++h) {
             const float* qh = qb + static_cast<long long>(h) * dq;
             float d = 0.0f;
@@ -442,8 +483,12 @@ void attention_forward(const AttentionSpec& s, const KvCache& kv, const float* q
           const float* vr;
           const bool shared = s.shared_kv;
           const long long off = shared ? row * dq : row * dv;
-          if (kv.dtype == DType::fp32) vr = kv.ptr(!shared, off);
-          else { kv.load(!shared, off, dv, vrow.data()); vr = vrow.data(); }
+          if (kv.dtype == DType::fp32)
+            vr = kv.ptr(!shared, off);
+          else {
+            kv.load(!shared, off, dv, vrow.data());
+            vr = vrow.data();
+          }
           for (int h = 0; h < nh; ++h) {
             const float p = sc[static_cast<std::size_t>(h) * kBlock + jj];
             float* ah = acc.data() + static_cast<std::size_t>(h) * dv;
@@ -472,8 +517,10 @@ class TriadOp : public Op {
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < n_; ++i) {
       a_[static_cast<std::size_t>(i)] = 0.0f;
-      b_[static_cast<std::size_t>(i)] = mk::pattern_value(s.seed + 1, static_cast<std::uint64_t>(i));
-      c_[static_cast<std::size_t>(i)] = mk::pattern_value(s.seed + 2, static_cast<std::uint64_t>(i));
+      b_[static_cast<std::size_t>(i)] =
+          mk::pattern_value(s.seed + 1, static_cast<std::uint64_t>(i));
+      c_[static_cast<std::size_t>(i)] =
+          mk::pattern_value(s.seed + 2, static_cast<std::uint64_t>(i));
     }
   }
   void run() override {
@@ -483,7 +530,9 @@ class TriadOp : public Op {
 #pragma omp parallel for simd schedule(static)
     for (long long i = 0; i < n_; ++i) a[i] = b[i] + 3.0f * c[i];
   }
-  OpOutput output() override { return OpOutput{a_, {}}; }
+  OpOutput output() override {
+    return OpOutput{a_, {}};
+  }
 
  private:
   long long n_;
@@ -507,7 +556,8 @@ class GemmOp : public Op {
 
 class RouterOp : public Op {
  public:
-  RouterOp(const MoeSpec& s, const std::vector<float>& x, int tokens) : s_(s), x_(x), tokens_(tokens) {
+  RouterOp(const MoeSpec& s, const std::vector<float>& x, int tokens)
+      : s_(s), x_(x), tokens_(tokens) {
     mw_.build_router_only(s);
   }
   void run() override { route_tokens(s_, mw_.router, x_.data(), tokens_, wk_); }
@@ -570,10 +620,17 @@ class ExpertsOp : public Op {
 
 class CombineOp : public Op {
  public:
-  CombineOp(const MoeSpec& s, const std::vector<float>& y, const std::vector<int>& inv, const std::vector<float>& w,
-            int tokens)
-      : s_(s), y_(y), inv_(inv), w_(w), tokens_(tokens), out_(static_cast<std::size_t>(tokens) * s.hidden) {}
-  void run() override { combine_rows(s_, y_.data(), inv_.data(), w_.data(), tokens_, out_.data(), false); }
+  CombineOp(const MoeSpec& s, const std::vector<float>& y, const std::vector<int>& inv,
+            const std::vector<float>& w, int tokens)
+      : s_(s),
+        y_(y),
+        inv_(inv),
+        w_(w),
+        tokens_(tokens),
+        out_(static_cast<std::size_t>(tokens) * s.hidden) {}
+  void run() override {
+    combine_rows(s_, y_.data(), inv_.data(), w_.data(), tokens_, out_.data(), false);
+  }
   OpOutput output() override { return OpOutput{out_, {}}; }
 
  private:
@@ -642,7 +699,8 @@ class LayerOp : public Op {
         const int qk = a.nope_dim + a.rope_dim, r = a.kv_lora_rank;
         if (a.q_lora_rank > 0) {
           w.q_a.fill(a.q_lora_rank, h, s.dtype, Pattern::for_fan_in(base + 14, h));
-          w.q_b.fill(a.heads * qk, a.q_lora_rank, s.dtype, Pattern::for_fan_in(base + 15, a.q_lora_rank));
+          w.q_b.fill(a.heads * qk, a.q_lora_rank, s.dtype,
+                     Pattern::for_fan_in(base + 15, a.q_lora_rank));
         } else {
           w.q_b.fill(a.heads * qk, h, s.dtype, Pattern::for_fan_in(base + 15, h));
         }
@@ -655,10 +713,13 @@ class LayerOp : public Op {
                     return (hh * nope + n) * r + c;
                   });
         w.uv.fill(a.heads * a.v_head_dim, r, s.dtype, Pattern::for_fan_in(base + 18, r));
-        w.o.fill(h, a.heads * a.v_head_dim, s.dtype, Pattern::for_fan_in(base + 13, a.heads * a.v_head_dim));
+        w.o.fill(h, a.heads * a.v_head_dim, s.dtype,
+                 Pattern::for_fan_in(base + 13, a.heads * a.v_head_dim));
       } else {
-        w.qkv.fill((a.heads + 2 * a.kv_heads) * a.head_dim, h, s.dtype, Pattern::for_fan_in(base + 10, h));
-        w.o.fill(h, a.heads * a.head_dim, s.dtype, Pattern::for_fan_in(base + 13, a.heads * a.head_dim));
+        w.qkv.fill((a.heads + 2 * a.kv_heads) * a.head_dim, h, s.dtype,
+                   Pattern::for_fan_in(base + 10, h));
+        w.o.fill(h, a.heads * a.head_dim, s.dtype,
+                 Pattern::for_fan_in(base + 13, a.heads * a.head_dim));
       }
       if (sh.moe) {
         w.moe.build(s.moe_spec(l));
@@ -706,19 +767,24 @@ class LayerOp : public Op {
           qa_.resize(static_cast<std::size_t>(t_all) * a.q_lora_rank);
           matmul(hn_.data(), t_all, h, w.q_a, 0, a.q_lora_rank, qa_.data(), a.q_lora_rank);
           rmsnorm_rows(qa_.data(), t_all, a.q_lora_rank, sh.rms_eps);
-          matmul(qa_.data(), t_all, a.q_lora_rank, w.q_b, 0, a.heads * qk, tmp_.data(), a.heads * qk);
+          matmul(qa_.data(), t_all, a.q_lora_rank, w.q_b, 0, a.heads * qk, tmp_.data(),
+                 a.heads * qk);
         } else {
           matmul(hn_.data(), t_all, h, w.q_b, 0, a.heads * qk, tmp_.data(), a.heads * qk);
         }
         kvn_.resize(static_cast<std::size_t>(t_all) * row);
         matmul(hn_.data(), t_all, h, w.kv_a, 0, row, kvn_.data(), row);
-        for (int t = 0; t < t_all; ++t) w.cache.store(false, row_of(t) * row, row, kvn_.data() + static_cast<long long>(t) * row);
+        for (int t = 0; t < t_all; ++t)
+          w.cache.store(false, row_of(t) * row, row, kvn_.data() + static_cast<long long>(t) * row);
         // Absorb W_uk per head: q_lat = q_nope · W_uk^T, then append the rope part.
         for (int hh = 0; hh < a.heads; ++hh) {
-          matmul(tmp_.data() + static_cast<long long>(hh) * qk, t_all, static_cast<long long>(a.heads) * qk, w.uk, hh * r,
-                 r, q_.data() + static_cast<long long>(hh) * row, static_cast<long long>(a.heads) * row);
+          matmul(tmp_.data() + static_cast<long long>(hh) * qk, t_all,
+                 static_cast<long long>(a.heads) * qk, w.uk, hh * r, r,
+                 q_.data() + static_cast<long long>(hh) * row,
+                 static_cast<long long>(a.heads) * row);
           for (int t = 0; t < t_all; ++t)
-            std::copy_n(tmp_.data() + (static_cast<long long>(t) * a.heads + hh) * qk + a.nope_dim, a.rope_dim,
+            std::copy_n(tmp_.data() + (static_cast<long long>(t) * a.heads + hh) * qk + a.nope_dim,
+                        a.rope_dim,
                         q_.data() + (static_cast<long long>(t) * a.heads + hh) * row + r);
         }
       }
@@ -731,7 +797,8 @@ class LayerOp : public Op {
         o_k = a.heads * v;
         ov_.resize(static_cast<std::size_t>(t_all) * o_k);
         for (int hh = 0; hh < a.heads; ++hh)
-          matmul(att_.data() + static_cast<long long>(hh) * r, t_all, static_cast<long long>(a.heads) * r, w.uv, hh * v, v,
+          matmul(att_.data() + static_cast<long long>(hh) * r, t_all,
+                 static_cast<long long>(a.heads) * r, w.uv, hh * v, v,
                  ov_.data() + static_cast<long long>(hh) * v, o_k);
         o_in = ov_.data();
       }
@@ -814,7 +881,8 @@ DeviceIdentity CpuBackend::identity() const {
   if (!mem.empty()) id.memory_gb = std::atof(mem.c_str()) * 1024.0 / 1e9;
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) == 0) id.host = host;
-  id.libraries["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+  id.libraries["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." +
+                          std::to_string(EIGEN_MAJOR_VERSION) + "." +
                           std::to_string(EIGEN_MINOR_VERSION);
 #ifdef _OPENMP
   id.libraries["openmp"] = std::to_string(_OPENMP);
@@ -822,7 +890,8 @@ DeviceIdentity CpuBackend::identity() const {
 #if defined(__clang__)
   id.libraries["compiler"] = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
-  id.libraries["compiler"] = "gcc " + std::to_string(__GNUC__) + "." + std::to_string(__GNUC_MINOR__) + "." +
+  id.libraries["compiler"] = "gcc " + std::to_string(__GNUC__) + "." +
+                             std::to_string(__GNUC_MINOR__) + "." +
                              std::to_string(__GNUC_PATCHLEVEL__);
 #endif
   const double cur = read_number("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq");
@@ -847,15 +916,18 @@ void CpuBackend::flush_caches() {
   for (long long i = 0; i < nn; ++i) f[i] = f[i] * 0.5f + 0.5f;
 }
 
-std::unique_ptr<Op> CpuBackend::triad(const TriadSpec& s) { return std::make_unique<TriadOp>(s); }
+std::unique_ptr<Op> CpuBackend::triad(const TriadSpec& s) {
+  return std::make_unique<TriadOp>(s);
+}
 std::unique_ptr<Op> CpuBackend::gemm(const GemmSpec& s, const std::vector<float>& x) {
   return std::make_unique<GemmOp>(s, x);
 }
-std::unique_ptr<Op> CpuBackend::moe_router(const MoeSpec& s, const std::vector<float>& x, int tokens) {
+std::unique_ptr<Op> CpuBackend::moe_router(const MoeSpec& s, const std::vector<float>& x,
+                                           int tokens) {
   return std::make_unique<RouterOp>(s, x, tokens);
 }
-std::unique_ptr<Op> CpuBackend::moe_permute(const MoeSpec& s, const std::vector<int>& ids, const std::vector<float>& x,
-                                            int tokens) {
+std::unique_ptr<Op> CpuBackend::moe_permute(const MoeSpec& s, const std::vector<int>& ids,
+                                            const std::vector<float>& x, int tokens) {
   return std::make_unique<PermuteOp>(s, ids, x, tokens);
 }
 std::unique_ptr<Op> CpuBackend::moe_experts(const MoeSpec& s, const std::vector<float>& x_perm,
@@ -863,13 +935,17 @@ std::unique_ptr<Op> CpuBackend::moe_experts(const MoeSpec& s, const std::vector<
   return std::make_unique<ExpertsOp>(s, x_perm, counts);
 }
 std::unique_ptr<Op> CpuBackend::moe_combine(const MoeSpec& s, const std::vector<float>& y_perm,
-                                            const std::vector<int>& inv, const std::vector<float>& w, int tokens) {
+                                            const std::vector<int>& inv,
+                                            const std::vector<float>& w, int tokens) {
   return std::make_unique<CombineOp>(s, y_perm, inv, w, tokens);
 }
-std::unique_ptr<Op> CpuBackend::moe_fused(const MoeSpec& s, const std::vector<float>& x, int tokens) {
+std::unique_ptr<Op> CpuBackend::moe_fused(const MoeSpec& s, const std::vector<float>& x,
+                                          int tokens) {
   return std::make_unique<MoeFusedOp>(s, x, tokens);
 }
-std::unique_ptr<Op> CpuBackend::attention(const AttentionSpec& s) { return std::make_unique<AttentionOp>(s); }
+std::unique_ptr<Op> CpuBackend::attention(const AttentionSpec& s) {
+  return std::make_unique<AttentionOp>(s);
+}
 std::unique_ptr<Op> CpuBackend::layer(const LayerSpec& s, const std::vector<float>& x) {
   return std::make_unique<LayerOp>(s, x);
 }

@@ -15,13 +15,15 @@ class CpuBackend : public Backend {
   void flush_caches() override;
   std::unique_ptr<Op> triad(const TriadSpec& s) override;
   std::unique_ptr<Op> gemm(const GemmSpec& s, const std::vector<float>& x) override;
-  std::unique_ptr<Op> moe_router(const MoeSpec& s, const std::vector<float>& x, int tokens) override;
-  std::unique_ptr<Op> moe_permute(const MoeSpec& s, const std::vector<int>& ids, const std::vector<float>& x,
-                                  int tokens) override;
+  std::unique_ptr<Op> moe_router(const MoeSpec& s, const std::vector<float>& x,
+                                 int tokens) override;
+  std::unique_ptr<Op> moe_permute(const MoeSpec& s, const std::vector<int>& ids,
+                                  const std::vector<float>& x, int tokens) override;
   std::unique_ptr<Op> moe_experts(const MoeSpec& s, const std::vector<float>& x_perm,
                                   const std::vector<int>& counts) override;
-  std::unique_ptr<Op> moe_combine(const MoeSpec& s, const std::vector<float>& y_perm, const std::vector<int>& inv,
-                                  const std::vector<float>& w, int tokens) override;
+  std::unique_ptr<Op> moe_combine(const MoeSpec& s, const std::vector<float>& y_perm,
+                                  const std::vector<int>& inv, const std::vector<float>& w,
+                                  int tokens) override;
   std::unique_ptr<Op> moe_fused(const MoeSpec& s, const std::vector<float>& x, int tokens) override;
   std::unique_ptr<Op> attention(const AttentionSpec& s) override;
   std::unique_ptr<Op> layer(const LayerSpec& s, const std::vector<float>& x) override;

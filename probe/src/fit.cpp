@@ -8,7 +8,8 @@ namespace moeprobe {
 
 namespace {
 // Weighted least squares of y ~ [1, x] (weights w); returns {a, b}.
-Eigen::Vector2d wls(const std::vector<double>& x, const std::vector<double>& y, const std::vector<double>& w) {
+Eigen::Vector2d wls(const std::vector<double>& x, const std::vector<double>& y,
+                    const std::vector<double>& w) {
   const Eigen::Index n = static_cast<Eigen::Index>(x.size());
   Eigen::MatrixXd A(n, 2);
   Eigen::VectorXd b(n);
@@ -82,7 +83,8 @@ SaturationFit fit_saturation(const std::vector<double>& tokens, const std::vecto
     if (tokens[i] > 0 && eff[i] > 0) {
       x.push_back(1.0 / tokens[i]);
       y.push_back(1.0 / eff[i]);
-      w.push_back(eff[i] * eff[i] * eff[i] * eff[i]);  // d(1/e) = de/e^2 -> weight e^4 on squared residuals
+      w.push_back(eff[i] * eff[i] * eff[i] *
+                  eff[i]);  // d(1/e) = de/e^2 -> weight e^4 on squared residuals
     }
   f.points = static_cast<int>(x.size());
   if (f.points == 0) return f;

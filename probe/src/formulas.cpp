@@ -4,14 +4,18 @@ namespace moeprobe {
 
 namespace {
 
-double elt(DType d) { return static_cast<double>(dtype_bytes(d)); }
+double elt(DType d) {
+  return static_cast<double>(dtype_bytes(d));
+}
 
 // Y[T, n] = X[T, k] W[n, k]^T: X and Y fp32, W in d.
 Work proj(double t, double n, double k, DType d) {
   return Work{t * k * 4 + n * k * elt(d) + t * n * 4, 2 * t * n * k};
 }
 
-Work operator+(Work a, Work b) { return Work{a.bytes + b.bytes, a.flops + b.flops}; }
+Work operator+(Work a, Work b) {
+  return Work{a.bytes + b.bytes, a.flops + b.flops};
+}
 
 }  // namespace
 
@@ -20,7 +24,9 @@ Work triad_work(const TriadSpec& s) {
   return Work{3 * n * 4, 2 * n};
 }
 
-Work gemm_work(const GemmSpec& s) { return proj(s.m, s.n, s.k, s.dtype); }
+Work gemm_work(const GemmSpec& s) {
+  return proj(s.m, s.n, s.k, s.dtype);
+}
 
 Work router_work(const MoeSpec& s, int tokens) {
   const double m = tokens, h = s.hidden, e = s.shape.experts, k = s.shape.top_k;
@@ -44,9 +50,11 @@ Work combine_work(const MoeSpec& s, int tokens) {
 
 Work moe_fused_work(const MoeSpec& s, int tokens, int touched) {
   const double m = tokens, a = m * s.shape.top_k, h = s.hidden, e = s.shape.experts,
-               f = s.shape.ffn, fs = static_cast<double>(s.shape.shared_experts) * s.shape.shared_ffn;
+               f = s.shape.ffn,
+               fs = static_cast<double>(s.shape.shared_experts) * s.shape.shared_ffn;
   Work w;
-  w.bytes = m * h * 4 + e * h * 4 + touched * 3 * f * h * elt(s.dtype) + 3 * fs * h * elt(s.dtype) + m * h * 4;
+  w.bytes = m * h * 4 + e * h * 4 + touched * 3 * f * h * elt(s.dtype) + 3 * fs * h * elt(s.dtype) +
+            m * h * 4;
   w.flops = 2 * m * h * e + a * 6 * f * h + m * 6 * fs * h + 2 * a * h;
   return w;
 }
@@ -61,7 +69,8 @@ Work attention_work(const AttentionSpec& s) {
   const double b = s.batch, q = s.queries, l = static_cast<double>(s.context);
   const double row = s.kv_heads * (static_cast<double>(s.qk_dim) + (s.shared_kv ? 0 : s.v_dim));
   Work w;
-  w.bytes = b * l * row * elt(s.dtype) + b * q * s.heads * s.qk_dim * 4.0 + b * q * s.heads * s.v_dim * 4.0;
+  w.bytes = b * l * row * elt(s.dtype) + b * q * s.heads * s.qk_dim * 4.0 +
+            b * q * s.heads * s.v_dim * 4.0;
   w.flops = 2.0 * s.heads * attended_pairs(s) * (s.qk_dim + s.v_dim);
   return w;
 }
@@ -82,8 +91,10 @@ Work layer_work(const LayerSpec& s, const std::vector<int>& touched_per_layer) {
         w = w + proj(t, a.heads * qk, h, s.dtype);
       w = w + proj(t, a.kv_lora_rank + a.rope_dim, h, s.dtype);
       // absorbed W_uk and W_uv, per head
-      w = w + Work{a.heads * (a.nope_dim + a.v_head_dim) * static_cast<double>(a.kv_lora_rank) * elt(s.dtype),
-                   2 * t * a.heads * (a.nope_dim + a.v_head_dim) * static_cast<double>(a.kv_lora_rank)};
+      w = w +
+          Work{a.heads * (a.nope_dim + a.v_head_dim) * static_cast<double>(a.kv_lora_rank) *
+                   elt(s.dtype),
+               2 * t * a.heads * (a.nope_dim + a.v_head_dim) * static_cast<double>(a.kv_lora_rank)};
       w = w + proj(t, h, a.heads * a.v_head_dim, s.dtype);
     } else {
       w = w + proj(t, (a.heads + 2.0 * a.kv_heads) * a.head_dim, h, s.dtype);

@@ -10,8 +10,8 @@
 #include <numeric>
 #include <sstream>
 
-#include "moeplan/report.hpp"
 #include "moekernels/index_math.hpp"
+#include "moeplan/report.hpp"
 #include "moeprobe/formulas.hpp"
 #include "moeprobe/reference.hpp"
 #include "moeprobe/shapes.hpp"
@@ -32,7 +32,8 @@ Distribution Distribution::parse(const std::string& s) {
     char* end = nullptr;
     const double v = std::strtod(a.c_str(), &end);
     if (a.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
-      throw moeplan::Error("--distribution " + s + ": ALPHA must be a positive number (power_law:1.2)");
+      throw moeplan::Error("--distribution " + s +
+                           ": ALPHA must be a positive number (power_law:1.2)");
     d.name = s;
     d.alpha = v;
     return d;
@@ -45,18 +46,23 @@ std::vector<float> Distribution::bias(int experts, std::uint64_t seed) const {
   std::vector<int> rank(static_cast<std::size_t>(experts));
   std::iota(rank.begin(), rank.end(), 0);
   for (int i = experts - 1; i > 0; --i) {  // Fisher-Yates with the shared hash
-    const int j = static_cast<int>(mk::mix64(seed ^ static_cast<std::uint64_t>(i)) % static_cast<std::uint64_t>(i + 1));
+    const int j = static_cast<int>(mk::mix64(seed ^ static_cast<std::uint64_t>(i)) %
+                                   static_cast<std::uint64_t>(i + 1));
     std::swap(rank[static_cast<std::size_t>(i)], rank[static_cast<std::size_t>(j)]);
   }
   std::vector<float> b(static_cast<std::size_t>(experts));
   for (int e = 0; e < experts; ++e)
-    b[static_cast<std::size_t>(e)] = static_cast<float>(-alpha * std::log1p(static_cast<double>(rank[static_cast<std::size_t>(e)])));
+    b[static_cast<std::size_t>(e)] = static_cast<float>(
+        -alpha * std::log1p(static_cast<double>(rank[static_cast<std::size_t>(e)])));
   return b;
 }
 
 void RunOptions::apply_defaults() {
-  if (tokens.empty()) tokens = quick ? std::vector<int>{1, 4, 16, 17} : std::vector<int>{1, 2, 4, 8, 16, 17, 32, 64, 65, 128, 256};
-  if (context.empty()) context = quick ? std::vector<long long>{512} : std::vector<long long>{1024, 4096};
+  if (tokens.empty())
+    tokens = quick ? std::vector<int>{1, 4, 16, 17}
+                   : std::vector<int>{1, 2, 4, 8, 16, 17, 32, 64, 65, 128, 256};
+  if (context.empty())
+    context = quick ? std::vector<long long>{512} : std::vector<long long>{1024, 4096};
   if (prefill.empty()) prefill = quick ? std::vector<int>{32} : std::vector<int>{128, 512};
   if (memory_budget_gb <= 0) memory_budget_gb = quick ? 1.0 : 4.0;
   if (!timing) {
@@ -93,7 +99,9 @@ std::vector<float> random_vec(std::size_t n, std::uint64_t seed) {
 
 // Token count of the verification instance: the same code path (<= 8 rows use
 // the small-M kernels) with a bounded reference cost.
-int verify_tokens(int t) { return t <= 9 ? t : 8 + t % 2; }
+int verify_tokens(int t) {
+  return t <= 9 ? t : 8 + t % 2;
+}
 
 int touched(const std::vector<int>& ids, int experts) {
   std::vector<char> seen(static_cast<std::size_t>(experts), 0);
@@ -137,22 +145,27 @@ Check verify_router(Backend& b, const MoeSpec& s, int tokens, std::uint64_t seed
   const std::vector<float> logits(o.f.begin(), o.f.begin() + static_cast<long long>(nl));
   const std::vector<float> w(o.f.begin() + static_cast<long long>(nl), o.f.end());
   const ref::Routing r = ref::route(s, x, tokens);
-  Check c = compare_close(logits, r.logits, error_limit(DType::fp32, OpKind::simple), "router logits");
+  Check c =
+      compare_close(logits, r.logits, error_limit(DType::fp32, OpKind::simple), "router logits");
   // Top-k must match exactly what the shared selection gives on the backend's logits…
   MoeSpec same = s;
   std::vector<int> ids_on_theirs(static_cast<std::size_t>(tokens) * s.shape.top_k);
   std::vector<float> w_on_theirs(ids_on_theirs.size());
-  std::vector<float> scratch(static_cast<std::size_t>(mk::routing_scratch_floats(s.shape.experts, s.shape.n_group)));
+  std::vector<float> scratch(
+      static_cast<std::size_t>(mk::routing_scratch_floats(s.shape.experts, s.shape.n_group)));
   for (int t = 0; t < tokens; ++t)
-    mk::route_token(logits.data() + static_cast<std::size_t>(t) * s.shape.experts, s.bias.empty() ? nullptr : s.bias.data(),
-                    s.shape.experts, s.shape.top_k, s.shape.sigmoid_grouped, s.shape.n_group, s.shape.topk_group,
-                    s.shape.normalize, ids_on_theirs.data() + static_cast<std::size_t>(t) * s.shape.top_k,
-                    w_on_theirs.data() + static_cast<std::size_t>(t) * s.shape.top_k, scratch.data());
+    mk::route_token(logits.data() + static_cast<std::size_t>(t) * s.shape.experts,
+                    s.bias.empty() ? nullptr : s.bias.data(), s.shape.experts, s.shape.top_k,
+                    s.shape.sigmoid_grouped, s.shape.n_group, s.shape.topk_group, s.shape.normalize,
+                    ids_on_theirs.data() + static_cast<std::size_t>(t) * s.shape.top_k,
+                    w_on_theirs.data() + static_cast<std::size_t>(t) * s.shape.top_k,
+                    scratch.data());
   c = combine_checks(c, compare_exact(o.i, ids_on_theirs, "top-k ids"));
   // …and be the reference's selection up to near-ties.
   if (o.i != r.ids && !ref::valid_topk(s, r.logits, o.i, tokens, 1e-4))
     c = combine_checks(c, compare_exact(o.i, r.ids, "top-k ids vs reference"));
-  c = combine_checks(c, compare_close(w, ref::routing_weights(s, r.logits, o.i, tokens), 1e-4, "routing weights"));
+  c = combine_checks(
+      c, compare_close(w, ref::routing_weights(s, r.logits, o.i, tokens), 1e-4, "routing weights"));
   return c;
 }
 
@@ -168,7 +181,8 @@ Check verify_permute(Backend& b, const MoeSpec& s, int tokens, std::uint64_t see
   want.insert(want.end(), p.offsets.begin(), p.offsets.end());
   want.insert(want.end(), p.perm.begin(), p.perm.end());
   want.insert(want.end(), p.inv.begin(), p.inv.end());
-  return combine_checks(compare_exact(o.i, want, "permutation"), compare_close(o.f, p.x_perm, 0.0, "gathered rows"));
+  return combine_checks(compare_exact(o.i, want, "permutation"),
+                        compare_close(o.f, p.x_perm, 0.0, "gathered rows"));
 }
 
 Check verify_experts(Backend& b, const MoeSpec& s, int tokens, std::uint64_t seed) {
@@ -178,8 +192,8 @@ Check verify_experts(Backend& b, const MoeSpec& s, int tokens, std::uint64_t see
   auto op = b.moe_experts(s, p.x_perm, p.counts);
   op->run();
   op->sync();
-  return compare_close(op->output().f, ref::experts(s, p.x_perm, p.counts), error_limit(s.dtype, OpKind::simple),
-                       "expert FFN");
+  return compare_close(op->output().f, ref::experts(s, p.x_perm, p.counts),
+                       error_limit(s.dtype, OpKind::simple), "expert FFN");
 }
 
 Check verify_combine(Backend& b, const MoeSpec& s, int tokens, std::uint64_t seed) {
@@ -190,8 +204,8 @@ Check verify_combine(Backend& b, const MoeSpec& s, int tokens, std::uint64_t see
   auto op = b.moe_combine(s, y, p.inv, r.w, tokens);
   op->run();
   op->sync();
-  return compare_close(op->output().f, ref::combine(s, y, p.inv, r.w, tokens), error_limit(DType::fp32, OpKind::simple),
-                       "combine");
+  return compare_close(op->output().f, ref::combine(s, y, p.inv, r.w, tokens),
+                       error_limit(DType::fp32, OpKind::simple), "combine");
 }
 
 Check verify_fused(Backend& b, const MoeSpec& s, int tokens, std::uint64_t seed) {
@@ -203,18 +217,21 @@ Check verify_fused(Backend& b, const MoeSpec& s, int tokens, std::uint64_t seed)
   ref::Routing r = ref::route(s, x, tokens);
   Check c;
   if (o.i != r.ids) {
-    if (!ref::valid_topk(s, r.logits, o.i, tokens, 1e-4)) return compare_exact(o.i, r.ids, "fused MoE top-k ids");
+    if (!ref::valid_topk(s, r.logits, o.i, tokens, 1e-4))
+      return compare_exact(o.i, r.ids, "fused MoE top-k ids");
     r.ids = o.i;  // near-tie: adopt the backend's (valid) selection
     r.w = ref::routing_weights(s, r.logits, r.ids, tokens);
   }
-  return compare_close(o.f, ref::moe_block(s, x, tokens, r.ids, r.w), error_limit(s.dtype, OpKind::simple), "fused MoE");
+  return compare_close(o.f, ref::moe_block(s, x, tokens, r.ids, r.w),
+                       error_limit(s.dtype, OpKind::simple), "fused MoE");
 }
 
 Check verify_attention(Backend& b, const AttentionSpec& s) {
   auto op = b.attention(s);
   op->run();
   op->sync();
-  return compare_close(op->output().f, ref::attention(s), error_limit(s.dtype, OpKind::simple), "attention");
+  return compare_close(op->output().f, ref::attention(s), error_limit(s.dtype, OpKind::simple),
+                       "attention");
 }
 
 Check verify_layer(Backend& b, const LayerSpec& s, std::uint64_t seed) {
@@ -223,7 +240,8 @@ Check verify_layer(Backend& b, const LayerSpec& s, std::uint64_t seed) {
   op->run();
   op->sync();
   const OpOutput o = op->output();
-  return compare_close(o.f, ref::layer(s, x, &o.i, 1e-4), error_limit(s.dtype, OpKind::chained), "decoder layer");
+  return compare_close(o.f, ref::layer(s, x, &o.i, 1e-4), error_limit(s.dtype, OpKind::chained),
+                       "decoder layer");
 }
 
 // ---- the run ---------------------------------------------------------------------------
@@ -235,8 +253,10 @@ struct Progress {
     ++done;
     if (!on) return;
     const int width = 30, filled = total > 0 ? width * done / total : width;
-    std::fprintf(stderr, "\r[%s%s] %d/%d %-50.50s", std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                 std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, total, what.c_str());
+    std::fprintf(stderr, "\r[%s%s] %d/%d %-50.50s",
+                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, total,
+                 what.c_str());
     std::fflush(stderr);
   }
   void finish() {
@@ -261,7 +281,8 @@ struct Runner {
   double bw_gb_s = 0;  // measured in step 1
   int new_rows = 0, resumed = 0;
 
-  void measure(Row proto, const std::function<Check()>& verify, const std::function<Prepared()>& prepare) {
+  void measure(Row proto, const std::function<Check()>& verify,
+               const std::function<Prepared()>& prepare) {
     const std::string key = proto.key();
     const std::string label = proto.op + " " + proto.shape + " n=" + std::to_string(proto.tokens);
     if (auto it = done.find(key); it != done.end()) {
@@ -274,8 +295,8 @@ struct Runner {
     const Check c = verify();
     if (!c.ok) {
       progress.finish();
-      throw VerificationError("verification failed for " + label + " (" + proto.dtype + "): " + c.detail +
-                              "; no calibration written");
+      throw VerificationError("verification failed for " + label + " (" + proto.dtype +
+                              "): " + c.detail + "; no calibration written");
     }
     Prepared p = prepare();
     Row r = std::move(proto);
@@ -290,11 +311,13 @@ struct Runner {
     r.tflops = r.flops / t * 1e-12;
     const double peak_flops = dev ? dev->peak_tflops_for(r.dtype) * 1e12 : 0;
     if (dev && dev->memory_bandwidth_gb_s > 0) {
-      r.roofline_s = std::max(r.bytes / (dev->memory_bandwidth_gb_s * 1e9), peak_flops > 0 ? r.flops / peak_flops : 0.0);
+      r.roofline_s = std::max(r.bytes / (dev->memory_bandwidth_gb_s * 1e9),
+                              peak_flops > 0 ? r.flops / peak_flops : 0.0);
       r.util = *r.roofline_s / t;
     }
     if (r.op == "triad") bw_gb_s = std::max(bw_gb_s, r.gb_s);
-    r.roofline_measured_s = std::max(bw_gb_s > 0 ? r.bytes / (bw_gb_s * 1e9) : 0.0, peak_flops > 0 ? r.flops / peak_flops : 0.0);
+    r.roofline_measured_s = std::max(bw_gb_s > 0 ? r.bytes / (bw_gb_s * 1e9) : 0.0,
+                                     peak_flops > 0 ? r.flops / peak_flops : 0.0);
     r.util_measured = r.roofline_measured_s / t;
     log.append(r);
     rows.push_back(r);
@@ -317,11 +340,16 @@ Json shape_json(const moeplan::Model& m, const LayerShape& s) {
   j["vocab_size"] = m.vocab_size;
   const AttnShape& a = s.attn;
   if (a.mla)
-    j["attention"] = Json{{"type", "mla"},          {"heads", a.heads},         {"q_lora_rank", a.q_lora_rank},
-                          {"kv_lora_rank", a.kv_lora_rank}, {"rope_dim", a.rope_dim}, {"nope_dim", a.nope_dim},
+    j["attention"] = Json{{"type", "mla"},
+                          {"heads", a.heads},
+                          {"q_lora_rank", a.q_lora_rank},
+                          {"kv_lora_rank", a.kv_lora_rank},
+                          {"rope_dim", a.rope_dim},
+                          {"nope_dim", a.nope_dim},
                           {"v_head_dim", a.v_head_dim}};
   else
-    j["attention"] = Json{{"type", "gqa"}, {"heads", a.heads}, {"kv_heads", a.kv_heads}, {"head_dim", a.head_dim}};
+    j["attention"] = Json{
+        {"type", "gqa"}, {"heads", a.heads}, {"kv_heads", a.kv_heads}, {"head_dim", a.head_dim}};
   if (s.moe)
     j["moe"] = Json{{"experts", s.moe->experts},
                     {"top_k", s.moe->top_k},
@@ -343,10 +371,12 @@ std::string gemm_key(const std::string& name, int n, int k, int full_n) {
 
 }  // namespace
 
-RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Backend& b, RunOptions opt) {
+RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Backend& b,
+                    RunOptions opt) {
   opt.apply_defaults();
   if (!b.supports(opt.dtype))
-    throw moeplan::Error("backend " + b.name() + " does not support --dtype " + dtype_name(opt.dtype));
+    throw moeplan::Error("backend " + b.name() + " does not support --dtype " +
+                         dtype_name(opt.dtype));
   const LayerShape ls = layer_shape(m);
   const std::string dt = dtype_name(opt.dtype);
   const double budget = opt.memory_budget_gb * 1e9;
@@ -379,7 +409,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   const long long triad_n = std::min<long long>(opt.quick ? (16LL << 20) : (64LL << 20),
                                                 static_cast<long long>(budget / 12));
   const auto projs = projections(m);
-  const std::vector<float> bias = ls.moe ? opt.distribution.bias(ls.moe->experts, 4242) : std::vector<float>{};
+  const std::vector<float> bias =
+      ls.moe ? opt.distribution.bias(ls.moe->experts, 4242) : std::vector<float>{};
   MoeSpec moe;
   if (ls.moe) {
     moe.hidden = ls.hidden;
@@ -388,11 +419,13 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     moe.seed = 5000;
     moe.bias = bias;
     const long long eb = expert_bytes(*ls.moe, ls.hidden, opt.dtype);
-    moe.pool = static_cast<int>(std::clamp<long long>(static_cast<long long>(budget / 2) / eb, 1, ls.moe->experts));
+    moe.pool = static_cast<int>(
+        std::clamp<long long>(static_cast<long long>(budget / 2) / eb, 1, ls.moe->experts));
     if (moe.pool < ls.moe->experts)
-      result.notes.push_back("memory budget: " + std::to_string(moe.pool) + " of " + std::to_string(ls.moe->experts) +
-                             " experts materialised per layer; expert e uses the weights of slot e % " +
-                             std::to_string(moe.pool));
+      result.notes.push_back(
+          "memory budget: " + std::to_string(moe.pool) + " of " + std::to_string(ls.moe->experts) +
+          " experts materialised per layer; expert e uses the weights of slot e % " +
+          std::to_string(moe.pool));
   }
   auto attn_for = [&](int batch, int queries, long long context) {
     LayerSpec tmp;
@@ -415,7 +448,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     return static_cast<double>(a.batch) * static_cast<double>(a.context) * a.kv_heads *
            (a.qk_dim + (a.shared_kv ? 0 : a.v_dim)) * elt;
   };
-  auto layer_for = [&](const LayerShape& shape, int batch, int queries, long long context, std::uint64_t seed) {
+  auto layer_for = [&](const LayerShape& shape, int batch, int queries, long long context,
+                       std::uint64_t seed) {
     LayerSpec s;
     s.shape = shape;
     s.dtype = opt.dtype;
@@ -427,7 +461,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     s.bias = bias;
     if (shape.moe) {
       const long long eb = expert_bytes(*shape.moe, shape.hidden, opt.dtype);
-      s.pool = static_cast<int>(std::clamp<long long>(static_cast<long long>(budget / 2 / opt.layers) / eb, 1, shape.moe->experts));
+      s.pool = static_cast<int>(std::clamp<long long>(
+          static_cast<long long>(budget / 2 / opt.layers) / eb, 1, shape.moe->experts));
     }
     return s;
   };
@@ -436,8 +471,10 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   run.progress.on = opt.progress && ::isatty(2);
   run.progress.total = 1 + static_cast<int>(projs.size() * opt.tokens.size()) +
                        (ls.moe ? 5 * static_cast<int>(opt.tokens.size()) : 0) +
-                       static_cast<int>(opt.tokens.size() * opt.context.size()) + static_cast<int>(opt.prefill.size()) +
-                       static_cast<int>(opt.tokens.size()) * (dense_layers ? 2 : 1) + static_cast<int>(opt.prefill.size());
+                       static_cast<int>(opt.tokens.size() * opt.context.size()) +
+                       static_cast<int>(opt.prefill.size()) +
+                       static_cast<int>(opt.tokens.size()) * (dense_layers ? 2 : 1) +
+                       static_cast<int>(opt.prefill.size());
   std::uint64_t vseed = 100;
 
   // 1. bandwidth
@@ -446,15 +483,17 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     r.op = "triad";
     r.shape = "triad:" + std::to_string(triad_n);
     r.dtype = "fp32";
-    run.measure(r, [&] { return verify_triad(b, 1 << 16); },
-                [&] {
-                  TriadSpec s{triad_n, 1};
-                  return Prepared{b.triad(s), triad_work(s), -1};
-                });
+    run.measure(
+        r, [&] { return verify_triad(b, 1 << 16); },
+        [&] {
+          TriadSpec s{triad_n, 1};
+          return Prepared{b.triad(s), triad_work(s), -1};
+        });
   }
   // 2. dense GEMMs
   for (const auto& p : projs) {
-    const int n = static_cast<int>(std::clamp<double>(budget / 2 / (static_cast<double>(p.k) * elt), 1, p.n));
+    const int n =
+        static_cast<int>(std::clamp<double>(budget / 2 / (static_cast<double>(p.k) * elt), 1, p.n));
     for (int t : opt.tokens) {
       Row r;
       r.op = "gemm";
@@ -462,14 +501,25 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
       r.dtype = dt;
       r.tokens = t;
       const GemmSpec s{t, n, p.k, opt.dtype, 700};
-      run.measure(r, [&] { GemmSpec v = s; v.m = verify_tokens(t); v.seed = 701; return verify_gemm(b, v, ++vseed); },
-                  [&] { return Prepared{b.gemm(s, random_vec(static_cast<std::size_t>(t) * p.k, 11)), gemm_work(s), -1}; });
+      run.measure(
+          r,
+          [&] {
+            GemmSpec v = s;
+            v.m = verify_tokens(t);
+            v.seed = 701;
+            return verify_gemm(b, v, ++vseed);
+          },
+          [&] {
+            return Prepared{b.gemm(s, random_vec(static_cast<std::size_t>(t) * p.k, 11)),
+                            gemm_work(s), -1};
+          });
     }
   }
   // 3. MoE, step by step and fused
   if (ls.moe) {
-    const std::string key = "moe:" + std::to_string(ls.moe->experts) + "x" + std::to_string(ls.moe->ffn) + "x" +
-                            std::to_string(ls.hidden) + ",k" + std::to_string(ls.moe->top_k);
+    const std::string key = "moe:" + std::to_string(ls.moe->experts) + "x" +
+                            std::to_string(ls.moe->ffn) + "x" + std::to_string(ls.hidden) + ",k" +
+                            std::to_string(ls.moe->top_k);
     MoeSpec vmoe = moe;
     vmoe.pool = std::min(moe.pool, 16);
     vmoe.seed = 5100;
@@ -481,7 +531,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
       router->run();
       const OpOutput ro = router->output();
       const std::vector<int> ids = ro.i;
-      const std::vector<float> w(ro.f.begin() + static_cast<long long>(t) * ls.moe->experts, ro.f.end());
+      const std::vector<float> w(ro.f.begin() + static_cast<long long>(t) * ls.moe->experts,
+                                 ro.f.end());
       const int tch = touched(ids, ls.moe->experts);
       auto perm_op = b.moe_permute(moe, ids, x, t);
       perm_op->run();
@@ -496,29 +547,45 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
       r.distribution = opt.distribution.name;
       r.tokens = t;
       r.op = "moe.router";
-      run.measure(r, [&] { return verify_router(b, vmoe, vt, ++vseed); },
-                  [&] { return Prepared{b.moe_router(moe, x, t), router_work(moe, t), tch}; });
+      run.measure(
+          r, [&] { return verify_router(b, vmoe, vt, ++vseed); },
+          [&] {
+            return Prepared{b.moe_router(moe, x, t), router_work(moe, t), tch};
+          });
       r.op = "moe.permute";
-      run.measure(r, [&] { return verify_permute(b, vmoe, vt, ++vseed); },
-                  [&] { return Prepared{b.moe_permute(moe, ids, x, t), permute_work(moe, t), tch}; });
+      run.measure(
+          r, [&] { return verify_permute(b, vmoe, vt, ++vseed); },
+          [&] {
+            return Prepared{b.moe_permute(moe, ids, x, t), permute_work(moe, t), tch};
+          });
       r.op = "moe.experts";
-      run.measure(r, [&] { return verify_experts(b, vmoe, vt, ++vseed); },
-                  [&] { return Prepared{b.moe_experts(moe, po.f, counts), experts_work(moe, t, tch), tch}; });
+      run.measure(
+          r, [&] { return verify_experts(b, vmoe, vt, ++vseed); },
+          [&] {
+            return Prepared{b.moe_experts(moe, po.f, counts), experts_work(moe, t, tch), tch};
+          });
       r.op = "moe.combine";
-      run.measure(r, [&] { return verify_combine(b, vmoe, vt, ++vseed); },
-                  [&] {
-                    return Prepared{b.moe_combine(moe, random_vec(po.f.size(), 13), inv, w, t), combine_work(moe, t), tch};
-                  });
+      run.measure(
+          r, [&] { return verify_combine(b, vmoe, vt, ++vseed); },
+          [&] {
+            return Prepared{b.moe_combine(moe, random_vec(po.f.size(), 13), inv, w, t),
+                            combine_work(moe, t), tch};
+          });
       r.op = "moe.fused";
-      run.measure(r, [&] { return verify_fused(b, vmoe, vt, ++vseed); },
-                  [&] { return Prepared{b.moe_fused(moe, x, t), moe_fused_work(moe, t, tch), tch}; });
+      run.measure(
+          r, [&] { return verify_fused(b, vmoe, vt, ++vseed); },
+          [&] {
+            return Prepared{b.moe_fused(moe, x, t), moe_fused_work(moe, t, tch), tch};
+          });
     }
   }
   // 4. attention
-  const std::string akey = ls.attn.mla ? "mla:" + std::to_string(ls.attn.heads) + "h,r" + std::to_string(ls.attn.kv_lora_rank) +
-                                             "+" + std::to_string(ls.attn.rope_dim)
-                                       : "gqa:" + std::to_string(ls.attn.heads) + "/" + std::to_string(ls.attn.kv_heads) +
-                                             "x" + std::to_string(ls.attn.head_dim);
+  const std::string akey =
+      ls.attn.mla
+          ? "mla:" + std::to_string(ls.attn.heads) + "h,r" + std::to_string(ls.attn.kv_lora_rank) +
+                "+" + std::to_string(ls.attn.rope_dim)
+          : "gqa:" + std::to_string(ls.attn.heads) + "/" + std::to_string(ls.attn.kv_heads) + "x" +
+                std::to_string(ls.attn.head_dim);
   for (long long ctx : opt.context)
     for (int t : opt.tokens) {
       const AttentionSpec s = attn_for(t, 1, ctx);
@@ -533,13 +600,16 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
       r.dtype = dt;
       r.tokens = t;
       r.context = ctx;
-      run.measure(r,
-                  [&] {
-                    AttentionSpec v = attn_for(std::min(t, 2), 1, std::min<long long>(ctx, 77));
-                    v.seed = ++vseed;
-                    return verify_attention(b, v);
-                  },
-                  [&] { return Prepared{b.attention(s), attention_work(s), -1}; });
+      run.measure(
+          r,
+          [&] {
+            AttentionSpec v = attn_for(std::min(t, 2), 1, std::min<long long>(ctx, 77));
+            v.seed = ++vseed;
+            return verify_attention(b, v);
+          },
+          [&] {
+            return Prepared{b.attention(s), attention_work(s), -1};
+          });
     }
   for (int p : opt.prefill) {
     const AttentionSpec s = attn_for(1, p, p);
@@ -549,20 +619,23 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     r.dtype = dt;
     r.tokens = p;
     r.context = p;
-    run.measure(r,
-                [&] {
-                  const int vp = std::min(p, 33);
-                  AttentionSpec v = attn_for(1, vp, vp);
-                  v.seed = ++vseed;
-                  return verify_attention(b, v);
-                },
-                [&] { return Prepared{b.attention(s), attention_work(s), -1}; });
+    run.measure(
+        r,
+        [&] {
+          const int vp = std::min(p, 33);
+          AttentionSpec v = attn_for(1, vp, vp);
+          v.seed = ++vseed;
+          return verify_attention(b, v);
+        },
+        [&] {
+          return Prepared{b.attention(s), attention_work(s), -1};
+        });
   }
   // 5. whole decoder layers
   const long long ctx0 = opt.context.front();
   std::map<int, double> layer_s, dense_s;
-  auto layer_rows = [&](const LayerShape& shape, const std::string& op, int batch, int queries, long long ctx,
-                        std::map<int, double>* per_tokens) {
+  auto layer_rows = [&](const LayerShape& shape, const std::string& op, int batch, int queries,
+                        long long ctx, std::map<int, double>* per_tokens) {
     const LayerSpec s = layer_for(shape, batch, queries, ctx, 20000);
     const AttentionSpec a = s.attention_spec(0);
     if (cache_bytes(a) * opt.layers > budget) {
@@ -572,34 +645,39 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     }
     Row r;
     r.op = op;
-    r.shape = (shape.moe ? "moe_layer:" : "dense_layer:") + akey + ",x" + std::to_string(opt.layers);
+    r.shape =
+        (shape.moe ? "moe_layer:" : "dense_layer:") + akey + ",x" + std::to_string(opt.layers);
     r.dtype = dt;
     r.distribution = shape.moe ? opt.distribution.name : "";
     r.tokens = batch * queries;
     r.context = ctx;
-    run.measure(r,
-                [&] {
-                  LayerSpec v = layer_for(shape, std::min(batch, 2), verify_tokens(queries),
-                                          queries > 1 ? verify_tokens(queries) : std::min<long long>(ctx, 65), 30000);
-                  v.layers = 1;
-                  v.pool = std::min(v.pool, 16);
-                  return verify_layer(b, v, ++vseed);
-                },
-                [&] {
-                  const auto x = random_vec(static_cast<std::size_t>(s.tokens()) * shape.hidden, 14);
-                  auto op_ptr = b.layer(s, x);
-                  op_ptr->run();
-                  const OpOutput o = op_ptr->output();
-                  std::vector<int> tpl;
-                  const int k = shape.moe ? shape.moe->top_k : 0;
-                  for (int l = 0; shape.moe && l < s.layers; ++l)
-                    tpl.push_back(touched(std::vector<int>(o.i.begin() + static_cast<long long>(l) * s.tokens() * k,
-                                                           o.i.begin() + static_cast<long long>(l + 1) * s.tokens() * k),
-                                          shape.moe->experts));
-                  const int tch = tpl.empty() ? -1 : tpl.front();
-                  return Prepared{std::move(op_ptr), layer_work(s, tpl), tch};
-                });
-    if (per_tokens && !run.rows.empty() && run.rows.back().op == op && run.rows.back().tokens == batch * queries)
+    run.measure(
+        r,
+        [&] {
+          LayerSpec v =
+              layer_for(shape, std::min(batch, 2), verify_tokens(queries),
+                        queries > 1 ? verify_tokens(queries) : std::min<long long>(ctx, 65), 30000);
+          v.layers = 1;
+          v.pool = std::min(v.pool, 16);
+          return verify_layer(b, v, ++vseed);
+        },
+        [&] {
+          const auto x = random_vec(static_cast<std::size_t>(s.tokens()) * shape.hidden, 14);
+          auto op_ptr = b.layer(s, x);
+          op_ptr->run();
+          const OpOutput o = op_ptr->output();
+          std::vector<int> tpl;
+          const int k = shape.moe ? shape.moe->top_k : 0;
+          for (int l = 0; shape.moe && l < s.layers; ++l)
+            tpl.push_back(touched(
+                std::vector<int>(o.i.begin() + static_cast<long long>(l) * s.tokens() * k,
+                                 o.i.begin() + static_cast<long long>(l + 1) * s.tokens() * k),
+                shape.moe->experts));
+          const int tch = tpl.empty() ? -1 : tpl.front();
+          return Prepared{std::move(op_ptr), layer_work(s, tpl), tch};
+        });
+    if (per_tokens && !run.rows.empty() && run.rows.back().op == op &&
+        run.rows.back().tokens == batch * queries)
       (*per_tokens)[batch] = run.rows.back().time.p50 / opt.layers;
   };
   for (int t : opt.tokens) layer_rows(ls, "layer.decode", t, 1, ctx0, &layer_s);
@@ -629,10 +707,11 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   probe["command_line"] = opt.command_line;
   probe["build_warning"] = build_warning();
   probe["notes"] = result.notes;
-  result.calibration = build_calibration(
-      probe, id, device ? device->id : "",
-      device && device->memory_bandwidth_gb_s > 0 ? std::optional<double>(device->memory_bandwidth_gb_s) : std::nullopt,
-      shape_json(m, ls), config, run.rows, steps);
+  result.calibration = build_calibration(probe, id, device ? device->id : "",
+                                         device && device->memory_bandwidth_gb_s > 0
+                                             ? std::optional<double>(device->memory_bandwidth_gb_s)
+                                             : std::nullopt,
+                                         shape_json(m, ls), config, run.rows, steps);
   moeplan::write_file_atomic(opt.out, result.calibration.dump(2) + "\n");
   result.rows = run.rows;
   result.resumed = run.resumed;
@@ -654,7 +733,8 @@ CheckResult run_check(const moeplan::Model& m, Backend& b, DType d, const Distri
   const std::vector<int> toks = {1, 5, 17};
   for (const auto& p : projections(m)) {
     const int n = std::min(p.n, 1031);  // odd, capped: the reference is O(m·n·k)
-    for (int t : toks) add("gemm", p.name, t, verify_gemm(b, GemmSpec{t, n, p.k, d, ++seed}, ++seed));
+    for (int t : toks)
+      add("gemm", p.name, t, verify_gemm(b, GemmSpec{t, n, p.k, d, ++seed}, ++seed));
   }
   if (ls.moe) {
     MoeSpec s;

@@ -60,7 +60,8 @@ Check compare_close(const std::vector<float>& got, const std::vector<float>& ref
   Check c;
   if (got.size() != ref.size()) {
     c.ok = false;
-    c.detail = what + ": " + std::to_string(got.size()) + " values, reference has " + std::to_string(ref.size());
+    c.detail = what + ": " + std::to_string(got.size()) + " values, reference has " +
+               std::to_string(ref.size());
     return c;
   }
   double max_ref = 0, max_diff = 0;
@@ -79,25 +80,27 @@ Check compare_close(const std::vector<float>& got, const std::vector<float>& ref
   if (!finite || !(c.max_err <= limit)) {
     c.ok = false;
     std::ostringstream os;
-    os << what << ": normalised max error " << c.max_err << " exceeds " << limit << " (element " << worst
-       << ": got " << got[worst] << ", reference " << ref[worst] << ")";
+    os << what << ": normalised max error " << c.max_err << " exceeds " << limit << " (element "
+       << worst << ": got " << got[worst] << ", reference " << ref[worst] << ")";
     c.detail = os.str();
   }
   return c;
 }
 
-Check compare_exact(const std::vector<int>& got, const std::vector<int>& ref, const std::string& what) {
+Check compare_exact(const std::vector<int>& got, const std::vector<int>& ref,
+                    const std::string& what) {
   Check c;
   if (got.size() != ref.size()) {
     c.ok = false;
-    c.detail = what + ": " + std::to_string(got.size()) + " values, reference has " + std::to_string(ref.size());
+    c.detail = what + ": " + std::to_string(got.size()) + " values, reference has " +
+               std::to_string(ref.size());
     return c;
   }
   for (std::size_t i = 0; i < ref.size(); ++i)
     if (got[i] != ref[i]) {
       c.ok = false;
-      c.detail = what + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) + ", reference " +
-                 std::to_string(ref[i]);
+      c.detail = what + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) +
+                 ", reference " + std::to_string(ref[i]);
       return c;
     }
   return c;

@@ -28,14 +28,18 @@ void matvec(const Pattern& p, DType d, long long offset, int n, int k, const dou
   }
 }
 
-Vec to_double(const std::vector<float>& v) { return Vec(v.begin(), v.end()); }
+Vec to_double(const std::vector<float>& v) {
+  return Vec(v.begin(), v.end());
+}
 std::vector<float> to_float(const Vec& v) {
   std::vector<float> r(v.size());
   for (std::size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
   return r;
 }
 
-double silu(double g) { return g / (1.0 + std::exp(-g)); }
+double silu(double g) {
+  return g / (1.0 + std::exp(-g));
+}
 
 void rmsnorm(double* x, int n, double eps) {
   double ss = 0;
@@ -45,8 +49,8 @@ void rmsnorm(double* x, int n, double eps) {
 }
 
 // SwiGLU FFN of one row: gate/up [f, h] at element offset go, down [h, f] at offset do_.
-void ffn_row(const Pattern& pg, const Pattern& pu, const Pattern& pd, DType d, long long go, long long down_off,
-             int h, int f, const double* x, double* y) {
+void ffn_row(const Pattern& pg, const Pattern& pu, const Pattern& pd, DType d, long long go,
+             long long down_off, int h, int f, const double* x, double* y) {
   Vec g(f), u(f);
   matvec(pg, d, go, f, h, x, g.data());
   matvec(pu, d, go, f, h, x, u.data());
@@ -61,30 +65,33 @@ std::vector<float> router_logits(const MoeSpec& s, const double* x, int tokens) 
   Vec row(e);
   for (int t = 0; t < tokens; ++t) {
     matvec(pr, DType::fp32, 0, e, h, x + static_cast<long long>(t) * h, row.data());
-    for (int i = 0; i < e; ++i) logits[static_cast<std::size_t>(t) * e + i] = static_cast<float>(row[i]);
+    for (int i = 0; i < e; ++i)
+      logits[static_cast<std::size_t>(t) * e + i] = static_cast<float>(row[i]);
   }
   return logits;
 }
 
-void route_from_logits(const MoeSpec& s, const std::vector<float>& logits, int tokens, std::vector<int>& ids,
-                       std::vector<float>& w) {
+void route_from_logits(const MoeSpec& s, const std::vector<float>& logits, int tokens,
+                       std::vector<int>& ids, std::vector<float>& w) {
   const MoeShape& m = s.shape;
   ids.assign(static_cast<std::size_t>(tokens) * m.top_k, 0);
   w.assign(ids.size(), 0.0f);
-  std::vector<float> scratch(static_cast<std::size_t>(mk::routing_scratch_floats(m.experts, m.n_group)));
+  std::vector<float> scratch(
+      static_cast<std::size_t>(mk::routing_scratch_floats(m.experts, m.n_group)));
   for (int t = 0; t < tokens; ++t)
-    mk::route_token(logits.data() + static_cast<std::size_t>(t) * m.experts, s.bias.empty() ? nullptr : s.bias.data(),
-                    m.experts, m.top_k, m.sigmoid_grouped, m.n_group, m.topk_group, m.normalize,
-                    ids.data() + static_cast<std::size_t>(t) * m.top_k, w.data() + static_cast<std::size_t>(t) * m.top_k,
-                    scratch.data());
+    mk::route_token(logits.data() + static_cast<std::size_t>(t) * m.experts,
+                    s.bias.empty() ? nullptr : s.bias.data(), m.experts, m.top_k, m.sigmoid_grouped,
+                    m.n_group, m.topk_group, m.normalize,
+                    ids.data() + static_cast<std::size_t>(t) * m.top_k,
+                    w.data() + static_cast<std::size_t>(t) * m.top_k, scratch.data());
 }
 
 // Routed expert e's FFN on one row.
 void expert_row(const MoeSpec& s, int e, const double* x, double* y) {
   const int h = s.hidden, f = s.shape.ffn;
   const long long q = s.slot(e);
-  ffn_row(Pattern::for_fan_in(s.seed + 2, h), Pattern::for_fan_in(s.seed + 3, h), Pattern::for_fan_in(s.seed + 4, f),
-          s.dtype, q * f * h, q * h * f, h, f, x, y);
+  ffn_row(Pattern::for_fan_in(s.seed + 2, h), Pattern::for_fan_in(s.seed + 3, h),
+          Pattern::for_fan_in(s.seed + 4, f), s.dtype, q * f * h, q * h * f, h, f, x, y);
 }
 
 Vec moe_block_d(const MoeSpec& s, const double* x, int tokens, const std::vector<int>& ids,
@@ -130,8 +137,10 @@ Vec attention_d(const AttentionSpec& s, const Vec& q, KvFn&& kv_override) {
           const double* ko = kv_override(b, j, kvh, false);
           double acc = 0;
           for (int c = 0; c < dq; ++c) {
-            const double kc = ko ? ko[c]
-                                 : weight(pk, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c);
+            const double kc =
+                ko ? ko[c]
+                   : weight(pk, s.dtype,
+                            ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c);
             acc += qv[c] * kc;
           }
           scores[static_cast<std::size_t>(j)] = acc * s.scale;
@@ -145,9 +154,12 @@ Vec attention_d(const AttentionSpec& s, const Vec& q, KvFn&& kv_override) {
           const double* vo = kv_override(b, j, kvh, true);
           for (int c = 0; c < dv; ++c) {
             double vc;
-            if (vo) vc = vo[c];
-            else if (s.shared_kv) vc = weight(pk, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c);
-            else vc = weight(pv, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dv + c);
+            if (vo)
+              vc = vo[c];
+            else if (s.shared_kv)
+              vc = weight(pk, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c);
+            else
+              vc = weight(pv, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dv + c);
             o[c] += p * vc;
           }
         }
@@ -161,12 +173,14 @@ Vec attention_d(const AttentionSpec& s, const Vec& q, KvFn&& kv_override) {
 std::vector<float> triad(const TriadSpec& s) {
   std::vector<float> a(static_cast<std::size_t>(s.n));
   for (long long i = 0; i < s.n; ++i)
-    a[static_cast<std::size_t>(i)] = mk::pattern_value(s.seed + 1, static_cast<std::uint64_t>(i)) +
-                                     3.0f * mk::pattern_value(s.seed + 2, static_cast<std::uint64_t>(i));
+    a[static_cast<std::size_t>(i)] =
+        mk::pattern_value(s.seed + 1, static_cast<std::uint64_t>(i)) +
+        3.0f * mk::pattern_value(s.seed + 2, static_cast<std::uint64_t>(i));
   return a;
 }
 
-std::vector<float> gemm(const GemmSpec& s, const std::vector<float>& x, const std::vector<int>& cols_in) {
+std::vector<float> gemm(const GemmSpec& s, const std::vector<float>& x,
+                        const std::vector<int>& cols_in) {
   std::vector<int> cols = cols_in;
   if (cols.empty())
     for (int j = 0; j < s.n; ++j) cols.push_back(j);
@@ -177,7 +191,8 @@ std::vector<float> gemm(const GemmSpec& s, const std::vector<float>& x, const st
       double acc = 0;
       const long long base = static_cast<long long>(cols[jj]) * s.k;
       for (int c = 0; c < s.k; ++c)
-        acc += static_cast<double>(weight(p, s.dtype, base + c)) * x[static_cast<std::size_t>(i) * s.k + c];
+        acc += static_cast<double>(weight(p, s.dtype, base + c)) *
+               x[static_cast<std::size_t>(i) * s.k + c];
       y[static_cast<std::size_t>(i) * cols.size() + jj] = static_cast<float>(acc);
     }
   return y;
@@ -191,34 +206,40 @@ Routing route(const MoeSpec& s, const std::vector<float>& x, int tokens) {
   return r;
 }
 
-std::vector<float> routing_weights(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
-                                   int tokens) {
+std::vector<float> routing_weights(const MoeSpec& s, const std::vector<float>& logits,
+                                   const std::vector<int>& ids, int tokens) {
   const MoeShape& m = s.shape;
   std::vector<float> w(ids.size());
   for (int t = 0; t < tokens; ++t) {
     const float* lg = logits.data() + static_cast<std::size_t>(t) * m.experts;
     std::vector<double> p(static_cast<std::size_t>(m.experts));
     if (m.sigmoid_grouped) {
-      for (int e = 0; e < m.experts; ++e) p[static_cast<std::size_t>(e)] = 1.0 / (1.0 + std::exp(-static_cast<double>(lg[e])));
+      for (int e = 0; e < m.experts; ++e)
+        p[static_cast<std::size_t>(e)] = 1.0 / (1.0 + std::exp(-static_cast<double>(lg[e])));
     } else {
       double mx = -1e300, sum = 0;
-      for (int e = 0; e < m.experts; ++e) mx = std::max(mx, static_cast<double>(lg[e]) + (s.bias.empty() ? 0 : s.bias[static_cast<std::size_t>(e)]));
       for (int e = 0; e < m.experts; ++e)
-        sum += (p[static_cast<std::size_t>(e)] = std::exp(lg[e] + (s.bias.empty() ? 0 : s.bias[static_cast<std::size_t>(e)]) - mx));
+        mx = std::max(mx, static_cast<double>(lg[e]) +
+                              (s.bias.empty() ? 0 : s.bias[static_cast<std::size_t>(e)]));
+      for (int e = 0; e < m.experts; ++e)
+        sum += (p[static_cast<std::size_t>(e)] = std::exp(
+                    lg[e] + (s.bias.empty() ? 0 : s.bias[static_cast<std::size_t>(e)]) - mx));
       for (auto& v : p) v /= sum;
     }
     double sum = 0;
-    for (int j = 0; j < m.top_k; ++j) sum += p[static_cast<std::size_t>(ids[static_cast<std::size_t>(t) * m.top_k + j])];
+    for (int j = 0; j < m.top_k; ++j)
+      sum += p[static_cast<std::size_t>(ids[static_cast<std::size_t>(t) * m.top_k + j])];
     for (int j = 0; j < m.top_k; ++j) {
       const double v = p[static_cast<std::size_t>(ids[static_cast<std::size_t>(t) * m.top_k + j])];
-      w[static_cast<std::size_t>(t) * m.top_k + j] = static_cast<float>(m.normalize && sum > 0 ? v / sum : v);
+      w[static_cast<std::size_t>(t) * m.top_k + j] =
+          static_cast<float>(m.normalize && sum > 0 ? v / sum : v);
     }
   }
   return w;
 }
 
-bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids, int tokens,
-                double tol) {
+bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
+                int tokens, double tol) {
   const MoeShape& m = s.shape;
   for (int t = 0; t < tokens; ++t) {
     const float* lg = logits.data() + static_cast<std::size_t>(t) * m.experts;
@@ -226,7 +247,8 @@ bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::v
     std::vector<double> c(static_cast<std::size_t>(m.experts));
     for (int e = 0; e < m.experts; ++e) {
       const double b = s.bias.empty() ? 0 : s.bias[static_cast<std::size_t>(e)];
-      c[static_cast<std::size_t>(e)] = m.sigmoid_grouped ? 1.0 / (1.0 + std::exp(-static_cast<double>(lg[e]))) + b : lg[e] + b;
+      c[static_cast<std::size_t>(e)] =
+          m.sigmoid_grouped ? 1.0 / (1.0 + std::exp(-static_cast<double>(lg[e]))) + b : lg[e] + b;
     }
     std::vector<char> chosen(static_cast<std::size_t>(m.experts), 0);
     for (int j = 0; j < m.top_k; ++j) {
@@ -236,8 +258,10 @@ bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::v
     }
     double min_in = 1e300, max_out = -1e300;
     for (int e = 0; e < m.experts; ++e) {
-      if (chosen[static_cast<std::size_t>(e)]) min_in = std::min(min_in, c[static_cast<std::size_t>(e)]);
-      else if (!m.sigmoid_grouped) max_out = std::max(max_out, c[static_cast<std::size_t>(e)]);
+      if (chosen[static_cast<std::size_t>(e)])
+        min_in = std::min(min_in, c[static_cast<std::size_t>(e)]);
+      else if (!m.sigmoid_grouped)
+        max_out = std::max(max_out, c[static_cast<std::size_t>(e)]);
     }
     if (m.sigmoid_grouped) {
       // Only experts in the selected groups are eligible; re-run the grouped
@@ -245,26 +269,33 @@ bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::v
       // it up to near-ties.
       std::vector<int> ref_ids(static_cast<std::size_t>(m.top_k));
       std::vector<float> ref_w(static_cast<std::size_t>(m.top_k));
-      std::vector<float> scratch(static_cast<std::size_t>(mk::routing_scratch_floats(m.experts, m.n_group)));
-      mk::route_token(lg, s.bias.empty() ? nullptr : s.bias.data(), m.experts, m.top_k, true, m.n_group, m.topk_group,
-                      m.normalize, ref_ids.data(), ref_w.data(), scratch.data());
+      std::vector<float> scratch(
+          static_cast<std::size_t>(mk::routing_scratch_floats(m.experts, m.n_group)));
+      mk::route_token(lg, s.bias.empty() ? nullptr : s.bias.data(), m.experts, m.top_k, true,
+                      m.n_group, m.topk_group, m.normalize, ref_ids.data(), ref_w.data(),
+                      scratch.data());
       for (int e : ref_ids)
-        if (!chosen[static_cast<std::size_t>(e)]) max_out = std::max(max_out, c[static_cast<std::size_t>(e)]);
+        if (!chosen[static_cast<std::size_t>(e)])
+          max_out = std::max(max_out, c[static_cast<std::size_t>(e)]);
     }
     if (max_out > min_in + tol) return false;
   }
   return true;
 }
 
-Permutation permute(const MoeSpec& s, const std::vector<int>& ids, const std::vector<float>& x, int tokens) {
+Permutation permute(const MoeSpec& s, const std::vector<int>& ids, const std::vector<float>& x,
+                    int tokens) {
   const int e = s.shape.experts, k = s.shape.top_k, h = s.hidden;
   const long long a = static_cast<long long>(tokens) * k;
   Permutation p;
   p.counts.assign(static_cast<std::size_t>(e), 0);
   // Straightforward loops (not the shared helpers) so the shared code is checked.
-  for (long long i = 0; i < a; ++i) ++p.counts[static_cast<std::size_t>(ids[static_cast<std::size_t>(i)])];
+  for (long long i = 0; i < a; ++i)
+    ++p.counts[static_cast<std::size_t>(ids[static_cast<std::size_t>(i)])];
   p.offsets.assign(static_cast<std::size_t>(e) + 1, 0);
-  for (int i = 0; i < e; ++i) p.offsets[static_cast<std::size_t>(i) + 1] = p.offsets[static_cast<std::size_t>(i)] + p.counts[static_cast<std::size_t>(i)];
+  for (int i = 0; i < e; ++i)
+    p.offsets[static_cast<std::size_t>(i) + 1] =
+        p.offsets[static_cast<std::size_t>(i)] + p.counts[static_cast<std::size_t>(i)];
   p.perm.clear();
   p.inv.assign(static_cast<std::size_t>(a), -1);
   for (int ex = 0; ex < e; ++ex)
@@ -289,7 +320,8 @@ std::vector<float> unpermute(const Permutation& p, int hidden) {
   return out;
 }
 
-std::vector<float> experts(const MoeSpec& s, const std::vector<float>& x_perm, const std::vector<int>& counts) {
+std::vector<float> experts(const MoeSpec& s, const std::vector<float>& x_perm,
+                           const std::vector<int>& counts) {
   const int h = s.hidden;
   std::vector<float> y(x_perm.size());
   Vec xr(h), yr(h);
@@ -298,13 +330,14 @@ std::vector<float> experts(const MoeSpec& s, const std::vector<float>& x_perm, c
     for (int r = 0; r < counts[static_cast<std::size_t>(e)]; ++r, ++pos) {
       for (int c = 0; c < h; ++c) xr[c] = x_perm[static_cast<std::size_t>(pos * h + c)];
       expert_row(s, e, xr.data(), yr.data());
-      for (int c = 0; c < h; ++c) y[static_cast<std::size_t>(pos * h + c)] = static_cast<float>(yr[c]);
+      for (int c = 0; c < h; ++c)
+        y[static_cast<std::size_t>(pos * h + c)] = static_cast<float>(yr[c]);
     }
   return y;
 }
 
-std::vector<float> combine(const MoeSpec& s, const std::vector<float>& y_perm, const std::vector<int>& inv,
-                           const std::vector<float>& w, int tokens) {
+std::vector<float> combine(const MoeSpec& s, const std::vector<float>& y_perm,
+                           const std::vector<int>& inv, const std::vector<float>& w, int tokens) {
   const int h = s.hidden, k = s.shape.top_k;
   std::vector<float> out(static_cast<std::size_t>(tokens) * h);
   for (int t = 0; t < tokens; ++t)
@@ -319,8 +352,8 @@ std::vector<float> combine(const MoeSpec& s, const std::vector<float>& y_perm, c
   return out;
 }
 
-std::vector<float> moe_block(const MoeSpec& s, const std::vector<float>& x, int tokens, const std::vector<int>& ids,
-                             const std::vector<float>& w) {
+std::vector<float> moe_block(const MoeSpec& s, const std::vector<float>& x, int tokens,
+                             const std::vector<int>& ids, const std::vector<float>& w) {
   const Vec xd = to_double(x);
   return to_float(moe_block_d(s, xd.data(), tokens, ids, w));
 }
@@ -329,11 +362,12 @@ std::vector<float> attention(const AttentionSpec& s) {
   const Pattern pq{s.seed + 1, 1.0f};
   Vec q(static_cast<std::size_t>(s.batch) * s.queries * s.heads * s.qk_dim);
   for (std::size_t i = 0; i < q.size(); ++i) q[i] = pq.value(i);
-  return to_float(attention_d(s, q, [](int, long long, int, bool) -> const double* { return nullptr; }));
+  return to_float(
+      attention_d(s, q, [](int, long long, int, bool) -> const double* { return nullptr; }));
 }
 
-std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, const std::vector<int>* backend_ids,
-                         double tol) {
+std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in,
+                         const std::vector<int>* backend_ids, double tol) {
   const LayerShape& sh = s.shape;
   const AttnShape& a = sh.attn;
   const int h = sh.hidden, t_all = s.tokens(), q_per = s.queries;
@@ -342,7 +376,8 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, con
     const std::uint64_t base = s.seed + 1000ull * static_cast<std::uint64_t>(l);
     const AttentionSpec as = s.attention_spec(l);
     Vec hn = x;
-    for (int t = 0; t < t_all; ++t) rmsnorm(hn.data() + static_cast<long long>(t) * h, h, sh.rms_eps);
+    for (int t = 0; t < t_all; ++t)
+      rmsnorm(hn.data() + static_cast<long long>(t) * h, h, sh.rms_eps);
     // Projections: q for attention, new K/V rows written into the cache.
     Vec q(static_cast<std::size_t>(t_all) * as.heads * as.qk_dim);
     Vec knew(static_cast<std::size_t>(t_all) * as.kv_heads * as.qk_dim), vnew;
@@ -356,9 +391,11 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, con
         matvec(Pattern::for_fan_in(base + 10, h), s.dtype, 0, n, h, ht, qkv.data());
         std::copy_n(qkv.begin(), a.heads * d, q.begin() + static_cast<long long>(t) * a.heads * d);
         for (int i = 0; i < a.kv_heads * d; ++i) {
-          knew[static_cast<std::size_t>(t) * a.kv_heads * d + i] = round_to(s.dtype, static_cast<float>(qkv[static_cast<std::size_t>(a.heads * d + i)]));
-          vnew[static_cast<std::size_t>(t) * a.kv_heads * d + i] =
-              round_to(s.dtype, static_cast<float>(qkv[static_cast<std::size_t>((a.heads + a.kv_heads) * d + i)]));
+          knew[static_cast<std::size_t>(t) * a.kv_heads * d + i] =
+              round_to(s.dtype, static_cast<float>(qkv[static_cast<std::size_t>(a.heads * d + i)]));
+          vnew[static_cast<std::size_t>(t) * a.kv_heads * d + i] = round_to(
+              s.dtype,
+              static_cast<float>(qkv[static_cast<std::size_t>((a.heads + a.kv_heads) * d + i)]));
         }
       } else {
         Vec qfull(static_cast<std::size_t>(a.heads) * qk_mla);
@@ -366,16 +403,18 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, con
           Vec qa(a.q_lora_rank);
           matvec(Pattern::for_fan_in(base + 14, h), s.dtype, 0, a.q_lora_rank, h, ht, qa.data());
           rmsnorm(qa.data(), a.q_lora_rank, sh.rms_eps);
-          matvec(Pattern::for_fan_in(base + 15, a.q_lora_rank), s.dtype, 0, a.heads * qk_mla, a.q_lora_rank, qa.data(),
-                 qfull.data());
+          matvec(Pattern::for_fan_in(base + 15, a.q_lora_rank), s.dtype, 0, a.heads * qk_mla,
+                 a.q_lora_rank, qa.data(), qfull.data());
         } else {
-          matvec(Pattern::for_fan_in(base + 15, h), s.dtype, 0, a.heads * qk_mla, h, ht, qfull.data());
+          matvec(Pattern::for_fan_in(base + 15, h), s.dtype, 0, a.heads * qk_mla, h, ht,
+                 qfull.data());
         }
         const int r = a.kv_lora_rank;
         Vec kv(static_cast<std::size_t>(r + a.rope_dim));
         matvec(Pattern::for_fan_in(base + 16, h), s.dtype, 0, r + a.rope_dim, h, ht, kv.data());
         for (int i = 0; i < r + a.rope_dim; ++i)
-          knew[static_cast<std::size_t>(t) * (r + a.rope_dim) + i] = round_to(s.dtype, static_cast<float>(kv[static_cast<std::size_t>(i)]));
+          knew[static_cast<std::size_t>(t) * (r + a.rope_dim) + i] =
+              round_to(s.dtype, static_cast<float>(kv[static_cast<std::size_t>(i)]));
         const Pattern puk = Pattern::for_fan_in(base + 17, a.nope_dim);
         for (int hh = 0; hh < a.heads; ++hh) {
           double* qo = q.data() + (static_cast<long long>(t) * a.heads + hh) * (r + a.rope_dim);
@@ -383,7 +422,8 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, con
           for (int c = 0; c < r; ++c) {
             double acc = 0;
             for (int n = 0; n < a.nope_dim; ++n)
-              acc += qn[n] * weight(puk, s.dtype, (static_cast<long long>(hh) * a.nope_dim + n) * r + c);
+              acc += qn[n] *
+                     weight(puk, s.dtype, (static_cast<long long>(hh) * a.nope_dim + n) * r + c);
             qo[c] = acc;
           }
           for (int c = 0; c < a.rope_dim; ++c) qo[r + c] = qn[a.nope_dim + c];
@@ -410,18 +450,22 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, con
         for (int hh = 0; hh < a.heads; ++hh)
           matvec(puv, s.dtype, static_cast<long long>(hh) * a.v_head_dim * r, a.v_head_dim, r,
                  att.data() + (static_cast<long long>(t) * a.heads + hh) * r,
-                 o_in.data() + static_cast<long long>(t) * o_k + static_cast<long long>(hh) * a.v_head_dim);
+                 o_in.data() + static_cast<long long>(t) * o_k +
+                     static_cast<long long>(hh) * a.v_head_dim);
     } else {
       o_k = a.heads * a.head_dim;
       o_in = att;
     }
     Vec y(h);
     for (int t = 0; t < t_all; ++t) {
-      matvec(Pattern::for_fan_in(base + 13, o_k), s.dtype, 0, h, o_k, o_in.data() + static_cast<long long>(t) * o_k, y.data());
-      for (int c = 0; c < h; ++c) x[static_cast<std::size_t>(t) * h + c] += y[static_cast<std::size_t>(c)];
+      matvec(Pattern::for_fan_in(base + 13, o_k), s.dtype, 0, h, o_k,
+             o_in.data() + static_cast<long long>(t) * o_k, y.data());
+      for (int c = 0; c < h; ++c)
+        x[static_cast<std::size_t>(t) * h + c] += y[static_cast<std::size_t>(c)];
     }
     Vec h2 = x;
-    for (int t = 0; t < t_all; ++t) rmsnorm(h2.data() + static_cast<long long>(t) * h, h, sh.rms_eps);
+    for (int t = 0; t < t_all; ++t)
+      rmsnorm(h2.data() + static_cast<long long>(t) * h, h, sh.rms_eps);
     if (sh.moe) {
       const MoeSpec ms = s.moe_spec(l);
       const int k = ms.shape.top_k;
@@ -442,9 +486,11 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in, con
     } else {
       const int f = sh.dense_ffn;
       for (int t = 0; t < t_all; ++t) {
-        ffn_row(Pattern::for_fan_in(base + 30, h), Pattern::for_fan_in(base + 31, h), Pattern::for_fan_in(base + 32, f),
-                s.dtype, 0, 0, h, f, h2.data() + static_cast<long long>(t) * h, y.data());
-        for (int c = 0; c < h; ++c) x[static_cast<std::size_t>(t) * h + c] += y[static_cast<std::size_t>(c)];
+        ffn_row(Pattern::for_fan_in(base + 30, h), Pattern::for_fan_in(base + 31, h),
+                Pattern::for_fan_in(base + 32, f), s.dtype, 0, 0, h, f,
+                h2.data() + static_cast<long long>(t) * h, y.data());
+        for (int c = 0; c < h; ++c)
+          x[static_cast<std::size_t>(t) * h + c] += y[static_cast<std::size_t>(c)];
       }
     }
   }

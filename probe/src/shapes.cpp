@@ -18,13 +18,15 @@ AttnShape attn_shape(const moeplan::Model& m) {
     s.nope_dim = a.qk_nope_head_dim;
     s.v_head_dim = a.v_head_dim;
     if (s.kv_lora_rank <= 0 || s.rope_dim <= 0 || s.nope_dim <= 0 || s.v_head_dim <= 0)
-      throw moeplan::Error("model " + m.id + ": MLA attention needs kv_lora_rank, qk_rope_head_dim, "
+      throw moeplan::Error("model " + m.id +
+                           ": MLA attention needs kv_lora_rank, qk_rope_head_dim, "
                            "qk_nope_head_dim and v_head_dim");
   } else {
     s.kv_heads = a.kv_heads > 0 ? a.kv_heads : a.heads;
     s.head_dim = a.head_dim > 0 ? a.head_dim : (a.heads > 0 ? m.hidden_size / a.heads : 0);
     if (s.head_dim <= 0 || s.heads % s.kv_heads != 0)
-      throw moeplan::Error("model " + m.id + ": attention needs head_dim and heads divisible by kv_heads");
+      throw moeplan::Error("model " + m.id +
+                           ": attention needs head_dim and heads divisible by kv_heads");
   }
   if (s.heads <= 0) throw moeplan::Error("model " + m.id + ": attention.heads must be positive");
   return s;
@@ -49,10 +51,13 @@ LayerShape layer_shape(const moeplan::Model& m) {
     x.n_group = x.sigmoid_grouped ? (m.moe->n_group > 0 ? m.moe->n_group : 1) : 0;
     x.topk_group = x.sigmoid_grouped ? (m.moe->topk_group > 0 ? m.moe->topk_group : x.n_group) : 0;
     if (x.experts <= 0 || x.top_k <= 0 || x.top_k > x.experts || x.ffn <= 0)
-      throw moeplan::Error("model " + m.id + ": moe needs routed_experts >= experts_per_token > 0 and expert_ffn_size");
+      throw moeplan::Error(
+          "model " + m.id +
+          ": moe needs routed_experts >= experts_per_token > 0 and expert_ffn_size");
     if (x.sigmoid_grouped && (x.experts % x.n_group != 0 || x.topk_group > x.n_group ||
                               x.topk_group * (x.experts / x.n_group) < x.top_k))
-      throw moeplan::Error("model " + m.id + ": grouped routing needs n_group dividing routed_experts and "
+      throw moeplan::Error("model " + m.id +
+                           ": grouped routing needs n_group dividing routed_experts and "
                            "topk_group groups holding at least experts_per_token experts");
     s.moe = x;
   } else if (m.dense_ffn_size <= 0) {
@@ -64,7 +69,8 @@ LayerShape layer_shape(const moeplan::Model& m) {
 LayerShape dense_layer_shape(const moeplan::Model& m) {
   LayerShape s = layer_shape(m);
   s.moe.reset();
-  if (s.dense_ffn <= 0) throw moeplan::Error("model " + m.id + ": dense layers need dense_ffn_size");
+  if (s.dense_ffn <= 0)
+    throw moeplan::Error("model " + m.id + ": dense layers need dense_ffn_size");
   return s;
 }
 
@@ -100,7 +106,9 @@ std::vector<Projection> projections(const moeplan::Model& m) {
   return p;
 }
 
-std::vector<std::string> synthetic_model_ids() { return {"synthetic-tiny", "synthetic-mla"}; }
+std::vector<std::string> synthetic_model_ids() {
+  return {"synthetic-tiny", "synthetic-mla"};
+}
 
 moeplan::Model find_model(const std::string& id, const moeplan::Catalog* cat) {
   if (id == "synthetic-tiny") {

@@ -7,7 +7,9 @@
 
 namespace moeprobe {
 
-const char* dtype_name(DType d) { return d == DType::fp32 ? "fp32" : "bf16"; }
+const char* dtype_name(DType d) {
+  return d == DType::fp32 ? "fp32" : "bf16";
+}
 
 DType parse_dtype(const std::string& s) {
   if (s == "fp32") return DType::fp32;
@@ -20,10 +22,13 @@ float round_to(DType d, float v) {
   return moekernels::bf16_bits_to_float(moekernels::float_to_bf16_bits(v));
 }
 
-float Pattern::value(std::uint64_t i) const { return scale * moekernels::pattern_value(seed, i); }
+float Pattern::value(std::uint64_t i) const {
+  return scale * moekernels::pattern_value(seed, i);
+}
 
 Pattern Pattern::for_fan_in(std::uint64_t seed, long long fan_in) {
-  return Pattern{seed, static_cast<float>(std::sqrt(3.0 / static_cast<double>(fan_in > 0 ? fan_in : 1)))};
+  return Pattern{seed,
+                 static_cast<float>(std::sqrt(3.0 / static_cast<double>(fan_in > 0 ? fan_in : 1)))};
 }
 
 MoeSpec LayerSpec::moe_spec(int layer) const {

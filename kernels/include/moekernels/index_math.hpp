@@ -21,7 +21,9 @@ namespace moekernels {
 
 // ---- tiling ---------------------------------------------------------------
 
-MOE_HD inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+MOE_HD inline long long ceil_div(long long a, long long b) {
+  return (a + b - 1) / b;
+}
 
 // Half-open range [begin, end) of part `part` when `n` items are split into
 // `parts` nearly equal contiguous blocks (the first n % parts blocks get one
@@ -115,7 +117,9 @@ MOE_HD inline void softmax_inplace(const float* x, int n, float* out) {
   for (int i = 0; i < n; ++i) out[i] /= s;
 }
 
-MOE_HD inline float sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+MOE_HD inline float sigmoid(float x) {
+  return 1.0f / (1.0f + __builtin_expf(-x));
+}
 
 // Routing of one token. `logits` [n] router outputs; `bias` [n] per-expert bias
 // (the distribution skew, or DeepSeek's e_score_correction_bias; may be null).
@@ -127,12 +131,14 @@ MOE_HD inline float sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-x))
 //   weights = s of the picked (without bias), renormalised when `normalize`.
 // scratch must hold 2*n floats + n_group floats + n bytes (see routing_scratch_floats).
 // Writes idx[k] (best first) and w[k].
-MOE_HD inline int routing_scratch_floats(int n, int n_group) { return 2 * n + n_group + n / 4 + 1; }
+MOE_HD inline int routing_scratch_floats(int n, int n_group) {
+  return 2 * n + n_group + n / 4 + 1;
+}
 MOE_HD inline void route_token(const float* logits, const float* bias, int n, int k,
                                bool sigmoid_grouped, int n_group, int topk_group, bool normalize,
                                int* idx, float* w, float* scratch) {
-  float* p = scratch;        // probabilities / sigmoid scores
-  float* c = scratch + n;    // selection scores
+  float* p = scratch;      // probabilities / sigmoid scores
+  float* c = scratch + n;  // selection scores
   if (!sigmoid_grouped) {
     for (int i = 0; i < n; ++i) c[i] = logits[i] + (bias ? bias[i] : 0.0f);
     softmax_inplace(c, n, p);
@@ -212,7 +218,9 @@ struct OnlineSoftmax {
   float m;
   float l;
 };
-MOE_HD inline OnlineSoftmax online_softmax_init() { return OnlineSoftmax{-3.0e38f, 0.0f}; }
+MOE_HD inline OnlineSoftmax online_softmax_init() {
+  return OnlineSoftmax{-3.0e38f, 0.0f};
+}
 // Returns (scale for the old accumulator, weight for the new value).
 struct OnlineStep {
   float scale_old;

@@ -3,8 +3,8 @@
 //
 //   const Calibration c = load_calibration("calibration.json");   // throws InputError
 //   c.bandwidth_gb_s();                 // measured copy/triad bandwidth, GB/s (10^9 B/s)
-//   c.compute_plateau_tflops("bf16");   // sustained dense GEMM rate, TFLOP/s (nullopt: not measured)
-//   c.step_latency_s();                 // per-step constant latency, seconds
+//   c.compute_plateau_tflops("bf16");   // sustained dense GEMM rate, TFLOP/s (nullopt: not
+//   measured) c.step_latency_s();                 // per-step constant latency, seconds
 //   c.efficiency("moe_fused", 8);       // fraction of the measured roofline reached at 8 tokens
 //   c.decode_step_s(8);                 // whole-layer-stack decode step at batch 8, seconds
 #pragma once

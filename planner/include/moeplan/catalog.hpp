@@ -21,8 +21,8 @@ enum class AttentionType { mha, gqa, mla };
 struct Attention {
   AttentionType type = AttentionType::gqa;
   int heads = 0;
-  int kv_heads = 0;  // GQA/MHA
-  int head_dim = 0;  // GQA/MHA
+  int kv_heads = 0;     // GQA/MHA
+  int head_dim = 0;     // GQA/MHA
   int q_lora_rank = 0;  // MLA
   int kv_lora_rank = 0;
   int qk_rope_head_dim = 0;

@@ -180,7 +180,7 @@ struct DemandInputs {
 
 struct BuyInputs {
   std::string label = "buy";
-  double capex_net = 0;  // before VAT, the point used in the TCO
+  double capex_net = 0;                          // before VAT, the point used in the TCO
   double capex_net_low = 0, capex_net_high = 0;  // quoted range (equal when one price)
   double vat_rate = 0;
   bool vat_recoverable = false;
@@ -274,8 +274,8 @@ struct OptionResult {
   std::string id;     // buy | rent | api
   std::string label;  // human description
   CostCurve curve;
-  double total_cost = 0;     // cumulative at the horizon
-  double cost_per_year = 0;  // own: TCO over life / life years; rent, api: yearly
+  double total_cost = 0;                       // cumulative at the horizon
+  double cost_per_year = 0;                    // own: TCO over life / life years; rent, api: yearly
   std::optional<double> cost_per_mtok_output;  // at the scenario's demand
   double present_cost = 0;                     // PV at the buy discount rate (0 without buy)
 };
@@ -322,9 +322,9 @@ struct ProviderMixResult {
   std::string name;
   double input_per_output = 0;
   double revenue_usd_per_mtok = 0;
-  double revenue_per_mtok = 0;                   // scenario currency
-  double revenue_per_tok_s_month = 0;            // one sustained tok/s for a month
-  std::optional<double> payback_years;           // owned node at the sold utilization
+  double revenue_per_mtok = 0;          // scenario currency
+  double revenue_per_tok_s_month = 0;   // one sustained tok/s for a month
+  std::optional<double> payback_years;  // owned node at the sold utilization
 };
 
 struct ProviderResult {
@@ -345,7 +345,7 @@ struct CostAnalysis {
   std::optional<double> simple_payback_months;  // buy capex against rent alone (C1)
   std::optional<double> value_break_even, value_roi_50, value_roi_100;  // per year (C4)
   std::optional<double> rent_to_own_threshold;                          // C5
-  std::optional<double> node_utilization;  // demand / capacity
+  std::optional<double> node_utilization;                               // demand / capacity
   std::optional<double> api_per_mtok_output;
   std::optional<double> own_matches_api_tok_s, rent_matches_api_tok_s;  // sustained demand
   std::vector<FlexionPoint> flexion;

@@ -37,8 +37,7 @@ class UnknownIdError : public Error {
 std::size_t edit_distance(const std::string& a, const std::string& b);
 
 // Up to `max` known ids closest to `id` (distance ≤ max(2, len/3)), best first.
-std::vector<std::string> closest_ids(const std::string& id,
-                                     const std::vector<std::string>& known,
+std::vector<std::string> closest_ids(const std::string& id, const std::vector<std::string>& known,
                                      std::size_t max = 3);
 
 }  // namespace moeplan

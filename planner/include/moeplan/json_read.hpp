@@ -38,7 +38,7 @@ class JsonView {
 
   JsonView at(std::string_view key) const;  // required member
   std::optional<JsonView> get(std::string_view key) const;
-  std::vector<JsonView> array() const;   // requires an array
+  std::vector<JsonView> array() const;                      // requires an array
   std::vector<JsonView> array(std::string_view key) const;  // required array member
   std::vector<JsonView> array_or_empty(std::string_view key) const;
 

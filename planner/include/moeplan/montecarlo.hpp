@@ -24,7 +24,9 @@ struct Rng {
   // Uniform in [0, 1).
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  std::size_t index(std::size_t n) { return static_cast<std::size_t>(uniform() * static_cast<double>(n)) % n; }
+  std::size_t index(std::size_t n) {
+    return static_cast<std::size_t>(uniform() * static_cast<double>(n)) % n;
+  }
 };
 
 // Seed of one stream (candidate `stream` of a plan with seed `seed`).
@@ -55,8 +57,8 @@ struct Inputs {
   // Throughput per node (SLA-feasible) and its spread: × U(1 − spread, 1 + spread).
   double throughput_tok_s = 0;
   double efficiency_spread = 0.2;
-  double peak_tok_s = 0;      // demand the fleet is sized for
-  int reserve_nodes = 0;      // N+1
+  double peak_tok_s = 0;  // demand the fleet is sized for
+  int reserve_nodes = 0;  // N+1
   double output_tokens_per_year = 0;
 };
 

@@ -32,8 +32,8 @@ SpecMethod parse_spec_method(const std::string& s);  // throws Error on unknown
 
 struct SpecConfig {
   SpecMethod method = SpecMethod::none;
-  int tokens = 0;           // draft length K; 0 = the method's default
-  double acceptance = -1;   // per-position acceptance probability α in [0,1); <0 = default
+  int tokens = 0;          // draft length K; 0 = the method's default
+  double acceptance = -1;  // per-position acceptance probability α in [0,1); <0 = default
   const Model* draft_model = nullptr;  // SpecMethod::draft only (default: 1/20 of the target)
 };
 
@@ -41,15 +41,15 @@ struct SpecConfig {
 // figures measured on `device_id`; zero means "not measured, keep the default".
 struct DeviceCalibration {
   std::string device_id;
-  std::string file;               // for provenance in outputs
-  double bandwidth_gb_s = 0;      // sustained copy bandwidth
-  double bf16_tflops = 0;         // sustained large-GEMM rates
+  std::string file;           // for provenance in outputs
+  double bandwidth_gb_s = 0;  // sustained copy bandwidth
+  double bf16_tflops = 0;     // sustained large-GEMM rates
   double fp8_tflops = 0;
   double fp4_tflops = 0;
-  double link_gb_s = 0;           // collective bus bandwidth per GPU
-  double link_latency_us = 0;     // small-message collective latency
-  double memory_gb = 0;           // device memory (only used when the device is not in the catalog)
-  std::string kind;               // "cpu" | "gpu" | "unified" as the probe recorded it
+  double link_gb_s = 0;        // collective bus bandwidth per GPU
+  double link_latency_us = 0;  // small-message collective latency
+  double memory_gb = 0;        // device memory (only used when the device is not in the catalog)
+  std::string kind;            // "cpu" | "gpu" | "unified" as the probe recorded it
   // Optional measured efficiency curve per op class against token/batch count,
   // relative to the values above (1 = exactly the sustained figure). Op classes
   // queried: "memory", "gemm", "attention", "allreduce". Empty optional = not measured.
@@ -93,14 +93,15 @@ struct PerfRequest {
   const Device* device = nullptr;
   const Engine* engine = nullptr;
   int gpus = 1;
-  PrecisionMix weights;        // empty = the model's native mix
-  std::string kv_precision;    // "" = bf16
+  PrecisionMix weights;      // empty = the model's native mix
+  std::string kv_precision;  // "" = bf16
   Layout layout;
   long long input_tokens = 1024;
   long long output_tokens = 256;
   long long concurrency = 1;
   SpecConfig spec;
-  double routing_skew = 0;     // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
+  double routing_skew =
+      0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
   const DeviceCalibration* calibration = nullptr;
   std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
 };
@@ -111,36 +112,36 @@ const char* bound_name(Bound b);
 
 // One engine step (decode, verify, prefill chunk or a mixed batch).
 struct StepBreakdown {
-  double bytes_per_gpu = 0;           // weights + KV + activations, most loaded GPU
+  double bytes_per_gpu = 0;  // weights + KV + activations, most loaded GPU
   double weight_bytes_per_gpu = 0;
-  double expert_bytes_per_gpu = 0;    // routed experts touched (included in weight bytes)
+  double expert_bytes_per_gpu = 0;  // routed experts touched (included in weight bytes)
   double kv_bytes_per_gpu = 0;
   double flops_per_gpu = 0;
-  double experts_touched = 0;         // expected distinct routed experts per MoE layer
-  double memory_s = 0;                // bytes / (bandwidth · η_bw)
-  double compute_s = 0;               // Σ flops / (peak · η_compute) per math format
-  double comm_s = 0;                  // TP all-reduce + EP dispatch/combine + PP hand-off
-  double overhead_s = 0;              // per-step + per-layer fixed costs
-  double time_s = 0;                  // max(memory, compute) + comm + overhead (× pp stages)
+  double experts_touched = 0;  // expected distinct routed experts per MoE layer
+  double memory_s = 0;         // bytes / (bandwidth · η_bw)
+  double compute_s = 0;        // Σ flops / (peak · η_compute) per math format
+  double comm_s = 0;           // TP all-reduce + EP dispatch/combine + PP hand-off
+  double overhead_s = 0;       // per-step + per-layer fixed costs
+  double time_s = 0;           // max(memory, compute) + comm + overhead (× pp stages)
   Bound bound = Bound::memory;
 };
 
 struct DecodeResult {
-  StepBreakdown step;        // one decode (or verify + draft) step at the steady-state batch
+  StepBreakdown step;          // one decode (or verify + draft) step at the steady-state batch
   double tokens_per_step = 1;  // per sequence (speculative decoding > 1)
   double tpot_ms = 0;
   double per_request_tokens_per_s = 0;
-  double output_tokens_per_s = 0;  // aggregate
-  double total_tokens_per_s = 0;   // (input + output) tokens per second, aggregate
-  double batch = 0;                // sequences decoding in an average step
-  double prefill_step_share = 0;   // share of steps that also carry a prefill chunk
+  double output_tokens_per_s = 0;    // aggregate
+  double total_tokens_per_s = 0;     // (input + output) tokens per second, aggregate
+  double batch = 0;                  // sequences decoding in an average step
+  double prefill_step_share = 0;     // share of steps that also carry a prefill chunk
   double roofline_tokens_per_s = 0;  // single-stream bandwidth roofline: BW / bytes per token
 };
 
 struct PrefillResult {
-  double ttft_ms = 0;            // mean time to first token at the requested concurrency
-  double ttft_alone_ms = 0;      // one request on an idle system
-  double tokens_per_s = 0;       // prompt tokens per second for one request on an idle system
+  double ttft_ms = 0;                 // mean time to first token at the requested concurrency
+  double ttft_alone_ms = 0;           // one request on an idle system
+  double tokens_per_s = 0;            // prompt tokens per second for one request on an idle system
   double aggregate_tokens_per_s = 0;  // prompt tokens per second at steady state
   long long chunk_tokens = 0;
   int chunks = 0;
@@ -152,12 +153,12 @@ struct PerfResult {
   Efficiencies eff;
   DecodeResult decode;
   PrefillResult prefill;
-  Bound bound = Bound::memory;         // binding term of the steady-state step
+  Bound bound = Bound::memory;             // binding term of the steady-state step
   Evidence evidence = Evidence::default_;  // weakest tier among the factors used
-  double spec_expected_tokens = 1;     // (1 − α^(K+1)) / (1 − α)
+  double spec_expected_tokens = 1;         // (1 − α^(K+1)) / (1 − α)
   int spec_tokens = 0;
   double spec_acceptance = 0;
-  double weights_bytes = 0;            // whole model
+  double weights_bytes = 0;  // whole model
   double kv_bytes_per_token = 0;
   std::vector<std::string> notes;
 };
@@ -177,8 +178,8 @@ struct SweepPoint {
 
 struct SweepResult {
   std::vector<SweepPoint> points;
-  long long max_concurrency = 0;  // KV-memory limit from fit() at input + output tokens
-  long long knee_concurrency = 0; // maximises aggregate × per-request tok/s (Kleinrock's "power")
+  long long max_concurrency = 0;   // KV-memory limit from fit() at input + output tokens
+  long long knee_concurrency = 0;  // maximises aggregate × per-request tok/s (Kleinrock's "power")
   std::optional<long long> best_sla_concurrency;  // highest aggregate throughput meeting the SLA
   std::string limit_reason;
 };
@@ -194,7 +195,9 @@ SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla = {
 
 // T1: tokens produced in a 30-day month by one sustained token per second.
 constexpr double kSecondsPerMonth30 = 30.0 * 24 * 3600;
-inline double tokens_per_month(double tokens_per_s) { return tokens_per_s * kSecondsPerMonth30; }
+inline double tokens_per_month(double tokens_per_s) {
+  return tokens_per_s * kSecondsPerMonth30;
+}
 
 // Expected tokens per verify step with draft length k and per-position acceptance a
 // (Leviathan et al. 2023, eq. 1): (1 − a^(k+1)) / (1 − a).

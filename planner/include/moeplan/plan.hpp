@@ -40,15 +40,17 @@ struct PlanDemand {
 
   // Calendar-average output tok/s: requests/day × output tokens × days/365 / 86,400.
   double average_output_tokens_per_s() const;
-  double peak_output_tokens_per_s() const { return average_output_tokens_per_s() * peak_to_average; }
+  double peak_output_tokens_per_s() const {
+    return average_output_tokens_per_s() * peak_to_average;
+  }
   double output_tokens_per_year() const;
 };
 
 struct ModelSelector {
-  std::vector<std::string> ids;            // explicit ids, or empty = the whole catalog
-  long long min_context_tokens = 0;        // constraint filters
-  std::vector<std::string> licenses;       // allowed licence strings (exact), empty = any
-  double max_total_params_b = 0;           // 0 = any
+  std::vector<std::string> ids;       // explicit ids, or empty = the whole catalog
+  long long min_context_tokens = 0;   // constraint filters
+  std::vector<std::string> licenses;  // allowed licence strings (exact), empty = any
+  double max_total_params_b = 0;      // 0 = any
   bool moe_only = false;
 };
 
@@ -112,7 +114,7 @@ PlanScenario parse_plan_scenario_text(const std::string& text, const std::string
 // One input a figure depends on, with where it came from (regress uses these
 // to name the catalog fields that moved a figure).
 struct Input {
-  std::string name;   // "devices.json/h200/memory_bandwidth_gb_s", "/buy/capex"
+  std::string name;  // "devices.json/h200/memory_bandwidth_gb_s", "/buy/capex"
   Json value;
   std::string unit;
   std::string source;  // catalog file + entry + field, or the scenario path
@@ -159,9 +161,11 @@ struct Candidate {
   mc::Result mc;
   mc::Inputs mc_inputs;
   // quality
-  std::map<std::string, std::optional<double>> scores;  // asked-for and gpqa_diamond; nullopt = missing
+  std::map<std::string, std::optional<double>>
+      scores;  // asked-for and gpqa_diamond; nullopt = missing
   std::optional<std::pair<double, double>> retention_pct;
-  std::optional<double> value_points_per_mtok;  // primary score / cheapest own-or-rent cost per Mtok
+  std::optional<double>
+      value_points_per_mtok;  // primary score / cheapest own-or-rent cost per Mtok
   std::string primary_benchmark;
   // verdict
   bool eligible = false;

@@ -40,14 +40,14 @@ struct Point {
   std::string kv;
   ResolvedLayout layout;
   long long concurrency = 0;
-  double aggregate_tok_s = 0;   // output tok/s of one replica
+  double aggregate_tok_s = 0;  // output tok/s of one replica
   double per_user_tok_s = 0;
   double ttft_ms = 0, tpot_ms = 0;
   bool meets_sla = true;
   double gpu_hour_usd = 0;
-  std::string price_basis;  // "rent: provider (kind)" | "own: item"
-  int replicas = 1;         // copies needed for the demand (1 without a demand)
-  double cost_per_mtok = 0; // scenario currency, at the demand (idle capacity included)
+  std::string price_basis;   // "rent: provider (kind)" | "own: item"
+  int replicas = 1;          // copies needed for the demand (1 without a demand)
+  double cost_per_mtok = 0;  // scenario currency, at the demand (idle capacity included)
 };
 
 struct Result {

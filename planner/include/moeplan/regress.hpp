@@ -19,7 +19,8 @@ struct Change {
 };
 
 struct MovedInput {
-  std::string name;    // "prices.json/hardware/8x H200 SXM complete system (reseller listings)/price_low"
+  std::string
+      name;  // "prices.json/hardware/8x H200 SXM complete system (reseller listings)/price_low"
   std::string source;  // catalog file + entry (or scenario path)
   Json old_value, new_value;
 };

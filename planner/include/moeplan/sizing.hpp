@@ -15,7 +15,8 @@ namespace moeplan {
 // component) or "default=fp8,routed_experts=nvfp4" (components named in
 // docs/catalogs.md); unset components keep `base`.
 using PrecisionMix = std::map<Component, std::string>;
-PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base, const Catalog& cat);
+PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base,
+                               const Catalog& cat);
 
 // Parallel layout. gpus = tp × pp × dp. Experts are spread over ep ranks
 // inside each pipeline stage (ep ≤ tp × dp). 0 = choose the default
@@ -24,22 +25,23 @@ struct Layout {
   int tp = 0;
   int pp = 1;
   int ep = 0;
-  bool dp_attention = false;  // MLA: shard the latent KV by sequence instead of replicating per TP rank
+  bool dp_attention =
+      false;  // MLA: shard the latent KV by sequence instead of replicating per TP rank
 };
 
 struct FitRequest {
   const Model* model = nullptr;
   const Device* device = nullptr;
   int gpus = 1;
-  PrecisionMix weights;       // empty = the model's native mix
-  std::string kv_precision;   // "" = bf16
+  PrecisionMix weights;          // empty = the model's native mix
+  std::string kv_precision;      // "" = bf16
   long long context_tokens = 0;  // 0 = the model's max context
   long long concurrency = 1;
   Layout layout;
   double memory_utilization = 0.90;  // share of device memory the engine may use (vLLM default)
   double reserved_gb_per_gpu = 0.0;  // fixed reservation outside the engine (desktop, other apps)
   std::optional<double> activation_gb_per_gpu;  // override the activation/workspace estimate
-  long long prefill_chunk_tokens = 8192;        // tokens per forward pass the activations are sized for
+  long long prefill_chunk_tokens = 8192;  // tokens per forward pass the activations are sized for
   // What-if overrides (the article's own figures, M8).
   std::optional<double> device_memory_gb;
   std::optional<double> weights_gb;
@@ -50,11 +52,11 @@ struct FitRequest {
 struct GpuMemory {
   int index = 0;
   int pp_stage = 0;
-  double capacity_bytes = 0;    // device memory × utilization − reservation
+  double capacity_bytes = 0;  // device memory × utilization − reservation
   double weights_bytes = 0;
   double activation_bytes = 0;
-  double kv_bytes = 0;          // at the requested context × concurrency
-  double free_bytes = 0;        // capacity − the above (negative: does not fit)
+  double kv_bytes = 0;    // at the requested context × concurrency
+  double free_bytes = 0;  // capacity − the above (negative: does not fit)
 };
 
 struct ResolvedLayout {
@@ -67,19 +69,19 @@ struct FitResult {
   PrecisionMix weights;
   std::string kv_precision;
   std::map<Component, double> weights_bytes_by_component;
-  double weights_bytes = 0;  // whole model
+  double weights_bytes = 0;       // whole model
   double kv_bytes_per_token = 0;  // all KV-holding layers, one token (context within any window)
   double kv_bytes_total = 0;      // requested context × concurrency, before any replication
-  double kv_share_per_gpu = 0;    // fraction of kv_bytes_total each GPU holds (replication included)
-  double capacity_bytes = 0;      // sum over GPUs
-  double device_memory_bytes = 0; // one device
+  double kv_share_per_gpu = 0;  // fraction of kv_bytes_total each GPU holds (replication included)
+  double capacity_bytes = 0;    // sum over GPUs
+  double device_memory_bytes = 0;  // one device
   long long context_tokens = 0;
   long long concurrency = 0;
   bool fits = false;
-  std::string reason;             // why not, or the binding limit when it fits
-  long long max_concurrency = 0;  // at context_tokens
+  std::string reason;                // why not, or the binding limit when it fits
+  long long max_concurrency = 0;     // at context_tokens
   long long max_context_tokens = 0;  // at concurrency, capped by the model's trained context
-  int min_gpus = 0;               // smallest count of this device that fits (0: none up to 512)
+  int min_gpus = 0;                  // smallest count of this device that fits (0: none up to 512)
   std::vector<GpuMemory> per_gpu;
   std::vector<std::string> notes;
 };
@@ -89,8 +91,8 @@ double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element);
 // KV bytes of one sequence at `context` tokens (sliding windows, linear layers accounted for).
 double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context);
 // Weight bytes per component for a precision mix (published total split by architecture shares).
-std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix, const Catalog& cat,
-                                         bool include_mtp = false);
+std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
+                                         const Catalog& cat, bool include_mtp = false);
 // Activation/workspace estimate per GPU (docs/memory.md).
 double activation_bytes_per_gpu(const Model& m, const ResolvedLayout& l, long long chunk_tokens,
                                 long long max_seqs);

@@ -12,7 +12,7 @@
 namespace moeplan::svg {
 
 struct Series {
-  std::string name;  // legend entry
+  std::string name;          // legend entry
   std::vector<double> x, y;  // same length; NaN y values break the line
   std::string color;         // "" = next palette colour
   bool dashed = false;

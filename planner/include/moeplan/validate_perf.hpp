@@ -28,15 +28,23 @@ CsvTable parse_csv(const std::string& text, const std::string& file_label);
 const std::vector<std::string>& benchmark_columns();
 
 // The metrics a row may carry.
-enum class Metric { decode_tok_s_single, output_tok_s, total_tok_s, prefill_tok_s, tpot_ms, ttft_ms };
+enum class Metric {
+  decode_tok_s_single,
+  output_tok_s,
+  total_tok_s,
+  prefill_tok_s,
+  tpot_ms,
+  ttft_ms
+};
 const char* metric_name(Metric m);
 
 struct BenchmarkRow {
-  int line = 0;                       // physical line in the file
-  std::vector<std::string> raw;       // every input cell, in header order (extra columns included)
+  int line = 0;                  // physical line in the file
+  std::vector<std::string> raw;  // every input cell, in header order (extra columns included)
   std::string model, gpu, precision, kv_precision, engine, unit, source;
   int gpu_count = 1;
-  std::optional<long long> input_tokens, output_tokens, concurrency;  // empty concurrency = saturated
+  std::optional<long long> input_tokens, output_tokens,
+      concurrency;  // empty concurrency = saturated
   Metric metric = Metric::decode_tok_s_single;
   double value = 0;
 };
@@ -65,9 +73,9 @@ struct MetricSummary {
   std::string metric;
   int rows = 0;
   int predicted = 0;
-  double median_abs_pct = 0;  // unpredicted rows count as infinitely wrong
-  double mean_abs_pct = 0;    // over predicted rows
-  double within_25_share = 0; // share of all rows (unpredicted count as outside)
+  double median_abs_pct = 0;   // unpredicted rows count as infinitely wrong
+  double mean_abs_pct = 0;     // over predicted rows
+  double within_25_share = 0;  // share of all rows (unpredicted count as outside)
 };
 
 struct ValidationResult {
@@ -84,6 +92,7 @@ ValidationResult validate(const BenchmarkFile& f, const Catalog& cat);
 // when the row states one) — the `published` evidence tier of `moeplan perf`.
 std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std::string& model,
                                                const std::string& gpu, int gpus,
-                                               const std::string& precision, const std::string& engine);
+                                               const std::string& precision,
+                                               const std::string& engine);
 
 }  // namespace moeplan

@@ -39,10 +39,16 @@ constexpr const char* kGroupedNote =
     "";
 #endif
 
-Elem elem(DType d) { return d == DType::fp32 ? Elem::f32 : Elem::bf16; }
-std::size_t esize(Elem e) { return static_cast<std::size_t>(kc::elem_bytes(e)); }
+Elem elem(DType d) {
+  return d == DType::fp32 ? Elem::f32 : Elem::bf16;
+}
+std::size_t esize(Elem e) {
+  return static_cast<std::size_t>(kc::elem_bytes(e));
+}
 
-float fan_in_scale(long long fan_in) { return Pattern::for_fan_in(0, fan_in).scale; }
+float fan_in_scale(long long fan_in) {
+  return Pattern::for_fan_in(0, fan_in).scale;
+}
 
 std::string env_or(const char* name, const std::string& def) {
   const char* v = std::getenv(name);
@@ -66,11 +72,13 @@ struct Ctx {
 
 // A [rows, cols] weight in the op's storage type, filled from a pattern block
 // by block: blocks[i] = (destination element offset, seed, scale, first index, count).
-DeviceBuffer make_weight(long long elems, Elem t) { return DeviceBuffer(static_cast<std::size_t>(elems) * esize(t)); }
-void fill(const DeviceBuffer& b, Elem t, long long dst_off, std::uint64_t seed, float scale, long long index0,
-          long long n, cudaStream_t st) {
-  kc::fill_pattern(static_cast<char*>(b.get()) + static_cast<std::size_t>(dst_off) * esize(t), t, n, seed, scale,
-                   index0, st);
+DeviceBuffer make_weight(long long elems, Elem t) {
+  return DeviceBuffer(static_cast<std::size_t>(elems) * esize(t));
+}
+void fill(const DeviceBuffer& b, Elem t, long long dst_off, std::uint64_t seed, float scale,
+          long long index0, long long n, cudaStream_t st) {
+  kc::fill_pattern(static_cast<char*>(b.get()) + static_cast<std::size_t>(dst_off) * esize(t), t, n,
+                   seed, scale, index0, st);
 }
 
 // ---- op base: enqueue() holds the work; graphs where capturable -------------------
@@ -141,8 +149,12 @@ class TriadOp : public CudaOp {
     kc::fill_pattern(c_.get(), Elem::f32, n_, sp.seed + 2, 1.0f, 0, s());
     MOE_CUDA_CHECK(cudaMemsetAsync(a_.get(), 0, bytes, s()));
   }
-  void enqueue(cudaStream_t st) override { kc::triad(a_.as<float>(), b_.as<float>(), c_.as<float>(), n_, st); }
-  OpOutput output() override { return OpOutput{cudabk::download<float>(a_.get(), static_cast<std::size_t>(n_), s()), {}}; }
+  void enqueue(cudaStream_t st) override {
+    kc::triad(a_.as<float>(), b_.as<float>(), c_.as<float>(), n_, st);
+  }
+  OpOutput output() override {
+    return OpOutput{cudabk::download<float>(a_.get(), static_cast<std::size_t>(n_), s()), {}};
+  }
 
  private:
   long long n_;
@@ -151,7 +163,8 @@ class TriadOp : public CudaOp {
 
 class GemmOp : public CudaOp {
  public:
-  GemmOp(std::shared_ptr<Ctx> c, const GemmSpec& sp, const std::vector<float>& x) : CudaOp(std::move(c)), sp_(sp) {
+  GemmOp(std::shared_ptr<Ctx> c, const GemmSpec& sp, const std::vector<float>& x)
+      : CudaOp(std::move(c)), sp_(sp) {
     t_ = elem(sp.dtype);
     w_ = make_weight(static_cast<long long>(sp.n) * sp.k, t_);
     fill(w_, t_, 0, sp.seed, fan_in_scale(sp.k), 0, static_cast<long long>(sp.n) * sp.k, s());
@@ -162,10 +175,12 @@ class GemmOp : public CudaOp {
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
   void enqueue(cudaStream_t st) override {
-    ctx_->lt.matmul(MatmulShape{sp_.m, sp_.n, sp_.k, t_, sp_.k, sp_.k, sp_.n, 0}, w_.get(), x_.get(), y_.as<float>(), st);
+    ctx_->lt.matmul(MatmulShape{sp_.m, sp_.n, sp_.k, t_, sp_.k, sp_.k, sp_.n, 0}, w_.get(),
+                    x_.get(), y_.as<float>(), st);
   }
   OpOutput output() override {
-    return OpOutput{cudabk::download<float>(y_.get(), static_cast<std::size_t>(sp_.m) * sp_.n, s()), {}};
+    return OpOutput{cudabk::download<float>(y_.get(), static_cast<std::size_t>(sp_.m) * sp_.n, s()),
+                    {}};
   }
 
  private:
@@ -210,8 +225,9 @@ struct MoeWeights {
 // Expert FFN over expert-contiguous rows with host-known counts: one cuBLASLt
 // matmul per non-empty expert (gate|up), one SwiGLU over all rows, one matmul
 // per expert (down). x_act [A, H] in t; gu_out [A, 2F] f32; h_act [A, F] in t.
-void experts_per_expert(Ctx& c, const MoeSpec& s, const MoeWeights& w, const std::vector<int>& counts,
-                        const void* x_act, float* gu_out, void* h_act, float* y, cudaStream_t st) {
+void experts_per_expert(Ctx& c, const MoeSpec& s, const MoeWeights& w,
+                        const std::vector<int>& counts, const void* x_act, float* gu_out,
+                        void* h_act, float* y, cudaStream_t st) {
   const Elem t = elem(s.dtype);
   const int h = s.hidden, f = s.shape.ffn;
   long long off = 0;
@@ -219,9 +235,11 @@ void experts_per_expert(Ctx& c, const MoeSpec& s, const MoeWeights& w, const std
     const int n = counts[static_cast<std::size_t>(e)];
     if (n == 0) continue;  // experts without tokens launch nothing
     const long long q = s.slot(e);
-    c.lt.matmul(MatmulShape{n, 2 * f, h, t, h, h, 2 * f, 0},
-                static_cast<const char*>(w.gu.get()) + static_cast<std::size_t>(q * 2 * f * h) * esize(t),
-                static_cast<const char*>(x_act) + static_cast<std::size_t>(off * h) * esize(t), gu_out + off * 2 * f, st);
+    c.lt.matmul(
+        MatmulShape{n, 2 * f, h, t, h, h, 2 * f, 0},
+        static_cast<const char*>(w.gu.get()) + static_cast<std::size_t>(q * 2 * f * h) * esize(t),
+        static_cast<const char*>(x_act) + static_cast<std::size_t>(off * h) * esize(t),
+        gu_out + off * 2 * f, st);
     off += n;
   }
   kc::swiglu(gu_out, static_cast<int>(off), f, h_act, t, st);
@@ -230,16 +248,18 @@ void experts_per_expert(Ctx& c, const MoeSpec& s, const MoeWeights& w, const std
     const int n = counts[static_cast<std::size_t>(e)];
     if (n == 0) continue;
     const long long q = s.slot(e);
-    c.lt.matmul(MatmulShape{n, h, f, t, f, f, h, 0},
-                static_cast<const char*>(w.down.get()) + static_cast<std::size_t>(q * h * f) * esize(t),
-                static_cast<const char*>(h_act) + static_cast<std::size_t>(off * f) * esize(t), y + off * h, st);
+    c.lt.matmul(
+        MatmulShape{n, h, f, t, f, f, h, 0},
+        static_cast<const char*>(w.down.get()) + static_cast<std::size_t>(q * h * f) * esize(t),
+        static_cast<const char*>(h_act) + static_cast<std::size_t>(off * f) * esize(t), y + off * h,
+        st);
     off += n;
   }
 }
 
 // Shared experts (one FFN of width shared_experts * shared_ffn) over all tokens.
-void shared_ffn(Ctx& c, const MoeSpec& s, const MoeWeights& w, int tokens, const void* x_act, float* gu_out,
-                void* h_act, float* out, cudaStream_t st) {
+void shared_ffn(Ctx& c, const MoeSpec& s, const MoeWeights& w, int tokens, const void* x_act,
+                float* gu_out, void* h_act, float* out, cudaStream_t st) {
   const Elem t = elem(s.dtype);
   const int h = s.hidden, fs = s.shape.shared_experts * s.shape.shared_ffn;
   c.lt.matmul(MatmulShape{tokens, 2 * fs, h, t, h, h, 2 * fs, 0}, w.sgu.get(), x_act, gu_out, st);
@@ -252,16 +272,21 @@ struct RouterBufs {
   void alloc(const MoeSpec& s, int tokens) {
     const auto m = static_cast<std::size_t>(tokens);
     logits.resize(m * static_cast<std::size_t>(s.shape.experts) * 4);
-    scratch.resize(m * static_cast<std::size_t>(mk::routing_scratch_floats(s.shape.experts, s.shape.n_group)) * 4);
+    scratch.resize(
+        m * static_cast<std::size_t>(mk::routing_scratch_floats(s.shape.experts, s.shape.n_group)) *
+        4);
     ids.resize(m * static_cast<std::size_t>(s.shape.top_k) * 4);
     w.resize(m * static_cast<std::size_t>(s.shape.top_k) * 4);
   }
-  void run(Ctx& c, const MoeSpec& s, const MoeWeights& mw, const float* x, int tokens, cudaStream_t st) {
+  void run(Ctx& c, const MoeSpec& s, const MoeWeights& mw, const float* x, int tokens,
+           cudaStream_t st) {
     const MoeShape& m = s.shape;
-    c.lt.matmul(MatmulShape{tokens, m.experts, s.hidden, Elem::f32, s.hidden, s.hidden, m.experts, 0}, mw.router.get(), x,
-                logits.as<float>(), st);
-    kc::route(logits.as<float>(), mw.bias.as<float>(), tokens, m.experts, m.top_k, m.sigmoid_grouped, m.n_group,
-              m.topk_group, m.normalize, scratch.as<float>(), ids.as<int>(), w.as<float>(), st);
+    c.lt.matmul(
+        MatmulShape{tokens, m.experts, s.hidden, Elem::f32, s.hidden, s.hidden, m.experts, 0},
+        mw.router.get(), x, logits.as<float>(), st);
+    kc::route(logits.as<float>(), mw.bias.as<float>(), tokens, m.experts, m.top_k,
+              m.sigmoid_grouped, m.n_group, m.topk_group, m.normalize, scratch.as<float>(),
+              ids.as<int>(), w.as<float>(), st);
   }
 };
 
@@ -274,8 +299,8 @@ struct PermBufs {
     inv.resize(static_cast<std::size_t>(std::max(1LL, assignments)) * 4);
   }
   void run(const MoeSpec& s, const int* ids, int assignments, cudaStream_t st) {
-    kc::permute_index(ids, assignments, s.shape.experts, counts.as<int>(), offsets.as<int>(), perm.as<int>(),
-                      inv.as<int>(), st);
+    kc::permute_index(ids, assignments, s.shape.experts, counts.as<int>(), offsets.as<int>(),
+                      perm.as<int>(), inv.as<int>(), st);
   }
 };
 
@@ -293,8 +318,10 @@ class RouterOp : public CudaOp {
     const auto t = static_cast<std::size_t>(tokens_);
     OpOutput o;
     o.i = cudabk::download<int>(rb_.ids.get(), t * static_cast<std::size_t>(s_.shape.top_k), s());
-    o.f = cudabk::download<float>(rb_.logits.get(), t * static_cast<std::size_t>(s_.shape.experts), s());
-    const auto w = cudabk::download<float>(rb_.w.get(), t * static_cast<std::size_t>(s_.shape.top_k), s());
+    o.f = cudabk::download<float>(rb_.logits.get(), t * static_cast<std::size_t>(s_.shape.experts),
+                                  s());
+    const auto w =
+        cudabk::download<float>(rb_.w.get(), t * static_cast<std::size_t>(s_.shape.top_k), s());
     o.f.insert(o.f.end(), w.begin(), w.end());
     return o;
   }
@@ -309,25 +336,28 @@ class RouterOp : public CudaOp {
 
 class PermuteOp : public CudaOp {
  public:
-  PermuteOp(std::shared_ptr<Ctx> c, const MoeSpec& sp, const std::vector<int>& ids, const std::vector<float>& x,
-            int tokens)
+  PermuteOp(std::shared_ptr<Ctx> c, const MoeSpec& sp, const std::vector<int>& ids,
+            const std::vector<float>& x, int tokens)
       : CudaOp(std::move(c)), s_(sp), a_(static_cast<int>(ids.size())) {
     ids_ = cudabk::upload(ids, s());
     x_ = cudabk::upload(x, s());
     pb_.alloc(sp, a_);
-    x_perm_.resize(static_cast<std::size_t>(std::max(1, a_)) * static_cast<std::size_t>(sp.hidden) * 4);
+    x_perm_.resize(static_cast<std::size_t>(std::max(1, a_)) * static_cast<std::size_t>(sp.hidden) *
+                   4);
     (void)tokens;
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
   void enqueue(cudaStream_t st) override {
     pb_.run(s_, ids_.as<int>(), a_, st);
-    kc::gather_rows(x_.as<float>(), pb_.perm.as<int>(), s_.shape.top_k, a_, s_.hidden, x_perm_.get(), Elem::f32, st);
+    kc::gather_rows(x_.as<float>(), pb_.perm.as<int>(), s_.shape.top_k, a_, s_.hidden,
+                    x_perm_.get(), Elem::f32, st);
   }
   OpOutput output() override {
     const auto e = static_cast<std::size_t>(s_.shape.experts), a = static_cast<std::size_t>(a_);
     OpOutput o;
     o.i = cudabk::download<int>(pb_.counts.get(), e, s());
-    for (const auto& part : {cudabk::download<int>(pb_.offsets.get(), e + 1, s()), cudabk::download<int>(pb_.perm.get(), a, s()),
+    for (const auto& part : {cudabk::download<int>(pb_.offsets.get(), e + 1, s()),
+                             cudabk::download<int>(pb_.perm.get(), a, s()),
                              cudabk::download<int>(pb_.inv.get(), a, s())})
       o.i.insert(o.i.end(), part.begin(), part.end());
     o.f = cudabk::download<float>(x_perm_.get(), a * static_cast<std::size_t>(s_.hidden), s());
@@ -343,7 +373,8 @@ class PermuteOp : public CudaOp {
 
 class ExpertsOp : public CudaOp {
  public:
-  ExpertsOp(std::shared_ptr<Ctx> c, const MoeSpec& sp, const std::vector<float>& x_perm, const std::vector<int>& counts)
+  ExpertsOp(std::shared_ptr<Ctx> c, const MoeSpec& sp, const std::vector<float>& x_perm,
+            const std::vector<int>& counts)
       : CudaOp(std::move(c)), s_(sp), counts_(counts) {
     const Elem t = elem(sp.dtype);
     const int h = sp.hidden, f = sp.shape.ffn;
@@ -364,23 +395,27 @@ class ExpertsOp : public CudaOp {
   }
   void enqueue(cudaStream_t st) override {
     if (!batched_) {
-      experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
+      experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(),
+                         y_.as<float>(), st);
       return;
     }
     const Elem t = elem(s_.dtype);
     const int h = s_.hidden, f = s_.shape.ffn;
-    kc::pad_rows(xf_.as<float>(), offsets_.as<int>(), dcounts_.as<int>(), list_.as<int>(), nb_, rows_per_, h,
-                 xp_.get(), t, st);
-    ctx().lt.matmul(MatmulShape{rows_per_, 2 * f, h, t, h, h, 2 * f, nb_}, ptr_[0].get(), ptr_[1].get(),
-                    static_cast<float*>(ptr_[2].get()), st);
+    kc::pad_rows(xf_.as<float>(), offsets_.as<int>(), dcounts_.as<int>(), list_.as<int>(), nb_,
+                 rows_per_, h, xp_.get(), t, st);
+    ctx().lt.matmul(MatmulShape{rows_per_, 2 * f, h, t, h, h, 2 * f, nb_}, ptr_[0].get(),
+                    ptr_[1].get(), static_cast<float*>(ptr_[2].get()), st);
     kc::swiglu(gu_.as<float>(), nb_ * rows_per_, f, h_act_.get(), t, st);
     ctx().lt.matmul(MatmulShape{rows_per_, h, f, t, f, f, h, nb_}, ptr_[3].get(), ptr_[4].get(),
                     static_cast<float*>(ptr_[5].get()), st);
-    kc::unpad_rows(yp_.as<float>(), offsets_.as<int>(), dcounts_.as<int>(), list_.as<int>(), nb_, rows_per_, h,
-                   y_.as<float>(), st);
+    kc::unpad_rows(yp_.as<float>(), offsets_.as<int>(), dcounts_.as<int>(), list_.as<int>(), nb_,
+                   rows_per_, h, y_.as<float>(), st);
   }
   OpOutput output() override {
-    return OpOutput{cudabk::download<float>(y_.get(), static_cast<std::size_t>(a_) * static_cast<std::size_t>(s_.hidden), s()), {}};
+    return OpOutput{
+        cudabk::download<float>(
+            y_.get(), static_cast<std::size_t>(a_) * static_cast<std::size_t>(s_.hidden), s()),
+        {}};
   }
   bool batched() const { return batched_; }
 
@@ -414,11 +449,15 @@ class ExpertsOp : public CudaOp {
     for (int b = 0; b < nb_; ++b) {
       const long long q = s_.slot(list[static_cast<std::size_t>(b)]);
       const auto row0 = static_cast<std::size_t>(b) * static_cast<std::size_t>(rows_per_);
-      p[0].push_back(static_cast<const char*>(mw_.gu.get()) + static_cast<std::size_t>(q * 2 * f * h) * esize(t));
-      p[1].push_back(static_cast<const char*>(xp_.get()) + row0 * static_cast<std::size_t>(h) * esize(t));
+      p[0].push_back(static_cast<const char*>(mw_.gu.get()) +
+                     static_cast<std::size_t>(q * 2 * f * h) * esize(t));
+      p[1].push_back(static_cast<const char*>(xp_.get()) +
+                     row0 * static_cast<std::size_t>(h) * esize(t));
       p[2].push_back(gu_.as<float>() + row0 * 2 * static_cast<std::size_t>(f));
-      p[3].push_back(static_cast<const char*>(mw_.down.get()) + static_cast<std::size_t>(q * h * f) * esize(t));
-      p[4].push_back(static_cast<const char*>(h_act_.get()) + row0 * static_cast<std::size_t>(f) * esize(t));
+      p[3].push_back(static_cast<const char*>(mw_.down.get()) +
+                     static_cast<std::size_t>(q * h * f) * esize(t));
+      p[4].push_back(static_cast<const char*>(h_act_.get()) +
+                     row0 * static_cast<std::size_t>(f) * esize(t));
       p[5].push_back(yp_.as<float>() + row0 * static_cast<std::size_t>(h));
     }
     for (int i = 0; i < 6; ++i) ptr_[i] = cudabk::upload(p[i], s());
@@ -427,10 +466,12 @@ class ExpertsOp : public CudaOp {
     dcounts_ = cudabk::upload(counts_, s());
     list_ = cudabk::upload(list, s());
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
-    const bool ok1 = ctx().lt.supported(MatmulShape{rows_per_, 2 * f, h, t, h, h, 2 * f, nb_}, ptr_[0].get(),
-                                        ptr_[1].get(), static_cast<float*>(ptr_[2].get()), s());
-    const bool ok2 = ctx().lt.supported(MatmulShape{rows_per_, h, f, t, f, f, h, nb_}, ptr_[3].get(), ptr_[4].get(),
-                                        static_cast<float*>(ptr_[5].get()), s());
+    const bool ok1 =
+        ctx().lt.supported(MatmulShape{rows_per_, 2 * f, h, t, h, h, 2 * f, nb_}, ptr_[0].get(),
+                           ptr_[1].get(), static_cast<float*>(ptr_[2].get()), s());
+    const bool ok2 =
+        ctx().lt.supported(MatmulShape{rows_per_, h, f, t, f, f, h, nb_}, ptr_[3].get(),
+                           ptr_[4].get(), static_cast<float*>(ptr_[5].get()), s());
     if (!ok1 || !ok2) {
       batched_ = false;
       const auto rows = static_cast<std::size_t>(std::max(1LL, a_));
@@ -451,8 +492,8 @@ class ExpertsOp : public CudaOp {
 
 class CombineOp : public CudaOp {
  public:
-  CombineOp(std::shared_ptr<Ctx> c, const MoeSpec& sp, const std::vector<float>& y, const std::vector<int>& inv,
-            const std::vector<float>& w, int tokens)
+  CombineOp(std::shared_ptr<Ctx> c, const MoeSpec& sp, const std::vector<float>& y,
+            const std::vector<int>& inv, const std::vector<float>& w, int tokens)
       : CudaOp(std::move(c)), s_(sp), tokens_(tokens) {
     y_ = cudabk::upload(y, s());
     inv_ = cudabk::upload(inv, s());
@@ -461,11 +502,15 @@ class CombineOp : public CudaOp {
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
   void enqueue(cudaStream_t st) override {
-    kc::combine(y_.as<float>(), inv_.as<int>(), w_.as<float>(), tokens_, s_.shape.top_k, s_.hidden, out_.as<float>(),
-                false, st);
+    kc::combine(y_.as<float>(), inv_.as<int>(), w_.as<float>(), tokens_, s_.shape.top_k, s_.hidden,
+                out_.as<float>(), false, st);
   }
   OpOutput output() override {
-    return OpOutput{cudabk::download<float>(out_.get(), static_cast<std::size_t>(tokens_) * static_cast<std::size_t>(s_.hidden), s()), {}};
+    return OpOutput{
+        cudabk::download<float>(
+            out_.get(), static_cast<std::size_t>(tokens_) * static_cast<std::size_t>(s_.hidden),
+            s()),
+        {}};
   }
 
  private:
@@ -516,17 +561,20 @@ class MoeFusedOp : public CudaOp {
     const bool shared = s_.shape.shared_experts * s_.shape.shared_ffn > 0;
     if (shared) {
       kc::convert_f32(x_.as<float>(), xt_act_.get(), t, static_cast<long long>(tokens_) * h, st);
-      shared_ffn(ctx(), s_, mw_, tokens_, xt_act_.get(), gu_.as<float>(), h_act_.get(), out_.as<float>(), st);
+      shared_ffn(ctx(), s_, mw_, tokens_, xt_act_.get(), gu_.as<float>(), h_act_.get(),
+                 out_.as<float>(), st);
     }
     MOE_CUDA_CHECK(cudaStreamSynchronize(st));
     counts_.assign(host_counts_, host_counts_ + e);
-    experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
-    kc::combine(y_.as<float>(), pb_.inv.as<int>(), rb_.w.as<float>(), tokens_, s_.shape.top_k, h, out_.as<float>(),
-                shared, st);
+    experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(),
+                       y_.as<float>(), st);
+    kc::combine(y_.as<float>(), pb_.inv.as<int>(), rb_.w.as<float>(), tokens_, s_.shape.top_k, h,
+                out_.as<float>(), shared, st);
   }
   OpOutput output() override {
     OpOutput o;
-    o.f = cudabk::download<float>(out_.get(), static_cast<std::size_t>(tokens_) * static_cast<std::size_t>(s_.hidden), s());
+    o.f = cudabk::download<float>(
+        out_.get(), static_cast<std::size_t>(tokens_) * static_cast<std::size_t>(s_.hidden), s());
     o.i = cudabk::download<int>(rb_.ids.get(), static_cast<std::size_t>(a_), s());
     return o;
   }
@@ -562,19 +610,20 @@ class AttentionOp : public CudaOp {
       std::iota(table.begin(), table.end(), 0);
       for (int i = pages - 1; i > 0; --i)
         std::swap(table[static_cast<std::size_t>(i)],
-                  table[static_cast<std::size_t>(mk::mix64(static_cast<std::uint64_t>(i)) % static_cast<std::uint64_t>(i + 1))]);
+                  table[static_cast<std::size_t>(mk::mix64(static_cast<std::uint64_t>(i)) %
+                                                 static_cast<std::uint64_t>(i + 1))]);
       table_ = cudabk::upload(table, s());
       a.page_table = table_.as<int>();
       a.page = kPage;
       a.pages_per_seq = pps;
       const long long prow = static_cast<long long>(pages) * kPage;
       k_.resize(static_cast<std::size_t>(prow * sp.kv_heads * sp.qk_dim) * esize(t));
-      kc::fill_paged(k_.get(), t, sp.batch, sp.context, sp.kv_heads, sp.qk_dim, table_.as<int>(), kPage, pps,
-                     sp.seed + 2, s());
+      kc::fill_paged(k_.get(), t, sp.batch, sp.context, sp.kv_heads, sp.qk_dim, table_.as<int>(),
+                     kPage, pps, sp.seed + 2, s());
       if (!sp.shared_kv) {
         v_.resize(static_cast<std::size_t>(prow * sp.kv_heads * sp.v_dim) * esize(t));
-        kc::fill_paged(v_.get(), t, sp.batch, sp.context, sp.kv_heads, sp.v_dim, table_.as<int>(), kPage, pps,
-                       sp.seed + 3, s());
+        kc::fill_paged(v_.get(), t, sp.batch, sp.context, sp.kv_heads, sp.v_dim, table_.as<int>(),
+                       kPage, pps, sp.seed + 3, s());
       }
     } else {
       const long long kn = rows * sp.kv_heads * sp.qk_dim, vn = rows * sp.kv_heads * sp.v_dim;
@@ -605,8 +654,12 @@ class AttentionOp : public CudaOp {
     ws_.resize(static_cast<std::size_t>(ws_bytes_));
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
-  void enqueue(cudaStream_t st) override { kc::attention(args_, ws_.get(), ws_bytes_, ctx().facts.sms, st); }
-  OpOutput output() override { return OpOutput{cudabk::download<float>(out_.get(), out_.bytes() / 4, s()), {}}; }
+  void enqueue(cudaStream_t st) override {
+    kc::attention(args_, ws_.get(), ws_bytes_, ctx().facts.sms, st);
+  }
+  OpOutput output() override {
+    return OpOutput{cudabk::download<float>(out_.get(), out_.bytes() / 4, s()), {}};
+  }
 
  private:
   AttentionSpec sp_;
@@ -617,17 +670,21 @@ class AttentionOp : public CudaOp {
 
 // ---- backend ------------------------------------------------------------------------
 
-std::string arch_list() { return MOEPROBE_CUDA_ARCHS; }
+std::string arch_list() {
+  return MOEPROBE_CUDA_ARCHS;
+}
 
 std::string lt_version() {
   const std::size_t v = cublasLtGetVersion();
-  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." +
+         std::to_string(v % 100);
 }
 
 std::string experts_path(bool batched) {
   return std::string(kGroupedNote) +
          (batched ? "cuBLASLt pointer-array batched matmul over padded experts (fallback variant 2)"
-                  : "one cuBLASLt matmul per non-empty expert, captured in a CUDA graph (fallback variant 1; "
+                  : "one cuBLASLt matmul per non-empty expert, captured in a CUDA graph (fallback "
+                    "variant 1; "
                     "CUDA 13.0 cuBLASLt has no grouped matmul)");
 }
 
@@ -658,16 +715,23 @@ class CudaBackend : public Backend {
     MOE_CUDA_CHECK(cudaDriverGetVersion(&drv));
     MOE_CUDA_CHECK(cudaRuntimeGetVersion(&rt));
     id.driver = cudabk::Nvml::instance().driver_version();
-    if (id.driver.empty()) id.driver = "cuda-driver-api " + std::to_string(drv / 1000) + "." + std::to_string((drv % 1000) / 10);
+    if (id.driver.empty())
+      id.driver =
+          "cuda-driver-api " + std::to_string(drv / 1000) + "." + std::to_string((drv % 1000) / 10);
     id.cuda = std::to_string(rt / 1000) + "." + std::to_string((rt % 1000) / 10);
     id.libraries["cublasLt"] = lt_version();
-    id.libraries["nccl"] = std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH);
-    id.libraries["compute_capability"] = std::to_string(f.cc_major) + "." + std::to_string(f.cc_minor);
+    id.libraries["nccl"] = std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." +
+                           std::to_string(NCCL_PATCH);
+    id.libraries["compute_capability"] =
+        std::to_string(f.cc_major) + "." + std::to_string(f.cc_minor);
     id.libraries["cuda_archs"] = arch_list();
     id.libraries["moe_experts"] = experts_path(ctx_->batched_experts);
-    id.libraries["moe_fused"] = "per-expert cuBLASLt matmuls after a device->host count copy (one sync per call)";
-    id.libraries["kv_cache"] = ctx_->paged_kv ? "paged (64 positions per page, shuffled pages)" : "contiguous";
-    id.libraries["nvml"] = cudabk::Nvml::instance().available() ? "dlopen libnvidia-ml.so.1" : "unavailable";
+    id.libraries["moe_fused"] =
+        "per-expert cuBLASLt matmuls after a device->host count copy (one sync per call)";
+    id.libraries["kv_cache"] =
+        ctx_->paged_kv ? "paged (64 positions per page, shuffled pages)" : "contiguous";
+    id.libraries["nvml"] =
+        cudabk::Nvml::instance().available() ? "dlopen libnvidia-ml.so.1" : "unavailable";
     const GpuClocks c = cudabk::Nvml::instance().read(ctx_->device);
     if (c.valid) {
       id.clocks_mhz["sm"] = c.sm_mhz;
@@ -685,32 +749,40 @@ class CudaBackend : public Backend {
     kc::scribble(ctx_->flush.get(), static_cast<long long>(ctx_->flush.bytes()), ctx_->stream);
     MOE_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
   }
-  std::unique_ptr<Op> triad(const TriadSpec& s) override { return std::make_unique<TriadOp>(ctx_, s); }
+  std::unique_ptr<Op> triad(const TriadSpec& s) override {
+    return std::make_unique<TriadOp>(ctx_, s);
+  }
   std::unique_ptr<Op> gemm(const GemmSpec& s, const std::vector<float>& x) override {
     return std::make_unique<GemmOp>(ctx_, s, x);
   }
-  std::unique_ptr<Op> moe_router(const MoeSpec& s, const std::vector<float>& x, int tokens) override {
+  std::unique_ptr<Op> moe_router(const MoeSpec& s, const std::vector<float>& x,
+                                 int tokens) override {
     return std::make_unique<RouterOp>(ctx_, s, x, tokens);
   }
-  std::unique_ptr<Op> moe_permute(const MoeSpec& s, const std::vector<int>& ids, const std::vector<float>& x,
-                                  int tokens) override {
+  std::unique_ptr<Op> moe_permute(const MoeSpec& s, const std::vector<int>& ids,
+                                  const std::vector<float>& x, int tokens) override {
     return std::make_unique<PermuteOp>(ctx_, s, ids, x, tokens);
   }
   std::unique_ptr<Op> moe_experts(const MoeSpec& s, const std::vector<float>& x_perm,
                                   const std::vector<int>& counts) override {
     return std::make_unique<ExpertsOp>(ctx_, s, x_perm, counts);
   }
-  std::unique_ptr<Op> moe_combine(const MoeSpec& s, const std::vector<float>& y_perm, const std::vector<int>& inv,
-                                  const std::vector<float>& w, int tokens) override {
+  std::unique_ptr<Op> moe_combine(const MoeSpec& s, const std::vector<float>& y_perm,
+                                  const std::vector<int>& inv, const std::vector<float>& w,
+                                  int tokens) override {
     return std::make_unique<CombineOp>(ctx_, s, y_perm, inv, w, tokens);
   }
-  std::unique_ptr<Op> moe_fused(const MoeSpec& s, const std::vector<float>& x, int tokens) override {
+  std::unique_ptr<Op> moe_fused(const MoeSpec& s, const std::vector<float>& x,
+                                int tokens) override {
     return std::make_unique<MoeFusedOp>(ctx_, s, x, tokens);
   }
-  std::unique_ptr<Op> attention(const AttentionSpec& s) override { return std::make_unique<AttentionOp>(ctx_, s); }
+  std::unique_ptr<Op> attention(const AttentionSpec& s) override {
+    return std::make_unique<AttentionOp>(ctx_, s);
+  }
   std::unique_ptr<Op> layer(const LayerSpec&, const std::vector<float>&) override {
-    throw moeplan::Error("cuda backend: the 'layer' op is not implemented yet (probe part 2 covers the MoE, GEMM, "
-                         "attention and bandwidth ops; run layer rows on the cpu backend)");
+    throw moeplan::Error(
+        "cuda backend: the 'layer' op is not implemented yet (probe part 2 covers the MoE, GEMM, "
+        "attention and bandwidth ops; run layer rows on the cpu backend)");
   }
   Ctx& ctx() { return *ctx_; }
 
@@ -719,7 +791,9 @@ class CudaBackend : public Backend {
   std::shared_ptr<Ctx> ctx_;
 };
 
-double median_of(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+double median_of(std::vector<double> v) {
+  return percentile(std::move(v), 0.5);
+}
 
 }  // namespace
 
@@ -728,11 +802,12 @@ BackendInfo cuda_backend_info() {
   b.name = "cuda";
   b.available = true;
   b.reason = "built with CUDA for sm " + arch_list() + ", cuBLASLt " + lt_version() + ", NCCL " +
-             std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "; expert GEMMs: " +
-             experts_path(false) + "; the 'layer' op is not implemented on this backend yet";
+             std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) +
+             "; expert GEMMs: " + experts_path(false) +
+             "; the 'layer' op is not implemented on this backend yet";
   b.dtypes = {"fp32", "bf16"};
-  b.ops = {"triad", "gemm", "moe.router", "moe.permute", "moe.experts", "moe.combine", "moe.fused",
-           "attention.decode", "attention.prefill"};
+  b.ops = {"triad",       "gemm",      "moe.router",       "moe.permute",      "moe.experts",
+           "moe.combine", "moe.fused", "attention.decode", "attention.prefill"};
   return b;
 }
 
@@ -741,19 +816,22 @@ std::unique_ptr<Backend> make_cuda_backend(int threads) {
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    throw BackendUnavailable(std::string("backend 'cuda' is unavailable: cudaGetDeviceCount failed (") +
-                             cudaGetErrorName(e) + ": " + cudaGetErrorString(e) +
-                             "); is an NVIDIA driver installed and a GPU visible (CUDA_VISIBLE_DEVICES)?");
+    throw BackendUnavailable(
+        std::string("backend 'cuda' is unavailable: cudaGetDeviceCount failed (") +
+        cudaGetErrorName(e) + ": " + cudaGetErrorString(e) +
+        "); is an NVIDIA driver installed and a GPU visible (CUDA_VISIBLE_DEVICES)?");
   }
   if (n == 0)
-    throw BackendUnavailable("backend 'cuda' is unavailable: no CUDA device found (cudaGetDeviceCount returned 0)");
+    throw BackendUnavailable(
+        "backend 'cuda' is unavailable: no CUDA device found (cudaGetDeviceCount returned 0)");
   return std::make_unique<CudaBackend>(threads, 0);
 }
 
 CudaTiming time_cuda_op(Op& op, Backend& backend, const TimingOptions& t) {
   auto* cop = dynamic_cast<CudaOp*>(&op);
   auto* cb = dynamic_cast<CudaBackend*>(&backend);
-  if (!cop || !cb) throw moeplan::Error("time_cuda_op: the op and backend must come from make_cuda_backend");
+  if (!cop || !cb)
+    throw moeplan::Error("time_cuda_op: the op and backend must come from make_cuda_backend");
   Ctx& c = cb->ctx();
   CudaTiming r;
   r.graph = cop->capturable();
@@ -762,8 +840,10 @@ CudaTiming time_cuda_op(Op& op, Backend& backend, const TimingOptions& t) {
   r.calls_per_sample = (t.flush || !r.graph) ? 1 : 10;
   cudaGraphExec_t exec = r.graph ? cop->capture(r.calls_per_sample) : nullptr;
   auto launch = [&] {
-    if (exec) MOE_CUDA_CHECK(cudaGraphLaunch(exec, c.stream));
-    else cop->enqueue(c.stream);
+    if (exec)
+      MOE_CUDA_CHECK(cudaGraphLaunch(exec, c.stream));
+    else
+      cop->enqueue(c.stream);
   };
   cudaEvent_t e0, e1;
   MOE_CUDA_CHECK(cudaEventCreate(&e0));
@@ -772,7 +852,8 @@ CudaTiming time_cuda_op(Op& op, Backend& backend, const TimingOptions& t) {
   try {
     // Time-based warm-up: at least t.warmup calls and 50 ms (clocks settle).
     const auto w0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < std::max(1, t.warmup) || std::chrono::steady_clock::now() - w0 < std::chrono::milliseconds(50);
+    for (int i = 0; i < std::max(1, t.warmup) ||
+                    std::chrono::steady_clock::now() - w0 < std::chrono::milliseconds(50);
          ++i) {
       launch();
       MOE_CUDA_CHECK(cudaStreamSynchronize(c.stream));
@@ -782,7 +863,9 @@ CudaTiming time_cuda_op(Op& op, Backend& backend, const TimingOptions& t) {
     const int min_reps = std::max(30, t.min_reps), max_reps = std::max(min_reps, t.max_reps);
     while (static_cast<int>(samples.size()) < max_reps &&
            (static_cast<int>(samples.size()) < min_reps || total < t.min_seconds)) {
-      if (t.flush) kc::scribble(c.flush.get(), static_cast<long long>(c.flush.bytes()), c.stream);  // not timed
+      if (t.flush)
+        kc::scribble(c.flush.get(), static_cast<long long>(c.flush.bytes()),
+                     c.stream);  // not timed
       MOE_CUDA_CHECK(cudaEventRecord(e0, c.stream));
       launch();
       MOE_CUDA_CHECK(cudaEventRecord(e1, c.stream));
@@ -837,7 +920,8 @@ std::vector<PeakRow> run_peak_suite() {
     }
     MOE_CUDA_CHECK_NOTHROW(cudaEventDestroy(e0));
     MOE_CUDA_CHECK_NOTHROW(cudaEventDestroy(e1));
-    rows.push_back(PeakRow{"bf16", kN, kN, kN, 2.0 * kN * kN * static_cast<double>(kN) / median_of(ts) * 1e-12, 0});
+    rows.push_back(PeakRow{"bf16", kN, kN, kN,
+                           2.0 * kN * kN * static_cast<double>(kN) / median_of(ts) * 1e-12, 0});
   }
   if (c.facts.cc_major * 10 + c.facts.cc_minor >= 89)
     rows.push_back(PeakRow{"fp8_e4m3", kN, kN, kN, c.lt.time_fp8_tflops(kN, kN, kN, c.stream), 0});
@@ -861,7 +945,8 @@ std::vector<PeakRow> run_peak_suite() {
     }
     MOE_CUDA_CHECK_NOTHROW(cudaEventDestroy(e0));
     MOE_CUDA_CHECK_NOTHROW(cudaEventDestroy(e1));
-    rows.push_back(PeakRow{"copy", 0, 0, 0, 0, 2.0 * static_cast<double>(bytes) / median_of(ts) * 1e-9});
+    rows.push_back(
+        PeakRow{"copy", 0, 0, 0, 0, 2.0 * static_cast<double>(bytes) / median_of(ts) * 1e-9});
   }
   return rows;
 }

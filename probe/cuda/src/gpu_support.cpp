@@ -12,11 +12,12 @@
 namespace moeprobe::cudabk {
 
 void raise(const char* lib, const char* call, const char* file, int line, const std::string& msg) {
-  throw moeplan::Error(std::string(file) + ":" + std::to_string(line) + ": " + lib + " call '" + call +
-                       "' failed: " + msg);
+  throw moeplan::Error(std::string(file) + ":" + std::to_string(line) + ": " + lib + " call '" +
+                       call + "' failed: " + msg);
 }
 void warn(const char* lib, const char* call, const char* file, int line, const std::string& msg) {
-  std::fprintf(stderr, "warning: %s:%d: %s call '%s' failed: %s\n", file, line, lib, call, msg.c_str());
+  std::fprintf(stderr, "warning: %s:%d: %s call '%s' failed: %s\n", file, line, lib, call,
+               msg.c_str());
 }
 
 // ---- cuBLASLt ------------------------------------------------------------------
@@ -25,7 +26,9 @@ namespace {
 constexpr std::size_t kWorkspaceBytes = 64ull << 20;
 constexpr int kCandidates = 8;
 
-cudaDataType_t lt_type(Elem e) { return e == Elem::f32 ? CUDA_R_32F : CUDA_R_16BF; }
+cudaDataType_t lt_type(Elem e) {
+  return e == Elem::f32 ? CUDA_R_32F : CUDA_R_16BF;
+}
 
 template <class T>
 void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, T v) {
@@ -65,7 +68,9 @@ double time_calls(cudaStream_t st, int reps, Fn&& fn) {
 }
 }  // namespace
 
-LtGemm::LtGemm() : workspace_(kWorkspaceBytes) { MOE_CUBLAS_CHECK(cublasLtCreate(&handle_)); }
+LtGemm::LtGemm() : workspace_(kWorkspaceBytes) {
+  MOE_CUBLAS_CHECK(cublasLtCreate(&handle_));
+}
 
 LtGemm::~LtGemm() {
   for (auto& kv : plans_) destroy(kv.second);
@@ -80,7 +85,8 @@ void LtGemm::destroy(Plan& p) {
   p = Plan{};
 }
 
-LtGemm::Plan& LtGemm::plan(const MatmulShape& s, const void* w, const void* x, float* y, cudaStream_t st) {
+LtGemm::Plan& LtGemm::plan(const MatmulShape& s, const void* w, const void* x, float* y,
+                           cudaStream_t st) {
   auto it = plans_.find(s);
   if (it != plans_.end()) return it->second;
   Plan& p = plans_[s];
@@ -88,23 +94,28 @@ LtGemm::Plan& LtGemm::plan(const MatmulShape& s, const void* w, const void* x, f
   MOE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
   set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, t, static_cast<std::uint64_t>(s.k), static_cast<std::uint64_t>(s.n), s.ldw));
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, t, static_cast<std::uint64_t>(s.k), static_cast<std::uint64_t>(s.m), s.ldx));
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, static_cast<std::uint64_t>(s.n), static_cast<std::uint64_t>(s.m), s.ldy));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, t, static_cast<std::uint64_t>(s.k),
+                                              static_cast<std::uint64_t>(s.n), s.ldw));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, t, static_cast<std::uint64_t>(s.k),
+                                              static_cast<std::uint64_t>(s.m), s.ldx));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, static_cast<std::uint64_t>(s.n),
+                                              static_cast<std::uint64_t>(s.m), s.ldy));
   if (s.batch > 0) {
     for (cublasLtMatrixLayout_t l : {p.a, p.b, p.d}) {
-      set_layout(l, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, static_cast<std::uint32_t>(CUBLASLT_BATCH_MODE_POINTER_ARRAY));
+      set_layout(l, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE,
+                 static_cast<std::uint32_t>(CUBLASLT_BATCH_MODE_POINTER_ARRAY));
       set_layout(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, static_cast<std::int32_t>(s.batch));
     }
   }
   cublasLtMatmulPreference_t pref = nullptr;
   MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const std::size_t ws = workspace_.bytes();
-  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
   cublasLtMatmulHeuristicResult_t res[kCandidates] = {};
   int found = 0;
-  const cublasStatus_t hs =
-      cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref, kCandidates, res, &found);
+  const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref,
+                                                           kCandidates, res, &found);
   MOE_CUBLAS_CHECK_NOTHROW(cublasLtMatmulPreferenceDestroy(pref));
   if (hs != CUBLAS_STATUS_SUCCESS || found == 0) return p;  // ok = false: caller decides
   int best = 0;
@@ -115,8 +126,8 @@ LtGemm::Plan& LtGemm::plan(const MatmulShape& s, const void* w, const void* x, f
     for (int i = 0; i < found; ++i) {
       if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
       const double dt = time_calls(st, 5, [&] {
-        return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &res[i].algo,
-                              workspace_.get(), ws, st);
+        return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d,
+                              &res[i].algo, workspace_.get(), ws, st);
       });
       if (dt < best_t) {
         best_t = dt;
@@ -129,7 +140,8 @@ LtGemm::Plan& LtGemm::plan(const MatmulShape& s, const void* w, const void* x, f
   return p;
 }
 
-bool LtGemm::supported(const MatmulShape& s, const void* w, const void* x, float* y, cudaStream_t st) {
+bool LtGemm::supported(const MatmulShape& s, const void* w, const void* x, float* y,
+                       cudaStream_t st) {
   return plan(s, w, x, y, st).ok;
 }
 
@@ -137,12 +149,13 @@ void LtGemm::matmul(const MatmulShape& s, const void* w, const void* x, float* y
   if (s.m <= 0 || s.n <= 0) return;
   Plan& p = plan(s, w, x, y, st);
   if (!p.ok)
-    throw moeplan::Error("cuBLASLt: no algorithm for " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
-                         std::to_string(s.k) + (s.in == Elem::f32 ? " fp32" : " bf16") +
-                         (s.batch ? " pointer-array batch " + std::to_string(s.batch) : std::string()));
+    throw moeplan::Error(
+        "cuBLASLt: no algorithm for " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+        std::to_string(s.k) + (s.in == Elem::f32 ? " fp32" : " bf16") +
+        (s.batch ? " pointer-array batch " + std::to_string(s.batch) : std::string()));
   const float alpha = 1.0f, beta = 0.0f;
-  MOE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
-                                  workspace_.get(), workspace_.bytes(), st));
+  MOE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d,
+                                  &p.algo, workspace_.get(), workspace_.bytes(), st));
 }
 
 double LtGemm::time_fp8_tflops(int m, int n, int k, cudaStream_t st) {
@@ -160,23 +173,29 @@ double LtGemm::time_fp8_tflops(int m, int n, int k, cudaStream_t st) {
   const float* sb = sa + 1;
   set_desc(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, sa);
   set_desc(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, sb);
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(n), k));
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(m), k));
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), n));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
+                                              static_cast<std::uint64_t>(n), k));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
+                                              static_cast<std::uint64_t>(m), k));
+  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, static_cast<std::uint64_t>(n),
+                                              static_cast<std::uint64_t>(m), n));
   cublasLtMatmulPreference_t pref = nullptr;
   MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const std::size_t ws = workspace_.bytes();
-  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
   cublasLtMatmulHeuristicResult_t res[kCandidates] = {};
   int found = 0;
-  const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref, kCandidates, res, &found);
+  const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref,
+                                                           kCandidates, res, &found);
   MOE_CUBLAS_CHECK_NOTHROW(cublasLtMatmulPreferenceDestroy(pref));
   double best = std::numeric_limits<double>::infinity();
   const float alpha = 1.0f, beta = 0.0f;
   for (int i = 0; hs == CUBLAS_STATUS_SUCCESS && i < found; ++i)
     best = std::min(best, time_calls(st, 10, [&] {
-                      return cublasLtMatmul(handle_, p.op, &alpha, a.get(), p.a, b.get(), p.b, &beta, d.get(), p.d,
-                                            d.get(), p.d, &res[i].algo, workspace_.get(), ws, st);
+                      return cublasLtMatmul(handle_, p.op, &alpha, a.get(), p.a, b.get(), p.b,
+                                            &beta, d.get(), p.d, d.get(), p.d, &res[i].algo,
+                                            workspace_.get(), ws, st);
                     }));
   destroy(p);
   if (!(best < std::numeric_limits<double>::infinity())) return 0;
@@ -200,8 +219,12 @@ constexpr int kClockSm = 1, kClockMem = 2, kTempGpu = 0;
 Nvml::Nvml() {
   lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!lib_) return;
-  const char* names[] = {"nvmlInit_v2", "nvmlDeviceGetHandleByPciBusId_v2", "nvmlDeviceGetClockInfo",
-                         "nvmlDeviceGetPowerUsage", "nvmlDeviceGetTemperature", "nvmlSystemGetDriverVersion"};
+  const char* names[] = {"nvmlInit_v2",
+                         "nvmlDeviceGetHandleByPciBusId_v2",
+                         "nvmlDeviceGetClockInfo",
+                         "nvmlDeviceGetPowerUsage",
+                         "nvmlDeviceGetTemperature",
+                         "nvmlSystemGetDriverVersion"};
   for (int i = 0; i < 6; ++i) {
     fn_[i] = dlsym(lib_, names[i]);
     if (!fn_[i]) return;

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "cuda_check.hpp"
-#include "moeprobe/cuda_backend.hpp"
 #include "moekernels_cuda.hpp"
+#include "moeprobe/cuda_backend.hpp"
 
 namespace moeprobe::cudabk {
 
@@ -27,9 +27,18 @@ class DeviceBuffer {
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; o.bytes_ = 0; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) {
+    o.p_ = nullptr;
+    o.bytes_ = 0;
+  }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    if (this != &o) { release(); p_ = o.p_; bytes_ = o.bytes_; o.p_ = nullptr; o.bytes_ = 0; }
+    if (this != &o) {
+      release();
+      p_ = o.p_;
+      bytes_ = o.bytes_;
+      o.p_ = nullptr;
+      o.bytes_ = 0;
+    }
     return *this;
   }
   void resize(std::size_t bytes) {
@@ -43,7 +52,10 @@ class DeviceBuffer {
     p_ = nullptr;
     bytes_ = 0;
   }
-  template <class T = void> T* as() const { return static_cast<T*>(p_); }
+  template <class T = void>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
   void* get() const { return p_; }
   std::size_t bytes() const { return bytes_; }
 
@@ -55,13 +67,16 @@ class DeviceBuffer {
 template <class T>
 DeviceBuffer upload(const std::vector<T>& v, cudaStream_t st) {
   DeviceBuffer b(v.size() * sizeof(T));
-  if (!v.empty()) MOE_CUDA_CHECK(cudaMemcpyAsync(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, st));
+  if (!v.empty())
+    MOE_CUDA_CHECK(
+        cudaMemcpyAsync(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, st));
   return b;
 }
 template <class T>
 std::vector<T> download(const void* p, std::size_t n, cudaStream_t st) {
   std::vector<T> v(n);
-  if (n > 0) MOE_CUDA_CHECK(cudaMemcpyAsync(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost, st));
+  if (n > 0)
+    MOE_CUDA_CHECK(cudaMemcpyAsync(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost, st));
   MOE_CUDA_CHECK(cudaStreamSynchronize(st));
   return v;
 }
@@ -77,7 +92,8 @@ struct MatmulShape {
   long long ldw = 0, ldx = 0, ldy = 0;
   int batch = 0;
   bool operator<(const MatmulShape& o) const {
-    return std::tie(m, n, k, in, ldw, ldx, ldy, batch) < std::tie(o.m, o.n, o.k, o.in, o.ldw, o.ldx, o.ldy, o.batch);
+    return std::tie(m, n, k, in, ldw, ldx, ldy, batch) <
+           std::tie(o.m, o.n, o.k, o.in, o.ldw, o.ldx, o.ldy, o.batch);
   }
 };
 

@@ -29,7 +29,8 @@ Coll parse_coll(const std::string& s) {
   if (s == "all_gather") return Coll::all_gather;
   if (s == "reduce_scatter") return Coll::reduce_scatter;
   if (s == "all_to_all") return Coll::all_to_all;
-  throw moeplan::Error("unknown collective '" + s + "' (known: all_reduce, all_gather, reduce_scatter, all_to_all)");
+  throw moeplan::Error("unknown collective '" + s +
+                       "' (known: all_reduce, all_gather, reduce_scatter, all_to_all)");
 }
 
 double bus_factor(Coll c, int n) {
@@ -40,8 +41,12 @@ double bus_factor(Coll c, int n) {
 // Value element i of rank r's send buffer (exact in float sums of a few ranks:
 // small integers scaled by 1/8).
 float send_value(int rank, long long i) {
-  return static_cast<float>(static_cast<int>(moekernels::mix64(static_cast<std::uint64_t>(rank) * 1000003ull +
-                                                               static_cast<std::uint64_t>(i)) % 17) - 8) * 0.125f;
+  return static_cast<float>(
+             static_cast<int>(moekernels::mix64(static_cast<std::uint64_t>(rank) * 1000003ull +
+                                                static_cast<std::uint64_t>(i)) %
+                              17) -
+             8) *
+         0.125f;
 }
 
 struct Rank {
@@ -57,12 +62,13 @@ NcclSuite run_nccl_suite(const NcclOptions& opt) {
   NcclSuite out;
   int version = 0;
   MOE_NCCL_CHECK(ncclGetVersion(&version));
-  out.nccl_version = std::to_string(version / 10000) + "." + std::to_string((version / 100) % 100) + "." +
-                     std::to_string(version % 100);
+  out.nccl_version = std::to_string(version / 10000) + "." + std::to_string((version / 100) % 100) +
+                     "." + std::to_string(version % 100);
   int ndev = 0;
   const cudaError_t e = cudaGetDeviceCount(&ndev);
   if (e != cudaSuccess || ndev == 0)
-    throw BackendUnavailable("run_nccl_suite: no CUDA device (" + std::string(cudaGetErrorString(e)) + ")");
+    throw BackendUnavailable("run_nccl_suite: no CUDA device (" +
+                             std::string(cudaGetErrorString(e)) + ")");
   if (opt.devices > 0) ndev = std::min(ndev, opt.devices);
 
   std::vector<Rank> ranks;
@@ -143,8 +149,10 @@ NcclSuite run_nccl_suite(const NcclOptions& opt) {
           r.send.resize(static_cast<std::size_t>(send_n) * 4);
           r.recv.resize(static_cast<std::size_t>(recv_n) * 4);
           std::vector<float> host(static_cast<std::size_t>(send_n));
-          for (long long i = 0; i < send_n; ++i) host[static_cast<std::size_t>(i)] = send_value(r.rank, i);
-          MOE_CUDA_CHECK(cudaMemcpy(r.send.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+          for (long long i = 0; i < send_n; ++i)
+            host[static_cast<std::size_t>(i)] = send_value(r.rank, i);
+          MOE_CUDA_CHECK(
+              cudaMemcpy(r.send.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice));
         }
         auto issue = [&] {
           MOE_NCCL_CHECK(ncclGroupStart());
@@ -153,18 +161,23 @@ NcclSuite run_nccl_suite(const NcclOptions& opt) {
             float* d = r.recv.as<float>();
             switch (c) {
               case Coll::all_reduce:
-                MOE_NCCL_CHECK(ncclAllReduce(s, d, static_cast<std::size_t>(count), ncclFloat, ncclSum, r.comm, r.stream));
+                MOE_NCCL_CHECK(ncclAllReduce(s, d, static_cast<std::size_t>(count), ncclFloat,
+                                             ncclSum, r.comm, r.stream));
                 break;
               case Coll::all_gather:
-                MOE_NCCL_CHECK(ncclAllGather(s, d, static_cast<std::size_t>(chunk), ncclFloat, r.comm, r.stream));
+                MOE_NCCL_CHECK(ncclAllGather(s, d, static_cast<std::size_t>(chunk), ncclFloat,
+                                             r.comm, r.stream));
                 break;
               case Coll::reduce_scatter:
-                MOE_NCCL_CHECK(ncclReduceScatter(s, d, static_cast<std::size_t>(chunk), ncclFloat, ncclSum, r.comm, r.stream));
+                MOE_NCCL_CHECK(ncclReduceScatter(s, d, static_cast<std::size_t>(chunk), ncclFloat,
+                                                 ncclSum, r.comm, r.stream));
                 break;
               case Coll::all_to_all:
                 for (int p = 0; p < world; ++p) {
-                  MOE_NCCL_CHECK(ncclSend(s + p * chunk, static_cast<std::size_t>(chunk), ncclFloat, p, r.comm, r.stream));
-                  MOE_NCCL_CHECK(ncclRecv(d + p * chunk, static_cast<std::size_t>(chunk), ncclFloat, p, r.comm, r.stream));
+                  MOE_NCCL_CHECK(ncclSend(s + p * chunk, static_cast<std::size_t>(chunk), ncclFloat,
+                                          p, r.comm, r.stream));
+                  MOE_NCCL_CHECK(ncclRecv(d + p * chunk, static_cast<std::size_t>(chunk), ncclFloat,
+                                          p, r.comm, r.stream));
                 }
                 break;
             }
@@ -185,9 +198,11 @@ NcclSuite run_nccl_suite(const NcclOptions& opt) {
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < std::max(1, opt.iters); ++i) issue();
         sync_all();
-        double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / std::max(1, opt.iters);
+        double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                     std::max(1, opt.iters);
 #ifdef MOEPROBE_HAVE_MPI
-        if (world > static_cast<int>(ranks.size())) MPI_Allreduce(MPI_IN_PLACE, &sec, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        if (world > static_cast<int>(ranks.size()))
+          MPI_Allreduce(MPI_IN_PLACE, &sec, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
 #endif
         NcclRow row;
         row.collective = name;
@@ -204,24 +219,31 @@ NcclSuite run_nccl_suite(const NcclOptions& opt) {
           long long wrong = 0;
           for (auto& r : ranks) {
             MOE_CUDA_CHECK(cudaSetDevice(r.device));
-            const auto got = cudabk::download<float>(r.recv.get(), static_cast<std::size_t>(recv_n), r.stream);
+            const auto got =
+                cudabk::download<float>(r.recv.get(), static_cast<std::size_t>(recv_n), r.stream);
             for (long long i = 0; i < recv_n; ++i) {
               float expect = 0;
               switch (c) {
                 case Coll::all_reduce:
                   for (int q = 0; q < world; ++q) expect += send_value(q, i);
                   break;
-                case Coll::all_gather: expect = send_value(static_cast<int>(i / chunk), i % chunk); break;
+                case Coll::all_gather:
+                  expect = send_value(static_cast<int>(i / chunk), i % chunk);
+                  break;
                 case Coll::reduce_scatter:
                   for (int q = 0; q < world; ++q) expect += send_value(q, r.rank * chunk + i);
                   break;
-                case Coll::all_to_all: expect = send_value(static_cast<int>(i / chunk), r.rank * chunk + i % chunk); break;
+                case Coll::all_to_all:
+                  expect = send_value(static_cast<int>(i / chunk), r.rank * chunk + i % chunk);
+                  break;
               }
-              if (got[static_cast<std::size_t>(i)] != expect) ++wrong;  // exact: sums of multiples of 1/8
+              if (got[static_cast<std::size_t>(i)] != expect)
+                ++wrong;  // exact: sums of multiples of 1/8
             }
           }
 #ifdef MOEPROBE_HAVE_MPI
-          if (world > static_cast<int>(ranks.size())) MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+          if (world > static_cast<int>(ranks.size()))
+            MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
 #endif
           row.wrong = wrong;
         }

@@ -28,17 +28,17 @@ namespace moeprobe {
 
 // Identity of the machine a backend runs on, as recorded in the calibration header.
 struct DeviceIdentity {
-  std::string name;             // "AMD EPYC 9654", "NVIDIA H100 80GB HBM3"
-  std::string kind;             // cpu | gpu
-  double memory_gb = 0;         // 10^9 bytes
-  int cores = 0;                // CPU cores (logical CPUs) or SMs
-  int threads = 0;              // worker threads the backend uses
+  std::string name;      // "AMD EPYC 9654", "NVIDIA H100 80GB HBM3"
+  std::string kind;      // cpu | gpu
+  double memory_gb = 0;  // 10^9 bytes
+  int cores = 0;         // CPU cores (logical CPUs) or SMs
+  int threads = 0;       // worker threads the backend uses
   std::string host;
-  std::string driver, cuda;     // "" when not applicable
+  std::string driver, cuda;                      // "" when not applicable
   std::map<std::string, std::string> libraries;  // eigen, openmp, compiler, cublas…
   std::map<std::string, double> clocks_mhz;      // "current", "max" when readable
   long long last_level_cache_bytes = 0;
-  std::string simd;             // instruction sets in use
+  std::string simd;  // instruction sets in use
 };
 
 // A prepared operation. run() is the timed region and must be repeatable
@@ -64,7 +64,8 @@ class Backend {
 
   virtual std::unique_ptr<Op> triad(const TriadSpec& s) = 0;
   virtual std::unique_ptr<Op> gemm(const GemmSpec& s, const std::vector<float>& x) = 0;
-  virtual std::unique_ptr<Op> moe_router(const MoeSpec& s, const std::vector<float>& x, int tokens) = 0;
+  virtual std::unique_ptr<Op> moe_router(const MoeSpec& s, const std::vector<float>& x,
+                                         int tokens) = 0;
   virtual std::unique_ptr<Op> moe_permute(const MoeSpec& s, const std::vector<int>& ids,
                                           const std::vector<float>& x, int tokens) = 0;
   virtual std::unique_ptr<Op> moe_experts(const MoeSpec& s, const std::vector<float>& x_perm,
@@ -72,7 +73,8 @@ class Backend {
   virtual std::unique_ptr<Op> moe_combine(const MoeSpec& s, const std::vector<float>& y_perm,
                                           const std::vector<int>& inv, const std::vector<float>& w,
                                           int tokens) = 0;
-  virtual std::unique_ptr<Op> moe_fused(const MoeSpec& s, const std::vector<float>& x, int tokens) = 0;
+  virtual std::unique_ptr<Op> moe_fused(const MoeSpec& s, const std::vector<float>& x,
+                                        int tokens) = 0;
   virtual std::unique_ptr<Op> attention(const AttentionSpec& s) = 0;
   virtual std::unique_ptr<Op> layer(const LayerSpec& s, const std::vector<float>& x) = 0;
 };
@@ -81,7 +83,7 @@ class Backend {
 struct BackendInfo {
   std::string name;
   bool available = false;
-  std::string reason;            // why not available
+  std::string reason;  // why not available
   std::vector<std::string> dtypes;
   std::vector<std::string> ops;
 };

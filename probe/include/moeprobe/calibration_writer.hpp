@@ -27,9 +27,9 @@ struct Row {
   long long context = 0;     // KV length L for attention/layer rows, else 0
   Stats time;                // seconds
   double bytes = 0, flops = 0;
-  std::optional<double> roofline_s, util;  // against the catalog device peaks
+  std::optional<double> roofline_s, util;             // against the catalog device peaks
   double roofline_measured_s = 0, util_measured = 0;  // against the measured bandwidth
-  double gb_s = 0, tflops = 0;                         // achieved
+  double gb_s = 0, tflops = 0;                        // achieved
   int experts_touched = -1;  // MoE rows: experts with >= 1 token (per layer for layer rows)
   bool verified = false;
   double max_err = 0;
@@ -59,16 +59,16 @@ class RowLog {
 struct DecodeStep {
   int tokens = 0;
   long long context = 0;
-  double layer_s = 0;       // one MoE decoder layer (p50)
-  double dense_layer_s = 0; // one dense layer (0 when the model has none measured)
-  double stack_s = 0;       // all model layers: moe_layers*layer_s + dense_layers*dense_layer_s
+  double layer_s = 0;        // one MoE decoder layer (p50)
+  double dense_layer_s = 0;  // one dense layer (0 when the model has none measured)
+  double stack_s = 0;        // all model layers: moe_layers*layer_s + dense_layers*dense_layer_s
 };
 
 // Builds the calibration document (fits included) from the header parts and rows.
 moeplan::Json build_calibration(const moeplan::Json& header_probe, const DeviceIdentity& id,
                                 const std::string& catalog_device_id,
-                                std::optional<double> catalog_bw_gb_s,
-                                const moeplan::Json& model, const moeplan::Json& config,
-                                const std::vector<Row>& rows, const std::vector<DecodeStep>& steps);
+                                std::optional<double> catalog_bw_gb_s, const moeplan::Json& model,
+                                const moeplan::Json& config, const std::vector<Row>& rows,
+                                const std::vector<DecodeStep>& steps);
 
 }  // namespace moeprobe

@@ -38,27 +38,27 @@ struct Distribution {
 struct RunOptions {
   DType dtype = DType::fp32;
   Distribution distribution;
-  std::vector<int> tokens;          // empty: defaults (quick or full)
-  std::vector<long long> context;   // KV lengths for decode rows
-  std::vector<int> prefill;         // prefill lengths
-  int layers = 1;                   // decoder layers run back to back in layer rows
-  double memory_budget_gb = 0;      // 0: default (quick 1, full 4)
+  std::vector<int> tokens;         // empty: defaults (quick or full)
+  std::vector<long long> context;  // KV lengths for decode rows
+  std::vector<int> prefill;        // prefill lengths
+  int layers = 1;                  // decoder layers run back to back in layer rows
+  double memory_budget_gb = 0;     // 0: default (quick 1, full 4)
   bool quick = false;
   bool resume = false;
   std::string out = "calibration.json";
-  std::string log;                  // "" = out + ".log.jsonl"
+  std::string log;  // "" = out + ".log.jsonl"
   std::string command_line;
-  bool progress = true;             // progress bar (only when stderr is a terminal)
-  std::optional<TimingOptions> timing;  // default from quick
-  int stop_after = -1;              // test hook: throw Interrupted after this many new rows
+  bool progress = true;                    // progress bar (only when stderr is a terminal)
+  std::optional<TimingOptions> timing;     // default from quick
+  int stop_after = -1;                     // test hook: throw Interrupted after this many new rows
   std::function<void(const Row&)> on_row;  // called for every new measured row
   void apply_defaults();
 };
 
 struct RunResult {
   std::vector<Row> rows;
-  int resumed = 0;      // rows taken from the log
-  int skipped = 0;      // cases skipped by the memory budget
+  int resumed = 0;  // rows taken from the log
+  int skipped = 0;  // cases skipped by the memory budget
   std::vector<std::string> notes;
   moeplan::Json calibration;
   std::string out_path;

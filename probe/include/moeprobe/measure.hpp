@@ -37,13 +37,14 @@ double error_limit(DType d, OpKind k);
 
 struct Check {
   bool ok = true;
-  double max_err = 0;    // normalised (see above); 0 for exact checks
-  std::string detail;    // what failed, "" when ok
+  double max_err = 0;  // normalised (see above); 0 for exact checks
+  std::string detail;  // what failed, "" when ok
 };
 Check compare_close(const std::vector<float>& got, const std::vector<float>& ref, double limit,
                     const std::string& what);
 // Exact equality (top-k ids, permutation).
-Check compare_exact(const std::vector<int>& got, const std::vector<int>& ref, const std::string& what);
+Check compare_exact(const std::vector<int>& got, const std::vector<int>& ref,
+                    const std::string& what);
 Check combine_checks(const Check& a, const Check& b);
 
 // Build hygiene: "" for an optimised build without sanitizers, else a warning.

@@ -16,7 +16,9 @@ namespace moeprobe {
 enum class DType { fp32, bf16 };
 const char* dtype_name(DType d);
 DType parse_dtype(const std::string& s);  // throws moeplan::Error listing the known ones
-inline int dtype_bytes(DType d) { return d == DType::fp32 ? 4 : 2; }
+inline int dtype_bytes(DType d) {
+  return d == DType::fp32 ? 4 : 2;
+}
 // Rounds v to what `d` can hold (bf16: round to nearest even), as float.
 float round_to(DType d, float v);
 
@@ -36,8 +38,8 @@ struct Pattern {
 struct AttnShape {
   bool mla = false;
   int heads = 0;
-  int kv_heads = 0;  // GQA/MHA
-  int head_dim = 0;  // GQA/MHA
+  int kv_heads = 0;                                                                   // GQA/MHA
+  int head_dim = 0;                                                                   // GQA/MHA
   int q_lora_rank = 0, kv_lora_rank = 0, rope_dim = 0, nope_dim = 0, v_head_dim = 0;  // MLA
 };
 

@@ -38,9 +38,9 @@ struct GpuClocks {
 // events around direct launches), time-based warm-up, L2 scribbled between
 // repetitions (outside the events), >= 30 repetitions, clocks before/after.
 struct CudaTiming {
-  Stats stats;              // seconds per call
-  int calls_per_sample = 1; // calls between the two events (1 when flushing)
-  bool graph = false;       // replayed from a CUDA graph
+  Stats stats;               // seconds per call
+  int calls_per_sample = 1;  // calls between the two events (1 when flushing)
+  bool graph = false;        // replayed from a CUDA graph
   GpuClocks before, after;
   bool clock_drop = false;  // SM clock fell by more than 10% during the cell
 };
@@ -49,7 +49,8 @@ CudaTiming time_cuda_op(Op& op, Backend& backend, const TimingOptions& t);
 
 // ---- NCCL (one process, every visible GPU, ncclCommInitAll) ---------------------
 struct NcclOptions {
-  std::vector<std::string> collectives = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all"};
+  std::vector<std::string> collectives = {"all_reduce", "all_gather", "reduce_scatter",
+                                          "all_to_all"};
   long long min_bytes = 8, max_bytes = 256LL << 20;
   int step_factor = 2;
   int warmup = 5, iters = 20;
@@ -65,7 +66,7 @@ struct NcclRow {
   int ranks = 0;
   long long bytes = 0, count = 0;  // count: float elements per nccl-tests' definition
   double time_us = 0, algbw_gbs = 0, busbw_gbs = 0;
-  long long wrong = -1;            // mismatching elements (-1: not verified)
+  long long wrong = -1;  // mismatching elements (-1: not verified)
 };
 struct NcclSuite {
   std::vector<NcclRow> rows;
