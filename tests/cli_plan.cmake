@@ -15,3 +15,10 @@ set_tests_properties(cli:recommend PROPERTIES PASS_REGULAR_EXPRESSION "Pareto fr
 add_test(NAME cli:regress
          COMMAND moeplan regress --examples ${CMAKE_SOURCE_DIR}/examples)
 set_tests_properties(cli:regress PROPERTIES PASS_REGULAR_EXPRESSION "0 failed")
+# Writers: the workbook and the chart land as whole files (written atomically).
+add_test(NAME cli:plan:xlsx-and-chart
+         COMMAND sh -c "d=$(mktemp -d) && $<TARGET_FILE:moeplan> plan ${CMAKE_SOURCE_DIR}/examples/plan-four-builds-huf.json --format xlsx -o $d/plan.xlsx --chart $d/plan.svg && test -s $d/plan.xlsx && head -c 2 $d/plan.xlsx | grep -q PK && grep -q '</svg>' $d/plan.svg && ls $d && rm -rf $d")
+set_tests_properties(cli:plan:xlsx-and-chart PROPERTIES PASS_REGULAR_EXPRESSION "plan.svg")
+add_test(NAME cli:plan:auto-builds
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-auto-qwen3-30b-usd.json)
+set_tests_properties(cli:plan:auto-builds PROPERTIES PASS_REGULAR_EXPRESSION "RECOMMENDATION: API")

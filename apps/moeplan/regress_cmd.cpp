@@ -1,6 +1,7 @@
 // `moeplan regress`: re-plan every example and compare with its expected
 // output; print each changed figure and the catalog fields that moved it;
 // exit non-zero on any difference. `--update` rewrites the expected outputs.
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -21,7 +22,11 @@ void run(const RegressOptions& o) {
   if (!o.data.empty()) cli::global().data_dir = o.data;
   const Catalog& cat = cli::catalog();
   regress::Options ro;
-  ro.examples_dir = o.examples.empty() ? default_data_dir() + "/../examples" : o.examples;
+  ro.examples_dir = o.examples.empty()
+                        ? (std::filesystem::path(default_data_dir()) / ".." / "examples")
+                              .lexically_normal()
+                              .string()
+                        : o.examples;
   ro.update = o.update;
   ro.rel_tol = o.rel_tol;
   const auto results = regress::run(ro, cat);

@@ -19,6 +19,14 @@ namespace moeplan::plan {
 
 namespace {
 
+// "(an owned node matches the API at about N sustained output tok/s)", or nothing when the
+// build has no purchase price to compare.
+std::string match_text(const std::optional<double>& tok_s) {
+  if (!tok_s || !(*tok_s > 0)) return "";
+  return fmt::format(" (an owned node matches the API at about {:.0f} sustained output tok/s)",
+                     *tok_s);
+}
+
 constexpr double kLargeMoeParamsB = 100;  // "large MoE" for the PCIe-sharding risk (docs/plan.md)
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
@@ -957,20 +965,18 @@ void decide(PlanResult& r) {
       rec.reasons.push_back(
           fmt::format("demand is {:.1f}% of one node, yet self-hosting at {} per 1M output tokens "
                       "already undercuts the "
-                      "API's {}: past the crossover (a node matches the API at about {:.0f} "
-                      "sustained output tok/s)",
+                      "API's {}: past the crossover{}",
                       best->node_equivalents * 100, fmt_money(self, cur), fmt_money(api_p, cur),
-                      best->own_matches_api_tok_s.value_or(0)));
+                      match_text(best->own_matches_api_tok_s)));
       own_or_rent(best->utilization, false);
     } else {
       use_api(
           fmt::format("demand is bursty or below a node ({:.1f}% of one node around the clock, < "
                       "{:.0f}%): the API at "
                       "{} per 1M output tokens is {:.1f}× cheaper than self-hosting at {}; revisit "
-                      "at scale (a node "
-                      "matches the API at about {:.0f} sustained output tok/s)",
+                      "at scale{}",
                       best->node_equivalents * 100, near * 100, fmt_money(api_p, cur), self / api_p,
-                      fmt_money(self, cur), best->own_matches_api_tok_s.value_or(0)));
+                      fmt_money(self, cur), match_text(best->own_matches_api_tok_s)));
     }
   }
   if (rec.option == "rent" || rec.option == "buy" || rec.option == "hybrid")
@@ -1292,6 +1298,7 @@ svg::ChartPage make_plan_chart(const PlanResult& r) {
       a.series.push_back(api);
     }
     a.highlights.push_back({c.utilization * 100, c.own_per_mtok.value_or(0), "plan"});
+    a.highlight_legend = "plan's utilization";
   }
   if (ymax > 0) {
     a.y_max = ymax;

@@ -105,7 +105,15 @@ std::string render_svg(const ChartPage& page) {
         "fill=\"#222\">{}</text>\n",
         w / 2, xml_escape(page.title));
 
-  const double left = 96, right = 230, top = 56, bottom = 62;
+  // The legend sits right of the plot: size it to the longest entry (≈ 6.6 px per character at
+  // 12 px, plus the swatch), so long "model | N×device" names are not cut.
+  std::size_t longest = 0;
+  for (const auto& ch : page.charts) {
+    for (const auto& se : ch.series) longest = std::max(longest, se.name.size());
+    if (!ch.highlights.empty()) longest = std::max(longest, ch.highlight_legend.size());
+  }
+  const double left = 96, top = 56, bottom = 62;
+  const double right = std::max(230.0, 50.0 + 6.6 * static_cast<double>(longest));
   for (std::size_t ci = 0; ci < page.charts.size(); ++ci) {
     const LineChart& c = page.charts[ci];
     const double y0 = title_h + static_cast<double>(ci) * page.chart_height;
@@ -253,8 +261,8 @@ std::string render_svg(const ChartPage& page) {
           "<circle cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"none\" stroke=\"#111\" "
           "stroke-width=\"2\"/>\n",
           num(lx + 13), num(ly));
-      os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">crossover</text>\n",
-                        num(lx + 34), num(ly + 4));
+      os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">{}</text>\n",
+                        num(lx + 34), num(ly + 4), xml_escape(c.highlight_legend));
       ly += 22;
     }
     if (clipped && !c.clip_note.empty())

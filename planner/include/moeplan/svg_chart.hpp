@@ -32,6 +32,7 @@ struct LineChart {
   std::string y_label;   // axis title with unit and currency, e.g. "Cumulative cost (HUF)"
   std::vector<Series> series;
   std::vector<Highlight> highlights;
+  std::string highlight_legend = "crossover";        // legend entry for the rings
   std::optional<double> x_min, x_max, y_min, y_max;  // default: from the data (y from 0)
   std::string clip_note;  // shown when y_max cuts off data, e.g. "values above the axis are cut"
 };
