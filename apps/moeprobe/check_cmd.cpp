@@ -12,17 +12,19 @@ namespace {
 
 struct CheckCmdOptions {
   std::vector<std::string> models;
-  std::string backend = "cpu", dtype = "fp32", distribution = "balanced";
+  std::string backend = "cpu", dtype = "fp32", kv_dtype = "same", distribution = "balanced";
 };
 
 void run(const CheckCmdOptions& o, int& exit_code) {
   auto backend = make_backend(o.backend, global().threads);
   const DType d = parse_dtype(o.dtype);
+  const KvDType kv = parse_kv_dtype(o.kv_dtype);
   const Distribution dist = Distribution::parse(o.distribution);
   std::vector<std::string> ids = o.models;
   if (ids.empty()) ids = synthetic_model_ids();
   moeplan::Report rep;
-  rep.title = "moeprobe check (" + backend->name() + ", " + o.dtype + ")";
+  rep.title = "moeprobe check (" + backend->name() + ", " + o.dtype +
+              (kv == KvDType::fp8 ? ", kv fp8" : "") + ")";
   bool ok = true;
   for (const auto& id : ids) {
     const moeplan::Model m = model(id);
@@ -30,11 +32,11 @@ void run(const CheckCmdOptions& o, int& exit_code) {
     t.name = id;
     t.title = "Model " + id;
     t.columns = {"op", "shape", "tokens", "max err", "limit", "result"};
-    const CheckResult r = run_check(m, *backend, d, dist);
+    const CheckResult r = run_check(m, *backend, d, dist, {}, kv);
     for (const auto& row : r.rows) {
       const bool chained = row.op.rfind("layer", 0) == 0;
       t.add({row.op, row.shape, row.tokens, moeplan::Cell(row.check.max_err, -1),
-             moeplan::Cell(error_limit(d, chained ? OpKind::chained : OpKind::simple), -1),
+             moeplan::Cell(error_limit(d, chained ? OpKind::chained : OpKind::simple, kv), -1),
              row.check.ok ? std::string("ok") : "FAIL: " + row.check.detail});
     }
     ok = ok && r.ok();
@@ -58,6 +60,9 @@ void setup_check(CLI::App& app, int& exit_code) {
   sub->add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--dtype", o->dtype, "Weight and KV storage type")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--kv-dtype", o->kv_dtype,
+                  "KV cache storage: same (as --dtype) | fp8 (e4m3, per-tensor scale 1/32)")
+      ->check(CLI::IsMember({"same", "fp8"}));
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
   sub->callback([o, &exit_code] { run(*o, exit_code); });
 }

@@ -10,8 +10,8 @@ namespace moeprobe::cli {
 namespace {
 
 struct RunCmdOptions {
-  std::string model, backend = "cpu", device, dtype = "fp32", distribution = "balanced",
-                     out = "calibration.json";
+  std::string model, backend = "cpu", device, dtype = "fp32", kv_dtype = "same",
+                     distribution = "balanced", out = "calibration.json";
   int layers = 1;
   std::vector<int> tokens, prefill;
   std::vector<long long> context;
@@ -25,6 +25,7 @@ void run(const RunCmdOptions& o, int& exit_code) {
   auto backend = make_backend(o.backend, global().threads);
   RunOptions ro;
   ro.dtype = parse_dtype(o.dtype);
+  ro.kv_dtype = parse_kv_dtype(o.kv_dtype);
   ro.distribution = Distribution::parse(o.distribution);
   ro.tokens = o.tokens;
   ro.context = o.context;
@@ -97,6 +98,9 @@ void setup_run(CLI::App& app, int& exit_code) {
   sub->add_option("--prefill", o->prefill, "Prefill lengths (comma-separated)")->delimiter(',');
   sub->add_option("--dtype", o->dtype, "Weight and KV storage type")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--kv-dtype", o->kv_dtype,
+                  "KV cache storage: same (as --dtype) | fp8 (e4m3, per-tensor scale 1/32)")
+      ->check(CLI::IsMember({"same", "fp8"}));
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
   sub->add_option("--memory-gb", o->memory_gb,
                   "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")

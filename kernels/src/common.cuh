@@ -16,13 +16,19 @@ namespace moekernels::cuda::detail {
 
 constexpr int kWarp = 32;
 
+// e4m3 elements are read and written unscaled (scale 1); callers that hold a
+// per-tensor scale use moekernels::e4m3_quantize / e4m3_dequantize directly.
 __device__ __forceinline__ float load_elem(const void* p, Elem t, long long i) {
   if (t == Elem::f32) return static_cast<const float*>(p)[i];
+  if (t == Elem::e4m3)
+    return moekernels::e4m3_bits_to_float(static_cast<const std::uint8_t*>(p)[i]);
   return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
 }
 __device__ __forceinline__ void store_elem(void* p, Elem t, long long i, float v) {
   if (t == Elem::f32)
     static_cast<float*>(p)[i] = v;
+  else if (t == Elem::e4m3)
+    static_cast<std::uint8_t*>(p)[i] = moekernels::float_to_e4m3_bits(v);
   else
     static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
 }

@@ -21,6 +21,21 @@ __global__ void fill_pattern_kernel(void* dst, Elem t, long long n, std::uint64_
   }
 }
 
+__global__ void fill_e4m3_kernel(std::uint8_t* dst, long long n, std::uint64_t seed, float scale,
+                                 float q_scale) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    dst[i] = moekernels::e4m3_quantize(
+        __fmul_rn(scale, moekernels::pattern_value(seed, static_cast<std::uint64_t>(i))), q_scale);
+}
+
+__global__ void quantize_e4m3_kernel(const float* src, std::uint8_t* dst, long long n,
+                                     float q_scale) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    dst[i] = moekernels::e4m3_quantize(src[i], q_scale);
+}
+
 __global__ void convert_kernel(const float* src, void* dst, Elem t, long long n) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x)
@@ -71,9 +86,27 @@ bool aligned16(const void* p) {
 
 void fill_pattern(void* dst, Elem t, long long n, std::uint64_t seed, float scale, long long index0,
                   cudaStream_t st) {
+  if (t == Elem::e4m3)
+    throw_on_error(cudaErrorInvalidValue, "fill_pattern: e4m3 needs fill_pattern_e4m3 (a scale)",
+                   __FILE__, __LINE__);
   if (n <= 0) return;
   fill_pattern_kernel<<<grid_for(n, 256), 256, 0, st>>>(dst, t, n, seed, scale, index0);
   MOEK_CHECK_LAUNCH("fill_pattern");
+}
+
+void fill_pattern_e4m3(void* dst, long long n, std::uint64_t seed, float scale, float q_scale,
+                       cudaStream_t st) {
+  if (n <= 0) return;
+  fill_e4m3_kernel<<<grid_for(n, 256), 256, 0, st>>>(static_cast<std::uint8_t*>(dst), n, seed,
+                                                     scale, q_scale);
+  MOEK_CHECK_LAUNCH("fill_pattern_e4m3");
+}
+
+void quantize_e4m3(const float* src, void* dst, long long n, float q_scale, cudaStream_t st) {
+  if (n <= 0) return;
+  quantize_e4m3_kernel<<<grid_for(n, 256), 256, 0, st>>>(src, static_cast<std::uint8_t*>(dst), n,
+                                                         q_scale);
+  MOEK_CHECK_LAUNCH("quantize_e4m3");
 }
 
 void convert_f32(const float* src, void* dst, Elem t, long long n, cudaStream_t st) {

@@ -12,9 +12,11 @@
 
 namespace moekernels::cuda {
 
-enum class Elem { f32, bf16 };
+// e4m3: fp8 codes (moekernels::float_to_e4m3_bits). Only the attention KV
+// cache and the fp8 GEMM check store it; its per-tensor scale travels separately.
+enum class Elem { f32, bf16, e4m3 };
 inline int elem_bytes(Elem e) {
-  return e == Elem::f32 ? 4 : 2;
+  return e == Elem::f32 ? 4 : e == Elem::bf16 ? 2 : 1;
 }
 
 // Throws moeplan::Error("<what>: <cudaGetErrorString>") when err != cudaSuccess.
@@ -24,6 +26,11 @@ void throw_on_error(cudaError_t err, const char* what, const char* file, int lin
 // dst[i] = round_to(t, scale * pattern_value(seed, index0 + i)) for i < n.
 void fill_pattern(void* dst, Elem t, long long n, std::uint64_t seed, float scale, long long index0,
                   cudaStream_t st);
+// dst [n] e4m3 codes = moekernels::e4m3_quantize(scale * pattern_value(seed, i), q_scale).
+void fill_pattern_e4m3(void* dst, long long n, std::uint64_t seed, float scale, float q_scale,
+                       cudaStream_t st);
+// dst [n] e4m3 codes = moekernels::e4m3_quantize(src[i], q_scale).
+void quantize_e4m3(const float* src, void* dst, long long n, float q_scale, cudaStream_t st);
 // dst [n] (bf16 or f32) = src [n] f32, rounded to nearest even.
 void convert_f32(const float* src, void* dst, Elem t, long long n, cudaStream_t st);
 // dst [n] f32 = src [n] (bf16 or f32).
@@ -86,6 +93,7 @@ struct AttentionArgs {
   const void* k = nullptr;
   const void* v = nullptr;  // ignored when shared_kv
   Elem kv = Elem::bf16;
+  float kv_scale = 1.0f;  // kv == e4m3: element value = e4m3_dequantize(code, kv_scale)
   int batch = 1, queries = 1, heads = 1, kv_heads = 1, qk = 0, vd = 0;
   long long context = 0;
   bool shared_kv = false;
@@ -99,9 +107,16 @@ long long attention_workspace_bytes(const AttentionArgs& a, int sms);
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
                cudaStream_t st);
 // Fill a paged cache: physical row r = page_table[...] so that logical element
-// ((b*L + j)*heads + h)*dim + c holds round(pattern(seed, that index)).
+// ((b*L + j)*heads + h)*dim + c holds round(pattern(seed, that index)) (e4m3:
+// e4m3_quantize(pattern, kv_scale)).
 void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim,
                 const int* page_table, int page, int pages_per_seq, std::uint64_t seed,
-                cudaStream_t st);
+                cudaStream_t st, float kv_scale = 1.0f);
+// Writes `rows` new cache rows: row r (token t = r) of src [rows, n] f32 goes to
+// cache row (b, first_new + qi) with b = t / queries, qi = t % queries, i.e. the
+// n = heads*dim elements starting at ((b*context + first_new + qi)*heads)*dim of
+// a contiguous cache in `t` (e4m3: quantised with kv_scale). src row stride ld.
+void store_kv_rows(const float* src, long long ld, int rows, int n, int queries, long long context,
+                   long long first_new, void* cache, Elem t, float kv_scale, cudaStream_t st);
 
 }  // namespace moekernels::cuda

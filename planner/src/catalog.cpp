@@ -32,6 +32,18 @@ const char* component_name(Component c) {
   return "?";
 }
 
+const char* device_kind_name(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::gpu:
+      return "gpu";
+    case DeviceKind::cpu:
+      return "cpu";
+    case DeviceKind::unified:
+      return "unified";
+  }
+  return "gpu";
+}
+
 bool Device::has_hw_format(const std::string& f) const {
   return std::find(hw_formats.begin(), hw_formats.end(), f) != hw_formats.end();
 }

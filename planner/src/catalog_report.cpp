@@ -47,10 +47,6 @@ std::string join(const std::vector<std::string>& v, const char* sep = " ") {
   return s;
 }
 
-const char* kind_name(DeviceKind k) {
-  return k == DeviceKind::gpu ? "gpu" : k == DeviceKind::cpu ? "cpu" : "unified";
-}
-
 std::string attention_text(const Attention& a) {
   switch (a.type) {
     case AttentionType::mla:
@@ -117,13 +113,13 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
         auto it = d.peak_tflops.find(k);
         return it == d.peak_tflops.end() ? Cell() : Cell(it->second, 1);
       };
-      t.add({d.id, d.name, kind_name(d.kind), Cell(d.memory_gb, 0),
+      t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gb, 0),
              Cell(d.memory_bandwidth_gb_s, 0), pk("bf16"), pk("fp8"), pk("fp4"),
              d.nvlink_gb_s > 0 ? Cell(d.nvlink_gb_s, 0) : Cell(), Cell(d.tdp_w, 0),
              d.prov.estimated});
       items.push_back({{"id", d.id},
                        {"name", d.name},
-                       {"kind", kind_name(d.kind)},
+                       {"kind", device_kind_name(d.kind)},
                        {"memory_gb", d.memory_gb},
                        {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
                        {"peak_tflops", d.peak_tflops},

@@ -93,18 +93,6 @@ double pcie_gb_s(int gen, int lanes) {
 // ---------------------------------------------------------------------------
 namespace {
 
-const char* kind_name(DeviceKind k) {
-  switch (k) {
-    case DeviceKind::gpu:
-      return "gpu";
-    case DeviceKind::cpu:
-      return "cpu";
-    case DeviceKind::unified:
-      return "unified";
-  }
-  return "gpu";
-}
-
 struct DeviceDefaults {
   double bw, compute, link, link_latency_us;
 };
@@ -148,7 +136,7 @@ Factor engine_factor(const Engine& e, const std::string& kind, const std::string
 
 Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
                                   const DeviceCalibration* cal) {
-  const std::string kind = kind_name(device.kind);
+  const std::string kind = device_kind_name(device.kind);
   const DeviceDefaults dd = device_defaults(device.kind);
   const EngineDefaults ed = engine_fallback(device.kind);
   Efficiencies e;
@@ -267,7 +255,7 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
       req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
   p.hidden = m.hidden_size;
   {
-    const std::string kind = kind_name(d.kind);
+    const std::string kind = device_kind_name(d.kind);
     auto it = req.engine->efficiency.find(kind + ".gemm_half_tokens");
     p.gemm_half_tokens = it != req.engine->efficiency.end() ? it->second : 0.0;
   }
@@ -797,9 +785,10 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
     r.notes.push_back(
         fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
   const auto& kinds = req.engine->device_kinds;
-  if (!kinds.empty() && std::find(kinds.begin(), kinds.end(), kind_name(p.d->kind)) == kinds.end())
-    r.notes.push_back(
-        fmt::format("engine {} does not list {} devices", req.engine->id, kind_name(p.d->kind)));
+  if (!kinds.empty() &&
+      std::find(kinds.begin(), kinds.end(), device_kind_name(p.d->kind)) == kinds.end())
+    r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id,
+                                  device_kind_name(p.d->kind)));
   if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
     r.notes.push_back(
         "MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");

@@ -33,18 +33,6 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-const char* device_kind_name(DeviceKind k) {
-  switch (k) {
-    case DeviceKind::gpu:
-      return "gpu";
-    case DeviceKind::cpu:
-      return "cpu";
-    case DeviceKind::unified:
-      return "unified";
-  }
-  return "gpu";
-}
-
 bool has_any_key(const Json& j, const std::vector<std::string>& keys) {
   for (const auto& k : keys)
     if (j.contains(k)) return true;

@@ -37,10 +37,6 @@ struct Config {
   const std::string* basis;
 };
 
-const char* kind_name(DeviceKind k) {
-  return k == DeviceKind::gpu ? "gpu" : k == DeviceKind::cpu ? "cpu" : "unified";
-}
-
 }  // namespace
 
 std::optional<std::pair<double, std::string>> gpu_hour_price(const Device& d, const Catalog& cat,
@@ -90,7 +86,8 @@ Result search(const Request& req, const Catalog& cat) {
   };
   std::vector<Dev> devs;
   for (const auto& d : cat.devices) {
-    if (!eng.device_kinds.empty() && !contains(eng.device_kinds, kind_name(d.kind))) continue;
+    if (!eng.device_kinds.empty() && !contains(eng.device_kinds, device_kind_name(d.kind)))
+      continue;
     const auto p = gpu_hour_price(d, cat, req);
     if (!p) {
       ++res.devices_unpriced;

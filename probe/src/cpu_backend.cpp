@@ -1,5 +1,6 @@
 // CPU backend: Eigen for the dense products, OpenMP across cores, weights and
-// KV cache in fp32 or bf16 (bf16 widened to fp32 in registers; activations fp32).
+// KV cache in fp32 or bf16 (bf16 widened to fp32 in registers; activations fp32);
+// optionally an fp8 e4m3 KV cache (dequantised on load, quantised on store).
 #include "cpu_backend.hpp"
 
 #include <unistd.h>
@@ -367,34 +368,48 @@ void moe_forward(const MoeSpec& s, const MoeWeights& mw, const float* x, int tok
 
 struct KvCache {
   DType dtype = DType::fp32;
+  bool fp8 = false;  // e4m3 codes with a per-tensor scale (AttentionSpec::kv_dtype)
+  float scale = 1.0f;
   std::vector<float> kf, vf;
   std::vector<std::uint16_t> kb, vb;
+  std::vector<std::uint8_t> k8, v8;
+  // True when rows can be read in place as fp32.
+  bool is_f32() const { return !fp8 && dtype == DType::fp32; }
   void build(const AttentionSpec& s) {
     dtype = s.dtype;
+    fp8 = s.kv_dtype == KvDType::fp8;
+    scale = s.kv_scale;
     const long long nk = static_cast<long long>(s.batch) * s.context * s.kv_heads * s.qk_dim;
     const long long nv =
         s.shared_kv ? 0 : static_cast<long long>(s.batch) * s.context * s.kv_heads * s.v_dim;
     auto gen = [&](std::uint64_t seed, long long n, std::vector<float>& f,
-                   std::vector<std::uint16_t>& b) {
-      if (dtype == DType::fp32)
+                   std::vector<std::uint16_t>& b, std::vector<std::uint8_t>& q) {
+      if (fp8)
+        q.resize(static_cast<std::size_t>(n));
+      else if (dtype == DType::fp32)
         f.resize(static_cast<std::size_t>(n));
       else
         b.resize(static_cast<std::size_t>(n));
 #pragma omp parallel for schedule(static)
       for (long long i = 0; i < n; ++i) {
         const float v = mk::pattern_value(seed, static_cast<std::uint64_t>(i));
-        if (dtype == DType::fp32)
+        if (fp8)
+          q[static_cast<std::size_t>(i)] = mk::e4m3_quantize(v, scale);
+        else if (dtype == DType::fp32)
           f[static_cast<std::size_t>(i)] = v;
         else
           b[static_cast<std::size_t>(i)] = mk::float_to_bf16_bits(v);
       }
     };
-    gen(s.seed + 2, nk, kf, kb);
-    gen(s.seed + 3, nv, vf, vb);
+    gen(s.seed + 2, nk, kf, kb, k8);
+    gen(s.seed + 3, nv, vf, vb, v8);
   }
   // Element pointer helpers: row `row` of K (qk floats) / V.
   void load(bool v, long long off, int n, float* dst) const {
-    if (dtype == DType::fp32) {
+    if (fp8) {
+      const std::uint8_t* src = (v ? v8 : k8).data() + off;
+      for (int i = 0; i < n; ++i) dst[i] = mk::e4m3_dequantize(src[i], scale);
+    } else if (dtype == DType::fp32) {
       std::memcpy(dst, (v ? vf : kf).data() + off, sizeof(float) * static_cast<std::size_t>(n));
     } else {
       const std::uint16_t* src = (v ? vb : kb).data() + off;
@@ -405,7 +420,10 @@ struct KvCache {
     return (v ? vf : kf).data() + off;
   }
   void store(bool v, long long off, int n, const float* src) {
-    if (dtype == DType::fp32) {
+    if (fp8) {
+      std::uint8_t* d = (v ? v8 : k8).data() + off;
+      for (int i = 0; i < n; ++i) d[i] = mk::e4m3_quantize(src[i], scale);
+    } else if (dtype == DType::fp32) {
       std::memcpy((v ? vf : kf).data() + off, src, sizeof(float) * static_cast<std::size_t>(n));
     } else {
       std::uint16_t* d = (v ? vb : kb).data() + off;
@@ -450,7 +468,7 @@ void attention_forward(const AttentionSpec& s, const KvCache& kv, const float* q
         for (int jj = 0; jj < nb; ++jj) {
           const long long off = ((static_cast<long long>(b) * l + j0 + jj) * hkv + kvh) * dq;
           const float* kr;
-          if (kv.dtype == DType::fp32)
+          if (kv.is_f32())
             kr = kv.ptr(false, off);
           else {
             kv.load(false, off, dq, krow.data());
@@ -483,7 +501,7 @@ void attention_forward(const AttentionSpec& s, const KvCache& kv, const float* q
           const float* vr;
           const bool shared = s.shared_kv;
           const long long off = shared ? row * dq : row * dv;
-          if (kv.dtype == DType::fp32)
+          if (kv.is_f32())
             vr = kv.ptr(!shared, off);
           else {
             kv.load(!shared, off, dv, vrow.data());

@@ -69,7 +69,7 @@ Work attention_work(const AttentionSpec& s) {
   const double b = s.batch, q = s.queries, l = static_cast<double>(s.context);
   const double row = s.kv_heads * (static_cast<double>(s.qk_dim) + (s.shared_kv ? 0 : s.v_dim));
   Work w;
-  w.bytes = b * l * row * elt(s.dtype) + b * q * s.heads * s.qk_dim * 4.0 +
+  w.bytes = b * l * row * s.kv_bytes() + b * q * s.heads * s.qk_dim * 4.0 +
             b * q * s.heads * s.v_dim * 4.0;
   w.flops = 2.0 * s.heads * attended_pairs(s) * (s.qk_dim + s.v_dim);
   return w;

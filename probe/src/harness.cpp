@@ -240,8 +240,8 @@ Check verify_layer(Backend& b, const LayerSpec& s, std::uint64_t seed) {
   op->run();
   op->sync();
   const OpOutput o = op->output();
-  return compare_close(o.f, ref::layer(s, x, &o.i, 1e-4), error_limit(s.dtype, OpKind::chained),
-                       "decoder layer");
+  return compare_close(o.f, ref::layer(s, x, &o.i, 1e-4),
+                       error_limit(s.dtype, OpKind::chained, s.kv_dtype), "decoder layer");
 }
 
 // ---- the run ---------------------------------------------------------------------------
@@ -386,6 +386,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   config["model"] = m.id;
   config["backend"] = b.name();
   config["dtype"] = dt;
+  // Only fp8 runs carry the key, so logs of earlier runs still resume.
+  if (opt.kv_dtype == KvDType::fp8) config["kv_dtype"] = kv_dtype_name(opt.kv_dtype);
   config["distribution"] = opt.distribution.name;
   config["tokens"] = opt.tokens;
   config["context"] = opt.context;
@@ -431,6 +433,7 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     LayerSpec tmp;
     tmp.shape = ls;
     tmp.dtype = opt.dtype;
+    tmp.kv_dtype = opt.kv_dtype;
     tmp.batch = batch;
     tmp.queries = queries;
     tmp.context = context;
@@ -446,13 +449,14 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   };
   auto cache_bytes = [&](const AttentionSpec& a) {
     return static_cast<double>(a.batch) * static_cast<double>(a.context) * a.kv_heads *
-           (a.qk_dim + (a.shared_kv ? 0 : a.v_dim)) * elt;
+           (a.qk_dim + (a.shared_kv ? 0 : a.v_dim)) * a.kv_bytes();
   };
   auto layer_for = [&](const LayerShape& shape, int batch, int queries, long long context,
                        std::uint64_t seed) {
     LayerSpec s;
     s.shape = shape;
     s.dtype = opt.dtype;
+    s.kv_dtype = opt.kv_dtype;
     s.batch = batch;
     s.queries = queries;
     s.context = context;
@@ -580,12 +584,13 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     }
   }
   // 4. attention
-  const std::string akey =
+  const std::string akey0 =
       ls.attn.mla
           ? "mla:" + std::to_string(ls.attn.heads) + "h,r" + std::to_string(ls.attn.kv_lora_rank) +
                 "+" + std::to_string(ls.attn.rope_dim)
           : "gqa:" + std::to_string(ls.attn.heads) + "/" + std::to_string(ls.attn.kv_heads) + "x" +
-                std::to_string(ls.attn.head_dim);
+                std::to_string(ls.attn.head_dim)
+  const std::string akey = akey0 + (opt.kv_dtype == KvDType::fp8 ? ",kv:fp8" : "");
   for (long long ctx : opt.context)
     for (int t : opt.tokens) {
       const AttentionSpec s = attn_for(t, 1, ctx);
@@ -720,7 +725,7 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
 }
 
 CheckResult run_check(const moeplan::Model& m, Backend& b, DType d, const Distribution& dist,
-                      const std::function<void(const CheckRow&)>& on_row) {
+                      const std::function<void(const CheckRow&)>& on_row, KvDType kv) {
   CheckResult res;
   const LayerShape ls = layer_shape(m);
   std::uint64_t seed = 500;
@@ -755,6 +760,7 @@ CheckResult run_check(const moeplan::Model& m, Backend& b, DType d, const Distri
   LayerSpec l;
   l.shape = ls;
   l.dtype = d;
+  l.kv_dtype = kv;
   l.seed = 700;
   l.pool = ls.moe ? std::min(ls.moe->experts, 16) : 0;
   l.bias = ls.moe ? dist.bias(ls.moe->experts, 4242) : std::vector<float>{};

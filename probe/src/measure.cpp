@@ -55,6 +55,11 @@ double error_limit(DType d, OpKind k) {
   return k == OpKind::simple ? 2e-2 : 5e-2;
 }
 
+double error_limit(DType d, OpKind k, KvDType kv) {
+  const double base = error_limit(d, k);
+  return kv == KvDType::fp8 && k == OpKind::chained ? std::max(base, 2e-2) : base;
+}
+
 Check compare_close(const std::vector<float>& got, const std::vector<float>& ref, double limit,
                     const std::string& what) {
   Check c;

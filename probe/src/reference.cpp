@@ -139,8 +139,8 @@ Vec attention_d(const AttentionSpec& s, const Vec& q, KvFn&& kv_override) {
           for (int c = 0; c < dq; ++c) {
             const double kc =
                 ko ? ko[c]
-                   : weight(pk, s.dtype,
-                            ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c);
+                   : s.kv_round(pk.value(static_cast<std::uint64_t>(
+                         ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c)));
             acc += qv[c] * kc;
           }
           scores[static_cast<std::size_t>(j)] = acc * s.scale;
@@ -157,9 +157,11 @@ Vec attention_d(const AttentionSpec& s, const Vec& q, KvFn&& kv_override) {
             if (vo)
               vc = vo[c];
             else if (s.shared_kv)
-              vc = weight(pk, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c);
+              vc = s.kv_round(pk.value(static_cast<std::uint64_t>(
+                  ((static_cast<long long>(b) * l + j) * hkv + kvh) * dq + c)));
             else
-              vc = weight(pv, s.dtype, ((static_cast<long long>(b) * l + j) * hkv + kvh) * dv + c);
+              vc = s.kv_round(pv.value(static_cast<std::uint64_t>(
+                  ((static_cast<long long>(b) * l + j) * hkv + kvh) * dv + c)));
             o[c] += p * vc;
           }
         }
@@ -392,9 +394,8 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in,
         std::copy_n(qkv.begin(), a.heads * d, q.begin() + static_cast<long long>(t) * a.heads * d);
         for (int i = 0; i < a.kv_heads * d; ++i) {
           knew[static_cast<std::size_t>(t) * a.kv_heads * d + i] =
-              round_to(s.dtype, static_cast<float>(qkv[static_cast<std::size_t>(a.heads * d + i)]));
-          vnew[static_cast<std::size_t>(t) * a.kv_heads * d + i] = round_to(
-              s.dtype,
+              as.kv_round(static_cast<float>(qkv[static_cast<std::size_t>(a.heads * d + i)]));
+          vnew[static_cast<std::size_t>(t) * a.kv_heads * d + i] = as.kv_round(
               static_cast<float>(qkv[static_cast<std::size_t>((a.heads + a.kv_heads) * d + i)]));
         }
       } else {
@@ -414,7 +415,7 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in,
         matvec(Pattern::for_fan_in(base + 16, h), s.dtype, 0, r + a.rope_dim, h, ht, kv.data());
         for (int i = 0; i < r + a.rope_dim; ++i)
           knew[static_cast<std::size_t>(t) * (r + a.rope_dim) + i] =
-              round_to(s.dtype, static_cast<float>(kv[static_cast<std::size_t>(i)]));
+              as.kv_round(static_cast<float>(kv[static_cast<std::size_t>(i)]));
         const Pattern puk = Pattern::for_fan_in(base + 17, a.nope_dim);
         for (int hh = 0; hh < a.heads; ++hh) {
           double* qo = q.data() + (static_cast<long long>(t) * a.heads + hh) * (r + a.rope_dim);

@@ -22,6 +22,21 @@ float round_to(DType d, float v) {
   return moekernels::bf16_bits_to_float(moekernels::float_to_bf16_bits(v));
 }
 
+const char* kv_dtype_name(KvDType k) {
+  return k == KvDType::fp8 ? "fp8" : "same";
+}
+
+KvDType parse_kv_dtype(const std::string& s) {
+  if (s == "same") return KvDType::same;
+  if (s == "fp8" || s == "fp8_e4m3") return KvDType::fp8;
+  throw moeplan::Error("unknown --kv-dtype '" + s + "' (known: fp8, same)");
+}
+
+float AttentionSpec::kv_round(float v) const {
+  if (kv_dtype == KvDType::fp8) return moekernels::e4m3_round(v, kv_scale);
+  return round_to(dtype, v);
+}
+
 float Pattern::value(std::uint64_t i) const {
   return scale * moekernels::pattern_value(seed, i);
 }
@@ -48,6 +63,7 @@ AttentionSpec LayerSpec::attention_spec(int layer) const {
   a.queries = queries;
   a.context = context;
   a.dtype = dtype;
+  a.kv_dtype = kv_dtype;
   a.seed = seed + 1000ull * static_cast<std::uint64_t>(layer) + 40;
   const AttnShape& at = shape.attn;
   a.heads = at.heads;

@@ -1,6 +1,6 @@
 // Index math shared by every probe backend: tiling, top-k selection (softmax
 // and DeepSeek-style grouped sigmoid routing), the MoE permutation (histogram,
-// exclusive prefix sum, stable scatter), the online-softmax update and the
+// exclusive prefix sum, stable scatter), the online-softmax update, bf16 and fp8 e4m3 rounding and the
 // deterministic synthetic-data pattern. Plain C++ with no library calls so the
 // CUDA backend compiles the very same functions (MOE_HD = __host__ __device__
 // under nvcc). Formulas: docs/probe.md.
@@ -74,6 +74,78 @@ MOE_HD inline float bf16_bits_to_float(std::uint16_t b) {
   float f;
   __builtin_memcpy(&f, &u, 4);
   return f;
+}
+
+// ---- fp8 e4m3 (OCP "E4M3FN": bias 7, no infinities, NaN = S.1111.111) -------
+
+// Largest finite e4m3 magnitude.
+constexpr float kE4m3Max = 448.0f;
+
+// fp32 -> e4m3 with round-to-nearest-even, saturating: |f| >= 448 (and ±inf)
+// gives ±448 (code 0x7E / 0xFE, as cuda_fp8's __NV_SATFINITE); NaN gives 0x7F
+// (sign kept); |f| below half the smallest subnormal (2^-10) gives ±0.
+MOE_HD inline std::uint8_t float_to_e4m3_bits(float f) {
+  std::uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  const std::uint8_t sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
+  const std::uint32_t a = u & 0x7FFFFFFFu;
+  if (a > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);  // NaN
+  if (a >= 0x43E00000u) return static_cast<std::uint8_t>(sign | 0x7Eu);  // >= 448: saturate
+  if (a >= 0x3C800000u) {  // >= 2^-6: normal; keep 3 mantissa bits, RNE (carry may bump the exponent)
+    const std::uint32_t r = a + 0x7FFFFu + ((a >> 20) & 1u);
+    return static_cast<std::uint8_t>(sign | ((r >> 20) - (120u << 3)));
+  }
+  // Subnormal e4m3: code m = RNE(|f| * 2^9), m in 0..8 (8 is the smallest normal, 0x08).
+  const std::uint32_t ex = a >> 23;
+  if (ex == 0) return sign;  // fp32 subnormal: far below 2^-10
+  const std::uint32_t sig = (a & 0x7FFFFFu) | 0x800000u;
+  const std::uint32_t shift = 141u - ex;  // |f| * 2^9 = sig * 2^(ex - 141), shift >= 21
+  if (shift > 31u) return sign;
+  std::uint32_t q = sig >> shift;
+  const std::uint32_t rem = sig & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+  if (rem > half || (rem == half && (q & 1u))) ++q;
+  return static_cast<std::uint8_t>(sign | q);
+}
+
+// e4m3 -> fp32 (exact; 0x7F/0xFF -> NaN).
+MOE_HD inline float e4m3_bits_to_float(std::uint8_t b) {
+  const std::uint32_t e = (b >> 3) & 0xFu, m = b & 7u;
+  std::uint32_t u;
+  if (e == 15u && m == 7u) {
+    u = 0x7FC00000u;
+  } else if (e == 0u) {
+    float v = static_cast<float>(m) * (1.0f / 512.0f);  // exact
+    __builtin_memcpy(&u, &v, 4);
+  } else {
+    u = ((e + 120u) << 23) | (m << 20);
+  }
+  u |= static_cast<std::uint32_t>(b & 0x80u) << 24;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+
+// Per-tensor scaled e4m3 (what an fp8 KV cache or fp8 GEMM operand stores):
+// code = e4m3(v / scale) (one IEEE division, RNE), value = e4m3_value(code) * scale
+// (one IEEE multiplication; exact when scale is a power of two). Explicit
+// _rn intrinsics on the device so no FMA contraction or fast-math changes them.
+MOE_HD inline std::uint8_t e4m3_quantize(float v, float scale) {
+#if defined(__CUDA_ARCH__)
+  return float_to_e4m3_bits(__fdiv_rn(v, scale));
+#else
+  return float_to_e4m3_bits(v / scale);
+#endif
+}
+MOE_HD inline float e4m3_dequantize(std::uint8_t code, float scale) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(e4m3_bits_to_float(code), scale);
+#else
+  return e4m3_bits_to_float(code) * scale;
+#endif
+}
+// The value an fp8 store of v with `scale` reads back as.
+MOE_HD inline float e4m3_round(float v, float scale) {
+  return e4m3_dequantize(e4m3_quantize(v, scale), scale);
 }
 
 // ---- top-k ------------------------------------------------------------------

@@ -96,6 +96,8 @@ struct Model {
 };
 
 enum class DeviceKind { gpu, cpu, unified };
+// "gpu" | "cpu" | "unified", as written in devices.json.
+const char* device_kind_name(DeviceKind k);
 
 struct Device {
   std::string id, name, vendor;

@@ -37,6 +37,7 @@ struct Distribution {
 
 struct RunOptions {
   DType dtype = DType::fp32;
+  KvDType kv_dtype = KvDType::same;  // fp8: attention/layer rows with an e4m3 KV cache
   Distribution distribution;
   std::vector<int> tokens;         // empty: defaults (quick or full)
   std::vector<long long> context;  // KV lengths for decode rows
@@ -79,7 +80,9 @@ struct CheckResult {
 };
 // Correctness pass over every op at small token counts (1, 5, 17) and odd
 // shapes, including experts with zero tokens. Never throws on a mismatch.
+// kv = fp8: attention and layer checks use an e4m3 KV cache.
 CheckResult run_check(const moeplan::Model& m, Backend& b, DType d, const Distribution& dist,
-                      const std::function<void(const CheckRow&)>& on_row = {});
+                      const std::function<void(const CheckRow&)>& on_row = {},
+                      KvDType kv = KvDType::same);
 
 }  // namespace moeprobe

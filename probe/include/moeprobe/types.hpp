@@ -22,6 +22,18 @@ inline int dtype_bytes(DType d) {
 // Rounds v to what `d` can hold (bf16: round to nearest even), as float.
 float round_to(DType d, float v);
 
+// Storage of the KV cache only (weights and activations are unaffected):
+// `same` = the weight dtype; `fp8` = OCP fp8 e4m3 with one per-tensor float
+// scale (stored code = e4m3(v / scale), read back as value(code) * scale;
+// moekernels::e4m3_quantize / e4m3_dequantize, round-to-nearest-even, saturating).
+enum class KvDType { same, fp8 };
+const char* kv_dtype_name(KvDType k);        // "same" | "fp8"
+KvDType parse_kv_dtype(const std::string&);  // throws moeplan::Error listing the known ones
+// Default per-tensor KV scale: a power of two (dequantisation exact), range
+// ±448/32 = ±14, wide enough for the pattern cache ([-1, 1)) and for the K/V
+// rows a decoder layer projects (unit variance).
+constexpr float kKvFp8Scale = 1.0f / 32.0f;
+
 // Synthetic weights without zeros: element i is scale * pattern_value(seed, i)
 // (uniform in [-scale, scale)), then rounded to the storage type. Backends
 // generate them where they live; the reference recomputes them on the fly.
@@ -108,6 +120,11 @@ struct AttentionSpec {
   DType dtype = DType::fp32;
   std::uint64_t seed = 0;
   float scale = 1.0f;
+  KvDType kv_dtype = KvDType::same;  // fp8: K/V caches in e4m3 with kv_scale
+  float kv_scale = kKvFp8Scale;
+  // What the cache holds for value v (dtype rounding, or the e4m3 round trip).
+  float kv_round(float v) const;
+  int kv_bytes() const { return kv_dtype == KvDType::fp8 ? 1 : dtype_bytes(dtype); }
 };
 
 // `layers` consecutive decoder layers (distinct weights and KV caches; layer l
@@ -117,6 +134,7 @@ struct AttentionSpec {
 struct LayerSpec {
   LayerShape shape;
   DType dtype = DType::fp32;
+  KvDType kv_dtype = KvDType::same;  // KV cache storage (attention_spec copies it)
   int batch = 1, queries = 1;
   long long context = 0;
   int layers = 1;
