@@ -152,6 +152,54 @@ TEST_CASE("cuda ops match the reference", "[probe][cuda][gpu]") {
     }
   }
 }
+TEST_CASE("cuda attention with an fp8 e4m3 KV cache", "[probe][cuda][gpu]") {
+  auto b = gpu_or_null();
+  if (!b) {
+    WARN("no GPU: fp8 KV attention not run");
+    return;
+  }
+  for (int q : {1, 9})
+    for (bool shared : {false, true}) {
+      AttentionSpec a;
+      a.batch = 2;
+      a.queries = q;
+      a.context = q == 1 ? 300 : 9;
+      a.heads = 8;
+      a.kv_heads = shared ? 1 : 2;
+      a.qk_dim = shared ? 72 : 64;  // 72: not a multiple of 16, the scalar e4m3 load path
+      a.v_dim = 64;
+      a.shared_kv = shared;
+      a.dtype = DType::bf16;
+      a.kv_dtype = KvDType::fp8;
+      a.seed = 91;
+      a.scale = 0.125f;
+      auto op = b->attention(a);
+      op->run();
+      op->sync();
+      const Check c = compare_close(op->output().f, ref::attention(a),
+                                    error_limit(DType::fp32, OpKind::simple), "fp8 kv attention");
+      INFO("Q" << q << " shared " << shared << ": " << c.detail);
+      CHECK(c.ok);
+    }
+}
+
+TEST_CASE("cuda fp8 e4m3 GEMM against the dequantised reference", "[probe][cuda][gpu]") {
+  if (!gpu_or_null()) {
+    WARN("no GPU: fp8 GEMM check not run");
+    return;
+  }
+  for (int m : {1, 17, 64}) {
+    const Fp8GemmCheck r = check_fp8_gemm(m, 96, 256);
+    if (!r.ran) {
+      WARN("fp8 GEMM skipped: " << r.reason);
+      CHECK(!r.reason.empty());
+      return;
+    }
+    INFO("m " << m << ": " << r.reason << " err " << r.max_err);
+    CHECK(r.ok);
+  }
+  CHECK_THROWS_AS(check_fp8_gemm(4, 96, 250), moeplan::Error);
+}
 #else
 TEST_CASE("cuda backend absent in this build", "[probe][cuda]") {
   bool listed = false;

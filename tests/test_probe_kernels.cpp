@@ -190,3 +190,62 @@ TEST_CASE("bf16 rounding is round-to-nearest-even", "[probe][kernels]") {
     CHECK(x < 1.0f);
   }
 }
+
+TEST_CASE("fp8 e4m3: every code round-trips, known values, RNE, saturation", "[probe][kernels]") {
+  for (int c = 0; c < 256; ++c) {
+    const auto code = static_cast<std::uint8_t>(c);
+    const float v = mk::e4m3_bits_to_float(code);
+    if ((c & 0x7F) == 0x7F) {
+      CHECK(std::isnan(v));
+      CHECK(mk::float_to_e4m3_bits(v) == code);  // NaN keeps its sign
+      continue;
+    }
+    INFO("code " << c << " value " << v);
+    CHECK(std::isfinite(v));
+    CHECK(mk::float_to_e4m3_bits(v) == code);
+    CHECK(mk::e4m3_round(v, 1.0f) == v);
+  }
+  CHECK(mk::e4m3_bits_to_float(0x38) == 1.0f);
+  CHECK(mk::e4m3_bits_to_float(0x3C) == 1.5f);
+  CHECK(mk::e4m3_bits_to_float(0xB8) == -1.0f);
+  CHECK(mk::e4m3_bits_to_float(0x7E) == 448.0f);
+  CHECK(mk::e4m3_bits_to_float(0x08) == std::ldexp(1.0f, -6));  // smallest normal
+  CHECK(mk::e4m3_bits_to_float(0x01) == std::ldexp(1.0f, -9));  // smallest subnormal
+  CHECK(mk::e4m3_bits_to_float(0x07) == 7.0f * std::ldexp(1.0f, -9));
+  // Ties to even: 1.0625 is halfway between 1.0 (0x38) and 1.125 (0x39).
+  CHECK(mk::float_to_e4m3_bits(1.0625f) == 0x38);
+  CHECK(mk::float_to_e4m3_bits(1.1875f) == 0x3A);
+  CHECK(mk::float_to_e4m3_bits(std::nextafter(1.0625f, 2.0f)) == 0x39);
+  CHECK(mk::float_to_e4m3_bits(std::ldexp(1.0f, -10)) == 0x00);         // tie -> 0
+  CHECK(mk::float_to_e4m3_bits(3.0f * std::ldexp(1.0f, -10)) == 0x02);  // tie 1|2 -> 2
+  CHECK(mk::float_to_e4m3_bits(-std::ldexp(1.0f, -12)) == 0x80);        // -0
+  // Saturation to ±448 (no infinities in e4m3).
+  CHECK(mk::float_to_e4m3_bits(448.0f) == 0x7E);
+  CHECK(mk::float_to_e4m3_bits(470.0f) == 0x7E);
+  CHECK(mk::float_to_e4m3_bits(1e30f) == 0x7E);
+  CHECK(mk::float_to_e4m3_bits(-INFINITY) == 0xFE);
+  // Against a brute-force nearest search (ties to the even code) on random values.
+  std::vector<float> finite;
+  for (int c = 0; c < 0x7F; ++c)
+    finite.push_back(mk::e4m3_bits_to_float(static_cast<std::uint8_t>(c)));
+  for (int i = 0; i < 20000; ++i) {
+    const float x =
+        std::ldexp(mk::pattern_value(77, static_cast<std::uint64_t>(i)),
+                   static_cast<int>(mk::mix64(static_cast<std::uint64_t>(i)) % 24) - 12);
+    const float ax = std::fabs(x);
+    int best = 0;
+    for (int c = 1; c < 0x7F; ++c) {
+      const double dc = std::fabs(finite[static_cast<std::size_t>(c)] - static_cast<double>(ax));
+      const double db = std::fabs(finite[static_cast<std::size_t>(best)] - static_cast<double>(ax));
+      if (dc < db || (dc == db && (c & 1) == 0)) best = c;
+    }
+    const int want = best | (std::signbit(x) ? 0x80 : 0);
+    INFO("x = " << x);
+    CHECK(static_cast<int>(mk::float_to_e4m3_bits(x)) == want);
+  }
+  // Scaled form: code of v / s, value code * s; exact for a power-of-two scale.
+  const float s = 1.0f / 32.0f;
+  CHECK(mk::e4m3_quantize(1.0f / 32.0f, s) == 0x38);
+  CHECK(mk::e4m3_dequantize(0x38, s) == 1.0f / 32.0f);
+  CHECK(mk::e4m3_round(100.0f, s) == 14.0f);  // saturates at 448 * s
+}

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   pc::setup_run(app, exit_code);
   pc::setup_check(app, exit_code);
   pc::setup_list(app, exit_code);
+  pc::setup_gpu_suites(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

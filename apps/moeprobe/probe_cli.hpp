@@ -30,5 +30,7 @@ inline constexpr int kExitUnavailable = 4;
 void setup_run(CLI::App& app, int& exit_code);
 void setup_check(CLI::App& app, int& exit_code);
 void setup_list(CLI::App& app, int& exit_code);
+// nccl and peaks (CUDA builds; elsewhere they exit 4).
+void setup_gpu_suites(CLI::App& app, int& exit_code);
 
 }  // namespace moeprobe::cli

@@ -1,5 +1,6 @@
 // Attention over the probe's KV cache layouts (contiguous or paged), GQA and
-// MLA-absorbed (shared K/V latent rows), fp32 or bf16 cache. One kernel serves
+// MLA-absorbed (shared K/V latent rows), fp32, bf16 or fp8 e4m3 cache (e4m3
+// dequantised on load with the per-tensor scale, moekernels::e4m3_dequantize). One kernel serves
 // decode and causal prefill: a block owns a tile of R "rows" (query position x
 // head of one KV group) and a split of the keys; it walks the split in tiles of
 // KT keys with an online softmax (flash-style), keeping only R x v accumulators
@@ -66,9 +67,9 @@ __device__ __forceinline__ long long cache_row(const AttentionArgs& a, int b, lo
 // dst [kt, dim] as float; rows >= nb are zero. 16-byte loads when possible.
 __device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int b, int kvh,
                           long long j0, int nb, int kt, float* dst) {
-  const bool vec = a.kv == Elem::bf16 ? (dim % 8 == 0) : (dim % 4 == 0);
+  const int per = a.kv == Elem::e4m3 ? 16 : a.kv == Elem::bf16 ? 8 : 4;  // per 16 bytes
+  const bool vec = dim % per == 0;
   if (vec) {
-    const int per = a.kv == Elem::bf16 ? 8 : 4;
     const int chunks = dim / per;
     for (int idx = threadIdx.x; idx < kt * chunks; idx += blockDim.x) {
       const int j = idx / chunks, c0 = (idx % chunks) * per;
@@ -78,7 +79,13 @@ __device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int 
         continue;
       }
       const long long off = (cache_row(a, b, j0 + j) * a.kv_heads + kvh) * dim + c0;
-      if (a.kv == Elem::bf16) {
+      if (a.kv == Elem::e4m3) {
+        const uint4 raw =
+            *reinterpret_cast<const uint4*>(static_cast<const std::uint8_t*>(src) + off);
+        const std::uint8_t* q8 = reinterpret_cast<const std::uint8_t*>(&raw);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) d[i] = mk::e4m3_dequantize(q8[i], a.kv_scale);
+      } else if (a.kv == Elem::bf16) {
         const uint4 raw =
             *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(src) + off);
         const __nv_bfloat162* h2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
@@ -99,9 +106,14 @@ __device__ void load_tile(const AttentionArgs& a, const void* src, int dim, int 
   } else {
     for (int idx = threadIdx.x; idx < kt * dim; idx += blockDim.x) {
       const int j = idx / dim, c = idx % dim;
-      dst[idx] = j < nb ? detail::load_elem(src, a.kv,
-                                            (cache_row(a, b, j0 + j) * a.kv_heads + kvh) * dim + c)
-                        : 0.0f;
+      if (j >= nb) {
+        dst[idx] = 0.0f;
+        continue;
+      }
+      const long long off = (cache_row(a, b, j0 + j) * a.kv_heads + kvh) * dim + c;
+      dst[idx] = a.kv == Elem::e4m3
+                     ? mk::e4m3_dequantize(static_cast<const std::uint8_t*>(src)[off], a.kv_scale)
+                     : detail::load_elem(src, a.kv, off);
     }
   }
 }
@@ -245,8 +257,8 @@ __global__ void attention_merge_kernel(const float* part_acc, const float* part_
 }
 
 __global__ void fill_paged_kernel(void* dst, Elem t, int batch, long long context, int heads,
-                                  int dim, const int* table, int page, int pps,
-                                  std::uint64_t seed) {
+                                  int dim, const int* table, int page, int pps, std::uint64_t seed,
+                                  float kv_scale) {
   const long long n = static_cast<long long>(batch) * context * heads * dim;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -259,8 +271,27 @@ __global__ void fill_paged_kernel(void* dst, Elem t, int batch, long long contex
     const long long at = (prow * heads + h) * dim + c;
     if (t == Elem::f32)
       static_cast<float*>(dst)[at] = v;
+    else if (t == Elem::e4m3)
+      static_cast<std::uint8_t*>(dst)[at] = mk::e4m3_quantize(v, kv_scale);
     else
       static_cast<std::uint16_t*>(dst)[at] = mk::float_to_bf16_bits(v);
+  }
+}
+
+__global__ void store_kv_rows_kernel(const float* src, long long ld, int rows, int n, int queries,
+                                     long long context, long long first_new, void* cache, Elem t,
+                                     float kv_scale) {
+  const long long total = static_cast<long long>(rows) * n;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const int r = static_cast<int>(i / n), c = static_cast<int>(i % n);
+    const int b = r / queries, qi = r % queries;
+    const long long at = (static_cast<long long>(b) * context + first_new + qi) * n + c;
+    const float v = src[static_cast<long long>(r) * ld + c];
+    if (t == Elem::e4m3)
+      static_cast<std::uint8_t*>(cache)[at] = mk::e4m3_quantize(v, kv_scale);
+    else
+      detail::store_elem(cache, t, at, v);
   }
 }
 
@@ -280,6 +311,8 @@ void validate(const AttentionArgs& a) {
         "attention: page table too small for the context");
   check(a.q != nullptr && a.k != nullptr && a.out != nullptr && (a.shared_kv || a.v != nullptr),
         "attention: null pointer");
+  check(a.kv != Elem::e4m3 || (a.kv_scale > 0.0f && a.kv_scale < 3.0e38f),
+        "attention: e4m3 cache needs a positive finite kv_scale");
 }
 
 }  // namespace
@@ -323,12 +356,23 @@ void attention(const AttentionArgs& a, void* workspace, long long workspace_byte
 
 void fill_paged(void* dst, Elem t, int batch, long long context, int heads, int dim,
                 const int* page_table, int page, int pages_per_seq, std::uint64_t seed,
-                cudaStream_t st) {
+                cudaStream_t st, float kv_scale) {
   const long long n = static_cast<long long>(batch) * context * heads * dim;
   if (n <= 0) return;
   fill_paged_kernel<<<detail::grid_for(n, 256), 256, 0, st>>>(
-      dst, t, batch, context, heads, dim, page_table, page, pages_per_seq, seed);
+      dst, t, batch, context, heads, dim, page_table, page, pages_per_seq, seed, kv_scale);
   MOEK_CHECK_LAUNCH("fill_paged");
+}
+
+void store_kv_rows(const float* src, long long ld, int rows, int n, int queries, long long context,
+                   long long first_new, void* cache, Elem t, float kv_scale, cudaStream_t st) {
+  const long long total = static_cast<long long>(rows) * n;
+  if (total <= 0) return;
+  check(queries > 0 && first_new >= 0 && first_new + queries <= context && ld >= n,
+        "store_kv_rows: bad shape");
+  store_kv_rows_kernel<<<detail::grid_for(total, 256), 256, 0, st>>>(
+      src, ld, rows, n, queries, context, first_new, cache, t, kv_scale);
+  MOEK_CHECK_LAUNCH("store_kv_rows");
 }
 
 }  // namespace moekernels::cuda

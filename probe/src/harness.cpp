@@ -589,7 +589,7 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
           ? "mla:" + std::to_string(ls.attn.heads) + "h,r" + std::to_string(ls.attn.kv_lora_rank) +
                 "+" + std::to_string(ls.attn.rope_dim)
           : "gqa:" + std::to_string(ls.attn.heads) + "/" + std::to_string(ls.attn.kv_heads) + "x" +
-                std::to_string(ls.attn.head_dim)
+                std::to_string(ls.attn.head_dim);
   const std::string akey = akey0 + (opt.kv_dtype == KvDType::fp8 ? ",kv:fp8" : "");
   for (long long ctx : opt.context)
     for (int t : opt.tokens) {

@@ -1,9 +1,9 @@
 // Index math shared by every probe backend: tiling, top-k selection (softmax
 // and DeepSeek-style grouped sigmoid routing), the MoE permutation (histogram,
-// exclusive prefix sum, stable scatter), the online-softmax update, bf16 and fp8 e4m3 rounding and the
-// deterministic synthetic-data pattern. Plain C++ with no library calls so the
-// CUDA backend compiles the very same functions (MOE_HD = __host__ __device__
-// under nvcc). Formulas: docs/probe.md.
+// exclusive prefix sum, stable scatter), the online-softmax update, bf16 and fp8 e4m3 rounding and
+// the deterministic synthetic-data pattern. Plain C++ with no library calls so the CUDA backend
+// compiles the very same functions (MOE_HD = __host__ __device__ under nvcc). Formulas:
+// docs/probe.md.
 //
 // Conventions: row-major arrays, indices are int (shapes fit in 2^31), counts
 // that can exceed 2^31 (byte counts) are long long. No function allocates.
@@ -89,9 +89,10 @@ MOE_HD inline std::uint8_t float_to_e4m3_bits(float f) {
   __builtin_memcpy(&u, &f, 4);
   const std::uint8_t sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
   const std::uint32_t a = u & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);  // NaN
+  if (a > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);   // NaN
   if (a >= 0x43E00000u) return static_cast<std::uint8_t>(sign | 0x7Eu);  // >= 448: saturate
-  if (a >= 0x3C800000u) {  // >= 2^-6: normal; keep 3 mantissa bits, RNE (carry may bump the exponent)
+  if (a >=
+      0x3C800000u) {  // >= 2^-6: normal; keep 3 mantissa bits, RNE (carry may bump the exponent)
     const std::uint32_t r = a + 0x7FFFFu + ((a >> 20) & 1u);
     return static_cast<std::uint8_t>(sign | ((r >> 20) - (120u << 3)));
   }

@@ -27,7 +27,7 @@ constexpr std::size_t kWorkspaceBytes = 64ull << 20;
 constexpr int kCandidates = 8;
 
 cudaDataType_t lt_type(Elem e) {
-  return e == Elem::f32 ? CUDA_R_32F : CUDA_R_16BF;
+  return e == Elem::f32 ? CUDA_R_32F : e == Elem::bf16 ? CUDA_R_16BF : CUDA_R_8F_E4M3;
 }
 
 template <class T>
@@ -156,6 +156,51 @@ void LtGemm::matmul(const MatmulShape& s, const void* w, const void* x, float* y
   const float alpha = 1.0f, beta = 0.0f;
   MOE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d,
                                   &p.algo, workspace_.get(), workspace_.bytes(), st));
+}
+
+bool LtGemm::matmul_fp8(int m, int n, int k, const void* w8, const void* x8, const float* scale_w,
+                        const float* scale_x, float* y, cudaStream_t st) {
+  if (m <= 0 || n <= 0 || k <= 0 || k % 16 != 0 || n % 4 != 0)
+    throw moeplan::Error(
+        "cuBLASLt fp8: needs positive m, n, k with k % 16 == 0 and n % 4 == 0 (got " +
+        std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + ")");
+  Plan p;
+  MOE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  bool ok = false;
+  try {
+    set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
+    set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
+    set_desc(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, scale_w);
+    set_desc(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, scale_x);
+    set_desc(p.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, static_cast<std::int8_t>(0));
+    MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
+                                                static_cast<std::uint64_t>(n), k));
+    MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
+                                                static_cast<std::uint64_t>(m), k));
+    MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, static_cast<std::uint64_t>(n),
+                                                static_cast<std::uint64_t>(m), n));
+    cublasLtMatmulPreference_t pref = nullptr;
+    MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const std::size_t ws = workspace_.bytes();
+    MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    cublasLtMatmulHeuristicResult_t res[1] = {};
+    int found = 0;
+    const cublasStatus_t hs =
+        cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref, 1, res, &found);
+    MOE_CUBLAS_CHECK_NOTHROW(cublasLtMatmulPreferenceDestroy(pref));
+    if (hs == CUBLAS_STATUS_SUCCESS && found > 0) {
+      const float alpha = 1.0f, beta = 0.0f;
+      MOE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w8, p.a, x8, p.b, &beta, y, p.d, y,
+                                      p.d, &res[0].algo, workspace_.get(), ws, st));
+      ok = true;
+    }
+  } catch (...) {
+    destroy(p);
+    throw;
+  }
+  destroy(p);
+  return ok;
 }
 
 double LtGemm::time_fp8_tflops(int m, int n, int k, cudaStream_t st) {

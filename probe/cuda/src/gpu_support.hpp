@@ -110,6 +110,13 @@ class LtGemm {
   bool supported(const MatmulShape& s, const void* w, const void* x, float* y, cudaStream_t st);
   // fp8 e4m3 (A, B) with per-tensor scale pointers, bf16 out: peak-rate probe only.
   double time_fp8_tflops(int m, int n, int k, cudaStream_t st);
+  // Y[m, n] f32 = (scale_x * X8)[m, k] · (scale_w * W8)[n, k]^T, X8/W8 e4m3
+  // codes (rows of k bytes), scale_w/scale_x device floats (cuBLASLt A/B scale
+  // pointers), FP32 accumulation without fast accumulation. Needs k % 16 == 0
+  // and n % 4 == 0 (16-byte leading dimensions). Returns false (nothing
+  // enqueued) when cuBLASLt has no algorithm, e.g. below compute capability 8.9.
+  bool matmul_fp8(int m, int n, int k, const void* w8, const void* x8, const float* scale_w,
+                  const float* scale_x, float* y, cudaStream_t st);
   std::size_t cached_plans() const { return plans_.size(); }
 
  private:

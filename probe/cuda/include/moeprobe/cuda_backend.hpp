@@ -83,12 +83,38 @@ NcclSuite run_nccl_suite(const NcclOptions& opt);
 
 // Dense peak rates (the reference for utilisation): cuBLASLt at m=n=k=8192,
 // bf16 and, on compute capability >= 8.9, fp8 e4m3 with per-tensor scales.
+// The fp8 row is timed only after check_fp8_gemm passed (else run_peak_suite
+// throws moeplan::Error); `note` says what was checked or why fp8 was skipped.
 struct PeakRow {
   std::string dtype;
   int m = 0, n = 0, k = 0;
   double tflops = 0;
   double copy_gbs = 0;  // filled on the "copy" row: device copy bandwidth (read + write)
+  std::string note;
 };
 std::vector<PeakRow> run_peak_suite();
+
+// fp8 e4m3 GEMM correctness on the GPU: X [m, k] and W [n, k] pattern values
+// (W scaled by sqrt(3/k), as the probe's weights) are quantised on the host with
+// moekernels::e4m3_quantize and per-tensor scales s = amax / 448 (the usual
+// recipe), cuBLASLt computes Y = (s_x X8)(s_w W8)^T in fp32 (FP32 accumulation,
+// fast accumulation off), and Y is compared with the float64 product of the
+// dequantised inputs (e4m3_dequantize), normalised as compare_close does.
+// Needs k % 16 == 0 and n % 4 == 0 (throws moeplan::Error otherwise).
+struct Fp8GemmCheck {
+  bool ran = false;    // false: skipped, `reason` says why (e.g. compute capability < 8.9)
+  std::string reason;  // skipped: why; ran: "" or the mismatch detail
+  int m = 0, n = 0, k = 0;
+  double max_err = 0;
+  double limit = 0;
+  bool ok = false;  // ran and max_err <= limit and every output finite
+};
+// Normalised error limit of the fp8 GEMM against the dequantised float64
+// product: the products of e4m3 values are exact in fp32, so the limit covers
+// the accumulation order and the tensor cores' reduced-precision partial sums
+// (before cuBLASLt promotes them to FP32). Chosen, not yet measured on a GPU.
+constexpr double kFp8GemmLimit = 2e-3;
+// Throws BackendUnavailable without a GPU.
+Fp8GemmCheck check_fp8_gemm(int m, int n, int k);
 
 }  // namespace moeprobe
