@@ -2,6 +2,7 @@
 // against the CPU reference (the harness does the same before timing).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 
 #include "moeprobe/backend.hpp"
@@ -152,6 +153,66 @@ TEST_CASE("cuda ops match the reference", "[probe][cuda][gpu]") {
     }
   }
 }
+TEST_CASE("cuda decoder layers match the reference", "[probe][cuda][gpu]") {
+  const BackendInfo info = cuda_backend_info();
+  for (const char* op : {"layer.decode", "layer.prefill"})
+    CHECK(std::find(info.ops.begin(), info.ops.end(), op) != info.ops.end());
+  auto b = gpu_or_null();
+  if (!b) {
+    WARN("no GPU: layer ops not run");
+    return;
+  }
+  MoeShape moe;
+  moe.experts = 8;
+  moe.top_k = 2;
+  moe.ffn = 48;
+  moe.shared_experts = 1;
+  moe.shared_ffn = 32;
+  // 0: GQA + MoE; 1: MLA (q LoRA) + dense FFN; 2: MLA without q LoRA + MoE, fp8 KV.
+  for (int cfg = 0; cfg < 3; ++cfg)
+    for (DType d : {DType::fp32, DType::bf16})
+      for (int q : {1, 9}) {
+        LayerSpec s;
+        s.shape.hidden = 64;
+        s.shape.attn.heads = 4;
+        if (cfg == 0) {
+          s.shape.attn.kv_heads = 2;
+          s.shape.attn.head_dim = 32;
+        } else {
+          s.shape.attn.mla = true;
+          s.shape.attn.q_lora_rank = cfg == 1 ? 48 : 0;
+          s.shape.attn.kv_lora_rank = 64;
+          s.shape.attn.rope_dim = 16;
+          s.shape.attn.nope_dim = 32;
+          s.shape.attn.v_head_dim = 32;
+        }
+        if (cfg == 1)
+          s.shape.dense_ffn = 96;
+        else
+          s.shape.moe = moe;
+        s.dtype = d;
+        s.kv_dtype = cfg == 2 ? KvDType::fp8 : KvDType::same;
+        s.batch = 2;
+        s.queries = q;
+        s.context = q == 1 ? 40 : q;  // decode: 39 cached + 1 new; prefill: causal
+        s.layers = 2;
+        s.pool = 3;
+        s.seed = 500 + static_cast<std::uint64_t>(cfg);
+        const auto x = pattern_input(static_cast<std::size_t>(s.tokens()) * 64, 31);
+        auto op = b->layer(s, x);
+        op->run();
+        op->run();  // repeatable: the new K/V rows are rewritten with the same values
+        op->sync();
+        const OpOutput o = op->output();
+        CHECK(o.i.size() ==
+              (s.shape.moe ? static_cast<std::size_t>(s.layers * s.tokens() * moe.top_k) : 0u));
+        const Check c = compare_close(o.f, ref::layer(s, x, &o.i, 1e-4),
+                                      error_limit(d, OpKind::chained, s.kv_dtype), "layer");
+        INFO("config " << cfg << " " << dtype_name(d) << " Q" << q << ": " << c.detail);
+        CHECK(c.ok);
+      }
+}
+
 TEST_CASE("cuda attention with an fp8 e4m3 KV cache", "[probe][cuda][gpu]") {
   auto b = gpu_or_null();
   if (!b) {

@@ -69,7 +69,9 @@ void run(const RunCmdOptions& o, int& exit_code) {
   if (r.resumed > 0)
     rep.messages.push_back(std::to_string(r.resumed) + " rows resumed from the log");
   if (r.skipped > 0)
-    rep.messages.push_back(std::to_string(r.skipped) + " cases skipped by the memory budget");
+    rep.messages.push_back(
+        std::to_string(r.skipped) +
+        " cases skipped (memory budget, or ops this backend does not implement)");
   rep.messages.push_back("calibration written to " + r.out_path);
   rep.meta.calibration_file = r.out_path;
   rep.meta.tool_version = moeplan::tool_version();

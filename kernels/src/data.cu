@@ -21,6 +21,23 @@ __global__ void fill_pattern_kernel(void* dst, Elem t, long long n, std::uint64_
   }
 }
 
+__global__ void fill_pattern_t_kernel(void* dst, Elem t, int batch, int rows, int cols,
+                                      std::uint64_t seed, float scale) {
+  const long long n = static_cast<long long>(batch) * rows * cols;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    // i = (b*cols + c)*rows + r holds pattern element (b*rows + r)*cols + c.
+    const long long r = i % rows, bc = i / rows, c = bc % cols, b = bc / cols;
+    const long long src = (b * rows + r) * cols + c;
+    const float v =
+        __fmul_rn(scale, moekernels::pattern_value(seed, static_cast<std::uint64_t>(src)));
+    if (t == Elem::f32)
+      static_cast<float*>(dst)[i] = v;
+    else
+      static_cast<std::uint16_t*>(dst)[i] = moekernels::float_to_bf16_bits(v);
+  }
+}
+
 __global__ void fill_e4m3_kernel(std::uint8_t* dst, long long n, std::uint64_t seed, float scale,
                                  float q_scale) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
@@ -92,6 +109,18 @@ void fill_pattern(void* dst, Elem t, long long n, std::uint64_t seed, float scal
   if (n <= 0) return;
   fill_pattern_kernel<<<grid_for(n, 256), 256, 0, st>>>(dst, t, n, seed, scale, index0);
   MOEK_CHECK_LAUNCH("fill_pattern");
+}
+
+void fill_pattern_transposed(void* dst, Elem t, int batch, int rows, int cols, std::uint64_t seed,
+                             float scale, cudaStream_t st) {
+  if (t == Elem::e4m3 || batch < 0 || rows < 0 || cols < 0)
+    throw_on_error(cudaErrorInvalidValue,
+                   "fill_pattern_transposed: needs f32 or bf16 and non-negative shapes", __FILE__,
+                   __LINE__);
+  const long long n = static_cast<long long>(batch) * rows * cols;
+  if (n <= 0) return;
+  fill_pattern_t_kernel<<<grid_for(n, 256), 256, 0, st>>>(dst, t, batch, rows, cols, seed, scale);
+  MOEK_CHECK_LAUNCH("fill_pattern_transposed");
 }
 
 void fill_pattern_e4m3(void* dst, long long n, std::uint64_t seed, float scale, float q_scale,

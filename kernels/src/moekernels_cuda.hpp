@@ -26,6 +26,11 @@ void throw_on_error(cudaError_t err, const char* what, const char* file, int lin
 // dst[i] = round_to(t, scale * pattern_value(seed, index0 + i)) for i < n.
 void fill_pattern(void* dst, Elem t, long long n, std::uint64_t seed, float scale, long long index0,
                   cudaStream_t st);
+// Per-matrix transpose of a pattern block: batch matrices [rows, cols] of pattern
+// elements (b*rows + r)*cols + c stored as [cols, rows], i.e.
+// dst[(b*cols + c)*rows + r] = round_to(t, scale * pattern_value(seed, (b*rows + r)*cols + c)).
+void fill_pattern_transposed(void* dst, Elem t, int batch, int rows, int cols, std::uint64_t seed,
+                             float scale, cudaStream_t st);
 // dst [n] e4m3 codes = moekernels::e4m3_quantize(scale * pattern_value(seed, i), q_scale).
 void fill_pattern_e4m3(void* dst, long long n, std::uint64_t seed, float scale, float q_scale,
                        cudaStream_t st);

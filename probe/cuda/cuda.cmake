@@ -52,12 +52,12 @@ target_compile_options(moeplan_probe_cuda PRIVATE ${MOEPLAN_WARNINGS})
 target_link_libraries(moeplan_probe_cuda
   PUBLIC moeplan::kernels_cuda CUDA::cudart CUDA::cublasLt ${MOEPLAN_NCCL_LIBRARY} ${CMAKE_DL_LIBS})
 if(MOEPLAN_WITH_MPI)
-  find_package(MPI COMPONENTS C)
-  if(NOT MPI_C_FOUND)
+  find_package(MPI COMPONENTS CXX)
+  if(NOT MPI_CXX_FOUND)
     message(FATAL_ERROR "moeplan: -DMOEPLAN_WITH_MPI=ON but no MPI was found (install an MPI such as "
                         "libopenmpi-dev, or configure with -DMOEPLAN_WITH_MPI=OFF)")
   endif()
-  target_link_libraries(moeplan_probe_cuda PUBLIC MPI::MPI_C)
+  target_link_libraries(moeplan_probe_cuda PUBLIC MPI::MPI_CXX)
   target_compile_definitions(moeplan_probe_cuda PUBLIC MOEPROBE_HAVE_MPI)
 endif()
 

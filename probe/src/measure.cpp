@@ -3,8 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iostream>
 #include <numeric>
 #include <sstream>
+
+#ifdef MOEPROBE_HAVE_CUDA
+#include "moeprobe/cuda_backend.hpp"
+#endif
 
 namespace moeprobe {
 
@@ -30,6 +35,18 @@ Stats summarize(const std::vector<double>& s) {
 }
 
 Stats time_op(Op& op, Backend& b, const TimingOptions& t) {
+#ifdef MOEPROBE_HAVE_CUDA
+  // GPU ops: CUDA events around graph replays, L2 scribble between samples, NVML clocks
+  // before and after (docs/probe.md, "Timing on the GPU"); host clocks would time launches.
+  if (b.name() == "cuda") {
+    const CudaTiming ct = time_cuda_op(op, b, t);
+    if (ct.clock_drop)
+      std::cerr << "warning: the SM clock dropped more than 10% during a timed cell ("
+                << ct.before.sm_mhz << " -> " << ct.after.sm_mhz
+                << " MHz); its timing is suspect\n";
+    return ct.stats;
+  }
+#endif
   using clock = std::chrono::steady_clock;
   for (int i = 0; i < t.warmup; ++i) {
     op.run();

@@ -679,6 +679,309 @@ class AttentionOp : public CudaOp {
   long long ws_bytes_ = 0;
 };
 
+// ---- decoder layers ---------------------------------------------------------------------
+
+// `spec.layers` decoder layers with the CPU backend's step list (docs/probe.md):
+// rmsnorm -> projections (new K/V rows stored into the layer's cache, fp8 KV
+// quantised) -> attention -> output projection -> residual -> rmsnorm -> MoE
+// (router, permutation, per-expert GEMMs, shared experts, combine) or dense
+// SwiGLU FFN -> residual. GEMM inputs are converted to the weight dtype;
+// outputs and the residual stream stay fp32. Weights and caches come from the
+// shared pattern on the device. MoE layers copy the expert counts to the host
+// once per layer (not capturable); dense layers run as one CUDA graph.
+class LayerOp : public CudaOp {
+ public:
+  LayerOp(std::shared_ptr<Ctx> c, const LayerSpec& sp, const std::vector<float>& x)
+      : CudaOp(std::move(c)), s_(sp) {
+    const LayerShape& sh = sp.shape;
+    const AttnShape& a = sh.attn;
+    t_ = elem(sp.dtype);
+    const long long h = sh.hidden, tk = sp.tokens();
+    if (sp.layers <= 0 || tk <= 0 || h <= 0 || sp.context < sp.queries ||
+        static_cast<long long>(x.size()) != tk * h)
+      throw moeplan::Error("cuda layer: needs layers, tokens, hidden > 0, context >= queries and " +
+                           std::to_string(tk * h) + " input values (got " +
+                           std::to_string(x.size()) + ")");
+    if (sh.moe && sp.pool <= 0) throw moeplan::Error("cuda layer: an MoE layer needs pool > 0");
+    const AttentionSpec as0 = sp.attention_spec(0);
+    kvt_ = sp.kv_dtype == KvDType::fp8 ? Elem::e4m3 : t_;
+    layers_.resize(static_cast<std::size_t>(sp.layers));
+    for (int l = 0; l < sp.layers; ++l) {
+      LayerW& w = layers_[static_cast<std::size_t>(l)];
+      const std::uint64_t base = sp.seed + 1000ull * static_cast<std::uint64_t>(l);
+      auto dense_w = [&](DeviceBuffer& b, long long rows, long long cols, std::uint64_t seed) {
+        b = make_weight(rows * cols, t_);
+        fill(b, t_, 0, seed, fan_in_scale(cols), 0, rows * cols, s());
+      };
+      if (a.mla) {
+        const long long qk = a.nope_dim + a.rope_dim, r = a.kv_lora_rank;
+        if (a.q_lora_rank > 0) {
+          dense_w(w.q_a, a.q_lora_rank, h, base + 14);
+          dense_w(w.q_b, a.heads * qk, a.q_lora_rank, base + 15);
+        } else {
+          dense_w(w.q_b, a.heads * qk, h, base + 15);
+        }
+        dense_w(w.kv_a, r + a.rope_dim, h, base + 16);
+        // W_uk: pattern block [heads, nope, r] stored per head as [r, nope].
+        w.uk = make_weight(a.heads * r * a.nope_dim, t_);
+        kc::fill_pattern_transposed(w.uk.get(), t_, a.heads, a.nope_dim, a.kv_lora_rank, base + 17,
+                                    fan_in_scale(a.nope_dim), s());
+        dense_w(w.uv, static_cast<long long>(a.heads) * a.v_head_dim, r, base + 18);
+        dense_w(w.o, h, static_cast<long long>(a.heads) * a.v_head_dim, base + 13);
+      } else {
+        dense_w(w.qkv, static_cast<long long>(a.heads + 2 * a.kv_heads) * a.head_dim, h, base + 10);
+        dense_w(w.o, h, static_cast<long long>(a.heads) * a.head_dim, base + 13);
+      }
+      if (sh.moe) {
+        const MoeSpec ms = sp.moe_spec(l);
+        w.moe.build_router(ms, s());
+        w.moe.build_experts(ms, s());
+      } else {
+        const long long f = sh.dense_ffn;
+        w.gu = make_weight(2 * f * h, t_);
+        fill(w.gu, t_, 0, base + 30, fan_in_scale(h), 0, f * h, s());
+        fill(w.gu, t_, f * h, base + 31, fan_in_scale(h), 0, f * h, s());
+        dense_w(w.down, h, f, base + 32);
+      }
+      // KV cache: the attention op's pattern cache, new rows overwritten by run().
+      const AttentionSpec as = sp.attention_spec(l);
+      const long long rows = static_cast<long long>(as.batch) * as.context;
+      const long long kn = rows * as.kv_heads * as.qk_dim, vn = rows * as.kv_heads * as.v_dim;
+      w.k.resize(static_cast<std::size_t>(kn) * esize(kvt_));
+      fill_kv(w.k, kvt_, kn, as.seed + 2, as.kv_scale, s());
+      if (!as.shared_kv) {
+        w.v.resize(static_cast<std::size_t>(vn) * esize(kvt_));
+        fill_kv(w.v, kvt_, vn, as.seed + 3, as.kv_scale, s());
+      }
+      kc::AttentionArgs& ar = w.args;
+      ar.k = w.k.get();
+      ar.v = as.shared_kv ? nullptr : w.v.get();
+      ar.kv = kvt_;
+      ar.kv_scale = as.kv_scale;
+      ar.batch = as.batch;
+      ar.queries = as.queries;
+      ar.heads = as.heads;
+      ar.kv_heads = as.kv_heads;
+      ar.qk = as.qk_dim;
+      ar.vd = as.v_dim;
+      ar.context = as.context;
+      ar.shared_kv = as.shared_kv;
+      ar.scale = as.scale;
+    }
+    // Activations (fp32) and their dtype copies (GEMM inputs; bf16 only).
+    auto f32 = [](DeviceBuffer& b, long long n) {
+      b.resize(static_cast<std::size_t>(std::max(1LL, n)) * 4);
+    };
+    auto act_buf = [this](DeviceBuffer& b, long long n) {
+      if (t_ != Elem::f32) b.resize(static_cast<std::size_t>(std::max(1LL, n)) * esize(t_));
+    };
+    x_in_ = cudabk::upload(x, s());
+    f32(x_, tk * h);
+    f32(hn_, tk * h);
+    act_buf(hn_act_, tk * h);
+    f32(y_, tk * h);
+    const long long q_n = tk * as0.heads * as0.qk_dim, att_n = tk * as0.heads * as0.v_dim;
+    f32(q_, q_n);
+    f32(att_, att_n);
+    act_buf(att_act_, att_n);
+    if (a.mla) {
+      const long long qk = a.nope_dim + a.rope_dim;
+      f32(proj_, tk * a.heads * qk);
+      act_buf(proj_act_, tk * a.heads * qk);
+      f32(qa_, tk * a.q_lora_rank);
+      act_buf(qa_act_, tk * a.q_lora_rank);
+      f32(kvn_, tk * (a.kv_lora_rank + a.rope_dim));
+      f32(ov_, tk * a.heads * a.v_head_dim);
+      act_buf(ov_act_, tk * a.heads * a.v_head_dim);
+    } else {
+      f32(proj_, tk * (a.heads + 2 * a.kv_heads) * a.head_dim);
+    }
+    long long rows = tk, fmax = sh.dense_ffn;
+    if (sh.moe) {
+      const MoeShape& m = *sh.moe;
+      a_ = static_cast<int>(tk * m.top_k);
+      rows = std::max<long long>(rows, a_);
+      fmax = std::max<long long>(m.ffn, static_cast<long long>(m.shared_experts) * m.shared_ffn);
+      const MoeSpec ms = sp.moe_spec(0);
+      rb_.alloc(ms, static_cast<int>(tk));
+      pb_.alloc(ms, a_);
+      x_perm_act_.resize(static_cast<std::size_t>(std::max(1, a_)) * static_cast<std::size_t>(h) *
+                         esize(t_));
+      f32(y_perm_, static_cast<long long>(a_) * h);
+      f32(ids_, static_cast<long long>(sp.layers) * a_);
+      MOE_CUDA_CHECK(cudaMallocHost(&host_counts_, static_cast<std::size_t>(m.experts) * 4));
+    }
+    f32(gu_, rows * 2 * fmax);
+    h_act_.resize(static_cast<std::size_t>(std::max(1LL, rows * fmax)) * esize(t_));
+    for (LayerW& w : layers_) {
+      w.args.q = q_.as<float>();
+      w.args.out = att_.as<float>();
+      ws_bytes_ = std::max(ws_bytes_, kc::attention_workspace_bytes(w.args, ctx().facts.sms));
+    }
+    ws_.resize(static_cast<std::size_t>(std::max(1LL, ws_bytes_)));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
+  }
+  ~LayerOp() override {
+    if (host_counts_) MOE_CUDA_CHECK_NOTHROW(cudaFreeHost(host_counts_));
+  }
+  bool capturable() const override { return !s_.shape.moe; }
+  void enqueue(cudaStream_t st) override {
+    const LayerShape& sh = s_.shape;
+    const AttnShape& a = sh.attn;
+    const int h = sh.hidden, tk = s_.tokens();
+    const long long th = static_cast<long long>(tk) * h;
+    const float eps = static_cast<float>(sh.rms_eps);
+    MOE_CUDA_CHECK(cudaMemcpyAsync(x_.get(), x_in_.get(), static_cast<std::size_t>(th) * 4,
+                                   cudaMemcpyDeviceToDevice, st));
+    for (int l = 0; l < s_.layers; ++l) {
+      LayerW& w = layers_[static_cast<std::size_t>(l)];
+      const AttentionSpec as = s_.attention_spec(l);
+      const long long first_new = as.context - s_.queries;
+      kc::rmsnorm(x_.as<float>(), tk, h, eps, hn_.as<float>(), st);
+      const void* hx = act(hn_.as<float>(), th, hn_act_, st);
+      int o_k = 0;
+      const void* ox = nullptr;
+      if (!a.mla) {
+        const int d = a.head_dim, n = (a.heads + 2 * a.kv_heads) * d, qn = a.heads * d,
+                  kvn = a.kv_heads * d;
+        mm(tk, n, h, w.qkv, 0, hx, h, proj_.as<float>(), n, st);
+        MOE_CUDA_CHECK(
+            cudaMemcpy2DAsync(q_.get(), static_cast<std::size_t>(qn) * 4, proj_.get(),
+                              static_cast<std::size_t>(n) * 4, static_cast<std::size_t>(qn) * 4,
+                              static_cast<std::size_t>(tk), cudaMemcpyDeviceToDevice, st));
+        kc::store_kv_rows(proj_.as<float>() + qn, n, tk, kvn, s_.queries, as.context, first_new,
+                          w.k.get(), kvt_, as.kv_scale, st);
+        kc::store_kv_rows(proj_.as<float>() + qn + kvn, n, tk, kvn, s_.queries, as.context,
+                          first_new, w.v.get(), kvt_, as.kv_scale, st);
+        kc::attention(w.args, ws_.get(), ws_bytes_, ctx().facts.sms, st);
+        o_k = qn;
+        ox = act(att_.as<float>(), static_cast<long long>(tk) * o_k, att_act_, st);
+      } else {
+        const int qk = a.nope_dim + a.rope_dim, r = a.kv_lora_rank, row = r + a.rope_dim,
+                  ql = a.q_lora_rank, v = a.v_head_dim, hq = a.heads * qk;
+        if (ql > 0) {
+          mm(tk, ql, h, w.q_a, 0, hx, h, qa_.as<float>(), ql, st);
+          kc::rmsnorm(qa_.as<float>(), tk, ql, eps, qa_.as<float>(), st);
+          const void* qx = act(qa_.as<float>(), static_cast<long long>(tk) * ql, qa_act_, st);
+          mm(tk, hq, ql, w.q_b, 0, qx, ql, proj_.as<float>(), hq, st);
+        } else {
+          mm(tk, hq, h, w.q_b, 0, hx, h, proj_.as<float>(), hq, st);
+        }
+        mm(tk, row, h, w.kv_a, 0, hx, h, kvn_.as<float>(), row, st);
+        kc::store_kv_rows(kvn_.as<float>(), row, tk, row, s_.queries, as.context, first_new,
+                          w.k.get(), kvt_, as.kv_scale, st);
+        // Absorb W_uk per head: q_lat = q_nope · W_uk^T, then append the rope part.
+        const void* px = act(proj_.as<float>(), static_cast<long long>(tk) * hq, proj_act_, st);
+        for (int hh = 0; hh < a.heads; ++hh)
+          mm(tk, r, a.nope_dim, w.uk, static_cast<long long>(hh) * r * a.nope_dim,
+             at(px, static_cast<long long>(hh) * qk), hq,
+             q_.as<float>() + static_cast<long long>(hh) * row,
+             static_cast<long long>(a.heads) * row, st);
+        if (a.rope_dim > 0)
+          MOE_CUDA_CHECK(cudaMemcpy2DAsync(
+              q_.as<float>() + r, static_cast<std::size_t>(row) * 4, proj_.as<float>() + a.nope_dim,
+              static_cast<std::size_t>(qk) * 4, static_cast<std::size_t>(a.rope_dim) * 4,
+              static_cast<std::size_t>(tk) * static_cast<std::size_t>(a.heads),
+              cudaMemcpyDeviceToDevice, st));
+        kc::attention(w.args, ws_.get(), ws_bytes_, ctx().facts.sms, st);
+        // Per-head W_uv: latent attention output -> v_head_dim values.
+        const long long hr = static_cast<long long>(a.heads) * r;
+        const void* ax = act(att_.as<float>(), tk * hr, att_act_, st);
+        o_k = a.heads * v;
+        for (int hh = 0; hh < a.heads; ++hh)
+          mm(tk, v, r, w.uv, static_cast<long long>(hh) * v * r,
+             at(ax, static_cast<long long>(hh) * r), hr,
+             ov_.as<float>() + static_cast<long long>(hh) * v, o_k, st);
+        ox = act(ov_.as<float>(), static_cast<long long>(tk) * o_k, ov_act_, st);
+      }
+      mm(tk, h, o_k, w.o, 0, ox, o_k, y_.as<float>(), h, st);
+      kc::add_inplace(x_.as<float>(), y_.as<float>(), th, st);
+      kc::rmsnorm(x_.as<float>(), tk, h, eps, hn_.as<float>(), st);
+      if (sh.moe)
+        moe(l, w, st);
+      else
+        dense_ffn(w, st);
+      kc::add_inplace(x_.as<float>(), y_.as<float>(), th, st);
+    }
+  }
+  OpOutput output() override {
+    OpOutput o;
+    o.f = cudabk::download<float>(
+        x_.get(), static_cast<std::size_t>(s_.tokens()) * static_cast<std::size_t>(s_.shape.hidden),
+        s());
+    if (s_.shape.moe)
+      o.i = cudabk::download<int>(
+          ids_.get(), static_cast<std::size_t>(s_.layers) * static_cast<std::size_t>(a_), s());
+    return o;
+  }
+
+ private:
+  struct LayerW {
+    DeviceBuffer qkv, q_a, q_b, kv_a, uk, uv, o, gu, down, k, v;
+    MoeWeights moe;
+    kc::AttentionArgs args;
+  };
+
+  // src as a GEMM input: itself (fp32) or its dtype copy in `buf`.
+  const void* act(const float* src, long long n, DeviceBuffer& buf, cudaStream_t st) const {
+    if (t_ == Elem::f32) return src;
+    kc::convert_f32(src, buf.get(), t_, n, st);
+    return buf.get();
+  }
+  // Element `elems` of a GEMM input in the op's dtype.
+  const void* at(const void* p, long long elems) const {
+    return static_cast<const char*>(p) + static_cast<std::size_t>(elems) * esize(t_);
+  }
+  // Y[m, n] (stride ldy) = X[m, k] (stride ldx) · W[w_off.., n rows of k]^T.
+  void mm(int m, int n, int k, const DeviceBuffer& w, long long w_off, const void* x, long long ldx,
+          float* y, long long ldy, cudaStream_t st) {
+    ctx().lt.matmul(MatmulShape{m, n, k, t_, k, ldx, ldy, 0}, at(w.get(), w_off), x, y, st);
+  }
+  void dense_ffn(LayerW& w, cudaStream_t st) {
+    const int h = s_.shape.hidden, tk = s_.tokens(), f = s_.shape.dense_ffn;
+    const void* hx = act(hn_.as<float>(), static_cast<long long>(tk) * h, hn_act_, st);
+    mm(tk, 2 * f, h, w.gu, 0, hx, h, gu_.as<float>(), 2 * f, st);
+    kc::swiglu(gu_.as<float>(), tk, f, h_act_.get(), t_, st);
+    mm(tk, h, f, w.down, 0, h_act_.get(), f, y_.as<float>(), h, st);
+  }
+  // Router -> permutation -> counts to the host -> expert GEMMs -> shared -> combine.
+  void moe(int l, LayerW& w, cudaStream_t st) {
+    const MoeSpec ms = s_.moe_spec(l);
+    const int h = s_.shape.hidden, tk = s_.tokens(), e = ms.shape.experts;
+    rb_.run(ctx(), ms, w.moe, hn_.as<float>(), tk, st);
+    pb_.run(ms, rb_.ids.as<int>(), a_, st);
+    MOE_CUDA_CHECK(cudaMemcpyAsync(host_counts_, pb_.counts.get(), static_cast<std::size_t>(e) * 4,
+                                   cudaMemcpyDeviceToHost, st));
+    kc::gather_rows(hn_.as<float>(), pb_.perm.as<int>(), ms.shape.top_k, a_, h, x_perm_act_.get(),
+                    t_, st);
+    const bool shared = ms.shape.shared_experts * ms.shape.shared_ffn > 0;
+    if (shared) {
+      const void* hx = act(hn_.as<float>(), static_cast<long long>(tk) * h, hn_act_, st);
+      shared_ffn(ctx(), ms, w.moe, tk, hx, gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
+    }
+    MOE_CUDA_CHECK(cudaStreamSynchronize(st));
+    counts_.assign(host_counts_, host_counts_ + e);
+    experts_per_expert(ctx(), ms, w.moe, counts_, x_perm_act_.get(), gu_.as<float>(), h_act_.get(),
+                       y_perm_.as<float>(), st);
+    kc::combine(y_perm_.as<float>(), pb_.inv.as<int>(), rb_.w.as<float>(), tk, ms.shape.top_k, h,
+                y_.as<float>(), shared, st);
+    MOE_CUDA_CHECK(cudaMemcpyAsync(ids_.as<int>() + static_cast<long long>(l) * a_, rb_.ids.get(),
+                                   static_cast<std::size_t>(a_) * 4, cudaMemcpyDeviceToDevice, st));
+  }
+
+  LayerSpec s_;
+  Elem t_ = Elem::f32, kvt_ = Elem::f32;
+  std::vector<LayerW> layers_;
+  DeviceBuffer x_in_, x_, hn_, hn_act_, y_, q_, att_, att_act_, proj_, proj_act_, qa_, qa_act_,
+      kvn_, ov_, ov_act_, gu_, h_act_, x_perm_act_, y_perm_, ids_, ws_;
+  long long ws_bytes_ = 0;
+  int a_ = 0;
+  RouterBufs rb_;
+  PermBufs pb_;
+  int* host_counts_ = nullptr;
+  std::vector<int> counts_;
+};
+
 // ---- backend ------------------------------------------------------------------------
 
 std::string arch_list() {
@@ -790,10 +1093,8 @@ class CudaBackend : public Backend {
   std::unique_ptr<Op> attention(const AttentionSpec& s) override {
     return std::make_unique<AttentionOp>(ctx_, s);
   }
-  std::unique_ptr<Op> layer(const LayerSpec&, const std::vector<float>&) override {
-    throw moeplan::Error(
-        "cuda backend: the 'layer' op is not implemented yet (probe part 2 covers the MoE, GEMM, "
-        "attention and bandwidth ops; run layer rows on the cpu backend)");
+  std::unique_ptr<Op> layer(const LayerSpec& s, const std::vector<float>& x) override {
+    return std::make_unique<LayerOp>(ctx_, s, x);
   }
   Ctx& ctx() { return *ctx_; }
 
@@ -814,11 +1115,11 @@ BackendInfo cuda_backend_info() {
   b.available = true;
   b.reason = "built with CUDA for sm " + arch_list() + ", cuBLASLt " + lt_version() + ", NCCL " +
              std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) +
-             "; expert GEMMs: " + experts_path(false) +
-             "; the 'layer' op is not implemented on this backend yet";
+             "; expert GEMMs: " + experts_path(false);
   b.dtypes = {"fp32", "bf16"};
-  b.ops = {"triad",       "gemm",      "moe.router",       "moe.permute",      "moe.experts",
-           "moe.combine", "moe.fused", "attention.decode", "attention.prefill"};
+  b.ops = {"triad",        "gemm",      "moe.router",       "moe.permute",       "moe.experts",
+           "moe.combine",  "moe.fused", "attention.decode", "attention.prefill", "layer.decode",
+           "layer.prefill"};
   return b;
 }
 

@@ -134,7 +134,8 @@ class LtGemm {
 };
 
 // NVML loaded at run time (dlopen libnvidia-ml.so.1): the toolkit here has no
-// NVML stub to link against, and the driver's copy is only on GPU machines.
+// NVML link library (libnvidia-ml.so) to link against, and the driver's copy is only on GPU
+// machines.
 class Nvml {
  public:
   static Nvml& instance();
