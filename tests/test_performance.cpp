@@ -1,4 +1,4 @@
-// Performance model: acceptance cases T1–T3 (../shared/acceptance.md) through the
+// Performance model: acceptance cases T1–T3 (the acceptance worked examples) through the
 // real estimate() path and the bundled catalogs, property tests, and goldens with
 // the hand calculation next to each. Formulas: docs/performance.md.
 #include <catch2/catch.hpp>

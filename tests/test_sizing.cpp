@@ -1,4 +1,4 @@
-// Memory sizing: acceptance cases M1–M8 (../shared/acceptance.md, recomputed by
+// Memory sizing: acceptance cases M1–M8 (the acceptance worked examples, recomputed by
 // hand below) through the bundled catalogs and the real fit() path, plus
 // property and error-path tests.
 #include <catch2/catch.hpp>
