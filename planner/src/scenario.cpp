@@ -286,35 +286,26 @@ std::pair<double, double> read_price_range(const JsonView& v) {
   return {lo, hi};
 }
 
+// Opex given item by item (docs/scenario.md): allowed in /buy, and exclusive with opex_per_year.
+constexpr const char* kOpexComponents[] = {"wall_power_w",
+                                           "gpu_tdp_w",
+                                           "gpu_load_share",
+                                           "other_system_w",
+                                           "pue",
+                                           "electricity_per_kwh",
+                                           "colo_per_month",
+                                           "staff_fte",
+                                           "fte_cost_per_year",
+                                           "warranty_share_per_year",
+                                           "other_opex_per_year"};
+
 void Reader::read_buy(const JsonView& v) {
-  v.only_keys(keys_with_prov({"label",
-                              "capex",
-                              "capex_usd",
-                              "system_price",
-                              "system_price_usd",
-                              "price_point",
-                              "capex_includes_vat",
-                              "gpu",
-                              "gpus",
-                              "site",
-                              "vat_rate",
-                              "vat_recoverable",
-                              "life_months",
-                              "residual_share",
-                              "discount_rate",
-                              "opex_per_year",
-                              "opex_per_year_usd",
-                              "wall_power_w",
-                              "gpu_tdp_w",
-                              "gpu_load_share",
-                              "other_system_w",
-                              "pue",
-                              "electricity_per_kwh",
-                              "colo_per_month",
-                              "staff_fte",
-                              "fte_cost_per_year",
-                              "warranty_share_per_year",
-                              "other_opex_per_year"}));
+  auto keys = keys_with_prov({"label", "capex", "capex_usd", "system_price", "system_price_usd",
+                              "price_point", "capex_includes_vat", "gpu", "gpus", "site",
+                              "vat_rate", "vat_recoverable", "life_months", "residual_share",
+                              "discount_rate", "opex_per_year", "opex_per_year_usd"});
+  for (const char* k : kOpexComponents) keys.emplace_back(k);
+  v.only_keys(keys);
   const auto p = prov_of(v);
   cost::BuyInputs b;
   b.label = v.string_or("label", "buy");
@@ -430,27 +421,16 @@ void Reader::read_buy(const JsonView& v) {
   b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", p);
 
   // Opex: a total or its components, never both.
-  const char* kComponents[] = {"wall_power_w",
-                               "gpu_tdp_w",
-                               "gpu_load_share",
-                               "other_system_w",
-                               "pue",
-                               "electricity_per_kwh",
-                               "colo_per_month",
-                               "staff_fte",
-                               "fte_cost_per_year",
-                               "warranty_share_per_year",
-                               "other_opex_per_year"};
   const auto total = money(v, "opex_per_year", "opex_per_year_usd", p, "/year");
   if (total) {
-    for (const char* k : kComponents)
+    for (const char* k : kOpexComponents)
       if (v.has(k))
         v.fail_member(k,
                       "opex_per_year is given as a total; remove it or give the components only");
     b.opex_per_year = *total;
   } else {
     bool any = false;
-    for (const char* k : kComponents) any = any || v.has(k);
+    for (const char* k : kOpexComponents) any = any || v.has(k);
     if (!any && !site)
       v.fail(
           "give opex_per_year, or its components (power, electricity_per_kwh, colo_per_month, "
