@@ -9,6 +9,7 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/json_read.hpp"
+#include "moeplan/system.hpp"
 
 #ifndef MOEPLAN_DATA_DIR
 #define MOEPLAN_DATA_DIR "data"
@@ -439,6 +440,23 @@ const Site& Catalog::site(const std::string& id) const {
   return lookup(sites, id, "site");
 }
 
+const System& Catalog::system(const std::string& id) const {
+  return lookup(systems, id, "system");
+}
+
+const System* Catalog::find_system(const std::string& id) const {
+  for (const auto& s : systems)
+    if (s.id == id) return &s;
+  return nullptr;
+}
+
+std::vector<const System*> Catalog::systems_for(const std::string& device_id) const {
+  std::vector<const System*> out;
+  for (const auto& s : systems)
+    if (s.device == device_id) out.push_back(&s);
+  return out;
+}
+
 double Catalog::fx_per_usd(const std::string& currency) const {
   if (currency == "USD") return 1.0;
   for (const auto& r : fx_rates)
@@ -466,6 +484,95 @@ std::vector<const HardwarePrice*> Catalog::hardware_prices_for(const std::string
     if (p.device == device_id) out.push_back(&p);
   return out;
 }
+
+namespace {
+
+ScaleUpKind parse_scale_up_kind(const JsonView& v) {
+  const std::string k =
+      v.one_of("kind", {"nvlink", "xgmi", "pcie_p2p", "pcie_host", "unified", "none"});
+  for (ScaleUpKind x : {ScaleUpKind::nvlink, ScaleUpKind::xgmi, ScaleUpKind::pcie_p2p,
+                        ScaleUpKind::pcie_host, ScaleUpKind::unified, ScaleUpKind::none})
+    if (k == scale_up_kind_name(x)) return x;
+  return ScaleUpKind::none;
+}
+
+SystemPrice read_system_price(const JsonView& v) {
+  v.only_keys(with_provenance(
+      {"basis", "currency", "price_low", "price_high", "includes_vat", "vat_rate", "what"}));
+  SystemPrice p;
+  p.basis = v.one_of("basis", {"street", "list", "quote"});
+  p.currency = v.string("currency");
+  p.price_low = v.positive("price_low");
+  p.price_high = v.positive("price_high");
+  if (p.price_low > p.price_high) v.fail_member("price_low", "exceeds price_high");
+  p.includes_vat = v.boolean_or("includes_vat", false);
+  p.vat_rate = v.has("vat_rate") ? v.fraction("vat_rate") : 0.0;
+  if (p.includes_vat && p.vat_rate <= 0)
+    v.fail_member("vat_rate", "required (> 0) when includes_vat is true");
+  p.what = v.string_or("what", "");
+  p.prov = read_provenance(v);
+  return p;
+}
+
+System read_system(const JsonView& v, const std::vector<std::string>& device_ids) {
+  v.only_keys(with_provenance({"id", "name", "device", "gpus_per_node", "form_factor", "scale_up",
+                               "scale_out", "host", "wall_power_w", "rack_units", "prices",
+                               "host_platform", "rentals"}));
+  System s;
+  s.id = v.string("id");
+  s.name = v.string_or("name", s.id);
+  s.device = v.string("device");
+  if (std::find(device_ids.begin(), device_ids.end(), s.device) == device_ids.end())
+    v.fail_member("device", UnknownIdError("device", s.device, device_ids).what());
+  s.gpus_per_node = static_cast<int>(v.positive_int("gpus_per_node"));
+  s.form_factor = v.one_of("form_factor", {"server", "workstation", "desktop", "rack"});
+  {
+    const JsonView u = v.at("scale_up");
+    u.only_keys({"kind", "domain_gpus", "gb_s_per_gpu", "latency_us", "notes"});
+    s.scale_up.kind = parse_scale_up_kind(u);
+    s.scale_up.domain_gpus = static_cast<int>(u.positive_int("domain_gpus"));
+    s.scale_up.gb_s_per_gpu = u.non_negative("gb_s_per_gpu");
+    s.scale_up.latency_us = u.number_or("latency_us", 0);
+    if (s.scale_up.domain_gpus < s.gpus_per_node && s.scale_up.kind != ScaleUpKind::none)
+      u.fail_member("domain_gpus", "smaller than gpus_per_node: a node's GPUs share one domain");
+    if (s.scale_up.kind != ScaleUpKind::none && s.scale_up.kind != ScaleUpKind::unified &&
+        s.gpus_per_node > 1 && s.scale_up.gb_s_per_gpu <= 0)
+      u.fail_member("gb_s_per_gpu", "must be > 0 for a multi-GPU scale-up domain");
+  }
+  {
+    const JsonView o = v.at("scale_out");
+    o.only_keys({"kind", "nics", "gbit_s_per_nic", "latency_us", "notes"});
+    s.scale_out.kind = o.one_of("kind", {"infiniband", "ethernet", "roce", "none"});
+    s.scale_out.nics = static_cast<int>(o.integer_or("nics", 0));
+    s.scale_out.gbit_s_per_nic = o.number_or("gbit_s_per_nic", 0);
+    s.scale_out.latency_us = o.number_or("latency_us", 0);
+    if (s.scale_out.kind != "none" && (s.scale_out.nics < 1 || s.scale_out.gbit_s_per_nic <= 0))
+      o.fail("a scale-out fabric needs nics >= 1 and gbit_s_per_nic > 0 (or kind \"none\")");
+  }
+  if (auto h = v.get("host")) {
+    h->only_keys({"cpus", "ram_gb", "notes"});
+    s.host_cpus = h->string_or("cpus", "");
+    s.host_ram_gb = h->number_or("ram_gb", 0);
+  }
+  s.wall_power_w = v.positive("wall_power_w");
+  s.rack_units = static_cast<int>(v.integer_or("rack_units", 0));
+  for (const auto& p : v.array_or_empty("prices")) s.prices.push_back(read_system_price(p));
+  for (const auto& p : v.array_or_empty("host_platform"))
+    s.host_platform.push_back(read_system_price(p));
+  for (const auto& r : v.array_or_empty("rentals")) {
+    r.only_keys(with_provenance({"provider", "kind", "usd_per_node_hour"}));
+    SystemRental x;
+    x.provider = r.string("provider");
+    x.kind = r.one_of("kind", {"on_demand", "reserved_1y", "reserved_3y", "spot"});
+    x.usd_per_node_hour = r.positive("usd_per_node_hour");
+    x.prov = read_provenance(r);
+    s.rentals.push_back(x);
+  }
+  s.prov = read_provenance(v);
+  return s;
+}
+
+}  // namespace
 
 Catalog load_catalog(const std::string& dir) {
   namespace fs = std::filesystem;
@@ -704,6 +811,21 @@ Catalog load_catalog(const std::string& dir) {
   for (const auto& p : cat.api_prices) check_currency(pri.path, p.currency);
   for (const auto& p : cat.hardware_prices) check_currency(pri.path, p.currency);
   for (const auto& s : cat.sites) check_currency(sit.path, s.currency);
+
+  // systems.json is optional (a user's own catalog directory may predate it).
+  if (fs::exists(fs::path(dir) / "systems.json")) {
+    const auto sys = open_catalog_file(dir, "systems.json", hash_input);
+    const auto root = root_of(sys, {"systems"});
+    std::vector<std::string> device_ids;
+    for (const auto& d : cat.devices) device_ids.push_back(d.id);
+    const auto sv = root.array("systems");
+    for (const auto& v : sv) cat.systems.push_back(read_system(v, device_ids));
+    check_unique_ids(cat.systems, sv, "system");
+    for (const auto& s : cat.systems) {
+      for (const auto& p : s.prices) check_currency(sys.path, p.currency);
+      for (const auto& p : s.host_platform) check_currency(sys.path, p.currency);
+    }
+  }
 
   cat.content_hash = fnv1a_hex(hash_input);
   return cat;

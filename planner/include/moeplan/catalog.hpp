@@ -189,6 +189,71 @@ struct FxRate {
   Provenance prov;
 };
 
+// Deployable systems (data/systems.json, docs/catalogs.md § systems): what a buyer racks or
+// rents — GPUs per node, the scale-up domain they share, the scale-out fabric between nodes,
+// host, power, rack units and whole-system prices.
+// Where tensor-parallel traffic can go without leaving the fast fabric.
+enum class ScaleUpKind {
+  nvlink,     // NVLink / NVSwitch
+  xgmi,       // AMD Infinity Fabric
+  pcie_p2p,   // PCIe with peer-to-peer between cards
+  pcie_host,  // PCIe, no peer-to-peer: traffic bounces through host memory
+  unified,    // one package (Apple, Strix Halo, DGX Spark): no inter-GPU link inside
+  none        // a single device per node
+};
+const char* scale_up_kind_name(ScaleUpKind k);
+
+struct ScaleUp {
+  ScaleUpKind kind = ScaleUpKind::none;
+  int domain_gpus = 1;      // GPUs that share it (GB200 NVL72: 72 over 18 trays)
+  double gb_s_per_gpu = 0;  // per direction, per GPU (GB/s, 1e9 bytes)
+  double latency_us = 0;    // small-message collective latency over it
+};
+
+struct ScaleOut {
+  std::string kind;           // "infiniband" | "ethernet" | "roce" | "none"
+  int nics = 0;               // per node
+  double gbit_s_per_nic = 0;  // line rate per NIC (Gb/s)
+  double latency_us = 0;      // small-message latency between nodes
+  double gb_s_per_node() const { return nics * gbit_s_per_nic / 8.0; }
+};
+
+// A price of the complete system (or of its host platform), one basis.
+struct SystemPrice {
+  std::string basis;     // "list" | "street" | "quote"
+  std::string currency;  // ISO 4217
+  double price_low = 0, price_high = 0;
+  bool includes_vat = false;
+  double vat_rate = 0;  // the rate included when includes_vat (0 otherwise)
+  std::string what;     // what the price covers ("complete system", "chassis, 2× EPYC, …")
+  Provenance prov;
+};
+
+// Renting one whole node, per node-hour.
+struct SystemRental {
+  std::string provider;
+  std::string kind;  // "on_demand" | "reserved_1y" | "reserved_3y" | "spot"
+  double usd_per_node_hour = 0;
+  Provenance prov;
+};
+
+struct System {
+  std::string id, name, device, form_factor;  // form_factor: server | workstation | desktop | rack
+  int gpus_per_node = 1;
+  ScaleUp scale_up;
+  ScaleOut scale_out;
+  std::string host_cpus;
+  double host_ram_gb = 0;
+  double wall_power_w = 0;  // whole node at the wall, under inference load
+  int rack_units = 0;
+  // Complete-system prices. When a basis has none, the price is composed from the device's
+  // card prices (prices.json, kind "card") × gpus_per_node + `host_platform` of that basis.
+  std::vector<SystemPrice> prices;
+  std::vector<SystemPrice> host_platform;
+  std::vector<SystemRental> rentals;
+  Provenance prov;
+};
+
 // A warning from loading: not fatal, but printed by `catalog check`.
 struct CatalogWarning {
   std::string file, json_path, message;
@@ -207,6 +272,7 @@ struct Catalog {
   std::vector<HardwarePrice> hardware_prices;
   std::vector<Site> sites;
   std::vector<FxRate> fx_rates;
+  std::vector<System> systems;  // data/systems.json (optional file)
   std::vector<CatalogWarning> warnings;
 
   // Lookups throw UnknownIdError with "did you mean …?".
@@ -216,10 +282,13 @@ struct Catalog {
   const KvFormat& kv_format(const std::string& id) const;
   const Engine& engine(const std::string& id) const;
   const Site& site(const std::string& id) const;
+  const System& system(const std::string& id) const;
   double fx_per_usd(const std::string& currency) const;  // USD -> 1
 
   const Model* find_model(const std::string& id) const;
   const Device* find_device(const std::string& id) const;
+  const System* find_system(const std::string& id) const;
+  std::vector<const System*> systems_for(const std::string& device_id) const;
   std::vector<const ApiPrice*> api_prices_for(const std::string& model_id) const;
   std::vector<const RentalPrice*> rental_prices_for(const std::string& device_id) const;
   std::vector<const HardwarePrice*> hardware_prices_for(const std::string& device_id) const;
