@@ -234,6 +234,20 @@ TEST_CASE("catalog CLI: check passes, errors exit non-zero", "[catalog][cli]") {
   const auto list = test::run_moeplan("catalog list models --format csv");
   CHECK(list.exit_code == 0);
   CHECK_THAT(list.output, Contains("glm-5.2"));
+  // The listings carry the new fields: marketed GiB next to decimal GB, usable memory, and the
+  // context extension.
+  const auto devs = test::run_moeplan("catalog list devices --format json");
+  REQUIRE(devs.exit_code == 0);
+  for (const auto& d : Json::parse(devs.output)["items"]) {
+    if (d["id"] != "h100-sxm") continue;
+    CHECK(d["memory_gib"] == 80);
+    CHECK(d["memory_gb"].get<double>() == Approx(85.899).epsilon(1e-4));
+    CHECK(d["usable_memory_gb"].get<double>() == Approx(85.52).epsilon(1e-3));
+  }
+  const auto models = test::run_moeplan("catalog list models --format json");
+  REQUIRE(models.exit_code == 0);
+  for (const auto& m : Json::parse(models.output)["items"])
+    if (m["id"] == "qwen3-8b") CHECK(m["context_extension"]["max_context_tokens"] == 131072);
 }
 
 TEST_CASE("fit CLI: JSON fields and did-you-mean", "[sizing][cli]") {

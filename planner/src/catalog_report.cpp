@@ -157,6 +157,13 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
                        {"active_params_b", m.active_params_b},
                        {"layers", m.layers},
                        {"max_context_tokens", m.max_context_tokens},
+                       {"context_extension",
+                        m.context_extension
+                            ? Json{{"method", m.context_extension->method},
+                                   {"factor", m.context_extension->factor},
+                                   {"max_context_tokens", m.context_extension->max_context_tokens},
+                                   {"quality_caveat", m.context_extension->quality_caveat}}
+                            : Json(nullptr)},
                        {"license", m.license},
                        {"provenance", prov_json(m.prov)}});
     }
@@ -164,8 +171,8 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
   } else if (what == "devices") {
     Table t{"devices",
             "",
-            {"id", "name", "kind", "memory GB", "bandwidth GB/s", "bf16 TFLOPS", "fp8 TFLOPS",
-             "fp4 TFLOPS", "NVLink GB/s", "TDP W", "estimated"},
+            {"id", "name", "kind", "memory GiB", "memory GB", "bandwidth GB/s", "bf16 TFLOPS",
+             "fp8 TFLOPS", "fp4 TFLOPS", "NVLink GB/s", "TDP W", "estimated"},
             {},
             {}};
     for (const auto& d : cat.devices) {
@@ -173,18 +180,21 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
         auto it = d.peak_tflops.find(k);
         return it == d.peak_tflops.end() ? Cell() : Cell(it->second, 1);
       };
-      t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gb, 0),
+      t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gib, 0), Cell(d.memory_gb, 1),
              Cell(d.memory_bandwidth_gb_s, 0), pk("bf16"), pk("fp8"), pk("fp4"),
              d.nvlink_gb_s > 0 ? Cell(d.nvlink_gb_s, 0) : Cell(), Cell(d.tdp_w, 0),
              d.prov.estimated});
-      items.push_back({{"id", d.id},
-                       {"name", d.name},
-                       {"kind", device_kind_name(d.kind)},
-                       {"memory_gb", d.memory_gb},
-                       {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
-                       {"peak_tflops", d.peak_tflops},
-                       {"hw_formats", d.hw_formats},
-                       {"provenance", prov_json(d.prov)}});
+      items.push_back(
+          {{"id", d.id},
+           {"name", d.name},
+           {"kind", device_kind_name(d.kind)},
+           {"memory_gib", d.memory_gib},
+           {"memory_gb", d.memory_gb},
+           {"usable_memory_gb", d.usable_memory_gb ? Json(*d.usable_memory_gb) : Json(nullptr)},
+           {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
+           {"peak_tflops", d.peak_tflops},
+           {"hw_formats", d.hw_formats},
+           {"provenance", prov_json(d.prov)}});
     }
     r.tables.push_back(t);
   } else if (what == "precisions") {
