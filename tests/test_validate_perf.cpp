@@ -2,6 +2,8 @@
 // prediction, and the targets on the bundled published set (docs/performance.md).
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "moeplan/errors.hpp"
 #include "moeplan/validate_perf.hpp"
 #include "test_support.hpp"
@@ -47,7 +49,8 @@ TEST_CASE("benchmark file errors name file, line and column", "[perf][validate]"
                     Contains("column 'value': expected a number"));
 }
 
-TEST_CASE("rows are predicted in order; unknown ids count against the result", "[perf][validate]") {
+TEST_CASE("rows are predicted in order; unknown ids are skipped with a reason",
+          "[perf][validate]") {
   const std::string text = "extra," + kHeader +
                            "\nkeep,llama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_"
                            "single,128,tok/s,\"a, b\"\n"
@@ -60,8 +63,118 @@ TEST_CASE("rows are predicted in order; unknown ids count against the result", "
   REQUIRE(v.predictions[0].predicted);
   CHECK(*v.predictions[0].predicted == Approx(133.5).epsilon(0.05));
   CHECK_FALSE(v.predictions[1].predicted);
-  CHECK_THAT(v.predictions[1].reason, Contains("unknown model 'no-such-model'"));
-  CHECK(v.overall.within_25_share == Approx(0.5));
+  CHECK(v.predictions[1].skipped);
+  CHECK_THAT(v.predictions[1].reason, Contains("skipped: unknown model 'no-such-model'"));
+  // Skipped rows are left out of the statistics (they used to count as infinitely wrong).
+  CHECK(v.skipped == 1);
+  CHECK(v.overall.rows == 1);
+  CHECK(v.overall.within_25_share == Approx(1.0));
+}
+
+TEST_CASE("llama-bench pp/tg rows: zero output or input tokens", "[perf][validate]") {
+  const std::string ok = kHeader +
+                         "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,512,0,1,prefill_tok_s,7139,"
+                         "tok/s,pp512\n"
+                         "llama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,0,512,1,decode_tok_s_single,"
+                         "130.6,tok/s,tg512\n";
+  const BenchmarkFile f = parse_benchmarks(ok, "b.csv");
+  REQUIRE(f.rows.size() == 2);
+  CHECK(*f.rows[0].output_tokens == 0);
+  CHECK(*f.rows[1].input_tokens == 0);
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  CHECK(v.predictions[0].predicted);  // a prefill-only request is predicted, not refused
+  CHECK(v.predictions[1].predicted);
+  const std::string bad_out =
+      kHeader +
+      "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,512,0,1,decode_tok_s_single,130,"
+      "tok/s,s\n";
+  CHECK_THROWS_WITH(parse_benchmarks(bad_out, "b.csv"),
+                    Contains("line 2, column 'output_tokens': 0 output tokens (prefill only)"));
+  const std::string bad_in =
+      kHeader + "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,0,1,1,ttft_ms,30,ms,s\n";
+  CHECK_THROWS_WITH(parse_benchmarks(bad_in, "b.csv"),
+                    Contains("column 'input_tokens': 0 input tokens (decode only)"));
+}
+
+TEST_CASE("source family, nodes and the fixed split", "[perf][validate]") {
+  const std::string text =
+      kHeader + ",source_family,nodes\n" +
+      "llama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,128,tok/s,s,fam-a,\n" +
+      "llama-3.1-8b,rtx-3090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,115,tok/s,s,,2\n";
+  const BenchmarkFile f = parse_benchmarks(text, "b.csv");
+  CHECK(f.rows[0].source_family == "fam-a");
+  CHECK(f.rows[1].source_family == "unspecified");
+  CHECK(f.rows[0].nodes == 1);
+  CHECK(f.rows[1].nodes == 2);
+  // The split depends on the row alone: the same row parsed again, alone, lands the same way.
+  const BenchmarkFile g = parse_benchmarks(
+      kHeader + ",source_family\n" +
+          "llama-3.1-8b,rtx-3090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,999,tok/s,other,\n",
+      "c.csv");
+  CHECK(g.rows[0].split == f.rows[1].split);
+  CHECK_THROWS_WITH(
+      parse_benchmarks(
+          kHeader + ",nodes\n" +
+              "llama-3.1-8b,rtx-4090,1,,,llama.cpp,,,1,decode_tok_s_single,1,tok/s,s,0\n",
+          "b.csv"),
+      Contains("column 'nodes': expected a whole number ≥ 1"));
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  bool has_family = false;
+  for (const auto& m : v.per_family) has_family = has_family || m.group == "fam-a";
+  CHECK(has_family);
+}
+
+TEST_CASE("bundled published set: size, coverage, split and family balance", "[perf][validate]") {
+  const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
+  const Catalog& cat = test::bundled_catalog();
+  int prefill = 0, ttft = 0, tpot = 0, multi_node = 0, amd = 0, unified = 0, multi_gpu_llamacpp = 0;
+  int fit = 0;
+  std::map<std::string, int> fit_by_family;
+  for (const auto& r : f.rows) {
+    prefill += r.metric == Metric::prefill_tok_s;
+    ttft += r.metric == Metric::ttft_ms;
+    tpot += r.metric == Metric::tpot_ms;
+    multi_node += r.nodes > 1;
+    multi_gpu_llamacpp += r.engine == "llama.cpp" && r.gpu_count > 1;
+    if (const Device* d = cat.find_device(r.gpu)) {
+      amd += d->vendor == "amd";
+      unified += d->kind == DeviceKind::unified;
+    }
+    CHECK_FALSE(r.source.empty());
+    CHECK(r.source_family != "unspecified");
+    if (r.split == Split::fit) {
+      ++fit;
+      ++fit_by_family[r.source_family];
+    }
+  }
+  // docs/performance.md §Validation, "Published set": at least 150 rows with 25 prefill, 20 TTFT,
+  // 20 TPOT, 15 multi-node, 20 AMD and 20 unified-memory rows (issue #14), and multi-GPU llama.cpp
+  // rows on consumer cards (issue #10).
+  CHECK(f.rows.size() >= 150);
+  CHECK(prefill >= 25);
+  CHECK(ttft >= 20);
+  CHECK(tpot >= 20);
+  CHECK(multi_node >= 15);
+  CHECK(amd >= 20);
+  CHECK(unified >= 20);
+  CHECK(multi_gpu_llamacpp >= 10);
+  // About two thirds fit, and no family supplies more than 40% of the fit rows.
+  const double fit_share = static_cast<double>(fit) / static_cast<double>(f.rows.size());
+  CHECK(fit_share > 0.58);
+  CHECK(fit_share < 0.75);
+  for (const auto& [fam, n] : fit_by_family) {
+    INFO(fam);
+    CHECK(n <= 0.40 * fit);
+  }
+  const ValidationResult v = validate(f, cat);
+  CHECK(v.skipped == 0);
+  bool fit_seen = false, holdout_seen = false;
+  for (const auto& m : v.per_split) {
+    fit_seen = fit_seen || m.group == "fit";
+    holdout_seen = holdout_seen || m.group == "holdout";
+  }
+  CHECK(fit_seen);
+  CHECK(holdout_seen);
 }
 
 TEST_CASE("bundled published set meets the decode target", "[perf][validate]") {

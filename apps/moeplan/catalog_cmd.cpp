@@ -18,14 +18,22 @@ void run_check() {
   const std::string dir = global().data_dir.empty() ? default_data_dir() : global().data_dir;
   const Catalog cat = load_catalog(dir);  // throws on the first error
   const auto findings = check_catalog(cat);
-  for (const auto& w : findings)
-    std::cout << "warning: " << w.file << ": " << w.json_path << ": " << w.message << "\n";
+  std::size_t errors = 0, warnings = 0;
+  for (const auto& w : findings) {
+    const char* level = w.level == FindingLevel::error  ? "error"
+                        : w.level == FindingLevel::note ? "note"
+                                                        : "warning";
+    errors += w.level == FindingLevel::error;
+    warnings += w.level == FindingLevel::warning;
+    std::cout << level << ": " << w.file << ": " << w.json_path << ": " << w.message << "\n";
+  }
+  if (errors > 0) throw Error(fmt::format("catalog check failed: {} error(s) above", errors));
   std::cout << fmt::format(
       "catalog OK: {} models, {} devices, {} weight formats, {} KV formats, {} engines, {} API "
       "prices, {} rental prices, {} hardware prices, {} sites, {} FX rates; {} warnings; hash {}\n",
       cat.models.size(), cat.devices.size(), cat.weight_formats.size(), cat.kv_formats.size(),
       cat.engines.size(), cat.api_prices.size(), cat.rental_prices.size(),
-      cat.hardware_prices.size(), cat.sites.size(), cat.fx_rates.size(), findings.size(),
+      cat.hardware_prices.size(), cat.sites.size(), cat.fx_rates.size(), warnings,
       cat.content_hash);
 }
 

@@ -19,6 +19,39 @@ Cell opt_count(const std::optional<long long>& v) {
   return v ? Cell(*v) : Cell();
 }
 
+// One summary table (metric rows, optionally grouped) and its JSON array.
+Table summary_table(const std::string& name, const std::string& title, const std::string& group_col,
+                    const std::vector<MetricSummary>& ms, const MetricSummary* overall, Json& js) {
+  std::vector<std::string> cols;
+  if (!group_col.empty()) cols.push_back(group_col);
+  for (const char* c :
+       {"metric", "rows", "predicted", "median |err| %", "mean |err| %", "within ±25%"})
+    cols.emplace_back(c);
+  Table t{name, title, cols, {}, {}};
+  js = Json::array();
+  auto add = [&](const MetricSummary& m) {
+    std::vector<Cell> row;
+    if (!group_col.empty()) row.emplace_back(m.group);
+    for (Cell c : {Cell(m.metric), Cell(m.rows), Cell(m.predicted), Cell(m.median_abs_pct, 1),
+                   Cell(m.mean_abs_pct, 1), Cell(fmt::format("{:.0f}%", m.within_25_share * 100))})
+      row.push_back(c);
+    t.add(std::move(row));
+    Json j = {
+        {"metric", m.metric},
+        {"rows", m.rows},
+        {"predicted", m.predicted},
+        {"median_abs_pct",
+         std::isfinite(m.median_abs_pct) ? Json(m.median_abs_pct) : Json(nullptr)},
+        {"mean_abs_pct", std::isfinite(m.mean_abs_pct) ? Json(m.mean_abs_pct) : Json(nullptr)},
+        {"within_25_share", m.within_25_share}};
+    if (!group_col.empty()) j[group_col] = m.group;
+    js.push_back(j);
+  };
+  for (const auto& m : ms) add(m);
+  if (overall) add(*overall);
+  return t;
+}
+
 void run_validate(const ValidateOptions& o) {
   const Catalog& cat = catalog();
   const BenchmarkFile f = read_benchmarks(o.file);
@@ -32,7 +65,7 @@ void run_validate(const ValidateOptions& o) {
   if (fmt_ == Format::csv) {
     // One row per input row, in input order: every input column, then predicted, error_pct, reason.
     Table t{"rows", "", f.header, {}, {}};
-    t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason"});
+    t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason", "split"});
     for (std::size_t i = 0; i < f.rows.size(); ++i) {
       std::vector<Cell> row;
       for (const auto& c : f.rows[i].raw) row.emplace_back(c);
@@ -40,6 +73,7 @@ void run_validate(const ValidateOptions& o) {
       row.push_back(p.predicted ? Cell(*p.predicted) : Cell());
       row.push_back(p.predicted ? Cell(p.error_pct) : Cell());
       row.push_back(Cell(p.reason));
+      row.push_back(Cell(split_name(f.rows[i].split)));
       t.add(std::move(row));
     }
     rep.tables.push_back(std::move(t));
@@ -50,7 +84,7 @@ void run_validate(const ValidateOptions& o) {
   Table rows{"rows",
              "Predicted vs measured",
              {"line", "model", "gpu", "n", "precision", "engine", "in", "out", "conc", "metric",
-              "measured", "predicted", "error %", "bound"},
+              "measured", "predicted", "error %", "bound", "split"},
              {},
              {}};
   Json jr = Json::array();
@@ -62,7 +96,8 @@ void run_validate(const ValidateOptions& o) {
          opt_count(r.output_tokens),
          r.concurrency ? Cell(*r.concurrency) : Cell(fmt::format("sat:{}", p.concurrency_used)),
          metric_name(r.metric), Cell(r.value, 1), p.predicted ? Cell(*p.predicted, 1) : Cell("—"),
-         p.predicted ? Cell(fmt::format("{:+.1f}", p.error_pct)) : Cell(p.reason), p.bound});
+         p.predicted ? Cell(fmt::format("{:+.1f}", p.error_pct)) : Cell(p.reason), p.bound,
+         split_name(r.split)});
     Json row = Json::object();
     for (std::size_t c = 0; c < f.header.size() && c < r.raw.size(); ++c)
       row[f.header[c]] = r.raw[c];
@@ -71,41 +106,36 @@ void run_validate(const ValidateOptions& o) {
     row["predicted"] = p.predicted ? Json(*p.predicted) : Json(nullptr);
     row["error_pct"] = p.predicted ? Json(p.error_pct) : Json(nullptr);
     row["reason"] = p.reason;
+    row["skipped"] = p.skipped;
+    row["split"] = split_name(r.split);
+    row["source_family"] = r.source_family;
     row["bound"] = p.bound;
     jr.push_back(row);
   }
   rep.tables.push_back(rows);
 
-  Table sum{"summary",
-            "Absolute percentage error per metric",
-            {"metric", "rows", "predicted", "median |err| %", "mean |err| %", "within ±25%"},
-            {},
-            {}};
-  Json js = Json::array();
-  auto add_sum = [&](const MetricSummary& m) {
-    sum.add({m.metric, m.rows, m.predicted, Cell(m.median_abs_pct, 1), Cell(m.mean_abs_pct, 1),
-             Cell(fmt::format("{:.0f}%", m.within_25_share * 100))});
-    js.push_back(
-        {{"metric", m.metric},
-         {"rows", m.rows},
-         {"predicted", m.predicted},
-         {"median_abs_pct",
-          std::isfinite(m.median_abs_pct) ? Json(m.median_abs_pct) : Json(nullptr)},
-         {"mean_abs_pct", std::isfinite(m.mean_abs_pct) ? Json(m.mean_abs_pct) : Json(nullptr)},
-         {"within_25_share", m.within_25_share}});
-  };
-  for (const auto& m : v.per_metric) add_sum(m);
-  add_sum(v.overall);
-  rep.tables.push_back(sum);
+  rep.tables.push_back(summary_table("summary", "Absolute percentage error per metric", "",
+                                     v.per_metric, &v.overall, rep.json["summary"]));
+  rep.tables.push_back(summary_table("by_split",
+                                     "Per split: constants may be fitted on `fit` rows only; "
+                                     "`holdout` is the number to quote",
+                                     "split", v.per_split, nullptr, rep.json["by_split"]));
+  rep.tables.push_back(summary_table("by_family", "Per source family", "family", v.per_family,
+                                     nullptr, rep.json["by_family"]));
   const int failed = v.overall.rows - v.overall.predicted;
   if (failed > 0)
     rep.messages.push_back(
         fmt::format("{} row(s) could not be predicted; they count as outside ±25% and as "
                     "infinitely wrong in the median",
                     failed));
+  if (v.skipped > 0)
+    rep.messages.push_back(fmt::format(
+        "{} row(s) skipped (unknown model, device or engine id; reason in the rows table); they "
+        "are left out of every statistic",
+        v.skipped));
   rep.json["file"] = o.file;
   rep.json["rows"] = jr;
-  rep.json["summary"] = js;
+  rep.json["skipped"] = v.skipped;
   emit(rep, o.out);
 }
 

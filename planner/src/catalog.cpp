@@ -151,17 +151,77 @@ void check_unique_ids(const std::vector<T>& items, const std::vector<JsonView>& 
   }
 }
 
-Attention read_attention(const JsonView& a) {
+// DeepSeek V4-style compressed attention: the real layout in `compressed`, and the MLA-shaped
+// fields filled so that one cached entry per token per layer is head_dim elements (one shared
+// K=V head, RoPE dims included) and the cache shrinks by the ratios' harmonic mean.
+void read_compressed_attention(const JsonView& a, Attention& at, int layers, int mtp_layers) {
+  CompressedAttention c;
+  c.head_dim = read_int(a, "head_dim", 0, true);
+  at.kv_heads = read_int(a, "kv_heads", 1);
+  if (at.kv_heads != 1) a.fail_member("kv_heads", "csa attention has one shared K=V head");
+  at.q_lora_rank = read_int(a, "q_lora_rank", 0, true);
+  at.qk_rope_head_dim = read_int(a, "qk_rope_head_dim", 0, true);
+  if (at.qk_rope_head_dim >= c.head_dim)
+    a.fail_member("qk_rope_head_dim", "must be smaller than head_dim");
+  c.o_groups = read_int(a, "o_groups", 0, true);
+  c.o_lora_rank = read_int(a, "o_lora_rank", 0, true);
+  if ((static_cast<long long>(at.heads) * c.head_dim) % c.o_groups != 0)
+    a.fail_member("o_groups", "must divide heads × head_dim");
+  if (auto ix = a.get("indexer")) {
+    ix->only_keys({"heads", "head_dim"});
+    c.index_heads = static_cast<int>(ix->positive_int("heads"));
+    c.index_head_dim = static_cast<int>(ix->positive_int("head_dim"));
+  }
+  const auto rv = a.at("compress_ratios");
+  const auto arr = rv.array();
+  // Configs list one ratio per layer, plus one per MTP layer at the end.
+  if (static_cast<int>(arr.size()) != layers && static_cast<int>(arr.size()) != layers + mtp_layers)
+    rv.fail("expected one ratio per layer (" + std::to_string(layers) + ", or " +
+            std::to_string(layers + mtp_layers) + " with the MTP layers), found " +
+            std::to_string(arr.size()));
+  int window_only = 0;
+  for (int i = 0; i < static_cast<int>(arr.size()); ++i) {
+    const long long r = arr[static_cast<std::size_t>(i)].integer();
+    if (r < 0) arr[static_cast<std::size_t>(i)].fail("expected a ratio >= 0 (0: window only)");
+    if (i < layers) {
+      c.compress_ratios.push_back(static_cast<int>(r));
+      if (r == 0) ++window_only;
+    }
+  }
+  if (a.has("kv_compression"))
+    a.fail_member("kv_compression", "computed from compress_ratios for csa attention; remove it");
+  at.sliding_window_layers = window_only;
+  if (window_only > 0 && at.sliding_window_tokens <= 0)
+    a.fail_member("sliding_window_tokens", "required (> 0) when a compress ratio is 0");
+  at.kv_compression = kv_compression_from_ratios(c.compress_ratios);
+  at.type = AttentionType::mla;
+  at.head_dim = c.head_dim;
+  at.kv_lora_rank = c.head_dim - at.qk_rope_head_dim;
+  at.qk_nope_head_dim = c.head_dim - at.qk_rope_head_dim;
+  at.v_head_dim = c.head_dim;
+  at.compressed = std::move(c);
+}
+
+Attention read_attention(const JsonView& a, int layers, int mtp_layers) {
   a.only_keys({"type", "heads", "kv_heads", "head_dim", "q_lora_rank", "kv_lora_rank",
                "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "sliding_window_tokens",
-               "sliding_window_layers", "linear_attention_layers", "sparse", "kv_compression"});
+               "sliding_window_layers", "linear_attention_layers", "sparse", "kv_compression",
+               "o_groups", "o_lora_rank", "indexer", "compress_ratios"});
   Attention at;
-  const std::string type = a.one_of("type", {"mha", "gqa", "mla"});
+  const std::string type = a.one_of("type", {"mha", "gqa", "mla", "csa"});
   at.type = type == "mha"   ? AttentionType::mha
             : type == "gqa" ? AttentionType::gqa
                             : AttentionType::mla;
   at.heads = read_int(a, "heads", 0, true);
-  if (at.type == AttentionType::mla) {
+  if (type != "csa")
+    for (const char* k : {"o_groups", "o_lora_rank", "indexer", "compress_ratios"})
+      if (a.has(k)) a.fail_member(k, "only for \"type\": \"csa\" (DeepSeek V4-style) attention");
+  at.sliding_window_tokens = a.integer_or("sliding_window_tokens", 0);
+  if (type == "csa") {
+    if (a.has("sliding_window_layers"))
+      a.fail_member("sliding_window_layers", "counted from compress_ratios (ratio 0) for csa");
+    read_compressed_attention(a, at, layers, mtp_layers);
+  } else if (at.type == AttentionType::mla) {
     at.q_lora_rank = read_int(a, "q_lora_rank");
     at.kv_lora_rank = read_int(a, "kv_lora_rank", 0, true);
     at.qk_rope_head_dim = read_int(a, "qk_rope_head_dim", 0, true);
@@ -176,13 +236,14 @@ Attention read_attention(const JsonView& a) {
       a.fail_member("kv_heads",
                     "heads (" + std::to_string(at.heads) + ") must be a multiple of kv_heads");
   }
-  at.sliding_window_tokens = a.integer_or("sliding_window_tokens", 0);
-  at.sliding_window_layers = read_int(a, "sliding_window_layers");
-  if (at.sliding_window_layers > 0 && at.sliding_window_tokens <= 0)
-    a.fail_member("sliding_window_tokens", "required (> 0) when sliding_window_layers is set");
+  if (type != "csa") {
+    at.sliding_window_layers = read_int(a, "sliding_window_layers");
+    if (at.sliding_window_layers > 0 && at.sliding_window_tokens <= 0)
+      a.fail_member("sliding_window_tokens", "required (> 0) when sliding_window_layers is set");
+    at.kv_compression = a.number_or("kv_compression", 1.0);
+    if (at.kv_compression < 1) a.fail_member("kv_compression", "expected a factor >= 1");
+  }
   at.linear_attention_layers = read_int(a, "linear_attention_layers");
-  at.kv_compression = a.number_or("kv_compression", 1.0);
-  if (at.kv_compression < 1) a.fail_member("kv_compression", "expected a factor >= 1");
   if (auto s = a.get("sparse")) {
     s->only_keys({"type", "topk_tokens"});
     at.sparse_type = s->one_of("type", {"dsa", "msa", "nsa"});
@@ -203,7 +264,9 @@ Moe read_moe(const JsonView& m) {
   moe.expert_ffn_size = read_int(m, "expert_ffn_size", 0, true);
   moe.shared_expert_ffn_size = read_int(m, "shared_expert_ffn_size", moe.expert_ffn_size);
   moe.dense_layers = read_int(m, "dense_layers");
-  moe.routing = m.has("routing") ? m.one_of("routing", {"softmax", "sigmoid_grouped"}) : "softmax";
+  moe.routing = m.has("routing")
+                    ? m.one_of("routing", {"softmax", "sigmoid", "sigmoid_grouped", "sqrtsoftplus"})
+                    : "softmax";
   moe.n_group = read_int(m, "n_group");
   moe.topk_group = read_int(m, "topk_group");
   return moe;
@@ -215,6 +278,43 @@ Component parse_component(const JsonView& v, const std::string& key) {
   v.fail_member(key,
                 "unknown weight component (expected default, embeddings, attention, dense_ffn, "
                 "shared_experts or routed_experts)");
+}
+
+// Context extension, published KV figure, params note and the estimated-field list.
+void read_model_extras(const JsonView& v, Model& m) {
+  if (auto c = v.get("context_extension")) {
+    c->only_keys(with_provenance({"method", "factor", "max_context_tokens", "quality_caveat"}));
+    ContextExtension e;
+    e.method = c->one_of("method", {"yarn", "linear", "dynamic_ntk", "longrope"});
+    e.factor = c->positive("factor");
+    e.max_context_tokens = c->positive_int("max_context_tokens");
+    if (e.max_context_tokens <= m.max_context_tokens)
+      c->fail_member("max_context_tokens", "must exceed the native max_context_tokens (" +
+                                               std::to_string(m.max_context_tokens) + ")");
+    e.quality_caveat = c->string("quality_caveat");
+    if (e.quality_caveat.empty()) c->fail_member("quality_caveat", "must not be empty");
+    e.prov = read_provenance(*c);
+    m.context_extension = e;
+  }
+  if (auto k = v.get("published_kv")) {
+    k->only_keys(with_provenance({"bytes_per_token", "kv_precision"}));
+    PublishedKv p;
+    p.bytes_per_token = k->positive("bytes_per_token");
+    p.kv_precision = k->string("kv_precision");
+    p.prov = read_provenance(*k);
+    m.published_kv = p;
+  }
+  m.params_note = v.string_or("params_note", "");
+  static const std::set<std::string> kEstimable = {
+      "total_params_b", "active_params_b",  "max_context_tokens",
+      "attention",      "kv_compression",   "moe",
+      "mtp_layers",     "native_precision", "release",
+      "dense_ffn_size"};
+  m.estimated_fields = v.strings_or_empty("estimated_fields");
+  for (const auto& f : m.estimated_fields)
+    if (!kEstimable.count(f)) v.fail_member("estimated_fields", "unknown field name \"" + f + "\"");
+  if (!m.estimated_fields.empty() && !v.boolean_or("estimated", false))
+    v.fail_member("estimated", "must be true when estimated_fields lists fields");
 }
 
 Model read_model(const JsonView& v) {
@@ -237,7 +337,11 @@ Model read_model(const JsonView& v) {
                                "mtp_layers",
                                "native_precision",
                                "checkpoints",
-                               "quality_scores"}));
+                               "quality_scores",
+                               "context_extension",
+                               "published_kv",
+                               "params_note",
+                               "estimated_fields"}));
   Model m;
   m.id = v.string("id");
   m.name = v.string("name");
@@ -256,7 +360,8 @@ Model read_model(const JsonView& v) {
   m.vocab_size = read_int(v, "vocab_size", 0, true);
   m.max_context_tokens = v.positive_int("max_context_tokens");
   m.tied_embeddings = v.boolean_or("tied_embeddings", false);
-  m.attention = read_attention(v.at("attention"));
+  m.mtp_layers = read_int(v, "mtp_layers");
+  m.attention = read_attention(v.at("attention"), m.layers, m.mtp_layers);
   if (m.attention.sliding_window_layers + m.attention.linear_attention_layers > m.layers)
     v.at("attention").fail("sliding_window_layers + linear_attention_layers exceed layers");
   m.dense_ffn_size = read_int(v, "dense_ffn_size");
@@ -268,7 +373,6 @@ Model read_model(const JsonView& v) {
   } else if (m.dense_ffn_size <= 0) {
     v.fail_member("dense_ffn_size", "required for a dense model (no \"moe\" object)");
   }
-  m.mtp_layers = read_int(v, "mtp_layers");
   const auto np = v.at("native_precision");
   if (!np.is_object()) np.fail("expected an object of component -> precision id");
   const std::string def = np.string("default");
@@ -297,23 +401,39 @@ Model read_model(const JsonView& v) {
     s.prov = read_provenance(q);
     m.quality_scores.push_back(s);
   }
+  read_model_extras(v, m);
   m.prov = read_provenance(v);
   return m;
 }
 
 Device read_device(const JsonView& v) {
-  v.only_keys(
-      with_provenance({"id", "name", "vendor", "kind", "memory_gb", "memory_bandwidth_gb_s",
-                       "peak_tflops", "hw_formats", "nvlink_gb_s", "pcie_gen", "pcie_lanes",
-                       "tdp_w", "form_factor", "max_per_node", "cores", "export_control_notes"}));
+  v.only_keys(with_provenance(
+      {"id", "name", "vendor", "kind", "memory_gib", "usable_memory_gib", "memory_bandwidth_gb_s",
+       "memory_bandwidth_gb_s_range", "peak_tflops", "hw_formats", "nvlink_gb_s", "pcie_gen",
+       "pcie_lanes", "tdp_w", "form_factor", "max_per_node", "cores", "export_control_notes"}));
   Device d;
   d.id = v.string("id");
   d.name = v.string("name");
   d.vendor = v.string("vendor");
   const std::string kind = v.one_of("kind", {"gpu", "cpu", "unified"});
   d.kind = kind == "gpu" ? DeviceKind::gpu : kind == "cpu" ? DeviceKind::cpu : DeviceKind::unified;
-  d.memory_gb = v.positive("memory_gb");
+  // Marketed memory sizes are binary (an "80 GB" H100 holds 80 GiB = 85.9e9 bytes).
+  d.memory_gib = v.positive("memory_gib");
+  d.memory_gb = d.memory_gib * kGibInGb;
+  if (v.has("usable_memory_gib")) {
+    const double u = v.positive("usable_memory_gib");
+    if (u > d.memory_gib) v.fail_member("usable_memory_gib", "exceeds memory_gib");
+    d.usable_memory_gb = u * kGibInGb;
+  }
   d.memory_bandwidth_gb_s = v.positive("memory_bandwidth_gb_s");
+  if (auto r = v.get("memory_bandwidth_gb_s_range")) {
+    r->only_keys({"min", "max"});
+    const double lo = r->positive("min"), hi = r->positive("max");
+    if (lo > d.memory_bandwidth_gb_s || hi < d.memory_bandwidth_gb_s)
+      r->fail("must contain memory_bandwidth_gb_s (" +
+              std::to_string(static_cast<long long>(d.memory_bandwidth_gb_s)) + ")");
+    d.memory_bandwidth_range_gb_s = std::make_pair(lo, hi);
+  }
   const auto pk = v.at("peak_tflops");
   pk.only_keys({"fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"});
   for (auto it = pk.raw().begin(); it != pk.raw().end(); ++it)
@@ -367,6 +487,44 @@ static std::string fnv1a_hex(const std::string& s) {
   return buf;
 }
 
+double kv_compression_from_ratios(const std::vector<int>& ratios) {
+  double n = 0, inv = 0;
+  for (int r : ratios)
+    if (r > 0) n += 1, inv += 1.0 / r;
+  return n > 0 ? n / inv : 1.0;
+}
+
+namespace {
+
+// DeepSeek V4 attention weights, summed over layers: wq_a (h→q_lora), wq_b (q_lora→heads×d),
+// wkv (h→d, the one shared K=V head), wo_a (grouped: each of o_groups blocks maps heads×d/groups
+// → o_lora), wo_b (groups×o_lora → h); compressed layers add a compressor (KV and gate
+// projections, doubled for the overlapping ratio-4 windows) and the ratio-4 layers a lightning
+// indexer (query projection from q_lora, per-head weights from h, its own compressor).
+double compressed_attention_params(const Model& m) {
+  const Attention& a = m.attention;
+  const CompressedAttention& c = *a.compressed;
+  const double h = m.hidden_size, d = c.head_dim, H = a.heads, qr = a.q_lora_rank;
+  const double base = h * qr + qr * H * d + h * d +
+                      (H * d / c.o_groups) * (c.o_groups * c.o_lora_rank) +
+                      c.o_groups * c.o_lora_rank * h;
+  double total = 0;
+  for (int r : c.compress_ratios) {
+    double layer = base;
+    if (r > 0) {
+      const double overlap = r == 4 ? 2.0 : 1.0;
+      layer += 2.0 * h * overlap * d;
+      if (r == 4 && c.index_heads > 0)
+        layer += qr * c.index_heads * c.index_head_dim + h * c.index_heads +
+                 2.0 * h * overlap * c.index_head_dim;
+    }
+    total += layer;
+  }
+  return total;
+}
+
+}  // namespace
+
 std::map<Component, double> architecture_params(const Model& m) {
   std::map<Component, double> p;
   for (Component c : kComponents) p[c] = 0;
@@ -375,7 +533,9 @@ std::map<Component, double> architecture_params(const Model& m) {
   p[Component::embeddings] = h * m.vocab_size * (m.tied_embeddings ? 1.0 : 2.0);
   const Attention& a = m.attention;
   double attn = 0;
-  if (a.type == AttentionType::mla) {
+  if (a.compressed) {
+    attn = compressed_attention_params(m) / L;  // summed over layers below
+  } else if (a.type == AttentionType::mla) {
     const double qk_head = a.qk_nope_head_dim + a.qk_rope_head_dim;
     const double q = a.q_lora_rank > 0 ? h * a.q_lora_rank + a.q_lora_rank * a.heads * qk_head
                                        : h * a.heads * qk_head;
@@ -399,6 +559,22 @@ std::map<Component, double> architecture_params(const Model& m) {
     p[Component::dense_ffn] = 3.0 * h * m.dense_ffn_size * L;
   }
   return p;
+}
+
+ParamCheck check_params(const Model& m) {
+  ParamCheck r;
+  const auto p = architecture_params(m);
+  double total = 0, active = 0;
+  for (const auto& [c, n] : p) {
+    total += n;
+    const bool routed = c == Component::routed_experts && m.moe && m.moe->routed_experts > 0;
+    active += routed ? n * m.moe->experts_per_token / m.moe->routed_experts : n;
+  }
+  r.arch_total_b = total / 1e9;
+  r.arch_active_b = active / 1e9;
+  r.total_dev_pct = (r.arch_total_b - m.total_params_b) / m.total_params_b * 100.0;
+  r.active_dev_pct = (r.arch_active_b - m.active_params_b) / m.active_params_b * 100.0;
+  return r;
 }
 
 const Model* Catalog::find_model(const std::string& id) const {
@@ -681,19 +857,7 @@ Catalog load_catalog(const std::string& dir) {
           np.fail_member(it.key(), UnknownIdError("weight precision", pid, ids).what());
         }
       }
-      // Cross-check: the architecture's parameter count against the published total.
-      double arch = 0;
-      for (const auto& [c, n] : architecture_params(m)) arch += n;
-      const double published = m.total_params_b * 1e9;
-      const double dev_pct = (arch - published) / published * 100.0;
-      if (std::fabs(dev_pct) > 10.0) {
-        cat.warnings.push_back({mod.path, mv[i].path(),
-                                "parameters computed from the architecture (" +
-                                    std::to_string(arch / 1e9).substr(0, 7) +
-                                    "B) differ from total_params_b (" +
-                                    std::to_string(m.total_params_b).substr(0, 7) + "B) by " +
-                                    std::to_string(dev_pct).substr(0, 5) + "%"});
-      }
+      // The parameter invariant (computed vs published) is `catalog check`'s: check_params().
       cat.models.push_back(std::move(m));
     }
     check_unique_ids(cat.models, mv, "model");

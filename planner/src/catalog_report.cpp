@@ -9,11 +9,68 @@
 
 namespace moeplan {
 
+namespace {
+
+constexpr double kParamTolerancePct = 2.0;
+constexpr double kKvTolerancePct = 2.0;
+
+// Total and active parameters from the architecture against the published figures: within 2%,
+// or the entry's params_note explains the difference (then printed as a note).
+void check_param_invariant(const Model& m, const std::string& file, const std::string& path,
+                           std::vector<CatalogWarning>& out) {
+  const ParamCheck pc = check_params(m);
+  const bool off = std::fabs(pc.total_dev_pct) > kParamTolerancePct ||
+                   std::fabs(pc.active_dev_pct) > kParamTolerancePct;
+  if (!off) return;
+  const std::string what = fmt::format(
+      "{}: parameters computed from the architecture ({:.2f}B total, {:.2f}B active) differ "
+      "from the published {:g}B / {:g}B by {:+.1f}% / {:+.1f}%",
+      m.id, pc.arch_total_b, pc.arch_active_b, m.total_params_b, m.active_params_b,
+      pc.total_dev_pct, pc.active_dev_pct);
+  if (m.params_note.empty())
+    out.push_back({file, path,
+                   what + fmt::format(" (more than {:g}%): fix the fields or explain the "
+                                      "difference in params_note",
+                                      kParamTolerancePct),
+                   FindingLevel::error});
+  else
+    out.push_back({file, path + "/params_note", what + ": " + m.params_note, FindingLevel::note});
+}
+
+// KV bytes per token from the architecture against a figure the entry cites.
+void check_kv_invariant(const Model& m, const Catalog& cat, const std::string& file,
+                        const std::string& path, std::vector<CatalogWarning>& out) {
+  if (!m.published_kv) return;
+  const PublishedKv& p = *m.published_kv;
+  const KvFormat* f = nullptr;
+  for (const auto& k : cat.kv_formats)
+    if (k.id == p.kv_precision) f = &k;
+  if (!f) {
+    out.push_back({file, path + "/published_kv/kv_precision",
+                   m.id + ": unknown KV precision '" + p.kv_precision + "'", FindingLevel::error});
+    return;
+  }
+  // One token at a context of one: every layer's entry counted once (windows not yet full).
+  const double bytes = kv_bytes_per_token_per_layer(m, f->bits_per_element / 8.0) *
+                       (m.layers - m.attention.linear_attention_layers);
+  const double dev = (bytes - p.bytes_per_token) / p.bytes_per_token * 100.0;
+  if (std::fabs(dev) > kKvTolerancePct)
+    out.push_back({file, path + "/published_kv",
+                   fmt::format("{}: KV bytes per token computed from the architecture ({:.0f}) "
+                               "differ from the published {:.0f} ({}) by {:+.1f}%",
+                               m.id, bytes, p.bytes_per_token, p.kv_precision, dev),
+                   FindingLevel::error});
+}
+
+}  // namespace
+
 std::vector<CatalogWarning> check_catalog(const Catalog& cat) {
   std::vector<CatalogWarning> out = cat.warnings;
   const std::string models_file = cat.data_dir + "/models.json";
   for (std::size_t i = 0; i < cat.models.size(); ++i) {
     const Model& m = cat.models[i];
+    check_param_invariant(m, models_file, fmt::format("/models/{}", i), out);
+    check_kv_invariant(m, cat, models_file, fmt::format("/models/{}", i), out);
     for (std::size_t k = 0; k < m.checkpoints.size(); ++k) {
       const Checkpoint& ck = m.checkpoints[k];
       const std::string path = fmt::format("/models/{}/checkpoints/{}", i, k);
@@ -50,6 +107,9 @@ std::string join(const std::vector<std::string>& v, const char* sep = " ") {
 std::string attention_text(const Attention& a) {
   switch (a.type) {
     case AttentionType::mla:
+      if (a.compressed)
+        return fmt::format("CSA h{} kv1×{} o{}×{} kv/{:.2f}", a.heads, a.compressed->head_dim,
+                           a.compressed->o_groups, a.compressed->o_lora_rank, a.kv_compression);
       return fmt::format("MLA h{} r{}+{}", a.heads, a.kv_lora_rank, a.qk_rope_head_dim);
     case AttentionType::gqa:
       return fmt::format("GQA {}/{}×{}", a.heads, a.kv_heads, a.head_dim);
@@ -97,6 +157,13 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
                        {"active_params_b", m.active_params_b},
                        {"layers", m.layers},
                        {"max_context_tokens", m.max_context_tokens},
+                       {"context_extension",
+                        m.context_extension
+                            ? Json{{"method", m.context_extension->method},
+                                   {"factor", m.context_extension->factor},
+                                   {"max_context_tokens", m.context_extension->max_context_tokens},
+                                   {"quality_caveat", m.context_extension->quality_caveat}}
+                            : Json(nullptr)},
                        {"license", m.license},
                        {"provenance", prov_json(m.prov)}});
     }
@@ -104,8 +171,8 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
   } else if (what == "devices") {
     Table t{"devices",
             "",
-            {"id", "name", "kind", "memory GB", "bandwidth GB/s", "bf16 TFLOPS", "fp8 TFLOPS",
-             "fp4 TFLOPS", "NVLink GB/s", "TDP W", "estimated"},
+            {"id", "name", "kind", "memory GiB", "memory GB", "bandwidth GB/s", "bf16 TFLOPS",
+             "fp8 TFLOPS", "fp4 TFLOPS", "NVLink GB/s", "TDP W", "estimated"},
             {},
             {}};
     for (const auto& d : cat.devices) {
@@ -113,18 +180,21 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
         auto it = d.peak_tflops.find(k);
         return it == d.peak_tflops.end() ? Cell() : Cell(it->second, 1);
       };
-      t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gb, 0),
+      t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gib, 0), Cell(d.memory_gb, 1),
              Cell(d.memory_bandwidth_gb_s, 0), pk("bf16"), pk("fp8"), pk("fp4"),
              d.nvlink_gb_s > 0 ? Cell(d.nvlink_gb_s, 0) : Cell(), Cell(d.tdp_w, 0),
              d.prov.estimated});
-      items.push_back({{"id", d.id},
-                       {"name", d.name},
-                       {"kind", device_kind_name(d.kind)},
-                       {"memory_gb", d.memory_gb},
-                       {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
-                       {"peak_tflops", d.peak_tflops},
-                       {"hw_formats", d.hw_formats},
-                       {"provenance", prov_json(d.prov)}});
+      items.push_back(
+          {{"id", d.id},
+           {"name", d.name},
+           {"kind", device_kind_name(d.kind)},
+           {"memory_gib", d.memory_gib},
+           {"memory_gb", d.memory_gb},
+           {"usable_memory_gb", d.usable_memory_gb ? Json(*d.usable_memory_gb) : Json(nullptr)},
+           {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
+           {"peak_tflops", d.peak_tflops},
+           {"hw_formats", d.hw_formats},
+           {"provenance", prov_json(d.prov)}});
     }
     r.tables.push_back(t);
   } else if (what == "precisions") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -98,6 +99,10 @@ const std::vector<std::string>& benchmark_columns() {
   return cols;
 }
 
+const char* split_name(Split s) {
+  return s == Split::fit ? "fit" : "holdout";
+}
+
 const char* metric_name(Metric m) {
   switch (m) {
     case Metric::decode_tok_s_single:
@@ -154,7 +159,33 @@ std::optional<long long> count_cell(const std::string& file, int line, const std
   return static_cast<long long>(d);
 }
 
+// A prefill-only row (0 output tokens) can only carry prefill metrics; a decode-only row
+// (0 input tokens) only decode metrics.
+void check_token_counts(const std::string& file, const BenchmarkRow& row) {
+  const bool prefill_metric = row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
+  if (row.output_tokens && *row.output_tokens == 0 && !prefill_metric)
+    bad_cell(file, row.line, "output_tokens",
+             fmt::format("0 output tokens (prefill only) cannot give {}", metric_name(row.metric)));
+  if (row.input_tokens && *row.input_tokens == 0 && prefill_metric)
+    bad_cell(file, row.line, "input_tokens",
+             fmt::format("0 input tokens (decode only) cannot give {}", metric_name(row.metric)));
+}
+
 }  // namespace
+
+Split split_for(const BenchmarkRow& r) {
+  auto opt = [](const std::optional<long long>& v) { return v ? std::to_string(*v) : ""; };
+  const std::string key = r.model + '|' + r.gpu + '|' + std::to_string(r.gpu_count) + '|' +
+                          r.precision + '|' + r.kv_precision + '|' + r.engine + '|' +
+                          opt(r.input_tokens) + '|' + opt(r.output_tokens) + '|' +
+                          opt(r.concurrency) + '|' + metric_name(r.metric) + '|' + r.source_family;
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h % 3 == 0 ? Split::holdout : Split::fit;
+}
 
 BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label) {
   const CsvTable t = parse_csv(text, file_label);
@@ -172,6 +203,11 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
                                    fmt::join(benchmark_columns(), ",")));
     idx.push_back(found);
   }
+  std::optional<std::size_t> family_col, nodes_col;
+  for (std::size_t i = 0; i < t.header.size(); ++i) {
+    if (trim(t.header[i]) == "source_family") family_col = i;
+    if (trim(t.header[i]) == "nodes") nodes_col = i;
+  }
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     const auto& cells = t.rows[r];
     const int line = t.lines[r];
@@ -187,7 +223,7 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     row.kv_precision = cell(4);
     row.engine = cell(5);
     row.input_tokens = count_cell(file_label, line, "input_tokens", cells[idx[6]], 0);
-    row.output_tokens = count_cell(file_label, line, "output_tokens", cells[idx[7]], 1);
+    row.output_tokens = count_cell(file_label, line, "output_tokens", cells[idx[7]], 0);
     row.concurrency = count_cell(file_label, line, "concurrency", cells[idx[8]], 1);
     const std::string metric = cell(9);
     bool known = false;
@@ -208,6 +244,15 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     if (row.gpu.empty()) bad_cell(file_label, line, "gpu", "a device id is required");
     row.unit = cell(11);
     row.source = cell(12);
+    check_token_counts(file_label, row);
+    if (family_col) {
+      const std::string fam = trim(cells[*family_col]);
+      if (!fam.empty()) row.source_family = fam;
+    }
+    if (nodes_col)
+      if (auto n = count_cell(file_label, line, "nodes", cells[*nodes_col], 1))
+        row.nodes = static_cast<int>(*n);
+    row.split = split_for(row);
     f.rows.push_back(std::move(row));
   }
   return f;
@@ -232,14 +277,18 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
   RowPrediction p;
   const Model* m = cat.find_model(row.model);
   const Device* d = cat.find_device(row.gpu);
-  if (!m) return p.reason = fmt::format("unknown model '{}'", row.model), p;
-  if (!d) return p.reason = fmt::format("unknown device '{}'", row.gpu), p;
+  p.skipped = !m || !d;
+  if (!m) return p.reason = fmt::format("skipped: unknown model '{}'", row.model), p;
+  if (!d) return p.reason = fmt::format("skipped: unknown device '{}'", row.gpu), p;
   std::string engine_id = row.engine;
   if (engine_id.empty()) engine_id = d->kind == DeviceKind::gpu ? "vllm" : "llama.cpp";
   const Engine* e = nullptr;
   for (const auto& x : cat.engines)
     if (x.id == engine_id) e = &x;
-  if (!e) return p.reason = fmt::format("unknown engine '{}'", engine_id), p;
+  if (!e) {
+    p.skipped = true;
+    return p.reason = fmt::format("skipped: unknown engine '{}'", engine_id), p;
+  }
   try {
     PerfRequest req;
     req.model = m;
@@ -256,6 +305,8 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
     req.input_tokens = row.input_tokens.value_or(prefill_metric ? 512 : 0);
     req.output_tokens =
         row.output_tokens.value_or(row.metric == Metric::decode_tok_s_single ? 128 : 256);
+    // A prefill-only row (llama-bench pp) is predicted as a request that stops at its first token.
+    if (req.output_tokens == 0) req.output_tokens = 1;
     if (row.metric == Metric::decode_tok_s_single) {
       req.concurrency = 1;
     } else if (row.concurrency) {
@@ -342,20 +393,56 @@ MetricSummary summarize(const std::string& name, const std::vector<const RowPred
 
 }  // namespace
 
+namespace {
+
+// Per-metric summaries of the rows `keep` selects (skipped rows are never counted).
+template <typename Keep>
+std::vector<MetricSummary> metric_summaries(const BenchmarkFile& f, const ValidationResult& v,
+                                            const std::string& group, Keep keep) {
+  std::vector<MetricSummary> out;
+  for (Metric m : kMetrics) {
+    std::vector<const RowPrediction*> ps;
+    for (std::size_t i = 0; i < f.rows.size(); ++i)
+      if (f.rows[i].metric == m && !v.predictions[i].skipped && keep(f.rows[i]))
+        ps.push_back(&v.predictions[i]);
+    if (ps.empty()) continue;
+    out.push_back(summarize(metric_name(m), ps));
+    out.back().group = group;
+  }
+  return out;
+}
+
+}  // namespace
+
 ValidationResult validate(const BenchmarkFile& f, const Catalog& cat) {
   ValidationResult v;
   v.predictions.reserve(f.rows.size());
   for (const auto& row : f.rows) v.predictions.push_back(predict_row(row, cat));
+  auto all_rows = [](const BenchmarkRow&) { return true; };
+  v.per_metric = metric_summaries(f, v, "", all_rows);
   std::vector<const RowPrediction*> all;
-  for (Metric m : kMetrics) {
-    std::vector<const RowPrediction*> ps;
-    for (std::size_t i = 0; i < f.rows.size(); ++i)
-      if (f.rows[i].metric == m) ps.push_back(&v.predictions[i]);
-    if (ps.empty()) continue;
-    v.per_metric.push_back(summarize(metric_name(m), ps));
-    all.insert(all.end(), ps.begin(), ps.end());
+  for (const auto& p : v.predictions) {
+    if (p.skipped)
+      ++v.skipped;
+    else
+      all.push_back(&p);
   }
   v.overall = summarize("all", all);
+  for (Split s : {Split::fit, Split::holdout}) {
+    auto part =
+        metric_summaries(f, v, split_name(s), [s](const BenchmarkRow& r) { return r.split == s; });
+    v.per_split.insert(v.per_split.end(), part.begin(), part.end());
+  }
+  std::vector<std::string> families;
+  for (const auto& r : f.rows)
+    if (std::find(families.begin(), families.end(), r.source_family) == families.end())
+      families.push_back(r.source_family);
+  std::sort(families.begin(), families.end());
+  for (const auto& fam : families) {
+    auto part = metric_summaries(f, v, fam,
+                                 [&fam](const BenchmarkRow& r) { return r.source_family == fam; });
+    v.per_family.insert(v.per_family.end(), part.begin(), part.end());
+  }
   return v;
 }
 

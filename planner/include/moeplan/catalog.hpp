@@ -18,6 +18,21 @@ struct Provenance {
 
 enum class AttentionType { mha, gqa, mla };
 
+// DeepSeek V4-style compressed attention ("type": "csa" in models.json): one shared K=V head
+// per layer, low-rank Q, a grouped low-rank output projection, and per-layer KV compression
+// (ratio 4 layers add a lightning indexer). The loader also fills the MLA-shaped fields of
+// Attention (type mla, kv_lora_rank + qk_rope_head_dim = head_dim) so that code that sizes an
+// MLA cache (one latent per token per layer, shared by all heads) reads the right figures;
+// architecture_params() counts the real projections from this struct.
+struct CompressedAttention {
+  int head_dim = 0;     // the shared K=V head (RoPE dims included)
+  int o_groups = 0;     // grouped output projection: o_groups blocks ...
+  int o_lora_rank = 0;  // ... of this rank each
+  int index_heads = 0;  // lightning indexer on the ratio-4 layers
+  int index_head_dim = 0;
+  std::vector<int> compress_ratios;  // one per layer; 0 = sliding window only
+};
+
 struct Attention {
   AttentionType type = AttentionType::gqa;
   int heads = 0;
@@ -37,6 +52,7 @@ struct Attention {
   // head geometry above implies (compressed KV such as DeepSeek V4's 4x/128x layers, or global
   // layers with fewer, shared K=V heads). 1 = none.
   double kv_compression = 1.0;
+  std::optional<CompressedAttention> compressed;  // set for "type": "csa"
 };
 
 struct Moe {
@@ -46,7 +62,9 @@ struct Moe {
   int expert_ffn_size = 0;
   int shared_expert_ffn_size = 0;
   int dense_layers = 0;
-  std::string routing = "softmax";  // or "sigmoid_grouped"
+  // softmax | sigmoid (top-k sigmoid, no groups: Llama 4) | sigmoid_grouped (DeepSeek V3 noaux_tc)
+  // | sqrtsoftplus (DeepSeek V4). Informational: the performance model assumes uniform routing.
+  std::string routing = "softmax";
   int n_group = 0;
   int topk_group = 0;
 };
@@ -73,6 +91,24 @@ inline constexpr Component kComponents[] = {Component::embeddings, Component::at
                                             Component::routed_experts};
 const char* component_name(Component c);
 
+// A context window reachable only with a RoPE-scaling method (e.g. YaRN on Qwen3). The model's
+// max_context_tokens stays the native window; this says how far it can be stretched and at what
+// cost in quality.
+struct ContextExtension {
+  std::string method;  // yarn | linear | dynamic_ntk | longrope
+  double factor = 1;
+  long long max_context_tokens = 0;
+  std::string quality_caveat;
+  Provenance prov;
+};
+
+// A KV-cache size per token that a source publishes for the model (checked by `catalog check`).
+struct PublishedKv {
+  double bytes_per_token = 0;
+  std::string kv_precision;  // KV format id the figure is for
+  Provenance prov;
+};
+
 struct Model {
   std::string id, name, family, license, license_notes, release;
   double total_params_b = 0;
@@ -90,6 +126,13 @@ struct Model {
   std::map<Component, std::string> native_precision;
   std::vector<Checkpoint> checkpoints;
   std::vector<QualityScore> quality_scores;
+  std::optional<ContextExtension> context_extension;
+  std::optional<PublishedKv> published_kv;
+  // Why the parameters computed from the architecture differ from the published total/active
+  // by more than 2% (required then; printed by `catalog check`).
+  std::string params_note;
+  // Fields of this entry that are estimated or scaled rather than read from a source.
+  std::vector<std::string> estimated_fields;
   Provenance prov;
 
   bool is_moe() const { return moe.has_value(); }
@@ -102,8 +145,16 @@ const char* device_kind_name(DeviceKind k);
 struct Device {
   std::string id, name, vendor;
   DeviceKind kind = DeviceKind::gpu;
+  // devices.json gives the marketed size in GiB (`memory_gib`: "80 GB" H100 = 80 GiB); the
+  // loader fills memory_gb in decimal GB (1e9 bytes) = memory_gib × 1.073741824, the unit every
+  // downstream formula uses.
+  double memory_gib = 0;
   double memory_gb = 0;
+  std::optional<double> usable_memory_gb;  // after the driver's reservation, when published
   double memory_bandwidth_gb_s = 0;
+  // Where sources disagree on the bandwidth: the published range (min, max), which contains
+  // memory_bandwidth_gb_s.
+  std::optional<std::pair<double, double>> memory_bandwidth_range_gb_s;
   std::map<std::string, double> peak_tflops;  // dense, per data type
   std::vector<std::string> hw_formats;        // fp8, fp4, int8
   double nvlink_gb_s = 0;
@@ -254,9 +305,12 @@ struct System {
   Provenance prov;
 };
 
-// A warning from loading: not fatal, but printed by `catalog check`.
+// A finding from loading or checking. `catalog check` prints every one and exits 1 when any is
+// an error; notes are explained differences (printed, not failures).
+enum class FindingLevel { warning, error, note };
 struct CatalogWarning {
   std::string file, json_path, message;
+  FindingLevel level = FindingLevel::warning;
 };
 
 struct Catalog {
@@ -304,5 +358,20 @@ Catalog load_catalog(const std::string& dir);
 // Parameter count (not bytes) per weight component computed from the architecture
 // fields (docs/memory.md). Used for precision mixes and the checkpoint cross-check.
 std::map<Component, double> architecture_params(const Model& m);
+
+// Total and active parameters recomputed from the architecture fields (embeddings, both input
+// and output, counted in full; routed experts at experts_per_token / routed_experts; MTP layers
+// not counted), against the published figures.
+struct ParamCheck {
+  double arch_total_b = 0, arch_active_b = 0;
+  double total_dev_pct = 0, active_dev_pct = 0;  // (computed − published) / published × 100
+};
+ParamCheck check_params(const Model& m);
+
+// KV compression implied by per-layer compression ratios: the harmonic mean over the layers
+// with a ratio > 0 (ratio 0 layers keep only a sliding window). 1 when none is compressed.
+double kv_compression_from_ratios(const std::vector<int>& ratios);
+
+inline constexpr double kGibInGb = 1.073741824;  // 2^30 / 1e9
 
 }  // namespace moeplan

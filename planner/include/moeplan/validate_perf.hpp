@@ -38,11 +38,22 @@ enum class Metric {
 };
 const char* metric_name(Metric m);
 
+// The fixed two-thirds / one-third division of the published set (docs/performance.md
+// §Validation, "Fit and holdout"): constants may be fitted on `fit` rows only.
+enum class Split { fit, holdout };
+const char* split_name(Split s);
+
 struct BenchmarkRow {
   int line = 0;                  // physical line in the file
   std::vector<std::string> raw;  // every input cell, in header order (extra columns included)
   std::string model, gpu, precision, kv_precision, engine, unit, source;
+  // Optional columns: where the number comes from (a family such as "trtllm-tables";
+  // "unspecified" when the column is absent or empty) and how many nodes the deployment spans.
+  std::string source_family = "unspecified";
+  int nodes = 1;
+  Split split = Split::fit;  // from the row's identity, see split_for()
   int gpu_count = 1;
+  // 0 input tokens: decode-only (llama-bench tg); 0 output tokens: prefill-only (llama-bench pp).
   std::optional<long long> input_tokens, output_tokens,
       concurrency;  // empty concurrency = saturated
   Metric metric = Metric::decode_tok_s_single;
@@ -60,10 +71,18 @@ struct BenchmarkFile {
 BenchmarkFile read_benchmarks(const std::string& path);
 BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label);
 
+// Deterministic split: FNV-1a over the row's identity (model, device, count, precision, KV
+// precision, engine, tokens, concurrency, metric, family); a third of the hash space is holdout.
+// Depends on nothing else in the file, so adding rows never moves another row.
+Split split_for(const BenchmarkRow& r);
+
 struct RowPrediction {
   std::optional<double> predicted;
   double error_pct = 0;  // (predicted − measured) / measured × 100
-  std::string reason;    // why no prediction ("" when predicted)
+  // A row whose model, device or engine id the catalog does not know is skipped: reported with
+  // its reason, left out of every statistic.
+  bool skipped = false;
+  std::string reason;  // why no prediction ("" when predicted)
   long long concurrency_used = 0;
   Evidence evidence = Evidence::default_;
   std::string bound;
@@ -71,6 +90,7 @@ struct RowPrediction {
 
 struct MetricSummary {
   std::string metric;
+  std::string group;  // "" overall; else the split or source family the summary covers
   int rows = 0;
   int predicted = 0;
   double median_abs_pct = 0;   // unpredicted rows count as infinitely wrong
@@ -81,7 +101,10 @@ struct MetricSummary {
 struct ValidationResult {
   std::vector<RowPrediction> predictions;  // one per input row, same order
   std::vector<MetricSummary> per_metric;   // in Metric order, only metrics present
+  std::vector<MetricSummary> per_split;    // fit then holdout, per metric present
+  std::vector<MetricSummary> per_family;   // per family (sorted) and metric present
   MetricSummary overall;
+  int skipped = 0;  // rows left out: unknown model, device or engine
 };
 
 // Predicts one row through estimate() (docs/performance.md §Validation, "How a row is read").
