@@ -5,6 +5,7 @@
 #include "moeplan/errors.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/price_select.hpp"
+#include "moeplan/recommend.hpp"
 #include "moeplan/scenario.hpp"
 #include "test_support.hpp"
 
@@ -178,4 +179,18 @@ TEST_CASE("plan Monte Carlo draws only the point estimate's rental kind and basi
   // Both 8 × H200 systems are street prices: both feed the capex range.
   CHECK(c.mc_inputs.capex_net.size() == 2);
   CHECK(pe.at("capex").size() == 2);
+}
+
+TEST_CASE("recommend prices an owned GPU-hour net of the entry's own VAT", "[recommend][prices]") {
+  // RTX PRO 6000 has no rental: owned, from the street 8-card node, 40–47.3M HUF gross with 27%
+  // VAT → 43.65M / 1.27 / fx / 8 GPUs over 36 months × 730 h, plus 600 W × 1.4 PUE × 0.12 USD.
+  // Before issue 16 the gross price was amortised as if it were net (+27%).
+  recommend::Request req;
+  const auto p = recommend::gpu_hour_price(cat().device("rtx-pro-6000"), cat(), req);
+  REQUIRE(p);
+  const Device& d = cat().device("rtx-pro-6000");
+  const double usd = 43.65e6 / 1.27 / cat().fx_per_usd("HUF") / 8;
+  const double power = d.tdp_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
+  CHECK(p->first == Approx(usd / (req.life_months * 730.0) + power).epsilon(1e-9));
+  CHECK_THAT(p->second, Contains("street card pricing"));
 }

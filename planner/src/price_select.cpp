@@ -1,4 +1,4 @@
-// Catalog price selection: docs/cost.md §Catalog prices.
+// Catalog price selection: docs/cost.md §3, docs/plan.md §Monte Carlo.
 #include "moeplan/price_select.hpp"
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
-// Which catalog price entries price a node (docs/cost.md §Catalog prices). The point estimate
-// (scenario.cpp) and the Monte Carlo draws (plan.cpp) take the same selection, so a range
+// Which catalog price entries price a node (docs/cost.md §3, docs/plan.md §Monte Carlo). The point
+// estimate (scenario.cpp) and the Monte Carlo draws (plan.cpp) take the same selection, so a range
 // never mixes price bases the point estimate does not use. Pure functions over the catalog.
 #pragma once
 
