@@ -214,6 +214,33 @@ TEST_CASE("Catalog errors name file, JSON path, expected and found", "[catalog][
     s.write("prices.json", j);
     CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("expected a number >= 0"));
   }
+  SECTION("hardware price without includes_vat") {
+    Json j = s.read("prices.json");
+    j["hardware"][0].erase("includes_vat");
+    s.write("prices.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("/hardware/0/includes_vat") &&
+                                                        Contains("whether the price includes"));
+  }
+  SECTION("gross hardware price without its VAT rate") {
+    Json j = s.read("prices.json");
+    REQUIRE(j["hardware"][1]["includes_vat"] == true);  // the 140M HUF node, 27% VAT
+    j["hardware"][1].erase("vat_rate");
+    s.write("prices.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/hardware/1/vat_rate") && Contains("needs the rate"));
+  }
+  SECTION("VAT rate on a net hardware price, or outside [0, 1)") {
+    Json j = s.read("prices.json");
+    j["hardware"][0]["vat_rate"] = 0.2;  // includes_vat is false
+    s.write("prices.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/hardware/0/vat_rate") && Contains("includes_vat is false"));
+    j = s.read("prices.json");
+    j["hardware"][0].erase("vat_rate");
+    j["hardware"][1]["vat_rate"] = 27;  // a percentage, not a share
+    s.write("prices.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("/hardware/1/vat_rate"));
+  }
   SECTION("missing file") {
     fs::remove(s.dir / "fx.json");
     CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("fx.json") && Contains("cannot open"));

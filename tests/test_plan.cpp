@@ -1,6 +1,8 @@
 // Plans: decision branches, Monte Carlo, scenario errors (docs/plan.md).
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "moeplan/errors.hpp"
 #include "moeplan/montecarlo.hpp"
 #include "moeplan/plan.hpp"
@@ -80,7 +82,10 @@ TEST_CASE("decision branches", "[plan]") {
   }
   SECTION("demand near a full node 24/7, owning cheaper than renting: buy") {
     Json j = base_scenario();
-    j["demand"]["requests_per_day"] = 120000;  // ≈ 1,389 tok/s, most of a node
+    // 110,000 requests a day × 1,000 tokens ≈ 1,273 tok/s: most of one node (1,611 tok/s within
+    // the SLA with issue 16's memory and device memory in GiB) → utilization 79% ≥ the rent→own
+    // threshold 67.7/94 = 72%, so own.
+    j["demand"]["requests_per_day"] = 110000;
     const auto r = plan_json(j);
     CHECK(r.candidates[0].node_equivalents >= 0.7);
     CHECK(r.recommendation.option == "buy");
@@ -212,4 +217,40 @@ TEST_CASE("plan JSON carries the documented fields", "[plan]") {
   for (const char* k : {"own", "rent", "api", "p10", "p50", "p90"})
     CHECK(c["cost_per_mtok_output"].contains(k));
   for (const char* k : {"option", "candidate", "reasons"}) CHECK(j["recommendation"].contains(k));
+}
+
+TEST_CASE("days_per_year scales the yearly volume, never the peak rate", "[plan]") {
+  // Issue 16, item 2: 60,000 requests/day × 400 output tokens, peak/average 2.5, open 220 days.
+  // Peak on an open day = 60,000 × 400 / 86,400 × 2.5 = 694.4 output tok/s (the old code took
+  // the calendar average × 220/365 first: 418.6). Yearly volume = 60,000 × 400 × 220 = 5.28e9
+  // tokens; year average = 5.28e9 / 31,536,000 s = 167.4 tok/s.
+  plan::PlanDemand d;
+  d.requests_per_day = 60000;
+  d.output_tokens = 400;
+  d.peak_to_average = 2.5;
+  d.days_per_year = 220;
+  CHECK(d.open_day_average_output_tokens_per_s() == Approx(277.78).epsilon(1e-4));
+  CHECK(d.peak_output_tokens_per_s() == Approx(694.44).epsilon(1e-4));
+  CHECK(d.output_tokens_per_year() == Approx(5.28e9));
+  CHECK(d.average_output_tokens_per_s() == Approx(167.43).epsilon(1e-4));
+  // Property: the peak does not depend on days_per_year; the volume is proportional to it.
+  plan::PlanDemand all = d;
+  all.days_per_year = 365;
+  CHECK(all.peak_output_tokens_per_s() == d.peak_output_tokens_per_s());
+  CHECK(all.output_tokens_per_year() / d.output_tokens_per_year() == Approx(365.0 / 220));
+
+  // Through a plan: the fleet is sized on 694 tok/s, the utilization on the year average. With
+  // a 20 ms TPOT SLA GLM-5.2 on 8×H200 serves ≈ 446 tok/s per node (concurrency 8): two nodes
+  // for 694 tok/s, where the old 419 tok/s peak bought one.
+  Json j = base_scenario();
+  j["demand"] = Json::parse(R"({"requests_per_day": 60000, "input_tokens": 2000,
+      "output_tokens": 400, "peak_to_average": 2.5, "days_per_year": 220, "sla_tpot_ms": 20})");
+  const auto r = plan_json(j);
+  const auto& c = r.candidates[0];
+  REQUIRE(c.throughput > 0);
+  CHECK(c.nodes == static_cast<int>(std::ceil(694.44 / c.throughput - 1e-9)));
+  CHECK(c.nodes >= 2);
+  CHECK(c.utilization == Approx(167.43 / (c.nodes * c.throughput)).epsilon(1e-3));
+  const Json dj = plan::make_plan_report(r).json["scenario"]["demand"];
+  CHECK(dj["peak_output_tokens_per_s"].get<double>() == Approx(694.44).epsilon(1e-4));
 }

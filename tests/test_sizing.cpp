@@ -264,3 +264,52 @@ TEST_CASE("Errors: unknown ids suggest, bad layouts explain", "[sizing][errors]"
   r.layout.pp = 4;
   CHECK_THROWS_WITH(fit(r, cat()), Contains("does not divide"));
 }
+
+TEST_CASE("DSA models cache the indexer keys: one definition for fit and perf", "[sizing]") {
+  // GLM-5.2, FP8 KV: 78 layers × (512 + 64 latent + 132 indexer bytes) = 78 × 708 = 55,224
+  // bytes per token (44,928 without the indexer, the figure before issue 16).
+  const Model& glm = cat().model("glm-5.2");
+  CHECK(indexer_bytes_per_token_per_layer(glm) == 132);
+  CHECK(kv_bytes_for_context(glm, 1.0, 1) == Approx(55224).margin(0.5));
+  const FitResult r = fit(request("glm-5.2", "h200", 8, "fp8", "fp8"), cat());
+  CHECK(r.kv_bytes_per_token == Approx(55224).margin(0.5));
+  // Models without DSA are unchanged (M7: DeepSeek V3 has no indexer).
+  CHECK(indexer_bytes_per_token_per_layer(cat().model("deepseek-v3")) == 0);
+}
+
+TEST_CASE("GLM-5.2 FP8 on 8×H200 with DP-attention: 128k-context concurrency", "[sizing]") {
+  // Hand calculation (issue 16, items 3 and 4), FP8 weights and KV, memory utilization 0.9:
+  //   capacity 141 GiB = 151.4 GB × 0.9 = 136.3 GB per GPU;
+  //   weights 744.2 GB: 13.0 GB attention (held whole on every rank under DP-attention) and
+  //   731.2 GB spread over 8 → 91.4 + 13.0 = 104.4 GB per GPU (93.0 when attention was / 8);
+  //   activations (8,192-token chunk) ≈ 0.68 GB → KV room ≈ 31.2 GB per GPU;
+  //   one 131,072-token request: 55,224 B × 131,072 / 8 ranks = 0.905 GB per GPU → 34 requests
+  //   (24 with the 141 GB the catalog used to read as decimal GB; 45 before issue 16:
+  //   44,928-byte tokens and attention / 8).
+  auto q = request("glm-5.2", "h200", 8, "fp8", "fp8");
+  q.context_tokens = 131072;
+  q.layout.dp_attention = true;
+  const FitResult r = fit(q, cat());
+  const double attn = r.weights_bytes_by_component.at(Component::attention);
+  CHECK(attn / 1e9 == Approx(13.0).epsilon(0.01));
+  CHECK(r.per_gpu[0].weights_bytes / 1e9 ==
+        Approx((r.weights_bytes - attn) / 8 / 1e9 + attn / 1e9).epsilon(1e-9));
+  CHECK(r.per_gpu[0].weights_bytes / 1e9 == Approx(104.4).epsilon(0.01));
+  CHECK(r.max_concurrency == 34);
+}
+
+TEST_CASE("MLA q_a / kv_a stay whole on every TP rank", "[sizing]") {
+  // DeepSeek-V3 FP8 (native: FP8, BF16 embeddings), tp 8, plain TP. q_a = 7168 × 1536 and
+  // kv_a = 7168 × (512 + 64) per layer, × 61 layers = 0.9235 G parameters ≈ 0.92 GB in FP8
+  // (block scales add 0.01%; the published-total scale ~0.1%). Held whole on each GPU instead
+  // of / 8: 0.92 × 7/8 ≈ 0.81 GB per GPU more than splitting every non-expert weight by tp.
+  const FitResult r = fit(request("deepseek-v3", "h200", 8, "", "fp8"), cat());
+  double experts = 0, rest = 0;
+  for (const auto& [c, b] : r.weights_bytes_by_component)
+    (c == Component::routed_experts ? experts : rest) += b;
+  const double split_all = rest / 8 + experts / 8;
+  CHECK((r.per_gpu[0].weights_bytes - split_all) / 1e9 == Approx(0.81).epsilon(0.03));
+  CHECK(tp_replicated_attention_share(cat().model("deepseek-v3"), true) == 1.0);
+  // GQA has no replicated projection under plain TP.
+  CHECK(tp_replicated_attention_share(cat().model("llama-3.1-8b"), false) == 0.0);
+}

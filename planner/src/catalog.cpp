@@ -904,8 +904,9 @@ Catalog load_catalog(const std::string& dir) {
       cat.rental_prices.push_back(p);
     }
     for (const auto& v : root.array_or_empty("hardware")) {
-      v.only_keys(with_provenance({"item", "device", "devices", "kind", "currency", "price_low",
-                                   "price_high", "basis", "includes_vat", "system_power_w"}));
+      v.only_keys(
+          with_provenance({"item", "device", "devices", "kind", "currency", "price_low",
+                           "price_high", "basis", "includes_vat", "vat_rate", "system_power_w"}));
       HardwarePrice p;
       p.item = v.string("item");
       p.device = check_ref(v, "device", device_ids, "device");
@@ -916,7 +917,21 @@ Catalog load_catalog(const std::string& dir) {
       p.price_high = v.positive("price_high");
       if (p.price_low > p.price_high) v.fail_member("price_low", "exceeds price_high");
       p.basis = v.one_of("basis", {"street", "list", "quote"});
+      // Gross prices are converted with the VAT of the country they were recorded in, not the
+      // buyer's (docs/catalogs.md): so every entry says which it is, and a gross one at what rate.
+      if (!v.has("includes_vat"))
+        v.fail_member("includes_vat",
+                      "missing: say whether the price includes VAT (and give vat_rate if it does)");
       p.includes_vat = v.boolean_or("includes_vat", false);
+      if (p.includes_vat) {
+        if (!v.has("vat_rate"))
+          v.fail_member("vat_rate",
+                        "missing: a price that includes VAT needs the rate it includes");
+        p.vat_rate = v.fraction("vat_rate");
+        if (p.vat_rate >= 1) v.fail_member("vat_rate", "expected a share below 1");
+      } else if (v.has("vat_rate")) {
+        v.fail_member("vat_rate", "given for a price without VAT (includes_vat is false)");
+      }
       p.system_power_w = v.number_or("system_power_w", 0);
       p.prov = read_provenance(v);
       cat.hardware_prices.push_back(p);

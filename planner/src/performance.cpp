@@ -181,9 +181,9 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
 namespace {
 
 constexpr double kBf16Bytes = 2.0;
-// DeepSeek-V3.2 DSA "lightning indexer": 64 heads × 128 dims, FP8 keys with one fp32 scale
-// per 128 (V3.2 config index_n_heads / index_head_dim; §Attention forms).
-constexpr double kDsaIndexerBytesPerToken = 128.0 + 4.0;
+// DeepSeek-V3.2 DSA "lightning indexer": 64 heads × 128 dims (V3.2 config index_n_heads /
+// index_head_dim; §Attention forms). Its key cache (kDsaIndexerBytesPerToken, FP8 keys with one
+// fp32 scale per 128) is defined in sizing.hpp, shared with fit().
 constexpr double kDsaIndexerFlopsPerPair = 2.0 * 64 * 128;
 
 struct Prepared {
@@ -195,13 +195,19 @@ struct Prepared {
   double skew = 0;
 
   // whole-model figures
-  double dense_bytes = 0;   // attention + dense FFN + shared experts + LM head (read every step)
-  double routed_bytes = 0;  // all routed experts
+  int layers = 0;          // decoder layers a step runs (1 for a draft head, §Speculative)
+  double dense_bytes = 0;  // attention + dense FFN + shared experts + LM head (read every step)
+  double replicated_bytes = 0;  // part of dense_bytes every TP rank reads whole (DP-attention,
+                                // MLA q_a/kv_a; docs/memory.md "Weights per GPU")
+  double routed_bytes = 0;      // all routed experts
   double weights_total = 0;
   int moe_layers = 0;
   int experts = 0, top_k = 0;
-  double sec_per_token_linear = 0;  // Σ_c 2·active_params_c / effective peak_c (one GPU)
-  double sec_per_token_routed = 0;  // the routed-expert part of the above
+  double sec_per_token_linear = 0;   // Σ_c 2·active_params_c / effective peak_c (one GPU)
+  double sec_per_token_routed = 0;   // the routed-expert part of the above
+  double sec_per_token_lm_head = 0;  // the LM-head part of the above
+  double flops_per_token_lm_head = 0;
+  double flops_per_token_routed = 0;
   double flops_per_token_linear = 0;
   // attention
   double kv_bytes_per_token_layer = 0;
@@ -278,6 +284,7 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.experts = moe ? m.moe->routed_experts : 0;
   p.top_k = moe ? m.moe->experts_per_token : 0;
   p.moe_layers = moe ? m.layers - m.moe->dense_layers : 0;
+  p.layers = m.layers;
   const double active_frac = moe && p.experts > 0 ? static_cast<double>(p.top_k) / p.experts : 1.0;
   const double lm_frac = m.tied_embeddings ? 1.0 : 0.5;  // LM head share of the embedding bytes
 
@@ -315,8 +322,17 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
     const double f = 2.0 * active_params;
     p.flops_per_token_linear += f;
     p.sec_per_token_linear += f / peak;
-    if (c == Component::routed_experts) p.sec_per_token_routed = f / peak;
+    if (c == Component::routed_experts) {
+      p.sec_per_token_routed = f / peak;
+      p.flops_per_token_routed = f;
+    }
+    if (c == Component::embeddings) {
+      p.sec_per_token_lm_head = f / peak;
+      p.flops_per_token_lm_head = f;
+    }
   }
+  p.replicated_bytes =
+      bytes.at(Component::attention) * tp_replicated_attention_share(m, p.L.dp_attention);
 
   // Attention forms (§Attention forms).
   const Attention& a = m.attention;
@@ -356,8 +372,7 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   const double mem_gb =
       d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
-  const double weights_gpu =
-      (p.weights_total - p.routed_bytes) / (p.L.tp * p.L.pp) + p.routed_bytes / (p.L.ep * p.L.pp);
+  const double weights_gpu = weight_bytes_per_gpu(m, bytes, p.L);
   const double act =
       activation_bytes_per_gpu(m, p.L, 8192, std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
@@ -370,8 +385,8 @@ double kv_read_bytes(const Prepared& p, double context) {
   if (p.sparse_topk > 0) full_ctx = std::min(context, static_cast<double>(p.sparse_topk));
   double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
   double b = p.kv_bytes_per_token_layer * (p.full_layers * full_ctx + p.window_layers * w_ctx);
-  if (p.dsa)
-    b += kDsaIndexerBytesPerToken * p.full_layers * context;  // the indexer scans everything
+  if (p.dsa)  // the indexer scans everything
+    b += indexer_bytes_per_token_per_layer(*p.m) * p.full_layers * context;
   return b;
 }
 
@@ -414,7 +429,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double mb_tokens = tokens / pp;          // one micro-batch
   StepBreakdown b;
   // Bytes on one GPU for one micro-batch through one stage.
-  const double dense = p.dense_bytes / (L.tp * pp);
+  const double dense = (p.dense_bytes - p.replicated_bytes) / (L.tp * pp) + p.replicated_bytes / pp;
   double expert = 0;
   if (p.experts > 0) {
     b.experts_touched =
@@ -427,7 +442,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
       (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
        s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
       pp * p.kv_share;
-  const double act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.m->layers / pp;
+  const double act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
   b.weight_bytes_per_gpu = dense + expert;
   b.expert_bytes_per_gpu = expert;
   b.kv_bytes_per_gpu = kv_stage;
@@ -463,7 +478,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double comp_s = linear_s + attn_s;
 
   // Communication per stage (§Communication).
-  const double layers_stage = p.m->layers / pp;
+  const double layers_stage = p.layers / pp;
   double comm = 0;
   const double per_replica_tokens = mb_tokens / L.dp;
   if (L.tp > 1) {
@@ -531,21 +546,38 @@ struct Spec {
   std::optional<Prepared> draft;  // SpecMethod::draft
 };
 
-// One draft pass of an MTP / EAGLE head: one decoder layer plus the LM head (§Speculative).
-StepBreakdown draft_head_step(const Prepared& p, double seqs, double context) {
+// The prepared model cut down to one decoder layer plus the full LM head: what one draft pass
+// of an MTP / EAGLE head runs (§Speculative). Every per-layer term of step() follows
+// `layers` / `moe_layers` / `full_layers`, so the draft pays one layer's TP all-reduces,
+// all-to-all, activations, attention (and DSA indexer scan) and fixed costs; weights and
+// linear FLOPs are the per-layer averages of the body plus the whole LM head.
+Prepared one_layer(const Prepared& p) {
   Prepared one = p;
-  const double layers = p.m->layers;
-  // Keep one layer's worth of weights, KV and fixed costs; the LM head is read in full.
+  const double layers = p.layers;
+  one.layers = 1;
+  one.moe_layers = p.moe_layers > 0 ? 1 : 0;
+  // The draft layer is a full-attention layer (sliding-window and linear layers have none).
+  one.full_layers = 1;
+  one.window_layers = 0;
   const double body = (p.dense_bytes - p.lm_head_bytes) / layers;
   one.dense_bytes = body + p.lm_head_bytes;
+  one.replicated_bytes = p.replicated_bytes / layers;
   one.routed_bytes = p.moe_layers > 0 ? p.routed_bytes / p.moe_layers : 0;
-  one.sec_per_token_linear = p.sec_per_token_linear / layers;
-  one.flops_per_token_linear = p.flops_per_token_linear / layers;
-  one.kv_bytes_per_token_layer = p.kv_bytes_per_token_layer / layers;
-  one.eff.layer_overhead_us.value = p.eff.layer_overhead_us.value / layers;
-  one.eff.moe_layer_overhead_us.value =
-      p.moe_layers > 0 ? p.eff.moe_layer_overhead_us.value / p.moe_layers : 0;
+  one.sec_per_token_routed = p.moe_layers > 0 ? p.sec_per_token_routed / p.moe_layers : 0;
+  const double dense_s = p.sec_per_token_linear - p.sec_per_token_routed - p.sec_per_token_lm_head;
+  one.sec_per_token_linear = dense_s / layers + p.sec_per_token_lm_head + one.sec_per_token_routed;
+  const double dense_f =
+      p.flops_per_token_linear - p.flops_per_token_routed - p.flops_per_token_lm_head;
+  one.flops_per_token_routed = p.moe_layers > 0 ? p.flops_per_token_routed / p.moe_layers : 0;
+  one.flops_per_token_linear =
+      dense_f / layers + p.flops_per_token_lm_head + one.flops_per_token_routed;
   one.eff.step_overhead_ms.value = 0;
+  return one;
+}
+
+// One draft pass of an MTP / EAGLE head: one decoder layer plus the LM head (§Speculative).
+StepBreakdown draft_head_step(const Prepared& p, double seqs, double context) {
+  const Prepared one = one_layer(p);
   StepLoad s;
   s.dec_seqs = seqs;
   s.dec_context = context;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/price_select.hpp"
 #include "moeplan/scenario.hpp"
 
 namespace moeplan::plan {
@@ -103,6 +104,8 @@ class Evaluator {
   void record_catalog_inputs(Candidate& c) const;
   void run_fit_and_perf(Candidate& c) const;
   void run_cost(Candidate& c) const;
+  void add_mc_hardware_prices(Candidate& c, const Json& buy, const cost::CostInputs& in) const;
+  void add_mc_rental_prices(Candidate& c, const Json& rent, const cost::CostInputs& in) const;
   void run_quality(Candidate& c) const;
   void run_risks(Candidate& c) const;
 };
@@ -258,6 +261,78 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   c.node_equivalents = avg / c.throughput;
 }
 
+// Monte Carlo purchase-price ranges from the catalog: the entries the point estimate chooses
+// among (same node shape, the scenario's price basis, outliers out; docs/plan.md §Monte Carlo),
+// each net of its own VAT and converted to the scenario currency.
+void Evaluator::add_mc_hardware_prices(Candidate& c, const Json& buy,
+                                       const cost::CostInputs& in) const {
+  const PriceBasis basis = buy.value("price_basis", std::string("street")) == "list"
+                               ? PriceBasis::list
+                               : PriceBasis::street;
+  const HardwareSelection sel = select_price_entries(cat_, c.device->id, c.build.gpus_per_node,
+                                                     basis, !buy.contains("price_basis"));
+  for (const HardwarePick& p : sel.picks) {
+    const HardwarePrice& h = *p.entry;
+    if (!p.used) {
+      c.mc_price_entries["excluded"].push_back(describe_price_entry(h) + ": " + p.excluded);
+      add_input(c, "prices.json/hardware/" + h.item + "/left_out_of_range", p.excluded, "",
+                "docs/plan.md §Monte Carlo");
+      continue;
+    }
+    const double fx = cat_.fx_per_usd(h.currency);
+    auto net = [&](double x) {
+      return cost::net_of_vat(cost::convert(x * p.count, fx, in.fx_per_usd), h.includes_vat,
+                              h.vat_rate);
+    };
+    c.mc_inputs.capex_net.emplace_back(net(h.price_low), net(h.price_high));
+    c.mc_price_entries["capex"].push_back(describe_price_entry(h) +
+                                          (p.count > 1 ? fmt::format(" × {}", p.count) : ""));
+    const std::string name = "prices.json/hardware/" + h.item;
+    const std::string src =
+        "data/prices.json: " + h.item + " (" + h.basis + ", " + h.prov.source + ")";
+    add_input(c, name + "/price_low", h.price_low, h.currency, src);
+    add_input(c, name + "/price_high", h.price_high, h.currency, src);
+  }
+  if (sel.basis_fallback)
+    c.cost_notes.push_back(
+        fmt::format("no {} hardware price for {} in the catalog: drawn from "
+                    "the other basis",
+                    price_basis_name(basis), c.device->id));
+}
+
+// Monte Carlo rents: only the catalog entries of the point estimate's rental kind (and
+// provider, when the scenario names one), never a mix of on-demand, reserved and spot.
+void Evaluator::add_mc_rental_prices(Candidate& c, const Json& rent,
+                                     const cost::CostInputs& in) const {
+  const int gpus = c.build.gpus_per_node;
+  const double hours = rent.value("hours_per_month", in.month_hours);
+  const std::string kind = in.rent->kind;
+  const std::string provider = rent.value("provider", std::string());
+  for (const RentalPrice* r : cat_.rental_prices_for(c.device->id)) {
+    const std::string label = r->provider + " (" + r->kind + ", " +
+                              fmt::format("{:.2f}", r->usd_per_gpu_hour) + " USD/GPU-hour)";
+    if (r->kind != kind || (!provider.empty() && r->provider != provider)) {
+      const std::string why = r->kind != kind
+                                  ? "rental kind " + r->kind + " (scenario: " + kind + ")"
+                                  : "provider (scenario: " + provider + ")";
+      c.mc_price_entries["excluded"].push_back(label + ": " + why);
+      add_input(c,
+                "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind +
+                    "/left_out_of_range",
+                why, "", "docs/plan.md §Monte Carlo");
+      continue;
+    }
+    c.mc_inputs.rent_per_month.push_back(
+        cost::rent_per_month_from_hourly(r->usd_per_gpu_hour * in.fx_per_usd, gpus, hours));
+    c.mc_price_entries["rent"].push_back(label);
+    add_input(
+        c,
+        "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind + "/usd_per_gpu_hour",
+        r->usd_per_gpu_hour, "USD/GPU-hour",
+        "data/prices.json: " + r->provider + " (" + r->kind + ")");
+  }
+}
+
 void Evaluator::run_cost(Candidate& c) const {
   const Device& d = *c.device;
   const int gpus = c.build.gpus_per_node;
@@ -367,36 +442,17 @@ void Evaluator::run_cost(Candidate& c) const {
     mi.opex_fixed_per_year = b.opex_per_year - b.warranty_per_year;
     if (has_any_key(doc["buy"], kBuyPriceKeys)) {
       mi.capex_net.emplace_back(b.capex_net_low, b.capex_net_high);
+      c.mc_price_entries["capex"].push_back("scenario price (" + c.build.json_path + ")");
     } else {
-      for (const auto& [h, count] : node_prices(cat_, d, gpus)) {
-        const double fx = cat_.fx_per_usd(h->currency);
-        auto net = [&](double p) {
-          return cost::net_of_vat(cost::convert(p * count, fx, in.fx_per_usd), h->includes_vat,
-                                  b.vat_rate);
-        };
-        mi.capex_net.emplace_back(net(h->price_low), net(h->price_high));
-        const std::string name = "prices.json/hardware/" + h->item;
-        const std::string src =
-            "data/prices.json: " + h->item + " (" + h->basis + ", " + h->prov.source + ")";
-        add_input(c, name + "/price_low", h->price_low, h->currency, src);
-        add_input(c, name + "/price_high", h->price_high, h->currency, src);
-      }
+      add_mc_hardware_prices(c, doc["buy"], in);
     }
   }
   if (in.rent) {
     if (has_any_key(doc["rent"], kRentPriceKeys)) {
       mi.rent_per_month.push_back(in.rent->per_month);
+      c.mc_price_entries["rent"].push_back("scenario price (" + c.build.json_path + ")");
     } else {
-      const double hours = doc["rent"].value("hours_per_month", in.month_hours);
-      for (const RentalPrice* r : rentals) {
-        mi.rent_per_month.push_back(
-            cost::rent_per_month_from_hourly(r->usd_per_gpu_hour * in.fx_per_usd, gpus, hours));
-        add_input(c,
-                  "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind +
-                      "/usd_per_gpu_hour",
-                  r->usd_per_gpu_hour, "USD/GPU-hour",
-                  "data/prices.json: " + r->provider + " (" + r->kind + ")");
-      }
+      add_mc_rental_prices(c, doc["rent"], in);
     }
   }
   if (in.api) {
@@ -805,12 +861,12 @@ void decide(PlanResult& r) {
     if (best ? c.eligible : c.quality_ok)
       if (!api || *c.api_per_mtok < *api->api_per_mtok) api = &c;
   }
-  rec.reasons.push_back(
-      fmt::format("demand: {:.0f} requests/day × {} out tokens = {:.1f} output tok/s on average, "
-                  "{:.1f} at peak "
-                  "(peak/average {:.2f})",
-                  sc.demand.requests_per_day, sc.demand.output_tokens, avg,
-                  sc.demand.peak_output_tokens_per_s(), sc.demand.peak_to_average));
+  rec.reasons.push_back(fmt::format(
+      "demand: {:.0f} requests/day × {} out tokens = {:.1f} output tok/s on an open day, {:.1f} "
+      "at peak (peak/average {:.2f}); {:.1f} averaged over the year ({:.0f} open days)",
+      sc.demand.requests_per_day, sc.demand.output_tokens,
+      sc.demand.open_day_average_output_tokens_per_s(), sc.demand.peak_output_tokens_per_s(),
+      sc.demand.peak_to_average, avg, sc.demand.days_per_year));
 
   auto use_api = [&](const std::string& why) {
     rec.option = "api";
@@ -1130,21 +1186,23 @@ Report make_plan_report(const PlanResult& r) {
 
   // JSON document.
   Json j;
-  Json dj = {{"requests_per_day", sc.demand.requests_per_day},
-             {"input_tokens", sc.demand.input_tokens},
-             {"output_tokens", sc.demand.output_tokens},
-             {"cache_hit_share", sc.demand.cache_hit_share},
-             {"days_per_year", sc.demand.days_per_year},
-             {"average_output_tokens_per_s", sc.demand.average_output_tokens_per_s()},
-             {"peak_to_average", sc.demand.peak_to_average},
-             {"peak_output_tokens_per_s", sc.demand.peak_output_tokens_per_s()},
-             {"context_tokens", sc.demand.context_tokens},
-             {"sla",
-              {{"ttft_ms", opt_json(sc.demand.sla_ttft_ms)},
-               {"tpot_ms", opt_json(sc.demand.sla_tpot_ms)}}},
-             {"residency_required", sc.demand.residency_required},
-             {"min_scores", sc.demand.min_scores},
-             {"min_retention_pct", opt_json(sc.demand.min_retention_pct)}};
+  Json dj = {
+      {"requests_per_day", sc.demand.requests_per_day},
+      {"input_tokens", sc.demand.input_tokens},
+      {"output_tokens", sc.demand.output_tokens},
+      {"cache_hit_share", sc.demand.cache_hit_share},
+      {"days_per_year", sc.demand.days_per_year},
+      {"open_day_average_output_tokens_per_s", sc.demand.open_day_average_output_tokens_per_s()},
+      {"average_output_tokens_per_s", sc.demand.average_output_tokens_per_s()},
+      {"peak_to_average", sc.demand.peak_to_average},
+      {"peak_output_tokens_per_s", sc.demand.peak_output_tokens_per_s()},
+      {"context_tokens", sc.demand.context_tokens},
+      {"sla",
+       {{"ttft_ms", opt_json(sc.demand.sla_ttft_ms)},
+        {"tpot_ms", opt_json(sc.demand.sla_tpot_ms)}}},
+      {"residency_required", sc.demand.residency_required},
+      {"min_scores", sc.demand.min_scores},
+      {"min_retention_pct", opt_json(sc.demand.min_retention_pct)}};
   j["scenario"] = {{"file", sc.label}, {"title", sc.title}, {"currency", cur}, {"demand", dj}};
   Json cands = Json::array();
   for (int i : r.ranking) {
@@ -1214,6 +1272,7 @@ Report make_plan_report(const PlanResult& r) {
                                     ? Json(*c.scores.at(c.primary_benchmark) / *c.api_per_mtok)
                                     : Json(nullptr)}};
     x["monte_carlo"] = {{"samples", c.mc.samples}, {"nodes_range", range_json(c.mc.nodes)}};
+    x["monte_carlo"]["price_entries"] = c.mc_price_entries;
     x["eligible"] = c.eligible;
     x["excluded"] = c.excluded;
     x["risks"] = c.risks;

@@ -403,6 +403,9 @@ class Reader {
 
 }  // namespace
 
+double PlanDemand::open_day_average_output_tokens_per_s() const {
+  return requests_per_day * static_cast<double>(output_tokens) / cost::kSecondsPerDay;
+}
 double PlanDemand::average_output_tokens_per_s() const {
   return output_tokens_per_year() / cost::kSecondsPerYear;
 }

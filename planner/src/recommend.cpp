@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/price_select.hpp"
 #include "moeplan/sizing.hpp"
 
 namespace moeplan::recommend {
@@ -47,12 +48,14 @@ std::optional<std::pair<double, std::string>> gpu_hour_price(const Device& d, co
   if (best)
     return std::make_pair(best->usd_per_gpu_hour,
                           "rent: " + best->provider + " (" + best->kind + ")");
-  const HardwarePrice* hp = nullptr;
-  for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
-    if (!hp || (h->basis == "street" && hp->basis != "street")) hp = h;
-  if (!hp) return std::nullopt;
-  const double usd = (hp->price_low + hp->price_high) / 2 / cat.fx_per_usd(hp->currency) /
-                     std::max(1, hp->devices);
+  // The same entry the cost reader would price a node from (street basis, outliers out, the
+  // entry nearest the median), net of its own VAT: a gross price recorded in another country is
+  // not a cost to a buyer who does not pay that VAT (docs/cost.md §3).
+  const HardwareSelection sel = select_price_entries(cat, d.id, 0, PriceBasis::street);
+  if (sel.point < 0) return std::nullopt;
+  const HardwarePick& pick = sel.picks[static_cast<std::size_t>(sel.point)];
+  const HardwarePrice* hp = pick.entry;
+  const double usd = pick.net_usd_mid / pick.count / std::max(1, hp->devices);
   const double hours = req.life_months * 730.0;
   const double power = d.tdp_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
   return std::make_pair(usd / hours + power, "own: " + hp->item);

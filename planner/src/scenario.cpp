@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/price_select.hpp"
 
 namespace moeplan {
 
@@ -117,6 +118,14 @@ class Reader {
     }
     note(v, key, static_cast<double>(x), unit, p);
     return static_cast<int>(x);
+  }
+
+  // buy/price_basis: which catalog hardware prices the node is priced from (default street).
+  PriceBasis read_price_basis(const JsonView& v, const Provenance2& p) {
+    const std::string b =
+        v.has("price_basis") ? v.one_of("price_basis", {"street", "list"}) : std::string("street");
+    note(v, "price_basis", b, "", p);
+    return b == "list" ? PriceBasis::list : PriceBasis::street;
   }
 
   void read_top();
@@ -300,10 +309,10 @@ constexpr const char* kOpexComponents[] = {"wall_power_w",
                                            "other_opex_per_year"};
 
 void Reader::read_buy(const JsonView& v) {
-  auto keys = keys_with_prov({"label", "capex", "capex_usd", "system_price", "system_price_usd",
-                              "price_point", "capex_includes_vat", "gpu", "gpus", "site",
-                              "vat_rate", "vat_recoverable", "life_months", "residual_share",
-                              "discount_rate", "opex_per_year", "opex_per_year_usd"});
+  auto keys = keys_with_prov(
+      {"label", "capex", "capex_usd", "system_price", "system_price_usd", "price_point",
+       "price_basis", "capex_includes_vat", "gpu", "gpus", "site", "vat_rate", "vat_recoverable",
+       "life_months", "residual_share", "discount_rate", "opex_per_year", "opex_per_year_usd"});
   for (const char* k : kOpexComponents) keys.emplace_back(k);
   v.only_keys(keys);
   const auto p = prov_of(v);
@@ -351,6 +360,9 @@ void Reader::read_buy(const JsonView& v) {
   b.vat_recoverable = v.boolean_or("vat_recoverable", false);
   note(v, "vat_recoverable", b.vat_recoverable, "", p);
   bool includes_vat = v.boolean_or("capex_includes_vat", false);
+  // VAT a gross price is stripped with: the buyer's for the scenario's own quotes, the
+  // entry's own for a catalog price recorded in another country (docs/cost.md §VAT).
+  double strip_vat_rate = b.vat_rate;
 
   // Capex: exactly one source.
   const char* kCapexKeys[] = {"capex", "capex_usd", "system_price", "system_price_usd"};
@@ -380,29 +392,38 @@ void Reader::read_buy(const JsonView& v) {
     }
   } else if (device) {
     const Catalog& c = catalog(v, "gpu");
-    const HardwarePrice* hp = nullptr;
-    for (const HardwarePrice* h : c.hardware_prices_for(device->id))
-      if (h->kind == "system" && (buy_gpus_ == 0 || h->devices == buy_gpus_)) {
-        hp = h;
-        break;
-      }
-    if (!hp) {
-      for (const HardwarePrice* h : c.hardware_prices_for(device->id))
-        if (h->kind == "card") hp = h;
-    }
-    if (!hp)
+    const PriceBasis basis = read_price_basis(v, p);
+    const HardwareSelection sel =
+        select_price_entries(c, device->id, buy_gpus_, basis, !v.has("price_basis"));
+    if (sel.point < 0) {
+      const bool any = !select_price_entries(c, device->id, buy_gpus_, basis).picks.empty();
+      if (any)
+        v.fail_member("price_basis", fmt::format("the catalog has no {} price for '{}'",
+                                                 price_basis_name(basis), device->id));
       v.fail_member("gpu", "the catalog has no hardware price for '" + device->id +
                                "'; give capex or system_price_usd");
-    const int count = hp->kind == "card" ? (buy_gpus_ > 0 ? buy_gpus_ : 1) : 1;
+    }
+    const HardwarePick& pick = sel.picks[static_cast<std::size_t>(sel.point)];
+    const HardwarePrice* hp = pick.entry;
+    const int count = pick.count;
     const double fx = c.fx_per_usd(hp->currency);
     lo = cost::convert(hp->price_low * count, fx, in_.fx_per_usd);
     hi = cost::convert(hp->price_high * count, fx, in_.fx_per_usd);
     includes_vat = hp->includes_vat;
+    strip_vat_rate = hp->vat_rate;
     const Provenance2 hp_prov{"data/prices.json: " + hp->item + ", " + hp->prov.source,
                               hp->prov.as_of};
     record(v.path() + "/system_price (catalog)",
            Json::array({hp->price_low * count, hp->price_high * count}), hp->currency, hp_prov);
     record(v.path() + "/capex_includes_vat (catalog)", includes_vat, "", hp_prov);
+    if (includes_vat)
+      record(v.path() + "/vat_rate (catalog entry)", hp->vat_rate, "share", hp_prov);
+    const std::size_t used = sel.used().size();
+    if (used > 1 || sel.basis_fallback)
+      record(v.path() + "/system_price (catalog) entry",
+             fmt::format("median of {} {} entries{}", used, price_basis_name(basis),
+                         sel.basis_fallback ? ", none in that basis: all bases used" : ""),
+             "", hp_prov);
   } else {
     v.fail(
         "give capex, capex_usd, system_price, system_price_usd, or gpu and gpus to price the "
@@ -412,9 +433,9 @@ void Reader::read_buy(const JsonView& v) {
       v.has("price_point") ? v.one_of("price_point", {"low", "mid", "high"}) : "mid";
   if (lo != hi) note(v, "price_point", point, "", p);
   const double price = point == "low" ? lo : point == "high" ? hi : (lo + hi) / 2;
-  b.capex_net = cost::net_of_vat(price, includes_vat, b.vat_rate);
-  b.capex_net_low = cost::net_of_vat(lo, includes_vat, b.vat_rate);
-  b.capex_net_high = cost::net_of_vat(hi, includes_vat, b.vat_rate);
+  b.capex_net = cost::net_of_vat(price, includes_vat, strip_vat_rate);
+  b.capex_net_low = cost::net_of_vat(lo, includes_vat, strip_vat_rate);
+  b.capex_net_high = cost::net_of_vat(hi, includes_vat, strip_vat_rate);
 
   b.life_months = positive_int_or(v, "life_months", in_.horizon_months, "months", p);
   b.residual_share = fraction_or(v, "residual_share", 0.0, "share of capex", p);

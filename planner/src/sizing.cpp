@@ -66,8 +66,15 @@ int full_attention_layers(const Model& m) {
 }
 }  // namespace
 
+double indexer_bytes_per_token_per_layer(const Model& m) {
+  return m.attention.sparse_type == "dsa" ? kDsaIndexerBytesPerToken : 0.0;
+}
+
 double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context) {
+  // The indexer keeps one key per cached entry of each full-attention layer, so it follows the
+  // same layer count and compression as the latent (sliding-window layers have none).
   const double per_layer = kv_bytes_per_token_per_layer(m, bytes_per_element);
+  const double indexer = indexer_bytes_per_token_per_layer(m);
   const double full = static_cast<double>(full_attention_layers(m)) * static_cast<double>(context) /
                       m.attention.kv_compression;
   const double windowed =
@@ -75,7 +82,7 @@ double kv_bytes_for_context(const Model& m, double bytes_per_element, long long 
       static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0
                                                 ? m.attention.sliding_window_tokens
                                                 : context));
-  return per_layer * (full + windowed);
+  return per_layer * (full + windowed) + indexer * full;
 }
 
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
@@ -96,6 +103,29 @@ std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix
     out[c] = params * bits / 8.0;
   }
   return out;
+}
+
+double tp_replicated_attention_share(const Model& m, bool dp_attention) {
+  if (dp_attention) return 1.0;
+  const Attention& a = m.attention;
+  if (a.type != AttentionType::mla || a.q_lora_rank <= 0) return 0.0;
+  // The same per-layer terms as architecture_params: q_a = h × q_lora, kv_a = h × (kv_lora +
+  // rope). vLLM and SGLang load both as ReplicatedLinear (every TP rank holds them whole).
+  const double h = m.hidden_size;
+  const double replicated =
+      (h * a.q_lora_rank + h * (a.kv_lora_rank + a.qk_rope_head_dim)) * m.layers;
+  const double attn = architecture_params(m).at(Component::attention);
+  return attn > 0 ? std::min(1.0, replicated / attn) : 0.0;
+}
+
+double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& wbytes,
+                            const ResolvedLayout& l) {
+  double experts = 0, rest = 0;
+  for (const auto& [k, v] : wbytes) (is_expert_component(k) ? experts : rest) += v;
+  const auto it = wbytes.find(Component::attention);
+  const double attn = it != wbytes.end() ? it->second : 0.0;
+  const double replicated = attn * tp_replicated_attention_share(m, l.dp_attention);
+  return (rest - replicated) / (l.tp * l.pp) + replicated / l.pp + experts / (l.ep * l.pp);
 }
 
 ResolvedLayout resolve_layout(const Model& m, int gpus, const Layout& l) {
@@ -200,11 +230,10 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
   c.share = kv_share(m, c.layout);
   c.device_bytes = (req.device_memory_gb ? *req.device_memory_gb : req.device->memory_gb) * kGB;
   c.b.capacity = c.device_bytes * req.memory_utilization - req.reserved_gb_per_gpu * kGB;
-  // Weights on the most loaded GPU: experts over ep ranks per stage, the rest over tp ranks.
-  double experts = 0, rest = 0;
-  for (const auto& [k, v] : c.wbytes) (is_expert_component(k) ? experts : rest) += v;
+  // Weights on the most loaded GPU: experts over ep ranks per stage, replicated attention
+  // whole on every rank, the rest over tp ranks.
   const auto& L = c.layout;
-  c.b.weights = rest / (L.tp * L.pp) + experts / (L.ep * L.pp);
+  c.b.weights = weight_bytes_per_gpu(m, c.wbytes, L);
   c.b.activation = req.activation_gb_per_gpu
                        ? *req.activation_gb_per_gpu * kGB
                        : activation_bytes_per_gpu(m, L, req.prefill_chunk_tokens,
@@ -329,7 +358,9 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
         "MLA latent KV is replicated on every tensor-parallel rank; --dp-attention shards it by "
         "sequence instead");
   if (m.attention.sparse_type == "dsa")
-    r.notes.push_back("the DSA indexer's key cache is not counted (small next to the latent KV)");
+    r.notes.push_back(fmt::format(
+        "KV per token includes the DSA indexer's key cache ({:.0f} bytes per token per layer)",
+        kDsaIndexerBytesPerToken));
   if (req.context_tokens > m.max_context_tokens)
     r.notes.push_back(fmt::format("requested context exceeds the model's trained {} tokens",
                                   m.max_context_tokens));

@@ -221,6 +221,7 @@ struct HardwarePrice {
   int devices = 1;
   double price_low = 0, price_high = 0;
   bool includes_vat = false;
+  double vat_rate = 0;  // the VAT included in a gross price (its own country's rate), else 0
   double system_power_w = 0;
   Provenance prov;
 };

@@ -42,8 +42,9 @@ std::optional<Range> percentiles(std::vector<double>& v);
 
 // One candidate's uncertain inputs, all per node and in the scenario currency.
 struct Inputs {
-  // Purchase price ranges (net of VAT), one per catalog entry (street, list, quote);
-  // a sample picks an entry uniformly, then a price uniformly within it. Empty: not owned.
+  // Purchase price ranges (net of VAT), one per catalog entry within the scenario's price
+  // basis, outliers left out (price_select.hpp); a sample picks an entry uniformly, then a
+  // price uniformly within it. Empty: not owned.
   std::vector<std::pair<double, double>> capex_net;
   double vat_rate = 0;
   bool vat_recoverable = false;
@@ -51,8 +52,8 @@ struct Inputs {
   double life_years = 3;
   double opex_fixed_per_year = 0;  // opex that does not scale with the price
   double warranty_share = 0;       // opex share of the net price per year
-  // Rent per node per month, one per catalog rental entry (on-demand, reserved, spot);
-  // a sample picks one uniformly. Empty: not rented.
+  // Rent per node per month, one per catalog rental entry of the point estimate's kind (and
+  // provider); a sample picks one uniformly. Empty: not rented.
   std::vector<double> rent_per_month;
   // Throughput per node (SLA-feasible) and its spread: × U(1 − spread, 1 + spread).
   double throughput_tok_s = 0;

@@ -38,11 +38,17 @@ struct PlanDemand {
   std::map<std::string, double> min_scores;  // benchmark → minimum score
   std::optional<double> min_retention_pct;   // minimum quality retention of the precision
 
-  // Calendar-average output tok/s: requests/day × output tokens × days/365 / 86,400.
-  double average_output_tokens_per_s() const;
+  // Average output tok/s over a day the service is open: requests/day × output tokens / 86,400.
+  // days_per_year does not enter: a business open 220 days a year is just as busy on each of them.
+  double open_day_average_output_tokens_per_s() const;
+  // The fleet is sized for this: the open-day average × peak/average (docs/plan.md §Demand).
   double peak_output_tokens_per_s() const {
-    return average_output_tokens_per_s() * peak_to_average;
+    return open_day_average_output_tokens_per_s() * peak_to_average;
   }
+  // Year-average output tok/s: yearly volume / seconds in a year (closed days count as idle).
+  // Utilisation and resale are stated over the whole year, so they use this average.
+  double average_output_tokens_per_s() const;
+  // requests/day × output tokens × days_per_year: the volume cost per token is spread over.
   double output_tokens_per_year() const;
 };
 
@@ -160,6 +166,9 @@ struct Candidate {
   std::vector<std::string> cost_notes;
   mc::Result mc;
   mc::Inputs mc_inputs;
+  // Which price entries fed each Monte Carlo range, and which were left out and why
+  // (docs/plan.md §Monte Carlo): "capex" / "rent" / "excluded" → descriptions.
+  std::map<std::string, std::vector<std::string>> mc_price_entries;
   // quality
   std::map<std::string, std::optional<double>>
       scores;  // asked-for and gpqa_diamond; nullopt = missing

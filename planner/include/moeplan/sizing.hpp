@@ -86,10 +86,26 @@ struct FitResult {
   std::vector<std::string> notes;
 };
 
-// Bytes per token of KV for one layer of the model's attention form.
+// Bytes per token of KV for one layer of the model's attention form (the indexer cache below
+// not included).
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element);
-// KV bytes of one sequence at `context` tokens (sliding windows, linear layers accounted for).
+// Bytes per token per full-attention layer of the DSA "lightning indexer" key cache: 128 FP8
+// key dims plus one fp32 scale (DeepSeek-V3.2 index_head_dim 128), whatever the KV precision;
+// 0 for models without DSA. Memory (fit) and time (perf) both read it from here.
+inline constexpr double kDsaIndexerBytesPerToken = 128.0 + 4.0;
+double indexer_bytes_per_token_per_layer(const Model& m);
+// KV bytes of one sequence at `context` tokens (sliding windows, linear layers and the DSA
+// indexer's key cache accounted for).
 double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context);
+// Share of the attention component's weight bytes that every rank of a tensor-parallel group
+// holds whole (docs/memory.md, "Weights per GPU"): all of it under DP-attention (each rank runs
+// attention for its own sequences with a full copy); under plain TP the MLA down-projections
+// q_a and kv_a, which engines keep replicated. 0 for other attention forms under plain TP.
+double tp_replicated_attention_share(const Model& m, bool dp_attention);
+// Weight bytes on the most loaded GPU of `l`: routed experts over ep × pp, the replicated part
+// of attention over pp, everything else over tp × pp.
+double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& wbytes,
+                            const ResolvedLayout& l);
 // Weight bytes per component for a precision mix (published total split by architecture shares).
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
                                          const Catalog& cat, bool include_mtp = false);

@@ -1,0 +1,196 @@
+// Catalog price selection and VAT of foreign price entries (issue 16, items 5 and 6):
+// docs/plan.md §Monte Carlo, docs/cost.md §3.
+#include <catch2/catch.hpp>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/plan.hpp"
+#include "moeplan/price_select.hpp"
+#include "moeplan/recommend.hpp"
+#include "moeplan/scenario.hpp"
+#include "test_support.hpp"
+
+using namespace moeplan;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const Catalog& cat() {
+  return test::bundled_catalog();
+}
+
+std::vector<std::string> items(const HardwareSelection& s) {
+  std::vector<std::string> out;
+  for (const auto* p : s.used()) out.push_back(p->entry->item);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("hardware prices are drawn within the stated basis", "[cost][prices]") {
+  // 8 × RTX PRO 6000: a street node (40–47.3M HUF gross) and a list node (115M HUF gross).
+  const HardwareSelection street =
+      select_price_entries(cat(), "rtx-pro-6000", 8, PriceBasis::street);
+  REQUIRE(street.used().size() == 1);
+  CHECK(street.used()[0]->entry->basis == "street");
+  CHECK(street.point >= 0);
+  CHECK(street.picks.size() == 2);
+  bool list_excluded = false;
+  for (const auto& p : street.picks)
+    if (p.entry->basis == "list") list_excluded = !p.used && p.excluded.find("basis list") == 0;
+  CHECK(list_excluded);
+  const HardwareSelection list = select_price_entries(cat(), "rtx-pro-6000", 8, PriceBasis::list);
+  REQUIRE(list.used().size() == 1);
+  CHECK(list.used()[0]->entry->basis == "list");
+  // Quotes count as street prices (what a buyer pays): the 8 × B200 node is a quote.
+  CHECK(select_price_entries(cat(), "b200", 8, PriceBasis::street).used().size() == 1);
+  // No list price for B200: with fallback the other basis is used and flagged, without none.
+  const auto fb = select_price_entries(cat(), "b200", 8, PriceBasis::list, true);
+  CHECK(fb.basis_fallback);
+  CHECK(fb.point >= 0);
+  CHECK(select_price_entries(cat(), "b200", 8, PriceBasis::list, false).point < 0);
+}
+
+TEST_CASE("card pricing picks the entry nearest the median, not the last match", "[cost][prices]") {
+  // 4 × RTX PRO 6000 (no 4-card system): street cards 9,000–13,250 (mid 11,125) and 8,000–9,200
+  // (mid 8,600) USD; the list card (32,700) is outside the street basis. Two entries are equally
+  // near their median (9,862.5), so the first in catalog order prices the point; the old code
+  // took the last card entry.
+  const HardwareSelection s = select_price_entries(cat(), "rtx-pro-6000", 4, PriceBasis::street);
+  REQUIRE(s.used().size() == 2);
+  REQUIRE(s.point >= 0);
+  const HardwarePick& p = s.picks[static_cast<std::size_t>(s.point)];
+  CHECK(p.count == 4);
+  CHECK(p.entry->price_low == 9000);
+  CHECK(p.net_usd_mid == Approx(4 * 11125.0));
+}
+
+TEST_CASE("an outlier entry is left out of the range by the documented rule", "[cost][prices]") {
+  // Three street cards with midpoints 11,125, 8,600 and 40,000 USD: median 11,125; 40,000 is
+  // 3.6× it (> 2×), so it is excluded and says why; the other two stay.
+  Catalog c = cat();
+  HardwarePrice odd = *c.hardware_prices_for("rtx-pro-6000").back();
+  odd.item = "RTX PRO 6000 (a scalper's listing)";
+  odd.basis = "street";
+  odd.price_low = odd.price_high = 40000;
+  c.hardware_prices.push_back(odd);
+  const HardwareSelection s = select_price_entries(c, "rtx-pro-6000", 1, PriceBasis::street);
+  CHECK(s.used().size() == 2);
+  bool flagged = false;
+  for (const auto& p : s.picks)
+    if (p.entry->item == odd.item) flagged = !p.used && p.excluded.find("outlier") == 0;
+  CHECK(flagged);
+  for (const auto& i : items(s)) CHECK(i != odd.item);
+  // Property: the point entry is always one of the used entries.
+  REQUIRE(s.point >= 0);
+  CHECK(s.picks[static_cast<std::size_t>(s.point)].used);
+}
+
+TEST_CASE("a gross catalog price is stripped with its own VAT, not the buyer's", "[cost][prices]") {
+  // The 140M HUF 8×H200 node is gross with 27% Hungarian VAT. Bought in a US scenario (VAT 0,
+  // 311 HUF/USD, the catalog's HUF rate): net = 140M / 1.27 / 311 = 354,457 USD; the old code
+  // stripped the buyer's 0% and charged 450,161 USD (+27%).
+  Catalog c = cat();
+  std::vector<HardwarePrice> keep;
+  for (const auto& h : c.hardware_prices)
+    if (!(h.device == "h200" && h.devices == 8 && h.currency == "USD")) keep.push_back(h);
+  c.hardware_prices = keep;
+  const CatalogProvider provider = [&c]() -> const Catalog& { return c; };
+  const double fx = c.fx_per_usd("HUF");
+  const std::string text = R"({
+    "currency": "USD", "horizon_months": 36,
+    "demand": {"output_tokens_per_s": 100},
+    "node": {"capacity_output_tokens_per_s": 500},
+    "buy": {"gpu": "h200", "gpus": 8, "vat_rate": 0, "opex_per_year": 0}
+  })";
+  const cost::CostInputs in = parse_scenario_text(text, "us.json", provider);
+  REQUIRE(in.buy);
+  CHECK(in.buy->capex_net == Approx(140e6 / 1.27 / fx).epsilon(1e-9));
+  // The buyer's own quote, gross, still uses the buyer's rate (here 8%).
+  const std::string own = R"({
+    "currency": "USD", "horizon_months": 36,
+    "demand": {"output_tokens_per_s": 100},
+    "node": {"capacity_output_tokens_per_s": 500},
+    "buy": {"capex": 108000, "capex_includes_vat": true, "vat_rate": 0.08, "opex_per_year": 0}
+  })";
+  CHECK(parse_scenario_text(own, "own.json", provider).buy->capex_net == Approx(100000));
+}
+
+TEST_CASE("buy/price_basis: stated, defaulted, and refused when the catalog lacks it",
+          "[cost][prices][scenario]") {
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  auto scenario = [](const std::string& gpu, const std::string& basis) {
+    return std::string(R"({"currency": "USD", "horizon_months": 36,
+      "demand": {"output_tokens_per_s": 100}, "node": {"capacity_output_tokens_per_s": 500},
+      "buy": {"gpu": ")") +
+           gpu + R"(", "gpus": 8, "opex_per_year": 0)" +
+           (basis.empty() ? "" : R"(, "price_basis": ")" + basis + "\"") + "}}";
+  };
+  const double fx = cat().fx_per_usd("HUF");
+  // Street (default): 40–47.3M HUF gross at 27% → mid 43.65M / 1.27 / fx.
+  CHECK(parse_scenario_text(scenario("rtx-pro-6000", ""), "s.json", provider).buy->capex_net ==
+        Approx(43.65e6 / 1.27 / fx).epsilon(1e-9));
+  // List: 115M HUF gross.
+  CHECK(parse_scenario_text(scenario("rtx-pro-6000", "list"), "s.json", provider).buy->capex_net ==
+        Approx(115e6 / 1.27 / fx).epsilon(1e-9));
+  try {
+    (void)parse_scenario_text(scenario("b200", "list"), "s.json", provider);
+    FAIL("a stated basis the catalog lacks must be an error");
+  } catch (const InputError& e) {
+    CHECK_THAT(std::string(e.what()), Contains("/buy/price_basis") && Contains("no list price"));
+  }
+  try {
+    (void)parse_scenario_text(scenario("rtx-pro-6000", "retail"), "s.json", provider);
+    FAIL("an unknown basis must be an error");
+  } catch (const InputError& e) {
+    CHECK_THAT(std::string(e.what()), Contains("/buy/price_basis"));
+  }
+}
+
+TEST_CASE("plan Monte Carlo draws only the point estimate's rental kind and basis",
+          "[plan][prices]") {
+  // 8 × H200 rented reserved (1.6 USD/GPU-hour): the on-demand (4.25) and spot (1.84) entries are
+  // left out of the draws and listed as such; the rent range is then a single point.
+  const Json j = Json::parse(R"({
+    "currency": "USD", "horizon_months": 36,
+    "demand": {"requests_per_day": 20000, "input_tokens": 2000, "output_tokens": 500},
+    "models": ["glm-5.2"],
+    "builds": [{"device": "h200", "gpus_per_node": 8, "precision": "fp8"}],
+    "buy": {"vat_rate": 0, "life_months": 36, "opex_per_year": 20000},
+    "rent": {"kind": "reserved"},
+    "monte_carlo": {"samples": 500}
+  })");
+  const auto r = plan::run_plan(plan::parse_plan_scenario(j, "mc.json", cat()), cat());
+  REQUIRE(r.candidates.size() == 1);
+  const auto& c = r.candidates[0];
+  REQUIRE(c.mc_inputs.rent_per_month.size() == 1);
+  const auto& pe = c.mc_price_entries;
+  REQUIRE(pe.count("rent"));
+  CHECK_THAT(pe.at("rent").at(0), Contains("reserved"));
+  REQUIRE(pe.count("excluded"));
+  int kinds = 0;
+  for (const auto& x : pe.at("excluded"))
+    kinds += x.find("rental kind on_demand") != std::string::npos ||
+             x.find("rental kind spot") != std::string::npos;
+  CHECK(kinds == 2);
+  REQUIRE(c.mc.rent_per_mtok);
+  REQUIRE(c.rent_per_mtok);
+  // The draws move only the node count (throughput spread), never the reserved price.
+  CHECK(c.mc.rent_per_mtok->p10 >= *c.rent_per_mtok * 0.999);
+  // Both 8 × H200 systems are street prices: both feed the capex range.
+  CHECK(c.mc_inputs.capex_net.size() == 2);
+  CHECK(pe.at("capex").size() == 2);
+}
+
+TEST_CASE("recommend prices an owned GPU-hour net of the entry's own VAT", "[recommend][prices]") {
+  // RTX PRO 6000 has no rental: owned, from the street 8-card node, 40–47.3M HUF gross with 27%
+  // VAT → 43.65M / 1.27 / fx / 8 GPUs over 36 months × 730 h, plus 600 W × 1.4 PUE × 0.12 USD.
+  // Before issue 16 the gross price was amortised as if it were net (+27%).
+  recommend::Request req;
+  const auto p = recommend::gpu_hour_price(cat().device("rtx-pro-6000"), cat(), req);
+  REQUIRE(p);
+  const Device& d = cat().device("rtx-pro-6000");
+  const double usd = 43.65e6 / 1.27 / cat().fx_per_usd("HUF") / 8;
+  const double power = d.tdp_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
+  CHECK(p->first == Approx(usd / (req.life_months * 730.0) + power).epsilon(1e-9));
+  CHECK_THAT(p->second, Contains("street card pricing"));
+}
