@@ -128,6 +128,127 @@ TEST_CASE("Catalog invariants hold for every entry", "[catalog][property]") {
   CHECK(c.weight_format("q8_0").bits_per_weight > 8);
 }
 
+// data/systems.json (docs/catalogs.md § systems): every device the search can pick is deployable
+// as a whole system, priced as a buyer pays for it (never a bare card), on the same labels.
+TEST_CASE("Bundled systems cover every priced device and hold their invariants",
+          "[catalog][systems][property]") {
+  const Catalog& c = test::bundled_catalog();
+  REQUIRE(!c.systems.empty());
+  auto prov_ok = [](const Provenance& p) {
+    CHECK(!p.source.empty());
+    CHECK(!p.as_of.empty());
+    if (p.estimated) CHECK(!p.notes.empty());
+  };
+  for (const auto& s : c.systems) {
+    INFO("system " << s.id);
+    const Device* d = c.find_device(s.device);
+    REQUIRE(d != nullptr);
+    prov_ok(s.prov);
+    // A node's GPUs share one scale-up domain (GB200 NVL72: a 4-GPU tray in a 72-GPU domain).
+    CHECK(s.scale_up.domain_gpus >= s.gpus_per_node);
+    // The wall feeds at least the devices at TDP (host, fans and NICs come on top).
+    CHECK(s.wall_power_w >= s.gpus_per_node * d->tdp_w);
+    if (s.scale_out.kind != "none") CHECK(s.scale_out.gb_s_per_node() > 0);
+    for (const auto& p : s.prices) prov_ok(p.prov);
+    for (const auto& p : s.host_platform) prov_ok(p.prov);
+    for (const auto& r : s.rentals) prov_ok(r.prov);
+
+    // Card bases of the device (prices.json, kind "card").
+    std::set<std::string> card_bases;
+    for (const HardwarePrice* h : c.hardware_prices_for(s.device))
+      if (h->kind == "card") card_bases.insert(h->basis);
+    // A host platform only means something next to card prices of the same basis.
+    for (const auto& p : s.host_platform) {
+      INFO("host_platform basis " << p.basis);
+      CHECK(card_bases.count(p.basis) == 1);
+    }
+    // Card-priced systems (no complete-system price) carry a platform for every card basis, so
+    // `own` composes cards x n + platform and never prices a bare card.
+    if (s.prices.empty())
+      for (const auto& b : card_bases) {
+        INFO("card basis " << b);
+        bool has = false;
+        for (const auto& p : s.host_platform) has = has || p.basis == b;
+        CHECK(has);
+      }
+  }
+
+  // Every device with any price (the devices `plan --builds auto` and `recommend` consider) has
+  // at least one system, and at least one of them can be priced.
+  std::set<std::string> priced;
+  for (const auto& h : c.hardware_prices) priced.insert(h.device);
+  for (const auto& r : c.rental_prices) priced.insert(r.device);
+  REQUIRE(!priced.empty());
+  for (const auto& dev : priced) {
+    INFO("device " << dev);
+    const auto sys = c.systems_for(dev);
+    CHECK(!sys.empty());
+    bool cards = false;
+    for (const HardwarePrice* h : c.hardware_prices_for(dev)) cards = cards || h->kind == "card";
+    bool priceable = false;
+    for (const System* s : sys)
+      priceable = priceable || !s->prices.empty() || !s->rentals.empty() ||
+                  (cards && !s->host_platform.empty());
+    CHECK(priceable);
+  }
+
+  // Per-GPU-hour rentals in prices.json reappear per node-hour (x gpus_per_node) on every system
+  // of that device that lists rentals: converted, not re-invented. A 36-month reservation is
+  // reserved_3y.
+  for (const auto& rp : c.rental_prices) {
+    const std::string kind = rp.kind == "reserved" ? (rp.commitment_months == 36   ? "reserved_3y"
+                                                      : rp.commitment_months == 12 ? "reserved_1y"
+                                                                                   : "reserved")
+                                                   : rp.kind;
+    for (const System* s : c.systems_for(rp.device)) {
+      if (s->rentals.empty()) continue;
+      INFO(s->id << " " << rp.provider << " " << kind);
+      bool found = false;
+      for (const auto& r : s->rentals)
+        found = found ||
+                (r.kind == kind &&
+                 std::abs(r.usd_per_node_hour - rp.usd_per_gpu_hour * s->gpus_per_node) < 0.01);
+      CHECK(found);
+    }
+  }
+}
+
+TEST_CASE("systems.json errors name file, JSON path and problem", "[catalog][systems][errors]") {
+  ScratchCatalog s;
+  Json j = s.read("systems.json");
+  SECTION("unknown device") {
+    j["systems"][0]["device"] = "h300";
+    s.write("systems.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("systems.json") &&
+                                                        Contains("/systems/0/device") &&
+                                                        Contains("unknown device 'h300'"));
+  }
+  SECTION("scale-up domain smaller than the node") {
+    j["systems"][0]["scale_up"]["domain_gpus"] = 4;
+    s.write("systems.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("/systems/0/scale_up/domain_gpus") &&
+                                                        Contains("smaller than gpus_per_node"));
+  }
+  SECTION("gross price without its VAT rate") {
+    j["systems"][0]["prices"][0]["includes_vat"] = true;
+    j["systems"][0]["prices"][0].erase("vat_rate");
+    s.write("systems.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/systems/0/prices/0/vat_rate") && Contains("required (> 0)"));
+  }
+  SECTION("rental kind outside the shared labels") {
+    j["systems"][0]["rentals"][0]["kind"] = "reserved";
+    s.write("systems.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("/systems/0/rentals/0/kind"));
+  }
+  SECTION("rental without a source") {
+    j["systems"][0]["rentals"][0].erase("source");
+    s.write("systems.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/systems/0/rentals/0/source: required field is missing"));
+  }
+}
+
 TEST_CASE("Published checkpoint sizes agree with computed weights", "[catalog]") {
   const auto findings = check_catalog(test::bundled_catalog());
   for (const auto& f : findings) WARN(f.json_path << ": " << f.message);
