@@ -35,16 +35,28 @@ System workstation(bool with_host) {
 
 TEST_CASE("own price of a system with a complete-system price uses it", "[pricing]") {
   const Catalog& cat = test::bundled_catalog();
-  const System& s = cat.system("hgx-h200-8");
+  // A 3 × H200 box: no prices.json entry has that size, so only its own prices count; the H200
+  // card price (if any) is never used while a complete-system price of the basis exists.
+  System s = workstation(true);
+  s.device = "h200";
+  s.gpus_per_node = 3;
+  s.prices.push_back(host(100000, 120000));
+  s.prices.push_back(host(90000, 110000));
+  s.prices.push_back(host(50000, 60000, "list"));
   const OwnPrice o = own_price(s, cat, OwnBasis::street, {"USD", 1, 0.27});
   REQUIRE(o.ok);
   CHECK(o.basis == "own: street, system price");
-  // systems.json 350k–500k USD, prices.json the same listing and 140M HUF gross: the low end
-  // is 350,000 USD (no card price is used).
-  CHECK(o.net_low == Approx(350000).epsilon(1e-9));
-  CHECK(o.ranges.size() >= 2);
-  for (const auto& e : o.entries) CHECK(e.name.find("card") == std::string::npos);
-  CHECK(o.mid() == Approx((o.net_low + o.net_high) / 2));
+  CHECK(o.net_low == Approx(90000));  // lowest low of the two street entries
+  CHECK(o.net_high == Approx(120000));
+  CHECK(o.ranges.size() == 2);  // one Monte Carlo alternative per entry
+  CHECK(o.entries.size() == 2);
+  for (const auto& e : o.entries) CHECK(e.name.find("/prices/") != std::string::npos);
+  CHECK(o.mid() == Approx(105000));
+  // The bundled 8 × H200 node is priced from complete-system prices only.
+  const OwnPrice h = own_price(cat.system("hgx-h200-8"), cat, OwnBasis::street, {"USD", 1, 0.27});
+  REQUIRE(h.ok);
+  CHECK(h.basis == "own: street, system price");
+  for (const auto& e : h.entries) CHECK(e.count == 1);
 }
 
 TEST_CASE("own price composes cards × GPUs + host platform, never a bare card", "[pricing]") {
@@ -87,12 +99,21 @@ TEST_CASE("own price takes out VAT at the stated rate, else the buyer's", "[pric
 
 TEST_CASE("rent price per node-hour by kind", "[pricing]") {
   const Catalog& cat = test::bundled_catalog();
-  const System& s = cat.system("hgx-h200-8");
-  const RentPrice od = rent_price(s, cat, RentKind::on_demand, {"USD", 1, 0});
-  REQUIRE(od.ok);
-  CHECK(od.basis == "rent: on_demand, per node-hour");
-  CHECK(od.per_node_hour == Approx(34.0));  // systems.json: $24,800/month ≈ $34.0/node-hour
-  // No reserved rental on the system: the device's 3-year reservation, 1.60 $/GPU-h × 8.
+  System s = workstation(false);
+  s.id = "test-h200-8";
+  s.device = "h200";
+  s.gpus_per_node = 8;
+  SystemRental od;
+  od.provider = "test";
+  od.kind = "on_demand";
+  od.usd_per_node_hour = 34.0;
+  s.rentals.push_back(od);
+  const RentPrice r = rent_price(s, cat, RentKind::on_demand, {"USD", 1, 0});
+  REQUIRE(r.ok);
+  CHECK(r.basis == "rent: on_demand, per node-hour");
+  CHECK(r.per_node_hour == Approx(34.0));  // the system's own node-hour rental wins
+  // No reserved rental on the system: the device's 3-year reservation (prices.json, 1.60 $/GPU-h,
+  // commitment_months 36) × 8 GPUs, in HUF at 311.
   const RentPrice r3 = rent_price(s, cat, RentKind::reserved_3y, {"HUF", 311, 0});
   REQUIRE(r3.ok);
   CHECK(r3.basis == "rent: reserved_3y, per GPU-hour × 8");
@@ -103,7 +124,7 @@ TEST_CASE("rent price per node-hour by kind", "[pricing]") {
   CHECK(r1.reason.find("reserved_1y") != std::string::npos);
   const RentPrice spot = rent_price(s, cat, RentKind::spot, {"USD", 1, 0});
   REQUIRE(spot.ok);
-  CHECK(spot.per_node_hour == Approx(1.84 * 8));
+  CHECK(spot.per_node_hour == Approx(1.84 * 8));  // prices.json spot 8×H200, per GPU-hour
 }
 
 TEST_CASE("basis names parse and bad names are rejected", "[pricing]") {
