@@ -267,7 +267,10 @@ void Evaluator::run_cost(Candidate& c) const {
   if (sc_.has_buy || !c.build.buy.empty()) {
     if (!buy_priced) own = pricing::own_price(c.system, cat_, sc_.own_basis, ctx);
     if (own && !own->ok) {
-      c.cost_notes.push_back("owning not costed: " + own->reason + " (give /builds/i/buy/capex)");
+      c.cost_notes.push_back(fmt::format("owning not costed: {} (give {}/buy/capex)", own->reason,
+                                         c.build.json_path == "auto" || c.build.json_path.empty()
+                                             ? "/builds/i"
+                                             : c.build.json_path));
       own.reset();
       doc.erase("buy");
     } else {
@@ -623,6 +626,11 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
   c.build = b;
   c.system = b.system.empty() ? pricing::stand_in_system(*c.device, b.gpus_per_node)
                               : cat_.system(b.system);
+  if (b.system.empty())
+    c.cost_notes.push_back(fmt::format(
+        "no data/systems.json system holds {} × {}: owning is priced only from prices.json "
+        "complete-system entries of that size (name a system in {}/system)",
+        b.gpus_per_node, c.device->id, b.json_path == "auto" ? "/builds/i" : b.json_path));
   c.engine = &cat_.engine(b.engine.empty() ? sc_.engine : b.engine);
   c.weights = mix_of(m, b.precision);
   c.precision_label = precision_label(b.precision, m);
