@@ -22,3 +22,14 @@ set_tests_properties(cli:plan:xlsx-and-chart PROPERTIES PASS_REGULAR_EXPRESSION 
 add_test(NAME cli:plan:auto-builds
          COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-auto-qwen3-30b-usd.json)
 set_tests_properties(cli:plan:auto-builds PROPERTIES PASS_REGULAR_EXPRESSION "RECOMMENDATION: API")
+# One price basis per ranking (issue #10): the basis is printed, and a contradiction is an error.
+add_test(NAME cli:recommend:one-basis
+         COMMAND moeplan recommend --model qwen3-30b-a3b --output-tokens-per-s 200 --rent-kind reserved_3y --top 3)
+set_tests_properties(cli:recommend:one-basis PROPERTIES PASS_REGULAR_EXPRESSION "one price basis for every row: rent, reserved_3y")
+add_test(NAME cli:recommend:basis-conflict
+         COMMAND moeplan recommend --model qwen3-30b-a3b --output-tokens-per-s 200 --price-as rent --own-basis list)
+set_tests_properties(cli:recommend:basis-conflict PROPERTIES WILL_FAIL TRUE)
+# The flagship prices the part-time rental it recommends.
+add_test(NAME cli:plan:flagship-part-time
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
+set_tests_properties(cli:plan:flagship-part-time PROPERTIES PASS_REGULAR_EXPRESSION "rent 1 node\\(s\\) of hgx-h200-8 part-time.*2920 node-hours a year")

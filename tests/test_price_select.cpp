@@ -148,8 +148,8 @@ TEST_CASE("buy/price_basis: stated, defaulted, and refused when the catalog lack
 
 TEST_CASE("plan Monte Carlo draws only the point estimate's rental kind and basis",
           "[plan][prices]") {
-  // 8 × H200 rented reserved (1.6 USD/GPU-hour): the on-demand (4.25) and spot (1.84) entries are
-  // left out of the draws and listed as such; the rent range is then a single point.
+  // 8 × H200 rented reserved (reserved_3y, 1.6 USD/GPU-hour × 8 = 12.8 USD per node-hour): the
+  // on-demand (4.25) and spot entries never enter the draws; the rent range is then a point.
   const Json j = Json::parse(R"({
     "currency": "USD", "horizon_months": 36,
     "demand": {"requests_per_day": 20000, "input_tokens": 2000, "output_tokens": 500},
@@ -166,12 +166,10 @@ TEST_CASE("plan Monte Carlo draws only the point estimate's rental kind and basi
   const auto& pe = c.mc_price_entries;
   REQUIRE(pe.count("rent"));
   CHECK_THAT(pe.at("rent").at(0), Contains("reserved"));
-  REQUIRE(pe.count("excluded"));
-  int kinds = 0;
-  for (const auto& x : pe.at("excluded"))
-    kinds += x.find("rental kind on_demand") != std::string::npos ||
-             x.find("rental kind spot") != std::string::npos;
-  CHECK(kinds == 2);
+  for (const auto& x : pe.at("rent")) {
+    CHECK(x.find("on_demand") == std::string::npos);
+    CHECK(x.find("spot") == std::string::npos);
+  }
   REQUIRE(c.mc.rent_per_mtok);
   REQUIRE(c.rent_per_mtok);
   // The draws move only the node count (throughput spread), never the reserved price.
@@ -181,16 +179,19 @@ TEST_CASE("plan Monte Carlo draws only the point estimate's rental kind and basi
   CHECK(pe.at("capex").size() == 2);
 }
 
-TEST_CASE("recommend prices an owned GPU-hour net of the entry's own VAT", "[recommend][prices]") {
-  // RTX PRO 6000 has no rental: owned, from the street 8-card node, 40–47.3M HUF gross with 27%
-  // VAT → 43.65M / 1.27 / fx / 8 GPUs over 36 months × 730 h, plus 600 W × 1.4 PUE × 0.12 USD.
-  // Before issue 16 the gross price was amortised as if it were net (+27%).
+TEST_CASE("recommend prices an owned node-hour net of the entry's own VAT", "[recommend][prices]") {
+  // 8 × RTX PRO 6000 node (data/systems.json rtx-pro-6000-8), street basis: 40–47.3M HUF gross
+  // with 27% VAT → 43.65M / 1.27 / fx per node over 36 months × 730 h, plus the node's 8.8 kW at
+  // the wall × 1.4 PUE × 0.12 USD/kWh. Before issue 16 the gross price was amortised as if it
+  // were net (+27%); before issue 10 it was priced per card.
   recommend::Request req;
-  const auto p = recommend::gpu_hour_price(cat().device("rtx-pro-6000"), cat(), req);
+  const System& s = cat().system("rtx-pro-6000-8");
+  std::string why;
+  const auto p = recommend::node_hour_price(s, cat(), req, &why);
   REQUIRE(p);
-  const Device& d = cat().device("rtx-pro-6000");
-  const double usd = 43.65e6 / 1.27 / cat().fx_per_usd("HUF") / 8;
-  const double power = d.tdp_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
-  CHECK(p->first == Approx(usd / (req.life_months * 730.0) + power).epsilon(1e-9));
-  CHECK_THAT(p->second, Contains("street card pricing"));
+  const double usd = 43.65e6 / 1.27 / cat().fx_per_usd("HUF");
+  const double power = s.wall_power_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
+  CHECK(s.wall_power_w == 8800);
+  CHECK(p->first == Approx(usd / (req.life_months * 730.0) + power).epsilon(1e-6));
+  CHECK_THAT(p->second, Contains("own: street"));
 }

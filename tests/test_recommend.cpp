@@ -1,6 +1,8 @@
 // Catalog search: Pareto frontier and SLA filtering (docs/plan.md § recommend).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "moeplan/recommend.hpp"
 #include "test_support.hpp"
 
@@ -54,4 +56,71 @@ TEST_CASE("search returns a frontier and SLA-meeting top N", "[recommend]") {
   const auto r2 = recommend::search(req, cat);
   CHECK(r2.top.front().cost_per_mtok == r.top.front().cost_per_mtok);
   CHECK(r2.frontier.size() == r.frontier.size());
+}
+
+TEST_CASE("one price basis per ranking, every own price a system price", "[recommend][pricing]") {
+  const Catalog& cat = test::bundled_catalog();
+  recommend::Request req;
+  req.models = {&cat.model("qwen3-30b-a3b")};
+  req.output_tokens_per_s = 200;
+  req.sla.tpot_ms = 100;
+  req.top = 20;
+  SECTION("own, street") {
+    const auto r = recommend::search(req, cat);
+    REQUIRE_FALSE(r.top.empty());
+    for (const auto* v : {&r.top, &r.frontier})
+      for (const auto& p : *v) {
+        INFO(p.price_basis);
+        REQUIRE(p.system != nullptr);
+        CHECK(p.price_basis.rfind("own: street, ", 0) == 0);
+        CHECK((p.price_basis.find("system price") != std::string::npos ||
+               p.price_basis.find("cards + host platform") != std::string::npos));
+        CHECK(p.gpus == p.nodes * p.system->gpus_per_node);
+      }
+  }
+  SECTION("rent, reserved 3 years: no row mixes in another kind") {
+    req.price_as = "rent";
+    req.rent_kind = pricing::RentKind::reserved_3y;
+    const auto r = recommend::search(req, cat);
+    REQUIRE_FALSE(r.top.empty());
+    for (const auto& p : r.top) {
+      CHECK(p.price_basis.rfind("rent: reserved_3y, ", 0) == 0);
+      // 8 × H200 at the device's 3-year rate: 1.60 $/GPU-h × 8 = 12.80 $/node-hour.
+      const bool own_rental =
+          std::any_of(p.system->rentals.begin(), p.system->rentals.end(),
+                      [](const SystemRental& x) { return x.kind == "reserved_3y"; });
+      if (p.system->id == "hgx-h200-8" && !own_rental) CHECK(p.node_hour_usd == Approx(12.8));
+    }
+    const Json j = recommend::make_report(req, r).json;
+    CHECK(j["price_basis"] == "rent: reserved_3y");
+    for (const auto& x : j["top"]) {
+      CHECK(x.contains("system"));
+      CHECK(x["layout"].contains("nodes_per_replica"));
+      CHECK(x.contains("price_basis"));
+    }
+  }
+}
+
+TEST_CASE("own hourly price: the system's price over its life plus wall power", "[recommend]") {
+  const Catalog& cat = test::bundled_catalog();
+  System s;
+  s.id = "test-h200-3";
+  s.device = "h200";
+  s.gpus_per_node = 3;  // no prices.json entry of this size
+  s.wall_power_w = 4000;
+  SystemPrice p;
+  p.basis = "street";
+  p.currency = "USD";
+  p.price_low = 100000;
+  p.price_high = 140000;
+  s.prices.push_back(p);
+  recommend::Request req;  // own, street, 36 months, 0.12 USD/kWh, PUE 1.4
+  std::string why;
+  const auto h = recommend::node_hour_price(s, cat, req, &why);
+  REQUIRE(h);
+  // 120,000 / (36 × 730 h) + 4.0 kW × 1.4 × 0.12 USD/kWh = 4.566 + 0.672 = 5.238 USD/node-hour
+  CHECK(h->first == Approx(120000 / (36 * 730.0) + 4.0 * 1.4 * 0.12));
+  req.own_basis = pricing::OwnBasis::list;  // no list price: skipped with the reason
+  CHECK_FALSE(recommend::node_hour_price(s, cat, req, &why));
+  CHECK(why.find("list") != std::string::npos);
 }

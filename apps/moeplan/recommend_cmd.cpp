@@ -20,6 +20,7 @@ struct RecommendOptions {
   double sla_tpot_ms = 0, sla_ttft_ms = 0;
   int top = 10, max_gpus = 16, threads = 2;
   std::string engine = "vllm";
+  std::string price_as, own_basis, rent_kind;
   moeplan::cli::OutputOptions out;
 };
 
@@ -47,6 +48,10 @@ void run(const RecommendOptions& o, CLI::App* app) {
     if (o.models.empty())
       for (const auto& id : sc.models.ids) req.models.push_back(&cat.model(id));
     if (app->count("--engine") == 0) req.engine = sc.engine;
+    req.own_basis = sc.own_basis;
+    req.rent_kind = sc.rent_kind;
+    if (sc.cost_doc.contains("buy") && sc.cost_doc["buy"].contains("vat_rate"))
+      req.vat_rate = sc.cost_doc["buy"]["vat_rate"].get<double>();
   } else {
     if (app->count("--output-tokens-per-s") == 0)
       throw Error("recommend: give --output-tokens-per-s N or --scenario FILE");
@@ -55,6 +60,13 @@ void run(const RecommendOptions& o, CLI::App* app) {
   for (const auto& id : o.models) req.models.push_back(&cat.model(id));
   if (req.models.empty())
     throw Error("recommend: give at least one --model (or a scenario listing models)");
+  // One basis for the whole ranking: own unless renting is asked for (--price-as rent, or a
+  // --rent-kind without --price-as).
+  if (!o.own_basis.empty()) req.own_basis = *pricing::parse_own_basis(o.own_basis);
+  if (!o.rent_kind.empty()) req.rent_kind = *pricing::parse_rent_kind(o.rent_kind);
+  req.price_as = !o.price_as.empty() ? o.price_as : (o.rent_kind.empty() ? "own" : "rent");
+  if (req.price_as == "rent" && !o.own_basis.empty())
+    throw Error("recommend: --own-basis prices owning, but the ranking is priced as rent");
   if (o.sla_tpot_ms > 0) req.sla.tpot_ms = o.sla_tpot_ms;
   if (o.sla_ttft_ms > 0) req.sla.ttft_ms = o.sla_ttft_ms;
   const recommend::Result r = recommend::search(req, cat);
@@ -93,6 +105,15 @@ void setup(CLI::App& parent) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   sub->add_option("--engine", opts->engine, "Serving engine id")->capture_default_str();
+  sub->add_option("--price-as", opts->price_as,
+                  "One price basis for every row: own (default) or rent")
+      ->check(CLI::IsMember({"own", "rent"}));
+  sub->add_option("--own-basis", opts->own_basis, "Owning: street (default), list or quote price")
+      ->check(CLI::IsMember({"street", "list", "quote"}));
+  sub->add_option("--rent-kind", opts->rent_kind,
+                  "Renting: on_demand (default), reserved_1y, reserved_3y or spot (implies "
+                  "--price-as rent)")
+      ->check(CLI::IsMember({"on_demand", "reserved_1y", "reserved_3y", "spot"}));
   sub->add_option("--threads", opts->threads, "Worker threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -20,15 +20,9 @@ namespace moeplan::plan {
 
 namespace {
 
-// "(an owned node matches the API at about N sustained output tok/s)", or nothing when the
-// build has no purchase price to compare.
-std::string match_text(const std::optional<double>& tok_s) {
-  if (!tok_s || !(*tok_s > 0)) return "";
-  return fmt::format(" (an owned node matches the API at about {:.0f} sustained output tok/s)",
-                     *tok_s);
-}
-
-constexpr double kLargeMoeParamsB = 100;  // "large MoE" for the PCIe-sharding risk (docs/plan.md)
+constexpr double kLargeMoeParamsB = 100;
+constexpr double kHoursPerYear = 8760;  // 365 × 24: a rented node's year around the clock  //
+                                        // "large MoE" for the PCIe-sharding risk (docs/plan.md)
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -62,19 +56,6 @@ std::string build_label(const Candidate& c) {
   return fmt::format("{}×{}", c.build.gpus_per_node, c.device->id);
 }
 
-// Hardware price entries that price one node of `gpus` devices: systems of
-// exactly that size, else cards × gpus (the cost scenario reader's rule).
-std::vector<std::pair<const HardwarePrice*, int>> node_prices(const Catalog& cat, const Device& d,
-                                                              int gpus) {
-  std::vector<std::pair<const HardwarePrice*, int>> out;
-  for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
-    if (h->kind == "system" && h->devices == gpus) out.emplace_back(h, 1);
-  if (out.empty())
-    for (const HardwarePrice* h : cat.hardware_prices_for(d.id))
-      if (h->kind == "card") out.emplace_back(h, gpus);
-  return out;
-}
-
 // --- one candidate ---------------------------------------------------------
 
 class Evaluator {
@@ -82,9 +63,9 @@ class Evaluator {
   Evaluator(const PlanScenario& sc, const Catalog& cat) : sc_(sc), cat_(cat) {}
 
   Candidate evaluate(const Model& m, const BuildSpec& b) const;
-  // Smallest GPU count of {1, 2, 4, 8} (≤ max per node) at which the model fits.
-  int min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix,
-                       const std::string& kv, const Engine& e) const;
+  // Whether the model fits one node of `g` devices (the auto builds' filter).
+  bool fits_on(const Model& m, const Device& d, const PrecisionMix& mix, const std::string& kv,
+               const Engine& e, int g) const;
   std::string default_kv(const Device& d, const Engine& e) const {
     return d.has_hw_format("fp8") && contains(e.kv_formats, "fp8") ? "fp8" : "bf16";
   }
@@ -104,32 +85,30 @@ class Evaluator {
   void record_catalog_inputs(Candidate& c) const;
   void run_fit_and_perf(Candidate& c) const;
   void run_cost(Candidate& c) const;
-  void add_mc_hardware_prices(Candidate& c, const Json& buy, const cost::CostInputs& in) const;
-  void add_mc_rental_prices(Candidate& c, const Json& rent, const cost::CostInputs& in) const;
+  pricing::Context price_context(const Json& buy) const;
+  void run_rent_schedule(Candidate& c) const;
   void run_quality(Candidate& c) const;
   void run_risks(Candidate& c) const;
 };
 
-int Evaluator::min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix,
-                                const std::string& kv, const Engine& e) const {
+bool Evaluator::fits_on(const Model& m, const Device& d, const PrecisionMix& mix,
+                        const std::string& kv, const Engine& e, int g) const {
   double wb = 0;
   for (const auto& [comp, b] : weight_bytes(m, mix, cat_)) wb += b;
-  for (int g = 1; g <= d.max_per_node; g *= 2) {
-    if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) continue;  // cheap necessary condition
-    FitRequest f;
-    f.model = &m;
-    f.device = &d;
-    f.gpus = g;
-    f.weights = mix;
-    f.kv_precision = kv;
-    f.context_tokens = sc_.demand.context_tokens;
-    f.memory_utilization = e.memory_utilization;
-    try {
-      if (fit(f, cat_).fits) return g;
-    } catch (const Error&) {
-    }
+  if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) return false;  // cheap necessary condition
+  FitRequest f;
+  f.model = &m;
+  f.device = &d;
+  f.gpus = g;
+  f.weights = mix;
+  f.kv_precision = kv;
+  f.context_tokens = sc_.demand.context_tokens;
+  f.memory_utilization = e.memory_utilization;
+  try {
+    return fit(f, cat_).fits;
+  } catch (const Error&) {
+    return false;
   }
-  return 0;
 }
 
 void Evaluator::record_catalog_inputs(Candidate& c) const {
@@ -261,94 +240,46 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   c.node_equivalents = avg / c.throughput;
 }
 
-// Monte Carlo purchase-price ranges from the catalog: the entries the point estimate chooses
-// among (same node shape, the scenario's price basis, outliers out; docs/plan.md §Monte Carlo),
-// each net of its own VAT and converted to the scenario currency.
-void Evaluator::add_mc_hardware_prices(Candidate& c, const Json& buy,
-                                       const cost::CostInputs& in) const {
-  const PriceBasis basis = buy.value("price_basis", std::string("street")) == "list"
-                               ? PriceBasis::list
-                               : PriceBasis::street;
-  const HardwareSelection sel = select_price_entries(cat_, c.device->id, c.build.gpus_per_node,
-                                                     basis, !buy.contains("price_basis"));
-  for (const HardwarePick& p : sel.picks) {
-    const HardwarePrice& h = *p.entry;
-    if (!p.used) {
-      c.mc_price_entries["excluded"].push_back(describe_price_entry(h) + ": " + p.excluded);
-      add_input(c, "prices.json/hardware/" + h.item + "/left_out_of_range", p.excluded, "",
-                "docs/plan.md §Monte Carlo");
-      continue;
-    }
-    const double fx = cat_.fx_per_usd(h.currency);
-    auto net = [&](double x) {
-      return cost::net_of_vat(cost::convert(x * p.count, fx, in.fx_per_usd), h.includes_vat,
-                              h.vat_rate);
-    };
-    c.mc_inputs.capex_net.emplace_back(net(h.price_low), net(h.price_high));
-    c.mc_price_entries["capex"].push_back(describe_price_entry(h) +
-                                          (p.count > 1 ? fmt::format(" × {}", p.count) : ""));
-    const std::string name = "prices.json/hardware/" + h.item;
-    const std::string src =
-        "data/prices.json: " + h.item + " (" + h.basis + ", " + h.prov.source + ")";
-    add_input(c, name + "/price_low", h.price_low, h.currency, src);
-    add_input(c, name + "/price_high", h.price_high, h.currency, src);
-  }
-  if (sel.basis_fallback)
-    c.cost_notes.push_back(
-        fmt::format("no {} hardware price for {} in the catalog: drawn from "
-                    "the other basis",
-                    price_basis_name(basis), c.device->id));
-}
-
-// Monte Carlo rents: only the catalog entries of the point estimate's rental kind (and
-// provider, when the scenario names one), never a mix of on-demand, reserved and spot.
-void Evaluator::add_mc_rental_prices(Candidate& c, const Json& rent,
-                                     const cost::CostInputs& in) const {
-  const int gpus = c.build.gpus_per_node;
-  const double hours = rent.value("hours_per_month", in.month_hours);
-  const std::string kind = in.rent->kind;
-  const std::string provider = rent.value("provider", std::string());
-  for (const RentalPrice* r : cat_.rental_prices_for(c.device->id)) {
-    const std::string label = r->provider + " (" + r->kind + ", " +
-                              fmt::format("{:.2f}", r->usd_per_gpu_hour) + " USD/GPU-hour)";
-    if (r->kind != kind || (!provider.empty() && r->provider != provider)) {
-      const std::string why = r->kind != kind
-                                  ? "rental kind " + r->kind + " (scenario: " + kind + ")"
-                                  : "provider (scenario: " + provider + ")";
-      c.mc_price_entries["excluded"].push_back(label + ": " + why);
-      add_input(c,
-                "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind +
-                    "/left_out_of_range",
-                why, "", "docs/plan.md §Monte Carlo");
-      continue;
-    }
-    c.mc_inputs.rent_per_month.push_back(
-        cost::rent_per_month_from_hourly(r->usd_per_gpu_hour * in.fx_per_usd, gpus, hours));
-    c.mc_price_entries["rent"].push_back(label);
-    add_input(
-        c,
-        "prices.json/rental/" + r->provider + "/" + r->device + "/" + r->kind + "/usd_per_gpu_hour",
-        r->usd_per_gpu_hour, "USD/GPU-hour",
-        "data/prices.json: " + r->provider + " (" + r->kind + ")");
-  }
+// The buyer's currency, FX and VAT for catalog prices: the scenario's fx_per_usd (else the
+// catalog's), and the VAT rate of /buy (else its site's, else none).
+pricing::Context Evaluator::price_context(const Json& buy) const {
+  pricing::Context ctx;
+  ctx.currency = sc_.currency;
+  ctx.fx_per_usd = sc_.cost_doc.contains("fx_per_usd") ? sc_.cost_doc["fx_per_usd"].get<double>()
+                                                       : cat_.fx_per_usd(sc_.currency);
+  if (buy.contains("vat_rate") && buy["vat_rate"].is_number())
+    ctx.vat_rate = buy["vat_rate"].get<double>();
+  else if (buy.contains("site") && buy["site"].is_string())
+    for (const Site& st : cat_.sites)
+      if (st.id == buy["site"].get<std::string>()) ctx.vat_rate = st.vat_rate;
+  return ctx;
 }
 
 void Evaluator::run_cost(Candidate& c) const {
   const Device& d = *c.device;
   const int gpus = c.build.gpus_per_node;
   Json doc = sc_.cost_doc;
-  // buy
+  // buy: the scenario's own price, else the one catalog basis (pricing.hpp)
   Json buy = doc.contains("buy") ? doc["buy"] : Json::object();
   for (auto it = c.build.buy.begin(); it != c.build.buy.end(); ++it) buy[it.key()] = it.value();
   const bool buy_priced = has_any_key(buy, kBuyPriceKeys);
+  const pricing::Context ctx = price_context(buy);
+  std::optional<pricing::OwnPrice> own;
   if (sc_.has_buy || !c.build.buy.empty()) {
-    if (!buy_priced && node_prices(cat_, d, gpus).empty()) {
-      c.cost_notes.push_back(
-          fmt::format("owning not costed: no hardware price for {} in the catalog "
-                      "(give /builds/i/buy/capex)",
-                      d.id));
+    if (!buy_priced) own = pricing::own_price(c.system, cat_, sc_.own_basis, ctx);
+    if (own && !own->ok) {
+      c.cost_notes.push_back(fmt::format("owning not costed: {} (give {}/buy/capex)", own->reason,
+                                         c.build.json_path == "auto" || c.build.json_path.empty()
+                                             ? "/builds/i"
+                                             : c.build.json_path));
+      own.reset();
       doc.erase("buy");
     } else {
+      if (own) {
+        buy["system_price"] = Json::array({own->net_low, own->net_high});
+        buy["capex_includes_vat"] = false;
+      }
+      c.own_price_basis = own ? own->basis : "own: scenario price (/buy)";
       if (!buy.contains("gpu")) buy["gpu"] = d.id;
       if (!buy.contains("gpus")) buy["gpus"] = gpus;
       doc["buy"] = buy;
@@ -356,30 +287,30 @@ void Evaluator::run_cost(Candidate& c) const {
   } else {
     c.cost_notes.push_back("owning not costed: the scenario has no buy section");
   }
-  // rent
+  // rent: the scenario's own price, else the one catalog kind, per node-hour
   Json rent = doc.contains("rent") ? doc["rent"] : Json::object();
   for (auto it = c.build.rent.begin(); it != c.build.rent.end(); ++it) rent[it.key()] = it.value();
   const bool rent_priced = has_any_key(rent, kRentPriceKeys);
-  const auto rentals = cat_.rental_prices_for(d.id);
-  if (!rent_priced && rentals.empty()) {
-    c.cost_notes.push_back(
-        fmt::format("renting not costed: no rental price for {} in the catalog", d.id));
+  std::optional<pricing::RentPrice> rp;
+  if (!rent_priced) rp = pricing::rent_price(c.system, cat_, sc_.rent_kind, ctx);
+  const double month_hours = sc_.cost_doc.value("month_hours", 720.0);
+  const double rent_hours = rent.value("hours_per_month", month_hours);
+  if (rp && !rp->ok) {
+    c.cost_notes.push_back("renting not costed: " + rp->reason);
+    rp.reset();
     doc.erase("rent");
   } else {
-    if (!rent_priced) {
-      if (!rent.contains("gpu")) rent["gpu"] = d.id;
-      if (!rent.contains("kind")) {
-        for (const char* k : {"on_demand", "reserved", "spot"}) {
-          const bool any = std::any_of(rentals.begin(), rentals.end(),
-                                       [&](const RentalPrice* r) { return r->kind == k; });
-          if (any) {
-            rent["kind"] = k;
-            break;
-          }
-        }
-      }
+    if (rp) {
+      rent["per_month"] = rp->per_node_hour * rent_hours;
+      rent["kind"] = pricing::bills_by_the_hour(sc_.rent_kind)
+                         ? std::string(pricing::rent_kind_name(sc_.rent_kind))
+                         : std::string("reserved");
+      rent.erase("gpu");
+      rent.erase("gpus");
+    } else if (!rent.contains("gpus")) {
+      rent["gpus"] = gpus;
     }
-    if (!rent.contains("gpus")) rent["gpus"] = gpus;
+    c.rent_price_basis = rp ? rp->basis : "rent: scenario price (/rent)";
     doc["rent"] = rent;
   }
   // api: the same model's catalog price (or the scenario's explicit prices)
@@ -440,19 +371,35 @@ void Evaluator::run_cost(Candidate& c) const {
     mi.life_years = b.life_years();
     mi.warranty_share = b.capex_net > 0 ? b.warranty_per_year / b.capex_net : 0.0;
     mi.opex_fixed_per_year = b.opex_per_year - b.warranty_per_year;
-    if (has_any_key(doc["buy"], kBuyPriceKeys)) {
+    if (!own) {
       mi.capex_net.emplace_back(b.capex_net_low, b.capex_net_high);
       c.mc_price_entries["capex"].push_back("scenario price (" + c.build.json_path + ")");
     } else {
-      add_mc_hardware_prices(c, doc["buy"], in);
+      for (const auto& rg : own->ranges) mi.capex_net.push_back(rg);
+      for (const auto& e : own->entries) {
+        const std::string src = e.name + " (" + own->basis + ", " + e.source + ")";
+        add_input(c, e.name + "/price_low", e.low, e.currency, src);
+        add_input(c, e.name + "/price_high", e.high, e.currency, src);
+        c.mc_price_entries["capex"].push_back(
+            fmt::format("{} ({}, {} {}–{}{})", e.name, own->basis, e.currency, e.low, e.high,
+                        e.count > 1 ? fmt::format(" × {}", e.count) : ""));
+      }
     }
   }
   if (in.rent) {
-    if (has_any_key(doc["rent"], kRentPriceKeys)) {
+    if (!rp) {
       mi.rent_per_month.push_back(in.rent->per_month);
       c.mc_price_entries["rent"].push_back("scenario price (" + c.build.json_path + ")");
     } else {
-      add_mc_rental_prices(c, doc["rent"], in);
+      for (double x : rp->alternatives) mi.rent_per_month.push_back(x * rent_hours);
+      for (const auto& e : rp->entries)
+        add_input(c, e.name + (e.count > 1 ? "/usd_per_gpu_hour" : "/usd_per_node_hour"), e.low,
+                  e.count > 1 ? "USD/GPU-hour" : "USD/node-hour",
+                  e.source + " (" + rp->basis + ")");
+      for (const auto& e : rp->entries)
+        c.mc_price_entries["rent"].push_back(
+            fmt::format("{} ({}, {} USD{})", e.name, rp->basis, e.low,
+                        e.count > 1 ? " per GPU-hour" : " per node-hour"));
     }
   }
   if (in.api) {
@@ -471,17 +418,15 @@ void Evaluator::run_cost(Candidate& c) const {
     return std::string(estimated ? "catalog, estimated" : "catalog");
   };
   if (in.buy) {
-    bool est = false;
-    for (const auto& [h, n] : node_prices(cat_, d, gpus)) est = est || h->prov.estimated;
-    c.evidence["capex"] = price_tier("/buy", has_any_key(doc["buy"], kBuyPriceKeys), est);
-    if (est && !has_any_key(doc["buy"], kBuyPriceKeys))
+    const bool est = own && own->estimated;
+    c.evidence["capex"] = price_tier("/buy", buy_priced, est);
+    if (est && !buy_priced)
       c.risks.push_back(
           fmt::format("hardware price of {} is a catalog estimate: get a live quote", d.id));
   }
   if (in.rent) {
-    bool est = false;
-    for (const RentalPrice* r : rentals) est = est || r->prov.estimated;
-    c.evidence["rent"] = price_tier("/rent", has_any_key(doc["rent"], kRentPriceKeys), est);
+    const bool est = rp && rp->estimated;
+    c.evidence["rent"] = price_tier("/rent", rent_priced, est);
     c.evidence["rent"] += " [" + in.rent->kind + "]";
   }
   if (in.api) {
@@ -540,6 +485,7 @@ void Evaluator::run_cost(Candidate& c) const {
     c.crossover_vs_api_month = p->crossover_month;
   }
   c.rent_to_own_threshold = a.rent_to_own_threshold;
+  run_rent_schedule(c);
   if (in.buy && a.api_per_mtok_output && *a.api_per_mtok_output > 0) {
     const double per_node = cost::own_tco(in.buy->capex(), in.buy->opex_per_year,
                                           in.buy->life_years(), in.buy->residual()) /
@@ -563,6 +509,27 @@ void Evaluator::run_cost(Candidate& c) const {
                                    (sc_.demand.output_tokens_per_year() / cost::kTokensPerMTok);
     c.utilization_with_resale = (avg + sold) / (c.nodes * c.throughput);
   }
+}
+
+// Renting part-time: the node-hours the fleet runs to serve the demand profile under the
+// scenario's schedule, at the 24/7 rent per node-hour (docs/cost.md § Renting part-time).
+void Evaluator::run_rent_schedule(Candidate& c) const {
+  if (!c.rent_per_year || c.nodes <= 0 || !(c.throughput > 0)) return;
+  const RentSchedule& s = sc_.rent_schedule;
+  c.rent_per_node_hour = *c.rent_per_year / (c.nodes * kHoursPerYear);
+  const double h = rent_node_hours(s, sc_.demand, c.throughput, c.reserve_nodes, c.nodes);
+  c.rent_node_hours_per_year = h;
+  c.rent_part_time_per_year = h * *c.rent_per_node_hour;
+  c.rent_part_time_per_mtok =
+      *c.rent_part_time_per_year / (sc_.demand.output_tokens_per_year() / cost::kTokensPerMTok);
+  c.rent_schedule_note =
+      s.mode == "autoscale"
+          ? fmt::format(
+                "autoscale: nodes start with demand, {:.0f} s cold start, each start "
+                "billed at least {:g} h",
+                s.cold_start_s, s.min_billing_hours)
+      : s.mode == "profile" ? std::string("profile: whole node-hours for every hour with demand")
+                            : std::string("24x7: around the clock");
 }
 
 void Evaluator::run_quality(Candidate& c) const {
@@ -667,6 +634,13 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
   c.model = &m;
   c.device = &cat_.device(b.device);
   c.build = b;
+  c.system = b.system.empty() ? pricing::stand_in_system(*c.device, b.gpus_per_node)
+                              : cat_.system(b.system);
+  if (b.system.empty())
+    c.cost_notes.push_back(fmt::format(
+        "no data/systems.json system holds {} × {}: owning is priced only from prices.json "
+        "complete-system entries of that size (name a system in {}/system)",
+        b.gpus_per_node, c.device->id, b.json_path == "auto" ? "/builds/i" : b.json_path));
   c.engine = &cat_.engine(b.engine.empty() ? sc_.engine : b.engine);
   c.weights = mix_of(m, b.precision);
   c.precision_label = precision_label(b.precision, m);
@@ -730,6 +704,7 @@ std::string fmt_money(double v, const std::string& cur) {
 std::optional<double> Candidate::best_self_host_per_mtok() const {
   std::optional<double> b = own_per_mtok;
   if (rent_per_mtok && (!b || *rent_per_mtok < *b)) b = rent_per_mtok;
+  if (rent_part_time_per_mtok && (!b || *rent_part_time_per_mtok < *b)) b = rent_part_time_per_mtok;
   return b;
 }
 
@@ -755,6 +730,45 @@ void run_monte_carlo(PlanResult& r, int samples, std::uint64_t seed, int threads
   for (auto& th : pool) th.join();
 }
 
+namespace {
+
+// builds: "auto" — every catalog system (data/systems.json) the engine runs on and that one
+// basis prices (own or rent), at each precision the device runs natively and that fits one node.
+std::vector<BuildSpec> auto_builds(const PlanScenario& sc, const Catalog& cat, const Evaluator& ev,
+                                   const Model& m) {
+  std::vector<BuildSpec> builds;
+  const Engine& e = cat.engine(sc.engine);
+  for (const System& sys : cat.systems) {
+    const Device& d = cat.device(sys.device);
+    if (!e.device_kinds.empty() && !contains(e.device_kinds, device_kind_name(d.kind))) continue;
+    const pricing::Context probe{"USD", 1, 0};
+    if (!pricing::own_price(sys, cat, sc.own_basis, probe).ok &&
+        !pricing::rent_price(sys, cat, sc.rent_kind, probe).ok)
+      continue;
+    std::vector<std::string> specs{"native"};
+    if (d.has_hw_format("fp8")) specs.push_back("fp8");
+    if (d.has_hw_format("fp4")) specs.push_back("nvfp4");
+    std::set<PrecisionMix> seen;
+    for (const auto& spec : specs) {
+      const PrecisionMix mix = ev.mix_of(m, spec);
+      if (!seen.insert(mix).second) continue;
+      bool served = true;
+      for (const auto& [comp, p] : mix) served = served && contains(e.weight_formats, p);
+      if (!served || !ev.fits_on(m, d, mix, ev.default_kv(d, e), e, sys.gpus_per_node)) continue;
+      BuildSpec b;
+      b.system = sys.id;
+      b.device = d.id;
+      b.gpus_per_node = sys.gpus_per_node;
+      b.precision = spec;
+      b.json_path = "auto";
+      builds.push_back(b);
+    }
+  }
+  return builds;
+}
+
+}  // namespace
+
 PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOptions& o) {
   PlanResult r;
   r.scenario = sc;
@@ -777,34 +791,7 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
   }
   for (const Model* m : models) {
     std::vector<BuildSpec> builds = sc.builds;
-    if (sc.builds_auto) {
-      builds.clear();
-      const Engine& e = cat.engine(sc.engine);
-      for (const auto& d : cat.devices) {
-        if (cat.hardware_prices_for(d.id).empty() && cat.rental_prices_for(d.id).empty()) continue;
-        if (!e.device_kinds.empty() && !contains(e.device_kinds, device_kind_name(d.kind)))
-          continue;
-        std::vector<std::string> specs{"native"};
-        if (d.has_hw_format("fp8")) specs.push_back("fp8");
-        if (d.has_hw_format("fp4")) specs.push_back("nvfp4");
-        std::set<PrecisionMix> seen;
-        for (const auto& spec : specs) {
-          const PrecisionMix mix = ev.mix_of(*m, spec);
-          if (!seen.insert(mix).second) continue;
-          bool served = true;
-          for (const auto& [comp, p] : mix) served = served && contains(e.weight_formats, p);
-          if (!served) continue;
-          const int g = ev.min_fitting_gpus(*m, d, mix, ev.default_kv(d, e), e);
-          if (g == 0) continue;
-          BuildSpec b;
-          b.device = d.id;
-          b.gpus_per_node = g;
-          b.precision = spec;
-          b.json_path = "auto";
-          builds.push_back(b);
-        }
-      }
-    }
+    if (sc.builds_auto) builds = auto_builds(sc, cat, ev, *m);
     for (const auto& b : builds) r.candidates.push_back(ev.evaluate(*m, b));
   }
   if (r.candidates.empty())
@@ -836,198 +823,7 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
   return r;
 }
 
-// --- the decision (seed 000's tree) -----------------------------------------
-
-void decide(PlanResult& r) {
-  Recommendation& rec = r.recommendation;
-  rec = {};
-  const PlanScenario& sc = r.scenario;
-  const std::string& cur = sc.currency;
-  const double avg = sc.demand.average_output_tokens_per_s();
-  const Candidate* best = nullptr;
-  for (int i : r.ranking) {
-    const auto& c = r.candidates[static_cast<std::size_t>(i)];
-    if (c.eligible) {
-      best = &c;
-      rec.candidate = i;
-      break;
-    }
-  }
-  // Cheapest API among the eligible candidates' models (quality floors already applied);
-  // when no build is eligible, among models that at least pass the quality floors.
-  const Candidate* api = nullptr;
-  for (const auto& c : r.candidates) {
-    if (!c.api_per_mtok) continue;
-    if (best ? c.eligible : c.quality_ok)
-      if (!api || *c.api_per_mtok < *api->api_per_mtok) api = &c;
-  }
-  rec.reasons.push_back(fmt::format(
-      "demand: {:.0f} requests/day × {} out tokens = {:.1f} output tok/s on an open day, {:.1f} "
-      "at peak (peak/average {:.2f}); {:.1f} averaged over the year ({:.0f} open days)",
-      sc.demand.requests_per_day, sc.demand.output_tokens,
-      sc.demand.open_day_average_output_tokens_per_s(), sc.demand.peak_output_tokens_per_s(),
-      sc.demand.peak_to_average, avg, sc.demand.days_per_year));
-
-  auto use_api = [&](const std::string& why) {
-    rec.option = "api";
-    if (api) {
-      rec.model = api->model->id;
-      rec.candidate_id = api->model->id + " | API: " + api->api_label;
-      rec.candidate = -1;
-      for (std::size_t i = 0; i < r.candidates.size(); ++i)
-        if (&r.candidates[i] == api) rec.candidate = static_cast<int>(i);
-    }
-    rec.reasons.push_back(why);
-  };
-
-  if (!best) {
-    if (!sc.demand.residency_required && api) {
-      use_api(fmt::format(
-          "no build is eligible (fit, SLA, quality, price): call the {} API at {} per 1M "
-          "output tokens",
-          api->model->id, fmt_money(*api->api_per_mtok, cur)));
-    } else {
-      rec.option = "none";
-      rec.reasons.push_back(
-          sc.demand.residency_required
-              ? "residency is mandatory but no build is eligible: widen builds or models"
-              : "no build is eligible and no API price is known for the selected models");
-    }
-    rec.go_no_go = go_no_go_checks(r, nullptr);
-    return;
-  }
-  rec.candidate_id = best->id;
-  rec.model = best->model->id;
-  const double cap = best->throughput;
-  rec.reasons.push_back(
-      fmt::format("best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} "
-                  "node(s) cover the peak{}, "
-                  "running at {:.1f}% average utilization",
-                  best->id, cap, best->perf_note, best->nodes,
-                  best->reserve_nodes ? " plus one N+1 spare" : "", best->utilization * 100));
-  const double threshold =
-      best->rent_to_own_threshold.value_or(std::numeric_limits<double>::infinity());
-
-  // Buy or rent for a self-hosted fleet (seed 000 flexion ②): owning wins above the
-  // time-utilization where its yearly cost equals renting around the clock.
-  auto own_or_rent = [&](double util, bool resale) {
-    if (!best->own_per_mtok) {
-      rec.option = "rent";
-      rec.reasons.push_back("owning could not be priced, so rent");
-      return;
-    }
-    if (!best->rent_per_mtok) {
-      rec.option = "buy";
-      rec.reasons.push_back("renting could not be priced, so buy");
-      return;
-    }
-    if (util >= threshold) {
-      rec.option = resale ? "hybrid" : "buy";
-      rec.reasons.push_back(fmt::format(
-          "utilization {:.0f}%{} ≥ the rent→own threshold {:.0f}% (owning {} a year vs renting "
-          "24/7 {} a "
-          "year): own{}; payback against renting {}",
-          util * 100, resale ? " including resold surplus" : "", threshold * 100,
-          fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur),
-          resale ? " and resell the idle capacity" : "",
-          best->payback_vs_rent_years ? fmt::format("{:.2f} years", *best->payback_vs_rent_years)
-                                      : "never"));
-    } else if (threshold > 1) {
-      rec.option = "rent";
-      rec.reasons.push_back(
-          fmt::format("owning costs {} a year against {} for renting the same nodes 24/7: owning "
-                      "never beats renting at "
-                      "these prices (rent→own threshold {:.0f}% > 100%), so rent",
-                      fmt_money(*best->own_per_year, cur), fmt_money(*best->rent_per_year, cur),
-                      threshold * 100));
-    } else {
-      rec.option = "rent";
-      rec.reasons.push_back(fmt::format(
-          "utilization {:.1f}% < the rent→own threshold {:.0f}% (owning {} a year vs renting 24/7 "
-          "{}): rent "
-          "(burst or part-time), and buy only once sustained utilization stays above {:.0f}%",
-          util * 100, threshold * 100, fmt_money(*best->own_per_year, cur),
-          fmt_money(*best->rent_per_year, cur), threshold * 100));
-    }
-  };
-  const bool resale_helps = sc.resale && best->own_net_of_resale_per_mtok &&
-                            best->utilization_with_resale >= threshold &&
-                            best->utilization < threshold;
-
-  if (sc.demand.residency_required) {
-    rec.reasons.push_back(
-        "residency is mandatory (/demand/residency_required): the API is ruled out, "
-        "self-host — rent first, then own");
-    if (resale_helps) {
-      rec.reasons.push_back(fmt::format(
-          "reselling {:.0f}% of the idle capacity brings {} a year and lifts utilization to "
-          "{:.0f}%; "
-          "net internal cost {} per 1M output tokens",
-          sc.resale->sold_share * 100, fmt_money(*best->resale_revenue_per_year, cur),
-          best->utilization_with_resale * 100, fmt_money(*best->own_net_of_resale_per_mtok, cur)));
-      own_or_rent(best->utilization_with_resale, true);
-    } else {
-      own_or_rent(best->utilization, false);
-    }
-  } else if (!api) {
-    rec.reasons.push_back("no API price is known for the eligible models: self-host");
-    own_or_rent(best->utilization, false);
-  } else {
-    const double self = *best->best_self_host_per_mtok();
-    const double api_p = *api->api_per_mtok;
-    const double near = sc.near_full_node_share;
-    rec.reasons.push_back(
-        fmt::format("residency is not mandatory: compare with the API ({} at {} per 1M output "
-                    "tokens, input included)",
-                    api->model->id, fmt_money(api_p, cur)));
-    if (best->node_equivalents >= near) {
-      rec.reasons.push_back(
-          fmt::format("average demand is {:.2f} node(s) of {} around the clock (≥ {:.0f}% of a "
-                      "node): demand is near "
-                      "a full node 24/7",
-                      best->node_equivalents, best->id, near * 100));
-      if (self <= api_p) {
-        rec.reasons.push_back(
-            fmt::format("self-hosting costs {} per 1M output tokens, {:.1f}× cheaper "
-                        "than the API",
-                        fmt_money(self, cur), api_p / self));
-        own_or_rent(best->utilization, false);
-      } else {
-        use_api(
-            fmt::format("even so, self-hosting costs {} per 1M output tokens against the API's {} "
-                        "({:.1f}× more): use the API",
-                        fmt_money(self, cur), fmt_money(api_p, cur), self / api_p));
-      }
-    } else if (resale_helps && *best->own_net_of_resale_per_mtok < api_p) {
-      rec.reasons.push_back(fmt::format(
-          "demand is {:.0f}% of one node, but reselling the idle capacity nets the internal cost "
-          "down to "
-          "{} per 1M output tokens, below the API",
-          best->node_equivalents * 100, fmt_money(*best->own_net_of_resale_per_mtok, cur)));
-      own_or_rent(best->utilization_with_resale, true);
-    } else if (self < api_p) {
-      rec.reasons.push_back(
-          fmt::format("demand is {:.1f}% of one node, yet self-hosting at {} per 1M output tokens "
-                      "already undercuts the "
-                      "API's {}: past the crossover{}",
-                      best->node_equivalents * 100, fmt_money(self, cur), fmt_money(api_p, cur),
-                      match_text(best->own_matches_api_tok_s)));
-      own_or_rent(best->utilization, false);
-    } else {
-      use_api(
-          fmt::format("demand is bursty or below a node ({:.1f}% of one node around the clock, < "
-                      "{:.0f}%): the API at "
-                      "{} per 1M output tokens is {:.1f}× cheaper than self-hosting at {}; revisit "
-                      "at scale{}",
-                      best->node_equivalents * 100, near * 100, fmt_money(api_p, cur), self / api_p,
-                      fmt_money(self, cur), match_text(best->own_matches_api_tok_s)));
-    }
-  }
-  if (rec.option == "rent" || rec.option == "buy" || rec.option == "hybrid")
-    rec.reasons.push_back(
-        "before buying, rent the build for a pilot and pass all six go/no-go checks");
-  rec.go_no_go = go_no_go_checks(r, rec.option == "api" ? nullptr : best);
-}
+// The decision lives in plan_decide.cpp.
 
 std::vector<std::string> go_no_go_checks(const PlanResult& r, const Candidate* c) {
   const auto& d = r.scenario.demand;
@@ -1091,6 +887,11 @@ Json range_json(const std::optional<mc::Range>& r) {
 Cell opt_cell(const std::optional<double>& v, int d = -1) {
   return v ? Cell(*v, d) : Cell();
 }
+std::string price_basis_text(const Candidate& c) {
+  std::string s = c.own_price_basis;
+  if (!c.rent_price_basis.empty()) s += (s.empty() ? "" : "; ") + c.rent_price_basis;
+  return s;
+}
 
 }  // namespace
 
@@ -1112,13 +913,14 @@ Report make_plan_report(const PlanResult& r) {
   rep.tables.push_back(dec);
 
   const std::string m = "(" + cur + "/MTok)";
-  Table t{"candidates",
-          "Candidates, ranked by self-hosted cost per 1M output tokens",
-          {"rank", "model", "build", "precision", "fits", "nodes", "tok/s per node",
-           "utilization (%)", "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m, "api " + m,
-           "payback vs rent (years)", "quality", "risks", "status"},
-          {},
-          {}};
+  Table t{
+      "candidates",
+      "Candidates, ranked by self-hosted cost per 1M output tokens",
+      {"rank", "model", "build", "precision", "fits", "nodes", "tok/s per node", "utilization (%)",
+       "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m, "rent part-time " + m, "api " + m,
+       "payback vs rent (years)", "quality", "risks", "price basis", "status"},
+      {},
+      {}};
   for (int i : r.ranking) {
     const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
     const auto& ps =
@@ -1129,15 +931,17 @@ Report make_plan_report(const PlanResult& r) {
            c.meets_sla ? Cell(c.utilization * 100, 1) : Cell(), opt_cell(c.own_per_mtok),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p10) : Cell(),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p90) : Cell(), opt_cell(c.rent_per_mtok),
-           opt_cell(c.api_per_mtok), opt_cell(c.payback_vs_rent_years, 2),
+           opt_cell(c.rent_part_time_per_mtok), opt_cell(c.api_per_mtok),
+           opt_cell(c.payback_vs_rent_years, 2),
            ps ? Cell(fmt::format("{} {}", c.primary_benchmark, *ps))
               : Cell(c.primary_benchmark + " missing"),
-           Cell(c.risks.size()),
+           Cell(c.risks.size()), price_basis_text(c),
            c.eligible ? std::string("eligible") : "excluded: " + c.excluded.front()});
   }
   t.notes.push_back(
-      "own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; api = the "
-      "same model's API, input tokens included (docs/plan.md).");
+      "own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; rent "
+      "part-time = the node-hours the demand profile needs (/rent/schedule); api = the same "
+      "model's API, input tokens included (docs/plan.md).");
   t.notes.push_back(fmt::format(
       "P10/P90 from {} Monte Carlo samples over catalog price ranges and ±{:.0f}% "
       "throughput (seed {}).",
@@ -1216,8 +1020,15 @@ Report make_plan_report(const PlanResult& r) {
     x["precision"] = c.build.precision;
     x["kv_precision"] = c.kv_precision;
     x["engine"] = c.engine->id;
-    x["layout"] = {
-        {"tp", c.layout.tp}, {"pp", c.layout.pp}, {"dp", c.layout.dp}, {"ep", c.layout.ep}};
+    x["system"] = c.system.id.empty() ? Json(nullptr) : Json(c.system.id);
+    x["layout"] = {{"tp", c.layout.tp},
+                   {"pp", c.layout.pp},
+                   {"ep", c.layout.ep},
+                   {"dp", c.layout.dp},
+                   {"nodes_per_replica", 1}};
+    x["price_basis"] = {
+        {"own", c.own_price_basis.empty() ? Json(nullptr) : Json(c.own_price_basis)},
+        {"rent", c.rent_price_basis.empty() ? Json(nullptr) : Json(c.rent_price_basis)}};
     x["fits"] = c.fits;
     x["fit"] = {{"reason", c.fit_reason},
                 {"weights_gb", c.weights_gb},
@@ -1242,10 +1053,15 @@ Report make_plan_report(const PlanResult& r) {
     cp["p90"] = own_r.is_null() ? Json(nullptr) : own_r["p90"];
     cp["own_range"] = own_r;
     cp["rent_range"] = range_json(c.mc.rent_per_mtok);
+    cp["rent_part_time"] = opt_json(c.rent_part_time_per_mtok);
     x["cost_per_mtok_output"] = cp;
     x["cost_per_year"] = {{"own", opt_json(c.own_per_year)},
                           {"rent", opt_json(c.rent_per_year)},
+                          {"rent_part_time", opt_json(c.rent_part_time_per_year)},
                           {"api", opt_json(c.api_per_year)}};
+    x["rent_schedule"] = {{"mode", sc.rent_schedule.mode},
+                          {"node_hours_per_year", opt_json(c.rent_node_hours_per_year)},
+                          {"per_node_hour", opt_json(c.rent_per_node_hour)}};
     x["capex"] = opt_json(c.capex);
     x["opex_per_year"] = opt_json(c.opex_per_year);
     x["payback_years"] = {{"vs_rent", opt_json(c.payback_vs_rent_years)},
@@ -1291,8 +1107,18 @@ Report make_plan_report(const PlanResult& r) {
   j["recommendation"] = {{"option", rec.option},
                          {"candidate", rec.candidate_id},
                          {"model", rec.model},
+                         {"annual_cost", opt_json(rec.annual_cost)},
+                         {"cost_per_mtok_output", opt_json(rec.cost_per_mtok_output)},
+                         {"currency", cur},
                          {"reasons", rec.reasons},
                          {"go_no_go", rec.go_no_go}};
+  if (rec.option == "rent")
+    j["recommendation"]["rent_node_hours_per_year"] = opt_json(rec.rent_node_hours_per_year);
+  j["recommendation"]["flips_at"] =
+      rec.flips_at ? Json{{"requests_per_day", rec.flips_at->requests_per_day},
+                          {"output_tokens_per_month", rec.flips_at->output_tokens_per_month},
+                          {"to", rec.flips_at->to}}
+                   : Json(nullptr);
   j["monte_carlo"] = {{"samples", sc.monte_carlo.samples},
                       {"seed", sc.monte_carlo.seed},
                       {"efficiency_spread", sc.monte_carlo.efficiency_spread},
@@ -1376,6 +1202,10 @@ svg::ChartPage make_plan_chart(const PlanResult& r) {
     };
     if (c.capex && c.opex_per_year) add("own (capex + opex)", *c.capex, *c.opex_per_year);
     if (c.rent_per_year) add("rent 24/7", 0, *c.rent_per_year);
+    if (c.rent_part_time_per_year && c.rent_per_year &&
+        *c.rent_part_time_per_year < *c.rent_per_year)
+      add(fmt::format("rent part-time ({:.0f} node-h/yr)", c.rent_node_hours_per_year.value_or(0)),
+          0, *c.rent_part_time_per_year);
     if (c.api_per_year) add("API", 0, *c.api_per_year);
     if (c.crossover_vs_rent_month && c.rent_per_year)
       b.highlights.push_back({*c.crossover_vs_rent_month,

@@ -47,10 +47,10 @@ class Reader {
 
   PlanScenario read() {
     if (!root_.is_object()) root_.fail("expected a JSON object at the top level");
-    root_.only_keys(
-        with_prov({"title", "description", "currency", "fx_per_usd", "horizon_months",
-                   "month_hours", "demand", "models", "builds", "engine", "n_plus_one",
-                   "near_full_node_share", "resale", "monte_carlo", "buy", "rent", "api"}));
+    root_.only_keys(with_prov({"title", "description", "currency", "fx_per_usd", "horizon_months",
+                               "month_hours", "demand", "models", "builds", "engine", "n_plus_one",
+                               "near_full_node_share", "resale", "monte_carlo", "buy", "rent",
+                               "api", "pricing"}));
     sc_.title = root_.string_or("title", "");
     sc_.description = root_.string_or("description", "");
     sc_.currency = root_.string("currency");  // the cost reader checks the code itself
@@ -104,6 +104,7 @@ class Reader {
       sc_.cost_doc["buy"] = v->raw();
       sc_.has_buy = true;
     }
+    read_pricing();
     if (auto v = root_.get("rent")) {
       if (!v->is_object()) v->fail("expected an object, found " + describe_json(v->raw()));
       if (many)
@@ -113,6 +114,7 @@ class Reader {
                            "prices one node, but the plan compares several builds: put it in "
                            "/builds/i/rent of the build it belongs to");
       sc_.cost_doc["rent"] = v->raw();
+      sc_.cost_doc["rent"].erase("schedule");  // plan-only: read by read_pricing()
     }
     if (auto v = root_.get("api")) {
       if (!v->is_object()) v->fail("expected an object, found " + describe_json(v->raw()));
@@ -149,6 +151,62 @@ class Reader {
       record(name, value, unit);
     else
       record_default(name, value, unit);
+  }
+
+  // /pricing (own_basis, rent_kind) and /rent/schedule: one price basis for every candidate
+  // and how a rented node runs (docs/scenario.md § pricing).
+  void read_pricing() {
+    std::string rent_kind;
+    if (auto r = root_.get("rent"); r && r->is_object() && r->has("kind")) {
+      // The cost reader's kinds map onto the catalog's: reserved prices are 36-month ones.
+      const std::string k = r->one_of("kind", {"on_demand", "reserved", "spot"});
+      rent_kind = k == "reserved" ? "reserved_3y" : k;
+    }
+    if (auto v = root_.get("pricing")) {
+      if (!v->is_object()) v->fail("expected an object, found " + describe_json(v->raw()));
+      v->only_keys({"own_basis", "rent_kind", "notes"});
+      if (v->has("own_basis"))
+        sc_.own_basis =
+            *pricing::parse_own_basis(v->one_of("own_basis", {"street", "list", "quote"}));
+      if (v->has("rent_kind")) {
+        const std::string k =
+            v->one_of("rent_kind", {"on_demand", "reserved_1y", "reserved_3y", "spot"});
+        if (!rent_kind.empty() && k.rfind(rent_kind.substr(0, 8), 0) != 0)
+          v->fail_member("rent_kind", "'" + k + "' contradicts /rent/kind (" + rent_kind +
+                                          "): give one of them");
+        rent_kind = k;
+      }
+    }
+    if (!rent_kind.empty()) sc_.rent_kind = *pricing::parse_rent_kind(rent_kind);
+    const bool given = root_.get("pricing").has_value();
+    auto put = given ? &Reader::record : &Reader::record_default;
+    (this->*put)("/pricing/own_basis", pricing::own_basis_name(sc_.own_basis), "basis");
+    (this->*put)("/pricing/rent_kind", pricing::rent_kind_name(sc_.rent_kind), "kind");
+    RentSchedule& s = sc_.rent_schedule;
+    if (!pricing::bills_by_the_hour(sc_.rent_kind)) s.mode = "24x7";  // reserved: paid 24/7
+    auto r = root_.get("rent");
+    auto sv = r && r->is_object() ? r->get("schedule") : std::nullopt;
+    if (!sv) {
+      record_default("/rent/schedule/mode", s.mode, "");
+      return;
+    }
+    if (!sv->is_object()) sv->fail("expected an object, found " + describe_json(sv->raw()));
+    sv->only_keys({"mode", "min_billing_hours", "cold_start_s", "notes"});
+    if (sv->has("mode")) s.mode = sv->one_of("mode", {"24x7", "profile", "autoscale"});
+    if (s.mode != "24x7" && !pricing::bills_by_the_hour(sc_.rent_kind))
+      sv->fail_member("mode", fmt::format("a {} rental is paid around the clock: only 24x7 applies",
+                                          pricing::rent_kind_name(sc_.rent_kind)));
+    if (sv->has("min_billing_hours")) {
+      s.min_billing_hours = sv->positive("min_billing_hours");
+      if (s.min_billing_hours > 24)
+        sv->fail_member("min_billing_hours", "expected at most 24 hours");
+    }
+    if (sv->has("cold_start_s")) s.cold_start_s = sv->non_negative("cold_start_s");
+    if (s.cold_start_s > 3600) sv->fail_member("cold_start_s", "expected at most 3,600 s");
+    if (s.mode != "autoscale")
+      for (const char* k : {"min_billing_hours", "cold_start_s"})
+        if (sv->has(k)) sv->fail_member(k, "applies to mode autoscale only");
+    record("/rent/schedule", sv->raw(), "");
   }
 
   void read_demand(const JsonView& v) {
@@ -289,23 +347,45 @@ class Reader {
     if (items.empty()) v.fail("expected at least one build");
     for (const auto& b : items) {
       if (!b.is_object()) b.fail("expected a build object, found " + describe_json(b.raw()));
-      b.only_keys({"device", "gpus_per_node", "precision", "kv", "engine", "tp", "pp", "ep",
-                   "dp_attention", "buy", "rent", "notes"});
+      b.only_keys({"system", "device", "gpus_per_node", "precision", "kv", "engine", "tp", "pp",
+                   "ep", "dp_attention", "buy", "rent", "notes"});
       BuildSpec s;
       s.json_path = b.path();
-      s.device = b.string("device");
+      const System* sys = nullptr;
+      if (b.has("system")) {
+        try {
+          sys = &cat_.system(b.string("system"));
+        } catch (const UnknownIdError& e) {
+          b.fail_member("system", e.what());
+        }
+        s.system = sys->id;
+      } else if (!b.has("device")) {
+        b.fail("expected \"system\" (a data/systems.json id) or \"device\" with gpus_per_node");
+      }
+      s.device = b.has("device") ? b.string("device") : sys->device;
+      if (sys && s.device != sys->device)
+        b.fail_member("device",
+                      fmt::format("system '{}' holds {}, not {}", sys->id, sys->device, s.device));
       const Device* d = nullptr;
       try {
         d = &cat_.device(s.device);
       } catch (const UnknownIdError& e) {
         b.fail_member("device", e.what());
       }
-      const long long g = b.positive_int("gpus_per_node");
+      const long long g =
+          b.has("gpus_per_node") || !sys ? b.positive_int("gpus_per_node") : sys->gpus_per_node;
+      if (sys && g != sys->gpus_per_node)
+        b.fail_member("gpus_per_node", fmt::format("system '{}' has {} GPUs per node, found {}",
+                                                   sys->id, sys->gpus_per_node, g));
       if (g > d->max_per_node)
         b.fail_member("gpus_per_node", fmt::format("{} takes at most {} per node (devices.json "
                                                    "max_per_node), found {}",
                                                    d->id, d->max_per_node, g));
       s.gpus_per_node = static_cast<int>(g);
+      // An old-style build (device × gpus) is the catalog system of that device and size.
+      if (!sys)
+        if (const System* m = pricing::system_for(cat_, s.device, s.gpus_per_node))
+          s.system = m->id;
       s.precision = b.string_or("precision", "native");
       if (s.precision != "native") {
         try {

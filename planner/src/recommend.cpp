@@ -28,37 +28,43 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 struct Config {
   const Model* m;
   const Device* d;
+  const System* sys;
+  int nodes;
   int gpus;
   std::string precision;
   PrecisionMix mix;
   std::string kv;
   Layout layout;
   const Efficiencies* eff;
-  double gpu_hour_usd;
+  double node_hour_usd;
   const std::string* basis;
 };
 
 }  // namespace
 
-std::optional<std::pair<double, std::string>> gpu_hour_price(const Device& d, const Catalog& cat,
-                                                             const Request& req) {
-  const RentalPrice* best = nullptr;
-  for (const RentalPrice* r : cat.rental_prices_for(d.id))
-    if (!best || r->usd_per_gpu_hour < best->usd_per_gpu_hour) best = r;
-  if (best)
-    return std::make_pair(best->usd_per_gpu_hour,
-                          "rent: " + best->provider + " (" + best->kind + ")");
-  // The same entry the cost reader would price a node from (street basis, outliers out, the
-  // entry nearest the median), net of its own VAT: a gross price recorded in another country is
-  // not a cost to a buyer who does not pay that VAT (docs/cost.md §3).
-  const HardwareSelection sel = select_price_entries(cat, d.id, 0, PriceBasis::street);
-  if (sel.point < 0) return std::nullopt;
-  const HardwarePick& pick = sel.picks[static_cast<std::size_t>(sel.point)];
-  const HardwarePrice* hp = pick.entry;
-  const double usd = pick.net_usd_mid / pick.count / std::max(1, hp->devices);
+std::optional<std::pair<double, std::string>> node_hour_price(const System& s, const Catalog& cat,
+                                                              const Request& req,
+                                                              std::string* why) {
+  const pricing::Context ctx{"USD", 1, req.vat_rate};
+  if (req.price_as == "rent") {
+    const pricing::RentPrice r = pricing::rent_price(s, cat, req.rent_kind, ctx);
+    if (!r.ok) {
+      if (why) *why = r.reason;
+      return std::nullopt;
+    }
+    return std::make_pair(r.per_node_hour, r.basis);
+  }
+  const pricing::OwnPrice o = pricing::own_price(s, cat, req.own_basis, ctx);
+  if (!o.ok) {
+    if (why) *why = o.reason;
+    return std::nullopt;
+  }
+  const Device& d = cat.device(s.device);
+  const double wall_w = s.wall_power_w > 0 ? s.wall_power_w : d.tdp_w * s.gpus_per_node;
   const double hours = req.life_months * 730.0;
-  const double power = d.tdp_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
-  return std::make_pair(usd / hours + power, "own: " + hp->item);
+  const double power = wall_w / 1000.0 * req.pue * req.electricity_usd_per_kwh;
+  return std::make_pair(o.mid() / hours + power,
+                        fmt::format("{} over {} months + power", o.basis, req.life_months));
 }
 
 std::vector<Point> pareto_frontier(std::vector<Point> pts) {
@@ -80,23 +86,25 @@ Result search(const Request& req, const Catalog& cat) {
   const auto t0 = std::chrono::steady_clock::now();
   Result res;
   const Engine& eng = cat.engine(req.engine);
-  // Devices with a price, their efficiencies resolved once.
-  struct Dev {
+  // Systems priced in the one basis, their efficiencies resolved once.
+  struct Sys {
+    const System* s;
     const Device* d;
     Efficiencies eff;
     double price;
     std::string basis;
   };
-  std::vector<Dev> devs;
-  for (const auto& d : cat.devices) {
+  std::vector<Sys> syss;
+  for (const auto& s : cat.systems) {
+    const Device& d = cat.device(s.device);
     if (!eng.device_kinds.empty() && !contains(eng.device_kinds, device_kind_name(d.kind)))
       continue;
-    const auto p = gpu_hour_price(d, cat, req);
+    const auto p = node_hour_price(s, cat, req);
     if (!p) {
-      ++res.devices_unpriced;
+      ++res.systems_unpriced;
       continue;
     }
-    devs.push_back({&d, resolve_efficiencies(d, eng), p->first, p->second});
+    syss.push_back({&s, &d, resolve_efficiencies(d, eng), p->first, p->second});
   }
   // Configurations, pruned by a necessary memory condition.
   std::vector<Config> configs;
@@ -120,21 +128,22 @@ Result search(const Request& req, const Catalog& cat) {
         needs_fp4 = needs_fp4 || (hw == "fp4" && spec != "native");
         needs_fp8 = needs_fp8 || (hw == "fp8" && spec != "native");
       }
-      for (const auto& dv : devs) {
-        const Device& d = *dv.d;
+      for (const auto& sv : syss) {
+        const Device& d = *sv.d;
         if ((needs_fp4 && !d.has_hw_format("fp4")) || (needs_fp8 && !d.has_hw_format("fp8")))
           continue;
         const std::string kv =
             d.has_hw_format("fp8") && contains(eng.kv_formats, "fp8") ? "fp8" : "bf16";
-        for (int g = 1; g <= req.max_gpus; ++g) {
-          if (g > d.max_per_node && g % d.max_per_node != 0) continue;
+        // A configuration is N whole nodes of the system.
+        for (int n = 1; n * sv.s->gpus_per_node <= req.max_gpus; ++n) {
+          const int g = n * sv.s->gpus_per_node;
           if (wb > g * d.memory_gb * 1e9 * eng.memory_utilization) continue;
           std::vector<Layout> layouts{Layout{g, 1, 0, false}};
           if (g >= 2 && g % 2 == 0) layouts.push_back(Layout{g / 2, 2, 0, false});
           if (m->attention.type == AttentionType::mla && g > 1)
             layouts.push_back(Layout{g, 1, 0, true});
           for (const auto& l : layouts)
-            configs.push_back({m, &d, g, spec, mix, kv, l, &dv.eff, dv.price, &dv.basis});
+            configs.push_back({m, &d, sv.s, n, g, spec, mix, kv, l, &sv.eff, sv.price, &sv.basis});
         }
       }
     }
@@ -198,9 +207,12 @@ Result search(const Request& req, const Catalog& cat) {
         p.tpot_ms = r.decode.tpot_ms;
         p.meets_sla = (!req.sla.tpot_ms || p.tpot_ms <= *req.sla.tpot_ms) &&
                       (!req.sla.ttft_ms || p.ttft_ms <= *req.sla.ttft_ms);
-        p.gpu_hour_usd = c.gpu_hour_usd;
+        p.system = c.sys;
+        p.nodes = c.nodes;
+        p.node_hour_usd = c.node_hour_usd;
+        p.gpu_hour_usd = c.node_hour_usd / c.sys->gpus_per_node;
         p.price_basis = *c.basis;
-        const double per_hour = c.gpu_hour_usd * c.gpus * req.fx_per_usd;
+        const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
         if (p.aggregate_tok_s > 0) {
           if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
             p.replicas = std::max(
@@ -239,7 +251,7 @@ Result search(const Request& req, const Catalog& cat) {
   }
   // Deterministic order whatever the thread split.
   auto key = [](const Point& p) {
-    return std::make_tuple(p.cost_per_mtok, -p.per_user_tok_s, p.model->id, p.device->id, p.gpus,
+    return std::make_tuple(p.cost_per_mtok, -p.per_user_tok_s, p.model->id, p.system->id, p.gpus,
                            p.precision, p.layout.tp, p.layout.pp, p.layout.dp_attention,
                            p.concurrency);
   };
@@ -264,18 +276,18 @@ Report make_report(const Request& req, const Result& r) {
                    const std::vector<Point>& pts) {
     Table t{name,
             title,
-            {"model", "device", "gpus", "precision", "layout", "concurrency", "per-user tok/s",
-             "aggregate tok/s", "TTFT (ms)", "TPOT (ms)", "meets SLA", "replicas", "GPU-hour (USD)",
-             cm, "price basis"},
+            {"model", "system", "nodes", "gpus", "precision", "layout", "concurrency",
+             "per-user tok/s", "aggregate tok/s", "TTFT (ms)", "TPOT (ms)", "meets SLA", "replicas",
+             "node-hour (USD)", cm, "price basis"},
             {},
             {}};
     for (const auto& p : pts)
-      t.add({p.model->id, p.device->id, p.gpus, p.precision,
+      t.add({p.model->id, p.system->id, p.nodes, p.gpus, p.precision,
              fmt::format("tp={} pp={} ep={}{}", p.layout.tp, p.layout.pp, p.layout.ep,
                          p.layout.dp_attention ? " dp-attn" : ""),
              p.concurrency, Cell(p.per_user_tok_s, 1), Cell(p.aggregate_tok_s, 0),
              Cell(p.ttft_ms, 0), Cell(p.tpot_ms, 1), p.meets_sla, p.replicas,
-             Cell(p.gpu_hour_usd, 2), Cell(p.cost_per_mtok), p.price_basis});
+             Cell(p.node_hour_usd, 2), Cell(p.cost_per_mtok), p.price_basis});
     return t;
   };
   rep.tables.push_back(table("top", fmt::format("Top {} under the SLA", req.top), r.top));
@@ -283,13 +295,19 @@ Report make_report(const Request& req, const Result& r) {
       "frontier", "Pareto frontier: cost per 1M output tokens vs per-user tok/s", r.frontier));
   rep.messages.push_back(
       fmt::format("searched {} configurations ({} fit) and {} concurrency points in {:.2f} s; {} "
-                  "devices without a price "
-                  "skipped",
-                  r.configs, r.configs_fit, r.points, r.seconds, r.devices_unpriced));
+                  "systems without a price in the ranking's basis skipped",
+                  r.configs, r.configs_fit, r.points, r.seconds, r.systems_unpriced));
+  rep.messages.push_back(
+      req.price_as == "rent"
+          ? fmt::format("one price basis for every row: rent, {} per node-hour",
+                        pricing::rent_kind_name(req.rent_kind))
+          : fmt::format("one price basis for every row: own, {} system price over {} months plus "
+                        "power (never a bare card)",
+                        pricing::own_basis_name(req.own_basis), req.life_months));
   rep.messages.push_back(
       req.output_tokens_per_s
-          ? fmt::format("cost at a demand of {:.1f} output tok/s (replicas × GPUs × GPU-hour, idle "
-                        "capacity included)",
+          ? fmt::format("cost at a demand of {:.1f} output tok/s (replicas × nodes × node-hour, "
+                        "idle capacity included)",
                         *req.output_tokens_per_s)
           : std::string("cost at full use of one replica (no demand given)"));
   if (r.top.empty()) rep.messages.push_back("no configuration meets the SLA");
@@ -298,7 +316,9 @@ Report make_report(const Request& req, const Result& r) {
     Json a = Json::array();
     for (const auto& p : pts)
       a.push_back({{"model", p.model->id},
+                   {"system", p.system->id},
                    {"device", p.device->id},
+                   {"nodes", p.nodes},
                    {"gpus", p.gpus},
                    {"precision", p.precision},
                    {"kv_precision", p.kv},
@@ -307,6 +327,7 @@ Report make_report(const Request& req, const Result& r) {
                      {"pp", p.layout.pp},
                      {"dp", p.layout.dp},
                      {"ep", p.layout.ep},
+                     {"nodes_per_replica", p.nodes},
                      {"dp_attention", p.layout.dp_attention}}},
                    {"concurrency", p.concurrency},
                    {"per_user_tokens_per_s", p.per_user_tok_s},
@@ -315,12 +336,16 @@ Report make_report(const Request& req, const Result& r) {
                    {"tpot_ms", p.tpot_ms},
                    {"meets_sla", p.meets_sla},
                    {"replicas", p.replicas},
+                   {"node_hour_usd", p.node_hour_usd},
                    {"gpu_hour_usd", p.gpu_hour_usd},
                    {"price_basis", p.price_basis},
                    {"cost_per_mtok_output", p.cost_per_mtok}});
     return a;
   };
   j["currency"] = req.currency;
+  j["price_basis"] = req.price_as == "rent"
+                         ? "rent: " + std::string(pricing::rent_kind_name(req.rent_kind))
+                         : "own: " + std::string(pricing::own_basis_name(req.own_basis));
   j["demand"] = {{"output_tokens_per_s",
                   req.output_tokens_per_s ? Json(*req.output_tokens_per_s) : Json(nullptr)},
                  {"input_tokens", req.input_tokens},

@@ -16,6 +16,7 @@
 #include "moeplan/json_read.hpp"
 #include "moeplan/montecarlo.hpp"
 #include "moeplan/performance.hpp"
+#include "moeplan/pricing.hpp"
 #include "moeplan/report.hpp"
 #include "moeplan/sizing.hpp"
 #include "moeplan/svg_chart.hpp"
@@ -61,6 +62,7 @@ struct ModelSelector {
 };
 
 struct BuildSpec {
+  std::string system;  // catalog system id ("" = none in data/systems.json for device × gpus)
   std::string device;
   int gpus_per_node = 0;
   std::string precision = "native";  // weight spec: "native", an id, or a per-component mix
@@ -85,6 +87,13 @@ struct MonteCarloSettings {
   double efficiency_spread = 0.2;  // ± share of SLA throughput
 };
 
+// How a rented node runs to serve the demand (docs/scenario.md § rent schedule).
+struct RentSchedule {
+  std::string mode = "profile";  // 24x7 | profile | autoscale
+  double min_billing_hours = 1;  // autoscale: each node start bills at least this
+  double cold_start_s = 0;       // autoscale: billed start-up time per node start
+};
+
 struct PlanScenario {
   std::string file;   // as given (for messages)
   std::string label;  // file name without directories (for outputs)
@@ -97,6 +106,10 @@ struct PlanScenario {
   bool builds_auto = false;
   bool n_plus_one = false;
   double near_full_node_share = 0.7;  // "demand near a full node" (seed 000: 60–70%)
+  // One price basis for every candidate (/pricing, docs/scenario.md).
+  pricing::OwnBasis own_basis = pricing::OwnBasis::street;
+  pricing::RentKind rent_kind = pricing::RentKind::on_demand;
+  RentSchedule rent_schedule;
   std::optional<Resale> resale;
   MonteCarloSettings monte_carlo;
   // The money part as a cost scenario (docs/scenario.md): top-level keys, demand
@@ -132,6 +145,8 @@ struct Candidate {
   const Device* device = nullptr;
   const Engine* engine = nullptr;
   BuildSpec build;
+  System system;  // the catalog system (or a stand-in: id "" when systems.json has none)
+  std::string own_price_basis, rent_price_basis;  // "own: street, system price", …
   PrecisionMix weights;
   std::string precision_label, kv_precision;
   ResolvedLayout layout;
@@ -159,6 +174,11 @@ struct Candidate {
   std::optional<double> payback_vs_rent_years, payback_vs_api_years;
   std::optional<double> crossover_vs_rent_month, crossover_vs_api_month;
   std::optional<double> rent_to_own_threshold;
+  // Renting part-time: the node-hours the fleet must run to serve the demand profile
+  // (RentSchedule), billed at the 24/7 rent per node-hour.
+  std::optional<double> rent_per_node_hour;  // 24/7 yearly rent per node / 8,760 h
+  std::optional<double> rent_node_hours_per_year, rent_part_time_per_year, rent_part_time_per_mtok;
+  std::string rent_schedule_note;
   std::optional<double> own_matches_api_tok_s;  // sustained demand where one node's TCO = API
   std::optional<double> resale_revenue_per_year, own_net_of_resale_per_mtok;
   double utilization_with_resale = 0;
@@ -189,6 +209,13 @@ struct Candidate {
   std::optional<double> best_self_host_per_mtok() const;
 };
 
+// Where the verdict changes: the demand at which the next option becomes cheaper.
+struct Flip {
+  double requests_per_day = 0;
+  double output_tokens_per_month = 0;  // 1/12 of a year's output tokens at that demand
+  std::string to;                      // the option that becomes cheaper: buy | rent | api | hybrid
+};
+
 struct Recommendation {
   std::string option;  // buy | rent | api | hybrid | none
   int candidate = -1;  // index into candidates, -1 when none
@@ -196,6 +223,10 @@ struct Recommendation {
   std::string model;
   std::vector<std::string> reasons;
   std::vector<std::string> go_no_go;
+  // The recommended option priced as recommended (scenario currency).
+  std::optional<double> annual_cost, cost_per_mtok_output;
+  std::optional<double> rent_node_hours_per_year;  // rent only
+  std::optional<Flip> flips_at;
 };
 
 struct PlanResult {
@@ -216,6 +247,24 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
 
 // The decision (exposed for tests): fills result.recommendation from the candidates.
 void decide(PlanResult& r);
+
+// Yearly cost of each option for one candidate when demand is `scale` × the scenario's
+// (fleet resized for the peak, rented node-hours re-derived from the profile, API linear in
+// tokens). Options absent when not priced or ruled out (api with residency). decide() and
+// the flip point use it; exposed for tests.
+struct OptionCosts {
+  std::optional<double> buy, hybrid, rent, api;  // rent: the cheaper of part-time and 24/7
+  std::optional<double> rent_node_hours;
+  double output_tokens_per_year = 0;
+};
+OptionCosts option_costs(const PlanResult& r, const Candidate& best, const Candidate* api,
+                         double scale);
+
+// Node-hours per year a rented fleet runs under `s` to serve `d` scaled by `scale`: whole
+// hours per hour of demand (profile), plus cold starts and a minimum billing unit (autoscale),
+// or the whole fleet around the clock (24x7). Never more than fleet_nodes × 8,760.
+double rent_node_hours(const RentSchedule& s, const PlanDemand& d, double node_tok_s,
+                       int reserve_nodes, int fleet_nodes, double scale = 1);
 
 // Re-runs only the Monte Carlo of every candidate (the benchmark and tests).
 void run_monte_carlo(PlanResult& r, int samples, std::uint64_t seed, int threads);

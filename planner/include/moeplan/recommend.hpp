@@ -10,6 +10,7 @@
 
 #include "moeplan/catalog.hpp"
 #include "moeplan/performance.hpp"
+#include "moeplan/pricing.hpp"
 #include "moeplan/report.hpp"
 
 namespace moeplan::recommend {
@@ -24,7 +25,13 @@ struct Request {
   std::string engine = "vllm";
   std::string currency = "USD";
   double fx_per_usd = 1;
-  // Owning, when a device has no rental price: price / life + power.
+  // One price basis for the whole ranking (pricing.hpp): own (the system's purchase price in
+  // `own_basis`, spread over the life, plus power) or rent (per node-hour of `rent_kind`).
+  std::string price_as = "own";  // own | rent
+  pricing::OwnBasis own_basis = pricing::OwnBasis::street;
+  pricing::RentKind rent_kind = pricing::RentKind::on_demand;
+  double vat_rate = 0;  // to take VAT out of catalog prices that include it
+  // Owning: price / life + power at the wall.
   int life_months = 36;
   double electricity_usd_per_kwh = 0.12;
   double pue = 1.4;
@@ -35,6 +42,8 @@ struct Request {
 struct Point {
   const Model* model = nullptr;
   const Device* device = nullptr;
+  const System* system = nullptr;  // catalog system; a configuration is `nodes` of it
+  int nodes = 1;
   int gpus = 0;
   std::string precision;  // weight spec
   std::string kv;
@@ -44,8 +53,9 @@ struct Point {
   double per_user_tok_s = 0;
   double ttft_ms = 0, tpot_ms = 0;
   bool meets_sla = true;
-  double gpu_hour_usd = 0;
-  std::string price_basis;   // "rent: provider (kind)" | "own: item"
+  double node_hour_usd = 0;  // one node, in the ranking's basis
+  double gpu_hour_usd = 0;   // node_hour_usd / GPUs per node
+  std::string price_basis;   // "own: street, system price" | "rent: on_demand, per node-hour"
   int replicas = 1;          // copies needed for the demand (1 without a demand)
   double cost_per_mtok = 0;  // scenario currency, at the demand (idle capacity included)
 };
@@ -54,13 +64,15 @@ struct Result {
   std::vector<Point> frontier;  // cost ascending, per-user tok/s ascending
   std::vector<Point> top;       // cheapest meeting the SLA (and the demand)
   std::size_t configs = 0, configs_fit = 0, points = 0;
-  std::size_t devices_unpriced = 0;
+  std::size_t systems_unpriced = 0;  // no price in the ranking's basis: skipped
   double seconds = 0;
 };
 
-// Per-GPU-hour price of a device in USD and its basis; nullopt when the catalog has none.
-std::optional<std::pair<double, std::string>> gpu_hour_price(const Device& d, const Catalog& cat,
-                                                             const Request& req);
+// Per-node-hour price of one node of a system in USD, in the request's one basis, with its
+// label; nullopt (and the reason in `why`) when the basis does not price it.
+std::optional<std::pair<double, std::string>> node_hour_price(const System& s, const Catalog& cat,
+                                                              const Request& req,
+                                                              std::string* why = nullptr);
 
 // Keeps the points no other point dominates (cost ≤ and per-user tok/s ≥, one strictly).
 std::vector<Point> pareto_frontier(std::vector<Point> pts);
