@@ -13,7 +13,9 @@
 #include <thread>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/scenario.hpp"
+#include "moeplan/validate_perf.hpp"
 
 namespace moeplan::plan {
 
@@ -85,7 +87,7 @@ class Evaluator {
   int min_fitting_gpus(const Model& m, const Device& d, const PrecisionMix& mix,
                        const std::string& kv, const Engine& e) const;
   std::string default_kv(const Device& d, const Engine& e) const {
-    return d.has_hw_format("fp8") && contains(e.kv_formats, "fp8") ? "fp8" : "bf16";
+    return default_kv_precision(d, e);  // the same default as perf and recommend
   }
   PrecisionMix mix_of(const Model& m, const std::string& spec) const {
     return spec == "native" ? m.native_precision
@@ -101,6 +103,7 @@ class Evaluator {
     c.inputs.push_back({std::move(name), std::move(value), std::move(unit), std::move(source)});
   }
   void record_catalog_inputs(Candidate& c) const;
+  void check_build_layout(Candidate& c) const;
   void run_fit_and_perf(Candidate& c) const;
   void run_cost(Candidate& c) const;
   void run_quality(Candidate& c) const;
@@ -164,6 +167,20 @@ void Evaluator::record_catalog_inputs(Candidate& c) const {
   }
 }
 
+// Layout rules (docs/performance.md § Layout rules): a build that breaks one is never ranked.
+void Evaluator::check_build_layout(Candidate& c) const {
+  const int g = c.build.gpus_per_node;
+  const Topology topo = topology_for(cat_, *c.device);
+  try {
+    const ResolvedLayout l =
+        resolve_layout(*c.model, g, effective_layout(*c.engine, topo, g, c.build.layout));
+    if (const auto broken = check_layout(*c.model, *c.device, topo, *c.engine, l, g))
+      c.excluded.push_back(fmt::format("layout breaks rule {}: {}", broken->rule, broken->message));
+  } catch (const Error& e) {
+    c.excluded.push_back(std::string("layout: ") + e.what());
+  }
+}
+
 void Evaluator::run_fit_and_perf(Candidate& c) const {
   const PlanDemand& dm = sc_.demand;
   FitRequest f;
@@ -174,7 +191,8 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   f.kv_precision = c.kv_precision;
   f.context_tokens = dm.context_tokens;
   f.concurrency = 1;
-  f.layout = c.build.layout;
+  f.layout = effective_layout(*c.engine, topology_for(cat_, *c.device), c.build.gpus_per_node,
+                              c.build.layout);
   f.memory_utilization = c.engine->memory_utilization;
   FitResult fr;
   try {
@@ -204,7 +222,7 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   p.gpus = c.build.gpus_per_node;
   p.weights = c.weights;
   p.kv_precision = c.kv_precision;
-  p.layout = c.build.layout;
+  p.layout = f.layout;
   p.input_tokens = dm.input_tokens;
   p.output_tokens = dm.output_tokens;
   p.efficiencies = resolve_efficiencies(*c.device, *c.engine);
@@ -245,7 +263,10 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   c.per_user_tok_s = pick->result.decode.per_request_tokens_per_s;
   c.ttft_ms = pick->result.prefill.ttft_ms;
   c.tpot_ms = pick->result.decode.tpot_ms;
-  c.perf_evidence = evidence_name(pick->result.evidence);
+  // The same tier perf and recommend report for this build (one story across commands).
+  c.perf_evidence =
+      evidence_name(throughput_evidence(pick->result.evidence, cat_, c.model->id, c.device->id,
+                                        c.build.gpus_per_node, c.build.precision, c.engine->id));
   c.perf_note =
       has_sla ? fmt::format("highest throughput meeting the SLA, at concurrency {}", c.concurrency)
               : fmt::format("no SLA given: the knee of the concurrency sweep (concurrency {})",
@@ -648,6 +669,7 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
       !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
     c.excluded.push_back(fmt::format("engine {} does not run on {} devices", c.engine->id,
                                      device_kind_name(c.device->kind)));
+  if (c.excluded.empty()) check_build_layout(c);
   c.evidence["throughput"] = "n/a";
   if (c.excluded.empty()) {
     run_fit_and_perf(c);

@@ -14,7 +14,9 @@
 #include <thread>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/sizing.hpp"
+#include "moeplan/validate_perf.hpp"
 
 namespace moeplan::recommend {
 
@@ -121,16 +123,16 @@ Result search(const Request& req, const Catalog& cat) {
         const Device& d = *dv.d;
         if ((needs_fp4 && !d.has_hw_format("fp4")) || (needs_fp8 && !d.has_hw_format("fp8")))
           continue;
-        const std::string kv =
-            d.has_hw_format("fp8") && contains(eng.kv_formats, "fp8") ? "fp8" : "bf16";
+        const std::string kv = default_kv_precision(d, eng);  // as perf and plan
+        // Only layouts the engine can run on the device's system (docs/performance.md § Layout
+        // rules): whole nodes, tp dividing the heads inside one scale-up domain, pipeline or
+        // data parallelism across nodes.
+        const Topology topo = topology_for(cat, d);
+        const int per_node = std::max(1, topo.gpus_per_node);
         for (int g = 1; g <= req.max_gpus; ++g) {
-          if (g > d.max_per_node && g % d.max_per_node != 0) continue;
+          if (g > per_node && g % per_node != 0) continue;
           if (wb > g * d.memory_gb * 1e9 * eng.memory_utilization) continue;
-          std::vector<Layout> layouts{Layout{g, 1, 0, false}};
-          if (g >= 2 && g % 2 == 0) layouts.push_back(Layout{g / 2, 2, 0, false});
-          if (m->attention.type == AttentionType::mla && g > 1)
-            layouts.push_back(Layout{g, 1, 0, true});
-          for (const auto& l : layouts)
+          for (const auto& l : valid_layouts(*m, d, topo, eng, g))
             configs.push_back({m, &d, g, spec, mix, kv, l, &dv.eff, dv.price, &dv.basis});
         }
       }
@@ -197,6 +199,8 @@ Result search(const Request& req, const Catalog& cat) {
                       (!req.sla.ttft_ms || p.ttft_ms <= *req.sla.ttft_ms);
         p.gpu_hour_usd = c.gpu_hour_usd;
         p.price_basis = *c.basis;
+        p.evidence = evidence_name(
+            throughput_evidence(r.evidence, cat, c.m->id, c.d->id, c.gpus, c.precision, eng.id));
         const double per_hour = c.gpu_hour_usd * c.gpus * req.fx_per_usd;
         if (p.aggregate_tok_s > 0) {
           if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
@@ -314,6 +318,7 @@ Report make_report(const Request& req, const Result& r) {
                    {"replicas", p.replicas},
                    {"gpu_hour_usd", p.gpu_hour_usd},
                    {"price_basis", p.price_basis},
+                   {"throughput_evidence", p.evidence},
                    {"cost_per_mtok_output", p.cost_per_mtok}});
     return a;
   };

@@ -46,6 +46,7 @@ struct Point {
   bool meets_sla = true;
   double gpu_hour_usd = 0;
   std::string price_basis;   // "rent: provider (kind)" | "own: item"
+  std::string evidence;      // throughput tier, as perf and plan report it
   int replicas = 1;          // copies needed for the demand (1 without a demand)
   double cost_per_mtok = 0;  // scenario currency, at the demand (idle capacity included)
 };
