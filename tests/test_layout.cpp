@@ -272,3 +272,24 @@ TEST_CASE("perf exits 3 for a build whose weights do not fit", "[layout][cli]") 
   // Said at the top: the first member of the JSON document.
   CHECK(j.output.find("\"does_not_fit\"") < j.output.find("\"inputs\""));
 }
+
+TEST_CASE("KV heads are replicated, and paid for, when tp > kv_heads", "[layout][fit]") {
+  // Qwen3-235B-A22B: 64 heads, 4 KV heads. tp = 8 is allowed (8 is a multiple of 4): each rank
+  // keeps ceil(4/8) = 1 KV head of 4, i.e. a quarter of the KV — twice the 1/8 an even split would
+  // give (every KV head lives on two ranks).
+  const Catalog& cat = test::bundled_catalog();
+  const Model& q = cat.model("qwen3-235b-a22b");
+  const Device& h200 = cat.device("h200");
+  REQUIRE_FALSE(check_layout(q, h200, topology_for(cat, h200), cat.engine("vllm"),
+                             resolve_layout(q, 8, Layout{8, 1, 0, false}), 8));
+  FitRequest f;
+  f.model = &q;
+  f.device = &h200;
+  f.gpus = 8;
+  f.context_tokens = 32768;
+  f.layout = Layout{8, 1, 0, false};
+  CHECK(fit(f, cat).kv_share_per_gpu == Approx(0.25));
+  f.gpus = 4;
+  f.layout = Layout{4, 1, 0, false};
+  CHECK(fit(f, cat).kv_share_per_gpu == Approx(0.25));  // 1 of 4 heads per rank, no replication
+}
