@@ -49,3 +49,6 @@ add_test(NAME cli:fit_context_max
 set_tests_properties(cli:fit_context_max PROPERTIES PASS_REGULAR_EXPRESSION "DOES NOT FIT")
 add_test(NAME cli:fit_context_bad COMMAND moeplan fit --model glm-5.2 --gpu h200 --gpus 8 --context lots)
 set_tests_properties(cli:fit_context_bad PROPERTIES PASS_REGULAR_EXPRESSION "--context must be a token count")
+add_test(NAME cli:perf_ignore_fit_csv
+         COMMAND moeplan perf --model glm-5.2 --gpu rtx-4090 --ignore-fit --format csv)
+set_tests_properties(cli:perf_ignore_fit_csv PROPERTIES PASS_REGULAR_EXPRESSION "^# does_not_fit\nwarning\n\"does not fit: needs")

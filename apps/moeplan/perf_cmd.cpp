@@ -209,7 +209,12 @@ void run_perf(const PerfOptions& o) {
   rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name,
                           req.engine->name, o.input, o.output);
   if (!no_fit.empty()) {
+    // Said at the top of every format: the title (table, md), a first section (csv), and the
+    // first member of the JSON payload (below).
     rep.title = "NOT A DEPLOYABLE BUILD (--ignore-fit): " + rep.title;
+    Table w{"does_not_fit", "NOT A DEPLOYABLE BUILD (--ignore-fit)", {"warning"}, {}, {}};
+    w.add({no_fit + "; figures below assume it did"});
+    rep.tables.push_back(w);
     rep.messages.push_back("warning: " + no_fit + "; figures below assume it did (--ignore-fit)");
   }
   rep.meta = output_meta(cal ? cal->file : "");
