@@ -338,6 +338,19 @@ void run_perf(const PerfOptions& o) {
   ej["moe_layer_overhead_us"] = factor_json(r.eff.moe_layer_overhead_us);
   ej["prefill_chunk_tokens"] = factor_json(r.eff.prefill_chunk_tokens);
   j["efficiencies"] = ej;
+  {
+    // The links the layout's collectives cross (docs/performance.md § Communication).
+    const Links k = links_for(*req.topology, d, r.eff, req.calibration);
+    auto link_json = [](const Link& l) {
+      return Json{{"kind", l.kind}, {"gb_s_per_gpu", l.gb_s}, {"latency_us", l.latency_us}};
+    };
+    j["links"] = {{"scale_up", link_json(k.scale_up)}, {"scale_out", link_json(k.scale_out)}};
+    rep.messages.push_back(fmt::format(
+        "links: scale-up {} {:.1f} GB/s per GPU, {:.0f} µs per collective; scale-out {} "
+        "{:.2f} GB/s per GPU, {:.0f} µs",
+        k.scale_up.kind, k.scale_up.gb_s, k.scale_up.latency_us, k.scale_out.kind, k.scale_out.gb_s,
+        k.scale_out.latency_us));
+  }
   add_published(rep, j, o, req, r);
 
   if (o.sweep) {

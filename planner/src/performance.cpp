@@ -223,9 +223,11 @@ Links links_for(const Topology& t, const Device& d, const Efficiencies& eff,
       t.scale_out.gb_s_per_node() / std::max(1, t.gpus_per_node) * kScaleOutDerating;
   k.scale_out.gb_s = out_gb_s;
   k.scale_out.latency_us =
-      k.scale_up.latency_us + (t.scale_out.latency_us > 0
-                                   ? t.scale_out.latency_us
-                                   : scale_out_latency_default_us(k.scale_out.kind));
+      out_gb_s <= 0
+          ? 0.0  // no fabric: nothing to cross
+          : k.scale_up.latency_us + (t.scale_out.latency_us > 0
+                                         ? t.scale_out.latency_us
+                                         : scale_out_latency_default_us(k.scale_out.kind));
   return k;
 }
 
