@@ -107,6 +107,15 @@ TEST_CASE("layout rules name the rule they break", "[layout]") {
                                 resolved(llama, 4, {2, 1, 0, false}), 4);  // dp = 2
     REQUIRE(d);
     CHECK(d->rule == "engine-parallelism");
+    // Row split spans all cards; it does not combine with a layer split (tp 2 × pp 2).
+    const auto mixed = check_layout(llama, r4090, consumer_box(), cat.engine("llama.cpp"),
+                                    resolved(llama, 4, {2, 2, 0, false}), 4);
+    REQUIRE(mixed);
+    CHECK(mixed->rule == "engine-parallelism");
+    CHECK_FALSE(check_layout(llama, r4090, consumer_box(), cat.engine("llama.cpp"),
+                             resolved(llama, 4, {4, 1, 0, false}), 4));  // row split
+    CHECK_FALSE(check_layout(llama, r4090, consumer_box(), cat.engine("llama.cpp"),
+                             resolved(llama, 4, {1, 4, 0, false}), 4));  // layer split
     const auto e = check_layout(llama, r4090, consumer_box(), cat.engine("llama.cpp"),
                                 resolved(llama, 8, {1, 8, 0, false}), 8);  // two boxes
     REQUIRE(e);

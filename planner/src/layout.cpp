@@ -89,10 +89,20 @@ std::optional<LayoutRuleBreak> check_layout(const Model& m, const Device& d, con
                                        "parallelism; {})",
                                        e.id, what, par.prov.source)};
   };
-  if (l.tp > 1 && !par.tensor && !par.row_split)
-    return unsupported(fmt::format("tensor parallelism (tp={})", l.tp));
-  if (l.pp > 1 && !par.pipeline && !par.layer_split)
-    return unsupported(fmt::format("pipeline parallelism or a layer split (pp={})", l.pp));
+  // A row split spans every GPU of the build and a layer split gives each GPU its own layers:
+  // neither combines with another split (llama.cpp --split-mode is one of none|layer|row).
+  if (l.tp > 1 && !par.tensor && !(par.row_split && l.tp == gpus))
+    return unsupported(
+        par.row_split ? fmt::format("tensor parallelism over part of the GPUs (tp={} of {}); its "
+                                    "row split spans all of them",
+                                    l.tp, gpus)
+                      : fmt::format("tensor parallelism (tp={})", l.tp));
+  if (l.pp > 1 && !par.pipeline && !(par.layer_split && l.pp == gpus))
+    return unsupported(par.layer_split
+                           ? fmt::format("pipeline stages of several GPUs (pp={} of {}); its layer "
+                                         "split gives every GPU its own layers",
+                                         l.pp, gpus)
+                           : fmt::format("pipeline parallelism or a layer split (pp={})", l.pp));
   if (l.dp > 1 && !par.data)
     return unsupported(fmt::format("data parallelism inside one build (dp={})", l.dp));
   if (m.is_moe() && l.ep > l.tp && !par.expert)
