@@ -4,6 +4,7 @@
 
 #include "moeplan/layout.hpp"
 #include "moeplan/performance.hpp"
+#include "moeplan/plan.hpp"
 #include "moeplan/recommend.hpp"
 #include "test_support.hpp"
 
@@ -301,4 +302,24 @@ TEST_CASE("KV heads are replicated, and paid for, when tp > kv_heads", "[layout]
   f.gpus = 4;
   f.layout = Layout{4, 1, 0, false};
   CHECK(fit(f, cat).kv_share_per_gpu == Approx(0.25));  // 1 of 4 heads per rank, no replication
+}
+
+TEST_CASE("plan never ranks a build that breaks a layout rule", "[layout][plan]") {
+  // Six H200s for GLM-5.2 (64 heads): the default tp = 6 cannot load. The candidate is excluded
+  // with the rule as its reason, and is not eligible.
+  const Catalog& cat = test::bundled_catalog();
+  const Json j = Json::parse(R"({
+    "currency": "USD", "horizon_months": 36,
+    "demand": {"requests_per_day": 2000, "input_tokens": 8000, "output_tokens": 1000},
+    "models": ["glm-5.2"],
+    "builds": [{"device": "h200", "gpus_per_node": 6, "precision": "fp8",
+                "buy": {"capex": 300000, "opex_per_year": 20000}}],
+    "monte_carlo": {"samples": 50}
+  })");
+  const auto r = plan::run_plan(plan::parse_plan_scenario(j, "test.json", cat), cat);
+  REQUIRE(r.candidates.size() == 1);
+  const auto& c = r.candidates[0];
+  CHECK_FALSE(c.eligible);
+  REQUIRE_FALSE(c.excluded.empty());
+  CHECK_THAT(c.excluded.front(), Catch::Contains("layout breaks rule tp-divides-heads"));
 }
