@@ -52,3 +52,9 @@ set_tests_properties(cli:fit_context_bad PROPERTIES PASS_REGULAR_EXPRESSION "--c
 add_test(NAME cli:perf_ignore_fit_csv
          COMMAND moeplan perf --model glm-5.2 --gpu rtx-4090 --ignore-fit --format csv)
 set_tests_properties(cli:perf_ignore_fit_csv PROPERTIES PASS_REGULAR_EXPRESSION "^# does_not_fit\nwarning\n\"does not fit: needs")
+add_test(NAME cli:perf_system
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h200 --gpus 2 --system hgx-h200-8 --weights fp8 --format json)
+set_tests_properties(cli:perf_system PROPERTIES PASS_REGULAR_EXPRESSION "\"system\": \"hgx-h200-8\"")
+add_test(NAME cli:perf_system_wrong_device
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --system hgx-h200-8)
+set_tests_properties(cli:perf_system_wrong_device PROPERTIES PASS_REGULAR_EXPRESSION "system hgx-h200-8 holds h200, not h100-sxm")

@@ -22,7 +22,8 @@ struct FitOptions {
   OutputOptions out;
 };
 
-Report build_report(const FitOptions& o, const FitResult& r, const Model& m, const Device& d) {
+Report build_report(const FitOptions& o, const FitResult& r, const Model& m, const Device& d,
+                    const std::string& engine_id) {
   Report rep;
   rep.title = fmt::format("fit: {} on {} × {}", m.name, o.gpus, d.name);
   rep.meta = output_meta();
@@ -74,7 +75,7 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
                  {"kv", r.kv_precision},
                  {"context_tokens", r.context_tokens},
                  {"concurrency", r.concurrency},
-                 {"engine", o.engine.empty() ? Json(nullptr) : Json(o.engine)}};
+                 {"engine", engine_id}};
   j["fits"] = r.fits;
   j["reason"] = r.reason;
   j["layout"] = {{"tp", r.layout.tp},
@@ -164,7 +165,7 @@ void run_fit(const FitOptions& o) {
   req.kv_bytes_per_token = o.kv_bytes_per_token;
   req.include_mtp = o.include_mtp;
   const FitResult r = fit(req, cat);
-  Report rep = build_report(o, r, *req.model, *req.device);
+  Report rep = build_report(o, r, *req.model, *req.device, eng.id);
   // The largest context and the largest concurrency, each on its own (docs/memory.md § fit).
   rep.messages.push_back(fmt::format(
       "largest context for {} sequence(s): {} tokens (trained maximum {}); at {} tokens of "
@@ -176,7 +177,6 @@ void run_fit(const FitOptions& o) {
         "context {} is the working default (32,768 tokens or the model maximum if smaller); "
         "--context max asks for the full trained {} tokens",
         r.context_tokens, req.model->max_context_tokens));
-  rep.json["engine"] = eng.id;
   rep.json["working_context_default"] = o.context.empty();
   emit(rep, o.out);
 }

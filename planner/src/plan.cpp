@@ -114,6 +114,7 @@ int Evaluator::min_fitting_gpus(const Model& m, const Device& d, const Precision
                                 const std::string& kv, const Engine& e) const {
   double wb = 0;
   for (const auto& [comp, b] : weight_bytes(m, mix, cat_)) wb += b;
+  const Topology topo = topology_for(cat_, d);
   for (int g = 1; g <= d.max_per_node; g *= 2) {
     if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) continue;  // cheap necessary condition
     FitRequest f;
@@ -124,7 +125,10 @@ int Evaluator::min_fitting_gpus(const Model& m, const Device& d, const Precision
     f.kv_precision = kv;
     f.context_tokens = sc_.demand.context_tokens;
     f.memory_utilization = e.memory_utilization;
+    f.layout = effective_layout(e, topo, g, Layout{});
     try {
+      // Only a count whose default layout the engine can run (docs/performance.md § Layout rules).
+      if (check_layout(m, d, topo, e, resolve_layout(m, g, f.layout), g)) continue;
       if (fit(f, cat_).fits) return g;
     } catch (const Error&) {
     }
