@@ -97,6 +97,9 @@ TEST_CASE("layout rules name the rule they break", "[layout]") {
     const auto b = check_layout(glm, h200, hgx, cat.engine("mlx"), resolved(glm, 1, {}), 1);
     REQUIRE(b);
     CHECK(b->rule == "engine-device");
+    Device calibrated = h200;  // a calibrated device outside the catalog: vendor unknown
+    calibrated.vendor = "unknown";
+    CHECK_FALSE(check_layout(glm, calibrated, hgx, vllm, resolved(glm, 8, {8, 1, 0, false}), 8));
     const Device& mi300 = cat.device("mi300x");
     const auto c = check_layout(glm, mi300, topology_for(cat, mi300), cat.engine("trtllm"),
                                 resolved(glm, 8, {8, 1, 0, false}), 8);

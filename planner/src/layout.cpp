@@ -78,7 +78,10 @@ std::optional<LayoutRuleBreak> check_layout(const Model& m, const Device& d, con
     return LayoutRuleBreak{"engine-device",
                            fmt::format("engine {} does not run on {} devices ({} is one)", e.id,
                                        device_kind_name(d.kind), d.id)};
-  if (!e.device_vendors.empty() && !contains_ci(e.device_vendors, d.vendor))
+  // A calibrated device outside the catalog has no known vendor: the calibration is the evidence
+  // that it ran, so only a known, different vendor is refused.
+  const bool vendor_known = !d.vendor.empty() && d.vendor != "unknown";
+  if (vendor_known && !e.device_vendors.empty() && !contains_ci(e.device_vendors, d.vendor))
     return LayoutRuleBreak{"engine-device",
                            fmt::format("engine {} does not run on {} devices ({}; it runs on {})",
                                        e.id, d.vendor, d.id, fmt::join(e.device_vendors, ", "))};
