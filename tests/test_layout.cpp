@@ -326,3 +326,37 @@ TEST_CASE("plan never ranks a build that breaks a layout rule", "[layout][plan]"
   REQUIRE_FALSE(c.excluded.empty());
   CHECK_THAT(c.excluded.front(), Catch::Contains("layout breaks rule tp-divides-heads"));
 }
+
+TEST_CASE("expert all-to-all and pipeline hand-offs across nodes use the NICs", "[layout][perf]") {
+  // 16 × H200 as tp = 8 × dp = 2 (ep = 16): half of each rank's expert peers sit in the other
+  // node. On two HGX nodes (domain 8) that half crosses InfiniBand at 40 GB/s per GPU instead of
+  // NVLink's 360, so the step's communication grows; on one 16-GPU domain it would not.
+  const Catalog& cat = test::bundled_catalog();
+  PerfRequest req;
+  req.model = &cat.model("qwen3-235b-a22b");
+  req.device = &cat.device("h200");
+  req.engine = &cat.engine("vllm");
+  req.weights = parse_weight_spec("fp8", req.model->native_precision, cat);
+  req.kv_precision = "fp8";
+  req.gpus = 16;
+  req.concurrency = 64;
+  req.layout = Layout{8, 1, 0, false};
+  Topology two_nodes = topology_for(cat, *req.device);
+  REQUIRE(two_nodes.scale_up.domain_gpus == 8);
+  Topology one_domain = two_nodes;
+  one_domain.gpus_per_node = 16;
+  one_domain.scale_up.domain_gpus = 16;
+  req.topology = two_nodes;
+  const PerfResult across = estimate(req, cat);
+  req.topology = one_domain;
+  const PerfResult inside = estimate(req, cat);
+  REQUIRE(across.layout.ep == 16);
+  CHECK(across.decode.step.comm_s > inside.decode.step.comm_s);
+  // Pipeline: tp = 8 × pp = 2 puts the one stage boundary between the two nodes.
+  req.layout = Layout{8, 2, 0, false};
+  req.topology = two_nodes;
+  const PerfResult pp_across = estimate(req, cat);
+  req.topology = one_domain;
+  const PerfResult pp_inside = estimate(req, cat);
+  CHECK(pp_across.decode.step.comm_s > pp_inside.decode.step.comm_s);
+}
