@@ -20,3 +20,41 @@ set_tests_properties(cli:validate_perf_bad PROPERTIES WILL_FAIL TRUE)
 add_test(NAME cli:validate_perf_bad_message COMMAND moeplan validate-perf ${CMAKE_CURRENT_BINARY_DIR}/bad_bench.csv)
 set_tests_properties(cli:validate_perf_bad_message PROPERTIES
   PASS_REGULAR_EXPRESSION "bad_bench.csv: line 2, column 'gpu_count': expected a number")
+# Layout rules and fit gating (docs/performance.md § Layout rules, issue 10).
+add_test(NAME cli:perf_tp6_64_heads
+         COMMAND moeplan perf --model glm-5.2 --gpu h200 --gpus 6 --tp 6 --weights fp8)
+set_tests_properties(cli:perf_tp6_64_heads PROPERTIES
+  PASS_REGULAR_EXPRESSION "breaks rule tp-divides-heads: tp=6 does not divide glm-5.2's 64 attention heads")
+add_test(NAME cli:perf_tp_across_nodes
+         COMMAND moeplan perf --model glm-5.2 --gpu h200 --gpus 16 --tp 16 --weights fp8)
+set_tests_properties(cli:perf_tp_across_nodes PROPERTIES
+  PASS_REGULAR_EXPRESSION "breaks rule tp-within-scale-up: tp=16 crosses the scale-up domain of 8")
+add_test(NAME cli:perf_tp_across_nodes_forced
+         COMMAND moeplan perf --model glm-5.2 --gpu h200 --gpus 16 --tp 16 --weights fp8 --force)
+set_tests_properties(cli:perf_tp_across_nodes_forced PROPERTIES PASS_REGULAR_EXPRESSION "2 node\\(s\\) of 8")
+add_test(NAME cli:perf_32_h200_is_4_nodes
+         COMMAND moeplan perf --model glm-5.2 --gpu h200 --gpus 32 --tp 8 --pp 4 --weights fp8)
+set_tests_properties(cli:perf_32_h200_is_4_nodes PROPERTIES PASS_REGULAR_EXPRESSION "4 node\\(s\\) of 8 \\(hgx-h200-8")
+add_test(NAME cli:perf_does_not_fit COMMAND moeplan perf --model glm-5.2 --gpu rtx-4090)
+set_tests_properties(cli:perf_does_not_fit PROPERTIES
+  PASS_REGULAR_EXPRESSION "does not fit: needs [0-9.]+ GB per GPU, has [0-9.]+")
+add_test(NAME cli:perf_ignore_fit COMMAND moeplan perf --model glm-5.2 --gpu rtx-4090 --ignore-fit)
+set_tests_properties(cli:perf_ignore_fit PROPERTIES PASS_REGULAR_EXPRESSION "^[^\n]*NOT A DEPLOYABLE BUILD")
+add_test(NAME cli:fit_working_context
+         COMMAND moeplan fit --model glm-5.2 --gpu h200 --gpus 8 --weights fp8)
+set_tests_properties(cli:fit_working_context PROPERTIES
+  PASS_REGULAR_EXPRESSION "FITS: .*context 32768 is the working default")
+add_test(NAME cli:fit_context_max
+         COMMAND moeplan fit --model glm-5.2 --gpu h200 --gpus 8 --weights fp8 --context max)
+set_tests_properties(cli:fit_context_max PROPERTIES PASS_REGULAR_EXPRESSION "DOES NOT FIT")
+add_test(NAME cli:fit_context_bad COMMAND moeplan fit --model glm-5.2 --gpu h200 --gpus 8 --context lots)
+set_tests_properties(cli:fit_context_bad PROPERTIES PASS_REGULAR_EXPRESSION "--context must be a token count")
+add_test(NAME cli:perf_ignore_fit_csv
+         COMMAND moeplan perf --model glm-5.2 --gpu rtx-4090 --ignore-fit --format csv)
+set_tests_properties(cli:perf_ignore_fit_csv PROPERTIES PASS_REGULAR_EXPRESSION "^# does_not_fit\nwarning\n\"does not fit: needs")
+add_test(NAME cli:perf_system
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h200 --gpus 2 --system hgx-h200-8 --weights fp8 --format json)
+set_tests_properties(cli:perf_system PROPERTIES PASS_REGULAR_EXPRESSION "\"system\": \"hgx-h200-8\"")
+add_test(NAME cli:perf_system_wrong_device
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --system hgx-h200-8)
+set_tests_properties(cli:perf_system_wrong_device PROPERTIES PASS_REGULAR_EXPRESSION "system hgx-h200-8 holds h200, not h100-sxm")

@@ -2,15 +2,19 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/sizing.hpp"
 
 namespace moeplan::cli {
 namespace {
 
 struct FitOptions {
-  std::string model, gpu, weights, kv = "bf16", engine = "vllm";
+  std::string model, gpu, weights, kv, engine;  // "" kv / engine: the build defaults
   int gpus = 1;
-  long long context = 0, concurrency = 1;
+  std::string context;  // "" = the working context, "max" = the model's trained context
+  long long concurrency = 1;
+  bool force = false;
   int tp = 0, ep = 0, pp = 1;
   bool dp_attention = false, include_mtp = false;
   double mem_util = -1, reserve_gb = 0;
@@ -18,7 +22,8 @@ struct FitOptions {
   OutputOptions out;
 };
 
-Report build_report(const FitOptions& o, const FitResult& r, const Model& m, const Device& d) {
+Report build_report(const FitOptions& o, const FitResult& r, const Model& m, const Device& d,
+                    const std::string& engine_id) {
   Report rep;
   rep.title = fmt::format("fit: {} on {} × {}", m.name, o.gpus, d.name);
   rep.meta = output_meta();
@@ -70,7 +75,7 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
                  {"kv", r.kv_precision},
                  {"context_tokens", r.context_tokens},
                  {"concurrency", r.concurrency},
-                 {"engine", o.engine}};
+                 {"engine", engine_id}};
   j["fits"] = r.fits;
   j["reason"] = r.reason;
   j["layout"] = {{"tp", r.layout.tp},
@@ -108,20 +113,50 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
   return rep;
 }
 
+// The working context `fit` answers for when --context is not given: one sequence at 32,768
+// tokens, or the model's trained maximum if smaller — the question a user asks ("does it run?"),
+// not one sequence at a 1M-token window.
+constexpr long long kWorkingContextTokens = 32768;
+
+long long context_of(const std::string& s, const Model& m) {
+  if (s.empty()) return std::min(kWorkingContextTokens, m.max_context_tokens);
+  if (s == "max") return m.max_context_tokens;
+  std::size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != s.size() || v < 1 || v > 100000000LL)
+    throw Error(
+        fmt::format("fit: --context must be a token count (1 to 100000000) or \"max\", "
+                    "not \"{}\"",
+                    s));
+  return v;
+}
+
 void run_fit(const FitOptions& o) {
   const Catalog& cat = catalog();
   FitRequest req;
   req.model = &cat.model(o.model);
   req.device = &cat.device(o.gpu);
-  const Engine& eng = cat.engine(o.engine);
+  const Engine& eng = cat.engine(o.engine.empty() ? default_engine_id(*req.device) : o.engine);
   req.gpus = o.gpus;
   req.weights = o.weights.empty() ? PrecisionMix{}
                                   : parse_weight_spec(o.weights, req.model->native_precision, cat);
-  req.kv_precision = o.kv;
-  (void)cat.kv_format(o.kv);
-  req.context_tokens = o.context;
+  req.kv_precision = o.kv.empty() ? default_kv_precision(*req.device, eng) : o.kv;
+  (void)cat.kv_format(req.kv_precision);
+  req.context_tokens = context_of(o.context, *req.model);
   req.concurrency = o.concurrency;
-  req.layout = Layout{o.tp, o.pp, o.ep, o.dp_attention};
+  const Topology topo = topology_for(cat, *req.device);
+  req.layout = effective_layout(eng, topo, o.gpus, Layout{o.tp, o.pp, o.ep, o.dp_attention});
+  {
+    const ResolvedLayout l = resolve_layout(*req.model, o.gpus, req.layout);
+    if (const auto broken = check_layout(*req.model, *req.device, topo, eng, l, o.gpus, o.force))
+      throw Error(fmt::format("fit: layout tp={} pp={} dp={} ep={} breaks rule {}: {}", l.tp, l.pp,
+                              l.dp, l.ep, broken->rule, broken->message));
+  }
   req.memory_utilization = o.mem_util > 0 ? o.mem_util : eng.memory_utilization;
   req.reserved_gb_per_gpu = o.reserve_gb;
   req.activation_gb_per_gpu = o.activation_gb;
@@ -130,7 +165,20 @@ void run_fit(const FitOptions& o) {
   req.kv_bytes_per_token = o.kv_bytes_per_token;
   req.include_mtp = o.include_mtp;
   const FitResult r = fit(req, cat);
-  emit(build_report(o, r, *req.model, *req.device), o.out);
+  Report rep = build_report(o, r, *req.model, *req.device, eng.id);
+  // The largest context and the largest concurrency, each on its own (docs/memory.md § fit).
+  rep.messages.push_back(fmt::format(
+      "largest context for {} sequence(s): {} tokens (trained maximum {}); at {} tokens of "
+      "context at most {} sequences fit",
+      r.concurrency, r.max_context_tokens, req.model->max_context_tokens, r.context_tokens,
+      r.max_concurrency));
+  if (o.context.empty())
+    rep.messages.push_back(fmt::format(
+        "context {} is the working default (32,768 tokens or the model maximum if smaller); "
+        "--context max asks for the full trained {} tokens",
+        r.context_tokens, req.model->max_context_tokens));
+  rep.json["working_context_default"] = o.context.empty();
+  emit(rep, o.out);
 }
 
 void setup(CLI::App& parent) {
@@ -144,9 +192,12 @@ void setup(CLI::App& parent) {
   app->add_option("--weights", opts->weights,
                   "Weight precision: an id (fp8) or a per-component mix "
                   "(default=fp8,routed_experts=nvfp4); default: the model's native mix");
-  app->add_option("--kv", opts->kv, "KV-cache precision id")->capture_default_str();
-  app->add_option("--context", opts->context, "Context tokens per sequence (default: model max)")
-      ->check(CLI::Range(1LL, 100000000LL));
+  app->add_option("--kv", opts->kv,
+                  "KV-cache precision id (default: fp8 where device and engine have it, else "
+                  "bf16)");
+  app->add_option("--context", opts->context,
+                  "Context tokens per sequence, or \"max\" for the model's trained context "
+                  "(default: 32768, or the model max if smaller)");
   app->add_option("--concurrency", opts->concurrency, "Concurrent sequences")
       ->check(CLI::Range(1LL, 1000000LL))
       ->capture_default_str();
@@ -159,8 +210,10 @@ void setup(CLI::App& parent) {
       ->capture_default_str();
   app->add_flag("--dp-attention", opts->dp_attention,
                 "MLA: shard the latent KV across the TP group by sequence");
-  app->add_option("--engine", opts->engine, "Engine id (memory utilization default)")
-      ->capture_default_str();
+  app->add_option("--engine", opts->engine,
+                  "Engine id: memory utilization and layout rules (default: vllm on GPUs, "
+                  "llama.cpp elsewhere)");
+  app->add_flag("--force", opts->force, "Allow tensor parallelism across scale-up domains");
   app->add_option("--mem-util", opts->mem_util,
                   "Share of device memory the engine uses (default: engine's)")
       ->check(CLI::Range(0.01, 1.0));

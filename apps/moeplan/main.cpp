@@ -1,6 +1,7 @@
 // moeplan: plan self-hosted MoE inference. Parses flags, calls the planner
 // library, prints. Every error is caught here once: message to stderr, exit 1
-// for bad input or usage, 2 for internal errors.
+// for bad input or usage, 2 for internal errors, a command's own status for
+// ExitStatusError (perf: 3 = the build does not fit).
 #include <clocale>
 #include <iostream>
 
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const moeplan::ExitStatusError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.status();
   } catch (const moeplan::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -8,6 +8,7 @@
 #include "cli.hpp"
 #include "moeplan/calibration.hpp"
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/performance.hpp"
 #include "moeplan/sizing.hpp"
 #include "moeplan/validate_perf.hpp"
@@ -16,12 +17,13 @@ namespace moeplan::cli {
 namespace {
 
 struct PerfOptions {
-  std::string model, gpu, weights, kv = "bf16", engine = "vllm";
+  std::string model, gpu, weights, kv, engine, system;  // "" kv / engine: the build defaults
   int gpus = 1;
   long long input = 1024, output = 256, concurrency = 1;
   bool sweep = false;
   int tp = 0, ep = 0, pp = 1;
   bool dp_attention = false;
+  bool force = false, ignore_fit = false;
   std::string spec = "none", spec_draft_model;
   int spec_tokens = 0;
   double spec_acceptance = -1;
@@ -72,7 +74,7 @@ Json result_json(const PerfResult& r) {
 }
 
 void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req,
-                   const PerfResult& r, Evidence& tier) {
+                   const PerfResult& r) {
   const std::string path = (global().data_dir.empty() ? default_data_dir() : global().data_dir) +
                            "/benchmarks/published.csv";
   Json arr = Json::array();
@@ -87,7 +89,6 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
     j["published"] = arr;
     return;
   }
-  if (tier == Evidence::default_) tier = Evidence::published;
   Table t{"published",
           "Published measurements of this configuration (data/benchmarks/published.csv)",
           {"metric", "input", "output", "concurrency", "measured", "predicted here", "for that row",
@@ -115,6 +116,40 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
   j["published"] = arr;
 }
 
+// Layout rules (docs/performance.md § Layout rules): a clear error naming the broken rule.
+void check_perf_layout(const PerfRequest& req, const PerfOptions& o, const Catalog& cat) {
+  (void)cat;
+  const ResolvedLayout l = resolve_layout(
+      *req.model, req.gpus, effective_layout(*req.engine, *req.topology, req.gpus, req.layout));
+  if (const auto broken =
+          check_layout(*req.model, *req.device, *req.topology, *req.engine, l, req.gpus, o.force))
+    throw Error(fmt::format("perf: layout tp={} pp={} dp={} ep={} breaks rule {}: {}", l.tp, l.pp,
+                            l.dp, l.ep, broken->rule, broken->message));
+}
+
+// "" when the weights (and activations) fit each GPU, else fit's numbers in one sentence.
+std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
+  FitRequest f;
+  f.model = req.model;
+  f.device = req.device;
+  f.gpus = req.gpus;
+  f.weights = req.weights;
+  f.kv_precision = req.kv_precision;
+  f.context_tokens = req.input_tokens + req.output_tokens;
+  f.layout = effective_layout(*req.engine, *req.topology, req.gpus, req.layout);
+  f.memory_utilization = req.engine->memory_utilization;
+  if (req.device->memory_gb <= 0) return "";  // a calibrated device of unknown memory
+  const FitResult fr = fit(f, cat);
+  const GpuMemory& g = fr.per_gpu.front();
+  if (g.weights_bytes + g.activation_bytes <= g.capacity_bytes) return "";
+  return fmt::format(
+      "does not fit: needs {:.1f} GB per GPU, has {:.1f} ({:.1f} GB weights + {:.1f} GB "
+      "activations per GPU; {:.0f} GB × {:.0f}% usable on each of {} × {})",
+      (g.weights_bytes + g.activation_bytes) / 1e9, g.capacity_bytes / 1e9, g.weights_bytes / 1e9,
+      g.activation_bytes / 1e9, req.device->memory_gb, req.engine->memory_utilization * 100,
+      req.gpus, req.device->id);
+}
+
 void run_perf(const PerfOptions& o) {
   const Catalog& cat = catalog();
   std::optional<DeviceCalibration> cal;
@@ -140,13 +175,18 @@ void run_perf(const PerfOptions& o) {
   if (cal && cal->device_id != req.device->id)
     throw Error(fmt::format("perf: calibration {} was measured on '{}', not '{}'", cal->file,
                             cal->device_id, req.device->id));
-  req.engine = &cat.engine(o.engine);
+  req.engine = &cat.engine(o.engine.empty() ? default_engine_id(*req.device) : o.engine);
   req.gpus = o.gpus;
   req.weights = o.weights.empty() ? PrecisionMix{}
                                   : parse_weight_spec(o.weights, req.model->native_precision, cat);
-  req.kv_precision = o.kv;
-  (void)cat.kv_format(o.kv);
+  req.kv_precision = o.kv.empty() ? default_kv_precision(*req.device, *req.engine) : o.kv;
+  (void)cat.kv_format(req.kv_precision);
   req.layout = Layout{o.tp, o.pp, o.ep, o.dp_attention};
+  req.topology =
+      o.system.empty() ? topology_for(cat, *req.device) : topology_of(cat.system(o.system));
+  if (!o.system.empty() && cat.system(o.system).device != req.device->id)
+    throw Error(fmt::format("perf: system {} holds {}, not {}", o.system,
+                            cat.system(o.system).device, req.device->id));
   req.input_tokens = o.input;
   req.output_tokens = o.output;
   req.concurrency = o.concurrency;
@@ -157,6 +197,10 @@ void run_perf(const PerfOptions& o) {
   req.routing_skew = o.routing_skew;
   req.calibration = cal ? &*cal : nullptr;
 
+  check_perf_layout(req, o, cat);
+  const std::string no_fit = check_perf_fit(req, cat);
+  if (!no_fit.empty() && !o.ignore_fit)
+    throw ExitStatusError(3, no_fit + " (see `moeplan fit`; --ignore-fit estimates anyway)");
   const PerfResult r = estimate(req, cat);
   const Model& m = *req.model;
   const Device& d = *req.device;
@@ -164,8 +208,19 @@ void run_perf(const PerfOptions& o) {
   Report rep;
   rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name,
                           req.engine->name, o.input, o.output);
+  if (!no_fit.empty()) {
+    // Said at the top of every format: the title (table, md), a first section (csv), and the
+    // first member of the JSON payload (below).
+    rep.title = "NOT A DEPLOYABLE BUILD (--ignore-fit): " + rep.title;
+    Table w{"does_not_fit", "NOT A DEPLOYABLE BUILD (--ignore-fit)", {"warning"}, {}, {}};
+    w.add({no_fit + "; figures below assume it did"});
+    rep.tables.push_back(w);
+    rep.messages.push_back("warning: " + no_fit + "; figures below assume it did (--ignore-fit)");
+  }
   rep.meta = output_meta(cal ? cal->file : "");
-  Evidence tier = r.evidence;
+  // One function decides the tier for perf, plan and recommend.
+  Evidence tier =
+      throughput_evidence(r.evidence, cat, m.id, d.id, o.gpus, o.weights, req.engine->id);
 
   Table s{"summary",
           fmt::format("Steady state at concurrency {}", o.concurrency),
@@ -176,6 +231,16 @@ void run_perf(const PerfOptions& o) {
          fmt::format("tp={} pp={} dp={} ep={}{}", r.layout.tp, r.layout.pp, r.layout.dp,
                      r.layout.ep, r.layout.dp_attention ? " dp-attention" : ""),
          ""});
+  s.add({"topology",
+         fmt::format(
+             "{} node(s) of {} ({}; scale-up {} × {} GPU(s), scale-out {})",
+             nodes_for(*req.topology, o.gpus), req.topology->gpus_per_node,
+             req.topology->system_id.empty() ? "derived from the device" : req.topology->system_id,
+             scale_up_kind_name(req.topology->scale_up.kind), req.topology->scale_up.domain_gpus,
+             req.topology->scale_out.kind),
+         ""});
+  s.add({"weights / KV precision",
+         fmt::format("{} / {}", o.weights.empty() ? "native" : o.weights, req.kv_precision), ""});
   s.add({"TTFT (mean)", Cell(r.prefill.ttft_ms, 1), "ms"});
   s.add({"TPOT", Cell(r.decode.tpot_ms, 2), "ms"});
   s.add({"per-request decode", Cell(r.decode.per_request_tokens_per_s, 1), "tok/s"});
@@ -230,30 +295,34 @@ void run_perf(const PerfOptions& o) {
   rep.tables.push_back(e);
 
   Json j;
-  j["inputs"] = {{"model", m.id},
-                 {"gpu", d.id},
-                 {"gpus", o.gpus},
-                 {"weights", o.weights.empty() ? Json("native") : Json(o.weights)},
-                 {"kv", o.kv},
-                 {"engine", req.engine->id},
-                 {"input_tokens", o.input},
-                 {"output_tokens", o.output},
-                 {"concurrency", o.concurrency},
-                 {"sweep", o.sweep},
-                 {"layout",
-                  {{"tp", r.layout.tp},
-                   {"pp", r.layout.pp},
-                   {"dp", r.layout.dp},
-                   {"ep", r.layout.ep},
-                   {"dp_attention", r.layout.dp_attention}}},
-                 {"spec",
-                  {{"method", spec_method_name(req.spec.method)},
-                   {"tokens", r.spec_tokens},
-                   {"acceptance", r.spec_acceptance}}},
-                 {"routing_skew", o.routing_skew},
-                 {"sla_tpot_ms", o.sla_tpot_ms ? Json(*o.sla_tpot_ms) : Json(nullptr)},
-                 {"sla_ttft_ms", o.sla_ttft_ms ? Json(*o.sla_ttft_ms) : Json(nullptr)},
-                 {"calibration", cal ? Json(cal->file) : Json(nullptr)}};
+  if (!no_fit.empty()) j["does_not_fit"] = no_fit + "; figures assume it did (--ignore-fit)";
+  j["inputs"] = {
+      {"model", m.id},
+      {"gpu", d.id},
+      {"gpus", o.gpus},
+      {"weights", o.weights.empty() ? Json("native") : Json(o.weights)},
+      {"kv", req.kv_precision},
+      {"engine", req.engine->id},
+      {"system", req.topology->system_id.empty() ? Json(nullptr) : Json(req.topology->system_id)},
+      {"nodes", nodes_for(*req.topology, o.gpus)},
+      {"input_tokens", o.input},
+      {"output_tokens", o.output},
+      {"concurrency", o.concurrency},
+      {"sweep", o.sweep},
+      {"layout",
+       {{"tp", r.layout.tp},
+        {"pp", r.layout.pp},
+        {"dp", r.layout.dp},
+        {"ep", r.layout.ep},
+        {"dp_attention", r.layout.dp_attention}}},
+      {"spec",
+       {{"method", spec_method_name(req.spec.method)},
+        {"tokens", r.spec_tokens},
+        {"acceptance", r.spec_acceptance}}},
+      {"routing_skew", o.routing_skew},
+      {"sla_tpot_ms", o.sla_tpot_ms ? Json(*o.sla_tpot_ms) : Json(nullptr)},
+      {"sla_ttft_ms", o.sla_ttft_ms ? Json(*o.sla_ttft_ms) : Json(nullptr)},
+      {"calibration", cal ? Json(cal->file) : Json(nullptr)}};
   const Json rj = result_json(r);
   for (auto it = rj.begin(); it != rj.end(); ++it) j[it.key()] = it.value();
   Json ej = Json::object();
@@ -269,7 +338,20 @@ void run_perf(const PerfOptions& o) {
   ej["moe_layer_overhead_us"] = factor_json(r.eff.moe_layer_overhead_us);
   ej["prefill_chunk_tokens"] = factor_json(r.eff.prefill_chunk_tokens);
   j["efficiencies"] = ej;
-  add_published(rep, j, o, req, r, tier);
+  {
+    // The links the layout's collectives cross (docs/performance.md § Communication).
+    const Links k = links_for(*req.topology, d, r.eff, req.calibration);
+    auto link_json = [](const Link& l) {
+      return Json{{"kind", l.kind}, {"gb_s_per_gpu", l.gb_s}, {"latency_us", l.latency_us}};
+    };
+    j["links"] = {{"scale_up", link_json(k.scale_up)}, {"scale_out", link_json(k.scale_out)}};
+    rep.messages.push_back(fmt::format(
+        "links: scale-up {} {:.1f} GB/s per GPU, {:.0f} µs per collective; scale-out {} "
+        "{:.2f} GB/s per GPU, {:.0f} µs",
+        k.scale_up.kind, k.scale_up.gb_s, k.scale_up.latency_us, k.scale_out.kind, k.scale_out.gb_s,
+        k.scale_out.latency_us));
+  }
+  add_published(rep, j, o, req, r);
 
   if (o.sweep) {
     Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};
@@ -344,7 +426,9 @@ void setup(CLI::App& parent) {
       ->capture_default_str();
   app->add_option("--weights", o->weights,
                   "Weight precision id or per-component mix (default: native)");
-  app->add_option("--kv", o->kv, "KV-cache precision id")->capture_default_str();
+  app->add_option("--kv", o->kv,
+                  "KV-cache precision id (default: fp8 where the device and engine have it, "
+                  "else bf16 — the same default as plan and recommend)");
   app->add_option("--input", o->input, "Prompt tokens per request")
       ->check(CLI::Range(0LL, 100000000LL))
       ->capture_default_str();
@@ -363,7 +447,16 @@ void setup(CLI::App& parent) {
       ->capture_default_str();
   app->add_flag("--dp-attention", o->dp_attention,
                 "MLA: data-parallel attention (latent KV sharded by sequence)");
-  app->add_option("--engine", o->engine, "Engine id")->capture_default_str();
+  app->add_option("--engine", o->engine,
+                  "Engine id (default: vllm on GPUs, llama.cpp on CPUs and unified memory)");
+  app->add_option("--system", o->system,
+                  "System id (data/systems.json) whose topology the layout runs on (default: the "
+                  "catalog's largest system for the device)");
+  app->add_flag("--force", o->force,
+                "Allow tensor parallelism across scale-up domains (priced over the scale-out "
+                "fabric)");
+  app->add_flag("--ignore-fit", o->ignore_fit,
+                "Estimate a build whose weights do not fit (every output says so)");
   app->add_option("--spec", o->spec, "Speculative decoding")
       ->check(CLI::IsMember({"none", "mtp", "eagle", "draft"}))
       ->capture_default_str();

@@ -748,6 +748,27 @@ System read_system(const JsonView& v, const std::vector<std::string>& device_ids
   return s;
 }
 
+EngineParallelism read_parallelism(const JsonView& v) {
+  v.only_keys(with_provenance({"tensor", "pipeline", "expert", "data", "dp_attention",
+                               "layer_split", "row_split", "multi_node", "default_split"}));
+  EngineParallelism p;
+  p.tensor = v.at("tensor").boolean();
+  p.pipeline = v.at("pipeline").boolean();
+  p.expert = v.at("expert").boolean();
+  p.data = v.at("data").boolean();
+  p.dp_attention = v.at("dp_attention").boolean();
+  p.layer_split = v.boolean_or("layer_split", false);
+  p.row_split = v.boolean_or("row_split", false);
+  p.multi_node = v.at("multi_node").boolean();
+  p.default_split = v.one_of("default_split", {"tensor", "layer"});
+  if (p.default_split == "layer" && !p.layer_split && !p.pipeline)
+    v.fail_member("default_split", "\"layer\" needs layer_split or pipeline to be true");
+  if (p.default_split == "tensor" && !p.tensor && !p.row_split)
+    v.fail_member("default_split", "\"tensor\" needs tensor or row_split to be true");
+  p.prov = read_provenance(v);
+  return p;
+}
+
 }  // namespace
 
 Catalog load_catalog(const std::string& dir) {
@@ -800,8 +821,9 @@ Catalog load_catalog(const std::string& dir) {
     const auto root = root_of(eng, {"engines"});
     const auto ev = root.array("engines");
     for (const auto& v : ev) {
-      v.only_keys(with_provenance({"id", "name", "device_kinds", "weight_formats", "kv_formats",
-                                   "memory_utilization", "speculative", "efficiency"}));
+      v.only_keys(with_provenance({"id", "name", "device_kinds", "device_vendors", "weight_formats",
+                                   "kv_formats", "memory_utilization", "speculative", "efficiency",
+                                   "parallelism"}));
       Engine e;
       e.id = v.string("id");
       e.name = v.string("name");
@@ -811,6 +833,8 @@ Catalog load_catalog(const std::string& dir) {
       e.memory_utilization = v.fraction("memory_utilization");
       if (e.memory_utilization <= 0) v.fail_member("memory_utilization", "must be > 0");
       e.speculative = v.strings_or_empty("speculative");
+      e.device_vendors = v.strings_or_empty("device_vendors");
+      e.parallelism = read_parallelism(v.at("parallelism"));
       if (auto eff = v.get("efficiency")) {
         for (auto it = eff->raw().begin(); it != eff->raw().end(); ++it)
           e.efficiency[it.key()] = eff->at(it.key()).number();

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 
 namespace moeplan {
 
@@ -176,6 +177,61 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
 }
 
 // ---------------------------------------------------------------------------
+// Links (§Communication)
+// ---------------------------------------------------------------------------
+namespace {
+
+// Cards without peer-to-peer (GeForce) move collective data GPU → pinned host memory → GPU:
+// every byte crosses PCIe twice (half the effective bandwidth) and each step pays an extra
+// staging hop. NCCL falls back to its SHM transport when P2P is unavailable (NCCL docs,
+// NCCL_P2P_DISABLE / NCCL_SHM_DISABLE); the 10 µs hop is an estimate (§Communication).
+constexpr double kPcieHostExtraLatencyUs = 10.0;
+// Line rate → sustained NCCL bus bandwidth across nodes: the same 0.8 derating as the
+// scale-up default (device layer table D).
+constexpr double kScaleOutDerating = 0.8;
+
+// Per-collective latency added by crossing the scale-out fabric when the catalog gives none
+// (estimates, §Communication): RDMA fabrics a few µs per hop plus NCCL's inter-node protocol,
+// TCP Ethernet tens of µs.
+double scale_out_latency_default_us(const std::string& kind) {
+  if (kind == "infiniband") return 10.0;
+  if (kind == "roce") return 15.0;
+  return 30.0;
+}
+
+}  // namespace
+
+Links links_for(const Topology& t, const Device& d, const Efficiencies& eff,
+                const DeviceCalibration* cal) {
+  Links k;
+  double up = t.scale_up.gb_s_per_gpu;
+  if (up <= 0) up = d.nvlink_gb_s > 0 ? d.nvlink_gb_s : pcie_gb_s(d.pcie_gen, d.pcie_lanes);
+  const bool host = t.scale_up.kind == ScaleUpKind::pcie_host;
+  k.scale_up.kind = scale_up_kind_name(t.scale_up.kind);
+  if (cal && cal->link_gb_s > 0) {
+    k.scale_up.gb_s = cal->link_gb_s;  // measured bus bandwidth: already the real path
+  } else {
+    k.scale_up.gb_s = up * eff.dev_link.value / (host ? 2.0 : 1.0);
+  }
+  k.scale_up.latency_us = eff.link_latency_us.value;
+  if (!(cal && cal->link_latency_us > 0)) {
+    k.scale_up.latency_us = std::max(k.scale_up.latency_us, t.scale_up.latency_us);
+    if (host) k.scale_up.latency_us += kPcieHostExtraLatencyUs;
+  }
+  k.scale_out.kind = t.scale_out.kind.empty() ? std::string("none") : t.scale_out.kind;
+  const double out_gb_s =
+      t.scale_out.gb_s_per_node() / std::max(1, t.gpus_per_node) * kScaleOutDerating;
+  k.scale_out.gb_s = out_gb_s;
+  k.scale_out.latency_us =
+      out_gb_s <= 0
+          ? 0.0  // no fabric: nothing to cross
+          : k.scale_up.latency_us + (t.scale_out.latency_us > 0
+                                         ? t.scale_out.latency_us
+                                         : scale_out_latency_default_us(k.scale_out.kind));
+  return k;
+}
+
+// ---------------------------------------------------------------------------
 // The prepared model: everything that does not depend on batch or context.
 // ---------------------------------------------------------------------------
 namespace {
@@ -222,8 +278,13 @@ struct Prepared {
   // device
   double bw = 0;         // effective bytes/s, one GPU
   double peak_bf16 = 0;  // effective FLOP/s, one GPU
-  double link_bw = 0;    // effective bytes/s per GPU
-  double link_lat = 0;   // seconds per collective
+  // links (§Communication): bytes/s per GPU and seconds per collective
+  double up_bw = 0, up_lat = 0;    // inside the scale-up domain
+  double out_bw = 0, out_lat = 0;  // across domains (scale-out fabric)
+  double tp_bw = 0, tp_lat = 0;    // the tensor-parallel ring's bottleneck link
+  double ep_in_share = 0;          // share of a rank's all-to-all bytes to peers in its domain
+  double ep_out_share = 0;         // … and to peers in other domains
+  int pp_cross = 0;                // pipeline boundaries that cross a domain
   double hidden = 0;
   // memory limit
   double kv_free_per_gpu = 0;
@@ -246,6 +307,33 @@ double kv_share_of(const Model& m, const ResolvedLayout& l) {
   return share;
 }
 
+// Which link each collective of the layout crosses (§Communication). Ranks are placed tp
+// innermost, then dp, then pp stages, filling one scale-up domain before the next.
+void set_links(Prepared& p, const Topology& t, int gpus) {
+  const Links k = links_for(t, *p.d, p.eff, p.cal);
+  p.up_bw = k.scale_up.gb_s * 1e9;
+  p.up_lat = k.scale_up.latency_us * 1e-6;
+  // No scale-out fabric known (a layout the rules would refuse): price it over the scale-up
+  // link rather than divide by zero; callers that check layouts never get here.
+  p.out_bw = k.scale_out.gb_s > 0 ? k.scale_out.gb_s * 1e9 : p.up_bw;
+  p.out_lat = k.scale_out.gb_s > 0 ? k.scale_out.latency_us * 1e-6 : p.up_lat;
+  const int dom = std::max(1, t.scale_up.domain_gpus);
+  const ResolvedLayout& L = p.L;
+  // A ring over domains runs at its slowest link and pays both latencies.
+  const bool tp_out = group_crosses(L.tp, gpus, dom);
+  p.tp_bw = tp_out ? std::min(p.up_bw, p.out_bw) : p.up_bw;
+  p.tp_lat = tp_out ? p.out_lat : p.up_lat;
+  if (L.ep > 1) {
+    const bool ep_out = group_crosses(L.ep, gpus, dom);
+    const int in_domain = ep_out ? std::min(L.ep, dom) : L.ep;
+    p.ep_in_share = (in_domain - 1.0) / L.ep;
+    p.ep_out_share = static_cast<double>(L.ep - in_domain) / L.ep;
+  }
+  const int stage = L.tp * L.dp;
+  for (int s = 0; s + 1 < L.pp; ++s)
+    if (stage >= dom || ((s + 1) * stage) % dom == 0) ++p.pp_cross;
+}
+
 Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   if (!req.model || !req.device || !req.engine)
     throw Error("perf: model, device and engine are required");
@@ -256,7 +344,8 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.d = &d;
   p.cal = req.calibration;
   p.skew = req.routing_skew;
-  p.L = resolve_layout(m, req.gpus, req.layout);
+  const Topology topo = req.topology ? *req.topology : topology_for(cat, d);
+  p.L = resolve_layout(m, req.gpus, effective_layout(*req.engine, topo, req.gpus, req.layout));
   p.eff =
       req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
   p.hidden = m.hidden_size;
@@ -363,9 +452,7 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   if (bw_gb_s <= 0 && req.calibration) bw_gb_s = req.calibration->bandwidth_gb_s;
   if (bw_gb_s <= 0) throw Error(fmt::format("device {} has no memory bandwidth figure", d.id));
   p.bw = bw_gb_s * 1e9 * p.eff.dev_bw.value * p.eff.eng_bw.value;
-  const double link = d.nvlink_gb_s > 0 ? d.nvlink_gb_s : pcie_gb_s(d.pcie_gen, d.pcie_lanes);
-  p.link_bw = link * 1e9 * p.eff.dev_link.value;
-  p.link_lat = p.eff.link_latency_us.value * 1e-6;
+  set_links(p, topo, req.gpus);
 
   // KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md).
   const double util = req.engine->memory_utilization;
@@ -484,15 +571,18 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   if (L.tp > 1) {
     const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
     const double ar =
-        2.0 * (L.tp - 1) / L.tp * msg / (p.link_bw * curve(p, "allreduce", tokens)) + p.link_lat;
+        2.0 * (L.tp - 1) / L.tp * msg / (p.tp_bw * curve(p, "allreduce", tokens)) + p.tp_lat;
     comm += 2.0 * layers_stage * ar;  // after attention and after the FFN
   }
   if (p.experts > 0 && L.dp > 1 && L.ep > 1) {
     // Expert-parallel all-to-all: each token goes to top-k experts (fp8 dispatch, bf16 combine).
-    const double remote = (L.ep - 1.0) / L.ep;
-    const double bytes_gpu =
-        mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes) * remote;
-    comm += (p.moe_layers / pp) * (bytes_gpu / p.link_bw + 2.0 * p.link_lat);
+    // Peers in the same domain over the scale-up link, the others over the scale-out fabric;
+    // both run at once, so the slower part sets the time.
+    const double bytes_gpu = mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes);
+    const double t_in = bytes_gpu * p.ep_in_share / p.up_bw;
+    const double t_out = bytes_gpu * p.ep_out_share / p.out_bw;
+    const double lat = p.ep_out_share > 0 ? p.out_lat : p.up_lat;
+    comm += (p.moe_layers / pp) * (std::max(t_in, t_out) + 2.0 * lat);
   }
   // Fixed kernel-latency floor per layer (§Fixed costs).
   const double layer_fixed = layers_stage * p.eff.layer_overhead_us.value * 1e-6 +
@@ -506,8 +596,13 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
                         std::max(expert / p.bw, expert_comp_s) + std::max(kv_stage / p.bw, attn_s);
   const double stage_s = roof_s / gemm_curve + comm + layer_fixed;
   double handoff = 0;
-  if (L.pp > 1)
-    handoff = (pp - 1) * (per_replica_tokens * p.hidden * kBf16Bytes / p.link_bw + p.link_lat);
+  if (L.pp > 1) {
+    // One activation hand-off per stage boundary, over the link that boundary crosses
+    // (llama.cpp's layer split: one hop per card boundary).
+    const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
+    const double cross = p.pp_cross;
+    handoff = cross * (msg / p.out_bw + p.out_lat) + (pp - 1 - cross) * (msg / p.up_bw + p.up_lat);
+  }
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   b.memory_s = mem_s * pp / gemm_curve;
@@ -839,7 +934,9 @@ SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
   f.kv_precision = req.kv_precision;
   f.context_tokens = req.input_tokens + req.output_tokens;
   f.concurrency = 1;
-  f.layout = req.layout;
+  f.layout =
+      effective_layout(*req.engine, req.topology ? *req.topology : topology_for(cat, *req.device),
+                       req.gpus, req.layout);
   f.memory_utilization = req.engine->memory_utilization;
   const FitResult fr = fit(f, cat);
   s.max_concurrency = fr.max_concurrency;

@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/price_select.hpp"
 #include "moeplan/scenario.hpp"
+#include "moeplan/validate_perf.hpp"
 
 namespace moeplan::plan {
 
@@ -65,9 +67,9 @@ class Evaluator {
   Candidate evaluate(const Model& m, const BuildSpec& b) const;
   // Whether the model fits one node of `g` devices (the auto builds' filter).
   bool fits_on(const Model& m, const Device& d, const PrecisionMix& mix, const std::string& kv,
-               const Engine& e, int g) const;
+               const Engine& e, int g, const Topology& topo) const;
   std::string default_kv(const Device& d, const Engine& e) const {
-    return d.has_hw_format("fp8") && contains(e.kv_formats, "fp8") ? "fp8" : "bf16";
+    return default_kv_precision(d, e);  // the same default as perf and recommend
   }
   PrecisionMix mix_of(const Model& m, const std::string& spec) const {
     return spec == "native" ? m.native_precision
@@ -83,6 +85,7 @@ class Evaluator {
     c.inputs.push_back({std::move(name), std::move(value), std::move(unit), std::move(source)});
   }
   void record_catalog_inputs(Candidate& c) const;
+  void check_build_layout(Candidate& c) const;
   void run_fit_and_perf(Candidate& c) const;
   void run_cost(Candidate& c) const;
   pricing::Context price_context(const Json& buy) const;
@@ -92,7 +95,7 @@ class Evaluator {
 };
 
 bool Evaluator::fits_on(const Model& m, const Device& d, const PrecisionMix& mix,
-                        const std::string& kv, const Engine& e, int g) const {
+                        const std::string& kv, const Engine& e, int g, const Topology& topo) const {
   double wb = 0;
   for (const auto& [comp, b] : weight_bytes(m, mix, cat_)) wb += b;
   if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) return false;  // cheap necessary condition
@@ -104,7 +107,10 @@ bool Evaluator::fits_on(const Model& m, const Device& d, const PrecisionMix& mix
   f.kv_precision = kv;
   f.context_tokens = sc_.demand.context_tokens;
   f.memory_utilization = e.memory_utilization;
+  f.layout = effective_layout(e, topo, g, Layout{});
   try {
+    // Only a node whose default layout the engine can run (docs/performance.md § Layout rules).
+    if (check_layout(m, d, topo, e, resolve_layout(m, g, f.layout), g)) return false;
     return fit(f, cat_).fits;
   } catch (const Error&) {
     return false;
@@ -146,6 +152,25 @@ void Evaluator::record_catalog_inputs(Candidate& c) const {
   }
 }
 
+// The links a candidate's traffic crosses: its catalog system's, else the device's default.
+Topology build_topology(const Candidate& c, const Catalog& cat) {
+  return c.system.id.empty() ? topology_for(cat, *c.device) : topology_of(c.system);
+}
+
+// Layout rules (docs/performance.md § Layout rules): a build that breaks one is never ranked.
+void Evaluator::check_build_layout(Candidate& c) const {
+  const int g = c.build.gpus_per_node;
+  const Topology topo = build_topology(c, cat_);
+  try {
+    const ResolvedLayout l =
+        resolve_layout(*c.model, g, effective_layout(*c.engine, topo, g, c.build.layout));
+    if (const auto broken = check_layout(*c.model, *c.device, topo, *c.engine, l, g))
+      c.excluded.push_back(fmt::format("layout breaks rule {}: {}", broken->rule, broken->message));
+  } catch (const Error& e) {
+    c.excluded.push_back(std::string("layout: ") + e.what());
+  }
+}
+
 void Evaluator::run_fit_and_perf(Candidate& c) const {
   const PlanDemand& dm = sc_.demand;
   FitRequest f;
@@ -156,7 +181,8 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   f.kv_precision = c.kv_precision;
   f.context_tokens = dm.context_tokens;
   f.concurrency = 1;
-  f.layout = c.build.layout;
+  const Topology topo = build_topology(c, cat_);
+  f.layout = effective_layout(*c.engine, topo, c.build.gpus_per_node, c.build.layout);
   f.memory_utilization = c.engine->memory_utilization;
   FitResult fr;
   try {
@@ -186,7 +212,8 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   p.gpus = c.build.gpus_per_node;
   p.weights = c.weights;
   p.kv_precision = c.kv_precision;
-  p.layout = c.build.layout;
+  p.layout = f.layout;
+  p.topology = topo;
   p.input_tokens = dm.input_tokens;
   p.output_tokens = dm.output_tokens;
   p.efficiencies = resolve_efficiencies(*c.device, *c.engine);
@@ -227,7 +254,10 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   c.per_user_tok_s = pick->result.decode.per_request_tokens_per_s;
   c.ttft_ms = pick->result.prefill.ttft_ms;
   c.tpot_ms = pick->result.decode.tpot_ms;
-  c.perf_evidence = evidence_name(pick->result.evidence);
+  // The same tier perf and recommend report for this build (one story across commands).
+  c.perf_evidence =
+      evidence_name(throughput_evidence(pick->result.evidence, cat_, c.model->id, c.device->id,
+                                        c.build.gpus_per_node, c.build.precision, c.engine->id));
   c.perf_note =
       has_sla ? fmt::format("highest throughput meeting the SLA, at concurrency {}", c.concurrency)
               : fmt::format("no SLA given: the knee of the concurrency sweep (concurrency {})",
@@ -678,6 +708,7 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
       !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
     c.excluded.push_back(fmt::format("engine {} does not run on {} devices", c.engine->id,
                                      device_kind_name(c.device->kind)));
+  if (c.excluded.empty()) check_build_layout(c);
   c.evidence["throughput"] = "n/a";
   if (c.excluded.empty()) {
     run_fit_and_perf(c);
@@ -754,7 +785,9 @@ std::vector<BuildSpec> auto_builds(const PlanScenario& sc, const Catalog& cat, c
       if (!seen.insert(mix).second) continue;
       bool served = true;
       for (const auto& [comp, p] : mix) served = served && contains(e.weight_formats, p);
-      if (!served || !ev.fits_on(m, d, mix, ev.default_kv(d, e), e, sys.gpus_per_node)) continue;
+      if (!served ||
+          !ev.fits_on(m, d, mix, ev.default_kv(d, e), e, sys.gpus_per_node, topology_of(sys)))
+        continue;
       BuildSpec b;
       b.system = sys.id;
       b.device = d.id;

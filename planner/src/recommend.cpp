@@ -14,8 +14,10 @@
 #include <thread>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/price_select.hpp"
 #include "moeplan/sizing.hpp"
+#include "moeplan/validate_perf.hpp"
 
 namespace moeplan::recommend {
 
@@ -132,17 +134,15 @@ Result search(const Request& req, const Catalog& cat) {
         const Device& d = *sv.d;
         if ((needs_fp4 && !d.has_hw_format("fp4")) || (needs_fp8 && !d.has_hw_format("fp8")))
           continue;
-        const std::string kv =
-            d.has_hw_format("fp8") && contains(eng.kv_formats, "fp8") ? "fp8" : "bf16";
-        // A configuration is N whole nodes of the system.
+        const std::string kv = default_kv_precision(d, eng);  // as perf and plan
+        // A configuration is N whole nodes of the system, in layouts the engine can run on it
+        // (docs/performance.md § Layout rules): tp dividing the heads inside one scale-up
+        // domain, pipeline or data parallelism across nodes.
+        const Topology topo = topology_of(*sv.s);
         for (int n = 1; n * sv.s->gpus_per_node <= req.max_gpus; ++n) {
           const int g = n * sv.s->gpus_per_node;
           if (wb > g * d.memory_gb * 1e9 * eng.memory_utilization) continue;
-          std::vector<Layout> layouts{Layout{g, 1, 0, false}};
-          if (g >= 2 && g % 2 == 0) layouts.push_back(Layout{g / 2, 2, 0, false});
-          if (m->attention.type == AttentionType::mla && g > 1)
-            layouts.push_back(Layout{g, 1, 0, true});
-          for (const auto& l : layouts)
+          for (const auto& l : valid_layouts(*m, d, topo, eng, g))
             configs.push_back({m, &d, sv.s, n, g, spec, mix, kv, l, &sv.eff, sv.price, &sv.basis});
         }
       }
@@ -181,6 +181,7 @@ Result search(const Request& req, const Catalog& cat) {
       pr.weights = c.mix;
       pr.kv_precision = c.kv;
       pr.layout = c.layout;
+      pr.topology = topology_of(*c.sys);  // the links of the system being priced
       pr.efficiencies = *c.eff;
       const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
       double prev_agg = 0;
@@ -212,6 +213,8 @@ Result search(const Request& req, const Catalog& cat) {
         p.node_hour_usd = c.node_hour_usd;
         p.gpu_hour_usd = c.node_hour_usd / c.sys->gpus_per_node;
         p.price_basis = *c.basis;
+        p.evidence = evidence_name(
+            throughput_evidence(r.evidence, cat, c.m->id, c.d->id, c.gpus, c.precision, eng.id));
         const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
         if (p.aggregate_tok_s > 0) {
           if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
@@ -339,6 +342,7 @@ Report make_report(const Request& req, const Result& r) {
                    {"node_hour_usd", p.node_hour_usd},
                    {"gpu_hour_usd", p.gpu_hour_usd},
                    {"price_basis", p.price_basis},
+                   {"throughput_evidence", p.evidence},
                    {"cost_per_mtok_output", p.cost_per_mtok}});
     return a;
   };

@@ -338,12 +338,19 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
 
   // Smallest count of this device that fits, trying layouts that keep the requested pp.
   r.min_gpus = 0;
+  // A layer split (tp = 1, one stage per GPU, llama.cpp's default) stays one: pp = n.
+  const bool layer_split = req.gpus > 1 && req.layout.tp == 1 && req.layout.pp == req.gpus;
   for (int n = 1; n <= 512; ++n) {
     FitRequest t = req;
     t.gpus = n;
-    t.layout.tp = 0;
+    t.layout.tp = layer_split ? 1 : 0;
     t.layout.ep = 0;
-    if (n % std::max(1, req.layout.pp) != 0) continue;
+    if (layer_split) t.layout.pp = std::min(n, m.layers);
+    if (n % std::max(1, t.layout.pp) != 0) continue;
+    // Only counts a layout can load: tp (= n / pp here) divides the attention heads
+    // (docs/performance.md § Layout rules, rule tp-divides-heads).
+    const int tp = layer_split ? 1 : n / std::max(1, t.layout.pp);
+    if (m.attention.heads > 0 && m.attention.heads % tp != 0) continue;
     try {
       if (fits_with(t, compute_core(t, cat, n))) {
         r.min_gpus = n;

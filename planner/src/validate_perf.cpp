@@ -8,8 +8,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "moeplan/errors.hpp"
@@ -444,6 +448,30 @@ ValidationResult validate(const BenchmarkFile& f, const Catalog& cat) {
     v.per_family.insert(v.per_family.end(), part.begin(), part.end());
   }
   return v;
+}
+
+Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std::string& model,
+                             const std::string& gpu, int gpus, const std::string& precision,
+                             const std::string& engine) {
+  if (model_tier == Evidence::measured) return model_tier;
+  static std::mutex mu;
+  static std::map<std::string, std::optional<BenchmarkFile>> files;
+  const std::string path = cat.data_dir + "/benchmarks/published.csv";
+  const BenchmarkFile* f = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = files.find(path);
+    if (it == files.end()) {
+      std::optional<BenchmarkFile> loaded;
+      if (std::filesystem::exists(path)) loaded = read_benchmarks(path);
+      it = files.emplace(path, std::move(loaded)).first;
+    }
+    if (it->second) f = &*it->second;
+  }
+  if (!f) return model_tier;
+  const std::string prec = precision == "native" ? std::string() : precision;
+  return matching_rows(*f, model, gpu, gpus, prec, engine).empty() ? model_tier
+                                                                   : Evidence::published;
 }
 
 std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std::string& model,

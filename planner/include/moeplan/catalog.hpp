@@ -193,9 +193,23 @@ struct KvFormat {
   Provenance prov;
 };
 
+// What layouts an engine can run (data/engines.json `parallelism`, docs/catalogs.md § engines).
+// Layer split: consecutive layers per card, run one card after another (llama.cpp's default
+// split mode), modelled as pipeline stages; row split: each tensor's rows over the cards,
+// modelled as tensor parallelism.
+struct EngineParallelism {
+  bool tensor = false, pipeline = false, expert = false, data = false, dp_attention = false;
+  bool layer_split = false, row_split = false;
+  bool multi_node = false;
+  std::string default_split = "tensor";  // "tensor" | "layer": the layout with no --tp/--pp
+  Provenance prov;
+};
+
 struct Engine {
   std::string id, name;
   std::vector<std::string> device_kinds, weight_formats, kv_formats, speculative;
+  std::vector<std::string> device_vendors;  // empty: any vendor (devices.json `vendor`)
+  EngineParallelism parallelism;
   double memory_utilization = 0.9;
   std::map<std::string, double> efficiency;  // documented in docs/performance.md
   Provenance prov;

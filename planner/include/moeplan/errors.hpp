@@ -33,6 +33,17 @@ class UnknownIdError : public Error {
                  const std::vector<std::string>& known);
 };
 
+// A definite answer that a command reports with its own exit status (e.g. `perf` exits 3 for a
+// build that does not fit); main() prints the message and returns status().
+class ExitStatusError : public Error {
+ public:
+  ExitStatusError(int status, const std::string& message) : Error(message), status_(status) {}
+  int status() const { return status_; }
+
+ private:
+  int status_;
+};
+
 // Levenshtein distance, for "did you mean …?".
 std::size_t edit_distance(const std::string& a, const std::string& b);
 

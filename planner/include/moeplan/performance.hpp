@@ -19,6 +19,7 @@
 
 #include "moeplan/catalog.hpp"
 #include "moeplan/sizing.hpp"
+#include "moeplan/system.hpp"
 
 namespace moeplan {
 
@@ -104,7 +105,26 @@ struct PerfRequest {
       0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
   const DeviceCalibration* calibration = nullptr;
   std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
+  // What the layout's communication crosses (§Communication); none = topology_for(catalog,
+  // device): the catalog's system for the device, e.g. `--gpus 32 --gpu h200` is 4 HGX nodes.
+  std::optional<Topology> topology;
 };
+
+// One link a collective crosses, effective figures per GPU (§Communication).
+struct Link {
+  std::string kind;       // nvlink | xgmi | pcie_p2p | pcie_host | unified | none | scale-out kind
+  double gb_s = 0;        // effective bandwidth per GPU, per direction (GB/s)
+  double latency_us = 0;  // per collective
+};
+
+// The links a layout's collectives cross on `t`: the scale-up domain, and the scale-out
+// fabric between domains (per-GPU share of the node's NICs). A calibration's link figures
+// replace the scale-up defaults.
+struct Links {
+  Link scale_up, scale_out;
+};
+Links links_for(const Topology& t, const Device& d, const Efficiencies& eff,
+                const DeviceCalibration* cal = nullptr);
 
 // Which term sets a step's time (docs/performance.md §Decode step).
 enum class Bound { memory, compute, communication, overhead };

@@ -56,6 +56,7 @@ struct Point {
   double node_hour_usd = 0;  // one node, in the ranking's basis
   double gpu_hour_usd = 0;   // node_hour_usd / GPUs per node
   std::string price_basis;   // "own: street, system price" | "rent: on_demand, per node-hour"
+  std::string evidence;      // throughput tier, as perf and plan report it
   int replicas = 1;          // copies needed for the demand (1 without a demand)
   double cost_per_mtok = 0;  // scenario currency, at the demand (idle capacity included)
 };

@@ -118,4 +118,13 @@ std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std
                                                const std::string& precision,
                                                const std::string& engine);
 
+// The evidence tier of a build's throughput, the same in perf, plan and recommend
+// (docs/performance.md § Evidence tiers): `measured` when the model tier says so (a calibration
+// replaced the device layer), else `published` when <data>/benchmarks/published.csv has rows of
+// this configuration (`precision` "" or "native" = any stated precision), else `default`.
+// The file is read once per data directory; safe to call from several threads.
+Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std::string& model,
+                             const std::string& gpu, int gpus, const std::string& precision,
+                             const std::string& engine);
+
 }  // namespace moeplan
