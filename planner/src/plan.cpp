@@ -78,7 +78,8 @@ std::vector<std::pair<const HardwarePrice*, int>> node_prices(const Catalog& cat
 
 class Evaluator {
  public:
-  Evaluator(const PlanScenario& sc, const Catalog& cat) : sc_(sc), cat_(cat) {}
+  Evaluator(const PlanScenario& sc, const Catalog& cat, const pilot::PilotFile* pilot = nullptr)
+      : sc_(sc), cat_(cat), pilot_(pilot) {}
 
   Candidate evaluate(const Model& m, const BuildSpec& b) const;
   // Smallest GPU count of {1, 2, 4, 8} (≤ max per node) at which the model fits.
@@ -95,6 +96,7 @@ class Evaluator {
  private:
   const PlanScenario& sc_;
   const Catalog& cat_;
+  const pilot::PilotFile* pilot_;
 
   void add_input(Candidate& c, std::string name, Json value, std::string unit,
                  std::string source) const {
@@ -654,6 +656,7 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
     if (c.meets_sla)
       c.evidence["throughput"] = c.perf_evidence + " (performance model, docs/performance.md)";
   }
+  if (pilot_) c.pilot = pilot::apply_pilot(c, *pilot_, sc_);  // before costs: they use it
   run_cost(c);
   run_quality(c);
   run_risks(c);
@@ -703,7 +706,7 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
   PlanResult r;
   r.scenario = sc;
   r.catalog_hash = cat.content_hash;
-  Evaluator ev(r.scenario, cat);
+  Evaluator ev(r.scenario, cat, o.pilot ? &*o.pilot : nullptr);
   std::vector<const Model*> models;
   if (!sc.models.ids.empty()) {
     for (const auto& id : sc.models.ids) models.push_back(&cat.model(id));
