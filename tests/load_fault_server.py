@@ -22,9 +22,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-TTFT_MS, ITL_MS, TOKENS = 100, 20, 11
-STALL_MS = 400
-SLOW_MS, SLOW_TOKENS = 100, 6
+TTFT_MS, ITL_MS, TOKENS = 300, 40, 11
+STALL_MS = 1000
+SLOW_MS, SLOW_TOKENS = 200, 6
 PROMPT_TOKENS = 64
 
 lock = threading.Lock()
@@ -33,6 +33,9 @@ counter = {"every10": 0, "tool": 0}
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # the end of the body is the end of the connection
+    # Small SSE writes must leave at once: with Nagle on, a write waits for the client's
+    # delayed ACK (~40 ms) and the schedule is lost (uvicorn and llama.cpp set TCP_NODELAY too).
+    disable_nagle_algorithm = True
     not_openai = False
 
     def log_message(self, *args):
@@ -141,7 +144,11 @@ def main():
     ap.add_argument("--lifetime", type=float, default=300)
     a = ap.parse_args()
     Handler.not_openai = a.not_openai
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # clients that time out or hang up on purpose are not errors here
+
+    srv = Server(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     print(srv.server_address[1], flush=True)
     threading.Timer(a.lifetime, lambda: srv.shutdown()).start()

@@ -173,6 +173,9 @@ void run_point(const HttpOptions& http, const PointPlan& p, int segment, std::ui
     common_options(t.easy, http, t.headers);
     t.headers = curl_slist_append(t.headers, "Content-Type: application/json");
     t.headers = curl_slist_append(t.headers, "Accept: text/event-stream");
+    // No "Expect: 100-continue" for long prompts: a server that ignores it would add
+    // libcurl's wait (1 s) to every TTFT.
+    t.headers = curl_slist_append(t.headers, "Expect:");
     curl_easy_setopt(t.easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(t.easy, CURLOPT_HTTPHEADER, t.headers);
     curl_easy_setopt(t.easy, CURLOPT_POSTFIELDS, t.body.c_str());

@@ -159,10 +159,17 @@ LoadRun run_load(const LoadOptions& o) {
   const Json config = run_config(o);
   if (have_log) {
     prior = read_log(o.log_path);
-    if (!prior.header.is_null() && prior.header != config) {
+    // The URL may change between segments (a rebooted node, a new port); everything that
+    // shapes the requests must not.
+    auto same = [&](const std::string& k) {
+      return k == "url" || (prior.header.contains(k) && prior.header[k] == config[k]);
+    };
+    bool differs = false;
+    for (auto it = config.begin(); it != config.end(); ++it) differs = differs || !same(it.key());
+    if (!prior.header.is_null() && differs) {
       std::string diff;
       for (auto it = config.begin(); it != config.end(); ++it)
-        if (!prior.header.contains(it.key()) || prior.header[it.key()] != it.value()) {
+        if (!same(it.key())) {
           diff = it.key();
           break;
         }
