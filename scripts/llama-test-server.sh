@@ -51,7 +51,8 @@ run() {
   "$py" "$root/scripts/make_tiny_gguf.py" "$work/tiny.gguf"
   port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$py" -m llama_cpp.server --model "$work/tiny.gguf" --model_alias tiny-test \
-    --host 127.0.0.1 --port "$port" --n_ctx 4096 --n_threads 1 >"$work/server.log" 2>&1 &
+    --host 127.0.0.1 --port "$port" --n_ctx 4096 --n_threads 1 --interrupt_requests False \
+    >"$work/server.log" 2>&1 &
   pid=$!
   export LLAMA_URL="http://127.0.0.1:$port"
   for _ in $(seq 1 600); do

@@ -32,7 +32,11 @@ for p in d["load_points"]:
         assert q["p50"] is not None and 0 < q["p50"] <= q["p90"] <= q["p99"], (m, q)
     assert p["output_tokens_per_s"] > 0 and p["requests_per_s"] > 0, p
     assert 0 <= p["goodput"] <= 1
-    assert p["mean_prompt_tokens"] > 0, "llama.cpp reports usage in the stream"
+    # llama-cpp-python 0.3.36 sends no usage in streams (the llama-server binary of llama.cpp does):
+    # either the counts are there or the run says they are missing.
+    assert p["mean_prompt_tokens"] > 0 or p["usage_missing"] == p["completed"], p
+    if p["usage_missing"]:
+        assert any("without usage" in n for n in d["notes"]), d["notes"]
 g = {c["check"]: c for c in d["go_no_go"]}
 assert sorted(g) == [1, 2, 3, 4, 5, 6], g
 # A tiny CPU model at 48/16 tokens cannot settle the flagship 8000/1000 checks.

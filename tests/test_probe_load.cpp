@@ -342,6 +342,14 @@ TEST_CASE("Scripted server: latencies match the schedule within 5%", "[load][ser
   REQUIRE(*sum.tpot_ms.p50 == Approx(40).epsilon(0.05));
   REQUIRE(*sum.e2e_ms.p50 == Approx(700).epsilon(0.05));  // 300 + 10 × 40
   REQUIRE(sum.mean_output_tokens == Approx(11));
+  // 8 requests at concurrency 2 = 4 rounds of 700 ms.
+  REQUIRE(sum.wall_s == Approx(2.8).epsilon(0.05));
+  REQUIRE(sum.output_tokens_per_s == Approx(88 / 2.8).epsilon(0.05));
+  // Closed loop refills at once: the next request starts when the last one ends (it waited
+  // for the driver's 50 ms poll before, which lowered throughput at low concurrency).
+  auto one = drive(s, "steady", 3, 1);
+  std::sort(one.begin(), one.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
+  for (std::size_t i = 1; i < one.size(); ++i) REQUIRE(one[i].start_s - one[i - 1].end_s < 0.01);
   REQUIRE(sum.mean_prompt_tokens == Approx(64));
 
   // Medians over a few requests, so one late thread wake-up on a busy machine does not decide.

@@ -224,8 +224,13 @@ void run_point(const HttpOptions& http, const PointPlan& p, int segment, std::ui
     int running = 0;
     curl_multi_perform(multi.get(), &running);
     int left = 0;
+    bool finished = false;
     while (CURLMsg* m = curl_multi_info_read(multi.get(), &left))
-      if (m->msg == CURLMSG_DONE) finish_one(m->easy_handle, m->data.result);
+      if (m->msg == CURLMSG_DONE) {
+        finish_one(m->easy_handle, m->data.result);
+        finished = true;
+      }
+    if (finished) continue;  // closed loop: refill at once, not after the next wait
     int wait_ms = 50;
     if (p.rate && more_to_start()) {
       const double until = next_arrival - seconds(start, Clock::now());
