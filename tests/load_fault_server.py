@@ -2,7 +2,8 @@
 """A scripted OpenAI-style SSE server for moeprobe load's unit tests (loopback only).
 
 The model name in the request picks the behaviour, so one server serves every case:
-  steady     first token after TTFT_MS, then TOKENS-1 more every ITL_MS, usage, [DONE]
+  steady     first token after TTFT_MS, then TOKENS-1 more every ITL_MS, usage, [DONE];
+             the reply reads "answer 42 tok tok …" (for the eval check)
   stall      first token after STALL_MS, then like steady
   every10    HTTP 500 on every 10th request (counted per server), else steady
   cut        5 tokens, then the connection closes (no finish_reason, no [DONE])
@@ -11,7 +12,6 @@ The model name in the request picks the behaviour, so one server serves every ca
   nousage    steady without a usage chunk
   cached     steady, usage reports half the prompt tokens as cached
   tool       a tool call: even requests get_weather({"city": ...}), odd ones broken arguments
-  echo       steady, the reply text is "answer 42"
 --not-openai: every path answers 404 with an HTML page.
 Prints the port on the first line of stdout; exits by itself after --lifetime seconds.
 """
@@ -127,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
                 return  # connection closes: no finish_reason, no [DONE]
             if mode == "malformed" and i == 3:
                 self.event("{not json")
-            text = "answer 42" if (mode == "echo" and i == 0) else " tok"
+            text = "answer 42" if i == 0 else " tok"
             self.event(self.chunk(chat, text=text, finish="length" if i == count - 1 else None))
         if mode != "nousage":
             usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": count,

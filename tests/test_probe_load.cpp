@@ -542,3 +542,67 @@ TEST_CASE("moeprobe load: bad input gets a clear error and keeps what was measur
   REQUIRE(log_text() == kept);  // nothing measured was lost or rewritten
   fs::remove_all(dir);
 }
+
+TEST_CASE("Driver: open loop does not wait for replies; duration mode stops starting on time",
+          "[load][server]") {
+  FaultServer s;
+  HttpOptions h;
+  h.url = s.url();
+  auto body = [](const PointPlan&, long long) {
+    BodyOptions b;
+    b.model = "steady";
+    b.max_tokens = 16;
+    return request_body("the of and", b);
+  };
+  PointPlan open;
+  open.rate = 20;  // a request every 50 ms on average, each lasting 700 ms
+  open.requests = 10;
+  std::vector<RequestResult> rs;
+  run_point(h, open, 0, 7, body, [&](const RequestResult& r) { rs.push_back(r); });
+  REQUIRE(count(rs, Failure::none) == 10);
+  int overlap = 0;
+  for (const auto& a : rs)
+    for (const auto& b : rs)
+      if (a.seq < b.seq && b.start_s < a.end_s) ++overlap;
+  REQUIRE(overlap > 0);  // a closed loop at concurrency 1 would have none
+
+  PointPlan timed;
+  timed.concurrency = 2;
+  timed.duration_s = 1.0;  // starts at 0 and 0.7 s; at 1.4 s the second is over
+  rs.clear();
+  run_point(h, timed, 0, 7, body, [&](const RequestResult& r) { rs.push_back(r); });
+  REQUIRE(rs.size() == 4);
+}
+
+TEST_CASE("moeprobe load: tool calls and eval settle checks 5 and 6 against the scenario",
+          "[load][gonogo]") {
+  FaultServer s;
+  const fs::path dir =
+      fs::temp_directory_path() / ("moeprobe-load-checks-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto sc = moeplan::parse_json_file(moeplan::test::examples_dir() + "/plan-8xh200-glm52-huf.json");
+  sc["pilot"] = {{"min_eval_pass_share", 0.5}};
+  const std::string scenario = (dir / "plan.json").string();
+  std::ofstream(scenario) << sc.dump();
+  const std::string eval = (dir / "eval.jsonl").string();
+  std::ofstream(eval) << "{\"prompt\": \"q1\", \"expect\": \"answer 4[0-9]\"}\n"
+                      << "{\"prompt\": \"q2\", \"expect\": \"^never$\"}\n";
+  const auto r =
+      run_command(moeprobe_cli() + " load --url " + s.url() + " --served-model steady --scenario " +
+                  scenario + " --input 16 --output 11 --requests 2 --tool-calls 2 --eval " + eval +
+                  " --no-progress --format json --out " + (dir / "p.json").string());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto j = moeplan::Json::parse(r.output);
+  const auto& g = j["go_no_go"];
+  REQUIRE(g.size() == 6);
+  REQUIRE(g[4]["status"] == "fail");  // the steady server never calls the tool: 0 of 2
+  REQUIRE(g[4]["measured"].get<std::string>().rfind("0 of 2", 0) == 0);
+  REQUIRE(g[5]["status"] == "pass");  // one of two answers matches: 50% ≥ 50%
+  REQUIRE(g[5]["measured"].get<std::string>().rfind("1 of 2", 0) == 0);
+  REQUIRE(g[0]["status"] == "not_measured");  // 16 in / 11 out is not the scenario's 8000 / 1000
+  REQUIRE(j["tool_calls"]["sent"] == 2);
+  REQUIRE(j["eval"]["ok"] == 1);
+  fs::remove_all(dir);
+}
