@@ -3,7 +3,9 @@
 #   scripts/run.sh main   install what is missing, build, run the main job on the bundled catalogs
 #   scripts/run.sh test   install what is missing, build, run the whole test suite
 #   scripts/run.sh ci-extra  what CI adds after `test`: a sanitizer build + tests, a format check
-# Environment: BUILD_DIR (default build), JOBS (default nproc), CUDA_ARCHS (default: CMake's list).
+# Environment: BUILD_DIR (default build), JOBS (default nproc), CUDA_ARCHS (default: CMake's list),
+#   MOEPLAN_SKIP_LLAMA=1: `test` does not build the llama.cpp test server's venv (the
+#   load:llama_server test is then skipped; docs/load.md §Tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-main}
@@ -17,6 +19,7 @@ declare -A need=(
   [libeigen3-dev]=/usr/include/eigen3/Eigen/Core [catch2]=/usr/include/catch2/catch.hpp
   [libfmt-dev]=/usr/include/fmt/format.h [libxlsxwriter-dev]=/usr/include/xlsxwriter.h
   [clang-format]=/usr/bin/clang-format [git]=/usr/bin/git
+  [libcurl4-openssl-dev]=/usr/include/x86_64-linux-gnu/curl/curl.h
 )
 missing=()
 for p in "${!need[@]}"; do [[ -e ${need[$p]} ]] || missing+=("$p"); done
@@ -55,6 +58,11 @@ case "$mode" in
     ;;
   test)
     configure_build "$BUILD_DIR"
+    if [[ ${MOEPLAN_SKIP_LLAMA:-0} != 1 ]]; then
+      # The real-server load test needs llama-cpp-python (PyPI, built for the CPU).
+      MOEPLAN_LLAMA_VENV="$BUILD_DIR/venv-llama" scripts/llama-test-server.sh setup ||
+        echo "warning: could not build $BUILD_DIR/venv-llama: load:llama_server will be skipped" >&2
+    fi
     run_tests "$BUILD_DIR"
     ;;
   ci-extra)

@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "moeplan/errors.hpp"
+#include "moeplan/pilot.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/xlsx.hpp"
 
@@ -14,7 +15,7 @@ namespace {
 struct PlanCmdOptions {
   std::string scenario;
   moeplan::cli::OutputOptions out;
-  std::string chart;
+  std::string chart, pilot;
   int threads = 2;
   int samples = 0;
 };
@@ -28,8 +29,16 @@ void run(const PlanCmdOptions& o) {
   plan::PlanOptions po;
   po.threads = o.threads;
   if (o.samples > 0) po.samples = o.samples;
+  if (!o.pilot.empty()) po.pilot = pilot::read_pilot(o.pilot);
   const plan::PlanResult r = plan::run_plan(sc, cat, po);
   Report rep = plan::make_plan_report(r);
+  if (po.pilot) {  // predicted vs measured, and the pilot's go/no-go (docs/load.md)
+    std::vector<pilot::Comparison> cmp;
+    for (const auto& c : r.candidates)
+      if (c.pilot) cmp.push_back(*c.pilot);
+    for (auto& t : pilot::pilot_tables(*po.pilot, cmp)) rep.tables.push_back(std::move(t));
+    rep.json["pilot"] = pilot::pilot_json(*po.pilot, cmp);
+  }
   rep.meta = cli::output_meta();
   if (o.out.format == "xlsx") {
     xlsx::write_report(rep, o.out.output,
@@ -58,6 +67,10 @@ void setup(CLI::App& parent) {
   sub->add_option("--chart", opts->chart,
                   "Also write an SVG: cost per token against utilization per candidate, and the "
                   "chosen option's cumulative cost");
+  sub->add_option("--pilot", opts->pilot,
+                  "Pilot file from moeprobe load --out: its measured figures replace the model's "
+                  "for that build (docs/load.md)")
+      ->check(CLI::ExistingFile);
   sub->add_option("--threads", opts->threads, "Monte Carlo worker threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

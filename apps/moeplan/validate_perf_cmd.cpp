@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "moeplan/pilot.hpp"
 #include "moeplan/validate_perf.hpp"
 
 namespace moeplan::cli {
@@ -54,7 +55,9 @@ Table summary_table(const std::string& name, const std::string& title, const std
 
 void run_validate(const ValidateOptions& o) {
   const Catalog& cat = catalog();
-  const BenchmarkFile f = read_benchmarks(o.file);
+  // A pilot file (moeprobe load --out) is read as benchmark rows (docs/load.md).
+  const bool is_pilot = o.file.size() > 5 && o.file.compare(o.file.size() - 5, 5, ".json") == 0;
+  const BenchmarkFile f = is_pilot ? pilot::read_pilot_benchmarks(o.file) : read_benchmarks(o.file);
   const ValidationResult v = validate(f, cat);
   const Format fmt_ = parse_format(o.out.format);
 
@@ -144,7 +147,9 @@ void setup(CLI::App& parent) {
   auto* app = parent.add_subcommand(
       "validate-perf",
       "Predict published measurements (CSV) and report the error per row and metric");
-  app->add_option("file", o->file, "Benchmark CSV (columns: see docs/performance.md)")
+  app->add_option("file", o->file,
+                  "Benchmark CSV (columns: see docs/performance.md), or a pilot file (.json) from "
+                  "moeprobe load")
       ->required()
       ->check(CLI::ExistingFile);
   add_output_options(*app, o->out);

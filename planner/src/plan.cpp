@@ -62,7 +62,8 @@ std::string build_label(const Candidate& c) {
 
 class Evaluator {
  public:
-  Evaluator(const PlanScenario& sc, const Catalog& cat) : sc_(sc), cat_(cat) {}
+  Evaluator(const PlanScenario& sc, const Catalog& cat, const pilot::PilotFile* pilot = nullptr)
+      : sc_(sc), cat_(cat), pilot_(pilot) {}
 
   Candidate evaluate(const Model& m, const BuildSpec& b) const;
   // Whether the model fits one node of `g` devices (the auto builds' filter).
@@ -79,6 +80,7 @@ class Evaluator {
  private:
   const PlanScenario& sc_;
   const Catalog& cat_;
+  const pilot::PilotFile* pilot_;
 
   void add_input(Candidate& c, std::string name, Json value, std::string unit,
                  std::string source) const {
@@ -715,6 +717,7 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
     if (c.meets_sla)
       c.evidence["throughput"] = c.perf_evidence + " (performance model, docs/performance.md)";
   }
+  if (pilot_) c.pilot = pilot::apply_pilot(c, *pilot_, sc_);  // before costs: they use it
   run_cost(c);
   run_quality(c);
   run_risks(c);
@@ -806,7 +809,7 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
   PlanResult r;
   r.scenario = sc;
   r.catalog_hash = cat.content_hash;
-  Evaluator ev(r.scenario, cat);
+  Evaluator ev(r.scenario, cat, o.pilot ? &*o.pilot : nullptr);
   std::vector<const Model*> models;
   if (!sc.models.ids.empty()) {
     for (const auto& id : sc.models.ids) models.push_back(&cat.model(id));

@@ -50,7 +50,7 @@ class Reader {
     root_.only_keys(with_prov({"title", "description", "currency", "fx_per_usd", "horizon_months",
                                "month_hours", "demand", "models", "builds", "engine", "n_plus_one",
                                "near_full_node_share", "resale", "monte_carlo", "buy", "rent",
-                               "api", "pricing"}));
+                               "api", "pricing", "pilot"}));
     sc_.title = root_.string_or("title", "");
     sc_.description = root_.string_or("description", "");
     sc_.currency = root_.string("currency");  // the cost reader checks the code itself
@@ -82,6 +82,7 @@ class Reader {
     read_models(root_.at("models"));
     read_builds(root_.at("builds"));
     if (auto v = root_.get("resale")) read_resale(*v);
+    if (auto v = root_.get("pilot")) read_pilot(*v);
     if (auto v = root_.get("monte_carlo"))
       read_mc(*v);
     else {
@@ -456,6 +457,20 @@ class Reader {
     note(v, "input_tokens_per_output_token", r.input_tokens_per_output_token, "tokens");
     note(v, "sold_share", r.sold_share, "share of idle capacity");
     sc_.resale = r;
+  }
+
+  // Pass marks of the rented pilot's go/no-go checks 3, 5 and 6 (docs/load.md).
+  void read_pilot(const JsonView& v) {
+    v.only_keys(
+        with_prov({"min_uptime_share", "min_tool_call_success_share", "min_eval_pass_share"}));
+    auto& p = sc_.pilot;
+    if (v.has("min_uptime_share")) p.min_uptime_share = v.fraction("min_uptime_share");
+    if (v.has("min_tool_call_success_share"))
+      p.min_tool_call_success_share = v.fraction("min_tool_call_success_share");
+    if (v.has("min_eval_pass_share")) p.min_eval_pass_share = v.fraction("min_eval_pass_share");
+    note(v, "min_uptime_share", p.min_uptime_share, "share");
+    note(v, "min_tool_call_success_share", p.min_tool_call_success_share, "share");
+    if (p.min_eval_pass_share) note(v, "min_eval_pass_share", *p.min_eval_pass_share, "share");
   }
 
   void read_mc(const JsonView& v) {

@@ -17,6 +17,7 @@
 #include "moeplan/montecarlo.hpp"
 #include "moeplan/performance.hpp"
 #include "moeplan/pricing.hpp"
+#include "moeplan/pilot.hpp"
 #include "moeplan/report.hpp"
 #include "moeplan/sizing.hpp"
 #include "moeplan/svg_chart.hpp"
@@ -94,6 +95,13 @@ struct RentSchedule {
   double cold_start_s = 0;       // autoscale: billed start-up time per node start
 };
 
+// Pass marks for the rented pilot (`/pilot`, read by `moeprobe load`, docs/load.md).
+struct PilotTargets {
+  double min_uptime_share = 0.95;             // check 3 (seed 000: "above 95% uptime")
+  double min_tool_call_success_share = 0.95;  // check 5
+  std::optional<double> min_eval_pass_share;  // check 6: none = not measurable
+};
+
 struct PlanScenario {
   std::string file;   // as given (for messages)
   std::string label;  // file name without directories (for outputs)
@@ -112,6 +120,7 @@ struct PlanScenario {
   RentSchedule rent_schedule;
   std::optional<Resale> resale;
   MonteCarloSettings monte_carlo;
+  PilotTargets pilot;
   // The money part as a cost scenario (docs/scenario.md): top-level keys, demand
   // (cost keys only), buy, rent, api. Completed per candidate and read by
   // parse_scenario().
@@ -204,7 +213,8 @@ struct Candidate {
   std::map<std::string, std::string> evidence;
   std::vector<Input> inputs;
   std::vector<cost::Assumption> cost_assumptions;
-  int rank = 0;  // 1-based among eligible, 0 = not ranked
+  int rank = 0;                            // 1-based among eligible, 0 = not ranked
+  std::optional<pilot::Comparison> pilot;  // predicted vs measured, when --pilot is this build
 
   std::optional<double> best_self_host_per_mtok() const;
 };
@@ -239,8 +249,9 @@ struct PlanResult {
 };
 
 struct PlanOptions {
-  int threads = 2;             // Monte Carlo worker threads
-  std::optional<int> samples;  // override the scenario's sample count
+  int threads = 2;                        // Monte Carlo worker threads
+  std::optional<int> samples;             // override the scenario's sample count
+  std::optional<pilot::PilotFile> pilot;  // measured figures replace the model's (docs/load.md)
 };
 
 PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOptions& o = {});

@@ -1,0 +1,282 @@
+// Pilot files into the plan and into validate-perf (docs/load.md §Feedback into the plan).
+#include "moeplan/pilot.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/plan.hpp"
+#include "moeplan/validate_perf.hpp"
+
+namespace moeplan::pilot {
+
+namespace {
+
+constexpr double kPromptTolerance = 0.2;  // as moeprobe load's go/no-go (docs/load.md)
+
+std::optional<double> pct(const JsonView& pt, std::string_view metric, std::string_view p) {
+  if (!pt.has(metric)) return std::nullopt;
+  const JsonView m = pt.at(metric);
+  if (!m.is_object()) m.fail("expected an object with p50, p90, p99");
+  return m.number_opt(p);
+}
+
+}  // namespace
+
+std::string LoadPoint::label() const {
+  if (rate) return fmt::format("rate={:g}/s", *rate);
+  return fmt::format("c={}", concurrency.value_or(0));
+}
+
+PilotFile parse_pilot(const Json& doc, const std::string& file) {
+  const JsonView root(doc, file);
+  if (!root.is_object()) root.fail("expected a JSON object (a moeprobe load --out file)");
+  if (root.string_or("kind", "") != "moeprobe-load")
+    root.fail(
+        "not a pilot file: /kind is not \"moeprobe-load\" (write one with moeprobe load "
+        "--out FILE)");
+  PilotFile p;
+  p.file = file;
+  const JsonView b = root.at("build");
+  if (b.is_null())
+    b.fail(
+        "the pilot records no build: run moeprobe load with --build "
+        "MODEL,SYSTEM_OR_DEVICE,GPUS,PRECISION");
+  p.model = b.string("model");
+  p.device = b.string("device");
+  p.gpus = static_cast<int>(b.positive_int("gpus"));
+  p.precision = b.string("precision");
+  p.engine = b.string_or("engine", "");
+  if (auto e = root.get("endpoint")) p.url = e->string_or("url", "");
+  if (auto a = root.get("asked")) {
+    if (a->has("input_tokens") && a->at("input_tokens").raw().is_number())
+      p.input_tokens = a->integer("input_tokens");
+    p.output_tokens = a->integer_or("output_tokens", 0);
+  }
+  for (const JsonView& pt : root.array("load_points")) {
+    LoadPoint l;
+    if (pt.has("concurrency")) l.concurrency = pt.positive_int("concurrency");
+    if (pt.has("rate")) l.rate = pt.positive("rate");
+    if (!l.concurrency && !l.rate) pt.fail("a load point needs concurrency or rate");
+    l.requests = pt.integer("requests");
+    l.completed = pt.integer("completed");
+    l.output_tokens_per_s = pt.non_negative("output_tokens_per_s");
+    l.requests_per_s = pt.number_or("requests_per_s", 0);
+    l.goodput = pt.number_or("goodput", 0);
+    l.ttft_p50_ms = pct(pt, "ttft_ms", "p50");
+    l.ttft_p90_ms = pct(pt, "ttft_ms", "p90");
+    l.tpot_p50_ms = pct(pt, "tpot_ms", "p50");
+    l.tpot_p90_ms = pct(pt, "tpot_ms", "p90");
+    l.mean_prompt_tokens = pt.number_or("mean_prompt_tokens", 0);
+    l.mean_output_tokens = pt.number_or("mean_output_tokens", 0);
+    p.points.push_back(l);
+  }
+  for (const JsonView& g : root.array_or_empty("go_no_go"))
+    p.go_no_go.push_back({static_cast<int>(g.integer("check")), g.string_or("name", ""),
+                          g.one_of("status", {"pass", "fail", "not_measured"}),
+                          g.string_or("measured", ""), g.string_or("required", ""),
+                          g.string_or("note", "")});
+  return p;
+}
+
+PilotFile read_pilot(const std::string& path) {
+  const Json doc = parse_json_file(path);
+  return parse_pilot(doc, path);
+}
+
+bool matches(const PilotFile& p, const plan::Candidate& c) {
+  return c.model && c.device && p.model == c.model->id && p.device == c.device->id &&
+         p.gpus == c.build.gpus_per_node && p.precision == c.build.precision;
+}
+
+namespace {
+
+// Did the pilot send the scenario's prompts? (asked lengths, else the server's counts)
+bool same_prompts(const PilotFile& p, const LoadPoint& l, const plan::PlanDemand& d,
+                  std::string& why) {
+  auto off = [](double got, long long want) {
+    return want > 0 && std::abs(got / static_cast<double>(want) - 1) > kPromptTolerance;
+  };
+  const double in = p.input_tokens ? static_cast<double>(*p.input_tokens) : l.mean_prompt_tokens;
+  const double out =
+      l.mean_output_tokens > 0 ? l.mean_output_tokens : static_cast<double>(p.output_tokens);
+  if (off(in, d.input_tokens) || off(out, d.output_tokens) ||
+      (l.mean_prompt_tokens > 0 && off(l.mean_prompt_tokens, d.input_tokens))) {
+    why = fmt::format("measured at {:.0f} in / {:.0f} out, the scenario's prompts are {} / {}",
+                      l.mean_prompt_tokens > 0 ? l.mean_prompt_tokens : in, out, d.input_tokens,
+                      d.output_tokens);
+    return false;
+  }
+  return true;
+}
+
+bool meets(const LoadPoint& l, const plan::PlanDemand& d) {
+  if (l.completed == 0) return false;
+  if (d.sla_ttft_ms && (!l.ttft_p90_ms || *l.ttft_p90_ms > *d.sla_ttft_ms)) return false;
+  if (d.sla_tpot_ms && (!l.tpot_p90_ms || *l.tpot_p90_ms > *d.sla_tpot_ms)) return false;
+  return true;
+}
+
+}  // namespace
+
+std::optional<Comparison> apply_pilot(plan::Candidate& c, const PilotFile& p,
+                                      const plan::PlanScenario& sc) {
+  if (!matches(p, c)) return std::nullopt;
+  Comparison k;
+  k.candidate = c.id;
+  k.predicted_concurrency = c.concurrency;
+  k.predicted_tok_s = c.throughput;
+  k.predicted_ttft_ms = c.ttft_ms;
+  k.predicted_tpot_ms = c.tpot_ms;
+  const auto& d = sc.demand;
+  const LoadPoint* best = nullptr;
+  for (const auto& l : p.points)
+    if (meets(l, d) && (!best || l.output_tokens_per_s > best->output_tokens_per_s)) best = &l;
+  const LoadPoint* shown = best;
+  if (!shown)
+    for (const auto& l : p.points)
+      if (l.completed > 0 && (!shown || l.output_tokens_per_s > shown->output_tokens_per_s))
+        shown = &l;
+  if (shown) {
+    k.point = shown->label();
+    k.measured_concurrency = shown->concurrency;
+    k.measured_tok_s = shown->output_tokens_per_s;
+    k.measured_ttft_ms = shown->ttft_p50_ms;
+    k.measured_tpot_ms = shown->tpot_p50_ms;
+  }
+  if (!c.fits || !c.excluded.empty()) {
+    k.note = "not applied: the candidate is excluded before performance (" +
+             (c.excluded.empty() ? c.fit_reason : c.excluded.front()) + ")";
+    return k;
+  }
+  if (!shown) {
+    k.note = "not applied: no load point of the pilot completed a request";
+    return k;
+  }
+  std::string why;
+  if (!same_prompts(p, *shown, d, why)) {
+    k.note = "not applied: " + why;
+    return k;
+  }
+  k.applied = true;
+  c.perf_evidence = "measured";
+  c.evidence["throughput"] = "measured (pilot " + p.file + ", " + shown->label() + ")";
+  if (!best) {
+    c.meets_sla = false;
+    c.excluded.push_back(fmt::format(
+        "measured on the pilot ({}): no load point meets the SLA at P90 (best {}: {:.0f} tok/s)",
+        p.file, shown->label(), shown->output_tokens_per_s));
+    k.note = "applied: no measured load point meets the SLA";
+    return k;
+  }
+  c.meets_sla = true;
+  c.throughput = best->output_tokens_per_s;
+  if (best->ttft_p50_ms) c.ttft_ms = *best->ttft_p50_ms;
+  if (best->tpot_p50_ms) {
+    c.tpot_ms = *best->tpot_p50_ms;
+    c.per_user_tok_s = *best->tpot_p50_ms > 0 ? 1000.0 / *best->tpot_p50_ms : 0;
+  }
+  if (best->concurrency) c.concurrency = *best->concurrency;
+  c.perf_note = fmt::format("measured on the pilot at {} (P90 within the SLA)", best->label());
+  // Fleet size from the measured rate: the same formulas as the plan (docs/plan.md).
+  const double peak = d.peak_output_tokens_per_s();
+  c.nodes = std::max(1, static_cast<int>(std::ceil(peak / c.throughput - 1e-9))) + c.reserve_nodes;
+  const double avg = d.average_output_tokens_per_s();
+  c.utilization = avg / (c.nodes * c.throughput);
+  c.node_equivalents = avg / c.throughput;
+  k.note = "applied";
+  return k;
+}
+
+std::vector<Table> pilot_tables(const PilotFile& p, const std::vector<Comparison>& cmp) {
+  auto opt = [](const std::optional<double>& v, int d) { return v ? Cell(*v, d) : Cell("—"); };
+  Table t{"pilot",
+          "Predicted vs measured (pilot " + p.file + ")",
+          {"candidate", "point", "conc pred", "conc meas", "tok/s pred", "tok/s meas",
+           "TTFT pred ms", "TTFT meas ms", "TPOT pred ms", "TPOT meas ms", "used"},
+          {},
+          {}};
+  for (const auto& k : cmp)
+    t.add({k.candidate, k.point, k.predicted_concurrency,
+           k.measured_concurrency ? Cell(*k.measured_concurrency) : Cell("—"),
+           Cell(k.predicted_tok_s, 1), opt(k.measured_tok_s, 1), Cell(k.predicted_ttft_ms, 0),
+           opt(k.measured_ttft_ms, 0), Cell(k.predicted_tpot_ms, 1), opt(k.measured_tpot_ms, 1),
+           k.note});
+  if (cmp.empty())
+    t.notes.push_back(fmt::format("no candidate is the pilot's build {} | {}×{} | {}", p.model,
+                                  p.gpus, p.device, p.precision));
+  t.notes.push_back(
+      "measured TTFT and TPOT are P50 of the chosen load point; the point is the "
+      "highest output tok/s whose P90 TTFT and TPOT meet the SLA");
+  std::vector<Table> out{t};
+  if (!p.go_no_go.empty()) {
+    Table g{"pilot_go_no_go",
+            "Go/no-go measured on the pilot",
+            {"check", "what", "status", "measured", "required", "note"},
+            {},
+            {}};
+    for (const auto& r : p.go_no_go)
+      g.add({r.check, r.name, r.status, r.measured, r.required, r.note});
+    out.push_back(g);
+  }
+  return out;
+}
+
+Json pilot_json(const PilotFile& p, const std::vector<Comparison>& cmp) {
+  auto o = [](const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); };
+  Json rows = Json::array();
+  for (const auto& k : cmp)
+    rows.push_back(
+        {{"candidate", k.candidate},
+         {"point", k.point},
+         {"applied", k.applied},
+         {"note", k.note},
+         {"predicted",
+          {{"concurrency", k.predicted_concurrency},
+           {"output_tokens_per_s", k.predicted_tok_s},
+           {"ttft_ms", k.predicted_ttft_ms},
+           {"tpot_ms", k.predicted_tpot_ms}}},
+         {"measured",
+          {{"concurrency", k.measured_concurrency ? Json(*k.measured_concurrency) : Json(nullptr)},
+           {"output_tokens_per_s", o(k.measured_tok_s)},
+           {"ttft_ms", o(k.measured_ttft_ms)},
+           {"tpot_ms", o(k.measured_tpot_ms)}}}});
+  Json g = Json::array();
+  for (const auto& r : p.go_no_go)
+    g.push_back({{"check", r.check},
+                 {"status", r.status},
+                 {"measured", r.measured},
+                 {"required", r.required},
+                 {"note", r.note}});
+  return {{"file", p.file}, {"comparisons", rows}, {"go_no_go", g}};
+}
+
+std::string to_benchmark_csv(const PilotFile& p) {
+  if (p.engine.empty())
+    throw InputError(p.file, "/build/engine",
+                     "validate-perf needs the engine the pilot ran (moeprobe load --engine ID)");
+  std::string csv = fmt::format("{}\n", fmt::join(benchmark_columns(), ","));
+  const std::string in = p.input_tokens ? std::to_string(*p.input_tokens) : "";
+  for (const auto& l : p.points) {
+    if (!l.concurrency || l.completed == 0) continue;  // open-loop points have no fixed batch
+    const std::string src = fmt::format("\"pilot {} {} ({} of {} requests)\"", p.file, l.label(),
+                                        l.completed, l.requests);
+    const std::string in_tok = !in.empty() ? in : fmt::format("{:.0f}", l.mean_prompt_tokens);
+    const std::string head = fmt::format(
+        "{},{},{},{},,{},{},{:.0f},{}", p.model, p.device, p.gpus, p.precision, p.engine, in_tok,
+        l.mean_output_tokens > 0 ? l.mean_output_tokens : static_cast<double>(p.output_tokens),
+        *l.concurrency);
+    csv += fmt::format("{},output_tok_s,{},tok/s,{}\n", head, l.output_tokens_per_s, src);
+    if (l.ttft_p50_ms) csv += fmt::format("{},ttft_ms,{},ms,{}\n", head, *l.ttft_p50_ms, src);
+    if (l.tpot_p50_ms) csv += fmt::format("{},tpot_ms,{},ms,{}\n", head, *l.tpot_p50_ms, src);
+  }
+  return csv;
+}
+
+BenchmarkFile read_pilot_benchmarks(const std::string& path) {
+  return parse_benchmarks(to_benchmark_csv(read_pilot(path)), path);
+}
+
+}  // namespace moeplan::pilot
