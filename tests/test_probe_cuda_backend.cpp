@@ -261,6 +261,29 @@ TEST_CASE("cuda fp8 e4m3 GEMM against the dequantised reference", "[probe][cuda]
   }
   CHECK_THROWS_AS(check_fp8_gemm(4, 96, 250), moeplan::Error);
 }
+
+// Host-side rules behind the fp8 fix; no GPU needed.
+TEST_CASE("fp8 scale pointers: one aligned slot each", "[probe][cuda]") {
+  alignas(256) static char base[2 * kFp8ScaleSlotBytes] = {};
+  const void* a = base + fp8_scale_slot_offset(0);
+  const void* b = base + fp8_scale_slot_offset(1);
+  CHECK(fp8_scale_slot_offset(1) - fp8_scale_slot_offset(0) == 256);
+  CHECK(fp8_scale_pointers_ok(a, b));
+  CHECK(fp8_scale_pointers_ok(a, a));  // the same pointer for both also ran on the H200
+  // The layout of b4ea4a6 (B scale = A scale + 4 bytes): CUBLAS_STATUS_NOT_SUPPORTED there.
+  CHECK_FALSE(fp8_scale_pointers_ok(a, base + 4));
+  CHECK_FALSE(fp8_scale_pointers_ok(base + 8, b));
+}
+
+TEST_CASE("moeprobe peaks exits 0 when any row was measured", "[probe][cuda]") {
+  PeakRow bf16{"bf16", 8192, 8192, 8192, 790, 0, "", true};
+  PeakRow fp8{"fp8_e4m3", 8192, 8192, 8192, 0, 0, "failed: CUBLAS_STATUS_NOT_SUPPORTED", false};
+  PeakRow copy{"copy", 0, 0, 0, 0, 3900, "", true};
+  CHECK(peaks_exit_code({bf16, fp8, copy}) == 0);  // b4ea4a6 exited 1 here, printing nothing
+  CHECK(peaks_exit_code({fp8}) == 2);
+  CHECK(peaks_exit_code({}) == 2);
+}
+
 #else
 TEST_CASE("cuda backend absent in this build", "[probe][cuda]") {
   bool listed = false;
