@@ -64,7 +64,12 @@ struct Ctx {
   LtGemm lt;
   DeviceBuffer flush;
   bool batched_experts = false;
+  // MOEPROBE_CUDA_EXPERTS=gemv: the grouped GEMV (one launch per projection for
+  // all experts, device-side counts/offsets) in moe.experts and moe.fused; the
+  // fused block then needs no host round trip and is captured in a CUDA graph.
+  bool gemv_experts = false;
   bool paged_kv = false;
+  bool generic_attention = false;  // MOEPROBE_CUDA_ATTN=generic: no split-KV decode kernel
   Ctx() = default;
   ~Ctx() {
     if (stream) MOE_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream));
@@ -277,6 +282,26 @@ void shared_ffn(Ctx& c, const MoeSpec& s, const MoeWeights& w, int tokens, const
   c.lt.matmul(MatmulShape{tokens, h, fs, t, fs, fs, h, 0}, w.sdown.get(), h_act, out, st);
 }
 
+// Expert FFN with the counts and offsets on the device: grouped GEMV (gate|up)
+// -> SwiGLU over all `rows` = tokens * top_k rows -> grouped GEMV (down). No
+// host sync, so it can be captured. experts_gemv_supported false: the caller
+// uses experts_per_expert.
+bool experts_gemv_supported(const MoeSpec& s) {
+  const Elem t = elem(s.dtype);
+  return kc::grouped_gemv_supported(t, s.hidden) && kc::grouped_gemv_supported(t, s.shape.ffn);
+}
+void experts_gemv(const MoeSpec& s, const MoeWeights& w, const int* counts, const int* offsets,
+                  int rows, const void* x_act, float* gu_out, void* h_act, float* y,
+                  cudaStream_t st) {
+  const Elem t = elem(s.dtype);
+  const int h = s.hidden, f = s.shape.ffn, e = s.shape.experts;
+  kc::grouped_gemv(x_act, w.gu.get(), 2LL * f * h, s.pool, e, 2 * f, h, t, counts, offsets, gu_out,
+                   st);
+  kc::swiglu(gu_out, rows, f, h_act, t, st);
+  kc::grouped_gemv(h_act, w.down.get(), static_cast<long long>(h) * f, s.pool, e, h, f, t, counts,
+                   offsets, y, st);
+}
+
 struct RouterBufs {
   DeviceBuffer logits, scratch, ids, w;
   void alloc(const MoeSpec& s, int tokens) {
@@ -396,6 +421,14 @@ class ExpertsOp : public CudaOp {
     kc::convert_f32(xf.as<float>(), x_act_.get(), t, a_ * h, s());
     y_.resize(rows * static_cast<std::size_t>(h) * 4);
     batched_ = ctx().batched_experts;
+    gemv_ = ctx().gemv_experts && experts_gemv_supported(sp);
+    if (gemv_) {
+      std::vector<int> offsets(counts.size() + 1, 0);
+      for (std::size_t i = 0; i < counts.size(); ++i) offsets[i + 1] = offsets[i] + counts[i];
+      offsets_ = cudabk::upload(offsets, s());
+      dcounts_ = cudabk::upload(counts_, s());
+      batched_ = false;
+    }
     if (batched_) setup_batched(xf);
     if (!batched_) {
       gu_.resize(rows * 2 * static_cast<std::size_t>(f) * 4);
@@ -404,6 +437,11 @@ class ExpertsOp : public CudaOp {
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
   void enqueue(cudaStream_t st) override {
+    if (gemv_) {
+      experts_gemv(s_, mw_, dcounts_.as<int>(), offsets_.as<int>(), static_cast<int>(a_),
+                   x_act_.get(), gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
+      return;
+    }
     if (!batched_) {
       experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(),
                          y_.as<float>(), st);
@@ -495,7 +533,7 @@ class ExpertsOp : public CudaOp {
   long long a_ = 0;
   MoeWeights mw_;
   DeviceBuffer x_act_, gu_, h_act_, y_;
-  bool batched_ = false;
+  bool batched_ = false, gemv_ = false;
   int nb_ = 0, rows_per_ = 0;
   DeviceBuffer xf_, xp_, yp_, offsets_, dcounts_, list_, ptr_[6];
 };
@@ -554,19 +592,22 @@ class MoeFusedOp : public CudaOp {
     y_.resize(rows * static_cast<std::size_t>(h) * 4);
     out_.resize(tk * static_cast<std::size_t>(h) * 4);
     MOE_CUDA_CHECK(cudaMallocHost(&host_counts_, static_cast<std::size_t>(sp.shape.experts) * 4));
+    gemv_ = ctx().gemv_experts && experts_gemv_supported(sp);
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
   ~MoeFusedOp() override {
     if (host_counts_) MOE_CUDA_CHECK_NOTHROW(cudaFreeHost(host_counts_));
   }
-  bool capturable() const override { return false; }
+  // With the grouped GEMV nothing leaves the device: one CUDA graph per call.
+  bool capturable() const override { return gemv_; }
   void enqueue(cudaStream_t st) override {
     const Elem t = elem(s_.dtype);
     const int h = s_.hidden, e = s_.shape.experts;
     rb_.run(ctx(), s_, mw_, x_.as<float>(), tokens_, st);
     pb_.run(s_, rb_.ids.as<int>(), a_, st);
-    MOE_CUDA_CHECK(cudaMemcpyAsync(host_counts_, pb_.counts.get(), static_cast<std::size_t>(e) * 4,
-                                   cudaMemcpyDeviceToHost, st));
+    if (!gemv_)
+      MOE_CUDA_CHECK(cudaMemcpyAsync(host_counts_, pb_.counts.get(),
+                                     static_cast<std::size_t>(e) * 4, cudaMemcpyDeviceToHost, st));
     kc::gather_rows(x_.as<float>(), pb_.perm.as<int>(), s_.shape.top_k, a_, h, x_act_.get(), t, st);
     const bool shared = s_.shape.shared_experts * s_.shape.shared_ffn > 0;
     if (shared) {
@@ -574,10 +615,15 @@ class MoeFusedOp : public CudaOp {
       shared_ffn(ctx(), s_, mw_, tokens_, xt_act_.get(), gu_.as<float>(), h_act_.get(),
                  out_.as<float>(), st);
     }
-    MOE_CUDA_CHECK(cudaStreamSynchronize(st));
-    counts_.assign(host_counts_, host_counts_ + e);
-    experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(),
-                       y_.as<float>(), st);
+    if (gemv_) {
+      experts_gemv(s_, mw_, pb_.counts.as<int>(), pb_.offsets.as<int>(), a_, x_act_.get(),
+                   gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
+    } else {
+      MOE_CUDA_CHECK(cudaStreamSynchronize(st));
+      counts_.assign(host_counts_, host_counts_ + e);
+      experts_per_expert(ctx(), s_, mw_, counts_, x_act_.get(), gu_.as<float>(), h_act_.get(),
+                         y_.as<float>(), st);
+    }
     kc::combine(y_.as<float>(), pb_.inv.as<int>(), rb_.w.as<float>(), tokens_, s_.shape.top_k, h,
                 out_.as<float>(), shared, st);
   }
@@ -598,6 +644,7 @@ class MoeFusedOp : public CudaOp {
   PermBufs pb_;
   int* host_counts_ = nullptr;
   std::vector<int> counts_;
+  bool gemv_ = false;
 };
 
 // ---- attention ----------------------------------------------------------------------
@@ -613,6 +660,7 @@ class AttentionOp : public CudaOp {
     const long long rows = static_cast<long long>(sp.batch) * sp.context;
     constexpr int kPage = 64;
     kc::AttentionArgs& a = args_;
+    a.force_generic = ctx().generic_attention;
     if (ctx().paged_kv) {
       // Pages of 64 positions in a shuffled order (a real allocator's layout).
       const int pps = static_cast<int>(mk::ceil_div(sp.context, kPage));
@@ -768,6 +816,7 @@ class LayerOp : public CudaOp {
       ar.context = as.context;
       ar.shared_kv = as.shared_kv;
       ar.scale = as.scale;
+      ar.force_generic = ctx().generic_attention;
     }
     // Activations (fp32) and their dtype copies (GEMM inputs; bf16 only).
     auto f32 = [](DeviceBuffer& b, long long n) {
@@ -811,6 +860,7 @@ class LayerOp : public CudaOp {
       f32(y_perm_, static_cast<long long>(a_) * h);
       f32(ids_, static_cast<long long>(sp.layers) * a_);
       MOE_CUDA_CHECK(cudaMallocHost(&host_counts_, static_cast<std::size_t>(m.experts) * 4));
+      gemv_ = ctx().gemv_experts && experts_gemv_supported(ms);
     }
     f32(gu_, rows * 2 * fmax);
     h_act_.resize(static_cast<std::size_t>(std::max(1LL, rows * fmax)) * esize(t_));
@@ -825,7 +875,8 @@ class LayerOp : public CudaOp {
   ~LayerOp() override {
     if (host_counts_) MOE_CUDA_CHECK_NOTHROW(cudaFreeHost(host_counts_));
   }
-  bool capturable() const override { return !s_.shape.moe; }
+  // MoE layers replay from a graph only with the grouped-GEMV experts (no host counts).
+  bool capturable() const override { return !s_.shape.moe || gemv_; }
   void enqueue(cudaStream_t st) override {
     const LayerShape& sh = s_.shape;
     const AttnShape& a = sh.attn;
@@ -951,8 +1002,9 @@ class LayerOp : public CudaOp {
     const int h = s_.shape.hidden, tk = s_.tokens(), e = ms.shape.experts;
     rb_.run(ctx(), ms, w.moe, hn_.as<float>(), tk, st);
     pb_.run(ms, rb_.ids.as<int>(), a_, st);
-    MOE_CUDA_CHECK(cudaMemcpyAsync(host_counts_, pb_.counts.get(), static_cast<std::size_t>(e) * 4,
-                                   cudaMemcpyDeviceToHost, st));
+    if (!gemv_)
+      MOE_CUDA_CHECK(cudaMemcpyAsync(host_counts_, pb_.counts.get(),
+                                     static_cast<std::size_t>(e) * 4, cudaMemcpyDeviceToHost, st));
     kc::gather_rows(hn_.as<float>(), pb_.perm.as<int>(), ms.shape.top_k, a_, h, x_perm_act_.get(),
                     t_, st);
     const bool shared = ms.shape.shared_experts * ms.shape.shared_ffn > 0;
@@ -960,10 +1012,15 @@ class LayerOp : public CudaOp {
       const void* hx = act(hn_.as<float>(), static_cast<long long>(tk) * h, hn_act_, st);
       shared_ffn(ctx(), ms, w.moe, tk, hx, gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
     }
-    MOE_CUDA_CHECK(cudaStreamSynchronize(st));
-    counts_.assign(host_counts_, host_counts_ + e);
-    experts_per_expert(ctx(), ms, w.moe, counts_, x_perm_act_.get(), gu_.as<float>(), h_act_.get(),
-                       y_perm_.as<float>(), st);
+    if (gemv_) {
+      experts_gemv(ms, w.moe, pb_.counts.as<int>(), pb_.offsets.as<int>(), a_, x_perm_act_.get(),
+                   gu_.as<float>(), h_act_.get(), y_perm_.as<float>(), st);
+    } else {
+      MOE_CUDA_CHECK(cudaStreamSynchronize(st));
+      counts_.assign(host_counts_, host_counts_ + e);
+      experts_per_expert(ctx(), ms, w.moe, counts_, x_perm_act_.get(), gu_.as<float>(),
+                         h_act_.get(), y_perm_.as<float>(), st);
+    }
     kc::combine(y_perm_.as<float>(), pb_.inv.as<int>(), rb_.w.as<float>(), tk, ms.shape.top_k, h,
                 y_.as<float>(), shared, st);
     MOE_CUDA_CHECK(cudaMemcpyAsync(ids_.as<int>() + static_cast<long long>(l) * a_, rb_.ids.get(),
@@ -981,6 +1038,7 @@ class LayerOp : public CudaOp {
   PermBufs pb_;
   int* host_counts_ = nullptr;
   std::vector<int> counts_;
+  bool gemv_ = false;
 };
 
 // ---- backend ------------------------------------------------------------------------
@@ -1011,8 +1069,11 @@ class CudaBackend : public Backend {
     MOE_CUDA_CHECK(cudaSetDevice(device));
     ctx_->facts = cudabk::device_facts(device);
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx_->stream, cudaStreamNonBlocking));
-    ctx_->batched_experts = env_or("MOEPROBE_CUDA_EXPERTS", "graph") == "batched";
+    const std::string experts = env_or("MOEPROBE_CUDA_EXPERTS", "graph");
+    ctx_->batched_experts = experts == "batched";
+    ctx_->gemv_experts = experts == "gemv";
     ctx_->paged_kv = env_or("MOEPROBE_CUDA_KV", "contiguous") == "paged";
+    ctx_->generic_attention = env_or("MOEPROBE_CUDA_ATTN", "decode") == "generic";
     ctx_->flush.resize(static_cast<std::size_t>(std::max(2 * ctx_->facts.l2_bytes, 8LL << 20)));
   }
   std::string name() const override { return "cuda"; }
@@ -1040,9 +1101,18 @@ class CudaBackend : public Backend {
     id.libraries["compute_capability"] =
         std::to_string(f.cc_major) + "." + std::to_string(f.cc_minor);
     id.libraries["cuda_archs"] = arch_list();
-    id.libraries["moe_experts"] = experts_path(ctx_->batched_experts);
+    id.libraries["moe_experts"] = ctx_->gemv_experts ? "grouped GEMV over all experts, device-side "
+                                                       "counts/offsets (MOEPROBE_CUDA_EXPERTS=gemv)"
+                                                     : experts_path(ctx_->batched_experts);
     id.libraries["moe_fused"] =
-        "per-expert cuBLASLt matmuls after a device->host count copy (one sync per call)";
+        ctx_->gemv_experts
+            ? "grouped GEMV experts, no host round trip, replayed from a CUDA graph"
+            : "per-expert cuBLASLt matmuls after a device->host count copy (one sync per call)";
+    id.libraries["attention"] =
+        ctx_->generic_attention
+            ? "generic tiled kernel for every case (MOEPROBE_CUDA_ATTN=generic)"
+            : "split-KV decode kernel for GQA/MHA decode (qk = v <= 256), generic tiled kernel "
+              "for prefill and MLA";
     id.libraries["kv_cache"] =
         ctx_->paged_kv ? "paged (64 positions per page, shuffled pages)" : "contiguous";
     id.libraries["nvml"] =
