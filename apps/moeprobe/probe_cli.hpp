@@ -32,5 +32,7 @@ void setup_check(CLI::App& app, int& exit_code);
 void setup_list(CLI::App& app, int& exit_code);
 // nccl and peaks (CUDA builds; elsewhere they exit 4).
 void setup_gpu_suites(CLI::App& app, int& exit_code);
+// compare: calibration rows against production figures (any build).
+void setup_compare(CLI::App& app, int& exit_code);
 
 }  // namespace moeprobe::cli
