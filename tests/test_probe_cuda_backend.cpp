@@ -3,11 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <memory>
 
 #include "moeprobe/backend.hpp"
 #include "moeprobe/measure.hpp"
 #include "moeprobe/reference.hpp"
+#include "moeprobe/shapes.hpp"
 
 #ifdef MOEPROBE_HAVE_CUDA
 #include "moeprobe/cuda_backend.hpp"
@@ -213,6 +216,92 @@ TEST_CASE("cuda decoder layers match the reference", "[probe][cuda][gpu]") {
       }
 }
 
+// The split-KV decode kernel (queries = 1, separate K/V): group sizes below,
+// at, not a power of two and above its head chunk of 8, head dims 64/128/256,
+// contexts shorter than a step and long enough for many splits, every KV type.
+TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda][gpu]") {
+  auto b = gpu_or_null();
+  if (!b) {
+    WARN("no GPU: decode attention not run");
+    return;
+  }
+  struct Case {
+    int heads, kv_heads, dim;
+    long long context;
+  };
+  for (const Case c :
+       {Case{8, 8, 64, 1}, Case{8, 2, 128, 5}, Case{32, 4, 128, 1000}, Case{24, 4, 128, 333},
+        Case{64, 4, 128, 77}, Case{16, 2, 256, 517}, Case{8, 1, 32, 130}})
+    for (DType d : {DType::fp32, DType::bf16})
+      for (KvDType kv : {KvDType::same, KvDType::fp8}) {
+        AttentionSpec a;
+        a.batch = 3;
+        a.queries = 1;
+        a.context = c.context;
+        a.heads = c.heads;
+        a.kv_heads = c.kv_heads;
+        a.qk_dim = a.v_dim = c.dim;
+        a.dtype = d;
+        a.kv_dtype = kv;
+        a.seed = 123;
+        a.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+        auto op = b->attention(a);
+        op->run();
+        op->sync();
+        const Check r = compare_close(op->output().f, ref::attention(a),
+                                      error_limit(DType::fp32, OpKind::simple), "decode");
+        INFO(c.heads << "/" << c.kv_heads << "x" << c.dim << " L" << c.context << " "
+                     << dtype_name(d) << (kv == KvDType::fp8 ? " fp8 kv" : "") << ": " << r.detail);
+        CHECK(r.ok);
+      }
+}
+
+// MOEPROBE_CUDA_EXPERTS=gemv: the grouped GEMV with device-side counts in
+// moe.experts and in moe.fused (no host round trip, replayed from a graph).
+TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cuda][gpu]") {
+  ::setenv("MOEPROBE_CUDA_EXPERTS", "gemv", 1);
+  auto b = gpu_or_null();
+  ::unsetenv("MOEPROBE_CUDA_EXPERTS");
+  if (!b) {
+    WARN("no GPU: grouped GEMV not run");
+    return;
+  }
+  CHECK(b->identity().libraries.at("moe_fused").find("no host round trip") != std::string::npos);
+  const moeplan::Model m = find_model("synthetic-tiny", nullptr);
+  const LayerShape ls = layer_shape(m);
+  for (DType d : {DType::fp32, DType::bf16})
+    for (int tokens : {1, 3, 17}) {
+      MoeSpec ms;
+      ms.hidden = ls.hidden;
+      ms.shape = *ls.moe;
+      ms.dtype = d;
+      ms.pool = std::min(ls.moe->experts, 5);  // slot = e % 5: experts share weights
+      ms.seed = 4100;
+      std::vector<float> x(static_cast<std::size_t>(tokens) * ms.hidden);
+      const Pattern px{4200 + static_cast<std::uint64_t>(tokens), 1.0f};
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = px.value(i);
+      const ref::Routing r = ref::route(ms, x, tokens);
+      const ref::Permutation p = ref::permute(ms, r.ids, x, tokens);
+      const double lim = error_limit(d, OpKind::simple);
+      auto ex = b->moe_experts(ms, p.x_perm, p.counts);
+      ex->run();
+      const Check ce =
+          compare_close(ex->output().f, ref::experts(ms, p.x_perm, p.counts), lim, "gemv experts");
+      INFO(dtype_name(d) << " tokens " << tokens << ": " << ce.detail);
+      CHECK(ce.ok);
+      auto fused = b->moe_fused(ms, x, tokens);
+      fused->run();  // captured in a graph on first run
+      fused->run();  // replayed
+      const OpOutput fo = fused->output();
+      CHECK(ref::valid_topk(ms, r.logits, fo.i, tokens, 1e-4));
+      const auto w = ref::routing_weights(ms, r.logits, fo.i, tokens);
+      const Check cf =
+          compare_close(fo.f, ref::moe_block(ms, x, tokens, fo.i, w), lim, "gemv fused");
+      INFO(cf.detail);
+      CHECK(cf.ok);
+    }
+}
+
 TEST_CASE("cuda attention with an fp8 e4m3 KV cache", "[probe][cuda][gpu]") {
   auto b = gpu_or_null();
   if (!b) {
@@ -261,6 +350,29 @@ TEST_CASE("cuda fp8 e4m3 GEMM against the dequantised reference", "[probe][cuda]
   }
   CHECK_THROWS_AS(check_fp8_gemm(4, 96, 250), moeplan::Error);
 }
+
+// Host-side rules behind the fp8 fix; no GPU needed.
+TEST_CASE("fp8 scale pointers: one aligned slot each", "[probe][cuda]") {
+  alignas(256) static char base[2 * kFp8ScaleSlotBytes] = {};
+  const void* a = base + fp8_scale_slot_offset(0);
+  const void* b = base + fp8_scale_slot_offset(1);
+  CHECK(fp8_scale_slot_offset(1) - fp8_scale_slot_offset(0) == 256);
+  CHECK(fp8_scale_pointers_ok(a, b));
+  CHECK(fp8_scale_pointers_ok(a, a));  // the same pointer for both also ran on the H200
+  // The layout of b4ea4a6 (B scale = A scale + 4 bytes): CUBLAS_STATUS_NOT_SUPPORTED there.
+  CHECK_FALSE(fp8_scale_pointers_ok(a, base + 4));
+  CHECK_FALSE(fp8_scale_pointers_ok(base + 8, b));
+}
+
+TEST_CASE("moeprobe peaks exits 0 when any row was measured", "[probe][cuda]") {
+  PeakRow bf16{"bf16", 8192, 8192, 8192, 790, 0, "", true};
+  PeakRow fp8{"fp8_e4m3", 8192, 8192, 8192, 0, 0, "failed: CUBLAS_STATUS_NOT_SUPPORTED", false};
+  PeakRow copy{"copy", 0, 0, 0, 0, 3900, "", true};
+  CHECK(peaks_exit_code({bf16, fp8, copy}) == 0);  // b4ea4a6 exited 1 here, printing nothing
+  CHECK(peaks_exit_code({fp8}) == 2);
+  CHECK(peaks_exit_code({}) == 2);
+}
+
 #else
 TEST_CASE("cuda backend absent in this build", "[probe][cuda]") {
   bool listed = false;

@@ -53,6 +53,75 @@ TEST_CASE("top-k agrees with a sort on random scores", "[probe][kernels]") {
   }
 }
 
+namespace {
+// Host model of the CUDA router's top-k (route_warp_kernel): k rounds, each lane
+// proposes lane_best over its strided share, proposals reduced by the xor
+// butterfly the warp shuffles perform, the winner marked taken.
+std::vector<int> topk_by_lanes(const std::vector<float>& s, int k, int lanes,
+                               const unsigned char* eligible) {
+  const int n = static_cast<int>(s.size());
+  std::vector<unsigned char> taken(static_cast<std::size_t>(n), 0);
+  std::vector<int> out;
+  for (int j = 0; j < k; ++j) {
+    std::vector<int> bi(static_cast<std::size_t>(lanes));
+    std::vector<float> bv(static_cast<std::size_t>(lanes));
+    for (int l = 0; l < lanes; ++l) {
+      bi[l] = mk::lane_best(s.data(), n, l, lanes, eligible, taken.data());
+      bv[l] = bi[l] >= 0 ? s[static_cast<std::size_t>(bi[l])] : 0.0f;
+    }
+    for (int o = lanes / 2; o > 0; o >>= 1) {
+      const auto pi = bi;
+      const auto pv = bv;
+      for (int l = 0; l < lanes; ++l)
+        if (mk::candidate_before(pv[l ^ o], pi[l ^ o], pv[l], pi[l])) {
+          bv[l] = pv[l ^ o];
+          bi[l] = pi[l ^ o];
+        }
+    }
+    for (int l = 1; l < lanes; ++l) REQUIRE(bi[l] == bi[0]);  // every lane agrees
+    if (bi[0] < 0) break;
+    taken[static_cast<std::size_t>(bi[0])] = 1;
+    out.push_back(bi[0]);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("warp top-k rounds give topk_select's list, ties included", "[probe][kernels]") {
+  for (int trial = 0; trial < 60; ++trial) {
+    const int n = trial < 30 ? 128 : 256 + trial, k = 1 + trial % 9;
+    std::vector<float> s(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)  // coarse values: many ties
+      s[static_cast<std::size_t>(i)] =
+          std::round(mk::pattern_value(static_cast<std::uint64_t>(900 + trial),
+                                       static_cast<std::uint64_t>(i)) *
+                     8) /
+          8;
+    std::vector<unsigned char> mask(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) mask[static_cast<std::size_t>(i)] = (i / 16) % 3 != 1;
+    for (const unsigned char* m : {static_cast<const unsigned char*>(nullptr),
+                                   static_cast<const unsigned char*>(mask.data())}) {
+      std::vector<int> want(static_cast<std::size_t>(k));
+      want.resize(static_cast<std::size_t>(mk::topk_select(s.data(), n, k, want.data(), m)));
+      CHECK(topk_by_lanes(s, k, 32, m) == want);
+      CHECK(topk_by_lanes(s, k, 4, m) == want);
+    }
+  }
+  // Fewer eligible entries than k: the rounds stop where topk_select stops.
+  const std::vector<float> s = {1, 2, 3, 4};
+  const unsigned char only_one[4] = {0, 0, 1, 0};
+  CHECK(topk_by_lanes(s, 3, 32, only_one) == std::vector<int>{2});
+  CHECK(mk::candidate_before(0.0f, 3, 0.0f, -1));
+  CHECK_FALSE(mk::candidate_before(9.0f, -1, 0.0f, 2));
+}
+
+TEST_CASE("group score is the sum of a group's two best", "[probe][kernels]") {
+  const std::vector<float> c = {0.1f, 0.7f, 0.3f, 0.7f};
+  CHECK(mk::group_score(c.data(), 4) == 0.7f + 0.7f);
+  CHECK(mk::group_score(c.data(), 1) == 0.1f);
+  CHECK(mk::group_score(c.data() + 2, 2) == 0.7f + 0.3f);  // added best first
+}
+
 TEST_CASE("grouped sigmoid routing keeps only the best groups", "[probe][kernels]") {
   // 8 experts in 4 groups of 2; group scores = sum of both members.
   const std::vector<float> logits = {5, 5, -5, -5, 4, 0, -5, 6};
@@ -248,4 +317,109 @@ TEST_CASE("fp8 e4m3: every code round-trips, known values, RNE, saturation", "[p
   CHECK(mk::e4m3_quantize(1.0f / 32.0f, s) == 0x38);
   CHECK(mk::e4m3_dequantize(0x38, s) == 1.0f / 32.0f);
   CHECK(mk::e4m3_round(100.0f, s) == 14.0f);  // saturates at 448 * s
+}
+
+TEST_CASE("split-KV decode: every key of a split is visited exactly once", "[probe][kernels]") {
+  // (warps, keys per warp) as the decode kernel uses them: qk 128 bf16 -> 16 lanes
+  // per key -> 2 keys per warp; qk 64 -> 4; qk 256 -> 1.
+  for (int kpw : {1, 2, 4}) {
+    const int warps = 4, step = warps * kpw;
+    for (long long kb : {0LL, 192LL}) {
+      for (long long len : {1LL, 7LL, 64LL, 333LL}) {
+        const long long ke = kb + len, steps = mk::ceil_div(len, step);
+        std::vector<int> seen(static_cast<std::size_t>(len), 0);
+        for (long long s = 0; s < steps; ++s)
+          for (int w = 0; w < warps; ++w)
+            for (int sub = 0; sub < kpw; ++sub) {
+              const long long j = mk::decode_key(kb, s, warps, kpw, w, sub);
+              if (j < ke) ++seen[static_cast<std::size_t>(j - kb)];
+            }
+        CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+      }
+    }
+  }
+}
+
+TEST_CASE("split-KV decode: splits cover the context, no empty split", "[probe][kernels]") {
+  // GQA 32/4 x 128 at batch 1, context 4096 on 132 SMs: base = 1 x 4 x 1 blocks,
+  // 4 waves want ceil(528 / 4) = 132 splits, capped by 4096 / (8 keys x 4 steps) = 128:
+  // 128 splits of 32 keys.
+  const mk::KeySplits a = mk::decode_splits(4, 4096, 132, 4, 8, 4, 256);
+  CHECK(a.splits == 128);
+  CHECK(a.chunk == 32);
+  // Batch 64 x 4 KV heads = 256 blocks already: ceil(528 / 256) = 3 splits of 1368 keys.
+  const mk::KeySplits b = mk::decode_splits(256, 4096, 132, 4, 8, 4, 256);
+  CHECK(b.splits == 3);
+  CHECK(b.chunk == 1368);
+  for (long long ctx : {1LL, 5LL, 77LL, 1024LL, 4097LL, 131072LL})
+    for (long long base : {1LL, 4LL, 64LL, 2048LL})
+      for (int sms : {0, 16, 132}) {
+        const mk::KeySplits k = mk::decode_splits(base, ctx, sms, 4, 8, 4, 256);
+        INFO("ctx " << ctx << " base " << base << " sms " << sms);
+        CHECK(k.splits >= 1);
+        CHECK(k.splits <= 256);
+        CHECK(k.chunk % 8 == 0);
+        CHECK(k.chunk * k.splits >= ctx);
+        CHECK(k.chunk * (k.splits - 1) < ctx);  // the last split is not empty
+      }
+  CHECK(mk::pow2_at_least(1) == 1);
+  CHECK(mk::pow2_at_least(6) == 8);
+  CHECK(mk::pow2_at_least(8) == 8);
+}
+
+TEST_CASE("merging partial softmax states equals one pass", "[probe][kernels]") {
+  std::vector<float> s(37), v(37);
+  for (int i = 0; i < 37; ++i) {
+    s[static_cast<std::size_t>(i)] = 4 * mk::pattern_value(77, static_cast<std::uint64_t>(i));
+    v[static_cast<std::size_t>(i)] = mk::pattern_value(78, static_cast<std::uint64_t>(i));
+  }
+  double mx = -1e30, den = 0, num = 0;
+  for (float x : s) mx = std::max(mx, static_cast<double>(x));
+  for (int i = 0; i < 37; ++i) {
+    const double e = std::exp(s[static_cast<std::size_t>(i)] - mx);
+    den += e;
+    num += e * v[static_cast<std::size_t>(i)];
+  }
+  // Three partial states over [0, 10), [10, 30), [30, 37) plus an empty one, merged in order.
+  struct St {
+    float m, l, acc;
+  };
+  auto partial = [&](int b, int e) {
+    mk::OnlineSoftmax st = mk::online_softmax_init();
+    float acc = 0;
+    for (int i = b; i < e; ++i) {
+      const mk::OnlineStep u = mk::online_softmax_update(st, s[static_cast<std::size_t>(i)]);
+      acc = acc * u.scale_old + u.weight_new * v[static_cast<std::size_t>(i)];
+    }
+    return St{st.m, st.l, acc};
+  };
+  St tot = partial(0, 0);  // empty
+  for (const St p : {partial(0, 10), partial(10, 30), partial(30, 30), partial(30, 37)}) {
+    const mk::SoftmaxMerge f = mk::softmax_merge(tot.m, p.m);
+    tot = St{f.m, tot.l * f.f1 + p.l * f.f2, tot.acc * f.f1 + p.acc * f.f2};
+  }
+  CHECK(tot.m == Approx(mx));
+  CHECK(tot.acc / tot.l == Approx(num / den).epsilon(1e-5));
+}
+
+TEST_CASE("grouped GEMV rows and weight slots", "[probe][kernels]") {
+  const std::vector<int> counts = {2, 0, 3, 1};
+  std::vector<int> offsets(5);
+  mk::exclusive_scan(counts.data(), 4, offsets.data());
+  const mk::Range r2 = mk::grouped_rows(offsets.data(), counts.data(), 2);
+  CHECK(r2.begin == 2);
+  CHECK(r2.end == 5);
+  const mk::Range r1 = mk::grouped_rows(offsets.data(), counts.data(), 1);
+  CHECK(r1.begin == r1.end);  // an expert without rows: an empty range
+  long long covered = 0;
+  for (int e = 0; e < 4; ++e) {
+    const mk::Range r = mk::grouped_rows(offsets.data(), counts.data(), e);
+    CHECK(r.begin == covered);  // consecutive, in expert order
+    covered = r.end;
+  }
+  CHECK(covered == 6);
+  // Slot of expert e with `pool` materialised experts: the probe's MoeSpec::slot rule.
+  CHECK(mk::expert_slot(0, 5) == 0);
+  CHECK(mk::expert_slot(7, 5) == 2);
+  CHECK(mk::expert_slot(255, 256) == 255);
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "moeplan/calibration.hpp"
+#include "moeplan/json_read.hpp"
 #include "moeprobe/harness.hpp"
 #include "moeprobe/shapes.hpp"
 #include "test_support.hpp"
@@ -127,6 +128,61 @@ TEST_CASE("an interrupted run resumes from its log without re-measuring", "[prob
 }
 
 #ifdef MOEPROBE_CLI
+TEST_CASE("budget rules: proportional shares, trimmed repetitions", "[probe][run][budget]") {
+  // 300 s left, a section of 40 of 200 weighted cells: 300 * 40 / 200 = 60 s.
+  CHECK(budget_share_s(300, 40, 200) == Approx(60));
+  CHECK(budget_share_s(300, 50, 50) == Approx(300));  // the last section gets the rest
+  CHECK(budget_share_s(-1, 10, 20) == 0);
+  TimingOptions full;  // warmup 3, min_reps 10, max_reps 200, min_seconds 0.2
+  bool trimmed = true;
+  TimingOptions t = budget_timing(full, 3.0, &trimmed);  // 1 s for timing >= 0.2 s: unchanged
+  CHECK_FALSE(trimmed);
+  CHECK(t.min_reps == 10);
+  CHECK(t.min_seconds == 0.2);
+  t = budget_timing(full, 0.3, &trimmed);  // 0.1 s for timing < 0.2 s
+  CHECK(trimmed);
+  CHECK(t.min_seconds == Approx(0.1));
+  CHECK(t.min_reps == 5);
+  CHECK(t.warmup == 1);
+  CHECK(t.max_reps == 50);
+  t = budget_timing(full, -2.0, &trimmed);  // overdrawn: the floor of 3 repetitions
+  CHECK(t.min_seconds == 0);
+  CHECK(t.min_reps == 3);
+}
+
+TEST_CASE("a spent --budget-s leaves cells out and says so in the file", "[probe][run][budget]") {
+  const moeplan::Model m = micro_model();
+  auto b = make_backend("cpu", 1);
+  const std::string out = tmp_path("budget.json");
+  fs::remove(out + ".log.jsonl");
+  RunOptions o = micro_options(out);
+  o.budget_s = 1e-6;  // spent before the first section after the triad begins
+  const RunResult r = run_probe(m, nullptr, *b, o);
+  REQUIRE(r.rows.size() == 1);  // the triad is always measured
+  CHECK(r.rows[0].op == "triad");
+  // Every other cell is listed: 2 token counts x (projections + 5 MoE ops + 1 attention
+  // context + 2 layer shapes) + prefill cells; at least the 10 MoE cells.
+  CHECK(r.out_of_time.size() > 10);
+  const auto doc = moeplan::parse_json_file(out);
+  CHECK(doc["probe"]["budget"]["limit_s"].get<double>() == Approx(1e-6));
+  CHECK(doc["probe"]["budget"]["not_measured"].size() == r.out_of_time.size());
+  bool noted = false;
+  for (const auto& n : doc["probe"]["notes"])
+    noted = noted || n.get<std::string>().find("cells not measured") != std::string::npos;
+  CHECK(noted);
+  // The same run without a budget measures every cell and records the sections' seconds.
+  const std::string out2 = tmp_path("nobudget.json");
+  fs::remove(out2 + ".log.jsonl");
+  const RunResult full = run_probe(m, nullptr, *b, micro_options(out2));
+  CHECK(full.rows.size() == 1 + r.out_of_time.size());  // same cells, all measured
+  CHECK(full.out_of_time.empty());
+  CHECK(full.trimmed == 0);
+  const auto doc2 = moeplan::parse_json_file(out2);
+  CHECK(doc2["probe"]["budget"]["limit_s"].is_null());
+  for (const char* sec : {"triad", "gemm", "moe", "attention", "layers"})
+    CHECK(doc2["probe"]["budget"]["section_s"].contains(sec));
+}
+
 TEST_CASE("moeprobe CLI: list, check, unavailable backend, bad flags", "[probe][cli]") {
   const std::string cli = MOEPROBE_CLI;
   auto r = moeplan::test::run_command(cli + " list");

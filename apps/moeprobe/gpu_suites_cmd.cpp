@@ -108,21 +108,29 @@ void run_peaks(const std::string& format, const std::string& out, int& exit_code
 #ifdef MOEPROBE_HAVE_CUDA
   moeplan::Report rep;
   rep.title = "Dense peak rates (cuBLASLt) and copy bandwidth on this GPU";
-  moeplan::Table t{"peaks", "", {"dtype", "m", "n", "k", "TFLOP/s", "copy GB/s"}, {}, {}};
+  moeplan::Table t{
+      "peaks", "", {"dtype", "m", "n", "k", "TFLOP/s", "copy GB/s", "measured", "note"}, {}, {}};
   moeplan::Json rows = moeplan::Json::array();
-  for (const auto& r : run_peak_suite()) {
-    t.add({r.dtype, r.m, r.n, r.k, moeplan::Cell(r.tflops, 1), moeplan::Cell(r.copy_gbs, 1)});
+  const std::vector<PeakRow> peaks = run_peak_suite();
+  for (const auto& r : peaks) {
+    t.add({r.dtype, r.m, r.n, r.k, r.measured ? moeplan::Cell(r.tflops, 1) : moeplan::Cell(),
+           r.measured ? moeplan::Cell(r.copy_gbs, 1) : moeplan::Cell(), r.measured ? "yes" : "no",
+           r.note});
     rows.push_back({{"dtype", r.dtype},
                     {"m", r.m},
                     {"n", r.n},
                     {"k", r.k},
                     {"tflops", r.tflops},
-                    {"copy_gb_s", r.copy_gbs}});
+                    {"copy_gb_s", r.copy_gbs},
+                    {"measured", r.measured},
+                    {"note", r.note}});
+    if (!r.measured) rep.messages.push_back(r.dtype + " not measured: " + r.note);
   }
   rep.tables.push_back(t);
   rep.json["rows"] = rows;
   emit(rep, format, out);
-  exit_code = 0;
+  exit_code = peaks_exit_code(peaks);
+  if (exit_code != 0) std::cerr << "error: no peak row could be measured\n";
 #else
   (void)format;
   (void)out;

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   pc::setup_list(app, exit_code);
   pc::setup_gpu_suites(app, exit_code);
   pc::setup_load(app, exit_code);
+  pc::setup_compare(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

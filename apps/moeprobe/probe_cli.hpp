@@ -34,5 +34,7 @@ void setup_list(CLI::App& app, int& exit_code);
 void setup_gpu_suites(CLI::App& app, int& exit_code);
 // load: an OpenAI-compatible endpoint under load (docs/load.md).
 void setup_load(CLI::App& app, int& exit_code);
+// compare: calibration rows against production figures (any build).
+void setup_compare(CLI::App& app, int& exit_code);
 
 }  // namespace moeprobe::cli

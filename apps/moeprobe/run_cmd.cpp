@@ -9,6 +9,12 @@ namespace moeprobe::cli {
 
 namespace {
 
+// A full GPU sweep of a 700B-class model must fit a rented hour's slot: by
+// default a cuda run keeps inside 270 s of wall time (under 5 minutes with the
+// set-up before the first cell), trimming repetitions, then points, and saying
+// so in the file. `--budget-s 0` lifts the limit.
+constexpr double kDefaultGpuBudgetS = 270;
+
 struct RunCmdOptions {
   std::string model, backend = "cpu", device, dtype = "fp32", kv_dtype = "same",
                      distribution = "balanced", out = "calibration.json";
@@ -16,6 +22,7 @@ struct RunCmdOptions {
   std::vector<int> tokens, prefill;
   std::vector<long long> context;
   double memory_gb = 0;
+  double budget_s = -1;  // -1: the backend's default (kDefaultGpuBudgetS on cuda, none on cpu)
   bool quick = false, resume = false, no_progress = false, no_flush = false;
 };
 
@@ -32,6 +39,7 @@ void run(const RunCmdOptions& o, int& exit_code) {
   ro.prefill = o.prefill;
   ro.layers = o.layers;
   ro.memory_budget_gb = o.memory_gb;
+  ro.budget_s = o.budget_s >= 0 ? o.budget_s : (o.backend == "cuda" ? kDefaultGpuBudgetS : 0.0);
   ro.quick = o.quick;
   ro.resume = o.resume;
   ro.out = o.out;
@@ -66,6 +74,11 @@ void run(const RunCmdOptions& o, int& exit_code) {
   if (moe1 > 0 && bw > 0)
     rep.messages.push_back("MoE decode step at batch 1: " + std::to_string(moe1) + " GB/s = " +
                            std::to_string(moe1 / bw * 100) + "% of the measured bandwidth");
+  if (r.trimmed > 0 || !r.out_of_time.empty())
+    rep.messages.push_back("--budget-s: " + std::to_string(r.trimmed) +
+                           " cells with trimmed repetitions, " +
+                           std::to_string(r.out_of_time.size()) +
+                           " cells not measured (listed in the file under probe.budget)");
   if (r.resumed > 0)
     rep.messages.push_back(std::to_string(r.resumed) + " rows resumed from the log");
   if (r.skipped > 0)
@@ -107,6 +120,10 @@ void setup_run(CLI::App& app, int& exit_code) {
   sub->add_option("--memory-gb", o->memory_gb,
                   "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--budget-s", o->budget_s,
+                  "Wall-time limit, seconds: trims repetitions, then points, to fit; recorded "
+                  "in the file (probe.budget). Default 270 on cuda, none on cpu; 0: none")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--out", o->out, "Calibration file (the log goes to FILE.log.jsonl)");
   sub->add_flag("--quick", o->quick, "Small token sweep and short timing (smoke run)");
   sub->add_flag("--resume", o->resume, "Keep the rows of an interrupted run from the log");

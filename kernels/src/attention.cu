@@ -295,6 +295,248 @@ __global__ void store_kv_rows_kernel(const float* src, long long ld, int rows, i
   }
 }
 
+// ---- split-KV decode (one query per sequence, separate K and V) ----------------
+// Flash-decoding for GQA/MHA decode: a block owns (sequence b, KV head, a chunk
+// of up to kDecMaxGroup query heads of that KV group) and one split of the
+// keys, so every K/V tile it loads serves all heads of the chunk. 4 warps; a
+// key row is spread over qk/8 lanes with 8 dimensions each (bf16: one 16-byte
+// load, fp32: two, fp8: one 8-byte load: 8 codes), 32/(qk/8) keys per warp per
+// step, the next step's K/V rows prefetched into registers while the current
+// ones are used. q (pre-scaled) and the accumulators of the chunk's heads live
+// in registers (2·G·8 floats per lane); partial states merge inside the warp
+// by shuffles and across warps in shared memory (softmax_merge), then across
+// splits in attention_merge_kernel. Key order, splits and merges: index_math.hpp
+// (decode_key, decode_splits, softmax_merge), host-tested.
+constexpr int kDecWarps = 4;
+constexpr int kDecThreads = kDecWarps * 32;
+constexpr int kDecVec = 8;  // dimensions per lane
+constexpr int kDecMaxGroup = 8;
+constexpr int kDecMaxDim = 256;
+constexpr int kDecWaves = 4;     // blocks ~ 4x the SMs
+constexpr int kDecMinSteps = 4;  // every split at least 4 steps long
+constexpr int kDecMaxSplits = 256;
+
+struct DecodePlan {
+  bool ok = false;
+  int lanes_per_key = 0, keys_per_warp = 0;
+  int g = 0;        // heads per block (power of two <= kDecMaxGroup)
+  int gblocks = 0;  // head chunks per KV head
+  int splits = 1;
+  long long chunk = 0;
+};
+
+DecodePlan make_decode_plan(const AttentionArgs& a, int sms) {
+  DecodePlan p;
+  if (a.force_generic || a.queries != 1 || a.shared_kv || a.qk != a.vd || a.qk % kDecVec != 0 ||
+      a.qk > kDecMaxDim)
+    return p;
+  const int lpk = a.qk / kDecVec;
+  if (32 % lpk != 0) return p;
+  const int group = a.heads / a.kv_heads;
+  p.lanes_per_key = lpk;
+  p.keys_per_warp = 32 / lpk;
+  p.g = std::min(kDecMaxGroup, mk::pow2_at_least(group));
+  p.gblocks = static_cast<int>(mk::ceil_div(group, p.g));
+  const long long base = static_cast<long long>(a.batch) * a.kv_heads * p.gblocks;
+  const mk::KeySplits ks = mk::decode_splits(
+      base, a.context, sms, kDecWaves, kDecWarps * p.keys_per_warp, kDecMinSteps, kDecMaxSplits);
+  p.splits = ks.splits;
+  p.chunk = ks.chunk;
+  p.ok = true;
+  return p;
+}
+
+// 8 consecutive cache elements as raw bits (bf16: 16 bytes, fp32: 32, e4m3: 8).
+struct Raw8 {
+  uint4 x, y;
+};
+template <int KIND>  // 0 fp32, 1 bf16, 2 e4m3
+__device__ __forceinline__ Raw8 load_raw8(const void* base, long long off) {
+  Raw8 r{};
+  if constexpr (KIND == 0) {
+    const uint4* p = reinterpret_cast<const uint4*>(static_cast<const float*>(base) + off);
+    r.x = __ldg(p);
+    r.y = __ldg(p + 1);
+  } else if constexpr (KIND == 1) {
+    r.x = __ldg(reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(base) + off));
+  } else {
+    const uint2 v =
+        __ldg(reinterpret_cast<const uint2*>(static_cast<const std::uint8_t*>(base) + off));
+    r.x.x = v.x;
+    r.x.y = v.y;
+  }
+  return r;
+}
+template <int KIND>
+__device__ __forceinline__ void to_float8(const Raw8& r, float kv_scale, float* f) {
+  // Word by word with shifts: no reinterpreted arrays, so nothing goes to local memory.
+  if constexpr (KIND == 0) {
+    const unsigned w[8] = {r.x.x, r.x.y, r.x.z, r.x.w, r.y.x, r.y.y, r.y.z, r.y.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) f[i] = __uint_as_float(w[i]);
+  } else if constexpr (KIND == 1) {
+    detail::bf16x8_to_float(r.x, f);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const unsigned word = i < 4 ? r.x.x : r.x.y;
+      const auto code = static_cast<std::uint8_t>((word >> (8 * (i % 4))) & 0xFFu);
+      f[i] = mk::e4m3_dequantize(code, kv_scale);
+    }
+  }
+}
+
+template <int G, int KIND>
+__global__ void __launch_bounds__(kDecThreads)
+    decode_kernel(AttentionArgs a, DecodePlan p, float* part_acc, float* part_ml) {
+  __shared__ float red_acc[kDecWarps][G][kDecMaxDim];
+  __shared__ float red_m[kDecWarps][G], red_l[kDecWarps][G];
+  const int split = static_cast<int>(blockIdx.x);
+  const int b = static_cast<int>(blockIdx.y) / a.kv_heads;
+  const int kvh = static_cast<int>(blockIdx.y) % a.kv_heads;
+  const int group = a.heads / a.kv_heads;
+  const int h0 = kvh * group + static_cast<int>(blockIdx.z) * G;
+  const int nh = min(G, group - static_cast<int>(blockIdx.z) * G);
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int lpk = p.lanes_per_key, kpw = p.keys_per_warp;
+  const int sub = lane / lpk, part = lane % lpk;
+  const int d = a.qk, c0 = part * kDecVec;
+
+  float q[G][kDecVec], acc[G][kDecVec], m[G], l[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = kNegBig;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kDecVec; ++i) {
+      acc[g][i] = 0.0f;
+      q[g][i] = g < nh ? a.q[(static_cast<long long>(b) * a.heads + h0 + g) * d + c0 + i] * a.scale
+                       : 0.0f;
+    }
+  }
+  const long long kb = static_cast<long long>(split) * p.chunk;
+  const long long ke = min(kb + p.chunk, a.context);
+  const long long steps = mk::ceil_div(ke - kb, static_cast<long long>(kDecWarps) * kpw);
+  auto offset = [&](long long j) { return (cache_row(a, b, j) * a.kv_heads + kvh) * d + c0; };
+  long long j = mk::decode_key(kb, 0, kDecWarps, kpw, warp, sub);
+  Raw8 kr{}, vr{};
+  if (j < ke) {
+    kr = load_raw8<KIND>(a.k, offset(j));
+    vr = load_raw8<KIND>(a.v, offset(j));
+  }
+  for (long long s = 0; s < steps; ++s) {  // the same count on every lane (shuffles below)
+    const bool valid = j < ke;
+    float kf[kDecVec], vf[kDecVec];
+    to_float8<KIND>(kr, a.kv_scale, kf);
+    to_float8<KIND>(vr, a.kv_scale, vf);
+    const long long jn = mk::decode_key(kb, s + 1, kDecWarps, kpw, warp, sub);
+    if (s + 1 < steps && jn < ke) {  // prefetch the next step's rows
+      kr = load_raw8<KIND>(a.k, offset(jn));
+      vr = load_raw8<KIND>(a.v, offset(jn));
+    }
+    float dot[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float t = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kDecVec; ++i) t = fmaf(q[g][i], kf[i], t);
+      dot[g] = t;
+    }
+    for (int o = lpk / 2; o > 0; o >>= 1)
+#pragma unroll
+      for (int g = 0; g < G; ++g) dot[g] += __shfl_xor_sync(0xffffffffu, dot[g], o);
+    if (valid) {
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        if (dot[g] > m[g]) {  // raise the running max (rare once it settles)
+          const float corr = __expf(m[g] - dot[g]);
+          l[g] *= corr;
+#pragma unroll
+          for (int i = 0; i < kDecVec; ++i) acc[g][i] *= corr;
+          m[g] = dot[g];
+        }
+        const float e = __expf(dot[g] - m[g]);
+        l[g] += e;
+#pragma unroll
+        for (int i = 0; i < kDecVec; ++i) acc[g][i] = fmaf(e, vf[i], acc[g][i]);
+      }
+    }
+    j = jn;
+  }
+  // Merge the warp's key slots (lanes with the same dimensions, other `sub`).
+  for (int o = lpk; o < 32; o <<= 1)
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+      const mk::SoftmaxMerge f = mk::softmax_merge(m[g], mo);
+      l[g] = l[g] * f.f1 + lo * f.f2;
+#pragma unroll
+      for (int i = 0; i < kDecVec; ++i) {
+        const float ao = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+        acc[g][i] = acc[g][i] * f.f1 + ao * f.f2;
+      }
+      m[g] = f.m;
+    }
+  if (sub == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+#pragma unroll
+      for (int i = 0; i < kDecVec; ++i) red_acc[warp][g][c0 + i] = acc[g][i];
+      if (part == 0) {
+        red_m[warp][g] = m[g];
+        red_l[warp][g] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  const long long rows_all = static_cast<long long>(a.batch) * a.heads;
+  for (int idx = static_cast<int>(threadIdx.x); idx < nh * d; idx += kDecThreads) {
+    const int g = idx / d, c = idx % d;
+    float mm = red_m[0][g], ll = red_l[0][g], aa = red_acc[0][g][c];
+#pragma unroll
+    for (int w = 1; w < kDecWarps; ++w) {
+      const mk::SoftmaxMerge f = mk::softmax_merge(mm, red_m[w][g]);
+      ll = ll * f.f1 + red_l[w][g] * f.f2;
+      aa = aa * f.f1 + red_acc[w][g][c] * f.f2;
+      mm = f.m;
+    }
+    const long long row = static_cast<long long>(b) * a.heads + h0 + g;
+    if (p.splits == 1) {
+      a.out[row * d + c] = ll > 0.0f ? aa / ll : 0.0f;
+    } else {
+      const long long prow = static_cast<long long>(split) * rows_all + row;
+      part_acc[prow * d + c] = aa;
+      if (c == 0) {
+        part_ml[prow * 2] = mm;
+        part_ml[prow * 2 + 1] = ll;
+      }
+    }
+  }
+}
+
+template <int KIND>
+void launch_decode_kind(const AttentionArgs& a, const DecodePlan& p, float* pa, float* pm,
+                        cudaStream_t st) {
+  const dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(a.batch * a.kv_heads),
+                  static_cast<unsigned>(p.gblocks));
+  switch (p.g) {
+    case 1:
+      decode_kernel<1, KIND><<<grid, kDecThreads, 0, st>>>(a, p, pa, pm);
+      break;
+    case 2:
+      decode_kernel<2, KIND><<<grid, kDecThreads, 0, st>>>(a, p, pa, pm);
+      break;
+    case 4:
+      decode_kernel<4, KIND><<<grid, kDecThreads, 0, st>>>(a, p, pa, pm);
+      break;
+    default:
+      decode_kernel<8, KIND><<<grid, kDecThreads, 0, st>>>(a, p, pa, pm);
+      break;
+  }
+  MOEK_CHECK_LAUNCH("decode_kernel");
+}
+
 void check(bool ok, const char* what) {
   if (!ok) throw_on_error(cudaErrorInvalidValue, what, __FILE__, __LINE__);
 }
@@ -319,21 +561,62 @@ void validate(const AttentionArgs& a) {
 
 long long attention_workspace_bytes(const AttentionArgs& a, int sms) {
   validate(a);
+  const DecodePlan d = make_decode_plan(a, sms);
+  const int splits = d.ok ? d.splits : make_plan(a, sms).splits;
+  if (splits <= 1) return 0;
+  const long long rows_all = static_cast<long long>(a.batch) * a.queries * a.heads;
+  return static_cast<long long>(splits) * rows_all * (a.vd + 2) * 4;
+}
+
+bool attention_uses_decode_kernel(const AttentionArgs& a, int sms) {
+  validate(a);
+  return make_decode_plan(a, sms).ok;
+}
+
+namespace {
+long long generic_workspace_bytes(const AttentionArgs& a, int sms) {
   const Plan p = make_plan(a, sms);
   if (p.splits <= 1) return 0;
   const long long rows_all = static_cast<long long>(a.batch) * a.queries * a.heads;
   return static_cast<long long>(p.splits) * rows_all * (a.vd + 2) * 4;
 }
 
+}  // namespace
+
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
                cudaStream_t st) {
   validate(a);
+  if (const DecodePlan d = make_decode_plan(a, sms); d.ok) {
+    const long long rows_all = static_cast<long long>(a.batch) * a.heads;
+    float* pa = nullptr;
+    float* pm = nullptr;
+    if (d.splits > 1) {
+      check(workspace != nullptr && workspace_bytes >= attention_workspace_bytes(a, sms),
+            "attention: workspace smaller than attention_workspace_bytes()");
+      pa = static_cast<float*>(workspace);
+      pm = pa + static_cast<long long>(d.splits) * rows_all * a.vd;
+    }
+    check(static_cast<long long>(a.batch) * a.kv_heads <= 65535 && d.gblocks <= 65535,
+          "attention: grid too large");
+    if (a.kv == Elem::bf16)
+      launch_decode_kind<1>(a, d, pa, pm, st);
+    else if (a.kv == Elem::e4m3)
+      launch_decode_kind<2>(a, d, pa, pm, st);
+    else
+      launch_decode_kind<0>(a, d, pa, pm, st);
+    if (d.splits > 1) {
+      attention_merge_kernel<<<detail::grid_for(rows_all * a.vd, 256), 256, 0, st>>>(
+          pa, pm, d.splits, rows_all, a.vd, a.out);
+      MOEK_CHECK_LAUNCH("attention_merge_kernel");
+    }
+    return;
+  }
   const Plan p = make_plan(a, sms);
   const long long rows_all = static_cast<long long>(a.batch) * a.queries * a.heads;
   float* part_acc = nullptr;
   float* part_ml = nullptr;
   if (p.splits > 1) {
-    check(workspace != nullptr && workspace_bytes >= attention_workspace_bytes(a, sms),
+    check(workspace != nullptr && workspace_bytes >= generic_workspace_bytes(a, sms),
           "attention: workspace smaller than attention_workspace_bytes()");
     part_acc = static_cast<float*>(workspace);
     part_ml = part_acc + static_cast<long long>(p.splits) * rows_all * a.vd;

@@ -33,6 +33,20 @@ __device__ __forceinline__ void store_elem(void* p, Elem t, long long i, float v
     static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
 }
 
+// The two bf16 values packed in a 32-bit word (low half first) as floats: exact,
+// on registers only (reinterpreting a uint4 as a __nv_bfloat162 array can put it
+// in local memory).
+__device__ __forceinline__ void bf16x2_to_float(unsigned u, float& lo, float& hi) {
+  lo = __uint_as_float(u << 16);
+  hi = __uint_as_float(u & 0xFFFF0000u);
+}
+__device__ __forceinline__ void bf16x8_to_float(const uint4& r, float* f) {
+  bf16x2_to_float(r.x, f[0], f[1]);
+  bf16x2_to_float(r.y, f[2], f[3]);
+  bf16x2_to_float(r.z, f[4], f[5]);
+  bf16x2_to_float(r.w, f[6], f[7]);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -50,7 +50,10 @@ void copy16(void* dst, const void* src, long long bytes, cudaStream_t st);
 void scribble(void* buf, long long bytes, cudaStream_t st);
 
 // ---- router -------------------------------------------------------------------
-// One thread per token runs moekernels::route_token (the exact CPU code path).
+// One warp per token (experts <= 512): top-k by warp arg-max rounds over the
+// shared order of route_token (index_math.hpp: lane_best, candidate_before),
+// so ids equal route_token's; beyond 512 experts one thread per token runs
+// moekernels::route_token itself (scratch used only then).
 // logits [tokens, experts] f32, bias [experts] or null, scratch
 // [tokens * routing_scratch_floats(experts, n_group)] f32; ids/w [tokens, k].
 void route(const float* logits, const float* bias, int tokens, int experts, int k,
@@ -78,6 +81,15 @@ void unpad_rows(const float* padded, const int* offsets, const int* counts, cons
 // ---- expert FFN pieces ----------------------------------------------------------
 // gu [rows, 2f] f32 (gate | up) -> out [rows, f] = silu(gate) * up in `t`.
 void swiglu(const float* gu, int rows, int f, void* out, Elem t, cudaStream_t st);
+// Grouped GEMV over experts with device-side counts/offsets (one launch for all
+// experts): out[o + r, j] = Σ_k x[o + r, k] · W[slot(e)][j, k], o = offsets[e],
+// r < counts[e], slot(e) = e % pool, W slot q at w + q * slot_stride elements
+// ([n_out, k] row-major), x [rows, k] and W in t, out [rows, n_out] f32.
+// Supported: t bf16 with k % 8 == 0, or fp32 with k % 4 == 0 (16-byte loads).
+bool grouped_gemv_supported(Elem t, int k);
+void grouped_gemv(const void* x, const void* w, long long slot_stride, int pool, int experts,
+                  int n_out, int k, Elem t, const int* counts, const int* offsets, float* out,
+                  cudaStream_t st);
 // out [tokens, hidden] (+)= sum_j w[t*k+j] * y_perm[inv[t*k+j]] (accumulate: add to out).
 void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden,
              float* out, bool accumulate, cudaStream_t st);
@@ -106,9 +118,15 @@ struct AttentionArgs {
   const int* page_table = nullptr;
   int page = 0, pages_per_seq = 0;
   float* out = nullptr;
+  // Decode (queries == 1, separate K/V, qk == v, qk % 8 == 0, qk <= 256, 32 %
+  // (qk / 8) == 0) runs the split-KV decode kernel unless this is set
+  // (MOEPROBE_CUDA_ATTN=generic): then the generic tiled kernel runs.
+  bool force_generic = false;
 };
 // Workspace bytes attention() needs for `a` on a device with `sms` SMs (0: none).
 long long attention_workspace_bytes(const AttentionArgs& a, int sms);
+// Whether attention() takes the split-KV decode kernel for `a`.
+bool attention_uses_decode_kernel(const AttentionArgs& a, int sms);
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
                cudaStream_t st);
 // Fill a paged cache: physical row r = page_table[...] so that logical element

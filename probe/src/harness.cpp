@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -83,6 +85,26 @@ void RunOptions::apply_defaults() {
   for (int p : prefill)
     if (p <= 0) throw moeplan::Error("--prefill: every length must be positive");
   if (layers <= 0) throw moeplan::Error("--layers must be positive");
+}
+
+double budget_share_s(double remaining_s, double cells, double remaining_cells) {
+  if (remaining_s <= 0 || cells <= 0) return 0;
+  if (remaining_cells <= cells) return remaining_s;
+  return remaining_s * cells / remaining_cells;
+}
+
+TimingOptions budget_timing(const TimingOptions& t, double allowance_s, bool* trimmed) {
+  TimingOptions o = t;
+  const double timed = std::max(0.0, allowance_s / 3);
+  const bool trim = timed < t.min_seconds;
+  if (trim) {
+    o.min_seconds = timed;
+    o.min_reps = allowance_s > 0 ? std::max(3, std::min(t.min_reps, 5)) : 3;  // overdrawn: floor
+    o.max_reps = std::max(o.min_reps, std::min(t.max_reps, 50));
+    o.warmup = std::min(t.warmup, 1);
+  }
+  if (trimmed) *trimmed = trim;
+  return o;
 }
 
 bool CheckResult::ok() const {
@@ -279,6 +301,49 @@ struct Prepared {
   int touched = -1;
 };
 
+// Wall time of the run, split into sections (RunOptions::budget_s).
+struct BudgetClock {
+  using Clock = std::chrono::steady_clock;
+  double limit_s = 0;  // 0: no budget
+  Clock::time_point start = Clock::now();
+  double total_weight = 0, used_weight = 0;  // weighted cells planned / of finished sections
+  std::string section;
+  double section_start_s = 0, section_end_s = std::numeric_limits<double>::infinity();
+  double section_weight = 0, cell_weight = 1;
+  int section_cells = 0, section_done = 0;
+  Json section_s = Json::object();  // seconds spent per section (always recorded)
+
+  double elapsed() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
+  void begin(const std::string& name, int cells, double weight_per_cell) {
+    end();
+    section = name;
+    section_start_s = elapsed();
+    section_cells = cells;
+    section_done = 0;
+    cell_weight = weight_per_cell;
+    section_weight = cells * weight_per_cell;
+    section_end_s =
+        limit_s > 0 ? section_start_s + budget_share_s(limit_s - section_start_s, section_weight,
+                                                       total_weight - used_weight)
+                    : std::numeric_limits<double>::infinity();
+  }
+  void end() {
+    if (section.empty()) return;
+    section_s[section] = elapsed() - section_start_s;
+    used_weight += section_weight;
+    section.clear();
+  }
+  // The triad is always measured: every other row's measured roofline needs it.
+  bool out_of_time() const {
+    return limit_s > 0 && section != "triad" && elapsed() >= section_end_s;
+  }
+  // Wall time one more cell of the section may take.
+  double allowance() const {
+    const int left = std::max(1, section_cells - section_done);
+    return (section_end_s - elapsed()) / left;
+  }
+};
+
 struct Runner {
   Backend& b;
   const RunOptions& o;
@@ -288,20 +353,47 @@ struct Runner {
   std::vector<Row> rows;
   Progress progress;
   double bw_gb_s = 0;  // measured in step 1
-  int new_rows = 0, resumed = 0;
+  int new_rows = 0, resumed = 0, trimmed = 0;
+  BudgetClock clock;
+  std::vector<std::string> out_of_time;
+  // Verification results by instance: rows whose verification instance is the
+  // same (tokens > 9 all verify at 8 or 9 tokens) verify once.
+  std::map<std::string, Check> verified;
 
+  // vkey: what identifies the verification instance besides op, shape and
+  // dtype ("" = no reuse).
   void measure(Row proto, const std::function<Check()>& verify,
-               const std::function<Prepared()>& prepare) {
+               const std::function<Prepared()>& prepare, const std::string& vkey = "") {
     const std::string key = proto.key();
-    const std::string label = proto.op + " " + proto.shape + " n=" + std::to_string(proto.tokens);
+    const std::string label = proto.op + " " + proto.shape + " n=" + std::to_string(proto.tokens) +
+                              (proto.context ? " L=" + std::to_string(proto.context) : "");
     if (auto it = done.find(key); it != done.end()) {
       rows.push_back(it->second);
       if (proto.op == "triad") bw_gb_s = std::max(bw_gb_s, it->second.gb_s);
       ++resumed;
+      ++clock.section_done;
       progress.step(label + " (resumed)");
       return;
     }
-    const Check c = verify();
+    if (clock.out_of_time()) {
+      out_of_time.push_back(label);
+      ++clock.section_done;
+      progress.step(label + " (budget spent)");
+      return;
+    }
+    bool trim = false;
+    const TimingOptions timing =
+        clock.limit_s > 0 ? budget_timing(*o.timing, clock.allowance(), &trim) : *o.timing;
+    const std::string vk = vkey.empty() ? std::string()
+                                        : proto.op + "|" + proto.shape + "|" + proto.dtype + "|" +
+                                              proto.distribution + "|" + vkey;
+    Check c;
+    if (auto it = verified.find(vk); !vk.empty() && it != verified.end()) {
+      c = it->second;
+    } else {
+      c = verify();
+      if (!vk.empty()) verified[vk] = c;
+    }
     if (!c.ok) {
       progress.finish();
       throw VerificationError("verification failed for " + label + " (" + proto.dtype +
@@ -309,7 +401,9 @@ struct Runner {
     }
     Prepared p = prepare();
     Row r = std::move(proto);
-    r.time = time_op(*p.op, b, *o.timing);
+    r.time = time_op(*p.op, b, timing);
+    if (trim) ++trimmed;
+    ++clock.section_done;
     r.bytes = p.work.bytes;
     r.flops = p.work.flops;
     r.experts_touched = p.touched;
@@ -372,6 +466,12 @@ Json shape_json(const moeplan::Model& m, const LayerShape& s) {
   return j;
 }
 
+std::string fmt_g(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
 std::string gemm_key(const std::string& name, int n, int k, int full_n) {
   std::string s = name + ":" + std::to_string(n) + "x" + std::to_string(k);
   if (n != full_n) s += "(of " + std::to_string(full_n) + ")";
@@ -412,7 +512,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
                           {"flush_caches", opt.timing->flush}};
 
   RowLog log(opt.log, config, opt.resume);
-  Runner run{b, opt, device, log, {}, {}, {}, 0, 0, 0};
+  Runner run{b, opt, device, log, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}};
+  run.clock.limit_s = opt.budget_s;
   for (const auto& r : log.resumed()) run.done[r.key()] = r;
   RunResult result;
 
@@ -489,8 +590,22 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
                        static_cast<int>(opt.tokens.size()) * (dense_layers ? 2 : 1) +
                        static_cast<int>(opt.prefill.size());
   std::uint64_t vseed = 100;
+  // Budget sections: cells and a weight per cell (a layer cell prepares and
+  // verifies a whole decoder layer: weighted 3; chosen, not measured).
+  const int nt = static_cast<int>(opt.tokens.size());
+  const int gemm_cells = static_cast<int>(projs.size()) * nt;
+  const int moe_cells = ls.moe ? 5 * nt : 0;
+  const int attn_cells =
+      nt * static_cast<int>(opt.context.size()) + static_cast<int>(opt.prefill.size());
+  const int layer_cells = nt * (dense_layers ? 2 : 1) + static_cast<int>(opt.prefill.size());
+  constexpr double kLayerWeight = 3;
+  run.clock.total_weight = 1 + gemm_cells + moe_cells + attn_cells + kLayerWeight * layer_cells;
+  auto vk = [](int t, long long ctx = 0) {
+    return "t=" + std::to_string(t) + (ctx ? ",L=" + std::to_string(ctx) : "");
+  };
 
   // 1. bandwidth
+  run.clock.begin("triad", 1, 1);
   {
     Row r;
     r.op = "triad";
@@ -503,11 +618,13 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
           return Prepared{b.triad(s), triad_work(s), -1};
         });
   }
-  // 2. dense GEMMs
-  for (const auto& p : projs) {
-    const int n =
-        static_cast<int>(std::clamp<double>(budget / 2 / (static_cast<double>(p.k) * elt), 1, p.n));
-    for (int t : opt.tokens) {
+  // 2. dense GEMMs (tokens outermost: a spent budget drops the largest counts
+  // of every projection, not whole projections)
+  run.clock.begin("gemm", gemm_cells, 1);
+  for (int t : opt.tokens)
+    for (const auto& p : projs) {
+      const int n = static_cast<int>(
+          std::clamp<double>(budget / 2 / (static_cast<double>(p.k) * elt), 1, p.n));
       Row r;
       r.op = "gemm";
       r.shape = gemm_key(p.name, n, p.k, p.n);
@@ -525,9 +642,9 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
           [&] {
             return Prepared{b.gemm(s, random_vec(static_cast<std::size_t>(t) * p.k, 11)),
                             gemm_work(s), -1};
-          });
+          },
+          vk(verify_tokens(t)));
     }
-  }
   // 3. MoE, step by step and fused
   if (ls.moe) {
     const std::string key = "moe:" + std::to_string(ls.moe->experts) + "x" +
@@ -536,8 +653,18 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     MoeSpec vmoe = moe;
     vmoe.pool = std::min(moe.pool, 16);
     vmoe.seed = 5100;
+    run.clock.begin("moe", moe_cells, 1);
     for (int t : opt.tokens) {
       const int vt = verify_tokens(t);
+      if (run.clock.out_of_time()) {  // not even the routing of the timed input
+        for (const char* op :
+             {"moe.router", "moe.permute", "moe.experts", "moe.combine", "moe.fused"}) {
+          run.out_of_time.push_back(std::string(op) + " " + key + " n=" + std::to_string(t));
+          ++run.clock.section_done;
+          run.progress.step(std::string(op) + " (budget spent)");
+        }
+        continue;
+      }
       const auto x = random_vec(static_cast<std::size_t>(t) * ls.hidden, 12);
       // Routing of the timed input (also the inputs of the later stages).
       auto router = b.moe_router(moe, x, t);
@@ -564,32 +691,37 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
           r, [&] { return verify_router(b, vmoe, vt, ++vseed); },
           [&] {
             return Prepared{b.moe_router(moe, x, t), router_work(moe, t), tch};
-          });
+          },
+          vk(vt));
       r.op = "moe.permute";
       run.measure(
           r, [&] { return verify_permute(b, vmoe, vt, ++vseed); },
           [&] {
             return Prepared{b.moe_permute(moe, ids, x, t), permute_work(moe, t), tch};
-          });
+          },
+          vk(vt));
       r.op = "moe.experts";
       run.measure(
           r, [&] { return verify_experts(b, vmoe, vt, ++vseed); },
           [&] {
             return Prepared{b.moe_experts(moe, po.f, counts), experts_work(moe, t, tch), tch};
-          });
+          },
+          vk(vt));
       r.op = "moe.combine";
       run.measure(
           r, [&] { return verify_combine(b, vmoe, vt, ++vseed); },
           [&] {
             return Prepared{b.moe_combine(moe, random_vec(po.f.size(), 13), inv, w, t),
                             combine_work(moe, t), tch};
-          });
+          },
+          vk(vt));
       r.op = "moe.fused";
       run.measure(
           r, [&] { return verify_fused(b, vmoe, vt, ++vseed); },
           [&] {
             return Prepared{b.moe_fused(moe, x, t), moe_fused_work(moe, t, tch), tch};
-          });
+          },
+          vk(vt));
     }
   }
   // 4. attention
@@ -600,8 +732,9 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
           : "gqa:" + std::to_string(ls.attn.heads) + "/" + std::to_string(ls.attn.kv_heads) + "x" +
                 std::to_string(ls.attn.head_dim);
   const std::string akey = akey0 + (opt.kv_dtype == KvDType::fp8 ? ",kv:fp8" : "");
-  for (long long ctx : opt.context)
-    for (int t : opt.tokens) {
+  run.clock.begin("attention", attn_cells, 1);
+  for (int t : opt.tokens)
+    for (long long ctx : opt.context) {
       const AttentionSpec s = attn_for(t, 1, ctx);
       if (cache_bytes(s) > budget) {
         ++result.skipped;
@@ -623,7 +756,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
           },
           [&] {
             return Prepared{b.attention(s), attention_work(s), -1};
-          });
+          },
+          vk(std::min(t, 2), std::min<long long>(ctx, 77)));
     }
   for (int p : opt.prefill) {
     const AttentionSpec s = attn_for(1, p, p);
@@ -643,9 +777,11 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
         },
         [&] {
           return Prepared{b.attention(s), attention_work(s), -1};
-        });
+        },
+        vk(std::min(p, 33), std::min(p, 33)));
   }
   // 5. whole decoder layers
+  run.clock.begin("layers", layer_cells, kLayerWeight);
   const long long ctx0 = opt.context.front();
   std::map<int, double> layer_s, dense_s;
   auto layer_rows = [&](const LayerShape& shape, const std::string& op, int batch, int queries,
@@ -694,7 +830,10 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
                 shape.moe->experts));
           const int tch = tpl.empty() ? -1 : tpl.front();
           return Prepared{std::move(op_ptr), layer_work(s, tpl), tch};
-        });
+        },
+        (shape.moe ? "moe," : "dense,") +
+            vk(std::min(batch, 2) * verify_tokens(queries),
+               queries > 1 ? verify_tokens(queries) : std::min<long long>(ctx, 65)));
     if (per_tokens && !run.rows.empty() && run.rows.back().op == op &&
         run.rows.back().tokens == batch * queries)
       (*per_tokens)[batch] = run.rows.back().time.p50 / opt.layers;
@@ -704,6 +843,14 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
     for (int t : opt.tokens) layer_rows(dense_layer_shape(m), "layer.decode", t, 1, ctx0, &dense_s);
   for (int p : opt.prefill) layer_rows(ls, "layer.prefill", 1, p, p, nullptr);
   run.progress.finish();
+  run.clock.end();
+  if (run.trimmed > 0)
+    result.notes.push_back("--budget-s " + fmt_g(opt.budget_s) + ": repetitions trimmed in " +
+                           std::to_string(run.trimmed) + " cells");
+  if (!run.out_of_time.empty())
+    result.notes.push_back("--budget-s " + fmt_g(opt.budget_s) + ": " +
+                           std::to_string(run.out_of_time.size()) +
+                           " cells not measured (their section's share of the budget was spent)");
 
   std::vector<DecodeStep> steps;
   const int n_dense = dense_layers ? m.moe->dense_layers : 0;
@@ -726,6 +873,11 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   probe["command_line"] = opt.command_line;
   probe["build_warning"] = build_warning();
   probe["notes"] = result.notes;
+  probe["budget"] = Json{{"limit_s", opt.budget_s > 0 ? Json(opt.budget_s) : Json()},
+                         {"elapsed_s", run.clock.elapsed()},
+                         {"section_s", run.clock.section_s},
+                         {"trimmed_cells", run.trimmed},
+                         {"not_measured", run.out_of_time}};
   result.calibration = build_calibration(probe, id, device ? device->id : "",
                                          device && device->memory_bandwidth_gb_s > 0
                                              ? std::optional<double>(device->memory_bandwidth_gb_s)
@@ -734,6 +886,8 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
   moeplan::write_file_atomic(opt.out, result.calibration.dump(2) + "\n");
   result.rows = run.rows;
   result.resumed = run.resumed;
+  result.trimmed = run.trimmed;
+  result.out_of_time = run.out_of_time;
   result.out_path = opt.out;
   return result;
 }

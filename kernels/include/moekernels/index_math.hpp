@@ -194,6 +194,41 @@ MOE_HD inline float sigmoid(float x) {
   return 1.0f / (1.0f + __builtin_expf(-x));
 }
 
+// DeepSeek's group score: the sum of the top-2 selection scores of one group
+// of `per` experts (top-1 when per == 1), added best first.
+MOE_HD inline float group_score(const float* c, int per) {
+  int top2[2] = {0, 0};
+  const int got = topk_select(c, per, per >= 2 ? 2 : 1, top2);
+  float sum = 0.0f;
+  for (int j = 0; j < got; ++j) sum += c[top2[j]];
+  return sum;
+}
+
+// ---- warp-parallel top-k (the CUDA router kernel; host-tested) ----------------
+// The kernel finds the k best in k rounds: each of `lanes` lanes proposes its
+// best candidate among i = lane, lane + lanes, … (lane_best), the lanes reduce
+// the proposals with candidate_before, the winner is marked taken. Because
+// ranks_before is a strict total order, the rounds give exactly topk_select's
+// list, best first, ties to the lower index.
+
+// Whether candidate (va, ia) beats (vb, ib); index -1 means "no candidate".
+MOE_HD inline bool candidate_before(float va, int ia, float vb, int ib) {
+  if (ia < 0) return false;
+  if (ib < 0) return true;
+  return ranks_before(va, ia, vb, ib);
+}
+// This lane's best index among its strided share that is eligible (`eligible`
+// null or non-zero) and not taken (`taken` null or zero); -1 when none.
+MOE_HD inline int lane_best(const float* scores, int n, int lane, int lanes,
+                            const unsigned char* eligible, const unsigned char* taken) {
+  int best = -1;
+  for (int i = lane; i < n; i += lanes) {
+    if ((eligible && !eligible[i]) || (taken && taken[i])) continue;
+    if (candidate_before(scores[i], i, best >= 0 ? scores[best] : 0.0f, best)) best = i;
+  }
+  return best;
+}
+
 // Routing of one token. `logits` [n] router outputs; `bias` [n] per-expert bias
 // (the distribution skew, or DeepSeek's e_score_correction_bias; may be null).
 // softmax routing: p = softmax(logits + bias); pick top-k of p; weights = p of
@@ -224,13 +259,7 @@ MOE_HD inline void route_token(const float* logits, const float* bias, int n, in
     float* gscore = scratch + 2 * n;
     unsigned char* mask = reinterpret_cast<unsigned char*>(gscore + n_group);
     const int per = n / n_group;
-    for (int g = 0; g < n_group; ++g) {
-      int top2[2] = {0, 0};
-      const int got = topk_select(c + g * per, per, per >= 2 ? 2 : 1, top2);
-      float sum = 0.0f;
-      for (int j = 0; j < got; ++j) sum += c[g * per + top2[j]];
-      gscore[g] = sum;
-    }
+    for (int g = 0; g < n_group; ++g) gscore[g] = group_score(c + g * per, per);
     // Group selection reuses idx as scratch (k >= topk_group is not required:
     // use a small local array instead).
     int gidx[64];
@@ -282,6 +311,15 @@ MOE_HD inline void stable_scatter(const int* ids, long long assignments, int n_e
   }
 }
 
+// Rows of expert e in the expert-major order: [offsets[e], offsets[e] + counts[e]).
+MOE_HD inline Range grouped_rows(const int* offsets, const int* counts, int e) {
+  return Range{offsets[e], static_cast<long long>(offsets[e]) + counts[e]};
+}
+// Materialised weight slot of expert e when only `pool` experts are stored.
+MOE_HD inline long long expert_slot(int e, int pool) {
+  return static_cast<long long>(e % pool);
+}
+
 // ---- online softmax ----------------------------------------------------------
 
 // Running state of softmax(x)·V over a stream of scores: max m, normaliser l.
@@ -318,6 +356,57 @@ MOE_HD inline float online_softmax_raise(OnlineSoftmax& st, float block_max) {
   st.l *= scale;
   st.m = block_max;
   return scale;
+}
+
+// Merging two partial softmax states (m1, l1, acc1) and (m2, l2, acc2) of the
+// same row over disjoint key sets: m = max(m1, m2), l = l1·f1 + l2·f2 and
+// acc = acc1·f1 + acc2·f2 with f_i = exp(m_i − m). An empty state has
+// m = online_softmax_init().m and l = 0 (its factor is then 0 or 1 with l = 0).
+struct SoftmaxMerge {
+  float m;
+  float f1;
+  float f2;
+};
+MOE_HD inline SoftmaxMerge softmax_merge(float m1, float m2) {
+  const float m = m1 > m2 ? m1 : m2;
+  return SoftmaxMerge{m, __builtin_expf(m1 - m), __builtin_expf(m2 - m)};
+}
+
+// ---- split-KV decode attention (the CUDA decode kernel; host-tested) ---------
+// A block owns one (sequence, KV head, head chunk) and one split of the keys.
+// Its `warps` warps walk the split in steps of warps·keys_per_warp keys; in a
+// step, warp w's key slot `sub` (lanes sub·lanes_per_key … + lanes_per_key − 1,
+// each holding 8 dimensions) takes key first + step·(warps·kpw) + w·kpw + sub.
+
+// Smallest power of two >= x (x >= 1).
+MOE_HD inline int pow2_at_least(int x) {
+  int p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
+
+MOE_HD inline long long decode_key(long long first, long long step, int warps, int keys_per_warp,
+                                   int warp, int sub) {
+  return first + step * warps * keys_per_warp + static_cast<long long>(warp) * keys_per_warp + sub;
+}
+
+// Splits of the keys: enough blocks to cover the GPU about `waves` times
+// (base_blocks = sequences × KV heads × head chunks), every split at least
+// `min_steps` steps long, at most max_splits; chunk (keys per split) a multiple
+// of keys_per_step; no empty trailing split.
+struct KeySplits {
+  int splits;
+  long long chunk;
+};
+MOE_HD inline KeySplits decode_splits(long long base_blocks, long long context, int sms, int waves,
+                                      int keys_per_step, int min_steps, int max_splits) {
+  long long want = sms > 0 ? ceil_div(static_cast<long long>(sms) * waves, base_blocks) : 1;
+  const long long most = ceil_div(context, static_cast<long long>(keys_per_step) * min_steps);
+  if (want > most) want = most;
+  if (want > max_splits) want = max_splits;
+  if (want < 1) want = 1;
+  const long long chunk = ceil_div(ceil_div(context, want), keys_per_step) * keys_per_step;
+  return KeySplits{static_cast<int>(ceil_div(context, chunk)), chunk};
 }
 
 }  // namespace moekernels

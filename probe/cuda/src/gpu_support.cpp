@@ -158,16 +158,13 @@ void LtGemm::matmul(const MatmulShape& s, const void* w, const void* x, float* y
                                   &p.algo, workspace_.get(), workspace_.bytes(), st));
 }
 
-bool LtGemm::matmul_fp8(int m, int n, int k, const void* w8, const void* x8, const float* scale_w,
-                        const float* scale_x, float* y, cudaStream_t st) {
-  if (m <= 0 || n <= 0 || k <= 0 || k % 16 != 0 || n % 4 != 0)
-    throw moeplan::Error(
-        "cuBLASLt fp8: needs positive m, n, k with k % 16 == 0 and n % 4 == 0 (got " +
-        std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + ")");
+LtGemm::Plan LtGemm::fp8_plan(int m, int n, int k, cudaDataType_t out, const float* scale_w,
+                              const float* scale_x, int candidates,
+                              std::vector<cublasLtMatmulHeuristicResult_t>& algos) {
+  algos.clear();
   Plan p;
-  MOE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  bool ok = false;
   try {
+    MOE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
     set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
     set_desc(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, scale_w);
@@ -177,74 +174,94 @@ bool LtGemm::matmul_fp8(int m, int n, int k, const void* w8, const void* x8, con
                                                 static_cast<std::uint64_t>(n), k));
     MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
                                                 static_cast<std::uint64_t>(m), k));
-    MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, static_cast<std::uint64_t>(n),
+    MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, out, static_cast<std::uint64_t>(n),
                                                 static_cast<std::uint64_t>(m), n));
     cublasLtMatmulPreference_t pref = nullptr;
     MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const std::size_t ws = workspace_.bytes();
     MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    cublasLtMatmulHeuristicResult_t res[1] = {};
+    algos.resize(static_cast<std::size_t>(std::max(1, candidates)));
     int found = 0;
     const cublasStatus_t hs =
-        cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref, 1, res, &found);
+        cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref,
+                                       static_cast<int>(algos.size()), algos.data(), &found);
     MOE_CUBLAS_CHECK_NOTHROW(cublasLtMatmulPreferenceDestroy(pref));
-    if (hs == CUBLAS_STATUS_SUCCESS && found > 0) {
+    algos.resize(hs == CUBLAS_STATUS_SUCCESS ? static_cast<std::size_t>(found) : 0);
+  } catch (...) {
+    destroy(p);
+    throw;
+  }
+  return p;
+}
+
+namespace {
+void require_fp8_dims(int m, int n, int k) {
+  if (m <= 0 || n <= 0 || k <= 0 || k % 16 != 0 || n % 4 != 0)
+    throw moeplan::Error(
+        "cuBLASLt fp8: needs positive m, n, k with k % 16 == 0 and n % 4 == 0 (got " +
+        std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + ")");
+}
+}  // namespace
+
+bool LtGemm::matmul_fp8(int m, int n, int k, const void* w8, const void* x8, const float* scale_w,
+                        const float* scale_x, float* y, cudaStream_t st) {
+  require_fp8_dims(m, n, k);
+  if (!fp8_scale_pointers_ok(scale_w, scale_x))
+    throw moeplan::Error(
+        "cuBLASLt fp8: each scale pointer needs its own 16-byte aligned slot (Fp8Scales); a B "
+        "scale 4 bytes after the A scale gives CUBLAS_STATUS_NOT_SUPPORTED");
+  std::vector<cublasLtMatmulHeuristicResult_t> algos;
+  Plan p = fp8_plan(m, n, k, CUDA_R_32F, scale_w, scale_x, 1, algos);
+  try {
+    if (!algos.empty()) {
       const float alpha = 1.0f, beta = 0.0f;
       MOE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w8, p.a, x8, p.b, &beta, y, p.d, y,
-                                      p.d, &res[0].algo, workspace_.get(), ws, st));
-      ok = true;
+                                      p.d, &algos[0].algo, workspace_.get(), workspace_.bytes(),
+                                      st));
     }
   } catch (...) {
     destroy(p);
     throw;
   }
   destroy(p);
-  return ok;
+  return !algos.empty();
 }
 
-double LtGemm::time_fp8_tflops(int m, int n, int k, cudaStream_t st) {
+double LtGemm::time_fp8_tflops(int m, int n, int k, cudaStream_t st, std::string* why) {
+  require_fp8_dims(m, n, k);
   DeviceBuffer a(static_cast<std::size_t>(n) * k), b(static_cast<std::size_t>(m) * k),
-      d(static_cast<std::size_t>(m) * n * 2), scales(2 * sizeof(float));
+      d(static_cast<std::size_t>(m) * n * 2);
   moekernels::cuda::scribble(a.get(), static_cast<long long>(a.bytes()), st);
   moekernels::cuda::scribble(b.get(), static_cast<long long>(b.bytes()), st);
-  const float one[2] = {1.0f, 1.0f};
-  MOE_CUDA_CHECK(cudaMemcpyAsync(scales.get(), one, sizeof(one), cudaMemcpyHostToDevice, st));
-  Plan p;
-  MOE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
-  set_desc(p.op, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
-  const float* sa = scales.as<float>();
-  const float* sb = sa + 1;
-  set_desc(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, sa);
-  set_desc(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, sb);
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
-                                              static_cast<std::uint64_t>(n), k));
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k),
-                                              static_cast<std::uint64_t>(m), k));
-  MOE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, static_cast<std::uint64_t>(n),
-                                              static_cast<std::uint64_t>(m), n));
-  cublasLtMatmulPreference_t pref = nullptr;
-  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  const std::size_t ws = workspace_.bytes();
-  MOE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  cublasLtMatmulHeuristicResult_t res[kCandidates] = {};
-  int found = 0;
-  const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref,
-                                                           kCandidates, res, &found);
-  MOE_CUBLAS_CHECK_NOTHROW(cublasLtMatmulPreferenceDestroy(pref));
+  const Fp8Scales scales(1.0f, 1.0f, st);
+  std::vector<cublasLtMatmulHeuristicResult_t> algos;
+  Plan p = fp8_plan(m, n, k, CUDA_R_16BF, scales.w(), scales.x(), kCandidates, algos);
   double best = std::numeric_limits<double>::infinity();
   const float alpha = 1.0f, beta = 0.0f;
-  for (int i = 0; hs == CUBLAS_STATUS_SUCCESS && i < found; ++i)
+  for (const auto& r : algos)
     best = std::min(best, time_calls(st, 10, [&] {
                       return cublasLtMatmul(handle_, p.op, &alpha, a.get(), p.a, b.get(), p.b,
-                                            &beta, d.get(), p.d, d.get(), p.d, &res[i].algo,
-                                            workspace_.get(), ws, st);
+                                            &beta, d.get(), p.d, d.get(), p.d, &r.algo,
+                                            workspace_.get(), workspace_.bytes(), st);
                     }));
   destroy(p);
-  if (!(best < std::numeric_limits<double>::infinity())) return 0;
+  if (!(best < std::numeric_limits<double>::infinity())) {
+    if (why)
+      *why = algos.empty() ? "cuBLASLt returned no fp8 e4m3 algorithm (bf16 output)"
+                           : "every fp8 e4m3 algorithm the heuristic returned failed to run (" +
+                                 std::to_string(algos.size()) + " tried)";
+    return 0;
+  }
   return 2.0 * m * n * static_cast<double>(k) / best * 1e-12;
+}
+
+Fp8Scales::Fp8Scales(float scale_w, float scale_x, cudaStream_t st) : buf_(2 * kFp8ScaleSlotBytes) {
+  MOE_CUDA_CHECK(cudaMemsetAsync(buf_.get(), 0, buf_.bytes(), st));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(slot(0), &scale_w, sizeof(float), cudaMemcpyHostToDevice, st));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(slot(1), &scale_x, sizeof(float), cudaMemcpyHostToDevice, st));
+  // The host floats are stack copies: finish before they go away.
+  MOE_CUDA_CHECK(cudaStreamSynchronize(st));
 }
 
 // ---- NVML ------------------------------------------------------------------------

@@ -108,13 +108,17 @@ class LtGemm {
   void matmul(const MatmulShape& s, const void* w, const void* x, float* y, cudaStream_t st);
   // True when the shape could be planned (heuristics returned an algorithm).
   bool supported(const MatmulShape& s, const void* w, const void* x, float* y, cudaStream_t st);
-  // fp8 e4m3 (A, B) with per-tensor scale pointers, bf16 out: peak-rate probe only.
-  double time_fp8_tflops(int m, int n, int k, cudaStream_t st);
+  // fp8 e4m3 (A, B) with per-tensor scale pointers, bf16 out: peak-rate probe
+  // only. Best of the heuristic's candidates; 0 when none ran (`why` says why).
+  double time_fp8_tflops(int m, int n, int k, cudaStream_t st, std::string* why = nullptr);
   // Y[m, n] f32 = (scale_x * X8)[m, k] · (scale_w * W8)[n, k]^T, X8/W8 e4m3
   // codes (rows of k bytes), scale_w/scale_x device floats (cuBLASLt A/B scale
   // pointers), FP32 accumulation without fast accumulation. Needs k % 16 == 0
   // and n % 4 == 0 (16-byte leading dimensions). Returns false (nothing
   // enqueued) when cuBLASLt has no algorithm, e.g. below compute capability 8.9.
+  // Each scale must sit in its own 16-byte aligned slot (Fp8Scales does that):
+  // cuBLASLt 13.0 on an H200 answered CUBLAS_STATUS_NOT_SUPPORTED when the B
+  // scale was the A scale + 4 bytes; misaligned pointers throw moeplan::Error.
   bool matmul_fp8(int m, int n, int k, const void* w8, const void* x8, const float* scale_w,
                   const float* scale_x, float* y, cudaStream_t st);
   std::size_t cached_plans() const { return plans_.size(); }
@@ -127,10 +131,31 @@ class LtGemm {
     bool ok = false;
   };
   Plan& plan(const MatmulShape& s, const void* w, const void* x, float* y, cudaStream_t st);
+  // The one fp8 set-up shared by matmul_fp8 (check) and time_fp8_tflops (peak):
+  // e4m3 A = W [n, k] and B = X [m, k] ("TN"), A/B scale pointers, FP32 compute,
+  // fast accumulation off, D of type `out` [n, m]; up to `candidates`
+  // heuristic results in `algos` (empty: none). The caller destroys the plan.
+  Plan fp8_plan(int m, int n, int k, cudaDataType_t out, const float* scale_w, const float* scale_x,
+                int candidates, std::vector<cublasLtMatmulHeuristicResult_t>& algos);
   static void destroy(Plan& p);
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
   std::map<MatmulShape, Plan> plans_;
+};
+
+// Per-tensor fp8 scales on the device, each in its own kFp8ScaleSlotBytes slot
+// (fp8_scale_slot_offset, cuda_backend.hpp) of one allocation.
+class Fp8Scales {
+ public:
+  Fp8Scales(float scale_w, float scale_x, cudaStream_t st);
+  const float* w() const { return slot(0); }
+  const float* x() const { return slot(1); }
+
+ private:
+  float* slot(int i) const {
+    return reinterpret_cast<float*>(static_cast<char*>(buf_.get()) + fp8_scale_slot_offset(i));
+  }
+  DeviceBuffer buf_;
 };
 
 // NVML loaded at run time (dlopen libnvidia-ml.so.1): the toolkit here has no

@@ -49,17 +49,37 @@ struct RunOptions {
   std::string out = "calibration.json";
   std::string log;  // "" = out + ".log.jsonl"
   std::string command_line;
-  bool progress = true;                    // progress bar (only when stderr is a terminal)
-  std::optional<TimingOptions> timing;     // default from quick
+  bool progress = true;                 // progress bar (only when stderr is a terminal)
+  std::optional<TimingOptions> timing;  // default from quick
+  // Wall-time budget in seconds (0: none). The run is split into sections
+  // (triad, GEMMs, MoE, attention, layers), each given a share of what is left
+  // when it starts (budget_share_s); a cell gets its section's remaining time
+  // over its remaining cells, and repetitions are trimmed to fit
+  // (budget_timing); cells reached after their section's share is spent are
+  // not measured. Both are recorded in the file (probe.budget and a note).
+  double budget_s = 0;
   int stop_after = -1;                     // test hook: throw Interrupted after this many new rows
   std::function<void(const Row&)> on_row;  // called for every new measured row
   void apply_defaults();
 };
 
+// ---- wall-time budget (pure rules) ----
+// Seconds a section of `cells` (weighted) cells may use when `remaining_s` are
+// left for `remaining_cells` (weighted) cells: its proportional share.
+double budget_share_s(double remaining_s, double cells, double remaining_cells);
+// Timing options for one cell allowed `allowance_s` of wall time in all
+// (verification and preparation included): the timed part gets at most a third
+// of it; when that is less than t.min_seconds, min_seconds shrinks to it,
+// min_reps to at most 5 (3 when the allowance is already spent), warm-up to at
+// most 1, and *trimmed is set.
+TimingOptions budget_timing(const TimingOptions& t, double allowance_s, bool* trimmed);
+
 struct RunResult {
   std::vector<Row> rows;
-  int resumed = 0;  // rows taken from the log
-  int skipped = 0;  // cases skipped by the memory budget
+  int resumed = 0;                       // rows taken from the log
+  int trimmed = 0;                       // cells timed with fewer repetitions to fit --budget-s
+  std::vector<std::string> out_of_time;  // cells not measured: --budget-s spent
+  int skipped = 0;                       // cases skipped by the memory budget
   std::vector<std::string> notes;
   moeplan::Json calibration;
   std::string out_path;

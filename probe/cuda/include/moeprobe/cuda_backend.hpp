@@ -4,6 +4,8 @@
 // in kernels/src/*.cu; timing and targets: docs/probe.md, "## CUDA backend".
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,17 +84,44 @@ struct NcclSuite {
 NcclSuite run_nccl_suite(const NcclOptions& opt);
 
 // Dense peak rates (the reference for utilisation): cuBLASLt at m=n=k=8192,
-// bf16 and, on compute capability >= 8.9, fp8 e4m3 with per-tensor scales.
-// The fp8 row is timed only after check_fp8_gemm passed (else run_peak_suite
-// throws moeplan::Error); `note` says what was checked or why fp8 was skipped.
+// bf16 and, on compute capability >= 8.9, fp8 e4m3 with per-tensor scales, and
+// the copy bandwidth. Every row is measured on its own: a row that fails (an
+// fp8 check that does not pass, a cuBLASLt error) comes back with
+// measured = false and `note` saying why, and the other rows still run. The fp8
+// row is timed only after check_fp8_gemm passed.
 struct PeakRow {
   std::string dtype;
   int m = 0, n = 0, k = 0;
   double tflops = 0;
   double copy_gbs = 0;  // filled on the "copy" row: device copy bandwidth (read + write)
   std::string note;
+  bool measured = false;  // false: `note` says why (failed or skipped)
 };
 std::vector<PeakRow> run_peak_suite();
+// Exit status of `moeprobe peaks`: 0 when at least one row was measured, else 2
+// (nothing could be measured; each row's note says why).
+inline int peaks_exit_code(const std::vector<PeakRow>& rows) {
+  for (const auto& r : rows)
+    if (r.measured) return 0;
+  return 2;
+}
+
+// fp8 per-tensor scale pointers (cuBLASLt A/B_SCALE_POINTER): each scale gets a
+// slot of its own, kFp8ScaleSlotBytes apart. On an H200 (cuBLASLt 13.0)
+// `cublasLtMatmul` returned CUBLAS_STATUS_NOT_SUPPORTED when the B scale was the
+// A scale + 4 bytes and succeeded with the scales 256 bytes apart, in separate
+// allocations, or both the same pointer (shared measurements of 2026-11-26,
+// fp8_scale_pointers.cu). The slot size is the cudaMalloc alignment.
+constexpr std::size_t kFp8ScaleSlotBytes = 256;
+constexpr std::size_t fp8_scale_slot_offset(int slot) {
+  return static_cast<std::size_t>(slot) * kFp8ScaleSlotBytes;
+}
+// Whether two scale pointers are acceptable: each 16-byte aligned (then they
+// are either the same pointer or at least 16 bytes apart; A + 4 bytes is not).
+inline bool fp8_scale_pointers_ok(const void* a, const void* b) {
+  return reinterpret_cast<std::uintptr_t>(a) % 16 == 0 &&
+         reinterpret_cast<std::uintptr_t>(b) % 16 == 0;
+}
 
 // fp8 e4m3 GEMM correctness on the GPU: X [m, k] and W [n, k] pattern values
 // (W scaled by sqrt(3/k), as the probe's weights) are quantised on the host with
