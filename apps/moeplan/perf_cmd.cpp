@@ -129,17 +129,8 @@ void check_perf_layout(const PerfRequest& req, const PerfOptions& o, const Catal
 
 // "" when the weights (and activations) fit each GPU, else fit's numbers in one sentence.
 std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
-  FitRequest f;
-  f.model = req.model;
-  f.device = req.device;
-  f.gpus = req.gpus;
-  f.weights = req.weights;
-  f.kv_precision = req.kv_precision;
-  f.context_tokens = req.input_tokens + req.output_tokens;
-  f.layout = effective_layout(*req.engine, *req.topology, req.gpus, req.layout);
-  f.memory_utilization = req.engine->memory_utilization;
   if (req.device->memory_gb <= 0) return "";  // a calibrated device of unknown memory
-  const FitResult fr = fit(f, cat);
+  const FitResult fr = fit(fit_request_for(req, cat), cat);
   const GpuMemory& g = fr.per_gpu.front();
   if (g.weights_bytes + g.activation_bytes <= g.capacity_bytes) return "";
   return fmt::format(

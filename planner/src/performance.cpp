@@ -922,10 +922,9 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   return r;
 }
 
-SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
+FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
   if (!req.model || !req.device || !req.engine)
     throw Error("perf: model, device and engine are required");
-  SweepResult s;
   FitRequest f;
   f.model = req.model;
   f.device = req.device;
@@ -938,7 +937,12 @@ SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
       effective_layout(*req.engine, req.topology ? *req.topology : topology_for(cat, *req.device),
                        req.gpus, req.layout);
   f.memory_utilization = req.engine->memory_utilization;
-  const FitResult fr = fit(f, cat);
+  return f;
+}
+
+SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
+  SweepResult s;
+  const FitResult fr = fit(fit_request_for(req, cat), cat);
   s.max_concurrency = fr.max_concurrency;
   s.limit_reason = fr.reason;
   const long long maxc = std::max<long long>(1, fr.max_concurrency);

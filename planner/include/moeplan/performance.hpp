@@ -213,6 +213,11 @@ struct Sla {
 // with the engine's memory utilization. Throws what estimate() and fit() throw.
 SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla = {});
 
+// The fit() request a performance request implies: one sequence of input + output tokens, the
+// engine's memory utilization, the layout the engine runs on the request's topology. Throws
+// Error when model, device or engine is missing.
+FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat);
+
 // T1: tokens produced in a 30-day month by one sustained token per second.
 constexpr double kSecondsPerMonth30 = 30.0 * 24 * 3600;
 inline double tokens_per_month(double tokens_per_s) {
