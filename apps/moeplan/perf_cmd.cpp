@@ -19,6 +19,7 @@ struct PerfOptions {
   std::string model, gpu, weights, kv = "bf16", engine = "vllm";
   int gpus = 1;
   long long input = 1024, output = 256, concurrency = 1;
+  bool allow_context_extension = false;
   bool sweep = false;
   int tp = 0, ep = 0, pp = 1;
   bool dp_attention = false;
@@ -149,6 +150,12 @@ void run_perf(const PerfOptions& o) {
   req.layout = Layout{o.tp, o.pp, o.ep, o.dp_attention};
   req.input_tokens = o.input;
   req.output_tokens = o.output;
+  if (!o.allow_context_extension && req.model->max_context_tokens > 0 &&
+      o.input + o.output > req.model->max_context_tokens)
+    throw Error(fmt::format(
+        "perf: {} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
+        "(models.json max_context_tokens); give --allow-context-extension to estimate it anyway",
+        o.input, o.output, o.input + o.output, req.model->id, req.model->max_context_tokens));
   req.concurrency = o.concurrency;
   req.spec.method = parse_spec_method(o.spec);
   req.spec.tokens = o.spec_tokens;
@@ -330,6 +337,7 @@ void run_perf(const PerfOptions& o) {
   OutputOptions out;
   out.format = o.format;
   out.output = o.out_file;
+  global().inputs.push_back(o.calibration);
   emit(rep, out);
 }
 
@@ -354,6 +362,8 @@ void setup(CLI::App& parent) {
   auto* conc = app->add_option("--concurrency", o->concurrency, "Concurrent requests")
                    ->check(CLI::Range(1LL, 1000000LL))
                    ->capture_default_str();
+  app->add_flag("--allow-context-extension", o->allow_context_extension,
+                "Estimate prompts beyond the model's trained context (max_context_tokens)");
   app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")
       ->excludes(conc);
   app->add_option("--tp", o->tp, "Tensor-parallel size")->check(CLI::Range(1, 4096));
@@ -387,7 +397,8 @@ void setup(CLI::App& parent) {
   app->add_option("--format", o->format, "Output format")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}))
       ->capture_default_str();
-  app->add_option("--out-file,-o", o->out_file, "Write to FILE (atomically) instead of stdout");
+  app->add_option("--out-file,--output-file,-o", o->out_file,
+                  "Write to FILE (atomically) instead of stdout");
   app->callback([o] { run_perf(*o); });
 }
 

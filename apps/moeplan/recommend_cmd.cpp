@@ -18,7 +18,7 @@ struct RecommendOptions {
   std::string scenario;
   long long input = 1024, output = 256;
   double sla_tpot_ms = 0, sla_ttft_ms = 0;
-  int top = 10, max_gpus = 16, threads = 2;
+  int top = 10, max_gpus = 16;
   std::string engine = "vllm";
   moeplan::cli::OutputOptions out;
 };
@@ -31,7 +31,7 @@ void run(const RecommendOptions& o, CLI::App* app) {
   req.output_tokens = o.output;
   req.top = o.top;
   req.max_gpus = o.max_gpus;
-  req.threads = o.threads;
+  req.threads = moeplan::cli::global().threads;
   req.engine = o.engine;
   (void)cat.engine(o.engine);
   if (!o.scenario.empty()) {
@@ -60,6 +60,7 @@ void run(const RecommendOptions& o, CLI::App* app) {
   const recommend::Result r = recommend::search(req, cat);
   Report rep = recommend::make_report(req, r);
   rep.meta = cli::output_meta();
+  cli::global().inputs.push_back(o.scenario);
   cli::emit(rep, o.out);
 }
 
@@ -93,14 +94,12 @@ void setup(CLI::App& parent) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   sub->add_option("--engine", opts->engine, "Serving engine id")->capture_default_str();
-  sub->add_option("--threads", opts->threads, "Worker threads")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  // --threads is global (apps/moeplan/main.cpp): accepted before or after `recommend`.
   // --output is the output-token count here (as in `perf`), so the file option is --output-file.
   sub->add_option("--format", opts->out.format, "Output format")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}))
       ->capture_default_str();
-  sub->add_option("--output-file", opts->out.output,
+  sub->add_option("--output-file,--out-file", opts->out.output,
                   "Write to FILE (atomically) instead of stdout");
   sub->callback([opts, sub] { run(*opts, sub); });
 }

@@ -20,9 +20,21 @@ Cell opt_count(const std::optional<long long>& v) {
 }
 
 void run_validate(const ValidateOptions& o) {
+  global().inputs.push_back(o.file);
   const Catalog& cat = catalog();
   const BenchmarkFile f = read_benchmarks(o.file);
   const ValidationResult v = validate(f, cat);
+  // A row naming a model, device or engine the catalog lacks is bad input,
+  // not a prediction that is "infinitely wrong": say which rows, write nothing.
+  std::string unknown;
+  std::size_t n_unknown = 0;
+  for (std::size_t i = 0; i < f.rows.size(); ++i)
+    if (v.predictions[i].reason.rfind("unknown ", 0) == 0 && ++n_unknown <= 5)
+      unknown += fmt::format("{}line {}: {}", unknown.empty() ? "" : "; ", f.rows[i].line,
+                             v.predictions[i].reason);
+  if (n_unknown > 0)
+    throw Error(fmt::format("{}: {} row(s) name an id the catalog lacks: {}{}", o.file, n_unknown,
+                            unknown, n_unknown > 5 ? "; ..." : ""));
   const Format fmt_ = parse_format(o.out.format);
 
   Report rep;

@@ -92,7 +92,7 @@ void setup_run(CLI::App& app, int& exit_code) {
   sub->add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--device", o->device, "Catalog device id whose datasheet peaks give `util`");
   sub->add_option("--layers", o->layers, "Decoder layers run back to back in the layer rows")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1024));
   sub->add_option("--tokens", o->tokens, "Token counts / decode batches (comma-separated)")
       ->delimiter(',');
   sub->add_option("--context", o->context, "KV lengths for decode rows (comma-separated)")
@@ -106,7 +106,7 @@ void setup_run(CLI::App& app, int& exit_code) {
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
   sub->add_option("--memory-gb", o->memory_gb,
                   "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 1e6));  // stated range: PositiveNumber's message prints DBL_MAX
   sub->add_option("--out", o->out, "Calibration file (the log goes to FILE.log.jsonl)");
   sub->add_flag("--quick", o->quick, "Small token sweep and short timing (smoke run)");
   sub->add_flag("--resume", o->resume, "Keep the rows of an interrupted run from the log");

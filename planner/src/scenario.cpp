@@ -50,7 +50,7 @@ class Reader {
   Provenance2 prov_of(const JsonView& section, const Provenance2& parent) {
     Provenance2 p = parent;
     if (auto s = section.get("source")) p.source = s->string();
-    if (auto s = section.get("as_of")) p.as_of = s->string();
+    if (section.get("as_of")) p.as_of = section.date("as_of");
     return p;
   }
 
@@ -177,7 +177,7 @@ CostInputs Reader::read() {
 
 void Reader::read_top() {
   top_.source = root_.string_or("source", "scenario file " + file_);
-  top_.as_of = root_.string_or("as_of", "");
+  top_.as_of = root_.get("as_of") ? root_.date("as_of") : "";
   in_.title = root_.string_or("title", "");
   const auto cur = root_.at("currency");
   in_.currency = cur.string();

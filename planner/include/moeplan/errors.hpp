@@ -14,6 +14,19 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A check the user asked for failed (a build that does not fit where an
+// estimate was asked for, a verification): exit 3.
+class CheckFailed : public Error {
+ public:
+  using Error::Error;
+};
+
+// A backend or service the command needs is not available: exit 4.
+class Unavailable : public Error {
+ public:
+  using Error::Error;
+};
+
 // Bad input data: catalog, scenario or calibration file content.
 class InputError : public Error {
  public:
