@@ -23,6 +23,7 @@ void run_validate(const ValidateOptions& o) {
   global().inputs.push_back(o.file);
   const Catalog& cat = catalog();
   const BenchmarkFile f = read_benchmarks(o.file);
+  if (f.rows.empty()) throw Error(o.file + ": no measurement rows after the header");
   const ValidationResult v = validate(f, cat);
   // A row naming a model, device or engine the catalog lacks is bad input,
   // not a prediction that is "infinitely wrong": say which rows, write nothing.

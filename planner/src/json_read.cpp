@@ -108,6 +108,13 @@ Json parse_json_text(const std::string& text, const std::string& file_label) {
                      "duplicate key '" + d.path.substr(slash + 1) +
                          "' (it is given twice in the same object; the second value would "
                          "silently replace the first)");
+  } catch (const nlohmann::json::out_of_range& e) {
+    // A number literal beyond double (1e400): nlohmann throws out_of_range 406.
+    std::string what = e.what();
+    const auto pos = what.find("number overflow");
+    throw InputError(file_label, "",
+                     "invalid JSON: " + (pos != std::string::npos ? what.substr(pos) : what) +
+                         " (beyond the range of a double)");
   } catch (const nlohmann::json::parse_error& e) {
     // nlohmann reports the byte after the offending token; report it as line:column.
     const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;

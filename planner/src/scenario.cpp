@@ -417,6 +417,13 @@ void Reader::read_buy(const JsonView& v) {
   b.capex_net_high = cost::net_of_vat(hi, includes_vat, b.vat_rate);
 
   b.life_months = positive_int_or(v, "life_months", in_.horizon_months, "months", p);
+  if (b.life_months > in_.horizon_months)  // the headline would mix the two periods
+    v.fail_member("life_months",
+                  fmt::format("life_months {} is longer than horizon_months {}: the totals over "
+                              "the horizon would charge the whole capex while ROI and the "
+                              "rent-to-own threshold run over the life; set horizon_months to "
+                              "at least {}",
+                              b.life_months, in_.horizon_months, b.life_months));
   b.residual_share = fraction_or(v, "residual_share", 0.0, "share of capex", p);
   b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", p);
 
