@@ -14,7 +14,8 @@ const char* const kFiles[] = {"models.json", "devices.json", "precisions.json", 
 
 const fs::path& scratch() {
   static const fs::path dir = [] {
-    const fs::path d = fs::temp_directory_path() / ("moeplan-fuzz-catalog-" + std::to_string(::getpid()));
+    const fs::path d =
+        fs::temp_directory_path() / ("moeplan-fuzz-catalog-" + std::to_string(::getpid()));
     fs::remove_all(d);
     fs::copy(MOEPLAN_FUZZ_DATA_DIR, d, fs::copy_options::recursive);
     return d;

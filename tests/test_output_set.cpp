@@ -55,7 +55,8 @@ TEST_CASE("Two outputs of one run may not share a file", "[outputs][errors]") {
   OutputSet s;
   s.add((d / "x").string(), "json", "--output");
   s.add((d / "x").string(), "svg", "--chart");
-  CHECK_THROWS_WITH(s.commit(), Contains("--chart") && Contains("is also the destination of --output"));
+  CHECK_THROWS_WITH(s.commit(),
+                    Contains("--chart") && Contains("is also the destination of --output"));
   CHECK(entries(d) == 0);
 }
 
@@ -105,7 +106,17 @@ TEST_CASE("Duplicate JSON keys are errors at their JSON Pointer", "[json][errors
   CHECK_THROWS_WITH(parse_json_text(R"({"a": [1, {"b": 1, "b": 2}]})", "s.json"),
                     Contains("/a/1/b: duplicate key 'b'"));
   // The same key in sibling objects is fine.
-  CHECK_NOTHROW(parse_json_text(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]})",
-                                "s.json"));
+  CHECK_NOTHROW(
+      parse_json_text(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]})", "s.json"));
   CHECK_THROWS_WITH(parse_json_text(R"({"x": 1e400})", "s.json"), Contains("number overflow"));
+}
+
+TEST_CASE("Deeply nested JSON is a located error, in linear memory", "[json][errors]") {
+  // Regression (fuzz_scenario, out-of-memory): 100,000 nested arrays once made
+  // the duplicate-key check keep a path string per level, O(depth²) bytes.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK_THROWS_WITH(parse_json_text(deep, "deep.json"),
+                    Contains("deep.json: /0/0/0") && Contains("nesting deeper than 256 levels"));
+  const std::string ok = std::string(200, '[') + std::string(200, ']');
+  CHECK_NOTHROW(parse_json_text(ok, "ok.json"));
 }

@@ -45,24 +45,35 @@ std::pair<std::size_t, std::size_t> line_col(const std::string& text, std::size_
 
 namespace {
 
-// Detects a key given twice in one object while nlohmann parses, tracking the
-// JSON Pointer of the value being read so the error names where it is.
+// Detects a key given twice in one object while nlohmann parses, tracking
+// where the parser is so the error names the JSON Pointer. Frames hold only
+// their own key or index: the pointer is built when an error needs it (a
+// path string per frame cost O(depth²) memory — the fuzzer found 100,000
+// nested arrays taking gigabytes). Nesting deeper than kMaxDepth is an error:
+// no input of ours comes near, and deep documents only exhaust resources.
+constexpr int kMaxDepth = 256;
+
 class DuplicateKeyCheck {
  public:
   struct Found {
-    std::string path;
+    std::string path, problem;
   };
-  bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, Json& parsed) {
+  bool operator()(int depth, nlohmann::json::parse_event_t event, Json& parsed) {
     using E = nlohmann::json::parse_event_t;
     switch (event) {
       case E::object_start:
       case E::array_start:
-        frames_.push_back({event == E::object_start, child_path(), {}, {}, 0});
+        if (depth >= kMaxDepth)
+          throw Found{pointer(), "nesting deeper than " + std::to_string(kMaxDepth) + " levels"};
+        frames_.push_back({event == E::object_start, {}, {}, 0});
         break;
       case E::key: {
         Frame& f = frames_.back();
         f.key = parsed.get<std::string>();
-        if (!f.keys.insert(f.key).second) throw Found{child_path()};
+        if (!f.keys.insert(f.key).second)
+          throw Found{pointer(), "duplicate key '" + f.key +
+                                     "' (it is given twice in the same object; the second value "
+                                     "would silently replace the first)"};
         break;
       }
       case E::object_end:
@@ -80,15 +91,16 @@ class DuplicateKeyCheck {
  private:
   struct Frame {
     bool object;
-    std::string path;
     std::string key;
     std::set<std::string> keys;
     std::size_t index;
   };
-  std::string child_path() const {
-    if (frames_.empty()) return "";
-    const Frame& f = frames_.back();
-    return f.path + "/" + (f.object ? escape_pointer(f.key) : std::to_string(f.index));
+  // JSON Pointer of the value being read.
+  std::string pointer() const {
+    std::string p;
+    for (const auto& f : frames_)
+      p += "/" + (f.object ? escape_pointer(f.key) : std::to_string(f.index));
+    return p;
   }
   void element_done() {
     if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
@@ -103,11 +115,7 @@ Json parse_json_text(const std::string& text, const std::string& file_label) {
     DuplicateKeyCheck check;
     return Json::parse(text, std::ref(check));
   } catch (const DuplicateKeyCheck::Found& d) {
-    const auto slash = d.path.rfind('/');
-    throw InputError(file_label, d.path,
-                     "duplicate key '" + d.path.substr(slash + 1) +
-                         "' (it is given twice in the same object; the second value would "
-                         "silently replace the first)");
+    throw InputError(file_label, d.path, d.problem);
   } catch (const nlohmann::json::out_of_range& e) {
     // A number literal beyond double (1e400): nlohmann throws out_of_range 406.
     std::string what = e.what();

@@ -372,8 +372,9 @@ void Evaluator::run_cost(Candidate& c) const {
     } else {
       for (const auto& [h, count] : node_prices(cat_, d, gpus)) {
         const double fx = cat_.fx_per_usd(h->currency);
-        auto net = [&](double p) {
-          return cost::net_of_vat(cost::convert(p * count, fx, in.fx_per_usd), h->includes_vat,
+        // Init-captures: clang 14 cannot capture structured bindings (the fuzz build uses it).
+        auto net = [&, n = count, hp = h](double p) {
+          return cost::net_of_vat(cost::convert(p * n, fx, in.fx_per_usd), hp->includes_vat,
                                   b.vat_rate);
         };
         mi.capex_net.emplace_back(net(h->price_low), net(h->price_high));
