@@ -6,13 +6,15 @@
 # leaves the reproducer in build-fuzz/crashes/<target>/.
 #
 #   scripts/fuzz.sh              # CI: FUZZ_RUNS executions per target (default 2000)
-#   FUZZ_RUNS=200000 scripts/fuzz.sh   # a longer run (docs/reliability.md)
+#   FUZZ_RUNS=200000 FUZZ_CATALOG_RUNS=20000 scripts/fuzz.sh   # a longer run (docs/reliability.md)
+#   (fuzz_catalog reloads every catalog file per input: about 25 executions a second)
 #
 # Reproduce a crash: build-fuzz/fuzz/<target> build-fuzz/crashes/<target>/crash-…
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${FUZZ_RUNS:-2000}
+catalog_runs=${FUZZ_CATALOG_RUNS:-$runs}
 jobs=${FUZZ_BUILD_JOBS:-2}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 
@@ -55,15 +57,16 @@ for t in "${targets[@]}"; do
   log=$build/$t.log
   # -rss_limit_mb: the catalog copy and ASan shadow; -max_len: catalogs are ~100 kB.
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$build/fuzz/$t" -runs="$runs" -max_len=262144 -rss_limit_mb=4096 -timeout=30 \
+    "$build/fuzz/$t" -runs="$([[ $t == fuzz_catalog ]] && echo "$catalog_runs" || echo "$runs")" -max_len=262144 -rss_limit_mb=4096 -timeout=30 \
     -artifact_prefix="$build/crashes/$t/" "$build/corpus/$t" >"$log" 2>&1; then
     result=ok
   else
     result=FAILED
     status=1
   fi
-  execs=$(grep -o 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || echo "?")
-  printf '%-20s %-6s runs=%s\n' "$t" "$result" "$execs" | tee -a "$summary"
+  execs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9][0-9]*' | head -1 || true)
+  secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9][0-9]*' | tail -1 || true)
+  printf '%-20s %-6s runs=%s seconds=%s\n' "$t" "$result" "${execs:-?}" "${secs:-?}" | tee -a "$summary"
   [[ $result == ok ]] || tail -40 "$log"
 done
 exit $status

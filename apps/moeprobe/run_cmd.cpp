@@ -16,6 +16,7 @@ struct RunCmdOptions {
   std::vector<int> tokens, prefill;
   std::vector<long long> context;
   double memory_gb = 0;
+  std::string format = "table";
   bool quick = false, resume = false, no_progress = false, no_flush = false;
 };
 
@@ -76,7 +77,7 @@ void run(const RunCmdOptions& o, int& exit_code) {
   rep.meta.calibration_file = r.out_path;
   rep.meta.tool_version = moeplan::tool_version();
   rep.meta.git_sha = moeplan::git_sha();
-  std::cout << moeplan::render(rep, moeplan::Format::table);
+  std::cout << moeplan::render(rep, moeplan::parse_format(o.format));
   exit_code = 0;
 }
 
@@ -108,6 +109,7 @@ void setup_run(CLI::App& app, int& exit_code) {
                   "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")
       ->check(CLI::Range(0.001, 1e6));  // stated range: PositiveNumber's message prints DBL_MAX
   sub->add_option("--out", o->out, "Calibration file (the log goes to FILE.log.jsonl)");
+  add_format_option(*sub, o->format);
   sub->add_flag("--quick", o->quick, "Small token sweep and short timing (smoke run)");
   sub->add_flag("--resume", o->resume, "Keep the rows of an interrupted run from the log");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
