@@ -1,12 +1,14 @@
 // `moeplan perf`: decode, prefill, latency and concurrency for one deployment.
 // Model and formulas: docs/performance.md.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <memory>
 
 #include "cli.hpp"
 #include "moeplan/calibration.hpp"
+#include "moeplan/calibration_check.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/performance.hpp"
 #include "moeplan/sizing.hpp"
@@ -20,6 +22,7 @@ struct PerfOptions {
   int gpus = 1;
   long long input = 1024, output = 256, concurrency = 1;
   bool allow_context_extension = false;
+  bool force_calibration = false;
   bool sweep = false;
   int tp = 0, ep = 0, pp = 1;
   bool dp_attention = false;
@@ -119,7 +122,15 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
 void run_perf(const PerfOptions& o) {
   const Catalog& cat = catalog();
   std::optional<DeviceCalibration> cal;
-  if (!o.calibration.empty()) cal = device_calibration(load_calibration(o.calibration));
+  std::vector<std::string> cal_doubts;  // reasons not to trust the file (--force-calibration)
+  if (!o.calibration.empty()) {
+    const Calibration raw = load_calibration(o.calibration);
+    cal_doubts = calibration_doubts(raw, cat.model(o.model));
+    if (!cal_doubts.empty() && !o.force_calibration)
+      throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
+                              o.calibration, fmt::join(cal_doubts, "; ")));
+    cal = device_calibration(raw);
+  }
   PerfRequest req;
   req.model = &cat.model(o.model);
   // With a calibration the device may come from the file; a device not in the catalog is
@@ -172,6 +183,8 @@ void run_perf(const PerfOptions& o) {
   rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name,
                           req.engine->name, o.input, o.output);
   rep.meta = output_meta(cal ? cal->file : "");
+  for (const auto& doubt : cal_doubts)  // forced: every output says so
+    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
   Evidence tier = r.evidence;
 
   Table s{"summary",
@@ -334,6 +347,7 @@ void run_perf(const PerfOptions& o) {
   rep.messages.push_back(fmt::format("bound: {}", bound_name(r.bound)));
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
   rep.json = j;
+  if (!cal_doubts.empty()) rep.json["calibration_forced_despite"] = cal_doubts;
   OutputOptions out;
   out.format = o.format;
   out.output = o.out_file;
@@ -362,6 +376,9 @@ void setup(CLI::App& parent) {
   auto* conc = app->add_option("--concurrency", o->concurrency, "Concurrent requests")
                    ->check(CLI::Range(1LL, 1000000LL))
                    ->capture_default_str();
+  app->add_flag(
+      "--force-calibration", o->force_calibration,
+      "Use a calibration file although it is too noisy or was measured for another model");
   app->add_flag("--allow-context-extension", o->allow_context_extension,
                 "Estimate prompts beyond the model's trained context (max_context_tokens)");
   app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")
