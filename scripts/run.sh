@@ -2,7 +2,8 @@
 # One entry point for a fresh Debian 12 machine:
 #   scripts/run.sh main   install what is missing, build, run the main job on the bundled catalogs
 #   scripts/run.sh test   install what is missing, build, run the whole test suite
-#   scripts/run.sh ci-extra  what CI adds after `test`: a sanitizer build + tests, a format check
+#   scripts/run.sh ci-extra  what CI adds after `test`: a sanitizer build + tests, fuzzing of every
+#                            reader (scripts/fuzz.sh), the catalog regression, a format check
 # Environment: BUILD_DIR (default build), JOBS (default nproc), CUDA_ARCHS (default: CMake's list),
 #   MOEPLAN_SKIP_LLAMA=1: `test` does not build the llama.cpp test server's venv (the
 #   load:llama_server test is then skipped; docs/load.md §Tests).
@@ -77,6 +78,8 @@ case "$mode" in
     echo "== sanitizer build (ASan + UBSan), CUDA off =="
     configure_build "${BUILD_DIR}-asan" -DMOEPLAN_SANITIZE=ON -DMOEPLAN_WITH_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests "${BUILD_DIR}-asan"
+    echo "== fuzzing (libFuzzer, clang, ASan + UBSan; FUZZ_RUNS executions per reader) =="
+    scripts/fuzz.sh
     echo "== catalog regression =="
     "$BUILD_DIR/apps/moeplan" regress
     echo "== format check =="

@@ -1,6 +1,6 @@
 # Command-line tests for plan / recommend / regress (docs/plan.md).
 add_test(NAME cli:plan:flagship
-         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
+         COMMAND moeplan plan --wide ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
 set_tests_properties(cli:plan:flagship PROPERTIES PASS_REGULAR_EXPRESSION "RECOMMENDATION: RENT")
 add_test(NAME cli:plan:md
          COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-four-builds-huf.json --format md)
@@ -31,5 +31,5 @@ add_test(NAME cli:recommend:basis-conflict
 set_tests_properties(cli:recommend:basis-conflict PROPERTIES WILL_FAIL TRUE)
 # The flagship prices the part-time rental it recommends.
 add_test(NAME cli:plan:flagship-part-time
-         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
+         COMMAND moeplan plan --wide ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
 set_tests_properties(cli:plan:flagship-part-time PROPERTIES PASS_REGULAR_EXPRESSION "rent 1 node\\(s\\) of hgx-h200-8 part-time.*2920 node-hours a year")

@@ -47,12 +47,22 @@ void add_output_options(CLI::App& app, OutputOptions& o, std::vector<std::string
   app.add_option("--output,-o", o.output, "Write to FILE (atomically) instead of stdout");
 }
 
+OutputSet output_set() {
+  OutputSet set;
+  set.add_inputs_in(global().data_dir.empty() ? default_data_dir() : global().data_dir);
+  for (const auto& in : global().inputs) set.add_input(in);
+  return set;
+}
+
 void emit(const Report& r, const OutputOptions& o) {
   const std::string text = render(r, parse_format(o.format));
-  if (o.output.empty())
+  if (o.output.empty()) {
     std::cout << text;
-  else
-    write_file_atomic(o.output, text);
+    return;
+  }
+  OutputSet set = output_set();
+  set.add(o.output, text, "--output");
+  set.commit();
 }
 
 }  // namespace moeplan::cli

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "moeplan/catalog.hpp"
+#include "moeplan/output_set.hpp"
 #include "moeplan/report.hpp"
 
 namespace moeplan::cli {
@@ -17,6 +18,9 @@ namespace moeplan::cli {
 struct GlobalOptions {
   std::string data_dir;  // "" = bundled catalogs
   std::string command_line;
+  int threads = 2;
+  // Files this run reads (besides the catalog): no output may overwrite one.
+  std::vector<std::string> inputs;  // --threads: Monte Carlo (plan) and search (recommend) workers
 };
 GlobalOptions& global();
 
@@ -44,6 +48,9 @@ struct OutputOptions {
 };
 void add_output_options(CLI::App& app, OutputOptions& o,
                         std::vector<std::string> formats = {"table", "json", "csv", "md"});
+
+// An output set that refuses to overwrite the catalog files or global().inputs.
+OutputSet output_set();
 
 // Renders and writes to stdout or atomically to --output.
 void emit(const Report& r, const OutputOptions& o);

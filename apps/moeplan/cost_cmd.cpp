@@ -1,6 +1,7 @@
 // `moeplan cost SCENARIO.json`: TCO and buy / rent / API break-even
 // (docs/cost.md, docs/scenario.md). Reads the scenario, runs the cost model,
 // renders the report in the chosen format and optionally an SVG chart.
+#include <iostream>
 #include <memory>
 
 #include "cli.hpp"
@@ -25,6 +26,7 @@ void run_cost(const CostOptions& o) {
 
   // The catalog is loaded only when the scenario refers to it, so a
   // self-contained scenario runs without data/.
+  cli::global().inputs.push_back(o.scenario);
   bool used_catalog = false;
   const CatalogProvider catalog = [&]() -> const Catalog& {
     used_catalog = true;
@@ -38,24 +40,36 @@ void run_cost(const CostOptions& o) {
   r.meta.catalog_hash = used_catalog ? cli::catalog().content_hash : "";
   r.meta.command_line = cli::global().command_line;
 
+  // Every file of the run is checked first and written as a set (all or none).
+  OutputSet set = cli::output_set();
+  std::string stdout_text;
   if (o.out.format == "xlsx") {
-    xlsx::write_report(r, o.out.output,
-                       {{"Summary",
-                         {"summary", "comparison", "thresholds", "buy_breakdown", "people",
-                          "provider", "routing", "power_only"},
-                         true},
-                        {"Monthly", {"monthly"}, false},
-                        {"Flexion", {"flexion"}, false},
-                        {"Assumptions", {"assumptions"}, false}});
+    set.add(
+        o.out.output,
+        [&r](const std::string& path) {
+          xlsx::write_report(r, path,
+                             {{"Summary",
+                               {"summary", "comparison", "thresholds", "buy_breakdown", "people",
+                                "provider", "routing", "power_only"},
+                               true},
+                              {"Monthly", {"monthly"}, false},
+                              {"Flexion", {"flexion"}, false},
+                              {"Assumptions", {"assumptions"}, false}});
+        },
+        "--output");
+  } else if (!o.out.output.empty()) {
+    set.add(o.out.output, render(r, parse_format(o.out.format)), "--output");
   } else {
-    cli::emit(r, o.out);
+    stdout_text = render(r, parse_format(o.out.format));
   }
   if (!o.chart.empty()) {
     svg::ChartPage page = cost::make_cost_chart(in, a);
     page.footer =
         "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + "), scenario " + o.scenario;
-    write_file_atomic(o.chart, svg::render_svg(page));
+    set.add(o.chart, svg::render_svg(page), "--chart");
   }
+  set.commit();
+  std::cout << stdout_text;
 }
 
 void setup(CLI::App& parent) {

@@ -1,12 +1,14 @@
 // `moeplan perf`: decode, prefill, latency and concurrency for one deployment.
 // Model and formulas: docs/performance.md.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <memory>
 
 #include "cli.hpp"
 #include "moeplan/calibration.hpp"
+#include "moeplan/calibration_check.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
 #include "moeplan/performance.hpp"
@@ -20,6 +22,8 @@ struct PerfOptions {
   std::string model, gpu, weights, kv, engine, system;  // "" kv / engine: the build defaults
   int gpus = 1;
   long long input = 1024, output = 256, concurrency = 1;
+  bool allow_context_extension = false;
+  bool force_calibration = false;
   bool sweep = false;
   int tp = 0, ep = 0, pp = 1;
   bool dp_attention = false;
@@ -144,7 +148,15 @@ std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
 void run_perf(const PerfOptions& o) {
   const Catalog& cat = catalog();
   std::optional<DeviceCalibration> cal;
-  if (!o.calibration.empty()) cal = device_calibration(load_calibration(o.calibration));
+  std::vector<std::string> cal_doubts;  // reasons not to trust the file (--force-calibration)
+  if (!o.calibration.empty()) {
+    const Calibration raw = load_calibration(o.calibration);
+    cal_doubts = calibration_doubts(raw, cat.model(o.model));
+    if (!cal_doubts.empty() && !o.force_calibration)
+      throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
+                              o.calibration, fmt::join(cal_doubts, "; ")));
+    cal = device_calibration(raw);
+  }
   PerfRequest req;
   req.model = &cat.model(o.model);
   // With a calibration the device may come from the file; a device not in the catalog is
@@ -180,6 +192,12 @@ void run_perf(const PerfOptions& o) {
                             cat.system(o.system).device, req.device->id));
   req.input_tokens = o.input;
   req.output_tokens = o.output;
+  if (!o.allow_context_extension && req.model->max_context_tokens > 0 &&
+      o.input + o.output > req.model->max_context_tokens)
+    throw Error(fmt::format(
+        "perf: {} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
+        "(models.json max_context_tokens); give --allow-context-extension to estimate it anyway",
+        o.input, o.output, o.input + o.output, req.model->id, req.model->max_context_tokens));
   req.concurrency = o.concurrency;
   req.spec.method = parse_spec_method(o.spec);
   req.spec.tokens = o.spec_tokens;
@@ -191,7 +209,7 @@ void run_perf(const PerfOptions& o) {
   check_perf_layout(req, o, cat);
   const std::string no_fit = check_perf_fit(req, cat);
   if (!no_fit.empty() && !o.ignore_fit)
-    throw ExitStatusError(3, no_fit + " (see `moeplan fit`; --ignore-fit estimates anyway)");
+    throw CheckFailed(no_fit + " (see `moeplan fit`; --ignore-fit estimates anyway)");
   const PerfResult r = estimate(req, cat);
   const Model& m = *req.model;
   const Device& d = *req.device;
@@ -209,6 +227,8 @@ void run_perf(const PerfOptions& o) {
     rep.messages.push_back("warning: " + no_fit + "; figures below assume it did (--ignore-fit)");
   }
   rep.meta = output_meta(cal ? cal->file : "");
+  for (const auto& doubt : cal_doubts)  // forced: every output says so
+    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
   // One function decides the tier for perf, plan and recommend.
   Evidence tier =
       throughput_evidence(r.evidence, cat, m.id, d.id, o.gpus, o.weights, req.engine->id);
@@ -400,9 +420,11 @@ void run_perf(const PerfOptions& o) {
   rep.messages.push_back(fmt::format("bound: {}", bound_name(r.bound)));
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
   rep.json = j;
+  if (!cal_doubts.empty()) rep.json["calibration_forced_despite"] = cal_doubts;
   OutputOptions out;
   out.format = o.format;
   out.output = o.out_file;
+  global().inputs.push_back(o.calibration);
   emit(rep, out);
 }
 
@@ -429,6 +451,11 @@ void setup(CLI::App& parent) {
   auto* conc = app->add_option("--concurrency", o->concurrency, "Concurrent requests")
                    ->check(CLI::Range(1LL, 1000000LL))
                    ->capture_default_str();
+  app->add_flag(
+      "--force-calibration", o->force_calibration,
+      "Use a calibration file although it is too noisy or was measured for another model");
+  app->add_flag("--allow-context-extension", o->allow_context_extension,
+                "Estimate prompts beyond the model's trained context (max_context_tokens)");
   app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")
       ->excludes(conc);
   app->add_option("--tp", o->tp, "Tensor-parallel size")->check(CLI::Range(1, 4096));
@@ -471,7 +498,8 @@ void setup(CLI::App& parent) {
   app->add_option("--format", o->format, "Output format")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}))
       ->capture_default_str();
-  app->add_option("--out-file,-o", o->out_file, "Write to FILE (atomically) instead of stdout");
+  app->add_option("--out-file,--output-file,-o", o->out_file,
+                  "Write to FILE (atomically) instead of stdout");
   app->callback([o] { run_perf(*o); });
 }
 

@@ -2,6 +2,7 @@
 // model × build candidate with fit, SLA throughput, nodes, utilization, cost
 // per 1M output tokens owned / rented / API with P10–P90 ranges, risks and
 // evidence, a ranked table and a recommendation with its reasoning.
+#include <iostream>
 #include <memory>
 
 #include "cli.hpp"
@@ -16,7 +17,6 @@ struct PlanCmdOptions {
   std::string scenario;
   moeplan::cli::OutputOptions out;
   std::string chart, pilot;
-  int threads = 2;
   int samples = 0;
 };
 
@@ -24,10 +24,11 @@ void run(const PlanCmdOptions& o) {
   using namespace moeplan;
   if (o.out.format == "xlsx" && o.out.output.empty())
     throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
+  cli::global().inputs.push_back(o.scenario);
   const Catalog& cat = cli::catalog();
   const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
   plan::PlanOptions po;
-  po.threads = o.threads;
+  po.threads = cli::global().threads;
   if (o.samples > 0) po.samples = o.samples;
   if (!o.pilot.empty()) po.pilot = pilot::read_pilot(o.pilot);
   const plan::PlanResult r = plan::run_plan(sc, cat, po);
@@ -40,20 +41,32 @@ void run(const PlanCmdOptions& o) {
     rep.json["pilot"] = pilot::pilot_json(*po.pilot, cmp);
   }
   rep.meta = cli::output_meta();
+  // Every file of the run is checked first and written as a set (all or none).
+  OutputSet set = cli::output_set();
+  std::string stdout_text;
   if (o.out.format == "xlsx") {
-    xlsx::write_report(rep, o.out.output,
-                       {{"Summary", {"decision", "go_no_go"}, true},
-                        {"Candidates", {"candidates", "risks", "evidence"}, false},
-                        {"Assumptions", {"assumptions"}, false}});
+    set.add(
+        o.out.output,
+        [&rep](const std::string& path) {
+          xlsx::write_report(rep, path,
+                             {{"Summary", {"decision", "go_no_go"}, true},
+                              {"Candidates", {"candidates", "risks", "evidence"}, false},
+                              {"Assumptions", {"assumptions"}, false}});
+        },
+        "--output");
+  } else if (!o.out.output.empty()) {
+    set.add(o.out.output, render(rep, parse_format(o.out.format)), "--output");
   } else {
-    cli::emit(rep, o.out);
+    stdout_text = render(rep, parse_format(o.out.format));
   }
   if (!o.chart.empty()) {
     svg::ChartPage page = plan::make_plan_chart(r);
     page.footer =
         "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + "), " + page.footer;
-    write_file_atomic(o.chart, svg::render_svg(page));
+    set.add(o.chart, svg::render_svg(page), "--chart");
   }
+  set.commit();
+  std::cout << stdout_text;
 }
 
 void setup(CLI::App& parent) {
@@ -71,9 +84,7 @@ void setup(CLI::App& parent) {
                   "Pilot file from moeprobe load --out: its measured figures replace the model's "
                   "for that build (docs/load.md)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--threads", opts->threads, "Monte Carlo worker threads")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  // --threads is global (apps/moeplan/main.cpp): accepted before or after `plan`.
   sub->add_option("--samples", opts->samples, "Override the scenario's Monte Carlo sample count")
       ->check(CLI::Range(1, 1000000));
   sub->callback([opts] { run(*opts); });

@@ -18,7 +18,7 @@ struct RecommendOptions {
   std::string scenario;
   long long input = 1024, output = 256;
   double sla_tpot_ms = 0, sla_ttft_ms = 0;
-  int top = 10, max_gpus = 16, threads = 2;
+  int top = 10, max_gpus = 16;
   std::string engine = "vllm";
   std::string price_as, own_basis, rent_kind;
   moeplan::cli::OutputOptions out;
@@ -32,7 +32,7 @@ void run(const RecommendOptions& o, CLI::App* app) {
   req.output_tokens = o.output;
   req.top = o.top;
   req.max_gpus = o.max_gpus;
-  req.threads = o.threads;
+  req.threads = moeplan::cli::global().threads;
   req.engine = o.engine;
   (void)cat.engine(o.engine);
   if (!o.scenario.empty()) {
@@ -72,6 +72,7 @@ void run(const RecommendOptions& o, CLI::App* app) {
   const recommend::Result r = recommend::search(req, cat);
   Report rep = recommend::make_report(req, r);
   rep.meta = cli::output_meta();
+  cli::global().inputs.push_back(o.scenario);
   cli::emit(rep, o.out);
 }
 
@@ -114,14 +115,12 @@ void setup(CLI::App& parent) {
                   "Renting: on_demand (default), reserved_1y, reserved_3y or spot (implies "
                   "--price-as rent)")
       ->check(CLI::IsMember({"on_demand", "reserved_1y", "reserved_3y", "spot"}));
-  sub->add_option("--threads", opts->threads, "Worker threads")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  // --threads is global (apps/moeplan/main.cpp): accepted before or after `recommend`.
   // --output is the output-token count here (as in `perf`), so the file option is --output-file.
   sub->add_option("--format", opts->out.format, "Output format")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}))
       ->capture_default_str();
-  sub->add_option("--output-file", opts->out.output,
+  sub->add_option("--output-file,--out-file", opts->out.output,
                   "Write to FILE (atomically) instead of stdout");
   sub->callback([opts, sub] { run(*opts, sub); });
 }

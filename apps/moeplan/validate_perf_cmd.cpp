@@ -54,11 +54,27 @@ Table summary_table(const std::string& name, const std::string& title, const std
 }
 
 void run_validate(const ValidateOptions& o) {
+  global().inputs.push_back(o.file);
   const Catalog& cat = catalog();
   // A pilot file (moeprobe load --out) is read as benchmark rows (docs/load.md).
   const bool is_pilot = o.file.size() > 5 && o.file.compare(o.file.size() - 5, 5, ".json") == 0;
   const BenchmarkFile f = is_pilot ? pilot::read_pilot_benchmarks(o.file) : read_benchmarks(o.file);
+  if (f.rows.empty()) throw Error(o.file + ": no measurement rows after the header");
   const ValidationResult v = validate(f, cat);
+  // A row naming a model, device or engine the catalog lacks is bad input,
+  // not a prediction that is "infinitely wrong": say which rows, write nothing.
+  std::string unknown;
+  std::size_t n_unknown = 0;
+  const std::string skipped = "skipped: ";
+  for (std::size_t i = 0; i < f.rows.size(); ++i) {
+    std::string why = v.predictions[i].reason;
+    if (why.rfind(skipped, 0) == 0) why = why.substr(skipped.size());
+    if (v.predictions[i].skipped && ++n_unknown <= 5)
+      unknown += fmt::format("{}line {}: {}", unknown.empty() ? "" : "; ", f.rows[i].line, why);
+  }
+  if (n_unknown > 0)
+    throw Error(fmt::format("{}: {} row(s) name an id the catalog lacks: {}{}", o.file, n_unknown,
+                            unknown, n_unknown > 5 ? "; ..." : ""));
   const Format fmt_ = parse_format(o.out.format);
 
   Report rep;

@@ -12,6 +12,7 @@ namespace {
 
 struct CheckCmdOptions {
   std::vector<std::string> models;
+  std::string format = "table";
   std::string backend = "cpu", dtype = "fp32", kv_dtype = "same", distribution = "balanced";
 };
 
@@ -46,7 +47,7 @@ void run(const CheckCmdOptions& o, int& exit_code) {
                             : "MISMATCH: see the FAIL rows above");
   rep.meta.tool_version = moeplan::tool_version();
   rep.meta.git_sha = moeplan::git_sha();
-  std::cout << moeplan::render(rep, moeplan::Format::table);
+  std::cout << moeplan::render(rep, moeplan::parse_format(o.format));
   exit_code = ok ? 0 : kExitVerification;
 }
 
@@ -64,6 +65,7 @@ void setup_check(CLI::App& app, int& exit_code) {
                   "KV cache storage: same (as --dtype) | fp8 (e4m3, per-tensor scale 1/32)")
       ->check(CLI::IsMember({"same", "fp8"}));
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
+  add_format_option(*sub, o->format);
   sub->callback([o, &exit_code] { run(*o, exit_code); });
 }
 

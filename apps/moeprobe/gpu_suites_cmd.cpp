@@ -145,15 +145,16 @@ void setup_gpu_suites(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<NcclCliOptions>();
   CLI::App* nccl = app.add_subcommand(
       "nccl", "NCCL collectives across this node's GPUs: algbw, busbw, #wrong, latency");
+  // Ranges stated, not CLI::PositiveNumber: its message prints DBL_MAX in full.
   nccl->add_option("--min-bytes", o->min_bytes, "Smallest message, bytes")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1.0, 1e12));
   nccl->add_option("--max-bytes", o->max_bytes, "Largest message, bytes")
-      ->check(CLI::PositiveNumber);
-  nccl->add_option("--iters", o->iters, "Timed iterations per size")->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1.0, 1e12));
+  nccl->add_option("--iters", o->iters, "Timed iterations per size")->check(CLI::Range(1, 1000000));
   nccl->add_option("--warmup", o->warmup, "Warm-up iterations per size")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000));
   nccl->add_option("--devices", o->devices, "GPUs to use (0: all visible)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
   nccl->add_flag("--no-verify", o->no_verify, "Skip the result check (not recommended)");
   nccl->add_option("--format", o->format, "table|json|csv|md")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}));

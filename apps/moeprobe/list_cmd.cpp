@@ -1,5 +1,6 @@
 // moeprobe list: backends, whether they are built, the device each sees.
 #include <iostream>
+#include <memory>
 
 #include "moeplan/report.hpp"
 #include "moeprobe/backend.hpp"
@@ -15,7 +16,7 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-void run(int& exit_code) {
+void run(const std::string& format, int& exit_code) {
   moeplan::Report rep;
   rep.title = "moeprobe backends";
   moeplan::Table t;
@@ -43,16 +44,24 @@ void run(int& exit_code) {
   rep.tables.push_back(t);
   rep.meta.tool_version = moeplan::tool_version();
   rep.meta.git_sha = moeplan::git_sha();
-  std::cout << moeplan::render(rep, moeplan::Format::table);
+  std::cout << moeplan::render(rep, moeplan::parse_format(format));
   exit_code = 0;
 }
 
 }  // namespace
 
+void add_format_option(CLI::App& sub, std::string& format) {
+  sub.add_option("--format", format, "Output format")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}))
+      ->capture_default_str();
+}
+
 void setup_list(CLI::App& app, int& exit_code) {
   CLI::App* sub =
       app.add_subcommand("list", "Backends, the device each sees, and what each supports");
-  sub->callback([&exit_code] { run(exit_code); });
+  auto format = std::make_shared<std::string>("table");
+  add_format_option(*sub, *format);
+  sub->callback([format, &exit_code] { run(*format, exit_code); });
 }
 
 }  // namespace moeprobe::cli

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli_common.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/json_read.hpp"
 #include "moeplan/report.hpp"
@@ -38,8 +39,10 @@ moeplan::Model model(const std::string& id) {
 int main(int argc, char** argv) {
   std::setlocale(LC_NUMERIC, "C");
   namespace pc = moeprobe::cli;
+  namespace cc = moeplan::cli_common;
   CLI::App app{"moeprobe: measure a CPU or GPU node and write a calibration file for moeplan"};
   app.require_subcommand(1);
+  cc::allow_global_flags_anywhere(app);
   app.set_version_flag("--version", "moeprobe " + std::string(moeprobe::kProbeVersion) +
                                         " (moeplan " + moeplan::tool_version() + ", " +
                                         moeplan::git_sha() + ")");
@@ -47,7 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--data", g.data_dir, "Catalog directory (default: the bundled data/)")
       ->envname("MOEPLAN_DATA");
   app.add_option("--threads", g.threads, "Worker threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
+  cc::add_wide_flag(app);
   for (int i = 0; i < argc; ++i) g.command_line += (i ? " " : "") + std::string(argv[i]);
   int exit_code = 0;
   pc::setup_run(app, exit_code);
@@ -56,10 +60,11 @@ int main(int argc, char** argv) {
   pc::setup_gpu_suites(app, exit_code);
   pc::setup_load(app, exit_code);
   pc::setup_compare(app, exit_code);
+  cc::require_finite_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return cc::exit_for_parse_error(app, e);
   } catch (const moeprobe::VerificationError& e) {
     std::cerr << "verification failed: " << e.what() << "\n";
     return pc::kExitVerification;
@@ -68,10 +73,10 @@ int main(int argc, char** argv) {
     return pc::kExitUnavailable;
   } catch (const moeplan::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    return cc::kExitInput;
   } catch (const std::exception& e) {
     std::cerr << "internal error: " << e.what() << "\n";
-    return 2;
+    return cc::kExitInternal;
   }
   return exit_code;
 }

@@ -21,10 +21,14 @@ const moeplan::Catalog& catalog();
 // A model by id: built-in synthetic ones first, then the catalog.
 moeplan::Model model(const std::string& id);
 
-// Exit codes (docs/probe.md): 0 ok, 1 bad input or usage, 2 internal error,
-// 3 verification failure, 4 backend unavailable.
+// Exit codes: the table shared with moeplan (apps/common/cli_common.hpp):
+// 0 ok, 1 bad input or usage, 2 internal error, 3 verification failure,
+// 4 backend unavailable.
 inline constexpr int kExitVerification = 3;
 inline constexpr int kExitUnavailable = 4;
+
+// --format for the printing subcommands.
+void add_format_option(CLI::App& sub, std::string& format);
 
 // Each subcommand's setup; its callback throws, main maps exceptions to exit codes.
 void setup_run(CLI::App& app, int& exit_code);

@@ -23,6 +23,7 @@ struct RunCmdOptions {
   std::vector<long long> context;
   double memory_gb = 0;
   double budget_s = -1;  // -1: the backend's default (kDefaultGpuBudgetS on cuda, none on cpu)
+  std::string format = "table";
   bool quick = false, resume = false, no_progress = false, no_flush = false;
 };
 
@@ -89,7 +90,7 @@ void run(const RunCmdOptions& o, int& exit_code) {
   rep.meta.calibration_file = r.out_path;
   rep.meta.tool_version = moeplan::tool_version();
   rep.meta.git_sha = moeplan::git_sha();
-  std::cout << moeplan::render(rep, moeplan::Format::table);
+  std::cout << moeplan::render(rep, moeplan::parse_format(o.format));
   exit_code = 0;
 }
 
@@ -105,7 +106,7 @@ void setup_run(CLI::App& app, int& exit_code) {
   sub->add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   sub->add_option("--device", o->device, "Catalog device id whose datasheet peaks give `util`");
   sub->add_option("--layers", o->layers, "Decoder layers run back to back in the layer rows")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1024));
   sub->add_option("--tokens", o->tokens, "Token counts / decode batches (comma-separated)")
       ->delimiter(',');
   sub->add_option("--context", o->context, "KV lengths for decode rows (comma-separated)")
@@ -119,12 +120,13 @@ void setup_run(CLI::App& app, int& exit_code) {
   sub->add_option("--distribution", o->distribution, "balanced | power_law:ALPHA");
   sub->add_option("--memory-gb", o->memory_gb,
                   "Memory budget for weights and KV cache, GB (default 1 quick, 4 full)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 1e6));  // stated range: PositiveNumber's message prints DBL_MAX
   sub->add_option("--budget-s", o->budget_s,
                   "Wall-time limit, seconds: trims repetitions, then points, to fit; recorded "
                   "in the file (probe.budget). Default 270 on cuda, none on cpu; 0: none")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 86400.0));
   sub->add_option("--out", o->out, "Calibration file (the log goes to FILE.log.jsonl)");
+  add_format_option(*sub, o->format);
   sub->add_flag("--quick", o->quick, "Small token sweep and short timing (smoke run)");
   sub->add_flag("--resume", o->resume, "Keep the rows of an interrupted run from the log");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");

@@ -84,13 +84,7 @@ Provenance read_provenance(const JsonView& v) {
   Provenance p;
   p.source = v.string("source");
   if (p.source.empty()) v.fail_member("source", "must not be empty");
-  p.as_of = v.string("as_of");
-  // YYYY-MM or YYYY-MM-DD
-  const auto& a = p.as_of;
-  const bool ok = (a.size() == 7 || a.size() == 10) &&
-                  std::isdigit(static_cast<unsigned char>(a[0])) && a[4] == '-' &&
-                  (a.size() == 7 || a[7] == '-');
-  if (!ok) v.fail_member("as_of", "expected a date YYYY-MM or YYYY-MM-DD, found \"" + a + "\"");
+  p.as_of = v.date("as_of");  // YYYY-MM or YYYY-MM-DD
   p.estimated = v.boolean_or("estimated", false);
   p.notes = v.string_or("notes", "");
   if (p.estimated && p.notes.empty())

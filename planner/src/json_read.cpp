@@ -1,8 +1,13 @@
 #include "moeplan/json_read.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
 namespace moeplan {
@@ -38,9 +43,86 @@ std::pair<std::size_t, std::size_t> line_col(const std::string& text, std::size_
 
 }  // namespace
 
+namespace {
+
+// Detects a key given twice in one object while nlohmann parses, tracking
+// where the parser is so the error names the JSON Pointer. Frames hold only
+// their own key or index: the pointer is built when an error needs it (a
+// path string per frame cost O(depth²) memory — the fuzzer found 100,000
+// nested arrays taking gigabytes). Nesting deeper than kMaxDepth is an error:
+// no input of ours comes near, and deep documents only exhaust resources.
+constexpr int kMaxDepth = 256;
+
+class DuplicateKeyCheck {
+ public:
+  struct Found {
+    std::string path, problem;
+  };
+  bool operator()(int depth, nlohmann::json::parse_event_t event, Json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    switch (event) {
+      case E::object_start:
+      case E::array_start:
+        if (depth >= kMaxDepth)
+          throw Found{pointer(), "nesting deeper than " + std::to_string(kMaxDepth) + " levels"};
+        frames_.push_back({event == E::object_start, {}, {}, 0});
+        break;
+      case E::key: {
+        Frame& f = frames_.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second)
+          throw Found{pointer(), "duplicate key '" + f.key +
+                                     "' (it is given twice in the same object; the second value "
+                                     "would silently replace the first)"};
+        break;
+      }
+      case E::object_end:
+      case E::array_end:
+        frames_.pop_back();
+        element_done();
+        break;
+      case E::value:
+        element_done();
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool object;
+    std::string key;
+    std::set<std::string> keys;
+    std::size_t index;
+  };
+  // JSON Pointer of the value being read.
+  std::string pointer() const {
+    std::string p;
+    for (const auto& f : frames_)
+      p += "/" + (f.object ? escape_pointer(f.key) : std::to_string(f.index));
+    return p;
+  }
+  void element_done() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+  }
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
 Json parse_json_text(const std::string& text, const std::string& file_label) {
   try {
-    return Json::parse(text);
+    DuplicateKeyCheck check;
+    return Json::parse(text, std::ref(check));
+  } catch (const DuplicateKeyCheck::Found& d) {
+    throw InputError(file_label, d.path, d.problem);
+  } catch (const nlohmann::json::out_of_range& e) {
+    // A number literal beyond double (1e400): nlohmann throws out_of_range 406.
+    std::string what = e.what();
+    const auto pos = what.find("number overflow");
+    throw InputError(file_label, "",
+                     "invalid JSON: " + (pos != std::string::npos ? what.substr(pos) : what) +
+                         " (beyond the range of a double)");
   } catch (const nlohmann::json::parse_error& e) {
     // nlohmann reports the byte after the offending token; report it as line:column.
     const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
@@ -149,7 +231,12 @@ double JsonView::number() const {
 long long JsonView::integer() const {
   if (!j_->is_number()) fail("expected an integer, found " + describe_json(*j_));
   const double d = j_->get<double>();
-  if (std::floor(d) != d) fail("expected an integer, found " + describe_json(*j_));
+  if (!std::isfinite(d) || std::floor(d) != d)
+    fail("expected an integer, found " + describe_json(*j_));
+  // Beyond 2^53 a double no longer holds every integer, and beyond 2^63 the
+  // conversion would overflow: no count or amount we read comes near.
+  if (std::fabs(d) > 9.0e15)
+    fail("expected an integer of magnitude at most 9e15, found " + describe_json(*j_));
   return static_cast<long long>(d);
 }
 
@@ -222,6 +309,33 @@ long long JsonView::positive_int(std::string_view key) const {
   const long long n = v.integer();
   if (n <= 0) v.fail("expected an integer > 0, found " + describe_json(v.raw()));
   return n;
+}
+
+double JsonView::number_in(std::string_view key, double lo, double hi) const {
+  const auto v = at(key);
+  const double d = v.number();
+  if (d < lo || d > hi)
+    v.fail(
+        fmt::format("expected a number from {} to {}, found {}", lo, hi, describe_json(v.raw())));
+  return d;
+}
+
+std::string JsonView::date(std::string_view key) const {
+  const auto v = at(key);
+  const std::string a = v.string();
+  auto digits = [&](std::size_t from, std::size_t n) {
+    int x = 0;
+    for (std::size_t i = from; i < from + n; ++i) {
+      if (i >= a.size() || !std::isdigit(static_cast<unsigned char>(a[i]))) return -1;
+      x = x * 10 + (a[i] - '0');
+    }
+    return x;
+  };
+  const bool shape = (a.size() == 7 || (a.size() == 10 && a[7] == '-')) && a[4] == '-';
+  const int year = digits(0, 4), month = digits(5, 2), day = a.size() == 10 ? digits(8, 2) : 1;
+  if (!shape || year < 1900 || year > 2200 || month < 1 || month > 12 || day < 1 || day > 31)
+    v.fail("expected a date YYYY-MM or YYYY-MM-DD, found \"" + a + "\"");
+  return a;
 }
 
 std::string JsonView::one_of(std::string_view key,

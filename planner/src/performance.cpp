@@ -706,6 +706,11 @@ Spec make_spec(const PerfRequest& req, const Catalog& cat, const Prepared& p) {
   Spec sp;
   sp.method = req.spec.method;
   if (sp.method == SpecMethod::none) return sp;
+  if (sp.method == SpecMethod::mtp && p.m->mtp_layers <= 0)
+    throw Error(
+        fmt::format("--spec mtp: {} has no multi-token-prediction layers (models.json "
+                    "mtp_layers is 0); use --spec eagle or --spec draft",
+                    p.m->id));
   // Defaults (§Speculative): MTP K=1 α=0.85 (DeepSeek-V3 report: 85–90% second-token
   // acceptance); EAGLE K=3 α=0.7; draft model K=4 α=0.6.
   int k_def = 3;

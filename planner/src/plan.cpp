@@ -4,6 +4,8 @@
 // model, run the Monte Carlo, flag risks, rank, and decide.
 #include "moeplan/plan.hpp"
 
+#include "moeplan/checked.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -266,7 +268,7 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
                             c.concurrency);
   const double peak = sc_.demand.peak_output_tokens_per_s();
   c.reserve_nodes = sc_.n_plus_one ? 1 : 0;
-  c.nodes = std::max(1, static_cast<int>(std::ceil(peak / c.throughput - 1e-9))) + c.reserve_nodes;
+  c.nodes = checked_ceil_count(peak / c.throughput - 1e-9, "nodes for " + c.id) + c.reserve_nodes;
   const double avg = sc_.demand.average_output_tokens_per_s();
   c.utilization = avg / (c.nodes * c.throughput);
   c.node_equivalents = avg / c.throughput;
@@ -949,21 +951,23 @@ Report make_plan_report(const PlanResult& r) {
   rep.tables.push_back(dec);
 
   const std::string m = "(" + cur + "/MTok)";
-  Table t{
-      "candidates",
-      "Candidates, ranked by self-hosted cost per 1M output tokens",
-      {"rank", "model", "build", "precision", "fits", "nodes", "tok/s per node", "utilization (%)",
-       "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m, "rent part-time " + m, "api " + m,
-       "payback vs rent (years)", "quality", "risks", "price basis", "status"},
-      {},
-      {}};
+  Table t{"candidates",
+          "Candidates, ranked by self-hosted cost per 1M output tokens",
+          {"rank", "model", "build", "precision", "status", "fits", "nodes", "tok/s per node",
+           "utilization (%)", "own " + m, "own P10 " + m, "own P90 " + m, "rent " + m,
+           "rent part-time " + m, "api " + m, "payback vs rent (years)", "quality", "risks",
+           "price basis"},
+          {},
+          {}};
+  t.key_columns = 3;  // rank, model, build: repeated when the table prints in parts
   for (int i : r.ranking) {
     const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
     const auto& ps =
         c.scores.count(c.primary_benchmark) ? c.scores.at(c.primary_benchmark) : std::nullopt;
+    // The status (and the reason for an exclusion) sits next to the candidate's name.
     t.add({c.rank > 0 ? Cell(c.rank) : Cell(), c.model->id, build_label(c), c.precision_label,
-           c.fits, c.nodes > 0 ? Cell(c.nodes) : Cell(),
-           c.meets_sla ? Cell(c.throughput, 0) : Cell(),
+           c.eligible ? std::string("eligible") : "excluded: " + c.excluded.front(), c.fits,
+           c.nodes > 0 ? Cell(c.nodes) : Cell(), c.meets_sla ? Cell(c.throughput, 0) : Cell(),
            c.meets_sla ? Cell(c.utilization * 100, 1) : Cell(), opt_cell(c.own_per_mtok),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p10) : Cell(),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p90) : Cell(), opt_cell(c.rent_per_mtok),
@@ -971,8 +975,7 @@ Report make_plan_report(const PlanResult& r) {
            opt_cell(c.payback_vs_rent_years, 2),
            ps ? Cell(fmt::format("{} {}", c.primary_benchmark, *ps))
               : Cell(c.primary_benchmark + " missing"),
-           Cell(c.risks.size()), price_basis_text(c),
-           c.eligible ? std::string("eligible") : "excluded: " + c.excluded.front()});
+           Cell(c.risks.size()), price_basis_text(c)});
   }
   t.notes.push_back(
       "own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; rent "

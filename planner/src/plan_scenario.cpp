@@ -218,6 +218,10 @@ class Reader {
                            "min_retention_pct"}));
     PlanDemand& d = sc_.demand;
     d.requests_per_day = v.positive("requests_per_day");
+    if (d.requests_per_day > 1e10)  // 115,000 requests a second: the documented range
+      v.fail_member("requests_per_day",
+                    fmt::format("expected a number > 0 and at most 1e10, found {}",
+                                describe_json(v.raw().at("requests_per_day"))));
     d.output_tokens = v.positive_int("output_tokens");
     d.input_tokens = v.has("input_tokens") ? v.integer("input_tokens") : 0;
     if (d.input_tokens < 0) v.fail_member("input_tokens", "expected a number ≥ 0");

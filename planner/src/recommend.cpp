@@ -5,6 +5,8 @@
 // fit); configurations are split over threads and merged in a fixed order.
 #include "moeplan/recommend.hpp"
 
+#include "moeplan/checked.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -218,9 +220,8 @@ Result search(const Request& req, const Catalog& cat) {
         const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
         if (p.aggregate_tok_s > 0) {
           if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
-            p.replicas = std::max(
-                1,
-                static_cast<int>(std::ceil(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9)));
+            p.replicas =
+                checked_ceil_count(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9, "replicas");
             p.cost_per_mtok = per_hour * p.replicas / (*req.output_tokens_per_s * 3600) * 1e6;
           } else {
             p.cost_per_mtok = per_hour / (p.aggregate_tok_s * 3600) * 1e6;

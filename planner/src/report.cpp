@@ -8,10 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include <unistd.h>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/output_set.hpp"
+#include "moeplan/text_layout.hpp"
 
 #ifndef MOEPLAN_VERSION
 #define MOEPLAN_VERSION "0.0.0"
@@ -134,36 +137,204 @@ std::string provenance_line(const OutputMeta& m) {
   return s;
 }
 
-void render_text_table(std::ostringstream& os, const Table& t) {
-  if (!t.title.empty()) os << t.title << "\n";
-  std::vector<std::size_t> w(t.columns.size(), 0);
+std::string display_text(const Cell& c, const TextOptions& opt) {
+  std::string s = c.text();
+  if (opt.thousands && is_numeric(c)) s = text::group_thousands(s);
+  return s;
+}
+
+std::size_t max_line_bytes(const std::string& s) {
+  std::size_t m = 0, start = 0;
+  for (std::size_t p = s.find('\n');; p = s.find('\n', start)) {
+    const std::size_t end = p == std::string::npos ? s.size() : p;
+    m = std::max(m, end - start);
+    if (p == std::string::npos) break;
+    start = p + 1;
+  }
+  return m;
+}
+
+// Lays text out for `width` display columns, then narrows the layout until
+// no line is longer than `width` bytes either: ×, —, ± take 2-3 bytes, and
+// tools that count bytes (mawk's length) must see the same limit.
+template <typename RenderAt>
+std::string fit_bytes(std::size_t width, RenderAt render_at) {
+  std::string out = render_at(width);
+  std::size_t w = width;
+  for (int i = 0; i < 8 && width > 0; ++i) {
+    const std::size_t longest = max_line_bytes(out);
+    if (longest <= width || w <= 20) break;
+    w -= std::min(w - 20, longest - width);
+    out = render_at(w);
+  }
+  return out;
+}
+
+void put_wrapped(std::ostringstream& os, const std::string& s, std::size_t width,
+                 std::size_t hang) {
+  os << fit_bytes(width, [&](std::size_t w) {
+    std::string out;
+    for (const auto& line : text::wrap_hanging(s, w, hang)) out += line + "\n";
+    return out;
+  });
+}
+
+// Prints columns `cols` of `t` with the given widths: headers wrap at words,
+// text cells wrap inside their column, numbers are right-aligned and whole.
+void render_panel(std::ostringstream& os, const Table& t,
+                  const std::vector<std::vector<std::string>>& text,
+                  const std::vector<std::size_t>& cols, const std::vector<std::size_t>& w) {
+  auto emit_lines = [&](const std::vector<std::vector<std::string>>& cells,
+                        const std::vector<bool>& right) {
+    std::size_t height = 1;
+    for (const auto& c : cells) height = std::max(height, c.size());
+    for (std::size_t l = 0; l < height; ++l) {
+      std::string line;
+      for (std::size_t k = 0; k < cols.size(); ++k) {
+        const std::string& part = l < cells[k].size() ? cells[k][l] : std::string();
+        line += (k ? " | " : "") + text::pad(part, w[k], right[k]);
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      os << line << "\n";
+    }
+    return height;
+  };
+  std::vector<std::vector<std::string>> header;
+  for (std::size_t k = 0; k < cols.size(); ++k)
+    header.push_back(text::wrap(t.columns[cols[k]], w[k]));
+  emit_lines(header, std::vector<bool>(cols.size(), false));
+  std::string rule;
+  for (std::size_t k = 0; k < cols.size(); ++k) rule += (k ? "-+-" : "") + std::string(w[k], '-');
+  os << rule << "\n";
+  std::vector<std::vector<std::vector<std::string>>> rows;
+  bool multi = false;
+  for (std::size_t r = 0; r < text.size(); ++r) {
+    rows.emplace_back();
+    for (std::size_t k = 0; k < cols.size(); ++k) {
+      rows.back().push_back(text::wrap(text[r][cols[k]], w[k]));
+      multi = multi || rows.back().back().size() > 1;
+    }
+  }
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (multi && r > 0) os << rule << "\n";
+    std::vector<bool> right;
+    for (std::size_t k = 0; k < cols.size(); ++k)
+      right.push_back(cols[k] < t.rows[r].size() && is_numeric(t.rows[r][cols[k]]));
+    emit_lines(rows[r], right);
+  }
+}
+
+// Splits the columns into parts that each fit `width`, every part starting
+// with the table's key columns.
+std::vector<std::vector<std::size_t>> split_columns(const std::vector<text::ColumnText>& ct,
+                                                    std::size_t keys, std::size_t width) {
+  std::vector<std::size_t> key_cols;
+  std::size_t key_w = 0;
+  for (std::size_t i = 0; i < keys; ++i) {
+    key_cols.push_back(i);
+    key_w += text::min_column_width(ct[i]) + 3;
+  }
+  std::vector<std::vector<std::size_t>> parts;
+  std::vector<std::size_t> cur = key_cols;
+  std::size_t cur_w = key_w;
+  for (std::size_t i = keys; i < ct.size(); ++i) {
+    const std::size_t cw =
+        std::min(text::min_column_width(ct[i]), text::natural_column_width(ct[i]));
+    if (cur.size() > key_cols.size() && cur_w + cw > width) {
+      parts.push_back(cur);
+      cur = key_cols;
+      cur_w = key_w;
+    }
+    cur.push_back(i);
+    cur_w += cw + 3;
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+void render_text_table_at(std::ostringstream& os, const Table& t, const TextOptions& opt);
+
+void render_text_table(std::ostringstream& os, const Table& t, const TextOptions& opt) {
+  os << fit_bytes(opt.width, [&](std::size_t w) {
+    std::ostringstream one;
+    TextOptions o = opt;
+    o.width = w;
+    render_text_table_at(one, t, o);
+    return one.str();
+  });
+}
+
+void render_text_table_at(std::ostringstream& os, const Table& t, const TextOptions& opt) {
+  const std::size_t n = t.columns.size();
+  if (n == 0) return;
   std::vector<std::vector<std::string>> text;
-  for (std::size_t i = 0; i < t.columns.size(); ++i) w[i] = t.columns[i].size();
+  std::vector<text::ColumnText> ct(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ct[i].header = t.columns[i];
+    ct[i].numeric = !t.rows.empty();
+  }
   for (const auto& r : t.rows) {
     text.emplace_back();
-    for (std::size_t i = 0; i < t.columns.size(); ++i) {
-      text.back().push_back(i < r.size() ? r[i].text() : "");
-      w[i] = std::max(w[i], text.back().back().size());
+    for (std::size_t i = 0; i < n; ++i) {
+      text.back().push_back(i < r.size() ? display_text(r[i], opt) : "");
+      ct[i].cells.push_back(text.back().back());
+      if (i < r.size() && !r[i].empty() && !is_numeric(r[i])) ct[i].numeric = false;
     }
   }
-  auto line = [&] {
-    for (std::size_t i = 0; i < w.size(); ++i) os << (i ? "-+-" : "") << std::string(w[i], '-');
-    os << "\n";
+  auto layout = [&] {
+    std::vector<std::vector<std::size_t>> parts;
+    std::vector<std::size_t> all(n);
+    for (std::size_t i = 0; i < n; ++i) all[i] = i;
+    if (!text::fit_columns(ct, opt.width).empty())
+      parts.push_back(all);
+    else
+      parts = split_columns(ct, std::min(t.key_columns, n - 1), opt.width);
+    std::vector<std::vector<std::size_t>> widths;
+    for (const auto& part : parts) {
+      std::vector<text::ColumnText> sub;
+      for (std::size_t i : part) sub.push_back(ct[i]);
+      std::vector<std::size_t> w = text::fit_columns(sub, opt.width);
+      if (w.empty())  // even one column beside the keys is too wide: narrowest layout
+        for (const auto& c : sub)
+          w.push_back(std::min(text::min_column_width(c), text::natural_column_width(c)));
+      widths.push_back(w);
+    }
+    return std::make_pair(parts, widths);
   };
-  for (std::size_t i = 0; i < w.size(); ++i)
-    os << (i ? " | " : "") << fmt::format("{:<{}}", t.columns[i], w[i]);
-  os << "\n";
-  line();
-  for (std::size_t r = 0; r < text.size(); ++r) {
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      const bool right = i < t.rows[r].size() && is_numeric(t.rows[r][i]);
-      os << (i ? " | " : "")
-         << (right ? fmt::format("{:>{}}", text[r][i], w[i])
-                   : fmt::format("{:<{}}", text[r][i], w[i]));
-    }
-    os << "\n";
+  auto [parts, widths] = layout();
+  // A long text squeezed into a narrow column becomes a numbered footnote
+  // under the table; the cell keeps its lead-in ("excluded") and the number.
+  std::vector<std::string> footnotes;
+  if (opt.width > 0) {
+    constexpr std::size_t kNarrow = 30, kMaxLines = 3;
+    std::vector<std::size_t> col_w(n, 0);
+    for (std::size_t p = 0; p < parts.size(); ++p)
+      for (std::size_t k = 0; k < parts[p].size(); ++k) col_w[parts[p][k]] = widths[p][k];
+    for (std::size_t r = 0; r < text.size(); ++r)
+      for (std::size_t i = 0; i < n; ++i) {
+        if (ct[i].numeric || col_w[i] >= kNarrow) continue;
+        std::string& cell = text[r][i];
+        if (text::wrap(cell, col_w[i]).size() <= kMaxLines) continue;
+        footnotes.push_back(cell);
+        const auto colon = cell.find(':');
+        const std::string lead =
+            colon != std::string::npos && colon < 16 ? cell.substr(0, colon) : "";
+        cell = (lead.empty() ? "" : lead + " ") + fmt::format("[{}]", footnotes.size());
+        ct[i].cells[r] = cell;
+      }
+    if (!footnotes.empty()) std::tie(parts, widths) = layout();
   }
-  for (const auto& n : t.notes) os << "  " << n << "\n";
+  for (std::size_t p = 0; p < parts.size(); ++p) {
+    std::string title = t.title;
+    if (parts.size() > 1)
+      title += fmt::format("{}(part {} of {})", title.empty() ? "" : " ", p + 1, parts.size());
+    if (!title.empty()) put_wrapped(os, title, opt.width, 2);
+    render_panel(os, t, text, parts[p], widths[p]);
+    if (p + 1 < parts.size()) os << "\n";
+  }
+  for (std::size_t f = 0; f < footnotes.size(); ++f)
+    put_wrapped(os, fmt::format("  [{}] {}", f + 1, footnotes[f]), opt.width, 6);
+  for (const auto& note : t.notes) put_wrapped(os, "  " + note, opt.width, 4);
   os << "\n";
 }
 
@@ -199,7 +370,25 @@ void render_md_table(std::ostringstream& os, const Table& t) {
 
 }  // namespace
 
+namespace {
+bool g_wide_tables = false;
+}  // namespace
+
+TextOptions default_text_options() {
+  TextOptions o;
+  o.width = g_wide_tables ? 0 : text::terminal_width();
+  return o;
+}
+
+void set_wide_tables(bool wide) {
+  g_wide_tables = wide;
+}
+
 std::string render(const Report& r, Format f) {
+  return render(r, f, default_text_options());
+}
+
+std::string render(const Report& r, Format f, const TextOptions& opt) {
   std::ostringstream os;
   switch (f) {
     case Format::json: {
@@ -214,6 +403,18 @@ std::string render(const Report& r, Format f) {
            r.meta.calibration_file.empty() ? Json(nullptr) : Json(r.meta.calibration_file)},
           {"command_line", r.meta.command_line}};
       for (auto it = r.json.begin(); it != r.json.end(); ++it) j[it.key()] = it.value();
+      // A report without a structured document still carries its rows.
+      if (r.json.empty())
+        for (const auto& t : r.tables) {
+          Json rows = Json::array();
+          for (const auto& row : t.rows) {
+            Json o = Json::object();
+            for (std::size_t i = 0; i < t.columns.size(); ++i)
+              o[t.columns[i]] = i < row.size() ? row[i].to_json() : Json(nullptr);
+            rows.push_back(o);
+          }
+          j[t.name.empty() ? "rows" : t.name] = rows;
+        }
       os << j.dump(2) << "\n";
       break;
     }
@@ -254,11 +455,23 @@ std::string render(const Report& r, Format f) {
       break;
     }
     case Format::table: {
-      if (!r.title.empty()) os << r.title << "\n" << std::string(r.title.size(), '=') << "\n\n";
-      for (const auto& t : r.tables) render_text_table(os, t);
-      for (const auto& m : r.messages) os << m << "\n";
+      if (!r.title.empty()) {
+        const auto lines = text::wrap(r.title, opt.width);
+        std::size_t tw = 0;
+        for (const auto& l : lines) {
+          os << l << "\n";
+          tw = std::max(tw, text::display_width(l));
+        }
+        os << std::string(tw, '=') << "\n\n";
+      }
+      for (const auto& t : r.tables) render_text_table(os, t, opt);
+      for (const auto& m : r.messages) {
+        const std::size_t lead = std::min(m.find_first_not_of(' '), m.size());
+        const bool bullet = m.compare(lead, 2, "- ") == 0;
+        put_wrapped(os, m, opt.width, lead + (bullet ? 2 : 4));
+      }
       if (!r.messages.empty()) os << "\n";
-      os << provenance_line(r.meta) << "\n";
+      put_wrapped(os, provenance_line(r.meta), opt.width, 2);
       break;
     }
   }
@@ -266,31 +479,9 @@ std::string render(const Report& r, Format f) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  fs::path dir = target.parent_path();
-  if (dir.empty()) dir = ".";
-  if (!fs::is_directory(dir)) throw Error(path + ": directory " + dir.string() + " does not exist");
-  const fs::path tmp =
-      dir / (".tmp-" + target.filename().string() + "-" + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot create temporary file " + tmp.string());
-    out << content;
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(path + ": write failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(path + ": cannot rename temporary file into place: " + ec.message());
-  }
+  OutputSet set;
+  set.add(path, content, "output");
+  set.commit();
 }
 
 }  // namespace moeplan

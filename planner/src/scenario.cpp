@@ -51,7 +51,7 @@ class Reader {
   Provenance2 prov_of(const JsonView& section, const Provenance2& parent) {
     Provenance2 p = parent;
     if (auto s = section.get("source")) p.source = s->string();
-    if (auto s = section.get("as_of")) p.as_of = s->string();
+    if (section.get("as_of")) p.as_of = section.date("as_of");
     return p;
   }
 
@@ -186,7 +186,7 @@ CostInputs Reader::read() {
 
 void Reader::read_top() {
   top_.source = root_.string_or("source", "scenario file " + file_);
-  top_.as_of = root_.string_or("as_of", "");
+  top_.as_of = root_.get("as_of") ? root_.date("as_of") : "";
   in_.title = root_.string_or("title", "");
   const auto cur = root_.at("currency");
   in_.currency = cur.string();
@@ -438,6 +438,13 @@ void Reader::read_buy(const JsonView& v) {
   b.capex_net_high = cost::net_of_vat(hi, includes_vat, strip_vat_rate);
 
   b.life_months = positive_int_or(v, "life_months", in_.horizon_months, "months", p);
+  if (b.life_months > in_.horizon_months)  // the headline would mix the two periods
+    v.fail_member("life_months",
+                  fmt::format("life_months {} is longer than horizon_months {}: the totals over "
+                              "the horizon would charge the whole capex while ROI and the "
+                              "rent-to-own threshold run over the life; set horizon_months to "
+                              "at least {}",
+                              b.life_months, in_.horizon_months, b.life_months));
   b.residual_share = fraction_or(v, "residual_share", 0.0, "share of capex", p);
   b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", p);
 

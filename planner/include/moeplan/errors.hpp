@@ -14,6 +14,19 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A check the user asked for failed (a build that does not fit where an
+// estimate was asked for, a verification): exit 3.
+class CheckFailed : public Error {
+ public:
+  using Error::Error;
+};
+
+// A backend or service the command needs is not available: exit 4.
+class Unavailable : public Error {
+ public:
+  using Error::Error;
+};
+
 // Bad input data: catalog, scenario or calibration file content.
 class InputError : public Error {
  public:
@@ -33,16 +46,6 @@ class UnknownIdError : public Error {
                  const std::vector<std::string>& known);
 };
 
-// A definite answer that a command reports with its own exit status (e.g. `perf` exits 3 for a
-// build that does not fit); main() prints the message and returns status().
-class ExitStatusError : public Error {
- public:
-  ExitStatusError(int status, const std::string& message) : Error(message), status_(status) {}
-  int status() const { return status_; }
-
- private:
-  int status_;
-};
 
 // Levenshtein distance, for "did you mean …?".
 std::size_t edit_distance(const std::string& a, const std::string& b);

@@ -17,7 +17,9 @@ namespace moeplan {
 
 using Json = nlohmann::ordered_json;
 
-// Reads and parses a JSON file; syntax errors report line and column.
+// Reads and parses a JSON file; syntax errors report line and column, and a
+// key given twice in one object is an error at its JSON Pointer (JSON allows
+// it, but the second value would silently replace the first).
 Json parse_json_file(const std::string& path);
 // Parses text that came from `file_label` (for messages).
 Json parse_json_text(const std::string& text, const std::string& file_label);
@@ -62,6 +64,10 @@ class JsonView {
   double non_negative(std::string_view key) const;
   double fraction(std::string_view key) const;  // within [0, 1]
   long long positive_int(std::string_view key) const;
+  // A finite number within [lo, hi] (the documented range), else an error naming both.
+  double number_in(std::string_view key, double lo, double hi) const;
+  // A date "YYYY-MM" or "YYYY-MM-DD" (month 01-12, day 01-31), as given.
+  std::string date(std::string_view key) const;
   std::string one_of(std::string_view key, std::initializer_list<std::string_view> allowed) const;
 
   // Rejects members not in `allowed` (a typo must not fall back to a default).

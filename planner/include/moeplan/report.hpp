@@ -35,6 +35,9 @@ struct Table {
   std::vector<std::string> columns;
   std::vector<std::vector<Cell>> rows;
   std::vector<std::string> notes;  // printed under the table
+  // Leading columns that identify a row: repeated in every part when a table
+  // too wide for the terminal is split into parts.
+  std::size_t key_columns = 1;
   void add(std::vector<Cell> row) { rows.push_back(std::move(row)); }
 };
 
@@ -59,8 +62,22 @@ enum class Format { table, json, csv, md };
 Format parse_format(const std::string& s);  // throws Error on unknown
 const char* format_name(Format f);
 
+// How the terminal table format lays out text. width: the widest line, in
+// columns (0 = unlimited, as `--wide`); thousands: group digits of numbers
+// ("203,000,000"), in tables only — CSV and JSON always carry plain numbers.
+struct TextOptions {
+  std::size_t width = 120;
+  bool thousands = true;
+};
+// COLUMNS (else 120), or unlimited after set_wide_tables(true) (`--wide`).
+TextOptions default_text_options();
+void set_wide_tables(bool wide);
+
 // Renders `r`. JSON: {"schema_version", "tool", "provenance", ...r.json}.
-std::string render(const Report& r, Format f);
+// Table: every line fits opt.width; long text wraps inside its column, and a
+// table whose columns cannot fit is printed in parts that repeat its key columns.
+std::string render(const Report& r, Format f, const TextOptions& opt);
+std::string render(const Report& r, Format f);  // with default_text_options()
 
 // RFC 4180 quoting.
 std::string csv_escape(const std::string& s);

@@ -1,0 +1,47 @@
+// The files one run writes, checked together and written as a set (all or
+// none): no destination may be one of the run's inputs or another output of
+// the same run, every destination is checked before any is written, every
+// file goes to a temporary file first, and only when all are written are they
+// renamed into place (a failed rename puts the earlier ones back). Errors
+// carry the operating system's own text (strerror), never "Success".
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace moeplan {
+
+class OutputSet {
+ public:
+  // A path the run reads (scenario, calibration, CSV, a catalog file).
+  void add_input(const std::string& path);
+  // Every regular file directly in `dir` (the catalog directory).
+  void add_inputs_in(const std::string& dir);
+  // An output with its content.
+  void add(const std::string& path, std::string content, std::string flag = "--output");
+  // An output produced by a writer that creates the file it is given
+  // (a workbook); `flag` names the option in messages.
+  void add(const std::string& path, std::function<void(const std::string& path)> writer,
+           std::string flag = "--output");
+
+  // Throws Error when a destination is an input, repeats another output, is a
+  // directory, or its directory does not exist or cannot be written.
+  void check() const;
+  // check(), then writes every file as described above.
+  void commit();
+
+ private:
+  struct Output {
+    std::string path, flag;
+    std::function<void(const std::string&)> write;
+  };
+  std::vector<std::string> inputs_;
+  std::vector<Output> outputs_;
+};
+
+// True when `a` and `b` name the same file (after resolving ., .., symlinks,
+// and hard links when both exist).
+bool same_file(const std::string& a, const std::string& b);
+
+}  // namespace moeplan

@@ -1,0 +1,46 @@
+# The bad-input corpus (tests/bad-inputs/manifest.txt, docs/reliability.md):
+# every case runs the real CLI on a hostile input and checks the exact error
+# text, the exit code, and that a failing run leaves no file written.
+set(_bad_dir ${CMAKE_CURRENT_SOURCE_DIR}/bad-inputs)
+file(STRINGS ${_bad_dir}/manifest.txt _bad_lines ENCODING UTF-8)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_bad_dir}/manifest.txt)
+set(_bad_count 0)
+foreach(_line IN LISTS _bad_lines)
+  if(_line MATCHES "^[ \t]*(#|$)")
+    continue()
+  endif()
+  # name :: exit :: tool args :: expected message [:: patch]
+  string(REPLACE " :: " "\n" _f "${_line}")
+  string(REPLACE "\n" ";" _f "${_f}")
+  list(LENGTH _f _n)
+  if(_n LESS 4)
+    message(FATAL_ERROR "bad-inputs/manifest.txt: malformed line: ${_line}")
+  endif()
+  list(GET _f 0 _name)
+  list(GET _f 1 _exit)
+  list(GET _f 2 _cmd)
+  list(GET _f 3 _expect)
+  set(_patch "")
+  if(_n GREATER 4)
+    list(GET _f 4 _patch)
+  endif()
+  # (REGEX REPLACE would apply ^ again after each match: use MATCH.)
+  string(REGEX MATCH "^([^ ]+) ?(.*)$" _m "${_cmd}")
+  set(_tool "${CMAKE_MATCH_1}")
+  set(_args "${CMAKE_MATCH_2}")
+  if(_tool STREQUAL "moeprobe")
+    if(NOT TARGET moeprobe)
+      continue()
+    endif()
+    set(_exe $<TARGET_FILE:moeprobe>)
+  else()
+    set(_exe $<TARGET_FILE:moeplan>)
+  endif()
+  add_test(NAME bad-input:${_name}
+           COMMAND ${CMAKE_COMMAND} -DTOOL=${_exe} "-DARGS=${_args}" -DEXIT=${_exit}
+                   "-DEXPECT=${_expect}" -DFILES=${_bad_dir}/files -DSRC=${CMAKE_SOURCE_DIR}
+                   -DWORK=${CMAKE_CURRENT_BINARY_DIR}/bad-inputs/${_name} "-DPATCH=${_patch}"
+                   -P ${_bad_dir}/run_case.cmake)
+  math(EXPR _bad_count "${_bad_count} + 1")
+endforeach()
+message(STATUS "moeplan: ${_bad_count} bad-input cases")
