@@ -204,3 +204,20 @@ TEST_CASE("bundled published set meets the aggregate-throughput target", "[perf]
   }
   CHECK(seen);
 }
+
+TEST_CASE("bundled published set meets the prefill target on the holdout", "[perf][validate]") {
+  // Issue #14: prefill_tok_s median |error| ≤ 20% on the held-out third. Before the per-class
+  // compute efficiencies, llama.cpp's sequential layer split and the expert GEMM ramp it was
+  // 69% (Apple/consumer NVIDIA under-predicted ~60–70%, Strix Halo MoE over-predicted
+  // 100–630%). Constants were fitted on the `fit` split only (docs/performance.md §Validation).
+  const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  bool seen = false;
+  for (const auto& m : v.per_split) {
+    if (m.group != "holdout" || m.metric != "prefill_tok_s") continue;
+    seen = true;
+    CHECK(m.rows >= 20);
+    CHECK(m.median_abs_pct <= 20.0);
+  }
+  CHECK(seen);
+}

@@ -121,9 +121,16 @@ EngineDefaults engine_fallback(DeviceKind k) {
   return {0.80, 0.70, 0.50, 1.0, 20.0, 30.0, 512};
 }
 
-Factor engine_factor(const Engine& e, const std::string& kind, const std::string& name,
-                     double fallback) {
-  auto it = e.efficiency.find(kind + "." + name);
+// Lookup order (§Efficiencies, device classes): `<kind>.<vendor>.<name>` (a device class such as
+// unified.apple or gpu.amd, whose kernels differ from the kind's default), then `<kind>.<name>`,
+// then the bare `<name>`.
+Factor engine_factor(const Engine& e, const std::string& kind, const std::string& vendor,
+                     const std::string& name, double fallback) {
+  auto it = e.efficiency.find(kind + "." + vendor + "." + name);
+  if (!vendor.empty() && it != e.efficiency.end())
+    return {it->second, Evidence::published,
+            fmt::format("engines.json {} {}.{}.{}", e.id, kind, vendor, name)};
+  it = e.efficiency.find(kind + "." + name);
   if (it != e.efficiency.end())
     return {it->second, Evidence::published,
             fmt::format("engines.json {} {}.{}", e.id, kind, name)};
@@ -148,16 +155,19 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
   e.link_latency_us = {dd.link_latency_us, Evidence::default_, dsrc};
   // Engine profiles are fitted against published benchmark rows (validate-perf), hence
   // "published" when the catalog carries them.
-  e.eng_bw = engine_factor(engine, kind, "bw", ed.bw);
-  e.eng_compute = engine_factor(engine, kind, "compute", ed.compute);
-  e.eng_attention = engine_factor(engine, kind, "attention", ed.attention);
-  e.step_overhead_ms = engine_factor(engine, kind, "step_overhead_ms", ed.step_ms);
-  e.layer_overhead_us = engine_factor(engine, kind, "layer_overhead_us", ed.layer_us);
-  e.moe_layer_overhead_us = engine_factor(engine, kind, "moe_layer_overhead_us", ed.moe_layer_us);
-  e.prefill_chunk_tokens = engine_factor(engine, kind, "prefill_chunk_tokens", ed.chunk);
-  if (auto it = engine.efficiency.find(kind + ".comm_latency_us"); it != engine.efficiency.end())
-    e.link_latency_us = {it->second, Evidence::published,
-                         fmt::format("engines.json {} {}.comm_latency_us", engine.id, kind)};
+  e.eng_bw = engine_factor(engine, kind, device.vendor, "bw", ed.bw);
+  e.eng_compute = engine_factor(engine, kind, device.vendor, "compute", ed.compute);
+  e.eng_attention = engine_factor(engine, kind, device.vendor, "attention", ed.attention);
+  e.step_overhead_ms = engine_factor(engine, kind, device.vendor, "step_overhead_ms", ed.step_ms);
+  e.layer_overhead_us =
+      engine_factor(engine, kind, device.vendor, "layer_overhead_us", ed.layer_us);
+  e.moe_layer_overhead_us =
+      engine_factor(engine, kind, device.vendor, "moe_layer_overhead_us", ed.moe_layer_us);
+  e.prefill_chunk_tokens =
+      engine_factor(engine, kind, device.vendor, "prefill_chunk_tokens", ed.chunk);
+  if (engine.efficiency.count(kind + ".comm_latency_us") ||
+      engine.efficiency.count(kind + "." + device.vendor + ".comm_latency_us"))
+    e.link_latency_us = engine_factor(engine, kind, device.vendor, "comm_latency_us", 0);
   if (cal) {
     const std::string src = "calibration " + cal->file;
     // A measured sustained figure replaces datasheet × derating (the device layer).
@@ -237,6 +247,8 @@ Links links_for(const Topology& t, const Device& d, const Efficiencies& eff,
 namespace {
 
 constexpr double kBf16Bytes = 2.0;
+// Rows up to which a "GEMM" runs as a matrix-vector kernel (bandwidth-bound, no ramp).
+constexpr double kGemvRows = 8.0;
 // DeepSeek-V3.2 DSA "lightning indexer": 64 heads × 128 dims (V3.2 config index_n_heads /
 // index_head_dim; §Attention forms). Its key cache (kDsaIndexerBytesPerToken, FP8 keys with one
 // fp32 scale per 128) is defined in sizing.hpp, shared with fit().
@@ -349,11 +361,8 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.eff =
       req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
   p.hidden = m.hidden_size;
-  {
-    const std::string kind = device_kind_name(d.kind);
-    auto it = req.engine->efficiency.find(kind + ".gemm_half_tokens");
-    p.gemm_half_tokens = it != req.engine->efficiency.end() ? it->second : 0.0;
-  }
+  p.gemm_half_tokens =
+      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "gemm_half_tokens", 0.0).value;
 
   const PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
   const auto bytes = weight_bytes(m, mix, cat);
@@ -513,7 +522,12 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double gpus_stage = static_cast<double>(L.tp) * L.dp;
   const double q_tokens = s.dec_seqs * s.q_per_seq;
   const double tokens = q_tokens + s.pf_tokens;  // whole deployment, one step
-  const double mb_tokens = tokens / pp;          // one micro-batch
+  // Micro-batches in flight (§Decode step / pipeline): a step splits into at most one micro-batch
+  // per sequence, so a single prompt (llama-bench pp512, a lone chunk) or a single stream
+  // crosses the stages one after another with nothing to overlap; only with ≥ pp sequences do
+  // all stages work at once.
+  const double n_mb = std::clamp(s.dec_seqs + s.pf_seqs, 1.0, pp);
+  const double mb_tokens = tokens / n_mb;  // one micro-batch
   StepBreakdown b;
   // Bytes on one GPU for one micro-batch through one stage.
   const double dense = (p.dense_bytes - p.replicated_bytes) / (L.tp * pp) + p.replicated_bytes / pp;
@@ -523,12 +537,12 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
         expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
     expert = b.experts_touched / p.experts * p.routed_bytes / (L.ep * pp);
   }
-  // KV on one GPU for one micro-batch (1/pp of the sequences) through this stage: kv_share
+  // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_share
   // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
   const double kv_stage =
       (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
        s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
-      pp * p.kv_share;
+      n_mb * p.kv_share;
   const double act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
   b.weight_bytes_per_gpu = dense + expert;
   b.expert_bytes_per_gpu = expert;
@@ -546,6 +560,9 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   auto ramp = [&](double m) {
     if (p.cal && p.cal->curve && p.cal->curve("gemm", tokens))
       return 1.0;  // measured curve instead
+    // Up to kGemvRows rows the engines switch to matrix-vector kernels (llama.cpp's MMVQ /
+    // mul_mat_vec serve ≤ 8 rows), which stream the weights at bandwidth: no tensor-core ramp.
+    if (m <= kGemvRows) return 1.0;
     return m / (m + p.gemm_half_tokens);
   };
   const double m_dense = std::max(1.0, mb_tokens / L.dp);
@@ -558,7 +575,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double linear_s = dense_comp_s + expert_comp_s;
   const double attn_flops = (s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) +
                              s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) /
-                            pp;
+                            n_mb;
   const double attn_s =
       attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
   b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
@@ -829,6 +846,57 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
   return st;
 }
 
+// Mean TTFT of `conc` prompts of `in` tokens that arrive together (§Serving steady state / TTFT
+// under load). Closed-loop benchmarks (vLLM/SGLang benchmark_serving --max-concurrency, genai-perf
+// --concurrency, InferenceX) start C requests at once and, with fixed lengths, every later wave
+// again starts together. The scheduler packs the queued prompt tokens into steps of at most
+// `budget` tokens (chunked prefill), less one token for each request of the wave that already
+// decodes (prefill–decode interference: those requests share the step's token budget and its KV
+// reads). A prompt's first token comes out with the step that holds its last prompt token.
+double wave_ttft_s(const Prepared& p, const Spec& sp, double conc, double in, double budget) {
+  if (conc <= 1.0 || in <= 0) return 0.0;
+  const long long n = static_cast<long long>(std::llround(conc));
+  const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  double t = 0, sum = 0, left = in;  // `left`: tokens still to prefill of the current prompt
+  long long done = 0;                // prompts whose first token is out
+  // Very long waves repeat the same step: simulate at most kMaxSteps and extrapolate linearly.
+  constexpr long long kMaxSteps = 512;
+  long long steps = 0;
+  while (done < n && steps < kMaxSteps) {
+    const double dec = static_cast<double>(done);
+    const double room = std::max(1.0, budget - dec * q);
+    StepLoad s;
+    s.dec_seqs = dec;
+    s.q_per_seq = q;
+    s.dec_context = in;
+    double take = 0, seqs = 0;
+    long long finished = 0;
+    while (take < room && done + finished < n) {
+      const double x = std::min(left, room - take);
+      take += x;
+      seqs += 1;
+      left -= x;
+      if (left <= 0) {
+        ++finished;
+        left = in;
+      }
+    }
+    s.pf_tokens = take;
+    s.pf_prefix = in / 2.0;
+    s.pf_seqs = seqs;
+    t += step(p, s).time_s;
+    sum += t * static_cast<double>(finished);
+    done += finished;
+    ++steps;
+  }
+  if (done < n && done > 0) {
+    // Extrapolate: prompts keep finishing at the average rate seen so far.
+    const double per = t / static_cast<double>(done);
+    for (long long i = done + 1; i <= n; ++i) sum += per * static_cast<double>(i);
+  }
+  return sum / static_cast<double>(n);
+}
+
 }  // namespace
 
 StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch,
@@ -886,7 +954,11 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   }
   const Steady st = steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
                                  r.prefill.ttft_alone_ms * 1e-3);
+  // Requests that arrive together: the mean TTFT is at least what a wave of `resident` prompts
+  // sees, and at least the steady-state queueing estimate.
   double ttft = st.ttft_s;
+  if (req.arrivals == Arrivals::together)
+    ttft = std::max(ttft, wave_ttft_s(p, sp, resident, in, static_cast<double>(chunk)));
   if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
 
   DecodeResult& d = r.decode;
@@ -906,6 +978,13 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
     const StepBreakdown one = step(p, s1);
     d.roofline_tokens_per_s = p.d->memory_bandwidth_gb_s * 1e9 / (one.bytes_per_gpu * p.L.pp);
   }
+  // Served TTFT also pays the server's per-request path before the first token reaches the client
+  // (HTTP, tokenizer, admission, detokenised first chunk): engine key `ttft_overhead_ms`, fitted
+  // per engine and device class on the fit split (§Serving steady state / TTFT under load).
+  ttft +=
+      engine_factor(*req.engine, device_kind_name(p.d->kind), p.d->vendor, "ttft_overhead_ms", 0.0)
+          .value *
+      1e-3;
   r.prefill.ttft_ms = ttft * 1e3;
   r.prefill.aggregate_tokens_per_s = st.x * in;
   r.bound = st.step.bound;

@@ -331,6 +331,10 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
         cap = std::max<long long>(1, std::llround(it->second));
       req.concurrency = std::min(fr.max_concurrency, cap);
     }
+    // How the source's tool timed TTFT (docs/performance.md §Serving steady state / TTFT under
+    // load): InferenceX runs vLLM/SGLang benchmark_serving at --max-concurrency C and averages
+    // every request from the first wave on; genai-perf (NIM tables) measures steady windows.
+    if (row.source_family == "inferencex") req.arrivals = Arrivals::together;
     p.concurrency_used = req.concurrency;
     const PerfResult r = estimate(req, cat);
     double v = 0;

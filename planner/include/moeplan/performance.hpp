@@ -89,6 +89,14 @@ struct Efficiencies {
 Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
                                   const DeviceCalibration* cal = nullptr);
 
+// How the requests of a concurrency-C load arrive (§Serving steady state / TTFT under load).
+//   steady   — closed loop measured in its steady state (genai-perf / perf_analyzer measurement
+//              windows after warm-up): completions, and so arrivals, are spread out;
+//   together — C requests start at once and every request is averaged, the first wave included
+//              (vLLM/SGLang benchmark_serving --max-concurrency, as InferenceX runs it): the
+//              prompts queue for the prefill token budget.
+enum class Arrivals { steady, together };
+
 struct PerfRequest {
   const Model* model = nullptr;
   const Device* device = nullptr;
@@ -103,6 +111,7 @@ struct PerfRequest {
   SpecConfig spec;
   double routing_skew =
       0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
+  Arrivals arrivals = Arrivals::steady;
   const DeviceCalibration* calibration = nullptr;
   std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
   // What the layout's communication crosses (§Communication); none = topology_for(catalog,
