@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "moeplan/errors.hpp"
+#include "moeplan/menu.hpp"
 #include "moeplan/pilot.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/xlsx.hpp"
@@ -25,6 +26,13 @@ void run(const PlanCmdOptions& o) {
   if (o.out.format == "xlsx" && o.out.output.empty())
     throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
   const Catalog& cat = cli::catalog();
+  if (menu::is_menu_file(o.scenario)) {  // a `workloads` list: the menu planner (docs/plan.md)
+    Report rep =
+        menu::make_menu_report(menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat));
+    rep.meta = cli::output_meta();
+    cli::emit(rep, o.out);
+    return;
+  }
   const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
   plan::PlanOptions po;
   po.threads = o.threads;
