@@ -243,3 +243,24 @@ TEST_CASE("menu: the example reproduces seed 000's node", "[menu]") {
   CHECK(wl(s, "tenants").option == "self_host");
   CHECK(wl(s, "coding").option == "api");  // 428B MoE is not sharded over PCIe
 }
+
+TEST_CASE("menu: fleet SVG has one cell per GPU, idle ones hatched", "[menu]") {
+  const auto& cat = bundled_catalog();
+  const auto r =
+      menu::run_menu(menu::load_menu_scenario(
+                         moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat),
+                     cat);
+  const auto& s = r.systems.front();
+  const std::string svg = menu::render_fleet_svg(r, "test");
+  std::size_t cells = 0, idle = 0;
+  for (std::size_t p = svg.find("class=\"gpu\""); p != std::string::npos;
+       p = svg.find("class=\"gpu\"", p + 1))
+    ++cells;
+  for (std::size_t p = svg.find("fill=\"url(#idle)\" stroke=\"#333333\"><title>");
+       p != std::string::npos;
+       p = svg.find("fill=\"url(#idle)\" stroke=\"#333333\"><title>", p + 1))
+    ++idle;
+  CHECK(cells == static_cast<std::size_t>(s.nodes * s.gpus_per_node));
+  CHECK(idle == static_cast<std::size_t>(s.idle_gpus));
+  CHECK(svg.find("interactive r1") != std::string::npos);
+}

@@ -27,10 +27,13 @@ void run(const PlanCmdOptions& o) {
     throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
   const Catalog& cat = cli::catalog();
   if (menu::is_menu_file(o.scenario)) {  // a `workloads` list: the menu planner (docs/plan.md)
-    Report rep =
-        menu::make_menu_report(menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat));
+    const menu::MenuResult mr = menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat);
+    Report rep = menu::make_menu_report(mr);
     rep.meta = cli::output_meta();
     cli::emit(rep, o.out);
+    if (!o.chart.empty())
+      write_file_atomic(o.chart, menu::render_fleet_svg(mr, "moeplan " + rep.meta.tool_version +
+                                                                " (" + rep.meta.git_sha + ")"));
     return;
   }
   const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);

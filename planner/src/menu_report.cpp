@@ -2,7 +2,10 @@
 // `workloads`, `fleet`, plus `systems` (every candidate system, cheapest first).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "moeplan/menu.hpp"
+#include "moeplan/svg_chart.hpp"
 
 namespace moeplan::menu {
 
@@ -165,6 +168,80 @@ Report make_menu_report(const MenuResult& r) {
   rep.tables.push_back(std::move(ft));
   rep.tables.push_back(std::move(st));
   return rep;
+}
+
+}  // namespace moeplan::menu
+
+namespace moeplan::menu {
+
+std::string render_fleet_svg(const MenuResult& r, const std::string& footer) {
+  static const char* kPalette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
+                                   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+  const SystemResult* best = nullptr;
+  for (const auto& s : r.systems)
+    if (s.ok) {
+      best = &s;
+      break;
+    }
+  const int cell = 56, pad = 20, label_w = 80, top = 60;
+  const int nodes = best ? best->nodes : 0, per = best ? best->gpus_per_node : 0;
+  std::vector<std::string> ids;  // self-hosted workloads, in the order the scenario lists them
+  if (best)
+    for (const auto& w : best->workloads)
+      if (w.option == "self_host") ids.push_back(w.id);
+  const int width = std::max(560, label_w + pad * 2 + per * (cell + 6));
+  const int legend_y = top + nodes * (cell + 10) + 20;
+  const int height = legend_y + static_cast<int>(ids.size() + 1) * 20 + 40;
+  std::string s = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
+      "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<defs><pattern id=\"idle\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\" "
+      "patternTransform=\"rotate(45)\"><rect width=\"8\" height=\"8\" fill=\"#ffffff\"/>"
+      "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"8\" stroke=\"#999999\" stroke-width=\"3\"/>"
+      "</pattern></defs>\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n",
+      width, height);
+  s += fmt::format("<text x=\"{}\" y=\"24\" font-size=\"16\">{}</text>\n", pad,
+                   svg::xml_escape("Fleet: " + (best ? best->system : std::string("none")) +
+                                   " — GPUs coloured by workload, idle hatched"));
+  auto color_of = [&](const std::string& id) {
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] == id) return std::string(kPalette[i % 10]);
+    return std::string("#cccccc");
+  };
+  for (int n = 0; n < nodes; ++n) {
+    const int y = top + n * (cell + 10);
+    s += fmt::format("<text x=\"{}\" y=\"{}\">node {}</text>\n", pad, y + cell / 2 + 4, n + 1);
+    for (int g = 0; g < per; ++g) {
+      std::string fill = "url(#idle)", label = "idle";
+      for (const auto& p : best->allocation)
+        if (p.node == n + 1 && std::find(p.gpus.begin(), p.gpus.end(), g) != p.gpus.end()) {
+          fill = color_of(p.workload);
+          label = fmt::format("{} r{}", p.workload, p.replica);
+        }
+      const int x = pad + label_w + g * (cell + 6);
+      s += fmt::format(
+          "<rect class=\"gpu\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
+          "stroke=\"#333333\"><title>GPU {}: {}</title></rect>\n",
+          x, y, cell, cell, fill, g, svg::xml_escape(label));
+      s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10\">{}</text>\n", x + 4, y + 14, g);
+    }
+  }
+  int ly = legend_y;
+  for (const auto& id : ids) {
+    s += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"14\" fill=\"{}\"/>"
+        "<text x=\"{}\" y=\"{}\">{}</text>\n",
+        pad, ly, color_of(id), pad + 20, ly + 12, svg::xml_escape(id));
+    ly += 20;
+  }
+  s += fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"14\" fill=\"url(#idle)\" "
+      "stroke=\"#333333\"/><text x=\"{}\" y=\"{}\">idle</text>\n",
+      pad, ly, pad + 20, ly + 12);
+  s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#666666\">{}</text>\n", pad,
+                   height - 12, svg::xml_escape(footer));
+  s += "</svg>\n";
+  return s;
 }
 
 }  // namespace moeplan::menu

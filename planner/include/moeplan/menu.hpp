@@ -131,5 +131,8 @@ std::vector<std::pair<int, int>> pack_groups(const std::vector<int>& sizes, int 
                                              int* nodes_out);
 
 Report make_menu_report(const MenuResult& r);
+// The cheapest system's fleet: nodes × GPUs, each GPU coloured by its workload, idle GPUs
+// hatched, with a legend and a provenance footer. Pure: the caller writes the file.
+std::string render_fleet_svg(const MenuResult& r, const std::string& footer);
 
 }  // namespace moeplan::menu
