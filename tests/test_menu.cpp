@@ -264,3 +264,38 @@ TEST_CASE("menu: fleet SVG has one cell per GPU, idle ones hatched", "[menu]") {
   CHECK(idle == static_cast<std::size_t>(s.idle_gpus));
   CHECK(svg.find("interactive r1") != std::string::npos);
 }
+
+TEST_CASE("menu: never dearer than the same workloads through `plan` one by one", "[menu]") {
+  // Each workload planned alone by plan::run_plan on the same system and money settings; its
+  // cheapest allowed option (own, or API without residency) summed over the menu.
+  const auto& cat = bundled_catalog();
+  const Json ws = Json::array(
+      {workload("chat", "qwen3-30b-a3b", 400000), workload("small", "llama-3.1-8b", 50000),
+       workload("private", "qwen3-14b", 100000, true), workload("coder", "gpt-oss-120b", 60000)});
+  for (const std::string system : {"hgx-h200-8", "rtx-pro-6000-8"}) {
+    const Json doc = menu_doc(ws, Json::array({system}));
+    const auto r = run(doc);
+    double separate = 0;
+    for (const auto& w : ws) {
+      Json p = doc;
+      p.erase("workloads");
+      p["demand"] = w["demand"];
+      p["demand"]["sla_ttft_ms"] = w["sla"]["ttft_ms"];
+      p["demand"]["sla_tpot_ms"] = w["sla"]["tpot_ms"];
+      const bool resident = w.value("residency_required", false);
+      if (resident) p["demand"]["residency_required"] = true;
+      p["models"] = Json::array({w["model"]});
+      p["builds"] = Json::array({{{"system", system}}});
+      p["monte_carlo"] = {{"samples", 10}};
+      const auto pr = plan::run_plan(plan::parse_plan_scenario(p, "one.json", cat), cat);
+      REQUIRE(pr.candidates.size() == 1);
+      const auto& c = pr.candidates.front();
+      std::optional<double> best = c.meets_sla ? c.own_per_year : std::nullopt;
+      if (!resident && c.api_per_year && (!best || *c.api_per_year < *best)) best = c.api_per_year;
+      REQUIRE(best);
+      separate += *best;
+    }
+    INFO(system);
+    CHECK(sys(r, system).menu_cost_per_year <= separate * (1 + 1e-9));
+  }
+}
