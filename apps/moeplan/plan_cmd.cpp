@@ -30,7 +30,12 @@ void run(const PlanCmdOptions& o) {
     const menu::MenuResult mr = menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat);
     Report rep = menu::make_menu_report(mr);
     rep.meta = cli::output_meta();
-    cli::emit(rep, o.out);
+    if (o.out.format == "xlsx")
+      xlsx::write_report(
+          rep, o.out.output,
+          {{"Menu", {"allocation", "workloads", "fleet"}, true}, {"Systems", {"systems"}, false}});
+    else
+      cli::emit(rep, o.out);
     if (!o.chart.empty())
       write_file_atomic(o.chart, menu::render_fleet_svg(mr, "moeplan " + rep.meta.tool_version +
                                                                 " (" + rep.meta.git_sha + ")"));
