@@ -34,7 +34,6 @@ Json menu_doc(const Json& workloads, const Json& builds = Json::array({"rtx-pro-
           {"builds", builds},
           {"buy",
            {{"life_months", 36},
-            {"wall_power_w", 8800},
             {"pue", 1.4},
             {"electricity_per_kwh", 0.3},
             {"staff_fte", 0.2},
@@ -103,6 +102,10 @@ TEST_CASE("menu reader: bad menus name the field", "[menu]") {
   Json badsla = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
   badsla["workloads"][0]["sla"]["tpot_ms"] = -5;
   CHECK(input_error_path(badsla).rfind("/workloads/0/sla/tpot_ms |", 0) == 0);
+
+  Json several = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}), "auto");
+  several["buy"]["capex"] = 1e6;
+  CHECK(input_error_path(several).rfind("/buy/capex | describes one node of one system", 0) == 0);
 
   Json typo = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
   typo["workloads"][0]["replicas"] = 3;

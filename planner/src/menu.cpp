@@ -173,8 +173,8 @@ NodeCost node_cost(const System& sys, const MenuScenario& sc, const Catalog& cat
   doc.erase("rent");
   doc.erase("api");
   Json buy = doc.contains("buy") ? doc["buy"] : Json::object();
-  const bool priced = buy.contains("capex") || buy.contains("system_price") ||
-                      buy.contains("gpu_price") || buy.contains("capex_low");
+  const bool priced = buy.contains("capex") || buy.contains("capex_usd") ||
+                      buy.contains("system_price") || buy.contains("system_price_usd");
   if (!priced) {
     pricing::Context ctx;
     ctx.currency = sc.money.currency;

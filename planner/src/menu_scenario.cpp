@@ -181,6 +181,16 @@ MenuScenario parse_menu_scenario(const Json& doc, const std::string& file, const
     first = false;
     sc.workloads.push_back(std::move(w));
   }
+  // A node price or power in /buy belongs to one system (as in plan, docs/scenario.md).
+  if (sc.systems.size() > 1)
+    if (auto buy = root.get("buy"); buy && buy->is_object())
+      for (const char* k : {"capex", "capex_usd", "system_price", "system_price_usd", "price_point",
+                            "capex_includes_vat", "gpu", "gpus", "opex_per_year",
+                            "opex_per_year_usd", "wall_power_w", "gpu_tdp_w"})
+        if (buy->has(k))
+          buy->fail_member(k,
+                           "describes one node of one system, but the menu compares several "
+                           "systems: name one system in /builds, or leave it to the catalog");
   if (!sc.money.has_buy)
     root.fail(
         "a menu needs /buy (the shared nodes are owned; give buy settings as in plan "
