@@ -246,40 +246,12 @@ void choose_group(WorkloadResult& wr, const Workload& w, const System& sys, cons
   }
 }
 
-SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalog& cat) {
-  SystemResult r;
-  r.system = sys.id;
-  r.gpus_per_node = sys.gpus_per_node;
-  const NodeCost nc = node_cost(sys, sc, cat);
-  if (!nc.ok) {
-    r.reason = nc.reason;
-    return r;
-  }
-  r.node_cost_per_year = nc.per_year;
-  r.capex_per_node = nc.capex;
-  r.opex_per_node_per_year = nc.opex_per_year;
-  const double per_gpu = nc.per_year / sys.gpus_per_node;
-  const std::size_t n = sc.workloads.size();
-  for (const Workload& w : sc.workloads) {
-    WorkloadResult wr;
-    wr.id = w.id;
-    wr.model = w.model->id;
-    wr.peak_tok_s = w.demand.peak_output_tokens_per_s();
-    wr.average_tok_s = w.demand.average_output_tokens_per_s();
-    wr.output_mtok_per_year = w.demand.output_tokens_per_year() / 1e6;
-    wr.api_per_year = api_per_year(w, sc, cat);
-    choose_group(wr, w, sys, sc, cat);
-    // Planned alone on the same system: its groups on whole nodes, or its API if cheaper.
-    if (wr.gpus > 0)
-      wr.separate_per_year =
-          std::ceil(static_cast<double>(wr.gpus) / sys.gpus_per_node) * nc.per_year;
-    if (wr.api_per_year && !w.demand.residency_required &&
-        (!wr.separate_per_year || *wr.api_per_year < *wr.separate_per_year))
-      wr.separate_per_year = wr.api_per_year;
-    r.workloads.push_back(std::move(wr));
-  }
-  // Exact routing: every subset of the workloads that may go either way (≤ 2^16 subsets);
-  // the fleet for a subset is its GPUs packed (exact for power-of-two sizes).
+// Exact routing: every subset of the workloads that may go either way (≤ 2^16 subsets); the
+// fleet for a subset is ⌈its GPUs / node GPUs⌉ nodes (what packing reaches for power-of-two
+// sizes) plus the API bills of the rest. Marks resident-but-unplaceable and unpriced
+// workloads `unserved`; returns which workloads are self-hosted.
+std::vector<bool> route(SystemResult& r, const MenuScenario& sc, int node_gpus, double node_cost) {
+  const std::size_t n = r.workloads.size();
   std::vector<std::size_t> free_choice;
   std::vector<bool> self(n, false);
   for (std::size_t i = 0; i < n; ++i) {
@@ -316,8 +288,8 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
       else if (r.workloads[i].option == "api" || r.workloads[i].option.empty())
         api += r.workloads[i].api_per_year.value_or(0);
     }
-    const double nodes = std::ceil(static_cast<double>(g) / sys.gpus_per_node);
-    return nodes * nc.per_year + api;
+    const double nodes = std::ceil(static_cast<double>(g) / node_gpus);
+    return nodes * node_cost + api;
   };
   std::vector<bool> best = self;
   double best_cost = std::numeric_limits<double>::infinity();
@@ -330,7 +302,14 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
       best = s;
     }
   }
-  // Pack the chosen groups and split the node cost by GPU share.
+  return best;
+}
+
+// Packs the self-hosted replicas' groups onto nodes and splits the node cost by GPU share.
+void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuScenario& sc,
+                     int node_gpus, double node_cost) {
+  const std::size_t n = r.workloads.size();
+  const double per_gpu = node_cost / node_gpus;
   std::vector<int> sizes;
   std::vector<std::pair<std::size_t, int>> owner;  // workload, replica
   for (std::size_t i = 0; i < n; ++i) {
@@ -356,7 +335,7 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
     if (wr.cost_per_year && wr.output_mtok_per_year > 0)
       wr.cost_per_mtok_output = *wr.cost_per_year / wr.output_mtok_per_year;
   int nodes = 0;
-  const auto at = pack_groups(sizes, sys.gpus_per_node, &nodes);
+  const auto at = pack_groups(sizes, node_gpus, &nodes);
   double self_mtok = 0;
   int used = 0;
   for (std::size_t k = 0; k < sizes.size(); ++k) {
@@ -376,8 +355,8 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
   for (const auto& wr : r.workloads)
     if (wr.option == "self_host") self_mtok += wr.output_mtok_per_year;
   r.nodes = nodes;
-  r.idle_gpus = nodes * sys.gpus_per_node - used;
-  r.self_host_cost_per_year = nodes * nc.per_year;
+  r.idle_gpus = nodes * node_gpus - used;
+  r.self_host_cost_per_year = nodes * node_cost;
   r.menu_cost_per_year = r.self_host_cost_per_year + r.api_bill_per_year;
   for (const auto& wr : r.workloads)
     r.separate_plans_cost_per_year += wr.separate_per_year.value_or(0);
@@ -387,6 +366,40 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
     r.notes.push_back(fmt::format("{} idle GPU{} ({:.0f} {} a year of the nodes' cost)",
                                   r.idle_gpus, r.idle_gpus > 1 ? "s" : "", r.idle_gpus * per_gpu,
                                   sc.money.currency));
+}
+
+SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalog& cat) {
+  SystemResult r;
+  r.system = sys.id;
+  r.gpus_per_node = sys.gpus_per_node;
+  const NodeCost nc = node_cost(sys, sc, cat);
+  if (!nc.ok) {
+    r.reason = nc.reason;
+    return r;
+  }
+  r.node_cost_per_year = nc.per_year;
+  r.capex_per_node = nc.capex;
+  r.opex_per_node_per_year = nc.opex_per_year;
+  for (const Workload& w : sc.workloads) {
+    WorkloadResult wr;
+    wr.id = w.id;
+    wr.model = w.model->id;
+    wr.peak_tok_s = w.demand.peak_output_tokens_per_s();
+    wr.average_tok_s = w.demand.average_output_tokens_per_s();
+    wr.output_mtok_per_year = w.demand.output_tokens_per_year() / 1e6;
+    wr.api_per_year = api_per_year(w, sc, cat);
+    choose_group(wr, w, sys, sc, cat);
+    // Planned alone on the same system: its groups on whole nodes, or its API if cheaper.
+    if (wr.gpus > 0)
+      wr.separate_per_year =
+          std::ceil(static_cast<double>(wr.gpus) / sys.gpus_per_node) * nc.per_year;
+    if (wr.api_per_year && !w.demand.residency_required &&
+        (!wr.separate_per_year || *wr.api_per_year < *wr.separate_per_year))
+      wr.separate_per_year = wr.api_per_year;
+    r.workloads.push_back(std::move(wr));
+  }
+  const std::vector<bool> self = route(r, sc, sys.gpus_per_node, nc.per_year);
+  place_and_split(r, self, sc, sys.gpus_per_node, nc.per_year);
   return r;
 }
 
