@@ -155,18 +155,36 @@ TEST_CASE("menu: allocations respect memory, SLA and layout rules", "[menu]") {
   const Json doc = menu_doc(mixed(), Json::array({"rtx-pro-6000-8", "hgx-h200-8", "l40s-4"}));
   const auto sc = menu::parse_menu_scenario(doc, "menu.json", cat);
   const auto r = menu::run_menu(sc, cat);
+  int shared = 0;
   for (const auto& s : r.systems) {
     REQUIRE(s.ok);
     const System& system = cat.system(s.system);
-    std::set<std::pair<int, int>> used;
+    std::map<std::pair<int, int>, std::set<std::string>> used;  // (node, GPU) → workloads
     for (const auto& p : s.allocation)
       for (int g : p.gpus) {
         CHECK(g < system.gpus_per_node);
-        CHECK(used.insert({p.node, g}).second);
+        auto& on = used[{p.node, g}];
+        CHECK(on.insert(p.workload).second);
+        CHECK((on.size() == 1 || !p.shared_with.empty()));  // two only on a shared card
+        CHECK(on.size() <= 2);
       }
     for (std::size_t i = 0; i < s.workloads.size(); ++i) {
       const auto& w = s.workloads[i];
       if (w.option != "self_host") continue;
+      if (!w.shares_card_with.empty()) {
+        // A shared card is re-checked as a pair: both SLAs and both peaks hold.
+        std::size_t j = 0;
+        while (s.workloads[j].id != w.shares_card_with) ++j;
+        const auto pair = menu::share_card(sc.workloads[std::min(i, j)],
+                                           sc.workloads[std::max(i, j)], system, sc, cat);
+        REQUIRE(pair);
+        CHECK(w.gpus == 1);
+        CHECK(w.group.tpot_ms <= 60 + 1e-9);
+        CHECK(w.group.ttft_ms <= 3000 + 1e-9);
+        CHECK(w.group.throughput >= w.peak_tok_s - 1e-6);
+        ++shared;
+        continue;
+      }
       // The group is re-checked from scratch: it fits, meets the SLA, obeys the layout rules.
       const auto g = menu::evaluate_group(sc.workloads[i], system, w.group.gpus, sc, cat);
       REQUIRE(g.ok);
@@ -183,6 +201,7 @@ TEST_CASE("menu: allocations respect memory, SLA and layout rules", "[menu]") {
       CHECK(placed == w.gpus);
     }
   }
+  CHECK(shared > 0);  // the mixed menu exercises card sharing somewhere
   // minimax-m3 (428B MoE) is never sharded over the RTX PRO 6000's PCIe.
   const auto& rtx = sys(r, "rtx-pro-6000-8");
   CHECK(wl(rtx, "big").option != "self_host");

@@ -37,8 +37,20 @@ constexpr double kLargeMoeB = 100;
 
 }  // namespace
 
-GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const MenuScenario& sc,
-                           const Catalog& cat) {
+namespace {
+
+// One sweep point a workload could run at on its half of a shared card.
+struct SharePoint {
+  long long concurrency = 0;
+  double throughput = 0, tpot_ms = 0, ttft_ms = 0;  // alone, LoRA overhead included
+};
+
+// evaluate_group with the engine given `memory_share` of its usual memory (two engines on one
+// card: vLLM's --gpu-memory-utilization split), and every sweep point inside that memory
+// collected into `points` when given (the SLA is then checked by the caller).
+GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
+                                const MenuScenario& sc, const Catalog& cat, double memory_share,
+                                std::vector<SharePoint>* points) {
   GroupOption g;
   g.gpus = gpus;
   const Model& m = *w.model;
@@ -70,7 +82,7 @@ GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const
   f.weights = mix;
   f.kv_precision = kv;
   f.context_tokens = w.demand.context_tokens;
-  f.memory_utilization = e.memory_utilization;
+  f.memory_utilization = e.memory_utilization * memory_share;
   f.layout = effective_layout(e, topo, gpus, Layout{});
   if (w.lora) {
     g.lora_gb = lora_bytes(m, *w.lora) / 1e9;
@@ -104,6 +116,17 @@ GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const
     Sla sla{w.demand.sla_tpot_ms, w.demand.sla_ttft_ms};
     if (sla.tpot_ms) *sla.tpot_ms -= lora_ms;  // the adapters' per-token latency comes on top
     const SweepResult sw = sweep(p, cat, sla);
+    if (points) {
+      for (const auto& pt : sw.points) {
+        if (pt.concurrency > fr.max_concurrency) continue;
+        const double t = pt.result.decode.tpot_ms;
+        points->push_back({pt.concurrency, pt.result.decode.output_tokens_per_s * t / (t + lora_ms),
+                           t + lora_ms, pt.result.prefill.ttft_ms});
+      }
+      g.ok = !points->empty();
+      if (!g.ok) g.reason = "no concurrency fits its share of the card";
+      return g;
+    }
     const bool has_sla = sla.tpot_ms || sla.ttft_ms;
     const long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
     for (const auto& pt : sw.points) {
@@ -125,6 +148,51 @@ GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const
     g.reason = ex.what();
   }
   return g;
+}
+
+}  // namespace
+
+GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const MenuScenario& sc,
+                           const Catalog& cat) {
+  return evaluate_group_impl(w, sys, gpus, sc, cat, 1.0, nullptr);
+}
+
+std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a, const Workload& b,
+                                                              const System& sys,
+                                                              const MenuScenario& sc,
+                                                              const Catalog& cat) {
+  std::vector<SharePoint> pa, pb;
+  const GroupOption ga = evaluate_group_impl(a, sys, 1, sc, cat, 0.5, &pa);
+  const GroupOption gb = evaluate_group_impl(b, sys, 1, sc, cat, 0.5, &pb);
+  if (!ga.ok || !gb.ok) return std::nullopt;
+  std::optional<std::pair<GroupOption, GroupOption>> best;
+  double best_slack = 0;
+  for (const auto& x : pa)
+    for (const auto& y : pb) {
+      // Time-sliced: each engine step waits for at most one step of the other.
+      const double t = x.tpot_ms + y.tpot_ms;
+      GroupOption oa = ga, ob = gb;
+      oa.concurrency = x.concurrency;
+      ob.concurrency = y.concurrency;
+      oa.tpot_ms = ob.tpot_ms = t;
+      oa.throughput = x.throughput * x.tpot_ms / t;
+      ob.throughput = y.throughput * y.tpot_ms / t;
+      oa.ttft_ms = x.ttft_ms * t / x.tpot_ms;
+      ob.ttft_ms = y.ttft_ms * t / y.tpot_ms;
+      auto meets = [](const Workload& w, const GroupOption& o) {
+        return (!w.demand.sla_tpot_ms || o.tpot_ms <= *w.demand.sla_tpot_ms) &&
+               (!w.demand.sla_ttft_ms || o.ttft_ms <= *w.demand.sla_ttft_ms) &&
+               o.throughput >= w.demand.peak_output_tokens_per_s();
+      };
+      if (!meets(a, oa) || !meets(b, ob)) continue;
+      const double slack = std::min(oa.throughput / a.demand.peak_output_tokens_per_s(),
+                                    ob.throughput / b.demand.peak_output_tokens_per_s());
+      if (!best || slack > best_slack) {
+        best = std::make_pair(oa, ob);
+        best_slack = slack;
+      }
+    }
+  return best;
 }
 
 std::vector<std::pair<int, int>> pack_groups(const std::vector<int>& sizes, int node_gpus,
@@ -306,8 +374,35 @@ std::vector<bool> route(SystemResult& r, const MenuScenario& sc, int node_gpus, 
 }
 
 // Packs the self-hosted replicas' groups onto nodes and splits the node cost by GPU share.
+// Sharing a card (greedy, in menu order): two self-hosted workloads that each need one card
+// alone move onto one card when share_card() finds both SLAs and peaks met. Returns, per
+// workload, the index of its partner (or -1); the first of a pair owns the card.
+std::vector<int> pair_cards(SystemResult& r, const MenuScenario& sc, const System& sys,
+                            const Catalog& cat) {
+  const std::size_t n = r.workloads.size();
+  std::vector<int> partner(n, -1);
+  auto single = [&](std::size_t i) {
+    const auto& w = r.workloads[i];
+    return w.option == "self_host" && w.gpus == 1 && partner[i] < 0;
+  };
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = i + 1; j < n && single(i); ++j) {
+      if (!single(j)) continue;
+      const auto s = share_card(sc.workloads[i], sc.workloads[j], sys, sc, cat);
+      if (!s) continue;
+      partner[i] = static_cast<int>(j);
+      partner[j] = static_cast<int>(i);
+      r.workloads[i].group = s->first;
+      r.workloads[j].group = s->second;
+      r.workloads[i].shares_card_with = r.workloads[j].id;
+      r.workloads[j].shares_card_with = r.workloads[i].id;
+    }
+  return partner;
+}
+
 void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuScenario& sc,
-                     int node_gpus, double node_cost) {
+                     const System& sys, const Catalog& cat, double node_cost) {
+  const int node_gpus = sys.gpus_per_node;
   const std::size_t n = r.workloads.size();
   const double per_gpu = node_cost / node_gpus;
   std::vector<int> sizes;
@@ -324,11 +419,18 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
       continue;
     }
     wr.option = "self_host";
-    for (int k = 0; k < wr.replicas; ++k) {
-      sizes.push_back(wr.group.gpus);
-      owner.emplace_back(i, k + 1);
-    }
-    wr.cost_per_year = wr.gpus * per_gpu;
+  }
+  const std::vector<int> partner = pair_cards(r, sc, sys, cat);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& wr = r.workloads[i];
+    if (wr.option != "self_host") continue;
+    if (partner[i] < 0 || static_cast<std::size_t>(partner[i]) > i)  // the card's owner packs it
+      for (int k = 0; k < wr.replicas; ++k) {
+        sizes.push_back(wr.group.gpus);
+        owner.emplace_back(i, k + 1);
+      }
+    // GPU share: a shared card is split half and half.
+    wr.cost_per_year = (partner[i] < 0 ? wr.gpus : 0.5) * per_gpu;
     wr.utilization = wr.average_tok_s / (wr.replicas * wr.group.throughput);
   }
   for (auto& wr : r.workloads)
@@ -346,6 +448,16 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
     p.workload = wr.id;
     p.replica = owner[k].second;
     p.tp = wr.group.layout.tp;
+    const int other = partner[owner[k].first];
+    if (other >= 0) {
+      const auto& ow = r.workloads[static_cast<std::size_t>(other)];
+      p.shared_with = ow.id;
+      Placement q = p;
+      q.workload = ow.id;
+      q.replica = 1;
+      q.shared_with = wr.id;
+      r.allocation.push_back(q);
+    }
     r.allocation.push_back(p);
     used += sizes[k];
   }
@@ -399,7 +511,7 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
     r.workloads.push_back(std::move(wr));
   }
   const std::vector<bool> self = route(r, sc, sys.gpus_per_node, nc.per_year);
-  place_and_split(r, self, sc, sys.gpus_per_node, nc.per_year);
+  place_and_split(r, self, sc, sys, cat, nc.per_year);
   return r;
 }
 
@@ -440,7 +552,8 @@ MenuResult run_menu(const MenuScenario& sc, const Catalog& cat) {
       "Shared cost split by GPU share: each self-hosted workload pays (its GPUs / GPUs per node) "
       "of a node's yearly cost; idle GPUs stay with the fleet.");
   r.messages.push_back(
-      "Each GPU group carries one workload: two small models sharing one card is not modelled.");
+      "Two single-card workloads may share a card (half the memory each, time-sliced; shown as "
+      "'(shared)'); every other GPU group carries one workload.");
   return r;
 }
 

@@ -87,7 +87,8 @@ Report make_menu_report(const MenuResult& r) {
   Json alloc = Json::array();
   for (const auto& p : best->allocation) {
     const Workload* w = workload_of(sc, p.workload);
-    at.add({p.node, gpus_text(p.gpus), p.workload, w->model->id, w->precision, p.replica, p.tp});
+    at.add({p.node, gpus_text(p.gpus) + (p.shared_with.empty() ? "" : " (shared)"), p.workload,
+            w->model->id, w->precision, p.replica, p.tp});
     alloc.push_back({{"node", p.node},
                      {"gpus", p.gpus},
                      {"workload", p.workload},
@@ -95,6 +96,7 @@ Report make_menu_report(const MenuResult& r) {
                      {"precision", w->precision},
                      {"replica", p.replica},
                      {"tp", p.tp}});
+    if (!p.shared_with.empty()) alloc.back()["shared_with"] = p.shared_with;
   }
   at.notes = best->notes;
   rep.json["allocation"] = alloc;
@@ -108,6 +110,11 @@ Report make_menu_report(const MenuResult& r) {
   Json wj = Json::array();
   for (const auto& w : best->workloads) {
     const bool self = w.option == "self_host";
+    if (!w.shares_card_with.empty())
+      wt.notes.push_back(
+          fmt::format("{} shares its card with {}: half the memory each, the card "
+                      "time-sliced (TPOT = both step times)",
+                      w.id, w.shares_card_with));
     wt.add({w.id, w.model, w.option, self ? Cell(w.gpus) : Cell(), self ? Cell(w.replicas) : Cell(),
             self ? Cell(w.group.throughput, 0) : Cell(), Cell(w.peak_tok_s, 0),
             self ? Cell(w.utilization, 2) : Cell(), opt_cell(w.cost_per_year),
@@ -130,6 +137,10 @@ Report make_menu_report(const MenuResult& r) {
       j["tpot_ms"] = w.group.tpot_ms;
       j["group_gpus"] = w.group.gpus;
       if (w.group.lora_gb > 0) j["lora_gb_per_gpu"] = w.group.lora_gb;
+      if (!w.shares_card_with.empty()) {
+        j["shares_card_with"] = w.shares_card_with;
+        j["gpu_share"] = 0.5;
+      }
     }
     wj.push_back(j);
   }

@@ -78,19 +78,31 @@ struct GroupOption {
 GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const MenuScenario& sc,
                            const Catalog& cat);
 
+// Two single-card workloads on one card (docs/plan.md § menus, sharing a card): each engine gets
+// half the card's engine memory; the card is time-sliced, so each engine's step waits for at
+// most one step of the other (TPOT = the two step times added, throughput and TTFT scaled by the
+// same factor). Both SLAs and both peaks must hold; nullopt when they do not.
+std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a, const Workload& b,
+                                                              const System& sys,
+                                                              const MenuScenario& sc,
+                                                              const Catalog& cat);
+
 struct Placement {
   int node = 0;
   std::vector<int> gpus;  // indices inside the node
   std::string workload;
   int replica = 0;
   int tp = 1;
+  std::string shared_with;  // the other workload on this card, "" when it has the card alone
 };
 
 struct WorkloadResult {
   std::string id, model;
-  std::string option;  // self_host | api | unserved
-  std::string reason;  // why api / unserved
-  GroupOption group;   // the chosen group (self_host), or the best group found
+  std::string option;            // self_host | api | unserved
+  std::string reason;            // why api / unserved
+  GroupOption group;             // the chosen group (self_host), or the best group found
+  std::string shares_card_with;  // set when its one card is shared (group then holds the shared
+                                 // figures)
   int replicas = 0;
   int gpus = 0;  // replicas × group size
   double peak_tok_s = 0, average_tok_s = 0;
