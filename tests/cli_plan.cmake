@@ -33,3 +33,11 @@ set_tests_properties(cli:recommend:basis-conflict PROPERTIES WILL_FAIL TRUE)
 add_test(NAME cli:plan:flagship-part-time
          COMMAND moeplan plan --wide ${CMAKE_SOURCE_DIR}/examples/plan-8xh200-glm52-huf.json)
 set_tests_properties(cli:plan:flagship-part-time PROPERTIES PASS_REGULAR_EXPRESSION "rent 1 node\\(s\\) of hgx-h200-8 part-time.*2920 node-hours a year")
+# Menus (issue #15): `plan` dispatches on a `workloads` key; bad menus name the field.
+add_test(NAME cli:plan:menu
+         COMMAND sh -c "d=$(mktemp -d) && $<TARGET_FILE:moeplan> plan ${CMAKE_SOURCE_DIR}/examples/plan-menu-rtxpro6000-huf.json --chart $d/fleet.svg && grep -q 'url(#idle)' $d/fleet.svg && rm -rf $d")
+set_tests_properties(cli:plan:menu PROPERTIES PASS_REGULAR_EXPRESSION "Allocation on rtx-pro-6000-8")
+add_test(NAME cli:plan:menu-bad
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/tests/fixtures/menu-duplicate-id.json)
+set_tests_properties(cli:plan:menu-bad PROPERTIES
+                     PASS_REGULAR_EXPRESSION "error: .*menu-duplicate-id.json: /workloads/1/id: duplicate workload id")

@@ -7,6 +7,7 @@
 
 #include "cli.hpp"
 #include "moeplan/errors.hpp"
+#include "moeplan/menu.hpp"
 #include "moeplan/pilot.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/xlsx.hpp"
@@ -26,6 +27,21 @@ void run(const PlanCmdOptions& o) {
     throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
   cli::global().inputs.push_back(o.scenario);
   const Catalog& cat = cli::catalog();
+  if (menu::is_menu_file(o.scenario)) {  // a `workloads` list: the menu planner (docs/plan.md)
+    const menu::MenuResult mr = menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat);
+    Report rep = menu::make_menu_report(mr);
+    rep.meta = cli::output_meta();
+    if (o.out.format == "xlsx")
+      xlsx::write_report(
+          rep, o.out.output,
+          {{"Menu", {"allocation", "workloads", "fleet"}, true}, {"Systems", {"systems"}, false}});
+    else
+      cli::emit(rep, o.out);
+    if (!o.chart.empty())
+      write_file_atomic(o.chart, menu::render_fleet_svg(mr, "moeplan " + rep.meta.tool_version +
+                                                                " (" + rep.meta.git_sha + ")"));
+    return;
+  }
   const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
   plan::PlanOptions po;
   po.threads = cli::global().threads;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/menu.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/report.hpp"
 
@@ -166,6 +167,15 @@ std::vector<std::pair<std::string, std::vector<MovedInput>>> moved_inputs(const 
 }
 
 std::string plan_json_text(const std::string& scenario_path, const Catalog& cat) {
+  if (menu::is_menu_file(scenario_path)) {  // the same dispatch as `moeplan plan`
+    const menu::MenuScenario ms = menu::load_menu_scenario(scenario_path, cat);
+    Report rep = menu::make_menu_report(menu::run_menu(ms, cat));
+    rep.meta.tool_version = tool_version();
+    rep.meta.git_sha = git_sha();
+    rep.meta.catalog_hash = cat.content_hash;
+    rep.meta.command_line = "moeplan plan " + ms.label + " --format json";
+    return render(rep, Format::json);
+  }
   const plan::PlanScenario sc = plan::load_plan_scenario(scenario_path, cat);
   plan::PlanOptions po;
   po.threads = 2;

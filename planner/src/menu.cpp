@@ -1,0 +1,560 @@
+// Model menus (docs/plan.md § menus): allocation, routing and shared cost for several
+// workloads on one fleet of a deployable system.
+#include "moeplan/menu.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "moeplan/cost.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
+#include "moeplan/performance.hpp"
+#include "moeplan/pricing.hpp"
+#include "moeplan/scenario.hpp"
+#include "moeplan/system.hpp"
+
+namespace moeplan::menu {
+
+double lora_bytes(const Model& m, const LoraAdapters& l, double bytes_per_element) {
+  constexpr double kMatricesPerProjection = 2;  // A (hidden × r) and B (r × hidden)
+  constexpr double kAdaptedProjections = 4;     // q, k, v, o
+  return static_cast<double>(l.count) * l.rank * m.layers * m.hidden_size * kMatricesPerProjection *
+         kAdaptedProjections * bytes_per_element;
+}
+
+namespace {
+
+bool is_pcie(const Topology& t) {
+  return t.scale_up.kind == ScaleUpKind::pcie_p2p || t.scale_up.kind == ScaleUpKind::pcie_host;
+}
+
+// Seed 000: "never shard a 0.75T MoE across the bus" on PCIe-only cards; the menu applies it
+// from 100B total parameters (the brief of issue #15).
+constexpr double kLargeMoeB = 100;
+
+}  // namespace
+
+namespace {
+
+// One sweep point a workload could run at on its half of a shared card.
+struct SharePoint {
+  long long concurrency = 0;
+  double throughput = 0, tpot_ms = 0, ttft_ms = 0;  // alone, LoRA overhead included
+};
+
+// evaluate_group with the engine given `memory_share` of its usual memory (two engines on one
+// card: vLLM's --gpu-memory-utilization split), and every sweep point inside that memory
+// collected into `points` when given (the SLA is then checked by the caller).
+GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
+                                const MenuScenario& sc, const Catalog& cat, double memory_share,
+                                std::vector<SharePoint>* points) {
+  GroupOption g;
+  g.gpus = gpus;
+  const Model& m = *w.model;
+  const Device& d = cat.device(sys.device);
+  const Engine& e = cat.engine(sc.money.engine);
+  const Topology topo = topology_of(sys);
+  if (gpus > sys.gpus_per_node) {
+    g.reason = "a menu group stays inside one node";
+    return g;
+  }
+  if (m.is_moe() && m.total_params_b >= kLargeMoeB && gpus > 1 && is_pcie(topo)) {
+    g.reason = fmt::format("large-moe-over-pcie: a {:.0f}B MoE is not sharded over PCIe (seed 000)",
+                           m.total_params_b);
+    return g;
+  }
+  const PrecisionMix mix = w.precision == "native"
+                               ? m.native_precision
+                               : parse_weight_spec(w.precision, m.native_precision, cat);
+  for (const auto& [comp, p] : mix)
+    if (std::find(e.weight_formats.begin(), e.weight_formats.end(), p) == e.weight_formats.end()) {
+      g.reason = fmt::format("engine {} does not serve weight format {}", e.id, p);
+      return g;
+    }
+  const std::string kv = default_kv_precision(d, e);
+  FitRequest f;
+  f.model = &m;
+  f.device = &d;
+  f.gpus = gpus;
+  f.weights = mix;
+  f.kv_precision = kv;
+  f.context_tokens = w.demand.context_tokens;
+  f.memory_utilization = e.memory_utilization * memory_share;
+  f.layout = effective_layout(e, topo, gpus, Layout{});
+  if (w.lora) {
+    g.lora_gb = lora_bytes(m, *w.lora) / 1e9;
+    f.reserved_gb_per_gpu = g.lora_gb;  // each rank holds every adapter (conservative)
+  }
+  try {
+    if (auto broken = check_layout(m, d, topo, e, resolve_layout(m, gpus, f.layout), gpus)) {
+      g.reason = broken->rule + ": " + broken->message;
+      return g;
+    }
+    const FitResult fr = fit(f, cat);
+    g.weights_gb = fr.weights_bytes / 1e9;
+    g.layout = fr.layout;
+    if (!fr.fits) {
+      g.reason = "does not fit: " + fr.reason;
+      return g;
+    }
+    PerfRequest p;
+    p.model = &m;
+    p.device = &d;
+    p.engine = &e;
+    p.gpus = gpus;
+    p.weights = mix;
+    p.kv_precision = kv;
+    p.layout = f.layout;
+    p.topology = topo;
+    p.input_tokens = w.demand.input_tokens;
+    p.output_tokens = w.demand.output_tokens;
+    p.efficiencies = resolve_efficiencies(d, e);
+    const double lora_ms = w.lora ? kLoraTpotOverheadMs : 0;
+    Sla sla{w.demand.sla_tpot_ms, w.demand.sla_ttft_ms};
+    if (sla.tpot_ms) *sla.tpot_ms -= lora_ms;  // the adapters' per-token latency comes on top
+    const SweepResult sw = sweep(p, cat, sla);
+    if (points) {
+      for (const auto& pt : sw.points) {
+        if (pt.concurrency > fr.max_concurrency) continue;
+        const double t = pt.result.decode.tpot_ms;
+        points->push_back({pt.concurrency, pt.result.decode.output_tokens_per_s * t / (t + lora_ms),
+                           t + lora_ms, pt.result.prefill.ttft_ms});
+      }
+      g.ok = !points->empty();
+      if (!g.ok) g.reason = "no concurrency fits its share of the card";
+      return g;
+    }
+    const bool has_sla = sla.tpot_ms || sla.ttft_ms;
+    const long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
+    for (const auto& pt : sw.points) {
+      if (pt.concurrency != want) continue;
+      const double tpot = pt.result.decode.tpot_ms;
+      g.ok = true;
+      g.concurrency = pt.concurrency;
+      g.tpot_ms = tpot + lora_ms;
+      g.ttft_ms = pt.result.prefill.ttft_ms;
+      // Same batch, each step lora_ms longer: throughput scales by tpot / (tpot + lora_ms).
+      g.throughput = pt.result.decode.output_tokens_per_s * tpot / (tpot + lora_ms);
+    }
+    if (!g.ok) {
+      const auto& one = sw.points.front().result;
+      g.reason = fmt::format("no concurrency meets the SLA (at 1: TTFT {:.0f} ms, TPOT {:.1f} ms)",
+                             one.prefill.ttft_ms, one.decode.tpot_ms + lora_ms);
+    }
+  } catch (const Error& ex) {
+    g.reason = ex.what();
+  }
+  return g;
+}
+
+}  // namespace
+
+GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const MenuScenario& sc,
+                           const Catalog& cat) {
+  return evaluate_group_impl(w, sys, gpus, sc, cat, 1.0, nullptr);
+}
+
+std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a, const Workload& b,
+                                                              const System& sys,
+                                                              const MenuScenario& sc,
+                                                              const Catalog& cat) {
+  std::vector<SharePoint> pa, pb;
+  const GroupOption ga = evaluate_group_impl(a, sys, 1, sc, cat, 0.5, &pa);
+  const GroupOption gb = evaluate_group_impl(b, sys, 1, sc, cat, 0.5, &pb);
+  if (!ga.ok || !gb.ok) return std::nullopt;
+  std::optional<std::pair<GroupOption, GroupOption>> best;
+  double best_slack = 0;
+  for (const auto& x : pa)
+    for (const auto& y : pb) {
+      // Time-sliced: each engine step waits for at most one step of the other.
+      const double t = x.tpot_ms + y.tpot_ms;
+      GroupOption oa = ga, ob = gb;
+      oa.concurrency = x.concurrency;
+      ob.concurrency = y.concurrency;
+      oa.tpot_ms = ob.tpot_ms = t;
+      oa.throughput = x.throughput * x.tpot_ms / t;
+      ob.throughput = y.throughput * y.tpot_ms / t;
+      oa.ttft_ms = x.ttft_ms * t / x.tpot_ms;
+      ob.ttft_ms = y.ttft_ms * t / y.tpot_ms;
+      auto meets = [](const Workload& w, const GroupOption& o) {
+        return (!w.demand.sla_tpot_ms || o.tpot_ms <= *w.demand.sla_tpot_ms) &&
+               (!w.demand.sla_ttft_ms || o.ttft_ms <= *w.demand.sla_ttft_ms) &&
+               o.throughput >= w.demand.peak_output_tokens_per_s();
+      };
+      if (!meets(a, oa) || !meets(b, ob)) continue;
+      const double slack = std::min(oa.throughput / a.demand.peak_output_tokens_per_s(),
+                                    ob.throughput / b.demand.peak_output_tokens_per_s());
+      if (!best || slack > best_slack) {
+        best = std::make_pair(oa, ob);
+        best_slack = slack;
+      }
+    }
+  return best;
+}
+
+std::vector<std::pair<int, int>> pack_groups(const std::vector<int>& sizes, int node_gpus,
+                                             int* nodes_out) {
+  std::vector<std::size_t> order(sizes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
+  std::vector<std::vector<bool>> used;  // per node, per GPU
+  std::vector<std::pair<int, int>> at(sizes.size(), {-1, -1});
+  for (std::size_t i : order) {
+    const int s = sizes[i];
+    bool placed = false;
+    for (std::size_t n = 0; n < used.size() && !placed; ++n)
+      for (int start = 0; start + s <= node_gpus && !placed; start += s) {  // aligned blocks
+        bool free = true;
+        for (int k = 0; k < s; ++k) free = free && !used[n][start + k];
+        if (!free) continue;
+        for (int k = 0; k < s; ++k) used[n][start + k] = true;
+        at[i] = {static_cast<int>(n), start};
+        placed = true;
+      }
+    if (!placed) {
+      used.emplace_back(node_gpus, false);
+      for (int k = 0; k < s; ++k) used.back()[k] = true;
+      at[i] = {static_cast<int>(used.size() - 1), 0};
+    }
+  }
+  if (nodes_out) *nodes_out = static_cast<int>(used.size());
+  return at;
+}
+
+namespace {
+
+// One owned node of `sys` per year (capex over its life + opex − residual), through the cost
+// reader: the scenario's /buy price, else the one catalog basis (pricing.hpp).
+struct NodeCost {
+  bool ok = false;
+  std::string reason;
+  double per_year = 0, capex = 0, opex_per_year = 0;
+};
+
+NodeCost node_cost(const System& sys, const MenuScenario& sc, const Catalog& cat) {
+  NodeCost nc;
+  Json doc = sc.money.cost_doc;
+  doc.erase("rent");
+  doc.erase("api");
+  Json buy = doc.contains("buy") ? doc["buy"] : Json::object();
+  const bool priced = buy.contains("capex") || buy.contains("capex_usd") ||
+                      buy.contains("system_price") || buy.contains("system_price_usd");
+  if (!priced) {
+    pricing::Context ctx;
+    ctx.currency = sc.money.currency;
+    ctx.fx_per_usd = doc.contains("fx_per_usd") ? doc["fx_per_usd"].get<double>()
+                                                : cat.fx_per_usd(sc.money.currency);
+    if (buy.contains("vat_rate")) ctx.vat_rate = buy["vat_rate"].get<double>();
+    const pricing::OwnPrice own = pricing::own_price(sys, cat, sc.money.own_basis, ctx);
+    if (!own.ok) {
+      nc.reason = "owning not priced: " + own.reason;
+      return nc;
+    }
+    buy["system_price"] = Json::array({own.net_low, own.net_high});
+    buy["capex_includes_vat"] = false;
+  }
+  if (!buy.contains("gpu")) buy["gpu"] = sys.device;
+  if (!buy.contains("gpus")) buy["gpus"] = sys.gpus_per_node;
+  doc["buy"] = buy;
+  const CatalogProvider provider = [&cat]() -> const Catalog& { return cat; };
+  const cost::CostInputs in = parse_scenario(doc, sc.file, provider);
+  const auto& b = *in.buy;
+  nc.ok = true;
+  nc.capex = b.capex();
+  nc.opex_per_year = b.opex_per_year;
+  nc.per_year =
+      cost::own_tco(b.capex(), b.opex_per_year, b.life_years(), b.residual()) / b.life_years();
+  return nc;
+}
+
+// The workload's own API bill per year at its catalog list price (input, cached input and
+// output tokens), nullopt when the catalog has none.
+std::optional<double> api_per_year(const Workload& w, const MenuScenario& sc, const Catalog& cat) {
+  const ApiPrice* pick = nullptr;
+  for (const ApiPrice* a : cat.api_prices_for(w.model->id))
+    if (a->tier == "list" && !pick) pick = a;
+  if (!pick) return std::nullopt;
+  const double h = w.demand.cache_hit_share;
+  const double in_price = (1 - h) * pick->input_per_mtok +
+                          h * pick->cached_input_per_mtok.value_or(pick->input_per_mtok);
+  const double per_request = (static_cast<double>(w.demand.input_tokens) * in_price +
+                              static_cast<double>(w.demand.output_tokens) * pick->output_per_mtok) /
+                             1e6;
+  const double to = sc.money.cost_doc.contains("fx_per_usd")
+                        ? sc.money.cost_doc["fx_per_usd"].get<double>()
+                        : cat.fx_per_usd(sc.money.currency);
+  const double per_year = per_request * w.demand.requests_per_day * w.demand.days_per_year;
+  return cost::convert(per_year, cat.fx_per_usd(pick->currency), to);
+}
+
+// The smallest total of GPUs serving w's peak on `sys`: over group sizes 1, 2, 4, … ≤ node.
+void choose_group(WorkloadResult& wr, const Workload& w, const System& sys, const MenuScenario& sc,
+                  const Catalog& cat) {
+  std::vector<std::string> why;
+  for (int g = 1; g <= sys.gpus_per_node; g *= 2) {
+    const GroupOption o = evaluate_group(w, sys, g, sc, cat);
+    if (!o.ok) {
+      why.push_back(fmt::format("{} GPU{}: {}", g, g > 1 ? "s" : "", o.reason));
+      continue;
+    }
+    const int reps = std::max(1, static_cast<int>(std::ceil(wr.peak_tok_s / o.throughput - 1e-9)));
+    if (wr.gpus == 0 || reps * g < wr.gpus) {
+      wr.group = o;
+      wr.replicas = reps;
+      wr.gpus = reps * g;
+    }
+  }
+  if (wr.gpus == 0) {
+    wr.reason = "no group of " + sys.id + " serves it: ";
+    for (std::size_t i = 0; i < why.size(); ++i) wr.reason += (i ? "; " : "") + why[i];
+  }
+}
+
+// Exact routing: every subset of the workloads that may go either way (≤ 2^16 subsets); the
+// fleet for a subset is ⌈its GPUs / node GPUs⌉ nodes (what packing reaches for power-of-two
+// sizes) plus the API bills of the rest. Marks resident-but-unplaceable and unpriced
+// workloads `unserved`; returns which workloads are self-hosted.
+std::vector<bool> route(SystemResult& r, const MenuScenario& sc, int node_gpus, double node_cost) {
+  const std::size_t n = r.workloads.size();
+  std::vector<std::size_t> free_choice;
+  std::vector<bool> self(n, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& wr = r.workloads[i];
+    const bool resident = sc.workloads[i].demand.residency_required;
+    const bool placeable = wr.gpus > 0;
+    if (resident && !placeable) {
+      wr.option = "unserved";  // reported, never dropped or sent to an API
+      wr.reason = "residency forbids the API and " + wr.reason;
+    } else if (resident) {
+      self[i] = true;
+    } else if (placeable && wr.api_per_year) {
+      free_choice.push_back(i);
+    } else if (placeable) {
+      self[i] = true;
+    } else if (wr.api_per_year) {
+      wr.option = "api";
+    } else {
+      wr.option = "unserved";
+      wr.reason += "; and the catalog has no API price for " + wr.model;
+    }
+  }
+  if (free_choice.size() > 16)
+    throw Error(
+        fmt::format("menu: {} workloads can go either way; the exact routing search "
+                    "handles at most 16",
+                    free_choice.size()));
+  auto fleet_cost = [&](const std::vector<bool>& s) {
+    int g = 0;
+    double api = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (s[i])
+        g += r.workloads[i].gpus;
+      else if (r.workloads[i].option == "api" || r.workloads[i].option.empty())
+        api += r.workloads[i].api_per_year.value_or(0);
+    }
+    const double nodes = std::ceil(static_cast<double>(g) / node_gpus);
+    return nodes * node_cost + api;
+  };
+  std::vector<bool> best = self;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (unsigned mask = 0; mask < (1u << free_choice.size()); ++mask) {
+    std::vector<bool> s = self;
+    for (std::size_t k = 0; k < free_choice.size(); ++k) s[free_choice[k]] = (mask >> k) & 1u;
+    const double c = fleet_cost(s);
+    if (c < best_cost - 1e-6) {
+      best_cost = c;
+      best = s;
+    }
+  }
+  return best;
+}
+
+// Packs the self-hosted replicas' groups onto nodes and splits the node cost by GPU share.
+// Sharing a card (greedy, in menu order): two self-hosted workloads that each need one card
+// alone move onto one card when share_card() finds both SLAs and peaks met. Returns, per
+// workload, the index of its partner (or -1); the first of a pair owns the card.
+std::vector<int> pair_cards(SystemResult& r, const MenuScenario& sc, const System& sys,
+                            const Catalog& cat) {
+  const std::size_t n = r.workloads.size();
+  std::vector<int> partner(n, -1);
+  auto single = [&](std::size_t i) {
+    const auto& w = r.workloads[i];
+    return w.option == "self_host" && w.gpus == 1 && partner[i] < 0;
+  };
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = i + 1; j < n && single(i); ++j) {
+      if (!single(j)) continue;
+      const auto s = share_card(sc.workloads[i], sc.workloads[j], sys, sc, cat);
+      if (!s) continue;
+      partner[i] = static_cast<int>(j);
+      partner[j] = static_cast<int>(i);
+      r.workloads[i].group = s->first;
+      r.workloads[j].group = s->second;
+      r.workloads[i].shares_card_with = r.workloads[j].id;
+      r.workloads[j].shares_card_with = r.workloads[i].id;
+    }
+  return partner;
+}
+
+void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuScenario& sc,
+                     const System& sys, const Catalog& cat, double node_cost) {
+  const int node_gpus = sys.gpus_per_node;
+  const std::size_t n = r.workloads.size();
+  const double per_gpu = node_cost / node_gpus;
+  std::vector<int> sizes;
+  std::vector<std::pair<std::size_t, int>> owner;  // workload, replica
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& wr = r.workloads[i];
+    if (wr.option == "unserved") continue;
+    if (!best[i]) {
+      wr.option = "api";
+      if (wr.reason.empty())
+        wr.reason = "its API bill is below the nodes it would add (exact routing search)";
+      wr.cost_per_year = wr.api_per_year;
+      r.api_bill_per_year += wr.api_per_year.value_or(0);
+      continue;
+    }
+    wr.option = "self_host";
+  }
+  const std::vector<int> partner = pair_cards(r, sc, sys, cat);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& wr = r.workloads[i];
+    if (wr.option != "self_host") continue;
+    if (partner[i] < 0 || static_cast<std::size_t>(partner[i]) > i)  // the card's owner packs it
+      for (int k = 0; k < wr.replicas; ++k) {
+        sizes.push_back(wr.group.gpus);
+        owner.emplace_back(i, k + 1);
+      }
+    // GPU share: a shared card is split half and half.
+    wr.cost_per_year = (partner[i] < 0 ? wr.gpus : 0.5) * per_gpu;
+    wr.utilization = wr.average_tok_s / (wr.replicas * wr.group.throughput);
+  }
+  for (auto& wr : r.workloads)
+    if (wr.cost_per_year && wr.output_mtok_per_year > 0)
+      wr.cost_per_mtok_output = *wr.cost_per_year / wr.output_mtok_per_year;
+  int nodes = 0;
+  const auto at = pack_groups(sizes, node_gpus, &nodes);
+  double self_mtok = 0;
+  int used = 0;
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    const auto& wr = r.workloads[owner[k].first];
+    Placement p;
+    p.node = at[k].first + 1;
+    for (int j = 0; j < sizes[k]; ++j) p.gpus.push_back(at[k].second + j);
+    p.workload = wr.id;
+    p.replica = owner[k].second;
+    p.tp = wr.group.layout.tp;
+    const int other = partner[owner[k].first];
+    if (other >= 0) {
+      const auto& ow = r.workloads[static_cast<std::size_t>(other)];
+      p.shared_with = ow.id;
+      Placement q = p;
+      q.workload = ow.id;
+      q.replica = 1;
+      q.shared_with = wr.id;
+      r.allocation.push_back(q);
+    }
+    r.allocation.push_back(p);
+    used += sizes[k];
+  }
+  std::sort(r.allocation.begin(), r.allocation.end(), [](const Placement& a, const Placement& b) {
+    return a.node != b.node ? a.node < b.node : a.gpus.front() < b.gpus.front();
+  });
+  for (const auto& wr : r.workloads)
+    if (wr.option == "self_host") self_mtok += wr.output_mtok_per_year;
+  r.nodes = nodes;
+  r.idle_gpus = nodes * node_gpus - used;
+  r.self_host_cost_per_year = nodes * node_cost;
+  r.menu_cost_per_year = r.self_host_cost_per_year + r.api_bill_per_year;
+  for (const auto& wr : r.workloads)
+    r.separate_plans_cost_per_year += wr.separate_per_year.value_or(0);
+  if (self_mtok > 0) r.cost_per_mtok_output = r.self_host_cost_per_year / self_mtok;
+  r.ok = true;
+  if (r.idle_gpus > 0)
+    r.notes.push_back(fmt::format("{} idle GPU{} ({:.0f} {} a year of the nodes' cost)",
+                                  r.idle_gpus, r.idle_gpus > 1 ? "s" : "", r.idle_gpus * per_gpu,
+                                  sc.money.currency));
+}
+
+SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalog& cat) {
+  SystemResult r;
+  r.system = sys.id;
+  r.gpus_per_node = sys.gpus_per_node;
+  const NodeCost nc = node_cost(sys, sc, cat);
+  if (!nc.ok) {
+    r.reason = nc.reason;
+    return r;
+  }
+  r.node_cost_per_year = nc.per_year;
+  r.capex_per_node = nc.capex;
+  r.opex_per_node_per_year = nc.opex_per_year;
+  for (const Workload& w : sc.workloads) {
+    WorkloadResult wr;
+    wr.id = w.id;
+    wr.model = w.model->id;
+    wr.peak_tok_s = w.demand.peak_output_tokens_per_s();
+    wr.average_tok_s = w.demand.average_output_tokens_per_s();
+    wr.output_mtok_per_year = w.demand.output_tokens_per_year() / 1e6;
+    wr.api_per_year = api_per_year(w, sc, cat);
+    choose_group(wr, w, sys, sc, cat);
+    // Planned alone on the same system: its groups on whole nodes, or its API if cheaper.
+    if (wr.gpus > 0)
+      wr.separate_per_year =
+          std::ceil(static_cast<double>(wr.gpus) / sys.gpus_per_node) * nc.per_year;
+    if (wr.api_per_year && !w.demand.residency_required &&
+        (!wr.separate_per_year || *wr.api_per_year < *wr.separate_per_year))
+      wr.separate_per_year = wr.api_per_year;
+    r.workloads.push_back(std::move(wr));
+  }
+  const std::vector<bool> self = route(r, sc, sys.gpus_per_node, nc.per_year);
+  place_and_split(r, self, sc, sys, cat, nc.per_year);
+  return r;
+}
+
+int unserved(const SystemResult& s) {
+  int u = 0;
+  for (const auto& w : s.workloads) u += w.option == "unserved";
+  return u;
+}
+
+}  // namespace
+
+MenuResult run_menu(const MenuScenario& sc, const Catalog& cat) {
+  MenuResult r;
+  r.scenario = sc;
+  for (const std::string& id : sc.systems) {
+    const System& sys = cat.system(id);
+    const Engine& e = cat.engine(sc.money.engine);
+    const Device& d = cat.device(sys.device);
+    if (!e.device_kinds.empty() && std::find(e.device_kinds.begin(), e.device_kinds.end(),
+                                             device_kind_name(d.kind)) == e.device_kinds.end()) {
+      SystemResult s;
+      s.system = id;
+      s.reason =
+          fmt::format("engine {} does not run on {} devices", e.id, device_kind_name(d.kind));
+      r.systems.push_back(std::move(s));
+      continue;
+    }
+    r.systems.push_back(plan_system(sys, sc, cat));
+  }
+  std::stable_sort(r.systems.begin(), r.systems.end(),
+                   [](const SystemResult& a, const SystemResult& b) {
+                     if (a.ok != b.ok) return a.ok;
+                     if (!a.ok) return false;
+                     if (unserved(a) != unserved(b)) return unserved(a) < unserved(b);
+                     return a.menu_cost_per_year < b.menu_cost_per_year;
+                   });
+  r.messages.push_back(
+      "Shared cost split by GPU share: each self-hosted workload pays (its GPUs / GPUs per node) "
+      "of a node's yearly cost; idle GPUs stay with the fleet.");
+  r.messages.push_back(
+      "Two single-card workloads may share a card (half the memory each, time-sliced; shown as "
+      "'(shared)'); every other GPU group carries one workload.");
+  return r;
+}
+
+}  // namespace moeplan::menu

@@ -1,0 +1,323 @@
+// Model menus (docs/plan.md § menus): reader errors, allocation rules, routing, shared cost.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "moeplan/errors.hpp"
+#include "moeplan/menu.hpp"
+#include "test_support.hpp"
+
+using namespace moeplan;
+using moeplan::test::bundled_catalog;
+
+namespace {
+
+Json workload(const std::string& id, const std::string& model, double rpd, bool resident = false) {
+  Json w = {{"id", id},
+            {"model", model},
+            {"demand",
+             {{"requests_per_day", rpd},
+              {"input_tokens", 1000},
+              {"output_tokens", 300},
+              {"peak_to_average", 1.5}}},
+            {"sla", {{"ttft_ms", 3000}, {"tpot_ms", 60}}}};
+  if (resident) w["residency_required"] = true;
+  return w;
+}
+
+Json menu_doc(const Json& workloads, const Json& builds = Json::array({"rtx-pro-6000-8"})) {
+  return {{"currency", "USD"},
+          {"horizon_months", 36},
+          {"builds", builds},
+          {"buy",
+           {{"life_months", 36},
+            {"pue", 1.4},
+            {"electricity_per_kwh", 0.3},
+            {"staff_fte", 0.2},
+            {"fte_cost_per_year", 120000}}},
+          {"workloads", workloads}};
+}
+
+menu::MenuResult run(const Json& doc) {
+  const auto& cat = bundled_catalog();
+  return menu::run_menu(menu::parse_menu_scenario(doc, "menu.json", cat), cat);
+}
+
+const menu::SystemResult& sys(const menu::MenuResult& r, const std::string& id) {
+  for (const auto& s : r.systems)
+    if (s.system == id) return s;
+  FAIL("system " << id << " not in the result");
+  return r.systems.front();
+}
+
+const menu::WorkloadResult& wl(const menu::SystemResult& s, const std::string& id) {
+  for (const auto& w : s.workloads)
+    if (w.id == id) return w;
+  FAIL("workload " << id << " not in the result");
+  return s.workloads.front();
+}
+
+std::string input_error_path(const Json& doc) {
+  try {
+    (void)menu::parse_menu_scenario(doc, "bad.json", bundled_catalog());
+  } catch (const InputError& e) {
+    return e.json_path() + " | " + e.problem();
+  }
+  return "no error";
+}
+
+// A mixed menu: small and mid models, one resident, one large MoE.
+Json mixed() {
+  return Json::array(
+      {workload("chat", "qwen3-30b-a3b", 400000), workload("small", "qwen3-8b", 50000),
+       workload("private", "qwen3-14b", 100000, true), workload("coder", "gpt-oss-120b", 60000),
+       workload("big", "minimax-m3", 20000)});
+}
+
+}  // namespace
+
+TEST_CASE("menu reader: bad menus name the field", "[menu]") {
+  Json dup =
+      menu_doc(Json::array({workload("a", "qwen3-8b", 1000), workload("a", "qwen3-14b", 1000)}));
+  CHECK(input_error_path(dup).rfind("/workloads/1/id | duplicate workload id 'a'", 0) == 0);
+
+  Json nodemand = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  nodemand["workloads"][0].erase("demand");
+  CHECK(input_error_path(nodemand).rfind("/workloads/0/demand | missing", 0) == 0);
+
+  Json zero = menu_doc(Json::array({workload("a", "qwen3-8b", 0)}));
+  CHECK(input_error_path(zero).rfind("/workloads/0/demand/requests_per_day | a workload with no "
+                                     "demand",
+                                     0) == 0);
+
+  Json embed = menu_doc(Json::array({workload("e", "qwen3-8b", 1000)}));
+  embed["workloads"][0]["kind"] = "embed";
+  const std::string m = input_error_path(embed);
+  CHECK(m.rfind("/workloads/0/model |", 0) == 0);
+  CHECK(m.find("generative") != std::string::npos);
+
+  Json badsla = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  badsla["workloads"][0]["sla"]["tpot_ms"] = -5;
+  CHECK(input_error_path(badsla).rfind("/workloads/0/sla/tpot_ms |", 0) == 0);
+
+  Json several = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}), "auto");
+  several["buy"]["capex"] = 1e6;
+  CHECK(input_error_path(several).rfind("/buy/capex | describes one node of one system", 0) == 0);
+
+  Json typo = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  typo["workloads"][0]["replicas"] = 3;
+  CHECK(input_error_path(typo).rfind("/workloads/0", 0) == 0);
+
+  CHECK_THROWS_AS(
+      menu::parse_menu_scenario(menu_doc(Json::array({workload("a", "no-such-model", 10)})),
+                                "bad.json", bundled_catalog()),
+      InputError);
+}
+
+TEST_CASE("menu: LoRA adapter memory by hand", "[menu]") {
+  // qwen3-14b: 40 layers, hidden 5120 (data/models.json). 8 adapters of rank 16, bf16:
+  // 8 × 16 × 40 × 5120 × 2 matrices × 4 projections × 2 bytes = 419,430,400 bytes.
+  const Model& m = bundled_catalog().model("qwen3-14b");
+  REQUIRE(m.layers == 40);
+  REQUIRE(m.hidden_size == 5120);
+  CHECK(menu::lora_bytes(m, {8, 16, "bf16"}) == Approx(419430400.0).epsilon(1e-12));
+}
+
+TEST_CASE("menu: aligned first-fit-decreasing packs powers of two exactly", "[menu]") {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<int> sizes;
+    int sum = 0;
+    const int n = 1 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < n; ++i) {
+      sizes.push_back(1 << (rng() % 4));  // 1, 2, 4, 8
+      sum += sizes.back();
+    }
+    int nodes = 0;
+    const auto at = menu::pack_groups(sizes, 8, &nodes);
+    CHECK(nodes == (sum + 7) / 8);  // the lower bound is met
+    std::set<std::pair<int, int>> used;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      CHECK(at[i].second % sizes[i] == 0);  // aligned
+      for (int k = 0; k < sizes[i]; ++k) {
+        CHECK(at[i].second + k < 8);
+        CHECK(used.insert({at[i].first, at[i].second + k}).second);  // no GPU twice
+      }
+    }
+  }
+}
+
+TEST_CASE("menu: allocations respect memory, SLA and layout rules", "[menu]") {
+  const auto& cat = bundled_catalog();
+  const Json doc = menu_doc(mixed(), Json::array({"rtx-pro-6000-8", "hgx-h200-8", "l40s-4"}));
+  const auto sc = menu::parse_menu_scenario(doc, "menu.json", cat);
+  const auto r = menu::run_menu(sc, cat);
+  int shared = 0;
+  for (const auto& s : r.systems) {
+    REQUIRE(s.ok);
+    const System& system = cat.system(s.system);
+    std::map<std::pair<int, int>, std::set<std::string>> used;  // (node, GPU) → workloads
+    for (const auto& p : s.allocation)
+      for (int g : p.gpus) {
+        CHECK(g < system.gpus_per_node);
+        auto& on = used[{p.node, g}];
+        CHECK(on.insert(p.workload).second);
+        CHECK((on.size() == 1 || !p.shared_with.empty()));  // two only on a shared card
+        CHECK(on.size() <= 2);
+      }
+    for (std::size_t i = 0; i < s.workloads.size(); ++i) {
+      const auto& w = s.workloads[i];
+      if (w.option != "self_host") continue;
+      if (!w.shares_card_with.empty()) {
+        // A shared card is re-checked as a pair: both SLAs and both peaks hold.
+        std::size_t j = 0;
+        while (s.workloads[j].id != w.shares_card_with) ++j;
+        const auto pair = menu::share_card(sc.workloads[std::min(i, j)],
+                                           sc.workloads[std::max(i, j)], system, sc, cat);
+        REQUIRE(pair);
+        CHECK(w.gpus == 1);
+        CHECK(w.group.tpot_ms <= 60 + 1e-9);
+        CHECK(w.group.ttft_ms <= 3000 + 1e-9);
+        CHECK(w.group.throughput >= w.peak_tok_s - 1e-6);
+        ++shared;
+        continue;
+      }
+      // The group is re-checked from scratch: it fits, meets the SLA, obeys the layout rules.
+      const auto g = menu::evaluate_group(sc.workloads[i], system, w.group.gpus, sc, cat);
+      REQUIRE(g.ok);
+      CHECK(g.tpot_ms <= 60 + 1e-9);
+      CHECK(g.ttft_ms <= 3000 + 1e-9);
+      CHECK(w.replicas * g.throughput >= w.peak_tok_s - 1e-6);
+      const Model& m = *sc.workloads[i].model;
+      if (m.is_moe() && m.total_params_b >= 100 && system.scale_up.kind != ScaleUpKind::nvlink &&
+          system.scale_up.kind != ScaleUpKind::xgmi)
+        CHECK(w.group.gpus == 1);
+      int placed = 0;
+      for (const auto& p : s.allocation)
+        if (p.workload == w.id) placed += static_cast<int>(p.gpus.size());
+      CHECK(placed == w.gpus);
+    }
+  }
+  CHECK(shared > 0);  // the mixed menu exercises card sharing somewhere
+  // minimax-m3 (428B MoE) is never sharded over the RTX PRO 6000's PCIe.
+  const auto& rtx = sys(r, "rtx-pro-6000-8");
+  CHECK(wl(rtx, "big").option != "self_host");
+  CHECK(wl(rtx, "big").reason.find("large-moe-over-pcie") != std::string::npos);
+}
+
+TEST_CASE("menu: never dearer than separate plans; residency stays home", "[menu]") {
+  const auto r = run(menu_doc(mixed(), "auto"));
+  int checked = 0;
+  for (const auto& s : r.systems) {
+    if (!s.ok) continue;
+    ++checked;
+    CHECK(s.menu_cost_per_year <= s.separate_plans_cost_per_year + 1e-6);
+    CHECK(wl(s, "private").option != "api");
+  }
+  CHECK(checked >= 3);
+}
+
+TEST_CASE("menu: adding a workload never lowers the fleet's cost", "[menu]") {
+  const Json all = mixed();
+  for (std::size_t k = 1; k <= all.size(); ++k) {
+    Json fewer = Json::array();
+    for (std::size_t i = 0; i + 1 < k; ++i) fewer.push_back(all[i]);
+    Json more = fewer;
+    more.push_back(all[k - 1]);
+    const Json builds = Json::array({"rtx-pro-6000-8", "hgx-h200-8"});
+    const auto b = run(menu_doc(more, builds));
+    if (fewer.empty()) continue;
+    const auto a = run(menu_doc(fewer, builds));
+    for (const std::string id : {"rtx-pro-6000-8", "hgx-h200-8"})
+      CHECK(sys(b, id).menu_cost_per_year >= sys(a, id).menu_cost_per_year - 1e-6);
+  }
+}
+
+TEST_CASE("menu: a workload too big for any group is reported, not dropped", "[menu]") {
+  // kimi-k2 (1T MoE) resident on 4 × RTX 4090: no group fits, the API is ruled out.
+  const auto r = run(menu_doc(
+      Json::array({workload("chat", "qwen3-8b", 20000), workload("huge", "kimi-k2", 1000, true)}),
+      Json::array({"rtx-4090-4"})));
+  const auto& s = sys(r, "rtx-4090-4");
+  REQUIRE(s.workloads.size() == 2);
+  CHECK(wl(s, "huge").option == "unserved");
+  CHECK(wl(s, "huge").reason.find("residency") != std::string::npos);
+  const Report rep = menu::make_menu_report(r);
+  bool listed = false;
+  for (const auto& w : rep.json["workloads"]) listed = listed || w["id"] == "huge";
+  CHECK(listed);
+}
+
+TEST_CASE("menu: the example reproduces seed 000's node", "[menu]") {
+  const auto& cat = bundled_catalog();
+  const auto sc = menu::load_menu_scenario(
+      moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat);
+  const auto r = menu::run_menu(sc, cat);
+  const auto& s = r.systems.front();
+  REQUIRE(s.ok);
+  CHECK(s.system == "rtx-pro-6000-8");
+  CHECK(s.nodes == 1);
+  // Seed 000: 47.3M HUF capex (gross, VAT not recoverable) on one node.
+  CHECK(s.nodes * s.capex_per_node == Approx(47.3e6).epsilon(0.001));
+  CHECK(wl(s, "tenants").option == "self_host");
+  CHECK(wl(s, "coding").option == "api");  // 428B MoE is not sharded over PCIe
+}
+
+TEST_CASE("menu: fleet SVG has one cell per GPU, idle ones hatched", "[menu]") {
+  const auto& cat = bundled_catalog();
+  const auto r =
+      menu::run_menu(menu::load_menu_scenario(
+                         moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat),
+                     cat);
+  const auto& s = r.systems.front();
+  const std::string svg = menu::render_fleet_svg(r, "test");
+  std::size_t cells = 0, idle = 0;
+  for (std::size_t p = svg.find("class=\"gpu\""); p != std::string::npos;
+       p = svg.find("class=\"gpu\"", p + 1))
+    ++cells;
+  for (std::size_t p = svg.find("fill=\"url(#idle)\" stroke=\"#333333\"><title>");
+       p != std::string::npos;
+       p = svg.find("fill=\"url(#idle)\" stroke=\"#333333\"><title>", p + 1))
+    ++idle;
+  CHECK(cells == static_cast<std::size_t>(s.nodes * s.gpus_per_node));
+  CHECK(idle == static_cast<std::size_t>(s.idle_gpus));
+  CHECK(svg.find("interactive r1") != std::string::npos);
+}
+
+TEST_CASE("menu: never dearer than the same workloads through `plan` one by one", "[menu]") {
+  // Each workload planned alone by plan::run_plan on the same system and money settings; its
+  // cheapest allowed option (own, or API without residency) summed over the menu.
+  const auto& cat = bundled_catalog();
+  const Json ws = Json::array(
+      {workload("chat", "qwen3-30b-a3b", 400000), workload("small", "llama-3.1-8b", 50000),
+       workload("private", "qwen3-14b", 100000, true), workload("coder", "gpt-oss-120b", 60000)});
+  for (const std::string system : {"hgx-h200-8", "rtx-pro-6000-8"}) {
+    const Json doc = menu_doc(ws, Json::array({system}));
+    const auto r = run(doc);
+    double separate = 0;
+    for (const auto& w : ws) {
+      Json p = doc;
+      p.erase("workloads");
+      p["demand"] = w["demand"];
+      p["demand"]["sla_ttft_ms"] = w["sla"]["ttft_ms"];
+      p["demand"]["sla_tpot_ms"] = w["sla"]["tpot_ms"];
+      const bool resident = w.value("residency_required", false);
+      if (resident) p["demand"]["residency_required"] = true;
+      p["models"] = Json::array({w["model"]});
+      p["builds"] = Json::array({{{"system", system}}});
+      p["monte_carlo"] = {{"samples", 10}};
+      const auto pr = plan::run_plan(plan::parse_plan_scenario(p, "one.json", cat), cat);
+      REQUIRE(pr.candidates.size() == 1);
+      const auto& c = pr.candidates.front();
+      std::optional<double> best = c.meets_sla ? c.own_per_year : std::nullopt;
+      if (!resident && c.api_per_year && (!best || *c.api_per_year < *best)) best = c.api_per_year;
+      REQUIRE(best);
+      separate += *best;
+    }
+    INFO(system);
+    CHECK(sys(r, system).menu_cost_per_year <= separate * (1 + 1e-9));
+  }
+}
