@@ -125,3 +125,50 @@ TEST_CASE("calibration: validation errors name the file and path", "[calibration
   j["device"]["kind"] = "tpu";
   fails(j, "kind");
 }
+
+TEST_CASE("calibration: the probe's quality section is read, its verdict kept", "[calibration]") {
+  // Files written before issue #13 have no section: nothing to report.
+  const Calibration old = parse_calibration(minimal().dump(), "cal.json");
+  CHECK_FALSE(old.has_quality);
+  CHECK(old.quality_reasons.empty());
+
+  Json j = minimal();
+  j["quality"] =
+      Json{{"spread", Json{{"p90_p50", Json::array({1.05})}}},
+           {"load_average", Json{{"start", 7.5}, {"end", 3.0}, {"max", 7.5}, {"cpus", 2}}},
+           {"clock_drops", Json{{"count", "not measured"}, {"note", "cpu"}}},
+           {"build", Json{{"compiler", "GNU 12"},
+                          {"build_type", "Release"},
+                          {"sanitizers", false},
+                          {"cuda", false}}},
+           {"noisy", true},
+           {"reasons", Json::array({"load average 7.50 above the 2 CPUs"})}};
+  const Calibration c = parse_calibration(j.dump(), "cal.json");
+  CHECK(c.has_quality);
+  CHECK(c.quality_noisy);
+  REQUIRE(c.quality_reasons.size() == 1);
+  CHECK(c.quality_reasons[0] == "load average 7.50 above the 2 CPUs");
+
+  auto fails = [](const Json& bad, const std::string& text) {
+    try {
+      parse_calibration(bad.dump(), "cal.json");
+      FAIL("no error for " << text);
+    } catch (const InputError& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(text) != std::string::npos);
+      CHECK(std::string(e.what()).find("/quality") != std::string::npos);
+    }
+  };
+  Json bad = j;
+  bad["quality"]["reasons"] = Json::array();
+  fails(bad, "no reason is given");
+  bad = j;
+  bad["quality"]["noisy"] = false;
+  fails(bad, "noisy is false");
+  bad = j;
+  bad["quality"]["loudness"] = 1;
+  fails(bad, "loudness");
+  bad = j;
+  bad["quality"]["reasons"] = Json::array({3});
+  fails(bad, "reasons");
+}

@@ -95,7 +95,85 @@ TEST_CASE("run writes a calibration the planner reads back", "[probe][run]") {
   CHECK(s1.stack_s == Approx(3 * s1.layer_s + s1.dense_layer_s));
   CHECK(c.decode_step_s(1) == Approx(s1.stack_s));
   CHECK_THROWS_AS(c.efficiency("no_such_class", 1), moeplan::UnknownIdError);
+
+  // Issue #13: how trustworthy the run was, in the file the planner read above.
+  const moeplan::Json& q = r.calibration.at("quality");
+  REQUIRE(q.at("spread").at("p90_p50").size() == r.rows.size());
+  for (std::size_t i = 0; i < r.rows.size(); ++i)
+    CHECK(q["spread"]["p90_p50"][i].get<double>() ==
+          Approx(r.rows[i].time.p90 / r.rows[i].time.p50));
+  CHECK(q["spread"]["median_p90_p50"].get<double>() >= 1.0);
+  const auto& load = q.at("load_average");
+  CHECK(load.at("cpus").get<int>() > 0);
+  for (const char* k : {"start", "end", "max"})
+    CHECK((load.at(k).is_null() || load.at(k).get<double>() >= 0));  // null: not readable
+  CHECK(q.at("clock_drops").at("count") == "not measured");  // the CPU backend reads no clocks
+  const auto& build = q.at("build");
+  CHECK_FALSE(build.at("compiler").get<std::string>().empty());
+  CHECK(build.at("build_type").is_string());
+  CHECK(build.at("sanitizers").is_boolean());
+  CHECK(build.at("cuda").is_boolean());
+  // The verdict and the planner's copy agree (the machine may be busy: either is fine).
+  CHECK(q.at("noisy").get<bool>() == !q.at("reasons").empty());
+  CHECK(c.has_quality);
+  CHECK(c.quality_noisy == q.at("noisy").get<bool>());
+  CHECK(c.quality_reasons.size() == q.at("reasons").size());
   fs::remove_all(fs::path(out).parent_path());
+}
+
+namespace {
+Row timed_row(double p50, double p90) {
+  Row r;
+  r.op = "gemm";
+  r.time.p10 = p50;
+  r.time.p50 = p50;
+  r.time.p90 = p90;
+  r.time.samples = 10;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("quality: rows with a 4x spread make the run noisy, with the planner's reason",
+          "[probe][quality]") {
+  RunConditions quiet;
+  quiet.load_start = quiet.load_end = quiet.load_max = 0.5;
+  quiet.cpus = 4;
+  // Every row p90 = 4 x p50: median 4 > 2 and 3 of 3 rows above 3x (both limits).
+  const std::vector<Row> spread4 = {timed_row(1e-4, 4e-4), timed_row(2e-4, 8e-4),
+                                    timed_row(1e-3, 4e-3)};
+  const moeplan::Json q = quality_json(spread4, quiet);
+  CHECK(q.at("noisy").get<bool>());
+  REQUIRE(q.at("reasons").size() == 1);
+  const std::string why = q["reasons"][0].get<std::string>();
+  CHECK(why.find("too noisy to trust: median p90/p50 4.00 (limit 2.0), 3 of 3 rows above 3x") == 0);
+  CHECK(q["spread"]["median_p90_p50"].get<double>() == Approx(4.0));
+  CHECK(q["spread"]["noisy_rows"].get<int>() == 3);
+
+  // The same rows at 1.1x on a quiet machine: trusted, no reason.
+  const std::vector<Row> calm = {timed_row(1e-4, 1.1e-4), timed_row(2e-4, 2.2e-4)};
+  const moeplan::Json ok = quality_json(calm, quiet);
+  CHECK_FALSE(ok.at("noisy").get<bool>());
+  CHECK(ok.at("reasons").empty());
+  CHECK(ok["load_average"]["max"].get<double>() == Approx(0.5));
+
+  // Quiet rows on a machine loaded beyond its CPUs: noisy for the load alone.
+  RunConditions busy = quiet;
+  busy.load_max = 6.25;
+  const moeplan::Json loaded = quality_json(calm, busy);
+  CHECK(loaded.at("noisy").get<bool>());
+  REQUIRE(loaded.at("reasons").size() == 1);
+  CHECK(loaded["reasons"][0].get<std::string>().find("load average 6.25 above the 4 CPUs") == 0);
+  // Load exactly at the core count is not above it.
+  busy.load_max = 4.0;
+  CHECK_FALSE(quality_json(calm, busy).at("noisy").get<bool>());
+  // Unreadable load (negative) is no reason; CUDA clock drops are recorded, not judged.
+  RunConditions unknown;
+  unknown.cpus = 4;
+  unknown.clock_drops = 2;
+  const moeplan::Json u = quality_json(calm, unknown);
+  CHECK_FALSE(u.at("noisy").get<bool>());
+  CHECK(u["load_average"]["start"].is_null());
+  CHECK(u["clock_drops"]["count"].get<int>() == 2);
 }
 
 TEST_CASE("an interrupted run resumes from its log without re-measuring", "[probe][run]") {

@@ -62,6 +62,20 @@ CalibrationRow read_row(const JsonView& v) {
   return r;
 }
 
+// The probe's record of how trustworthy the run was (docs/probe.md). Only the
+// verdict and its reasons are used; the measurements behind them are for people.
+void read_quality(const JsonView& q, Calibration& c) {
+  if (!q.is_object()) q.fail("expected an object");
+  q.only_keys({"spread", "load_average", "clock_drops", "build", "noisy", "reasons"});
+  c.has_quality = true;
+  c.quality_noisy = q.at("noisy").boolean();
+  for (const auto& r : q.array("reasons")) c.quality_reasons.push_back(r.string());
+  if (c.quality_noisy && c.quality_reasons.empty())
+    q.fail_member("reasons", "noisy is true but no reason is given");
+  if (!c.quality_noisy && !c.quality_reasons.empty())
+    q.fail_member("reasons", "reasons are given but noisy is false");
+}
+
 }  // namespace
 
 struct CalibrationAccess {
@@ -72,7 +86,7 @@ Calibration CalibrationAccess::read(const Json& j, const std::string& label) {
   const JsonView root(j, label);
   if (!root.is_object()) root.fail("expected an object");
   root.only_keys({"schema", "schema_version", "created_utc", "probe", "device", "model", "config",
-                  "rows", "fits", "decode_step"});
+                  "rows", "fits", "decode_step", "quality"});
   if (root.string("schema") != "moeplan-calibration")
     root.fail_member("schema", "expected \"moeplan-calibration\"");
   Calibration c;
@@ -113,6 +127,7 @@ Calibration CalibrationAccess::read(const Json& j, const std::string& label) {
   c.dtype = root.at("config").string("dtype");
 
   for (const auto& r : root.array("rows")) c.rows.push_back(read_row(r));
+  if (root.get("quality")) read_quality(root.at("quality"), c);
 
   const JsonView f = root.at("fits");
   c.bandwidth_gb_s_ = f.positive("bandwidth_gb_s");

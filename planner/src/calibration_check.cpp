@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace moeplan {
 
@@ -11,18 +12,12 @@ std::vector<std::string> calibration_doubts(const Calibration& cal, const Model&
   std::vector<double> spread;
   for (const auto& r : cal.rows)
     if (r.p50_s > 0) spread.push_back(r.p90_s / r.p50_s);
-  if (!spread.empty()) {
-    std::sort(spread.begin(), spread.end());
-    const double median = spread[spread.size() / 2];
-    const auto noisy = static_cast<std::size_t>(
-        std::count_if(spread.begin(), spread.end(), [](double s) { return s > kNoisySpread; }));
-    const double share = static_cast<double>(noisy) / static_cast<double>(spread.size());
-    if (median > kMaxMedianSpread || share > kMaxNoisyShare)
-      out.push_back(fmt::format(
-          "too noisy to trust: median p90/p50 {:.2f} (limit {:.1f}), {} of {} rows above {:.0f}x "
-          "(worst {:.1f}x); measure again on a quiet machine",
-          median, kMaxMedianSpread, noisy, spread.size(), kNoisySpread, spread.back()));
-  }
+  const SpreadSummary sum = summarize_spreads(std::move(spread));
+  if (sum.too_noisy()) out.push_back(sum.reason());
+  // What the probe saw while measuring (load average, its own spread verdict);
+  // the spread reason is the same text as the one above and is listed once.
+  for (const auto& why : cal.quality_reasons)
+    if (std::find(out.begin(), out.end(), why) == out.end()) out.push_back(why);
   if (!cal.model_id.empty() && cal.model_id != model.id)
     out.push_back(fmt::format(
         "measured for model '{}', not '{}': its op curves and decode step are that model's shapes",

@@ -9,6 +9,9 @@
 #include <map>
 #include <set>
 
+#include <stdlib.h>  // getloadavg
+
+#include "moeplan/calibration_quality.hpp"
 #include "moeprobe/fit.hpp"
 
 namespace moeprobe {
@@ -158,6 +161,68 @@ std::string utc_now() {
 }
 
 }  // namespace
+
+double load_average_now() {
+  double l[1] = {-1};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+Json build_flags_json() {
+#ifndef MOEPROBE_COMPILER
+#define MOEPROBE_COMPILER "unknown"
+#endif
+#ifndef MOEPROBE_BUILD_TYPE
+#define MOEPROBE_BUILD_TYPE "unknown"
+#endif
+#ifndef MOEPROBE_SANITIZERS
+#define MOEPROBE_SANITIZERS 0
+#endif
+#ifndef MOEPROBE_CUDA_BUILD
+#define MOEPROBE_CUDA_BUILD 0
+#endif
+  return Json{
+      {"compiler", MOEPROBE_COMPILER},
+      {"build_type", std::string(MOEPROBE_BUILD_TYPE).empty() ? std::string("(none)")
+                                                              : std::string(MOEPROBE_BUILD_TYPE)},
+      {"sanitizers", MOEPROBE_SANITIZERS != 0},
+      {"cuda", MOEPROBE_CUDA_BUILD != 0}};
+}
+
+Json quality_json(const std::vector<Row>& rows, const RunConditions& run) {
+  Json q = Json::object();
+  std::vector<double> spread;
+  Json per_row = Json::array();
+  for (const auto& r : rows) {
+    const double s = r.time.p50 > 0 ? r.time.p90 / r.time.p50 : 0.0;
+    per_row.push_back(s);
+    if (r.time.p50 > 0) spread.push_back(s);
+  }
+  const moeplan::SpreadSummary sum = moeplan::summarize_spreads(spread);
+  q["spread"] = Json{{"p90_p50", per_row},
+                     {"median_p90_p50", sum.median},
+                     {"worst_p90_p50", sum.worst},
+                     {"noisy_rows", sum.noisy},
+                     {"noisy_row_above", moeplan::kNoisySpread},
+                     {"median_limit", moeplan::kMaxMedianSpread},
+                     {"noisy_share_limit", moeplan::kMaxNoisyShare}};
+  auto opt = [](double v) { return v >= 0 ? Json(v) : Json(nullptr); };
+  q["load_average"] = Json{{"start", opt(run.load_start)},
+                           {"end", opt(run.load_end)},
+                           {"max", opt(run.load_max)},
+                           {"cpus", run.cpus}};
+  q["clock_drops"] =
+      Json{{"count", run.clock_drops ? Json(*run.clock_drops) : Json("not measured")},
+           {"note", run.clock_drops_note}};
+  q["build"] = build_flags_json();
+  std::vector<std::string> reasons;
+  if (sum.too_noisy()) reasons.push_back(sum.reason());
+  const double load = std::max({run.load_start, run.load_end, run.load_max});
+  if (moeplan::load_too_high(load, run.cpus))
+    reasons.push_back(moeplan::load_reason(load, run.cpus));
+  q["noisy"] = !reasons.empty();
+  q["reasons"] = reasons;
+  return q;
+}
 
 Json build_calibration(const Json& header_probe, const DeviceIdentity& id,
                        const std::string& catalog_device_id, std::optional<double> catalog_bw_gb_s,

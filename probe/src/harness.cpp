@@ -11,6 +11,7 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 #include "moekernels/index_math.hpp"
 #include "moeplan/report.hpp"
@@ -359,6 +360,7 @@ struct Runner {
   // Verification results by instance: rows whose verification instance is the
   // same (tokens > 9 all verify at 8 or 9 tokens) verify once.
   std::map<std::string, Check> verified;
+  double load_max = -1;  // highest 1-minute load average seen after a timed cell
 
   // vkey: what identifies the verification instance besides op, shape and
   // dtype ("" = no reuse).
@@ -402,6 +404,7 @@ struct Runner {
     Prepared p = prepare();
     Row r = std::move(proto);
     r.time = time_op(*p.op, b, timing);
+    load_max = std::max(load_max, load_average_now());  // reads /proc/loadavg: cheap
     if (trim) ++trimmed;
     ++clock.section_done;
     r.bytes = p.work.bytes;
@@ -512,7 +515,11 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
                           {"flush_caches", opt.timing->flush}};
 
   RowLog log(opt.log, config, opt.resume);
-  Runner run{b, opt, device, log, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}};
+  Runner run{b, opt, device, log, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, -1.0};
+  RunConditions cond;
+  cond.load_start = load_average_now();
+  cond.cpus = static_cast<int>(std::thread::hardware_concurrency());
+  const int drops_before = clock_drop_count();
   run.clock.limit_s = opt.budget_s;
   for (const auto& r : log.resumed()) run.done[r.key()] = r;
   RunResult result;
@@ -883,6 +890,24 @@ RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Back
                                              ? std::optional<double>(device->memory_bandwidth_gb_s)
                                              : std::nullopt,
                                          shape_json(m, ls), config, run.rows, steps);
+  cond.load_end = load_average_now();
+  cond.load_max = run.load_max;
+  if (b.name() == "cuda") {
+    cond.clock_drops = clock_drop_count() - drops_before;
+    cond.clock_drops_note = "timed cells whose SM clock (NVML) fell more than 10%";
+  } else {
+    cond.clock_drops_note = "not measured: the " + b.name() + " backend reads no clocks per cell";
+  }
+  const Json quality = quality_json(run.rows, cond);
+  result.calibration["quality"] = quality;
+  if (quality["noisy"].get<bool>()) {
+    std::string why;
+    for (const auto& r : quality["reasons"]) why += "\n  - " + r.get<std::string>();
+    std::fprintf(stderr,
+                 "WARNING: this machine was too noisy to trust the calibration (quality.noisy: "
+                 "true in %s); moeplan will refuse it without --force-calibration:%s\n",
+                 opt.out.c_str(), why.c_str());
+  }
   moeplan::write_file_atomic(opt.out, result.calibration.dump(2) + "\n");
   result.rows = run.rows;
   result.resumed = run.resumed;

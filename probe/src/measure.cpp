@@ -1,6 +1,7 @@
 #include "moeprobe/measure.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -34,12 +35,21 @@ Stats summarize(const std::vector<double>& s) {
   return st;
 }
 
+namespace {
+std::atomic<int> g_clock_drops{0};
+}  // namespace
+
+int clock_drop_count() {
+  return g_clock_drops.load();
+}
+
 Stats time_op(Op& op, Backend& b, const TimingOptions& t) {
 #ifdef MOEPROBE_HAVE_CUDA
   // GPU ops: CUDA events around graph replays, L2 scribble between samples, NVML clocks
   // before and after (docs/probe.md, "Timing on the GPU"); host clocks would time launches.
   if (b.name() == "cuda") {
     const CudaTiming ct = time_cuda_op(op, b, t);
+    if (ct.clock_drop) ++g_clock_drops;
     if (ct.clock_drop)
       std::cerr << "warning: the SM clock dropped more than 10% during a timed cell ("
                 << ct.before.sm_mhz << " -> " << ct.after.sm_mhz

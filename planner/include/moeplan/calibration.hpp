@@ -65,6 +65,10 @@ class Calibration {
   std::vector<CalibrationRow> rows;
   std::map<std::string, EfficiencyCurve> curves;  // by op class
   std::vector<DecodeStepTime> decode_steps;       // tokens ascending
+  // The probe's `quality` section (absent in files older than issue #13):
+  // noisy = the machine was too noisy to trust, with the reasons it gave.
+  bool has_quality = false, quality_noisy = false;
+  std::vector<std::string> quality_reasons;
 
   // Measured bandwidth in GB/s (the probe's triad).
   double bandwidth_gb_s() const { return bandwidth_gb_s_; }

@@ -8,20 +8,15 @@
 #include <vector>
 
 #include "moeplan/calibration.hpp"
+#include "moeplan/calibration_quality.hpp"
 #include "moeplan/catalog.hpp"
 
 namespace moeplan {
 
-// A row is noisy when its p90 exceeds kNoisySpread × its p50; the file is
-// too noisy when its median spread exceeds kMaxMedianSpread or more than
-// kMaxNoisyShare of its rows are noisy. (A quiet CPU run has a median near
-// 1.1; a quick run on a machine shared by six builds measured 1.2 with 11% of
-// rows above 3; the file in issue #13 had spreads near 100.)
-inline constexpr double kNoisySpread = 3.0;
-inline constexpr double kMaxMedianSpread = 2.0;
-inline constexpr double kMaxNoisyShare = 0.34;
+// Thresholds and wording: calibration_quality.hpp (shared with the probe).
 
-// Reasons not to trust `cal` for `model`; empty when there are none.
+// Reasons not to trust `cal` for `model`; empty when there are none. The
+// file's own quality.noisy reasons (written by the probe) are among them.
 std::vector<std::string> calibration_doubts(const Calibration& cal, const Model& model);
 
 }  // namespace moeplan

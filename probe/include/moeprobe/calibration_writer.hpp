@@ -64,6 +64,28 @@ struct DecodeStep {
   double stack_s = 0;        // all model layers: moe_layers*layer_s + dense_layers*dense_layer_s
 };
 
+// What the machine did while a run measured (issue #13).
+struct RunConditions {
+  // 1-minute load averages (getloadavg) at the start and end of the run and
+  // the highest seen after any timed cell; negative = not readable.
+  double load_start = -1, load_end = -1, load_max = -1;
+  int cpus = 0;                    // online CPUs: the limit for the load average
+  std::optional<int> clock_drops;  // timed cells whose clock dropped; nullopt = not measured
+  std::string clock_drops_note;    // how they were (or why they were not) measured
+};
+
+// 1-minute load average now; negative when the system does not report it.
+double load_average_now();
+
+// The build's compiler, build type, sanitizers and CUDA (compile definitions
+// from probe/CMakeLists.txt).
+moeplan::Json build_flags_json();
+
+// The calibration file's `quality` section: p90/p50 per row (in row order),
+// the run conditions, the build flags and the verdict `noisy` with its
+// reasons, judged by the planner's own rule (moeplan/calibration_quality.hpp).
+moeplan::Json quality_json(const std::vector<Row>& rows, const RunConditions& run);
+
 // Builds the calibration document (fits included) from the header parts and rows.
 moeplan::Json build_calibration(const moeplan::Json& header_probe, const DeviceIdentity& id,
                                 const std::string& catalog_device_id,

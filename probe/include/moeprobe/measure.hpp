@@ -30,6 +30,9 @@ struct Stats {
 double percentile(std::vector<double> v, double q);
 Stats summarize(const std::vector<double>& seconds);
 Stats time_op(Op& op, Backend& b, const TimingOptions& t);
+// Timed cells so far (this process) whose SM clock dropped more than 10%
+// (NVML, CUDA backend only; the CPU backend reads no clocks per cell).
+int clock_drop_count();
 
 // Verification limits: normalised error = max|y - ref| / max(max|ref|, 1e-6).
 enum class OpKind { simple, chained };  // chained: layer (several ops in sequence)
