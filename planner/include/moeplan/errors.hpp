@@ -46,7 +46,6 @@ class UnknownIdError : public Error {
                  const std::vector<std::string>& known);
 };
 
-
 // Levenshtein distance, for "did you mean …?".
 std::size_t edit_distance(const std::string& a, const std::string& b);
 
