@@ -131,6 +131,30 @@ void check_perf_layout(const PerfRequest& req, const PerfOptions& o, const Catal
                             l.dp, l.ep, broken->rule, broken->message));
 }
 
+// A prompt beyond the trained context is an error; --allow-context-extension admits it only up to
+// the context-extension method the catalog records for the model (YaRN and the like), never
+// beyond, and never for a model that declares none.
+void check_context(const Model& m, long long input, long long output, bool allow_extension) {
+  const long long tokens = input + output;
+  if (m.max_context_tokens <= 0 || tokens <= m.max_context_tokens) return;
+  if (!allow_extension)
+    throw Error(fmt::format(
+        "perf: {} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
+        "(models.json max_context_tokens); give --allow-context-extension to use the model's "
+        "context-extension method",
+        input, output, tokens, m.id, m.max_context_tokens));
+  if (!m.context_extension)
+    throw Error(fmt::format(
+        "perf: {} tokens exceeds {}'s trained context of {} tokens and the model declares no "
+        "context-extension method (models.json context_extension), so --allow-context-extension "
+        "cannot apply",
+        tokens, m.id, m.max_context_tokens));
+  if (tokens > m.context_extension->max_context_tokens)
+    throw Error(fmt::format("perf: {} tokens exceeds {}'s {} context extension ({} tokens)", tokens,
+                            m.id, m.context_extension->method,
+                            m.context_extension->max_context_tokens));
+}
+
 // "" when the weights (and activations) fit each GPU, else fit's numbers in one sentence.
 std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
   if (req.device->memory_gb <= 0) return "";  // a calibrated device of unknown memory
@@ -192,12 +216,7 @@ void run_perf(const PerfOptions& o) {
                             cat.system(o.system).device, req.device->id));
   req.input_tokens = o.input;
   req.output_tokens = o.output;
-  if (!o.allow_context_extension && req.model->max_context_tokens > 0 &&
-      o.input + o.output > req.model->max_context_tokens)
-    throw Error(fmt::format(
-        "perf: {} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
-        "(models.json max_context_tokens); give --allow-context-extension to estimate it anyway",
-        o.input, o.output, o.input + o.output, req.model->id, req.model->max_context_tokens));
+  check_context(*req.model, o.input, o.output, o.allow_context_extension);
   req.concurrency = o.concurrency;
   req.spec.method = parse_spec_method(o.spec);
   req.spec.tokens = o.spec_tokens;
@@ -455,7 +474,8 @@ void setup(CLI::App& parent) {
       "--force-calibration", o->force_calibration,
       "Use a calibration file although it is too noisy or was measured for another model");
   app->add_flag("--allow-context-extension", o->allow_context_extension,
-                "Estimate prompts beyond the model's trained context (max_context_tokens)");
+                "Estimate prompts beyond the model's trained context, up to the context-extension "
+                "method the catalog records for it (e.g. YaRN)");
   app->add_flag("--sweep", o->sweep, "Sweep concurrency from 1 to the KV-memory limit")
       ->excludes(conc);
   app->add_option("--tp", o->tp, "Tensor-parallel size")->check(CLI::Range(1, 4096));
