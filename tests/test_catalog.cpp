@@ -386,7 +386,8 @@ TEST_CASE("catalog CLI: check passes, errors exit non-zero", "[catalog][cli]") {
   // context extension.
   const auto devs = test::run_moeplan("catalog list devices --format json");
   REQUIRE(devs.exit_code == 0);
-  for (const auto& d : Json::parse(devs.output)["items"]) {
+  const Json devs_doc = Json::parse(devs.output);  // the loop must not outlive a temporary
+  for (const auto& d : devs_doc["items"]) {
     if (d["id"] != "h100-sxm") continue;
     CHECK(d["memory_gib"] == 80);
     CHECK(d["memory_gb"].get<double>() == Approx(85.899).epsilon(1e-4));
@@ -394,7 +395,8 @@ TEST_CASE("catalog CLI: check passes, errors exit non-zero", "[catalog][cli]") {
   }
   const auto models = test::run_moeplan("catalog list models --format json");
   REQUIRE(models.exit_code == 0);
-  for (const auto& m : Json::parse(models.output)["items"])
+  const Json models_doc = Json::parse(models.output);
+  for (const auto& m : models_doc["items"])
     if (m["id"] == "qwen3-8b") CHECK(m["context_extension"]["max_context_tokens"] == 131072);
 }
 
