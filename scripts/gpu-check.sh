@@ -2,7 +2,7 @@
 # One-command GPU check of the probe's CUDA backend (docs/probe.md, "GPU check").
 #
 #   scripts/gpu-check.sh ANCHOR.json [--out DIR] [--build-dir DIR] [--prebuilt DIR]
-#                        [--deadline SECONDS] [--jobs N]
+#                        [--deadline SECONDS] [--jobs N] [--experts auto|graph|gemv]
 #
 # On any NVIDIA node: builds the probe (Release) for the compute capability
 # nvidia-smi reports, with the CUDA libraries found where the node has them
@@ -16,6 +16,10 @@
 # project never reads such a file on its own). All steps share one deadline
 # (default 470 s, inside 8 minutes with margin).
 #
+# --experts: the expert-GEMM variant of the timed runs (MOEPROBE_CUDA_EXPERTS).
+#   auto (default): the grouped GEMV when its correctness check passed on this
+#   card (MoE layers then replay from a CUDA graph), else the cuBLASLt graph.
+#
 # --prebuilt DIR: skip the build and use DIR/moeprobe and DIR/moeprobe_tests
 #   (for nodes without the project's build dependencies; see README).
 #
@@ -28,7 +32,7 @@ set -o pipefail
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ANCHOR="" OUT="" BUILD="" PREBUILT="" DEADLINE=470 JOBS=$(nproc 2>/dev/null || echo 4)
+ANCHOR="" OUT="" BUILD="" PREBUILT="" EXPERTS=auto DEADLINE=470 JOBS=$(nproc 2>/dev/null || echo 4)
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
@@ -36,11 +40,13 @@ while [ $# -gt 0 ]; do
     --prebuilt) PREBUILT=$2; shift 2 ;;
     --deadline) DEADLINE=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
+    --experts) EXPERTS=$2; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "gpu-check: unknown option $1" >&2; usage ;;
     *) [ -z "$ANCHOR" ] || { echo "gpu-check: one anchor file only" >&2; exit 2; }; ANCHOR=$1; shift ;;
   esac
 done
+case $EXPERTS in auto|graph|gemv) ;; *) echo "gpu-check: --experts takes auto, graph or gemv" >&2; exit 2 ;; esac
 [ -n "$ANCHOR" ] || { echo "gpu-check: give the production figures (anchor JSON) as the argument" >&2; usage; }
 [ -r "$ANCHOR" ] || { echo "gpu-check: cannot read anchor file $ANCHOR" >&2; exit 2; }
 ANCHOR=$(cd "$(dirname "$ANCHOR")" && pwd)/$(basename "$ANCHOR")
@@ -130,18 +136,18 @@ fi
 P=("$BIN/moeprobe" --data "$ROOT/data")
 
 # ---- steps under one deadline ----
-FAILED=() INCOMPLETE=() SUMMARY=()
+FAILED=() INCOMPLETE=() SUMMARY=() LAST_RC=0
 step() {  # step NAME LIMIT KIND(correctness|timing) CMD…
   local name=$1 t=$2 kind=$3; shift 3
   local l; l=$(left); ((l < t)) && t=$l
   if ((t < 5)); then
-    SUMMARY+=("$name: skipped (deadline)")
+    SUMMARY+=("$name: skipped (deadline)"); LAST_RC=124
     [ "$kind" = correctness ] && INCOMPLETE+=("$name")
     return
   fi
   echo "=== $name (limit ${t}s, at ${SECONDS}s) ==="
   local s=$SECONDS rc
-  timeout "$t" "$@"; rc=$?
+  timeout "$t" "$@"; rc=$?; LAST_RC=$rc
   SUMMARY+=("$name: rc=$rc in $((SECONDS - s))s")
   if [ $rc -eq 124 ]; then
     [ "$kind" = correctness ] && INCOMPLETE+=("$name")
@@ -157,18 +163,23 @@ step check-cuda 60 correctness "${P[@]}" check --backend cuda
 step check-cuda-bf16-fp8kv 60 correctness "${P[@]}" check --backend cuda --dtype bf16 --kv-dtype fp8
 step check-cuda-gemv-experts 60 correctness env MOEPROBE_CUDA_EXPERTS=gemv "${P[@]}" check \
     --backend cuda --dtype bf16
+GEMV_OK=$LAST_RC
+if [ "$EXPERTS" = auto ]; then
+  if [ "$GEMV_OK" -eq 0 ]; then EXPERTS=gemv; else EXPERTS=graph; fi
+fi
+echo "gpu-check: timed runs use MOEPROBE_CUDA_EXPERTS=$EXPERTS"
 step tests-gpu 90 correctness "$TESTS" "[gpu]"
 step peaks 60 timing "${P[@]}" peaks --format md --out "$OUT/peaks.md"
 [ -f "$OUT/peaks.md" ] && cat "$OUT/peaks.md"
 # What is left after the runs: compare and the summary (about 15 s).
 l=$(left); QB=$(( (l - 40) * 2 / 5 )); ((QB > 120)) && QB=120
 if ((QB >= 20)); then
-  step run-qwen3-30b-a3b $((QB + 30)) timing "${P[@]}" run --model qwen3-30b-a3b --backend cuda \
+  step run-qwen3-30b-a3b $((QB + 30)) timing env MOEPROBE_CUDA_EXPERTS="$EXPERTS" "${P[@]}" run --model qwen3-30b-a3b --backend cuda \
       "${DEV[@]}" --dtype bf16 --budget-s "$QB" --no-progress --out "$OUT/cal-qwen3-30b-a3b.json"
 fi
 l=$(left); GB=$((l - 45))
 if ((GB >= 20)); then
-  step run-glm-5.2 $((GB + 30)) timing "${P[@]}" run --model glm-5.2 --backend cuda "${DEV[@]}" \
+  step run-glm-5.2 $((GB + 30)) timing env MOEPROBE_CUDA_EXPERTS="$EXPERTS" "${P[@]}" run --model glm-5.2 --backend cuda "${DEV[@]}" \
       --dtype bf16 --tokens 1,4,16,64,256 --context 4096 --prefill 512 --budget-s "$GB" \
       --no-progress --out "$OUT/cal-glm-5.2.json"
 fi
