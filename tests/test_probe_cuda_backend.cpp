@@ -209,7 +209,7 @@ TEST_CASE("cuda decoder layers match the reference", "[probe][cuda][gpu]") {
         const OpOutput o = op->output();
         CHECK(o.i.size() ==
               (s.shape.moe ? static_cast<std::size_t>(s.layers * s.tokens() * moe.top_k) : 0u));
-        const Check c = compare_close(o.f, ref::layer(s, x, &o.i, 1e-4),
+        const Check c = compare_close(o.f, ref::layer(s, x, &o.i, routing_tie_tol(d, s.kv_dtype)),
                                       error_limit(d, OpKind::chained, s.kv_dtype), "layer");
         INFO("config " << cfg << " " << dtype_name(d) << " Q" << q << ": " << c.detail);
         CHECK(c.ok);

@@ -2,6 +2,7 @@
 // including odd sizes, experts with zero tokens, MLA and grouped routing.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "moeprobe/backend.hpp"
 #include "moeprobe/harness.hpp"
@@ -83,6 +84,29 @@ TEST_CASE("MoE experts with zero tokens and a pool smaller than the experts", "[
   // Repeated runs give identical results (the timed loop relies on it).
   fused->run();
   CHECK(fused->output().f == o.f);
+}
+
+// A layer's expert selection may differ from the float64 reference by a near-tie
+// flip: tolerated within routing_tie_tol (bf16: 3e-2, fp32: 1e-4), reported beyond.
+TEST_CASE("near-tie expert selections: excess, tolerance by dtype", "[probe][ops]") {
+  MoeSpec s;
+  s.hidden = 8;
+  s.shape.experts = 4;
+  s.shape.top_k = 2;
+  s.shape.ffn = 4;
+  // Softmax routing selects on the logits: the reference's top-2 is {0, 1}.
+  const std::vector<float> logits = {1.0f, 0.60f, 0.59f, 0.2f};
+  CHECK(ref::topk_excess(s, logits, {0, 1}, 1) == Approx(0.59 - 0.60).margin(1e-6));
+  CHECK(ref::topk_excess(s, logits, {1, 0}, 1) == Approx(0.59 - 0.60).margin(1e-6));
+  // Expert 2 instead of 1: best unchosen 0.60 - worst chosen 0.59 = 0.01.
+  CHECK(ref::topk_excess(s, logits, {0, 2}, 1) == Approx(0.01).margin(1e-6));
+  CHECK(ref::valid_topk(s, logits, {0, 2}, 1, routing_tie_tol(DType::bf16, KvDType::same)));
+  CHECK_FALSE(ref::valid_topk(s, logits, {0, 2}, 1, routing_tie_tol(DType::fp32, KvDType::same)));
+  CHECK(routing_tie_tol(DType::fp32, KvDType::fp8) == routing_tie_tol(DType::bf16, KvDType::same));
+  // A far swap (0.60 vs 0.2) is no tie at any precision; repeated ids are no top-k.
+  CHECK_FALSE(ref::valid_topk(s, logits, {0, 3}, 1, routing_tie_tol(DType::bf16, KvDType::same)));
+  CHECK(std::isinf(ref::topk_excess(s, logits, {0, 0}, 1)));
+  CHECK(std::isinf(ref::topk_excess(s, logits, {0, 4}, 1)));
 }
 
 TEST_CASE("attention decode and causal prefill, GQA and shared-KV (MLA) forms", "[probe][ops]") {

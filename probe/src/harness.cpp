@@ -1,6 +1,7 @@
 // The probe pipeline (docs/probe.md): verify, time, log, fit, write.
 #include "moeprobe/harness.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -272,8 +273,19 @@ Check verify_layer(Backend& b, const LayerSpec& s, std::uint64_t seed) {
   op->run();
   op->sync();
   const OpOutput o = op->output();
-  return compare_close(o.f, ref::layer(s, x, &o.i, 1e-4),
-                       error_limit(s.dtype, OpKind::chained, s.kv_dtype), "decoder layer");
+  std::vector<ref::LayerRouting> routing;
+  Check c =
+      compare_close(o.f, ref::layer(s, x, &o.i, routing_tie_tol(s.dtype, s.kv_dtype), &routing),
+                    error_limit(s.dtype, OpKind::chained, s.kv_dtype), "decoder layer");
+  if (!c.ok)  // say whether the expert selection explains it
+    for (const auto& r : routing)
+      if (r.tokens_differing > 0)
+        c.detail += fmt::format(
+            "; MoE layer {}: {} token(s) routed differently, worst score "
+            "margin {:.3g} ({} the near-tie margin {:.3g})",
+            r.layer, r.tokens_differing, r.worst_excess, r.adopted ? "within" : "beyond",
+            routing_tie_tol(s.dtype, s.kv_dtype));
+  return c;
 }
 
 // ---- the run ---------------------------------------------------------------------------

@@ -87,6 +87,10 @@ double error_limit(DType d, OpKind k, KvDType kv) {
   return kv == KvDType::fp8 && k == OpKind::chained ? std::max(base, 2e-2) : base;
 }
 
+double routing_tie_tol(DType d, KvDType kv) {
+  return d == DType::fp32 && kv != KvDType::fp8 ? 1e-4 : 3e-2;
+}
+
 Check compare_close(const std::vector<float>& got, const std::vector<float>& ref, double limit,
                     const std::string& what) {
   Check c;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "moekernels/index_math.hpp"
 
@@ -240,8 +241,9 @@ std::vector<float> routing_weights(const MoeSpec& s, const std::vector<float>& l
   return w;
 }
 
-bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
-                int tokens, double tol) {
+double topk_excess(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
+                   int tokens) {
+  double worst = -std::numeric_limits<double>::infinity();
   const MoeShape& m = s.shape;
   for (int t = 0; t < tokens; ++t) {
     const float* lg = logits.data() + static_cast<std::size_t>(t) * m.experts;
@@ -255,7 +257,8 @@ bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::v
     std::vector<char> chosen(static_cast<std::size_t>(m.experts), 0);
     for (int j = 0; j < m.top_k; ++j) {
       const int e = ids[static_cast<std::size_t>(t) * m.top_k + j];
-      if (e < 0 || e >= m.experts || chosen[static_cast<std::size_t>(e)]) return false;
+      if (e < 0 || e >= m.experts || chosen[static_cast<std::size_t>(e)])
+        return std::numeric_limits<double>::infinity();
       chosen[static_cast<std::size_t>(e)] = 1;
     }
     double min_in = 1e300, max_out = -1e300;
@@ -280,9 +283,14 @@ bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::v
         if (!chosen[static_cast<std::size_t>(e)])
           max_out = std::max(max_out, c[static_cast<std::size_t>(e)]);
     }
-    if (max_out > min_in + tol) return false;
+    worst = std::max(worst, max_out - min_in);
   }
-  return true;
+  return worst;
+}
+
+bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
+                int tokens, double tol) {
+  return topk_excess(s, logits, ids, tokens) <= tol;
 }
 
 Permutation permute(const MoeSpec& s, const std::vector<int>& ids, const std::vector<float>& x,
@@ -369,7 +377,8 @@ std::vector<float> attention(const AttentionSpec& s) {
 }
 
 std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in,
-                         const std::vector<int>* backend_ids, double tol) {
+                         const std::vector<int>* backend_ids, double tol,
+                         std::vector<LayerRouting>* routing) {
   const LayerShape& sh = s.shape;
   const AttnShape& a = sh.attn;
   const int h = sh.hidden, t_all = s.tokens(), q_per = s.queries;
@@ -477,10 +486,22 @@ std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x_in,
       if (backend_ids && backend_ids->size() >= static_cast<std::size_t>(l + 1) * t_all * k) {
         std::vector<int> theirs(backend_ids->begin() + static_cast<long long>(l) * t_all * k,
                                 backend_ids->begin() + static_cast<long long>(l + 1) * t_all * k);
-        if (theirs != ids && valid_topk(ms, logits, theirs, t_all, tol)) {
-          ids = theirs;
-          w = routing_weights(ms, logits, ids, t_all);
+        LayerRouting lr;
+        lr.layer = l;
+        for (int t = 0; t < t_all; ++t)
+          if (!std::equal(ids.begin() + static_cast<long long>(t) * k,
+                          ids.begin() + static_cast<long long>(t + 1) * k,
+                          theirs.begin() + static_cast<long long>(t) * k))
+            ++lr.tokens_differing;
+        if (lr.tokens_differing > 0) {
+          lr.worst_excess = topk_excess(ms, logits, theirs, t_all);
+          lr.adopted = lr.worst_excess <= tol;
+          if (lr.adopted) {
+            ids = theirs;
+            w = routing_weights(ms, logits, ids, t_all);
+          }
         }
+        if (routing) routing->push_back(lr);
       }
       const Vec f = moe_block_d(ms, h2.data(), t_all, ids, w);
       for (std::size_t i = 0; i < x.size(); ++i) x[i] += f[i];

@@ -262,9 +262,9 @@ MOE_HD inline void route_token(const float* logits, const float* bias, int n, in
     for (int g = 0; g < n_group; ++g) gscore[g] = group_score(c + g * per, per);
     // Group selection reuses idx as scratch (k >= topk_group is not required:
     // use a small local array instead).
+    // Only the groups actually found are read (topk_group > n_group finds n_group).
     int gidx[64];
-    const int tg = topk_group < 64 ? topk_group : 64;
-    topk_select(gscore, n_group, tg, gidx);
+    const int tg = topk_select(gscore, n_group, topk_group < 64 ? topk_group : 64, gidx);
     for (int i = 0; i < n; ++i) mask[i] = 0;
     for (int j = 0; j < tg; ++j)
       for (int i = gidx[j] * per; i < (gidx[j] + 1) * per; ++i) mask[i] = 1;

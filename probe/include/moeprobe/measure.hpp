@@ -42,6 +42,15 @@ double error_limit(DType d, OpKind k);
 // it computed itself, and a backend's last-bit difference can land on the
 // neighbouring e4m3 code (one e4m3 step is 6-12% of the element).
 double error_limit(DType d, OpKind k, KvDType kv);
+// Near-tie margin (in selection-score units: logit + bias, or sigmoid + bias) within
+// which a chained layer's expert selection may differ from the float64 reference's.
+// fp32: 1e-4. bf16 or an fp8 KV cache: the router's input has passed attention and
+// several projections rounded to bf16 (unit roundoff 2^-8 = 3.9e-3 a step), so on the
+// O(1) scores of the pattern weights its logits land ~1e-2 from the reference's; two
+// experts closer than 3e-2 may swap, as they would in any bf16 engine. The layer is
+// then checked against the reference run with the backend's selection, at the
+// chained limit. (First seen on an H200: glm-5.2 layer.prefill, 128 tokens, bf16.)
+double routing_tie_tol(DType d, KvDType kv);
 // The fp8 error itself: attention over an e4m3 cache (kKvFp8Scale) against the
 // same attention over the unquantised fp32 cache, normalised as above
 // (docs/probe.md, "fp8 KV cache"). Not a backend check; tests use it.

@@ -34,6 +34,11 @@ std::vector<float> routing_weights(const MoeSpec& s, const std::vector<float>& l
 // within `tol` (every chosen score >= every unchosen eligible score - tol).
 bool valid_topk(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
                 int tokens, double tol);
+// The worst, over tokens, of (best unchosen eligible score - worst chosen score):
+// <= 0 for an exact top-k, small and positive for a near-tie flip, +inf for ids
+// that are no top-k at all (out of range or repeated).
+double topk_excess(const MoeSpec& s, const std::vector<float>& logits, const std::vector<int>& ids,
+                   int tokens);
 
 struct Permutation {
   std::vector<int> counts, offsets, perm, inv;
@@ -62,7 +67,16 @@ std::vector<float> attention(const AttentionSpec& s);
 // backend chose, [layers * tokens * k]; the reference adopts them for a layer
 // when they are a valid top-k of its own scores within `tol` (near-ties), and
 // uses its own selection otherwise (then the outputs differ and verification fails).
+// `routing` (may be null) receives, per MoE layer, how the backend's selection
+// compared with the reference's (for the message of a failed check).
+struct LayerRouting {
+  int layer = 0;
+  int tokens_differing = 0;  // tokens whose k ids differ from the reference's
+  double worst_excess = 0;   // topk_excess of the backend's ids on the reference scores
+  bool adopted = false;      // within `tol`: the reference used the backend's ids
+};
 std::vector<float> layer(const LayerSpec& s, const std::vector<float>& x,
-                         const std::vector<int>* backend_ids = nullptr, double tol = 1e-4);
+                         const std::vector<int>* backend_ids = nullptr, double tol = 1e-4,
+                         std::vector<LayerRouting>* routing = nullptr);
 
 }  // namespace moeprobe::ref
