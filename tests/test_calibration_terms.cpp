@@ -4,6 +4,7 @@
 // before/after comparison.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdio>
 
 #include "moeplan/calibration.hpp"
 #include "moeplan/calibration_quality.hpp"
@@ -361,4 +362,24 @@ TEST_CASE("validate-perf --calibration: only the device's rows move, and the mov
   ValidationResult short_run = with;
   short_run.predictions.pop_back();
   CHECK_THROWS_AS(calibration_effect(f, without, short_run, "h100-sxm"), Error);
+}
+
+TEST_CASE("validate-perf --calibration: a device no published row can name is an error",
+          "[calibration][validate]") {
+  Json j = cal_json(Effs{});
+  j["device"]["catalog_id"] = "no-such-gpu";
+  const std::string path = "calfloor-no-such-gpu.json";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    const std::string text = j.dump();
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  const auto r = test::run_moeplan("validate-perf " + test::data_dir() +
+                                   "/benchmarks/published.csv --calibration " + path);
+  std::remove(path.c_str());
+  INFO(r.output);
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.output, Catch::Contains("device 'no-such-gpu' is not in the catalog"));
 }
