@@ -58,3 +58,23 @@ set_tests_properties(cli:perf_system PROPERTIES PASS_REGULAR_EXPRESSION "\"syste
 add_test(NAME cli:perf_system_wrong_device
          COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --system hgx-h200-8)
 set_tests_properties(cli:perf_system_wrong_device PROPERTIES PASS_REGULAR_EXPRESSION "system hgx-h200-8 holds h200, not h100-sxm")
+# A calibration's kernel classes below the quality floor are recorded, not used, and perf says
+# why (issue #11; docs/probe.md, "What the planner takes from the probe"). The fixture is the
+# H200 probe run of issue #11, trimmed.
+add_test(NAME cli:perf_calibration_floor
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h200 --weights bf16 --concurrency 64
+                 --format md
+                 --calibration ${CMAKE_SOURCE_DIR}/tests/data/cal-h200-qwen3-30b-a3b-trimmed.json)
+set_tests_properties(cli:perf_calibration_floor PROPERTIES
+  PASS_REGULAR_EXPRESSION "calibration: attention efficiency by batch × context \\| 0.058 \\| not used \\| attention.decode rows; not used: 0.058 of the measured triad bandwidth at positions = 1048576 is below the quality floor 0.50")
+add_test(NAME cli:perf_calibration_terms_json
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h200 --weights bf16 --format json
+                 --calibration ${CMAKE_SOURCE_DIR}/tests/data/cal-h200-qwen3-30b-a3b-trimmed.json)
+set_tests_properties(cli:perf_calibration_terms_json PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"calibration_terms\".*\"term\": \"GEMM efficiency by M\".*\"used\": true.*\"term\": \"attention efficiency by batch × context\".*\"used\": false")
+# validate-perf --calibration: the device's rows predicted with and without it.
+add_test(NAME cli:validate_perf_calibration
+         COMMAND moeplan validate-perf ${CMAKE_SOURCE_DIR}/data/benchmarks/published.csv --format md
+                 --calibration ${CMAKE_SOURCE_DIR}/tests/data/cal-h200-qwen3-30b-a3b-trimmed.json)
+set_tests_properties(cli:validate_perf_calibration PROPERTIES
+  PASS_REGULAR_EXPRESSION "median \\|error\\| [0-9.]+% → [0-9.]+% over [0-9]+ row\\(s\\), (towards the published rows|away from the published rows|unchanged)")

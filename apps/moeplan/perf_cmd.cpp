@@ -246,6 +246,10 @@ void run_perf(const PerfOptions& o) {
     rep.messages.push_back("warning: " + no_fit + "; figures below assume it did (--ignore-fit)");
   }
   rep.meta = output_meta(cal ? cal->file : "");
+  if (cal)  // a measured class the planner refused: said once more among the messages
+    for (const auto& t : cal->terms)
+      if (!t.used && t.note.rfind("not used:", 0) == 0)
+        rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
   for (const auto& doubt : cal_doubts)  // forced: every output says so
     rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
   // One function decides the tier for perf, plan and recommend.
@@ -322,6 +326,12 @@ void run_perf(const PerfOptions& o) {
   addf("layer overhead (µs)", r.eff.layer_overhead_us);
   addf("MoE layer overhead (µs)", r.eff.moe_layer_overhead_us);
   addf("prefill chunk (tokens)", r.eff.prefill_chunk_tokens);
+  // What the calibration fed, term by term; a kernel class below the quality floor is listed
+  // as "not used" with the reason (docs/probe.md, "What the planner takes from the probe").
+  if (cal)
+    for (const auto& t : cal->terms)
+      e.add({"calibration: " + t.term, t.value ? Cell(*t.value, 3) : Cell("—"),
+             t.used ? "measured" : "not used", t.rows + "; " + t.note});
   rep.tables.push_back(e);
 
   Json j;
@@ -367,6 +377,16 @@ void run_perf(const PerfOptions& o) {
   ej["layer_overhead_us"] = factor_json(r.eff.layer_overhead_us);
   ej["moe_layer_overhead_us"] = factor_json(r.eff.moe_layer_overhead_us);
   ej["prefill_chunk_tokens"] = factor_json(r.eff.prefill_chunk_tokens);
+  if (cal) {
+    Json tj = Json::array();
+    for (const auto& t : cal->terms)
+      tj.push_back({{"term", t.term},
+                    {"rows", t.rows},
+                    {"used", t.used},
+                    {"value", t.value ? Json(*t.value) : Json(nullptr)},
+                    {"note", t.note}});
+    ej["calibration_terms"] = tj;
+  }
   j["efficiencies"] = ej;
   {
     // The links the layout's collectives cross (docs/performance.md § Communication).

@@ -1,10 +1,15 @@
 // `moeplan validate-perf FILE.csv`: predict every published measurement and
 // report the error per row and per metric (docs/performance.md §Validation).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <cmath>
 #include <memory>
+#include <optional>
 
 #include "cli.hpp"
+#include "moeplan/calibration.hpp"
+#include "moeplan/calibration_check.hpp"
 #include "moeplan/pilot.hpp"
 #include "moeplan/validate_perf.hpp"
 
@@ -13,8 +18,64 @@ namespace {
 
 struct ValidateOptions {
   std::string file;
+  std::string calibration;  // --calibration: predict that device's rows with it, show the move
+  bool force_calibration = false;
   OutputOptions out;
 };
+
+// A calibration for validate-perf: its device must be a catalog device (the published rows name
+// catalog ids), and a noisy file is refused like in `perf` unless forced. Returns the warnings
+// a forced file carries.
+std::vector<std::string> load_validation_calibration(const ValidateOptions& o, const Catalog& cat,
+                                                     std::optional<DeviceCalibration>& out) {
+  global().inputs.push_back(o.calibration);
+  const Calibration raw = load_calibration(o.calibration);
+  out = device_calibration(raw);
+  if (!cat.find_device(out->device_id))
+    throw Error(fmt::format(
+        "calibration {}: device '{}' is not in the catalog, so no published row names it",
+        o.calibration, out->device_id));
+  // Measured for one model, applied to every model's rows on the device: the model check of
+  // `perf` does not apply here, the noise checks do.
+  Model own;
+  own.id = raw.model_id;
+  const std::vector<std::string> doubts = calibration_doubts(raw, own);
+  if (!doubts.empty() && !o.force_calibration)
+    throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
+                            o.calibration, fmt::join(doubts, "; ")));
+  return doubts;
+}
+
+// The "did the calibration move the error" table and its JSON.
+Table effect_table(const DeviceCalibration& cal, const std::vector<CalibrationEffect>& eff,
+                   Json& js) {
+  Table t{"calibration",
+          fmt::format("Calibration {} on {}: median |error| of that device's rows", cal.file,
+                      cal.device_id),
+          {"metric", "rows", "without %", "with %", "verdict"},
+          {},
+          {}};
+  Json je = Json::array();
+  auto num = [](double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); };
+  for (const auto& e : eff) {
+    t.add({e.metric, e.rows, Cell(e.median_abs_pct_without, 1), Cell(e.median_abs_pct_with, 1),
+           e.verdict});
+    je.push_back({{"metric", e.metric},
+                  {"rows", e.rows},
+                  {"median_abs_pct_without", num(e.median_abs_pct_without)},
+                  {"median_abs_pct_with", num(e.median_abs_pct_with)},
+                  {"verdict", e.verdict}});
+  }
+  Json terms = Json::array();
+  for (const auto& term : cal.terms)
+    terms.push_back({{"term", term.term},
+                     {"rows", term.rows},
+                     {"used", term.used},
+                     {"value", term.value ? Json(*term.value) : Json(nullptr)},
+                     {"note", term.note}});
+  js = {{"file", cal.file}, {"device", cal.device_id}, {"terms", terms}, {"effect", je}};
+  return t;
+}
 
 Cell opt_count(const std::optional<long long>& v) {
   return v ? Cell(*v) : Cell();
@@ -60,7 +121,10 @@ void run_validate(const ValidateOptions& o) {
   const bool is_pilot = o.file.size() > 5 && o.file.compare(o.file.size() - 5, 5, ".json") == 0;
   const BenchmarkFile f = is_pilot ? pilot::read_pilot_benchmarks(o.file) : read_benchmarks(o.file);
   if (f.rows.empty()) throw Error(o.file + ": no measurement rows after the header");
-  const ValidationResult v = validate(f, cat);
+  std::optional<DeviceCalibration> cal;
+  std::vector<std::string> cal_doubts;
+  if (!o.calibration.empty()) cal_doubts = load_validation_calibration(o, cat, cal);
+  const ValidationResult v = validate(f, cat, cal ? &*cal : nullptr);
   // A row naming a model, device or engine the catalog lacks is bad input,
   // not a prediction that is "infinitely wrong": say which rows, write nothing.
   std::string unknown;
@@ -79,7 +143,9 @@ void run_validate(const ValidateOptions& o) {
 
   Report rep;
   rep.title = fmt::format("validate-perf: {} ({} rows)", o.file, f.rows.size());
-  rep.meta = output_meta();
+  rep.meta = output_meta(cal ? cal->file : "");
+  for (const auto& doubt : cal_doubts)
+    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
 
   if (fmt_ == Format::csv) {
     // One row per input row, in input order: every input column, then predicted, error_pct, reason.
@@ -141,6 +207,26 @@ void run_validate(const ValidateOptions& o) {
                                      "split", v.per_split, nullptr, rep.json["by_split"]));
   rep.tables.push_back(summary_table("by_family", "Per source family", "family", v.per_family,
                                      nullptr, rep.json["by_family"]));
+  if (cal) {
+    // The same rows predicted without the calibration: did it move them towards the measurement?
+    const std::vector<CalibrationEffect> eff =
+        calibration_effect(f, validate(f, cat), v, cal->device_id);
+    if (eff.empty())
+      rep.messages.push_back(fmt::format(
+          "calibration {}: no published row is on device '{}', so nothing shows whether it moved "
+          "the estimates",
+          cal->file, cal->device_id));
+    else
+      rep.messages.push_back(
+          fmt::format("calibration {} on {}: median |error| {:.1f}% → {:.1f}% "
+                      "over {} row(s), {}",
+                      cal->file, cal->device_id, eff.back().median_abs_pct_without,
+                      eff.back().median_abs_pct_with, eff.back().rows, eff.back().verdict));
+    for (const auto& t : cal->terms)
+      if (!t.used && t.note.rfind("not used:", 0) == 0)
+        rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
+    rep.tables.push_back(effect_table(*cal, eff, rep.json["calibration"]));
+  }
   const int failed = v.overall.rows - v.overall.predicted;
   if (failed > 0)
     rep.messages.push_back(
@@ -168,6 +254,12 @@ void setup(CLI::App& parent) {
                   "moeprobe load")
       ->required()
       ->check(CLI::ExistingFile);
+  app->add_option("--calibration", o->calibration,
+                  "Calibration file (moeprobe run): predict the rows of its device with it and "
+                  "show whether the error moved towards the published rows")
+      ->check(CLI::ExistingFile);
+  app->add_flag("--force-calibration", o->force_calibration,
+                "Use a calibration file although it was measured on a machine too noisy to trust");
   add_output_options(*app, o->out);
   app->callback([o] { run_validate(*o); });
 }

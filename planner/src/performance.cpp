@@ -182,6 +182,16 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
       e.dev_link = {cal->link_gb_s / link, Evidence::measured, src};
     if (cal->link_latency_us > 0)
       e.link_latency_us = {cal->link_latency_us, Evidence::measured, src};
+    // The probe's per-layer fixed cost (layer.decode intercept), only when that class passed the
+    // quality floor (calibration_device.cpp). Measured on a MoE layer it already holds the
+    // router / permute / combine launches, so the separate MoE-layer cost drops to zero.
+    if (cal->layer_overhead_us > 0) {
+      e.layer_overhead_us = {cal->layer_overhead_us, Evidence::measured,
+                             src + " (layer.decode intercept)"};
+      if (cal->layer_overhead_moe)
+        e.moe_layer_overhead_us = {0.0, Evidence::measured,
+                                   src + " (in the measured MoE layer overhead)"};
+    }
   }
   return e;
 }
@@ -497,11 +507,17 @@ double attn_flops_token(const Prepared& p, double context, bool prefill) {
   return f;
 }
 
-// Calibration curve lookup: multiplicative correction at this token count (1 when absent).
-double curve(const Prepared& p, const char* op, double tokens) {
+// Calibration curve lookup: the measured efficiency of `op` at `key` (1 when the calibration has
+// none: not measured, or below the quality floor).
+double curve(const Prepared& p, const char* op, double key) {
   if (!p.cal || !p.cal->curve) return 1.0;
-  const auto v = p.cal->curve(op, tokens);
+  const auto v = p.cal->curve(op, key);
   return v && *v > 0 ? *v : 1.0;
+}
+bool measured(const Prepared& p, const char* op, double key) {
+  if (!p.cal || !p.cal->curve) return false;
+  const auto v = p.cal->curve(op, key);
+  return v && *v > 0;
 }
 
 // What a step works on (§Serving steady state): decoding sequences and prefill tokens.
@@ -554,32 +570,44 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // expert's worth of weights per touched expert, so their GEMM efficiency follows tokens.
   // GEMM efficiency ramps with the rows M of each GEMM as M / (M + M½) (§Decode step / FLOPs):
   // dense layers see the replica's tokens, routed experts only the tokens routed to each one.
-  // A calibration's measured curve is a fraction of the roofline max(memory, compute) at this
-  // token count, so it scales the roofline below instead of the ramp.
-  const double gemm_curve = curve(p, "gemm", std::max(1.0, mb_tokens / L.dp));
-  auto ramp = [&](double m) {
-    if (p.cal && p.cal->curve && p.cal->curve("gemm", tokens))
-      return 1.0;  // measured curve instead
+  const double m_dense = std::max(1.0, mb_tokens / L.dp);
+  const double m_expert =
+      b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
+  // A calibration's measured kernel efficiencies (§Efficiencies, "With a calibration") are
+  // fractions of the roofline max(memory, compute) of their own kernels, so each divides its
+  // own term below and replaces the engine's ramp for it: the dense GEMMs by M, the routed
+  // experts by tokens per expert (else the GEMM curve at that M), decode attention by
+  // batch × context. A term without one (not measured, or below the quality floor) keeps 1.
+  const bool gemm_measured = measured(p, "gemm", m_dense);
+  const bool moe_measured = measured(p, "moe_experts", m_expert);
+  const double g_dense = curve(p, "gemm", m_dense);
+  const double g_expert =
+      moe_measured ? curve(p, "moe_experts", m_expert) : curve(p, "gemm", m_expert);
+  auto ramp = [&](double m, bool measured_curve) {
+    if (measured_curve) return 1.0;  // measured curve instead
     // Up to kGemvRows rows the engines switch to matrix-vector kernels (llama.cpp's MMVQ /
     // mul_mat_vec serve ≤ 8 rows), which stream the weights at bandwidth: no tensor-core ramp.
     if (m <= kGemvRows) return 1.0;
     return m / (m + p.gemm_half_tokens);
   };
-  const double m_dense = std::max(1.0, mb_tokens / L.dp);
-  const double m_expert =
-      b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
   const double dense_comp_s = mb_tokens / gpus_stage / pp *
-                              (p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense);
-  const double expert_comp_s =
-      mb_tokens / gpus_stage / pp * p.sec_per_token_routed / ramp(m_expert);
+                              (p.sec_per_token_linear - p.sec_per_token_routed) /
+                              ramp(m_dense, gemm_measured);
+  const double expert_comp_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed /
+                               ramp(m_expert, gemm_measured || moe_measured);
   const double linear_s = dense_comp_s + expert_comp_s;
-  const double attn_flops = (s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) +
-                             s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) /
-                            n_mb;
-  const double attn_s =
-      attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
+  const double attn_dec_flops =
+      s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false);
+  const double attn_flops =
+      (attn_dec_flops + s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) / n_mb;
+  const double attn_s = attn_flops / gpus_stage / pp / p.attn_peak;
   b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
   const double comp_s = linear_s + attn_s;
+  // Decode attention's share of the KV reads and attention FLOPs, and its measured efficiency
+  // at this micro-batch's positions per replica (batch × context, the probe's key).
+  const double kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb * p.kv_share;
+  const double attn_dec_s = attn_dec_flops / n_mb / gpus_stage / pp / p.attn_peak;
+  const double a_dec = curve(p, "attention", s.dec_seqs / n_mb / L.dp * s.dec_context);
 
   // Communication per stage (§Communication).
   const double layers_stage = p.layers / pp;
@@ -609,9 +637,15 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // bytes or FLOPs and their times add. At batch 1 all three are memory-bound and the sum is
   // bytes / BW; at large batch the GEMMs turn compute-bound while attention stays bound by
   // its KV reads, which a single max(Σ bytes, Σ FLOPs) would wrongly overlap.
-  const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) +
-                        std::max(expert / p.bw, expert_comp_s) + std::max(kv_stage / p.bw, attn_s);
-  const double stage_s = roof_s / gemm_curve + comm + layer_fixed;
+  // Without a measured attention curve the decode and prefill attention share one max (a == 1);
+  // with one, decode attention is its own kernel divided by its efficiency.
+  const double attn_roof_s = a_dec == 1.0
+                                 ? std::max(kv_stage / p.bw, attn_s)
+                                 : std::max(kv_dec / p.bw, attn_dec_s) / a_dec +
+                                       std::max((kv_stage - kv_dec) / p.bw, attn_s - attn_dec_s);
+  const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) / g_dense +
+                        std::max(expert / p.bw, expert_comp_s) / g_expert + attn_roof_s;
+  const double stage_s = roof_s + comm + layer_fixed;
   double handoff = 0;
   if (L.pp > 1) {
     // One activation hand-off per stage boundary, over the link that boundary crosses
@@ -622,8 +656,16 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   }
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
-  b.memory_s = mem_s * pp / gemm_curve;
-  b.compute_s = comp_s * pp / gemm_curve;
+  // Memory and compute time, each term divided by its measured efficiency when it has one.
+  if (g_dense == 1.0 && g_expert == 1.0 && a_dec == 1.0) {
+    b.memory_s = mem_s * pp;
+    b.compute_s = comp_s * pp;
+  } else {
+    b.memory_s = pp * ((dense + act) / p.bw / g_dense + expert / p.bw / g_expert +
+                       kv_dec / p.bw / a_dec + (kv_stage - kv_dec) / p.bw);
+    b.compute_s = pp * (dense_comp_s / g_dense + expert_comp_s / g_expert + attn_dec_s / a_dec +
+                        (attn_s - attn_dec_s));
+  }
   b.comm_s = comm * pp + handoff;
   b.overhead_s = layer_fixed * pp + step_fixed;
   b.time_s = stage_s * pp + handoff + step_fixed;

@@ -277,7 +277,8 @@ constexpr long long kDefaultMaxSeqs = 256;
 
 }  // namespace
 
-RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
+RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
+                          const DeviceCalibration* cal) {
   RowPrediction p;
   const Model* m = cat.find_model(row.model);
   const Device* d = cat.find_device(row.gpu);
@@ -335,6 +336,7 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat) {
     // load): InferenceX runs vLLM/SGLang benchmark_serving at --max-concurrency C and averages
     // every request from the first wave on; genai-perf (NIM tables) measures steady windows.
     if (row.source_family == "inferencex") req.arrivals = Arrivals::together;
+    if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;
     const PerfResult r = estimate(req, cat);
     double v = 0;
@@ -422,10 +424,11 @@ std::vector<MetricSummary> metric_summaries(const BenchmarkFile& f, const Valida
 
 }  // namespace
 
-ValidationResult validate(const BenchmarkFile& f, const Catalog& cat) {
+ValidationResult validate(const BenchmarkFile& f, const Catalog& cat,
+                          const DeviceCalibration* cal) {
   ValidationResult v;
   v.predictions.reserve(f.rows.size());
-  for (const auto& row : f.rows) v.predictions.push_back(predict_row(row, cat));
+  for (const auto& row : f.rows) v.predictions.push_back(predict_row(row, cat, cal));
   auto all_rows = [](const BenchmarkRow&) { return true; };
   v.per_metric = metric_summaries(f, v, "", all_rows);
   std::vector<const RowPrediction*> all;
@@ -452,6 +455,39 @@ ValidationResult validate(const BenchmarkFile& f, const Catalog& cat) {
     v.per_family.insert(v.per_family.end(), part.begin(), part.end());
   }
   return v;
+}
+
+std::vector<CalibrationEffect> calibration_effect(const BenchmarkFile& f,
+                                                  const ValidationResult& without,
+                                                  const ValidationResult& with,
+                                                  const std::string& device_id) {
+  if (without.predictions.size() != f.rows.size() || with.predictions.size() != f.rows.size())
+    throw Error("calibration_effect: the validations do not cover the file's rows");
+  std::vector<CalibrationEffect> out;
+  auto effect = [&](const std::string& name, auto keep) {
+    std::vector<const RowPrediction*> a, b;
+    for (std::size_t i = 0; i < f.rows.size(); ++i)
+      if (f.rows[i].gpu == device_id && !without.predictions[i].skipped && keep(f.rows[i])) {
+        a.push_back(&without.predictions[i]);
+        b.push_back(&with.predictions[i]);
+      }
+    if (a.empty()) return;
+    CalibrationEffect e;
+    e.metric = name;
+    e.rows = static_cast<int>(a.size());
+    e.median_abs_pct_without = summarize(name, a).median_abs_pct;
+    e.median_abs_pct_with = summarize(name, b).median_abs_pct;
+    // Unpredicted rows count as infinitely wrong (as in every summary); inf − inf is no move.
+    const double d = e.median_abs_pct_with - e.median_abs_pct_without;
+    e.verdict = !(std::fabs(d) > 0.05) ? "unchanged"
+                : d < 0                ? "towards the published rows"
+                                       : "away from the published rows";
+    out.push_back(e);
+  };
+  for (Metric m : kMetrics)
+    effect(metric_name(m), [m](const BenchmarkRow& r) { return r.metric == m; });
+  if (!out.empty()) effect("all", [](const BenchmarkRow&) { return true; });
+  return out;
 }
 
 Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std::string& model,

@@ -65,4 +65,24 @@ inline std::string load_reason(double load_average, int cpus) {
       load_average, cpus);
 }
 
+// The kernel quality floor (issue #11; docs/probe.md "What the planner takes from the probe"):
+// a kernel class whose efficiency at its largest measured point is below this fraction of its
+// measured roofline — the probe's own triad when the point is memory-bound, its measured GEMM
+// plateau when compute-bound — measured the probe's kernels, not the node's. The planner records
+// such a class but does not use it (it falls back to its defaults for that term and says why).
+// `moeprobe compare` holds the probe's TARGETS (0.70 of the triad, 1.3x production); the floor
+// is lower because a kernel between the two is still a better guide than a default.
+inline constexpr double kMemoryBoundFloor = 0.5;   // of the triad bandwidth
+inline constexpr double kComputeBoundFloor = 0.5;  // of the measured GEMM plateau
+
+// Why a class measured at `efficiency` of its roofline (at `where`, e.g. "M = 256") is not used.
+inline std::string below_floor_reason(double efficiency, bool compute_bound,
+                                      const std::string& where) {
+  return fmt::format(
+      "not used: {:.3f} of the measured {} at {} is below the quality floor {:.2f}; the probe's "
+      "kernel, not the device, set this time",
+      efficiency, compute_bound ? "GEMM plateau" : "triad bandwidth", where,
+      compute_bound ? kComputeBoundFloor : kMemoryBoundFloor);
+}
+
 }  // namespace moeplan

@@ -38,6 +38,16 @@ struct SpecConfig {
   const Model* draft_model = nullptr;  // SpecMethod::draft only (default: 1/20 of the target)
 };
 
+// One term of the step model a calibration can feed, as the planner decided it (docs/probe.md,
+// "What the planner takes from the probe"): used, or recorded but not used, and why.
+struct CalibrationTerm {
+  std::string term;             // e.g. "attention efficiency by batch × context"
+  std::string rows;             // what feeds it, e.g. "attention.decode rows"
+  bool used = false;            // false: measured but below the quality floor, or not measured
+  std::optional<double> value;  // efficiency at the largest measured point (µs for overhead)
+  std::string note;             // where it was read and what it changes; or why it is not used
+};
+
 // Layer-1 replacement read from a calibration file (the probe's output). All
 // figures measured on `device_id`; zero means "not measured, keep the default".
 struct DeviceCalibration {
@@ -51,10 +61,20 @@ struct DeviceCalibration {
   double link_latency_us = 0;  // small-message collective latency
   double memory_gb = 0;        // device memory (only used when the device is not in the catalog)
   std::string kind;            // "cpu" | "gpu" | "unified" as the probe recorded it
-  // Optional measured efficiency curve per op class against token/batch count,
-  // relative to the values above (1 = exactly the sustained figure). Op classes
-  // queried: "memory", "gemm", "attention", "allreduce". Empty optional = not measured.
-  std::function<std::optional<double>(const std::string& op_class, double tokens)> curve;
+  // Optional measured kernel efficiency per op class, a fraction of the measured roofline
+  // max(bytes / bandwidth, FLOPs / plateau) above (1 = exactly the sustained figure), against
+  // the key the class is measured by. Queried (docs/performance.md §Efficiencies, "With a
+  // calibration"): "gemm" by the GEMM's rows M, "moe_experts" by tokens per expert,
+  // "attention" by decode positions (batch × context), "allreduce" by tokens.
+  // Empty optional = not measured, or measured below the quality floor (then `terms` says so).
+  std::function<std::optional<double>(const std::string& op_class, double key)> curve;
+  // Fixed cost per decoder layer measured by the probe (intercept of layer.decode time against
+  // bytes at batch 1–4), µs; 0 = not measured or not used. `layer_overhead_moe`: measured on a
+  // MoE layer, so it already holds the router / permute / combine cost of a MoE layer.
+  double layer_overhead_us = 0;
+  bool layer_overhead_moe = false;
+  // Every term the file could feed, used or not (shown in perf's efficiencies table).
+  std::vector<CalibrationTerm> terms;
 };
 
 class Calibration;

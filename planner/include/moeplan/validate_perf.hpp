@@ -108,8 +108,27 @@ struct ValidationResult {
 };
 
 // Predicts one row through estimate() (docs/performance.md §Validation, "How a row is read").
-RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat);
-ValidationResult validate(const BenchmarkFile& f, const Catalog& cat);
+// With `cal`, a row measured on the calibration's device (row.gpu == cal->device_id) is
+// predicted with it (`validate-perf --calibration`); other rows are not touched.
+RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
+                          const DeviceCalibration* cal = nullptr);
+ValidationResult validate(const BenchmarkFile& f, const Catalog& cat,
+                          const DeviceCalibration* cal = nullptr);
+
+// How a calibration moved the error of its device's rows (`validate-perf --calibration`): the
+// median |error| per metric (and "all") over the rows on `device_id` predicted both ways.
+struct CalibrationEffect {
+  std::string metric;  // a metric name, or "all"
+  int rows = 0;        // rows on the device (skipped rows left out)
+  double median_abs_pct_without = 0, median_abs_pct_with = 0;
+  // "towards the published rows" when the median |error| fell by more than 0.05 points,
+  // "away from the published rows" when it rose by more, else "unchanged".
+  std::string verdict;
+};
+std::vector<CalibrationEffect> calibration_effect(const BenchmarkFile& f,
+                                                  const ValidationResult& without,
+                                                  const ValidationResult& with,
+                                                  const std::string& device_id);
 
 // Rows of `f` that match a configuration (same model, device, count, engine, and precision
 // when the row states one) — the `published` evidence tier of `moeplan perf`.
