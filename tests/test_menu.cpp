@@ -208,7 +208,7 @@ TEST_CASE("menu: allocations respect memory, SLA and layout rules", "[menu]") {
   CHECK(wl(rtx, "big").reason.find("large-moe-over-pcie") != std::string::npos);
 }
 
-TEST_CASE("menu: never dearer than separate plans; residency stays home", "[menu]") {
+TEST_CASE("menu: never dearer than separate plans and residency stays home", "[menu]") {
   Json doc = menu_doc(mixed(), "auto");
   SECTION("every GPU at full draw") {}
   SECTION("average power") {

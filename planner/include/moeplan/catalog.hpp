@@ -112,8 +112,8 @@ struct PublishedKv {
 // What a model does (data/models.json `kind`, docs/catalogs.md): a generative decoder (the
 // default), an embedding model (text → one vector per item) or a reranker (a query-document
 // pair → one relevance score). Embedding and reranking models are planned as prefill-only work
-// in items/s by menus (docs/plan.md § menus); `plan`, `recommend` and `perf` plan generative
-// models only.
+// in items/s by menus (docs/plan.md § menus); `plan` and `recommend` take generative models
+// only (`perf` estimates any model: give an embedding model --output 1).
 enum class ModelKind { generate, embed, rerank };
 // "generate" | "embed" | "rerank", as written in models.json.
 const char* model_kind_name(ModelKind k);
