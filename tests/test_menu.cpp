@@ -500,6 +500,16 @@ TEST_CASE("menu: the seed 000 example lands within 15% of the seed's economics",
   // Seed 000: GPU 7 carries Qwen3-Embedding + Qwen3-Reranker.
   CHECK(wl(s, "rag-embed").option == "self_host");
   CHECK(wl(s, "rag-embed").shares_card_with == "rag-rerank");
+  // Average power on the shared card: each engine is busy its utilization × its share of the
+  // card's time; the two shares split the card (time-sliced).
+  const auto& e = wl(s, "rag-embed");
+  const auto& rr = wl(s, "rag-rerank");
+  CHECK(e.group.time_share + rr.group.time_share == Approx(1));
+  CHECK(e.busy_gpus == Approx(e.utilization * e.group.time_share));
+  double busy = 0;
+  for (const auto& w : s.workloads) busy += w.busy_gpus;
+  // 8.8 kW wall at full draw; every GPU not busy draws 600 − 90 W less.
+  CHECK(s.wall_power_average_w == Approx(8800 - (8 - busy) * 510));
   // Seed 000: 47.3M HUF capex, 17.9M HUF/yr opex, ~127 HUF per 1M output tokens.
   CHECK(s.nodes * s.capex_per_node == Approx(47.3e6).epsilon(0.001));
   CHECK(s.opex_per_year == Approx(17.9e6).epsilon(0.15));
