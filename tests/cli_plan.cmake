@@ -41,3 +41,7 @@ add_test(NAME cli:plan:menu-bad
          COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/tests/fixtures/menu-duplicate-id.json)
 set_tests_properties(cli:plan:menu-bad PROPERTIES
                      PASS_REGULAR_EXPRESSION "error: .*menu-duplicate-id.json: /workloads/1/id: duplicate workload id")
+add_test(NAME cli:plan:menu-embed-generative
+         COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/tests/fixtures/menu-embed-generative.json)
+set_tests_properties(cli:plan:menu-embed-generative PROPERTIES
+                     PASS_REGULAR_EXPRESSION "error: .*menu-embed-generative.json: /workloads/3/model: an embed workload needs a model of kind embed")

@@ -500,6 +500,33 @@ TEST_CASE("catalog check: parameter and KV invariants fail on broken entries", "
   }
 }
 
+TEST_CASE("catalog: model kind is read, checked and kept out of plan", "[catalog][check][menu]") {
+  const Catalog& c = test::bundled_catalog();
+  CHECK(c.model("qwen3-embedding-8b").kind == ModelKind::embed);
+  CHECK(c.model("qwen3-reranker-8b").kind == ModelKind::rerank);
+  CHECK(c.model("qwen3-8b").kind == ModelKind::generate);  // the default when kind is absent
+  ScratchCatalog s;
+  SECTION("an unknown kind names the field") {
+    Json j = s.read("models.json");
+    j["models"][0]["kind"] = "classify";
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("/models/0/kind"));
+  }
+  SECTION("an embedding model's API price billing output tokens is an error") {
+    Json j = s.read("prices.json");
+    std::size_t idx = j["api"].size();
+    for (std::size_t i = 0; i < j["api"].size(); ++i)
+      if (j["api"][i]["model"] == "qwen3-embedding-8b") idx = i;
+    REQUIRE(idx < j["api"].size());
+    j["api"][idx]["output_per_mtok"] = 0.5;
+    s.write("prices.json", j);
+    const auto f = check_catalog(load_catalog(s.dir.string()));
+    const auto* e = find_finding(f, "qwen3-embedding-8b has kind embed", FindingLevel::error);
+    REQUIRE(e);
+    CHECK(e->json_path == "/api/" + std::to_string(idx) + "/output_per_mtok");
+  }
+}
+
 TEST_CASE("Catalog corrections: memory units, Kimi INT4, Qwen3 context, B200 range",
           "[catalog][units]") {
   const Catalog& c = test::bundled_catalog();

@@ -208,8 +208,13 @@ TEST_CASE("menu: allocations respect memory, SLA and layout rules", "[menu]") {
   CHECK(wl(rtx, "big").reason.find("large-moe-over-pcie") != std::string::npos);
 }
 
-TEST_CASE("menu: never dearer than separate plans; residency stays home", "[menu]") {
-  const auto r = run(menu_doc(mixed(), "auto"));
+TEST_CASE("menu: never dearer than separate plans and residency stays home", "[menu]") {
+  Json doc = menu_doc(mixed(), "auto");
+  SECTION("every GPU at full draw") {}
+  SECTION("average power") {
+    doc["average_power"] = {{"gpu_idle_w", 60}, {"source", "test"}};
+  }
+  const auto r = run(doc);
   int checked = 0;
   for (const auto& s : r.systems) {
     if (!s.ok) continue;
@@ -221,16 +226,29 @@ TEST_CASE("menu: never dearer than separate plans; residency stays home", "[menu
 }
 
 TEST_CASE("menu: adding a workload never lowers the fleet's cost", "[menu]") {
-  const Json all = mixed();
+  Json all = mixed();
+  all.push_back({{"id", "rag"},
+                 {"model", "qwen3-embedding-8b"},
+                 {"kind", "embed"},
+                 {"demand", {{"requests_per_day", 300000}, {"input_tokens", 512}}}});
+  Json power = Json();
+  SECTION("every GPU at full draw") {}
+  SECTION("average power") {
+    power = {{"gpu_idle_w", 60}, {"source", "test"}};
+  }
+  auto with_power = [&](Json d) {
+    if (!power.is_null()) d["average_power"] = power;
+    return d;
+  };
   for (std::size_t k = 1; k <= all.size(); ++k) {
     Json fewer = Json::array();
     for (std::size_t i = 0; i + 1 < k; ++i) fewer.push_back(all[i]);
     Json more = fewer;
     more.push_back(all[k - 1]);
     const Json builds = Json::array({"rtx-pro-6000-8", "hgx-h200-8"});
-    const auto b = run(menu_doc(more, builds));
+    const auto b = run(with_power(menu_doc(more, builds)));
     if (fewer.empty()) continue;
-    const auto a = run(menu_doc(fewer, builds));
+    const auto a = run(with_power(menu_doc(fewer, builds)));
     for (const std::string id : {"rtx-pro-6000-8", "hgx-h200-8"})
       CHECK(sys(b, id).menu_cost_per_year >= sys(a, id).menu_cost_per_year - 1e-6);
   }
@@ -320,4 +338,181 @@ TEST_CASE("menu: never dearer than the same workloads through `plan` one by one"
     INFO(system);
     CHECK(sys(r, system).menu_cost_per_year <= separate * (1 + 1e-9));
   }
+}
+
+namespace {
+
+Json embed_workload(const std::string& id, const std::string& model, const std::string& kind,
+                    double items_per_day, long long tokens) {
+  return {{"id", id},
+          {"model", model},
+          {"kind", kind},
+          {"demand", {{"requests_per_day", items_per_day}, {"input_tokens", tokens}}},
+          {"sla", {{"ttft_ms", 2000}}}};
+}
+
+}  // namespace
+
+TEST_CASE("menu reader: kind against the model's kind, embed demand", "[menu]") {
+  auto path = [](Json w) { return input_error_path(menu_doc(Json::array({w}))); };
+  // A generative workload (no kind) given an embedding model.
+  Json gen = workload("g", "qwen3-embedding-8b", 1000);
+  CHECK(path(gen).rfind("/workloads/0/model | 'qwen3-embedding-8b' has kind embed", 0) == 0);
+  CHECK(path(gen).find("\"kind\": \"embed\"") != std::string::npos);
+  // A rerank workload given an embedding model.
+  Json rr = embed_workload("r", "qwen3-embedding-8b", "rerank", 1000, 512);
+  CHECK(path(rr).rfind("/workloads/0/model | a rerank workload needs a model of kind rerank", 0) ==
+        0);
+  // Embed demand: no output tokens, no TPOT, no adapters, tokens per item required.
+  Json out = embed_workload("e", "qwen3-embedding-8b", "embed", 1000, 512);
+  out["demand"]["output_tokens"] = 10;
+  CHECK(path(out).rfind("/workloads/0/demand/output_tokens | an embed workload produces no", 0) ==
+        0);
+  Json tpot = embed_workload("e", "qwen3-embedding-8b", "embed", 1000, 512);
+  tpot["sla"]["tpot_ms"] = 50;
+  CHECK(path(tpot).rfind("/workloads/0/sla/tpot_ms | an embed workload has no decode", 0) == 0);
+  Json lora = embed_workload("e", "qwen3-embedding-8b", "embed", 1000, 512);
+  lora["lora_adapters"] = {{"count", 2}, {"rank", 8}};
+  CHECK(path(lora).rfind("/workloads/0/lora_adapters |", 0) == 0);
+  Json none = embed_workload("e", "qwen3-embedding-8b", "embed", 1000, 512);
+  none["demand"].erase("input_tokens");
+  CHECK(path(none).rfind("/workloads/0/demand/input_tokens | missing", 0) == 0);
+  Json both = embed_workload("r", "qwen3-reranker-8b", "rerank", 1000, 512);
+  both["demand"]["query_tokens"] = 64;
+  both["demand"]["document_tokens"] = 448;
+  CHECK(path(both).rfind("/workloads/0/demand/input_tokens | give input_tokens or", 0) == 0);
+  // A rerank item is one query-document pair: its tokens are the two added.
+  Json pair = embed_workload("r", "qwen3-reranker-8b", "rerank", 1000, 512);
+  pair["demand"].erase("input_tokens");
+  pair["demand"]["query_tokens"] = 64;
+  pair["demand"]["document_tokens"] = 448;
+  const auto sc =
+      menu::parse_menu_scenario(menu_doc(Json::array({pair})), "m.json", bundled_catalog());
+  CHECK(sc.workloads[0].item_tokens == 512);
+  CHECK(sc.workloads[0].demand.input_tokens == 512);
+  CHECK(sc.workloads[0].demand.output_tokens == 1);  // one pseudo-output token per item
+}
+
+TEST_CASE("plan: embedding and reranking models are menu-only", "[menu][plan]") {
+  const auto& cat = bundled_catalog();
+  Json p = menu_doc(Json::array());
+  p.erase("workloads");
+  p["demand"] = {{"requests_per_day", 1000}, {"input_tokens", 500}, {"output_tokens", 100}};
+  p["builds"] = Json::array({{{"system", "rtx-pro-6000-8"}}});
+  p["models"] = Json::array({"qwen3-8b", "qwen3-reranker-8b"});
+  try {
+    (void)plan::parse_plan_scenario(p, "one.json", cat);
+    FAIL("a reranker in /models was accepted");
+  } catch (const InputError& e) {
+    CHECK(e.json_path() == "/models/1");
+    CHECK(e.problem().find("menu workload") != std::string::npos);
+  }
+  // With constraints instead of ids, plan never picks one.
+  p["models"] = {{"max_total_params_b", 9}};
+  p["monte_carlo"] = {{"samples", 10}};
+  const auto r = plan::run_plan(plan::parse_plan_scenario(p, "one.json", cat), cat);
+  REQUIRE_FALSE(r.candidates.empty());
+  for (const auto& c : r.candidates) CHECK(c.model->is_generative());
+}
+
+TEST_CASE("menu: embed and rerank are prefill-only work in items/s", "[menu]") {
+  const auto& cat = bundled_catalog();
+  // Resident (documents stay home): a whole node for two small workloads is dearer than their
+  // input-only APIs, which this test is not about.
+  Json emb = embed_workload("emb", "qwen3-embedding-8b", "embed", 1e6, 512);
+  Json rr = embed_workload("rr", "qwen3-reranker-8b", "rerank", 8e5, 512);
+  emb["residency_required"] = rr["residency_required"] = true;
+  const auto r = run(menu_doc(Json::array({emb, rr})));
+  const auto& s = sys(r, "rtx-pro-6000-8");
+  REQUIRE(s.ok);
+  const Device& d = cat.device("rtx-pro-6000");
+  for (const char* id : {"emb", "rr"}) {
+    INFO(id);
+    const auto& w = wl(s, id);
+    REQUIRE(w.option == "self_host");
+    // Items/s: 1e6 (8e5) items a day / 86,400 s.
+    CHECK(w.peak_tok_s == Approx((id == std::string("emb") ? 1e6 : 8e5) / 86400.0));
+    // Prefill roofline: an item of 512 tokens costs 2 × parameters × 512 FLOPs; the card cannot
+    // beat its bf16 peak (500 TFLOPS), and prefill of an 8B model at 512 tokens reaches a fair
+    // share of it (≥ 15%). A shared card halves each engine's share.
+    const double params = cat.model(w.model).total_params_b * 1e9;
+    const double roofline = d.peak_tflops.at("bf16") * 1e12 / (2 * params * 512);
+    const double share = w.shares_card_with.empty() ? 1.0 : w.group.time_share;
+    CHECK(w.group.throughput <= roofline * share);
+    CHECK(w.group.throughput >= 0.15 * roofline * share);
+    CHECK(w.group.tpot_ms > 0);
+    CHECK(w.group.ttft_ms <= 2000 + 1e-9);
+    CHECK_FALSE(w.cost_per_mtok_output);  // no output tokens
+    // Cost per 1M tokens embedded/scored: its yearly cost / (items a year × 512 / 1e6).
+    REQUIRE(w.cost_per_mtok_embedded);
+    CHECK(*w.cost_per_mtok_embedded ==
+          Approx(*w.cost_per_year / (w.peak_tok_s * 86400 * 365 * 512 / 1e6)));
+  }
+  // Both 8B models fit half a card each (15.1 + 16.4 GB of bf16 weights) and share one.
+  CHECK(wl(s, "emb").shares_card_with == "rr");
+  CHECK(s.idle_gpus == 7);
+  // The fleet's cost per output token counts generative output only: none here.
+  CHECK_FALSE(s.cost_per_mtok_output);
+}
+
+TEST_CASE("menu: average power charges each GPU's draw above idle by its busy share", "[menu]") {
+  Json doc = menu_doc(Json::array({workload("chat", "qwen3-30b-a3b", 400000, true)}));
+  doc["buy"]["capex"] = 300000;
+  doc["buy"]["wall_power_w"] = 8800;
+  const auto full = run(doc);
+  doc["average_power"] = {{"gpu_idle_w", 90}, {"source", "test"}};
+  const auto avg = run(doc);
+  const auto& f = sys(full, "rtx-pro-6000-8");
+  const auto& a = sys(avg, "rtx-pro-6000-8");
+  REQUIRE(f.ok);
+  REQUIRE(a.ok);
+  const auto& w = wl(a, "chat");
+  REQUIRE(w.option == "self_host");
+  // Hand calculation: one W all year = PUE 1.4 × 0.3 USD/kWh × 720 h × 12 / 1000 = 3.6288 USD;
+  // a busy GPU adds 600 − 90 = 510 W (rtx-pro-6000 TDP 600 W, data/devices.json).
+  const double per_w_year = 1.4 * 0.3 * 720 * 12 / 1000;
+  CHECK(a.energy_per_busy_gpu_year == Approx(510 * per_w_year));
+  const double u = w.average_tok_s / (w.replicas * w.group.throughput);
+  CHECK(w.busy_gpus == Approx(u * w.gpus));
+  // Opex: the full-draw opex less every GPU's 510 W, plus the busy GPUs' 510 W.
+  const double opex_full = f.opex_per_year;
+  CHECK(opex_full == Approx(8800 * per_w_year + 0.2 * 120000));
+  CHECK(a.opex_per_year == Approx(opex_full - (8 - w.busy_gpus) * 510 * per_w_year));
+  CHECK(a.wall_power_average_w == Approx(8800 - (8 - w.busy_gpus) * 510));
+  CHECK(a.menu_cost_per_year < f.menu_cost_per_year);
+  // The workload pays its GPU share of the idle node plus its own energy.
+  CHECK(*w.cost_per_year ==
+        Approx(w.gpus * a.node_fixed_cost_per_year / 8 + w.busy_gpus * 510 * per_w_year));
+  // An idle draw at or above the TDP is refused, naming the field.
+  doc["average_power"]["gpu_idle_w"] = 600;
+  CHECK(input_error_path(doc).rfind("/average_power/gpu_idle_w | 600 W is not below the TDP", 0) ==
+        0);
+}
+
+TEST_CASE("menu: the seed 000 example lands within 15% of the seed's economics", "[menu]") {
+  const auto& cat = bundled_catalog();
+  const auto r =
+      menu::run_menu(menu::load_menu_scenario(
+                         moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat),
+                     cat);
+  const auto& s = r.systems.front();
+  REQUIRE(s.ok);
+  // Seed 000: GPU 7 carries Qwen3-Embedding + Qwen3-Reranker.
+  CHECK(wl(s, "rag-embed").option == "self_host");
+  CHECK(wl(s, "rag-embed").shares_card_with == "rag-rerank");
+  // Average power on the shared card: each engine is busy its utilization × its share of the
+  // card's time; the two shares split the card (time-sliced).
+  const auto& e = wl(s, "rag-embed");
+  const auto& rr = wl(s, "rag-rerank");
+  CHECK(e.group.time_share + rr.group.time_share == Approx(1));
+  CHECK(e.busy_gpus == Approx(e.utilization * e.group.time_share));
+  double busy = 0;
+  for (const auto& w : s.workloads) busy += w.busy_gpus;
+  // 8.8 kW wall at full draw; every GPU not busy draws 600 − 90 W less.
+  CHECK(s.wall_power_average_w == Approx(8800 - (8 - busy) * 510));
+  // Seed 000: 47.3M HUF capex, 17.9M HUF/yr opex, ~127 HUF per 1M output tokens.
+  CHECK(s.nodes * s.capex_per_node == Approx(47.3e6).epsilon(0.001));
+  CHECK(s.opex_per_year == Approx(17.9e6).epsilon(0.15));
+  REQUIRE(s.cost_per_mtok_output);
+  CHECK(*s.cost_per_mtok_output == Approx(127).epsilon(0.15));
 }

@@ -60,6 +60,13 @@ void run(const RecommendOptions& o, CLI::App* app) {
   for (const auto& id : o.models) req.models.push_back(&cat.model(id));
   if (req.models.empty())
     throw Error("recommend: give at least one --model (or a scenario listing models)");
+  for (const Model* m : req.models)  // ranked by output tok/s: decoders only (docs/catalogs.md)
+    if (!m->is_generative())
+      throw Error(
+          fmt::format("recommend: '{}' has kind {} (data/models.json); recommend ranks "
+                      "generative models: plan it as a menu workload with \"kind\": "
+                      "\"{}\"",
+                      m->id, model_kind_name(m->kind), model_kind_name(m->kind)));
   // One basis for the whole ranking: own unless renting is asked for (--price-as rent, or a
   // --rent-kind without --price-as).
   if (!o.own_basis.empty()) req.own_basis = *pricing::parse_own_basis(o.own_basis);

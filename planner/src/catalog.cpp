@@ -33,6 +33,18 @@ const char* component_name(Component c) {
   return "?";
 }
 
+const char* model_kind_name(ModelKind k) {
+  switch (k) {
+    case ModelKind::generate:
+      return "generate";
+    case ModelKind::embed:
+      return "embed";
+    case ModelKind::rerank:
+      return "rerank";
+  }
+  return "?";
+}
+
 const char* device_kind_name(DeviceKind k) {
   switch (k) {
     case DeviceKind::gpu:
@@ -314,6 +326,7 @@ void read_model_extras(const JsonView& v, Model& m) {
 Model read_model(const JsonView& v) {
   v.only_keys(with_provenance({"id",
                                "name",
+                               "kind",
                                "family",
                                "license",
                                "license_notes",
@@ -343,6 +356,12 @@ Model read_model(const JsonView& v) {
   m.license = v.string("license");
   m.license_notes = v.string_or("license_notes", "");
   m.release = v.string_or("release", "");
+  if (v.has("kind")) {
+    const std::string k = v.one_of("kind", {"generate", "embed", "rerank"});
+    m.kind = k == "embed"    ? ModelKind::embed
+             : k == "rerank" ? ModelKind::rerank
+                             : ModelKind::generate;
+  }
   m.total_params_b = v.positive("total_params_b");
   m.active_params_b = v.positive("active_params_b");
   if (m.active_params_b > m.total_params_b * 1.0000001)

@@ -62,10 +62,31 @@ void check_kv_invariant(const Model& m, const Catalog& cat, const std::string& f
                    FindingLevel::error});
 }
 
+// An embedding or reranking model returns a vector or a score, not tokens: its API prices bill
+// input tokens only (a non-zero output price would be charged on the one pseudo-output token
+// per item the menu plans, docs/plan.md § menus).
+void check_kind_prices(const Catalog& cat, std::vector<CatalogWarning>& out) {
+  const std::string prices_file = cat.data_dir + "/prices.json";
+  for (std::size_t i = 0; i < cat.api_prices.size(); ++i) {
+    const ApiPrice& p = cat.api_prices[i];
+    const Model* m = nullptr;
+    for (const auto& x : cat.models)
+      if (x.id == p.model) m = &x;
+    if (!m || m->is_generative() || p.output_per_mtok == 0) continue;
+    out.push_back({prices_file, fmt::format("/api/{}/output_per_mtok", i),
+                   fmt::format("{} has kind {} (models.json): it produces no output tokens, "
+                               "so its API price must bill input tokens only "
+                               "(output_per_mtok 0, found {:g})",
+                               m->id, model_kind_name(m->kind), p.output_per_mtok),
+                   FindingLevel::error});
+  }
+}
+
 }  // namespace
 
 std::vector<CatalogWarning> check_catalog(const Catalog& cat) {
   std::vector<CatalogWarning> out = cat.warnings;
+  check_kind_prices(cat, out);
   const std::string models_file = cat.data_dir + "/models.json";
   for (std::size_t i = 0; i < cat.models.size(); ++i) {
     const Model& m = cat.models[i];
@@ -134,8 +155,8 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
   if (what == "models") {
     Table t{"models",
             "",
-            {"id", "name", "total B", "active B", "layers", "attention", "experts", "context",
-             "native", "license", "estimated"},
+            {"id", "name", "kind", "total B", "active B", "layers", "attention", "experts",
+             "context", "native", "license", "estimated"},
             {},
             {}};
     for (const auto& m : cat.models) {
@@ -143,8 +164,9 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
                                       ? fmt::format("{}+{} / k{}", m.moe->routed_experts,
                                                     m.moe->shared_experts, m.moe->experts_per_token)
                                       : "dense";
-      t.add({m.id, m.name, Cell(m.total_params_b, 1), Cell(m.active_params_b, 1), m.layers,
-             attention_text(m.attention), experts, m.max_context_tokens,
+      t.add({m.id, m.name, model_kind_name(m.kind), Cell(m.total_params_b, 1),
+             Cell(m.active_params_b, 1), m.layers, attention_text(m.attention), experts,
+             m.max_context_tokens,
              m.native_precision.at(Component::routed_experts) ==
                      m.native_precision.at(Component::attention)
                  ? m.native_precision.at(Component::attention)
@@ -153,6 +175,7 @@ Report catalog_list_report(const Catalog& cat, const std::string& what) {
              m.license, m.prov.estimated});
       items.push_back({{"id", m.id},
                        {"name", m.name},
+                       {"kind", model_kind_name(m.kind)},
                        {"total_params_b", m.total_params_b},
                        {"active_params_b", m.active_params_b},
                        {"layers", m.layers},

@@ -128,7 +128,16 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       return g;
     }
     const bool has_sla = sla.tpot_ms || sla.ttft_ms;
-    const long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
+    long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
+    if (!has_sla && w.kind != Kind::generate) {
+      // Items have no per-request token rate for the knee to weigh: the most items/s in memory.
+      double most = -1;
+      for (const auto& pt : sw.points)
+        if (pt.result.decode.output_tokens_per_s > most) {
+          most = pt.result.decode.output_tokens_per_s;
+          want = pt.concurrency;
+        }
+    }
     for (const auto& pt : sw.points) {
       if (pt.concurrency != want) continue;
       const double tpot = pt.result.decode.tpot_ms;
@@ -177,6 +186,8 @@ std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a,
       oa.tpot_ms = ob.tpot_ms = t;
       oa.throughput = x.throughput * x.tpot_ms / t;
       ob.throughput = y.throughput * y.tpot_ms / t;
+      oa.time_share = x.tpot_ms / t;
+      ob.time_share = y.tpot_ms / t;
       oa.ttft_ms = x.ttft_ms * t / x.tpot_ms;
       ob.ttft_ms = y.ttft_ms * t / y.tpot_ms;
       auto meets = [](const Workload& w, const GroupOption& o) {
@@ -232,8 +243,44 @@ namespace {
 struct NodeCost {
   bool ok = false;
   std::string reason;
-  double per_year = 0, capex = 0, opex_per_year = 0;
+  double per_year = 0, capex = 0, opex_per_year = 0;  // every GPU at its TDP 24/7
+  double fixed_per_year = 0;            // every GPU idle (average_power), else per_year
+  double busy_gpu_energy_per_year = 0;  // one GPU busy all year: (TDP − idle) × …
+  double wall_w = 0, dynamic_w_per_gpu = 0;
+  std::string power_note;
 };
+
+// The average-power split of a node's cost (docs/plan.md § menus, power): electricity is
+// wall W × PUE × price × hours; with average_power each GPU's TDP − idle is charged only for the
+// time its work keeps it busy. Needs the opex given item by item with the node's wall power.
+void split_power(NodeCost& nc, const System& sys, const MenuScenario& sc, const Catalog& cat,
+                 const cost::CostInputs& in) {
+  nc.fixed_per_year = nc.per_year;
+  const auto& b = *in.buy;
+  nc.wall_w = b.wall_power_w;
+  if (!sc.average_power) return;
+  if (!b.opex_itemized || b.wall_power_w <= 0 || b.electricity_per_kwh <= 0) {
+    nc.power_note =
+        "average_power not applied: the opex is not itemised with wall_power_w and "
+        "electricity_per_kwh, so every GPU is charged at full draw";
+    return;
+  }
+  const double tdp = cat.device(sys.device).tdp_w;
+  const double gpu_w = tdp * sys.gpus_per_node;
+  if (gpu_w > b.wall_power_w) {
+    nc.ok = false;
+    nc.reason = fmt::format(
+        "average_power: the node's wall power {:.0f} W is below its GPUs' TDP ({} × {:.0f} W); "
+        "the average draw needs the wall figure at full GPU load",
+        b.wall_power_w, sys.gpus_per_node, tdp);
+    return;
+  }
+  const double per_w_year =
+      b.pue * b.electricity_per_kwh * in.month_hours * cost::kMonthsPerYear / 1000.0;
+  nc.dynamic_w_per_gpu = tdp - sc.average_power->gpu_idle_w;
+  nc.busy_gpu_energy_per_year = nc.dynamic_w_per_gpu * per_w_year;
+  nc.fixed_per_year = nc.per_year - sys.gpus_per_node * nc.busy_gpu_energy_per_year;
+}
 
 NodeCost node_cost(const System& sys, const MenuScenario& sc, const Catalog& cat) {
   NodeCost nc;
@@ -268,6 +315,7 @@ NodeCost node_cost(const System& sys, const MenuScenario& sc, const Catalog& cat
   nc.opex_per_year = b.opex_per_year;
   nc.per_year =
       cost::own_tco(b.capex(), b.opex_per_year, b.life_years(), b.residual()) / b.life_years();
+  split_power(nc, sys, sc, cat, in);
   return nc;
 }
 
@@ -349,15 +397,16 @@ std::vector<bool> route(SystemResult& r, const MenuScenario& sc, int node_gpus, 
                     free_choice.size()));
   auto fleet_cost = [&](const std::vector<bool>& s) {
     int g = 0;
-    double api = 0;
+    double other = 0;  // API bills, and self-hosted GPUs' draw above idle
     for (std::size_t i = 0; i < n; ++i) {
-      if (s[i])
+      if (s[i]) {
         g += r.workloads[i].gpus;
-      else if (r.workloads[i].option == "api" || r.workloads[i].option.empty())
-        api += r.workloads[i].api_per_year.value_or(0);
+        other += r.workloads[i].energy_per_year;
+      } else if (r.workloads[i].option == "api" || r.workloads[i].option.empty())
+        other += r.workloads[i].api_per_year.value_or(0);
     }
     const double nodes = std::ceil(static_cast<double>(g) / node_gpus);
-    return nodes * node_cost + api;
+    return nodes * node_cost + other;
   };
   std::vector<bool> best = self;
   double best_cost = std::numeric_limits<double>::infinity();
@@ -400,11 +449,19 @@ std::vector<int> pair_cards(SystemResult& r, const MenuScenario& sc, const Syste
   return partner;
 }
 
+// Year-average busy GPUs of a self-hosted workload: its utilization × its engine's share of its
+// card's time × its GPUs (docs/plan.md § menus, power).
+double busy_gpus_of(const WorkloadResult& wr) {
+  if (wr.gpus <= 0 || wr.group.throughput <= 0) return 0;
+  const double u = wr.average_tok_s / (wr.replicas * wr.group.throughput);
+  return std::min(1.0, u) * wr.group.time_share * wr.gpus;
+}
+
 void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuScenario& sc,
                      const System& sys, const Catalog& cat, double node_cost) {
   const int node_gpus = sys.gpus_per_node;
   const std::size_t n = r.workloads.size();
-  const double per_gpu = node_cost / node_gpus;
+  const double per_gpu = node_cost / node_gpus;  // every GPU idle (average_power), else full
   std::vector<int> sizes;
   std::vector<std::pair<std::size_t, int>> owner;  // workload, replica
   for (std::size_t i = 0; i < n; ++i) {
@@ -412,6 +469,7 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
     if (wr.option == "unserved") continue;
     if (!best[i]) {
       wr.option = "api";
+      wr.busy_gpus = wr.energy_per_year = 0;
       if (wr.reason.empty())
         wr.reason = "its API bill is below the nodes it would add (exact routing search)";
       wr.cost_per_year = wr.api_per_year;
@@ -429,13 +487,18 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
         sizes.push_back(wr.group.gpus);
         owner.emplace_back(i, k + 1);
       }
-    // GPU share: a shared card is split half and half.
-    wr.cost_per_year = (partner[i] < 0 ? wr.gpus : 0.5) * per_gpu;
+    // GPU share: a shared card is split half and half; each pays its own draw above idle.
+    wr.busy_gpus = busy_gpus_of(wr);
+    wr.energy_per_year = wr.busy_gpus * r.energy_per_busy_gpu_year;
+    wr.cost_per_year = (partner[i] < 0 ? wr.gpus : 0.5) * per_gpu + wr.energy_per_year;
     wr.utilization = wr.average_tok_s / (wr.replicas * wr.group.throughput);
   }
-  for (auto& wr : r.workloads)
+  for (auto& wr : r.workloads) {
     if (wr.cost_per_year && wr.output_mtok_per_year > 0)
       wr.cost_per_mtok_output = *wr.cost_per_year / wr.output_mtok_per_year;
+    if (wr.cost_per_year && wr.embedded_mtok_per_year > 0)
+      wr.cost_per_mtok_embedded = *wr.cost_per_year / wr.embedded_mtok_per_year;
+  }
   int nodes = 0;
   const auto at = pack_groups(sizes, node_gpus, &nodes);
   double self_mtok = 0;
@@ -464,11 +527,23 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
   std::sort(r.allocation.begin(), r.allocation.end(), [](const Placement& a, const Placement& b) {
     return a.node != b.node ? a.node < b.node : a.gpus.front() < b.gpus.front();
   });
+  double energy = 0, busy = 0;
   for (const auto& wr : r.workloads)
-    if (wr.option == "self_host") self_mtok += wr.output_mtok_per_year;
+    if (wr.option == "self_host") {
+      self_mtok += wr.output_mtok_per_year;  // generative output only
+      energy += wr.energy_per_year;
+      busy += wr.busy_gpus;
+    }
   r.nodes = nodes;
   r.idle_gpus = nodes * node_gpus - used;
-  r.self_host_cost_per_year = nodes * node_cost;
+  r.self_host_cost_per_year = nodes * node_cost + energy;
+  const double idle_energy = node_gpus * r.energy_per_busy_gpu_year;  // 0 without average_power
+  r.opex_per_year = nodes * (r.opex_per_node_per_year - idle_energy) + energy;
+  r.wall_power_full_w = nodes * r.wall_power_full_w;
+  r.wall_power_average_w =
+      r.energy_per_busy_gpu_year > 0
+          ? r.wall_power_full_w - (nodes * node_gpus - busy) * r.dynamic_w_per_gpu
+          : r.wall_power_full_w;
   r.menu_cost_per_year = r.self_host_cost_per_year + r.api_bill_per_year;
   for (const auto& wr : r.workloads)
     r.separate_plans_cost_per_year += wr.separate_per_year.value_or(0);
@@ -492,26 +567,39 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
   r.node_cost_per_year = nc.per_year;
   r.capex_per_node = nc.capex;
   r.opex_per_node_per_year = nc.opex_per_year;
+  r.node_fixed_cost_per_year = nc.fixed_per_year;
+  r.energy_per_busy_gpu_year = nc.busy_gpu_energy_per_year;
+  r.dynamic_w_per_gpu = nc.dynamic_w_per_gpu;
+  r.wall_power_full_w = nc.wall_w;  // per node until placed
+  if (!nc.power_note.empty()) r.notes.push_back(nc.power_note);
   for (const Workload& w : sc.workloads) {
     WorkloadResult wr;
     wr.id = w.id;
     wr.model = w.model->id;
     wr.peak_tok_s = w.demand.peak_output_tokens_per_s();
     wr.average_tok_s = w.demand.average_output_tokens_per_s();
-    wr.output_mtok_per_year = w.demand.output_tokens_per_year() / 1e6;
+    wr.kind = w.kind;
+    if (w.kind == Kind::generate)
+      wr.output_mtok_per_year = w.demand.output_tokens_per_year() / 1e6;
+    else  // one pseudo-output token per item
+      wr.embedded_mtok_per_year =
+          w.demand.output_tokens_per_year() * static_cast<double>(w.item_tokens) / 1e6;
     wr.api_per_year = api_per_year(w, sc, cat);
     choose_group(wr, w, sys, sc, cat);
+    wr.busy_gpus = busy_gpus_of(wr);
+    wr.energy_per_year = wr.busy_gpus * nc.busy_gpu_energy_per_year;
     // Planned alone on the same system: its groups on whole nodes, or its API if cheaper.
     if (wr.gpus > 0)
       wr.separate_per_year =
-          std::ceil(static_cast<double>(wr.gpus) / sys.gpus_per_node) * nc.per_year;
+          std::ceil(static_cast<double>(wr.gpus) / sys.gpus_per_node) * nc.fixed_per_year +
+          wr.energy_per_year;
     if (wr.api_per_year && !w.demand.residency_required &&
         (!wr.separate_per_year || *wr.api_per_year < *wr.separate_per_year))
       wr.separate_per_year = wr.api_per_year;
     r.workloads.push_back(std::move(wr));
   }
-  const std::vector<bool> self = route(r, sc, sys.gpus_per_node, nc.per_year);
-  place_and_split(r, self, sc, sys, cat, nc.per_year);
+  const std::vector<bool> self = route(r, sc, sys.gpus_per_node, nc.fixed_per_year);
+  place_and_split(r, self, sc, sys, cat, nc.fixed_per_year);
   return r;
 }
 

@@ -103,8 +103,9 @@ Report make_menu_report(const MenuResult& r) {
   // workloads
   Table wt{"workloads",
            "Workloads on " + best->system,
-           {"workload", "model", "option", "GPUs", "replicas", "tok/s per replica", "peak tok/s",
-            "utilization", cur + "/yr", cur + "/Mtok out", "API " + cur + "/yr", "why"},
+           {"workload", "model", "kind", "option", "GPUs", "replicas", "tok/s per replica",
+            "peak tok/s", "utilization", cur + "/yr", cur + "/Mtok out", cur + "/Mtok embedded",
+            "API " + cur + "/yr", "why"},
            {},
            {}};
   Json wj = Json::array();
@@ -115,23 +116,30 @@ Report make_menu_report(const MenuResult& r) {
           fmt::format("{} shares its card with {}: half the memory each, the card "
                       "time-sliced (TPOT = both step times)",
                       w.id, w.shares_card_with));
-    wt.add({w.id, w.model, w.option, self ? Cell(w.gpus) : Cell(), self ? Cell(w.replicas) : Cell(),
-            self ? Cell(w.group.throughput, 0) : Cell(), Cell(w.peak_tok_s, 0),
-            self ? Cell(w.utilization, 2) : Cell(), opt_cell(w.cost_per_year),
-            opt_cell(w.cost_per_mtok_output, 1), opt_cell(w.api_per_year), w.reason});
+    wt.add({w.id, w.model, kind_name(w.kind), w.option, self ? Cell(w.gpus) : Cell(),
+            self ? Cell(w.replicas) : Cell(), self ? Cell(w.group.throughput, 0) : Cell(),
+            Cell(w.peak_tok_s, 0), self ? Cell(w.utilization, 2) : Cell(),
+            opt_cell(w.cost_per_year), opt_cell(w.cost_per_mtok_output, 1),
+            opt_cell(w.cost_per_mtok_embedded, 2), opt_cell(w.api_per_year), w.reason});
     Json j = {{"id", w.id},
               {"model", w.model},
+              {"kind", kind_name(w.kind)},
               {"option", w.option},
               {"gpus", self ? w.gpus : 0},
               {"replicas", self ? w.replicas : 0},
               {"utilization", self ? Json(w.utilization) : Json()},
               {"cost_per_year", opt(w.cost_per_year)},
               {"cost_per_mtok_output", opt(w.cost_per_mtok_output)},
+              {"cost_per_mtok_embedded", opt(w.cost_per_mtok_embedded)},
               {"api_per_year", opt(w.api_per_year)},
               {"separate_plan_cost_per_year", opt(w.separate_per_year)},
               {"reason", w.reason}};
     if (self) {
-      j["throughput_per_replica_tok_s"] = w.group.throughput;
+      // embed / rerank: items/s (one pseudo-output token per item)
+      j[w.kind == Kind::generate ? "throughput_per_replica_tok_s"
+                                 : "throughput_per_replica_items_s"] = w.group.throughput;
+      j["busy_gpus"] = w.busy_gpus;
+      j["energy_per_year"] = w.energy_per_year;
       j["concurrency_per_replica"] = w.group.concurrency;
       j["ttft_ms"] = w.group.ttft_ms;
       j["tpot_ms"] = w.group.tpot_ms;
@@ -145,15 +153,33 @@ Report make_menu_report(const MenuResult& r) {
     wj.push_back(j);
   }
   wt.notes.push_back(
-      "cost of a self-hosted workload = its GPUs / GPUs per node × one node's "
-      "yearly cost (capex over its life + opex − residual)");
+      sc.average_power
+          ? "cost of a self-hosted workload = its GPUs / GPUs per node × one node's yearly cost "
+            "with its GPUs idle (capex over its life + opex − residual) + the energy its work "
+            "draws above idle (busy GPUs × (TDP − idle) × PUE × price × hours)"
+          : "cost of a self-hosted workload = its GPUs / GPUs per node × one node's "
+            "yearly cost (capex over its life + opex − residual)");
+  wt.notes.push_back(
+      "embed / rerank workloads: tok/s columns are items/s (a rerank item is one query-document "
+      "pair), cost per 1M tokens embedded or scored");
   rep.json["workloads"] = wj;
   // fleet
   Table ft{"fleet", "Fleet", {"figure", "value"}, {}, {}};
   ft.add({"system", best->system});
   ft.add({"nodes", best->nodes});
   ft.add({"capex " + cur, Cell(best->nodes * best->capex_per_node, 0)});
-  ft.add({"opex " + cur + "/yr", Cell(best->nodes * best->opex_per_node_per_year, 0)});
+  ft.add({"opex " + cur + "/yr", Cell(best->opex_per_year, 0)});
+  if (sc.average_power) {
+    ft.add(
+        {"opex at full draw " + cur + "/yr", Cell(best->nodes * best->opex_per_node_per_year, 0)});
+    ft.add({"wall power, average W", Cell(best->wall_power_average_w, 0)});
+    ft.add({"wall power, full draw W", Cell(best->wall_power_full_w, 0)});
+    ft.notes.push_back(fmt::format(
+        "average power: each GPU draws {:g} W idle + its busy share × (TDP − idle); the rest of "
+        "the node's wall power stays at full draw ({}{})",
+        sc.average_power->gpu_idle_w, sc.average_power->source,
+        sc.average_power->estimated ? "; estimated: " + sc.average_power->notes : ""));
+  }
   ft.add({"self-hosted nodes " + cur + "/yr", Cell(best->self_host_cost_per_year, 0)});
   ft.add({"API bill of routed workloads " + cur + "/yr", Cell(best->api_bill_per_year, 0)});
   ft.add({"menu " + cur + "/yr", Cell(best->menu_cost_per_year, 0)});
@@ -168,7 +194,11 @@ Report make_menu_report(const MenuResult& r) {
                        {"idle_gpus", best->idle_gpus},
                        {"currency", cur},
                        {"capex", best->nodes * best->capex_per_node},
-                       {"opex_per_year", best->nodes * best->opex_per_node_per_year},
+                       {"opex_per_year", best->opex_per_year},
+                       {"opex_per_year_full_draw", best->nodes * best->opex_per_node_per_year},
+                       {"wall_power_average_w", best->wall_power_average_w},
+                       {"wall_power_full_w", best->wall_power_full_w},
+                       {"node_fixed_cost_per_year", best->node_fixed_cost_per_year},
                        {"node_cost_per_year", best->node_cost_per_year},
                        {"api_bill_per_year", best->api_bill_per_year},
                        {"cost_per_mtok_output", opt(best->cost_per_mtok_output)},

@@ -13,15 +13,7 @@
 namespace moeplan::menu {
 
 const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::generate:
-      return "generate";
-    case Kind::embed:
-      return "embed";
-    case Kind::rerank:
-      return "rerank";
-  }
-  return "?";
+  return model_kind_name(k);
 }
 
 bool is_menu_document(const Json& doc) {
@@ -42,18 +34,22 @@ bool is_menu_file(const std::string& path) {
 
 namespace {
 
-// Catalog models are generative decoders (data/models.json has no embedding or reranking
-// entries; docs/catalogs.md): an embed/rerank workload cannot name one.
-bool is_generative(const Model&) {
-  return true;
-}
-
 // The plan-scenario document that reads workload `w`'s demand and the money sections.
-Json plan_doc_for(const Json& root, const JsonView& w, const std::string& first_system) {
+// `item_tokens` > 0 (embed/rerank): the demand is rewritten to items as requests of
+// item_tokens prompt tokens and one pseudo-output token (Workload::item_tokens).
+Json plan_doc_for(const Json& root, const JsonView& w, const std::string& first_system,
+                  long long item_tokens) {
   Json doc = Json::object();
   for (auto it = root.begin(); it != root.end(); ++it)
-    if (it.key() != "workloads" && it.key() != "builds") doc[it.key()] = it.value();
+    if (it.key() != "workloads" && it.key() != "builds" && it.key() != "average_power")
+      doc[it.key()] = it.value();
   Json demand = w.raw().contains("demand") ? w.raw()["demand"] : Json::object();
+  if (item_tokens > 0) {
+    demand.erase("query_tokens");
+    demand.erase("document_tokens");
+    demand["input_tokens"] = item_tokens;
+    demand["output_tokens"] = 1;
+  }
   if (w.raw().contains("sla")) {
     const Json& s = w.raw()["sla"];
     if (s.is_object()) {
@@ -92,6 +88,52 @@ Json plan_doc_for(const Json& root, const JsonView& w, const std::string& first_
   throw InputError(e.file(), at, e.problem());
 }
 
+// Kind against model: a workload's kind (default generate) must be its model's kind.
+void check_kind(const JsonView& v, const Workload& w) {
+  if (w.kind == w.model->kind) return;
+  if (w.kind == Kind::generate)
+    v.fail_member("model",
+                  fmt::format("'{}' has kind {} (data/models.json), not generate: give "
+                              "the workload \"kind\": \"{}\"",
+                              w.model->id, kind_name(w.model->kind), kind_name(w.model->kind)));
+  v.fail_member(
+      "model",
+      fmt::format("{} {} workload needs a model of kind {}; '{}' is {} model (data/"
+                  "models.json kind {})",
+                  w.kind == Kind::embed ? "an" : "a", kind_name(w.kind), kind_name(w.kind),
+                  w.model->id, w.model->is_generative() ? "a generative" : "another kind of",
+                  kind_name(w.model->kind)));
+}
+
+// embed / rerank demand: tokens per item, no output tokens, no TPOT, no adapters.
+long long read_item_tokens(const JsonView& v, const JsonView& d, Kind kind) {
+  const std::string a = kind == Kind::embed ? "an embed" : "a rerank";
+  if (d.has("output_tokens"))
+    d.fail_member("output_tokens",
+                  a +
+                      " workload produces no output tokens: give input_tokens (tokens "
+                      "per item)" +
+                      (kind == Kind::rerank ? " or query_tokens + document_tokens" : ""));
+  if (auto s = v.get("sla"); s && s->is_object() && s->has("tpot_ms"))
+    s->fail_member("tpot_ms", a + " workload has no decode phase: give ttft_ms (the "
+                                  "latency of one item)");
+  if (v.has("lora_adapters"))
+    v.fail_member("lora_adapters", "adapters are planned for generative workloads only");
+  if (kind == Kind::rerank && (d.has("query_tokens") || d.has("document_tokens"))) {
+    if (d.has("input_tokens"))
+      d.fail_member("input_tokens",
+                    "give input_tokens or query_tokens + document_tokens, not both");
+    return d.positive_int("query_tokens") + d.positive_int("document_tokens");
+  }
+  if (!d.has("input_tokens"))
+    d.fail_member("input_tokens",
+                  "missing: " + a + " workload needs the tokens per item" +
+                      (kind == Kind::rerank ? " (or query_tokens + document_tokens: a rerank "
+                                              "item is one query-document pair)"
+                                            : ""));
+  return d.positive_int("input_tokens");
+}
+
 void read_lora(const JsonView& v, Workload& w) {
   if (!v.is_object()) v.fail("expected an object {count, rank}, found " + describe_json(v.raw()));
   v.only_keys({"count", "rank", "precision", "notes"});
@@ -105,6 +147,29 @@ void read_lora(const JsonView& v, Workload& w) {
 }
 
 }  // namespace
+
+// average_power: {gpu_idle_w, source, as_of, estimated, notes}; the idle draw must sit below the
+// TDP of every candidate system's GPU.
+AveragePower read_average_power(const JsonView& v, const MenuScenario& sc, const Catalog& cat) {
+  if (!v.is_object()) v.fail("expected an object {gpu_idle_w, source, as_of, notes}");
+  v.only_keys({"gpu_idle_w", "source", "as_of", "estimated", "notes"});
+  AveragePower a;
+  a.gpu_idle_w = v.non_negative("gpu_idle_w");
+  a.source = v.string("source");
+  a.as_of = v.string_or("as_of", "");
+  a.estimated = v.boolean_or("estimated", false);
+  a.notes = v.string_or("notes", "");
+  if (a.estimated && a.notes.empty())
+    v.fail_member("notes", "required when \"estimated\" is true: say what was estimated and how");
+  for (const std::string& id : sc.systems) {
+    const Device& d = cat.device(cat.system(id).device);
+    if (a.gpu_idle_w >= d.tdp_w)
+      v.fail_member("gpu_idle_w", fmt::format("{:g} W is not below the TDP of {} ({:g} W, system "
+                                              "{})",
+                                              a.gpu_idle_w, d.id, d.tdp_w, id));
+  }
+  return a;
+}
 
 MenuScenario parse_menu_scenario(const Json& doc, const std::string& file, const Catalog& cat) {
   JsonView root(doc, file);
@@ -133,6 +198,7 @@ MenuScenario parse_menu_scenario(const Json& doc, const std::string& file, const
       }
     }
   }
+  if (auto ap = root.get("average_power")) sc.average_power = read_average_power(*ap, sc, cat);
   const auto items = root.array("workloads");
   if (items.empty()) root.fail_member("workloads", "expected at least one workload");
   std::set<std::string> ids;
@@ -155,15 +221,17 @@ MenuScenario parse_menu_scenario(const Json& doc, const std::string& file, const
     } catch (const UnknownIdError& e) {
       v.fail_member("model", e.what());
     }
-    if (w.kind != Kind::generate && is_generative(*w.model))
-      v.fail_member("model", fmt::format("a {} workload needs an embedding/reranking model; '{}' "
-                                         "is a generative model",
-                                         kind, w.model->id));
+    check_kind(v, w);
     if (!v.has("demand")) v.fail_member("demand", "missing: a workload needs its demand");
     const JsonView d = v.at("demand");
     if (!d.is_object()) d.fail("expected an object, found " + describe_json(d.raw()));
     if (!d.has("requests_per_day") || d.number("requests_per_day") <= 0)
-      d.fail_member("requests_per_day", "a workload with no demand: expected requests_per_day > 0");
+      d.fail_member("requests_per_day",
+                    w.kind == Kind::generate
+                        ? "a workload with no demand: expected requests_per_day > 0"
+                        : "a workload with no demand: expected requests_per_day > 0 (items a "
+                          "day: texts embedded, or query-document pairs scored)");
+    if (w.kind != Kind::generate) w.item_tokens = read_item_tokens(v, d, w.kind);
     if (auto s = v.get("sla")) {
       if (!s->is_object()) s->fail("expected an object {ttft_ms, tpot_ms}");
       s->only_keys({"ttft_ms", "tpot_ms"});
@@ -172,7 +240,8 @@ MenuScenario parse_menu_scenario(const Json& doc, const std::string& file, const
     w.precision = v.string_or("precision", "native");
     plan::PlanScenario ps;
     try {
-      ps = plan::parse_plan_scenario(plan_doc_for(doc, v, sc.systems.front()), file, cat);
+      ps = plan::parse_plan_scenario(plan_doc_for(doc, v, sc.systems.front(), w.item_tokens), file,
+                                     cat, /*any_model_kind=*/true);
     } catch (const InputError& e) {
       rethrow_at(e, w.json_path);
     }

@@ -818,6 +818,7 @@ PlanResult run_plan(const PlanScenario& sc, const Catalog& cat, const PlanOption
   } else {
     for (const auto& m : cat.models) {
       const auto& s = sc.models;
+      if (!m.is_generative()) continue;  // embeddings/rerankers: menus plan them by kind
       if (m.max_context_tokens < std::max(s.min_context_tokens, sc.demand.context_tokens)) continue;
       if (!s.licenses.empty() && !contains(s.licenses, m.license)) continue;
       if (s.max_total_params_b > 0 && m.total_params_b > s.max_total_params_b) continue;

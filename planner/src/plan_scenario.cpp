@@ -39,8 +39,8 @@ const std::vector<std::string> kPerBuildRentKeys = {
 
 class Reader {
  public:
-  Reader(const Json& doc, const std::string& file, const Catalog& cat)
-      : root_(doc, file), cat_(cat) {
+  Reader(const Json& doc, const std::string& file, const Catalog& cat, bool any_model_kind = false)
+      : root_(doc, file), cat_(cat), any_model_kind_(any_model_kind) {
     sc_.file = file;
     sc_.label = base_name(file);
   }
@@ -137,6 +137,7 @@ class Reader {
  private:
   JsonView root_;
   const Catalog& cat_;
+  bool any_model_kind_ = false;
   PlanScenario sc_;
 
   void record(const std::string& name, Json value, std::string unit) {
@@ -305,11 +306,20 @@ class Reader {
   }
 
   void check_model(const JsonView& at, const std::string& id) {
+    const Model* m = nullptr;
     try {
-      (void)cat_.model(id);
+      m = &cat_.model(id);
     } catch (const UnknownIdError& e) {
       at.fail(e.what());
     }
+    // plan sizes decoders by output tok/s; an embedding or reranking model has no decode
+    // phase and is planned by a menu workload with its kind (docs/scenario.md § menus).
+    if (!any_model_kind_ && !m->is_generative())
+      at.fail(
+          fmt::format("'{}' is an {} model (models.json kind {}): plan sizes generative "
+                      "models; plan it as a menu workload with \"kind\": \"{}\"",
+                      id, m->kind == ModelKind::embed ? "embedding" : "reranking",
+                      model_kind_name(m->kind), model_kind_name(m->kind)));
   }
 
   void read_models(const JsonView& v) {
@@ -512,8 +522,9 @@ double PlanDemand::output_tokens_per_year() const {
   return requests_per_day * static_cast<double>(output_tokens) * days_per_year;
 }
 
-PlanScenario parse_plan_scenario(const Json& doc, const std::string& file, const Catalog& cat) {
-  return Reader(doc, file, cat).read();
+PlanScenario parse_plan_scenario(const Json& doc, const std::string& file, const Catalog& cat,
+                                 bool any_model_kind) {
+  return Reader(doc, file, cat, any_model_kind).read();
 }
 
 PlanScenario parse_plan_scenario_text(const std::string& text, const std::string& file,

@@ -109,8 +109,18 @@ struct PublishedKv {
   Provenance prov;
 };
 
+// What a model does (data/models.json `kind`, docs/catalogs.md): a generative decoder (the
+// default), an embedding model (text → one vector per item) or a reranker (a query-document
+// pair → one relevance score). Embedding and reranking models are planned as prefill-only work
+// in items/s by menus (docs/plan.md § menus); `plan` and `recommend` take generative models
+// only (`perf` estimates any model: give an embedding model --output 1).
+enum class ModelKind { generate, embed, rerank };
+// "generate" | "embed" | "rerank", as written in models.json.
+const char* model_kind_name(ModelKind k);
+
 struct Model {
   std::string id, name, family, license, license_notes, release;
+  ModelKind kind = ModelKind::generate;
   double total_params_b = 0;
   double active_params_b = 0;
   int layers = 0;
@@ -136,6 +146,7 @@ struct Model {
   Provenance prov;
 
   bool is_moe() const { return moe.has_value(); }
+  bool is_generative() const { return kind == ModelKind::generate; }
 };
 
 enum class DeviceKind { gpu, cpu, unified };

@@ -16,7 +16,8 @@
 
 namespace moeplan::menu {
 
-enum class Kind { generate, embed, rerank };
+// A workload's kind is its model's (data/models.json `kind`): generate, embed or rerank.
+using Kind = ModelKind;
 const char* kind_name(Kind k);
 
 // Per-tenant LoRA adapters over one base model (docs/plan.md § menus, multi-LoRA).
@@ -39,9 +40,23 @@ struct Workload {
   const Model* model = nullptr;
   std::string precision = "native";  // weight spec as in plan builds
   Kind kind = Kind::generate;
+  // embed / rerank: the demand counts items (texts embedded, query-document pairs scored) as
+  // requests with one pseudo-output token each, so every "output tok/s" of the allocation is
+  // items/s (prefill-only work: the item's tokens are its prompt). item_tokens = tokens per
+  // item (a rerank item = query + document); 0 for generate.
+  long long item_tokens = 0;
   plan::PlanDemand demand;  // read by the plan reader (demand + sla + residency)
   std::optional<LoraAdapters> lora;
   std::string json_path;  // "/workloads/2"
+};
+
+// Demand-weighted average power (docs/plan.md § menus, power): each GPU draws idle +
+// busy share × (TDP − idle) instead of its TDP around the clock; the rest of the node's wall power
+// (host, fans, conversion losses) stays at its full figure. Given in the menu's `average_power`.
+struct AveragePower {
+  double gpu_idle_w = 0;
+  std::string source, as_of, notes;
+  bool estimated = false;
 };
 
 struct MenuScenario {
@@ -50,6 +65,7 @@ struct MenuScenario {
   std::vector<std::string> systems;  // candidate data/systems.json ids (auto: all priced ones)
   bool builds_auto = false;
   plan::PlanScenario money;  // currency, engine, pricing basis and the cost sections
+  std::optional<AveragePower> average_power;  // none: every GPU draws its TDP 24/7
 };
 
 // Throws InputError naming the file and JSON path (duplicate ids, no demand, an embed or
@@ -72,6 +88,9 @@ struct GroupOption {
   double throughput = 0;  // output tok/s per replica at the SLA (LoRA overhead included)
   double ttft_ms = 0, tpot_ms = 0;
   double weights_gb = 0, lora_gb = 0;
+  // Share of the card's time this workload's engine runs when serving `throughput` at full
+  // load: 1 alone; its own step / both steps on a shared card.
+  double time_share = 1;
 };
 
 // The best group of `gpus` devices of `sys` for `w` (layout rules, fit, SLA).
@@ -105,13 +124,18 @@ struct WorkloadResult {
                                  // figures)
   int replicas = 0;
   int gpus = 0;  // replicas × group size
-  double peak_tok_s = 0, average_tok_s = 0;
-  double utilization = 0;  // year-average demand / capacity of its replicas
-  double output_mtok_per_year = 0;
-  std::optional<double> api_per_year;   // its own API bill (catalog price)
-  std::optional<double> cost_per_year;  // GPU share of the nodes, or the API bill
+  Kind kind = Kind::generate;
+  double peak_tok_s = 0, average_tok_s = 0;  // items/s for embed / rerank
+  double utilization = 0;                    // year-average demand / capacity of its replicas
+  double output_mtok_per_year = 0;           // 0 for embed / rerank
+  double embedded_mtok_per_year = 0;         // embed / rerank: items × tokens per item
+  double busy_gpus = 0;                      // year-average GPUs its work keeps busy (≤ gpus)
+  double energy_per_year = 0;                // its GPUs' draw above idle (average_power), else 0
+  std::optional<double> api_per_year;        // its own API bill (catalog price)
+  std::optional<double> cost_per_year;       // GPU share of the nodes, or the API bill
   std::optional<double> cost_per_mtok_output;
-  std::optional<double> separate_per_year;  // planned alone on the same system (or its API)
+  std::optional<double> cost_per_mtok_embedded;  // embed / rerank: per 1M tokens embedded/scored
+  std::optional<double> separate_per_year;       // planned alone on the same system (or its API)
 };
 
 struct SystemResult {
@@ -119,7 +143,13 @@ struct SystemResult {
   bool ok = false;
   std::string reason;
   int nodes = 0, gpus_per_node = 0, idle_gpus = 0;
-  double node_cost_per_year = 0, capex_per_node = 0, opex_per_node_per_year = 0;
+  double node_cost_per_year = 0, capex_per_node = 0, opex_per_node_per_year = 0;  // full draw
+  // With average_power: a node's yearly cost with every GPU idle, and the yearly energy cost of
+  // one GPU kept busy (TDP − idle); without it, fixed = node_cost_per_year and busy = 0.
+  double node_fixed_cost_per_year = 0, energy_per_busy_gpu_year = 0;
+  double opex_per_year = 0;                                // the fleet's opex at its average draw
+  double wall_power_full_w = 0, wall_power_average_w = 0;  // per fleet
+  double dynamic_w_per_gpu = 0;                            // TDP − idle (average_power)
   double menu_cost_per_year = 0, separate_plans_cost_per_year = 0, api_bill_per_year = 0;
   double self_host_cost_per_year = 0;          // nodes × node cost
   std::optional<double> cost_per_mtok_output;  // self-hosted nodes' cost / their output

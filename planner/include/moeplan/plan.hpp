@@ -132,7 +132,10 @@ struct PlanScenario {
 // Throws InputError naming the file and JSON path (missing field, wrong type,
 // unknown key, out of range) and UnknownIdError for unknown catalog ids.
 PlanScenario load_plan_scenario(const std::string& path, const Catalog& cat);
-PlanScenario parse_plan_scenario(const Json& doc, const std::string& file, const Catalog& cat);
+// any_model_kind: accept embedding and reranking models in /models (the menu reader, which
+// plans them by their kind); plan itself accepts generative models only.
+PlanScenario parse_plan_scenario(const Json& doc, const std::string& file, const Catalog& cat,
+                                 bool any_model_kind = false);
 PlanScenario parse_plan_scenario_text(const std::string& text, const std::string& file,
                                       const Catalog& cat);
 
