@@ -277,9 +277,9 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
     int batch, heads, latent, rope;
     long long context;
   };
-  for (const Case c : {Case{2, 64, 512, 64, 300}, Case{1, 128, 512, 64, 1000},
-                       Case{3, 16, 512, 64, 1}, Case{3, 4, 64, 16, 37}, Case{2, 20, 128, 64, 77},
-                       Case{64, 64, 512, 64, 64}})
+  for (const Case c :
+       {Case{2, 64, 512, 64, 300}, Case{1, 128, 512, 64, 1000}, Case{3, 16, 512, 64, 1},
+        Case{3, 4, 64, 16, 37}, Case{2, 20, 128, 64, 77}, Case{64, 64, 512, 64, 64}})
     for (KvDType kv : {KvDType::same, KvDType::fp8}) {
       AttentionSpec a;
       a.batch = c.batch;

@@ -444,7 +444,8 @@ mk::RowCol ldmatrix_gets(Addr addr, int lane, int m, int e, bool trans) {
 TEST_CASE("mma m16n8k16 fragments cover their tiles exactly once", "[probe][kernels][mla]") {
   std::vector<int> c(16 * 8, 0), a(16 * 16, 0), b(16 * 8, 0);
   for (int lane = 0; lane < 32; ++lane) {
-    for (int i = 0; i < 4; ++i) ++c[static_cast<std::size_t>(mk::mma_c_row(lane, i) * 8 + mk::mma_c_col(lane, i))];
+    for (int i = 0; i < 4; ++i)
+      ++c[static_cast<std::size_t>(mk::mma_c_row(lane, i) * 8 + mk::mma_c_col(lane, i))];
     for (int r = 0; r < 4; ++r)
       for (int e = 0; e < 2; ++e)
         ++a[static_cast<std::size_t>(mk::mma_a_row(lane, r) * 16 + mk::mma_a_col(lane, r, e))];
@@ -530,7 +531,8 @@ TEST_CASE("MLA head groups cover every head once", "[probe][kernels][mla]") {
     }
 }
 
-TEST_CASE("MLA splits: one wave at batch 64, many at batch 1, cover the context", "[probe][kernels][mla]") {
+TEST_CASE("MLA splits: one wave at batch 64, many at batch 1, cover the context",
+          "[probe][kernels][mla]") {
   // Batch 64, context 4096 (128 tiles of 32), 132 SMs: s = 1 costs 1 wave x 128 tiles;
   // s = 2 costs 1 wave (128 blocks <= 132) x (64 + 2) + 2·64·2/132 ≈ 67 -> 2 splits of 2048.
   const mk::KeySplits a = mk::mla_splits(64, 4096, 132, 32, 256, 2);
@@ -578,8 +580,8 @@ Frag ldm(const std::vector<float>& tile, int ld, Addr addr, bool trans) {
     for (int m = 0; m < 4; ++m)
       for (int e = 0; e < 2; ++e) {
         const mk::RowCol rc = ldmatrix_gets(addr, lane, m, e, trans);
-        f[static_cast<std::size_t>(lane)][static_cast<std::size_t>(m)][static_cast<std::size_t>(e)] =
-            tile[static_cast<std::size_t>(rc.row * ld + rc.col)];
+        f[static_cast<std::size_t>(lane)][static_cast<std::size_t>(m)]
+         [static_cast<std::size_t>(e)] = tile[static_cast<std::size_t>(rc.row * ld + rc.col)];
       }
   return f;
 }
@@ -615,8 +617,8 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
                                 const std::vector<float>& cache, float scale) {
   const int ld = c.qk + 8, nt = c.vd / 16;
   const mk::MlaHeads hg = mk::mla_heads(c.heads, 4);
-  const mk::KeySplits ks = mk::mla_splits(static_cast<long long>(c.batch) * hg.groups, c.context,
-                                          c.sms, 32, 256, 2);
+  const mk::KeySplits ks =
+      mk::mla_splits(static_cast<long long>(c.batch) * hg.groups, c.context, c.sms, 32, 256, 2);
   const float l2e = 1.4426950408889634f;
   const std::size_t rows_all = static_cast<std::size_t>(c.batch) * c.heads;
   std::vector<float> pacc(static_cast<std::size_t>(ks.splits) * rows_all * c.vd, 0.0f);
@@ -658,10 +660,11 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
             const mk::Range kr = mk::block_range(c.qk / 16, 2, half);
             for (long long kk = kr.begin; kk < kr.end; ++kk) {
               const int k0 = static_cast<int>(kk) * 16;
-              const Frag qa = ldm(qw, ld, [&](int l) { return mk::mla_ldm_q(l, k0); }, false);
+              const Frag qa = ldm(
+                  qw, ld, [&](int l) { return mk::mla_ldm_q(l, k0); }, false);
               for (int jp = 0; jp < 2; ++jp) {
-                const Frag kf =
-                    ldm(kt, ld, [&](int l) { return mk::mla_ldm_k(l, jp * 16, k0); }, false);
+                const Frag kf = ldm(
+                    kt, ld, [&](int l) { return mk::mla_ldm_k(l, jp * 16, k0); }, false);
                 mma(sc[w][static_cast<std::size_t>(2 * jp)], qa, kf, 0, 1);
                 mma(sc[w][static_cast<std::size_t>(2 * jp + 1)], qa, kf, 2, 3);
               }
@@ -764,11 +767,15 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
 }
 }  // namespace
 
-TEST_CASE("the MLA kernel's data flow, simulated lane by lane, is attention", "[probe][kernels][mla]") {
+TEST_CASE("the MLA kernel's data flow, simulated lane by lane, is attention",
+          "[probe][kernels][mla]") {
   // 20 heads (two tiles, 12 padded rows), qk 80 = 5 k-steps (3 + 2 over the two warps),
-  // v 64; context 70 = 2 full tiles + 6 (a partial, zero-filled tile), several SM counts
-  // so that one split and several splits (merged) both run; 132 heads: 3 groups of 3 tiles.
-  for (const MlaCase c : {MlaCase{2, 20, 80, 64, 70, 0}, MlaCase{2, 20, 80, 64, 70, 132},
+  // v 64; context 70 = 2 full tiles + 6 (a partial, zero-filled tile) in one split, and
+  // 300 in 10 merged splits; 132 heads: 3 groups of 3 tiles.
+  // Batch 2 x 1 group over 300 positions on 132 SMs: 10 splits of one tile (the last
+  // split 12 positions), merged; with sms 0 one split of 10 tiles.
+  CHECK(mk::mla_splits(2, 300, 132, 32, 256, 2).splits == 10);
+  for (const MlaCase c : {MlaCase{2, 20, 80, 64, 70, 0}, MlaCase{2, 20, 80, 64, 300, 132},
                           MlaCase{1, 36, 96, 64, 33, 132}, MlaCase{1, 132, 80, 64, 40, 8}}) {
     const std::size_t nq = static_cast<std::size_t>(c.batch) * c.heads * c.qk;
     const std::size_t nc = static_cast<std::size_t>(c.batch) * c.context * c.qk;

@@ -28,7 +28,7 @@ namespace {
 
 namespace mk = moekernels;
 constexpr int kTile = kMlaTileKeys;
-constexpr int kStages = 3;       // KV tiles in flight (cp.async groups)
+constexpr int kStages = 3;        // KV tiles in flight (cp.async groups)
 constexpr int kMaxHeadTiles = 4;  // 64 heads per block: 8 warps
 constexpr int kSplitCostTiles = 2;
 constexpr int kMaxSplits = 256;
@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[n][i] = 0.0f;
-  float m0 = kNeg, m1 = kNeg, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 (log2 units)
+  float m0 = kNeg, m1 = kNeg, l0 = 0.0f, l1 = 0.0f;        // rows g and g + 8 (log2 units)
   const mk::Range kr = mk::block_range(qk / 16, 2, half);  // this warp's k-steps of Q·Kᵀ
   const __nv_bfloat16* qw = qs + wt * 16 * ld;
   const int nbase = half * NT * 8;  // this warp's first value dimension
@@ -268,7 +268,7 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
         else
           l0 += lo + hi;
       }
-    // O (16 heads x this warp's v/2 dimensions) += P (16 x 32) · V (32 x v/2).
+      // O (16 heads x this warp's v/2 dimensions) += P (16 x 32) · V (32 x v/2).
 #pragma unroll
     for (int kk = 0; kk < 2; ++kk)
 #pragma unroll
@@ -329,14 +329,13 @@ long long smem_bytes(const AttentionArgs& a, int tiles, bool fp8) {
 
 template <int NT, bool FP8>
 void launch_nt(const AttentionArgs& a, const MlaPlan& p, float* pa, float* pm, cudaStream_t st) {
-  throw_on_error(cudaFuncSetAttribute(mla_decode_kernel<NT, FP8>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(p.smem)),
-                 "cudaFuncSetAttribute(mla_decode_kernel)", __FILE__, __LINE__);
+  throw_on_error(
+      cudaFuncSetAttribute(mla_decode_kernel<NT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(p.smem)),
+      "cudaFuncSetAttribute(mla_decode_kernel)", __FILE__, __LINE__);
   const dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(a.batch),
                   static_cast<unsigned>(p.groups));
-  mla_decode_kernel<NT, FP8>
-      <<<grid, 64 * p.tiles, static_cast<size_t>(p.smem), st>>>(a, p, pa, pm);
+  mla_decode_kernel<NT, FP8><<<grid, 64 * p.tiles, static_cast<size_t>(p.smem), st>>>(a, p, pa, pm);
   MOEK_CHECK_LAUNCH("mla_decode_kernel");
 }
 
@@ -370,8 +369,7 @@ MlaPlan mla_plan(const AttentionArgs& a, int sms) {
   int dev = 0, major = 0, optin = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-          cudaSuccess) {
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
     (void)cudaGetLastError();  // no device: the generic kernel's own checks report it
     return p;
   }
@@ -382,9 +380,8 @@ MlaPlan mla_plan(const AttentionArgs& a, int sms) {
     const long long bytes = smem_bytes(a, h.tiles, fp8);
     if (bytes > optin) continue;
     if (h.groups > 65535) return p;
-    const mk::KeySplits ks =
-        mk::mla_splits(static_cast<long long>(a.batch) * h.groups, a.context, sms, kTile,
-                       kMaxSplits, kSplitCostTiles);
+    const mk::KeySplits ks = mk::mla_splits(static_cast<long long>(a.batch) * h.groups, a.context,
+                                            sms, kTile, kMaxSplits, kSplitCostTiles);
     p.groups = h.groups;
     p.tiles = h.tiles;
     p.splits = ks.splits;

@@ -502,7 +502,8 @@ MOE_HD inline KeySplits mla_splits(long long base, long long context, int sms, i
   long long best = 1, best_cost = -1;
   for (long long s = 1; s <= most; ++s) {
     const long long c = s > 1 ? split_cost_tiles : 0;
-    const long long cost = ceil_div(base * s, slots) * (ceil_div(tiles, s) + c) * slots + s * base * c;
+    const long long cost =
+        ceil_div(base * s, slots) * (ceil_div(tiles, s) + c) * slots + s * base * c;
     if (best_cost < 0 || cost < best_cost) {
       best = s;
       best_cost = cost;
