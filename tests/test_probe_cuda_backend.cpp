@@ -264,15 +264,21 @@ TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda]
 // reference: production latent dims (512 + 64) at 16, 64 and 128 heads (128: two
 // head groups), the synthetic-mla dims (64 + 16, 4 heads: 12 padded rows), a
 // 128 + 64 variant, one-key and non-multiple-of-32 contexts (partial tiles,
-// zero-filled rows), one and many splits; bf16 and fp8 e4m3 KV. Limit 1e-2
-// normalised: the kernel rounds the pre-scaled queries and the probabilities to
-// bf16 (2^-9 relative each, as FlashMLA does), half of the bf16 check's 2e-2.
+// zero-filled rows), one and many splits; bf16 and fp8 e4m3 KV, contiguous and
+// paged (MOEPROBE_CUDA_KV=paged). Limit 1e-2 normalised: the kernel rounds the
+// pre-scaled queries and the probabilities to bf16 (2^-9 relative each, as
+// FlashMLA does; the host simulation in test_probe_kernels.cpp lands at 2e-3),
+// half of the bf16 check's 2e-2.
 TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gpu]") {
   auto b = gpu_or_null();
   if (!b) {
     WARN("no GPU: MLA decode not run");
     return;
   }
+  ::setenv("MOEPROBE_CUDA_KV", "paged", 1);  // 64-position pages in a shuffled order
+  auto paged = gpu_or_null();
+  ::unsetenv("MOEPROBE_CUDA_KV");
+  REQUIRE(paged);
   struct Case {
     int batch, heads, latent, rope;
     long long context;
@@ -306,14 +312,18 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
       args.q = args.out = reinterpret_cast<float*>(16);  // validate() only checks non-null
       args.k = args.q;
       CHECK(kc::attention_uses_mla_kernel(args, 132));
-      auto op = b->attention(a);
-      op->run();
-      op->sync();
-      const Check r = compare_close(op->output().f, ref::attention(a), 1e-2, "mla decode");
-      INFO("B" << c.batch << " H" << c.heads << " r" << c.latent << "+" << c.rope << " L"
-               << c.context << (kv == KvDType::fp8 ? " fp8 kv" : " bf16 kv") << ": max err "
-               << r.max_err << " " << r.detail);
-      CHECK(r.ok);
+      const std::vector<float> want = ref::attention(a);
+      for (Backend* be : {b.get(), paged.get()}) {
+        auto op = be->attention(a);
+        op->run();
+        op->sync();
+        const Check r = compare_close(op->output().f, want, 1e-2, "mla decode");
+        INFO("B" << c.batch << " H" << c.heads << " r" << c.latent << "+" << c.rope << " L"
+                 << c.context << (kv == KvDType::fp8 ? " fp8 kv" : " bf16 kv")
+                 << (be == paged.get() ? " paged" : "") << ": max err " << r.max_err << " "
+                 << r.detail);
+        CHECK(r.ok);
+      }
     }
 }
 
