@@ -109,8 +109,10 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
   unsigned char* raw = reinterpret_cast<unsigned char*>(kbuf + (FP8 ? 1 : kStages) * kTile * ld);
   float* red = reinterpret_cast<float*>(raw + (FP8 ? kStages * kTile * qk : 0));  // [warps][32][16]
 
-  const int split = static_cast<int>(blockIdx.x), b = static_cast<int>(blockIdx.y),
-            grp = static_cast<int>(blockIdx.z);
+  // Head groups fastest: the groups of one (sequence, split) run side by side, so a
+  // tile the first group fetched from HBM is still in L2 for the others.
+  const int grp = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y),
+            b = static_cast<int>(blockIdx.z);
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int wt = warp / 2, half = warp % 2;
   const long long kb = static_cast<long long>(split) * p.chunk;
@@ -333,8 +335,8 @@ void launch_nt(const AttentionArgs& a, const MlaPlan& p, float* pa, float* pm, c
       cudaFuncSetAttribute(mla_decode_kernel<NT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(p.smem)),
       "cudaFuncSetAttribute(mla_decode_kernel)", __FILE__, __LINE__);
-  const dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(a.batch),
-                  static_cast<unsigned>(p.groups));
+  const dim3 grid(static_cast<unsigned>(p.groups), static_cast<unsigned>(p.splits),
+                  static_cast<unsigned>(a.batch));
   mla_decode_kernel<NT, FP8><<<grid, 64 * p.tiles, static_cast<size_t>(p.smem), st>>>(a, p, pa, pm);
   MOEK_CHECK_LAUNCH("mla_decode_kernel");
 }
