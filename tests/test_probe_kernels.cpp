@@ -531,6 +531,20 @@ TEST_CASE("MLA head groups cover every head once", "[probe][kernels][mla]") {
     }
 }
 
+TEST_CASE("MLA shared memory fits Hopper's 227 KiB at 64 heads", "[probe][kernels][mla]") {
+  // 64 heads, qk 576, 3 stages of 32 positions, rows padded by 8 (584 elements):
+  // Q 64·584·2 = 74,752 B; bf16 KV 3·32·584·2 = 112,128 B; S exchange 8·32·16·4 = 16,384 B.
+  CHECK(mk::mla_smem_bytes(576, 4, false, 3, 32, 8) == 74752 + 112128 + 16384);
+  // e4m3: raw 3·32·576 = 55,296 B plus one bf16 tile 32·584·2 = 37,376 B.
+  CHECK(mk::mla_smem_bytes(576, 4, true, 3, 32, 8) == 74752 + 55296 + 37376 + 16384);
+  const long long hopper_optin = 227 * 1024;  // cudaDevAttrMaxSharedMemoryPerBlockOptin, sm_90
+  CHECK(mk::mla_smem_bytes(576, 4, false, 3, 32, 8) <= hopper_optin);
+  CHECK(mk::mla_smem_bytes(576, 4, true, 3, 32, 8) <= hopper_optin);
+  // sm_80's 163 KiB: 64 heads do not fit, 32 heads (2 tiles) do; mla_plan then halves the group.
+  CHECK(mk::mla_smem_bytes(576, 4, false, 3, 32, 8) > 163 * 1024);
+  CHECK(mk::mla_smem_bytes(576, 2, false, 3, 32, 8) <= 163 * 1024);
+}
+
 TEST_CASE("MLA splits: one wave at batch 64, many at batch 1, cover the context",
           "[probe][kernels][mla]") {
   // Batch 64, context 4096 (128 tiles of 32), 132 SMs: s = 1 costs 1 wave x 128 tiles;

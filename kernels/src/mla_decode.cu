@@ -321,14 +321,6 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
 #endif
 }
 
-long long smem_bytes(const AttentionArgs& a, int tiles, bool fp8) {
-  const long long ld = a.qk + kPad;
-  const long long q = static_cast<long long>(tiles) * 16 * ld * 2;
-  const long long kv = fp8 ? kTile * ld * 2 + static_cast<long long>(kStages) * kTile * a.qk
-                           : static_cast<long long>(kStages) * kTile * ld * 2;
-  return q + kv + static_cast<long long>(tiles) * 2 * 32 * 16 * 4;
-}
-
 template <int NT, bool FP8>
 void launch_nt(const AttentionArgs& a, const MlaPlan& p, float* pa, float* pm, cudaStream_t st) {
   throw_on_error(
@@ -379,7 +371,7 @@ MlaPlan mla_plan(const AttentionArgs& a, int sms) {
   const bool fp8 = a.kv == Elem::e4m3;
   for (int most = kMaxHeadTiles; most >= 1; --most) {  // fewer heads per block if smem is short
     const mk::MlaHeads h = mk::mla_heads(a.heads, most);
-    const long long bytes = smem_bytes(a, h.tiles, fp8);
+    const long long bytes = mk::mla_smem_bytes(a.qk, h.tiles, fp8, kStages, kTile, kPad);
     if (bytes > optin) continue;
     if (h.groups > 65535) return p;
     const mk::KeySplits ks = mk::mla_splits(static_cast<long long>(a.batch) * h.groups, a.context,

@@ -488,6 +488,19 @@ MOE_HD inline int mla_head(int group, int tiles, int tile, int row) {
   return (group * tiles + tile) * 16 + row;
 }
 
+// Dynamic shared memory of the MLA kernel: Q [tiles·16][qk + pad] bf16; the KV
+// tiles (bf16 cache: `stages` tiles [tile_keys][qk + pad] bf16; e4m3 cache:
+// `stages` raw tiles [tile_keys][qk] bytes plus one converted bf16 tile); the
+// S exchange, 2 warps per head tile x 32 lanes x 16 floats.
+MOE_HD inline long long mla_smem_bytes(int qk, int tiles, bool fp8, int stages, int tile_keys,
+                                       int pad) {
+  const long long ld = qk + pad;
+  const long long q = static_cast<long long>(tiles) * 16 * ld * 2;
+  const long long kv = fp8 ? tile_keys * ld * 2 + static_cast<long long>(stages) * tile_keys * qk
+                           : static_cast<long long>(stages) * tile_keys * ld * 2;
+  return q + kv + static_cast<long long>(tiles) * 2 * 32 * 16 * 4;
+}
+
 // Splits of the context for the MLA kernel (one block per SM: its shared memory
 // holds Q of 64 heads and three KV tiles). Picks s in 1..min(tiles, max_splits)
 // minimising waves(s)·(tiles per split + c) + s·base·c / sms, c = split_cost_tiles
