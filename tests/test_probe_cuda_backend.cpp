@@ -13,10 +13,14 @@
 #include "moeprobe/shapes.hpp"
 
 #ifdef MOEPROBE_HAVE_CUDA
+#include "moekernels_cuda.hpp"
 #include "moeprobe/cuda_backend.hpp"
 #endif
 
 using namespace moeprobe;
+#ifdef MOEPROBE_HAVE_CUDA
+namespace kc = moekernels::cuda;
+#endif
 
 #ifdef MOEPROBE_HAVE_CUDA
 namespace {
@@ -256,6 +260,73 @@ TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda]
       }
 }
 
+// The tensor-core absorbed-MLA decode kernel (mla_decode.cu) against the CPU
+// reference: production latent dims (512 + 64) at 16, 64 and 128 heads (128: two
+// head groups), the synthetic-mla dims (64 + 16, 4 heads: 12 padded rows), a
+// 128 + 64 variant, one-key and non-multiple-of-32 contexts (partial tiles,
+// zero-filled rows), one and many splits; bf16 and fp8 e4m3 KV, contiguous and
+// paged (MOEPROBE_CUDA_KV=paged). Limit 1e-2 normalised: the kernel rounds the
+// pre-scaled queries and the probabilities to bf16 (2^-9 relative each, as
+// FlashMLA does; the host simulation in test_probe_kernels.cpp lands at 2e-3),
+// half of the bf16 check's 2e-2.
+TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gpu]") {
+  auto b = gpu_or_null();
+  if (!b) {
+    WARN("no GPU: MLA decode not run");
+    return;
+  }
+  ::setenv("MOEPROBE_CUDA_KV", "paged", 1);  // 64-position pages in a shuffled order
+  auto paged = gpu_or_null();
+  ::unsetenv("MOEPROBE_CUDA_KV");
+  REQUIRE(paged);
+  struct Case {
+    int batch, heads, latent, rope;
+    long long context;
+  };
+  for (const Case c :
+       {Case{2, 64, 512, 64, 300}, Case{1, 128, 512, 64, 1000}, Case{3, 16, 512, 64, 1},
+        Case{3, 4, 64, 16, 37}, Case{2, 20, 128, 64, 77}, Case{64, 64, 512, 64, 64}})
+    for (KvDType kv : {KvDType::same, KvDType::fp8}) {
+      AttentionSpec a;
+      a.batch = c.batch;
+      a.queries = 1;
+      a.context = c.context;
+      a.heads = c.heads;
+      a.kv_heads = 1;
+      a.qk_dim = c.latent + c.rope;
+      a.v_dim = c.latent;
+      a.shared_kv = true;
+      a.dtype = DType::bf16;
+      a.kv_dtype = kv;
+      a.seed = 321;
+      a.scale = 1.0f / std::sqrt(192.0f);  // DeepSeek: 1/sqrt(nope + rope)
+      kc::AttentionArgs args;
+      args.batch = a.batch;
+      args.heads = a.heads;
+      args.qk = a.qk_dim;
+      args.vd = a.v_dim;
+      args.context = a.context;
+      args.shared_kv = true;
+      args.kv = kv == KvDType::fp8 ? kc::Elem::e4m3 : kc::Elem::bf16;
+      args.q_bf16 = true;
+      args.q = args.out = reinterpret_cast<float*>(16);  // validate() only checks non-null
+      args.k = args.q;
+      CHECK(kc::attention_uses_mla_kernel(args, 132));
+      const std::vector<float> want = ref::attention(a);
+      for (Backend* be : {b.get(), paged.get()}) {
+        auto op = be->attention(a);
+        op->run();
+        op->sync();
+        const Check r = compare_close(op->output().f, want, 1e-2, "mla decode");
+        INFO("B" << c.batch << " H" << c.heads << " r" << c.latent << "+" << c.rope << " L"
+                 << c.context << (kv == KvDType::fp8 ? " fp8 kv" : " bf16 kv")
+                 << (be == paged.get() ? " paged" : "") << ": max err " << r.max_err << " "
+                 << r.detail);
+        CHECK(r.ok);
+      }
+    }
+}
+
 // MOEPROBE_CUDA_EXPERTS=gemv: the grouped GEMV with device-side counts in
 // moe.experts and in moe.fused (no host round trip, replayed from a graph).
 TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cuda][gpu]") {
@@ -371,6 +442,49 @@ TEST_CASE("moeprobe peaks exits 0 when any row was measured", "[probe][cuda]") {
   CHECK(peaks_exit_code({bf16, fp8, copy}) == 0);  // b4ea4a6 exited 1 here, printing nothing
   CHECK(peaks_exit_code({fp8}) == 2);
   CHECK(peaks_exit_code({}) == 2);
+}
+
+TEST_CASE("the MLA kernel is taken only where it applies", "[probe][cuda]") {
+  // Host-side eligibility (no device needed: every case below is refused before
+  // the device is asked): fp32 queries, f32 cache, separate K/V, several KV
+  // heads, prefill, v not in {64, 128, 256, 512}, qk % 16 != 0, and the escape hatch.
+  kc::AttentionArgs a;
+  a.batch = 2;
+  a.heads = 64;
+  a.qk = 576;
+  a.vd = 512;
+  a.context = 100;
+  a.shared_kv = true;
+  a.kv = kc::Elem::bf16;
+  a.q_bf16 = true;
+  a.q = a.out = reinterpret_cast<float*>(16);
+  a.k = a.q;
+  auto refused = [](kc::AttentionArgs x) { return !kc::attention_uses_mla_kernel(x, 132); };
+  kc::AttentionArgs x = a;
+  x.q_bf16 = false;
+  CHECK(refused(x));
+  x = a;
+  x.kv = kc::Elem::f32;
+  CHECK(refused(x));
+  x = a;
+  x.shared_kv = false;
+  x.v = x.k;
+  CHECK(refused(x));
+  x = a;
+  x.kv_heads = 2;
+  CHECK(refused(x));
+  x = a;
+  x.queries = 7;
+  CHECK(refused(x));
+  x = a;
+  x.vd = 96;
+  CHECK(refused(x));
+  x = a;
+  x.qk = 520;
+  CHECK(refused(x));
+  x = a;
+  x.force_generic = true;
+  CHECK(refused(x));
 }
 
 #else

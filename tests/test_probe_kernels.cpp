@@ -1,6 +1,7 @@
 // Shared index math (kernels/include/moekernels): top-k order and ties,
 // grouped routing, permutation round trip, tiling, online softmax, bf16.
 #include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <numeric>
@@ -422,4 +423,409 @@ TEST_CASE("grouped GEMV rows and weight slots", "[probe][kernels]") {
   CHECK(mk::expert_slot(0, 5) == 0);
   CHECK(mk::expert_slot(7, 5) == 2);
   CHECK(mk::expert_slot(255, 256) == 255);
+}
+
+// ---- absorbed-MLA decode on tensor cores: fragment and ldmatrix index math ----
+namespace {
+// What ldmatrix.x4 hands thread `lane` in register m, half e, given the row
+// addresses `addr(source lane)` (PTX ISA: row lane/4 of matrix m, columns
+// 2·(lane%4)+e; .trans: row 2·(lane%4)+e, column lane/4).
+template <class Addr>
+mk::RowCol ldmatrix_gets(Addr addr, int lane, int m, int e, bool trans) {
+  if (!trans) {
+    const mk::RowCol r = addr(8 * m + lane / 4);
+    return mk::RowCol{r.row, r.col + 2 * (lane % 4) + e};
+  }
+  const mk::RowCol r = addr(8 * m + 2 * (lane % 4) + e);
+  return mk::RowCol{r.row, r.col + lane / 4};
+}
+}  // namespace
+
+TEST_CASE("mma m16n8k16 fragments cover their tiles exactly once", "[probe][kernels][mla]") {
+  std::vector<int> c(16 * 8, 0), a(16 * 16, 0), b(16 * 8, 0);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 4; ++i)
+      ++c[static_cast<std::size_t>(mk::mma_c_row(lane, i) * 8 + mk::mma_c_col(lane, i))];
+    for (int r = 0; r < 4; ++r)
+      for (int e = 0; e < 2; ++e)
+        ++a[static_cast<std::size_t>(mk::mma_a_row(lane, r) * 16 + mk::mma_a_col(lane, r, e))];
+    for (int r = 0; r < 2; ++r)
+      for (int e = 0; e < 2; ++e)
+        ++b[static_cast<std::size_t>(mk::mma_b_k(lane, r, e) * 8 + mk::mma_b_n(lane))];
+  }
+  auto once = [](const std::vector<int>& v) {
+    return std::all_of(v.begin(), v.end(), [](int x) { return x == 1; });
+  };
+  CHECK(once(c));
+  CHECK(once(a));
+  CHECK(once(b));
+  // PTX ISA table spot checks: lane 5 (g 1, t 1) holds C (1, 2), (1, 3), (9, 2), (9, 3).
+  CHECK(mk::mma_c_row(5, 3) == 9);
+  CHECK(mk::mma_c_col(5, 3) == 3);
+  CHECK(mk::mma_a_col(5, 2, 1) == 11);  // a2 of lane 5: row 1, columns 10, 11
+  CHECK(mk::mma_b_k(5, 1, 0) == 10);    // b1 of lane 5: k 10, 11 at n 1
+}
+
+TEST_CASE("MLA ldmatrix addresses deliver the mma operands", "[probe][kernels][mla]") {
+  for (int lane = 0; lane < 32; ++lane)
+    for (int m = 0; m < 4; ++m)
+      for (int e = 0; e < 2; ++e) {
+        INFO("lane " << lane << " reg " << m << " half " << e);
+        // Q (A operand) at k-step k0 = 48: register m is a_m.
+        const mk::RowCol q =
+            ldmatrix_gets([](int l) { return mk::mla_ldm_q(l, 48); }, lane, m, e, false);
+        CHECK(q.row == mk::mma_a_row(lane, m));
+        CHECK(q.col == 48 + mk::mma_a_col(lane, m, e));
+        // K (B operands, keys j0 = 16 .. 31, dims k0 = 32): register m is b_(m%2) of n-tile m/2,
+        // B[k][n] = K[key n][dim k].
+        const mk::RowCol k =
+            ldmatrix_gets([](int l) { return mk::mla_ldm_k(l, 16, 32); }, lane, m, e, false);
+        CHECK(k.row == 16 + 8 * (m / 2) + mk::mma_b_n(lane));
+        CHECK(k.col == 32 + mk::mma_b_k(lane, m % 2, e));
+        // V (B operands, .trans, keys k0 = 16, dims n0 = 256): B[k][n] = V[key k][dim n].
+        const mk::RowCol v =
+            ldmatrix_gets([](int l) { return mk::mla_ldm_v(l, 16, 256); }, lane, m, e, true);
+        CHECK(v.row == 16 + mk::mma_b_k(lane, m % 2, e));
+        CHECK(v.col == 256 + 8 * (m / 2) + mk::mma_b_n(lane));
+      }
+}
+
+TEST_CASE("MLA probabilities reuse the S accumulators as A fragments", "[probe][kernels][mla]") {
+  // A register r of key step kk must hold P at (row mma_a_row, key 16kk + mma_a_col): the
+  // same (row, key) as element mla_p_elem(r, e) of S n-tile mla_p_ntile(kk, r).
+  for (int lane = 0; lane < 32; ++lane)
+    for (int kk = 0; kk < 2; ++kk)
+      for (int r = 0; r < 4; ++r)
+        for (int e = 0; e < 2; ++e) {
+          const int n = mk::mla_p_ntile(kk, r), i = mk::mla_p_elem(r, e);
+          CHECK(mk::mma_c_row(lane, i) == mk::mma_a_row(lane, r));
+          CHECK(8 * n + mk::mma_c_col(lane, i) == 16 * kk + mk::mma_a_col(lane, r, e));
+        }
+}
+
+TEST_CASE("MLA head groups cover every head once", "[probe][kernels][mla]") {
+  // DeepSeek-V3 / GLM-5.2 128 heads: 8 tiles of 16, at most 4 per block -> 2 groups of 4.
+  CHECK(mk::mla_heads(128, 4).groups == 2);
+  CHECK(mk::mla_heads(128, 4).tiles == 4);
+  // 64 heads: one group, the latent tile is read once for all heads.
+  CHECK(mk::mla_heads(64, 4).groups == 1);
+  // 80 heads = 5 tiles: 2 groups of 3 (one padded tile), not 4 + 1.
+  CHECK(mk::mla_heads(80, 4).groups == 2);
+  CHECK(mk::mla_heads(80, 4).tiles == 3);
+  for (int heads : {1, 4, 16, 17, 40, 64, 100, 128, 257})
+    for (int most : {1, 2, 3, 4}) {
+      const mk::MlaHeads h = mk::mla_heads(heads, most);
+      INFO(heads << " heads, at most " << most << " tiles");
+      CHECK(h.tiles >= 1);
+      CHECK(h.tiles <= most);
+      std::vector<int> seen(static_cast<std::size_t>(heads), 0);
+      for (int g = 0; g < h.groups; ++g)
+        for (int t = 0; t < h.tiles; ++t)
+          for (int r = 0; r < 16; ++r) {
+            const int head = mk::mla_head(g, h.tiles, t, r);
+            if (head < heads) ++seen[static_cast<std::size_t>(head)];
+          }
+      CHECK(std::all_of(seen.begin(), seen.end(), [](int x) { return x == 1; }));
+      CHECK(mk::mla_head(h.groups - 1, h.tiles, h.tiles - 1, 15) >= heads - 1);
+      CHECK((h.groups - 1) * h.tiles * 16 < heads);  // no group without a real head
+    }
+}
+
+TEST_CASE("MLA shared memory fits Hopper's 227 KiB at 64 heads", "[probe][kernels][mla]") {
+  // 64 heads, qk 576, 3 stages of 32 positions, rows padded by 8 (584 elements):
+  // Q 64·584·2 = 74,752 B; bf16 KV 3·32·584·2 = 112,128 B; S exchange 8·32·16·4 = 16,384 B.
+  CHECK(mk::mla_smem_bytes(576, 4, false, 3, 32, 8) == 74752 + 112128 + 16384);
+  // e4m3: raw 3·32·576 = 55,296 B plus one bf16 tile 32·584·2 = 37,376 B.
+  CHECK(mk::mla_smem_bytes(576, 4, true, 3, 32, 8) == 74752 + 55296 + 37376 + 16384);
+  const long long hopper_optin = 227 * 1024;  // cudaDevAttrMaxSharedMemoryPerBlockOptin, sm_90
+  CHECK(mk::mla_smem_bytes(576, 4, false, 3, 32, 8) <= hopper_optin);
+  CHECK(mk::mla_smem_bytes(576, 4, true, 3, 32, 8) <= hopper_optin);
+  // sm_80's 163 KiB: 64 heads do not fit, 32 heads (2 tiles) do; mla_plan then halves the group.
+  CHECK(mk::mla_smem_bytes(576, 4, false, 3, 32, 8) > 163 * 1024);
+  CHECK(mk::mla_smem_bytes(576, 2, false, 3, 32, 8) <= 163 * 1024);
+}
+
+TEST_CASE("MLA splits: one wave at batch 64, many at batch 1, cover the context",
+          "[probe][kernels][mla]") {
+  // Batch 64, context 4096 (128 tiles of 32), 132 SMs: s = 1 costs 1 wave x 128 tiles;
+  // s = 2 costs 1 wave (128 blocks <= 132) x (64 + 2) + 2·64·2/132 ≈ 67 -> 2 splits of 2048.
+  const mk::KeySplits a = mk::mla_splits(64, 4096, 132, 32, 256, 2);
+  CHECK(a.splits == 2);
+  CHECK(a.chunk == 2048);
+  // Batch 1: one tile per split (128 blocks, 1 wave, 1 + 2 tiles each) beats 64 splits (2 + 2).
+  const mk::KeySplits b = mk::mla_splits(1, 4096, 132, 32, 256, 2);
+  CHECK(b.splits == 128);
+  CHECK(b.chunk == 32);
+  // No SM count (CPU planning): one split.
+  CHECK(mk::mla_splits(8, 4096, 0, 32, 256, 2).splits == 1);
+  for (long long ctx : {1LL, 31LL, 33LL, 77LL, 300LL, 4096LL, 131072LL})
+    for (long long base : {1LL, 2LL, 64LL, 256LL})
+      for (int sms : {0, 16, 132}) {
+        const mk::KeySplits k = mk::mla_splits(base, ctx, sms, 32, 256, 2);
+        INFO("ctx " << ctx << " base " << base << " sms " << sms);
+        CHECK(k.splits >= 1);
+        CHECK(k.splits <= 256);
+        CHECK(k.chunk % 32 == 0);
+        CHECK(k.chunk * k.splits >= ctx);
+        CHECK(k.chunk * (k.splits - 1) < ctx);
+      }
+}
+
+// ---- the MLA kernel's whole data flow, lane by lane, on the host ----------------
+// A transliteration of mla_decode_kernel (one thread per lane, warps in turn):
+// the same index functions feed an ldmatrix model (ldmatrix_gets) and an mma
+// model (fragments scattered into the 16x16 / 16x8 tiles by the PTX maps), the S
+// halves are added, the online softmax runs per (lane, row) in the log2 domain
+// with bf16 P, and splits merge with softmax_merge. If any map or the
+// composition were off (an n-tile numbered differently in S and in the mask, V
+// columns of the wrong half, P registers out of order), the result would not
+// match softmax(q·Kᵀ)·V.
+namespace {
+using Reg2 = std::array<float, 2>;
+using Frag = std::array<std::array<Reg2, 4>, 32>;  // per lane, 4 registers of 2 bf16
+using Acc = std::array<std::array<float, 4>, 32>;  // per lane, one 16x8 fp32 C fragment
+float bfr(float x) {
+  return mk::bf16_bits_to_float(mk::float_to_bf16_bits(x));
+}
+template <class Addr>
+Frag ldm(const std::vector<float>& tile, int ld, Addr addr, bool trans) {
+  Frag f{};
+  for (int lane = 0; lane < 32; ++lane)
+    for (int m = 0; m < 4; ++m)
+      for (int e = 0; e < 2; ++e) {
+        const mk::RowCol rc = ldmatrix_gets(addr, lane, m, e, trans);
+        f[static_cast<std::size_t>(lane)][static_cast<std::size_t>(m)]
+         [static_cast<std::size_t>(e)] = tile[static_cast<std::size_t>(rc.row * ld + rc.col)];
+      }
+  return f;
+}
+void mma(Acc& c, const Frag& a, const Frag& b, int r0, int r1) {
+  float A[16][16] = {}, B[16][8] = {};
+  for (int lane = 0; lane < 32; ++lane) {
+    const auto& la = a[static_cast<std::size_t>(lane)];
+    const auto& lb = b[static_cast<std::size_t>(lane)];
+    for (int r = 0; r < 4; ++r)
+      for (int e = 0; e < 2; ++e)
+        A[mk::mma_a_row(lane, r)][mk::mma_a_col(lane, r, e)] =
+            la[static_cast<std::size_t>(r)][static_cast<std::size_t>(e)];
+    for (int r = 0; r < 2; ++r)
+      for (int e = 0; e < 2; ++e)
+        B[mk::mma_b_k(lane, r, e)][mk::mma_b_n(lane)] =
+            lb[static_cast<std::size_t>(r == 0 ? r0 : r1)][static_cast<std::size_t>(e)];
+  }
+  for (int lane = 0; lane < 32; ++lane)
+    for (int i = 0; i < 4; ++i) {
+      float s = 0.0f;
+      for (int k = 0; k < 16; ++k) s += A[mk::mma_c_row(lane, i)][k] * B[k][mk::mma_c_col(lane, i)];
+      c[static_cast<std::size_t>(lane)][static_cast<std::size_t>(i)] += s;
+    }
+}
+
+struct MlaCase {
+  int batch, heads, qk, vd;
+  long long context;
+  int sms;
+};
+// out [B, H, vd] as the kernel + merge compute it; q [B, H, qk], cache [B, L, qk].
+std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
+                                const std::vector<float>& cache, float scale) {
+  const int ld = c.qk + 8, nt = c.vd / 16;
+  const mk::MlaHeads hg = mk::mla_heads(c.heads, 4);
+  const mk::KeySplits ks =
+      mk::mla_splits(static_cast<long long>(c.batch) * hg.groups, c.context, c.sms, 32, 256, 2);
+  const float l2e = 1.4426950408889634f;
+  const std::size_t rows_all = static_cast<std::size_t>(c.batch) * c.heads;
+  std::vector<float> pacc(static_cast<std::size_t>(ks.splits) * rows_all * c.vd, 0.0f);
+  std::vector<float> pm(static_cast<std::size_t>(ks.splits) * rows_all, -3.0e38f),
+      pl(static_cast<std::size_t>(ks.splits) * rows_all, 0.0f);
+  for (int split = 0; split < ks.splits; ++split)
+    for (int b = 0; b < c.batch; ++b)
+      for (int grp = 0; grp < hg.groups; ++grp) {
+        const long long kb = split * ks.chunk, ke = std::min(kb + ks.chunk, c.context);
+        std::vector<float> qs(static_cast<std::size_t>(hg.tiles * 16 * ld), 0.0f);
+        for (int r = 0; r < hg.tiles * 16; ++r)
+          for (int d = 0; d < c.qk; ++d) {
+            const int head = mk::mla_head(grp, hg.tiles, 0, r);
+            if (head < c.heads)
+              qs[static_cast<std::size_t>(r * ld + d)] =
+                  bfr(q[(static_cast<std::size_t>(b) * c.heads + head) * c.qk + d] * scale * l2e);
+          }
+        const int warps = 2 * hg.tiles;
+        std::vector<std::vector<Acc>> acc(static_cast<std::size_t>(warps),
+                                          std::vector<Acc>(static_cast<std::size_t>(nt), Acc{}));
+        std::vector<std::array<float, 32>> m0(warps), m1(warps), l0(warps), l1(warps);
+        for (int w = 0; w < warps; ++w) {
+          m0[w].fill(-3.0e38f);
+          m1[w].fill(-3.0e38f);
+          l0[w].fill(0.0f);
+          l1[w].fill(0.0f);
+        }
+        for (long long j0 = kb; j0 < ke; j0 += 32) {
+          std::vector<float> kt(static_cast<std::size_t>(32 * ld), 0.0f);
+          for (int key = 0; key < 32 && j0 + key < ke; ++key)
+            for (int d = 0; d < c.qk; ++d)
+              kt[static_cast<std::size_t>(key * ld + d)] =
+                  cache[(static_cast<std::size_t>(b) * c.context + j0 + key) * c.qk + d];
+          std::vector<std::array<Acc, 4>> sc(static_cast<std::size_t>(warps));
+          for (int w = 0; w < warps; ++w) {
+            const int wt = w / 2, half = w % 2;
+            std::vector<float> qw(qs.begin() + wt * 16 * ld, qs.begin() + (wt + 1) * 16 * ld);
+            for (auto& s : sc[w]) s = Acc{};
+            const mk::Range kr = mk::block_range(c.qk / 16, 2, half);
+            for (long long kk = kr.begin; kk < kr.end; ++kk) {
+              const int k0 = static_cast<int>(kk) * 16;
+              const Frag qa = ldm(
+                  qw, ld, [&](int l) { return mk::mla_ldm_q(l, k0); }, false);
+              for (int jp = 0; jp < 2; ++jp) {
+                const Frag kf = ldm(
+                    kt, ld, [&](int l) { return mk::mla_ldm_k(l, jp * 16, k0); }, false);
+                mma(sc[w][static_cast<std::size_t>(2 * jp)], qa, kf, 0, 1);
+                mma(sc[w][static_cast<std::size_t>(2 * jp + 1)], qa, kf, 2, 3);
+              }
+            }
+          }
+          for (int w = 0; w < warps; ++w) {
+            const int half = w % 2;
+            Frag pa[2] = {};
+            for (int lane = 0; lane < 32; ++lane) {
+              float s[4][4];
+              float mx0 = -3.0e38f, mx1 = -3.0e38f;
+              for (int n = 0; n < 4; ++n)
+                for (int i = 0; i < 4; ++i) {
+                  float v = sc[w][n][lane][i] + sc[w ^ 1][n][lane][i];
+                  if (j0 + n * 8 + mk::mma_c_col(lane, i) >= ke) v = -3.0e38f;
+                  s[n][i] = v;
+                  (i < 2 ? mx0 : mx1) = std::max(i < 2 ? mx0 : mx1, v);
+                }
+              // The quad's maximum (the kernel's two shuffles).
+              for (int o = 0; o < 4; ++o) {
+                const int peer = (lane & ~3) | o;
+                for (int n = 0; n < 4; ++n)
+                  for (int i = 0; i < 4; ++i) {
+                    float v = sc[w][n][peer][i] + sc[w ^ 1][n][peer][i];
+                    if (j0 + n * 8 + mk::mma_c_col(peer, i) >= ke) v = -3.0e38f;
+                    (i < 2 ? mx0 : mx1) = std::max(i < 2 ? mx0 : mx1, v);
+                  }
+              }
+              const float n0 = std::max(m0[w][lane], mx0), n1 = std::max(m1[w][lane], mx1);
+              const float c0 = std::exp2(m0[w][lane] - n0), c1 = std::exp2(m1[w][lane] - n1);
+              m0[w][lane] = n0;
+              m1[w][lane] = n1;
+              l0[w][lane] *= c0;
+              l1[w][lane] *= c1;
+              for (int n = 0; n < nt; ++n) {
+                auto& a4 = acc[w][n][lane];
+                a4[0] *= c0;
+                a4[1] *= c0;
+                a4[2] *= c1;
+                a4[3] *= c1;
+              }
+              for (int kk = 0; kk < 2; ++kk)
+                for (int r = 0; r < 4; ++r) {
+                  const int n = mk::mla_p_ntile(kk, r);
+                  const float mr = r % 2 ? n1 : n0;
+                  for (int e = 0; e < 2; ++e) {
+                    const float p = bfr(std::exp2(s[n][mk::mla_p_elem(r, e)] - mr));
+                    pa[kk][lane][r][e] = p;
+                    (r % 2 ? l1[w][lane] : l0[w][lane]) += p;
+                  }
+                }
+            }
+            const int nbase = half * nt * 8;
+            for (int kk = 0; kk < 2; ++kk)
+              for (int np = 0; np < nt / 2; ++np) {
+                const Frag vf = ldm(
+                    kt, ld, [&](int l) { return mk::mla_ldm_v(l, kk * 16, nbase + np * 16); },
+                    true);
+                mma(acc[w][static_cast<std::size_t>(2 * np)], pa[kk], vf, 0, 1);
+                mma(acc[w][static_cast<std::size_t>(2 * np + 1)], pa[kk], vf, 2, 3);
+              }
+          }
+        }
+        for (int w = 0; w < warps; ++w) {
+          const int wt = w / 2, half = w % 2;
+          for (int lane = 0; lane < 32; ++lane) {
+            float L0 = 0, L1 = 0;
+            for (int o = 0; o < 4; ++o) {
+              L0 += l0[w][(lane & ~3) | o];
+              L1 += l1[w][(lane & ~3) | o];
+            }
+            for (int n = 0; n < nt; ++n)
+              for (int i = 0; i < 4; ++i) {
+                const int head = mk::mla_head(grp, hg.tiles, wt, mk::mma_c_row(lane, i));
+                if (head >= c.heads) continue;
+                const int dim = half * nt * 8 + n * 8 + mk::mma_c_col(lane, i);
+                const std::size_t prow = static_cast<std::size_t>(split) * rows_all +
+                                         static_cast<std::size_t>(b) * c.heads + head;
+                pacc[prow * c.vd + dim] = acc[w][n][lane][i];
+                pm[prow] = (i < 2 ? m0[w][lane] : m1[w][lane]) * 0.6931471805599453f;
+                pl[prow] = i < 2 ? L0 : L1;
+              }
+          }
+        }
+      }
+  std::vector<float> out(rows_all * c.vd);
+  for (std::size_t row = 0; row < rows_all; ++row)
+    for (int d = 0; d < c.vd; ++d) {
+      float m = pm[row], l = pl[row], a = pacc[row * c.vd + d];
+      for (int s = 1; s < ks.splits; ++s) {
+        const std::size_t pr = static_cast<std::size_t>(s) * rows_all + row;
+        const mk::SoftmaxMerge f = mk::softmax_merge(m, pm[pr]);
+        l = l * f.f1 + pl[pr] * f.f2;
+        a = a * f.f1 + pacc[pr * c.vd + d] * f.f2;
+        m = f.m;
+      }
+      out[row * c.vd + d] = a / l;
+    }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("the MLA kernel's data flow, simulated lane by lane, is attention",
+          "[probe][kernels][mla]") {
+  // 20 heads (two tiles, 12 padded rows), qk 80 = 5 k-steps (3 + 2 over the two warps),
+  // v 64; context 70 = 2 full tiles + 6 (a partial, zero-filled tile) in one split, and
+  // 300 in 10 merged splits; 132 heads: 3 groups of 3 tiles.
+  // Batch 2 x 1 group over 300 positions on 132 SMs: 10 splits of one tile (the last
+  // split 12 positions), merged; with sms 0 one split of 10 tiles.
+  CHECK(mk::mla_splits(2, 300, 132, 32, 256, 2).splits == 10);
+  for (const MlaCase c : {MlaCase{2, 20, 80, 64, 70, 0}, MlaCase{2, 20, 80, 64, 300, 132},
+                          MlaCase{1, 36, 96, 64, 33, 132}, MlaCase{1, 132, 80, 64, 40, 8}}) {
+    const std::size_t nq = static_cast<std::size_t>(c.batch) * c.heads * c.qk;
+    const std::size_t nc = static_cast<std::size_t>(c.batch) * c.context * c.qk;
+    std::vector<float> q(nq), cache(nc);
+    for (std::size_t i = 0; i < nq; ++i) q[i] = mk::pattern_value(11, i);
+    for (std::size_t i = 0; i < nc; ++i) cache[i] = bfr(mk::pattern_value(12, i));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk));
+    const std::vector<float> got = simulate_mla(c, q, cache, scale);
+    double worst = 0, top = 0;
+    for (int b = 0; b < c.batch; ++b)
+      for (int h = 0; h < c.heads; ++h) {
+        std::vector<double> s(static_cast<std::size_t>(c.context));
+        double mx = -1e300;
+        for (long long j = 0; j < c.context; ++j) {
+          double d = 0;
+          for (int k = 0; k < c.qk; ++k)
+            d += static_cast<double>(q[(static_cast<std::size_t>(b) * c.heads + h) * c.qk + k]) *
+                 cache[(static_cast<std::size_t>(b) * c.context + j) * c.qk + k];
+          s[static_cast<std::size_t>(j)] = d * scale;
+          mx = std::max(mx, d * scale);
+        }
+        double den = 0;
+        for (double& x : s) den += (x = std::exp(x - mx));
+        for (int v = 0; v < c.vd; ++v) {
+          double num = 0;
+          for (long long j = 0; j < c.context; ++j)
+            num += s[static_cast<std::size_t>(j)] *
+                   cache[(static_cast<std::size_t>(b) * c.context + j) * c.qk + v];
+          const double want = num / den;
+          const double have = got[(static_cast<std::size_t>(b) * c.heads + h) * c.vd + v];
+          worst = std::max(worst, std::fabs(have - want));
+          top = std::max(top, std::fabs(want));
+        }
+      }
+    INFO("B" << c.batch << " H" << c.heads << " qk" << c.qk << " v" << c.vd << " L" << c.context
+             << " sms " << c.sms << ": normalised error " << worst / top);
+    CHECK(worst / top < 1e-2);  // bf16 q and P, as on the GPU (the GPU test's limit)
+  }
 }

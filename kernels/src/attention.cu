@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "common.cuh"
+#include "mla_decode.cuh"
 
 namespace moekernels::cuda {
 
@@ -561,8 +562,9 @@ void validate(const AttentionArgs& a) {
 
 long long attention_workspace_bytes(const AttentionArgs& a, int sms) {
   validate(a);
+  const detail::MlaPlan ml = detail::mla_plan(a, sms);
   const DecodePlan d = make_decode_plan(a, sms);
-  const int splits = d.ok ? d.splits : make_plan(a, sms).splits;
+  const int splits = ml.ok ? ml.splits : d.ok ? d.splits : make_plan(a, sms).splits;
   if (splits <= 1) return 0;
   const long long rows_all = static_cast<long long>(a.batch) * a.queries * a.heads;
   return static_cast<long long>(splits) * rows_all * (a.vd + 2) * 4;
@@ -570,7 +572,12 @@ long long attention_workspace_bytes(const AttentionArgs& a, int sms) {
 
 bool attention_uses_decode_kernel(const AttentionArgs& a, int sms) {
   validate(a);
-  return make_decode_plan(a, sms).ok;
+  return make_decode_plan(a, sms).ok || detail::mla_plan(a, sms).ok;
+}
+
+bool attention_uses_mla_kernel(const AttentionArgs& a, int sms) {
+  validate(a);
+  return detail::mla_plan(a, sms).ok;
 }
 
 namespace {
@@ -586,6 +593,24 @@ long long generic_workspace_bytes(const AttentionArgs& a, int sms) {
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
                cudaStream_t st) {
   validate(a);
+  if (const detail::MlaPlan ml = detail::mla_plan(a, sms); ml.ok) {
+    const long long rows_all = static_cast<long long>(a.batch) * a.heads;
+    float* pa = nullptr;
+    float* pm = nullptr;
+    if (ml.splits > 1) {
+      check(workspace != nullptr && workspace_bytes >= attention_workspace_bytes(a, sms),
+            "attention: workspace smaller than attention_workspace_bytes()");
+      pa = static_cast<float*>(workspace);
+      pm = pa + static_cast<long long>(ml.splits) * rows_all * a.vd;
+    }
+    detail::mla_launch(a, ml, pa, pm, st);
+    if (ml.splits > 1) {
+      attention_merge_kernel<<<detail::grid_for(rows_all * a.vd, 256), 256, 0, st>>>(
+          pa, pm, ml.splits, rows_all, a.vd, a.out);
+      MOEK_CHECK_LAUNCH("attention_merge_kernel");
+    }
+    return;
+  }
   if (const DecodePlan d = make_decode_plan(a, sms); d.ok) {
     const long long rows_all = static_cast<long long>(a.batch) * a.heads;
     float* pa = nullptr;

@@ -122,11 +122,20 @@ struct AttentionArgs {
   // (qk / 8) == 0) runs the split-KV decode kernel unless this is set
   // (MOEPROBE_CUDA_ATTN=generic): then the generic tiled kernel runs.
   bool force_generic = false;
+  // The queries may be rounded to bf16 (the model runs in bf16). Enables the
+  // tensor-core MLA decode kernel (queries == 1, shared_kv, one KV head, bf16
+  // or e4m3 cache, v in {64, 128, 256, 512}, qk % 16 == 0; mla_decode.cu),
+  // which feeds bf16 queries and probabilities to the MMAs as the production
+  // kernels do. Unset (fp32 models), MLA decode takes the generic fp32 kernel.
+  bool q_bf16 = false;
 };
 // Workspace bytes attention() needs for `a` on a device with `sms` SMs (0: none).
 long long attention_workspace_bytes(const AttentionArgs& a, int sms);
-// Whether attention() takes the split-KV decode kernel for `a`.
+// Whether attention() takes the split-KV decode kernel for `a` (GQA/MHA, or
+// the tensor-core absorbed-MLA kernel).
 bool attention_uses_decode_kernel(const AttentionArgs& a, int sms);
+// Whether attention() takes the tensor-core absorbed-MLA decode kernel for `a`.
+bool attention_uses_mla_kernel(const AttentionArgs& a, int sms);
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
                cudaStream_t st);
 // Fill a paged cache: physical row r = page_table[...] so that logical element

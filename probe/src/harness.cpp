@@ -977,6 +977,21 @@ CheckResult run_check(const moeplan::Model& m, Backend& b, DType d, const Distri
     a.seed = ++seed;
     add("attention.decode", "B" + std::to_string(bsz) + ",L37", bsz, verify_attention(b, a));
   }
+  if (ls.attn.mla) {
+    // The production latent row (DeepSeek-V3 / GLM-5.2: r 512 + rope 64, 128 heads,
+    // softmax scale 1/sqrt(nope 128 + rope 64)), whatever the model's own dims: on the
+    // CUDA backend (bf16) the tensor-core MLA kernel's 512-wide instantiation with two
+    // 64-head groups, a partial last tile (100 = 3·32 + 4) and key splits.
+    AttentionSpec a = l.attention_spec(0);
+    a.batch = 2;
+    a.context = 100;
+    a.heads = 128;
+    a.qk_dim = 576;
+    a.v_dim = 512;
+    a.scale = 1.0f / std::sqrt(192.0f);
+    a.seed = ++seed;
+    add("attention.decode", "MLA H128,r512+64,B2,L100", 2, verify_attention(b, a));
+  }
   {
     l.batch = 1;
     l.queries = 19;

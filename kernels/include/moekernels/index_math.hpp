@@ -409,4 +409,121 @@ MOE_HD inline KeySplits decode_splits(long long base_blocks, long long context, 
   return KeySplits{static_cast<int>(ceil_div(context, chunk)), chunk};
 }
 
+// ---- absorbed-MLA decode on tensor cores (the CUDA MLA kernel; host-tested) --
+// Fragments of mma.sync.m16n8k16 (bf16 in, fp32 accumulate; PTX ISA "Matrix
+// fragments for mma.m16n8k16"), for lane 0..31 with g = lane / 4, t = lane % 4:
+//   C/D 16x8 fp32: element i (0..3) at row g + 8·(i/2), column 2t + i%2;
+//   A 16x16 row-major: register r (0..3), half e (0..1) at row g + 8·(r%2),
+//     column 2t + 8·(r/2) + e;
+//   B 16x8 (k x n): register r (0..1), half e at k = 2t + 8r + e, n = g.
+MOE_HD inline int mma_c_row(int lane, int i) {
+  return lane / 4 + 8 * (i / 2);
+}
+MOE_HD inline int mma_c_col(int lane, int i) {
+  return 2 * (lane % 4) + i % 2;
+}
+MOE_HD inline int mma_a_row(int lane, int r) {
+  return lane / 4 + 8 * (r % 2);
+}
+MOE_HD inline int mma_a_col(int lane, int r, int e) {
+  return 2 * (lane % 4) + 8 * (r / 2) + e;
+}
+MOE_HD inline int mma_b_k(int lane, int r, int e) {
+  return 2 * (lane % 4) + 8 * r + e;
+}
+MOE_HD inline int mma_b_n(int lane) {
+  return lane / 4;
+}
+
+// ldmatrix.x4 row addresses (row, column of a row-major bf16 tile in shared
+// memory): lane l names row l % 8 of 8x8 matrix l / 8; the thread then holds
+// in register m the pair at (row lane/4, columns 2·(lane%4), +1) of matrix m,
+// or with .trans the pair at (rows 2·(lane%4), +1; column lane/4).
+struct RowCol {
+  int row;
+  int col;
+};
+// Q tile [heads][dims] as the A operand of S = Q·Kᵀ, k-step at dimension k0:
+// matrices (rows 0-7, k0), (rows 8-15, k0), (rows 0-7, k0+8), (rows 8-15, k0+8).
+MOE_HD inline RowCol mla_ldm_q(int lane, int k0) {
+  const int m = lane / 8;
+  return RowCol{lane % 8 + 8 * (m % 2), k0 + 8 * (m / 2)};
+}
+// K tile [keys][dims] as the B operands of two n-tiles (keys j0..j0+7, j0+8..j0+15):
+// registers (b0, b1) of the first n-tile, then of the second.
+MOE_HD inline RowCol mla_ldm_k(int lane, int j0, int k0) {
+  const int m = lane / 8;
+  return RowCol{j0 + lane % 8 + 8 * (m / 2), k0 + 8 * (m % 2)};
+}
+// V = the same tile [keys][dims], transposed (.trans), as the B operands of two
+// n-tiles of dimensions n0..n0+7, n0+8..n0+15 over keys k0..k0+15.
+MOE_HD inline RowCol mla_ldm_v(int lane, int k0, int n0) {
+  const int m = lane / 8;
+  return RowCol{k0 + lane % 8 + 8 * (m % 2), n0 + 8 * (m / 2)};
+}
+// The probabilities P = exp(S − m) reuse the S accumulators as A fragments
+// (no shared memory): A register r of key step kk (keys 16kk..16kk+15) packs
+// elements mla_p_elem(r, 0..1) of the S n-tile mla_p_ntile(kk, r).
+MOE_HD inline int mla_p_ntile(int kk, int r) {
+  return 2 * kk + r / 2;
+}
+MOE_HD inline int mla_p_elem(int r, int e) {
+  return 2 * (r % 2) + e;
+}
+
+// Head groups: heads in tiles of 16 (one mma M), at most max_tiles tiles per
+// block, the tiles spread evenly over the groups (heads beyond `heads` are
+// zero-padded rows, never stored).
+struct MlaHeads {
+  int groups;
+  int tiles;  // head tiles per group
+};
+MOE_HD inline MlaHeads mla_heads(int heads, int max_tiles) {
+  const long long tiles = ceil_div(heads, 16);
+  const long long groups = ceil_div(tiles, max_tiles);
+  return MlaHeads{static_cast<int>(groups), static_cast<int>(ceil_div(tiles, groups))};
+}
+// Query head of row `row` (0..15) of head tile `tile` in group `group`.
+MOE_HD inline int mla_head(int group, int tiles, int tile, int row) {
+  return (group * tiles + tile) * 16 + row;
+}
+
+// Dynamic shared memory of the MLA kernel: Q [tiles·16][qk + pad] bf16; the KV
+// tiles (bf16 cache: `stages` tiles [tile_keys][qk + pad] bf16; e4m3 cache:
+// `stages` raw tiles [tile_keys][qk] bytes plus one converted bf16 tile); the
+// S exchange, 2 warps per head tile x 32 lanes x 16 floats.
+MOE_HD inline long long mla_smem_bytes(int qk, int tiles, bool fp8, int stages, int tile_keys,
+                                       int pad) {
+  const long long ld = qk + pad;
+  const long long q = static_cast<long long>(tiles) * 16 * ld * 2;
+  const long long kv = fp8 ? tile_keys * ld * 2 + static_cast<long long>(stages) * tile_keys * qk
+                           : static_cast<long long>(stages) * tile_keys * ld * 2;
+  return q + kv + static_cast<long long>(tiles) * 2 * 32 * 16 * 4;
+}
+
+// Splits of the context for the MLA kernel (one block per SM: its shared memory
+// holds Q of 64 heads and three KV tiles). Picks s in 1..min(tiles, max_splits)
+// minimising waves(s)·(tiles per split + c) + s·base·c / sms, c = split_cost_tiles
+// (writing and merging one split's fp32 partials, in KV-tile units; 0 when s = 1),
+// waves(s) = ceil(base·s / sms); the smallest s among ties. Chunk a multiple
+// of tile_keys, no empty trailing split.
+MOE_HD inline KeySplits mla_splits(long long base, long long context, int sms, int tile_keys,
+                                   int max_splits, int split_cost_tiles) {
+  const long long tiles = ceil_div(context, tile_keys);
+  const long long slots = sms > 0 ? sms : 1;
+  const long long most = tiles < max_splits ? tiles : max_splits;
+  long long best = 1, best_cost = -1;
+  for (long long s = 1; s <= most; ++s) {
+    const long long c = s > 1 ? split_cost_tiles : 0;
+    const long long cost =
+        ceil_div(base * s, slots) * (ceil_div(tiles, s) + c) * slots + s * base * c;
+    if (best_cost < 0 || cost < best_cost) {
+      best = s;
+      best_cost = cost;
+    }
+  }
+  const long long chunk = ceil_div(tiles, best) * tile_keys;
+  return KeySplits{static_cast<int>(ceil_div(context, chunk)), chunk};
+}
+
 }  // namespace moekernels

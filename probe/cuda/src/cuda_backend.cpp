@@ -707,6 +707,7 @@ class AttentionOp : public CudaOp {
     a.context = sp.context;
     a.shared_kv = sp.shared_kv;
     a.scale = sp.scale;
+    a.q_bf16 = sp.dtype == DType::bf16;  // bf16 models: the tensor-core MLA decode kernel
     out_.resize(static_cast<std::size_t>(sp.batch) * static_cast<std::size_t>(sp.queries) *
                 static_cast<std::size_t>(sp.heads) * static_cast<std::size_t>(sp.v_dim) * 4);
     a.out = out_.as<float>();
@@ -817,6 +818,7 @@ class LayerOp : public CudaOp {
       ar.shared_kv = as.shared_kv;
       ar.scale = as.scale;
       ar.force_generic = ctx().generic_attention;
+      ar.q_bf16 = sp.dtype == DType::bf16;
     }
     // Activations (fp32) and their dtype copies (GEMM inputs; bf16 only).
     auto f32 = [](DeviceBuffer& b, long long n) {
@@ -1111,8 +1113,9 @@ class CudaBackend : public Backend {
     id.libraries["attention"] =
         ctx_->generic_attention
             ? "generic tiled kernel for every case (MOEPROBE_CUDA_ATTN=generic)"
-            : "split-KV decode kernel for GQA/MHA decode (qk = v <= 256), generic tiled kernel "
-              "for prefill and MLA";
+            : "split-KV decode kernel for GQA/MHA decode (qk = v <= 256), tensor-core "
+              "absorbed-MLA decode kernel for bf16 models (bf16 or fp8 KV), generic tiled "
+              "kernel for prefill and fp32 MLA";
     id.libraries["kv_cache"] =
         ctx_->paged_kv ? "paged (64 positions per page, shuffled pages)" : "contiguous";
     id.libraries["nvml"] =
