@@ -77,6 +77,17 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
   return e * (1.0 - p_miss);
 }
 
+double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s) {
+  // §Serving steady state / TTFT: the prefill "server" is busy a share ρ = λ·S of the *time*
+  // (before issue 14 the share of *steps* that carry a chunk was used, which undercounts it by
+  // T_chunk_step / T_mean_step: a 5,000-token chunk step is ~6× a decode step on 2×H100 70B).
+  // M/D/1 mean wait ρ/(2(1 − ρ))·S, and with probability 1 − ρ no prompt is ahead but a decode
+  // step is running: its mean residual T/2 (deterministic step length).
+  if (service_s <= 0) return 0.0;
+  const double rho = std::clamp(prompt_rate_per_s * service_s, 0.0, 0.999);
+  return service_s * (1.0 + rho / (2.0 * (1.0 - rho))) + (1.0 - rho) * running_step_s / 2.0;
+}
+
 double pcie_gb_s(int gen, int lanes) {
   // Per lane per direction after encoding: gen3 0.985, gen4 1.969, gen5 3.938, gen6 7.563 GB/s.
   double per_lane = 0.985;
@@ -804,7 +815,7 @@ struct Steady {
 
 // Continuous batching at `conc` resident requests (§Serving steady state).
 Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out,
-                    double chunk, double ttft_alone_s) {
+                    double chunk, double ttft_alone_s, bool saturated) {
   const double ctx = in + out / 2.0;
   const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
   auto eval = [&](double B, Steady& st) {
@@ -823,13 +834,16 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     st.prefill_share = std::min(1.0, f) * others;
     st.iter_s = (1.0 - st.prefill_share) * dec.time_s + st.prefill_share * mix.time_s;
     st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
-    // A prompt needs ceil(I / S) chunk steps; the prefill "server" is busy a share f of the
-    // steps, and queueing inflates TTFT by 1 + f/(2(1 − f)) (M/D/1 waiting time).
+    // A prompt needs ceil(I / S) chunk steps; it queues behind the other requests' prompts
+    // (M/D/1) and, when no prompt is ahead, behind the decode step already running.
     const double service = std::max(ttft_alone_s, std::ceil(in / s_chunk) * mix.time_s);
-    const double rho = f * others;  // prompts queue only behind other requests' prompts
-    st.ttft_s = f < 0.999 ? service * (1.0 + rho / (2.0 * (1.0 - rho))) : 1e12;
+    st.ttft_s = f < 0.999 ? queued_ttft_s(service, st.x * others, dec.time_s * others) : 1e12;
     st.batch = B;
-    return B + st.x * st.ttft_s - conc;  // Little's law: decoding + prefilling = resident
+    // Little's law: decoding + prefilling (+ queued, when the queue is inside the population)
+    // = resident. Saturated runs queue outside the slots (§Serving steady state).
+    // Either way the prompts can be admitted only as fast as one chunk per step (f < 1).
+    const double in_slot_s = f >= 0.999 ? 1e12 : saturated ? service : st.ttft_s;
+    return B + st.x * in_slot_s - conc;
   };
   Steady st;
   if (out <= 0) {
@@ -953,8 +967,9 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
                       cap, req.input_tokens + req.output_tokens, conc - cap));
     }
   }
-  const Steady st = steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
-                                 r.prefill.ttft_alone_ms * 1e-3);
+  const Steady st =
+      steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
+                   r.prefill.ttft_alone_ms * 1e-3, req.arrivals == Arrivals::saturated);
   // Requests that arrive together: the mean TTFT is at least what a wave of `resident` prompts
   // sees, and at least the steady-state queueing estimate.
   double ttft = st.ttft_s;
