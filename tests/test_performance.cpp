@@ -458,3 +458,17 @@ TEST_CASE("saturated runs: the queue is outside the slots", "[perf][ttft]") {
   // Never more decoders than slots.
   CHECK(sat.decode.batch <= 50.0);
 }
+
+TEST_CASE("llama.cpp on Apple reads its own bandwidth efficiency", "[perf][efficiency]") {
+  // data/engines.json llama.cpp `unified.apple.bw` 0.94 (fitted on the Apple fit rows), other
+  // unified devices keep `unified.bw` 0.80. Single stream, 7B-class Q4_0 on an M2 (100 GB/s):
+  // the decode time is ~bytes / (100 × 0.85 × 0.94) so the Apple device is 0.94/0.80 = 1.175×
+  // faster than with the kind's factor (less the fixed per-layer costs).
+  const Efficiencies apple =
+      resolve_efficiencies(cat().device("apple-m2"), cat().engine("llama.cpp"));
+  const Efficiencies strix =
+      resolve_efficiencies(cat().device("strix-halo"), cat().engine("llama.cpp"));
+  CHECK(apple.eng_bw.value == Approx(0.94));
+  CHECK(apple.eng_bw.source.find("unified.apple.bw") != std::string::npos);
+  CHECK(strix.eng_bw.value == Approx(0.80));
+}

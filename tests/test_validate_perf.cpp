@@ -256,3 +256,31 @@ TEST_CASE("arrivals and kv_precision_implied columns", "[perf][validate]") {
                        "b.csv"),
       Contains("line 2, column 'arrivals': expected \"steady\" or \"together\""));
 }
+
+TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
+          "[perf][validate]") {
+  // Issue #14: single-stream decode median |error| ≤ 12% on the held-out third. It was 15.3%:
+  // llama.cpp on Apple read 0.85 × 0.80 = 68% of the datasheet bandwidth, and the Apple fit
+  // rows came out −14.6% (signed median); `unified.apple.bw` 0.94 (0.85 × 0.94 = 80%, M2 7B
+  // Q4_0 tg128: 21.9 tok/s × 3.56 GB = 78 GB/s of 100) zeroes that median on the fit rows only.
+  // TTFT: 52.5% before the time-share queueing, the FP8 KV the NIM rows imply and the explicit
+  // arrivals column; the ≤ 15% target is not met (multi-node disaggregated rows and the GLM-5.2
+  // 256k row, docs/performance.md §Where it misses), so this guards the 25.4% reached.
+  const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  int seen = 0;
+  for (const auto& m : v.per_split) {
+    if (m.group != "holdout") continue;
+    if (m.metric == "decode_tok_s_single") {
+      ++seen;
+      CHECK(m.rows >= 25);
+      CHECK(m.median_abs_pct <= 12.0);
+    }
+    if (m.metric == "ttft_ms") {
+      ++seen;
+      CHECK(m.rows >= 10);
+      CHECK(m.median_abs_pct <= 30.0);
+    }
+  }
+  CHECK(seen == 2);
+}
