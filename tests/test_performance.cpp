@@ -472,3 +472,38 @@ TEST_CASE("llama.cpp on Apple reads its own bandwidth efficiency", "[perf][effic
   CHECK(apple.eng_bw.source.find("unified.apple.bw") != std::string::npos);
   CHECK(strix.eng_bw.value == Approx(0.80));
 }
+
+TEST_CASE("prefill attention efficiency rises with the causal work of a chunk", "[perf][prefill]") {
+  // prefill_attention_ramp = L_eff² / (L_eff² + L½²), L_eff² = 2·P·max(m, P/2), by hand:
+  //   one 1,024-token prompt (P = 1024, m = 512): L_eff² = 1024² → 0.5 at L½ = 1,024;
+  //   one 512-token prompt: 512² / (512² + 1024²) = 262,144 / 1,310,720 = 0.2;
+  //   a 1,024-token chunk at mean position 4,096: 8,388,608 / (8,388,608 + 1,048,576) = 0.888889.
+  CHECK(prefill_attention_ramp(1024, 512, 1024) == Approx(0.5));
+  CHECK(prefill_attention_ramp(512, 256, 1024) == Approx(0.2));
+  CHECK(prefill_attention_ramp(1024, 4096, 1024) == Approx(0.888889).epsilon(1e-5));
+  CHECK(prefill_attention_ramp(1024, 512, 0) == 1.0);  // no ramp configured
+  CHECK(prefill_attention_ramp(0, 0, 1024) == 1.0);
+  double last = 0;  // property: rises with length, stays below 1
+  for (double l : {256.0, 512.0, 1024.0, 4096.0, 32768.0}) {
+    const double r = prefill_attention_ramp(l, l / 2, 1024);
+    CHECK(r > last);
+    CHECK(r < 1.0);
+    last = r;
+  }
+  // The H200 measurement (FA2, docs/performance.md "Device layer against measured H200 curves")
+  // is 530–620 TFLOP/s from 4,096 tokens on against the 0.75 × 989.5 × 0.65 = 482 TFLOP/s that
+  // TensorRT-LLM's `attention` factor alone gives: with `gpu.nvidia.prefill_attention` 0.81 and
+  // L½ = 1,024 a 32K-token prompt of Llama 3.3 70B on one H200 prefills faster, and a 512-token
+  // one (where attention is 2–3× slower than its plateau) slower, than without the two keys.
+  PerfRequest r = request("llama-3.3-70b", "h200", 1, "fp8", "trtllm");
+  r.output_tokens = 1;
+  Engine plain = cat().engine("trtllm");
+  plain.efficiency.erase("gpu.nvidia.prefill_attention");
+  plain.efficiency.erase("gpu.nvidia.prefill_attention_half_tokens");
+  PerfRequest q = r;
+  q.engine = &plain;
+  r.input_tokens = q.input_tokens = 32768;
+  CHECK(estimate(r, cat()).prefill.tokens_per_s > 1.05 * estimate(q, cat()).prefill.tokens_per_s);
+  r.input_tokens = q.input_tokens = 512;
+  CHECK(estimate(r, cat()).prefill.tokens_per_s < estimate(q, cat()).prefill.tokens_per_s);
+}

@@ -77,6 +77,20 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
   return e * (1.0 - p_miss);
 }
 
+double prefill_attention_ramp(double chunk_tokens, double mean_position, double half_len) {
+  // §Decode step / FLOPs, prefill attention by length. A causal FlashAttention call over a chunk
+  // of P tokens at mean position m does work ∝ P·m per head, the same as one whole prompt of
+  // L_eff = sqrt(2·P·m) tokens (P = m·2 = L for a prompt in one chunk). Its efficiency rises
+  // with that work: L_eff² / (L_eff² + L½²). Measured on one H200 (FA2 through SDPA, 32/8 and
+  // 64/8 heads × 128, 2026-11-26; docs/performance.md "Device layer against measured H200
+  // curves"): with L½ = 1,024 and a 600 TFLOP/s plateau this gives 120 / 300 / 480 / 565 / 591
+  // TFLOP/s at 512 / 1,024 / 2,048 / 4,096 / 8,192 tokens against 135–172 / 253–331 / 406–466 /
+  // 530–577 / 608–618 measured.
+  if (half_len <= 0 || chunk_tokens <= 0) return 1.0;
+  const double work = 2.0 * chunk_tokens * std::max(mean_position, 0.5 * chunk_tokens);
+  return work / (work + half_len * half_len);
+}
+
 double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s) {
   // §Serving steady state / TTFT: the prefill "server" is busy a share ρ = λ·S of the *time*
   // (before issue 14 the share of *steps* that carry a chunk was used, which undercounts it by
@@ -297,7 +311,11 @@ struct Prepared {
   double attn_flops_pair_decode = 0;  // per (query token, key token, layer)
   double attn_flops_pair_prefill = 0;
   double attn_peak = 0;  // effective FLOP/s for attention math, one GPU
-  double kv_share = 1;   // fraction of all KV held (and read) by one GPU
+  // Prefill attention (FlashAttention-class kernels): plateau FLOP/s and the length at which
+  // half of it is reached (0: no ramp; §Decode step / FLOPs, prefill attention by length).
+  double attn_peak_prefill = 0;
+  double attn_half_len = 0;
+  double kv_share = 1;  // fraction of all KV held (and read) by one GPU
   // device
   double bw = 0;         // effective bytes/s, one GPU
   double peak_bf16 = 0;  // effective FLOP/s, one GPU
@@ -387,6 +405,15 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   if (req.calibration && req.calibration->bf16_tflops > 0 && d.peak_tflops_for("bf16") <= 0)
     p.peak_bf16 = req.calibration->bf16_tflops * 1e12 * p.eff.eng_compute.value;
   p.attn_peak = p.peak_bf16 * p.eff.eng_attention.value / p.eff.eng_compute.value;
+  {
+    const std::string kind = device_kind_name(d.kind);
+    const double pf_eta =
+        engine_factor(*req.engine, kind, d.vendor, "prefill_attention", p.eff.eng_attention.value)
+            .value;
+    p.attn_peak_prefill = p.peak_bf16 * pf_eta / p.eff.eng_compute.value;
+    p.attn_half_len =
+        engine_factor(*req.engine, kind, d.vendor, "prefill_attention_half_tokens", 0.0).value;
+  }
   if (p.peak_bf16 <= 0) throw Error(fmt::format("device {} has no peak compute figure", d.id));
 
   const bool moe = m.is_moe();
@@ -584,11 +611,17 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double expert_comp_s =
       mb_tokens / gpus_stage / pp * p.sec_per_token_routed / ramp(m_expert);
   const double linear_s = dense_comp_s + expert_comp_s;
-  const double attn_flops = (s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) +
-                             s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) /
-                            n_mb;
+  const double dec_attn_flops =
+      s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false) / n_mb;
+  const double pf_attn_flops = s.pf_tokens * attn_flops_token(p, s.pf_prefix, true) / n_mb;
+  const double attn_flops = dec_attn_flops + pf_attn_flops;
+  // Prefill attention runs at its own plateau, ramped by the causal work of one sequence's chunk
+  // (prefill_attention_ramp).
+  const double pf_len_tokens = s.pf_seqs > 0 ? s.pf_tokens / s.pf_seqs : 0.0;
+  const double pf_ramp = prefill_attention_ramp(pf_len_tokens, s.pf_prefix, p.attn_half_len);
   const double attn_s =
-      attn_flops / gpus_stage / pp / (p.attn_peak * curve(p, "attention", tokens));
+      (dec_attn_flops / p.attn_peak + pf_attn_flops / (p.attn_peak_prefill * pf_ramp)) /
+      gpus_stage / pp / curve(p, "attention", tokens);
   b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
   const double comp_s = linear_s + attn_s;
 

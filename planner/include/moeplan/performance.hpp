@@ -253,6 +253,11 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
 // the decode step already in flight when no prompt is ahead.
 double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s);
 
+// Efficiency of causal prefill attention over a chunk of `chunk_tokens` tokens of one sequence at
+// `mean_position` (relative to its plateau): L_eff² / (L_eff² + half_len²), L_eff² =
+// 2·chunk·max(mean_position, chunk/2); 1 when half_len ≤ 0 (no ramp).
+double prefill_attention_ramp(double chunk_tokens, double mean_position, double half_len);
+
 // PCIe bandwidth per direction, GB/s, for a generation and lane count.
 double pcie_gb_s(int gen, int lanes);
 
