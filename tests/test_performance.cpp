@@ -430,7 +430,8 @@ TEST_CASE("TTFT under steady load: the prefill server's time share, not its step
   // NIM's Llama 3.3 70B FP8 TP2 on 2×H100, 5000 in / 500 out, concurrency 50 (genai-perf
   // steady windows; FP8 KV as the table's own throughput × ITL implies): published mean TTFT
   // 834.5 ms. Counting ρ as the share of *steps* that carry a chunk (one in ~11 here, each
-  // ~6× a decode step) gave 578 ms (−31%); the time share gives ≈ 808 ms.
+  // ~6× a decode step) gave 578 ms (−31%); the time share gives ≈ 795 ms (808 before the
+  // prefill-attention ramp).
   PerfRequest r = request("llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm");
   r.kv_precision = "fp8";
   r.input_tokens = 5000;
