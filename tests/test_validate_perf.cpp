@@ -2,6 +2,7 @@
 // prediction, and the targets on the bundled published set (docs/performance.md).
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <map>
 
 #include "moeplan/errors.hpp"
@@ -220,4 +221,66 @@ TEST_CASE("bundled published set meets the prefill target on the holdout", "[per
     CHECK(m.median_abs_pct <= 20.0);
   }
   CHECK(seen);
+}
+
+TEST_CASE("arrivals and kv_precision_implied columns", "[perf][validate]") {
+  // Issue #14: how the source's tool starts its requests is a column of the file (before, it was
+  // keyed on the `inferencex` family), and an unstated KV precision that the row's own figures
+  // imply (NIM's 2×H100 70B table: 920 tok/s × 93 ms ITL = 86 decoding requests of 5,500
+  // tokens, which only FP8 KV holds) is a separate column that never moves the row's split.
+  const std::string rows =
+      "llama-3.3-70b,h100-sxm,2,fp8,,trtllm,5000,500,100,ttft_ms,7996.25,ms,s,vendor-tables,,"
+      "steady,fp8\n"
+      "llama-3.3-70b,h100-sxm,2,fp8,,trtllm,5000,500,100,ttft_ms,7996.25,ms,s,vendor-tables,,"
+      ",\n"
+      "deepseek-r1,h200,8,fp8,,trtllm,1024,1024,4,ttft_ms,313.3,ms,s,inferencex,,together,\n";
+  const BenchmarkFile f = parse_benchmarks(
+      kHeader + ",source_family,nodes,arrivals,kv_precision_implied\n" + rows, "b.csv");
+  REQUIRE(f.rows.size() == 3);
+  CHECK(f.rows[0].arrivals == Arrivals::steady);
+  CHECK(f.rows[1].arrivals == Arrivals::steady);  // empty cell
+  CHECK(f.rows[2].arrivals == Arrivals::together);
+  CHECK(f.rows[0].kv_precision_implied == "fp8");
+  CHECK(f.rows[0].split == f.rows[1].split);  // the implied precision is not identity
+  // With FP8 KV twice the requests are resident (≈ 90 instead of 45), so far fewer of the 100
+  // wait in the queue: published 7,996 ms; BF16 KV predicted 40,565 ms before (+407%).
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  REQUIRE(v.predictions[0].predicted);
+  REQUIRE(v.predictions[1].predicted);
+  CHECK(*v.predictions[0].predicted < *v.predictions[1].predicted / 3);
+  CHECK(std::fabs(v.predictions[0].error_pct) < 30.0);
+  CHECK_THROWS_WITH(
+      parse_benchmarks(kHeader + ",arrivals\n" +
+                           "llama-3.1-8b,rtx-4090,1,,,llama.cpp,,,1,decode_tok_s_single,1,tok/s,"
+                           "s,bursty\n",
+                       "b.csv"),
+      Contains("line 2, column 'arrivals': expected \"steady\" or \"together\""));
+}
+
+TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
+          "[perf][validate]") {
+  // Issue #14: single-stream decode median |error| ≤ 12% on the held-out third. It was 15.3%:
+  // llama.cpp on Apple read 0.85 × 0.80 = 68% of the datasheet bandwidth, and the Apple fit
+  // rows came out −14.6% (signed median); `unified.apple.bw` 0.94 (0.85 × 0.94 = 80%, M2 7B
+  // Q4_0 tg128: 21.9 tok/s × 3.56 GB = 78 GB/s of 100) zeroes that median on the fit rows only.
+  // TTFT: 52.5% before the time-share queueing, the FP8 KV the NIM rows imply and the explicit
+  // arrivals column; the ≤ 15% target is not met (multi-node disaggregated rows and the GLM-5.2
+  // 256k row, docs/performance.md §Where it misses), so this guards the 26.5% reached.
+  const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  int seen = 0;
+  for (const auto& m : v.per_split) {
+    if (m.group != "holdout") continue;
+    if (m.metric == "decode_tok_s_single") {
+      ++seen;
+      CHECK(m.rows >= 25);
+      CHECK(m.median_abs_pct <= 12.0);
+    }
+    if (m.metric == "ttft_ms") {
+      ++seen;
+      CHECK(m.rows >= 10);
+      CHECK(m.median_abs_pct <= 30.0);
+    }
+  }
+  CHECK(seen == 2);
 }

@@ -77,6 +77,31 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
   return e * (1.0 - p_miss);
 }
 
+double prefill_attention_ramp(double chunk_tokens, double mean_position, double half_len) {
+  // §Decode step / FLOPs, prefill attention by length. A causal FlashAttention call over a chunk
+  // of P tokens at mean position m does work ∝ P·m per head, the same as one whole prompt of
+  // L_eff = sqrt(2·P·m) tokens (P = m·2 = L for a prompt in one chunk). Its efficiency rises
+  // with that work: L_eff² / (L_eff² + L½²). Measured on one H200 (FA2 through SDPA, 32/8 and
+  // 64/8 heads × 128, 2026-11-26; docs/performance.md "Device layer against measured H200
+  // curves"): with L½ = 1,024 and a 600 TFLOP/s plateau this gives 120 / 300 / 480 / 565 / 591
+  // TFLOP/s at 512 / 1,024 / 2,048 / 4,096 / 8,192 tokens against 135–172 / 253–331 / 406–466 /
+  // 530–577 / 608–618 measured.
+  if (half_len <= 0 || chunk_tokens <= 0) return 1.0;
+  const double work = 2.0 * chunk_tokens * std::max(mean_position, 0.5 * chunk_tokens);
+  return work / (work + half_len * half_len);
+}
+
+double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s) {
+  // §Serving steady state / TTFT: the prefill "server" is busy a share ρ = λ·S of the *time*
+  // (before issue 14 the share of *steps* that carry a chunk was used, which undercounts it by
+  // T_chunk_step / T_mean_step: a 5,000-token chunk step is ~6× a decode step on 2×H100 70B).
+  // M/D/1 mean wait ρ/(2(1 − ρ))·S, and with probability 1 − ρ no prompt is ahead but a decode
+  // step is running: its mean residual T/2 (deterministic step length).
+  if (service_s <= 0) return 0.0;
+  const double rho = std::clamp(prompt_rate_per_s * service_s, 0.0, 0.999);
+  return service_s * (1.0 + rho / (2.0 * (1.0 - rho))) + (1.0 - rho) * running_step_s / 2.0;
+}
+
 double pcie_gb_s(int gen, int lanes) {
   // Per lane per direction after encoding: gen3 0.985, gen4 1.969, gen5 3.938, gen6 7.563 GB/s.
   double per_lane = 0.985;
@@ -296,7 +321,11 @@ struct Prepared {
   double attn_flops_pair_decode = 0;  // per (query token, key token, layer)
   double attn_flops_pair_prefill = 0;
   double attn_peak = 0;  // effective FLOP/s for attention math, one GPU
-  double kv_share = 1;   // fraction of all KV held (and read) by one GPU
+  // Prefill attention (FlashAttention-class kernels): plateau FLOP/s and the length at which
+  // half of it is reached (0: no ramp; §Decode step / FLOPs, prefill attention by length).
+  double attn_peak_prefill = 0;
+  double attn_half_len = 0;
+  double kv_share = 1;  // fraction of all KV held (and read) by one GPU
   // device
   double bw = 0;         // effective bytes/s, one GPU
   double peak_bf16 = 0;  // effective FLOP/s, one GPU
@@ -386,6 +415,15 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   if (req.calibration && req.calibration->bf16_tflops > 0 && d.peak_tflops_for("bf16") <= 0)
     p.peak_bf16 = req.calibration->bf16_tflops * 1e12 * p.eff.eng_compute.value;
   p.attn_peak = p.peak_bf16 * p.eff.eng_attention.value / p.eff.eng_compute.value;
+  {
+    const std::string kind = device_kind_name(d.kind);
+    const double pf_eta =
+        engine_factor(*req.engine, kind, d.vendor, "prefill_attention", p.eff.eng_attention.value)
+            .value;
+    p.attn_peak_prefill = p.peak_bf16 * pf_eta / p.eff.eng_compute.value;
+    p.attn_half_len =
+        engine_factor(*req.engine, kind, d.vendor, "prefill_attention_half_tokens", 0.0).value;
+  }
   if (p.peak_bf16 <= 0) throw Error(fmt::format("device {} has no peak compute figure", d.id));
 
   const bool moe = m.is_moe();
@@ -598,9 +636,16 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double linear_s = dense_comp_s + expert_comp_s;
   const double attn_dec_flops =
       s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false);
-  const double attn_flops =
-      (attn_dec_flops + s.pf_tokens * attn_flops_token(p, s.pf_prefix, true)) / n_mb;
-  const double attn_s = attn_flops / gpus_stage / pp / p.attn_peak;
+  const double pf_attn_flops = s.pf_tokens * attn_flops_token(p, s.pf_prefix, true) / n_mb;
+  const double attn_flops = attn_dec_flops / n_mb + pf_attn_flops;
+  // Prefill attention runs at its own plateau, ramped by the causal work of one sequence's chunk
+  // (prefill_attention_ramp); decode attention at the engine's attention peak (and, below, the
+  // calibration's measured decode-attention efficiency when one is used).
+  const double pf_len_tokens = s.pf_seqs > 0 ? s.pf_tokens / s.pf_seqs : 0.0;
+  const double pf_ramp = prefill_attention_ramp(pf_len_tokens, s.pf_prefix, p.attn_half_len);
+  const double attn_s = (attn_dec_flops / n_mb / p.attn_peak +
+                         pf_attn_flops / (p.attn_peak_prefill * pf_ramp)) /
+                        gpus_stage / pp;
   b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
   const double comp_s = linear_s + attn_s;
   // Decode attention's share of the KV reads and attention FLOPs, and its measured efficiency
@@ -846,7 +891,7 @@ struct Steady {
 
 // Continuous batching at `conc` resident requests (§Serving steady state).
 Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out,
-                    double chunk, double ttft_alone_s) {
+                    double chunk, double ttft_alone_s, bool saturated) {
   const double ctx = in + out / 2.0;
   const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
   auto eval = [&](double B, Steady& st) {
@@ -865,13 +910,16 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     st.prefill_share = std::min(1.0, f) * others;
     st.iter_s = (1.0 - st.prefill_share) * dec.time_s + st.prefill_share * mix.time_s;
     st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
-    // A prompt needs ceil(I / S) chunk steps; the prefill "server" is busy a share f of the
-    // steps, and queueing inflates TTFT by 1 + f/(2(1 − f)) (M/D/1 waiting time).
+    // A prompt needs ceil(I / S) chunk steps; it queues behind the other requests' prompts
+    // (M/D/1) and, when no prompt is ahead, behind the decode step already running.
     const double service = std::max(ttft_alone_s, std::ceil(in / s_chunk) * mix.time_s);
-    const double rho = f * others;  // prompts queue only behind other requests' prompts
-    st.ttft_s = f < 0.999 ? service * (1.0 + rho / (2.0 * (1.0 - rho))) : 1e12;
+    st.ttft_s = f < 0.999 ? queued_ttft_s(service, st.x * others, dec.time_s * others) : 1e12;
     st.batch = B;
-    return B + st.x * st.ttft_s - conc;  // Little's law: decoding + prefilling = resident
+    // Little's law: decoding + prefilling (+ queued, when the queue is inside the population)
+    // = resident. Saturated runs queue outside the slots (§Serving steady state).
+    // Either way the prompts can be admitted only as fast as one chunk per step (f < 1).
+    const double in_slot_s = f >= 0.999 ? 1e12 : saturated ? service : st.ttft_s;
+    return B + st.x * in_slot_s - conc;
   };
   Steady st;
   if (out <= 0) {
@@ -995,8 +1043,9 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
                       cap, req.input_tokens + req.output_tokens, conc - cap));
     }
   }
-  const Steady st = steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
-                                 r.prefill.ttft_alone_ms * 1e-3);
+  const Steady st =
+      steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
+                   r.prefill.ttft_alone_ms * 1e-3, req.arrivals == Arrivals::saturated);
   // Requests that arrive together: the mean TTFT is at least what a wave of `resident` prompts
   // sees, and at least the steady-state queueing estimate.
   double ttft = st.ttft_s;

@@ -207,10 +207,12 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
                                    fmt::join(benchmark_columns(), ",")));
     idx.push_back(found);
   }
-  std::optional<std::size_t> family_col, nodes_col;
+  std::optional<std::size_t> family_col, nodes_col, arrivals_col, kv_implied_col;
   for (std::size_t i = 0; i < t.header.size(); ++i) {
     if (trim(t.header[i]) == "source_family") family_col = i;
     if (trim(t.header[i]) == "nodes") nodes_col = i;
+    if (trim(t.header[i]) == "arrivals") arrivals_col = i;
+    if (trim(t.header[i]) == "kv_precision_implied") kv_implied_col = i;
   }
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     const auto& cells = t.rows[r];
@@ -256,6 +258,15 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     if (nodes_col)
       if (auto n = count_cell(file_label, line, "nodes", cells[*nodes_col], 1))
         row.nodes = static_cast<int>(*n);
+    if (arrivals_col) {
+      const std::string a = trim(cells[*arrivals_col]);
+      if (a == "together")
+        row.arrivals = Arrivals::together;
+      else if (!a.empty() && a != "steady")
+        bad_cell(file_label, line, "arrivals",
+                 fmt::format("expected \"steady\" or \"together\", found \"{}\"", a));
+    }
+    if (kv_implied_col) row.kv_precision_implied = trim(cells[*kv_implied_col]);
     row.split = split_for(row);
     f.rows.push_back(std::move(row));
   }
@@ -302,7 +313,11 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     req.gpus = row.gpu_count;
     if (!row.precision.empty())
       req.weights = parse_weight_spec(row.precision, m->native_precision, cat);
-    req.kv_precision = row.kv_precision.empty() ? "bf16" : row.kv_precision;
+    // An unstated KV precision is bf16, unless the row's own figures imply another
+    // (`kv_precision_implied`, §Validation).
+    req.kv_precision = !row.kv_precision.empty()           ? row.kv_precision
+                       : !row.kv_precision_implied.empty() ? row.kv_precision_implied
+                                                           : "bf16";
     (void)cat.kv_format(req.kv_precision);
     // Defaults for empty cells (§Validation): llama-bench's tg128 / pp512 shapes.
     const bool prefill_metric =
@@ -332,10 +347,11 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
         cap = std::max<long long>(1, std::llround(it->second));
       req.concurrency = std::min(fr.max_concurrency, cap);
     }
-    // How the source's tool timed TTFT (docs/performance.md §Serving steady state / TTFT under
-    // load): InferenceX runs vLLM/SGLang benchmark_serving at --max-concurrency C and averages
-    // every request from the first wave on; genai-perf (NIM tables) measures steady windows.
-    if (row.source_family == "inferencex") req.arrivals = Arrivals::together;
+    // How the source's tool started its requests (docs/performance.md §Serving steady state /
+    // TTFT under load): the file's `arrivals` column, e.g. `together` for InferenceX's
+    // benchmark_serving --max-concurrency runs, `steady` for genai-perf windows (NIM tables).
+    // A row without a concurrency is a saturated run: every request queued up front.
+    req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;
     const PerfResult r = estimate(req, cat);

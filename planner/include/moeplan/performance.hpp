@@ -114,8 +114,13 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
 //              windows after warm-up): completions, and so arrivals, are spread out;
 //   together — C requests start at once and every request is averaged, the first wave included
 //              (vLLM/SGLang benchmark_serving --max-concurrency, as InferenceX runs it): the
-//              prompts queue for the prefill token budget.
-enum class Arrivals { steady, together };
+//              prompts queue for the prefill token budget;
+//   saturated — every request is queued up front (trtllm-bench throughput at an infinite
+//              request rate, "saturated" rows of validate-perf): the engine keeps its
+//              `concurrency` slots full, and a request's wait in the queue happens before it
+//              takes a slot, so only its prefill service — not its queueing — keeps a slot
+//              from decoding (Little's law over the slots).
+enum class Arrivals { steady, together, saturated };
 
 struct PerfRequest {
   const Model* model = nullptr;
@@ -260,6 +265,18 @@ double spec_expected_tokens(int k, double a);
 // Expected distinct experts touched by `tokens` tokens routing top-k of E experts
 // (uniform routing, optionally skewed): E_eff·(1 − (1 − k/E_eff)^tokens), E_eff = (1 − skew)·E.
 double expected_experts_touched(int experts, int top_k, double tokens, double skew = 0);
+
+// Mean TTFT of a prompt whose prefill takes `service_s` once it starts, arriving among other
+// requests' prompts at `prompt_rate_per_s` while decode steps of `running_step_s` run
+// (§Serving steady state, `steady` arrivals): ρ = rate·service (time share of the prefill
+// "server", clamped below 1), M/D/1 wait ρ/(2(1 − ρ))·service, plus (1 − ρ)·running_step/2 for
+// the decode step already in flight when no prompt is ahead.
+double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s);
+
+// Efficiency of causal prefill attention over a chunk of `chunk_tokens` tokens of one sequence at
+// `mean_position` (relative to its plateau): L_eff² / (L_eff² + half_len²), L_eff² =
+// 2·chunk·max(mean_position, chunk/2); 1 when half_len ≤ 0 (no ramp).
+double prefill_attention_ramp(double chunk_tokens, double mean_position, double half_len);
 
 // PCIe bandwidth per direction, GB/s, for a generation and lane count.
 double pcie_gb_s(int gen, int lanes);

@@ -51,6 +51,13 @@ struct BenchmarkRow {
   // "unspecified" when the column is absent or empty) and how many nodes the deployment spans.
   std::string source_family = "unspecified";
   int nodes = 1;
+  // How the source's load tool starts its requests (optional column `arrivals`: "steady" or
+  // "together"; steady when absent). docs/performance.md §Serving steady state, TTFT under load.
+  Arrivals arrivals = Arrivals::steady;
+  // KV-cache precision the row's own figures imply when the source does not state it (optional
+  // column `kv_precision_implied`, used only while `kv_precision` is empty). Not part of the
+  // row's identity, so it never moves a row between fit and holdout.
+  std::string kv_precision_implied;
   Split split = Split::fit;  // from the row's identity, see split_for()
   int gpu_count = 1;
   // 0 input tokens: decode-only (llama-bench tg); 0 output tokens: prefill-only (llama-bench pp).
