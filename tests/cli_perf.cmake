@@ -78,3 +78,8 @@ add_test(NAME cli:validate_perf_calibration
                  --calibration ${CMAKE_SOURCE_DIR}/tests/data/cal-h200-qwen3-30b-a3b-trimmed.json)
 set_tests_properties(cli:validate_perf_calibration PROPERTIES
   PASS_REGULAR_EXPRESSION "median \\|error\\| [0-9.]+% → [0-9.]+% over [0-9]+ row\\(s\\), (towards the published rows|away from the published rows|unchanged)")
+# An embedding model is prefill-only work: perf takes it with --output 1 (and refuses a larger
+# --output: bad-inputs/manifest.txt perf-embedding-model).
+add_test(NAME cli:perf_embedding_prefill_only
+         COMMAND moeplan perf --model qwen3-embedding-8b --gpu h200 --input 512 --output 1)
+set_tests_properties(cli:perf_embedding_prefill_only PROPERTIES PASS_REGULAR_EXPRESSION "prefill, one request")
