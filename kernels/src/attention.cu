@@ -588,6 +588,18 @@ long long generic_workspace_bytes(const AttentionArgs& a, int sms) {
   return static_cast<long long>(p.splits) * rows_all * (a.vd + 2) * 4;
 }
 
+// The split-KV kernels' partial results in the caller's workspace: accumulators
+// [splits][rows][vd], then (max, sum) pairs [splits][rows]; none with one split.
+void split_parts(const AttentionArgs& a, int splits, long long rows_all, void* workspace,
+                 long long workspace_bytes, int sms, float*& pa, float*& pm) {
+  pa = pm = nullptr;
+  if (splits <= 1) return;
+  check(workspace != nullptr && workspace_bytes >= attention_workspace_bytes(a, sms),
+        "attention: workspace smaller than attention_workspace_bytes()");
+  pa = static_cast<float*>(workspace);
+  pm = pa + static_cast<long long>(splits) * rows_all * a.vd;
+}
+
 }  // namespace
 
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
@@ -595,14 +607,8 @@ void attention(const AttentionArgs& a, void* workspace, long long workspace_byte
   validate(a);
   if (const detail::MlaPlan ml = detail::mla_plan(a, sms); ml.ok) {
     const long long rows_all = static_cast<long long>(a.batch) * a.heads;
-    float* pa = nullptr;
-    float* pm = nullptr;
-    if (ml.splits > 1) {
-      check(workspace != nullptr && workspace_bytes >= attention_workspace_bytes(a, sms),
-            "attention: workspace smaller than attention_workspace_bytes()");
-      pa = static_cast<float*>(workspace);
-      pm = pa + static_cast<long long>(ml.splits) * rows_all * a.vd;
-    }
+    float *pa = nullptr, *pm = nullptr;
+    split_parts(a, ml.splits, rows_all, workspace, workspace_bytes, sms, pa, pm);
     detail::mla_launch(a, ml, pa, pm, st);
     if (ml.splits > 1) {
       attention_merge_kernel<<<detail::grid_for(rows_all * a.vd, 256), 256, 0, st>>>(
@@ -613,14 +619,8 @@ void attention(const AttentionArgs& a, void* workspace, long long workspace_byte
   }
   if (const DecodePlan d = make_decode_plan(a, sms); d.ok) {
     const long long rows_all = static_cast<long long>(a.batch) * a.heads;
-    float* pa = nullptr;
-    float* pm = nullptr;
-    if (d.splits > 1) {
-      check(workspace != nullptr && workspace_bytes >= attention_workspace_bytes(a, sms),
-            "attention: workspace smaller than attention_workspace_bytes()");
-      pa = static_cast<float*>(workspace);
-      pm = pa + static_cast<long long>(d.splits) * rows_all * a.vd;
-    }
+    float *pa = nullptr, *pm = nullptr;
+    split_parts(a, d.splits, rows_all, workspace, workspace_bytes, sms, pa, pm);
     check(static_cast<long long>(a.batch) * a.kv_heads <= 65535 && d.gblocks <= 65535,
           "attention: grid too large");
     if (a.kv == Elem::bf16)
