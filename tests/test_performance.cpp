@@ -442,6 +442,54 @@ TEST_CASE("TTFT under steady load: the prefill server's time share, not its step
   CHECK(res.prefill.ttft_ms > res.prefill.ttft_alone_ms + 190.0 + 0.3 * res.prefill.ttft_alone_ms);
 }
 
+TEST_CASE("a prefill step packs several prompts up to the token budget", "[perf][packing]") {
+  // chunk_step_tokens by hand (budget 8192 tokens):
+  // - 1,000 decoders leave room 7,192; 100 prompt tokens due per step on average, prompts of
+  //   1,000 → one whole prompt per chunk step (a share 100/1000 of the steps carry it): 1,000;
+  CHECK(chunk_step_tokens(8192, 1000, 1000, 100) == Approx(1000));
+  // - 3,000 decoders at 1000/1000 need 3,000 prompt tokens per step: three prompts packed into
+  //   every step (the old model took one, 1,000, and so capped the batch at O·S/I = 1,000);
+  CHECK(chunk_step_tokens(8192, 3000, 1000, 3000) == Approx(3000));
+  // - demand above the room (5,000 decoders, 5,000 due, room 3,192): capped at the room;
+  CHECK(chunk_step_tokens(8192, 5000, 1000, 5000) == Approx(3192));
+  // - a prompt longer than the room: one chunk of the room; a full budget: at least one token.
+  CHECK(chunk_step_tokens(8192, 0, 20000, 10) == Approx(8192));
+  CHECK(chunk_step_tokens(8192, 9000, 1000, 10) == Approx(1));
+  // Property: never above the room, never below one token, rising with the demand.
+  double last = 0;
+  for (double d : {0.0, 10.0, 500.0, 1000.0, 2000.0, 6000.0, 9000.0}) {
+    const double t = chunk_step_tokens(8192, 2000, 1000, d);
+    CHECK(t <= 6192.0 + 1e-9);
+    CHECK(t >= 1.0);
+    CHECK(t >= last);
+    last = t;
+  }
+}
+
+TEST_CASE("short prompts: the decoding batch is held by KV memory, not one prompt per step",
+          "[perf][packing]") {
+  // 8×H200 Llama 4 Maverick FP8 (KV fp8) under TensorRT-LLM, 1000 in / 1000 out, 4,096
+  // requests queued up front (trtllm-bench throughput). Budget S = 8192 tokens a step.
+  // Keeping B decoders fed needs B·I/O = B prompt tokens per step; with one prompt per step at
+  // most (the old model) f = B/1000 < 1 capped B at 1,000 however much KV room was free. Packed,
+  // the limit is B < S − B → B < 4,096, so the KV memory (a few thousand requests of 2,000
+  // tokens beside ~400 GB of weights) is what holds the batch.
+  PerfRequest r = request("llama-4-maverick", "h200", 8, "fp8", "trtllm", "fp8");
+  r.input_tokens = 1000;
+  r.output_tokens = 1000;
+  r.concurrency = 4096;
+  r.arrivals = Arrivals::saturated;
+  const PerfResult res = estimate(r, cat());
+  // KV memory holds 3,469 such requests (the estimate's note, catalogs of November 2026); the
+  // packed model decodes ~3,460 of them, the old one at most 1,000.
+  CHECK(res.decode.batch > 0.9 * 3469.0);
+  CHECK(res.decode.batch <= 3469.0);
+  // Every step carries prefill (share ≈ 1), and decoders never exceed what KV memory holds:
+  // resident = floor(KV free / per-request share), reported in the notes when below 4,096.
+  CHECK(res.decode.prefill_step_share > 0.9);
+  CHECK(std::isfinite(res.prefill.ttft_ms));
+}
+
 TEST_CASE("saturated runs: the queue is outside the slots", "[perf][ttft]") {
   // trtllm-bench throughput queues every request up front: a request waits before it takes a
   // slot, so only its prefill service keeps a slot from decoding. Counting its queueing in

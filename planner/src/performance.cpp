@@ -102,6 +102,20 @@ double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_
   return service_s * (1.0 + rho / (2.0 * (1.0 - rho))) + (1.0 - rho) * running_step_s / 2.0;
 }
 
+double chunk_step_tokens(double budget, double decode_tokens, double prompt_tokens,
+                         double demand_per_step) {
+  // §Serving steady state: a step holds at most `budget` tokens, the decoders' first. While
+  // the prompt tokens due per step are fewer than one prompt, a chunk step carries one prompt
+  // (or the budget's worth of it); when more are due, the scheduler packs several prompts into
+  // each step (vLLM/SGLang chunked prefill, TensorRT-LLM max_num_tokens), so every step carries
+  // the demand, up to the room left. Before issue 14 a step never carried more than one prompt,
+  // which capped the decoding batch at B ≤ O·S/I (≈ 1,000 sequences at 1000/1000) however much
+  // KV memory was free.
+  const double room = std::max(1.0, budget - decode_tokens);
+  const double one = std::min(std::max(1.0, prompt_tokens), room);
+  return std::min(room, std::max(one, demand_per_step));
+}
+
 double pcie_gb_s(int gen, int lanes) {
   // Per lane per direction after encoding: gen3 0.985, gen4 1.969, gen5 3.938, gen6 7.563 GB/s.
   double per_lane = 0.985;
@@ -643,9 +657,9 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // calibration's measured decode-attention efficiency when one is used).
   const double pf_len_tokens = s.pf_seqs > 0 ? s.pf_tokens / s.pf_seqs : 0.0;
   const double pf_ramp = prefill_attention_ramp(pf_len_tokens, s.pf_prefix, p.attn_half_len);
-  const double attn_s = (attn_dec_flops / n_mb / p.attn_peak +
-                         pf_attn_flops / (p.attn_peak_prefill * pf_ramp)) /
-                        gpus_stage / pp;
+  const double attn_s =
+      (attn_dec_flops / n_mb / p.attn_peak + pf_attn_flops / (p.attn_peak_prefill * pf_ramp)) /
+      gpus_stage / pp;
   b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
   const double comp_s = linear_s + attn_s;
   // Decode attention's share of the KV reads and attention FLOPs, and its measured efficiency
@@ -899,10 +913,11 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     // average. The scheduler admits them in chunks as large as the token budget allows, so a
     // share f of the steps carries a chunk of S tokens and the rest are pure decode steps.
     const double pf_avg = B * sp.tau * in / std::max(1.0, out);
-    const double s_chunk = std::max(1.0, std::min(chunk - B * q, std::max(1.0, in)));
+    const double s_chunk = chunk_step_tokens(chunk, B * q, in, pf_avg);
     const double f = in > 0 ? pf_avg / s_chunk : 0.0;
     const StepBreakdown dec = serving_step(p, sp, B, ctx, 0, 0, 0);
-    const StepBreakdown mix = in > 0 ? serving_step(p, sp, B, ctx, s_chunk, in / 2.0, 1) : dec;
+    const StepBreakdown mix =
+        in > 0 ? serving_step(p, sp, B, ctx, s_chunk, in / 2.0, std::max(1.0, s_chunk / in)) : dec;
     st.step = dec;
     // A request's own prompt is prefilled before it decodes, so its decode steps only carry the
     // chunks of the other resident requests: a share f·(C − 1)/C of them.
@@ -913,12 +928,22 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     // A prompt needs ceil(I / S) chunk steps; it queues behind the other requests' prompts
     // (M/D/1) and, when no prompt is ahead, behind the decode step already running.
     const double service = std::max(ttft_alone_s, std::ceil(in / s_chunk) * mix.time_s);
-    st.ttft_s = f < 0.999 ? queued_ttft_s(service, st.x * others, dec.time_s * others) : 1e12;
+    // Prompts can be admitted only as fast as the room left in the steps allows.
+    const double room = std::max(1.0, chunk - B * q);
+    const bool feasible = in <= 0 || pf_avg < 0.999 * room;
+    // Packed steps (more than one prompt due per step): every step carries prefill, and a new
+    // prompt joins the step after the one running — no single-server queue to wait in.
+    const bool packed = in > 0 && pf_avg > std::min(in, room);
+    if (!feasible)
+      st.ttft_s = 1e12;
+    else if (packed)
+      st.ttft_s = service + mix.time_s / 2.0;
+    else
+      st.ttft_s = queued_ttft_s(service, st.x * others, dec.time_s * others);
     st.batch = B;
     // Little's law: decoding + prefilling (+ queued, when the queue is inside the population)
     // = resident. Saturated runs queue outside the slots (§Serving steady state).
-    // Either way the prompts can be admitted only as fast as one chunk per step (f < 1).
-    const double in_slot_s = f >= 0.999 ? 1e12 : saturated ? service : st.ttft_s;
+    const double in_slot_s = !feasible ? 1e12 : saturated ? service : st.ttft_s;
     return B + st.x * in_slot_s - conc;
   };
   Steady st;

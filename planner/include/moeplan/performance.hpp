@@ -273,6 +273,13 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
 // the decode step already in flight when no prompt is ahead.
 double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s);
 
+// Prompt tokens in a step that carries prefill (§Serving steady state): room = max(1, budget −
+// decode_tokens); one prompt (capped at the room) while the demand per step is below it,
+// otherwise the demand, capped at the room (several prompts packed into one step, as vLLM/SGLang
+// chunked prefill and TensorRT-LLM's max_num_tokens do).
+double chunk_step_tokens(double budget, double decode_tokens, double prompt_tokens,
+                         double demand_per_step);
+
 // Efficiency of causal prefill attention over a chunk of `chunk_tokens` tokens of one sequence at
 // `mean_position` (relative to its plateau): L_eff² / (L_eff² + half_len²), L_eff² =
 // 2·chunk·max(mean_position, chunk/2); 1 when half_len ≤ 0 (no ramp).
