@@ -377,7 +377,8 @@ TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cud
 // 17, 256), cuBLASLt above (300) and with MOEPROBE_CUDA_GATE=cublaslt; tails
 // on every axis of the kernel's tiles (hidden 100: a 4-wide last K step; 200
 // experts: a 72-wide second expert tile; 70 and 300 tokens: partial token tiles).
-TEST_CASE("cuda router gate: split-K and cuBLASLt logits against float64", "[probe][cuda][gpu]") {
+TEST_CASE("cuda router gate: split-K and cuBLASLt logits against float64",
+          "[probe][cuda][gpu][gate]") {
   for (const char* gate : {"splitk", "cublaslt"}) {
     ::setenv("MOEPROBE_CUDA_GATE", gate, 1);
     auto b = gpu_or_null();
