@@ -6,6 +6,7 @@ add_library(moeplan_kernels_cuda STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/errors.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/data.cu
   ${CMAKE_CURRENT_LIST_DIR}/src/moe.cu
+  ${CMAKE_CURRENT_LIST_DIR}/src/gate.cu
   ${CMAKE_CURRENT_LIST_DIR}/src/attention.cu
   ${CMAKE_CURRENT_LIST_DIR}/src/mla_decode.cu)
 add_library(moeplan::kernels_cuda ALIAS moeplan_kernels_cuda)

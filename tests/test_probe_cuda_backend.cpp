@@ -373,6 +373,51 @@ TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cud
     }
 }
 
+// The router's gate: split-K kernel up to kGateMaxTokens tokens (tokens 1, 5,
+// 17, 256), cuBLASLt above (300) and with MOEPROBE_CUDA_GATE=cublaslt; tails
+// on every axis of the kernel's tiles (hidden 100: a 4-wide last K step; 200
+// experts: a 72-wide second expert tile; 70 and 300 tokens: partial token tiles).
+TEST_CASE("cuda router gate: split-K and cuBLASLt logits against float64",
+          "[probe][cuda][gpu][gate]") {
+  for (const char* gate : {"splitk", "cublaslt"}) {
+    ::setenv("MOEPROBE_CUDA_GATE", gate, 1);
+    auto b = gpu_or_null();
+    ::unsetenv("MOEPROBE_CUDA_GATE");
+    if (!b) {
+      WARN("no GPU");
+      return;
+    }
+    CHECK((b->identity().libraries.at("router_gate").find("split-K") != std::string::npos) ==
+          (std::string(gate) == "splitk"));
+    for (int hidden : {100, 2048})
+      for (int tokens : {1, 5, 17, 70, 256, 300}) {
+        MoeSpec ms;
+        ms.hidden = hidden;
+        ms.shape.experts = 200;
+        ms.shape.top_k = 8;
+        ms.shape.ffn = 16;
+        ms.shape.sigmoid_grouped = true;
+        ms.shape.n_group = 8;
+        ms.shape.topk_group = 4;
+        ms.dtype = DType::bf16;
+        ms.pool = 4;
+        ms.seed = 700 + static_cast<std::uint64_t>(tokens);
+        const auto x = pattern_input(static_cast<std::size_t>(tokens) * hidden, 31);
+        const ref::Routing r = ref::route(ms, x, tokens);
+        auto router = b->moe_router(ms, x, tokens);
+        router->run();
+        const OpOutput o = router->output();
+        const std::size_t n = static_cast<std::size_t>(tokens) * ms.shape.experts;
+        REQUIRE(o.f.size() >= n);
+        const std::vector<float> logits(o.f.begin(), o.f.begin() + static_cast<long>(n));
+        const Check c = compare_close(logits, r.logits, 1e-4, "router logits");
+        INFO(gate << " hidden " << hidden << " tokens " << tokens << ": " << c.detail);
+        CHECK(c.ok);
+        CHECK(ref::valid_topk(ms, r.logits, o.i, tokens, 1e-4));
+      }
+  }
+}
+
 TEST_CASE("cuda attention with an fp8 e4m3 KV cache", "[probe][cuda][gpu]") {
   auto b = gpu_or_null();
   if (!b) {

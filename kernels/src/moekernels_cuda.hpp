@@ -60,6 +60,15 @@ void route(const float* logits, const float* bias, int tokens, int experts, int 
            bool sigmoid_grouped, int n_group, int topk_group, bool normalize, float* scratch,
            int* ids, float* w, cudaStream_t st);
 
+// Router gate for decode batches (1 <= tokens <= moekernels::kGateMaxTokens):
+// logits [tokens, experts] f32 = x [tokens, hidden] f32 . w [experts, hidden]^T,
+// split-K over moekernels::gate_splits(tokens, experts, hidden, sms) K slices,
+// then a reduction in slice order (deterministic). workspace: at least
+// gate_workspace_bytes(...) bytes (0 when one slice suffices; may be null then).
+long long gate_workspace_bytes(int tokens, int experts, int hidden, int sms);
+void gate_splitk(const float* x, const float* w, int tokens, int experts, int hidden, int sms,
+                 float* workspace, long long workspace_bytes, float* logits, cudaStream_t st);
+
 // ---- permutation --------------------------------------------------------------
 // Stable expert-major permutation of A = tokens*k assignments (deterministic,
 // no atomics): counts [E], offsets [E+1], perm [A], inv [A]. One block per

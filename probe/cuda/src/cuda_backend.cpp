@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "gpu_support.hpp"
+#include "moekernels/gate_math.hpp"
 #include "moekernels/index_math.hpp"
 #include "moeplan/errors.hpp"
 
@@ -70,6 +71,7 @@ struct Ctx {
   bool gemv_experts = false;
   bool paged_kv = false;
   bool generic_attention = false;  // MOEPROBE_CUDA_ATTN=generic: no split-KV decode kernel
+  bool cublaslt_gate = false;      // MOEPROBE_CUDA_GATE=cublaslt: no split-K router gate
   Ctx() = default;
   ~Ctx() {
     if (stream) MOE_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream));
@@ -303,8 +305,9 @@ void experts_gemv(const MoeSpec& s, const MoeWeights& w, const int* counts, cons
 }
 
 struct RouterBufs {
-  DeviceBuffer logits, scratch, ids, w;
-  void alloc(const MoeSpec& s, int tokens) {
+  DeviceBuffer logits, scratch, ids, w, gate_ws;
+  long long gate_ws_bytes = 0;
+  void alloc(const Ctx& c, const MoeSpec& s, int tokens) {
     const auto m = static_cast<std::size_t>(tokens);
     logits.resize(m * static_cast<std::size_t>(s.shape.experts) * 4);
     scratch.resize(
@@ -312,13 +315,27 @@ struct RouterBufs {
         4);
     ids.resize(m * static_cast<std::size_t>(s.shape.top_k) * 4);
     w.resize(m * static_cast<std::size_t>(s.shape.top_k) * 4);
+    gate_ws_bytes = splitk_gate(c, tokens)
+                        ? kc::gate_workspace_bytes(tokens, s.shape.experts, s.hidden, c.facts.sms)
+                        : 0;
+    gate_ws.resize(static_cast<std::size_t>(gate_ws_bytes));
+  }
+  // Decode batches take the split-K gate kernel (cuBLASLt's fp32 tiles leave
+  // most SMs idle at N = 128-256, docs/probe.md "moe.router"); larger batches
+  // and MOEPROBE_CUDA_GATE=cublaslt take cuBLASLt.
+  static bool splitk_gate(const Ctx& c, int tokens) {
+    return !c.cublaslt_gate && mk::gate_uses_splitk(tokens);
   }
   void run(Ctx& c, const MoeSpec& s, const MoeWeights& mw, const float* x, int tokens,
            cudaStream_t st) {
     const MoeShape& m = s.shape;
-    c.lt.matmul(
-        MatmulShape{tokens, m.experts, s.hidden, Elem::f32, s.hidden, s.hidden, m.experts, 0},
-        mw.router.get(), x, logits.as<float>(), st);
+    if (splitk_gate(c, tokens))
+      kc::gate_splitk(x, mw.router.as<float>(), tokens, m.experts, s.hidden, c.facts.sms,
+                      gate_ws.as<float>(), gate_ws_bytes, logits.as<float>(), st);
+    else
+      c.lt.matmul(
+          MatmulShape{tokens, m.experts, s.hidden, Elem::f32, s.hidden, s.hidden, m.experts, 0},
+          mw.router.get(), x, logits.as<float>(), st);
     kc::route(logits.as<float>(), mw.bias.as<float>(), tokens, m.experts, m.top_k,
               m.sigmoid_grouped, m.n_group, m.topk_group, m.normalize, scratch.as<float>(),
               ids.as<int>(), w.as<float>(), st);
@@ -345,7 +362,7 @@ class RouterOp : public CudaOp {
       : CudaOp(std::move(c)), s_(sp), tokens_(tokens) {
     mw_.build_router(sp, s());
     x_ = cudabk::upload(x, s());
-    rb_.alloc(sp, tokens);
+    rb_.alloc(ctx(), sp, tokens);
     MOE_CUDA_CHECK(cudaStreamSynchronize(s()));
   }
   void enqueue(cudaStream_t st) override { rb_.run(ctx(), s_, mw_, x_.as<float>(), tokens_, st); }
@@ -580,7 +597,7 @@ class MoeFusedOp : public CudaOp {
     mw_.build_router(sp, s());
     mw_.build_experts(sp, s());
     x_ = cudabk::upload(x, s());
-    rb_.alloc(sp, tokens);
+    rb_.alloc(ctx(), sp, tokens);
     pb_.alloc(sp, a_);
     const auto rows = static_cast<std::size_t>(std::max(1, a_));
     const auto tk = static_cast<std::size_t>(std::max(1, tokens));
@@ -855,7 +872,7 @@ class LayerOp : public CudaOp {
       rows = std::max<long long>(rows, a_);
       fmax = std::max<long long>(m.ffn, static_cast<long long>(m.shared_experts) * m.shared_ffn);
       const MoeSpec ms = sp.moe_spec(0);
-      rb_.alloc(ms, static_cast<int>(tk));
+      rb_.alloc(ctx(), ms, static_cast<int>(tk));
       pb_.alloc(ms, a_);
       x_perm_act_.resize(static_cast<std::size_t>(std::max(1, a_)) * static_cast<std::size_t>(h) *
                          esize(t_));
@@ -1076,6 +1093,7 @@ class CudaBackend : public Backend {
     ctx_->gemv_experts = experts == "gemv";
     ctx_->paged_kv = env_or("MOEPROBE_CUDA_KV", "contiguous") == "paged";
     ctx_->generic_attention = env_or("MOEPROBE_CUDA_ATTN", "decode") == "generic";
+    ctx_->cublaslt_gate = env_or("MOEPROBE_CUDA_GATE", "splitk") == "cublaslt";
     ctx_->flush.resize(static_cast<std::size_t>(std::max(2 * ctx_->facts.l2_bytes, 8LL << 20)));
   }
   std::string name() const override { return "cuda"; }
@@ -1106,6 +1124,10 @@ class CudaBackend : public Backend {
     id.libraries["moe_experts"] = ctx_->gemv_experts ? "grouped GEMV over all experts, device-side "
                                                        "counts/offsets (MOEPROBE_CUDA_EXPERTS=gemv)"
                                                      : experts_path(ctx_->batched_experts);
+    id.libraries["router_gate"] =
+        ctx_->cublaslt_gate ? "cuBLASLt fp32 at every batch (MOEPROBE_CUDA_GATE=cublaslt)"
+                            : "split-K fp32 kernel up to " + std::to_string(mk::kGateMaxTokens) +
+                                  " tokens, cuBLASLt above";
     id.libraries["moe_fused"] =
         ctx_->gemv_experts
             ? "grouped GEMV experts, no host round trip, replayed from a CUDA graph"
