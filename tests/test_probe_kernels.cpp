@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "moekernels/index_math.hpp"
@@ -979,31 +980,35 @@ std::vector<float> simulate_grouped_gemm(const std::vector<float>& x, const std:
 TEST_CASE("grouped GEMM kernel, simulated lane by lane, matches a plain reference",
           "[probe][kernels][ggemm]") {
   // Experts with 70 (two M-tiles), 0, 3, 64 (exactly one) and 129 rows (three), a pool of 3
-  // weight slots (expert 3 reuses slot 0), N = 72 (a partial N tile) and K = 40 (a partial K step).
+  // weight slots (expert 3 reuses slot 0); N = 72 (a partial N tile) with K = 40 (one partial
+  // K step of 64), and N = 136 with K = 200 (three full K steps and a partial one).
   const std::vector<int> counts = {70, 0, 3, 64, 129};
   std::vector<int> offsets(counts.size() + 1);
   mk::exclusive_scan(counts.data(), static_cast<int>(counts.size()), offsets.data());
-  const int pool = 3, n_out = 72, k = 40;
-  const long long rows = offsets.back(), slot = 1LL * n_out * k;
-  std::vector<float> x(static_cast<std::size_t>(rows * k)),
-      w(static_cast<std::size_t>(pool * slot));
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = mk::pattern_value(11, i);
-  for (std::size_t i = 0; i < w.size(); ++i) w[i] = mk::pattern_value(12, i);
-  std::vector<int> writes;
-  const std::vector<float> got =
-      simulate_grouped_gemm(x, w, slot, pool, n_out, k, counts, offsets, writes);
-  for (std::size_t e = 0; e < counts.size(); ++e)
-    for (long long r = offsets[e]; r < offsets[e + 1]; ++r)
-      for (int n = 0; n < n_out; ++n) {
-        double ref = 0.0;
-        const long long ws = mk::expert_slot(static_cast<int>(e), pool) * slot;
-        for (int c = 0; c < k; ++c)
-          ref += static_cast<double>(x[static_cast<std::size_t>(r * k + c)]) *
-                 w[static_cast<std::size_t>(ws + 1LL * n * k + c)];
-        const auto idx = static_cast<std::size_t>(r * n_out + n);
-        INFO("expert " << e << " row " << r << " column " << n);
-        REQUIRE(writes[idx] == 1);  // every output written exactly once
-        // 40 products of terms in [-1, 1) summed in float: |error| well below 1e-4.
-        REQUIRE(std::abs(got[idx] - ref) < 1e-4);
-      }
+  const int pool = 3;
+  for (const auto& [n_out, k] : {std::pair{72, 40}, std::pair{136, 200}}) {
+    const long long rows = offsets.back(), slot = 1LL * n_out * k;
+    std::vector<float> x(static_cast<std::size_t>(rows * k)),
+        w(static_cast<std::size_t>(pool * slot));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = mk::pattern_value(11, i);
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = mk::pattern_value(12, i);
+    std::vector<int> writes;
+    const std::vector<float> got =
+        simulate_grouped_gemm(x, w, slot, pool, n_out, k, counts, offsets, writes);
+    for (std::size_t e = 0; e < counts.size(); ++e)
+      for (long long r = offsets[e]; r < offsets[e + 1]; ++r)
+        for (int n = 0; n < n_out; ++n) {
+          double ref = 0.0;
+          const long long ws = mk::expert_slot(static_cast<int>(e), pool) * slot;
+          for (int c = 0; c < k; ++c)
+            ref += static_cast<double>(x[static_cast<std::size_t>(r * k + c)]) *
+                   w[static_cast<std::size_t>(ws + 1LL * n * k + c)];
+          const auto idx = static_cast<std::size_t>(r * n_out + n);
+          INFO("N " << n_out << " K " << k << " expert " << e << " row " << r << " column " << n);
+          REQUIRE(writes[idx] == 1);  // every output written exactly once
+          // At most 200 products of terms in [-1, 1) summed in float (|sum| < ~20, 16-term
+          // partial sums): the rounding error stays far below 1e-4.
+          REQUIRE(std::abs(got[idx] - ref) < 1e-4);
+        }
+  }
 }

@@ -568,7 +568,7 @@ MOE_HD inline GroupedTile grouped_tile_find(const int* tile_offsets, int experts
   return GroupedTile{lo, static_cast<int>(t - tile_offsets[lo])};
 }
 // Tile of the grouped GEMM kernel: kGgBm x kGgBn outputs, K in steps of kGgBk.
-constexpr int kGgBm = 64, kGgBn = 64, kGgBk = 32;
+constexpr int kGgBm = 64, kGgBn = 64, kGgBk = 64;
 // A block tile of the grouped GEMM: BM x BN outputs, 4 warps in 2 x 2, each
 // warp 32 x 32 = 2 m16 tiles x 4 n8 tiles. The X tile [BM][bk] feeds the A
 // operands through mla_ldm_q (rows = tokens), the W tile [BN][bk] (W is [N, K]
