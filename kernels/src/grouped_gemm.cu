@@ -8,7 +8,7 @@
 // block finds its (expert, M-tile) by binary search (grouped_tile_find); blocks
 // past the last tile exit. N tiles run fastest, so the blocks reading one
 // expert's X tile run side by side and each W tile is read once per M-tile of
-// its expert. Tiles of 64 x 64 outputs, K in steps of 32 with two stages of
+// its expert. Tiles of 64 x 64 outputs, K in steps of 64 with two stages of
 // 16-byte cp.async in flight (X rows past the expert's count and K past the
 // end are zero-filled, W rows past N too), 4 warps of 32 x 32 outputs, ldmatrix
 // fragments (A: mla_ldm_q on the X tile; B: mla_ldm_k on the W tile, which is
@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(kThreads)
             lane = tid % detail::kWarp;
   const int ksteps = static_cast<int>(mk::ceil_div(k, kBk));
 
-  // K step s -> stage s % kStages: each thread copies 2 chunks of X and 2 of W.
+  // K step s -> stage s % kStages: each thread copies 4 chunks of X and 4 of W.
   auto issue = [&](int s) {
     const int stage = s % kStages, kb = s * kBk;
 #pragma unroll
