@@ -27,7 +27,8 @@ namespace mk = moekernels;
 constexpr int kBm = mk::kGgBm, kBn = mk::kGgBn, kBk = mk::kGgBk;
 constexpr int kThreads = 128;  // 4 warps, 2 x 2 over the 64 x 64 tile
 constexpr int kStages = 2;
-constexpr int kLd = kBk + 8;  // padded row: the 8 ldmatrix rows hit distinct banks (144-byte stride)
+constexpr int kLd =
+    kBk + 8;  // padded row: the 8 ldmatrix rows hit distinct banks (144-byte stride)
 constexpr int kChunks = kBk / 8;  // 16-byte chunks per tile row
 
 void check_shape(bool ok, const char* what) {
