@@ -8,7 +8,8 @@ add_library(moeplan_kernels_cuda STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/moe.cu
   ${CMAKE_CURRENT_LIST_DIR}/src/gate.cu
   ${CMAKE_CURRENT_LIST_DIR}/src/attention.cu
-  ${CMAKE_CURRENT_LIST_DIR}/src/mla_decode.cu)
+  ${CMAKE_CURRENT_LIST_DIR}/src/mla_decode.cu
+  ${CMAKE_CURRENT_LIST_DIR}/src/grouped_gemm.cu)
 add_library(moeplan::kernels_cuda ALIAS moeplan_kernels_cuda)
 target_include_directories(moeplan_kernels_cuda
   PUBLIC ${CMAKE_CURRENT_LIST_DIR}/src

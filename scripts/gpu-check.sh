@@ -2,13 +2,14 @@
 # One-command GPU check of the probe's CUDA backend (docs/probe.md, "GPU check").
 #
 #   scripts/gpu-check.sh ANCHOR.json [--out DIR] [--build-dir DIR] [--prebuilt DIR]
-#                        [--deadline SECONDS] [--jobs N] [--experts auto|graph|gemv]
+#                        [--deadline SECONDS] [--jobs N] [--experts auto|graph|gemv|grouped]
 #
 # On any NVIDIA node: builds the probe (Release) for the compute capability
 # nvidia-smi reports, with the CUDA libraries found where the node has them
 # (/usr/local/cuda/lib64, /usr/lib/x86_64-linux-gnu, or a Python package's
 # nvidia/*/lib; nothing is downloaded), then runs `moeprobe check --backend
-# cuda` (fp32; bf16 with fp8 KV; bf16 with the grouped-GEMV experts), the
+# cuda` (fp32; bf16 with fp8 KV; bf16 with the grouped-GEMV experts; bf16 with
+# the tensor-core grouped-GEMM experts), the
 # `[gpu]` tests, `moeprobe peaks`, a timed `moeprobe run` (with --budget-s)
 # for qwen3-30b-a3b and glm-5.2, and
 # prints `moeprobe compare` of those runs against ANCHOR.json (production
@@ -19,6 +20,8 @@
 # --experts: the expert-GEMM variant of the timed runs (MOEPROBE_CUDA_EXPERTS).
 #   auto (default): the grouped GEMV when its correctness check passed on this
 #   card (MoE layers then replay from a CUDA graph), else the cuBLASLt graph.
+#   grouped: the tensor-core grouped GEMM for bf16 (same capturable path as gemv;
+#   opt-in until timed on a GPU).
 #
 # --prebuilt DIR: skip the build and use DIR/moeprobe and DIR/moeprobe_tests
 #   (for nodes without the project's build dependencies; see README).
@@ -46,7 +49,7 @@ while [ $# -gt 0 ]; do
     *) [ -z "$ANCHOR" ] || { echo "gpu-check: one anchor file only" >&2; exit 2; }; ANCHOR=$1; shift ;;
   esac
 done
-case $EXPERTS in auto|graph|gemv) ;; *) echo "gpu-check: --experts takes auto, graph or gemv" >&2; exit 2 ;; esac
+case $EXPERTS in auto|graph|gemv|grouped) ;; *) echo "gpu-check: --experts takes auto, graph, gemv or grouped" >&2; exit 2 ;; esac
 [ -n "$ANCHOR" ] || { echo "gpu-check: give the production figures (anchor JSON) as the argument" >&2; usage; }
 [ -r "$ANCHOR" ] || { echo "gpu-check: cannot read anchor file $ANCHOR" >&2; exit 2; }
 ANCHOR=$(cd "$(dirname "$ANCHOR")" && pwd)/$(basename "$ANCHOR")
@@ -164,6 +167,8 @@ step check-cuda-bf16-fp8kv 60 correctness "${P[@]}" check --backend cuda --dtype
 step check-cuda-gemv-experts 60 correctness env MOEPROBE_CUDA_EXPERTS=gemv "${P[@]}" check \
     --backend cuda --dtype bf16
 GEMV_OK=$LAST_RC
+step check-cuda-grouped-experts 60 correctness env MOEPROBE_CUDA_EXPERTS=grouped "${P[@]}" check \
+    --backend cuda --dtype bf16
 if [ "$EXPERTS" = auto ]; then
   if [ "$GEMV_OK" -eq 0 ]; then EXPERTS=gemv; else EXPERTS=graph; fi
 fi

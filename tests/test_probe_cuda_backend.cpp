@@ -327,21 +327,23 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
     }
 }
 
-// MOEPROBE_CUDA_EXPERTS=gemv: the grouped GEMV with device-side counts in
-// moe.experts and in moe.fused (no host round trip, replayed from a graph).
-TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cuda][gpu]") {
-  ::setenv("MOEPROBE_CUDA_EXPERTS", "gemv", 1);
+// Device-side expert variants (MOEPROBE_CUDA_EXPERTS=`variant`) in moe.experts and
+// moe.fused (no host round trip, replayed from a graph) against the CPU reference.
+namespace {
+void check_device_experts(const char* variant, const char* library, std::vector<int> token_list) {
+  ::setenv("MOEPROBE_CUDA_EXPERTS", variant, 1);
   auto b = gpu_or_null();
   ::unsetenv("MOEPROBE_CUDA_EXPERTS");
   if (!b) {
-    WARN("no GPU: grouped GEMV not run");
+    WARN("no GPU: " << variant << " experts not run");
     return;
   }
   CHECK(b->identity().libraries.at("moe_fused").find("no host round trip") != std::string::npos);
+  CHECK(b->identity().libraries.at("moe_experts").find(library) != std::string::npos);
   const moeplan::Model m = find_model("synthetic-tiny", nullptr);
   const LayerShape ls = layer_shape(m);
   for (DType d : {DType::fp32, DType::bf16})
-    for (int tokens : {1, 3, 17}) {
+    for (int tokens : token_list) {
       MoeSpec ms;
       ms.hidden = ls.hidden;
       ms.shape = *ls.moe;
@@ -356,9 +358,9 @@ TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cud
       const double lim = error_limit(d, OpKind::simple);
       auto ex = b->moe_experts(ms, p.x_perm, p.counts);
       ex->run();
-      const Check ce =
-          compare_close(ex->output().f, ref::experts(ms, p.x_perm, p.counts), lim, "gemv experts");
-      INFO(dtype_name(d) << " tokens " << tokens << ": " << ce.detail);
+      const Check ce = compare_close(ex->output().f, ref::experts(ms, p.x_perm, p.counts), lim,
+                                     "device experts");
+      INFO(variant << " " << dtype_name(d) << " tokens " << tokens << ": " << ce.detail);
       CHECK(ce.ok);
       auto fused = b->moe_fused(ms, x, tokens);
       fused->run();  // captured in a graph on first run
@@ -367,10 +369,23 @@ TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cud
       CHECK(ref::valid_topk(ms, r.logits, fo.i, tokens, 1e-4));
       const auto w = ref::routing_weights(ms, r.logits, fo.i, tokens);
       const Check cf =
-          compare_close(fo.f, ref::moe_block(ms, x, tokens, fo.i, w), lim, "gemv fused");
+          compare_close(fo.f, ref::moe_block(ms, x, tokens, fo.i, w), lim, "device fused");
       INFO(cf.detail);
       CHECK(cf.ok);
     }
+}
+}  // namespace
+
+TEST_CASE("cuda grouped GEMV experts and graph-captured fused MoE", "[probe][cuda][gpu]") {
+  check_device_experts("gemv", "grouped GEMV", {1, 3, 17});
+}
+
+// MOEPROBE_CUDA_EXPERTS=grouped: bf16 runs the tensor-core grouped GEMM. synthetic-tiny has
+// 16 experts, top-4: 300 tokens give 1,200 rows, about 75 per expert, so experts span
+// several 64-row M-tiles with a partial last one; 1 and 3 tokens leave most experts empty.
+TEST_CASE("cuda tensor-core grouped GEMM experts and graph-captured fused MoE",
+          "[probe][cuda][gpu][ggemm]") {
+  check_device_experts("grouped", "tensor-core grouped GEMM", {1, 3, 17, 300});
 }
 
 // The router's gate: split-K kernel up to kGateMaxTokens tokens (tokens 1, 5,

@@ -99,6 +99,17 @@ bool grouped_gemv_supported(Elem t, int k);
 void grouped_gemv(const void* x, const void* w, long long slot_stride, int pool, int experts,
                   int n_out, int k, Elem t, const int* counts, const int* offsets, float* out,
                   cudaStream_t st);
+// Grouped GEMM over experts on tensor cores (kernels/src/grouped_gemm.cu), the
+// same contract as grouped_gemv for bf16: out[o + r, j] = Σ_k x[o + r, k] · W[slot(e)][j, k],
+// with `rows` = the host-known total of the counts (sizes the grid; the counts
+// and offsets themselves are only read on the device). `workspace` holds
+// grouped_gemm_workspace_ints(experts) ints (the per-expert M-tile offsets).
+// Supported: bf16 with k % 8 == 0; compute capability >= 8.0 (mma.sync).
+bool grouped_gemm_supported(Elem t, int k);
+int grouped_gemm_workspace_ints(int experts);
+void grouped_gemm(const void* x, const void* w, long long slot_stride, int pool, int experts,
+                  int n_out, int k, Elem t, long long rows, const int* counts, const int* offsets,
+                  int* workspace, float* out, cudaStream_t st);
 // out [tokens, hidden] (+)= sum_j w[t*k+j] * y_perm[inv[t*k+j]] (accumulate: add to out).
 void combine(const float* y_perm, const int* inv, const float* w, int tokens, int k, int hidden,
              float* out, bool accumulate, cudaStream_t st);

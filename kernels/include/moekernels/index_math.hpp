@@ -526,4 +526,57 @@ MOE_HD inline KeySplits mla_splits(long long base, long long context, int sms, i
   return KeySplits{static_cast<int>(ceil_div(context, chunk)), chunk};
 }
 
+// ---- grouped GEMM over experts (the CUDA tensor-core kernel; host-tested) ----
+// Y[offsets[e] + r, n] = sum_k X[offsets[e] + r, k] · W_slot(e)[n, k] for r < counts[e].
+// The M dimension is cut per expert into tiles of bm rows (the last one of an
+// expert partly past its count: those rows are zero-filled and never stored).
+// Tile t of the flat list (experts in order, their M-tiles in order) is found by
+// a binary search in tile_offsets (grouped_tile_offsets: tile_offsets[e] = M-tiles
+// of the experts before e, tile_offsets[experts] = total), computed on the device
+// from the counts, so the launch needs no host round trip: its grid uses
+// grouped_tile_bound, and blocks with t >= total exit.
+MOE_HD inline void grouped_tile_offsets(const int* counts, int experts, int bm, int* tile_offsets) {
+  int s = 0;
+  for (int e = 0; e < experts; ++e) {
+    tile_offsets[e] = s;
+    s += static_cast<int>(ceil_div(counts[e], bm));
+  }
+  tile_offsets[experts] = s;
+}
+// Upper bound of the total for `rows` assignment rows over `experts` experts:
+// sum_e ceil(c_e / bm) <= sum_e (c_e / bm + 1) over the non-empty experts, of
+// which there are at most min(experts, rows): ceil(rows / bm) + min(experts, rows).
+MOE_HD inline long long grouped_tile_bound(long long rows, int experts, int bm) {
+  return ceil_div(rows, bm) + (rows < experts ? rows : experts);
+}
+struct GroupedTile {
+  int expert = -1;  // -1: t is past the last tile
+  int mtile = 0;    // M-tile within the expert (rows mtile·bm .. +bm)
+};
+// The last e with tile_offsets[e] <= t (experts without rows have an empty
+// range and are skipped by taking the last such e).
+MOE_HD inline GroupedTile grouped_tile_find(const int* tile_offsets, int experts, long long t) {
+  if (t < 0 || t >= tile_offsets[experts]) return GroupedTile{};
+  int lo = 0, hi = experts - 1;  // invariant: tile_offsets[lo] <= t < tile_offsets[hi + 1]
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (tile_offsets[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return GroupedTile{lo, static_cast<int>(t - tile_offsets[lo])};
+}
+// Tile of the grouped GEMM kernel: kGgBm x kGgBn outputs, K in steps of kGgBk.
+constexpr int kGgBm = 64, kGgBn = 64, kGgBk = 64;
+// A block tile of the grouped GEMM: BM x BN outputs, 4 warps in 2 x 2, each
+// warp 32 x 32 = 2 m16 tiles x 4 n8 tiles. The X tile [BM][bk] feeds the A
+// operands through mla_ldm_q (rows = tokens), the W tile [BN][bk] (W is [N, K]
+// row-major, so B[k][n] = W[n][k]) feeds the B operands through mla_ldm_k (keys = n).
+// Output element i of n8 tile nj of m16 tile mi of warp w in lane `lane`:
+MOE_HD inline RowCol gg_out(int warp, int lane, int mi, int nj, int i) {
+  return RowCol{32 * (warp / 2) + 16 * mi + mma_c_row(lane, i),
+                32 * (warp % 2) + 8 * nj + mma_c_col(lane, i)};
+}
+
 }  // namespace moekernels

@@ -69,6 +69,10 @@ struct Ctx {
   // all experts, device-side counts/offsets) in moe.experts and moe.fused; the
   // fused block then needs no host round trip and is captured in a CUDA graph.
   bool gemv_experts = false;
+  // MOEPROBE_CUDA_EXPERTS=grouped: as gemv (same capturable path), but bf16
+  // projections run the tensor-core grouped GEMM (kc::grouped_gemm) instead of
+  // the GEMV, for prefill-sized token counts; fp32 keeps the GEMV.
+  bool grouped_experts = false;
   bool paged_kv = false;
   bool generic_attention = false;  // MOEPROBE_CUDA_ATTN=generic: no split-KV decode kernel
   bool cublaslt_gate = false;      // MOEPROBE_CUDA_GATE=cublaslt: no split-K router gate
@@ -212,6 +216,7 @@ class GemmOp : public CudaOp {
 // together as [2F, H] (rows 0..F gate, F..2F up) so one GEMM yields both.
 struct MoeWeights {
   DeviceBuffer router, gu, down, sgu, sdown, bias;
+  DeviceBuffer tiles;  // kc::grouped_gemm workspace (per-expert M-tile offsets)
   void build_router(const MoeSpec& s, cudaStream_t st) {
     const long long e = s.shape.experts, h = s.hidden;
     router = make_weight(e * h, Elem::f32);
@@ -222,6 +227,8 @@ struct MoeWeights {
     const Elem t = elem(s.dtype);
     const long long h = s.hidden, f = s.shape.ffn, pool = s.pool;
     gu = make_weight(pool * 2 * f * h, t);
+    tiles.resize(static_cast<std::size_t>(kc::grouped_gemm_workspace_ints(s.shape.experts)) *
+                 sizeof(int));
     down = make_weight(pool * h * f, t);
     for (long long q = 0; q < pool; ++q) {
       fill(gu, t, q * 2 * f * h, s.seed + 2, fan_in_scale(h), q * f * h, f * h, st);
@@ -285,23 +292,36 @@ void shared_ffn(Ctx& c, const MoeSpec& s, const MoeWeights& w, int tokens, const
 }
 
 // Expert FFN with the counts and offsets on the device: grouped GEMV (gate|up)
-// -> SwiGLU over all `rows` = tokens * top_k rows -> grouped GEMV (down). No
-// host sync, so it can be captured. experts_gemv_supported false: the caller
-// uses experts_per_expert.
+// -> SwiGLU over all `rows` = tokens * top_k rows -> grouped GEMV (down); with
+// `tensor_cores` (MOEPROBE_CUDA_EXPERTS=grouped) bf16 projections use the
+// tensor-core grouped GEMM instead. No host sync, so it can be captured.
+// experts_gemv_supported false: the caller uses experts_per_expert.
 bool experts_gemv_supported(const MoeSpec& s) {
   const Elem t = elem(s.dtype);
   return kc::grouped_gemv_supported(t, s.hidden) && kc::grouped_gemv_supported(t, s.shape.ffn);
 }
+// One projection out = x · W_slot(e)ᵀ per expert: tensor cores when asked and supported.
+void grouped_projection(bool tensor_cores, const MoeSpec& s, const MoeWeights& w, const void* x,
+                        const void* wt, long long slot_stride, int n_out, int k, int rows,
+                        const int* counts, const int* offsets, float* out, cudaStream_t st) {
+  const Elem t = elem(s.dtype);
+  const int e = s.shape.experts;
+  if (tensor_cores && kc::grouped_gemm_supported(t, k))
+    kc::grouped_gemm(x, wt, slot_stride, s.pool, e, n_out, k, t, rows, counts, offsets,
+                     w.tiles.as<int>(), out, st);
+  else
+    kc::grouped_gemv(x, wt, slot_stride, s.pool, e, n_out, k, t, counts, offsets, out, st);
+}
 void experts_gemv(const MoeSpec& s, const MoeWeights& w, const int* counts, const int* offsets,
                   int rows, const void* x_act, float* gu_out, void* h_act, float* y,
-                  cudaStream_t st) {
+                  cudaStream_t st, bool tensor_cores) {
   const Elem t = elem(s.dtype);
-  const int h = s.hidden, f = s.shape.ffn, e = s.shape.experts;
-  kc::grouped_gemv(x_act, w.gu.get(), 2LL * f * h, s.pool, e, 2 * f, h, t, counts, offsets, gu_out,
-                   st);
+  const int h = s.hidden, f = s.shape.ffn;
+  grouped_projection(tensor_cores, s, w, x_act, w.gu.get(), 2LL * f * h, 2 * f, h, rows, counts,
+                     offsets, gu_out, st);
   kc::swiglu(gu_out, rows, f, h_act, t, st);
-  kc::grouped_gemv(h_act, w.down.get(), static_cast<long long>(h) * f, s.pool, e, h, f, t, counts,
-                   offsets, y, st);
+  grouped_projection(tensor_cores, s, w, h_act, w.down.get(), static_cast<long long>(h) * f, h, f,
+                     rows, counts, offsets, y, st);
 }
 
 struct RouterBufs {
@@ -456,7 +476,8 @@ class ExpertsOp : public CudaOp {
   void enqueue(cudaStream_t st) override {
     if (gemv_) {
       experts_gemv(s_, mw_, dcounts_.as<int>(), offsets_.as<int>(), static_cast<int>(a_),
-                   x_act_.get(), gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
+                   x_act_.get(), gu_.as<float>(), h_act_.get(), y_.as<float>(), st,
+                   ctx().grouped_experts);
       return;
     }
     if (!batched_) {
@@ -634,7 +655,7 @@ class MoeFusedOp : public CudaOp {
     }
     if (gemv_) {
       experts_gemv(s_, mw_, pb_.counts.as<int>(), pb_.offsets.as<int>(), a_, x_act_.get(),
-                   gu_.as<float>(), h_act_.get(), y_.as<float>(), st);
+                   gu_.as<float>(), h_act_.get(), y_.as<float>(), st, ctx().grouped_experts);
     } else {
       MOE_CUDA_CHECK(cudaStreamSynchronize(st));
       counts_.assign(host_counts_, host_counts_ + e);
@@ -1033,7 +1054,7 @@ class LayerOp : public CudaOp {
     }
     if (gemv_) {
       experts_gemv(ms, w.moe, pb_.counts.as<int>(), pb_.offsets.as<int>(), a_, x_perm_act_.get(),
-                   gu_.as<float>(), h_act_.get(), y_perm_.as<float>(), st);
+                   gu_.as<float>(), h_act_.get(), y_perm_.as<float>(), st, ctx().grouped_experts);
     } else {
       MOE_CUDA_CHECK(cudaStreamSynchronize(st));
       counts_.assign(host_counts_, host_counts_ + e);
@@ -1090,7 +1111,8 @@ class CudaBackend : public Backend {
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx_->stream, cudaStreamNonBlocking));
     const std::string experts = env_or("MOEPROBE_CUDA_EXPERTS", "graph");
     ctx_->batched_experts = experts == "batched";
-    ctx_->gemv_experts = experts == "gemv";
+    ctx_->grouped_experts = experts == "grouped";
+    ctx_->gemv_experts = experts == "gemv" || ctx_->grouped_experts;
     ctx_->paged_kv = env_or("MOEPROBE_CUDA_KV", "contiguous") == "paged";
     ctx_->generic_attention = env_or("MOEPROBE_CUDA_ATTN", "decode") == "generic";
     ctx_->cublaslt_gate = env_or("MOEPROBE_CUDA_GATE", "splitk") == "cublaslt";
@@ -1121,16 +1143,23 @@ class CudaBackend : public Backend {
     id.libraries["compute_capability"] =
         std::to_string(f.cc_major) + "." + std::to_string(f.cc_minor);
     id.libraries["cuda_archs"] = arch_list();
-    id.libraries["moe_experts"] = ctx_->gemv_experts ? "grouped GEMV over all experts, device-side "
-                                                       "counts/offsets (MOEPROBE_CUDA_EXPERTS=gemv)"
-                                                     : experts_path(ctx_->batched_experts);
+    id.libraries["moe_experts"] =
+        ctx_->grouped_experts
+            ? "tensor-core grouped GEMM (bf16; fp32 grouped GEMV) over all experts, device-side "
+              "counts/offsets (MOEPROBE_CUDA_EXPERTS=grouped)"
+        : ctx_->gemv_experts ? "grouped GEMV over all experts, device-side "
+                               "counts/offsets (MOEPROBE_CUDA_EXPERTS=gemv)"
+                             : experts_path(ctx_->batched_experts);
     id.libraries["router_gate"] =
         ctx_->cublaslt_gate ? "cuBLASLt fp32 at every batch (MOEPROBE_CUDA_GATE=cublaslt)"
                             : "split-K fp32 kernel up to " + std::to_string(mk::kGateMaxTokens) +
                                   " tokens, cuBLASLt above";
     id.libraries["moe_fused"] =
         ctx_->gemv_experts
-            ? "grouped GEMV experts, no host round trip, replayed from a CUDA graph"
+            ? (ctx_->grouped_experts
+                   ? "tensor-core grouped GEMM experts, no host round trip, replayed from a CUDA "
+                     "graph"
+                   : "grouped GEMV experts, no host round trip, replayed from a CUDA graph")
             : "per-expert cuBLASLt matmuls after a device->host count copy (one sync per call)";
     id.libraries["attention"] =
         ctx_->generic_attention

@@ -25,7 +25,9 @@ BackendInfo cuda_backend_info();
 // BackendUnavailable when cudaGetDeviceCount fails or finds no device.
 // `threads` is ignored (recorded in the identity only).
 // Environment knobs (read once here):
-//   MOEPROBE_CUDA_EXPERTS = graph (default) | batched   expert-GEMM fallback variant
+//   MOEPROBE_CUDA_EXPERTS = graph (default) | batched | gemv | grouped   expert-GEMM
+//                           variant (gemv: grouped GEMV; grouped: tensor-core grouped
+//                           GEMM for bf16; both device-side counts, graph-capturable)
 //   MOEPROBE_CUDA_KV      = contiguous (default) | paged  KV cache layout (page 64)
 std::unique_ptr<Backend> make_cuda_backend(int threads);
 
