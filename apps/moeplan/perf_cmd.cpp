@@ -186,11 +186,11 @@ void run_perf(const PerfOptions& o) {
   // An embedding model or reranker decodes nothing: its throughput is the prefill figure, so
   // perf takes it only as prefill-only work (--output 1, docs/catalogs.md `kind`).
   if (!req.model->is_generative() && o.output > 1)
-    throw Error(fmt::format("perf: '{}' has kind {} (data/models.json) and generates no tokens: "
-                            "give --output 1 for its prefill throughput, or plan it as a menu "
-                            "workload with \"kind\": \"{}\" (docs/scenario.md)",
-                            req.model->id, model_kind_name(req.model->kind),
-                            model_kind_name(req.model->kind)));
+    throw Error(fmt::format(
+        "perf: '{}' has kind {} (data/models.json) and generates no tokens: "
+        "give --output 1 for its prefill throughput, or plan it as a menu "
+        "workload with \"kind\": \"{}\" (docs/scenario.md)",
+        req.model->id, model_kind_name(req.model->kind), model_kind_name(req.model->kind)));
   // With a calibration the device may come from the file; a device not in the catalog is
   // described by its measured figures.
   std::unique_ptr<Device> synthetic;
