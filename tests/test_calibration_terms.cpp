@@ -82,7 +82,7 @@ Json cal_json(const Effs& e) {
   if (e.layer > 0) {
     // t = intercept + bytes / (triad x e.layer): a per-layer fixed cost on top of the byte time.
     for (int b : {1, 2, 4, 64}) {
-      const double bytes = 1e7 * (1 + b);
+      const double bytes = 1e8 * (1 + b);  // a MoE layer's 200 MB at batch 1, as real ones
       Json r = row("layer.decode", "moe_layer:gqa:32/4x128,x1", b, 1024, bytes, 0, e.layer, b);
       const double p50 = e.layer_intercept_s + bytes / (kBw * 1e9) / e.layer;
       r["p50_s"] = p50;
@@ -223,6 +223,17 @@ TEST_CASE("calibration terms: each kernel class feeds its own term, keyed as the
   CHECK(eff.layer_overhead_us.value == Approx(20.0).epsilon(1e-6));
   CHECK(eff.layer_overhead_us.evidence == Evidence::measured);
   CHECK(eff.moe_layer_overhead_us.value == 0.0);
+
+  // A large fixed cost (the probe's host round trips: glm-5.2's per-expert cuBLASLt path on an
+  // H200 measured ~1.4 ms a layer) with a fast byte stream: at batch 64 the layer is at
+  // 6.5 GB / 3000 GB/s = 2167 µs of bytes in 2167 / 0.8 + 500 = 3208 µs (0.68, above the floor),
+  // but at batch 1 at 66.7 / (83.3 + 500) = 0.11: judged at the smallest batch, not used.
+  Effs big = e;
+  big.layer_intercept_s = 500e-6;
+  const DeviceCalibration hosty = device_cal(cal_json(big));
+  CHECK_FALSE(term(hosty, "per-layer").used);
+  CHECK_THAT(term(hosty, "per-layer").note, Catch::Contains("batch = 1"));
+  CHECK(hosty.layer_overhead_us == 0.0);
 
   // The same layer rows with their byte time at 0.1 of the triad: below the floor, default kept.
   e.layer = 0.1;

@@ -149,18 +149,26 @@ CalibrationTerm layer_overhead(const Calibration& c, DeviceCalibration& d) {
     only.rows.push_back(r);
     if (r.tokens <= kOverheadMaxTokens) pts.emplace_back(r.bytes, r.p50_s);
   }
-  const ClassCurve cc = class_curve(only, "layer.decode", [](const CalibrationRow& r, std::size_t) {
+  ClassCurve cc = class_curve(only, "layer.decode", [](const CalibrationRow& r, std::size_t) {
     return static_cast<double>(r.tokens);
   });
+  // Judged where a fixed cost weighs most, at the smallest batch: a layer that reads its bytes
+  // there at under the floor is slow because of the probe's kernels or host round trips (e.g.
+  // the per-expert cuBLASLt path's count copy: ~1.4 ms a glm-5.2 layer on an H200), which the
+  // intercept would otherwise charge to every engine as launch overhead.
+  if (!cc.points.empty()) cc.points.erase(cc.points.begin() + 1, cc.points.end());
   CalibrationTerm t = decide("per-layer launch/sync overhead", rows, cc, "batch", c.file);
   t.value.reset();
   if (!t.used) return t;
   const LineFit f = fit_time_vs_bytes(pts);
-  if (!f.ok || f.slope <= 0 || f.intercept <= 0) {
+  double t_min = 0;  // the shortest measured layer time: no fixed cost can exceed it
+  for (std::size_t i = 0; i < pts.size(); ++i)
+    t_min = i == 0 ? pts[i].second : std::min(t_min, pts[i].second);
+  if (!f.ok || f.slope <= 0 || f.intercept <= 0 || f.intercept >= t_min) {
     t.used = false;
     t.note = fmt::format(
         "not used: {} layer.decode rows at batch 1–{} give no positive intercept of time against "
-        "bytes; default kept",
+        "bytes below the shortest layer time; default kept",
         pts.size(), kOverheadMaxTokens);
     return t;
   }
