@@ -303,6 +303,19 @@ TEST_CASE("menu: fleet SVG has one cell per GPU, idle ones hatched", "[menu]") {
   CHECK(cells == static_cast<std::size_t>(s.nodes * s.gpus_per_node));
   CHECK(idle == static_cast<std::size_t>(s.idle_gpus));
   CHECK(svg.find("interactive r1") != std::string::npos);
+  // The shared card (embeddings + reranker, seed 000's last GPU) shows both workloads: its title
+  // names both, and the second is drawn as a band of its own colour.
+  const std::size_t shared = svg.find(" (shared)</title>");
+  REQUIRE(shared != std::string::npos);
+  const std::size_t title = svg.rfind("<title>", shared);
+  const std::string names = svg.substr(title, shared - title);
+  CHECK(names.find("rag-embed r1") != std::string::npos);
+  CHECK(names.find("rag-rerank r1") != std::string::npos);
+  std::size_t bands = 0;
+  for (std::size_t p = svg.find("class=\"share\""); p != std::string::npos;
+       p = svg.find("class=\"share\"", p + 1))
+    ++bands;
+  CHECK(bands == 1);
 }
 
 TEST_CASE("menu: never dearer than the same workloads through `plan` one by one", "[menu]") {

@@ -253,17 +253,29 @@ std::string render_fleet_svg(const MenuResult& r, const std::string& footer) {
     const int y = top + n * (cell + 10);
     s += fmt::format("<text x=\"{}\" y=\"{}\">node {}</text>\n", pad, y + cell / 2 + 4, n + 1);
     for (int g = 0; g < per; ++g) {
-      std::string fill = "url(#idle)", label = "idle";
+      // Every workload placed on this GPU: a shared card shows one horizontal band per workload.
+      std::vector<std::string> here, labels;
       for (const auto& p : best->allocation)
         if (p.node == n + 1 && std::find(p.gpus.begin(), p.gpus.end(), g) != p.gpus.end()) {
-          fill = color_of(p.workload);
-          label = fmt::format("{} r{}", p.workload, p.replica);
+          here.push_back(p.workload);
+          labels.push_back(fmt::format("{} r{}", p.workload, p.replica));
         }
+      const std::string fill = here.empty() ? "url(#idle)" : color_of(here.front());
+      std::string label = here.empty() ? "idle" : labels.front();
+      for (std::size_t k = 1; k < labels.size(); ++k) label += " + " + labels[k];
+      if (here.size() > 1) label += " (shared)";
       const int x = pad + label_w + g * (cell + 6);
       s += fmt::format(
           "<rect class=\"gpu\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
           "stroke=\"#333333\"><title>GPU {}: {}</title></rect>\n",
           x, y, cell, cell, fill, g, svg::xml_escape(label));
+      const int bands = static_cast<int>(here.size());
+      for (int k = 1; k < bands; ++k)
+        s += fmt::format(
+            "<rect class=\"share\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
+            "stroke=\"#333333\"><title>GPU {}: {}</title></rect>\n",
+            x, y + cell * k / bands, cell, cell / bands,
+            color_of(here[static_cast<std::size_t>(k)]), g, svg::xml_escape(label));
       s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10\">{}</text>\n", x + 4, y + 14, g);
     }
   }
