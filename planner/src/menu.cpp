@@ -75,15 +75,8 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       return g;
     }
   const std::string kv = default_kv_precision(d, e);
-  FitRequest f;
-  f.model = &m;
-  f.device = &d;
-  f.gpus = gpus;
-  f.weights = mix;
-  f.kv_precision = kv;
-  f.context_tokens = w.demand.context_tokens;
-  f.memory_utilization = e.memory_utilization * memory_share;
-  f.layout = effective_layout(e, topo, gpus, Layout{});
+  FitRequest f = engine_fit_request(m, d, gpus, mix, kv, e, topo, w.demand.context_tokens);
+  f.memory_utilization *= memory_share;  // a shared card: this workload's part of it
   if (w.lora) {
     g.lora_gb = lora_bytes(m, *w.lora) / 1e9;
     f.reserved_gb_per_gpu = g.lora_gb;  // each rank holds every adapter (conservative)

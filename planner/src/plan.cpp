@@ -103,15 +103,7 @@ bool Evaluator::fits_on(const Model& m, const Device& d, const PrecisionMix& mix
   double wb = 0;
   for (const auto& [comp, b] : weight_bytes(m, mix, cat_)) wb += b;
   if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) return false;  // cheap necessary condition
-  FitRequest f;
-  f.model = &m;
-  f.device = &d;
-  f.gpus = g;
-  f.weights = mix;
-  f.kv_precision = kv;
-  f.context_tokens = sc_.demand.context_tokens;
-  f.memory_utilization = e.memory_utilization;
-  f.layout = effective_layout(e, topo, g, Layout{});
+  const FitRequest f = engine_fit_request(m, d, g, mix, kv, e, topo, sc_.demand.context_tokens);
   try {
     // Only a node whose default layout the engine can run (docs/performance.md § Layout rules).
     if (check_layout(m, d, topo, e, resolve_layout(m, g, f.layout), g)) return false;
