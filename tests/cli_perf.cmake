@@ -83,3 +83,9 @@ set_tests_properties(cli:validate_perf_calibration PROPERTIES
 add_test(NAME cli:perf_embedding_prefill_only
          COMMAND moeplan perf --model qwen3-embedding-8b --gpu h200 --input 512 --output 1)
 set_tests_properties(cli:perf_embedding_prefill_only PROPERTIES PASS_REGULAR_EXPRESSION "prefill, one request")
+# A disaggregated deployment from the command line: whole-deployment figures in JSON.
+add_test(NAME cli:perf_deployment_pd
+         COMMAND moeplan perf --model deepseek-r1 --gpu b200 --engine trtllm --weights fp8
+                 --input 1024 --output 1024 --concurrency 128 --deployment pd:1x8+2x8 --format json)
+set_tests_properties(cli:perf_deployment_pd PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"deployment\": \"pd:1x8\\+2x8\".*\"prefill_capacity_prompts_per_s\"|\"prefill_capacity_prompts_per_s\".*\"deployment\": \"pd:1x8\\+2x8\"")

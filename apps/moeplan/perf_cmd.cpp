@@ -9,6 +9,7 @@
 #include "cli.hpp"
 #include "moeplan/calibration.hpp"
 #include "moeplan/calibration_check.hpp"
+#include "moeplan/deployment.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
 #include "moeplan/performance.hpp"
@@ -35,6 +36,8 @@ struct PerfOptions {
   std::optional<double> sla_tpot_ms, sla_ttft_ms;
   std::string calibration;
   std::string format = "table", out_file;
+  std::string deployment;  // "" = one engine group (deployment.hpp)
+  bool gpus_given = false;
 };
 
 Json factor_json(const Factor& f) {
@@ -169,6 +172,79 @@ std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
       req.gpus, req.device->id);
 }
 
+// `--deployment dp:R | pd:PxG+DxG`: replicas or prefill/decode workers (docs/performance.md
+// §Deployments). Figures are the whole deployment's; the groups' details follow.
+void run_deployment(const PerfOptions& o, const PerfRequest& req, const Deployment& dep,
+                    const std::string& cal_file) {
+  const Catalog& cat = catalog();
+  const DeploymentResult r = estimate_deployment(req, dep, cat);
+  const bool pd = dep.kind == Deployment::Kind::disaggregated;
+  Report rep;
+  rep.title = fmt::format("perf: {} on {} × {} ({}), deployment {}, {} in / {} out",
+                          req.model->name, req.gpus, req.device->name, req.engine->name,
+                          deployment_label(dep), o.input, o.output);
+  rep.meta = output_meta(cal_file);
+  Table s{"summary",
+          fmt::format("Whole deployment at concurrency {}", o.concurrency),
+          {"item", "value", "unit"},
+          {},
+          {}};
+  s.add({"deployment", deployment_label(dep), ""});
+  s.add({"TTFT (mean)", Cell(r.ttft_ms, 1), "ms"});
+  s.add({"TPOT", Cell(r.tpot_ms, 2), "ms"});
+  s.add({"per-request decode", Cell(r.per_request_tokens_per_s, 1), "tok/s"});
+  s.add({"aggregate output", Cell(r.output_tokens_per_s, 1), "tok/s"});
+  s.add({"aggregate total (input + output)", Cell(r.total_tokens_per_s, 1), "tok/s"});
+  s.add({pd ? "sequences decoding per decode worker" : "sequences decoding per replica",
+         Cell(r.batch_per_group, 1), ""});
+  if (pd) {
+    s.add({"decode slots per worker (KV memory, engine max_num_seqs)", Cell(r.decode_slots),
+           "sequences"});
+    s.add({"prefill pool capacity", Cell(r.prefill_capacity_per_s, 2), "prompts/s"});
+    s.add({"prefill pool utilization", Cell(r.prefill_utilization * 100, 1), "%"});
+    s.add({"prompt alone on a prefill worker", Cell(r.prefill_worker.prefill.ttft_alone_ms, 1),
+           "ms"});
+    s.add({"KV hand-off per prompt", Cell(r.kv_transfer_ms, 2), "ms"});
+    s.add({"wait for a decode slot (in TTFT)", Cell(r.queue_ms, 1), "ms"});
+  }
+  s.add({"bound (decode step)", bound_name(r.group.bound), ""});
+  rep.tables.push_back(s);
+  Json j;
+  j["inputs"] = {{"model", req.model->id},
+                 {"gpu", req.device->id},
+                 {"gpus", req.gpus},
+                 {"engine", req.engine->id},
+                 {"kv", req.kv_precision},
+                 {"input_tokens", o.input},
+                 {"output_tokens", o.output},
+                 {"concurrency", o.concurrency},
+                 {"deployment", deployment_label(dep)},
+                 {"calibration", cal_file.empty() ? Json(nullptr) : Json(cal_file)}};
+  j["deployment"] = {{"ttft_ms", r.ttft_ms},
+                     {"tpot_ms", r.tpot_ms},
+                     {"per_request_tokens_per_s", r.per_request_tokens_per_s},
+                     {"output_tokens_per_s", r.output_tokens_per_s},
+                     {"total_tokens_per_s", r.total_tokens_per_s},
+                     {"batch_per_group", r.batch_per_group},
+                     {"decode_slots_per_worker", r.decode_slots},
+                     {"prefill_capacity_prompts_per_s", r.prefill_capacity_per_s},
+                     {"prefill_utilization", r.prefill_utilization},
+                     {"kv_transfer_ms", r.kv_transfer_ms},
+                     {"decode_slot_wait_ms", r.queue_ms},
+                     {"decode_step", step_json(r.group.decode.step)}};
+  j["notes"] = r.notes;
+  for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
+  rep.messages.push_back(
+      "evidence: default (catalog datasheet figures with default derating and engine profiles; "
+      "deployments are not matched to published rows here — see `moeplan validate-perf`)");
+  rep.json = j;
+  OutputOptions out;
+  out.format = o.format;
+  out.output = o.out_file;
+  global().inputs.push_back(o.calibration);
+  emit(rep, out);
+}
+
 void run_perf(const PerfOptions& o) {
   const Catalog& cat = catalog();
   std::optional<DeviceCalibration> cal;
@@ -233,6 +309,12 @@ void run_perf(const PerfOptions& o) {
   req.routing_skew = o.routing_skew;
   req.calibration = cal ? &*cal : nullptr;
 
+  const Deployment dep = parse_deployment(o.deployment);
+  if (dep.kind != Deployment::Kind::single) {
+    if (dep.kind == Deployment::Kind::disaggregated && !o.gpus_given)
+      req.gpus = deployment_gpus(dep, req.gpus);
+    return run_deployment(o, req, dep, cal ? cal->file : "");
+  }
   check_perf_layout(req, o, cat);
   const std::string no_fit = check_perf_fit(req, cat);
   if (!no_fit.empty() && !o.ignore_fit)
@@ -481,9 +563,9 @@ void setup(CLI::App& parent) {
       "perf", "Decode, prefill, latency and concurrency (docs/performance.md)");
   app->add_option("--model", o->model, "Model id")->required();
   app->add_option("--gpu", o->gpu, "Device id (may be omitted with --calibration)");
-  app->add_option("--gpus", o->gpus, "Number of devices")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  auto* gpus = app->add_option("--gpus", o->gpus, "Number of devices")
+                   ->check(CLI::Range(1, 4096))
+                   ->capture_default_str();
   app->add_option("--weights", o->weights,
                   "Weight precision id or per-component mix (default: native)");
   app->add_option("--kv", o->kv,
@@ -548,7 +630,17 @@ void setup(CLI::App& parent) {
       ->capture_default_str();
   app->add_option("--out-file,--output-file,-o", o->out_file,
                   "Write to FILE (atomically) instead of stdout");
-  app->callback([o] { run_perf(*o); });
+  auto* dep = app->add_option(
+      "--deployment", o->deployment,
+      "More than one engine group: 'dp:R' (R replicas of --gpus/R GPUs) or 'pd:PxG+DxG' "
+      "(P prefill workers and D decode workers of G GPUs each; 'a' after the decode GPUs: "
+      "DP-attention), docs/performance.md §Deployments");
+  for (const char* x : {"--sweep", "--tp", "--ep", "--pp", "--dp-attention", "--ignore-fit"})
+    dep->excludes(x);
+  app->callback([o, gpus] {
+    o->gpus_given = gpus->count() > 0;
+    run_perf(*o);
+  });
 }
 
 const RegisterCommand reg("perf", setup);

@@ -1024,6 +1024,16 @@ StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double bat
   return step(p, s);
 }
 
+StepBreakdown prefill_step(const PerfRequest& req, const Catalog& cat, double tokens, double prefix,
+                           double seqs) {
+  const Prepared p = prepare(req, cat);
+  StepLoad s;
+  s.pf_tokens = tokens;
+  s.pf_prefix = prefix;
+  s.pf_seqs = std::max(1.0, seqs);
+  return step(p, s);
+}
+
 PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   if (req.input_tokens < 0 || req.output_tokens < 1)
     throw Error("perf: --output must be at least 1");
@@ -1098,10 +1108,10 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   // Served TTFT also pays the server's per-request path before the first token reaches the client
   // (HTTP, tokenizer, admission, detokenised first chunk): engine key `ttft_overhead_ms`, fitted
   // per engine and device class on the fit split (§Serving steady state / TTFT under load).
-  ttft +=
+  r.prefill.server_overhead_ms =
       engine_factor(*req.engine, device_kind_name(p.d->kind), p.d->vendor, "ttft_overhead_ms", 0.0)
-          .value *
-      1e-3;
+          .value;
+  ttft += r.prefill.server_overhead_ms * 1e-3;
   r.prefill.ttft_ms = ttft * 1e3;
   r.prefill.aggregate_tokens_per_s = st.x * in;
   r.bound = st.step.bound;

@@ -191,6 +191,67 @@ Split split_for(const BenchmarkRow& r) {
   return h % 3 == 0 ? Split::holdout : Split::fit;
 }
 
+namespace {
+
+// The columns a benchmark file may add after the required ones (§Validation).
+struct OptionalColumns {
+  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment;
+};
+
+OptionalColumns optional_columns(const std::vector<std::string>& header) {
+  OptionalColumns c;
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    const std::string h = trim(header[i]);
+    if (h == "source_family") c.family = i;
+    if (h == "nodes") c.nodes = i;
+    if (h == "arrivals") c.arrivals = i;
+    if (h == "kv_precision_implied") c.kv_implied = i;
+    if (h == "deployment") c.deployment = i;
+  }
+  return c;
+}
+
+void read_optional(const std::string& file, int line, const std::vector<std::string>& cells,
+                   const OptionalColumns& c, BenchmarkRow& row) {
+  if (c.family) {
+    const std::string fam = trim(cells[*c.family]);
+    if (!fam.empty()) row.source_family = fam;
+  }
+  if (c.nodes)
+    if (auto n = count_cell(file, line, "nodes", cells[*c.nodes], 1))
+      row.nodes = static_cast<int>(*n);
+  if (c.arrivals) {
+    const std::string a = trim(cells[*c.arrivals]);
+    if (a == "together")
+      row.arrivals = Arrivals::together;
+    else if (!a.empty() && a != "steady")
+      bad_cell(file, line, "arrivals",
+               fmt::format("expected \"steady\" or \"together\", found \"{}\"", a));
+  }
+  if (c.kv_implied) row.kv_precision_implied = trim(cells[*c.kv_implied]);
+  if (c.deployment) {
+    const std::string text = trim(cells[*c.deployment]);
+    try {
+      row.deployment = parse_deployment(text);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      bad_cell(file, line, "deployment", e.what());
+    }
+    const int g = deployment_gpus(row.deployment, row.gpu_count);
+    if (g != row.gpu_count)
+      bad_cell(file, line, "deployment",
+               fmt::format("'{}' occupies {} GPUs but gpu_count is {}", text, g, row.gpu_count));
+    if (row.deployment.kind == Deployment::Kind::replicas &&
+        row.gpu_count % row.deployment.replicas != 0)
+      bad_cell(file, line, "deployment",
+               fmt::format("{} GPUs do not divide into {} replicas", row.gpu_count,
+                           row.deployment.replicas));
+  }
+}
+
+}  // namespace
+
 BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label) {
   const CsvTable t = parse_csv(text, file_label);
   BenchmarkFile f;
@@ -207,13 +268,7 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
                                    fmt::join(benchmark_columns(), ",")));
     idx.push_back(found);
   }
-  std::optional<std::size_t> family_col, nodes_col, arrivals_col, kv_implied_col;
-  for (std::size_t i = 0; i < t.header.size(); ++i) {
-    if (trim(t.header[i]) == "source_family") family_col = i;
-    if (trim(t.header[i]) == "nodes") nodes_col = i;
-    if (trim(t.header[i]) == "arrivals") arrivals_col = i;
-    if (trim(t.header[i]) == "kv_precision_implied") kv_implied_col = i;
-  }
+  const OptionalColumns opt = optional_columns(t.header);
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     const auto& cells = t.rows[r];
     const int line = t.lines[r];
@@ -251,22 +306,7 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     row.unit = cell(11);
     row.source = cell(12);
     check_token_counts(file_label, row);
-    if (family_col) {
-      const std::string fam = trim(cells[*family_col]);
-      if (!fam.empty()) row.source_family = fam;
-    }
-    if (nodes_col)
-      if (auto n = count_cell(file_label, line, "nodes", cells[*nodes_col], 1))
-        row.nodes = static_cast<int>(*n);
-    if (arrivals_col) {
-      const std::string a = trim(cells[*arrivals_col]);
-      if (a == "together")
-        row.arrivals = Arrivals::together;
-      else if (!a.empty() && a != "steady")
-        bad_cell(file_label, line, "arrivals",
-                 fmt::format("expected \"steady\" or \"together\", found \"{}\"", a));
-    }
-    if (kv_implied_col) row.kv_precision_implied = trim(cells[*kv_implied_col]);
+    read_optional(file_label, line, cells, opt, row);
     row.split = split_for(row);
     f.rows.push_back(std::move(row));
   }
@@ -285,6 +325,73 @@ namespace {
 
 // Saturated rows run at the largest concurrency that fits, capped at the engine's batch limit.
 constexpr long long kDefaultMaxSeqs = 256;
+
+FitResult saturated_fit(const PerfRequest& req, const Catalog& cat) {
+  FitRequest f;
+  f.model = req.model;
+  f.device = req.device;
+  f.gpus = req.gpus;
+  f.weights = req.weights;
+  f.kv_precision = req.kv_precision;
+  f.context_tokens = req.input_tokens + req.output_tokens;
+  f.memory_utilization = req.engine->memory_utilization;
+  return fit(f, cat);
+}
+
+// Sequences a saturated single group runs: the KV limit capped at the engine's max_num_seqs
+// (0 when not even one fits).
+long long saturated_slots(const PerfRequest& req, const Catalog& cat) {
+  const FitResult fr = saturated_fit(req, cat);
+  if (fr.max_concurrency < 1) return 0;
+  long long cap = kDefaultMaxSeqs;
+  if (auto it = req.engine->efficiency.find("max_num_seqs"); it != req.engine->efficiency.end())
+    cap = std::max<long long>(1, std::llround(it->second));
+  return std::min(fr.max_concurrency, cap);
+}
+
+std::string fit_reason(const PerfRequest& req, const Catalog& cat) {
+  return saturated_fit(req, cat).reason;
+}
+
+double metric_value(Metric m, const PerfResult& r) {
+  switch (m) {
+    case Metric::decode_tok_s_single:
+      return r.decode.per_request_tokens_per_s;
+    case Metric::output_tok_s:
+      return r.decode.output_tokens_per_s;
+    case Metric::total_tok_s:
+      return r.decode.total_tokens_per_s;
+    case Metric::prefill_tok_s:
+      return r.prefill.tokens_per_s;
+    case Metric::tpot_ms:
+      return r.decode.tpot_ms;
+    case Metric::ttft_ms:
+      return r.prefill.ttft_ms;
+  }
+  return 0;
+}
+
+// A deployment's figures: throughput of all its GPUs, per-request latencies, and a prompt's
+// prefill rate on one prefill worker (one replica).
+double metric_value(Metric m, const DeploymentResult& r) {
+  switch (m) {
+    case Metric::decode_tok_s_single:
+      return r.per_request_tokens_per_s;
+    case Metric::output_tok_s:
+      return r.output_tokens_per_s;
+    case Metric::total_tok_s:
+      return r.total_tokens_per_s;
+    case Metric::prefill_tok_s:
+      return r.deployment.kind == Deployment::Kind::disaggregated
+                 ? r.prefill_worker.prefill.tokens_per_s
+                 : r.group.prefill.tokens_per_s;
+    case Metric::tpot_ms:
+      return r.tpot_ms;
+    case Metric::ttft_ms:
+      return r.ttft_ms;
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -331,21 +438,12 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
       req.concurrency = 1;
     } else if (row.concurrency) {
       req.concurrency = *row.concurrency;
+    } else if (row.deployment.kind != Deployment::Kind::single) {
+      req.concurrency = deployment_slots(req, row.deployment, cat);
     } else {
-      FitRequest f;
-      f.model = m;
-      f.device = d;
-      f.gpus = row.gpu_count;
-      f.weights = req.weights;
-      f.kv_precision = req.kv_precision;
-      f.context_tokens = req.input_tokens + req.output_tokens;
-      f.memory_utilization = e->memory_utilization;
-      const FitResult fr = fit(f, cat);
-      if (fr.max_concurrency < 1) return p.reason = "does not fit: " + fr.reason, p;
-      long long cap = kDefaultMaxSeqs;
-      if (auto it = e->efficiency.find("max_num_seqs"); it != e->efficiency.end())
-        cap = std::max<long long>(1, std::llround(it->second));
-      req.concurrency = std::min(fr.max_concurrency, cap);
+      const long long slots = saturated_slots(req, cat);
+      if (slots < 1) return p.reason = "does not fit: " + fit_reason(req, cat), p;
+      req.concurrency = slots;
     }
     // How the source's tool started its requests (docs/performance.md §Serving steady state /
     // TTFT under load): the file's `arrivals` column, e.g. `together` for InferenceX's
@@ -354,32 +452,18 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;
-    const PerfResult r = estimate(req, cat);
-    double v = 0;
-    switch (row.metric) {
-      case Metric::decode_tok_s_single:
-        v = r.decode.per_request_tokens_per_s;
-        break;
-      case Metric::output_tok_s:
-        v = r.decode.output_tokens_per_s;
-        break;
-      case Metric::total_tok_s:
-        v = r.decode.total_tokens_per_s;
-        break;
-      case Metric::prefill_tok_s:
-        v = r.prefill.tokens_per_s;
-        break;
-      case Metric::tpot_ms:
-        v = r.decode.tpot_ms;
-        break;
-      case Metric::ttft_ms:
-        v = r.prefill.ttft_ms;
-        break;
+    if (row.deployment.kind == Deployment::Kind::single) {
+      const PerfResult r = estimate(req, cat);
+      p.predicted = metric_value(row.metric, r);
+      p.evidence = r.evidence;
+      p.bound = bound_name(r.bound);
+    } else {
+      const DeploymentResult r = estimate_deployment(req, row.deployment, cat);
+      p.predicted = metric_value(row.metric, r);
+      p.evidence = r.group.evidence;
+      p.bound = bound_name(r.group.bound);
     }
-    p.predicted = v;
-    p.error_pct = (v - row.value) / row.value * 100.0;
-    p.evidence = r.evidence;
-    p.bound = bound_name(r.bound);
+    p.error_pct = (*p.predicted - row.value) / row.value * 100.0;
   } catch (const Error& ex) {
     p.predicted.reset();
     p.reason = ex.what();

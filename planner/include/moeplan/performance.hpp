@@ -197,6 +197,7 @@ struct PrefillResult {
   double ttft_alone_ms = 0;           // one request on an idle system
   double tokens_per_s = 0;            // prompt tokens per second for one request on an idle system
   double aggregate_tokens_per_s = 0;  // prompt tokens per second at steady state
+  double server_overhead_ms = 0;      // the server's per-request path, included in ttft_ms
   long long chunk_tokens = 0;
   int chunks = 0;
   Bound bound = Bound::compute;
@@ -223,6 +224,10 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat);
 // One decode step for `batch` sequences at context `context` (no prefill mixed in),
 // exposed for property tests and the single-stream roofline.
 StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch, double context);
+// One prefill-only step: `tokens` prompt tokens of `seqs` prompts at mean position `prefix`
+// (no decode mixed in), as a disaggregated prefill worker runs it (deployment.hpp).
+StepBreakdown prefill_step(const PerfRequest& req, const Catalog& cat, double tokens, double prefix,
+                           double seqs);
 
 struct SweepPoint {
   long long concurrency = 0;

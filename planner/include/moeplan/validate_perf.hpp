@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "moeplan/catalog.hpp"
+#include "moeplan/deployment.hpp"
 #include "moeplan/performance.hpp"
 
 namespace moeplan {
@@ -58,6 +59,10 @@ struct BenchmarkRow {
   // column `kv_precision_implied`, used only while `kv_precision` is empty). Not part of the
   // row's identity, so it never moves a row between fit and holdout.
   std::string kv_precision_implied;
+  // How the published GPUs were deployed (optional column `deployment`: "dp:R" replicas or
+  // "pd:PxG+DxG" prefill/decode workers, deployment.hpp; one engine group when absent). Not part
+  // of the row's identity.
+  Deployment deployment;
   Split split = Split::fit;  // from the row's identity, see split_for()
   int gpu_count = 1;
   // 0 input tokens: decode-only (llama-bench tg); 0 output tokens: prefill-only (llama-bench pp).

@@ -1,0 +1,185 @@
+// Deployments of several engine groups (deployment.hpp, docs/performance.md §Deployments):
+// the text form, replicas against the single-group estimate, and the disaggregated closed loop
+// against its own equations, hand calculations and a published row.
+#include <fmt/format.h>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "moeplan/deployment.hpp"
+#include "moeplan/errors.hpp"
+#include "moeplan/validate_perf.hpp"
+#include "test_support.hpp"
+
+using namespace moeplan;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const Catalog& cat() {
+  return test::bundled_catalog();
+}
+
+PerfRequest request(const std::string& model, const std::string& gpu, int gpus,
+                    const std::string& weights, const std::string& engine, long long in,
+                    long long out, long long conc) {
+  PerfRequest r;
+  r.model = &cat().model(model);
+  r.device = &cat().device(gpu);
+  r.engine = &cat().engine(engine);
+  r.gpus = gpus;
+  if (!weights.empty()) r.weights = parse_weight_spec(weights, r.model->native_precision, cat());
+  r.kv_precision = "fp8";
+  r.input_tokens = in;
+  r.output_tokens = out;
+  r.concurrency = conc;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("deployment text: forms, labels and errors", "[perf][deployment]") {
+  CHECK(parse_deployment("").kind == Deployment::Kind::single);
+  CHECK(parse_deployment("single").kind == Deployment::Kind::single);
+  const Deployment r = parse_deployment("dp:4");
+  CHECK(r.kind == Deployment::Kind::replicas);
+  CHECK(r.replicas == 4);
+  CHECK(deployment_gpus(r, 32) == 32);
+  const Deployment pd = parse_deployment("pd:5x8+1x16a");
+  CHECK(pd.kind == Deployment::Kind::disaggregated);
+  CHECK(pd.prefill_workers == 5);
+  CHECK(pd.prefill_gpus == 8);
+  CHECK(pd.decode_workers == 1);
+  CHECK(pd.decode_gpus == 16);
+  CHECK(pd.decode_dp_attention);
+  CHECK(deployment_gpus(pd, 1) == 56);  // 5·8 + 16
+  for (const char* s : {"single", "dp:4", "pd:1x8+2x8", "pd:5x8+1x16a"})
+    CHECK(deployment_label(parse_deployment(s)) == s);
+  CHECK_THROWS_WITH(parse_deployment("pd:1x8"), Contains("deployment 'pd:1x8': not understood"));
+  CHECK_THROWS_WITH(parse_deployment("dp:0"), Contains("replicas must be at least 1"));
+  CHECK_THROWS_WITH(parse_deployment("pd:0x8+1x8"), Contains("at least 1"));
+  CHECK_THROWS_WITH(parse_deployment("tp:8"), Contains("expected 'single', 'dp:R'"));
+}
+
+TEST_CASE("wave of prompts at one prefill worker: hand calculation", "[perf][deployment]") {
+  // 5 prompts, 2 per step of 1 s: first tokens at 1, 1, 2, 2, 3 s → mean 9/5 = 1.8 s.
+  CHECK(wave_mean_s(5, 2, 1.0) == Approx(1.8).epsilon(1e-12));
+  // One prompt per step: mean of 1..n steps = (n + 1)/2.
+  CHECK(wave_mean_s(10, 1, 0.5) == Approx(0.5 * 5.5).epsilon(1e-12));
+  CHECK(wave_mean_s(0, 4, 1.0) == 0);
+}
+
+TEST_CASE("replicas: R groups carry C/R requests each", "[perf][deployment]") {
+  // Llama 3.3 70B fp8 on 8 H100 as 4 replicas of 2 at 40 requests = the 2-GPU group at 10,
+  // four times over; latencies are the group's.
+  PerfRequest whole = request("llama-3.3-70b", "h100-sxm", 8, "fp8", "vllm", 1000, 500, 40);
+  const DeploymentResult d = estimate_deployment(whole, parse_deployment("dp:4"), cat());
+  PerfRequest one = whole;
+  one.gpus = 2;
+  one.concurrency = 10;
+  const PerfResult g = estimate(one, cat());
+  CHECK(d.output_tokens_per_s == Approx(4 * g.decode.output_tokens_per_s).epsilon(1e-9));
+  CHECK(d.tpot_ms == Approx(g.decode.tpot_ms).epsilon(1e-9));
+  CHECK(d.ttft_ms == Approx(g.prefill.ttft_ms).epsilon(1e-9));
+  // 42 requests: two replicas carry 11, two carry 10; throughput is the sum of both kinds.
+  whole.concurrency = 42;
+  const DeploymentResult u = estimate_deployment(whole, parse_deployment("dp:4"), cat());
+  one.concurrency = 11;
+  const PerfResult g11 = estimate(one, cat());
+  CHECK(
+      u.output_tokens_per_s ==
+      Approx(2 * g.decode.output_tokens_per_s + 2 * g11.decode.output_tokens_per_s).epsilon(1e-9));
+  // A single deployment is estimate() itself.
+  PerfRequest s = one;
+  const DeploymentResult single = estimate_deployment(s, Deployment{}, cat());
+  CHECK(single.output_tokens_per_s == Approx(g11.decode.output_tokens_per_s).epsilon(1e-12));
+  whole.gpus = 6;
+  CHECK_THROWS_WITH(estimate_deployment(whole, parse_deployment("dp:4"), cat()),
+                    Contains("6 GPUs do not divide into 4 replicas"));
+}
+
+TEST_CASE("disaggregated: closed loop, decode step and Little's law", "[perf][deployment]") {
+  // DeepSeek-R1 fp8 on B200: one prefill worker of 8, two decode workers of 8, 1K/1K at 128.
+  const Deployment dep = parse_deployment("pd:1x8+2x8");
+  const PerfRequest req = request("deepseek-r1", "b200", 24, "fp8", "trtllm", 1024, 1024, 128);
+  const DeploymentResult r = estimate_deployment(req, dep, cat());
+  // TPOT is a pure decode step (no prefill chunks) at the solved batch per decode worker.
+  PerfRequest dr = req;
+  dr.gpus = 8;
+  const double step_ms = decode_step(dr, cat(), r.batch_per_group, 1024 + 512).time_s * 1e3;
+  CHECK(r.tpot_ms == Approx(step_ms).epsilon(1e-9));
+  // Throughput: D·b sequences each emitting one token per step.
+  CHECK(r.output_tokens_per_s == Approx(2 * r.batch_per_group / (r.tpot_ms * 1e-3)).epsilon(1e-6));
+  // Little's law: decoding + waiting for the first token = the population (no slot queue here).
+  const double x = r.output_tokens_per_s / 1024;
+  const double before_first_s = (r.ttft_ms - r.prefill_worker.prefill.server_overhead_ms) * 1e-3;
+  CHECK(r.queue_ms == 0);
+  CHECK(2 * r.batch_per_group + x * before_first_s == Approx(128).epsilon(1e-3));
+  // The prefill pool is lightly used at 1K prompts; TTFT at least one prompt alone + hand-off.
+  CHECK(r.prefill_utilization > 0);
+  CHECK(r.prefill_utilization < 0.5);
+  CHECK(r.ttft_ms >= r.prefill_worker.prefill.ttft_alone_ms + r.kv_transfer_ms);
+  CHECK(r.kv_transfer_ms > 0);
+  // A disaggregated deployment needs prompts.
+  PerfRequest none = req;
+  none.input_tokens = 0;
+  CHECK_THROWS_WITH(estimate_deployment(none, dep, cat()), Contains("needs prompts"));
+}
+
+TEST_CASE("disaggregated: more decode workers never lower throughput", "[perf][deployment]") {
+  double last = 0;
+  for (int d : {1, 2, 3, 4}) {
+    const Deployment dep = parse_deployment(fmt::format("pd:1x8+{}x8", d));
+    const PerfRequest req =
+        request("deepseek-r1", "b200", 8 + 8 * d, "fp8", "trtllm", 1024, 1024, 256);
+    const double x = estimate_deployment(req, dep, cat()).output_tokens_per_s;
+    CHECK(x >= last * (1 - 1e-9));
+    last = x;
+  }
+}
+
+TEST_CASE("disaggregated: full decode slots make the rest wait", "[perf][deployment]") {
+  // SGLang holds at most 256 sequences per worker (engines.json max_num_seqs): 1,000 requests on
+  // one decode worker leave 744 waiting, so TTFT carries a queue of (C − D·slots − X·t₁)/X.
+  const Deployment dep = parse_deployment("pd:1x8+1x8");
+  const PerfRequest req = request("deepseek-r1", "mi355x", 16, "fp8", "sglang", 1024, 1024, 1000);
+  const DeploymentResult r = estimate_deployment(req, dep, cat());
+  REQUIRE(r.decode_slots == 256);
+  CHECK(r.batch_per_group == Approx(256));
+  const double x = r.output_tokens_per_s / 1024;
+  CHECK(r.queue_ms > 0);
+  CHECK(r.queue_ms * 1e-3 * x ==
+        Approx(1000 - 256 -
+               x * (r.ttft_ms - r.queue_ms - r.prefill_worker.prefill.server_overhead_ms) * 1e-3)
+            .epsilon(1e-6));
+  REQUIRE_FALSE(r.notes.empty());
+  CHECK_THAT(r.notes.front(), Contains("wait for a slot"));
+}
+
+TEST_CASE("validate-perf: the deployment column", "[perf][validate][deployment]") {
+  const std::string header =
+      "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,"
+      "metric,value,unit,source,deployment";
+  // The published GB200 NVL72 DeepSeek-R1 row (InferenceX run 21701654125: 5 prefill workers of
+  // 8, one DP-attention decode worker of 16, 8K/1K at 1,229): 34,777.5 output tok/s. As one
+  // 56-GPU group the estimate was −84% (capped at 4,096 sequences of one TP group, queueing the
+  // prompts behind its decode); with the workers it ran, within ±25%.
+  const std::string row =
+      "deepseek-r1,gb200,56,fp8,fp8,trtllm,8192,1024,1229,output_tok_s,34777.5,tok/s,s,";
+  const BenchmarkFile with = parse_benchmarks(header + "\n" + row + "pd:5x8+1x16a\n", "b.csv");
+  const BenchmarkFile without = parse_benchmarks(header + "\n" + row + "\n", "b.csv");
+  const RowPrediction pw = predict_row(with.rows[0], cat());
+  const RowPrediction po = predict_row(without.rows[0], cat());
+  REQUIRE(pw.predicted);
+  REQUIRE(po.predicted);
+  CHECK(std::abs(pw.error_pct) < 25);
+  CHECK(std::abs(pw.error_pct) < std::abs(po.error_pct));
+  // Errors name the file, the line and the column.
+  CHECK_THROWS_WITH(
+      parse_benchmarks(header + "\n" + row + "pd:5x8\n", "b.csv"),
+      Contains("b.csv: line 2") && Contains("deployment") && Contains("not understood"));
+  CHECK_THROWS_WITH(parse_benchmarks(header + "\n" + row + "pd:4x8+1x16\n", "b.csv"),
+                    Contains("occupies 48 GPUs but gpu_count is 56"));
+  CHECK_THROWS_WITH(parse_benchmarks(header + "\n" + row + "dp:3\n", "b.csv"),
+                    Contains("56 GPUs do not divide into 3 replicas"));
+}
