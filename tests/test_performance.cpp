@@ -556,3 +556,56 @@ TEST_CASE("prefill attention efficiency rises with the causal work of a chunk", 
   r.input_tokens = q.input_tokens = 512;
   CHECK(estimate(r, cat()).prefill.tokens_per_s < estimate(q, cat()).prefill.tokens_per_s);
 }
+
+TEST_CASE("host time per sequence paces the step only when it outlasts the GPU work",
+          "[perf][host]") {
+  // §Fixed costs, host time per sequence. An engine whose per-request loops cost
+  // `host_us_per_seq` on the CPU overlaps them with the GPU (TensorRT-LLM's overlap scheduler):
+  // the step lasts max(GPU step, host_us_per_seq × sequences per data-parallel replica).
+  // 34 µs per request is the order TensorRT-LLM PR #16564 measured on GB200 (an 8.8 ms per-step
+  // bubble over 256 requests of the sampler's per-request loop).
+  Engine e = cat().engine("trtllm");
+  e.efficiency.erase("gpu.host_us_per_seq");
+  Engine with_host = e;
+  with_host.efficiency["gpu.host_us_per_seq"] = 34.0;
+  PerfRequest base = request("qwen3-30b-a3b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  base.engine = &e;
+  PerfRequest host = base;
+  host.engine = &with_host;
+
+  // Qwen3-30B-A3B NVFP4 on one B200, 1,451 sequences at 1,152 tokens of context (the 128/2048
+  // saturated row's batch): the GPU step is ≈ 21 ms (16 ms of KV and weight reads), the host
+  // loop 1,451 × 34 µs = 49.33 ms, so the host sets the step.
+  const StepBreakdown gpu = decode_step(base, cat(), 1451, 1152);
+  const StepBreakdown cpu = decode_step(host, cat(), 1451, 1152);
+  CHECK(gpu.time_s < 0.030);
+  CHECK(cpu.time_s == Approx(1451 * 34e-6).epsilon(1e-9));
+  CHECK(cpu.bound == Bound::overhead);
+  CHECK(cpu.memory_s == Approx(gpu.memory_s));  // the GPU terms themselves do not change
+
+  // One sequence (34 µs) or a large model whose step outlasts its loop (Llama 3.3 70B NVFP4 at
+  // 371 sequences: 12.6 ms of host work against a ≈ 29 ms GPU step): unchanged.
+  CHECK(decode_step(host, cat(), 1, 1152).time_s ==
+        Approx(decode_step(base, cat(), 1, 1152).time_s));
+  PerfRequest big = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  big.engine = &e;
+  PerfRequest big_host = big;
+  big_host.engine = &with_host;
+  CHECK(decode_step(big_host, cat(), 371, 1152).time_s ==
+        Approx(decode_step(big, cat(), 371, 1152).time_s));
+
+  // Each data-parallel replica runs its own scheduler: two replicas (tp 1 on 2 GPUs) of 1,451
+  // sequences each pay the same 49.33 ms as one replica of 1,451.
+  PerfRequest dp2 = host;
+  dp2.gpus = 2;
+  dp2.layout.tp = 1;
+  CHECK(decode_step(dp2, cat(), 2902, 1152).time_s == Approx(1451 * 34e-6).epsilon(1e-9));
+
+  // Property: the host term never makes a step faster, and throughput never exceeds one
+  // token per sequence per host loop (1 / 34 µs ≈ 29,400 tok/s for one replica).
+  for (double b : {1.0, 64.0, 512.0, 1024.0, 4096.0}) {
+    INFO("batch " << b);
+    CHECK(decode_step(host, cat(), b, 1152).time_s >= decode_step(base, cat(), b, 1152).time_s);
+    CHECK(b / decode_step(host, cat(), b, 1152).time_s <= 1.0 / 34e-6 + 1e-6);
+  }
+}

@@ -357,6 +357,9 @@ struct Prepared {
   double kv_bytes_per_element = 2;
   double lm_head_bytes = 0;
   double gemm_half_tokens = 0;  // M½ (0: no ramp) of the GEMM efficiency ramp
+  // Host (CPU) seconds per sequence in a step: the engine's per-request scheduling and sampler
+  // bookkeeping (engine key `host_us_per_seq`; 0: not modelled; §Fixed costs).
+  double host_s_per_seq = 0;
 };
 
 double kv_share_of(const Model& m, const ResolvedLayout& l) {
@@ -416,6 +419,9 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.hidden = m.hidden_size;
   p.gemm_half_tokens =
       engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "gemm_half_tokens", 0.0).value;
+  p.host_s_per_seq =
+      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "host_us_per_seq", 0.0).value *
+      1e-6;
 
   const PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
   const auto bytes = weight_bytes(m, mix, cat);
@@ -728,6 +734,18 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   b.comm_s = comm * pp + handoff;
   b.overhead_s = layer_fixed * pp + step_fixed;
   b.time_s = stage_s * pp + handoff + step_fixed;
+  // Host time per step (§Fixed costs, host time per sequence): the engine's per-request loops
+  // (scheduler, input preparation, sampler update) run on the CPU for every sequence of the step,
+  // once per data-parallel replica (each replica schedules its own requests; under plain TP every
+  // rank runs the whole batch's loop). An overlapping executor (TensorRT-LLM's overlap
+  // scheduler) prepares step n+1 while the GPU runs step n, so the step lasts the longer of the
+  // two: the host sets the pace only when its loop outlasts the GPU work — many sequences of a
+  // small model on a fast GPU.
+  const double host_s = p.host_s_per_seq * (s.dec_seqs + s.pf_seqs) / L.dp;
+  if (host_s > b.time_s) {
+    b.overhead_s = host_s;
+    b.time_s = host_s;
+  }
   const double roof = std::max(b.memory_s, b.compute_s);
   if (b.comm_s > roof && b.comm_s >= b.overhead_s)
     b.bound = Bound::communication;
