@@ -609,3 +609,71 @@ TEST_CASE("host time per sequence paces the step only when it outlasts the GPU w
     CHECK(b / decode_step(host, cat(), b, 1152).time_s <= 1.0 / 34e-6 + 1e-6);
   }
 }
+
+TEST_CASE("a measured GEMM plateau replaces datasheet × derating for its format",
+          "[perf][efficiency]") {
+  // §Efficiencies, measured GEMM plateaus: engine key gemm_tflops.<device>.<format> is the
+  // engine's own GEMM plateau measured on the device (TFLOP/s); it stands for the product
+  // datasheet × device derating × engine compute (0.75 × 0.85 for TensorRT-LLM on GPUs).
+  Engine plain = cat().engine("trtllm");
+  for (auto it = plain.efficiency.begin(); it != plain.efficiency.end();)
+    it = it->first.rfind("gemm_tflops.", 0) == 0 ? plain.efficiency.erase(it) : std::next(it);
+  // Llama 3.3 70B, every component NVFP4, on one B200 (datasheet FP4 9,000 TFLOP/s dense).
+  PerfRequest base = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  base.engine = &plain;
+
+  // Identity: a "measurement" equal to 9,000 × 0.75 × 0.85 = 5,737.5 changes nothing.
+  Engine same = plain;
+  same.efficiency["gemm_tflops.b200.fp4"] = 5737.5;
+  PerfRequest r_same = base;
+  r_same.engine = &same;
+  for (double b : {1.0, 64.0, 1024.0}) {
+    INFO("batch " << b);
+    CHECK(decode_step(r_same, cat(), b, 1024).time_s ==
+          Approx(decode_step(base, cat(), b, 1024).time_s).epsilon(1e-12));
+  }
+
+  // Half the plateau doubles the GEMM compute. At 4,096 sequences of one token of context the
+  // compute term is the linear layers' (attention ≈ 0): 4,096 × 2 × 70.6e9 FLOP ≈ 578 TFLOP at
+  // 5,737.5 TFLOP/s ≈ 0.1 s / ramp 4096/(4096+256) — so it doubles.
+  Engine half = plain;
+  half.efficiency["gemm_tflops.b200.fp4"] = 5737.5 / 2;
+  PerfRequest r_half = base;
+  r_half.engine = &half;
+  const StepBreakdown s0 = decode_step(base, cat(), 4096, 1);
+  const StepBreakdown s1 = decode_step(r_half, cat(), 4096, 1);
+  CHECK(s1.compute_s == Approx(2.0 * s0.compute_s).epsilon(0.01));
+  CHECK(s1.memory_s == Approx(s0.memory_s));
+
+  // Only the named device and format: an H200 (no FP4: its NVFP4 weights run at BF16) and the
+  // B200's FP8 path keep their figures.
+  PerfRequest h200 = request("llama-3.3-70b", "h200", 1, "nvfp4", "trtllm", "fp8");
+  h200.engine = &plain;
+  PerfRequest h200_half = h200;
+  h200_half.engine = &half;
+  CHECK(decode_step(h200_half, cat(), 512, 1024).time_s ==
+        Approx(decode_step(h200, cat(), 512, 1024).time_s));
+  PerfRequest fp8 = request("llama-3.3-70b", "b200", 1, "fp8", "trtllm", "fp8");
+  fp8.engine = &plain;
+  PerfRequest fp8_half = fp8;
+  fp8_half.engine = &half;
+  CHECK(decode_step(fp8_half, cat(), 512, 1024).time_s ==
+        Approx(decode_step(fp8, cat(), 512, 1024).time_s));
+}
+
+TEST_CASE("bundled TensorRT-LLM plateaus: B200 FP4 runs at the measured 3,519 TFLOP/s",
+          "[perf][efficiency]") {
+  // The bundled trtllm entry carries NVIDIA's measured TensorRT-LLM GEMM plateau for B200 NVFP4
+  // (aiconfigurator 0.12.0, trtllm 1.3.0rc20 tables: median over GEMMs with N, K ≥ 4096 and
+  // M ≥ 2048 = 3,519 TFLOP/s), 0.61 of datasheet × derating (9,000 × 0.6375 = 5,737.5). A
+  // compute-bound step of the 70B NVFP4 model is therefore 5,737.5 / 3,519 = 1.63× slower than
+  // with the plateau removed.
+  Engine plain = cat().engine("trtllm");
+  plain.efficiency.erase("gemm_tflops.b200.fp4");
+  plain.efficiency.erase("gemm_tflops.b200.bf16");
+  PerfRequest bundled = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  PerfRequest without = bundled;
+  without.engine = &plain;
+  CHECK(decode_step(bundled, cat(), 4096, 1).compute_s ==
+        Approx(5737.5 / 3519 * decode_step(without, cat(), 4096, 1).compute_s).epsilon(0.01));
+}

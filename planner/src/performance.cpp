@@ -362,6 +362,24 @@ struct Prepared {
   double host_s_per_seq = 0;
 };
 
+// The math format a component's GEMMs run in on `d`: its hardware format where the device has
+// it, else 16-bit (the same fallback as Device::peak_tflops_for; §Decode step / FLOPs).
+std::string gemm_math_format(const Device& d, const std::string& hw_format) {
+  if ((hw_format == "fp8" || hw_format == "fp4" || hw_format == "int8") &&
+      d.has_hw_format(hw_format))
+    return hw_format;
+  return "bf16";
+}
+
+// The engine's own GEMM plateau measured on this device for a math format, TFLOP/s (engine key
+// `gemm_tflops.<device id>.<format>`; 0 when not measured). It replaces datasheet × device
+// derating × engine compute efficiency for the GEMMs of that format (§Efficiencies, measured
+// GEMM plateaus): the engine's production kernels on the real part already include both.
+double measured_gemm_tflops(const Engine& e, const Device& d, const std::string& fmt) {
+  const auto it = e.efficiency.find("gemm_tflops." + d.id + "." + fmt);
+  return it != e.efficiency.end() && it->second > 0 ? it->second : 0.0;
+}
+
 double kv_share_of(const Model& m, const ResolvedLayout& l) {
   // Same rule as sizing (docs/memory.md, "Where the KV lives").
   double share = 1.0 / l.pp / l.dp;
@@ -471,6 +489,12 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
         peak = req.calibration->fp8_tflops * 1e12 * p.eff.eng_compute.value;
       if (wf.hw_format == "fp4" && d.has_hw_format("fp4") && req.calibration->fp4_tflops > 0)
         peak = req.calibration->fp4_tflops * 1e12 * p.eff.eng_compute.value;
+    }
+    if (!req.calibration) {
+      // A calibration of this machine wins over the engine's table for the device model.
+      const double measured_tflops =
+          measured_gemm_tflops(*req.engine, d, gemm_math_format(d, wf.hw_format));
+      if (measured_tflops > 0) peak = measured_tflops * 1e12;
     }
     if (peak <= 0) peak = p.peak_bf16;
     const double params = arch.at(c) * scale;
