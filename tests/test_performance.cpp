@@ -676,4 +676,13 @@ TEST_CASE("bundled TensorRT-LLM plateaus: B200 FP4 runs at the measured 3,519 TF
   without.engine = &plain;
   CHECK(decode_step(bundled, cat(), 4096, 1).compute_s ==
         Approx(5737.5 / 3519 * decode_step(without, cat(), 4096, 1).compute_s).epsilon(0.01));
+  // The estimate says which figure it used; without the key it says nothing about it.
+  bundled.concurrency = without.concurrency = 64;
+  auto names_plateau = [](const PerfResult& r) {
+    for (const auto& n : r.notes)
+      if (n.find("gemm_tflops.b200.fp4") != std::string::npos) return true;
+    return false;
+  };
+  CHECK(names_plateau(estimate(bundled, cat())));
+  CHECK_FALSE(names_plateau(estimate(without, cat())));
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
@@ -360,6 +361,9 @@ struct Prepared {
   // Host (CPU) seconds per sequence in a step: the engine's per-request scheduling and sampler
   // bookkeeping (engine key `host_us_per_seq`; 0: not modelled; §Fixed costs).
   double host_s_per_seq = 0;
+  // Math formats whose GEMMs run at the engine's measured plateau on this device, with it
+  // (TFLOP/s), for the estimate's notes.
+  std::map<std::string, double> measured_gemm;
 };
 
 // The math format a component's GEMMs run in on `d`: its hardware format where the device has
@@ -494,7 +498,10 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
       // A calibration of this machine wins over the engine's table for the device model.
       const double measured_tflops =
           measured_gemm_tflops(*req.engine, d, gemm_math_format(d, wf.hw_format));
-      if (measured_tflops > 0) peak = measured_tflops * 1e12;
+      if (measured_tflops > 0) {
+        peak = measured_tflops * 1e12;
+        p.measured_gemm[gemm_math_format(d, wf.hw_format)] = measured_tflops;
+      }
     }
     if (peak <= 0) peak = p.peak_bf16;
     const double params = arch.at(c) * scale;
@@ -1159,6 +1166,10 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
       std::find(kinds.begin(), kinds.end(), device_kind_name(p.d->kind)) == kinds.end())
     r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id,
                                   device_kind_name(p.d->kind)));
+  for (const auto& [fmt, tflops] : p.measured_gemm)
+    r.notes.push_back(fmt::format(
+        "{} GEMMs at {}'s measured plateau on {}: {:.0f} TFLOP/s (engines.json gemm_tflops.{}.{})",
+        fmt, req.engine->id, p.d->id, tflops, p.d->id, fmt));
   if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
     r.notes.push_back(
         "MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
