@@ -556,3 +556,133 @@ TEST_CASE("prefill attention efficiency rises with the causal work of a chunk", 
   r.input_tokens = q.input_tokens = 512;
   CHECK(estimate(r, cat()).prefill.tokens_per_s < estimate(q, cat()).prefill.tokens_per_s);
 }
+
+TEST_CASE("host time per sequence paces the step only when it outlasts the GPU work",
+          "[perf][host]") {
+  // §Fixed costs, host time per sequence. An engine whose per-request loops cost
+  // `host_us_per_seq` on the CPU overlaps them with the GPU (TensorRT-LLM's overlap scheduler):
+  // the step lasts max(GPU step, host_us_per_seq × sequences per data-parallel replica).
+  // 34 µs per request is the order TensorRT-LLM PR #16564 measured on GB200 (an 8.8 ms per-step
+  // bubble over 256 requests of the sampler's per-request loop).
+  Engine e = cat().engine("trtllm");
+  e.efficiency.erase("gpu.host_us_per_seq");
+  Engine with_host = e;
+  with_host.efficiency["gpu.host_us_per_seq"] = 34.0;
+  PerfRequest base = request("qwen3-30b-a3b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  base.engine = &e;
+  PerfRequest host = base;
+  host.engine = &with_host;
+
+  // Qwen3-30B-A3B NVFP4 on one B200, 1,451 sequences at 1,152 tokens of context (the 128/2048
+  // saturated row's batch): the GPU step is ≈ 21 ms (16 ms of KV and weight reads), the host
+  // loop 1,451 × 34 µs = 49.33 ms, so the host sets the step.
+  const StepBreakdown gpu = decode_step(base, cat(), 1451, 1152);
+  const StepBreakdown cpu = decode_step(host, cat(), 1451, 1152);
+  CHECK(gpu.time_s < 0.030);
+  CHECK(cpu.time_s == Approx(1451 * 34e-6).epsilon(1e-9));
+  CHECK(cpu.bound == Bound::overhead);
+  CHECK(cpu.memory_s == Approx(gpu.memory_s));  // the GPU terms themselves do not change
+
+  // One sequence (34 µs) or a large model whose step outlasts its loop (Llama 3.3 70B NVFP4 at
+  // 371 sequences: 12.6 ms of host work against a ≈ 29 ms GPU step): unchanged.
+  CHECK(decode_step(host, cat(), 1, 1152).time_s ==
+        Approx(decode_step(base, cat(), 1, 1152).time_s));
+  PerfRequest big = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  big.engine = &e;
+  PerfRequest big_host = big;
+  big_host.engine = &with_host;
+  CHECK(decode_step(big_host, cat(), 371, 1152).time_s ==
+        Approx(decode_step(big, cat(), 371, 1152).time_s));
+
+  // Each data-parallel replica runs its own scheduler: two replicas (tp 1 on 2 GPUs) of 1,451
+  // sequences each pay the same 49.33 ms as one replica of 1,451.
+  PerfRequest dp2 = host;
+  dp2.gpus = 2;
+  dp2.layout.tp = 1;
+  CHECK(decode_step(dp2, cat(), 2902, 1152).time_s == Approx(1451 * 34e-6).epsilon(1e-9));
+
+  // Property: the host term never makes a step faster, and throughput never exceeds one
+  // token per sequence per host loop (1 / 34 µs ≈ 29,400 tok/s for one replica).
+  for (double b : {1.0, 64.0, 512.0, 1024.0, 4096.0}) {
+    INFO("batch " << b);
+    CHECK(decode_step(host, cat(), b, 1152).time_s >= decode_step(base, cat(), b, 1152).time_s);
+    CHECK(b / decode_step(host, cat(), b, 1152).time_s <= 1.0 / 34e-6 + 1e-6);
+  }
+}
+
+TEST_CASE("a measured GEMM plateau replaces datasheet × derating for its format",
+          "[perf][efficiency]") {
+  // §Efficiencies, measured GEMM plateaus: engine key gemm_tflops.<device>.<format> is the
+  // engine's own GEMM plateau measured on the device (TFLOP/s); it stands for the product
+  // datasheet × device derating × engine compute (0.75 × 0.85 for TensorRT-LLM on GPUs).
+  Engine plain = cat().engine("trtllm");
+  for (auto it = plain.efficiency.begin(); it != plain.efficiency.end();)
+    it = it->first.rfind("gemm_tflops.", 0) == 0 ? plain.efficiency.erase(it) : std::next(it);
+  // Llama 3.3 70B, every component NVFP4, on one B200 (datasheet FP4 9,000 TFLOP/s dense).
+  PerfRequest base = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  base.engine = &plain;
+
+  // Identity: a "measurement" equal to 9,000 × 0.75 × 0.85 = 5,737.5 changes nothing.
+  Engine same = plain;
+  same.efficiency["gemm_tflops.b200.fp4"] = 5737.5;
+  PerfRequest r_same = base;
+  r_same.engine = &same;
+  for (double b : {1.0, 64.0, 1024.0}) {
+    INFO("batch " << b);
+    CHECK(decode_step(r_same, cat(), b, 1024).time_s ==
+          Approx(decode_step(base, cat(), b, 1024).time_s).epsilon(1e-12));
+  }
+
+  // Half the plateau doubles the GEMM compute. At 4,096 sequences of one token of context the
+  // compute term is the linear layers' (attention ≈ 0): 4,096 × 2 × 70.6e9 FLOP ≈ 578 TFLOP at
+  // 5,737.5 TFLOP/s ≈ 0.1 s / ramp 4096/(4096+256) — so it doubles.
+  Engine half = plain;
+  half.efficiency["gemm_tflops.b200.fp4"] = 5737.5 / 2;
+  PerfRequest r_half = base;
+  r_half.engine = &half;
+  const StepBreakdown s0 = decode_step(base, cat(), 4096, 1);
+  const StepBreakdown s1 = decode_step(r_half, cat(), 4096, 1);
+  CHECK(s1.compute_s == Approx(2.0 * s0.compute_s).epsilon(0.01));
+  CHECK(s1.memory_s == Approx(s0.memory_s));
+
+  // Only the named device and format: an H200 (no FP4: its NVFP4 weights run at BF16) and the
+  // B200's FP8 path keep their figures.
+  PerfRequest h200 = request("llama-3.3-70b", "h200", 1, "nvfp4", "trtllm", "fp8");
+  h200.engine = &plain;
+  PerfRequest h200_half = h200;
+  h200_half.engine = &half;
+  CHECK(decode_step(h200_half, cat(), 512, 1024).time_s ==
+        Approx(decode_step(h200, cat(), 512, 1024).time_s));
+  PerfRequest fp8 = request("llama-3.3-70b", "b200", 1, "fp8", "trtllm", "fp8");
+  fp8.engine = &plain;
+  PerfRequest fp8_half = fp8;
+  fp8_half.engine = &half;
+  CHECK(decode_step(fp8_half, cat(), 512, 1024).time_s ==
+        Approx(decode_step(fp8, cat(), 512, 1024).time_s));
+}
+
+TEST_CASE("bundled TensorRT-LLM plateaus: B200 FP4 runs at the measured 3,519 TFLOP/s",
+          "[perf][efficiency]") {
+  // The bundled trtllm entry carries NVIDIA's measured TensorRT-LLM GEMM plateau for B200 NVFP4
+  // (aiconfigurator 0.12.0, trtllm 1.3.0rc20 tables: median over GEMMs with N, K ≥ 4096 and
+  // M ≥ 2048 = 3,519 TFLOP/s), 0.61 of datasheet × derating (9,000 × 0.6375 = 5,737.5). A
+  // compute-bound step of the 70B NVFP4 model is therefore 5,737.5 / 3,519 = 1.63× slower than
+  // with the plateau removed.
+  Engine plain = cat().engine("trtllm");
+  plain.efficiency.erase("gemm_tflops.b200.fp4");
+  plain.efficiency.erase("gemm_tflops.b200.bf16");
+  PerfRequest bundled = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
+  PerfRequest without = bundled;
+  without.engine = &plain;
+  CHECK(decode_step(bundled, cat(), 4096, 1).compute_s ==
+        Approx(5737.5 / 3519 * decode_step(without, cat(), 4096, 1).compute_s).epsilon(0.01));
+  // The estimate says which figure it used; without the key it says nothing about it.
+  bundled.concurrency = without.concurrency = 64;
+  auto names_plateau = [](const PerfResult& r) {
+    for (const auto& n : r.notes)
+      if (n.find("gemm_tflops.b200.fp4") != std::string::npos) return true;
+    return false;
+  };
+  CHECK(names_plateau(estimate(bundled, cat())));
+  CHECK_FALSE(names_plateau(estimate(without, cat())));
+}

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
@@ -357,7 +358,31 @@ struct Prepared {
   double kv_bytes_per_element = 2;
   double lm_head_bytes = 0;
   double gemm_half_tokens = 0;  // M½ (0: no ramp) of the GEMM efficiency ramp
+  // Host (CPU) seconds per sequence in a step: the engine's per-request scheduling and sampler
+  // bookkeeping (engine key `host_us_per_seq`; 0: not modelled; §Fixed costs).
+  double host_s_per_seq = 0;
+  // Math formats whose GEMMs run at the engine's measured plateau on this device, with it
+  // (TFLOP/s), for the estimate's notes.
+  std::map<std::string, double> measured_gemm;
 };
+
+// The math format a component's GEMMs run in on `d`: its hardware format where the device has
+// it, else 16-bit (the same fallback as Device::peak_tflops_for; §Decode step / FLOPs).
+std::string gemm_math_format(const Device& d, const std::string& hw_format) {
+  if ((hw_format == "fp8" || hw_format == "fp4" || hw_format == "int8") &&
+      d.has_hw_format(hw_format))
+    return hw_format;
+  return "bf16";
+}
+
+// The engine's own GEMM plateau measured on this device for a math format, TFLOP/s (engine key
+// `gemm_tflops.<device id>.<format>`; 0 when not measured). It replaces datasheet × device
+// derating × engine compute efficiency for the GEMMs of that format (§Efficiencies, measured
+// GEMM plateaus): the engine's production kernels on the real part already include both.
+double measured_gemm_tflops(const Engine& e, const Device& d, const std::string& fmt) {
+  const auto it = e.efficiency.find("gemm_tflops." + d.id + "." + fmt);
+  return it != e.efficiency.end() && it->second > 0 ? it->second : 0.0;
+}
 
 double kv_share_of(const Model& m, const ResolvedLayout& l) {
   // Same rule as sizing (docs/memory.md, "Where the KV lives").
@@ -416,6 +441,9 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.hidden = m.hidden_size;
   p.gemm_half_tokens =
       engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "gemm_half_tokens", 0.0).value;
+  p.host_s_per_seq =
+      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "host_us_per_seq", 0.0).value *
+      1e-6;
 
   const PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
   const auto bytes = weight_bytes(m, mix, cat);
@@ -465,6 +493,15 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
         peak = req.calibration->fp8_tflops * 1e12 * p.eff.eng_compute.value;
       if (wf.hw_format == "fp4" && d.has_hw_format("fp4") && req.calibration->fp4_tflops > 0)
         peak = req.calibration->fp4_tflops * 1e12 * p.eff.eng_compute.value;
+    }
+    if (!req.calibration) {
+      // A calibration of this machine wins over the engine's table for the device model.
+      const double measured_tflops =
+          measured_gemm_tflops(*req.engine, d, gemm_math_format(d, wf.hw_format));
+      if (measured_tflops > 0) {
+        peak = measured_tflops * 1e12;
+        p.measured_gemm[gemm_math_format(d, wf.hw_format)] = measured_tflops;
+      }
     }
     if (peak <= 0) peak = p.peak_bf16;
     const double params = arch.at(c) * scale;
@@ -728,6 +765,18 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   b.comm_s = comm * pp + handoff;
   b.overhead_s = layer_fixed * pp + step_fixed;
   b.time_s = stage_s * pp + handoff + step_fixed;
+  // Host time per step (§Fixed costs, host time per sequence): the engine's per-request loops
+  // (scheduler, input preparation, sampler update) run on the CPU for every sequence of the step,
+  // once per data-parallel replica (each replica schedules its own requests; under plain TP every
+  // rank runs the whole batch's loop). An overlapping executor (TensorRT-LLM's overlap
+  // scheduler) prepares step n+1 while the GPU runs step n, so the step lasts the longer of the
+  // two: the host sets the pace only when its loop outlasts the GPU work — many sequences of a
+  // small model on a fast GPU.
+  const double host_s = p.host_s_per_seq * (s.dec_seqs + s.pf_seqs) / L.dp;
+  if (host_s > b.time_s) {
+    b.overhead_s = host_s;
+    b.time_s = host_s;
+  }
   const double roof = std::max(b.memory_s, b.compute_s);
   if (b.comm_s > roof && b.comm_s >= b.overhead_s)
     b.bound = Bound::communication;
@@ -1127,6 +1176,10 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
       std::find(kinds.begin(), kinds.end(), device_kind_name(p.d->kind)) == kinds.end())
     r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id,
                                   device_kind_name(p.d->kind)));
+  for (const auto& [fmt, tflops] : p.measured_gemm)
+    r.notes.push_back(fmt::format(
+        "{} GEMMs at {}'s measured plateau on {}: {:.0f} TFLOP/s (engines.json gemm_tflops.{}.{})",
+        fmt, req.engine->id, p.d->id, tflops, p.d->id, fmt));
   if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
     r.notes.push_back(
         "MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
