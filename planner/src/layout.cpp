@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <sstream>
 
 #include "moeplan/errors.hpp"
 
@@ -32,6 +33,41 @@ int domain_of(const Topology& t) {
 }
 
 }  // namespace
+
+Layout parse_layout(const std::string& text) {
+  Layout l;
+  std::istringstream in(text);
+  std::string tok;
+  auto bad = [&](const std::string& why) {
+    return Error(
+        fmt::format("layout '{}': {} (expected tp=N pp=N ep=N and/or dp-attention, e.g. "
+                    "'tp=2 pp=2 ep=2 dp-attention')",
+                    text, why));
+  };
+  while (in >> tok) {
+    if (tok == "dp-attention") {
+      l.dp_attention = true;
+      continue;
+    }
+    const auto eq = tok.find('=');
+    if (eq == std::string::npos) throw bad(fmt::format("'{}' is not key=value", tok));
+    const std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
+    if (val.empty() || val.size() > 4 ||
+        !std::all_of(val.begin(), val.end(), [](unsigned char c) { return std::isdigit(c); }))
+      throw bad(fmt::format("'{}' needs a whole number from 1 to 9999", tok));
+    const int n = std::stoi(val);
+    if (n < 1) throw bad(fmt::format("'{}' needs a whole number from 1 to 9999", tok));
+    if (key == "tp")
+      l.tp = n;
+    else if (key == "pp")
+      l.pp = n;
+    else if (key == "ep")
+      l.ep = n;
+    else
+      throw bad(fmt::format("unknown key '{}'", key));
+  }
+  return l;
+}
 
 std::string default_engine_id(const Device& d) {
   return d.kind == DeviceKind::gpu ? "vllm" : "llama.cpp";

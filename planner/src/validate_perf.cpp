@@ -1,6 +1,8 @@
 // Validation against published measurements: docs/performance.md §Validation.
 #include "moeplan/validate_perf.hpp"
 
+#include "moeplan/layout.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -195,7 +197,7 @@ namespace {
 
 // The columns a benchmark file may add after the required ones (§Validation).
 struct OptionalColumns {
-  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment;
+  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment, layout;
 };
 
 OptionalColumns optional_columns(const std::vector<std::string>& header) {
@@ -207,6 +209,7 @@ OptionalColumns optional_columns(const std::vector<std::string>& header) {
     if (h == "arrivals") c.arrivals = i;
     if (h == "kv_precision_implied") c.kv_implied = i;
     if (h == "deployment") c.deployment = i;
+    if (h == "layout") c.layout = i;
   }
   return c;
 }
@@ -229,6 +232,20 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
                fmt::format("expected \"steady\" or \"together\", found \"{}\"", a));
   }
   if (c.kv_implied) row.kv_precision_implied = trim(cells[*c.kv_implied]);
+  if (c.layout) {
+    const std::string text = trim(cells[*c.layout]);
+    try {
+      row.layout = parse_layout(text);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      bad_cell(file, line, "layout", e.what());
+    }
+    const int per_group = std::max(1, row.layout.tp) * row.layout.pp;
+    if (!text.empty() && row.gpu_count % per_group != 0)
+      bad_cell(file, line, "layout",
+               fmt::format("tp × pp = {} does not divide gpu_count {}", per_group, row.gpu_count));
+  }
   if (c.deployment) {
     const std::string text = trim(cells[*c.deployment]);
     try {
@@ -335,6 +352,7 @@ FitResult saturated_fit(const PerfRequest& req, const Catalog& cat) {
   f.kv_precision = req.kv_precision;
   f.context_tokens = req.input_tokens + req.output_tokens;
   f.memory_utilization = req.engine->memory_utilization;
+  f.layout = req.layout;
   return fit(f, cat);
 }
 
@@ -418,6 +436,7 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     req.device = d;
     req.engine = e;
     req.gpus = row.gpu_count;
+    req.layout = row.layout;
     if (!row.precision.empty())
       req.weights = parse_weight_spec(row.precision, m->native_precision, cat);
     // An unstated KV precision is bf16, unless the row's own figures imply another

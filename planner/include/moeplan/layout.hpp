@@ -20,6 +20,11 @@ struct LayoutRuleBreak {
   std::string message;
 };
 
+// A layout as text, the way perf prints one: space-separated `tp=N`, `pp=N`, `ep=N` and the word
+// `dp-attention` (e.g. "tp=2 pp=2 ep=2 dp-attention"); an empty text is the engine's default
+// (Layout{}). Throws Error naming the text and the token it could not read.
+Layout parse_layout(const std::string& text);
+
 // Nodes a layout of `gpus` devices occupies on `t` (ceil(gpus / gpus_per_node)).
 int nodes_for(const Topology& t, int gpus);
 

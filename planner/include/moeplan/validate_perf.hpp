@@ -63,6 +63,9 @@ struct BenchmarkRow {
   // "pd:PxG+DxG" prefill/decode workers, deployment.hpp; one engine group when absent). Not part
   // of the row's identity.
   Deployment deployment;
+  // The parallel layout the source states (optional column `layout`, e.g. "tp=1 pp=2" or
+  // "tp=2 pp=2 ep=2 dp-attention"; the engine's default when empty). Not part of the identity.
+  Layout layout;
   Split split = Split::fit;  // from the row's identity, see split_for()
   int gpu_count = 1;
   // 0 input tokens: decode-only (llama-bench tg); 0 output tokens: prefill-only (llama-bench pp).
