@@ -218,9 +218,33 @@ TEST_CASE("validate-perf: the layout column runs the published layout",
   REQUIRE(tp.predicted);
   CHECK(std::abs(pp.error_pct) < 10);
   CHECK(tp.error_pct < -15);
-  CHECK_THROWS_WITH(
-      parse_benchmarks(header + "\n" + row + "tp=4\n", "b.csv"),
-      Contains("line 2, column 'layout'") && Contains("tp × pp = 4 does not divide gpu_count 2"));
+  CHECK_THROWS_WITH(parse_benchmarks(header + "\n" + row + "tp=4\n", "b.csv"),
+                    Contains("line 2, column 'layout'") &&
+                        Contains("tp × pp = 4 does not divide gpu_count 2 GPUs"));
   CHECK_THROWS_WITH(parse_benchmarks(header + "\n" + row + "tp=x\n", "b.csv"),
                     Contains("column 'layout'") && Contains("whole number"));
+}
+
+TEST_CASE("disaggregated: the stated layout is each worker's", "[perf][deployment][layout]") {
+  // InferenceX's H100 run: prefill and decode workers of 16 GPUs as TP16 × EP16 across two
+  // nodes. The decode step must be the one of that layout, not the engine's default TP8 × PP2.
+  const Deployment dep = parse_deployment("pd:1x16+3x16");
+  PerfRequest req = request("deepseek-r1", "h100-sxm", 64, "fp8", "trtllm", 1024, 1024, 30);
+  const DeploymentResult def = estimate_deployment(req, dep, cat());
+  req.layout = parse_layout("tp=16 ep=16");
+  const DeploymentResult tp16 = estimate_deployment(req, dep, cat());
+  PerfRequest dr = req;
+  dr.gpus = 16;
+  const double step_ms = decode_step(dr, cat(), tp16.batch_per_group, 1024 + 512).time_s * 1e3;
+  CHECK(tp16.tpot_ms == Approx(step_ms).epsilon(1e-9));
+  CHECK(tp16.tpot_ms != Approx(def.tpot_ms).epsilon(1e-3));
+  // A layout that does not split a worker is an input error naming the worker.
+  const std::string header =
+      "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,"
+      "metric,value,unit,source,deployment,layout";
+  CHECK_THROWS_WITH(
+      parse_benchmarks(header + "\ndeepseek-r1,h100-sxm,24,fp8,fp8,trtllm,1024,1024,30,"
+                                "tpot_ms,20,ms,s,pd:1x8+1x16,tp=16\n",
+                       "b.csv"),
+      Contains("tp × pp = 16 does not divide a prefill worker's 8 GPUs"));
 }

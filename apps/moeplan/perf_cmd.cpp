@@ -313,6 +313,15 @@ void run_perf(const PerfOptions& o) {
   if (dep.kind != Deployment::Kind::single) {
     if (dep.kind == Deployment::Kind::disaggregated && !o.gpus_given)
       req.gpus = deployment_gpus(dep, req.gpus);
+    // --tp/--pp/--ep/--dp-attention describe each replica or worker: every group obeys the
+    // layout rules on its own GPU count.
+    std::vector<int> groups{req.gpus / std::max(1, dep.replicas)};
+    if (dep.kind == Deployment::Kind::disaggregated) groups = {dep.prefill_gpus, dep.decode_gpus};
+    for (int g : groups) {
+      PerfRequest one = req;
+      one.gpus = std::max(1, g);
+      check_perf_layout(one, o, cat);
+    }
     return run_deployment(o, req, dep, cal ? cal->file : "");
   }
   check_perf_layout(req, o, cat);
@@ -634,9 +643,9 @@ void setup(CLI::App& parent) {
       "--deployment", o->deployment,
       "More than one engine group: 'dp:R' (R replicas of --gpus/R GPUs) or 'pd:PxG+DxG' "
       "(P prefill workers and D decode workers of G GPUs each; 'a' after the decode GPUs: "
-      "DP-attention), docs/performance.md §Deployments");
-  for (const char* x : {"--sweep", "--tp", "--ep", "--pp", "--dp-attention", "--ignore-fit"})
-    dep->excludes(x);
+      "DP-attention); --tp/--pp/--ep/--dp-attention then describe each replica or worker, "
+      "docs/performance.md §Deployments");
+  for (const char* x : {"--sweep", "--ignore-fit"}) dep->excludes(x);
   app->callback([o, gpus] {
     o->gpus_given = gpus->count() > 0;
     run_perf(*o);

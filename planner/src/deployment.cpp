@@ -145,8 +145,7 @@ struct PrefillPool {
 
 PrefillPool prefill_pool(const PerfRequest& req, const Deployment& d, const Catalog& cat) {
   PerfRequest p = req;
-  p.gpus = d.prefill_gpus;
-  p.layout = {};
+  p.gpus = d.prefill_gpus;  // req.layout, when given, is each worker's layout
   p.concurrency = 1;
   p.output_tokens = 1;
   p.arrivals = Arrivals::steady;
@@ -194,7 +193,7 @@ DeploymentResult disaggregated(const PerfRequest& req, const Deployment& d, cons
 
   PerfRequest dr = req;
   dr.gpus = d.decode_gpus;
-  dr.layout = Layout{0, 1, 0, d.decode_dp_attention};
+  dr.layout.dp_attention = dr.layout.dp_attention || d.decode_dp_attention;
   out.decode_slots = group_slots(dr, cat, "decode worker");
 
   const double C = static_cast<double>(req.concurrency), D = d.decode_workers;
@@ -287,7 +286,7 @@ long long deployment_slots(const PerfRequest& req, const Deployment& d, const Ca
   if (d.kind == Deployment::Kind::disaggregated) {
     PerfRequest dr = req;
     dr.gpus = d.decode_gpus;
-    dr.layout = Layout{0, 1, 0, d.decode_dp_attention};
+    dr.layout.dp_attention = dr.layout.dp_attention || d.decode_dp_attention;
     return d.decode_workers * group_slots(dr, cat, "decode worker");
   }
   const int r = d.kind == Deployment::Kind::replicas ? d.replicas : 1;

@@ -214,6 +214,25 @@ OptionalColumns optional_columns(const std::vector<std::string>& header) {
   return c;
 }
 
+// The stated layout must split every engine group of the row: the whole count, one replica, or
+// each prefill and decode worker.
+void check_layout_fits(const std::string& file, int line, const BenchmarkRow& row) {
+  const int per_group = std::max(1, row.layout.tp) * row.layout.pp;
+  if (per_group == 1) return;
+  const Deployment& d = row.deployment;
+  std::vector<std::pair<const char*, int>> groups;
+  if (d.kind == Deployment::Kind::disaggregated)
+    groups = {{"a prefill worker's", d.prefill_gpus}, {"a decode worker's", d.decode_gpus}};
+  else if (d.kind == Deployment::Kind::replicas)
+    groups = {{"a replica's", row.gpu_count / d.replicas}};
+  else
+    groups = {{"gpu_count", row.gpu_count}};
+  for (const auto& [what, gpus] : groups)
+    if (gpus % per_group != 0)
+      bad_cell(file, line, "layout",
+               fmt::format("tp × pp = {} does not divide {} {} GPUs", per_group, what, gpus));
+}
+
 void read_optional(const std::string& file, int line, const std::vector<std::string>& cells,
                    const OptionalColumns& c, BenchmarkRow& row) {
   if (c.family) {
@@ -241,10 +260,6 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
     } catch (const Error& e) {
       bad_cell(file, line, "layout", e.what());
     }
-    const int per_group = std::max(1, row.layout.tp) * row.layout.pp;
-    if (!text.empty() && row.gpu_count % per_group != 0)
-      bad_cell(file, line, "layout",
-               fmt::format("tp × pp = {} does not divide gpu_count {}", per_group, row.gpu_count));
   }
   if (c.deployment) {
     const std::string text = trim(cells[*c.deployment]);
@@ -265,6 +280,7 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
                fmt::format("{} GPUs do not divide into {} replicas", row.gpu_count,
                            row.deployment.replicas));
   }
+  check_layout_fits(file, line, row);
 }
 
 }  // namespace

@@ -50,7 +50,9 @@ struct DeploymentResult {
 };
 
 // Whole-deployment estimate at req.concurrency resident requests (all groups together);
-// req.gpus must equal deployment_gpus(d, req.gpus). A single deployment is estimate() itself.
+// req.gpus must equal deployment_gpus(d, req.gpus). req.layout is each replica's or each
+// worker's layout (the decode workers' `a` adds DP-attention). A single deployment is
+// estimate() itself.
 // Throws Error on an inconsistent request (GPU counts that do not divide, a worker that does
 // not fit its model).
 DeploymentResult estimate_deployment(const PerfRequest& req, const Deployment& d,
