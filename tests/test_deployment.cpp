@@ -24,13 +24,7 @@ const Catalog& cat() {
 PerfRequest request(const std::string& model, const std::string& gpu, int gpus,
                     const std::string& weights, const std::string& engine, long long in,
                     long long out, long long conc) {
-  PerfRequest r;
-  r.model = &cat().model(model);
-  r.device = &cat().device(gpu);
-  r.engine = &cat().engine(engine);
-  r.gpus = gpus;
-  if (!weights.empty()) r.weights = parse_weight_spec(weights, r.model->native_precision, cat());
-  r.kv_precision = "fp8";
+  PerfRequest r = test::perf_request(model, gpu, gpus, weights, engine, "fp8");
   r.input_tokens = in;
   r.output_tokens = out;
   r.concurrency = conc;

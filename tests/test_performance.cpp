@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/performance.hpp"
@@ -21,14 +22,16 @@ const Catalog& cat() {
 PerfRequest request(const std::string& model, const std::string& gpu, int gpus,
                     const std::string& weights, const std::string& engine = "vllm",
                     const std::string& kv = "bf16") {
-  PerfRequest r;
-  r.model = &cat().model(model);
-  r.device = &cat().device(gpu);
-  r.engine = &cat().engine(engine);
-  r.gpus = gpus;
-  if (!weights.empty()) r.weights = parse_weight_spec(weights, r.model->native_precision, cat());
-  r.kv_precision = kv;
-  return r;
+  return test::perf_request(model, gpu, gpus, weights, engine, kv);
+}
+
+// Decode step times of `r` under engine profiles `a` and `b` (everything else equal).
+std::pair<double, double> step_under(PerfRequest r, const Engine& a, const Engine& b, double batch,
+                                     double context) {
+  r.engine = &a;
+  const double ta = decode_step(r, cat(), batch, context).time_s;
+  r.engine = &b;
+  return {ta, decode_step(r, cat(), batch, context).time_s};
 }
 
 double deviation_pct(double predicted, double lo, double hi) {
@@ -587,12 +590,9 @@ TEST_CASE("host time per sequence paces the step only when it outlasts the GPU w
   // 371 sequences: 12.6 ms of host work against a ≈ 29 ms GPU step): unchanged.
   CHECK(decode_step(host, cat(), 1, 1152).time_s ==
         Approx(decode_step(base, cat(), 1, 1152).time_s));
-  PerfRequest big = request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8");
-  big.engine = &e;
-  PerfRequest big_host = big;
-  big_host.engine = &with_host;
-  CHECK(decode_step(big_host, cat(), 371, 1152).time_s ==
-        Approx(decode_step(big, cat(), 371, 1152).time_s));
+  const auto [big, big_host] = step_under(
+      request("llama-3.3-70b", "b200", 1, "nvfp4", "trtllm", "fp8"), e, with_host, 371, 1152);
+  CHECK(big_host == Approx(big));
 
   // Each data-parallel replica runs its own scheduler: two replicas (tp 1 on 2 GPUs) of 1,451
   // sequences each pay the same 49.33 ms as one replica of 1,451.
@@ -647,18 +647,12 @@ TEST_CASE("a measured GEMM plateau replaces datasheet × derating for its format
 
   // Only the named device and format: an H200 (no FP4: its NVFP4 weights run at BF16) and the
   // B200's FP8 path keep their figures.
-  PerfRequest h200 = request("llama-3.3-70b", "h200", 1, "nvfp4", "trtllm", "fp8");
-  h200.engine = &plain;
-  PerfRequest h200_half = h200;
-  h200_half.engine = &half;
-  CHECK(decode_step(h200_half, cat(), 512, 1024).time_s ==
-        Approx(decode_step(h200, cat(), 512, 1024).time_s));
-  PerfRequest fp8 = request("llama-3.3-70b", "b200", 1, "fp8", "trtllm", "fp8");
-  fp8.engine = &plain;
-  PerfRequest fp8_half = fp8;
-  fp8_half.engine = &half;
-  CHECK(decode_step(fp8_half, cat(), 512, 1024).time_s ==
-        Approx(decode_step(fp8, cat(), 512, 1024).time_s));
+  const auto [h200, h200_half] = step_under(
+      request("llama-3.3-70b", "h200", 1, "nvfp4", "trtllm", "fp8"), plain, half, 512, 1024);
+  CHECK(h200_half == Approx(h200));
+  const auto [fp8, fp8_half] = step_under(
+      request("llama-3.3-70b", "b200", 1, "fp8", "trtllm", "fp8"), plain, half, 512, 1024);
+  CHECK(fp8_half == Approx(fp8));
 }
 
 TEST_CASE("bundled TensorRT-LLM plateaus: B200 FP4 runs at the measured 3,519 TFLOP/s",

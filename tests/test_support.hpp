@@ -7,6 +7,7 @@
 #include <string>
 
 #include "moeplan/catalog.hpp"
+#include "moeplan/performance.hpp"
 
 namespace moeplan::test {
 
@@ -24,6 +25,22 @@ inline std::string examples_dir() {
 inline const Catalog& bundled_catalog() {
   static const Catalog c = load_catalog(data_dir());
   return c;
+}
+
+// A performance request on the bundled catalog: model, device, count, weight precision ("" =
+// native), engine and KV precision; lengths and concurrency keep PerfRequest's defaults.
+inline PerfRequest perf_request(const std::string& model, const std::string& gpu, int gpus,
+                                const std::string& weights, const std::string& engine = "vllm",
+                                const std::string& kv = "bf16") {
+  const Catalog& cat = bundled_catalog();
+  PerfRequest r;
+  r.model = &cat.model(model);
+  r.device = &cat.device(gpu);
+  r.engine = &cat.engine(engine);
+  r.gpus = gpus;
+  if (!weights.empty()) r.weights = parse_weight_spec(weights, r.model->native_precision, cat);
+  r.kv_precision = kv;
+  return r;
 }
 
 struct RunResult {

@@ -214,6 +214,19 @@ OptionalColumns optional_columns(const std::vector<std::string>& header) {
   return c;
 }
 
+// A text cell read by `parse` (which throws Error on bad text): the error names the column.
+template <class Parse>
+auto parsed_cell(const std::string& file, int line, const char* col, const std::string& v,
+                 Parse parse) {
+  try {
+    return parse(trim(v));
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    bad_cell(file, line, col, e.what());
+  }
+}
+
 // The stated layout must split every engine group of the row: the whole count, one replica, or
 // each prefill and decode worker.
 void check_layout_fits(const std::string& file, int line, const BenchmarkRow& row) {
@@ -251,25 +264,10 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
                fmt::format("expected \"steady\" or \"together\", found \"{}\"", a));
   }
   if (c.kv_implied) row.kv_precision_implied = trim(cells[*c.kv_implied]);
-  if (c.layout) {
-    const std::string text = trim(cells[*c.layout]);
-    try {
-      row.layout = parse_layout(text);
-    } catch (const InputError&) {
-      throw;
-    } catch (const Error& e) {
-      bad_cell(file, line, "layout", e.what());
-    }
-  }
+  if (c.layout) row.layout = parsed_cell(file, line, "layout", cells[*c.layout], parse_layout);
   if (c.deployment) {
     const std::string text = trim(cells[*c.deployment]);
-    try {
-      row.deployment = parse_deployment(text);
-    } catch (const InputError&) {
-      throw;
-    } catch (const Error& e) {
-      bad_cell(file, line, "deployment", e.what());
-    }
+    row.deployment = parsed_cell(file, line, "deployment", text, parse_deployment);
     const int g = deployment_gpus(row.deployment, row.gpu_count);
     if (g != row.gpu_count)
       bad_cell(file, line, "deployment",
@@ -360,16 +358,7 @@ namespace {
 constexpr long long kDefaultMaxSeqs = 256;
 
 FitResult saturated_fit(const PerfRequest& req, const Catalog& cat) {
-  FitRequest f;
-  f.model = req.model;
-  f.device = req.device;
-  f.gpus = req.gpus;
-  f.weights = req.weights;
-  f.kv_precision = req.kv_precision;
-  f.context_tokens = req.input_tokens + req.output_tokens;
-  f.memory_utilization = req.engine->memory_utilization;
-  f.layout = req.layout;
-  return fit(f, cat);
+  return fit(fit_request_for(req, cat), cat);
 }
 
 // Sequences a saturated single group runs: the KV limit capped at the engine's max_num_seqs
