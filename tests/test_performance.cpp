@@ -680,3 +680,28 @@ TEST_CASE("bundled TensorRT-LLM plateaus: B200 FP4 runs at the measured 3,519 TF
   CHECK(names_plateau(estimate(bundled, cat())));
   CHECK_FALSE(names_plateau(estimate(without, cat())));
 }
+
+TEST_CASE("routed pairs: TensorRT-LLM's measured per-pair cost on B200 NVFP4",
+          "[perf][efficiency]") {
+  // engines.json trtllm `moe_pair_ns.b200.fp4` = 10.9 ns per routed (token, expert) pair per MoE
+  // layer (median residual of aiconfigurator's measured MoE tables over this model's own MoE
+  // terms, docs/performance.md "routed pairs"). Qwen3-30B-A3B on one B200 (ep 1), 1,024
+  // sequences decoding: 48 MoE layers × 1,024 tokens × top-8 / 1 × 10.9 ns = 4.286 ms added to
+  // the step, and counted as compute.
+  Engine without = cat().engine("trtllm");
+  without.efficiency.erase("moe_pair_ns.b200.fp4");
+  const auto [base, with_pairs] =
+      step_under(request("qwen3-30b-a3b", "b200", 1, "nvfp4", "trtllm", "fp8"), without,
+                 cat().engine("trtllm"), 1024, 1500);
+  CHECK(with_pairs - base == Approx(48 * 1024 * 8 * 10.9e-9).epsilon(1e-6));
+  // Only the named device and format: the same model's FP8 experts on B200 keep their step.
+  const auto [fp8, fp8_pairs] =
+      step_under(request("qwen3-30b-a3b", "b200", 1, "fp8", "trtllm", "fp8"), without,
+                 cat().engine("trtllm"), 1024, 1500);
+  CHECK(fp8_pairs == Approx(fp8).epsilon(1e-12));
+  // Spread over expert-parallel ranks: Qwen3-235B on 8 B200 (ep 8) pays 1/8 of the pairs per GPU.
+  const auto [b8, b8_pairs] =
+      step_under(request("qwen3-235b-a22b", "b200", 8, "nvfp4", "trtllm", "fp8"), without,
+                 cat().engine("trtllm"), 1024, 1500);
+  CHECK(b8_pairs - b8 == Approx(94 * 1024 * 8 / 8.0 * 10.9e-9).epsilon(1e-6));
+}

@@ -361,6 +361,10 @@ struct Prepared {
   // Host (CPU) seconds per sequence in a step: the engine's per-request scheduling and sampler
   // bookkeeping (engine key `host_us_per_seq`; 0: not modelled; §Fixed costs).
   double host_s_per_seq = 0;
+  // GPU seconds per routed (token, expert) pair per MoE layer on the GPU that holds the expert:
+  // routing, permutation and activation quantisation around the grouped GEMMs (engine key
+  // `moe_pair_ns.<device>.<format>`, measured; 0: not modelled; §Decode step / routed pairs).
+  double moe_pair_s = 0;
   // Math formats whose GEMMs run at the engine's measured plateau on this device, with it
   // (TFLOP/s), for the estimate's notes.
   std::map<std::string, double> measured_gemm;
@@ -381,6 +385,13 @@ std::string gemm_math_format(const Device& d, const std::string& hw_format) {
 // GEMM plateaus): the engine's production kernels on the real part already include both.
 double measured_gemm_tflops(const Engine& e, const Device& d, const std::string& fmt) {
   const auto it = e.efficiency.find("gemm_tflops." + d.id + "." + fmt);
+  return it != e.efficiency.end() && it->second > 0 ? it->second : 0.0;
+}
+
+// The engine's measured cost per routed (token, expert) pair on `d` for experts in `fmt`
+// (`moe_pair_ns.<device>.<format>`), 0 when the catalog has none.
+double measured_moe_pair_ns(const Engine& e, const Device& d, const std::string& fmt) {
+  const auto it = e.efficiency.find("moe_pair_ns." + d.id + "." + fmt);
   return it != e.efficiency.end() && it->second > 0 ? it->second : 0.0;
 }
 
@@ -522,6 +533,9 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
     if (c == Component::routed_experts) {
       p.sec_per_token_routed = f / peak;
       p.flops_per_token_routed = f;
+      if (!req.calibration)
+        p.moe_pair_s =
+            measured_moe_pair_ns(*req.engine, d, gemm_math_format(d, wf.hw_format)) * 1e-9;
     }
     if (c == Component::embeddings) {
       p.sec_per_token_lm_head = f / peak;
@@ -741,7 +755,11 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
                                        std::max((kv_stage - kv_dec) / p.bw, attn_s - attn_dec_s);
   const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) / g_dense +
                         std::max(expert / p.bw, expert_comp_s) / g_expert + attn_roof_s;
-  const double stage_s = roof_s + comm + layer_fixed;
+  // Routed pairs: each of the micro-batch's tokens goes to top-k experts, spread over the
+  // expert-parallel ranks; each pair pays the engine's measured per-pair cost.
+  const double route_s =
+      (p.moe_layers / pp) * mb_tokens * p.top_k / std::max(1, L.ep) * p.moe_pair_s;
+  const double stage_s = roof_s + route_s + comm + layer_fixed;
   double handoff = 0;
   if (L.pp > 1) {
     // One activation hand-off per stage boundary, over the link that boundary crosses
@@ -762,6 +780,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
     b.compute_s = pp * (dense_comp_s / g_dense + expert_comp_s / g_expert + attn_dec_s / a_dec +
                         (attn_s - attn_dec_s));
   }
+  b.compute_s += route_s * pp;
   b.comm_s = comm * pp + handoff;
   b.overhead_s = layer_fixed * pp + step_fixed;
   b.time_s = stage_s * pp + handoff + step_fixed;
