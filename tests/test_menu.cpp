@@ -77,6 +77,14 @@ Json mixed() {
        workload("big", "minimax-m3", 20000)});
 }
 
+// The bundled seed-000 menu (examples/plan-menu-rtxpro6000-huf.json), planned.
+menu::MenuResult seed000_menu() {
+  const auto& cat = bundled_catalog();
+  return menu::run_menu(menu::load_menu_scenario(
+                            moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat),
+                        cat);
+}
+
 }  // namespace
 
 TEST_CASE("menu reader: bad menus name the field", "[menu]") {
@@ -270,10 +278,7 @@ TEST_CASE("menu: a workload too big for any group is reported, not dropped", "[m
 }
 
 TEST_CASE("menu: the example reproduces seed 000's node", "[menu]") {
-  const auto& cat = bundled_catalog();
-  const auto sc = menu::load_menu_scenario(
-      moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat);
-  const auto r = menu::run_menu(sc, cat);
+  const auto r = seed000_menu();
   const auto& s = r.systems.front();
   REQUIRE(s.ok);
   CHECK(s.system == "rtx-pro-6000-8");
@@ -285,11 +290,7 @@ TEST_CASE("menu: the example reproduces seed 000's node", "[menu]") {
 }
 
 TEST_CASE("menu: fleet SVG has one cell per GPU, idle ones hatched", "[menu]") {
-  const auto& cat = bundled_catalog();
-  const auto r =
-      menu::run_menu(menu::load_menu_scenario(
-                         moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat),
-                     cat);
+  const auto r = seed000_menu();
   const auto& s = r.systems.front();
   const std::string svg = menu::render_fleet_svg(r, "test");
   std::size_t cells = 0, idle = 0;
@@ -503,11 +504,7 @@ TEST_CASE("menu: average power charges each GPU's draw above idle by its busy sh
 }
 
 TEST_CASE("menu: the seed 000 example lands within 15% of the seed's economics", "[menu]") {
-  const auto& cat = bundled_catalog();
-  const auto r =
-      menu::run_menu(menu::load_menu_scenario(
-                         moeplan::test::examples_dir() + "/plan-menu-rtxpro6000-huf.json", cat),
-                     cat);
+  const auto r = seed000_menu();
   const auto& s = r.systems.front();
   REQUIRE(s.ok);
   // Seed 000: GPU 7 carries Qwen3-Embedding + Qwen3-Reranker.

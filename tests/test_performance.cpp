@@ -34,6 +34,16 @@ std::pair<double, double> step_under(PerfRequest r, const Engine& a, const Engin
   return {ta, decode_step(r, cat(), batch, context).time_s};
 }
 
+// NVIDIA NIM's benchmark configuration: Llama 3.3 70B FP8 TP2 on 2×H100 under TensorRT-LLM,
+// FP8 KV (implied by the table's own figures), 5000 in / 500 out, at `concurrency`.
+PerfRequest nim_70b_request(long long concurrency) {
+  PerfRequest r = request("llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm", "fp8");
+  r.input_tokens = 5000;
+  r.output_tokens = 500;
+  r.concurrency = concurrency;
+  return r;
+}
+
 double deviation_pct(double predicted, double lo, double hi) {
   if (predicted < lo) return (predicted - lo) / lo * 100;
   if (predicted > hi) return (predicted - hi) / hi * 100;
@@ -435,11 +445,7 @@ TEST_CASE("TTFT under steady load: the prefill server's time share, not its step
   // 834.5 ms. Counting ρ as the share of *steps* that carry a chunk (one in ~11 here, each
   // ~6× a decode step) gave 578 ms (−31%); the time share gives ≈ 795 ms (808 before the
   // prefill-attention ramp).
-  PerfRequest r = request("llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm");
-  r.kv_precision = "fp8";
-  r.input_tokens = 5000;
-  r.output_tokens = 500;
-  r.concurrency = 50;
+  PerfRequest r = nim_70b_request(50);
   const PerfResult res = estimate(r, cat());
   CHECK(res.prefill.ttft_ms == Approx(834.5).epsilon(0.12));
   CHECK(res.prefill.ttft_ms > res.prefill.ttft_alone_ms + 190.0 + 0.3 * res.prefill.ttft_alone_ms);
@@ -497,11 +503,7 @@ TEST_CASE("saturated runs: the queue is outside the slots", "[perf][ttft]") {
   // trtllm-bench throughput queues every request up front: a request waits before it takes a
   // slot, so only its prefill service keeps a slot from decoding. Counting its queueing in
   // Little's law (B + X·TTFT = C) would starve the decoders of a full engine.
-  PerfRequest r = request("llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm");
-  r.kv_precision = "fp8";
-  r.input_tokens = 5000;
-  r.output_tokens = 500;
-  r.concurrency = 50;
+  PerfRequest r = nim_70b_request(50);
   const PerfResult steady = estimate(r, cat());
   r.arrivals = Arrivals::saturated;
   const PerfResult sat = estimate(r, cat());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 
 #include "moeprobe/backend.hpp"
 #include "moeprobe/measure.hpp"
@@ -520,31 +521,27 @@ TEST_CASE("the MLA kernel is taken only where it applies", "[probe][cuda]") {
   a.q = a.out = reinterpret_cast<float*>(16);
   a.k = a.q;
   auto refused = [](kc::AttentionArgs x) { return !kc::attention_uses_mla_kernel(x, 132); };
-  kc::AttentionArgs x = a;
-  x.q_bf16 = false;
-  CHECK(refused(x));
-  x = a;
-  x.kv = kc::Elem::f32;
-  CHECK(refused(x));
-  x = a;
-  x.shared_kv = false;
-  x.v = x.k;
-  CHECK(refused(x));
-  x = a;
-  x.kv_heads = 2;
-  CHECK(refused(x));
-  x = a;
-  x.queries = 7;
-  CHECK(refused(x));
-  x = a;
-  x.vd = 96;
-  CHECK(refused(x));
-  x = a;
-  x.qk = 520;
-  CHECK(refused(x));
-  x = a;
-  x.force_generic = true;
-  CHECK(refused(x));
+  using Change = void (*)(kc::AttentionArgs&);
+  const std::pair<const char*, Change> cases[] = {
+      {"fp32 queries", [](kc::AttentionArgs& x) { x.q_bf16 = false; }},
+      {"f32 cache", [](kc::AttentionArgs& x) { x.kv = kc::Elem::f32; }},
+      {"separate K/V",
+       [](kc::AttentionArgs& x) {
+         x.shared_kv = false;
+         x.v = x.k;
+       }},
+      {"several KV heads", [](kc::AttentionArgs& x) { x.kv_heads = 2; }},
+      {"prefill", [](kc::AttentionArgs& x) { x.queries = 7; }},
+      {"v not in 64/128/256/512", [](kc::AttentionArgs& x) { x.vd = 96; }},
+      {"qk % 16 != 0", [](kc::AttentionArgs& x) { x.qk = 520; }},
+      {"escape hatch", [](kc::AttentionArgs& x) { x.force_generic = true; }},
+  };
+  for (const auto& [name, change] : cases) {
+    INFO(name);
+    kc::AttentionArgs x = a;
+    change(x);
+    CHECK(refused(x));
+  }
 }
 
 #else

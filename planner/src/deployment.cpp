@@ -75,26 +75,30 @@ double wave_mean_s(double prompts, double per_step, double step_s) {
   return step_s * sum / prompts;
 }
 
-namespace {
-
-// The engine's cap on sequences per group (`max_num_seqs`; 256 when the catalog has none).
-long long engine_seq_cap(const Engine& e) {
-  if (auto it = e.efficiency.find("max_num_seqs"); it != e.efficiency.end())
-    return std::max<long long>(1, std::llround(it->second));
-  return 256;
+long long engine_group_slots(const PerfRequest& req, const Catalog& cat, std::string* why) {
+  const FitResult fr = fit(fit_request_for(req, cat), cat);
+  if (fr.max_concurrency < 1) {
+    if (why) *why = fr.reason;
+    return 0;
+  }
+  long long cap = 256;  // the engine's max_num_seqs; 256 when the catalog has none
+  if (auto it = req.engine->efficiency.find("max_num_seqs"); it != req.engine->efficiency.end())
+    cap = std::max<long long>(1, std::llround(it->second));
+  return std::min(fr.max_concurrency, cap);
 }
 
-// Sequences one group of `req.gpus` holds at input + output tokens: the KV limit, capped by the
-// engine's batch limit.
+namespace {
+
+// A group that does not hold one request: an error naming the group and the fit's reason.
 long long group_slots(const PerfRequest& req, const Catalog& cat, const char* what) {
-  const FitResult fr = fit(fit_request_for(req, cat), cat);
-  if (fr.max_concurrency < 1)
-    throw Error(
-        fmt::format("deployment: a {} of {} {} does not hold {} with one {}-token request: "
-                    "{}",
-                    what, req.gpus, req.device->id, req.model->id,
-                    req.input_tokens + req.output_tokens, fr.reason));
-  return std::min(fr.max_concurrency, engine_seq_cap(*req.engine));
+  std::string why;
+  const long long n = engine_group_slots(req, cat, &why);
+  if (n < 1)
+    throw Error(fmt::format(
+        "deployment: a {} of {} {} does not hold {} with one {}-token request: "
+        "{}",
+        what, req.gpus, req.device->id, req.model->id, req.input_tokens + req.output_tokens, why));
+  return n;
 }
 
 DeploymentResult replicas(const PerfRequest& req, const Deployment& d, const Catalog& cat) {

@@ -354,46 +354,6 @@ BenchmarkFile read_benchmarks(const std::string& path) {
 
 namespace {
 
-// Saturated rows run at the largest concurrency that fits, capped at the engine's batch limit.
-constexpr long long kDefaultMaxSeqs = 256;
-
-FitResult saturated_fit(const PerfRequest& req, const Catalog& cat) {
-  return fit(fit_request_for(req, cat), cat);
-}
-
-// Sequences a saturated single group runs: the KV limit capped at the engine's max_num_seqs
-// (0 when not even one fits).
-long long saturated_slots(const PerfRequest& req, const Catalog& cat) {
-  const FitResult fr = saturated_fit(req, cat);
-  if (fr.max_concurrency < 1) return 0;
-  long long cap = kDefaultMaxSeqs;
-  if (auto it = req.engine->efficiency.find("max_num_seqs"); it != req.engine->efficiency.end())
-    cap = std::max<long long>(1, std::llround(it->second));
-  return std::min(fr.max_concurrency, cap);
-}
-
-std::string fit_reason(const PerfRequest& req, const Catalog& cat) {
-  return saturated_fit(req, cat).reason;
-}
-
-double metric_value(Metric m, const PerfResult& r) {
-  switch (m) {
-    case Metric::decode_tok_s_single:
-      return r.decode.per_request_tokens_per_s;
-    case Metric::output_tok_s:
-      return r.decode.output_tokens_per_s;
-    case Metric::total_tok_s:
-      return r.decode.total_tokens_per_s;
-    case Metric::prefill_tok_s:
-      return r.prefill.tokens_per_s;
-    case Metric::tpot_ms:
-      return r.decode.tpot_ms;
-    case Metric::ttft_ms:
-      return r.prefill.ttft_ms;
-  }
-  return 0;
-}
-
 // A deployment's figures: throughput of all its GPUs, per-request latencies, and a prompt's
 // prefill rate on one prefill worker (one replica).
 double metric_value(Metric m, const DeploymentResult& r) {
@@ -465,9 +425,10 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     } else if (row.deployment.kind != Deployment::Kind::single) {
       req.concurrency = deployment_slots(req, row.deployment, cat);
     } else {
-      const long long slots = saturated_slots(req, cat);
-      if (slots < 1) return p.reason = "does not fit: " + fit_reason(req, cat), p;
-      req.concurrency = slots;
+      // Saturated: the largest concurrency that fits, capped at the engine's batch limit.
+      std::string why;
+      req.concurrency = engine_group_slots(req, cat, &why);
+      if (req.concurrency < 1) return p.reason = "does not fit: " + why, p;
     }
     // How the source's tool started its requests (docs/performance.md §Serving steady state /
     // TTFT under load): the file's `arrivals` column, e.g. `together` for InferenceX's
@@ -476,17 +437,11 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;
-    if (row.deployment.kind == Deployment::Kind::single) {
-      const PerfResult r = estimate(req, cat);
-      p.predicted = metric_value(row.metric, r);
-      p.evidence = r.evidence;
-      p.bound = bound_name(r.bound);
-    } else {
-      const DeploymentResult r = estimate_deployment(req, row.deployment, cat);
-      p.predicted = metric_value(row.metric, r);
-      p.evidence = r.group.evidence;
-      p.bound = bound_name(r.group.bound);
-    }
+    // One engine group is the deployment of one replica: the same estimate() figures.
+    const DeploymentResult r = estimate_deployment(req, row.deployment, cat);
+    p.predicted = metric_value(row.metric, r);
+    p.evidence = r.group.evidence;
+    p.bound = bound_name(r.group.bound);
     p.error_pct = (*p.predicted - row.value) / row.value * 100.0;
   } catch (const Error& ex) {
     p.predicted.reset();

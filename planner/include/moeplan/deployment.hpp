@@ -58,6 +58,12 @@ struct DeploymentResult {
 DeploymentResult estimate_deployment(const PerfRequest& req, const Deployment& d,
                                      const Catalog& cat);
 
+// Sequences one engine group of req.gpus holds at input + output tokens: min(KV-memory limit
+// at the engine's memory share and layout, engine `max_num_seqs` — 256 when the catalog has
+// none); 0 when not even one request fits, and `why` (when given) then says why.
+long long engine_group_slots(const PerfRequest& req, const Catalog& cat,
+                             std::string* why = nullptr);
+
 // Sequences the whole deployment holds at once (a saturated load): R × a replica's, or D × a
 // decode worker's, each min(KV-memory limit at input + output tokens, engine `max_num_seqs`).
 long long deployment_slots(const PerfRequest& req, const Deployment& d, const Catalog& cat);
