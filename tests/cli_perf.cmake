@@ -13,7 +13,7 @@ set_tests_properties(cli:perf_unknown_gpu PROPERTIES WILL_FAIL FALSE PASS_REGULA
 add_test(NAME cli:validate_perf_bundled
          COMMAND moeplan validate-perf ${CMAKE_SOURCE_DIR}/data/benchmarks/published.csv --format csv)
 set_tests_properties(cli:validate_perf_bundled PROPERTIES
-  PASS_REGULAR_EXPRESSION "^model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source,source_family,nodes,arrivals,kv_precision_implied,deployment,layout,predicted,error_pct,reason,split")
+  PASS_REGULAR_EXPRESSION "^model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source,source_family,nodes,arrivals,kv_precision_implied,deployment,layout,spec,predicted,error_pct,reason,split")
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/bad_bench.csv "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source\nllama-3.1-8b,rtx-4090,x,,,,,,1,decode_tok_s_single,1,tok/s,s\n")
 add_test(NAME cli:validate_perf_bad COMMAND moeplan validate-perf ${CMAKE_CURRENT_BINARY_DIR}/bad_bench.csv)
 set_tests_properties(cli:validate_perf_bad PROPERTIES WILL_FAIL TRUE)
@@ -89,3 +89,13 @@ add_test(NAME cli:perf_deployment_pd
                  --input 1024 --output 1024 --concurrency 128 --deployment pd:1x8+2x8 --format json)
 set_tests_properties(cli:perf_deployment_pd PROPERTIES
   PASS_REGULAR_EXPRESSION "\"deployment\": \"pd:1x8\\+2x8\".*\"prefill_capacity_prompts_per_s\"|\"prefill_capacity_prompts_per_s\".*\"deployment\": \"pd:1x8\\+2x8\"")
+# One wave run to completion (`--arrivals once`, burst.hpp): JSON records how requests arrive.
+add_test(NAME cli:perf_once_json
+         COMMAND moeplan perf --model llama-3.1-8b --gpu h100-sxm --arrivals once --concurrency 64
+                 --request-rate 4 --input 2000 --output 500 --format json)
+set_tests_properties(cli:perf_once_json PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"arrivals\": \"once\",[ \n]*\"request_rate_per_s\": 4.0")
+add_test(NAME cli:perf_once_note
+         COMMAND moeplan perf --model llama-3.1-8b --gpu h100-sxm --arrivals once --concurrency 64)
+set_tests_properties(cli:perf_once_note PROPERTIES
+  PASS_REGULAR_EXPRESSION "one wave of 64 requests \\(all at once\\), run to completion")

@@ -254,7 +254,68 @@ TEST_CASE("arrivals and kv_precision_implied columns", "[perf][validate]") {
                            "llama-3.1-8b,rtx-4090,1,,,llama.cpp,,,1,decode_tok_s_single,1,tok/s,"
                            "s,bursty\n",
                        "b.csv"),
-      Contains("line 2, column 'arrivals': expected \"steady\" or \"together\""));
+      Contains("line 2, column 'arrivals': unknown mode (expected \"steady\", \"together\", or "
+               "\"once\""));
+}
+
+TEST_CASE("`once` arrivals and the spec column", "[perf][validate][burst]") {
+  // vLLM's GLM-5 recipe benchmark (published.csv): one wave of 32 prompts at 10 requests per
+  // second, MTP with 3 draft tokens at per-position acceptance 0.407.
+  const std::string head = kHeader + ",source_family,nodes,arrivals,kv_precision_implied,"
+                                     "deployment,layout,spec\n";
+  const std::string row =
+      "glm-5,h200,8,fp8,,vllm,8000,1024,32,tpot_ms,35.39,ms,s,vllm-sglang,,once rate=10,,,,"
+      "mtp tokens=3 acceptance=0.407\n";
+  const BenchmarkFile f = parse_benchmarks(head + row, "b.csv");
+  REQUIRE(f.rows.size() == 1);
+  CHECK(f.rows[0].arrivals == Arrivals::once);
+  CHECK(f.rows[0].request_rate_per_s == Approx(10));
+  CHECK(f.rows[0].spec.method == SpecMethod::mtp);
+  CHECK(f.rows[0].spec.tokens == 3);
+  CHECK(f.rows[0].spec.acceptance == Approx(0.407));
+  // The row is predicted as that run: without the drafts its TPOT is that of plain decode.
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  REQUIRE(v.predictions[0].predicted);
+  BenchmarkFile plain = f;
+  plain.rows[0].spec = {};
+  const ValidationResult vp = validate(plain, test::bundled_catalog());
+  REQUIRE(vp.predictions[0].predicted);
+  CHECK(*v.predictions[0].predicted < *vp.predictions[0].predicted);
+
+  auto bad = [&](const std::string& r) { return parse_benchmarks(head + r, "b.csv"); };
+  CHECK_THROWS_WITH(bad("glm-5,h200,8,fp8,,vllm,8000,1024,,output_tok_s,1,tok/s,s,,,once,,,,\n"),
+                    Contains("column 'arrivals': \"once\" needs the wave's size"));
+  CHECK_THROWS_WITH(
+      bad("glm-5,h200,8,fp8,,vllm,8000,1024,32,output_tok_s,1,tok/s,s,,,once rate=fast,,,,\n"),
+      Contains("the rate must be a positive number"));
+  CHECK_THROWS_WITH(
+      bad("glm-5,h200,8,fp8,,vllm,8000,1024,32,output_tok_s,1,tok/s,s,,,together rate=1,,,,\n"),
+      Contains("unexpected setting"));
+  CHECK_THROWS_WITH(
+      bad("glm-5,h200,8,fp8,,vllm,8000,1024,32,output_tok_s,1,tok/s,s,,,,,,,mtp tokens=0\n"),
+      Contains("line 2, column 'spec': speculative decoding 'mtp tokens=0': 'tokens=0': K is a "
+               "whole number from 1 to 64"));
+  CHECK_THROWS_WITH(
+      bad("glm-5,h200,8,fp8,,vllm,8000,1024,32,output_tok_s,1,tok/s,s,,,,,,,medusa\n"),
+      Contains("unknown method 'medusa'"));
+  CHECK_THROWS_WITH(
+      bad("deepseek-r1,h200,16,fp8,,trtllm,1024,1024,32,output_tok_s,1,tok/s,s,,,once,,pd:1x8+1x8,,"
+          "\n"),
+      Contains("not for prefill/decode workers"));
+}
+
+TEST_CASE("speculative decoding as text", "[perf][spec]") {
+  CHECK(parse_spec("").method == SpecMethod::none);
+  CHECK(parse_spec("none").method == SpecMethod::none);
+  const SpecConfig e = parse_spec("eagle acceptance=0.6");
+  CHECK(e.method == SpecMethod::eagle);
+  CHECK(e.tokens == 0);  // the method's default
+  CHECK(e.acceptance == Approx(0.6));
+  CHECK_THROWS_WITH(parse_spec("mtp acceptance=1"), Contains("α is from 0 to 0.999"));
+  CHECK_THROWS_WITH(parse_spec("mtp tokens=2.5"), Contains("K is a whole number"));
+  CHECK_THROWS_WITH(parse_spec("mtp depth=2"), Contains("unknown key 'depth'"));
+  CHECK_THROWS_WITH(parse_spec("mtp 3"), Contains("'3' is not key=value"));
+  CHECK_THROWS_WITH(parse_spec("none tokens=3"), Contains("'none' takes no settings"));
 }
 
 TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
@@ -264,8 +325,10 @@ TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
   // rows came out −14.6% (signed median); `unified.apple.bw` 0.94 (0.85 × 0.94 = 80%, M2 7B
   // Q4_0 tg128: 21.9 tok/s × 3.56 GB = 78 GB/s of 100) zeroes that median on the fit rows only.
   // TTFT: 52.5% before the time-share queueing, the FP8 KV the NIM rows imply and the explicit
-  // arrivals column; the ≤ 15% target is not met (multi-node disaggregated rows and the GLM-5.2
-  // 256k row, docs/performance.md §Where it misses), so this guards the 26.5% reached.
+  // arrivals column; the ≤ 15% target is not met (multi-node disaggregated rows, B200 TTFT at low
+  // concurrency, docs/performance.md §Where it misses), so this guards the 18.4% reached (22.4%
+  // until the GLM-5 recipe row was corrected: as the run it is, 8,000 / 1,024, its identity
+  // hashes into `fit`, and the holdout lost its largest miss — no model change).
   const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
   const ValidationResult v = validate(f, test::bundled_catalog());
   int seen = 0;
@@ -279,7 +342,7 @@ TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
     if (m.metric == "ttft_ms") {
       ++seen;
       CHECK(m.rows >= 10);
-      CHECK(m.median_abs_pct <= 30.0);
+      CHECK(m.median_abs_pct <= 20.0);
     }
   }
   CHECK(seen == 2);

@@ -37,6 +37,8 @@ struct PerfOptions {
   std::string calibration;
   std::string format = "table", out_file;
   std::string deployment;  // "" = one engine group (deployment.hpp)
+  std::string arrivals = "steady";
+  double request_rate = 0;  // --arrivals once: requests per second (0 = all at once)
   bool gpus_given = false;
 };
 
@@ -307,6 +309,13 @@ void run_perf(const PerfOptions& o) {
   req.spec.acceptance = o.spec_acceptance;
   if (!o.spec_draft_model.empty()) req.spec.draft_model = &cat.model(o.spec_draft_model);
   req.routing_skew = o.routing_skew;
+  req.arrivals = o.arrivals == "together" ? Arrivals::together
+                 : o.arrivals == "once"   ? Arrivals::once
+                                          : Arrivals::steady;
+  if (o.request_rate > 0 && req.arrivals != Arrivals::once)
+    throw Error("perf: --request-rate applies to --arrivals once (one wave of --concurrency "
+                "requests)");
+  req.request_rate_per_s = o.request_rate;
   req.calibration = cal ? &*cal : nullptr;
 
   const Deployment dep = parse_deployment(o.deployment);
@@ -447,6 +456,8 @@ void run_perf(const PerfOptions& o) {
       {"input_tokens", o.input},
       {"output_tokens", o.output},
       {"concurrency", o.concurrency},
+      {"arrivals", o.arrivals},
+      {"request_rate_per_s", o.request_rate > 0 ? Json(o.request_rate) : Json(nullptr)},
       {"sweep", o.sweep},
       {"layout",
        {{"tp", r.layout.tp},
@@ -627,6 +638,15 @@ void setup(CLI::App& parent) {
                   "MoE routing skew s: traffic on (1-s)·E experts")
       ->check(CLI::Range(0.0, 0.99))
       ->capture_default_str();
+  app->add_option("--arrivals", o->arrivals,
+                  "How the --concurrency requests arrive: 'steady' (a closed loop in its steady "
+                  "state), 'together' (waves that start at once, as benchmark_serving "
+                  "--max-concurrency), 'once' (one wave run to completion: whole-run averages)")
+      ->check(CLI::IsMember({"steady", "together", "once"}))
+      ->capture_default_str();
+  app->add_option("--request-rate", o->request_rate,
+                  "--arrivals once: requests arriving per second (default: all at once)")
+      ->check(CLI::Range(1e-6, 1e9));
   app->add_option("--sla-tpot-ms", o->sla_tpot_ms, "SLA: largest acceptable TPOT, ms")
       ->check(CLI::Range(0.001, 1e9));
   app->add_option("--sla-ttft-ms", o->sla_ttft_ms, "SLA: largest acceptable mean TTFT, ms")

@@ -109,6 +109,7 @@ DeploymentResult replicas(const PerfRequest& req, const Deployment& d, const Cat
   out.deployment = d;
   PerfRequest g = req;
   g.gpus = req.gpus / d.replicas;
+  g.request_rate_per_s = req.request_rate_per_s / d.replicas;  // `once`: arrivals split evenly
   // C requests over R replicas: C mod R replicas carry one more than the others.
   const long long lo = req.concurrency / d.replicas, n_hi = req.concurrency % d.replicas;
   double reqs = 0, tpot = 0, ttft = 0;
@@ -278,6 +279,10 @@ DeploymentResult estimate_deployment(const PerfRequest& req, const Deployment& d
     case Deployment::Kind::replicas:
       return replicas(req, d, cat);
     case Deployment::Kind::disaggregated:
+      if (req.arrivals == Arrivals::once)
+        throw Error(fmt::format("deployment {}: a single wave (`once` arrivals) is modelled for "
+                                "one engine group or replicas, not for disaggregated workers",
+                                deployment_label(d)));
       return disaggregated(req, d, cat);
     case Deployment::Kind::single:
       break;

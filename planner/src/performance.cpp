@@ -8,7 +8,9 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <sstream>
 
+#include "moeplan/burst.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
 
@@ -46,6 +48,45 @@ SpecMethod parse_spec_method(const std::string& s) {
   if (s == "eagle") return SpecMethod::eagle;
   if (s == "draft") return SpecMethod::draft;
   throw UnknownIdError("speculative method", s, {"none", "mtp", "eagle", "draft"});
+}
+
+SpecConfig parse_spec(const std::string& text) {
+  SpecConfig c;
+  std::istringstream in(text);
+  std::string tok;
+  auto bad = [&](const std::string& why) {
+    return Error(fmt::format("speculative decoding '{}': {} (expected a method — none, mtp, "
+                             "eagle, draft — then tokens=K and acceptance=α, e.g. "
+                             "'mtp tokens=3 acceptance=0.41')",
+                             text, why));
+  };
+  if (!(in >> tok)) return c;
+  try {
+    c.method = parse_spec_method(tok);
+  } catch (const Error&) {
+    throw bad(fmt::format("unknown method '{}'", tok));
+  }
+  while (in >> tok) {
+    if (c.method == SpecMethod::none) throw bad("'none' takes no settings");
+    const auto eq = tok.find('=');
+    if (eq == std::string::npos) throw bad(fmt::format("'{}' is not key=value", tok));
+    const std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
+    char* end = nullptr;
+    const double v = std::strtod(val.c_str(), &end);
+    if (val.empty() || end != val.c_str() + val.size() || !std::isfinite(v))
+      throw bad(fmt::format("'{}' needs a number", tok));
+    if (key == "tokens") {
+      if (v < 1 || v > 64 || v != std::floor(v))
+        throw bad(fmt::format("'{}': K is a whole number from 1 to 64", tok));
+      c.tokens = static_cast<int>(v);
+    } else if (key == "acceptance") {
+      if (v < 0 || v > 0.999) throw bad(fmt::format("'{}': α is from 0 to 0.999", tok));
+      c.acceptance = v;
+    } else {
+      throw bad(fmt::format("unknown key '{}'", key));
+    }
+  }
+  return c;
 }
 
 const char* bound_name(Bound b) {
@@ -1081,6 +1122,30 @@ double wave_ttft_s(const Prepared& p, const Spec& sp, double conc, double in, do
   return sum / static_cast<double>(n);
 }
 
+// `once` arrivals (burst.hpp): the wave simulated with this model's step times at the mean
+// decode context; a step without decoders drafts nothing.
+BurstRun once_run(const Prepared& p, const Spec& sp, const PerfRequest& req, double resident,
+                  double in, double out, double budget) {
+  BurstLoad l;
+  l.requests = req.concurrency;
+  l.input_tokens = in;
+  l.output_tokens = out;
+  l.budget_tokens = budget;
+  l.tokens_per_step = sp.tau;
+  l.query_tokens = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  l.slots = std::max(1LL, std::llround(resident));
+  l.rate_per_s = req.request_rate_per_s;
+  const double ctx = in + out / 2.0;
+  return simulate_burst(l, [&](double dec, double pf, double pf_seqs) {
+    if (dec > 0) return serving_step(p, sp, dec, ctx, pf, in / 2.0, pf_seqs).time_s;
+    StepLoad s;
+    s.pf_tokens = pf;
+    s.pf_prefix = in / 2.0;
+    s.pf_seqs = pf_seqs;
+    return step(p, s).time_s;
+  });
+}
+
 }  // namespace
 
 StepBreakdown decode_step(const PerfRequest& req, const Catalog& cat, double batch,
@@ -1154,7 +1219,20 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   double ttft = st.ttft_s;
   if (req.arrivals == Arrivals::together)
     ttft = std::max(ttft, wave_ttft_s(p, sp, resident, in, static_cast<double>(chunk)));
-  if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
+  std::optional<BurstRun> wave;
+  if (req.arrivals == Arrivals::once) {
+    wave = once_run(p, sp, req, resident, in, out, static_cast<double>(chunk));
+    ttft = wave->ttft_mean_s;
+    r.notes.push_back(fmt::format(
+        "one wave of {} requests ({}), run to completion: mean TTFT, mean TPOT and output over "
+        "the run's {:.1f} s",
+        req.concurrency,
+        req.request_rate_per_s > 0 ? fmt::format("{:g} arriving per second", req.request_rate_per_s)
+                                   : std::string("all at once"),
+        wave->duration_s));
+  } else if (resident < conc && st.x > 0) {
+    ttft += (conc - resident) / st.x;  // Little's law on the queue
+  }
 
   DecodeResult& d = r.decode;
   d.step = st.step;
@@ -1162,9 +1240,17 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   d.prefill_step_share = st.prefill_share;
   d.tokens_per_step = sp.tau;
   d.tpot_ms = st.iter_s / sp.tau * 1e3;
-  d.per_request_tokens_per_s = d.tpot_ms > 0 ? 1e3 / d.tpot_ms : 0;
   d.output_tokens_per_s = st.x * out;
   d.total_tokens_per_s = st.x * (in + out);
+  r.prefill.aggregate_tokens_per_s = st.x * in;
+  if (wave) {
+    if (wave->tpot_mean_s > 0) d.tpot_ms = wave->tpot_mean_s * 1e3;
+    const double n = static_cast<double>(req.concurrency);
+    d.output_tokens_per_s = wave->output_tokens_per_s;
+    d.total_tokens_per_s = wave->duration_s > 0 ? n * (in + out) / wave->duration_s : 0.0;
+    r.prefill.aggregate_tokens_per_s = wave->duration_s > 0 ? n * in / wave->duration_s : 0.0;
+  }
+  d.per_request_tokens_per_s = d.tpot_ms > 0 ? 1e3 / d.tpot_ms : 0;
   {
     // Single-stream bandwidth roofline: bytes of one token at the mean context / datasheet BW.
     StepLoad s1;
@@ -1181,7 +1267,6 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
           .value;
   ttft += r.prefill.server_overhead_ms * 1e-3;
   r.prefill.ttft_ms = ttft * 1e3;
-  r.prefill.aggregate_tokens_per_s = st.x * in;
   r.bound = st.step.bound;
   // Tier of the whole estimate (§Evidence tiers): measured when a calibration of this device
   // replaced the device layer; `published` is assigned by callers that match a benchmark row.

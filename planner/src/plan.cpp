@@ -653,6 +653,17 @@ void Evaluator::run_risks(Candidate& c) const {
     c.risks.push_back(
         "throughput is a model estimate from catalog defaults, not a measurement: confirm "
         "on a rented pilot (go/no-go 1)");
+  if (c.perf_evidence == "published" && c.meets_sla) {
+    // Published rows of this build exist, but the estimate may still miss them.
+    const PublishedAgreement a = published_agreement(cat_, m.id, d.id, c.build.gpus_per_node,
+                                                     c.build.precision, c.engine->id);
+    if (a.outside > 0)
+      c.risks.push_back(fmt::format(
+          "{} of {} published measurements of this build lie outside ±25% of this model's "
+          "prediction (worst: {} of data/benchmarks/published.csv): confirm on a rented pilot "
+          "(go/no-go 1)",
+          a.outside, a.rows, a.worst));
+  }
 }
 
 Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {

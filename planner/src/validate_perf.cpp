@@ -197,7 +197,7 @@ namespace {
 
 // The columns a benchmark file may add after the required ones (§Validation).
 struct OptionalColumns {
-  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment, layout;
+  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment, layout, spec;
 };
 
 OptionalColumns optional_columns(const std::vector<std::string>& header) {
@@ -210,6 +210,7 @@ OptionalColumns optional_columns(const std::vector<std::string>& header) {
     if (h == "kv_precision_implied") c.kv_implied = i;
     if (h == "deployment") c.deployment = i;
     if (h == "layout") c.layout = i;
+    if (h == "spec") c.spec = i;
   }
   return c;
 }
@@ -246,6 +247,36 @@ void check_layout_fits(const std::string& file, int line, const BenchmarkRow& ro
                fmt::format("tp × pp = {} does not divide {} {} GPUs", per_group, what, gpus));
 }
 
+// `steady`, `together`, or `once` with an optional `rate=R` (requests per second).
+void read_arrivals(const std::string& file, int line, const std::string& cell, BenchmarkRow& row) {
+  std::istringstream in(trim(cell));
+  std::string mode, tok;
+  in >> mode;
+  auto bad = [&](const std::string& why) {
+    bad_cell(file, line, "arrivals",
+             fmt::format("{} (expected \"steady\", \"together\", or \"once\" with an optional "
+                         "\"rate=R\" requests per second), found \"{}\"",
+                         why, trim(cell)));
+  };
+  if (mode == "together")
+    row.arrivals = Arrivals::together;
+  else if (mode == "once")
+    row.arrivals = Arrivals::once;
+  else if (!mode.empty() && mode != "steady")
+    bad("unknown mode");
+  while (in >> tok) {
+    if (row.arrivals != Arrivals::once || tok.rfind("rate=", 0) != 0) bad("unexpected setting");
+    const std::string v = tok.substr(5);
+    char* end = nullptr;
+    row.request_rate_per_s = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || !(row.request_rate_per_s > 0) ||
+        !std::isfinite(row.request_rate_per_s))
+      bad("the rate must be a positive number");
+  }
+  if (row.arrivals == Arrivals::once && !row.concurrency)
+    bad("\"once\" needs the wave's size in the concurrency column");
+}
+
 void read_optional(const std::string& file, int line, const std::vector<std::string>& cells,
                    const OptionalColumns& c, BenchmarkRow& row) {
   if (c.family) {
@@ -255,14 +286,8 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
   if (c.nodes)
     if (auto n = count_cell(file, line, "nodes", cells[*c.nodes], 1))
       row.nodes = static_cast<int>(*n);
-  if (c.arrivals) {
-    const std::string a = trim(cells[*c.arrivals]);
-    if (a == "together")
-      row.arrivals = Arrivals::together;
-    else if (!a.empty() && a != "steady")
-      bad_cell(file, line, "arrivals",
-               fmt::format("expected \"steady\" or \"together\", found \"{}\"", a));
-  }
+  if (c.arrivals) read_arrivals(file, line, cells[*c.arrivals], row);
+  if (c.spec) row.spec = parsed_cell(file, line, "spec", cells[*c.spec], parse_spec);
   if (c.kv_implied) row.kv_precision_implied = trim(cells[*c.kv_implied]);
   if (c.layout) row.layout = parsed_cell(file, line, "layout", cells[*c.layout], parse_layout);
   if (c.deployment) {
@@ -279,6 +304,10 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
                            row.deployment.replicas));
   }
   check_layout_fits(file, line, row);
+  if (row.arrivals == Arrivals::once && row.deployment.kind == Deployment::Kind::disaggregated)
+    bad_cell(file, line, "arrivals",
+             "a single wave (\"once\") is modelled for one engine group or replicas, not for "
+             "prefill/decode workers");
 }
 
 }  // namespace
@@ -435,6 +464,8 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     // benchmark_serving --max-concurrency runs, `steady` for genai-perf windows (NIM tables).
     // A row without a concurrency is a saturated run: every request queued up front.
     req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
+    req.request_rate_per_s = row.request_rate_per_s;
+    req.spec = row.spec;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;
     // One engine group is the deployment of one replica: the same estimate() figures.
@@ -569,10 +600,10 @@ std::vector<CalibrationEffect> calibration_effect(const BenchmarkFile& f,
   return out;
 }
 
-Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std::string& model,
-                             const std::string& gpu, int gpus, const std::string& precision,
-                             const std::string& engine) {
-  if (model_tier == Evidence::measured) return model_tier;
+namespace {
+
+// <data>/benchmarks/published.csv, read once per data directory (nullptr when absent).
+const BenchmarkFile* bundled_benchmarks(const Catalog& cat) {
   static std::mutex mu;
   static std::map<std::string, std::optional<BenchmarkFile>> files;
   const std::string path = cat.data_dir + "/benchmarks/published.csv";
@@ -587,10 +618,42 @@ Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std:
     }
     if (it->second) f = &*it->second;
   }
+  return f;
+}
+
+}  // namespace
+
+Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std::string& model,
+                             const std::string& gpu, int gpus, const std::string& precision,
+                             const std::string& engine) {
+  if (model_tier == Evidence::measured) return model_tier;
+  const BenchmarkFile* f = bundled_benchmarks(cat);
   if (!f) return model_tier;
   const std::string prec = precision == "native" ? std::string() : precision;
   return matching_rows(*f, model, gpu, gpus, prec, engine).empty() ? model_tier
                                                                    : Evidence::published;
+}
+
+PublishedAgreement published_agreement(const Catalog& cat, const std::string& model,
+                                       const std::string& gpu, int gpus,
+                                       const std::string& precision, const std::string& engine) {
+  PublishedAgreement a;
+  const BenchmarkFile* f = bundled_benchmarks(cat);
+  if (!f) return a;
+  const std::string prec = precision == "native" ? std::string() : precision;
+  double worst = -1;
+  for (const BenchmarkRow* r : matching_rows(*f, model, gpu, gpus, prec, engine)) {
+    const RowPrediction p = predict_row(*r, cat);
+    if (!p.predicted) continue;
+    ++a.rows;
+    const double e = std::fabs(p.error_pct);
+    if (e > 25) ++a.outside;
+    if (e > worst) {
+      worst = e;
+      a.worst = fmt::format("{} {:+.0f}% (line {})", metric_name(r->metric), p.error_pct, r->line);
+    }
+  }
+  return a;
 }
 
 std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std::string& model,

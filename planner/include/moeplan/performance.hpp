@@ -38,6 +38,12 @@ struct SpecConfig {
   const Model* draft_model = nullptr;  // SpecMethod::draft only (default: 1/20 of the target)
 };
 
+// Speculative decoding as text, in perf's words: the method, then optional `tokens=K` and
+// `acceptance=α` (e.g. "mtp tokens=3 acceptance=0.41"; "" or "none" = none). A draft model
+// cannot be named here (the method's default draft is used). Throws Error naming the text and
+// the token it could not read.
+SpecConfig parse_spec(const std::string& text);
+
 // One term of the step model a calibration can feed, as the planner decided it (docs/probe.md,
 // "What the planner takes from the probe"): used, or recorded but not used, and why.
 struct CalibrationTerm {
@@ -119,8 +125,11 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
 //              request rate, "saturated" rows of validate-perf): the engine keeps its
 //              `concurrency` slots full, and a request's wait in the queue happens before it
 //              takes a slot, so only its prefill service — not its queueing — keeps a slot
-//              from decoding (Little's law over the slots).
-enum class Arrivals { steady, together, saturated };
+//              from decoding (Little's law over the slots);
+//   once     — one wave of C requests run to completion, all at once or at a request rate
+//              (`vllm bench serve --num-prompts C --request-rate R`, as vLLM's recipes run it):
+//              the figures are whole-run averages, ramp and tail included (burst.hpp).
+enum class Arrivals { steady, together, saturated, once };
 
 struct PerfRequest {
   const Model* model = nullptr;
@@ -137,6 +146,7 @@ struct PerfRequest {
   double routing_skew =
       0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
   Arrivals arrivals = Arrivals::steady;
+  double request_rate_per_s = 0;  // Arrivals::once: one arrival every 1/rate s; 0 = all at once
   const DeviceCalibration* calibration = nullptr;
   std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
   // What the layout's communication crosses (§Communication); none = topology_for(catalog,

@@ -52,9 +52,14 @@ struct BenchmarkRow {
   // "unspecified" when the column is absent or empty) and how many nodes the deployment spans.
   std::string source_family = "unspecified";
   int nodes = 1;
-  // How the source's load tool starts its requests (optional column `arrivals`: "steady" or
-  // "together"; steady when absent). docs/performance.md §Serving steady state, TTFT under load.
+  // How the source's load tool starts its requests (optional column `arrivals`: "steady",
+  // "together", or "once" — one wave of `concurrency` requests — optionally with "rate=R"
+  // requests per second; steady when absent). docs/performance.md §Serving steady state.
   Arrivals arrivals = Arrivals::steady;
+  double request_rate_per_s = 0;
+  // Speculative decoding in the measured run (optional column `spec`, parse_spec's words, e.g.
+  // "mtp tokens=3 acceptance=0.41"; none when empty). Not part of the row's identity.
+  SpecConfig spec;
   // KV-cache precision the row's own figures imply when the source does not state it (optional
   // column `kv_precision_implied`, used only while `kv_precision` is empty). Not part of the
   // row's identity, so it never moves a row between fit and holdout.
@@ -160,5 +165,17 @@ std::vector<const BenchmarkRow*> matching_rows(const BenchmarkFile& f, const std
 Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std::string& model,
                              const std::string& gpu, int gpus, const std::string& precision,
                              const std::string& engine);
+
+// How the bundled published rows of a configuration (the rows behind the `published` tier)
+// compare with this model's prediction of each: a build whose tier is `published` can still be
+// far from what was measured (plan's risks say so).
+struct PublishedAgreement {
+  int rows = 0;     // rows of the configuration that could be predicted
+  int outside = 0;  // of them, |error| > 25%
+  std::string worst;  // e.g. "output_tok_s +102% (line 232)"; empty when rows == 0
+};
+PublishedAgreement published_agreement(const Catalog& cat, const std::string& model,
+                                       const std::string& gpu, int gpus,
+                                       const std::string& precision, const std::string& engine);
 
 }  // namespace moeplan
