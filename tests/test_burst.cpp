@@ -114,8 +114,7 @@ TEST_CASE("a wave's figures against the steady state of the same load", "[perf][
   CHECK(once.prefill.ttft_ms > once.prefill.ttft_alone_ms);
   // All 32 prompts queue for the 8,192-token budget: the mean waits about half the wave's
   // prefill, ≈ (32 + 1)/2 prompt services (±40% for the decoders' share of the budget).
-  CHECK(once.prefill.ttft_ms ==
-        Approx(16.5 * once.prefill.ttft_alone_ms).epsilon(0.4));
+  CHECK(once.prefill.ttft_ms == Approx(16.5 * once.prefill.ttft_alone_ms).epsilon(0.4));
   // Arrivals spread over 3.1 s shorten the queue each prompt sees.
   CHECK(spread.prefill.ttft_ms < once.prefill.ttft_ms);
   bool noted = false;

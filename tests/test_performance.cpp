@@ -128,11 +128,13 @@ TEST_CASE("T3: 8×H200 GLM-5.x FP8 against the published envelope", "[perf][acce
   std::printf("  8k/1k c=16          %7.1f tok/s vs 658-733 (%+.0f%% outside the range)\n", agg16,
               deviation_pct(agg16, 658, 733));
   std::printf("  recipe 32 x 8000/1024 MTP %7.1f tok/s vs 526.6 (%+.0f%%)\n",
-              lr.decode.output_tokens_per_s, (lr.decode.output_tokens_per_s - 526.57) / 526.57 * 100);
+              lr.decode.output_tokens_per_s,
+              (lr.decode.output_tokens_per_s - 526.57) / 526.57 * 100);
   std::printf("                      TPOT %5.1f ms vs 35.4  (%+.0f%%)\n", lr.decode.tpot_ms,
               (lr.decode.tpot_ms - 35.39) / 35.39 * 100);
-  std::printf("                      TTFT %7.2f s vs 13.40 (%+.0f%%; the run's prefill: ~10k tok/s)\n",
-              lr.prefill.ttft_ms / 1e3, (lr.prefill.ttft_ms / 1e3 - 13.395) / 13.395 * 100);
+  std::printf(
+      "                      TTFT %7.2f s vs 13.40 (%+.0f%%; the run's prefill: ~10k tok/s)\n",
+      lr.prefill.ttft_ms / 1e3, (lr.prefill.ttft_ms / 1e3 - 13.395) / 13.395 * 100);
 
   // Inside or near the envelope: within ±30% of each throughput anchor.
   CHECK(single == Approx(75).epsilon(0.30));
@@ -141,9 +143,9 @@ TEST_CASE("T3: 8×H200 GLM-5.x FP8 against the published envelope", "[perf][acce
   CHECK(std::fabs(deviation_pct(agg16, 658, 733)) <= 30);
   // The recipe run: the decode side (TPOT, MTP included) is within ±30%. Its prefill is not:
   // 32 prompts queued behind 0.8–0.9 s each (mean TTFT 13.4 s and P99 23 s over arrivals
-  // 0.1 s apart: 9–10k prompt tok/s) where this model prefills 8,000 tokens in ~0.18 s, so TTFT comes out
-  // ~9× short and whole-run output ~2× high (docs/performance.md §T3, §Where it misses). Both
-  // are printed above, not asserted; the wave itself is tested in test_burst.cpp.
+  // 0.1 s apart: 9–10k prompt tok/s) where this model prefills 8,000 tokens in ~0.18 s, so TTFT
+  // comes out ~9× short and whole-run output ~2× high (docs/performance.md §T3, §Where it misses).
+  // Both are printed above, not asserted; the wave itself is tested in test_burst.cpp.
   CHECK(lr.decode.tpot_ms == Approx(35.39).epsilon(0.30));
   CHECK(lr.spec_tokens == 3);
   CHECK(eagle > single);
@@ -585,11 +587,12 @@ TEST_CASE("host time per sequence paces the step only when it outlasts the GPU w
   host.engine = &with_host;
 
   // Qwen3-30B-A3B NVFP4 on one B200, 1,451 sequences at 1,152 tokens of context (the 128/2048
-  // saturated row's batch): the GPU step is ≈ 21 ms (16 ms of KV and weight reads), the host
-  // loop 1,451 × 34 µs = 49.33 ms, so the host sets the step.
+  // saturated row's batch): the GPU step is ≈ 34 ms (16 ms of KV and weight reads; 48 MoE
+  // layers × (30 + 130) µs of fixed costs), the host loop 1,451 × 34 µs = 49.33 ms, so the host
+  // sets the step.
   const StepBreakdown gpu = decode_step(base, cat(), 1451, 1152);
   const StepBreakdown cpu = decode_step(host, cat(), 1451, 1152);
-  CHECK(gpu.time_s < 0.030);
+  CHECK(gpu.time_s < 0.040);
   CHECK(cpu.time_s == Approx(1451 * 34e-6).epsilon(1e-9));
   CHECK(cpu.bound == Bound::overhead);
   CHECK(cpu.memory_s == Approx(gpu.memory_s));  // the GPU terms themselves do not change

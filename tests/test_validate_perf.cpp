@@ -2,8 +2,10 @@
 // prediction, and the targets on the bundled published set (docs/performance.md).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <vector>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/validate_perf.hpp"
@@ -261,8 +263,9 @@ TEST_CASE("arrivals and kv_precision_implied columns", "[perf][validate]") {
 TEST_CASE("`once` arrivals and the spec column", "[perf][validate][burst]") {
   // vLLM's GLM-5 recipe benchmark (published.csv): one wave of 32 prompts at 10 requests per
   // second, MTP with 3 draft tokens at per-position acceptance 0.407.
-  const std::string head = kHeader + ",source_family,nodes,arrivals,kv_precision_implied,"
-                                     "deployment,layout,spec\n";
+  const std::string head = kHeader +
+                           ",source_family,nodes,arrivals,kv_precision_implied,"
+                           "deployment,layout,spec\n";
   const std::string row =
       "glm-5,h200,8,fp8,,vllm,8000,1024,32,tpot_ms,35.39,ms,s,vllm-sglang,,once rate=10,,,,"
       "mtp tokens=3 acceptance=0.407\n";
@@ -326,9 +329,11 @@ TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
   // Q4_0 tg128: 21.9 tok/s × 3.56 GB = 78 GB/s of 100) zeroes that median on the fit rows only.
   // TTFT: 52.5% before the time-share queueing, the FP8 KV the NIM rows imply and the explicit
   // arrivals column; the ≤ 15% target is not met (multi-node disaggregated rows, B200 TTFT at low
-  // concurrency, docs/performance.md §Where it misses), so this guards the 18.4% reached (22.4%
+  // concurrency, docs/performance.md §Where it misses), so this guards the 20.6% reached (22.4%
   // until the GLM-5 recipe row was corrected: as the run it is, 8,000 / 1,024, its identity
-  // hashes into `fit`, and the holdout lost its largest miss — no model change).
+  // hashes into `fit`, and the holdout lost its largest miss — no model change — giving 18.4%;
+  // then TensorRT-LLM's MoE-layer refit, 40 → 130 µs, made queued prefill slower and the B200
+  // c = 128 row went +16.8% → +20.6%).
   const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
   const ValidationResult v = validate(f, test::bundled_catalog());
   int seen = 0;
@@ -342,7 +347,7 @@ TEST_CASE("bundled published set: single-stream decode and TTFT on the holdout",
     if (m.metric == "ttft_ms") {
       ++seen;
       CHECK(m.rows >= 10);
-      CHECK(m.median_abs_pct <= 20.0);
+      CHECK(m.median_abs_pct <= 21.0);
     }
   }
   CHECK(seen == 2);
@@ -368,12 +373,56 @@ TEST_CASE("TensorRT-LLM dense NVFP4 rows on B200 at the measured GEMM plateau",
     CHECK(std::abs(v.predictions[i].error_pct) <= 10.0);
   }
   CHECK(seen == 6);
-  // The holdout aggregate throughput: 15.5% before the plateaus, 12.4% with them (target 12%).
+  // The holdout aggregate throughput: 15.5% before the plateaus, 12.4% with them, 6.7% after
+  // the MoE-layer refit (next test); target 12%.
   bool holdout = false;
   for (const auto& m : v.per_split)
     if (m.group == "holdout" && m.metric == "output_tok_s") {
       holdout = true;
-      CHECK(m.median_abs_pct <= 13.0);
+      CHECK(m.median_abs_pct <= 12.0);
     }
   CHECK(holdout);
+}
+
+TEST_CASE("TensorRT-LLM's MoE-layer fixed cost is fitted on both families' fit rows",
+          "[perf][validate][efficiency]") {
+  // docs/performance.md §Efficiencies, fitted for issue #14: `gpu.moe_layer_overhead_us` 40 →
+  // 130 for TensorRT-LLM, chosen on the fit split alone so that the signed median error of the
+  // class (TensorRT-LLM, MoE models, output_tok_s and TPOT as throughput) is about zero with the
+  // two families weighed equally (trtllm-tables 33 rows, inferencex 12: neither may set it
+  // alone). At 40 the class was +20.2% (trtllm-tables +11.4%, inferencex +44.1%: DeepSeek-R1
+  // TPOT at c = 4 on 8×H200 −32%).
+  const Catalog& c = test::bundled_catalog();
+  const BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/published.csv");
+  const ValidationResult v = validate(f, c);
+  std::map<std::string, std::vector<double>> by_family;
+  std::vector<double> all;
+  for (std::size_t i = 0; i < f.rows.size(); ++i) {
+    const BenchmarkRow& r = f.rows[i];
+    if (r.engine != "trtllm" || r.split != Split::fit || !c.model(r.model).is_moe()) continue;
+    if (r.metric != Metric::output_tok_s && r.metric != Metric::tpot_ms) continue;
+    REQUIRE(v.predictions[i].predicted);
+    const double p = *v.predictions[i].predicted;
+    // As throughput: a TPOT predicted short is throughput predicted high.
+    const double e =
+        r.metric == Metric::tpot_ms ? (r.value / p - 1) * 100 : (p / r.value - 1) * 100;
+    by_family[r.source_family].push_back(e);
+    all.push_back(e);
+  }
+  auto median = [](std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    const std::size_t n = x.size();
+    return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+  };
+  REQUIRE(all.size() == 45);
+  REQUIRE(by_family.size() == 2);
+  CHECK(std::fabs(median(all)) <= 3.0);
+  const double balanced =
+      (median(by_family.at("trtllm-tables")) + median(by_family.at("inferencex"))) / 2;
+  CHECK(std::fabs(balanced) <= 3.0);
+  // Each family on its own stays within ±10% (trtllm-tables +5.0%, inferencex −5.4%).
+  for (const auto& [fam, e] : by_family) {
+    INFO(fam);
+    CHECK(std::fabs(median(e)) <= 10.0);
+  }
 }

@@ -313,8 +313,9 @@ void run_perf(const PerfOptions& o) {
                  : o.arrivals == "once"   ? Arrivals::once
                                           : Arrivals::steady;
   if (o.request_rate > 0 && req.arrivals != Arrivals::once)
-    throw Error("perf: --request-rate applies to --arrivals once (one wave of --concurrency "
-                "requests)");
+    throw Error(
+        "perf: --request-rate applies to --arrivals once (one wave of --concurrency "
+        "requests)");
   req.request_rate_per_s = o.request_rate;
   req.calibration = cal ? &*cal : nullptr;
 

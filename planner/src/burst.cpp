@@ -25,12 +25,13 @@ struct Req {
 
 void check_load(const BurstLoad& l) {
   if (l.requests < 1 || l.requests > kMaxRequests)
-    throw Error(fmt::format("a single wave takes 1 to {} requests, not {}", kMaxRequests,
-                            l.requests));
+    throw Error(
+        fmt::format("a single wave takes 1 to {} requests, not {}", kMaxRequests, l.requests));
   if (!(l.budget_tokens >= 1) || !(l.tokens_per_step > 0) || l.slots < 1 || l.input_tokens < 0 ||
       l.output_tokens < 1 || l.rate_per_s < 0)
-    throw Error("a single wave needs a token budget >= 1, >0 tokens per step, >= 1 slot, "
-                ">= 1 output token and a request rate >= 0");
+    throw Error(
+        "a single wave needs a token budget >= 1, >0 tokens per step, >= 1 slot, "
+        ">= 1 output token and a request rate >= 0");
 }
 
 class Wave {
@@ -88,9 +89,10 @@ class Wave {
   // One step with prompt tokens: the decoders' query tokens take their room first.
   void mixed_step() {
     if (++mixed_ > kMaxMixedSteps)
-      throw Error(fmt::format("a single wave of {} prompts of {:.0f} tokens needs more than {} "
-                              "steps at a budget of {:.0f} tokens",
-                              n(), l_.input_tokens, kMaxMixedSteps, l_.budget_tokens));
+      throw Error(
+          fmt::format("a single wave of {} prompts of {:.0f} tokens needs more than {} "
+                      "steps at a budget of {:.0f} tokens",
+                      n(), l_.input_tokens, kMaxMixedSteps, l_.budget_tokens));
     const double dec = static_cast<double>(decoding());
     const double room = std::max(1.0, l_.budget_tokens - dec * l_.query_tokens);
     double take = 0, seqs = 0;
@@ -144,8 +146,7 @@ class Wave {
     b.ttft_mean_s = ttft / static_cast<double>(n());
     b.tpot_mean_s = tpot_n ? tpot / static_cast<double>(tpot_n) : 0.0;
     b.duration_s = last;
-    b.output_tokens_per_s =
-        last > 0 ? static_cast<double>(n()) * l_.output_tokens / last : 0.0;
+    b.output_tokens_per_s = last > 0 ? static_cast<double>(n()) * l_.output_tokens / last : 0.0;
     b.steps = steps_;
     return b;
   }

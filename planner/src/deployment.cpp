@@ -280,9 +280,10 @@ DeploymentResult estimate_deployment(const PerfRequest& req, const Deployment& d
       return replicas(req, d, cat);
     case Deployment::Kind::disaggregated:
       if (req.arrivals == Arrivals::once)
-        throw Error(fmt::format("deployment {}: a single wave (`once` arrivals) is modelled for "
-                                "one engine group or replicas, not for disaggregated workers",
-                                deployment_label(d)));
+        throw Error(
+            fmt::format("deployment {}: a single wave (`once` arrivals) is modelled for "
+                        "one engine group or replicas, not for disaggregated workers",
+                        deployment_label(d)));
       return disaggregated(req, d, cat);
     case Deployment::Kind::single:
       break;

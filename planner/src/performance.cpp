@@ -55,10 +55,11 @@ SpecConfig parse_spec(const std::string& text) {
   std::istringstream in(text);
   std::string tok;
   auto bad = [&](const std::string& why) {
-    return Error(fmt::format("speculative decoding '{}': {} (expected a method — none, mtp, "
-                             "eagle, draft — then tokens=K and acceptance=α, e.g. "
-                             "'mtp tokens=3 acceptance=0.41')",
-                             text, why));
+    return Error(
+        fmt::format("speculative decoding '{}': {} (expected a method — none, mtp, "
+                    "eagle, draft — then tokens=K and acceptance=α, e.g. "
+                    "'mtp tokens=3 acceptance=0.41')",
+                    text, why));
   };
   if (!(in >> tok)) return c;
   try {

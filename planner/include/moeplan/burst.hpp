@@ -11,10 +11,10 @@
 namespace moeplan {
 
 struct BurstLoad {
-  long long requests = 1;    // prompts in the wave (N)
-  double input_tokens = 0;   // per prompt
-  double output_tokens = 1;  // per request, the first token included
-  double budget_tokens = 1;  // the scheduler's token budget per step (chunked prefill)
+  long long requests = 1;      // prompts in the wave (N)
+  double input_tokens = 0;     // per prompt
+  double output_tokens = 1;    // per request, the first token included
+  double budget_tokens = 1;    // the scheduler's token budget per step (chunked prefill)
   double tokens_per_step = 1;  // per decoding sequence (speculative decoding: τ > 1)
   double query_tokens = 1;     // budget each decoding sequence takes (1, or K + 1 verifying)
   long long slots = 1;         // requests resident at once (KV memory, max_num_seqs)
@@ -26,9 +26,9 @@ struct BurstLoad {
 using BurstStepTime = std::function<double(double dec_seqs, double pf_tokens, double pf_seqs)>;
 
 struct BurstRun {
-  double ttft_mean_s = 0;  // first token − arrival, mean over the wave
-  double tpot_mean_s = 0;  // (last token − first token) / (O − 1), mean over the wave
-  double duration_s = 0;   // first arrival to last token
+  double ttft_mean_s = 0;          // first token − arrival, mean over the wave
+  double tpot_mean_s = 0;          // (last token − first token) / (O − 1), mean over the wave
+  double duration_s = 0;           // first arrival to last token
   double output_tokens_per_s = 0;  // N · O / duration
   long long steps = 0;             // engine steps simulated (bulk decode steps counted)
 };

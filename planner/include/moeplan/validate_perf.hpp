@@ -170,8 +170,8 @@ Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std:
 // compare with this model's prediction of each: a build whose tier is `published` can still be
 // far from what was measured (plan's risks say so).
 struct PublishedAgreement {
-  int rows = 0;     // rows of the configuration that could be predicted
-  int outside = 0;  // of them, |error| > 25%
+  int rows = 0;       // rows of the configuration that could be predicted
+  int outside = 0;    // of them, |error| > 25%
   std::string worst;  // e.g. "output_tok_s +102% (line 232)"; empty when rows == 0
 };
 PublishedAgreement published_agreement(const Catalog& cat, const std::string& model,
