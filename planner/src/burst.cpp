@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
+#include <functional>
+#include <queue>
+#include <utility>
 #include <vector>
 
 #include "moeplan/errors.hpp"
@@ -18,9 +20,8 @@ constexpr long long kMaxMixedSteps = 1000000;
 struct Req {
   double arrival = 0;
   double prefill_left = 0;
-  double first = -1;     // time of the first token; <0 until the prefill ends
-  double remaining = 0;  // output tokens still to decode after the first
-  double end = -1;       // time of the last token; <0 while running
+  double first = -1;  // time of the first token; <0 until the prefill ends
+  double end = -1;    // time of the last token; <0 while running
 };
 
 void check_load(const BurstLoad& l) {
@@ -34,6 +35,9 @@ void check_load(const BurstLoad& l) {
         ">= 1 output token and a request rate >= 0");
 }
 
+// Every decoding sequence emits τ tokens per step, so a request's last token comes a fixed
+// number of steps after its first: decoders are kept in a min-heap by that step, and a step
+// costs O(log n) however many sequences decode.
 class Wave {
  public:
   Wave(const BurstLoad& l, const BurstStepTime& f) : l_(l), step_s_(f), r_(l.requests) {
@@ -41,6 +45,8 @@ class Wave {
       r_[i].arrival = l.rate_per_s > 0 ? static_cast<double>(i) / l.rate_per_s : 0.0;
       r_[i].prefill_left = l.input_tokens;
     }
+    // Decode steps after the first token: ceil((O − 1) / τ).
+    decode_steps_ = std::ceil((l.output_tokens - 1) / l.tokens_per_step - 1e-9);
   }
 
   BurstRun run() {
@@ -48,7 +54,7 @@ class Wave {
       admit();
       if (pf_head_ < admitted_) {
         mixed_step();
-      } else if (decoding() > 0) {
+      } else if (!decoders_.empty()) {
         decode_steps();
       } else {
         t_ = std::max(t_, r_[admitted_].arrival);  // idle until the next arrival
@@ -58,77 +64,74 @@ class Wave {
   }
 
  private:
+  using Finish = std::pair<double, long long>;  // (emission step of the last token, request)
+
   long long n() const { return l_.requests; }
-  long long decoding() const {
-    long long d = 0;
-    for (long long i = 0; i < pf_head_; ++i) d += r_[i].end < 0 ? 1 : 0;
-    return d;
-  }
 
   void admit() {
     while (admitted_ < n() && admitted_ - finished_ < l_.slots && r_[admitted_].arrival <= t_)
       ++admitted_;
   }
 
-  // Decoders emit τ tokens each; those that reach their last token end at `t_end`.
-  void advance_decoders(double steps, double t_start, double step_time) {
-    for (long long i = 0; i < pf_head_; ++i) {
-      Req& q = r_[i];
-      if (q.end >= 0) continue;
-      const double need = std::ceil(q.remaining / l_.tokens_per_step - 1e-9);
-      if (need <= steps) {
-        q.end = t_start + need * step_time;
-        q.remaining = 0;
-        ++finished_;
-      } else {
-        q.remaining -= steps * l_.tokens_per_step;
-      }
+  // Requests whose last token comes by emission step `emitted_`; a step that began at `t0`
+  // with emission index `e0` and lasted `dt` each ends them at t0 + (their step − e0)·dt.
+  void retire(double t0, double e0, double dt) {
+    while (!decoders_.empty() && decoders_.top().first <= emitted_ + 1e-9) {
+      const auto [at, i] = decoders_.top();
+      decoders_.pop();
+      r_[i].end = t0 + (at - e0) * dt;
+      ++finished_;
     }
   }
 
   // One step with prompt tokens: the decoders' query tokens take their room first.
   void mixed_step() {
     if (++mixed_ > kMaxMixedSteps)
-      throw Error(
-          fmt::format("a single wave of {} prompts of {:.0f} tokens needs more than {} "
-                      "steps at a budget of {:.0f} tokens",
-                      n(), l_.input_tokens, kMaxMixedSteps, l_.budget_tokens));
-    const double dec = static_cast<double>(decoding());
+      throw Error(fmt::format(
+          "a single wave of {} prompts of {:.0f} tokens needs more than {} steps at a budget of "
+          "{:.0f} tokens",
+          n(), l_.input_tokens, kMaxMixedSteps, l_.budget_tokens));
+    const double dec = static_cast<double>(decoders_.size());
     const double room = std::max(1.0, l_.budget_tokens - dec * l_.query_tokens);
     double take = 0, seqs = 0;
-    std::vector<long long> done;
+    long long last_done = pf_head_;  // prompts [pf_head_, last_done) end their prefill here
     for (long long i = pf_head_; i < admitted_ && take < room; ++i) {
       const double x = std::min(r_[i].prefill_left, room - take);
       take += x;
       seqs += 1;
       r_[i].prefill_left -= x;
-      if (r_[i].prefill_left <= 0) done.push_back(i);
+      if (r_[i].prefill_left <= 0) last_done = i + 1;
     }
     const double dt = step_s_(dec, take, std::max(1.0, seqs));
-    advance_decoders(1, t_, dt);
+    const double t0 = t_, e0 = emitted_;
     t_ += dt;
+    emitted_ += 1;
     ++steps_;
-    for (long long i : done) {
+    retire(t0, e0, dt);
+    for (long long i = pf_head_; i < last_done; ++i) {
       r_[i].first = t_;
-      r_[i].remaining = l_.output_tokens - 1;
-      if (r_[i].remaining <= 0) r_[i].end = t_, ++finished_;
+      if (decode_steps_ <= 0) {
+        r_[i].end = t_;
+        ++finished_;
+      } else {
+        decoders_.push({emitted_ + decode_steps_, i});
+      }
     }
-    while (pf_head_ < admitted_ && r_[pf_head_].prefill_left <= 0) ++pf_head_;
+    pf_head_ = last_done;
   }
 
   // Pure decode steps, in bulk: until a decoder finishes or the next arrival can be admitted.
   void decode_steps() {
-    const double dec = static_cast<double>(decoding());
-    const double dt = step_s_(dec, 0, 0);
-    double k = std::numeric_limits<double>::infinity();
-    for (long long i = 0; i < pf_head_; ++i)
-      if (r_[i].end < 0) k = std::min(k, std::ceil(r_[i].remaining / l_.tokens_per_step - 1e-9));
+    const double dt = step_s_(static_cast<double>(decoders_.size()), 0, 0);
+    double k = decoders_.top().first - emitted_;
     if (admitted_ < n() && admitted_ - finished_ < l_.slots)
       k = std::min(k, std::ceil((r_[admitted_].arrival - t_) / dt));
     k = std::max(1.0, k);
-    advance_decoders(k, t_, dt);
+    const double t0 = t_, e0 = emitted_;
     t_ += k * dt;
+    emitted_ += k;
     steps_ += static_cast<long long>(k);
+    retire(t0, e0, dt);
   }
 
   BurstRun summary() const {
@@ -154,7 +157,10 @@ class Wave {
   const BurstLoad& l_;
   const BurstStepTime& step_s_;
   std::vector<Req> r_;
+  std::priority_queue<Finish, std::vector<Finish>, std::greater<>> decoders_;
+  double decode_steps_ = 0;
   double t_ = 0;
+  double emitted_ = 0;      // token-emission steps so far (every step emits τ per decoder)
   long long admitted_ = 0;  // requests admitted, in arrival order
   long long pf_head_ = 0;   // first admitted request whose prefill is not done
   long long finished_ = 0;
