@@ -426,3 +426,21 @@ TEST_CASE("TensorRT-LLM's MoE-layer fixed cost is fitted on both families' fit r
     CHECK(std::fabs(median(e)) <= 10.0);
   }
 }
+
+TEST_CASE("published agreement: a published tier is not agreement", "[perf][validate]") {
+  // plan's risk (docs/performance.md §Evidence tiers): vLLM's GLM-5 recipe run on 8×H200 is
+  // predicted +102% (output) and −89% (TTFT), its TPOT −24%: 2 of 3 rows outside ±25%.
+  const Catalog& c = test::bundled_catalog();
+  const PublishedAgreement glm5 = published_agreement(c, "glm-5", "h200", 8, "fp8", "vllm");
+  CHECK(glm5.rows == 3);
+  CHECK(glm5.outside == 2);
+  CHECK_THAT(glm5.worst, Contains("output_tok_s +10") && Contains("(line 232)"));
+  // GLM-5.2 on the same node: single stream +12%, 8k/1k c = 16 −6%.
+  const PublishedAgreement glm52 = published_agreement(c, "glm-5.2", "h200", 8, "fp8", "vllm");
+  CHECK(glm52.rows == 2);
+  CHECK(glm52.outside == 0);
+  // No rows: nothing to compare.
+  const PublishedAgreement none = published_agreement(c, "glm-5", "b200", 8, "fp8", "vllm");
+  CHECK(none.rows == 0);
+  CHECK(none.worst.empty());
+}
