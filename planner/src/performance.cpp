@@ -1168,6 +1168,115 @@ StepBreakdown prefill_step(const PerfRequest& req, const Catalog& cat, double to
   return step(p, s);
 }
 
+namespace {
+
+// KV memory limit on resident requests (docs/memory.md): how many of the `concurrency` requests
+// hold their KV at once; the rest queue. Notes say when the limit binds or nothing fits.
+double resident_requests(const Prepared& p, const PerfRequest& req,
+                         std::vector<std::string>& notes) {
+  const double per_seq =
+      kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) *
+      p.kv_share;
+  const double conc = static_cast<double>(req.concurrency);
+  if (p.kv_free_per_gpu <= 0) {
+    notes.push_back(
+        "the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
+    return conc;
+  }
+  if (per_seq <= 0) return conc;
+  const double cap = std::floor(p.kv_free_per_gpu / per_seq);
+  if (cap < 1) {
+    notes.push_back("not even one request's KV fits; figures assume one resident request");
+    return 1;
+  }
+  if (cap < conc)
+    notes.push_back(
+        fmt::format("KV memory holds {:.0f} requests of {} tokens; the other {:.0f} wait in the "
+                    "queue (TTFT includes the wait)",
+                    cap, req.input_tokens + req.output_tokens, conc - cap));
+  return std::min(cap, conc);
+}
+
+// Mean TTFT before the server's per-request path, by how the requests arrive
+// (§Serving steady state); a `once` wave is simulated and returned in `wave`.
+double queued_ttft_s(const Prepared& p, const Spec& sp, const PerfRequest& req, const Steady& st,
+                     double resident, double chunk, std::optional<BurstRun>& wave,
+                     std::vector<std::string>& notes) {
+  const double in = static_cast<double>(req.input_tokens);
+  const double out = static_cast<double>(req.output_tokens);
+  const double conc = static_cast<double>(req.concurrency);
+  if (req.arrivals == Arrivals::once) {
+    wave = once_run(p, sp, req, resident, in, out, chunk);
+    notes.push_back(fmt::format(
+        "one wave of {} requests ({}), run to completion: mean TTFT, mean TPOT and output over "
+        "the run's {:.1f} s",
+        req.concurrency,
+        req.request_rate_per_s > 0 ? fmt::format("{:g} arriving per second", req.request_rate_per_s)
+                                   : std::string("all at once"),
+        wave->duration_s));
+    return wave->ttft_mean_s;
+  }
+  // Requests that arrive together: the mean TTFT is at least what a wave of `resident` prompts
+  // sees, and at least the steady-state queueing estimate.
+  double ttft = st.ttft_s;
+  if (req.arrivals == Arrivals::together)
+    ttft = std::max(ttft, wave_ttft_s(p, sp, resident, in, chunk));
+  if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
+  return ttft;
+}
+
+// Decode figures from the steady state, or from the wave's whole-run averages.
+void fill_decode(const Prepared& p, const Spec& sp, const PerfRequest& req, const Steady& st,
+                 const std::optional<BurstRun>& wave, PerfResult& r) {
+  const double in = static_cast<double>(req.input_tokens);
+  const double out = static_cast<double>(req.output_tokens);
+  DecodeResult& d = r.decode;
+  d.step = st.step;
+  d.batch = st.batch;
+  d.prefill_step_share = st.prefill_share;
+  d.tokens_per_step = sp.tau;
+  d.tpot_ms = st.iter_s / sp.tau * 1e3;
+  d.output_tokens_per_s = st.x * out;
+  d.total_tokens_per_s = st.x * (in + out);
+  r.prefill.aggregate_tokens_per_s = st.x * in;
+  if (wave) {
+    if (wave->tpot_mean_s > 0) d.tpot_ms = wave->tpot_mean_s * 1e3;
+    const double n = static_cast<double>(req.concurrency);
+    const double dur = wave->duration_s;
+    d.output_tokens_per_s = wave->output_tokens_per_s;
+    d.total_tokens_per_s = dur > 0 ? n * (in + out) / dur : 0.0;
+    r.prefill.aggregate_tokens_per_s = dur > 0 ? n * in / dur : 0.0;
+  }
+  d.per_request_tokens_per_s = d.tpot_ms > 0 ? 1e3 / d.tpot_ms : 0;
+  // Single-stream bandwidth roofline: bytes of one token at the mean context / datasheet BW.
+  StepLoad s1;
+  s1.dec_seqs = 1;
+  s1.dec_context = in + out / 2.0;
+  const StepBreakdown one = step(p, s1);
+  d.roofline_tokens_per_s = p.d->memory_bandwidth_gb_s * 1e9 / (one.bytes_per_gpu * p.L.pp);
+}
+
+// What the reader should know about the estimate's inputs.
+void add_notes(const Prepared& p, const Spec& sp, const PerfRequest& req, PerfResult& r) {
+  if (req.spec.method != SpecMethod::none && req.spec.acceptance < 0)
+    r.notes.push_back(
+        fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
+  const auto& kinds = req.engine->device_kinds;
+  if (!kinds.empty() &&
+      std::find(kinds.begin(), kinds.end(), device_kind_name(p.d->kind)) == kinds.end())
+    r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id,
+                                  device_kind_name(p.d->kind)));
+  for (const auto& [fmt, tflops] : p.measured_gemm)
+    r.notes.push_back(fmt::format(
+        "{} GEMMs at {}'s measured plateau on {}: {:.0f} TFLOP/s (engines.json gemm_tflops.{}.{})",
+        fmt, req.engine->id, p.d->id, tflops, p.d->id, fmt));
+  if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
+    r.notes.push_back(
+        "MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
+}
+
+}  // namespace
+
 PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   if (req.input_tokens < 0 || req.output_tokens < 1)
     throw Error("perf: --output must be at least 1");
@@ -1185,109 +1294,31 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   r.spec_tokens = sp.k;
   r.spec_acceptance = sp.alpha;
 
-  const double in = static_cast<double>(req.input_tokens);
-  const double out = static_cast<double>(req.output_tokens);
   const long long chunk = std::max<long long>(1, std::llround(p.eff.prefill_chunk_tokens.value));
   r.prefill = prefill_alone(p, req.input_tokens, chunk);
-
-  // KV memory limit on resident requests (docs/memory.md).
-  const double per_seq =
-      kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) *
-      p.kv_share;
-  double conc = static_cast<double>(req.concurrency);
-  double resident = conc;
-  if (p.kv_free_per_gpu <= 0) {
-    r.notes.push_back(
-        "the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
-  } else if (per_seq > 0) {
-    const double cap = std::floor(p.kv_free_per_gpu / per_seq);
-    if (cap < 1) {
-      r.notes.push_back("not even one request's KV fits; figures assume one resident request");
-      resident = 1;
-    } else if (cap < conc) {
-      resident = cap;
-      r.notes.push_back(
-          fmt::format("KV memory holds {:.0f} requests of {} tokens; the other {:.0f} wait in the "
-                      "queue (TTFT includes the wait)",
-                      cap, req.input_tokens + req.output_tokens, conc - cap));
-    }
-  }
+  const double resident = resident_requests(p, req, r.notes);
   const Steady st =
-      steady_state(p, sp, resident, in, out, static_cast<double>(chunk),
+      steady_state(p, sp, resident, static_cast<double>(req.input_tokens),
+                   static_cast<double>(req.output_tokens), static_cast<double>(chunk),
                    r.prefill.ttft_alone_ms * 1e-3, req.arrivals == Arrivals::saturated);
-  // Requests that arrive together: the mean TTFT is at least what a wave of `resident` prompts
-  // sees, and at least the steady-state queueing estimate.
-  double ttft = st.ttft_s;
-  if (req.arrivals == Arrivals::together)
-    ttft = std::max(ttft, wave_ttft_s(p, sp, resident, in, static_cast<double>(chunk)));
   std::optional<BurstRun> wave;
-  if (req.arrivals == Arrivals::once) {
-    wave = once_run(p, sp, req, resident, in, out, static_cast<double>(chunk));
-    ttft = wave->ttft_mean_s;
-    r.notes.push_back(fmt::format(
-        "one wave of {} requests ({}), run to completion: mean TTFT, mean TPOT and output over "
-        "the run's {:.1f} s",
-        req.concurrency,
-        req.request_rate_per_s > 0 ? fmt::format("{:g} arriving per second", req.request_rate_per_s)
-                                   : std::string("all at once"),
-        wave->duration_s));
-  } else if (resident < conc && st.x > 0) {
-    ttft += (conc - resident) / st.x;  // Little's law on the queue
-  }
+  const double ttft =
+      queued_ttft_s(p, sp, req, st, resident, static_cast<double>(chunk), wave, r.notes);
+  fill_decode(p, sp, req, st, wave, r);
 
-  DecodeResult& d = r.decode;
-  d.step = st.step;
-  d.batch = st.batch;
-  d.prefill_step_share = st.prefill_share;
-  d.tokens_per_step = sp.tau;
-  d.tpot_ms = st.iter_s / sp.tau * 1e3;
-  d.output_tokens_per_s = st.x * out;
-  d.total_tokens_per_s = st.x * (in + out);
-  r.prefill.aggregate_tokens_per_s = st.x * in;
-  if (wave) {
-    if (wave->tpot_mean_s > 0) d.tpot_ms = wave->tpot_mean_s * 1e3;
-    const double n = static_cast<double>(req.concurrency);
-    d.output_tokens_per_s = wave->output_tokens_per_s;
-    d.total_tokens_per_s = wave->duration_s > 0 ? n * (in + out) / wave->duration_s : 0.0;
-    r.prefill.aggregate_tokens_per_s = wave->duration_s > 0 ? n * in / wave->duration_s : 0.0;
-  }
-  d.per_request_tokens_per_s = d.tpot_ms > 0 ? 1e3 / d.tpot_ms : 0;
-  {
-    // Single-stream bandwidth roofline: bytes of one token at the mean context / datasheet BW.
-    StepLoad s1;
-    s1.dec_seqs = 1;
-    s1.dec_context = in + out / 2.0;
-    const StepBreakdown one = step(p, s1);
-    d.roofline_tokens_per_s = p.d->memory_bandwidth_gb_s * 1e9 / (one.bytes_per_gpu * p.L.pp);
-  }
   // Served TTFT also pays the server's per-request path before the first token reaches the client
   // (HTTP, tokenizer, admission, detokenised first chunk): engine key `ttft_overhead_ms`, fitted
   // per engine and device class on the fit split (§Serving steady state / TTFT under load).
   r.prefill.server_overhead_ms =
       engine_factor(*req.engine, device_kind_name(p.d->kind), p.d->vendor, "ttft_overhead_ms", 0.0)
           .value;
-  ttft += r.prefill.server_overhead_ms * 1e-3;
-  r.prefill.ttft_ms = ttft * 1e3;
+  r.prefill.ttft_ms = (ttft + r.prefill.server_overhead_ms * 1e-3) * 1e3;
   r.bound = st.step.bound;
   // Tier of the whole estimate (§Evidence tiers): measured when a calibration of this device
   // replaced the device layer; `published` is assigned by callers that match a benchmark row.
   r.evidence =
       p.eff.dev_bw.evidence == Evidence::measured ? Evidence::measured : Evidence::default_;
-  if (req.spec.method != SpecMethod::none && req.spec.acceptance < 0)
-    r.notes.push_back(
-        fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
-  const auto& kinds = req.engine->device_kinds;
-  if (!kinds.empty() &&
-      std::find(kinds.begin(), kinds.end(), device_kind_name(p.d->kind)) == kinds.end())
-    r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id,
-                                  device_kind_name(p.d->kind)));
-  for (const auto& [fmt, tflops] : p.measured_gemm)
-    r.notes.push_back(fmt::format(
-        "{} GEMMs at {}'s measured plateau on {}: {:.0f} TFLOP/s (engines.json gemm_tflops.{}.{})",
-        fmt, req.engine->id, p.d->id, tflops, p.d->id, fmt));
-  if (p.m->attention.type == AttentionType::mla && p.L.tp > 1 && !p.L.dp_attention)
-    r.notes.push_back(
-        "MLA latent KV is replicated (and read) on every TP rank; --dp-attention shards it");
+  add_notes(p, sp, req, r);
   return r;
 }
 
