@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "moeplan/burst.hpp"
+#include "moeplan/deployment.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/performance.hpp"
 #include "test_support.hpp"
@@ -120,4 +121,35 @@ TEST_CASE("a wave's figures against the steady state of the same load", "[perf][
   bool noted = false;
   for (const auto& n : spread.notes) noted = noted || n.find("10 arriving per second") != n.npos;
   CHECK(noted);
+}
+
+TEST_CASE("a wave over replicas: each replica runs its share at its share of the rate",
+          "[perf][burst][deployment]") {
+  // dp:2 on 4×H100, 20 requests at 2 per second: each replica runs 10 at 1 per second, so the
+  // deployment's output is twice one replica's and its TTFT and TPOT are the replica's.
+  PerfRequest r = test::perf_request("llama-3.3-70b", "h100-sxm", 4, "fp8", "vllm", "fp8");
+  r.input_tokens = 2000;
+  r.output_tokens = 300;
+  r.concurrency = 20;
+  r.arrivals = Arrivals::once;
+  r.request_rate_per_s = 2;
+  Deployment dp2;
+  dp2.kind = Deployment::Kind::replicas;
+  dp2.replicas = 2;
+  const DeploymentResult both = estimate_deployment(r, dp2, test::bundled_catalog());
+  PerfRequest one = r;
+  one.gpus = 2;
+  one.concurrency = 10;
+  one.request_rate_per_s = 1;
+  const PerfResult half = estimate(one, test::bundled_catalog());
+  CHECK(both.output_tokens_per_s == Approx(2 * half.decode.output_tokens_per_s));
+  CHECK(both.ttft_ms == Approx(half.prefill.ttft_ms));
+  CHECK(both.tpot_ms == Approx(half.decode.tpot_ms));
+  // Disaggregated workers are not modelled for a single wave: an error, not a guess.
+  PerfRequest pd = test::perf_request("deepseek-r1", "h200", 16, "fp8", "vllm", "fp8");
+  pd.concurrency = 8;
+  pd.arrivals = Arrivals::once;
+  CHECK_THROWS_WITH(
+      estimate_deployment(pd, parse_deployment("pd:1x8+1x8"), test::bundled_catalog()),
+      Contains("not for disaggregated workers"));
 }
