@@ -366,7 +366,10 @@ void run_perf(const PerfOptions& o) {
       throughput_evidence(r.evidence, cat, m.id, d.id, o.gpus, o.weights, req.engine->id);
 
   Table s{"summary",
-          fmt::format("Steady state at concurrency {}", o.concurrency),
+          req.arrivals == Arrivals::once
+              ? fmt::format("One wave of {} requests, run to completion (whole-run averages)",
+                            o.concurrency)
+              : fmt::format("Steady state at concurrency {}", o.concurrency),
           {"item", "value", "unit"},
           {},
           {}};
