@@ -99,10 +99,8 @@ TEST_CASE("a wave's out-of-range loads are errors, not hangs", "[perf][burst][er
 
 TEST_CASE("a wave's figures against the steady state of the same load", "[perf][burst]") {
   // 8×H200 GLM-5 FP8, 32 prompts of 8,000 / 1,024 (vLLM's GLM-5 recipe benchmark).
-  PerfRequest r = test::perf_request("glm-5", "h200", 8, "fp8", "vllm", "bf16");
-  r.input_tokens = 8000;
-  r.output_tokens = 1024;
-  r.concurrency = 32;
+  PerfRequest r = test::with_load(test::perf_request("glm-5", "h200", 8, "fp8", "vllm", "bf16"),
+                                  8000, 1024, 32);
   r.arrivals = Arrivals::together;
   const PerfResult waves = estimate(r, test::bundled_catalog());
   r.arrivals = Arrivals::once;
@@ -127,10 +125,8 @@ TEST_CASE("a wave over replicas: each replica runs its share at its share of the
           "[perf][burst][deployment]") {
   // dp:2 on 4×H100, 20 requests at 2 per second: each replica runs 10 at 1 per second, so the
   // deployment's output is twice one replica's and its TTFT and TPOT are the replica's.
-  PerfRequest r = test::perf_request("llama-3.3-70b", "h100-sxm", 4, "fp8", "vllm", "fp8");
-  r.input_tokens = 2000;
-  r.output_tokens = 300;
-  r.concurrency = 20;
+  PerfRequest r = test::with_load(
+      test::perf_request("llama-3.3-70b", "h100-sxm", 4, "fp8", "vllm", "fp8"), 2000, 300, 20);
   r.arrivals = Arrivals::once;
   r.request_rate_per_s = 2;
   Deployment dp2;

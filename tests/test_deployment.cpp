@@ -24,11 +24,8 @@ const Catalog& cat() {
 PerfRequest request(const std::string& model, const std::string& gpu, int gpus,
                     const std::string& weights, const std::string& engine, long long in,
                     long long out, long long conc) {
-  PerfRequest r = test::perf_request(model, gpu, gpus, weights, engine, "fp8");
-  r.input_tokens = in;
-  r.output_tokens = out;
-  r.concurrency = conc;
-  return r;
+  return test::with_load(test::perf_request(model, gpu, gpus, weights, engine, "fp8"), in, out,
+                         conc);
 }
 
 }  // namespace

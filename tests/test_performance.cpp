@@ -107,10 +107,8 @@ TEST_CASE("T3: 8×H200 GLM-5.x FP8 against the published envelope", "[perf][acce
   // requests per second, MTP with 3 draft tokens at acceptance length 1.64 (α = 0.407), plain
   // TP 8 (data/benchmarks/published.csv; docs/performance.md §T3). Predicted as that run: one
   // wave, whole-run averages.
-  PerfRequest l = test::perf_request("glm-5", "h200", 8, "fp8", "vllm", "bf16");
-  l.input_tokens = 8000;
-  l.output_tokens = 1024;
-  l.concurrency = 32;
+  PerfRequest l = test::with_load(test::perf_request("glm-5", "h200", 8, "fp8", "vllm", "bf16"),
+                                  8000, 1024, 32);
   l.arrivals = Arrivals::once;
   l.request_rate_per_s = 10;
   l.spec.method = SpecMethod::mtp;

@@ -43,6 +43,15 @@ inline PerfRequest perf_request(const std::string& model, const std::string& gpu
   return r;
 }
 
+// `r` with a load: prompt and output tokens per request, and requests at once.
+inline PerfRequest with_load(PerfRequest r, long long input_tokens, long long output_tokens,
+                             long long concurrency) {
+  r.input_tokens = input_tokens;
+  r.output_tokens = output_tokens;
+  r.concurrency = concurrency;
+  return r;
+}
+
 struct RunResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr together

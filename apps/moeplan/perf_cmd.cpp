@@ -309,9 +309,7 @@ void run_perf(const PerfOptions& o) {
   req.spec.acceptance = o.spec_acceptance;
   if (!o.spec_draft_model.empty()) req.spec.draft_model = &cat.model(o.spec_draft_model);
   req.routing_skew = o.routing_skew;
-  req.arrivals = o.arrivals == "together" ? Arrivals::together
-                 : o.arrivals == "once"   ? Arrivals::once
-                                          : Arrivals::steady;
+  req.arrivals = parse_arrivals_mode(o.arrivals).value_or(Arrivals::steady);  // CLI11 checked it
   if (o.request_rate > 0 && req.arrivals != Arrivals::once)
     throw Error(
         "perf: --request-rate applies to --arrivals once (one wave of --concurrency "

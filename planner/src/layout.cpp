@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/text_parse.hpp"
 
 namespace moeplan {
 
@@ -49,9 +50,9 @@ Layout parse_layout(const std::string& text) {
       l.dp_attention = true;
       continue;
     }
-    const auto eq = tok.find('=');
-    if (eq == std::string::npos) throw bad(fmt::format("'{}' is not key=value", tok));
-    const std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
+    const auto setting = split_setting(tok);
+    if (!setting) throw bad(fmt::format("'{}' is not key=value", tok));
+    const auto& [key, val] = *setting;
     if (val.empty() || val.size() > 4 ||
         !std::all_of(val.begin(), val.end(), [](unsigned char c) { return std::isdigit(c); }))
       throw bad(fmt::format("'{}' needs a whole number from 1 to 9999", tok));

@@ -13,6 +13,7 @@
 #include "moeplan/burst.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
+#include "moeplan/text_parse.hpp"
 
 namespace moeplan {
 
@@ -50,6 +51,13 @@ SpecMethod parse_spec_method(const std::string& s) {
   throw UnknownIdError("speculative method", s, {"none", "mtp", "eagle", "draft"});
 }
 
+std::optional<Arrivals> parse_arrivals_mode(const std::string& word) {
+  if (word.empty() || word == "steady") return Arrivals::steady;
+  if (word == "together") return Arrivals::together;
+  if (word == "once") return Arrivals::once;
+  return std::nullopt;
+}
+
 SpecConfig parse_spec(const std::string& text) {
   SpecConfig c;
   std::istringstream in(text);
@@ -69,13 +77,12 @@ SpecConfig parse_spec(const std::string& text) {
   }
   while (in >> tok) {
     if (c.method == SpecMethod::none) throw bad("'none' takes no settings");
-    const auto eq = tok.find('=');
-    if (eq == std::string::npos) throw bad(fmt::format("'{}' is not key=value", tok));
-    const std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
-    char* end = nullptr;
-    const double v = std::strtod(val.c_str(), &end);
-    if (val.empty() || end != val.c_str() + val.size() || !std::isfinite(v))
-      throw bad(fmt::format("'{}' needs a number", tok));
+    const auto setting = split_setting(tok);
+    if (!setting) throw bad(fmt::format("'{}' is not key=value", tok));
+    const auto& [key, val] = *setting;
+    const std::optional<double> number = parse_finite(val);
+    if (!number) throw bad(fmt::format("'{}' needs a number", tok));
+    const double v = *number;
     if (key == "tokens") {
       if (v < 1 || v > 64 || v != std::floor(v))
         throw bad(fmt::format("'{}': K is a whole number from 1 to 64", tok));

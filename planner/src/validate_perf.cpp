@@ -20,6 +20,7 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/sizing.hpp"
+#include "moeplan/text_parse.hpp"
 
 namespace moeplan {
 
@@ -147,13 +148,9 @@ std::string trim(const std::string& s) {
 
 double number_cell(const std::string& file, int line, const std::string& col,
                    const std::string& v) {
-  const std::string s = trim(v);
-  errno = 0;
-  char* end = nullptr;
-  const double d = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE || !std::isfinite(d))
-    bad_cell(file, line, col, fmt::format("expected a number, found \"{}\"", v));
-  return d;
+  const std::optional<double> d = parse_finite(trim(v));
+  if (!d) bad_cell(file, line, col, fmt::format("expected a number, found \"{}\"", v));
+  return *d;
 }
 
 std::optional<long long> count_cell(const std::string& file, int line, const std::string& col,
@@ -258,20 +255,16 @@ void read_arrivals(const std::string& file, int line, const std::string& cell, B
                          "\"rate=R\" requests per second), found \"{}\"",
                          why, trim(cell)));
   };
-  if (mode == "together")
-    row.arrivals = Arrivals::together;
-  else if (mode == "once")
-    row.arrivals = Arrivals::once;
-  else if (!mode.empty() && mode != "steady")
-    bad("unknown mode");
+  const std::optional<Arrivals> a = parse_arrivals_mode(mode);
+  if (!a) bad("unknown mode");
+  row.arrivals = *a;
   while (in >> tok) {
-    if (row.arrivals != Arrivals::once || tok.rfind("rate=", 0) != 0) bad("unexpected setting");
-    const std::string v = tok.substr(5);
-    char* end = nullptr;
-    row.request_rate_per_s = std::strtod(v.c_str(), &end);
-    if (v.empty() || end != v.c_str() + v.size() || !(row.request_rate_per_s > 0) ||
-        !std::isfinite(row.request_rate_per_s))
-      bad("the rate must be a positive number");
+    const auto setting = split_setting(tok);
+    if (row.arrivals != Arrivals::once || !setting || setting->first != "rate")
+      bad("unexpected setting");
+    const std::optional<double> rate = parse_finite(setting->second);
+    if (!rate || !(*rate > 0)) bad("the rate must be a positive number");
+    row.request_rate_per_s = *rate;
   }
   if (row.arrivals == Arrivals::once && !row.concurrency)
     bad("\"once\" needs the wave's size in the concurrency column");

@@ -131,6 +131,11 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
 //              the figures are whole-run averages, ramp and tail included (burst.hpp).
 enum class Arrivals { steady, together, saturated, once };
 
+// The modes a user names (`perf --arrivals`, a benchmark file's `arrivals` column): "steady"
+// (also ""), "together", "once"; nullopt for any other word (`saturated` is implied by a
+// benchmark row without a concurrency, never named).
+std::optional<Arrivals> parse_arrivals_mode(const std::string& word);
+
 struct PerfRequest {
   const Model* model = nullptr;
   const Device* device = nullptr;
