@@ -444,3 +444,23 @@ TEST_CASE("published agreement: a published tier is not agreement", "[perf][vali
   CHECK(none.rows == 0);
   CHECK(none.worst.empty());
 }
+
+TEST_CASE("published comparisons: perf's table and plan's risk predict the same rows",
+          "[perf][validate]") {
+  const Catalog& c = test::bundled_catalog();
+  // GLM-5 on 8×H200 (published.csv lines 232–234): each row with validate-perf's prediction of
+  // it, so perf's "Published measurements" table and plan's risk cannot disagree.
+  const auto rows = published_comparisons(c, "glm-5", "h200", 8, "fp8", "vllm");
+  REQUIRE(rows.size() == 3);
+  for (const auto& [r, p] : rows) {
+    REQUIRE(r != nullptr);
+    CHECK(r->line >= 232);
+    CHECK(r->line <= 234);
+    REQUIRE(p.predicted);
+    const RowPrediction again = predict_row(*r, c);
+    CHECK(*again.predicted == Approx(*p.predicted).epsilon(1e-12));
+  }
+  // "native" stands for any stated precision, as in the evidence tier.
+  CHECK(published_comparisons(c, "glm-5", "h200", 8, "native", "vllm").size() == 3);
+  CHECK(published_comparisons(c, "glm-5", "h200", 8, "bf16", "vllm").empty());
+}

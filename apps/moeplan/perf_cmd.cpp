@@ -82,18 +82,10 @@ Json result_json(const PerfResult& r) {
   return j;
 }
 
-void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req,
-                   const PerfResult& r) {
-  const std::string path = (global().data_dir.empty() ? default_data_dir() : global().data_dir) +
-                           "/benchmarks/published.csv";
+void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req) {
   Json arr = Json::array();
-  if (!std::filesystem::exists(path)) {
-    j["published"] = arr;
-    return;
-  }
-  const BenchmarkFile f = read_benchmarks(path);
-  const auto rows =
-      matching_rows(f, req.model->id, req.device->id, req.gpus, o.weights, req.engine->id);
+  const auto rows = published_comparisons(catalog(), req.model->id, req.device->id, req.gpus,
+                                          o.weights, req.engine->id);
   if (rows.empty()) {
     j["published"] = arr;
     return;
@@ -104,8 +96,7 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
            "source"},
           {},
           {}};
-  for (const BenchmarkRow* b : rows) {
-    const RowPrediction p = predict_row(*b, catalog());
+  for (const auto& [b, p] : rows) {
     t.add({metric_name(b->metric), b->input_tokens ? Cell(*b->input_tokens) : Cell(),
            b->output_tokens ? Cell(*b->output_tokens) : Cell(),
            b->concurrency ? Cell(*b->concurrency) : Cell("saturated"), Cell(b->value, 1),
@@ -120,7 +111,6 @@ void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest
                    {"error_pct", p.predicted ? Json(p.error_pct) : Json(nullptr)},
                    {"source", b->source}});
   }
-  (void)r;
   rep.tables.push_back(t);
   j["published"] = arr;
 }
@@ -513,7 +503,7 @@ void run_perf(const PerfOptions& o) {
         k.scale_up.kind, k.scale_up.gb_s, k.scale_up.latency_us, k.scale_out.kind, k.scale_out.gb_s,
         k.scale_out.latency_us));
   }
-  add_published(rep, j, o, req, r);
+  add_published(rep, j, o, req);
 
   if (o.sweep) {
     Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};

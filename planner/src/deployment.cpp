@@ -101,14 +101,20 @@ long long group_slots(const PerfRequest& req, const Catalog& cat, const char* wh
   return n;
 }
 
-DeploymentResult replicas(const PerfRequest& req, const Deployment& d, const Catalog& cat) {
-  if (req.gpus % d.replicas != 0)
+// GPUs of one replica; a deployment whose GPUs do not split evenly is refused.
+int gpus_per_replica(const PerfRequest& req, const Deployment& d) {
+  const int r = d.kind == Deployment::Kind::replicas ? d.replicas : 1;
+  if (req.gpus % r != 0)
     throw Error(fmt::format("deployment {}: {} GPUs do not divide into {} replicas",
-                            deployment_label(d), req.gpus, d.replicas));
+                            deployment_label(d), req.gpus, r));
+  return req.gpus / r;
+}
+
+DeploymentResult replicas(const PerfRequest& req, const Deployment& d, const Catalog& cat) {
   DeploymentResult out;
   out.deployment = d;
   PerfRequest g = req;
-  g.gpus = req.gpus / d.replicas;
+  g.gpus = gpus_per_replica(req, d);
   g.request_rate_per_s = req.request_rate_per_s / d.replicas;  // `once`: arrivals split evenly
   // C requests over R replicas: C mod R replicas carry one more than the others.
   const long long lo = req.concurrency / d.replicas, n_hi = req.concurrency % d.replicas;
@@ -299,13 +305,9 @@ long long deployment_slots(const PerfRequest& req, const Deployment& d, const Ca
     dr.layout.dp_attention = dr.layout.dp_attention || d.decode_dp_attention;
     return d.decode_workers * group_slots(dr, cat, "decode worker");
   }
-  const int r = d.kind == Deployment::Kind::replicas ? d.replicas : 1;
-  if (req.gpus % r != 0)
-    throw Error(fmt::format("deployment {}: {} GPUs do not divide into {} replicas",
-                            deployment_label(d), req.gpus, r));
   PerfRequest g = req;
-  g.gpus = req.gpus / r;
-  return r * group_slots(g, cat, "replica");
+  g.gpus = gpus_per_replica(req, d);
+  return (req.gpus / g.gpus) * group_slots(g, cat, "replica");
 }
 
 }  // namespace moeplan

@@ -627,16 +627,25 @@ Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std:
                                                                    : Evidence::published;
 }
 
+std::vector<PublishedComparison> published_comparisons(const Catalog& cat, const std::string& model,
+                                                       const std::string& gpu, int gpus,
+                                                       const std::string& precision,
+                                                       const std::string& engine) {
+  std::vector<PublishedComparison> out;
+  const BenchmarkFile* f = bundled_benchmarks(cat);
+  if (!f) return out;
+  const std::string prec = precision == "native" ? std::string() : precision;
+  for (const BenchmarkRow* r : matching_rows(*f, model, gpu, gpus, prec, engine))
+    out.push_back({r, predict_row(*r, cat)});
+  return out;
+}
+
 PublishedAgreement published_agreement(const Catalog& cat, const std::string& model,
                                        const std::string& gpu, int gpus,
                                        const std::string& precision, const std::string& engine) {
   PublishedAgreement a;
-  const BenchmarkFile* f = bundled_benchmarks(cat);
-  if (!f) return a;
-  const std::string prec = precision == "native" ? std::string() : precision;
   double worst = -1;
-  for (const BenchmarkRow* r : matching_rows(*f, model, gpu, gpus, prec, engine)) {
-    const RowPrediction p = predict_row(*r, cat);
+  for (const auto& [r, p] : published_comparisons(cat, model, gpu, gpus, precision, engine)) {
     if (!p.predicted) continue;
     ++a.rows;
     const double e = std::fabs(p.error_pct);

@@ -166,6 +166,19 @@ Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std:
                              const std::string& gpu, int gpus, const std::string& precision,
                              const std::string& engine);
 
+// The bundled published rows of a configuration (the rows behind the `published` tier), each
+// with this model's prediction of it as validate-perf makes it (`precision` "" or "native" = any
+// stated precision). Empty when the data directory has no benchmarks/published.csv. The rows live
+// as long as the process (the file is read once per data directory).
+struct PublishedComparison {
+  const BenchmarkRow* row = nullptr;
+  RowPrediction prediction;
+};
+std::vector<PublishedComparison> published_comparisons(const Catalog& cat, const std::string& model,
+                                                       const std::string& gpu, int gpus,
+                                                       const std::string& precision,
+                                                       const std::string& engine);
+
 // How the bundled published rows of a configuration (the rows behind the `published` tier)
 // compare with this model's prediction of each: a build whose tier is `published` can still be
 // far from what was measured (plan's risks say so).
