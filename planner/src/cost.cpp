@@ -253,64 +253,75 @@ const PairResult* CostAnalysis::pair(const std::string& a, const std::string& b)
   return nullptr;
 }
 
-CostAnalysis analyze(const CostInputs& in) {
-  require(in.horizon_months > 0, "horizon must be > 0");
-  CostAnalysis out;
-  const int h = in.horizon_months;
-  const double discount = in.buy ? in.buy->discount_rate : 0.0;
-  const bool has_volume = in.demand && in.demand->output_tokens_per_year > 0;
-  auto per_mtok_at_demand = [&](double per_year) -> std::optional<double> {
-    if (!has_volume) return std::nullopt;
-    return cost_per_mtok(per_year, in.demand->output_tokens_per_year);
-  };
+namespace {
 
-  if (in.demand && in.node_capacity_tok_s) {
-    out.node_utilization = in.demand->average_tokens_per_s() / *in.node_capacity_tok_s;
-    require(*out.node_utilization <= 1 + 1e-12, "demand exceeds the node's capacity");
+// What owning costs: cash opex per year, TCO over the life, and that TCO per life year (all zero
+// without a buy option).
+struct OwnCosts {
+  double per_year = 0, opex_per_year = 0, tco_life = 0;
+};
+
+OwnCosts own_costs(const std::optional<BuyInputs>& buy) {
+  OwnCosts c;
+  if (!buy) return c;
+  c.opex_per_year = buy->opex_per_year;
+  c.tco_life = own_tco(buy->capex(), c.opex_per_year, buy->life_years(), buy->residual());
+  c.per_year = c.tco_life / buy->life_years();
+  return c;
+}
+
+// Cost per 1M output tokens at the scenario's demand; none without a yearly volume.
+std::optional<double> per_mtok_at_demand(const CostInputs& in, double per_year) {
+  if (!in.demand || !(in.demand->output_tokens_per_year > 0)) return std::nullopt;
+  return cost_per_mtok(per_year, in.demand->output_tokens_per_year);
+}
+
+BuyBreakdown buy_breakdown(const CostInputs& in, const OwnCosts& own) {
+  const BuyInputs& b = *in.buy;
+  BuyBreakdown bd;
+  bd.capex_net = b.capex_net;
+  bd.capex_gross = gross_of_vat(b.capex_net, b.vat_rate);
+  bd.capex_economic = b.capex();
+  bd.capex_net_low = b.capex_net_low;
+  bd.capex_net_high = b.capex_net_high;
+  bd.capex_gross_low = gross_of_vat(b.capex_net_low, b.vat_rate);
+  bd.capex_gross_high = gross_of_vat(b.capex_net_high, b.vat_rate);
+  bd.residual = b.residual();
+  bd.depreciation_per_month = (b.capex() - b.residual()) / b.life_months;
+  if (b.wall_power_w > 0) {
+    bd.power_it_per_month =
+        electricity_per_month(b.wall_power_w, 1.0, b.electricity_per_kwh, in.month_hours);
+    bd.power_per_month =
+        electricity_per_month(b.wall_power_w, b.pue, b.electricity_per_kwh, in.month_hours);
   }
+  bd.colo_per_month = b.colo_per_month;
+  bd.staff_per_month = b.staff_per_year / kMonthsPerYear;
+  bd.warranty_per_month = b.warranty_per_year / kMonthsPerYear;
+  bd.other_per_month = b.other_per_year / kMonthsPerYear;
+  bd.opex_per_month = own.opex_per_year / kMonthsPerYear;
+  bd.tco_life = own.tco_life;
+  bd.simple_payback_vs_rent_months = std::numeric_limits<double>::quiet_NaN();
+  return bd;
+}
 
-  double own_per_year = 0, opex_per_year = 0, tco_life = 0;
+// The options present (buy, rent, api, in that order) with their curves over the horizon, and
+// owning's breakdown and value thresholds.
+void add_options(CostAnalysis& out, const CostInputs& in, const OwnCosts& own) {
+  const int h = in.horizon_months;
   if (in.buy) {
     const BuyInputs& b = *in.buy;
-    opex_per_year = b.opex_per_year;
-    tco_life = own_tco(b.capex(), opex_per_year, b.life_years(), b.residual());
-    own_per_year = tco_life / b.life_years();
     OptionResult o;
     o.id = "buy";
     o.label = b.label;
-    o.curve = own_curve(b.capex(), opex_per_year / kMonthsPerYear, b.residual(), b.life_months, h);
-    o.cost_per_year = own_per_year;
-    o.cost_per_mtok_output = per_mtok_at_demand(own_per_year);
+    o.curve =
+        own_curve(b.capex(), own.opex_per_year / kMonthsPerYear, b.residual(), b.life_months, h);
+    o.cost_per_year = own.per_year;
+    o.cost_per_mtok_output = per_mtok_at_demand(in, own.per_year);
     out.options.push_back(std::move(o));
-
-    BuyBreakdown bd;
-    bd.capex_net = b.capex_net;
-    bd.capex_gross = gross_of_vat(b.capex_net, b.vat_rate);
-    bd.capex_economic = b.capex();
-    bd.capex_net_low = b.capex_net_low;
-    bd.capex_net_high = b.capex_net_high;
-    bd.capex_gross_low = gross_of_vat(b.capex_net_low, b.vat_rate);
-    bd.capex_gross_high = gross_of_vat(b.capex_net_high, b.vat_rate);
-    bd.residual = b.residual();
-    bd.depreciation_per_month = (b.capex() - b.residual()) / b.life_months;
-    if (b.wall_power_w > 0) {
-      bd.power_it_per_month =
-          electricity_per_month(b.wall_power_w, 1.0, b.electricity_per_kwh, in.month_hours);
-      bd.power_per_month =
-          electricity_per_month(b.wall_power_w, b.pue, b.electricity_per_kwh, in.month_hours);
-    }
-    bd.colo_per_month = b.colo_per_month;
-    bd.staff_per_month = b.staff_per_year / kMonthsPerYear;
-    bd.warranty_per_month = b.warranty_per_year / kMonthsPerYear;
-    bd.other_per_month = b.other_per_year / kMonthsPerYear;
-    bd.opex_per_month = opex_per_year / kMonthsPerYear;
-    bd.tco_life = tco_life;
-    bd.simple_payback_vs_rent_months = std::numeric_limits<double>::quiet_NaN();
-    out.buy = bd;
-
-    out.value_break_even = value_needed_per_year(tco_life, b.life_years(), 0.0);
-    out.value_roi_50 = value_needed_per_year(tco_life, b.life_years(), 0.5);
-    out.value_roi_100 = value_needed_per_year(tco_life, b.life_years(), 1.0);
+    out.buy = buy_breakdown(in, own);
+    out.value_break_even = value_needed_per_year(own.tco_life, b.life_years(), 0.0);
+    out.value_roi_50 = value_needed_per_year(own.tco_life, b.life_years(), 0.5);
+    out.value_roi_100 = value_needed_per_year(own.tco_life, b.life_years(), 1.0);
   }
   if (in.rent) {
     OptionResult o;
@@ -318,7 +329,7 @@ CostAnalysis analyze(const CostInputs& in) {
     o.label = "rent (" + in.rent->kind + ")";
     o.curve = flat_curve(in.rent->per_month, h);
     o.cost_per_year = in.rent->per_month * kMonthsPerYear;
-    o.cost_per_mtok_output = per_mtok_at_demand(o.cost_per_year);
+    o.cost_per_mtok_output = per_mtok_at_demand(in, o.cost_per_year);
     out.options.push_back(std::move(o));
   }
   if (in.api) {
@@ -333,15 +344,21 @@ CostAnalysis analyze(const CostInputs& in) {
     o.label = p.label;
     o.cost_per_year = r * in.demand->output_tokens_per_year / kTokensPerMTok;
     o.curve = flat_curve(o.cost_per_year / kMonthsPerYear, h);
-    o.cost_per_mtok_output = has_volume ? std::optional<double>(r) : std::nullopt;
+    o.cost_per_mtok_output =
+        in.demand->output_tokens_per_year > 0 ? std::optional<double>(r) : std::nullopt;
     out.options.push_back(std::move(o));
   }
+  const double discount = in.buy ? in.buy->discount_rate : 0.0;
   for (auto& o : out.options) {
     o.total_cost = o.curve.at(h);
     o.present_cost = o.curve.present_value(discount);
   }
+}
 
-  // Pairs, in the fixed order buy/rent, buy/api, rent/api.
+// Pairs, in the fixed order buy/rent, buy/api, rent/api (those whose both options are present).
+std::vector<PairResult> compare_pairs(const CostAnalysis& out, const CostInputs& in,
+                                      const OwnCosts& own) {
+  std::vector<PairResult> pairs;
   const char* kPairs[][2] = {{"buy", "rent"}, {"buy", "api"}, {"rent", "api"}};
   for (const auto& pr : kPairs) {
     const OptionResult* a = out.option(pr[0]);
@@ -352,109 +369,126 @@ CostAnalysis analyze(const CostInputs& in) {
     p.b = b->id;
     p.crossover_month = crossover_month(a->curve, b->curve);
     if (a->id == "buy") {
-      p.payback_years = payback_years(in.buy->capex(), b->cost_per_year, opex_per_year);
-      p.savings_per_year = b->cost_per_year - opex_per_year;
-      p.roi = tco_life > 0 ? roi(b->cost_per_year * in.buy->life_years(), tco_life) : 0.0;
+      p.payback_years = payback_years(in.buy->capex(), b->cost_per_year, own.opex_per_year);
+      p.savings_per_year = b->cost_per_year - own.opex_per_year;
+      p.roi = own.tco_life > 0 ? roi(b->cost_per_year * in.buy->life_years(), own.tco_life) : 0.0;
     } else {
       p.savings_per_year = b->cost_per_year - a->cost_per_year;
       p.roi = a->cost_per_year > 0 ? roi(b->cost_per_year, a->cost_per_year) : 0.0;
     }
     p.npv = b->present_cost - a->present_cost;
-    out.pairs.push_back(p);
+    pairs.push_back(p);
   }
+  return pairs;
+}
 
+// Simple payback against rent, the utilization above which owning beats renting, and the
+// sustained demand at which owning or renting matches the API per token.
+void set_break_evens(CostAnalysis& out, const CostInputs& in, const OwnCosts& own) {
   if (in.buy && in.rent) {
     out.simple_payback_months = simple_payback_months(in.buy->capex(), in.rent->per_month);
     if (out.simple_payback_months)
       out.buy->simple_payback_vs_rent_months = *out.simple_payback_months;
     out.rent_to_own_threshold =
-        rent_to_own_threshold(own_per_year, in.rent->per_month * kMonthsPerYear);
+        rent_to_own_threshold(own.per_year, in.rent->per_month * kMonthsPerYear);
   }
   if (out.api_per_mtok_output && *out.api_per_mtok_output > 0) {
     if (in.buy)
-      out.own_matches_api_tok_s = break_even_tokens_per_s(own_per_year, *out.api_per_mtok_output);
+      out.own_matches_api_tok_s = break_even_tokens_per_s(own.per_year, *out.api_per_mtok_output);
     if (in.rent)
       out.rent_matches_api_tok_s =
           break_even_tokens_per_s(in.rent->per_month * kMonthsPerYear, *out.api_per_mtok_output);
   }
+}
 
-  // Flexion curve: 5% .. 100% in 5% steps (integer steps so 100% is exact).
-  if (in.node_capacity_tok_s && (in.buy || in.rent || in.api)) {
-    for (int k = 1; k <= 20; ++k) {
-      FlexionPoint f;
-      f.utilization = k / 20.0;
-      if (in.buy) f.own = node_cost_per_mtok(own_per_year, *in.node_capacity_tok_s, f.utilization);
-      if (in.rent)
-        f.rent = node_cost_per_mtok(in.rent->per_month * kMonthsPerYear, *in.node_capacity_tok_s,
-                                    f.utilization);
-      f.api = out.api_per_mtok_output;
-      out.flexion.push_back(f);
-    }
+// Cost per 1M output tokens against node utilization: 5% .. 100% in 5% steps (integer steps so
+// 100% is exact); empty without a node capacity or an option.
+std::vector<FlexionPoint> flexion_curve(const CostInputs& in, const OwnCosts& own,
+                                        std::optional<double> api_per_mtok) {
+  std::vector<FlexionPoint> curve;
+  if (!in.node_capacity_tok_s || !(in.buy || in.rent || in.api)) return curve;
+  for (int k = 1; k <= 20; ++k) {
+    FlexionPoint f;
+    f.utilization = k / 20.0;
+    if (in.buy) f.own = node_cost_per_mtok(own.per_year, *in.node_capacity_tok_s, f.utilization);
+    if (in.rent)
+      f.rent = node_cost_per_mtok(in.rent->per_month * kMonthsPerYear, *in.node_capacity_tok_s,
+                                  f.utilization);
+    f.api = api_per_mtok;
+    curve.push_back(f);
   }
+  return curve;
+}
 
-  if (in.people) {
-    const PeopleInputs& pp = *in.people;
-    PeopleResult r;
-    r.hourly_rate = hourly_rate(pp.fte_cost_per_year, pp.hours_per_fte_year);
-    r.hours_saved_per_year = pp.users * pp.hours_saved_per_user_per_day * pp.working_days_per_year;
-    r.value_per_year = value_of_hours_saved(pp.users, pp.hours_saved_per_user_per_day,
-                                            pp.working_days_per_year, r.hourly_rate);
-    for (const auto& o : out.options) {
-      PeopleResult::PerOption po;
-      po.id = o.id;
-      po.cost_per_year = o.cost_per_year;
-      po.hours = o.cost_per_year / r.hourly_rate;
-      po.fte = po.hours / pp.hours_per_fte_year;
-      po.roi_of_savings = o.cost_per_year > 0 ? roi(r.value_per_year, o.cost_per_year) : 0.0;
-      r.options.push_back(po);
-    }
-    out.people = r;
+// Each option per year in staff hours and FTE, and the ROI of the hours it saves.
+PeopleResult people_result(const PeopleInputs& pp, const std::vector<OptionResult>& options) {
+  PeopleResult r;
+  r.hourly_rate = hourly_rate(pp.fte_cost_per_year, pp.hours_per_fte_year);
+  r.hours_saved_per_year = pp.users * pp.hours_saved_per_user_per_day * pp.working_days_per_year;
+  r.value_per_year = value_of_hours_saved(pp.users, pp.hours_saved_per_user_per_day,
+                                          pp.working_days_per_year, r.hourly_rate);
+  for (const auto& o : options) {
+    PeopleResult::PerOption po;
+    po.id = o.id;
+    po.cost_per_year = o.cost_per_year;
+    po.hours = o.cost_per_year / r.hourly_rate;
+    po.fte = po.hours / pp.hours_per_fte_year;
+    po.roi_of_savings = o.cost_per_year > 0 ? roi(r.value_per_year, o.cost_per_year) : 0.0;
+    r.options.push_back(po);
   }
+  return r;
+}
 
-  if (in.provider) {
-    const ProviderInputs& pv = *in.provider;
-    ProviderResult r;
-    for (const auto& mix : pv.mixes) {
-      ProviderMixResult m;
-      m.name = mix.name;
-      m.input_per_output = mix.input_tokens / mix.output_tokens;
-      m.revenue_usd_per_mtok =
-          price_per_mtok_output(pv.input_usd_per_mtok, pv.cached_input_usd_per_mtok,
-                                pv.output_usd_per_mtok, m.input_per_output, pv.cache_hit_share);
-      m.revenue_per_mtok = m.revenue_usd_per_mtok * in.fx_per_usd;
-      m.revenue_per_tok_s_month = m.revenue_per_mtok * 3600.0 * in.month_hours / kTokensPerMTok;
-      if (in.buy && in.node_capacity_tok_s && pv.sold_utilization) {
-        const double revenue_year =
-            m.revenue_per_mtok * tokens_per_year(*in.node_capacity_tok_s * *pv.sold_utilization) /
-            kTokensPerMTok;
-        m.payback_years = payback_years(in.buy->capex(), revenue_year, opex_per_year);
-      }
-      r.mixes.push_back(m);
+// A provider's revenue per 1M output tokens per traffic mix, the owned node's payback at the
+// share sold, and the price-weighted routing share against competitors.
+ProviderResult provider_result(const CostInputs& in, const OwnCosts& own) {
+  const ProviderInputs& pv = *in.provider;
+  ProviderResult r;
+  for (const auto& mix : pv.mixes) {
+    ProviderMixResult m;
+    m.name = mix.name;
+    m.input_per_output = mix.input_tokens / mix.output_tokens;
+    m.revenue_usd_per_mtok =
+        price_per_mtok_output(pv.input_usd_per_mtok, pv.cached_input_usd_per_mtok,
+                              pv.output_usd_per_mtok, m.input_per_output, pv.cache_hit_share);
+    m.revenue_per_mtok = m.revenue_usd_per_mtok * in.fx_per_usd;
+    m.revenue_per_tok_s_month = m.revenue_per_mtok * 3600.0 * in.month_hours / kTokensPerMTok;
+    if (in.buy && in.node_capacity_tok_s && pv.sold_utilization) {
+      const double revenue_year = m.revenue_per_mtok *
+                                  tokens_per_year(*in.node_capacity_tok_s * *pv.sold_utilization) /
+                                  kTokensPerMTok;
+      m.payback_years = payback_years(in.buy->capex(), revenue_year, own.opex_per_year);
     }
-    if (!pv.competitor_prices_usd_per_mtok.empty()) {
-      r.routing_share = routing_share(pv.own_price_usd_per_mtok, pv.competitor_prices_usd_per_mtok);
-      for (double c : pv.competitor_prices_usd_per_mtok)
-        r.routing_ratio.emplace_back(c,
-                                     routing_weight(pv.own_price_usd_per_mtok) / routing_weight(c));
-    }
-    out.provider = r;
+    r.mixes.push_back(m);
   }
-
-  if (in.power_only) {
-    for (const auto& s : in.power_only->systems) {
-      PowerOnlyResult r;
-      r.name = s.name;
-      r.system_w = s.system_w;
-      r.tokens_per_s = s.tokens_per_s;
-      r.cost_per_mtok = electricity_per_mtok(
-          s.system_w, s.tokens_per_s, in.power_only->electricity_per_kwh, in.power_only->pue);
-      r.cost_per_month = electricity_per_month(s.system_w, in.power_only->pue,
-                                               in.power_only->electricity_per_kwh, in.month_hours);
-      out.power_only.push_back(r);
-    }
+  if (!pv.competitor_prices_usd_per_mtok.empty()) {
+    r.routing_share = routing_share(pv.own_price_usd_per_mtok, pv.competitor_prices_usd_per_mtok);
+    for (double c : pv.competitor_prices_usd_per_mtok)
+      r.routing_ratio.emplace_back(c,
+                                   routing_weight(pv.own_price_usd_per_mtok) / routing_weight(c));
   }
+  return r;
+}
 
-  // Verdicts.
+std::vector<PowerOnlyResult> power_only_results(const CostInputs& in) {
+  std::vector<PowerOnlyResult> out;
+  for (const auto& s : in.power_only->systems) {
+    PowerOnlyResult r;
+    r.name = s.name;
+    r.system_w = s.system_w;
+    r.tokens_per_s = s.tokens_per_s;
+    r.cost_per_mtok = electricity_per_mtok(s.system_w, s.tokens_per_s,
+                                           in.power_only->electricity_per_kwh, in.power_only->pue);
+    r.cost_per_month = electricity_per_month(s.system_w, in.power_only->pue,
+                                             in.power_only->electricity_per_kwh, in.month_hours);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// One line per verdict: the cheapest option, where pairs cross, and the break-evens.
+std::vector<std::string> verdicts(const CostInputs& in, const CostAnalysis& out) {
+  std::vector<std::string> msgs;
   const std::string& cur = in.currency;
   auto money = [&](double v) {
     const double a = std::fabs(v);
@@ -466,24 +500,44 @@ CostAnalysis analyze(const CostInputs& in) {
     const auto best =
         std::min_element(out.options.begin(), out.options.end(),
                          [](const auto& x, const auto& y) { return x.total_cost < y.total_cost; });
-    out.messages.push_back(
-        fmt::format("Cheapest over {} months: {} ({}).", h, best->label, money(best->total_cost)));
+    msgs.push_back(fmt::format("Cheapest over {} months: {} ({}).", in.horizon_months, best->label,
+                               money(best->total_cost)));
   }
   for (const auto& p : out.pairs) {
     if (p.crossover_month)
-      out.messages.push_back(
-          fmt::format("{} and {} cross at month {:.1f}.", p.a, p.b, *p.crossover_month));
+      msgs.push_back(fmt::format("{} and {} cross at month {:.1f}.", p.a, p.b, *p.crossover_month));
   }
   if (out.rent_to_own_threshold)
-    out.messages.push_back(fmt::format(
+    msgs.push_back(fmt::format(
         "Owning beats renting 24/7 only above {:.0f}% time-utilization over the {}-month life.",
         *out.rent_to_own_threshold * 100, in.buy->life_months));
   if (out.own_matches_api_tok_s && in.node_capacity_tok_s &&
       *out.own_matches_api_tok_s > *in.node_capacity_tok_s)
-    out.messages.push_back(fmt::format(
+    msgs.push_back(fmt::format(
         "Owning never matches the API per token within one node: it would need {:.0f} output tok/s "
         "sustained, above the node's {:.0f}.",
         *out.own_matches_api_tok_s, *in.node_capacity_tok_s));
+  return msgs;
+}
+
+}  // namespace
+
+CostAnalysis analyze(const CostInputs& in) {
+  require(in.horizon_months > 0, "horizon must be > 0");
+  CostAnalysis out;
+  if (in.demand && in.node_capacity_tok_s) {
+    out.node_utilization = in.demand->average_tokens_per_s() / *in.node_capacity_tok_s;
+    require(*out.node_utilization <= 1 + 1e-12, "demand exceeds the node's capacity");
+  }
+  const OwnCosts own = own_costs(in.buy);
+  add_options(out, in, own);
+  out.pairs = compare_pairs(out, in, own);
+  set_break_evens(out, in, own);
+  out.flexion = flexion_curve(in, own, out.api_per_mtok_output);
+  if (in.people) out.people = people_result(*in.people, out.options);
+  if (in.provider) out.provider = provider_result(in, own);
+  if (in.power_only) out.power_only = power_only_results(in);
+  out.messages = verdicts(in, out);
   return out;
 }
 
@@ -500,30 +554,10 @@ Cell opt_cell(const std::optional<double>& v, int decimals = -1) {
   return v && std::isfinite(*v) ? Cell(*v, decimals) : Cell();
 }
 
-}  // namespace
-
-Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) {
-  Report r;
+// Summary: one row per option, its monthly cumulative cost in the JSON.
+void add_summary(Report& r, const CostInputs& in, const CostAnalysis& a) {
   const std::string& cur = in.currency;
-  r.title = in.title.empty() ? "Cost: " + in.file : in.title;
-  const std::string per_mtok = cur + "/1M out";
-
   Json& j = r.json;
-  j["scenario"] = {{"file", in.file},
-                   {"title", in.title},
-                   {"currency", cur},
-                   {"fx_per_usd", in.fx_per_usd},
-                   {"horizon_months", in.horizon_months},
-                   {"month_hours", in.month_hours}};
-  if (in.demand) {
-    j["demand"] = {{"output_tokens_per_year", in.demand->output_tokens_per_year},
-                   {"average_output_tokens_per_s", in.demand->average_tokens_per_s()},
-                   {"input_tokens_per_output_token", in.demand->input_per_output},
-                   {"cache_hit_share", in.demand->cache_hit_share},
-                   {"node_utilization", opt_json(a.node_utilization)}};
-  }
-
-  // Summary.
   Table sum;
   sum.name = "summary";
   sum.title = fmt::format("Options over {} months ({}; {} {} per USD)", in.horizon_months, cur,
@@ -554,8 +588,13 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
     sum.notes.push_back("buy: per year = total cost of ownership over the life / life years");
   if (!a.options.empty()) r.tables.push_back(sum);
   j["options"] = opts;
+}
 
-  // Pairwise comparison.
+// Pairwise comparison: crossover, payback, ROI and NPV of each pair, and the value and
+// demand thresholds the JSON carries beside them.
+void add_comparison(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string& cur = in.currency;
+  Json& j = r.json;
   Json cross = {{"buy_vs_rent", nullptr}, {"buy_vs_api", nullptr}, {"rent_vs_api", nullptr}};
   Json payback = {{"buy_vs_rent", nullptr}, {"buy_vs_api", nullptr}};
   Json roi_j = Json::object(), npv_j = Json::object(), save_j = Json::object();
@@ -597,8 +636,11 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   j["api_per_mtok_output"] = opt_json(a.api_per_mtok_output);
   j["break_even_demand_tok_s"] = {{"buy_vs_api", opt_json(a.own_matches_api_tok_s)},
                                   {"rent_vs_api", opt_json(a.rent_matches_api_tok_s)}};
+}
 
-  // Thresholds.
+// Break-even and thresholds.
+void add_thresholds(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string& cur = in.currency;
   Table th;
   th.name = "thresholds";
   th.title = "Break-even and thresholds";
@@ -625,220 +667,244 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
     th.add({"sustained demand where renting matches the API", Cell(*a.rent_matches_api_tok_s, 0),
             "output tok/s"});
   if (!th.rows.empty()) r.tables.push_back(th);
+}
 
-  // Buy breakdown.
-  if (a.buy && in.buy) {
-    const BuyBreakdown& b = *a.buy;
-    const BuyInputs& bi = *in.buy;
-    Table t;
-    t.name = "buy_breakdown";
-    t.title = "Owning: capex and monthly cost";
-    t.columns = {"item", "amount (" + cur + ")", "note"};
-    t.add({"capex before VAT", Cell(b.capex_net), ""});
-    t.add({"capex with VAT", Cell(b.capex_gross), fmt::format("VAT {:.0f}%", bi.vat_rate * 100)});
-    t.add({"capex charged", Cell(b.capex_economic),
-           bi.vat_recoverable ? "VAT recoverable: net" : "VAT not recoverable: gross"});
-    if (b.capex_net_low != b.capex_net_high) {
-      t.add({"capex range low, before VAT", Cell(b.capex_net_low), ""});
-      t.add({"capex range high, before VAT", Cell(b.capex_net_high), ""});
-      t.add({"capex range low, with VAT", Cell(b.capex_gross_low), ""});
-      t.add({"capex range high, with VAT", Cell(b.capex_gross_high), ""});
-    }
-    t.add({"residual value at end of life", Cell(b.residual),
-           fmt::format("{:.0f}% of capex charged", bi.residual_share * 100)});
-    t.add({"capex per month over the life", Cell(b.depreciation_per_month),
-           fmt::format("(capex - residual) / {} months", bi.life_months)});
-    if (bi.opex_itemized) {
-      t.add({"power per month, IT only (PUE 1)", Cell(b.power_it_per_month),
-             fmt::format("{:.0f} W x {:.0f} h x {} {}/kWh", bi.wall_power_w, in.month_hours,
-                         bi.electricity_per_kwh, cur)});
-      t.add({"power per month with PUE", Cell(b.power_per_month), fmt::format("PUE {}", bi.pue)});
-      t.add({"colocation per month", Cell(b.colo_per_month), ""});
-      t.add({"staff per month", Cell(b.staff_per_month), ""});
-      t.add({"warranty per month", Cell(b.warranty_per_month), ""});
-      t.add({"other opex per month", Cell(b.other_per_month), ""});
-    }
-    t.add({"cash opex per month", Cell(b.opex_per_month), "1/12 of opex per year"});
-    t.add({"total cost of ownership over the life", Cell(b.tco_life),
-           "capex + opex x life - residual"});
-    r.tables.push_back(t);
-    j["buy_breakdown"] = {{"capex_net", b.capex_net},
-                          {"capex_gross", b.capex_gross},
-                          {"capex_economic", b.capex_economic},
-                          {"capex_net_range", {b.capex_net_low, b.capex_net_high}},
-                          {"capex_gross_range", {b.capex_gross_low, b.capex_gross_high}},
-                          {"residual", b.residual},
-                          {"capex_per_month", b.depreciation_per_month},
-                          {"power_it_per_month", b.power_it_per_month},
-                          {"power_per_month", b.power_per_month},
-                          {"colo_per_month", b.colo_per_month},
-                          {"staff_per_month", b.staff_per_month},
-                          {"warranty_per_month", b.warranty_per_month},
-                          {"other_per_month", b.other_per_month},
-                          {"opex_per_month", b.opex_per_month},
-                          {"tco_life", b.tco_life},
-                          {"life_months", bi.life_months}};
+// Owning: capex and monthly cost, item by item.
+void add_buy_breakdown(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string& cur = in.currency;
+  Json& j = r.json;
+  if (!a.buy || !in.buy) return;
+  const BuyBreakdown& b = *a.buy;
+  const BuyInputs& bi = *in.buy;
+  Table t;
+  t.name = "buy_breakdown";
+  t.title = "Owning: capex and monthly cost";
+  t.columns = {"item", "amount (" + cur + ")", "note"};
+  t.add({"capex before VAT", Cell(b.capex_net), ""});
+  t.add({"capex with VAT", Cell(b.capex_gross), fmt::format("VAT {:.0f}%", bi.vat_rate * 100)});
+  t.add({"capex charged", Cell(b.capex_economic),
+         bi.vat_recoverable ? "VAT recoverable: net" : "VAT not recoverable: gross"});
+  if (b.capex_net_low != b.capex_net_high) {
+    t.add({"capex range low, before VAT", Cell(b.capex_net_low), ""});
+    t.add({"capex range high, before VAT", Cell(b.capex_net_high), ""});
+    t.add({"capex range low, with VAT", Cell(b.capex_gross_low), ""});
+    t.add({"capex range high, with VAT", Cell(b.capex_gross_high), ""});
   }
+  t.add({"residual value at end of life", Cell(b.residual),
+         fmt::format("{:.0f}% of capex charged", bi.residual_share * 100)});
+  t.add({"capex per month over the life", Cell(b.depreciation_per_month),
+         fmt::format("(capex - residual) / {} months", bi.life_months)});
+  if (bi.opex_itemized) {
+    t.add({"power per month, IT only (PUE 1)", Cell(b.power_it_per_month),
+           fmt::format("{:.0f} W x {:.0f} h x {} {}/kWh", bi.wall_power_w, in.month_hours,
+                       bi.electricity_per_kwh, cur)});
+    t.add({"power per month with PUE", Cell(b.power_per_month), fmt::format("PUE {}", bi.pue)});
+    t.add({"colocation per month", Cell(b.colo_per_month), ""});
+    t.add({"staff per month", Cell(b.staff_per_month), ""});
+    t.add({"warranty per month", Cell(b.warranty_per_month), ""});
+    t.add({"other opex per month", Cell(b.other_per_month), ""});
+  }
+  t.add({"cash opex per month", Cell(b.opex_per_month), "1/12 of opex per year"});
+  t.add({"total cost of ownership over the life", Cell(b.tco_life),
+         "capex + opex x life - residual"});
+  r.tables.push_back(t);
+  j["buy_breakdown"] = {{"capex_net", b.capex_net},
+                        {"capex_gross", b.capex_gross},
+                        {"capex_economic", b.capex_economic},
+                        {"capex_net_range", {b.capex_net_low, b.capex_net_high}},
+                        {"capex_gross_range", {b.capex_gross_low, b.capex_gross_high}},
+                        {"residual", b.residual},
+                        {"capex_per_month", b.depreciation_per_month},
+                        {"power_it_per_month", b.power_it_per_month},
+                        {"power_per_month", b.power_per_month},
+                        {"colo_per_month", b.colo_per_month},
+                        {"staff_per_month", b.staff_per_month},
+                        {"warranty_per_month", b.warranty_per_month},
+                        {"other_per_month", b.other_per_month},
+                        {"opex_per_month", b.opex_per_month},
+                        {"tco_life", b.tco_life},
+                        {"life_months", bi.life_months}};
+}
 
-  // Flexion curve.
-  if (!a.flexion.empty()) {
-    Table t;
-    t.name = "flexion";
-    t.title = fmt::format("Cost per 1M output tokens against node utilization (capacity {} tok/s)",
-                          *in.node_capacity_tok_s);
-    // A column per option present.
-    const bool own = a.flexion[0].own.has_value(), rent = a.flexion[0].rent.has_value(),
-               api = a.flexion[0].api.has_value();
-    t.columns = {"utilization (%)"};
-    if (own) t.columns.push_back("buy (" + per_mtok + ")");
-    if (rent) t.columns.push_back("rent (" + per_mtok + ")");
-    if (api) t.columns.push_back("api (" + per_mtok + ")");
-    Json arr = Json::array();
-    for (const auto& f : a.flexion) {
-      std::vector<Cell> row{Cell(f.utilization * 100, 0)};
-      if (own) row.push_back(opt_cell(f.own));
-      if (rent) row.push_back(opt_cell(f.rent));
-      if (api) row.push_back(opt_cell(f.api));
+// Cost per 1M output tokens against node utilization.
+void add_flexion(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string per_mtok = in.currency + "/1M out";
+  Json& j = r.json;
+  if (a.flexion.empty()) return;
+  Table t;
+  t.name = "flexion";
+  t.title = fmt::format("Cost per 1M output tokens against node utilization (capacity {} tok/s)",
+                        *in.node_capacity_tok_s);
+  // A column per option present.
+  const bool own = a.flexion[0].own.has_value(), rent = a.flexion[0].rent.has_value(),
+             api = a.flexion[0].api.has_value();
+  t.columns = {"utilization (%)"};
+  if (own) t.columns.push_back("buy (" + per_mtok + ")");
+  if (rent) t.columns.push_back("rent (" + per_mtok + ")");
+  if (api) t.columns.push_back("api (" + per_mtok + ")");
+  Json arr = Json::array();
+  for (const auto& f : a.flexion) {
+    std::vector<Cell> row{Cell(f.utilization * 100, 0)};
+    if (own) row.push_back(opt_cell(f.own));
+    if (rent) row.push_back(opt_cell(f.rent));
+    if (api) row.push_back(opt_cell(f.api));
+    t.add(std::move(row));
+    arr.push_back({{"utilization", f.utilization},
+                   {"buy", opt_json(f.own)},
+                   {"rent", opt_json(f.rent)},
+                   {"api", opt_json(f.api)}});
+  }
+  t.notes.push_back("own and rent: cost per year / tokens served in a 365-day year; api: flat");
+  r.tables.push_back(t);
+  j["flexion_curve"] = arr;
+}
+
+// People: each option per year in hours and FTE at the loaded rate.
+void add_people(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string& cur = in.currency;
+  Json& j = r.json;
+  if (!a.people) return;
+  const PeopleResult& p = *a.people;
+  Table t;
+  t.name = "people";
+  t.title = fmt::format("People: loaded rate {:.0f} {}/hour", p.hourly_rate, cur);
+  t.columns = {"option", "per year (" + cur + ")", "equals hours", "equals FTE",
+               "ROI of hours saved (%)"};
+  Json po = Json::object();
+  for (const auto& o : p.options) {
+    t.add({o.id, Cell(o.cost_per_year), Cell(o.hours, 0), Cell(o.fte, 2),
+           Cell(o.roi_of_savings * 100, 1)});
+    po[o.id] = {{"cost_per_year", o.cost_per_year},
+                {"hours", o.hours},
+                {"fte", o.fte},
+                {"roi_of_hours_saved", o.roi_of_savings}};
+  }
+  t.notes.push_back(fmt::format("hours saved: {:.0f} h/year, worth {:.0f} {}/year",
+                                p.hours_saved_per_year, p.value_per_year, cur));
+  r.tables.push_back(t);
+  j["people"] = {{"hourly_rate", p.hourly_rate},
+                 {"hours_saved_per_year", p.hours_saved_per_year},
+                 {"value_per_year", p.value_per_year},
+                 {"options", po}};
+}
+
+// Price-weighted routing: our share of first tries against each competitor (a table, and the
+// JSON the provider section carries).
+Json add_routing(Report& r, const ProviderInputs& in, const ProviderResult& p) {
+  Table rt;
+  rt.name = "routing";
+  rt.title = "Price-weighted routing (weight proportional to 1/price^2)";
+  rt.columns = {"provider", "output price (USD/1M)", "weight", "share of first tries (%)",
+                "odds of ours against it"};
+  const double own = in.own_price_usd_per_mtok;
+  double total = routing_weight(own);
+  for (const auto& [c, _] : p.routing_ratio) total += routing_weight(c);
+  rt.add({"ours", Cell(own, 3), Cell(routing_weight(own)),
+          Cell(routing_weight(own) / total * 100, 1), Cell()});
+  Json rr = Json::array();
+  for (std::size_t i = 0; i < p.routing_ratio.size(); ++i) {
+    const auto& [c, ratio] = p.routing_ratio[i];
+    rt.add({fmt::format("competitor {}", i + 1), Cell(c, 3), Cell(routing_weight(c)),
+            Cell(routing_weight(c) / total * 100, 1), Cell(ratio, 2)});
+    rr.push_back({{"price_usd_per_mtok", c}, {"odds_ours_vs_theirs", ratio}});
+  }
+  r.tables.push_back(rt);
+  return Json{{"own_price_usd_per_mtok", own}, {"share", *p.routing_share}, {"competitors", rr}};
+}
+
+// Provider: revenue per 1M output tokens per mix, and price-weighted routing.
+void add_provider(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string& cur = in.currency;
+  const std::string per_mtok = cur + "/1M out";
+  Json& j = r.json;
+  if (!a.provider || !in.provider) return;
+  const ProviderResult& p = *a.provider;
+  Table t;
+  t.name = "provider";
+  t.title = fmt::format("Provider revenue per 1M output tokens (cache hits {:.0f}%)",
+                        in.provider->cache_hit_share * 100);
+  t.columns = {"mix",
+               "input per output token",
+               "revenue (USD/1M out)",
+               "revenue (" + per_mtok + ")",
+               "per sustained tok/s per month (" + cur + ")",
+               "payback of owned node (years)"};
+  Json mixes = Json::array();
+  for (const auto& m : p.mixes) {
+    t.add({m.name, Cell(m.input_per_output), Cell(m.revenue_usd_per_mtok, 3),
+           Cell(m.revenue_per_mtok), Cell(m.revenue_per_tok_s_month),
+           opt_cell(m.payback_years, 1)});
+    mixes.push_back({{"name", m.name},
+                     {"input_per_output", m.input_per_output},
+                     {"revenue_usd_per_mtok", m.revenue_usd_per_mtok},
+                     {"revenue_per_mtok", m.revenue_per_mtok},
+                     {"revenue_per_tok_s_month", m.revenue_per_tok_s_month},
+                     {"payback_years", opt_json(m.payback_years)}});
+  }
+  t.notes.push_back("R = P_out + (T_in/T_out) x [(1 - h) x P_in + h x P_cache]");
+  if (in.provider->sold_utilization)
+    t.notes.push_back(fmt::format("payback at {:.0f}% of node capacity sold",
+                                  *in.provider->sold_utilization * 100));
+  r.tables.push_back(t);
+  Json pj = {{"mixes", mixes}};
+  if (p.routing_share) pj["routing"] = add_routing(r, *in.provider, p);
+  j["provider"] = pj;
+}
+
+// Electricity only, per system.
+void add_power_only(Report& r, const CostInputs& in, const CostAnalysis& a) {
+  const std::string& cur = in.currency;
+  Json& j = r.json;
+  if (a.power_only.empty() || !in.power_only) return;
+  Table t;
+  t.name = "power_only";
+  t.title = fmt::format("Electricity only ({} {}/kWh, PUE {})", in.power_only->electricity_per_kwh,
+                        cur, in.power_only->pue);
+  t.columns = {"system", "wall power (W)", "output tok/s", "per 1M tokens (" + cur + ")",
+               "per month 24/7 (" + cur + ")"};
+  Json arr = Json::array();
+  for (const auto& p : a.power_only) {
+    t.add({p.name, Cell(p.system_w, 0), Cell(p.tokens_per_s), Cell(p.cost_per_mtok, 3),
+           Cell(p.cost_per_month, 2)});
+    arr.push_back({{"name", p.name},
+                   {"system_w", p.system_w},
+                   {"tokens_per_s", p.tokens_per_s},
+                   {"cost_per_mtok", p.cost_per_mtok},
+                   {"cost_per_month", p.cost_per_month}});
+  }
+  r.tables.push_back(t);
+  j["power_only"] = arr;
+}
+
+// Cumulative cost by month: wide (a column per option) or tidy (a row per month and option).
+void add_monthly(Report& r, const CostInputs& in, const CostAnalysis& a, bool tidy) {
+  const std::string& cur = in.currency;
+  if (a.options.empty()) return;
+  Table t;
+  t.name = "monthly";
+  t.title = "Cumulative cost by month (" + cur + ")";
+  std::vector<std::vector<double>> cum;
+  for (const auto& o : a.options) cum.push_back(o.curve.monthly_cumulative());
+  if (tidy) {
+    t.columns = {"month", "option", "cumulative_cost", "currency"};
+    for (std::size_t m = 0; m < cum[0].size(); ++m)
+      for (std::size_t i = 0; i < a.options.size(); ++i)
+        t.add({Cell(m), a.options[i].id, Cell(cum[i][m]), cur});
+  } else {
+    t.columns = {"month"};
+    for (const auto& o : a.options) t.columns.push_back(o.id + " (" + cur + ")");
+    for (std::size_t m = 0; m < cum[0].size(); ++m) {
+      std::vector<Cell> row{Cell(m)};
+      for (std::size_t i = 0; i < a.options.size(); ++i) row.emplace_back(cum[i][m]);
       t.add(std::move(row));
-      arr.push_back({{"utilization", f.utilization},
-                     {"buy", opt_json(f.own)},
-                     {"rent", opt_json(f.rent)},
-                     {"api", opt_json(f.api)}});
     }
-    t.notes.push_back("own and rent: cost per year / tokens served in a 365-day year; api: flat");
-    r.tables.push_back(t);
-    j["flexion_curve"] = arr;
   }
+  r.tables.push_back(t);
+}
 
-  // People.
-  if (a.people) {
-    const PeopleResult& p = *a.people;
-    Table t;
-    t.name = "people";
-    t.title = fmt::format("People: loaded rate {:.0f} {}/hour", p.hourly_rate, cur);
-    t.columns = {"option", "per year (" + cur + ")", "equals hours", "equals FTE",
-                 "ROI of hours saved (%)"};
-    Json po = Json::object();
-    for (const auto& o : p.options) {
-      t.add({o.id, Cell(o.cost_per_year), Cell(o.hours, 0), Cell(o.fte, 2),
-             Cell(o.roi_of_savings * 100, 1)});
-      po[o.id] = {{"cost_per_year", o.cost_per_year},
-                  {"hours", o.hours},
-                  {"fte", o.fte},
-                  {"roi_of_hours_saved", o.roi_of_savings}};
-    }
-    t.notes.push_back(fmt::format("hours saved: {:.0f} h/year, worth {:.0f} {}/year",
-                                  p.hours_saved_per_year, p.value_per_year, cur));
-    r.tables.push_back(t);
-    j["people"] = {{"hourly_rate", p.hourly_rate},
-                   {"hours_saved_per_year", p.hours_saved_per_year},
-                   {"value_per_year", p.value_per_year},
-                   {"options", po}};
-  }
-
-  // Provider.
-  if (a.provider && in.provider) {
-    const ProviderResult& p = *a.provider;
-    Table t;
-    t.name = "provider";
-    t.title = fmt::format("Provider revenue per 1M output tokens (cache hits {:.0f}%)",
-                          in.provider->cache_hit_share * 100);
-    t.columns = {"mix",
-                 "input per output token",
-                 "revenue (USD/1M out)",
-                 "revenue (" + per_mtok + ")",
-                 "per sustained tok/s per month (" + cur + ")",
-                 "payback of owned node (years)"};
-    Json mixes = Json::array();
-    for (const auto& m : p.mixes) {
-      t.add({m.name, Cell(m.input_per_output), Cell(m.revenue_usd_per_mtok, 3),
-             Cell(m.revenue_per_mtok), Cell(m.revenue_per_tok_s_month),
-             opt_cell(m.payback_years, 1)});
-      mixes.push_back({{"name", m.name},
-                       {"input_per_output", m.input_per_output},
-                       {"revenue_usd_per_mtok", m.revenue_usd_per_mtok},
-                       {"revenue_per_mtok", m.revenue_per_mtok},
-                       {"revenue_per_tok_s_month", m.revenue_per_tok_s_month},
-                       {"payback_years", opt_json(m.payback_years)}});
-    }
-    t.notes.push_back("R = P_out + (T_in/T_out) x [(1 - h) x P_in + h x P_cache]");
-    if (in.provider->sold_utilization)
-      t.notes.push_back(fmt::format("payback at {:.0f}% of node capacity sold",
-                                    *in.provider->sold_utilization * 100));
-    r.tables.push_back(t);
-    Json pj = {{"mixes", mixes}};
-    if (p.routing_share) {
-      Table rt;
-      rt.name = "routing";
-      rt.title = "Price-weighted routing (weight proportional to 1/price^2)";
-      rt.columns = {"provider", "output price (USD/1M)", "weight", "share of first tries (%)",
-                    "odds of ours against it"};
-      const double own = in.provider->own_price_usd_per_mtok;
-      double total = routing_weight(own);
-      for (const auto& [c, _] : p.routing_ratio) total += routing_weight(c);
-      rt.add({"ours", Cell(own, 3), Cell(routing_weight(own)),
-              Cell(routing_weight(own) / total * 100, 1), Cell()});
-      Json rr = Json::array();
-      for (std::size_t i = 0; i < p.routing_ratio.size(); ++i) {
-        const auto& [c, ratio] = p.routing_ratio[i];
-        rt.add({fmt::format("competitor {}", i + 1), Cell(c, 3), Cell(routing_weight(c)),
-                Cell(routing_weight(c) / total * 100, 1), Cell(ratio, 2)});
-        rr.push_back({{"price_usd_per_mtok", c}, {"odds_ours_vs_theirs", ratio}});
-      }
-      r.tables.push_back(rt);
-      pj["routing"] = {
-          {"own_price_usd_per_mtok", own}, {"share", *p.routing_share}, {"competitors", rr}};
-    }
-    j["provider"] = pj;
-  }
-
-  // Electricity only.
-  if (!a.power_only.empty() && in.power_only) {
-    Table t;
-    t.name = "power_only";
-    t.title = fmt::format("Electricity only ({} {}/kWh, PUE {})",
-                          in.power_only->electricity_per_kwh, cur, in.power_only->pue);
-    t.columns = {"system", "wall power (W)", "output tok/s", "per 1M tokens (" + cur + ")",
-                 "per month 24/7 (" + cur + ")"};
-    Json arr = Json::array();
-    for (const auto& p : a.power_only) {
-      t.add({p.name, Cell(p.system_w, 0), Cell(p.tokens_per_s), Cell(p.cost_per_mtok, 3),
-             Cell(p.cost_per_month, 2)});
-      arr.push_back({{"name", p.name},
-                     {"system_w", p.system_w},
-                     {"tokens_per_s", p.tokens_per_s},
-                     {"cost_per_mtok", p.cost_per_mtok},
-                     {"cost_per_month", p.cost_per_month}});
-    }
-    r.tables.push_back(t);
-    j["power_only"] = arr;
-  }
-
-  // Monthly cumulative.
-  if (!a.options.empty()) {
-    Table t;
-    t.name = "monthly";
-    t.title = "Cumulative cost by month (" + cur + ")";
-    std::vector<std::vector<double>> cum;
-    for (const auto& o : a.options) cum.push_back(o.curve.monthly_cumulative());
-    if (tidy) {
-      t.columns = {"month", "option", "cumulative_cost", "currency"};
-      for (std::size_t m = 0; m < cum[0].size(); ++m)
-        for (std::size_t i = 0; i < a.options.size(); ++i)
-          t.add({Cell(m), a.options[i].id, Cell(cum[i][m]), cur});
-    } else {
-      t.columns = {"month"};
-      for (const auto& o : a.options) t.columns.push_back(o.id + " (" + cur + ")");
-      for (std::size_t m = 0; m < cum[0].size(); ++m) {
-        std::vector<Cell> row{Cell(m)};
-        for (std::size_t i = 0; i < a.options.size(); ++i) row.emplace_back(cum[i][m]);
-        t.add(std::move(row));
-      }
-    }
-    r.tables.push_back(t);
-  }
-
-  // Assumptions.
+// Assumptions: every input with its source.
+void add_assumptions(Report& r, const CostInputs& in) {
+  Json& j = r.json;
   Table as;
   as.name = "assumptions";
   as.title = "Assumptions (every input, with its source)";
@@ -868,7 +934,39 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   }
   r.tables.push_back(as);
   j["assumptions"] = aj;
+}
 
+}  // namespace
+
+Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) {
+  Report r;
+  const std::string& cur = in.currency;
+  r.title = in.title.empty() ? "Cost: " + in.file : in.title;
+  Json& j = r.json;
+  j["scenario"] = {{"file", in.file},
+                   {"title", in.title},
+                   {"currency", cur},
+                   {"fx_per_usd", in.fx_per_usd},
+                   {"horizon_months", in.horizon_months},
+                   {"month_hours", in.month_hours}};
+  if (in.demand) {
+    j["demand"] = {{"output_tokens_per_year", in.demand->output_tokens_per_year},
+                   {"average_output_tokens_per_s", in.demand->average_tokens_per_s()},
+                   {"input_tokens_per_output_token", in.demand->input_per_output},
+                   {"cache_hit_share", in.demand->cache_hit_share},
+                   {"node_utilization", opt_json(a.node_utilization)}};
+  }
+
+  add_summary(r, in, a);
+  add_comparison(r, in, a);
+  add_thresholds(r, in, a);
+  add_buy_breakdown(r, in, a);
+  add_flexion(r, in, a);
+  add_people(r, in, a);
+  add_provider(r, in, a);
+  add_power_only(r, in, a);
+  add_monthly(r, in, a, tidy);
+  add_assumptions(r, in);
   r.messages = a.messages;
   j["messages"] = a.messages;
   return r;
