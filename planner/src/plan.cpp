@@ -91,7 +91,28 @@ class Evaluator {
   void record_catalog_inputs(Candidate& c) const;
   void check_build_layout(Candidate& c) const;
   void run_fit_and_perf(Candidate& c) const;
+  // The candidate's cost document with each option's price resolved (the scenario's own, else
+  // the catalog's), and where each price came from.
+  struct PricedDoc {
+    Json doc;  // what the cost module's reader takes
+    Json buy;  // the scenario's buy section with the build's overrides
+    Json api;  // the api section as resolved (its tier names the catalog price)
+    bool buy_priced = false, rent_priced = false, api_explicit = false;
+    pricing::Context ctx;
+    std::optional<pricing::OwnPrice> own;    // the catalog's buy price, when it is used
+    std::optional<pricing::RentPrice> rent;  // the catalog's rent price, when it is used
+    double rent_hours = 0;                   // rented hours per month
+  };
   void run_cost(Candidate& c) const;
+  PricedDoc price_options(Candidate& c) const;
+  void price_buy(Candidate& c, PricedDoc& p) const;
+  void price_rent(Candidate& c, PricedDoc& p) const;
+  void price_api(Candidate& c, PricedDoc& p) const;
+  cost::CostInputs read_cost_inputs(const Candidate& c, const Json& doc) const;
+  void set_monte_carlo_inputs(Candidate& c, const cost::CostInputs& in, const PricedDoc& p) const;
+  void set_price_evidence(Candidate& c, const cost::CostInputs& in, const PricedDoc& p) const;
+  void run_fleet_cost(Candidate& c, const cost::CostInputs& in) const;
+  void run_resale(Candidate& c, const cost::CostInputs& in) const;
   pricing::Context price_context(const Json& buy) const;
   void run_rent_schedule(Candidate& c) const;
   void run_quality(Candidate& c) const;
@@ -281,93 +302,105 @@ pricing::Context Evaluator::price_context(const Json& buy) const {
   return ctx;
 }
 
-void Evaluator::run_cost(Candidate& c) const {
-  const Device& d = *c.device;
-  const int gpus = c.build.gpus_per_node;
-  Json doc = sc_.cost_doc;
-  // buy: the scenario's own price, else the one catalog basis (pricing.hpp)
-  Json buy = doc.contains("buy") ? doc["buy"] : Json::object();
-  for (auto it = c.build.buy.begin(); it != c.build.buy.end(); ++it) buy[it.key()] = it.value();
-  const bool buy_priced = has_any_key(buy, kBuyPriceKeys);
-  const pricing::Context ctx = price_context(buy);
-  std::optional<pricing::OwnPrice> own;
-  if (sc_.has_buy || !c.build.buy.empty()) {
-    if (!buy_priced) own = pricing::own_price(c.system, cat_, sc_.own_basis, ctx);
-    if (own && !own->ok) {
-      c.cost_notes.push_back(fmt::format("owning not costed: {} (give {}/buy/capex)", own->reason,
-                                         c.build.json_path == "auto" || c.build.json_path.empty()
-                                             ? "/builds/i"
-                                             : c.build.json_path));
-      own.reset();
-      doc.erase("buy");
-    } else {
-      if (own) {
-        buy["system_price"] = Json::array({own->net_low, own->net_high});
-        buy["capex_includes_vat"] = false;
-      }
-      c.own_price_basis = own ? own->basis : "own: scenario price (/buy)";
-      if (!buy.contains("gpu")) buy["gpu"] = d.id;
-      if (!buy.contains("gpus")) buy["gpus"] = gpus;
-      doc["buy"] = buy;
-    }
-  } else {
+// Buy: the scenario's own price (with the build's overrides), else the one catalog basis
+// (pricing.hpp); not costed when neither gives a price.
+void Evaluator::price_buy(Candidate& c, PricedDoc& p) const {
+  if (!sc_.has_buy && c.build.buy.empty()) {
     c.cost_notes.push_back("owning not costed: the scenario has no buy section");
+    return;
   }
-  // rent: the scenario's own price, else the one catalog kind, per node-hour
-  Json rent = doc.contains("rent") ? doc["rent"] : Json::object();
-  for (auto it = c.build.rent.begin(); it != c.build.rent.end(); ++it) rent[it.key()] = it.value();
-  const bool rent_priced = has_any_key(rent, kRentPriceKeys);
-  std::optional<pricing::RentPrice> rp;
-  if (!rent_priced) rp = pricing::rent_price(c.system, cat_, sc_.rent_kind, ctx);
-  const double month_hours = sc_.cost_doc.value("month_hours", 720.0);
-  const double rent_hours = rent.value("hours_per_month", month_hours);
-  if (rp && !rp->ok) {
-    c.cost_notes.push_back("renting not costed: " + rp->reason);
-    rp.reset();
-    doc.erase("rent");
-  } else {
-    if (rp) {
-      rent["per_month"] = rp->per_node_hour * rent_hours;
-      rent["kind"] = pricing::bills_by_the_hour(sc_.rent_kind)
-                         ? std::string(pricing::rent_kind_name(sc_.rent_kind))
-                         : std::string("reserved");
-      rent.erase("gpu");
-      rent.erase("gpus");
-    } else if (!rent.contains("gpus")) {
-      rent["gpus"] = gpus;
-    }
-    c.rent_price_basis = rp ? rp->basis : "rent: scenario price (/rent)";
-    doc["rent"] = rent;
+  Json buy = p.buy;
+  if (!p.buy_priced) p.own = pricing::own_price(c.system, cat_, sc_.own_basis, p.ctx);
+  if (p.own && !p.own->ok) {
+    c.cost_notes.push_back(fmt::format("owning not costed: {} (give {}/buy/capex)", p.own->reason,
+                                       c.build.json_path == "auto" || c.build.json_path.empty()
+                                           ? "/builds/i"
+                                           : c.build.json_path));
+    p.own.reset();
+    p.doc.erase("buy");
+    return;
   }
-  // api: the same model's catalog price (or the scenario's explicit prices)
-  Json api = doc.contains("api") ? doc["api"] : Json::object();
-  const bool api_explicit = has_any_key(
-      api, {"input_usd_per_mtok", "output_usd_per_mtok", "input_per_mtok", "output_per_mtok"});
-  if (!api_explicit) {
-    const std::string tier = api.value("tier", std::string("list"));
-    const std::string prov = api.value("provider", std::string());
-    bool found = false;
-    for (const ApiPrice* a : cat_.api_prices_for(c.model->id))
-      found = found || (a->tier == tier && (prov.empty() || a->provider == prov));
-    if (found) {
-      api["model"] = c.model->id;
-      doc["api"] = api;
-    } else {
-      c.cost_notes.push_back(
-          fmt::format("API not costed: no {} API price for {} in the catalog", tier, c.model->id));
-      doc.erase("api");
-    }
-  } else {
-    doc["api"] = api;
+  if (p.own) {
+    buy["system_price"] = Json::array({p.own->net_low, p.own->net_high});
+    buy["capex_includes_vat"] = false;
   }
-  if (!doc.contains("buy") && !doc.contains("rent") && !doc.contains("api")) return;
+  c.own_price_basis = p.own ? p.own->basis : "own: scenario price (/buy)";
+  if (!buy.contains("gpu")) buy["gpu"] = c.device->id;
+  if (!buy.contains("gpus")) buy["gpus"] = c.build.gpus_per_node;
+  p.doc["buy"] = buy;
+}
 
-  cost::CostInputs in;
+// Rent: the scenario's own price, else the one catalog kind, per node-hour.
+void Evaluator::price_rent(Candidate& c, PricedDoc& p) const {
+  Json rent = p.doc.contains("rent") ? p.doc["rent"] : Json::object();
+  for (auto it = c.build.rent.begin(); it != c.build.rent.end(); ++it) rent[it.key()] = it.value();
+  p.rent_priced = has_any_key(rent, kRentPriceKeys);
+  if (!p.rent_priced) p.rent = pricing::rent_price(c.system, cat_, sc_.rent_kind, p.ctx);
+  p.rent_hours = rent.value("hours_per_month", sc_.cost_doc.value("month_hours", 720.0));
+  if (p.rent && !p.rent->ok) {
+    c.cost_notes.push_back("renting not costed: " + p.rent->reason);
+    p.rent.reset();
+    p.doc.erase("rent");
+    return;
+  }
+  if (p.rent) {
+    rent["per_month"] = p.rent->per_node_hour * p.rent_hours;
+    rent["kind"] = pricing::bills_by_the_hour(sc_.rent_kind)
+                       ? std::string(pricing::rent_kind_name(sc_.rent_kind))
+                       : std::string("reserved");
+    rent.erase("gpu");
+    rent.erase("gpus");
+  } else if (!rent.contains("gpus")) {
+    rent["gpus"] = c.build.gpus_per_node;
+  }
+  c.rent_price_basis = p.rent ? p.rent->basis : "rent: scenario price (/rent)";
+  p.doc["rent"] = rent;
+}
+
+// API: the same model's catalog price (or the scenario's explicit prices).
+void Evaluator::price_api(Candidate& c, PricedDoc& p) const {
+  p.api = p.doc.contains("api") ? p.doc["api"] : Json::object();
+  p.api_explicit = has_any_key(
+      p.api, {"input_usd_per_mtok", "output_usd_per_mtok", "input_per_mtok", "output_per_mtok"});
+  if (p.api_explicit) {
+    p.doc["api"] = p.api;
+    return;
+  }
+  const std::string tier = p.api.value("tier", std::string("list"));
+  const std::string prov = p.api.value("provider", std::string());
+  bool found = false;
+  for (const ApiPrice* a : cat_.api_prices_for(c.model->id))
+    found = found || (a->tier == tier && (prov.empty() || a->provider == prov));
+  if (found) {
+    p.api["model"] = c.model->id;
+    p.doc["api"] = p.api;
+  } else {
+    c.cost_notes.push_back(
+        fmt::format("API not costed: no {} API price for {} in the catalog", tier, c.model->id));
+    p.doc.erase("api");
+  }
+}
+
+Evaluator::PricedDoc Evaluator::price_options(Candidate& c) const {
+  PricedDoc p;
+  p.doc = sc_.cost_doc;
+  p.buy = p.doc.contains("buy") ? p.doc["buy"] : Json::object();
+  for (auto it = c.build.buy.begin(); it != c.build.buy.end(); ++it) p.buy[it.key()] = it.value();
+  p.buy_priced = has_any_key(p.buy, kBuyPriceKeys);
+  p.ctx = price_context(p.buy);
+  price_buy(c, p);
+  price_rent(c, p);
+  price_api(c, p);
+  return p;
+}
+
+// The candidate's cost scenario through the cost module's reader; a faulty key that came from
+// the build's own override is reported at the build's JSON path.
+cost::CostInputs Evaluator::read_cost_inputs(const Candidate& c, const Json& doc) const {
   const CatalogProvider provider = [this]() -> const Catalog& { return cat_; };
   try {
-    in = parse_scenario(doc, sc_.file, provider);
+    return parse_scenario(doc, sc_.file, provider);
   } catch (const InputError& e) {
-    // Point at the build's own override when the faulty key came from it.
     for (const auto& [sec, over] : {std::pair<std::string, const Json*>{"/buy/", &c.build.buy},
                                     std::pair<std::string, const Json*>{"/rent/", &c.build.rent}}) {
       if (e.json_path().rfind(sec, 0) == 0) {
@@ -379,10 +412,12 @@ void Evaluator::run_cost(Candidate& c) const {
     }
     throw;
   }
-  c.cost_assumptions = in.assumptions;
-  for (const auto& a : in.assumptions) add_input(c, a.name, a.value, a.unit, a.source);
+}
 
-  // Monte Carlo inputs, per node.
+// Monte Carlo inputs, per node: the price ranges behind capex and rent, and the catalog prices
+// each figure rests on (recorded as inputs).
+void Evaluator::set_monte_carlo_inputs(Candidate& c, const cost::CostInputs& in,
+                                       const PricedDoc& p) const {
   mc::Inputs& mi = c.mc_inputs;
   mi.throughput_tok_s = c.throughput;
   mi.efficiency_spread = sc_.monte_carlo.efficiency_spread;
@@ -397,34 +432,34 @@ void Evaluator::run_cost(Candidate& c) const {
     mi.life_years = b.life_years();
     mi.warranty_share = b.capex_net > 0 ? b.warranty_per_year / b.capex_net : 0.0;
     mi.opex_fixed_per_year = b.opex_per_year - b.warranty_per_year;
-    if (!own) {
+    if (!p.own) {
       mi.capex_net.emplace_back(b.capex_net_low, b.capex_net_high);
       c.mc_price_entries["capex"].push_back("scenario price (" + c.build.json_path + ")");
     } else {
-      for (const auto& rg : own->ranges) mi.capex_net.push_back(rg);
-      for (const auto& e : own->entries) {
-        const std::string src = e.name + " (" + own->basis + ", " + e.source + ")";
+      for (const auto& rg : p.own->ranges) mi.capex_net.push_back(rg);
+      for (const auto& e : p.own->entries) {
+        const std::string src = e.name + " (" + p.own->basis + ", " + e.source + ")";
         add_input(c, e.name + "/price_low", e.low, e.currency, src);
         add_input(c, e.name + "/price_high", e.high, e.currency, src);
         c.mc_price_entries["capex"].push_back(
-            fmt::format("{} ({}, {} {}–{}{})", e.name, own->basis, e.currency, e.low, e.high,
+            fmt::format("{} ({}, {} {}–{}{})", e.name, p.own->basis, e.currency, e.low, e.high,
                         e.count > 1 ? fmt::format(" × {}", e.count) : ""));
       }
     }
   }
   if (in.rent) {
-    if (!rp) {
+    if (!p.rent) {
       mi.rent_per_month.push_back(in.rent->per_month);
       c.mc_price_entries["rent"].push_back("scenario price (" + c.build.json_path + ")");
     } else {
-      for (double x : rp->alternatives) mi.rent_per_month.push_back(x * rent_hours);
-      for (const auto& e : rp->entries)
+      for (double x : p.rent->alternatives) mi.rent_per_month.push_back(x * p.rent_hours);
+      for (const auto& e : p.rent->entries)
         add_input(c, e.name + (e.count > 1 ? "/usd_per_gpu_hour" : "/usd_per_node_hour"), e.low,
                   e.count > 1 ? "USD/GPU-hour" : "USD/node-hour",
-                  e.source + " (" + rp->basis + ")");
-      for (const auto& e : rp->entries)
+                  e.source + " (" + p.rent->basis + ")");
+      for (const auto& e : p.rent->entries)
         c.mc_price_entries["rent"].push_back(
-            fmt::format("{} ({}, {} USD{})", e.name, rp->basis, e.low,
+            fmt::format("{} ({}, {} USD{})", e.name, p.rent->basis, e.low,
                         e.count > 1 ? " per GPU-hour" : " per node-hour"));
     }
   }
@@ -437,35 +472,42 @@ void Evaluator::run_cost(Candidate& c) const {
                 "data/prices.json: " + a->provider);
     }
   }
+}
 
-  // Evidence of the money figures.
+// Evidence of the money figures: the scenario's own price, the catalog's, or a catalog estimate
+// (which adds a risk for hardware).
+void Evaluator::set_price_evidence(Candidate& c, const cost::CostInputs& in,
+                                   const PricedDoc& p) const {
   auto price_tier = [&](const std::string& section, bool priced_in_scenario, bool estimated) {
     if (priced_in_scenario) return std::string("scenario (") + section + ")";
     return std::string(estimated ? "catalog, estimated" : "catalog");
   };
   if (in.buy) {
-    const bool est = own && own->estimated;
-    c.evidence["capex"] = price_tier("/buy", buy_priced, est);
-    if (est && !buy_priced)
-      c.risks.push_back(
-          fmt::format("hardware price of {} is a catalog estimate: get a live quote", d.id));
+    const bool est = p.own && p.own->estimated;
+    c.evidence["capex"] = price_tier("/buy", p.buy_priced, est);
+    if (est && !p.buy_priced)
+      c.risks.push_back(fmt::format("hardware price of {} is a catalog estimate: get a live quote",
+                                    c.device->id));
   }
   if (in.rent) {
-    const bool est = rp && rp->estimated;
-    c.evidence["rent"] = price_tier("/rent", rent_priced, est);
+    const bool est = p.rent && p.rent->estimated;
+    c.evidence["rent"] = price_tier("/rent", p.rent_priced, est);
     c.evidence["rent"] += " [" + in.rent->kind + "]";
   }
   if (in.api) {
     bool est = false;
-    const std::string tier = api.value("tier", std::string("list"));
+    const std::string tier = p.api.value("tier", std::string("list"));
     for (const ApiPrice* a : cat_.api_prices_for(c.model->id))
       if (a->tier == tier) est = est || a->prov.estimated;
-    c.evidence["api"] = api_explicit ? "scenario (/api)" : (est ? "catalog, estimated" : "catalog");
+    c.evidence["api"] =
+        p.api_explicit ? "scenario (/api)" : (est ? "catalog, estimated" : "catalog");
     c.api_label = in.api->label;
   }
+}
 
-  if (c.throughput <= 0) return;  // does not serve: no per-token figures
-  // Whole fleet: the cost model sees `nodes` nodes.
+// The whole fleet through the cost model (it sees `nodes` nodes): cost per token and per year
+// of each option, payback and crossover, then part-time renting and resale.
+void Evaluator::run_fleet_cost(Candidate& c, const cost::CostInputs& in) const {
   cost::CostInputs fleet = in;
   const double n = c.nodes;
   if (fleet.buy) {
@@ -518,23 +560,38 @@ void Evaluator::run_cost(Candidate& c) const {
                             in.buy->life_years();
     c.own_matches_api_tok_s = cost::break_even_tokens_per_s(per_node, *a.api_per_mtok_output);
   }
-  // Reselling idle capacity (hybrid).
+  run_resale(c, in);
+}
+
+// Reselling idle capacity (hybrid): what the fleet's spare output sells for, and owning's cost
+// per token net of it.
+void Evaluator::run_resale(Candidate& c, const cost::CostInputs& in) const {
   const double avg = sc_.demand.average_output_tokens_per_s();
   const double sellable = std::max(0.0, (c.nodes - c.reserve_nodes) * c.throughput - avg);
   c.utilization_with_resale = c.utilization;
-  if (sc_.resale && c.own_per_year) {
-    const Resale& r = *sc_.resale;
-    const double price =
-        cost::price_per_mtok_output(r.input_usd_per_mtok, r.cached_input_usd_per_mtok,
-                                    r.output_usd_per_mtok, r.input_tokens_per_output_token,
-                                    r.cache_hit_share) *
-        in.fx_per_usd;
-    const double sold = sellable * r.sold_share;
-    c.resale_revenue_per_year = sold * cost::kSecondsPerYear * price / cost::kTokensPerMTok;
-    c.own_net_of_resale_per_mtok = (*c.own_per_year - *c.resale_revenue_per_year) /
-                                   (sc_.demand.output_tokens_per_year() / cost::kTokensPerMTok);
-    c.utilization_with_resale = (avg + sold) / (c.nodes * c.throughput);
-  }
+  if (!sc_.resale || !c.own_per_year) return;
+  const Resale& r = *sc_.resale;
+  const double price = cost::price_per_mtok_output(
+                           r.input_usd_per_mtok, r.cached_input_usd_per_mtok, r.output_usd_per_mtok,
+                           r.input_tokens_per_output_token, r.cache_hit_share) *
+                       in.fx_per_usd;
+  const double sold = sellable * r.sold_share;
+  c.resale_revenue_per_year = sold * cost::kSecondsPerYear * price / cost::kTokensPerMTok;
+  c.own_net_of_resale_per_mtok = (*c.own_per_year - *c.resale_revenue_per_year) /
+                                 (sc_.demand.output_tokens_per_year() / cost::kTokensPerMTok);
+  c.utilization_with_resale = (avg + sold) / (c.nodes * c.throughput);
+}
+
+void Evaluator::run_cost(Candidate& c) const {
+  const PricedDoc p = price_options(c);
+  if (!p.doc.contains("buy") && !p.doc.contains("rent") && !p.doc.contains("api")) return;
+  const cost::CostInputs in = read_cost_inputs(c, p.doc);
+  c.cost_assumptions = in.assumptions;
+  for (const auto& a : in.assumptions) add_input(c, a.name, a.value, a.unit, a.source);
+  set_monte_carlo_inputs(c, in, p);
+  set_price_evidence(c, in, p);
+  if (c.throughput <= 0) return;  // does not serve: no per-token figures
+  run_fleet_cost(c, in);
 }
 
 // Renting part-time: the node-hours the fleet runs to serve the demand profile under the
