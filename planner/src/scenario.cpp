@@ -132,6 +132,34 @@ class Reader {
   void read_demand(const JsonView& v);
   void read_node(const JsonView& v);
   void read_buy(const JsonView& v);
+  // What read_buy's parts share: the section, its provenance, the catalog device and site it
+  // names (either may be absent).
+  struct BuyContext {
+    const JsonView& v;
+    Provenance2 p;
+    const Device* device = nullptr;
+    const Site* site = nullptr;
+    Provenance2 site_prov;
+  };
+  // A capex quote before VAT is stripped: low and high, whether gross, and the VAT rate a gross
+  // quote is stripped with.
+  struct CapexQuote {
+    double lo = 0, hi = 0;
+    bool includes_vat = false;
+    double strip_vat_rate = 0;
+  };
+  const Device* read_buy_gpu(const JsonView& v, const Provenance2& p);
+  const Site* read_buy_site(const JsonView& v, const Provenance2& p);
+  double site_money(const BuyContext& x, double amount);
+  void read_vat(const BuyContext& x, cost::BuyInputs& b);
+  void read_capex(const BuyContext& x, cost::BuyInputs& b);
+  CapexQuote scenario_quote(const BuyContext& x, const std::string& key, bool includes_vat,
+                            double vat_rate);
+  CapexQuote catalog_quote(const BuyContext& x);
+  void read_life(const BuyContext& x, cost::BuyInputs& b);
+  void read_opex(const BuyContext& x, cost::BuyInputs& b);
+  double read_wall_power(const BuyContext& x);
+  void read_power_price(const BuyContext& x, cost::BuyInputs& b);
   void read_rent(const JsonView& v);
   void read_api(const JsonView& v);
   void read_people(const JsonView& v);
@@ -315,9 +343,20 @@ void Reader::read_buy(const JsonView& v) {
        "life_months", "residual_share", "discount_rate", "opex_per_year", "opex_per_year_usd"});
   for (const char* k : kOpexComponents) keys.emplace_back(k);
   v.only_keys(keys);
-  const auto p = prov_of(v);
+  BuyContext x{v, prov_of(v), nullptr, nullptr, {}};
+  x.device = read_buy_gpu(v, x.p);
+  x.site = read_buy_site(v, x.p);
+  if (x.site) x.site_prov = {"data/sites.json: " + x.site->prov.source, x.site->prov.as_of};
   cost::BuyInputs b;
   b.label = v.string_or("label", "buy");
+  read_vat(x, b);  // first: it decides how prices are read
+  read_capex(x, b);
+  read_life(x, b);
+  read_opex(x, b);
+  in_.buy = b;
+}
+
+const Device* Reader::read_buy_gpu(const JsonView& v, const Provenance2& p) {
   const Device* device = nullptr;
   if (v.has("gpu")) {
     buy_gpu_ = v.string("gpu");
@@ -332,39 +371,45 @@ void Reader::read_buy(const JsonView& v) {
     buy_gpus_ = static_cast<int>(v.positive_int("gpus"));
     record(v.path() + "/gpus", buy_gpus_, "GPUs", p);
   }
-  const Site* site = nullptr;
-  if (v.has("site")) {
-    const std::string id = v.string("site");
-    try {
-      site = &catalog(v, "site").site(id);
-    } catch (const UnknownIdError& e) {
-      v.fail_member("site", e.what());
-    }
-    record(v.path() + "/site", id, "site id", p);
-  }
-  const Provenance2 site_prov =
-      site ? Provenance2{"data/sites.json: " + site->prov.source, site->prov.as_of} : Provenance2{};
-  auto site_money = [&](double amount) {
-    return cost::convert(amount, catalog(v, "site").fx_per_usd(site->currency), in_.fx_per_usd);
-  };
+  return device;
+}
 
-  // VAT first: it decides how prices are read.
+const Site* Reader::read_buy_site(const JsonView& v, const Provenance2& p) {
+  if (!v.has("site")) return nullptr;
+  const Site* site = nullptr;
+  const std::string id = v.string("site");
+  try {
+    site = &catalog(v, "site").site(id);
+  } catch (const UnknownIdError& e) {
+    v.fail_member("site", e.what());
+  }
+  record(v.path() + "/site", id, "site id", p);
+  return site;
+}
+
+// An amount in the site's currency, in the scenario's.
+double Reader::site_money(const BuyContext& x, double amount) {
+  return cost::convert(amount, catalog(x.v, "site").fx_per_usd(x.site->currency), in_.fx_per_usd);
+}
+
+void Reader::read_vat(const BuyContext& x, cost::BuyInputs& b) {
+  const JsonView& v = x.v;
   if (v.has("vat_rate")) {
-    b.vat_rate = fraction_or(v, "vat_rate", 0.0, "share", p);
-  } else if (site) {
-    b.vat_rate = site->vat_rate;
-    record(v.path() + "/vat_rate", b.vat_rate, "share", site_prov);
+    b.vat_rate = fraction_or(v, "vat_rate", 0.0, "share", x.p);
+  } else if (x.site) {
+    b.vat_rate = x.site->vat_rate;
+    record(v.path() + "/vat_rate", b.vat_rate, "share", x.site_prov);
   } else {
     record_default(v.path() + "/vat_rate", 0.0, "share");
   }
   b.vat_recoverable = v.boolean_or("vat_recoverable", false);
-  note(v, "vat_recoverable", b.vat_recoverable, "", p);
-  bool includes_vat = v.boolean_or("capex_includes_vat", false);
-  // VAT a gross price is stripped with: the buyer's for the scenario's own quotes, the
-  // entry's own for a catalog price recorded in another country (docs/cost.md §VAT).
-  double strip_vat_rate = b.vat_rate;
+  note(v, "vat_recoverable", b.vat_recoverable, "", x.p);
+}
 
-  // Capex: exactly one source.
+// Capex from exactly one source: the scenario's capex or system price (in its currency or USD),
+// else the catalog's hardware price for gpu × gpus. Net of VAT at the price point.
+void Reader::read_capex(const BuyContext& x, cost::BuyInputs& b) {
+  const JsonView& v = x.v;
   const char* kCapexKeys[] = {"capex", "capex_usd", "system_price", "system_price_usd"};
   std::vector<std::string> given;
   for (const char* k : kCapexKeys)
@@ -372,58 +417,12 @@ void Reader::read_buy(const JsonView& v) {
   if (given.size() > 1)
     v.fail_member(given[1], "give one of capex, capex_usd, system_price, system_price_usd (found " +
                                 given[0] + " too)");
-  double lo = 0, hi = 0;
+  const bool includes_vat = v.boolean_or("capex_includes_vat", false);
+  CapexQuote q;
   if (!given.empty()) {
-    note(v, "capex_includes_vat", includes_vat, "", p);
-    const std::string& k = given[0];
-    const bool usd = k.ends_with("_usd");
-    const auto x = v.at(k);
-    if (k.starts_with("capex")) {
-      const double c = x.number();
-      if (!(c > 0)) x.fail("expected a number > 0, found " + describe_json(x.raw()));
-      lo = hi = c;
-    } else {
-      std::tie(lo, hi) = read_price_range(x);
-    }
-    record(x.path(), x.raw(), usd ? "USD" : in_.currency, p);
-    if (usd) {
-      lo *= in_.fx_per_usd;
-      hi *= in_.fx_per_usd;
-    }
-  } else if (device) {
-    const Catalog& c = catalog(v, "gpu");
-    const PriceBasis basis = read_price_basis(v, p);
-    const HardwareSelection sel =
-        select_price_entries(c, device->id, buy_gpus_, basis, !v.has("price_basis"));
-    if (sel.point < 0) {
-      const bool any = !select_price_entries(c, device->id, buy_gpus_, basis).picks.empty();
-      if (any)
-        v.fail_member("price_basis", fmt::format("the catalog has no {} price for '{}'",
-                                                 price_basis_name(basis), device->id));
-      v.fail_member("gpu", "the catalog has no hardware price for '" + device->id +
-                               "'; give capex or system_price_usd");
-    }
-    const HardwarePick& pick = sel.picks[static_cast<std::size_t>(sel.point)];
-    const HardwarePrice* hp = pick.entry;
-    const int count = pick.count;
-    const double fx = c.fx_per_usd(hp->currency);
-    lo = cost::convert(hp->price_low * count, fx, in_.fx_per_usd);
-    hi = cost::convert(hp->price_high * count, fx, in_.fx_per_usd);
-    includes_vat = hp->includes_vat;
-    strip_vat_rate = hp->vat_rate;
-    const Provenance2 hp_prov{"data/prices.json: " + hp->item + ", " + hp->prov.source,
-                              hp->prov.as_of};
-    record(v.path() + "/system_price (catalog)",
-           Json::array({hp->price_low * count, hp->price_high * count}), hp->currency, hp_prov);
-    record(v.path() + "/capex_includes_vat (catalog)", includes_vat, "", hp_prov);
-    if (includes_vat)
-      record(v.path() + "/vat_rate (catalog entry)", hp->vat_rate, "share", hp_prov);
-    const std::size_t used = sel.used().size();
-    if (used > 1 || sel.basis_fallback)
-      record(v.path() + "/system_price (catalog) entry",
-             fmt::format("median of {} {} entries{}", used, price_basis_name(basis),
-                         sel.basis_fallback ? ", none in that basis: all bases used" : ""),
-             "", hp_prov);
+    q = scenario_quote(x, given[0], includes_vat, b.vat_rate);
+  } else if (x.device) {
+    q = catalog_quote(x);
   } else {
     v.fail(
         "give capex, capex_usd, system_price, system_price_usd, or gpu and gpus to price the "
@@ -431,13 +430,83 @@ void Reader::read_buy(const JsonView& v) {
   }
   const std::string point =
       v.has("price_point") ? v.one_of("price_point", {"low", "mid", "high"}) : "mid";
-  if (lo != hi) note(v, "price_point", point, "", p);
-  const double price = point == "low" ? lo : point == "high" ? hi : (lo + hi) / 2;
-  b.capex_net = cost::net_of_vat(price, includes_vat, strip_vat_rate);
-  b.capex_net_low = cost::net_of_vat(lo, includes_vat, strip_vat_rate);
-  b.capex_net_high = cost::net_of_vat(hi, includes_vat, strip_vat_rate);
+  if (q.lo != q.hi) note(v, "price_point", point, "", x.p);
+  const double price = point == "low" ? q.lo : point == "high" ? q.hi : (q.lo + q.hi) / 2;
+  b.capex_net = cost::net_of_vat(price, q.includes_vat, q.strip_vat_rate);
+  b.capex_net_low = cost::net_of_vat(q.lo, q.includes_vat, q.strip_vat_rate);
+  b.capex_net_high = cost::net_of_vat(q.hi, q.includes_vat, q.strip_vat_rate);
+}
 
-  b.life_months = positive_int_or(v, "life_months", in_.horizon_months, "months", p);
+// The scenario's own quote under `key`; a gross quote is stripped of the buyer's VAT.
+Reader::CapexQuote Reader::scenario_quote(const BuyContext& x, const std::string& key,
+                                          bool includes_vat, double vat_rate) {
+  const JsonView& v = x.v;
+  CapexQuote q;
+  q.includes_vat = includes_vat;
+  q.strip_vat_rate = vat_rate;
+  note(v, "capex_includes_vat", q.includes_vat, "", x.p);
+  const bool usd = key.ends_with("_usd");
+  const auto j = v.at(key);
+  if (key.starts_with("capex")) {
+    const double c = j.number();
+    if (!(c > 0)) j.fail("expected a number > 0, found " + describe_json(j.raw()));
+    q.lo = q.hi = c;
+  } else {
+    std::tie(q.lo, q.hi) = read_price_range(j);
+  }
+  record(j.path(), j.raw(), usd ? "USD" : in_.currency, x.p);
+  if (usd) {
+    q.lo *= in_.fx_per_usd;
+    q.hi *= in_.fx_per_usd;
+  }
+  return q;
+}
+
+// The catalog's hardware price for gpu × gpus in the price basis; a gross entry is stripped of
+// its own country's VAT, not the buyer's (docs/cost.md §VAT).
+Reader::CapexQuote Reader::catalog_quote(const BuyContext& x) {
+  const JsonView& v = x.v;
+  const Device& device = *x.device;
+  const Catalog& c = catalog(v, "gpu");
+  const PriceBasis basis = read_price_basis(v, x.p);
+  const HardwareSelection sel =
+      select_price_entries(c, device.id, buy_gpus_, basis, !v.has("price_basis"));
+  if (sel.point < 0) {
+    const bool any = !select_price_entries(c, device.id, buy_gpus_, basis).picks.empty();
+    if (any)
+      v.fail_member("price_basis", fmt::format("the catalog has no {} price for '{}'",
+                                               price_basis_name(basis), device.id));
+    v.fail_member("gpu", "the catalog has no hardware price for '" + device.id +
+                             "'; give capex or system_price_usd");
+  }
+  const HardwarePick& pick = sel.picks[static_cast<std::size_t>(sel.point)];
+  const HardwarePrice* hp = pick.entry;
+  const int count = pick.count;
+  const double fx = c.fx_per_usd(hp->currency);
+  CapexQuote q;
+  q.lo = cost::convert(hp->price_low * count, fx, in_.fx_per_usd);
+  q.hi = cost::convert(hp->price_high * count, fx, in_.fx_per_usd);
+  q.includes_vat = hp->includes_vat;
+  q.strip_vat_rate = hp->vat_rate;
+  const Provenance2 hp_prov{"data/prices.json: " + hp->item + ", " + hp->prov.source,
+                            hp->prov.as_of};
+  record(v.path() + "/system_price (catalog)",
+         Json::array({hp->price_low * count, hp->price_high * count}), hp->currency, hp_prov);
+  record(v.path() + "/capex_includes_vat (catalog)", q.includes_vat, "", hp_prov);
+  if (q.includes_vat)
+    record(v.path() + "/vat_rate (catalog entry)", hp->vat_rate, "share", hp_prov);
+  const std::size_t used = sel.used().size();
+  if (used > 1 || sel.basis_fallback)
+    record(v.path() + "/system_price (catalog) entry",
+           fmt::format("median of {} {} entries{}", used, price_basis_name(basis),
+                       sel.basis_fallback ? ", none in that basis: all bases used" : ""),
+           "", hp_prov);
+  return q;
+}
+
+void Reader::read_life(const BuyContext& x, cost::BuyInputs& b) {
+  const JsonView& v = x.v;
+  b.life_months = positive_int_or(v, "life_months", in_.horizon_months, "months", x.p);
   if (b.life_months > in_.horizon_months)  // the headline would mix the two periods
     v.fail_member("life_months",
                   fmt::format("life_months {} is longer than horizon_months {}: the totals over "
@@ -445,93 +514,108 @@ void Reader::read_buy(const JsonView& v) {
                               "rent-to-own threshold run over the life; set horizon_months to "
                               "at least {}",
                               b.life_months, in_.horizon_months, b.life_months));
-  b.residual_share = fraction_or(v, "residual_share", 0.0, "share of capex", p);
-  b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", p);
+  b.residual_share = fraction_or(v, "residual_share", 0.0, "share of capex", x.p);
+  b.discount_rate = fraction_or(v, "discount_rate", 0.0, "per year", x.p);
+}
 
-  // Opex: a total or its components, never both.
-  const auto total = money(v, "opex_per_year", "opex_per_year_usd", p, "/year");
+// Opex: a total or its components, never both.
+void Reader::read_opex(const BuyContext& x, cost::BuyInputs& b) {
+  const JsonView& v = x.v;
+  const auto total = money(v, "opex_per_year", "opex_per_year_usd", x.p, "/year");
   if (total) {
     for (const char* k : kOpexComponents)
       if (v.has(k))
         v.fail_member(k,
                       "opex_per_year is given as a total; remove it or give the components only");
     b.opex_per_year = *total;
-  } else {
-    bool any = false;
-    for (const char* k : kOpexComponents) any = any || v.has(k);
-    if (!any && !site)
-      v.fail(
-          "give opex_per_year, or its components (power, electricity_per_kwh, colo_per_month, "
-          "staff_fte, warranty_share_per_year, other_opex_per_year)");
-    b.opex_itemized = true;
-    // Power.
-    if (v.has("wall_power_w")) {
-      for (const char* k : {"gpu_tdp_w", "gpu_load_share", "other_system_w"})
-        if (v.has(k)) v.fail_member(k, "wall_power_w is given; remove it or give the parts only");
-      b.wall_power_w = v.non_negative("wall_power_w");
-      record(v.path() + "/wall_power_w", b.wall_power_w, "W", p);
-    } else if (v.has("gpu_tdp_w") || device) {
-      double tdp = 0;
-      if (v.has("gpu_tdp_w")) {
-        tdp = v.positive("gpu_tdp_w");
-        record(v.path() + "/gpu_tdp_w", tdp, "W", p);
-      } else {
-        tdp = device->tdp_w;
-        record(v.path() + "/gpu_tdp_w (catalog)", tdp, "W",
-               {"data/devices.json: " + device->prov.source, device->prov.as_of});
-      }
-      if (buy_gpus_ <= 0) v.fail_member("gpus", "required to compute power from the GPU TDP");
-      const double load = fraction_or(v, "gpu_load_share", 1.0, "share of TDP", p);
-      const double other = non_negative_or(v, "other_system_w", 0.0, "W", p);
-      b.wall_power_w = cost::node_power_w(buy_gpus_, tdp, load, other);
-    }
-    if (v.has("pue")) {
-      b.pue = v.positive("pue");
-      if (b.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
-      record(v.path() + "/pue", b.pue, "", p);
-    } else if (site) {
-      b.pue = site->pue;
-      record(v.path() + "/pue", b.pue, "", site_prov);
-    } else {
-      record_default(v.path() + "/pue", 1.0, "");
-    }
-    if (v.has("electricity_per_kwh")) {
-      b.electricity_per_kwh = v.non_negative("electricity_per_kwh");
-      record(v.path() + "/electricity_per_kwh", b.electricity_per_kwh, in_.currency + "/kWh", p);
-    } else if (site) {
-      b.electricity_per_kwh = site_money(site->electricity_per_kwh);
-      record(v.path() + "/electricity_per_kwh", site->electricity_per_kwh, site->currency + "/kWh",
-             site_prov);
-    } else if (b.wall_power_w > 0) {
-      v.fail_member("electricity_per_kwh", "required when the node draws power (or give a site)");
-    }
-    if (v.has("colo_per_month")) {
-      b.colo_per_month = v.non_negative("colo_per_month");
-      record(v.path() + "/colo_per_month", b.colo_per_month, in_.currency, p);
-    } else if (site && site->colo_per_kw_month > 0) {
-      b.colo_per_month = site_money(site->colo_per_kw_month) * b.wall_power_w / 1000.0;
-      record(v.path() + "/colo_per_kw_month", site->colo_per_kw_month, site->currency + "/kW/month",
-             site_prov);
-    }
-    const double fte = non_negative_or(v, "staff_fte", 0.0, "FTE", p);
-    if (fte > 0) {
-      const double fte_cost = v.positive("fte_cost_per_year");
-      record(v.path() + "/fte_cost_per_year", fte_cost, in_.currency + "/year", p);
-      b.staff_per_year = fte * fte_cost;
-    } else if (v.has("fte_cost_per_year")) {
-      v.fail_member("fte_cost_per_year", "given without staff_fte");
-    }
-    b.warranty_per_year =
-        fraction_or(v, "warranty_share_per_year", 0.0, "share of capex per year", p) * b.capex_net;
-    b.other_per_year = non_negative_or(v, "other_opex_per_year", 0.0, in_.currency + "/year", p);
-    const double power_month =
-        b.wall_power_w > 0 ? cost::electricity_per_month(b.wall_power_w, b.pue,
-                                                         b.electricity_per_kwh, in_.month_hours)
-                           : 0.0;
-    b.opex_per_year = (power_month + b.colo_per_month) * cost::kMonthsPerYear + b.staff_per_year +
-                      b.warranty_per_year + b.other_per_year;
+    return;
   }
-  in_.buy = b;
+  bool any = false;
+  for (const char* k : kOpexComponents) any = any || v.has(k);
+  if (!any && !x.site)
+    v.fail(
+        "give opex_per_year, or its components (power, electricity_per_kwh, colo_per_month, "
+        "staff_fte, warranty_share_per_year, other_opex_per_year)");
+  b.opex_itemized = true;
+  b.wall_power_w = read_wall_power(x);
+  read_power_price(x, b);
+  const double fte = non_negative_or(v, "staff_fte", 0.0, "FTE", x.p);
+  if (fte > 0) {
+    const double fte_cost = v.positive("fte_cost_per_year");
+    record(v.path() + "/fte_cost_per_year", fte_cost, in_.currency + "/year", x.p);
+    b.staff_per_year = fte * fte_cost;
+  } else if (v.has("fte_cost_per_year")) {
+    v.fail_member("fte_cost_per_year", "given without staff_fte");
+  }
+  b.warranty_per_year =
+      fraction_or(v, "warranty_share_per_year", 0.0, "share of capex per year", x.p) * b.capex_net;
+  b.other_per_year = non_negative_or(v, "other_opex_per_year", 0.0, in_.currency + "/year", x.p);
+  const double power_month =
+      b.wall_power_w > 0 ? cost::electricity_per_month(b.wall_power_w, b.pue, b.electricity_per_kwh,
+                                                       in_.month_hours)
+                         : 0.0;
+  b.opex_per_year = (power_month + b.colo_per_month) * cost::kMonthsPerYear + b.staff_per_year +
+                    b.warranty_per_year + b.other_per_year;
+}
+
+// The node's wall power: given, or GPUs × TDP × load share + the rest of the system (the TDP
+// from the catalog when the section names a gpu); 0 when neither.
+double Reader::read_wall_power(const BuyContext& x) {
+  const JsonView& v = x.v;
+  if (v.has("wall_power_w")) {
+    for (const char* k : {"gpu_tdp_w", "gpu_load_share", "other_system_w"})
+      if (v.has(k)) v.fail_member(k, "wall_power_w is given; remove it or give the parts only");
+    const double w = v.non_negative("wall_power_w");
+    record(v.path() + "/wall_power_w", w, "W", x.p);
+    return w;
+  }
+  if (!v.has("gpu_tdp_w") && !x.device) return 0.0;
+  double tdp = 0;
+  if (v.has("gpu_tdp_w")) {
+    tdp = v.positive("gpu_tdp_w");
+    record(v.path() + "/gpu_tdp_w", tdp, "W", x.p);
+  } else {
+    tdp = x.device->tdp_w;
+    record(v.path() + "/gpu_tdp_w (catalog)", tdp, "W",
+           {"data/devices.json: " + x.device->prov.source, x.device->prov.as_of});
+  }
+  if (buy_gpus_ <= 0) v.fail_member("gpus", "required to compute power from the GPU TDP");
+  const double load = fraction_or(v, "gpu_load_share", 1.0, "share of TDP", x.p);
+  const double other = non_negative_or(v, "other_system_w", 0.0, "W", x.p);
+  return cost::node_power_w(buy_gpus_, tdp, load, other);
+}
+
+// PUE, electricity price and colocation: the section's own, else the site's.
+void Reader::read_power_price(const BuyContext& x, cost::BuyInputs& b) {
+  const JsonView& v = x.v;
+  if (v.has("pue")) {
+    b.pue = v.positive("pue");
+    if (b.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
+    record(v.path() + "/pue", b.pue, "", x.p);
+  } else if (x.site) {
+    b.pue = x.site->pue;
+    record(v.path() + "/pue", b.pue, "", x.site_prov);
+  } else {
+    record_default(v.path() + "/pue", 1.0, "");
+  }
+  if (v.has("electricity_per_kwh")) {
+    b.electricity_per_kwh = v.non_negative("electricity_per_kwh");
+    record(v.path() + "/electricity_per_kwh", b.electricity_per_kwh, in_.currency + "/kWh", x.p);
+  } else if (x.site) {
+    b.electricity_per_kwh = site_money(x, x.site->electricity_per_kwh);
+    record(v.path() + "/electricity_per_kwh", x.site->electricity_per_kwh,
+           x.site->currency + "/kWh", x.site_prov);
+  } else if (b.wall_power_w > 0) {
+    v.fail_member("electricity_per_kwh", "required when the node draws power (or give a site)");
+  }
+  if (v.has("colo_per_month")) {
+    b.colo_per_month = v.non_negative("colo_per_month");
+    record(v.path() + "/colo_per_month", b.colo_per_month, in_.currency, x.p);
+  } else if (x.site && x.site->colo_per_kw_month > 0) {
+    b.colo_per_month = site_money(x, x.site->colo_per_kw_month) * b.wall_power_w / 1000.0;
+    record(v.path() + "/colo_per_kw_month", x.site->colo_per_kw_month,
+           x.site->currency + "/kW/month", x.site_prov);
+  }
 }
 
 void Reader::read_rent(const JsonView& v) {
