@@ -237,18 +237,50 @@ void run_deployment(const PerfOptions& o, const PerfRequest& req, const Deployme
   emit(rep, out);
 }
 
-void run_perf(const PerfOptions& o) {
-  const Catalog& cat = catalog();
+// A calibration file, and the reasons not to trust it (used only with --force-calibration).
+struct LoadedCalibration {
   std::optional<DeviceCalibration> cal;
-  std::vector<std::string> cal_doubts;  // reasons not to trust the file (--force-calibration)
-  if (!o.calibration.empty()) {
-    const Calibration raw = load_calibration(o.calibration);
-    cal_doubts = calibration_doubts(raw, cat.model(o.model));
-    if (!cal_doubts.empty() && !o.force_calibration)
-      throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
-                              o.calibration, fmt::join(cal_doubts, "; ")));
-    cal = device_calibration(raw);
+  std::vector<std::string> doubts;
+  std::string file() const { return cal ? cal->file : ""; }
+};
+
+LoadedCalibration load_perf_calibration(const PerfOptions& o, const Catalog& cat) {
+  LoadedCalibration lc;
+  if (o.calibration.empty()) return lc;
+  const Calibration raw = load_calibration(o.calibration);
+  lc.doubts = calibration_doubts(raw, cat.model(o.model));
+  if (!lc.doubts.empty() && !o.force_calibration)
+    throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
+                            o.calibration, fmt::join(lc.doubts, "; ")));
+  lc.cal = device_calibration(raw);
+  return lc;
+}
+
+// The device: the catalog's, else (with a calibration of a device the catalog lacks) one
+// described by its measured figures, kept alive in `synthetic`.
+const Device* resolve_device(const PerfOptions& o, const Catalog& cat,
+                             const std::optional<DeviceCalibration>& cal,
+                             std::unique_ptr<Device>& synthetic) {
+  std::string gpu_id = o.gpu;
+  if (gpu_id.empty()) {
+    if (!cal) throw Error("perf: --gpu is required unless --calibration names the device");
+    gpu_id = cal->device_id;
   }
+  const Device* d = cat.find_device(gpu_id);
+  if (!d && cal && cal->device_id == gpu_id) {
+    synthetic = std::make_unique<Device>(device_from_calibration(*cal));
+    d = synthetic.get();
+  } else if (!d) {
+    d = &cat.device(gpu_id);  // throws "did you mean"
+  }
+  if (cal && cal->device_id != d->id)
+    throw Error(fmt::format("perf: calibration {} was measured on '{}', not '{}'", cal->file,
+                            cal->device_id, d->id));
+  return d;
+}
+
+PerfRequest build_request(const PerfOptions& o, const Catalog& cat, const LoadedCalibration& lc,
+                          std::unique_ptr<Device>& synthetic) {
   PerfRequest req;
   req.model = &cat.model(o.model);
   // An embedding model or reranker decodes nothing: its throughput is the prefill figure, so
@@ -259,25 +291,7 @@ void run_perf(const PerfOptions& o) {
         "give --output 1 for its prefill throughput, or plan it as a menu "
         "workload with \"kind\": \"{}\" (docs/scenario.md)",
         req.model->id, model_kind_name(req.model->kind), model_kind_name(req.model->kind)));
-  // With a calibration the device may come from the file; a device not in the catalog is
-  // described by its measured figures.
-  std::unique_ptr<Device> synthetic;
-  std::string gpu_id = o.gpu;
-  if (gpu_id.empty()) {
-    if (!cal) throw Error("perf: --gpu is required unless --calibration names the device");
-    gpu_id = cal->device_id;
-  }
-  if (const Device* d = cat.find_device(gpu_id)) {
-    req.device = d;
-  } else if (cal && cal->device_id == gpu_id) {
-    synthetic = std::make_unique<Device>(device_from_calibration(*cal));
-    req.device = synthetic.get();
-  } else {
-    req.device = &cat.device(gpu_id);  // throws "did you mean"
-  }
-  if (cal && cal->device_id != req.device->id)
-    throw Error(fmt::format("perf: calibration {} was measured on '{}', not '{}'", cal->file,
-                            cal->device_id, req.device->id));
+  req.device = resolve_device(o, cat, lc.cal, synthetic);
   req.engine = &cat.engine(o.engine.empty() ? default_engine_id(*req.device) : o.engine);
   req.gpus = o.gpus;
   req.weights = o.weights.empty() ? PrecisionMix{}
@@ -305,54 +319,24 @@ void run_perf(const PerfOptions& o) {
         "perf: --request-rate applies to --arrivals once (one wave of --concurrency "
         "requests)");
   req.request_rate_per_s = o.request_rate;
-  req.calibration = cal ? &*cal : nullptr;
+  req.calibration = lc.cal ? &*lc.cal : nullptr;
+  return req;
+}
 
-  const Deployment dep = parse_deployment(o.deployment);
-  if (dep.kind != Deployment::Kind::single) {
-    if (dep.kind == Deployment::Kind::disaggregated && !o.gpus_given)
-      req.gpus = deployment_gpus(dep, req.gpus);
-    // --tp/--pp/--ep/--dp-attention describe each replica or worker: every group obeys the
-    // layout rules on its own GPU count.
-    std::vector<int> groups{req.gpus / std::max(1, dep.replicas)};
-    if (dep.kind == Deployment::Kind::disaggregated) groups = {dep.prefill_gpus, dep.decode_gpus};
-    for (int g : groups) {
-      PerfRequest one = req;
-      one.gpus = std::max(1, g);
-      check_perf_layout(one, o, cat);
-    }
-    return run_deployment(o, req, dep, cal ? cal->file : "");
+// --tp/--pp/--ep/--dp-attention describe each replica or worker: every group obeys the layout
+// rules on its own GPU count.
+void check_deployment_layouts(const PerfOptions& o, const PerfRequest& req, const Deployment& dep,
+                              const Catalog& cat) {
+  std::vector<int> groups{req.gpus / std::max(1, dep.replicas)};
+  if (dep.kind == Deployment::Kind::disaggregated) groups = {dep.prefill_gpus, dep.decode_gpus};
+  for (int g : groups) {
+    PerfRequest one = req;
+    one.gpus = std::max(1, g);
+    check_perf_layout(one, o, cat);
   }
-  check_perf_layout(req, o, cat);
-  const std::string no_fit = check_perf_fit(req, cat);
-  if (!no_fit.empty() && !o.ignore_fit)
-    throw CheckFailed(no_fit + " (see `moeplan fit`; --ignore-fit estimates anyway)");
-  const PerfResult r = estimate(req, cat);
-  const Model& m = *req.model;
-  const Device& d = *req.device;
+}
 
-  Report rep;
-  rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", m.name, o.gpus, d.name,
-                          req.engine->name, o.input, o.output);
-  if (!no_fit.empty()) {
-    // Said at the top of every format: the title (table, md), a first section (csv), and the
-    // first member of the JSON payload (below).
-    rep.title = "NOT A DEPLOYABLE BUILD (--ignore-fit): " + rep.title;
-    Table w{"does_not_fit", "NOT A DEPLOYABLE BUILD (--ignore-fit)", {"warning"}, {}, {}};
-    w.add({no_fit + "; figures below assume it did"});
-    rep.tables.push_back(w);
-    rep.messages.push_back("warning: " + no_fit + "; figures below assume it did (--ignore-fit)");
-  }
-  rep.meta = output_meta(cal ? cal->file : "");
-  if (cal)  // a measured class the planner refused: said once more among the messages
-    for (const auto& t : cal->terms)
-      if (!t.used && t.note.rfind("not used:", 0) == 0)
-        rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
-  for (const auto& doubt : cal_doubts)  // forced: every output says so
-    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
-  // One function decides the tier for perf, plan and recommend.
-  Evidence tier =
-      throughput_evidence(r.evidence, cat, m.id, d.id, o.gpus, o.weights, req.engine->id);
-
+Table summary_table(const PerfOptions& o, const PerfRequest& req, const PerfResult& r) {
   Table s{"summary",
           req.arrivals == Arrivals::once
               ? fmt::format("One wave of {} requests, run to completion (whole-run averages)",
@@ -389,8 +373,10 @@ void run_perf(const PerfOptions& o) {
   s.add({"TTFT, one request on an idle system", Cell(r.prefill.ttft_alone_ms, 1), "ms"});
   s.add({"single-stream bandwidth roofline", Cell(r.decode.roofline_tokens_per_s, 1), "tok/s"});
   s.add({"bound (steady-state step)", bound_name(r.bound), ""});
-  rep.tables.push_back(s);
+  return s;
+}
 
+Table step_table(const Model& m, const PerfResult& r) {
   const StepBreakdown& st = r.decode.step;
   Table b{"step", "Decode step breakdown (most loaded GPU)", {"term", "value", "unit"}, {}, {}};
   b.add({"weights read", Cell(st.weight_bytes_per_gpu / 1e9, 3), "GB"});
@@ -405,40 +391,65 @@ void run_perf(const PerfOptions& o) {
   b.add({"communication", Cell(st.comm_s * 1e3, 3), "ms"});
   b.add({"fixed overhead", Cell(st.overhead_s * 1e3, 3), "ms"});
   b.add({"step", Cell(st.time_s * 1e3, 3), "ms"});
-  rep.tables.push_back(b);
+  return b;
+}
 
+// The efficiency factors in print order: table label, JSON key, factor.
+struct NamedFactor {
+  const char* label;
+  const char* key;
+  const Factor& factor;
+};
+std::vector<NamedFactor> named_factors(const PerfResult& r) {
+  return {{"device bandwidth", "device_bandwidth", r.eff.dev_bw},
+          {"device compute", "device_compute", r.eff.dev_compute},
+          {"device link", "device_link", r.eff.dev_link},
+          {"collective latency (µs)", "collective_latency_us", r.eff.link_latency_us},
+          {"engine bandwidth", "engine_bandwidth", r.eff.eng_bw},
+          {"engine GEMM", "engine_gemm", r.eff.eng_compute},
+          {"engine attention", "engine_attention", r.eff.eng_attention},
+          {"step overhead (ms)", "step_overhead_ms", r.eff.step_overhead_ms},
+          {"layer overhead (µs)", "layer_overhead_us", r.eff.layer_overhead_us},
+          {"MoE layer overhead (µs)", "moe_layer_overhead_us", r.eff.moe_layer_overhead_us},
+          {"prefill chunk (tokens)", "prefill_chunk_tokens", r.eff.prefill_chunk_tokens}};
+}
+
+// Efficiencies (device layer × engine layer), and what a calibration fed, term by term; a kernel
+// class below the quality floor is listed as "not used" with the reason (docs/probe.md, "What the
+// planner takes from the probe").
+void add_efficiencies(Report& rep, Json& j, const PerfResult& r,
+                      const std::optional<DeviceCalibration>& cal) {
   Table e{"efficiencies",
           "Efficiencies (device layer × engine layer)",
           {"factor", "value", "evidence", "source"},
           {},
           {}};
-  auto addf = [&](const char* n, const Factor& f) {
-    e.add({n, Cell(f.value, 3), evidence_name(f.evidence), f.source});
-  };
-  addf("device bandwidth", r.eff.dev_bw);
-  addf("device compute", r.eff.dev_compute);
-  addf("device link", r.eff.dev_link);
-  addf("collective latency (µs)", r.eff.link_latency_us);
-  addf("engine bandwidth", r.eff.eng_bw);
-  addf("engine GEMM", r.eff.eng_compute);
-  addf("engine attention", r.eff.eng_attention);
-  addf("step overhead (ms)", r.eff.step_overhead_ms);
-  addf("layer overhead (µs)", r.eff.layer_overhead_us);
-  addf("MoE layer overhead (µs)", r.eff.moe_layer_overhead_us);
-  addf("prefill chunk (tokens)", r.eff.prefill_chunk_tokens);
-  // What the calibration fed, term by term; a kernel class below the quality floor is listed
-  // as "not used" with the reason (docs/probe.md, "What the planner takes from the probe").
-  if (cal)
-    for (const auto& t : cal->terms)
+  Json ej = Json::object();
+  for (const auto& f : named_factors(r)) {
+    e.add({f.label, Cell(f.factor.value, 3), evidence_name(f.factor.evidence), f.factor.source});
+    ej[f.key] = factor_json(f.factor);
+  }
+  if (cal) {
+    Json tj = Json::array();
+    for (const auto& t : cal->terms) {
       e.add({"calibration: " + t.term, t.value ? Cell(*t.value, 3) : Cell("—"),
              t.used ? "measured" : "not used", t.rows + "; " + t.note});
+      tj.push_back({{"term", t.term},
+                    {"rows", t.rows},
+                    {"used", t.used},
+                    {"value", t.value ? Json(*t.value) : Json(nullptr)},
+                    {"note", t.note}});
+    }
+    ej["calibration_terms"] = tj;
+  }
   rep.tables.push_back(e);
+  j["efficiencies"] = ej;
+}
 
-  Json j;
-  if (!no_fit.empty()) j["does_not_fit"] = no_fit + "; figures assume it did (--ignore-fit)";
-  j["inputs"] = {
-      {"model", m.id},
-      {"gpu", d.id},
+Json inputs_json(const PerfOptions& o, const PerfRequest& req, const PerfResult& r) {
+  return {
+      {"model", req.model->id},
+      {"gpu", req.device->id},
       {"gpus", o.gpus},
       {"weights", o.weights.empty() ? Json("native") : Json(o.weights)},
       {"kv", req.kv_precision},
@@ -464,92 +475,96 @@ void run_perf(const PerfOptions& o) {
       {"routing_skew", o.routing_skew},
       {"sla_tpot_ms", o.sla_tpot_ms ? Json(*o.sla_tpot_ms) : Json(nullptr)},
       {"sla_ttft_ms", o.sla_ttft_ms ? Json(*o.sla_ttft_ms) : Json(nullptr)},
-      {"calibration", cal ? Json(cal->file) : Json(nullptr)}};
-  const Json rj = result_json(r);
-  for (auto it = rj.begin(); it != rj.end(); ++it) j[it.key()] = it.value();
-  Json ej = Json::object();
-  ej["device_bandwidth"] = factor_json(r.eff.dev_bw);
-  ej["device_compute"] = factor_json(r.eff.dev_compute);
-  ej["device_link"] = factor_json(r.eff.dev_link);
-  ej["collective_latency_us"] = factor_json(r.eff.link_latency_us);
-  ej["engine_bandwidth"] = factor_json(r.eff.eng_bw);
-  ej["engine_gemm"] = factor_json(r.eff.eng_compute);
-  ej["engine_attention"] = factor_json(r.eff.eng_attention);
-  ej["step_overhead_ms"] = factor_json(r.eff.step_overhead_ms);
-  ej["layer_overhead_us"] = factor_json(r.eff.layer_overhead_us);
-  ej["moe_layer_overhead_us"] = factor_json(r.eff.moe_layer_overhead_us);
-  ej["prefill_chunk_tokens"] = factor_json(r.eff.prefill_chunk_tokens);
-  if (cal) {
-    Json tj = Json::array();
-    for (const auto& t : cal->terms)
-      tj.push_back({{"term", t.term},
-                    {"rows", t.rows},
-                    {"used", t.used},
-                    {"value", t.value ? Json(*t.value) : Json(nullptr)},
-                    {"note", t.note}});
-    ej["calibration_terms"] = tj;
-  }
-  j["efficiencies"] = ej;
-  {
-    // The links the layout's collectives cross (docs/performance.md § Communication).
-    const Links k = links_for(*req.topology, d, r.eff, req.calibration);
-    auto link_json = [](const Link& l) {
-      return Json{{"kind", l.kind}, {"gb_s_per_gpu", l.gb_s}, {"latency_us", l.latency_us}};
-    };
-    j["links"] = {{"scale_up", link_json(k.scale_up)}, {"scale_out", link_json(k.scale_out)}};
-    rep.messages.push_back(fmt::format(
-        "links: scale-up {} {:.1f} GB/s per GPU, {:.0f} µs per collective; scale-out {} "
-        "{:.2f} GB/s per GPU, {:.0f} µs",
-        k.scale_up.kind, k.scale_up.gb_s, k.scale_up.latency_us, k.scale_out.kind, k.scale_out.gb_s,
-        k.scale_out.latency_us));
-  }
-  add_published(rep, j, o, req);
+      {"calibration", req.calibration ? Json(req.calibration->file) : Json(nullptr)}};
+}
 
-  if (o.sweep) {
-    Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};
-    const SweepResult sw = sweep(req, cat, sla);
-    Table t{"sweep",
-            fmt::format("Concurrency sweep (KV-memory limit {} requests of {} tokens)",
-                        sw.max_concurrency, o.input + o.output),
-            {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s",
-             "total tok/s", "bound", "mark"},
-            {},
-            {}};
-    Json arr = Json::array();
-    for (const auto& p : sw.points) {
-      std::string mark;
-      if (p.concurrency == sw.knee_concurrency) mark = "knee";
-      if (sw.best_sla_concurrency && p.concurrency == *sw.best_sla_concurrency)
-        mark += mark.empty() ? "best within SLA" : ", best within SLA";
-      if ((o.sla_tpot_ms || o.sla_ttft_ms) && !p.meets_sla)
-        mark += mark.empty() ? "misses SLA" : ", misses SLA";
-      const auto& rr = p.result;
-      t.add({p.concurrency, Cell(rr.prefill.ttft_ms, 0), Cell(rr.decode.tpot_ms, 1),
-             Cell(rr.decode.per_request_tokens_per_s, 1), Cell(rr.decode.output_tokens_per_s, 0),
-             Cell(rr.decode.total_tokens_per_s, 0), bound_name(rr.bound), mark});
-      Json pj = result_json(rr);
-      pj["concurrency"] = p.concurrency;
-      pj["meets_sla"] = p.meets_sla;
-      arr.push_back(pj);
-    }
-    rep.tables.push_back(t);
-    j["sweep"] = {{"points", arr},
-                  {"max_concurrency", sw.max_concurrency},
-                  {"knee_concurrency", sw.knee_concurrency},
-                  {"best_sla_concurrency",
-                   sw.best_sla_concurrency ? Json(*sw.best_sla_concurrency) : Json(nullptr)},
-                  {"limit", sw.limit_reason}};
-    rep.messages.push_back(fmt::format(
-        "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}",
-        sw.knee_concurrency, sw.max_concurrency));
-    if (o.sla_tpot_ms || o.sla_ttft_ms) {
-      if (sw.best_sla_concurrency)
-        rep.messages.push_back(
-            fmt::format("best within SLA: concurrency {}", *sw.best_sla_concurrency));
-      else
-        rep.messages.push_back("no swept concurrency meets the SLA");
-    }
+// The links the layout's collectives cross (docs/performance.md § Communication).
+void add_links(Report& rep, Json& j, const PerfRequest& req, const PerfResult& r) {
+  const Links k = links_for(*req.topology, *req.device, r.eff, req.calibration);
+  auto link_json = [](const Link& l) {
+    return Json{{"kind", l.kind}, {"gb_s_per_gpu", l.gb_s}, {"latency_us", l.latency_us}};
+  };
+  j["links"] = {{"scale_up", link_json(k.scale_up)}, {"scale_out", link_json(k.scale_out)}};
+  rep.messages.push_back(
+      fmt::format("links: scale-up {} {:.1f} GB/s per GPU, {:.0f} µs per collective; scale-out {} "
+                  "{:.2f} GB/s per GPU, {:.0f} µs",
+                  k.scale_up.kind, k.scale_up.gb_s, k.scale_up.latency_us, k.scale_out.kind,
+                  k.scale_out.gb_s, k.scale_out.latency_us));
+}
+
+// --sweep: concurrency from 1 to the KV-memory limit, with the knee and the best point within
+// the SLA.
+void add_sweep(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req,
+               const Catalog& cat) {
+  Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};
+  const SweepResult sw = sweep(req, cat, sla);
+  Table t{"sweep",
+          fmt::format("Concurrency sweep (KV-memory limit {} requests of {} tokens)",
+                      sw.max_concurrency, o.input + o.output),
+          {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s", "total tok/s",
+           "bound", "mark"},
+          {},
+          {}};
+  Json arr = Json::array();
+  for (const auto& p : sw.points) {
+    std::string mark;
+    if (p.concurrency == sw.knee_concurrency) mark = "knee";
+    if (sw.best_sla_concurrency && p.concurrency == *sw.best_sla_concurrency)
+      mark += mark.empty() ? "best within SLA" : ", best within SLA";
+    if ((o.sla_tpot_ms || o.sla_ttft_ms) && !p.meets_sla)
+      mark += mark.empty() ? "misses SLA" : ", misses SLA";
+    const auto& rr = p.result;
+    t.add({p.concurrency, Cell(rr.prefill.ttft_ms, 0), Cell(rr.decode.tpot_ms, 1),
+           Cell(rr.decode.per_request_tokens_per_s, 1), Cell(rr.decode.output_tokens_per_s, 0),
+           Cell(rr.decode.total_tokens_per_s, 0), bound_name(rr.bound), mark});
+    Json pj = result_json(rr);
+    pj["concurrency"] = p.concurrency;
+    pj["meets_sla"] = p.meets_sla;
+    arr.push_back(pj);
   }
+  rep.tables.push_back(t);
+  j["sweep"] = {{"points", arr},
+                {"max_concurrency", sw.max_concurrency},
+                {"knee_concurrency", sw.knee_concurrency},
+                {"best_sla_concurrency",
+                 sw.best_sla_concurrency ? Json(*sw.best_sla_concurrency) : Json(nullptr)},
+                {"limit", sw.limit_reason}};
+  rep.messages.push_back(fmt::format(
+      "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}",
+      sw.knee_concurrency, sw.max_concurrency));
+  if (o.sla_tpot_ms || o.sla_ttft_ms) {
+    if (sw.best_sla_concurrency)
+      rep.messages.push_back(
+          fmt::format("best within SLA: concurrency {}", *sw.best_sla_concurrency));
+    else
+      rep.messages.push_back("no swept concurrency meets the SLA");
+  }
+}
+
+// A build that does not fit (--ignore-fit) is said at the top of every format: the title (table,
+// md), a first section (csv), and the first member of the JSON payload.
+void add_fit_warning(Report& rep, Json& j, const std::string& no_fit) {
+  if (no_fit.empty()) return;
+  rep.title = "NOT A DEPLOYABLE BUILD (--ignore-fit): " + rep.title;
+  Table w{"does_not_fit", "NOT A DEPLOYABLE BUILD (--ignore-fit)", {"warning"}, {}, {}};
+  w.add({no_fit + "; figures below assume it did"});
+  rep.tables.push_back(w);
+  rep.messages.push_back("warning: " + no_fit + "; figures below assume it did (--ignore-fit)");
+  j["does_not_fit"] = no_fit + "; figures assume it did (--ignore-fit)";
+}
+
+// A measured class the planner refused is said once more among the messages; a forced
+// calibration's doubts in every output.
+void add_calibration_messages(Report& rep, const LoadedCalibration& lc) {
+  if (lc.cal)
+    for (const auto& t : lc.cal->terms)
+      if (!t.used && t.note.rfind("not used:", 0) == 0)
+        rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
+  for (const auto& doubt : lc.doubts)
+    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
+}
+
+void add_evidence(Report& rep, Json& j, Evidence tier, const PerfResult& r) {
   j["evidence"] = evidence_name(tier);
   j["notes"] = r.notes;
   rep.messages.push_back(fmt::format(
@@ -560,8 +575,48 @@ void run_perf(const PerfOptions& o) {
           : "catalog datasheet figures with default device derating and engine profiles"));
   rep.messages.push_back(fmt::format("bound: {}", bound_name(r.bound)));
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
+}
+
+void run_perf(const PerfOptions& o) {
+  const Catalog& cat = catalog();
+  const LoadedCalibration lc = load_perf_calibration(o, cat);
+  std::unique_ptr<Device> synthetic;  // a calibrated device the catalog lacks
+  PerfRequest req = build_request(o, cat, lc, synthetic);
+  const Deployment dep = parse_deployment(o.deployment);
+  if (dep.kind != Deployment::Kind::single) {
+    if (dep.kind == Deployment::Kind::disaggregated && !o.gpus_given)
+      req.gpus = deployment_gpus(dep, req.gpus);
+    check_deployment_layouts(o, req, dep, cat);
+    return run_deployment(o, req, dep, lc.file());
+  }
+  check_perf_layout(req, o, cat);
+  const std::string no_fit = check_perf_fit(req, cat);
+  if (!no_fit.empty() && !o.ignore_fit)
+    throw CheckFailed(no_fit + " (see `moeplan fit`; --ignore-fit estimates anyway)");
+  const PerfResult r = estimate(req, cat);
+
+  Report rep;
+  rep.title = fmt::format("perf: {} on {} × {} ({}), {} in / {} out", req.model->name, o.gpus,
+                          req.device->name, req.engine->name, o.input, o.output);
+  Json j;
+  add_fit_warning(rep, j, no_fit);
+  rep.meta = output_meta(lc.file());
+  add_calibration_messages(rep, lc);
+  // One function decides the tier for perf, plan and recommend.
+  const Evidence tier = throughput_evidence(r.evidence, cat, req.model->id, req.device->id, o.gpus,
+                                            o.weights, req.engine->id);
+  rep.tables.push_back(summary_table(o, req, r));
+  rep.tables.push_back(step_table(*req.model, r));
+  j["inputs"] = inputs_json(o, req, r);
+  const Json rj = result_json(r);
+  for (auto it = rj.begin(); it != rj.end(); ++it) j[it.key()] = it.value();
+  add_efficiencies(rep, j, r, lc.cal);
+  add_links(rep, j, req, r);
+  add_published(rep, j, o, req);
+  if (o.sweep) add_sweep(rep, j, o, req, cat);
+  add_evidence(rep, j, tier, r);
   rep.json = j;
-  if (!cal_doubts.empty()) rep.json["calibration_forced_despite"] = cal_doubts;
+  if (!lc.doubts.empty()) rep.json["calibration_forced_despite"] = lc.doubts;
   OutputOptions out;
   out.format = o.format;
   out.output = o.out_file;
