@@ -978,14 +978,17 @@ namespace {
 Json opt_json(const std::optional<double>& v) {
   return v ? Json(*v) : Json(nullptr);
 }
+
 Json range_json(const std::optional<mc::Range>& r) {
   if (!r) return nullptr;
   auto num = [](double x) { return std::isfinite(x) ? Json(x) : Json(nullptr); };
   return {{"p10", num(r->p10)}, {"p50", num(r->p50)}, {"p90", num(r->p90)}};
 }
+
 Cell opt_cell(const std::optional<double>& v, int d = -1) {
   return v ? Cell(*v, d) : Cell();
 }
+
 std::string price_basis_text(const Candidate& c) {
   std::string s = c.own_price_basis;
   if (!c.rent_price_basis.empty()) s += (s.empty() ? "" : "; ") + c.rent_price_basis;
@@ -994,23 +997,30 @@ std::string price_basis_text(const Candidate& c) {
 
 }  // namespace
 
-Report make_plan_report(const PlanResult& r) {
-  const PlanScenario& sc = r.scenario;
-  const std::string& cur = sc.currency;
-  Report rep;
-  rep.title = "Procurement plan: " + (sc.title.empty() ? sc.label : sc.title);
-  const Recommendation& rec = r.recommendation;
+namespace {
 
-  Table dec{"decision", "Recommendation and its reasoning", {"step", "finding"}, {}, {}};
+// The verdict in capitals, e.g. "RENT".
+std::string verdict_word(const Recommendation& rec) {
   std::string verdict = rec.option;
   std::transform(verdict.begin(), verdict.end(), verdict.begin(), [](char ch) {
     return static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   });
-  dec.add({"verdict", verdict + (rec.candidate_id.empty() ? "" : ": " + rec.candidate_id)});
+  return verdict;
+}
+
+Table decision_table(const Recommendation& rec) {
+  Table dec{"decision", "Recommendation and its reasoning", {"step", "finding"}, {}, {}};
+  dec.add(
+      {"verdict", verdict_word(rec) + (rec.candidate_id.empty() ? "" : ": " + rec.candidate_id)});
   int k = 0;
   for (const auto& x : rec.reasons) dec.add({fmt::format("reason {}", ++k), x});
-  rep.tables.push_back(dec);
+  return dec;
+}
 
+// Candidates, ranked by self-hosted cost per 1M output tokens.
+Table candidates_table(const PlanResult& r) {
+  const PlanScenario& sc = r.scenario;
+  const std::string& cur = sc.currency;
   const std::string m = "(" + cur + "/MTok)";
   Table t{"candidates",
           "Candidates, ranked by self-hosted cost per 1M output tokens",
@@ -1046,8 +1056,11 @@ Report make_plan_report(const PlanResult& r) {
       "P10/P90 from {} Monte Carlo samples over catalog price ranges and ±{:.0f}% "
       "throughput (seed {}).",
       sc.monte_carlo.samples, sc.monte_carlo.efficiency_spread * 100, sc.monte_carlo.seed));
-  rep.tables.push_back(t);
+  return t;
+}
 
+// Risks flagged from the catalogs, and the evidence tier of each figure of the eligible ones.
+void add_risks_and_evidence(Report& rep, const PlanResult& r) {
   Table risks{"risks", "Risks flagged from the catalogs", {"candidate", "risk"}, {}, {}};
   Table ev{"evidence", "Evidence tier of each figure", {"candidate", "figure", "evidence"}, {}, {}};
   for (int i : r.ranking) {
@@ -1059,38 +1072,35 @@ Report make_plan_report(const PlanResult& r) {
   }
   rep.tables.push_back(risks);
   rep.tables.push_back(ev);
+}
 
-  Table go{"go_no_go", "Go/no-go on a rented pilot: buy only when all six hold", {"check"}, {}, {}};
-  for (const auto& x : rec.go_no_go) go.add({x});
-  rep.tables.push_back(go);
+Cell value_cell(const Json& v) {
+  if (v.is_number_integer()) return Cell(v.get<long long>());
+  if (v.is_number()) return Cell(v.get<double>());
+  if (v.is_boolean()) return Cell(v.get<bool>());
+  if (v.is_string()) return Cell(v.get<std::string>());
+  return Cell(v.dump());
+}
 
+// Assumptions: the scenario's and defaults, then the recommended candidate's inputs.
+Table assumptions_table(const PlanResult& r) {
+  const PlanScenario& sc = r.scenario;
+  const Recommendation& rec = r.recommendation;
   Table as{"assumptions",
            "Assumptions (scenario and defaults)",
            {"name", "value", "unit", "source"},
            {},
            {}};
-  auto value_cell = [](const Json& v) -> Cell {
-    if (v.is_number_integer()) return Cell(v.get<long long>());
-    if (v.is_number()) return Cell(v.get<double>());
-    if (v.is_boolean()) return Cell(v.get<bool>());
-    if (v.is_string()) return Cell(v.get<std::string>());
-    return Cell(v.dump());
-  };
   for (const auto& a : sc.assumptions) as.add({a.name, value_cell(a.value), a.unit, a.source});
   if (rec.candidate >= 0) {
     const Candidate& c = r.candidates[static_cast<std::size_t>(rec.candidate)];
     for (const auto& a : c.inputs) as.add({a.name, value_cell(a.value), a.unit, a.source});
   }
-  rep.tables.push_back(as);
+  return as;
+}
 
-  rep.messages.push_back(fmt::format("RECOMMENDATION: {}{}", verdict,
-                                     rec.candidate_id.empty() ? "" : " — " + rec.candidate_id));
-  for (const auto& x : rec.reasons) rep.messages.push_back("  - " + x);
-  for (const auto& x : r.messages) rep.messages.push_back("note: " + x);
-
-  // JSON document.
-  Json j;
-  Json dj = {
+Json demand_json(const PlanScenario& sc) {
+  return {
       {"requests_per_day", sc.demand.requests_per_day},
       {"input_tokens", sc.demand.input_tokens},
       {"output_tokens", sc.demand.output_tokens},
@@ -1107,118 +1117,161 @@ Report make_plan_report(const PlanResult& r) {
       {"residency_required", sc.demand.residency_required},
       {"min_scores", sc.demand.min_scores},
       {"min_retention_pct", opt_json(sc.demand.min_retention_pct)}};
-  j["scenario"] = {{"file", sc.label}, {"title", sc.title}, {"currency", cur}, {"demand", dj}};
+}
+
+// One candidate as the JSON document carries it: build, fit, throughput, costs, break-evens,
+// quality, Monte Carlo ranges, risks, evidence and inputs.
+// A candidate's money figures: cost per 1M output tokens (with the Monte Carlo range) and per
+// year of each option, part-time rent, capex and opex, payback, break-evens and resale.
+void add_candidate_costs(Json& x, const Candidate& c, const PlanScenario& sc) {
+  const std::string& cur = sc.currency;
+  Json cp = {{"own", opt_json(c.own_per_mtok)},
+             {"rent", opt_json(c.rent_per_mtok)},
+             {"api", opt_json(c.api_per_mtok)},
+             {"currency", cur}};
+  const Json own_r = range_json(c.mc.own_per_mtok);
+  cp["p10"] = own_r.is_null() ? Json(nullptr) : own_r["p10"];
+  cp["p50"] = own_r.is_null() ? Json(nullptr) : own_r["p50"];
+  cp["p90"] = own_r.is_null() ? Json(nullptr) : own_r["p90"];
+  cp["own_range"] = own_r;
+  cp["rent_range"] = range_json(c.mc.rent_per_mtok);
+  cp["rent_part_time"] = opt_json(c.rent_part_time_per_mtok);
+  x["cost_per_mtok_output"] = cp;
+  x["cost_per_year"] = {{"own", opt_json(c.own_per_year)},
+                        {"rent", opt_json(c.rent_per_year)},
+                        {"rent_part_time", opt_json(c.rent_part_time_per_year)},
+                        {"api", opt_json(c.api_per_year)}};
+  x["rent_schedule"] = {{"mode", sc.rent_schedule.mode},
+                        {"node_hours_per_year", opt_json(c.rent_node_hours_per_year)},
+                        {"per_node_hour", opt_json(c.rent_per_node_hour)}};
+  x["capex"] = opt_json(c.capex);
+  x["opex_per_year"] = opt_json(c.opex_per_year);
+  x["payback_years"] = {{"vs_rent", opt_json(c.payback_vs_rent_years)},
+                        {"vs_api", opt_json(c.payback_vs_api_years)},
+                        {"vs_rent_range", range_json(c.mc.payback_years)}};
+  x["break_even"] = {{"crossover_vs_rent_month", opt_json(c.crossover_vs_rent_month)},
+                     {"crossover_vs_api_month", opt_json(c.crossover_vs_api_month)},
+                     {"rent_to_own_utilization", opt_json(c.rent_to_own_threshold)},
+                     {"own_matches_api_output_tokens_per_s", opt_json(c.own_matches_api_tok_s)}};
+  if (sc.resale)
+    x["resale"] = {{"revenue_per_year", opt_json(c.resale_revenue_per_year)},
+                   {"own_net_of_resale_per_mtok", opt_json(c.own_net_of_resale_per_mtok)},
+                   {"utilization_with_resale", c.utilization_with_resale}};
+}
+
+Json quality_json(const Candidate& c) {
+  Json scores = Json::object();
+  for (const auto& [b, v] : c.scores) scores[b] = opt_json(v);
+  return {{"scores", scores},
+          {"primary_benchmark", c.primary_benchmark},
+          {"retention_pct", c.retention_pct
+                                ? Json::array({c.retention_pct->first, c.retention_pct->second})
+                                : Json(nullptr)},
+          {"points_per_mtok_self_hosted", opt_json(c.value_points_per_mtok)},
+          {"points_per_mtok_api", c.api_per_mtok && c.scores.at(c.primary_benchmark)
+                                      ? Json(*c.scores.at(c.primary_benchmark) / *c.api_per_mtok)
+                                      : Json(nullptr)}};
+}
+
+Json candidate_json(const Candidate& c, const PlanScenario& sc) {
+  Json x;
+  x["id"] = c.id;
+  x["rank"] = c.rank > 0 ? Json(c.rank) : Json(nullptr);
+  x["model"] = c.model->id;
+  x["device"] = c.device->id;
+  x["gpus_per_node"] = c.build.gpus_per_node;
+  x["precision"] = c.build.precision;
+  x["kv_precision"] = c.kv_precision;
+  x["engine"] = c.engine->id;
+  x["system"] = c.system.id.empty() ? Json(nullptr) : Json(c.system.id);
+  x["layout"] = {{"tp", c.layout.tp},
+                 {"pp", c.layout.pp},
+                 {"ep", c.layout.ep},
+                 {"dp", c.layout.dp},
+                 {"nodes_per_replica", 1}};
+  x["price_basis"] = {
+      {"own", c.own_price_basis.empty() ? Json(nullptr) : Json(c.own_price_basis)},
+      {"rent", c.rent_price_basis.empty() ? Json(nullptr) : Json(c.rent_price_basis)}};
+  x["fits"] = c.fits;
+  x["fit"] = {{"reason", c.fit_reason},
+              {"weights_gb", c.weights_gb},
+              {"kv_headroom_gb_per_gpu", c.kv_headroom_gb_per_gpu},
+              {"max_concurrency_at_context", c.max_concurrency}};
+  x["meets_sla"] = c.meets_sla;
+  x["concurrency"] = c.concurrency;
+  x["throughput_output_tokens_per_s"] = c.throughput;
+  x["per_user_tokens_per_s"] = c.per_user_tok_s;
+  x["ttft_ms"] = c.ttft_ms;
+  x["tpot_ms"] = c.tpot_ms;
+  x["nodes"] = c.nodes;
+  x["reserve_nodes"] = c.reserve_nodes;
+  x["utilization"] = c.utilization;
+  add_candidate_costs(x, c, sc);
+  x["quality"] = quality_json(c);
+  x["monte_carlo"] = {{"samples", c.mc.samples}, {"nodes_range", range_json(c.mc.nodes)}};
+  x["monte_carlo"]["price_entries"] = c.mc_price_entries;
+  x["eligible"] = c.eligible;
+  x["excluded"] = c.excluded;
+  x["risks"] = c.risks;
+  x["notes"] = c.cost_notes;
+  Json evj = Json::object();
+  for (const auto& [f, e] : c.evidence) evj[f] = e;
+  x["evidence"] = evj;
+  Json inputs = Json::array();
+  for (const auto& a : c.inputs)
+    inputs.push_back(
+        {{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});
+  x["inputs"] = inputs;
+  return x;
+}
+
+Json recommendation_json(const Recommendation& rec, const std::string& cur) {
+  Json j = {{"option", rec.option},
+            {"candidate", rec.candidate_id},
+            {"model", rec.model},
+            {"annual_cost", opt_json(rec.annual_cost)},
+            {"cost_per_mtok_output", opt_json(rec.cost_per_mtok_output)},
+            {"currency", cur},
+            {"reasons", rec.reasons},
+            {"go_no_go", rec.go_no_go}};
+  if (rec.option == "rent") j["rent_node_hours_per_year"] = opt_json(rec.rent_node_hours_per_year);
+  j["flips_at"] = rec.flips_at
+                      ? Json{{"requests_per_day", rec.flips_at->requests_per_day},
+                             {"output_tokens_per_month", rec.flips_at->output_tokens_per_month},
+                             {"to", rec.flips_at->to}}
+                      : Json(nullptr);
+  return j;
+}
+
+}  // namespace
+
+Report make_plan_report(const PlanResult& r) {
+  const PlanScenario& sc = r.scenario;
+  const std::string& cur = sc.currency;
+  const Recommendation& rec = r.recommendation;
+  Report rep;
+  rep.title = "Procurement plan: " + (sc.title.empty() ? sc.label : sc.title);
+  rep.tables.push_back(decision_table(rec));
+  rep.tables.push_back(candidates_table(r));
+  add_risks_and_evidence(rep, r);
+  Table go{"go_no_go", "Go/no-go on a rented pilot: buy only when all six hold", {"check"}, {}, {}};
+  for (const auto& x : rec.go_no_go) go.add({x});
+  rep.tables.push_back(go);
+  rep.tables.push_back(assumptions_table(r));
+
+  rep.messages.push_back(fmt::format("RECOMMENDATION: {}{}", verdict_word(rec),
+                                     rec.candidate_id.empty() ? "" : " — " + rec.candidate_id));
+  for (const auto& x : rec.reasons) rep.messages.push_back("  - " + x);
+  for (const auto& x : r.messages) rep.messages.push_back("note: " + x);
+
+  Json j;
+  j["scenario"] = {
+      {"file", sc.label}, {"title", sc.title}, {"currency", cur}, {"demand", demand_json(sc)}};
   Json cands = Json::array();
-  for (int i : r.ranking) {
-    const Candidate& c = r.candidates[static_cast<std::size_t>(i)];
-    Json x;
-    x["id"] = c.id;
-    x["rank"] = c.rank > 0 ? Json(c.rank) : Json(nullptr);
-    x["model"] = c.model->id;
-    x["device"] = c.device->id;
-    x["gpus_per_node"] = c.build.gpus_per_node;
-    x["precision"] = c.build.precision;
-    x["kv_precision"] = c.kv_precision;
-    x["engine"] = c.engine->id;
-    x["system"] = c.system.id.empty() ? Json(nullptr) : Json(c.system.id);
-    x["layout"] = {{"tp", c.layout.tp},
-                   {"pp", c.layout.pp},
-                   {"ep", c.layout.ep},
-                   {"dp", c.layout.dp},
-                   {"nodes_per_replica", 1}};
-    x["price_basis"] = {
-        {"own", c.own_price_basis.empty() ? Json(nullptr) : Json(c.own_price_basis)},
-        {"rent", c.rent_price_basis.empty() ? Json(nullptr) : Json(c.rent_price_basis)}};
-    x["fits"] = c.fits;
-    x["fit"] = {{"reason", c.fit_reason},
-                {"weights_gb", c.weights_gb},
-                {"kv_headroom_gb_per_gpu", c.kv_headroom_gb_per_gpu},
-                {"max_concurrency_at_context", c.max_concurrency}};
-    x["meets_sla"] = c.meets_sla;
-    x["concurrency"] = c.concurrency;
-    x["throughput_output_tokens_per_s"] = c.throughput;
-    x["per_user_tokens_per_s"] = c.per_user_tok_s;
-    x["ttft_ms"] = c.ttft_ms;
-    x["tpot_ms"] = c.tpot_ms;
-    x["nodes"] = c.nodes;
-    x["reserve_nodes"] = c.reserve_nodes;
-    x["utilization"] = c.utilization;
-    Json cp = {{"own", opt_json(c.own_per_mtok)},
-               {"rent", opt_json(c.rent_per_mtok)},
-               {"api", opt_json(c.api_per_mtok)},
-               {"currency", cur}};
-    const Json own_r = range_json(c.mc.own_per_mtok);
-    cp["p10"] = own_r.is_null() ? Json(nullptr) : own_r["p10"];
-    cp["p50"] = own_r.is_null() ? Json(nullptr) : own_r["p50"];
-    cp["p90"] = own_r.is_null() ? Json(nullptr) : own_r["p90"];
-    cp["own_range"] = own_r;
-    cp["rent_range"] = range_json(c.mc.rent_per_mtok);
-    cp["rent_part_time"] = opt_json(c.rent_part_time_per_mtok);
-    x["cost_per_mtok_output"] = cp;
-    x["cost_per_year"] = {{"own", opt_json(c.own_per_year)},
-                          {"rent", opt_json(c.rent_per_year)},
-                          {"rent_part_time", opt_json(c.rent_part_time_per_year)},
-                          {"api", opt_json(c.api_per_year)}};
-    x["rent_schedule"] = {{"mode", sc.rent_schedule.mode},
-                          {"node_hours_per_year", opt_json(c.rent_node_hours_per_year)},
-                          {"per_node_hour", opt_json(c.rent_per_node_hour)}};
-    x["capex"] = opt_json(c.capex);
-    x["opex_per_year"] = opt_json(c.opex_per_year);
-    x["payback_years"] = {{"vs_rent", opt_json(c.payback_vs_rent_years)},
-                          {"vs_api", opt_json(c.payback_vs_api_years)},
-                          {"vs_rent_range", range_json(c.mc.payback_years)}};
-    x["break_even"] = {{"crossover_vs_rent_month", opt_json(c.crossover_vs_rent_month)},
-                       {"crossover_vs_api_month", opt_json(c.crossover_vs_api_month)},
-                       {"rent_to_own_utilization", opt_json(c.rent_to_own_threshold)},
-                       {"own_matches_api_output_tokens_per_s", opt_json(c.own_matches_api_tok_s)}};
-    if (sc.resale)
-      x["resale"] = {{"revenue_per_year", opt_json(c.resale_revenue_per_year)},
-                     {"own_net_of_resale_per_mtok", opt_json(c.own_net_of_resale_per_mtok)},
-                     {"utilization_with_resale", c.utilization_with_resale}};
-    Json scores = Json::object();
-    for (const auto& [b, v] : c.scores) scores[b] = opt_json(v);
-    x["quality"] = {
-        {"scores", scores},
-        {"primary_benchmark", c.primary_benchmark},
-        {"retention_pct", c.retention_pct
-                              ? Json::array({c.retention_pct->first, c.retention_pct->second})
-                              : Json(nullptr)},
-        {"points_per_mtok_self_hosted", opt_json(c.value_points_per_mtok)},
-        {"points_per_mtok_api", c.api_per_mtok && c.scores.at(c.primary_benchmark)
-                                    ? Json(*c.scores.at(c.primary_benchmark) / *c.api_per_mtok)
-                                    : Json(nullptr)}};
-    x["monte_carlo"] = {{"samples", c.mc.samples}, {"nodes_range", range_json(c.mc.nodes)}};
-    x["monte_carlo"]["price_entries"] = c.mc_price_entries;
-    x["eligible"] = c.eligible;
-    x["excluded"] = c.excluded;
-    x["risks"] = c.risks;
-    x["notes"] = c.cost_notes;
-    Json evj = Json::object();
-    for (const auto& [f, e] : c.evidence) evj[f] = e;
-    x["evidence"] = evj;
-    Json inputs = Json::array();
-    for (const auto& a : c.inputs)
-      inputs.push_back(
-          {{"name", a.name}, {"value", a.value}, {"unit", a.unit}, {"source", a.source}});
-    x["inputs"] = inputs;
-    cands.push_back(x);
-  }
+  for (int i : r.ranking)
+    cands.push_back(candidate_json(r.candidates[static_cast<std::size_t>(i)], sc));
   j["candidates"] = cands;
-  j["recommendation"] = {{"option", rec.option},
-                         {"candidate", rec.candidate_id},
-                         {"model", rec.model},
-                         {"annual_cost", opt_json(rec.annual_cost)},
-                         {"cost_per_mtok_output", opt_json(rec.cost_per_mtok_output)},
-                         {"currency", cur},
-                         {"reasons", rec.reasons},
-                         {"go_no_go", rec.go_no_go}};
-  if (rec.option == "rent")
-    j["recommendation"]["rent_node_hours_per_year"] = opt_json(rec.rent_node_hours_per_year);
-  j["recommendation"]["flips_at"] =
-      rec.flips_at ? Json{{"requests_per_day", rec.flips_at->requests_per_day},
-                          {"output_tokens_per_month", rec.flips_at->output_tokens_per_month},
-                          {"to", rec.flips_at->to}}
-                   : Json(nullptr);
+  j["recommendation"] = recommendation_json(rec, cur);
   j["monte_carlo"] = {{"samples", sc.monte_carlo.samples},
                       {"seed", sc.monte_carlo.seed},
                       {"efficiency_spread", sc.monte_carlo.efficiency_spread},
