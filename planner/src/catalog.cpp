@@ -784,265 +784,291 @@ EngineParallelism read_parallelism(const JsonView& v) {
 
 }  // namespace
 
+namespace {
+
+// A weight precision id must name an entry of precisions.json.
+void require_weight_format(const Catalog& cat, const std::string& id, const JsonView& at,
+                           std::string_view member = {}) {
+  for (const auto& w : cat.weight_formats)
+    if (w.id == id) return;
+  std::vector<std::string> ids;
+  for (const auto& w : cat.weight_formats) ids.push_back(w.id);
+  const std::string why = UnknownIdError("weight precision", id, ids).what();
+  if (member.empty()) at.fail(why);
+  at.fail_member(member, why);
+}
+
+WeightFormat read_weight_format(const JsonView& v) {
+  v.only_keys(with_provenance({"id", "bits_per_weight", "block_size", "scale_bits", "hw_format",
+                               "quality_retention_pct", "engines"}));
+  WeightFormat w;
+  w.id = v.string("id");
+  w.bits_per_weight = v.positive("bits_per_weight");
+  if (w.bits_per_weight > 32) v.fail_member("bits_per_weight", "expected at most 32");
+  w.block_size = read_int(v, "block_size");
+  w.scale_bits = read_int(v, "scale_bits");
+  w.hw_format = v.one_of("hw_format", kHwFormats);
+  w.quality_retention_pct = read_retention(v);
+  w.engines = v.strings_or_empty("engines");
+  w.prov = read_provenance(v);
+  return w;
+}
+
+KvFormat read_kv_format(const JsonView& v) {
+  v.only_keys(with_provenance(
+      {"id", "bits_per_element", "block_size", "scale_bits", "hw_format", "engines"}));
+  KvFormat k;
+  k.id = v.string("id");
+  k.bits_per_element = v.positive("bits_per_element");
+  k.block_size = read_int(v, "block_size");
+  k.scale_bits = read_int(v, "scale_bits");
+  k.hw_format = v.has("hw_format") ? v.one_of("hw_format", kHwFormats) : "none";
+  k.engines = v.strings_or_empty("engines");
+  k.prov = read_provenance(v);
+  return k;
+}
+
+// precisions.json first: engines and models reference it.
+void read_precisions(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"weight_formats", "kv_formats"});
+  const auto wv = root.array("weight_formats");
+  for (const auto& v : wv) cat.weight_formats.push_back(read_weight_format(v));
+  check_unique_ids(cat.weight_formats, wv, "weight precision");
+  const auto kv = root.array("kv_formats");
+  for (const auto& v : kv) cat.kv_formats.push_back(read_kv_format(v));
+  check_unique_ids(cat.kv_formats, kv, "KV precision");
+}
+
+Engine read_engine(const JsonView& v, const Catalog& cat) {
+  v.only_keys(with_provenance({"id", "name", "device_kinds", "device_vendors", "weight_formats",
+                               "kv_formats", "memory_utilization", "speculative", "efficiency",
+                               "parallelism"}));
+  Engine e;
+  e.id = v.string("id");
+  e.name = v.string("name");
+  e.device_kinds = v.strings_or_empty("device_kinds");
+  e.weight_formats = v.strings_or_empty("weight_formats");
+  e.kv_formats = v.strings_or_empty("kv_formats");
+  e.memory_utilization = v.fraction("memory_utilization");
+  if (e.memory_utilization <= 0) v.fail_member("memory_utilization", "must be > 0");
+  e.speculative = v.strings_or_empty("speculative");
+  e.device_vendors = v.strings_or_empty("device_vendors");
+  e.parallelism = read_parallelism(v.at("parallelism"));
+  if (auto eff = v.get("efficiency")) {
+    for (auto it = eff->raw().begin(); it != eff->raw().end(); ++it)
+      e.efficiency[it.key()] = eff->at(it.key()).number();
+  }
+  e.prov = read_provenance(v);
+  for (std::size_t i = 0; i < e.weight_formats.size(); ++i)
+    require_weight_format(cat, e.weight_formats[i], v.at("weight_formats").array()[i]);
+  return e;
+}
+
+void read_engines(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"engines"});
+  const auto ev = root.array("engines");
+  for (const auto& v : ev) cat.engines.push_back(read_engine(v, cat));
+  check_unique_ids(cat.engines, ev, "engine");
+}
+
+void read_devices(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"devices"});
+  const auto dv = root.array("devices");
+  for (const auto& v : dv) cat.devices.push_back(read_device(v));
+  check_unique_ids(cat.devices, dv, "device");
+}
+
+void read_models(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"models"});
+  const auto mv = root.array("models");
+  for (std::size_t i = 0; i < mv.size(); ++i) {
+    Model m = read_model(mv[i]);
+    const auto np = mv[i].at("native_precision");
+    for (auto it = np.raw().begin(); it != np.raw().end(); ++it)
+      require_weight_format(cat, it.value().get<std::string>(), np, it.key());
+    // The parameter invariant (computed vs published) is `catalog check`'s: check_params().
+    cat.models.push_back(std::move(m));
+  }
+  check_unique_ids(cat.models, mv, "model");
+}
+
+// `key` names one of `ids` (what: "model", "device"); the id.
+std::string check_ref(const JsonView& v, std::string_view key, const std::vector<std::string>& ids,
+                      const std::string& what) {
+  const std::string id = v.string(key);
+  if (std::find(ids.begin(), ids.end(), id) == ids.end())
+    v.fail_member(key, UnknownIdError(what, id, ids).what());
+  return id;
+}
+
+ApiPrice read_api_price(const JsonView& v, const std::vector<std::string>& model_ids) {
+  v.only_keys(with_provenance({"model", "provider", "currency", "input_per_mtok",
+                               "cached_input_per_mtok", "output_per_mtok", "tier"}));
+  ApiPrice p;
+  p.model = check_ref(v, "model", model_ids, "model");
+  p.provider = v.string("provider");
+  p.currency = v.string("currency");
+  p.input_per_mtok = v.non_negative("input_per_mtok");
+  if (v.has("cached_input_per_mtok"))
+    p.cached_input_per_mtok = v.non_negative("cached_input_per_mtok");
+  p.output_per_mtok = v.non_negative("output_per_mtok");
+  p.tier = v.string_or("tier", "list");
+  p.prov = read_provenance(v);
+  return p;
+}
+
+RentalPrice read_rental_price(const JsonView& v, const std::vector<std::string>& device_ids) {
+  v.only_keys(
+      with_provenance({"device", "provider", "kind", "usd_per_gpu_hour", "commitment_months"}));
+  RentalPrice p;
+  p.device = check_ref(v, "device", device_ids, "device");
+  p.provider = v.string("provider");
+  p.kind = v.one_of("kind", {"on_demand", "reserved", "spot"});
+  p.usd_per_gpu_hour = v.positive("usd_per_gpu_hour");
+  p.commitment_months = read_int(v, "commitment_months");
+  p.prov = read_provenance(v);
+  return p;
+}
+
+HardwarePrice read_hardware_price(const JsonView& v, const std::vector<std::string>& device_ids) {
+  v.only_keys(
+      with_provenance({"item", "device", "devices", "kind", "currency", "price_low", "price_high",
+                       "basis", "includes_vat", "vat_rate", "system_power_w"}));
+  HardwarePrice p;
+  p.item = v.string("item");
+  p.device = check_ref(v, "device", device_ids, "device");
+  p.devices = static_cast<int>(v.positive_int("devices"));
+  p.kind = v.one_of("kind", {"card", "system"});
+  p.currency = v.string("currency");
+  p.price_low = v.positive("price_low");
+  p.price_high = v.positive("price_high");
+  if (p.price_low > p.price_high) v.fail_member("price_low", "exceeds price_high");
+  p.basis = v.one_of("basis", {"street", "list", "quote"});
+  // Gross prices are converted with the VAT of the country they were recorded in, not the
+  // buyer's (docs/catalogs.md): so every entry says which it is, and a gross one at what rate.
+  if (!v.has("includes_vat"))
+    v.fail_member("includes_vat",
+                  "missing: say whether the price includes VAT (and give vat_rate if it does)");
+  p.includes_vat = v.boolean_or("includes_vat", false);
+  if (p.includes_vat) {
+    if (!v.has("vat_rate"))
+      v.fail_member("vat_rate", "missing: a price that includes VAT needs the rate it includes");
+    p.vat_rate = v.fraction("vat_rate");
+    if (p.vat_rate >= 1) v.fail_member("vat_rate", "expected a share below 1");
+  } else if (v.has("vat_rate")) {
+    v.fail_member("vat_rate", "given for a price without VAT (includes_vat is false)");
+  }
+  p.system_power_w = v.number_or("system_power_w", 0);
+  p.prov = read_provenance(v);
+  return p;
+}
+
+std::vector<std::string> ids_of(const auto& entries) {
+  std::vector<std::string> ids;
+  for (const auto& e : entries) ids.push_back(e.id);
+  return ids;
+}
+
+void read_prices(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"api", "rental", "hardware"});
+  const std::vector<std::string> model_ids = ids_of(cat.models), device_ids = ids_of(cat.devices);
+  for (const auto& v : root.array_or_empty("api"))
+    cat.api_prices.push_back(read_api_price(v, model_ids));
+  for (const auto& v : root.array_or_empty("rental"))
+    cat.rental_prices.push_back(read_rental_price(v, device_ids));
+  for (const auto& v : root.array_or_empty("hardware"))
+    cat.hardware_prices.push_back(read_hardware_price(v, device_ids));
+}
+
+Site read_site(const JsonView& v) {
+  v.only_keys(with_provenance({"id", "name", "country", "currency", "electricity_per_kwh", "pue",
+                               "vat_rate", "colo_per_kw_month"}));
+  Site s;
+  s.id = v.string("id");
+  s.name = v.string_or("name", s.id);
+  s.country = v.string_or("country", "");
+  s.currency = v.string("currency");
+  s.electricity_per_kwh = v.positive("electricity_per_kwh");
+  s.pue = v.positive("pue");
+  if (s.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
+  s.vat_rate = v.has("vat_rate") ? v.fraction("vat_rate") : 0.0;
+  s.colo_per_kw_month = v.number_or("colo_per_kw_month", 0);
+  s.prov = read_provenance(v);
+  return s;
+}
+
+void read_sites(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"sites"});
+  const auto sv = root.array("sites");
+  for (const auto& v : sv) cat.sites.push_back(read_site(v));
+  check_unique_ids(cat.sites, sv, "site");
+}
+
+void read_fx(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"rates"});
+  if (root.string_or("base", "USD") != "USD")
+    root.fail_member("base", "only USD is supported as the base");
+  std::set<std::string> seen;
+  for (const auto& v : root.array("rates")) {
+    v.only_keys(with_provenance({"currency", "per_usd"}));
+    FxRate r;
+    r.currency = v.string("currency");
+    if (r.currency.size() != 3) v.fail_member("currency", "expected an ISO 4217 code such as EUR");
+    r.per_usd = v.positive("per_usd");
+    r.prov = read_provenance(v);
+    if (!seen.insert(r.currency).second)
+      v.fail_member("currency", "duplicate currency " + r.currency);
+    cat.fx_rates.push_back(r);
+  }
+}
+
+// Every price's currency must be convertible: checked once fx.json is read, at each entry's path.
+void check_currencies(const Catalog& cat, const std::vector<JsonView>& entries) {
+  for (const auto& v : entries) {
+    const std::string cur = v.string("currency");
+    if (cur == "USD") continue;
+    bool known = false;
+    for (const auto& r : cat.fx_rates) known = known || r.currency == cur;
+    if (!known) v.fail_member("currency", "currency " + cur + " has no rate in fx.json");
+  }
+}
+
+void read_systems(const FileDoc& f, Catalog& cat) {
+  const auto root = root_of(f, {"systems"});
+  const std::vector<std::string> device_ids = ids_of(cat.devices);
+  const auto sv = root.array("systems");
+  for (const auto& v : sv) cat.systems.push_back(read_system(v, device_ids));
+  check_unique_ids(cat.systems, sv, "system");
+  for (const auto& v : sv) {
+    check_currencies(cat, v.array_or_empty("prices"));
+    check_currencies(cat, v.array_or_empty("host_platform"));
+  }
+}
+
+}  // namespace
+
 Catalog load_catalog(const std::string& dir) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) throw InputError(dir, "", "catalog directory does not exist");
   Catalog cat;
   cat.data_dir = dir;
-  std::string hash_input;
-
-  // precisions first: models reference them.
-  const auto prec = open_catalog_file(dir, "precisions.json", hash_input);
-  {
-    const auto root = root_of(prec, {"weight_formats", "kv_formats"});
-    const auto wv = root.array("weight_formats");
-    for (const auto& v : wv) {
-      v.only_keys(with_provenance({"id", "bits_per_weight", "block_size", "scale_bits", "hw_format",
-                                   "quality_retention_pct", "engines"}));
-      WeightFormat w;
-      w.id = v.string("id");
-      w.bits_per_weight = v.positive("bits_per_weight");
-      if (w.bits_per_weight > 32) v.fail_member("bits_per_weight", "expected at most 32");
-      w.block_size = read_int(v, "block_size");
-      w.scale_bits = read_int(v, "scale_bits");
-      w.hw_format = v.one_of("hw_format", kHwFormats);
-      w.quality_retention_pct = read_retention(v);
-      w.engines = v.strings_or_empty("engines");
-      w.prov = read_provenance(v);
-      cat.weight_formats.push_back(w);
-    }
-    check_unique_ids(cat.weight_formats, wv, "weight precision");
-    const auto kv = root.array("kv_formats");
-    for (const auto& v : kv) {
-      v.only_keys(with_provenance(
-          {"id", "bits_per_element", "block_size", "scale_bits", "hw_format", "engines"}));
-      KvFormat k;
-      k.id = v.string("id");
-      k.bits_per_element = v.positive("bits_per_element");
-      k.block_size = read_int(v, "block_size");
-      k.scale_bits = read_int(v, "scale_bits");
-      k.hw_format = v.has("hw_format") ? v.one_of("hw_format", kHwFormats) : "none";
-      k.engines = v.strings_or_empty("engines");
-      k.prov = read_provenance(v);
-      cat.kv_formats.push_back(k);
-    }
-    check_unique_ids(cat.kv_formats, kv, "KV precision");
-  }
-
-  const auto eng = open_catalog_file(dir, "engines.json", hash_input);
-  {
-    const auto root = root_of(eng, {"engines"});
-    const auto ev = root.array("engines");
-    for (const auto& v : ev) {
-      v.only_keys(with_provenance({"id", "name", "device_kinds", "device_vendors", "weight_formats",
-                                   "kv_formats", "memory_utilization", "speculative", "efficiency",
-                                   "parallelism"}));
-      Engine e;
-      e.id = v.string("id");
-      e.name = v.string("name");
-      e.device_kinds = v.strings_or_empty("device_kinds");
-      e.weight_formats = v.strings_or_empty("weight_formats");
-      e.kv_formats = v.strings_or_empty("kv_formats");
-      e.memory_utilization = v.fraction("memory_utilization");
-      if (e.memory_utilization <= 0) v.fail_member("memory_utilization", "must be > 0");
-      e.speculative = v.strings_or_empty("speculative");
-      e.device_vendors = v.strings_or_empty("device_vendors");
-      e.parallelism = read_parallelism(v.at("parallelism"));
-      if (auto eff = v.get("efficiency")) {
-        for (auto it = eff->raw().begin(); it != eff->raw().end(); ++it)
-          e.efficiency[it.key()] = eff->at(it.key()).number();
-      }
-      e.prov = read_provenance(v);
-      for (std::size_t i = 0; i < e.weight_formats.size(); ++i) {
-        bool known = false;
-        for (const auto& w : cat.weight_formats) known = known || w.id == e.weight_formats[i];
-        if (!known) {
-          std::vector<std::string> ids;
-          for (const auto& w : cat.weight_formats) ids.push_back(w.id);
-          v.at("weight_formats")
-              .array()[i]
-              .fail(UnknownIdError("weight precision", e.weight_formats[i], ids).what());
-        }
-      }
-      cat.engines.push_back(e);
-    }
-    check_unique_ids(cat.engines, ev, "engine");
-  }
-
-  const auto dev = open_catalog_file(dir, "devices.json", hash_input);
-  {
-    const auto root = root_of(dev, {"devices"});
-    const auto dv = root.array("devices");
-    for (const auto& v : dv) cat.devices.push_back(read_device(v));
-    check_unique_ids(cat.devices, dv, "device");
-  }
-
-  const auto mod = open_catalog_file(dir, "models.json", hash_input);
-  {
-    const auto root = root_of(mod, {"models"});
-    const auto mv = root.array("models");
-    for (std::size_t i = 0; i < mv.size(); ++i) {
-      Model m = read_model(mv[i]);
-      const auto np = mv[i].at("native_precision");
-      for (auto it = np.raw().begin(); it != np.raw().end(); ++it) {
-        const std::string pid = it.value().get<std::string>();
-        bool known = false;
-        for (const auto& w : cat.weight_formats) known = known || w.id == pid;
-        if (!known) {
-          std::vector<std::string> ids;
-          for (const auto& w : cat.weight_formats) ids.push_back(w.id);
-          np.fail_member(it.key(), UnknownIdError("weight precision", pid, ids).what());
-        }
-      }
-      // The parameter invariant (computed vs published) is `catalog check`'s: check_params().
-      cat.models.push_back(std::move(m));
-    }
-    check_unique_ids(cat.models, mv, "model");
-  }
-
+  std::string hash_input;  // every file's bytes, in this order
+  read_precisions(open_catalog_file(dir, "precisions.json", hash_input), cat);
+  read_engines(open_catalog_file(dir, "engines.json", hash_input), cat);
+  read_devices(open_catalog_file(dir, "devices.json", hash_input), cat);
+  read_models(open_catalog_file(dir, "models.json", hash_input), cat);
   const auto pri = open_catalog_file(dir, "prices.json", hash_input);
-  {
-    const auto root = root_of(pri, {"api", "rental", "hardware"});
-    std::vector<std::string> model_ids, device_ids;
-    for (const auto& m : cat.models) model_ids.push_back(m.id);
-    for (const auto& d : cat.devices) device_ids.push_back(d.id);
-    auto check_ref = [](const JsonView& v, std::string_view key,
-                        const std::vector<std::string>& ids, const std::string& what) {
-      const std::string id = v.string(key);
-      if (std::find(ids.begin(), ids.end(), id) == ids.end())
-        v.fail_member(key, UnknownIdError(what, id, ids).what());
-      return id;
-    };
-    for (const auto& v : root.array_or_empty("api")) {
-      v.only_keys(with_provenance({"model", "provider", "currency", "input_per_mtok",
-                                   "cached_input_per_mtok", "output_per_mtok", "tier"}));
-      ApiPrice p;
-      p.model = check_ref(v, "model", model_ids, "model");
-      p.provider = v.string("provider");
-      p.currency = v.string("currency");
-      p.input_per_mtok = v.non_negative("input_per_mtok");
-      if (v.has("cached_input_per_mtok"))
-        p.cached_input_per_mtok = v.non_negative("cached_input_per_mtok");
-      p.output_per_mtok = v.non_negative("output_per_mtok");
-      p.tier = v.string_or("tier", "list");
-      p.prov = read_provenance(v);
-      cat.api_prices.push_back(p);
-    }
-    for (const auto& v : root.array_or_empty("rental")) {
-      v.only_keys(
-          with_provenance({"device", "provider", "kind", "usd_per_gpu_hour", "commitment_months"}));
-      RentalPrice p;
-      p.device = check_ref(v, "device", device_ids, "device");
-      p.provider = v.string("provider");
-      p.kind = v.one_of("kind", {"on_demand", "reserved", "spot"});
-      p.usd_per_gpu_hour = v.positive("usd_per_gpu_hour");
-      p.commitment_months = read_int(v, "commitment_months");
-      p.prov = read_provenance(v);
-      cat.rental_prices.push_back(p);
-    }
-    for (const auto& v : root.array_or_empty("hardware")) {
-      v.only_keys(
-          with_provenance({"item", "device", "devices", "kind", "currency", "price_low",
-                           "price_high", "basis", "includes_vat", "vat_rate", "system_power_w"}));
-      HardwarePrice p;
-      p.item = v.string("item");
-      p.device = check_ref(v, "device", device_ids, "device");
-      p.devices = static_cast<int>(v.positive_int("devices"));
-      p.kind = v.one_of("kind", {"card", "system"});
-      p.currency = v.string("currency");
-      p.price_low = v.positive("price_low");
-      p.price_high = v.positive("price_high");
-      if (p.price_low > p.price_high) v.fail_member("price_low", "exceeds price_high");
-      p.basis = v.one_of("basis", {"street", "list", "quote"});
-      // Gross prices are converted with the VAT of the country they were recorded in, not the
-      // buyer's (docs/catalogs.md): so every entry says which it is, and a gross one at what rate.
-      if (!v.has("includes_vat"))
-        v.fail_member("includes_vat",
-                      "missing: say whether the price includes VAT (and give vat_rate if it does)");
-      p.includes_vat = v.boolean_or("includes_vat", false);
-      if (p.includes_vat) {
-        if (!v.has("vat_rate"))
-          v.fail_member("vat_rate",
-                        "missing: a price that includes VAT needs the rate it includes");
-        p.vat_rate = v.fraction("vat_rate");
-        if (p.vat_rate >= 1) v.fail_member("vat_rate", "expected a share below 1");
-      } else if (v.has("vat_rate")) {
-        v.fail_member("vat_rate", "given for a price without VAT (includes_vat is false)");
-      }
-      p.system_power_w = v.number_or("system_power_w", 0);
-      p.prov = read_provenance(v);
-      cat.hardware_prices.push_back(p);
-    }
-  }
-
+  read_prices(pri, cat);
   const auto sit = open_catalog_file(dir, "sites.json", hash_input);
-  {
-    const auto root = root_of(sit, {"sites"});
-    const auto sv = root.array("sites");
-    for (const auto& v : sv) {
-      v.only_keys(with_provenance({"id", "name", "country", "currency", "electricity_per_kwh",
-                                   "pue", "vat_rate", "colo_per_kw_month"}));
-      Site s;
-      s.id = v.string("id");
-      s.name = v.string_or("name", s.id);
-      s.country = v.string_or("country", "");
-      s.currency = v.string("currency");
-      s.electricity_per_kwh = v.positive("electricity_per_kwh");
-      s.pue = v.positive("pue");
-      if (s.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
-      s.vat_rate = v.has("vat_rate") ? v.fraction("vat_rate") : 0.0;
-      s.colo_per_kw_month = v.number_or("colo_per_kw_month", 0);
-      s.prov = read_provenance(v);
-      cat.sites.push_back(s);
-    }
-    check_unique_ids(cat.sites, sv, "site");
-  }
-
-  const auto fx = open_catalog_file(dir, "fx.json", hash_input);
-  {
-    const auto root = root_of(fx, {"rates"});
-    if (root.string_or("base", "USD") != "USD")
-      root.fail_member("base", "only USD is supported as the base");
-    std::set<std::string> seen;
-    for (const auto& v : root.array("rates")) {
-      v.only_keys(with_provenance({"currency", "per_usd"}));
-      FxRate r;
-      r.currency = v.string("currency");
-      if (r.currency.size() != 3)
-        v.fail_member("currency", "expected an ISO 4217 code such as EUR");
-      r.per_usd = v.positive("per_usd");
-      r.prov = read_provenance(v);
-      if (!seen.insert(r.currency).second)
-        v.fail_member("currency", "duplicate currency " + r.currency);
-      cat.fx_rates.push_back(r);
-    }
-  }
-  // Every price's currency must be convertible.
-  auto check_currency = [&](const std::string& file, const std::string& cur) {
-    if (cur == "USD") return;
-    for (const auto& r : cat.fx_rates)
-      if (r.currency == cur) return;
-    throw InputError(file, "", "currency " + cur + " has no rate in fx.json");
-  };
-  for (const auto& p : cat.api_prices) check_currency(pri.path, p.currency);
-  for (const auto& p : cat.hardware_prices) check_currency(pri.path, p.currency);
-  for (const auto& s : cat.sites) check_currency(sit.path, s.currency);
-
+  read_sites(sit, cat);
+  read_fx(open_catalog_file(dir, "fx.json", hash_input), cat);
+  const JsonView prices(pri.json, pri.path), sites(sit.json, sit.path);
+  check_currencies(cat, prices.array_or_empty("api"));
+  check_currencies(cat, prices.array_or_empty("hardware"));
+  check_currencies(cat, sites.array("sites"));
   // systems.json is optional (a user's own catalog directory may predate it).
-  if (fs::exists(fs::path(dir) / "systems.json")) {
-    const auto sys = open_catalog_file(dir, "systems.json", hash_input);
-    const auto root = root_of(sys, {"systems"});
-    std::vector<std::string> device_ids;
-    for (const auto& d : cat.devices) device_ids.push_back(d.id);
-    const auto sv = root.array("systems");
-    for (const auto& v : sv) cat.systems.push_back(read_system(v, device_ids));
-    check_unique_ids(cat.systems, sv, "system");
-    for (const auto& s : cat.systems) {
-      for (const auto& p : s.prices) check_currency(sys.path, p.currency);
-      for (const auto& p : s.host_platform) check_currency(sys.path, p.currency);
-    }
-  }
-
+  if (fs::exists(fs::path(dir) / "systems.json"))
+    read_systems(open_catalog_file(dir, "systems.json", hash_input), cat);
   cat.content_hash = fnv1a_hex(hash_input);
   return cat;
 }
