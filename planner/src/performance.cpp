@@ -684,6 +684,54 @@ struct StepLoad {
 
 // One engine step (§Decode step): max(bytes/BW, FLOPs/peak) per pipeline stage + communication
 // + fixed costs, with pp micro-batches in flight.
+// Communication of one micro-batch through one stage (§Communication): tensor-parallel
+// all-reduces after attention and after the FFN, and the expert-parallel all-to-all.
+double stage_comm_s(const Prepared& p, double mb_tokens, double tokens) {
+  const ResolvedLayout& L = p.L;
+  const double pp = L.pp;
+  const double gpus_stage = static_cast<double>(L.tp) * L.dp;
+  const double layers_stage = p.layers / pp;
+  double comm = 0;
+  const double per_replica_tokens = mb_tokens / L.dp;
+  if (L.tp > 1) {
+    const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
+    const double ar =
+        2.0 * (L.tp - 1) / L.tp * msg / (p.tp_bw * curve(p, "allreduce", tokens)) + p.tp_lat;
+    comm += 2.0 * layers_stage * ar;  // after attention and after the FFN
+  }
+  if (p.experts > 0 && L.dp > 1 && L.ep > 1) {
+    // Expert-parallel all-to-all: each token goes to top-k experts (fp8 dispatch, bf16 combine).
+    // Peers in the same domain over the scale-up link, the others over the scale-out fabric;
+    // both run at once, so the slower part sets the time.
+    const double bytes_gpu = mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes);
+    const double t_in = bytes_gpu * p.ep_in_share / p.up_bw;
+    const double t_out = bytes_gpu * p.ep_out_share / p.out_bw;
+    const double lat = p.ep_out_share > 0 ? p.out_lat : p.up_lat;
+    comm += (p.moe_layers / pp) * (std::max(t_in, t_out) + 2.0 * lat);
+  }
+  return comm;
+}
+
+// One activation hand-off per pipeline-stage boundary, over the link that boundary crosses
+// (llama.cpp's layer split: one hop per card boundary); 0 without pipeline stages.
+double pipeline_handoff_s(const Prepared& p, double mb_tokens) {
+  const ResolvedLayout& L = p.L;
+  if (L.pp <= 1) return 0;
+  const double pp = L.pp;
+  const double msg = mb_tokens / L.dp * p.hidden * kBf16Bytes;
+  const double cross = p.pp_cross;
+  return cross * (msg / p.out_bw + p.out_lat) + (pp - 1 - cross) * (msg / p.up_bw + p.up_lat);
+}
+
+// What bounds the step: communication or fixed overhead when either outlasts the roofline,
+// else the larger of memory and compute.
+Bound step_bound(const StepBreakdown& b) {
+  const double roof = std::max(b.memory_s, b.compute_s);
+  if (b.comm_s > roof && b.comm_s >= b.overhead_s) return Bound::communication;
+  if (b.overhead_s > roof) return Bound::overhead;
+  return b.memory_s >= b.compute_s ? Bound::memory : Bound::compute;
+}
+
 StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const ResolvedLayout& L = p.L;
   const double pp = L.pp;
@@ -768,26 +816,8 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double attn_dec_s = attn_dec_flops / n_mb / gpus_stage / pp / p.attn_peak;
   const double a_dec = curve(p, "attention", s.dec_seqs / n_mb / L.dp * s.dec_context);
 
-  // Communication per stage (§Communication).
   const double layers_stage = p.layers / pp;
-  double comm = 0;
-  const double per_replica_tokens = mb_tokens / L.dp;
-  if (L.tp > 1) {
-    const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
-    const double ar =
-        2.0 * (L.tp - 1) / L.tp * msg / (p.tp_bw * curve(p, "allreduce", tokens)) + p.tp_lat;
-    comm += 2.0 * layers_stage * ar;  // after attention and after the FFN
-  }
-  if (p.experts > 0 && L.dp > 1 && L.ep > 1) {
-    // Expert-parallel all-to-all: each token goes to top-k experts (fp8 dispatch, bf16 combine).
-    // Peers in the same domain over the scale-up link, the others over the scale-out fabric;
-    // both run at once, so the slower part sets the time.
-    const double bytes_gpu = mb_tokens / gpus_stage * p.top_k * p.hidden * (1.0 + kBf16Bytes);
-    const double t_in = bytes_gpu * p.ep_in_share / p.up_bw;
-    const double t_out = bytes_gpu * p.ep_out_share / p.out_bw;
-    const double lat = p.ep_out_share > 0 ? p.out_lat : p.up_lat;
-    comm += (p.moe_layers / pp) * (std::max(t_in, t_out) + 2.0 * lat);
-  }
+  const double comm = stage_comm_s(p, mb_tokens, tokens);
   // Fixed kernel-latency floor per layer (§Fixed costs).
   const double layer_fixed = layers_stage * p.eff.layer_overhead_us.value * 1e-6 +
                              (p.moe_layers / pp) * p.eff.moe_layer_overhead_us.value * 1e-6;
@@ -809,14 +839,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double route_s =
       (p.moe_layers / pp) * mb_tokens * p.top_k / std::max(1, L.ep) * p.moe_pair_s;
   const double stage_s = roof_s + route_s + comm + layer_fixed;
-  double handoff = 0;
-  if (L.pp > 1) {
-    // One activation hand-off per stage boundary, over the link that boundary crosses
-    // (llama.cpp's layer split: one hop per card boundary).
-    const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
-    const double cross = p.pp_cross;
-    handoff = cross * (msg / p.out_bw + p.out_lat) + (pp - 1 - cross) * (msg / p.up_bw + p.up_lat);
-  }
+  const double handoff = pipeline_handoff_s(p, mb_tokens);
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   // Memory and compute time, each term divided by its measured efficiency when it has one.
@@ -845,13 +868,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
     b.overhead_s = host_s;
     b.time_s = host_s;
   }
-  const double roof = std::max(b.memory_s, b.compute_s);
-  if (b.comm_s > roof && b.comm_s >= b.overhead_s)
-    b.bound = Bound::communication;
-  else if (b.overhead_s > roof)
-    b.bound = Bound::overhead;
-  else
-    b.bound = b.memory_s >= b.compute_s ? Bound::memory : Bound::compute;
+  b.bound = step_bound(b);
   return b;
 }
 
