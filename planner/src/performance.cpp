@@ -484,86 +484,75 @@ void set_links(Prepared& p, const Topology& t, int gpus) {
     if (stage >= dom || ((s + 1) * stage) % dom == 0) ++p.pp_cross;
 }
 
-Prepared prepare(const PerfRequest& req, const Catalog& cat) {
-  if (!req.model || !req.device || !req.engine)
-    throw Error("perf: model, device and engine are required");
-  const Model& m = *req.model;
+namespace {
+
+// Peak bf16 math after the efficiencies (a calibration's when the device has no datasheet
+// figure), and decode and prefill attention's peaks (§Efficiencies).
+void set_compute_peaks(Prepared& p, const PerfRequest& req) {
   const Device& d = *req.device;
-  Prepared p;
-  p.m = &m;
-  p.d = &d;
-  p.cal = req.calibration;
-  p.skew = req.routing_skew;
-  const Topology topo = req.topology ? *req.topology : topology_for(cat, d);
-  p.L = resolve_layout(m, req.gpus, effective_layout(*req.engine, topo, req.gpus, req.layout));
-  p.eff =
-      req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
-  p.hidden = m.hidden_size;
-  p.gemm_half_tokens =
-      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "gemm_half_tokens", 0.0).value;
-  p.host_s_per_seq =
-      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "host_us_per_seq", 0.0).value *
-      1e-6;
-
-  const PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
-  const auto bytes = weight_bytes(m, mix, cat);
-  const auto arch = architecture_params(m);
-  double arch_total = 0;
-  for (const auto& [c, n] : arch) arch_total += n;
-  const double scale = arch_total > 0 ? m.total_params_b * 1e9 / arch_total : 0;
-
   const double compute_eta = p.eff.dev_compute.value * p.eff.eng_compute.value;
   p.peak_bf16 = d.peak_tflops_for("bf16") * 1e12 * compute_eta;
   if (req.calibration && req.calibration->bf16_tflops > 0 && d.peak_tflops_for("bf16") <= 0)
     p.peak_bf16 = req.calibration->bf16_tflops * 1e12 * p.eff.eng_compute.value;
   p.attn_peak = p.peak_bf16 * p.eff.eng_attention.value / p.eff.eng_compute.value;
-  {
-    const std::string kind = device_kind_name(d.kind);
-    const double pf_eta =
-        engine_factor(*req.engine, kind, d.vendor, "prefill_attention", p.eff.eng_attention.value)
-            .value;
-    p.attn_peak_prefill = p.peak_bf16 * pf_eta / p.eff.eng_compute.value;
-    p.attn_half_len =
-        engine_factor(*req.engine, kind, d.vendor, "prefill_attention_half_tokens", 0.0).value;
-  }
+  const std::string kind = device_kind_name(d.kind);
+  const double pf_eta =
+      engine_factor(*req.engine, kind, d.vendor, "prefill_attention", p.eff.eng_attention.value)
+          .value;
+  p.attn_peak_prefill = p.peak_bf16 * pf_eta / p.eff.eng_compute.value;
+  p.attn_half_len =
+      engine_factor(*req.engine, kind, d.vendor, "prefill_attention_half_tokens", 0.0).value;
   if (p.peak_bf16 <= 0) throw Error(fmt::format("device {} has no peak compute figure", d.id));
+}
 
+// Math rate for one weight format: native hardware format when the device has it, else
+// dequantised to 16-bit (§Decode step / FLOPs); a calibration's measured peaks, else the
+// engine's measured GEMM plateau for the device (recorded in p.measured_gemm).
+double component_peak(Prepared& p, const PerfRequest& req, const WeightFormat& wf) {
+  const Device& d = *req.device;
+  const double compute_eta = p.eff.dev_compute.value * p.eff.eng_compute.value;
+  double peak = d.peak_tflops_for(wf.hw_format == "none" ? std::string("bf16") : wf.hw_format) *
+                1e12 * compute_eta;
+  if (req.calibration) {
+    const double base = d.peak_tflops_for("bf16");
+    const double ratio = base > 0 ? peak / (base * 1e12 * compute_eta) : 1.0;
+    if (req.calibration->bf16_tflops > 0) peak = p.peak_bf16 * ratio;
+    if (wf.hw_format == "fp8" && d.has_hw_format("fp8") && req.calibration->fp8_tflops > 0)
+      peak = req.calibration->fp8_tflops * 1e12 * p.eff.eng_compute.value;
+    if (wf.hw_format == "fp4" && d.has_hw_format("fp4") && req.calibration->fp4_tflops > 0)
+      peak = req.calibration->fp4_tflops * 1e12 * p.eff.eng_compute.value;
+  }
+  if (!req.calibration) {
+    // A calibration of this machine wins over the engine's table for the device model.
+    const double measured_tflops =
+        measured_gemm_tflops(*req.engine, d, gemm_math_format(d, wf.hw_format));
+    if (measured_tflops > 0) {
+      peak = measured_tflops * 1e12;
+      p.measured_gemm[gemm_math_format(d, wf.hw_format)] = measured_tflops;
+    }
+  }
+  if (peak <= 0) peak = p.peak_bf16;
+  return peak;
+}
+
+// Bytes, FLOPs and seconds per token of the linear layers, component by component: routed
+// experts count their active share, the embeddings only the LM head's GEMM.
+void set_linear_layers(Prepared& p, const PerfRequest& req, const Catalog& cat,
+                       const PrecisionMix& mix, const std::map<Component, double>& bytes) {
+  const Model& m = *req.model;
+  const auto arch = architecture_params(m);
+  double arch_total = 0;
+  for (const auto& [c, n] : arch) arch_total += n;
+  const double scale = arch_total > 0 ? m.total_params_b * 1e9 / arch_total : 0;
   const bool moe = m.is_moe();
-  p.experts = moe ? m.moe->routed_experts : 0;
-  p.top_k = moe ? m.moe->experts_per_token : 0;
-  p.moe_layers = moe ? m.layers - m.moe->dense_layers : 0;
-  p.layers = m.layers;
   const double active_frac = moe && p.experts > 0 ? static_cast<double>(p.top_k) / p.experts : 1.0;
   const double lm_frac = m.tied_embeddings ? 1.0 : 0.5;  // LM head share of the embedding bytes
-
   for (Component c : kComponents) {
     const double b = bytes.at(c);
     p.weights_total += b;
     const std::string& prec = mix.count(c) ? mix.at(c) : m.native_precision.at(c);
     const WeightFormat& wf = cat.weight_format(prec);
-    // Math rate for this component: native hardware format when the device has it, else
-    // dequantised to 16-bit (§Decode step / FLOPs).
-    double peak = d.peak_tflops_for(wf.hw_format == "none" ? std::string("bf16") : wf.hw_format) *
-                  1e12 * compute_eta;
-    if (req.calibration) {
-      const double base = d.peak_tflops_for("bf16");
-      const double ratio = base > 0 ? peak / (base * 1e12 * compute_eta) : 1.0;
-      if (req.calibration->bf16_tflops > 0) peak = p.peak_bf16 * ratio;
-      if (wf.hw_format == "fp8" && d.has_hw_format("fp8") && req.calibration->fp8_tflops > 0)
-        peak = req.calibration->fp8_tflops * 1e12 * p.eff.eng_compute.value;
-      if (wf.hw_format == "fp4" && d.has_hw_format("fp4") && req.calibration->fp4_tflops > 0)
-        peak = req.calibration->fp4_tflops * 1e12 * p.eff.eng_compute.value;
-    }
-    if (!req.calibration) {
-      // A calibration of this machine wins over the engine's table for the device model.
-      const double measured_tflops =
-          measured_gemm_tflops(*req.engine, d, gemm_math_format(d, wf.hw_format));
-      if (measured_tflops > 0) {
-        peak = measured_tflops * 1e12;
-        p.measured_gemm[gemm_math_format(d, wf.hw_format)] = measured_tflops;
-      }
-    }
-    if (peak <= 0) peak = p.peak_bf16;
+    const double peak = component_peak(p, req, wf);
     const double params = arch.at(c) * scale;
     double active_params = params;
     if (c == Component::routed_experts) {
@@ -583,8 +572,9 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
       p.sec_per_token_routed = f / peak;
       p.flops_per_token_routed = f;
       if (!req.calibration)
-        p.moe_pair_s =
-            measured_moe_pair_ns(*req.engine, d, gemm_math_format(d, wf.hw_format)) * 1e-9;
+        p.moe_pair_s = measured_moe_pair_ns(*req.engine, *req.device,
+                                            gemm_math_format(*req.device, wf.hw_format)) *
+                       1e-9;
     }
     if (c == Component::embeddings) {
       p.sec_per_token_lm_head = f / peak;
@@ -593,10 +583,11 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   }
   p.replicated_bytes =
       bytes.at(Component::attention) * tp_replicated_attention_share(m, p.L.dp_attention);
+}
 
-  // Attention forms (§Attention forms).
+// Attention forms (§Attention forms): KV bytes, windows and sparsity, FLOPs per (query, key).
+void set_attention(Prepared& p, const Model& m, const KvFormat& kvf) {
   const Attention& a = m.attention;
-  const KvFormat& kvf = cat.kv_format(req.kv_precision.empty() ? "bf16" : req.kv_precision);
   p.kv_bytes_per_token_layer = kv_bytes_per_token_per_layer(m, kvf.bits_per_element / 8.0);
   p.window_layers = a.sliding_window_tokens > 0 ? a.sliding_window_layers : 0;
   p.full_layers = m.layers - p.window_layers - a.linear_attention_layers;
@@ -617,23 +608,60 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.kv_share = kv_share_of(m, p.L);
   p.kv_bytes_per_element = kvf.bits_per_element / 8.0;
   p.kv_per_token_total = kv_bytes_for_context(m, p.kv_bytes_per_element, 1);
+}
 
-  // Device (§Efficiencies).
+// Memory bandwidth after the efficiencies (a calibration's when the device has no datasheet
+// figure), and the KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md).
+void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, double>& bytes) {
+  const Device& d = *req.device;
   double bw_gb_s = d.memory_bandwidth_gb_s;
   if (bw_gb_s <= 0 && req.calibration) bw_gb_s = req.calibration->bandwidth_gb_s;
   if (bw_gb_s <= 0) throw Error(fmt::format("device {} has no memory bandwidth figure", d.id));
   p.bw = bw_gb_s * 1e9 * p.eff.dev_bw.value * p.eff.eng_bw.value;
-  set_links(p, topo, req.gpus);
-
-  // KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md).
   const double util = req.engine->memory_utilization;
   const double mem_gb =
       d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
-  const double weights_gpu = weight_bytes_per_gpu(m, bytes, p.L);
+  const double weights_gpu = weight_bytes_per_gpu(*req.model, bytes, p.L);
   const double act =
-      activation_bytes_per_gpu(m, p.L, 8192, std::max<long long>(1, req.concurrency));
+      activation_bytes_per_gpu(*req.model, p.L, 8192, std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
+}
+
+}  // namespace
+
+Prepared prepare(const PerfRequest& req, const Catalog& cat) {
+  if (!req.model || !req.device || !req.engine)
+    throw Error("perf: model, device and engine are required");
+  const Model& m = *req.model;
+  const Device& d = *req.device;
+  Prepared p;
+  p.m = &m;
+  p.d = &d;
+  p.cal = req.calibration;
+  p.skew = req.routing_skew;
+  const Topology topo = req.topology ? *req.topology : topology_for(cat, d);
+  p.L = resolve_layout(m, req.gpus, effective_layout(*req.engine, topo, req.gpus, req.layout));
+  p.eff =
+      req.efficiencies ? *req.efficiencies : resolve_efficiencies(d, *req.engine, req.calibration);
+  p.hidden = m.hidden_size;
+  p.gemm_half_tokens =
+      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "gemm_half_tokens", 0.0).value;
+  p.host_s_per_seq =
+      engine_factor(*req.engine, device_kind_name(d.kind), d.vendor, "host_us_per_seq", 0.0).value *
+      1e-6;
+  const PrecisionMix mix = req.weights.empty() ? m.native_precision : req.weights;
+  const auto bytes = weight_bytes(m, mix, cat);
+  set_compute_peaks(p, req);
+  const bool moe = m.is_moe();
+  p.experts = moe ? m.moe->routed_experts : 0;
+  p.top_k = moe ? m.moe->experts_per_token : 0;
+  p.moe_layers = moe ? m.layers - m.moe->dense_layers : 0;
+  p.layers = m.layers;
+  set_linear_layers(p, req, cat, mix, bytes);
+  set_attention(p, m, cat.kv_format(req.kv_precision.empty() ? "bf16" : req.kv_precision));
+  set_memory(p, req, bytes);
+  set_links(p, topo, req.gpus);
   return p;
 }
 
