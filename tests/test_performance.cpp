@@ -1,6 +1,7 @@
 // Performance model: acceptance cases T1–T3 (the acceptance worked examples) through the
 // real estimate() path and the bundled catalogs, property tests, and goldens with
 // the hand calculation next to each. Formulas: docs/performance.md.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -713,4 +714,37 @@ TEST_CASE("routed pairs: TensorRT-LLM's measured per-pair cost on B200 NVFP4",
       step_under(request("qwen3-235b-a22b", "b200", 8, "nvfp4", "trtllm", "fp8"), without,
                  cat().engine("trtllm"), 1024, 1500);
   CHECK(b8_pairs - b8 == Approx(94 * 1024 * 8 / 8.0 * 10.9e-9).epsilon(1e-6));
+}
+
+TEST_CASE("perf's KV limit on resident requests is fit's", "[perf][property]") {
+  // perf queues the requests beyond what KV memory holds; the sweep, plan and `moeplan fit` take
+  // that limit from fit() at input + output tokens. Both must size the same budget (weights,
+  // activations for fit's prefill chunk, the engine's memory share): at fit's limit nothing
+  // queues, one request more and perf says the memory holds exactly fit's limit.
+  struct Build {
+    const char *model, *gpu;
+    int gpus;
+    const char *weights, *engine, *kv;
+    long long in, out;
+  };
+  for (const Build& b :
+       {Build{"qwen3-30b-a3b", "rtx-5090", 1, "q4_k_m", "llama.cpp", "fp16", 4000, 1000},
+        Build{"llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm", "fp8", 5000, 500},
+        Build{"glm-5.2", "h200", 8, "fp8", "vllm", "fp8", 8192, 1024}}) {
+    INFO(b.model << " on " << b.gpus << " x " << b.gpu << " (" << b.engine << ")");
+    const PerfRequest base = test::with_load(
+        test::perf_request(b.model, b.gpu, b.gpus, b.weights, b.engine, b.kv), b.in, b.out, 1);
+    const long long limit = sweep(base, cat(), Sla{}).max_concurrency;
+    REQUIRE(limit >= 2);
+    auto queue_note = [&](long long c) {
+      PerfRequest r = base;
+      r.concurrency = c;
+      for (const auto& n : estimate(r, cat()).notes)
+        if (n.rfind("KV memory holds", 0) == 0) return n;
+      return std::string();
+    };
+    CHECK(queue_note(limit).empty());
+    CHECK_THAT(queue_note(limit + 1),
+               Catch::Matchers::StartsWith(fmt::format("KV memory holds {} requests", limit)));
+  }
 }

@@ -611,7 +611,9 @@ void set_attention(Prepared& p, const Model& m, const KvFormat& kvf) {
 }
 
 // Memory bandwidth after the efficiencies (a calibration's when the device has no datasheet
-// figure), and the KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md).
+// figure), and the KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md),
+// activations included: sized for fit()'s chunk (FitRequest::prefill_chunk_tokens), not the
+// engine's, so that perf, fit, plan and the sweep agree on how many requests fit.
 void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, double>& bytes) {
   const Device& d = *req.device;
   double bw_gb_s = d.memory_bandwidth_gb_s;
@@ -623,8 +625,8 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
       d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
   const double weights_gpu = weight_bytes_per_gpu(*req.model, bytes, p.L);
-  const double act =
-      activation_bytes_per_gpu(*req.model, p.L, 8192, std::max<long long>(1, req.concurrency));
+  const double act = activation_bytes_per_gpu(*req.model, p.L, FitRequest{}.prefill_chunk_tokens,
+                                              std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
 }
 
