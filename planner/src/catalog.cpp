@@ -864,32 +864,36 @@ Engine read_engine(const JsonView& v, const Catalog& cat) {
   return e;
 }
 
+// A catalog file whose entries sit in one array under `key` and carry unique ids (what:
+// "engine", "device"...): each entry through `read`.
+template <class T, class Read>
+void read_entries(const FileDoc& f, const char* key, std::vector<T>& out, Read read,
+                  const char* what) {
+  const auto root = root_of(f, {key});
+  const auto entries = root.array(key);
+  for (const auto& v : entries) out.push_back(read(v));
+  check_unique_ids(out, entries, what);
+}
+
 void read_engines(const FileDoc& f, Catalog& cat) {
-  const auto root = root_of(f, {"engines"});
-  const auto ev = root.array("engines");
-  for (const auto& v : ev) cat.engines.push_back(read_engine(v, cat));
-  check_unique_ids(cat.engines, ev, "engine");
+  read_entries(
+      f, "engines", cat.engines, [&](const JsonView& v) { return read_engine(v, cat); }, "engine");
 }
 
 void read_devices(const FileDoc& f, Catalog& cat) {
-  const auto root = root_of(f, {"devices"});
-  const auto dv = root.array("devices");
-  for (const auto& v : dv) cat.devices.push_back(read_device(v));
-  check_unique_ids(cat.devices, dv, "device");
+  read_entries(f, "devices", cat.devices, read_device, "device");
 }
 
 void read_models(const FileDoc& f, Catalog& cat) {
-  const auto root = root_of(f, {"models"});
-  const auto mv = root.array("models");
-  for (std::size_t i = 0; i < mv.size(); ++i) {
-    Model m = read_model(mv[i]);
-    const auto np = mv[i].at("native_precision");
+  auto read = [&](const JsonView& v) {
+    Model m = read_model(v);
+    const auto np = v.at("native_precision");
     for (auto it = np.raw().begin(); it != np.raw().end(); ++it)
       require_weight_format(cat, it.value().get<std::string>(), np, it.key());
     // The parameter invariant (computed vs published) is `catalog check`'s: check_params().
-    cat.models.push_back(std::move(m));
-  }
-  check_unique_ids(cat.models, mv, "model");
+    return m;
+  };
+  read_entries(f, "models", cat.models, read, "model");
 }
 
 // `key` names one of `ids` (what: "model", "device"); the id.
@@ -998,10 +1002,7 @@ Site read_site(const JsonView& v) {
 }
 
 void read_sites(const FileDoc& f, Catalog& cat) {
-  const auto root = root_of(f, {"sites"});
-  const auto sv = root.array("sites");
-  for (const auto& v : sv) cat.sites.push_back(read_site(v));
-  check_unique_ids(cat.sites, sv, "site");
+  read_entries(f, "sites", cat.sites, read_site, "site");
 }
 
 void read_fx(const FileDoc& f, Catalog& cat) {
