@@ -86,44 +86,59 @@ std::vector<Point> pareto_frontier(std::vector<Point> pts) {
   return out;
 }
 
-Result search(const Request& req, const Catalog& cat) {
-  const auto t0 = std::chrono::steady_clock::now();
-  Result res;
-  const Engine& eng = cat.engine(req.engine);
-  // Systems priced in the one basis, their efficiencies resolved once.
-  struct Sys {
-    const System* s;
-    const Device* d;
-    Efficiencies eff;
-    double price;
-    std::string basis;
-  };
-  std::vector<Sys> syss;
+namespace {
+
+// A system priced in the request's one basis, its efficiencies resolved once.
+struct PricedSystem {
+  const System* s;
+  const Device* d;
+  Efficiencies eff;
+  double price;
+  std::string basis;
+};
+
+std::vector<PricedSystem> priced_systems(const Request& req, const Catalog& cat, const Engine& eng,
+                                         std::size_t& unpriced) {
+  std::vector<PricedSystem> out;
   for (const auto& s : cat.systems) {
     const Device& d = cat.device(s.device);
     if (!eng.device_kinds.empty() && !contains(eng.device_kinds, device_kind_name(d.kind)))
       continue;
     const auto p = node_hour_price(s, cat, req);
     if (!p) {
-      ++res.systems_unpriced;
+      ++unpriced;
       continue;
     }
-    syss.push_back({&s, &d, resolve_efficiencies(d, eng), p->first, p->second});
+    out.push_back({&s, &d, resolve_efficiencies(d, eng), p->first, p->second});
   }
-  // Configurations, pruned by a necessary memory condition.
+  return out;
+}
+
+// The weight precisions tried for a model that the engine serves, each mix once.
+std::vector<std::pair<std::string, PrecisionMix>> served_precisions(const Model& m,
+                                                                    const Engine& eng,
+                                                                    const Catalog& cat) {
+  std::vector<std::pair<std::string, PrecisionMix>> precs;
+  for (const std::string spec : {"native", "fp8", "nvfp4", "int4-awq"}) {
+    PrecisionMix mix =
+        spec == "native" ? m.native_precision : parse_weight_spec(spec, m.native_precision, cat);
+    bool served = true;
+    for (const auto& [c, p] : mix) served = served && contains(eng.weight_formats, p);
+    if (!served) continue;
+    if (std::none_of(precs.begin(), precs.end(), [&](const auto& x) { return x.second == mix; }))
+      precs.emplace_back(spec, std::move(mix));
+  }
+  return precs;
+}
+
+// Configurations, pruned by a necessary memory condition: N whole nodes of a system, in layouts
+// the engine can run on it (docs/performance.md § Layout rules): tp dividing the heads inside
+// one scale-up domain, pipeline or data parallelism across nodes.
+std::vector<Config> enumerate_configs(const Request& req, const Catalog& cat, const Engine& eng,
+                                      const std::vector<PricedSystem>& syss) {
   std::vector<Config> configs;
   for (const Model* m : req.models) {
-    std::vector<std::pair<std::string, PrecisionMix>> precs;
-    for (const std::string spec : {"native", "fp8", "nvfp4", "int4-awq"}) {
-      PrecisionMix mix = spec == "native" ? m->native_precision
-                                          : parse_weight_spec(spec, m->native_precision, cat);
-      bool served = true;
-      for (const auto& [c, p] : mix) served = served && contains(eng.weight_formats, p);
-      if (!served) continue;
-      if (std::none_of(precs.begin(), precs.end(), [&](const auto& x) { return x.second == mix; }))
-        precs.emplace_back(spec, std::move(mix));
-    }
-    for (const auto& [spec, mix] : precs) {
+    for (const auto& [spec, mix] : served_precisions(*m, eng, cat)) {
       double wb = 0;
       for (const auto& [c, b] : weight_bytes(*m, mix, cat)) wb += b;
       bool needs_fp4 = false, needs_fp8 = false;
@@ -137,9 +152,6 @@ Result search(const Request& req, const Catalog& cat) {
         if ((needs_fp4 && !d.has_hw_format("fp4")) || (needs_fp8 && !d.has_hw_format("fp8")))
           continue;
         const std::string kv = default_kv_precision(d, eng);  // as perf and plan
-        // A configuration is N whole nodes of the system, in layouts the engine can run on it
-        // (docs/performance.md § Layout rules): tp dividing the heads inside one scale-up
-        // domain, pipeline or data parallelism across nodes.
         const Topology topo = topology_of(*sv.s);
         for (int n = 1; n * sv.s->gpus_per_node <= req.max_gpus; ++n) {
           const int g = n * sv.s->gpus_per_node;
@@ -150,109 +162,143 @@ Result search(const Request& req, const Catalog& cat) {
       }
     }
   }
-  res.configs = configs.size();
+  return configs;
+}
 
-  auto work = [&](std::size_t begin, std::size_t step, std::vector<Point>& out, std::size_t& fitn,
-                  std::size_t& pts) {
-    PerfRequest pr;
-    pr.engine = &eng;
-    pr.input_tokens = req.input_tokens;
-    pr.output_tokens = req.output_tokens;
-    for (std::size_t i = begin; i < configs.size(); i += step) {
-      const Config& c = configs[i];
-      FitRequest f;
-      f.model = c.m;
-      f.device = c.d;
-      f.gpus = c.gpus;
-      f.weights = c.mix;
-      f.kv_precision = c.kv;
-      f.context_tokens = req.input_tokens + req.output_tokens;
-      f.layout = c.layout;
-      f.memory_utilization = eng.memory_utilization;
-      FitResult fr;
-      try {
-        fr = fit(f, cat);
-      } catch (const Error&) {
-        continue;
-      }
-      if (!fr.fits || fr.max_concurrency < 1) continue;
-      ++fitn;
-      pr.model = c.m;
-      pr.device = c.d;
-      pr.gpus = c.gpus;
-      pr.weights = c.mix;
-      pr.kv_precision = c.kv;
-      pr.layout = c.layout;
-      pr.topology = topology_of(*c.sys);  // the links of the system being priced
-      pr.efficiencies = *c.eff;
-      const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
-      double prev_agg = 0;
-      for (long long conc = 1;; conc = std::min(maxc, conc * 2)) {
-        pr.concurrency = conc;
-        PerfResult r;
-        try {
-          r = estimate(pr, cat);
-        } catch (const Error&) {
-          break;
-        }
-        ++pts;
-        Point p;
-        p.model = c.m;
-        p.device = c.d;
-        p.gpus = c.gpus;
-        p.precision = c.precision;
-        p.kv = c.kv;
-        p.layout = r.layout;
-        p.concurrency = conc;
-        p.aggregate_tok_s = r.decode.output_tokens_per_s;
-        p.per_user_tok_s = r.decode.per_request_tokens_per_s;
-        p.ttft_ms = r.prefill.ttft_ms;
-        p.tpot_ms = r.decode.tpot_ms;
-        p.meets_sla = (!req.sla.tpot_ms || p.tpot_ms <= *req.sla.tpot_ms) &&
-                      (!req.sla.ttft_ms || p.ttft_ms <= *req.sla.ttft_ms);
-        p.system = c.sys;
-        p.nodes = c.nodes;
-        p.node_hour_usd = c.node_hour_usd;
-        p.gpu_hour_usd = c.node_hour_usd / c.sys->gpus_per_node;
-        p.price_basis = *c.basis;
-        p.evidence = evidence_name(
-            throughput_evidence(r.evidence, cat, c.m->id, c.d->id, c.gpus, c.precision, eng.id));
-        const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
-        if (p.aggregate_tok_s > 0) {
-          if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
-            p.replicas =
-                checked_ceil_count(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9, "replicas");
-            p.cost_per_mtok = per_hour * p.replicas / (*req.output_tokens_per_s * 3600) * 1e6;
-          } else {
-            p.cost_per_mtok = per_hour / (p.aggregate_tok_s * 3600) * 1e6;
-          }
-        }
-        // Higher concurrency only lowers per-user speed; once it stops buying aggregate
-        // throughput, or one replica already carries the demand, every further point is
-        // dominated (same or higher cost, lower per-user tok/s).
-        const bool saturated = p.aggregate_tok_s < prev_agg * 1.02;
-        const bool one_replica = req.output_tokens_per_s && p.replicas == 1;
-        prev_agg = p.aggregate_tok_s;
-        if (p.aggregate_tok_s > 0 && !saturated) out.push_back(std::move(p));
-        if (conc >= maxc || saturated || one_replica) break;
-      }
+// One point of a configuration's concurrency ladder: speed, SLA, price and cost per 1M output
+// tokens (for the demand's replicas when the request gives one).
+Point make_point(const Config& c, const PerfResult& r, long long conc, const Request& req,
+                 const Catalog& cat, const Engine& eng) {
+  Point p;
+  p.model = c.m;
+  p.device = c.d;
+  p.gpus = c.gpus;
+  p.precision = c.precision;
+  p.kv = c.kv;
+  p.layout = r.layout;
+  p.concurrency = conc;
+  p.aggregate_tok_s = r.decode.output_tokens_per_s;
+  p.per_user_tok_s = r.decode.per_request_tokens_per_s;
+  p.ttft_ms = r.prefill.ttft_ms;
+  p.tpot_ms = r.decode.tpot_ms;
+  p.meets_sla = (!req.sla.tpot_ms || p.tpot_ms <= *req.sla.tpot_ms) &&
+                (!req.sla.ttft_ms || p.ttft_ms <= *req.sla.ttft_ms);
+  p.system = c.sys;
+  p.nodes = c.nodes;
+  p.node_hour_usd = c.node_hour_usd;
+  p.gpu_hour_usd = c.node_hour_usd / c.sys->gpus_per_node;
+  p.price_basis = *c.basis;
+  p.evidence = evidence_name(
+      throughput_evidence(r.evidence, cat, c.m->id, c.d->id, c.gpus, c.precision, eng.id));
+  const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
+  if (p.aggregate_tok_s > 0) {
+    if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
+      p.replicas =
+          checked_ceil_count(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9, "replicas");
+      p.cost_per_mtok = per_hour * p.replicas / (*req.output_tokens_per_s * 3600) * 1e6;
+    } else {
+      p.cost_per_mtok = per_hour / (p.aggregate_tok_s * 3600) * 1e6;
     }
-  };
-  const auto t = static_cast<std::size_t>(std::max(1, req.threads));
-  std::vector<std::vector<Point>> parts(t);
-  std::vector<std::size_t> fits(t, 0), pts(t, 0);
-  std::vector<std::thread> pool;
-  for (std::size_t k = 1; k < t; ++k)
-    pool.emplace_back(work, k, t, std::ref(parts[k]), std::ref(fits[k]), std::ref(pts[k]));
-  work(0, t, parts[0], fits[0], pts[0]);
-  for (auto& th : pool) th.join();
-  std::vector<Point> all;
-  for (std::size_t k = 0; k < t; ++k) {
-    res.configs_fit += fits[k];
-    res.points += pts[k];
-    all.insert(all.end(), std::make_move_iterator(parts[k].begin()),
-               std::make_move_iterator(parts[k].end()));
   }
+  return p;
+}
+
+// What the threads count and collect.
+struct Tally {
+  std::vector<Point> points;
+  std::size_t configs_fit = 0, estimates = 0;
+};
+
+// One configuration: fit at input + output tokens, then concurrency 1, 2, 4 … up to the KV
+// limit, stopping once more concurrency stops buying aggregate throughput (every further point
+// is dominated: same or higher cost, lower per-user tok/s) or one replica carries the demand.
+void evaluate_config(const Config& c, const Request& req, const Catalog& cat, const Engine& eng,
+                     Tally& out) {
+  FitRequest f;
+  f.model = c.m;
+  f.device = c.d;
+  f.gpus = c.gpus;
+  f.weights = c.mix;
+  f.kv_precision = c.kv;
+  f.context_tokens = req.input_tokens + req.output_tokens;
+  f.layout = c.layout;
+  f.memory_utilization = eng.memory_utilization;
+  FitResult fr;
+  try {
+    fr = fit(f, cat);
+  } catch (const Error&) {
+    return;
+  }
+  if (!fr.fits || fr.max_concurrency < 1) return;
+  ++out.configs_fit;
+  PerfRequest pr;
+  pr.engine = &eng;
+  pr.input_tokens = req.input_tokens;
+  pr.output_tokens = req.output_tokens;
+  pr.model = c.m;
+  pr.device = c.d;
+  pr.gpus = c.gpus;
+  pr.weights = c.mix;
+  pr.kv_precision = c.kv;
+  pr.layout = c.layout;
+  pr.topology = topology_of(*c.sys);  // the links of the system being priced
+  pr.efficiencies = *c.eff;
+  const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
+  double prev_agg = 0;
+  for (long long conc = 1;; conc = std::min(maxc, conc * 2)) {
+    pr.concurrency = conc;
+    PerfResult r;
+    try {
+      r = estimate(pr, cat);
+    } catch (const Error&) {
+      break;
+    }
+    ++out.estimates;
+    Point p = make_point(c, r, conc, req, cat, eng);
+    const bool saturated = p.aggregate_tok_s < prev_agg * 1.02;
+    const bool one_replica = req.output_tokens_per_s && p.replicas == 1;
+    prev_agg = p.aggregate_tok_s;
+    if (p.aggregate_tok_s > 0 && !saturated) out.points.push_back(std::move(p));
+    if (conc >= maxc || saturated || one_replica) break;
+  }
+}
+
+// Configurations split over `threads` (every threads-th one each), merged in thread order.
+Tally evaluate_all(const std::vector<Config>& configs, const Request& req, const Catalog& cat,
+                   const Engine& eng) {
+  const auto t = static_cast<std::size_t>(std::max(1, req.threads));
+  std::vector<Tally> parts(t);
+  auto work = [&](std::size_t begin) {
+    for (std::size_t i = begin; i < configs.size(); i += t)
+      evaluate_config(configs[i], req, cat, eng, parts[begin]);
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work, k);
+  work(0);
+  for (auto& th : pool) th.join();
+  Tally all;
+  for (auto& part : parts) {
+    all.configs_fit += part.configs_fit;
+    all.estimates += part.estimates;
+    all.points.insert(all.points.end(), std::make_move_iterator(part.points.begin()),
+                      std::make_move_iterator(part.points.end()));
+  }
+  return all;
+}
+
+}  // namespace
+
+Result search(const Request& req, const Catalog& cat) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Result res;
+  const Engine& eng = cat.engine(req.engine);
+  const std::vector<PricedSystem> syss = priced_systems(req, cat, eng, res.systems_unpriced);
+  const std::vector<Config> configs = enumerate_configs(req, cat, eng, syss);
+  res.configs = configs.size();
+  Tally tally = evaluate_all(configs, req, cat, eng);
+  res.configs_fit = tally.configs_fit;
+  res.points = tally.estimates;
+  std::vector<Point>& all = tally.points;
   // Deterministic order whatever the thread split.
   auto key = [](const Point& p) {
     return std::make_tuple(p.cost_per_mtok, -p.per_user_tok_s, p.model->id, p.system->id, p.gpus,
