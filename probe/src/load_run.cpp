@@ -137,59 +137,39 @@ std::string preflight_models(const LoadOptions& o) {
 
 const char* const kCities[] = {"Paris", "Budapest", "Tokyo", "Lima", "Oslo", "Nairobi"};
 
-}  // namespace
-
-LoadRun run_load(const LoadOptions& o) {
-  LoadRun run;
-  // 1. Inputs first: a bad prompts line fails before any request or log write.
-  std::vector<PromptItem> prompts, evals;
-  if (!o.prompts_file.empty()) prompts = read_prompts(o.prompts_file, false);
-  if (!o.eval_file.empty()) evals = read_prompts(o.eval_file, true);
-  if (o.concurrency.empty() && o.rate.empty())
-    throw moeplan::Error("give --concurrency C[,C…] or --rate R[,R…]");
-  if (o.requests <= 0 && o.duration_s <= 0)
-    throw moeplan::Error("give --requests N or --duration S");
-
-  // 2. The log of an earlier run (resume) — read, never truncated before the server answers.
+// The log of an earlier run (--resume): read, never truncated before the server answers; a log
+// written with other settings is refused (the URL may change between segments — a rebooted
+// node, a new port — everything that shapes the requests may not).
+LogContents read_prior_log(const LoadOptions& o, const Json& config, bool have_log) {
   LogContents prior;
-  const bool have_log = fs::exists(o.log_path);
   if (have_log && !o.resume)
     throw moeplan::Error(fmt::format(
         "{} exists: add --resume to continue that run, or remove it to start afresh", o.log_path));
-  const Json config = run_config(o);
-  if (have_log) {
-    prior = read_log(o.log_path);
-    // The URL may change between segments (a rebooted node, a new port); everything that
-    // shapes the requests must not.
-    auto same = [&](const std::string& k) {
-      return k == "url" || (prior.header.contains(k) && prior.header[k] == config[k]);
-    };
-    bool differs = false;
-    for (auto it = config.begin(); it != config.end(); ++it) differs = differs || !same(it.key());
-    if (!prior.header.is_null() && differs) {
-      std::string diff;
-      for (auto it = config.begin(); it != config.end(); ++it)
-        if (!same(it.key())) {
-          diff = it.key();
-          break;
-        }
+  if (!have_log) return prior;
+  prior = read_log(o.log_path);
+  auto same = [&](const std::string& k) {
+    return k == "url" || (prior.header.contains(k) && prior.header[k] == config[k]);
+  };
+  if (prior.header.is_null()) return prior;
+  for (auto it = config.begin(); it != config.end(); ++it)
+    if (!same(it.key()))
       throw moeplan::Error(fmt::format(
           "{} was written by a run with other settings ({} differs): --resume continues only "
           "the same run",
-          o.log_path, diff.empty() ? "config" : diff));
-    }
-    run.resumed = static_cast<long long>(prior.results.size());
-    run.segment = prior.segments;
-  }
+          o.log_path, it.key()));
+  return prior;
+}
 
-  // 3. Preflight: the server, the model name, one streamed request.
-  run.model = preflight_models(o);
+// The request body of each (point, sequence): a tool call, an eval prompt, a prompt from the
+// prompts file, or a synthetic prompt of the asked length with the asked shared prefix.
+BodyFn make_body_fn(const LoadOptions& o, const std::string& model,
+                    const std::vector<PromptItem>& prompts, const std::vector<PromptItem>& evals) {
   BodyOptions bo;
   bo.api = o.http.api;
-  bo.model = run.model;
+  bo.model = model;
   bo.ignore_eos = o.ignore_eos;
   const long long in_tokens = o.input_tokens > 0 ? o.input_tokens : 128;
-  auto prompt_for = [&](int point, long long seq) {
+  auto prompt_for = [&o, &prompts, in_tokens](int point, long long seq) {
     if (!prompts.empty())
       return prompts[static_cast<std::size_t>((seq + 7919LL * point) %
                                               static_cast<long long>(prompts.size()))];
@@ -199,7 +179,7 @@ LoadRun run_load(const LoadOptions& o) {
                                 static_cast<std::uint64_t>(seq));
     return p;
   };
-  BodyFn body = [&](const PointPlan& p, long long seq) {
+  return [&o, &evals, bo, prompt_for](const PointPlan& p, long long seq) {
     BodyOptions b = bo;
     if (p.kind == "tool") {
       b.tool = true;
@@ -216,37 +196,40 @@ LoadRun run_load(const LoadOptions& o) {
     b.max_tokens = item.output.value_or(o.output_tokens > 0 ? o.output_tokens : 128);
     return request_body(item.prompt, b);
   };
-  {
-    PointPlan w;
-    w.index = -1;
-    w.kind = "warmup";
-    w.concurrency = 1;
-    w.requests = std::max(1, o.warmup);
-    bool first = true;
-    run_point(o.http, w, run.segment, o.seed, body, [&](const RequestResult& r) {
-      if (!first) return;
-      first = false;
-      // A server error or a slow first reply is measured later; a wrong endpoint is not.
-      const bool wrong =
-          r.failure == Failure::connect || r.failure == Failure::malformed ||
-          (r.failure == Failure::http && r.http_status >= 400 && r.http_status < 500);
-      if (!r.ok() && !wrong)
-        std::cerr << fmt::format("warning: the warm-up request failed ({}: {})\n",
-                                 failure_name(r.failure), r.error);
-      if (wrong)
-        throw moeplan::Error(fmt::format(
-            "the first request to {}{} failed ({}: {}): not an OpenAI-compatible streaming "
-            "endpoint, or the model name '{}' is wrong{}",
-            o.http.url, api_path(o.http.api), failure_name(r.failure), r.error, run.model,
-            run.resumed ? "; the log is kept as it was" : ""));
-    });
-  }
+}
 
-  // 4. The plan of points, less what the log already holds.
-  int idx = 0;
+// Warm-up requests; the first one's failure is an error when it says the endpoint or the model
+// name is wrong (a server error or a slow first reply is measured later).
+void warm_up(const LoadOptions& o, const LoadRun& run, const BodyFn& body) {
+  PointPlan w;
+  w.index = -1;
+  w.kind = "warmup";
+  w.concurrency = 1;
+  w.requests = std::max(1, o.warmup);
+  bool first = true;
+  run_point(o.http, w, run.segment, o.seed, body, [&](const RequestResult& r) {
+    if (!first) return;
+    first = false;
+    const bool wrong = r.failure == Failure::connect || r.failure == Failure::malformed ||
+                       (r.failure == Failure::http && r.http_status >= 400 && r.http_status < 500);
+    if (!r.ok() && !wrong)
+      std::cerr << fmt::format("warning: the warm-up request failed ({}: {})\n",
+                               failure_name(r.failure), r.error);
+    if (wrong)
+      throw moeplan::Error(fmt::format(
+          "the first request to {}{} failed ({}: {}): not an OpenAI-compatible streaming "
+          "endpoint, or the model name '{}' is wrong{}",
+          o.http.url, api_path(o.http.api), failure_name(r.failure), r.error, run.model,
+          run.resumed ? "; the log is kept as it was" : ""));
+  });
+}
+
+// The plan of points: each concurrency, each rate, then the tool-call and eval checks.
+std::vector<PointPlan> plan_points(const LoadOptions& o, std::size_t evals) {
+  std::vector<PointPlan> points;
   auto add_point = [&](PointPlan p) {
-    p.index = idx++;
-    run.points.push_back(p);
+    p.index = static_cast<int>(points.size());
+    points.push_back(p);
   };
   for (int c : o.concurrency) {
     PointPlan p;
@@ -269,76 +252,79 @@ LoadRun run_load(const LoadOptions& o) {
     p.requests = o.tool_calls;
     add_point(p);
   }
-  if (!evals.empty()) {
+  if (evals > 0) {
     PointPlan p;
     p.kind = "eval";
     p.concurrency = 4;
-    p.requests = static_cast<long long>(evals.size());
+    p.requests = static_cast<long long>(evals);
     add_point(p);
   }
+  return points;
+}
 
-  // 5. Run, appending every finished request.
-  Log log(o.log_path, have_log, prior.valid_bytes);
-  if (prior.header.is_null()) log.write({{"type", "header"}, {"config", config}});
-  log.write({{"type", "segment"}, {"segment", run.segment}, {"resumed", run.resumed}});
-  run.results = prior.results;
-  const bool tty = o.progress && isatty(2);
-  for (auto& p : run.points) {
-    const bool done_before =
-        std::count(prior.points_done.begin(), prior.points_done.end(), p.index) > 0;
+// What the log already holds of a point: the sequences to skip, where to continue, and (in
+// duration mode) the time already spent, per earlier segment. True when nothing is left.
+bool resume_point(PointPlan& p, const LogContents& prior) {
+  const bool done_before =
+      std::count(prior.points_done.begin(), prior.points_done.end(), p.index) > 0;
+  for (const auto& r : prior.results)
+    if (r.point == p.index && r.kind == p.kind) {
+      p.skip_seqs.push_back(r.seq);
+      p.first_seq = std::max(p.first_seq, r.seq + 1);
+    }
+  if (p.requests == 0) {
+    std::map<int, double> wall;
     for (const auto& r : prior.results)
-      if (r.point == p.index && r.kind == p.kind) {
-        p.skip_seqs.push_back(r.seq);
-        p.first_seq = std::max(p.first_seq, r.seq + 1);
-      }
-    if (p.requests == 0) {  // duration mode: time already spent, per earlier segment
-      std::map<int, double> wall;
-      for (const auto& r : prior.results)
-        if (r.point == p.index && r.kind == p.kind)
-          wall[r.segment] = std::max(wall[r.segment], r.end_s);
-      for (const auto& [s, w] : wall) p.elapsed_done_s += w;
-    }
-    const bool complete =
-        done_before || (p.requests > 0 && static_cast<long long>(p.skip_seqs.size()) >= p.requests);
-    if (!complete) {
-      const std::size_t before = run.results.size();
-      run_point(
-          o.http, p, run.segment, o.seed, body,
-          [&](const RequestResult& r0) {
-            RequestResult r = r0;
-            if (r.kind == "tool")
-              r.check_ok = r.ok() && tool_reply_matches(r.tool_name, r.tool_arguments);
-            if (r.kind == "eval") {
-              const auto& e = evals[static_cast<std::size_t>(r.seq) % evals.size()];
-              r.check_ok = r.ok() && std::regex_search(r.text, std::regex(e.expect));
-            }
-            log.write(r.to_json());
-            run.results.push_back(std::move(r));
-          },
-          [&](const PointPlan& pp, long long completed, long long errors) {
-            if (tty)
-              std::cerr << fmt::format(
-                  "\r[point {}/{} {}] {} done{}, {} errors   ", pp.index + 1, run.points.size(),
-                  pp.label(), completed,
-                  pp.requests ? fmt::format("/{}", pp.requests -
-                                                       static_cast<long long>(pp.skip_seqs.size()))
-                              : "",
-                  errors);
-          });
-      if (tty) std::cerr << "\n";
-      if (o.progress && !tty) {
-        long long err = 0;
-        for (std::size_t i = before; i < run.results.size(); ++i) err += !run.results[i].ok();
-        std::cerr << fmt::format("point {}/{} {}: {} requests, {} errors\n", p.index + 1,
-                                 run.points.size(), p.label(), run.results.size() - before, err);
-      }
-    }
-    log.write({{"type", "point_done"}, {"point", p.index}});
+      if (r.point == p.index && r.kind == p.kind)
+        wall[r.segment] = std::max(wall[r.segment], r.end_s);
+    for (const auto& [s, w] : wall) p.elapsed_done_s += w;
   }
+  return done_before ||
+         (p.requests > 0 && static_cast<long long>(p.skip_seqs.size()) >= p.requests);
+}
 
-  // 6. Summaries.
+// Runs one point, checking tool and eval replies, appending every finished request to the log
+// and to run.results, with progress on stderr.
+void run_one_point(const LoadOptions& o, LoadRun& run, PointPlan& p, const BodyFn& body,
+                   const std::vector<PromptItem>& evals, Log& log) {
+  const bool tty = o.progress && isatty(2);
+  const std::size_t before = run.results.size();
+  run_point(
+      o.http, p, run.segment, o.seed, body,
+      [&](const RequestResult& r0) {
+        RequestResult r = r0;
+        if (r.kind == "tool")
+          r.check_ok = r.ok() && tool_reply_matches(r.tool_name, r.tool_arguments);
+        if (r.kind == "eval") {
+          const auto& e = evals[static_cast<std::size_t>(r.seq) % evals.size()];
+          r.check_ok = r.ok() && std::regex_search(r.text, std::regex(e.expect));
+        }
+        log.write(r.to_json());
+        run.results.push_back(std::move(r));
+      },
+      [&](const PointPlan& pp, long long completed, long long errors) {
+        if (tty)
+          std::cerr << fmt::format(
+              "\r[point {}/{} {}] {} done{}, {} errors   ", pp.index + 1, run.points.size(),
+              pp.label(), completed,
+              pp.requests
+                  ? fmt::format("/{}", pp.requests - static_cast<long long>(pp.skip_seqs.size()))
+                  : "",
+              errors);
+      });
+  if (tty) std::cerr << "\n";
+  if (o.progress && !tty) {
+    long long err = 0;
+    for (std::size_t i = before; i < run.results.size(); ++i) err += !run.results[i].ok();
+    std::cerr << fmt::format("point {}/{} {}: {} requests, {} errors\n", p.index + 1,
+                             run.points.size(), p.label(), run.results.size() - before, err);
+  }
+}
+
+// Per-point summaries of the load points, the tool-call and eval outcomes, and notes.
+void summarise_run(const LoadOptions& o, LoadRun& run) {
   Measured& m = run.measured;
-  m.asked_input = o.prompts_file.empty() ? in_tokens : -1;
+  m.asked_input = o.prompts_file.empty() ? (o.input_tokens > 0 ? o.input_tokens : 128) : -1;
   m.asked_output = o.output_tokens;
   m.prefix_share_given = o.prefix_share.has_value();
   for (const auto& p : run.points) {
@@ -366,6 +352,42 @@ LoadRun run_load(const LoadOptions& o) {
         missing));
   if (run.resumed > 0)
     run.notes.push_back(fmt::format("{} request(s) resumed from {}", run.resumed, o.log_path));
+}
+
+}  // namespace
+
+LoadRun run_load(const LoadOptions& o) {
+  LoadRun run;
+  // Inputs first: a bad prompts line fails before any request or log write.
+  std::vector<PromptItem> prompts, evals;
+  if (!o.prompts_file.empty()) prompts = read_prompts(o.prompts_file, false);
+  if (!o.eval_file.empty()) evals = read_prompts(o.eval_file, true);
+  if (o.concurrency.empty() && o.rate.empty())
+    throw moeplan::Error("give --concurrency C[,C…] or --rate R[,R…]");
+  if (o.requests <= 0 && o.duration_s <= 0)
+    throw moeplan::Error("give --requests N or --duration S");
+  const bool have_log = fs::exists(o.log_path);
+  const Json config = run_config(o);
+  const LogContents prior = read_prior_log(o, config, have_log);
+  if (have_log) {
+    run.resumed = static_cast<long long>(prior.results.size());
+    run.segment = prior.segments;
+  }
+  // Preflight: the server, the model name, one streamed request.
+  run.model = preflight_models(o);
+  const BodyFn body = make_body_fn(o, run.model, prompts, evals);
+  warm_up(o, run, body);
+  // The plan of points, less what the log already holds; run, appending every finished request.
+  run.points = plan_points(o, evals.size());
+  Log log(o.log_path, have_log, prior.valid_bytes);
+  if (prior.header.is_null()) log.write({{"type", "header"}, {"config", config}});
+  log.write({{"type", "segment"}, {"segment", run.segment}, {"resumed", run.resumed}});
+  run.results = prior.results;
+  for (auto& p : run.points) {
+    if (!resume_point(p, prior)) run_one_point(o, run, p, body, evals, log);
+    log.write({{"type", "point_done"}, {"point", p.index}});
+  }
+  summarise_run(o, run);
   return run;
 }
 
