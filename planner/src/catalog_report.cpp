@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "moeplan/errors.hpp"
@@ -148,188 +150,218 @@ Json prov_json(const Provenance& p) {
 
 }  // namespace
 
+namespace {
+
+// Models: size, attention, experts, context and native precision.
+void list_models(Report& r, Json& items, const Catalog& cat) {
+  Table t{"models",
+          "",
+          {"id", "name", "kind", "total B", "active B", "layers", "attention", "experts", "context",
+           "native", "license", "estimated"},
+          {},
+          {}};
+  for (const auto& m : cat.models) {
+    const std::string experts = m.moe ? fmt::format("{}+{} / k{}", m.moe->routed_experts,
+                                                    m.moe->shared_experts, m.moe->experts_per_token)
+                                      : "dense";
+    t.add({m.id, m.name, model_kind_name(m.kind), Cell(m.total_params_b, 1),
+           Cell(m.active_params_b, 1), m.layers, attention_text(m.attention), experts,
+           m.max_context_tokens,
+           m.native_precision.at(Component::routed_experts) ==
+                   m.native_precision.at(Component::attention)
+               ? m.native_precision.at(Component::attention)
+               : m.native_precision.at(Component::routed_experts) + "+" +
+                     m.native_precision.at(Component::attention),
+           m.license, m.prov.estimated});
+    items.push_back({{"id", m.id},
+                     {"name", m.name},
+                     {"kind", model_kind_name(m.kind)},
+                     {"total_params_b", m.total_params_b},
+                     {"active_params_b", m.active_params_b},
+                     {"layers", m.layers},
+                     {"max_context_tokens", m.max_context_tokens},
+                     {"context_extension",
+                      m.context_extension
+                          ? Json{{"method", m.context_extension->method},
+                                 {"factor", m.context_extension->factor},
+                                 {"max_context_tokens", m.context_extension->max_context_tokens},
+                                 {"quality_caveat", m.context_extension->quality_caveat}}
+                          : Json(nullptr)},
+                     {"license", m.license},
+                     {"provenance", prov_json(m.prov)}});
+  }
+  r.tables.push_back(t);
+}
+
+// Devices: memory (GiB and GB), bandwidth, peak math and power.
+void list_devices(Report& r, Json& items, const Catalog& cat) {
+  Table t{"devices",
+          "",
+          {"id", "name", "kind", "memory GiB", "memory GB", "bandwidth GB/s", "bf16 TFLOPS",
+           "fp8 TFLOPS", "fp4 TFLOPS", "NVLink GB/s", "TDP W", "estimated"},
+          {},
+          {}};
+  for (const auto& d : cat.devices) {
+    auto pk = [&](const char* k) -> Cell {
+      auto it = d.peak_tflops.find(k);
+      return it == d.peak_tflops.end() ? Cell() : Cell(it->second, 1);
+    };
+    t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gib, 0), Cell(d.memory_gb, 1),
+           Cell(d.memory_bandwidth_gb_s, 0), pk("bf16"), pk("fp8"), pk("fp4"),
+           d.nvlink_gb_s > 0 ? Cell(d.nvlink_gb_s, 0) : Cell(), Cell(d.tdp_w, 0),
+           d.prov.estimated});
+    items.push_back(
+        {{"id", d.id},
+         {"name", d.name},
+         {"kind", device_kind_name(d.kind)},
+         {"memory_gib", d.memory_gib},
+         {"memory_gb", d.memory_gb},
+         {"usable_memory_gb", d.usable_memory_gb ? Json(*d.usable_memory_gb) : Json(nullptr)},
+         {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
+         {"peak_tflops", d.peak_tflops},
+         {"hw_formats", d.hw_formats},
+         {"provenance", prov_json(d.prov)}});
+  }
+  r.tables.push_back(t);
+}
+
+// Weight and KV-cache formats.
+void list_precisions(Report& r, Json& items, const Catalog& cat) {
+  Table t{"weight_formats",
+          "Weight formats",
+          {"id", "bits/weight", "hw format", "retention %", "source"},
+          {},
+          {}};
+  for (const auto& w : cat.weight_formats) {
+    t.add({w.id, Cell(w.bits_per_weight, 3), w.hw_format,
+           w.quality_retention_pct ? fmt::format("{:g}–{:g}", w.quality_retention_pct->first,
+                                                 w.quality_retention_pct->second)
+                                   : std::string(),
+           w.prov.source});
+    items.push_back({{"id", w.id},
+                     {"kind", "weight"},
+                     {"bits_per_weight", w.bits_per_weight},
+                     {"hw_format", w.hw_format},
+                     {"provenance", prov_json(w.prov)}});
+  }
+  r.tables.push_back(t);
+  Table k{"kv_formats", "KV-cache formats", {"id", "bits/element", "source"}, {}, {}};
+  for (const auto& f : cat.kv_formats) {
+    k.add({f.id, Cell(f.bits_per_element, 3), f.prov.source});
+    items.push_back({{"id", f.id},
+                     {"kind", "kv"},
+                     {"bits_per_element", f.bits_per_element},
+                     {"provenance", prov_json(f.prov)}});
+  }
+  r.tables.push_back(k);
+}
+
+// Serving engines.
+void list_engines(Report& r, Json& items, const Catalog& cat) {
+  Table t{"engines", "", {"id", "name", "devices", "memory util", "speculative"}, {}, {}};
+  for (const auto& e : cat.engines) {
+    t.add({e.id, e.name, join(e.device_kinds), Cell(e.memory_utilization, 2), join(e.speculative)});
+    items.push_back({{"id", e.id},
+                     {"name", e.name},
+                     {"memory_utilization", e.memory_utilization},
+                     {"provenance", prov_json(e.prov)}});
+  }
+  r.tables.push_back(t);
+}
+
+// API, rental and hardware prices.
+void list_prices(Report& r, Json& items, const Catalog& cat) {
+  Table a{"api",
+          "API prices (per 1M tokens)",
+          {"model", "provider", "tier", "currency", "input", "cached input", "output", "as of"},
+          {},
+          {}};
+  for (const auto& p : cat.api_prices) {
+    a.add({p.model, p.provider, p.tier, p.currency, Cell(p.input_per_mtok, 3),
+           p.cached_input_per_mtok ? Cell(*p.cached_input_per_mtok, 3) : Cell(),
+           Cell(p.output_per_mtok, 3), p.prov.as_of});
+    items.push_back({{"type", "api"},
+                     {"model", p.model},
+                     {"provider", p.provider},
+                     {"currency", p.currency},
+                     {"input_per_mtok", p.input_per_mtok},
+                     {"output_per_mtok", p.output_per_mtok},
+                     {"provenance", prov_json(p.prov)}});
+  }
+  r.tables.push_back(a);
+  Table rt{"rental", "GPU rental", {"device", "provider", "kind", "USD/GPU-hour", "as of"}, {}, {}};
+  for (const auto& p : cat.rental_prices) {
+    rt.add({p.device, p.provider, p.kind, Cell(p.usd_per_gpu_hour, 2), p.prov.as_of});
+    items.push_back({{"type", "rental"},
+                     {"device", p.device},
+                     {"provider", p.provider},
+                     {"kind", p.kind},
+                     {"usd_per_gpu_hour", p.usd_per_gpu_hour},
+                     {"provenance", prov_json(p.prov)}});
+  }
+  r.tables.push_back(rt);
+  Table h{"hardware",
+          "Hardware purchase",
+          {"item", "device", "devices", "currency", "low", "high", "basis", "as of"},
+          {},
+          {}};
+  for (const auto& p : cat.hardware_prices) {
+    h.add({p.item, p.device, p.devices, p.currency, Cell(p.price_low, 0), Cell(p.price_high, 0),
+           p.basis, p.prov.as_of});
+    items.push_back({{"type", "hardware"},
+                     {"item", p.item},
+                     {"device", p.device},
+                     {"currency", p.currency},
+                     {"price_low", p.price_low},
+                     {"price_high", p.price_high},
+                     {"provenance", prov_json(p.prov)}});
+  }
+  r.tables.push_back(h);
+}
+
+// Sites: electricity, PUE and VAT.
+void list_sites(Report& r, Json& items, const Catalog& cat) {
+  Table t{"sites", "", {"id", "currency", "electricity/kWh", "PUE", "VAT"}, {}, {}};
+  for (const auto& s : cat.sites) {
+    t.add({s.id, s.currency, Cell(s.electricity_per_kwh, 3), Cell(s.pue, 2), Cell(s.vat_rate, 2)});
+    items.push_back({{"id", s.id},
+                     {"currency", s.currency},
+                     {"electricity_per_kwh", s.electricity_per_kwh},
+                     {"pue", s.pue},
+                     {"provenance", prov_json(s.prov)}});
+  }
+  r.tables.push_back(t);
+}
+
+// Exchange rates (units per USD).
+void list_fx(Report& r, Json& items, const Catalog& cat) {
+  Table t{"fx", "FX (units per USD)", {"currency", "per USD", "as of", "source"}, {}, {}};
+  for (const auto& f : cat.fx_rates) {
+    t.add({f.currency, Cell(f.per_usd, 4), f.prov.as_of, f.prov.source});
+    items.push_back(
+        {{"currency", f.currency}, {"per_usd", f.per_usd}, {"provenance", prov_json(f.prov)}});
+  }
+  r.tables.push_back(t);
+}
+
+}  // namespace
+
 Report catalog_list_report(const Catalog& cat, const std::string& what) {
+  using Lister = void (*)(Report&, Json&, const Catalog&);
+  static const std::pair<const char*, Lister> kListers[] = {{"models", list_models},
+                                                            {"devices", list_devices},
+                                                            {"precisions", list_precisions},
+                                                            {"engines", list_engines},
+                                                            {"prices", list_prices},
+                                                            {"sites", list_sites},
+                                                            {"fx", list_fx}};
   Report r;
   r.title = "catalog: " + what;
   Json items = Json::array();
-  if (what == "models") {
-    Table t{"models",
-            "",
-            {"id", "name", "kind", "total B", "active B", "layers", "attention", "experts",
-             "context", "native", "license", "estimated"},
-            {},
-            {}};
-    for (const auto& m : cat.models) {
-      const std::string experts = m.moe
-                                      ? fmt::format("{}+{} / k{}", m.moe->routed_experts,
-                                                    m.moe->shared_experts, m.moe->experts_per_token)
-                                      : "dense";
-      t.add({m.id, m.name, model_kind_name(m.kind), Cell(m.total_params_b, 1),
-             Cell(m.active_params_b, 1), m.layers, attention_text(m.attention), experts,
-             m.max_context_tokens,
-             m.native_precision.at(Component::routed_experts) ==
-                     m.native_precision.at(Component::attention)
-                 ? m.native_precision.at(Component::attention)
-                 : m.native_precision.at(Component::routed_experts) + "+" +
-                       m.native_precision.at(Component::attention),
-             m.license, m.prov.estimated});
-      items.push_back({{"id", m.id},
-                       {"name", m.name},
-                       {"kind", model_kind_name(m.kind)},
-                       {"total_params_b", m.total_params_b},
-                       {"active_params_b", m.active_params_b},
-                       {"layers", m.layers},
-                       {"max_context_tokens", m.max_context_tokens},
-                       {"context_extension",
-                        m.context_extension
-                            ? Json{{"method", m.context_extension->method},
-                                   {"factor", m.context_extension->factor},
-                                   {"max_context_tokens", m.context_extension->max_context_tokens},
-                                   {"quality_caveat", m.context_extension->quality_caveat}}
-                            : Json(nullptr)},
-                       {"license", m.license},
-                       {"provenance", prov_json(m.prov)}});
-    }
-    r.tables.push_back(t);
-  } else if (what == "devices") {
-    Table t{"devices",
-            "",
-            {"id", "name", "kind", "memory GiB", "memory GB", "bandwidth GB/s", "bf16 TFLOPS",
-             "fp8 TFLOPS", "fp4 TFLOPS", "NVLink GB/s", "TDP W", "estimated"},
-            {},
-            {}};
-    for (const auto& d : cat.devices) {
-      auto pk = [&](const char* k) -> Cell {
-        auto it = d.peak_tflops.find(k);
-        return it == d.peak_tflops.end() ? Cell() : Cell(it->second, 1);
-      };
-      t.add({d.id, d.name, device_kind_name(d.kind), Cell(d.memory_gib, 0), Cell(d.memory_gb, 1),
-             Cell(d.memory_bandwidth_gb_s, 0), pk("bf16"), pk("fp8"), pk("fp4"),
-             d.nvlink_gb_s > 0 ? Cell(d.nvlink_gb_s, 0) : Cell(), Cell(d.tdp_w, 0),
-             d.prov.estimated});
-      items.push_back(
-          {{"id", d.id},
-           {"name", d.name},
-           {"kind", device_kind_name(d.kind)},
-           {"memory_gib", d.memory_gib},
-           {"memory_gb", d.memory_gb},
-           {"usable_memory_gb", d.usable_memory_gb ? Json(*d.usable_memory_gb) : Json(nullptr)},
-           {"memory_bandwidth_gb_s", d.memory_bandwidth_gb_s},
-           {"peak_tflops", d.peak_tflops},
-           {"hw_formats", d.hw_formats},
-           {"provenance", prov_json(d.prov)}});
-    }
-    r.tables.push_back(t);
-  } else if (what == "precisions") {
-    Table t{"weight_formats",
-            "Weight formats",
-            {"id", "bits/weight", "hw format", "retention %", "source"},
-            {},
-            {}};
-    for (const auto& w : cat.weight_formats) {
-      t.add({w.id, Cell(w.bits_per_weight, 3), w.hw_format,
-             w.quality_retention_pct ? fmt::format("{:g}–{:g}", w.quality_retention_pct->first,
-                                                   w.quality_retention_pct->second)
-                                     : std::string(),
-             w.prov.source});
-      items.push_back({{"id", w.id},
-                       {"kind", "weight"},
-                       {"bits_per_weight", w.bits_per_weight},
-                       {"hw_format", w.hw_format},
-                       {"provenance", prov_json(w.prov)}});
-    }
-    r.tables.push_back(t);
-    Table k{"kv_formats", "KV-cache formats", {"id", "bits/element", "source"}, {}, {}};
-    for (const auto& f : cat.kv_formats) {
-      k.add({f.id, Cell(f.bits_per_element, 3), f.prov.source});
-      items.push_back({{"id", f.id},
-                       {"kind", "kv"},
-                       {"bits_per_element", f.bits_per_element},
-                       {"provenance", prov_json(f.prov)}});
-    }
-    r.tables.push_back(k);
-  } else if (what == "engines") {
-    Table t{"engines", "", {"id", "name", "devices", "memory util", "speculative"}, {}, {}};
-    for (const auto& e : cat.engines) {
-      t.add(
-          {e.id, e.name, join(e.device_kinds), Cell(e.memory_utilization, 2), join(e.speculative)});
-      items.push_back({{"id", e.id},
-                       {"name", e.name},
-                       {"memory_utilization", e.memory_utilization},
-                       {"provenance", prov_json(e.prov)}});
-    }
-    r.tables.push_back(t);
-  } else if (what == "prices") {
-    Table a{"api",
-            "API prices (per 1M tokens)",
-            {"model", "provider", "tier", "currency", "input", "cached input", "output", "as of"},
-            {},
-            {}};
-    for (const auto& p : cat.api_prices) {
-      a.add({p.model, p.provider, p.tier, p.currency, Cell(p.input_per_mtok, 3),
-             p.cached_input_per_mtok ? Cell(*p.cached_input_per_mtok, 3) : Cell(),
-             Cell(p.output_per_mtok, 3), p.prov.as_of});
-      items.push_back({{"type", "api"},
-                       {"model", p.model},
-                       {"provider", p.provider},
-                       {"currency", p.currency},
-                       {"input_per_mtok", p.input_per_mtok},
-                       {"output_per_mtok", p.output_per_mtok},
-                       {"provenance", prov_json(p.prov)}});
-    }
-    r.tables.push_back(a);
-    Table rt{
-        "rental", "GPU rental", {"device", "provider", "kind", "USD/GPU-hour", "as of"}, {}, {}};
-    for (const auto& p : cat.rental_prices) {
-      rt.add({p.device, p.provider, p.kind, Cell(p.usd_per_gpu_hour, 2), p.prov.as_of});
-      items.push_back({{"type", "rental"},
-                       {"device", p.device},
-                       {"provider", p.provider},
-                       {"kind", p.kind},
-                       {"usd_per_gpu_hour", p.usd_per_gpu_hour},
-                       {"provenance", prov_json(p.prov)}});
-    }
-    r.tables.push_back(rt);
-    Table h{"hardware",
-            "Hardware purchase",
-            {"item", "device", "devices", "currency", "low", "high", "basis", "as of"},
-            {},
-            {}};
-    for (const auto& p : cat.hardware_prices) {
-      h.add({p.item, p.device, p.devices, p.currency, Cell(p.price_low, 0), Cell(p.price_high, 0),
-             p.basis, p.prov.as_of});
-      items.push_back({{"type", "hardware"},
-                       {"item", p.item},
-                       {"device", p.device},
-                       {"currency", p.currency},
-                       {"price_low", p.price_low},
-                       {"price_high", p.price_high},
-                       {"provenance", prov_json(p.prov)}});
-    }
-    r.tables.push_back(h);
-  } else if (what == "sites") {
-    Table t{"sites", "", {"id", "currency", "electricity/kWh", "PUE", "VAT"}, {}, {}};
-    for (const auto& s : cat.sites) {
-      t.add(
-          {s.id, s.currency, Cell(s.electricity_per_kwh, 3), Cell(s.pue, 2), Cell(s.vat_rate, 2)});
-      items.push_back({{"id", s.id},
-                       {"currency", s.currency},
-                       {"electricity_per_kwh", s.electricity_per_kwh},
-                       {"pue", s.pue},
-                       {"provenance", prov_json(s.prov)}});
-    }
-    r.tables.push_back(t);
-  } else if (what == "fx") {
-    Table t{"fx", "FX (units per USD)", {"currency", "per USD", "as of", "source"}, {}, {}};
-    for (const auto& f : cat.fx_rates) {
-      t.add({f.currency, Cell(f.per_usd, 4), f.prov.as_of, f.prov.source});
-      items.push_back(
-          {{"currency", f.currency}, {"per_usd", f.per_usd}, {"provenance", prov_json(f.prov)}});
-    }
-    r.tables.push_back(t);
-  } else {
-    throw Error("unknown catalog listing '" + what + "'");
-  }
+  const auto it = std::find_if(std::begin(kListers), std::end(kListers),
+                               [&](const auto& l) { return what == l.first; });
+  if (it == std::end(kListers)) throw Error("unknown catalog listing '" + what + "'");
+  it->second(r, items, cat);
   r.json["catalog"] = what;
   r.json["items"] = items;
   return r;
