@@ -32,12 +32,10 @@ const Workload* workload_of(const MenuScenario& sc, const std::string& id) {
 
 }  // namespace
 
-Report make_menu_report(const MenuResult& r) {
-  Report rep;
-  const MenuScenario& sc = r.scenario;
-  const std::string cur = sc.money.currency;
-  rep.title = sc.title.empty() ? "Menu plan: " + sc.label : sc.title;
-  rep.messages = r.messages;
+namespace {
+
+// Candidate systems, cheapest menu first (a system that could not be priced says why).
+Table systems_table(Report& rep, const MenuResult& r, const std::string& cur) {
   Json systems = Json::array();
   Table st{"systems",
            "Candidate systems (cheapest menu first)",
@@ -64,6 +62,162 @@ Report make_menu_report(const MenuResult& r) {
                        {"unserved", uns}});
   }
   rep.json["systems"] = systems;
+  return st;
+}
+
+// Which node's GPUs serve which workload's replica on the chosen system.
+Table allocation_table(Report& rep, const MenuScenario& sc, const SystemResult& best) {
+  Table at{"allocation",
+           "Allocation on " + best.system,
+           {"node", "GPUs", "workload", "model", "precision", "replica", "tp"},
+           {},
+           {}};
+  Json alloc = Json::array();
+  for (const auto& p : best.allocation) {
+    const Workload* w = workload_of(sc, p.workload);
+    at.add({p.node, gpus_text(p.gpus) + (p.shared_with.empty() ? "" : " (shared)"), p.workload,
+            w->model->id, w->precision, p.replica, p.tp});
+    alloc.push_back({{"node", p.node},
+                     {"gpus", p.gpus},
+                     {"workload", p.workload},
+                     {"model", w->model->id},
+                     {"precision", w->precision},
+                     {"replica", p.replica},
+                     {"tp", p.tp}});
+    if (!p.shared_with.empty()) alloc.back()["shared_with"] = p.shared_with;
+  }
+  at.notes = best.notes;
+  rep.json["allocation"] = alloc;
+  return at;
+}
+
+Json workload_json(const WorkloadResult& w) {
+  const bool self = w.option == "self_host";
+  Json j = {{"id", w.id},
+            {"model", w.model},
+            {"kind", kind_name(w.kind)},
+            {"option", w.option},
+            {"gpus", self ? w.gpus : 0},
+            {"replicas", self ? w.replicas : 0},
+            {"utilization", self ? Json(w.utilization) : Json()},
+            {"cost_per_year", opt(w.cost_per_year)},
+            {"cost_per_mtok_output", opt(w.cost_per_mtok_output)},
+            {"cost_per_mtok_embedded", opt(w.cost_per_mtok_embedded)},
+            {"api_per_year", opt(w.api_per_year)},
+            {"separate_plan_cost_per_year", opt(w.separate_per_year)},
+            {"reason", w.reason}};
+  if (self) {
+    // embed / rerank: items/s (one pseudo-output token per item)
+    j[w.kind == Kind::generate ? "throughput_per_replica_tok_s"
+                               : "throughput_per_replica_items_s"] = w.group.throughput;
+    j["busy_gpus"] = w.busy_gpus;
+    j["energy_per_year"] = w.energy_per_year;
+    j["concurrency_per_replica"] = w.group.concurrency;
+    j["ttft_ms"] = w.group.ttft_ms;
+    j["tpot_ms"] = w.group.tpot_ms;
+    j["group_gpus"] = w.group.gpus;
+    if (w.group.lora_gb > 0) j["lora_gb_per_gpu"] = w.group.lora_gb;
+    if (!w.shares_card_with.empty()) {
+      j["shares_card_with"] = w.shares_card_with;
+      j["gpu_share"] = 0.5;
+    }
+  }
+  return j;
+}
+
+// Each workload on the chosen system: self-hosted or routed to the API, and what it costs.
+Table workloads_table(Report& rep, const MenuScenario& sc, const SystemResult& best,
+                      const std::string& cur) {
+  Table wt{"workloads",
+           "Workloads on " + best.system,
+           {"workload", "model", "kind", "option", "GPUs", "replicas", "tok/s per replica",
+            "peak tok/s", "utilization", cur + "/yr", cur + "/Mtok out", cur + "/Mtok embedded",
+            "API " + cur + "/yr", "why"},
+           {},
+           {}};
+  Json wj = Json::array();
+  for (const auto& w : best.workloads) {
+    const bool self = w.option == "self_host";
+    if (!w.shares_card_with.empty())
+      wt.notes.push_back(
+          fmt::format("{} shares its card with {}: half the memory each, the card "
+                      "time-sliced (TPOT = both step times)",
+                      w.id, w.shares_card_with));
+    wt.add({w.id, w.model, kind_name(w.kind), w.option, self ? Cell(w.gpus) : Cell(),
+            self ? Cell(w.replicas) : Cell(), self ? Cell(w.group.throughput, 0) : Cell(),
+            Cell(w.peak_tok_s, 0), self ? Cell(w.utilization, 2) : Cell(),
+            opt_cell(w.cost_per_year), opt_cell(w.cost_per_mtok_output, 1),
+            opt_cell(w.cost_per_mtok_embedded, 2), opt_cell(w.api_per_year), w.reason});
+    wj.push_back(workload_json(w));
+  }
+  wt.notes.push_back(
+      sc.average_power
+          ? "cost of a self-hosted workload = its GPUs / GPUs per node × one node's yearly cost "
+            "with its GPUs idle (capex over its life + opex − residual) + the energy its work "
+            "draws above idle (busy GPUs × (TDP − idle) × PUE × price × hours)"
+          : "cost of a self-hosted workload = its GPUs / GPUs per node × one node's "
+            "yearly cost (capex over its life + opex − residual)");
+  wt.notes.push_back(
+      "embed / rerank workloads: tok/s columns are items/s (a rerank item is one query-document "
+      "pair), cost per 1M tokens embedded or scored");
+  rep.json["workloads"] = wj;
+  return wt;
+}
+
+// The fleet: nodes, capex, opex, power, and the menu against separate plans.
+Table fleet_table(Report& rep, const MenuScenario& sc, const SystemResult& best,
+                  const std::string& cur) {
+  Table ft{"fleet", "Fleet", {"figure", "value"}, {}, {}};
+  ft.add({"system", best.system});
+  ft.add({"nodes", best.nodes});
+  ft.add({"capex " + cur, Cell(best.nodes * best.capex_per_node, 0)});
+  ft.add({"opex " + cur + "/yr", Cell(best.opex_per_year, 0)});
+  if (sc.average_power) {
+    ft.add({"opex at full draw " + cur + "/yr", Cell(best.nodes * best.opex_per_node_per_year, 0)});
+    ft.add({"wall power, average W", Cell(best.wall_power_average_w, 0)});
+    ft.add({"wall power, full draw W", Cell(best.wall_power_full_w, 0)});
+    ft.notes.push_back(fmt::format(
+        "average power: each GPU draws {:g} W idle + its busy share × (TDP − idle); the rest of "
+        "the node's wall power stays at full draw ({}{})",
+        sc.average_power->gpu_idle_w, sc.average_power->source,
+        sc.average_power->estimated ? "; estimated: " + sc.average_power->notes : ""));
+  }
+  ft.add({"self-hosted nodes " + cur + "/yr", Cell(best.self_host_cost_per_year, 0)});
+  ft.add({"API bill of routed workloads " + cur + "/yr", Cell(best.api_bill_per_year, 0)});
+  ft.add({"menu " + cur + "/yr", Cell(best.menu_cost_per_year, 0)});
+  ft.add({"sum of separate plans " + cur + "/yr", Cell(best.separate_plans_cost_per_year, 0)});
+  ft.add({"saving from sharing " + cur + "/yr",
+          Cell(best.separate_plans_cost_per_year - best.menu_cost_per_year, 0)});
+  ft.add({"self-hosted " + cur + "/Mtok out", opt_cell(best.cost_per_mtok_output, 1)});
+  ft.add({"idle GPUs", best.idle_gpus});
+  rep.json["fleet"] = {{"system", best.system},
+                       {"nodes", best.nodes},
+                       {"gpus_per_node", best.gpus_per_node},
+                       {"idle_gpus", best.idle_gpus},
+                       {"currency", cur},
+                       {"capex", best.nodes * best.capex_per_node},
+                       {"opex_per_year", best.opex_per_year},
+                       {"opex_per_year_full_draw", best.nodes * best.opex_per_node_per_year},
+                       {"wall_power_average_w", best.wall_power_average_w},
+                       {"wall_power_full_w", best.wall_power_full_w},
+                       {"node_fixed_cost_per_year", best.node_fixed_cost_per_year},
+                       {"node_cost_per_year", best.node_cost_per_year},
+                       {"api_bill_per_year", best.api_bill_per_year},
+                       {"cost_per_mtok_output", opt(best.cost_per_mtok_output)},
+                       {"separate_plans_cost_per_year", best.separate_plans_cost_per_year},
+                       {"menu_cost_per_year", best.menu_cost_per_year}};
+  return ft;
+}
+
+}  // namespace
+
+Report make_menu_report(const MenuResult& r) {
+  Report rep;
+  const MenuScenario& sc = r.scenario;
+  const std::string cur = sc.money.currency;
+  rep.title = sc.title.empty() ? "Menu plan: " + sc.label : sc.title;
+  rep.messages = r.messages;
+  Table st = systems_table(rep, r, cur);
   const SystemResult* best = nullptr;
   for (const auto& s : r.systems)
     if (s.ok) {
@@ -78,132 +232,9 @@ Report make_menu_report(const MenuResult& r) {
     rep.json["fleet"] = Json();
     return rep;
   }
-  // allocation
-  Table at{"allocation",
-           "Allocation on " + best->system,
-           {"node", "GPUs", "workload", "model", "precision", "replica", "tp"},
-           {},
-           {}};
-  Json alloc = Json::array();
-  for (const auto& p : best->allocation) {
-    const Workload* w = workload_of(sc, p.workload);
-    at.add({p.node, gpus_text(p.gpus) + (p.shared_with.empty() ? "" : " (shared)"), p.workload,
-            w->model->id, w->precision, p.replica, p.tp});
-    alloc.push_back({{"node", p.node},
-                     {"gpus", p.gpus},
-                     {"workload", p.workload},
-                     {"model", w->model->id},
-                     {"precision", w->precision},
-                     {"replica", p.replica},
-                     {"tp", p.tp}});
-    if (!p.shared_with.empty()) alloc.back()["shared_with"] = p.shared_with;
-  }
-  at.notes = best->notes;
-  rep.json["allocation"] = alloc;
-  // workloads
-  Table wt{"workloads",
-           "Workloads on " + best->system,
-           {"workload", "model", "kind", "option", "GPUs", "replicas", "tok/s per replica",
-            "peak tok/s", "utilization", cur + "/yr", cur + "/Mtok out", cur + "/Mtok embedded",
-            "API " + cur + "/yr", "why"},
-           {},
-           {}};
-  Json wj = Json::array();
-  for (const auto& w : best->workloads) {
-    const bool self = w.option == "self_host";
-    if (!w.shares_card_with.empty())
-      wt.notes.push_back(
-          fmt::format("{} shares its card with {}: half the memory each, the card "
-                      "time-sliced (TPOT = both step times)",
-                      w.id, w.shares_card_with));
-    wt.add({w.id, w.model, kind_name(w.kind), w.option, self ? Cell(w.gpus) : Cell(),
-            self ? Cell(w.replicas) : Cell(), self ? Cell(w.group.throughput, 0) : Cell(),
-            Cell(w.peak_tok_s, 0), self ? Cell(w.utilization, 2) : Cell(),
-            opt_cell(w.cost_per_year), opt_cell(w.cost_per_mtok_output, 1),
-            opt_cell(w.cost_per_mtok_embedded, 2), opt_cell(w.api_per_year), w.reason});
-    Json j = {{"id", w.id},
-              {"model", w.model},
-              {"kind", kind_name(w.kind)},
-              {"option", w.option},
-              {"gpus", self ? w.gpus : 0},
-              {"replicas", self ? w.replicas : 0},
-              {"utilization", self ? Json(w.utilization) : Json()},
-              {"cost_per_year", opt(w.cost_per_year)},
-              {"cost_per_mtok_output", opt(w.cost_per_mtok_output)},
-              {"cost_per_mtok_embedded", opt(w.cost_per_mtok_embedded)},
-              {"api_per_year", opt(w.api_per_year)},
-              {"separate_plan_cost_per_year", opt(w.separate_per_year)},
-              {"reason", w.reason}};
-    if (self) {
-      // embed / rerank: items/s (one pseudo-output token per item)
-      j[w.kind == Kind::generate ? "throughput_per_replica_tok_s"
-                                 : "throughput_per_replica_items_s"] = w.group.throughput;
-      j["busy_gpus"] = w.busy_gpus;
-      j["energy_per_year"] = w.energy_per_year;
-      j["concurrency_per_replica"] = w.group.concurrency;
-      j["ttft_ms"] = w.group.ttft_ms;
-      j["tpot_ms"] = w.group.tpot_ms;
-      j["group_gpus"] = w.group.gpus;
-      if (w.group.lora_gb > 0) j["lora_gb_per_gpu"] = w.group.lora_gb;
-      if (!w.shares_card_with.empty()) {
-        j["shares_card_with"] = w.shares_card_with;
-        j["gpu_share"] = 0.5;
-      }
-    }
-    wj.push_back(j);
-  }
-  wt.notes.push_back(
-      sc.average_power
-          ? "cost of a self-hosted workload = its GPUs / GPUs per node × one node's yearly cost "
-            "with its GPUs idle (capex over its life + opex − residual) + the energy its work "
-            "draws above idle (busy GPUs × (TDP − idle) × PUE × price × hours)"
-          : "cost of a self-hosted workload = its GPUs / GPUs per node × one node's "
-            "yearly cost (capex over its life + opex − residual)");
-  wt.notes.push_back(
-      "embed / rerank workloads: tok/s columns are items/s (a rerank item is one query-document "
-      "pair), cost per 1M tokens embedded or scored");
-  rep.json["workloads"] = wj;
-  // fleet
-  Table ft{"fleet", "Fleet", {"figure", "value"}, {}, {}};
-  ft.add({"system", best->system});
-  ft.add({"nodes", best->nodes});
-  ft.add({"capex " + cur, Cell(best->nodes * best->capex_per_node, 0)});
-  ft.add({"opex " + cur + "/yr", Cell(best->opex_per_year, 0)});
-  if (sc.average_power) {
-    ft.add(
-        {"opex at full draw " + cur + "/yr", Cell(best->nodes * best->opex_per_node_per_year, 0)});
-    ft.add({"wall power, average W", Cell(best->wall_power_average_w, 0)});
-    ft.add({"wall power, full draw W", Cell(best->wall_power_full_w, 0)});
-    ft.notes.push_back(fmt::format(
-        "average power: each GPU draws {:g} W idle + its busy share × (TDP − idle); the rest of "
-        "the node's wall power stays at full draw ({}{})",
-        sc.average_power->gpu_idle_w, sc.average_power->source,
-        sc.average_power->estimated ? "; estimated: " + sc.average_power->notes : ""));
-  }
-  ft.add({"self-hosted nodes " + cur + "/yr", Cell(best->self_host_cost_per_year, 0)});
-  ft.add({"API bill of routed workloads " + cur + "/yr", Cell(best->api_bill_per_year, 0)});
-  ft.add({"menu " + cur + "/yr", Cell(best->menu_cost_per_year, 0)});
-  ft.add({"sum of separate plans " + cur + "/yr", Cell(best->separate_plans_cost_per_year, 0)});
-  ft.add({"saving from sharing " + cur + "/yr",
-          Cell(best->separate_plans_cost_per_year - best->menu_cost_per_year, 0)});
-  ft.add({"self-hosted " + cur + "/Mtok out", opt_cell(best->cost_per_mtok_output, 1)});
-  ft.add({"idle GPUs", best->idle_gpus});
-  rep.json["fleet"] = {{"system", best->system},
-                       {"nodes", best->nodes},
-                       {"gpus_per_node", best->gpus_per_node},
-                       {"idle_gpus", best->idle_gpus},
-                       {"currency", cur},
-                       {"capex", best->nodes * best->capex_per_node},
-                       {"opex_per_year", best->opex_per_year},
-                       {"opex_per_year_full_draw", best->nodes * best->opex_per_node_per_year},
-                       {"wall_power_average_w", best->wall_power_average_w},
-                       {"wall_power_full_w", best->wall_power_full_w},
-                       {"node_fixed_cost_per_year", best->node_fixed_cost_per_year},
-                       {"node_cost_per_year", best->node_cost_per_year},
-                       {"api_bill_per_year", best->api_bill_per_year},
-                       {"cost_per_mtok_output", opt(best->cost_per_mtok_output)},
-                       {"separate_plans_cost_per_year", best->separate_plans_cost_per_year},
-                       {"menu_cost_per_year", best->menu_cost_per_year}};
+  Table at = allocation_table(rep, sc, *best);
+  Table wt = workloads_table(rep, sc, *best, cur);
+  Table ft = fleet_table(rep, sc, *best, cur);
   rep.tables.push_back(std::move(at));
   rep.tables.push_back(std::move(wt));
   rep.tables.push_back(std::move(ft));
