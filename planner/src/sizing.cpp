@@ -255,6 +255,81 @@ bool fits_with(const FitRequest& req, const Core& c) {
 
 }  // namespace
 
+namespace {
+
+// The longest context at the requested concurrency whose KV fits (KV grows monotonically with
+// context, so bisect), at most the model's trained context; 0 when nothing is left for KV.
+long long max_context_at(const FitRequest& req, const Core& c) {
+  const Model& m = *req.model;
+  auto ok = [&](long long ctx) {
+    return kv_total(req, c, ctx, req.concurrency) * c.share <= c.b.kv_free;
+  };
+  long long lo = 0, hi = m.max_context_tokens;
+  if (ok(hi)) {
+    lo = hi;
+  } else {
+    while (hi - lo > 1) {
+      const long long mid = lo + (hi - lo) / 2;
+      (ok(mid) ? lo : hi) = mid;
+    }
+  }
+  return c.b.kv_free > 0 ? lo : 0;
+}
+
+// One sentence on the verdict: what does not fit and by how much, or the headroom.
+std::string fit_reason(const FitRequest& req, const Core& c, const FitResult& r,
+                       double kv_per_gpu) {
+  const double gb = kGB;
+  if (c.b.weights + c.b.activation > c.b.capacity) {
+    return fmt::format(
+        "weights need {:.1f} GB per GPU ({:.1f} GB in all) plus {:.1f} GB activations, but each "
+        "{} offers {:.1f} GB ({:.0f} GB × {:.0f}% usable{})",
+        c.b.weights / gb, r.weights_bytes / gb, c.b.activation / gb, req.device->name,
+        c.b.capacity / gb, c.device_bytes / gb, req.memory_utilization * 100,
+        req.reserved_gb_per_gpu > 0 ? fmt::format(" − {:.1f} GB reserved", req.reserved_gb_per_gpu)
+                                    : std::string());
+  }
+  if (!r.fits) {
+    return fmt::format(
+        "weights fit, but the KV cache for {} tokens × {} sequences needs {:.1f} GB per GPU and "
+        "only {:.1f} GB is left; at this context at most {} sequences fit",
+        req.context_tokens, req.concurrency, kv_per_gpu / gb, c.b.kv_free / gb, r.max_concurrency);
+  }
+  return fmt::format(
+      "fits: {:.1f} GB weights + {:.1f} GB activations + {:.1f} GB KV of {:.1f} GB per GPU; "
+      "{:.1f} GB headroom",
+      c.b.weights / gb, c.b.activation / gb, kv_per_gpu / gb, c.b.capacity / gb,
+      (c.b.kv_free - kv_per_gpu) / gb);
+}
+
+// The smallest count of this device that fits, trying layouts that keep the requested pp; 0
+// when none up to 512 does.
+int min_gpus_that_fit(const FitRequest& req, const Catalog& cat) {
+  const Model& m = *req.model;
+  // A layer split (tp = 1, one stage per GPU, llama.cpp's default) stays one: pp = n.
+  const bool layer_split = req.gpus > 1 && req.layout.tp == 1 && req.layout.pp == req.gpus;
+  for (int n = 1; n <= 512; ++n) {
+    FitRequest t = req;
+    t.gpus = n;
+    t.layout.tp = layer_split ? 1 : 0;
+    t.layout.ep = 0;
+    if (layer_split) t.layout.pp = std::min(n, m.layers);
+    if (n % std::max(1, t.layout.pp) != 0) continue;
+    // Only counts a layout can load: tp (= n / pp here) divides the attention heads
+    // (docs/performance.md § Layout rules, rule tp-divides-heads).
+    const int tp = layer_split ? 1 : n / std::max(1, t.layout.pp);
+    if (m.attention.heads > 0 && m.attention.heads % tp != 0) continue;
+    try {
+      if (fits_with(t, compute_core(t, cat, n))) return n;
+    } catch (const Error&) {
+      continue;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
 FitResult fit(const FitRequest& in, const Catalog& cat) {
   if (!in.model || !in.device) throw Error("fit: model and device are required");
   FitRequest req = in;
@@ -297,69 +372,10 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
   r.max_concurrency = c.b.kv_free > 0 && per_seq > 0
                           ? static_cast<long long>(std::floor(c.b.kv_free / per_seq))
                           : 0;
-  // Max context at the requested concurrency: KV grows monotonically with context, so bisect.
-  {
-    auto ok = [&](long long ctx) {
-      return kv_total(req, c, ctx, req.concurrency) * c.share <= c.b.kv_free;
-    };
-    long long lo = 0, hi = m.max_context_tokens;
-    if (ok(hi)) {
-      lo = hi;
-    } else {
-      while (hi - lo > 1) {
-        const long long mid = lo + (hi - lo) / 2;
-        (ok(mid) ? lo : hi) = mid;
-      }
-    }
-    r.max_context_tokens = c.b.kv_free > 0 ? lo : 0;
-  }
+  r.max_context_tokens = max_context_at(req, c);
   r.fits = fits_with(req, c);
-  const double gb = kGB;
-  if (c.b.weights + c.b.activation > c.b.capacity) {
-    r.reason = fmt::format(
-        "weights need {:.1f} GB per GPU ({:.1f} GB in all) plus {:.1f} GB activations, but each "
-        "{} offers {:.1f} GB ({:.0f} GB × {:.0f}% usable{})",
-        c.b.weights / gb, r.weights_bytes / gb, c.b.activation / gb, req.device->name,
-        c.b.capacity / gb, c.device_bytes / gb, req.memory_utilization * 100,
-        req.reserved_gb_per_gpu > 0 ? fmt::format(" − {:.1f} GB reserved", req.reserved_gb_per_gpu)
-                                    : std::string());
-  } else if (!r.fits) {
-    r.reason = fmt::format(
-        "weights fit, but the KV cache for {} tokens × {} sequences needs {:.1f} GB per GPU and "
-        "only {:.1f} GB is left; at this context at most {} sequences fit",
-        req.context_tokens, req.concurrency, kv_per_gpu / gb, c.b.kv_free / gb, r.max_concurrency);
-  } else {
-    r.reason = fmt::format(
-        "fits: {:.1f} GB weights + {:.1f} GB activations + {:.1f} GB KV of {:.1f} GB per GPU; "
-        "{:.1f} GB headroom",
-        c.b.weights / gb, c.b.activation / gb, kv_per_gpu / gb, c.b.capacity / gb,
-        (c.b.kv_free - kv_per_gpu) / gb);
-  }
-
-  // Smallest count of this device that fits, trying layouts that keep the requested pp.
-  r.min_gpus = 0;
-  // A layer split (tp = 1, one stage per GPU, llama.cpp's default) stays one: pp = n.
-  const bool layer_split = req.gpus > 1 && req.layout.tp == 1 && req.layout.pp == req.gpus;
-  for (int n = 1; n <= 512; ++n) {
-    FitRequest t = req;
-    t.gpus = n;
-    t.layout.tp = layer_split ? 1 : 0;
-    t.layout.ep = 0;
-    if (layer_split) t.layout.pp = std::min(n, m.layers);
-    if (n % std::max(1, t.layout.pp) != 0) continue;
-    // Only counts a layout can load: tp (= n / pp here) divides the attention heads
-    // (docs/performance.md § Layout rules, rule tp-divides-heads).
-    const int tp = layer_split ? 1 : n / std::max(1, t.layout.pp);
-    if (m.attention.heads > 0 && m.attention.heads % tp != 0) continue;
-    try {
-      if (fits_with(t, compute_core(t, cat, n))) {
-        r.min_gpus = n;
-        break;
-      }
-    } catch (const Error&) {
-      continue;
-    }
-  }
+  r.reason = fit_reason(req, c, r, kv_per_gpu);
+  r.min_gpus = min_gpus_that_fit(req, cat);
   if (m.attention.type == AttentionType::mla && c.layout.tp > 1 && !c.layout.dp_attention)
     r.notes.push_back(
         "MLA latent KV is replicated on every tensor-parallel rank; --dp-attention shards it by "
