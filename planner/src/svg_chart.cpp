@@ -88,6 +88,185 @@ std::string tick_label(double v, double step) {
   return fmt_scaled(1.0, "");
 }
 
+namespace {
+
+// One chart's plot area and data range, and the maps from data to page coordinates.
+struct Frame {
+  double px0, px1, py0, py1;
+  double xmin, xmax, ymin, ymax;
+  std::vector<double> xt, yt;  // tick positions
+  double xstep, ystep;
+  bool clipped;  // the data run above the chart's y_max
+  double X(double x) const { return px0 + (x - xmin) / (xmax - xmin) * (px1 - px0); }
+  double Y(double y) const { return py1 - (y - ymin) / (ymax - ymin) * (py1 - py0); }
+};
+
+// The data bounds (finite points only; the chart's fixed limits win), widened to nice ticks.
+Frame frame_of(const LineChart& c, double px0, double px1, double py0, double py1) {
+  Frame f{px0, px1, py0, py1, 0, 0, 0, 0, {}, {}, 1, 1, false};
+  double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin;
+  double ymin = 0, ymax = -std::numeric_limits<double>::infinity();
+  for (const auto& s : c.series)
+    for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (!std::isfinite(s.y[i])) continue;
+      xmin = std::min(xmin, s.x[i]);
+      xmax = std::max(xmax, s.x[i]);
+      ymin = std::min(ymin, s.y[i]);
+      ymax = std::max(ymax, s.y[i]);
+    }
+  if (!std::isfinite(xmin)) xmin = 0, xmax = 1;
+  if (!std::isfinite(ymax)) ymax = 1;
+  if (c.x_min) xmin = *c.x_min;
+  if (c.x_max) xmax = *c.x_max;
+  if (c.y_min) ymin = *c.y_min;
+  f.clipped = c.y_max && *c.y_max < ymax;
+  if (c.y_max) ymax = *c.y_max;
+  if (!(xmax > xmin)) xmax = xmin + 1;
+  if (!(ymax > ymin)) ymax = ymin + 1;
+  f.yt = nice_ticks(ymin, ymax, 6);
+  f.xt = nice_ticks(xmin, xmax, 8);
+  ymin = std::min(ymin, f.yt.front());
+  ymax = std::max(ymax, f.yt.back());
+  f.xstep = f.xt.size() > 1 ? f.xt[1] - f.xt[0] : 1;
+  f.ystep = f.yt.size() > 1 ? f.yt[1] - f.yt[0] : 1;
+  f.xmin = xmin;
+  f.xmax = xmax;
+  f.ymin = ymin;
+  f.ymax = ymax;
+  return f;
+}
+
+// Titles, grid, ticks, axes and axis labels.
+void render_axes(std::ostringstream& os, const LineChart& c, const Frame& f, double y0) {
+  os << fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"15\" font-weight=\"bold\" fill=\"#222\">{}</text>\n",
+      num(f.px0), num(y0 + 22), xml_escape(c.title));
+  if (!c.subtitle.empty())
+    os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11.5\" fill=\"#555\">{}</text>\n",
+                      num(f.px0), num(y0 + 40), xml_escape(c.subtitle));
+  os << "<g font-size=\"11.5\" fill=\"#333\">\n";
+  for (double t : f.yt) {
+    if (t < f.ymin - 1e-9 || t > f.ymax + 1e-9) continue;
+    os << fmt::format(
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e3e3e3\" stroke-width=\"1\"/>\n",
+        num(f.px0), num(f.Y(t)), num(f.px1), num(f.Y(t)));
+    os << fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", num(f.px0 - 8),
+                      num(f.Y(t) + 4), xml_escape(tick_label(t, f.ystep)));
+  }
+  for (double t : f.xt) {
+    if (t < f.xmin - 1e-9 || t > f.xmax + 1e-9) continue;
+    os << fmt::format(
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#efefef\" stroke-width=\"1\"/>\n",
+        num(f.X(t)), num(f.py0), num(f.X(t)), num(f.py1));
+    os << fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", num(f.X(t)),
+                      num(f.py1 + 18), xml_escape(tick_label(t, f.xstep)));
+  }
+  os << "</g>\n";
+  os << fmt::format(
+      "<path d=\"M{} {} L{} {} L{} {}\" fill=\"none\" stroke=\"#444\" stroke-width=\"1.2\"/>\n",
+      num(f.px0), num(f.py0), num(f.px0), num(f.py1), num(f.px1), num(f.py1));
+  os << fmt::format(
+      "<text x=\"{}\" y=\"{}\" font-size=\"12.5\" text-anchor=\"middle\" "
+      "fill=\"#222\">{}</text>\n",
+      num((f.px0 + f.px1) / 2), num(f.py1 + 42), xml_escape(c.x_label));
+  os << fmt::format(
+      "<text transform=\"translate({} {}) rotate(-90)\" font-size=\"12.5\" "
+      "text-anchor=\"middle\" "
+      "fill=\"#222\">{}</text>\n",
+      num(f.px0 - 72), num((f.py0 + f.py1) / 2), xml_escape(c.y_label));
+}
+
+// The series, clipped to the plot area (a gap at each non-finite point); their colours.
+std::vector<std::string> render_series(std::ostringstream& os, const LineChart& c, const Frame& f,
+                                       std::size_t ci) {
+  const std::string clip_id = fmt::format("plot{}", ci);
+  os << fmt::format(
+      "<clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n",
+      clip_id, num(f.px0), num(f.py0 - 2), num(f.px1 - f.px0 + 2), num(f.py1 - f.py0 + 4));
+  os << fmt::format("<g clip-path=\"url(#{})\">\n", clip_id);
+  std::vector<std::string> colors;
+  for (std::size_t si = 0; si < c.series.size(); ++si) {
+    const Series& s = c.series[si];
+    const std::string color =
+        s.color.empty() ? kPalette[si % (sizeof(kPalette) / sizeof(kPalette[0]))] : s.color;
+    colors.push_back(color);
+    std::string d;
+    bool pen = false;
+    for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (!std::isfinite(s.y[i])) {
+        pen = false;
+        continue;
+      }
+      d += fmt::format("{}{} {} ", pen ? "L" : "M", num(f.X(s.x[i])), num(f.Y(s.y[i])));
+      pen = true;
+    }
+    os << fmt::format(
+        "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2.2\" "
+        "stroke-linejoin=\"round\"{}/>\n",
+        d, color, s.dashed ? " stroke-dasharray=\"7 5\"" : "");
+    if (s.markers) {
+      const std::size_t every = std::max<std::size_t>(1, s.x.size() / 40);
+      for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); i += every) {
+        if (!std::isfinite(s.y[i])) continue;
+        os << fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.6\" fill=\"{}\"/>\n", num(f.X(s.x[i])),
+                          num(f.Y(s.y[i])), color);
+      }
+    }
+  }
+  os << "</g>\n";
+  return colors;
+}
+
+// Highlights: a ring and a label with a white halo.
+void render_highlights(std::ostringstream& os, const LineChart& c, const Frame& f) {
+  for (const auto& hl : c.highlights) {
+    if (hl.y > f.ymax || hl.y < f.ymin || hl.x < f.xmin || hl.x > f.xmax) continue;
+    os << fmt::format(
+        "<circle cx=\"{}\" cy=\"{}\" r=\"7\" fill=\"none\" stroke=\"#111\" "
+        "stroke-width=\"2\"/>\n",
+        num(f.X(hl.x)), num(f.Y(hl.y)));
+    const bool left_side = f.X(hl.x) > (f.px0 + f.px1) / 2;
+    os << fmt::format(
+        "<text x=\"{}\" y=\"{}\" font-size=\"11.5\" font-weight=\"bold\" text-anchor=\"{}\" "
+        "fill=\"#111\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">{}</text>\n",
+        num(f.X(hl.x) + (left_side ? -11 : 11)), num(f.Y(hl.y) - 10), left_side ? "end" : "start",
+        xml_escape(hl.label));
+  }
+}
+
+// The legend, right of the plot: one line per series, the highlight ring, the clip note.
+void render_legend(std::ostringstream& os, const LineChart& c, const Frame& f,
+                   const std::vector<std::string>& colors) {
+  double ly = f.py0 + 8;
+  const double lx = f.px1 + 22;
+  for (std::size_t si = 0; si < c.series.size(); ++si) {
+    os << fmt::format(
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2.6\"{}/>\n",
+        num(lx), num(ly), num(lx + 26), num(ly), colors[si],
+        c.series[si].dashed ? " stroke-dasharray=\"7 5\"" : "");
+    if (c.series[si].markers)
+      os << fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.6\" fill=\"{}\"/>\n", num(lx + 13),
+                        num(ly), colors[si]);
+    os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">{}</text>\n",
+                      num(lx + 34), num(ly + 4), xml_escape(c.series[si].name));
+    ly += 22;
+  }
+  if (!c.highlights.empty()) {
+    os << fmt::format(
+        "<circle cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"none\" stroke=\"#111\" "
+        "stroke-width=\"2\"/>\n",
+        num(lx + 13), num(ly));
+    os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">{}</text>\n",
+                      num(lx + 34), num(ly + 4), xml_escape(c.highlight_legend));
+    ly += 22;
+  }
+  if (f.clipped && !c.clip_note.empty())
+    os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#777\">{}</text>\n", num(lx),
+                      num(ly + 6), xml_escape(c.clip_note));
+}
+
+}  // namespace
+
 std::string render_svg(const ChartPage& page) {
   const int w = page.width;
   const int title_h = page.title.empty() ? 10 : 44;
@@ -117,157 +296,11 @@ std::string render_svg(const ChartPage& page) {
   for (std::size_t ci = 0; ci < page.charts.size(); ++ci) {
     const LineChart& c = page.charts[ci];
     const double y0 = title_h + static_cast<double>(ci) * page.chart_height;
-    const double px0 = left, px1 = w - right, py0 = y0 + top, py1 = y0 + page.chart_height - bottom;
-
-    // Data bounds.
-    double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin;
-    double ymin = 0, ymax = -std::numeric_limits<double>::infinity();
-    for (const auto& s : c.series)
-      for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-        if (!std::isfinite(s.y[i])) continue;
-        xmin = std::min(xmin, s.x[i]);
-        xmax = std::max(xmax, s.x[i]);
-        ymin = std::min(ymin, s.y[i]);
-        ymax = std::max(ymax, s.y[i]);
-      }
-    if (!std::isfinite(xmin)) xmin = 0, xmax = 1;
-    if (!std::isfinite(ymax)) ymax = 1;
-    if (c.x_min) xmin = *c.x_min;
-    if (c.x_max) xmax = *c.x_max;
-    if (c.y_min) ymin = *c.y_min;
-    const bool clipped = c.y_max && *c.y_max < ymax;
-    if (c.y_max) ymax = *c.y_max;
-    if (!(xmax > xmin)) xmax = xmin + 1;
-    if (!(ymax > ymin)) ymax = ymin + 1;
-    const auto yt = nice_ticks(ymin, ymax, 6);
-    const auto xt = nice_ticks(xmin, xmax, 8);
-    ymin = std::min(ymin, yt.front());
-    ymax = std::max(ymax, yt.back());
-    const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1,
-                 ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
-    auto X = [&](double x) { return px0 + (x - xmin) / (xmax - xmin) * (px1 - px0); };
-    auto Y = [&](double y) { return py1 - (y - ymin) / (ymax - ymin) * (py1 - py0); };
-
-    // Titles.
-    os << fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"15\" font-weight=\"bold\" fill=\"#222\">{}</text>\n",
-        num(px0), num(y0 + 22), xml_escape(c.title));
-    if (!c.subtitle.empty())
-      os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11.5\" fill=\"#555\">{}</text>\n",
-                        num(px0), num(y0 + 40), xml_escape(c.subtitle));
-
-    // Grid and ticks.
-    os << "<g font-size=\"11.5\" fill=\"#333\">\n";
-    for (double t : yt) {
-      if (t < ymin - 1e-9 || t > ymax + 1e-9) continue;
-      os << fmt::format(
-          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e3e3e3\" stroke-width=\"1\"/>\n",
-          num(px0), num(Y(t)), num(px1), num(Y(t)));
-      os << fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", num(px0 - 8),
-                        num(Y(t) + 4), xml_escape(tick_label(t, ystep)));
-    }
-    for (double t : xt) {
-      if (t < xmin - 1e-9 || t > xmax + 1e-9) continue;
-      os << fmt::format(
-          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#efefef\" stroke-width=\"1\"/>\n",
-          num(X(t)), num(py0), num(X(t)), num(py1));
-      os << fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", num(X(t)),
-                        num(py1 + 18), xml_escape(tick_label(t, xstep)));
-    }
-    os << "</g>\n";
-    // Axes.
-    os << fmt::format(
-        "<path d=\"M{} {} L{} {} L{} {}\" fill=\"none\" stroke=\"#444\" stroke-width=\"1.2\"/>\n",
-        num(px0), num(py0), num(px0), num(py1), num(px1), num(py1));
-    os << fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"12.5\" text-anchor=\"middle\" "
-        "fill=\"#222\">{}</text>\n",
-        num((px0 + px1) / 2), num(py1 + 42), xml_escape(c.x_label));
-    os << fmt::format(
-        "<text transform=\"translate({} {}) rotate(-90)\" font-size=\"12.5\" "
-        "text-anchor=\"middle\" "
-        "fill=\"#222\">{}</text>\n",
-        num(px0 - 72), num((py0 + py1) / 2), xml_escape(c.y_label));
-
-    // Series, clipped to the plot area.
-    const std::string clip_id = fmt::format("plot{}", ci);
-    os << fmt::format(
-        "<clipPath id=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n",
-        clip_id, num(px0), num(py0 - 2), num(px1 - px0 + 2), num(py1 - py0 + 4));
-    os << fmt::format("<g clip-path=\"url(#{})\">\n", clip_id);
-    std::vector<std::string> colors;
-    for (std::size_t si = 0; si < c.series.size(); ++si) {
-      const Series& s = c.series[si];
-      const std::string color =
-          s.color.empty() ? kPalette[si % (sizeof(kPalette) / sizeof(kPalette[0]))] : s.color;
-      colors.push_back(color);
-      std::string d;
-      bool pen = false;
-      for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-        if (!std::isfinite(s.y[i])) {
-          pen = false;
-          continue;
-        }
-        d += fmt::format("{}{} {} ", pen ? "L" : "M", num(X(s.x[i])), num(Y(s.y[i])));
-        pen = true;
-      }
-      os << fmt::format(
-          "<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2.2\" "
-          "stroke-linejoin=\"round\"{}/>\n",
-          d, color, s.dashed ? " stroke-dasharray=\"7 5\"" : "");
-      if (s.markers) {
-        const std::size_t every = std::max<std::size_t>(1, s.x.size() / 40);
-        for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); i += every) {
-          if (!std::isfinite(s.y[i])) continue;
-          os << fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.6\" fill=\"{}\"/>\n", num(X(s.x[i])),
-                            num(Y(s.y[i])), color);
-        }
-      }
-    }
-    os << "</g>\n";
-
-    // Highlights: a ring and a label with a white halo.
-    for (const auto& hl : c.highlights) {
-      if (hl.y > ymax || hl.y < ymin || hl.x < xmin || hl.x > xmax) continue;
-      os << fmt::format(
-          "<circle cx=\"{}\" cy=\"{}\" r=\"7\" fill=\"none\" stroke=\"#111\" "
-          "stroke-width=\"2\"/>\n",
-          num(X(hl.x)), num(Y(hl.y)));
-      const bool left_side = X(hl.x) > (px0 + px1) / 2;
-      os << fmt::format(
-          "<text x=\"{}\" y=\"{}\" font-size=\"11.5\" font-weight=\"bold\" text-anchor=\"{}\" "
-          "fill=\"#111\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">{}</text>\n",
-          num(X(hl.x) + (left_side ? -11 : 11)), num(Y(hl.y) - 10), left_side ? "end" : "start",
-          xml_escape(hl.label));
-    }
-
-    // Legend, right of the plot.
-    double ly = py0 + 8;
-    const double lx = px1 + 22;
-    for (std::size_t si = 0; si < c.series.size(); ++si) {
-      os << fmt::format(
-          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2.6\"{}/>\n",
-          num(lx), num(ly), num(lx + 26), num(ly), colors[si],
-          c.series[si].dashed ? " stroke-dasharray=\"7 5\"" : "");
-      if (c.series[si].markers)
-        os << fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.6\" fill=\"{}\"/>\n", num(lx + 13),
-                          num(ly), colors[si]);
-      os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">{}</text>\n",
-                        num(lx + 34), num(ly + 4), xml_escape(c.series[si].name));
-      ly += 22;
-    }
-    if (!c.highlights.empty()) {
-      os << fmt::format(
-          "<circle cx=\"{}\" cy=\"{}\" r=\"6\" fill=\"none\" stroke=\"#111\" "
-          "stroke-width=\"2\"/>\n",
-          num(lx + 13), num(ly));
-      os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#222\">{}</text>\n",
-                        num(lx + 34), num(ly + 4), xml_escape(c.highlight_legend));
-      ly += 22;
-    }
-    if (clipped && !c.clip_note.empty())
-      os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#777\">{}</text>\n",
-                        num(lx), num(ly + 6), xml_escape(c.clip_note));
+    const Frame f = frame_of(c, left, w - right, y0 + top, y0 + page.chart_height - bottom);
+    render_axes(os, c, f, y0);
+    const std::vector<std::string> colors = render_series(os, c, f, ci);
+    render_highlights(os, c, f);
+    render_legend(os, c, f, colors);
   }
   if (!page.footer.empty())
     os << fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"10.5\" fill=\"#777\">{}</text>\n", 12,
