@@ -114,19 +114,10 @@ Table summary_table(const std::string& name, const std::string& title, const std
   return t;
 }
 
-void run_validate(const ValidateOptions& o) {
-  global().inputs.push_back(o.file);
-  const Catalog& cat = catalog();
-  // A pilot file (moeprobe load --out) is read as benchmark rows (docs/load.md).
-  const bool is_pilot = o.file.size() > 5 && o.file.compare(o.file.size() - 5, 5, ".json") == 0;
-  const BenchmarkFile f = is_pilot ? pilot::read_pilot_benchmarks(o.file) : read_benchmarks(o.file);
-  if (f.rows.empty()) throw Error(o.file + ": no measurement rows after the header");
-  std::optional<DeviceCalibration> cal;
-  std::vector<std::string> cal_doubts;
-  if (!o.calibration.empty()) cal_doubts = load_validation_calibration(o, cat, cal);
-  const ValidationResult v = validate(f, cat, cal ? &*cal : nullptr);
-  // A row naming a model, device or engine the catalog lacks is bad input,
-  // not a prediction that is "infinitely wrong": say which rows, write nothing.
+// A row naming a model, device or engine the catalog lacks is bad input, not a prediction that
+// is "infinitely wrong": say which rows (the first five), write nothing.
+void refuse_unknown_ids(const ValidateOptions& o, const BenchmarkFile& f,
+                        const ValidationResult& v) {
   std::string unknown;
   std::size_t n_unknown = 0;
   const std::string skipped = "skipped: ";
@@ -139,40 +130,35 @@ void run_validate(const ValidateOptions& o) {
   if (n_unknown > 0)
     throw Error(fmt::format("{}: {} row(s) name an id the catalog lacks: {}{}", o.file, n_unknown,
                             unknown, n_unknown > 5 ? "; ..." : ""));
-  const Format fmt_ = parse_format(o.out.format);
+}
 
-  Report rep;
-  rep.title = fmt::format("validate-perf: {} ({} rows)", o.file, f.rows.size());
-  rep.meta = output_meta(cal ? cal->file : "");
-  for (const auto& doubt : cal_doubts)
-    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
-
-  if (fmt_ == Format::csv) {
-    // One row per input row, in input order: every input column, then predicted, error_pct, reason.
-    Table t{"rows", "", f.header, {}, {}};
-    t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason", "split"});
-    for (std::size_t i = 0; i < f.rows.size(); ++i) {
-      std::vector<Cell> row;
-      for (const auto& c : f.rows[i].raw) row.emplace_back(c);
-      const auto& p = v.predictions[i];
-      row.push_back(p.predicted ? Cell(*p.predicted) : Cell());
-      row.push_back(p.predicted ? Cell(p.error_pct) : Cell());
-      row.push_back(Cell(p.reason));
-      row.push_back(Cell(split_name(f.rows[i].split)));
-      t.add(std::move(row));
-    }
-    rep.tables.push_back(std::move(t));
-    emit(rep, o.out);
-    return;
+// --format csv: one row per input row, in input order: every input column, then predicted,
+// error_pct, reason and split.
+Table csv_rows_table(const BenchmarkFile& f, const ValidationResult& v) {
+  // One row per input row, in input order: every input column, then predicted, error_pct, reason.
+  Table t{"rows", "", f.header, {}, {}};
+  t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason", "split"});
+  for (std::size_t i = 0; i < f.rows.size(); ++i) {
+    std::vector<Cell> row;
+    for (const auto& c : f.rows[i].raw) row.emplace_back(c);
+    const auto& p = v.predictions[i];
+    row.push_back(p.predicted ? Cell(*p.predicted) : Cell());
+    row.push_back(p.predicted ? Cell(p.error_pct) : Cell());
+    row.push_back(Cell(p.reason));
+    row.push_back(Cell(split_name(f.rows[i].split)));
+    t.add(std::move(row));
   }
+  return t;
+}
 
+// Predicted against measured, one row per input row (table and JSON).
+Table rows_table(const BenchmarkFile& f, const ValidationResult& v, Json& jr) {
   Table rows{"rows",
              "Predicted vs measured",
              {"line", "model", "gpu", "n", "precision", "engine", "in", "out", "conc", "metric",
               "measured", "predicted", "error %", "bound", "split"},
              {},
              {}};
-  Json jr = Json::array();
   for (std::size_t i = 0; i < f.rows.size(); ++i) {
     const auto& r = f.rows[i];
     const auto& p = v.predictions[i];
@@ -197,8 +183,58 @@ void run_validate(const ValidateOptions& o) {
     row["bound"] = p.bound;
     jr.push_back(row);
   }
-  rep.tables.push_back(rows);
+  return rows;
+}
 
+// With --calibration: the same rows predicted without it, and whether it moved them towards the
+// measurements; measured classes the planner refused.
+void add_calibration_effect(Report& rep, const BenchmarkFile& f, const ValidationResult& v,
+                            const Catalog& cat, const DeviceCalibration& cal) {
+  // The same rows predicted without the calibration: did it move them towards the measurement?
+  const std::vector<CalibrationEffect> eff =
+      calibration_effect(f, validate(f, cat), v, cal.device_id);
+  if (eff.empty())
+    rep.messages.push_back(fmt::format(
+        "calibration {}: no published row is on device '{}', so nothing shows whether it moved "
+        "the estimates",
+        cal.file, cal.device_id));
+  else
+    rep.messages.push_back(
+        fmt::format("calibration {} on {}: median |error| {:.1f}% → {:.1f}% "
+                    "over {} row(s), {}",
+                    cal.file, cal.device_id, eff.back().median_abs_pct_without,
+                    eff.back().median_abs_pct_with, eff.back().rows, eff.back().verdict));
+  for (const auto& t : cal.terms)
+    if (!t.used && t.note.rfind("not used:", 0) == 0)
+      rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
+  rep.tables.push_back(effect_table(cal, eff, rep.json["calibration"]));
+}
+
+void run_validate(const ValidateOptions& o) {
+  global().inputs.push_back(o.file);
+  const Catalog& cat = catalog();
+  // A pilot file (moeprobe load --out) is read as benchmark rows (docs/load.md).
+  const bool is_pilot = o.file.size() > 5 && o.file.compare(o.file.size() - 5, 5, ".json") == 0;
+  const BenchmarkFile f = is_pilot ? pilot::read_pilot_benchmarks(o.file) : read_benchmarks(o.file);
+  if (f.rows.empty()) throw Error(o.file + ": no measurement rows after the header");
+  std::optional<DeviceCalibration> cal;
+  std::vector<std::string> cal_doubts;
+  if (!o.calibration.empty()) cal_doubts = load_validation_calibration(o, cat, cal);
+  const ValidationResult v = validate(f, cat, cal ? &*cal : nullptr);
+  refuse_unknown_ids(o, f, v);
+
+  Report rep;
+  rep.title = fmt::format("validate-perf: {} ({} rows)", o.file, f.rows.size());
+  rep.meta = output_meta(cal ? cal->file : "");
+  for (const auto& doubt : cal_doubts)
+    rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);
+  if (parse_format(o.out.format) == Format::csv) {
+    rep.tables.push_back(csv_rows_table(f, v));
+    emit(rep, o.out);
+    return;
+  }
+  Json jr = Json::array();
+  rep.tables.push_back(rows_table(f, v, jr));
   rep.tables.push_back(summary_table("summary", "Absolute percentage error per metric", "",
                                      v.per_metric, &v.overall, rep.json["summary"]));
   rep.tables.push_back(summary_table("by_split",
@@ -207,26 +243,7 @@ void run_validate(const ValidateOptions& o) {
                                      "split", v.per_split, nullptr, rep.json["by_split"]));
   rep.tables.push_back(summary_table("by_family", "Per source family", "family", v.per_family,
                                      nullptr, rep.json["by_family"]));
-  if (cal) {
-    // The same rows predicted without the calibration: did it move them towards the measurement?
-    const std::vector<CalibrationEffect> eff =
-        calibration_effect(f, validate(f, cat), v, cal->device_id);
-    if (eff.empty())
-      rep.messages.push_back(fmt::format(
-          "calibration {}: no published row is on device '{}', so nothing shows whether it moved "
-          "the estimates",
-          cal->file, cal->device_id));
-    else
-      rep.messages.push_back(
-          fmt::format("calibration {} on {}: median |error| {:.1f}% → {:.1f}% "
-                      "over {} row(s), {}",
-                      cal->file, cal->device_id, eff.back().median_abs_pct_without,
-                      eff.back().median_abs_pct_with, eff.back().rows, eff.back().verdict));
-    for (const auto& t : cal->terms)
-      if (!t.used && t.note.rfind("not used:", 0) == 0)
-        rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
-    rep.tables.push_back(effect_table(*cal, eff, rep.json["calibration"]));
-  }
+  if (cal) add_calibration_effect(rep, f, v, cat, *cal);
   const int failed = v.overall.rows - v.overall.predicted;
   if (failed > 0)
     rep.messages.push_back(
