@@ -10,6 +10,7 @@
 #include "gpu_support.hpp"
 #include "moekernels/index_math.hpp"
 #include "moeplan/errors.hpp"
+#include "moeprobe/collective_math.hpp"
 
 #ifdef MOEPROBE_HAVE_MPI
 #include <mpi.h>
@@ -18,36 +19,10 @@
 namespace moeprobe {
 
 namespace kc = moekernels::cuda;
+using collectives::Collective;
 using cudabk::DeviceBuffer;
 
 namespace {
-
-enum class Coll { all_reduce, all_gather, reduce_scatter, all_to_all };
-
-Coll parse_coll(const std::string& s) {
-  if (s == "all_reduce") return Coll::all_reduce;
-  if (s == "all_gather") return Coll::all_gather;
-  if (s == "reduce_scatter") return Coll::reduce_scatter;
-  if (s == "all_to_all") return Coll::all_to_all;
-  throw moeplan::Error("unknown collective '" + s +
-                       "' (known: all_reduce, all_gather, reduce_scatter, all_to_all)");
-}
-
-double bus_factor(Coll c, int n) {
-  const double r = static_cast<double>(n);
-  return c == Coll::all_reduce ? 2.0 * (r - 1) / r : (r - 1) / r;
-}
-
-// Value element i of rank r's send buffer (exact in float sums of a few ranks:
-// small integers scaled by 1/8).
-float send_value(int rank, long long i) {
-  return static_cast<float>(
-             static_cast<int>(moekernels::mix64(static_cast<std::uint64_t>(rank) * 1000003ull +
-                                                static_cast<std::uint64_t>(i)) %
-                              17) -
-             8) *
-         0.125f;
-}
 
 struct Rank {
   int device = 0, rank = 0;
@@ -56,24 +31,11 @@ struct Rank {
   DeviceBuffer send, recv;
 };
 
-}  // namespace
-
-NcclSuite run_nccl_suite(const NcclOptions& opt) {
-  NcclSuite out;
-  int version = 0;
-  MOE_NCCL_CHECK(ncclGetVersion(&version));
-  out.nccl_version = std::to_string(version / 10000) + "." + std::to_string((version / 100) % 100) +
-                     "." + std::to_string(version % 100);
-  int ndev = 0;
-  const cudaError_t e = cudaGetDeviceCount(&ndev);
-  if (e != cudaSuccess || ndev == 0)
-    throw BackendUnavailable("run_nccl_suite: no CUDA device (" +
-                             std::string(cudaGetErrorString(e)) + ")");
-  if (opt.devices > 0) ndev = std::min(ndev, opt.devices);
-
+// The ranks this process drives and the world they belong to: one GPU per MPI rank when built
+// with MOEPLAN_WITH_MPI and launched under mpirun, else ncclCommInitAll over `ndev` devices.
+std::vector<Rank> init_ranks(int ndev, int& world) {
   std::vector<Rank> ranks;
-  int world = ndev;
-  int first_rank = 0;
+  world = ndev;
 #ifdef MOEPROBE_HAVE_MPI
   int mpi_size = 1, mpi_rank = 0, mpi_init = 0;
   MPI_Initialized(&mpi_init);
@@ -97,178 +59,181 @@ NcclSuite run_nccl_suite(const NcclOptions& opt) {
     MOE_CUDA_CHECK(cudaSetDevice(ranks[0].device));
     MOE_NCCL_CHECK(ncclCommInitRank(&ranks[0].comm, mpi_size, id, mpi_rank));
     world = mpi_size;
-    first_rank = mpi_rank;
+    return ranks;
   }
 #endif
-  if (ranks.empty()) {
-    std::vector<ncclComm_t> comms(static_cast<std::size_t>(ndev));
-    std::vector<int> devs(static_cast<std::size_t>(ndev));
-    for (int i = 0; i < ndev; ++i) devs[static_cast<std::size_t>(i)] = i;
-    MOE_NCCL_CHECK(ncclCommInitAll(comms.data(), ndev, devs.data()));
-    ranks.resize(static_cast<std::size_t>(ndev));
-    for (int i = 0; i < ndev; ++i) {
-      ranks[static_cast<std::size_t>(i)].device = i;
-      ranks[static_cast<std::size_t>(i)].rank = i;
-      ranks[static_cast<std::size_t>(i)].comm = comms[static_cast<std::size_t>(i)];
-    }
+  std::vector<ncclComm_t> comms(static_cast<std::size_t>(ndev));
+  std::vector<int> devs(static_cast<std::size_t>(ndev));
+  for (int i = 0; i < ndev; ++i) devs[static_cast<std::size_t>(i)] = i;
+  MOE_NCCL_CHECK(ncclCommInitAll(comms.data(), ndev, devs.data()));
+  ranks.resize(static_cast<std::size_t>(ndev));
+  for (int i = 0; i < ndev; ++i) {
+    ranks[static_cast<std::size_t>(i)].device = i;
+    ranks[static_cast<std::size_t>(i)].rank = i;
+    ranks[static_cast<std::size_t>(i)].comm = comms[static_cast<std::size_t>(i)];
   }
-  (void)first_rank;
-  out.ranks = world;
-  if (world == 1) out.notes.push_back("one rank: collectives are local copies; busbw factor is 0");
+  return ranks;
+}
+
+// Sizes each rank's buffers for the shape and fills its send buffer with the exact pattern.
+void fill_buffers(std::vector<Rank>& ranks, const collectives::Shape& sh) {
   for (auto& r : ranks) {
     MOE_CUDA_CHECK(cudaSetDevice(r.device));
-    MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
+    r.send.resize(static_cast<std::size_t>(sh.send) * 4);
+    r.recv.resize(static_cast<std::size_t>(sh.recv) * 4);
+    std::vector<float> host(static_cast<std::size_t>(sh.send));
+    for (long long i = 0; i < sh.send; ++i)
+      host[static_cast<std::size_t>(i)] = collectives::send_value(r.rank, i);
+    MOE_CUDA_CHECK(cudaMemcpy(r.send.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice));
   }
-  auto cleanup = [&] {
-    for (auto& r : ranks) {
-      (void)cudaSetDevice(r.device);
-      r.send.release();
-      r.recv.release();
-      if (r.stream) MOE_CUDA_CHECK_NOTHROW(cudaStreamDestroy(r.stream));
-      if (r.comm) MOE_NCCL_CHECK_NOTHROW(ncclCommDestroy(r.comm));
-    }
-  };
+}
 
-  try {
-    const long long max_b = std::max(opt.max_bytes, opt.min_bytes);
-    for (const std::string& name : opt.collectives) {
-      const Coll c = parse_coll(name);
-      std::vector<std::pair<double, double>> small;  // (bytes, seconds) for the intercept
-      for (long long bytes = std::max(4LL, opt.min_bytes); bytes <= max_b;
-           bytes *= std::max(2, opt.step_factor)) {
-        // nccl-tests' count: elements of the per-rank buffer (all_reduce) or of
-        // the full buffer (others), rounded to a multiple of the rank count.
-        long long count = bytes / 4;
-        if (c != Coll::all_reduce) count = count / world * world;
-        if (count <= 0) continue;
-        const long long chunk = count / world;
-        const long long send_n = c == Coll::all_gather ? chunk : count;
-        const long long recv_n = c == Coll::reduce_scatter ? chunk : count;
-        for (auto& r : ranks) {
-          MOE_CUDA_CHECK(cudaSetDevice(r.device));
-          r.send.resize(static_cast<std::size_t>(send_n) * 4);
-          r.recv.resize(static_cast<std::size_t>(recv_n) * 4);
-          std::vector<float> host(static_cast<std::size_t>(send_n));
-          for (long long i = 0; i < send_n; ++i)
-            host[static_cast<std::size_t>(i)] = send_value(r.rank, i);
-          MOE_CUDA_CHECK(
-              cudaMemcpy(r.send.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+// One call of the collective on every rank this process drives, as one NCCL group.
+void issue(std::vector<Rank>& ranks, Collective c, const collectives::Shape& sh, int world) {
+  MOE_NCCL_CHECK(ncclGroupStart());
+  for (auto& r : ranks) {
+    float* s = r.send.as<float>();
+    float* d = r.recv.as<float>();
+    const auto count = static_cast<std::size_t>(sh.count),
+               chunk = static_cast<std::size_t>(sh.chunk);
+    switch (c) {
+      case Collective::all_reduce:
+        MOE_NCCL_CHECK(ncclAllReduce(s, d, count, ncclFloat, ncclSum, r.comm, r.stream));
+        break;
+      case Collective::all_gather:
+        MOE_NCCL_CHECK(ncclAllGather(s, d, chunk, ncclFloat, r.comm, r.stream));
+        break;
+      case Collective::reduce_scatter:
+        MOE_NCCL_CHECK(ncclReduceScatter(s, d, chunk, ncclFloat, ncclSum, r.comm, r.stream));
+        break;
+      case Collective::all_to_all:
+        for (int p = 0; p < world; ++p) {
+          MOE_NCCL_CHECK(ncclSend(s + p * sh.chunk, chunk, ncclFloat, p, r.comm, r.stream));
+          MOE_NCCL_CHECK(ncclRecv(d + p * sh.chunk, chunk, ncclFloat, p, r.comm, r.stream));
         }
-        auto issue = [&] {
-          MOE_NCCL_CHECK(ncclGroupStart());
-          for (auto& r : ranks) {
-            float* s = r.send.as<float>();
-            float* d = r.recv.as<float>();
-            switch (c) {
-              case Coll::all_reduce:
-                MOE_NCCL_CHECK(ncclAllReduce(s, d, static_cast<std::size_t>(count), ncclFloat,
-                                             ncclSum, r.comm, r.stream));
-                break;
-              case Coll::all_gather:
-                MOE_NCCL_CHECK(ncclAllGather(s, d, static_cast<std::size_t>(chunk), ncclFloat,
-                                             r.comm, r.stream));
-                break;
-              case Coll::reduce_scatter:
-                MOE_NCCL_CHECK(ncclReduceScatter(s, d, static_cast<std::size_t>(chunk), ncclFloat,
-                                                 ncclSum, r.comm, r.stream));
-                break;
-              case Coll::all_to_all:
-                for (int p = 0; p < world; ++p) {
-                  MOE_NCCL_CHECK(ncclSend(s + p * chunk, static_cast<std::size_t>(chunk), ncclFloat,
-                                          p, r.comm, r.stream));
-                  MOE_NCCL_CHECK(ncclRecv(d + p * chunk, static_cast<std::size_t>(chunk), ncclFloat,
-                                          p, r.comm, r.stream));
-                }
-                break;
-            }
-          }
-          MOE_NCCL_CHECK(ncclGroupEnd());
-        };
-        auto sync_all = [&] {
-          for (auto& r : ranks) {
-            MOE_CUDA_CHECK(cudaSetDevice(r.device));
-            MOE_CUDA_CHECK(cudaStreamSynchronize(r.stream));
-          }
-        };
-        for (int i = 0; i < opt.warmup; ++i) issue();
-        sync_all();
-#ifdef MOEPROBE_HAVE_MPI
-        if (world > static_cast<int>(ranks.size())) MPI_Barrier(MPI_COMM_WORLD);
-#endif
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < std::max(1, opt.iters); ++i) issue();
-        sync_all();
-        double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-                     std::max(1, opt.iters);
-#ifdef MOEPROBE_HAVE_MPI
-        if (world > static_cast<int>(ranks.size()))
-          MPI_Allreduce(MPI_IN_PLACE, &sec, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-#endif
-        NcclRow row;
-        row.collective = name;
-        row.ranks = world;
-        row.count = count;
-        row.bytes = count * 4;
-        row.time_us = sec * 1e6;
-        row.algbw_gbs = static_cast<double>(row.bytes) / sec * 1e-9;
-        row.busbw_gbs = row.algbw_gbs * bus_factor(c, world);
-        if (opt.verify) {
-          // One more call (idempotent: inputs unchanged), then every element checked.
-          issue();
-          sync_all();
-          long long wrong = 0;
-          for (auto& r : ranks) {
-            MOE_CUDA_CHECK(cudaSetDevice(r.device));
-            const auto got =
-                cudabk::download<float>(r.recv.get(), static_cast<std::size_t>(recv_n), r.stream);
-            for (long long i = 0; i < recv_n; ++i) {
-              float expect = 0;
-              switch (c) {
-                case Coll::all_reduce:
-                  for (int q = 0; q < world; ++q) expect += send_value(q, i);
-                  break;
-                case Coll::all_gather:
-                  expect = send_value(static_cast<int>(i / chunk), i % chunk);
-                  break;
-                case Coll::reduce_scatter:
-                  for (int q = 0; q < world; ++q) expect += send_value(q, r.rank * chunk + i);
-                  break;
-                case Coll::all_to_all:
-                  expect = send_value(static_cast<int>(i / chunk), r.rank * chunk + i % chunk);
-                  break;
-              }
-              if (got[static_cast<std::size_t>(i)] != expect)
-                ++wrong;  // exact: sums of multiples of 1/8
-            }
-          }
-#ifdef MOEPROBE_HAVE_MPI
-          if (world > static_cast<int>(ranks.size()))
-            MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-#endif
-          row.wrong = wrong;
-        }
-        if (row.bytes <= (1LL << 20)) small.emplace_back(static_cast<double>(row.bytes), sec);
-        out.rows.push_back(row);
-      }
-      // Least-squares t = a + b * bytes over the small sizes; a is the latency.
-      if (small.size() >= 2) {
-        double sx = 0, sy = 0, sxx = 0, sxy = 0;
-        for (const auto& [x, y] : small) {
-          sx += x;
-          sy += y;
-          sxx += x * x;
-          sxy += x * y;
-        }
-        const double n = static_cast<double>(small.size());
-        const double b = (n * sxy - sx * sy) / (n * sxx - sx * sx);
-        out.latency_us[name] = (sy - b * sx) / n * 1e6;
-      }
+        break;
     }
+  }
+  MOE_NCCL_CHECK(ncclGroupEnd());
+}
+
+void sync_all(std::vector<Rank>& ranks) {
+  for (auto& r : ranks) {
+    MOE_CUDA_CHECK(cudaSetDevice(r.device));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(r.stream));
+  }
+}
+
+// Seconds per call: warm-up calls, then `iters` timed ones (the slowest rank's under MPI).
+double time_calls(std::vector<Rank>& ranks, Collective c, const collectives::Shape& sh, int world,
+                  const NcclOptions& opt) {
+  for (int i = 0; i < opt.warmup; ++i) issue(ranks, c, sh, world);
+  sync_all(ranks);
+#ifdef MOEPROBE_HAVE_MPI
+  if (world > static_cast<int>(ranks.size())) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < std::max(1, opt.iters); ++i) issue(ranks, c, sh, world);
+  sync_all(ranks);
+  double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+               std::max(1, opt.iters);
+#ifdef MOEPROBE_HAVE_MPI
+  if (world > static_cast<int>(ranks.size()))
+    MPI_Allreduce(MPI_IN_PLACE, &sec, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+#endif
+  return sec;
+}
+
+// One more call (idempotent: inputs unchanged), then every received element checked against
+// what it must hold (exact: sums of multiples of 1/8); the count of wrong elements.
+long long count_wrong(std::vector<Rank>& ranks, Collective c, const collectives::Shape& sh,
+                      int world) {
+  issue(ranks, c, sh, world);
+  sync_all(ranks);
+  long long wrong = 0;
+  for (auto& r : ranks) {
+    MOE_CUDA_CHECK(cudaSetDevice(r.device));
+    const auto got =
+        cudabk::download<float>(r.recv.get(), static_cast<std::size_t>(sh.recv), r.stream);
+    for (long long i = 0; i < sh.recv; ++i)
+      if (got[static_cast<std::size_t>(i)] !=
+          collectives::expected_recv(c, world, sh.chunk, r.rank, i))
+        ++wrong;
+  }
+#ifdef MOEPROBE_HAVE_MPI
+  if (world > static_cast<int>(ranks.size()))
+    MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+#endif
+  return wrong;
+}
+
+// Every size of one collective: a row per size, and the latency intercept over the sizes up to
+// 1 MiB.
+void sweep_collective(std::vector<Rank>& ranks, const std::string& name, int world,
+                      const NcclOptions& opt, NcclSuite& out) {
+  const Collective c = collectives::parse_collective(name);
+  const long long max_b = std::max(opt.max_bytes, opt.min_bytes);
+  std::vector<std::pair<double, double>> small;  // (bytes, seconds) for the intercept
+  for (long long bytes = std::max(4LL, opt.min_bytes); bytes <= max_b;
+       bytes *= std::max(2, opt.step_factor)) {
+    const collectives::Shape sh = collectives::shape_of(c, bytes, world);
+    if (sh.count <= 0) continue;
+    fill_buffers(ranks, sh);
+    const double sec = time_calls(ranks, c, sh, world, opt);
+    NcclRow row;
+    row.collective = name;
+    row.ranks = world;
+    row.count = sh.count;
+    row.bytes = sh.count * 4;
+    row.time_us = sec * 1e6;
+    row.algbw_gbs = static_cast<double>(row.bytes) / sec * 1e-9;
+    row.busbw_gbs = row.algbw_gbs * collectives::bus_factor(c, world);
+    if (opt.verify) row.wrong = count_wrong(ranks, c, sh, world);
+    if (row.bytes <= (1LL << 20)) small.emplace_back(static_cast<double>(row.bytes), sec);
+    out.rows.push_back(row);
+  }
+  if (small.size() >= 2) out.latency_us[name] = collectives::latency_intercept_us(small);
+}
+
+void release(std::vector<Rank>& ranks) {
+  for (auto& r : ranks) {
+    (void)cudaSetDevice(r.device);
+    r.send.release();
+    r.recv.release();
+    if (r.stream) MOE_CUDA_CHECK_NOTHROW(cudaStreamDestroy(r.stream));
+    if (r.comm) MOE_NCCL_CHECK_NOTHROW(ncclCommDestroy(r.comm));
+  }
+}
+
+}  // namespace
+
+NcclSuite run_nccl_suite(const NcclOptions& opt) {
+  NcclSuite out;
+  int version = 0;
+  MOE_NCCL_CHECK(ncclGetVersion(&version));
+  out.nccl_version = std::to_string(version / 10000) + "." + std::to_string((version / 100) % 100) +
+                     "." + std::to_string(version % 100);
+  int ndev = 0;
+  const cudaError_t e = cudaGetDeviceCount(&ndev);
+  if (e != cudaSuccess || ndev == 0)
+    throw BackendUnavailable("run_nccl_suite: no CUDA device (" +
+                             std::string(cudaGetErrorString(e)) + ")");
+  if (opt.devices > 0) ndev = std::min(ndev, opt.devices);
+  int world = ndev;
+  std::vector<Rank> ranks = init_ranks(ndev, world);
+  out.ranks = world;
+  if (world == 1) out.notes.push_back("one rank: collectives are local copies; busbw factor is 0");
+  try {
+    for (auto& r : ranks) {
+      MOE_CUDA_CHECK(cudaSetDevice(r.device));
+      MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
+    }
+    for (const std::string& name : opt.collectives) sweep_collective(ranks, name, world, opt, out);
   } catch (...) {
-    cleanup();
+    release(ranks);
     throw;
   }
-  cleanup();
+  release(ranks);
   return out;
 }
 
