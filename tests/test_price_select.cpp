@@ -2,6 +2,8 @@
 // docs/plan.md §Monte Carlo, docs/cost.md §3.
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "moeplan/errors.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/price_select.hpp"
@@ -194,4 +196,44 @@ TEST_CASE("recommend prices an owned node-hour net of the entry's own VAT", "[re
   CHECK(s.wall_power_w == 8800);
   CHECK(p->first == Approx(usd / (req.life_months * 730.0) + power).epsilon(1e-6));
   CHECK_THAT(p->second, Contains("own: street"));
+}
+
+TEST_CASE("a node priced from card prices adds its host platform; bare cards are no node",
+          "[cost][prices][scenario]") {
+  // docs/cost.md §3 / §6.2: `cost` prices a catalog node as `plan` does. 4 × RTX 4090: the street
+  // card entry (data/prices.json, 1,600–2,200 USD) × 4 = 6,400–8,800 USD, plus the rtx-4090-4
+  // system's street host_platform (data/systems.json, 1,314–1,814 USD) = 7,714–10,614 USD; the
+  // point is the midpoint, 9,164 USD. Before, the four bare cards were the node (7,600 USD).
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  auto scenario = [](const std::string& gpu, int gpus) {
+    return std::string(R"({"currency": "USD", "horizon_months": 36,
+      "demand": {"output_tokens_per_s": 10}, "node": {"capacity_output_tokens_per_s": 50},
+      "buy": {"gpu": ")") +
+           gpu + R"(", "gpus": )" + std::to_string(gpus) + R"(, "opex_per_year": 0}})";
+  };
+  const cost::CostInputs in = parse_scenario_text(scenario("rtx-4090", 4), "s.json", provider);
+  REQUIRE(in.buy);
+  CHECK(in.buy->capex_net_low == Approx(7714).epsilon(1e-9));
+  CHECK(in.buy->capex_net_high == Approx(10614).epsilon(1e-9));
+  CHECK(in.buy->capex_net == Approx(9164).epsilon(1e-9));
+  bool recorded = false;
+  for (const auto& a : in.assumptions)
+    recorded = recorded || a.name == "/buy/host_platform (catalog)";
+  CHECK(recorded);
+  // A system whose prices cover the whole node (8 × RTX PRO 6000) adds nothing: see above.
+  // No host platform to add: an error that says so, at /buy/gpu.
+  for (const auto& [gpu, gpus, why] :
+       {std::tuple<std::string, int, std::string>{"a100-80gb", 4, "no 4-GPU a100-80gb system"},
+        {"a100-80gb", 8,
+         "its system 'hgx-a100-8' (data/systems.json) has no street "
+         "host_platform price"}}) {
+    INFO(gpu << " × " << gpus);
+    try {
+      (void)parse_scenario_text(scenario(gpu, gpus), "s.json", provider);
+      FAIL("bare cards must not price a node");
+    } catch (const InputError& e) {
+      CHECK_THAT(std::string(e.what()),
+                 Contains("/buy/gpu") && Contains(why) && Contains("a bare card is not a node"));
+    }
+  }
 }

@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/price_select.hpp"
+#include "moeplan/pricing.hpp"
 
 namespace moeplan {
 
@@ -156,6 +158,7 @@ class Reader {
   CapexQuote scenario_quote(const BuyContext& x, const std::string& key, bool includes_vat,
                             double vat_rate);
   CapexQuote catalog_quote(const BuyContext& x);
+  void add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q);
   void read_life(const BuyContext& x, cost::BuyInputs& b);
   void read_opex(const BuyContext& x, cost::BuyInputs& b);
   double read_wall_power(const BuyContext& x);
@@ -501,7 +504,50 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x) {
            fmt::format("median of {} {} entries{}", used, price_basis_name(basis),
                        sel.basis_fallback ? ", none in that basis: all bases used" : ""),
            "", hp_prov);
+  if (hp->kind == "card") add_host_platform(x, basis, q);
   return q;
+}
+
+// A node priced from card prices also pays for what holds the cards (chassis, CPUs, RAM, PSU,
+// NIC): the host_platform price of the catalog system of this device and GPU count, in the
+// price basis, as plan prices a node (docs/cost.md §6.2). Without one there is no node price: a
+// bare card is not a node. The quote becomes net of VAT: the cards at their entry's own rate,
+// the host at its own.
+void Reader::add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q) {
+  const JsonView& v = x.v;
+  const Catalog& c = catalog(v, "gpu");
+  const System* sys = pricing::system_for(c, x.device->id, buy_gpus_);
+  std::vector<const SystemPrice*> hosts;
+  if (sys)
+    for (const auto& h : sys->host_platform)
+      if (price_basis_accepts(basis, h.basis)) hosts.push_back(&h);
+  if (hosts.empty()) {
+    const std::string what = fmt::format("{} host_platform price (chassis, CPUs, RAM, PSU, NIC)",
+                                         price_basis_name(basis));
+    v.fail_member("gpu", fmt::format("the catalog prices '{}' per card only, and {}: a bare card "
+                                     "is not a node; give capex or system_price",
+                                     x.device->id,
+                                     sys ? fmt::format("its system '{}' (data/systems.json) has "
+                                                       "no {}",
+                                                       sys->id, what)
+                                         : fmt::format("data/systems.json has no {}-GPU {} system "
+                                                       "to take a {} from",
+                                                       buy_gpus_, x.device->id, what)));
+  }
+  double lo = std::numeric_limits<double>::infinity(), hi = 0;
+  for (const SystemPrice* h : hosts) {
+    const double fx = c.fx_per_usd(h->currency);
+    lo = std::min(lo, cost::net_of_vat(cost::convert(h->price_low, fx, in_.fx_per_usd),
+                                       h->includes_vat, h->vat_rate));
+    hi = std::max(hi, cost::net_of_vat(cost::convert(h->price_high, fx, in_.fx_per_usd),
+                                       h->includes_vat, h->vat_rate));
+    record(v.path() + "/host_platform (catalog)", Json::array({h->price_low, h->price_high}),
+           h->currency,
+           {"data/systems.json: " + sys->id + " host_platform, " + h->prov.source, h->prov.as_of});
+  }
+  q.lo = cost::net_of_vat(q.lo, q.includes_vat, q.strip_vat_rate) + lo;
+  q.hi = cost::net_of_vat(q.hi, q.includes_vat, q.strip_vat_rate) + hi;
+  q.includes_vat = false;
 }
 
 void Reader::read_life(const BuyContext& x, cost::BuyInputs& b) {
