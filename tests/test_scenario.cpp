@@ -137,3 +137,36 @@ TEST_CASE("scenario: every example reads without the catalog", "[cost][scenario]
     CHECK_NOTHROW(load_scenario(moeplan::test::examples_dir() + "/" + f));
   }
 }
+
+TEST_CASE("scenario: a node's power defaults to its catalog system's wall power",
+          "[cost][scenario]") {
+  // 8 × H200 with nothing said about power: the hgx-h200-8 system's 10,200 W at the wall
+  // (data/systems.json), not 8 × 700 W of GPU TDP, which would leave the host out. Monthly power
+  // = 10.2 kW × 720 h × PUE 1.3 × 0.15 USD/kWh = 1,432.08 USD.
+  const CatalogProvider provider = []() -> const Catalog& { return test::bundled_catalog(); };
+  auto scenario = [](const std::string& power) {
+    return R"({"currency": "USD", "horizon_months": 36, "month_hours": 720,
+      "demand": {"output_tokens_per_s": 100}, "node": {"capacity_output_tokens_per_s": 500},
+      "buy": {"capex": 400000, "gpu": "h200", "gpus": 8, "pue": 1.3,
+              "electricity_per_kwh": 0.15)" +
+           power + "}}";
+  };
+  const cost::CostInputs sys = parse_scenario_text(scenario(""), "s.json", provider);
+  REQUIRE(sys.buy);
+  CHECK(sys.buy->wall_power_w == 10200);
+  bool recorded = false;
+  for (const auto& a : sys.assumptions)
+    recorded = recorded || (a.name == "/buy/wall_power_w (catalog system)" &&
+                            a.source.find("hgx-h200-8") != std::string::npos);
+  CHECK(recorded);
+  CHECK(cost::electricity_per_month(sys.buy->wall_power_w, sys.buy->pue,
+                                    sys.buy->electricity_per_kwh, 720) == Approx(1432.08));
+  // Any power part given: the parts, as before (8 × 700 W + 1,500 W for the host).
+  const cost::CostInputs parts =
+      parse_scenario_text(scenario(R"(, "other_system_w": 1500)"), "s.json", provider);
+  CHECK(parts.buy->wall_power_w == Approx(7100));
+  // No catalog system of that size (a 3-GPU H200 node): the GPUs' TDP, as before.
+  std::string three = scenario("");
+  three.replace(three.find("\"gpus\": 8"), 9, "\"gpus\": 3");
+  CHECK(parse_scenario_text(three, "s.json", provider).buy->wall_power_w == Approx(2100));
+}

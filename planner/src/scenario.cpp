@@ -616,6 +616,16 @@ double Reader::read_wall_power(const BuyContext& x) {
     return w;
   }
   if (!v.has("gpu_tdp_w") && !x.device) return 0.0;
+  // Nothing said about power: the catalog system's wall power (GPUs, CPUs, fans, PSU losses),
+  // not the GPUs' TDP alone, which leaves the host out.
+  const bool parts = v.has("gpu_tdp_w") || v.has("gpu_load_share") || v.has("other_system_w");
+  if (!parts && x.device && buy_gpus_ > 0)
+    if (const System* sys = pricing::system_for(catalog(v, "gpu"), x.device->id, buy_gpus_);
+        sys && sys->wall_power_w > 0) {
+      record(v.path() + "/wall_power_w (catalog system)", sys->wall_power_w, "W",
+             {"data/systems.json: " + sys->id + ", " + sys->prov.source, sys->prov.as_of});
+      return sys->wall_power_w;
+    }
   double tdp = 0;
   if (v.has("gpu_tdp_w")) {
     tdp = v.positive("gpu_tdp_w");
