@@ -214,23 +214,6 @@ struct Tally {
 // is dominated: same or higher cost, lower per-user tok/s) or one replica carries the demand.
 void evaluate_config(const Config& c, const Request& req, const Catalog& cat, const Engine& eng,
                      Tally& out) {
-  FitRequest f;
-  f.model = c.m;
-  f.device = c.d;
-  f.gpus = c.gpus;
-  f.weights = c.mix;
-  f.kv_precision = c.kv;
-  f.context_tokens = req.input_tokens + req.output_tokens;
-  f.layout = c.layout;
-  f.memory_utilization = eng.memory_utilization;
-  FitResult fr;
-  try {
-    fr = fit(f, cat);
-  } catch (const Error&) {
-    return;
-  }
-  if (!fr.fits || fr.max_concurrency < 1) return;
-  ++out.configs_fit;
   PerfRequest pr;
   pr.engine = &eng;
   pr.input_tokens = req.input_tokens;
@@ -243,6 +226,14 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
   pr.layout = c.layout;
   pr.topology = topology_of(*c.sys);  // the links of the system being priced
   pr.efficiencies = *c.eff;
+  FitResult fr;
+  try {
+    fr = fit(fit_request_for(pr, cat), cat);  // the same KV limit perf and the sweep use
+  } catch (const Error&) {
+    return;
+  }
+  if (!fr.fits || fr.max_concurrency < 1) return;
+  ++out.configs_fit;
   const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
   double prev_agg = 0;
   for (long long conc = 1;; conc = std::min(maxc, conc * 2)) {
