@@ -7,6 +7,7 @@
 #include "moeplan/errors.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/price_select.hpp"
+#include "moeplan/pricing.hpp"
 #include "moeplan/recommend.hpp"
 #include "moeplan/scenario.hpp"
 #include "test_support.hpp"
@@ -236,4 +237,36 @@ TEST_CASE("a node priced from card prices adds its host platform; bare cards are
                  Contains("/buy/gpu") && Contains(why) && Contains("a bare card is not a node"));
     }
   }
+}
+
+TEST_CASE("cost rents a catalog node at the price plan uses", "[cost][prices][scenario]") {
+  // docs/cost.md §6.2: the hgx-h200-8 system's cheapest on-demand rental is 18 USD per node-hour
+  // (data/systems.json); 730 h a month → 13,140 USD. Before, `cost` took the cheapest per-GPU
+  // entry of prices.json (4.25 USD × 8 = 34 USD per node-hour, 24,820 USD a month) while `plan`
+  // rented the same node at 18.
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  auto scenario = [](int gpus, const std::string& kind) {
+    return std::string(R"({"currency": "USD", "horizon_months": 36, "month_hours": 730,
+      "rent": {"gpu": "h200", "gpus": )") +
+           std::to_string(gpus) + R"(, "kind": ")" + kind + R"("}})";
+  };
+  const cost::CostInputs od = parse_scenario_text(scenario(8, "on_demand"), "s.json", provider);
+  REQUIRE(od.rent);
+  CHECK(od.rent->per_month == Approx(18.0 * 730));
+  const System* sys = pricing::system_for(cat(), "h200", 8);
+  REQUIRE(sys != nullptr);
+  CHECK(od.rent->per_month ==
+        Approx(pricing::rent_price(*sys, cat(), pricing::RentKind::on_demand, {}).per_node_hour *
+               730));
+  // reserved = the 3-year commitment: 12.8 USD per node-hour (systems.json).
+  CHECK(parse_scenario_text(scenario(8, "reserved"), "s.json", provider).rent->per_month ==
+        Approx(12.8 * 730));
+  // No catalog system of 4 × H200: the per-GPU on-demand entry × 4 (4.25 USD × 4 × 730).
+  CHECK(parse_scenario_text(scenario(4, "on_demand"), "s.json", provider).rent->per_month ==
+        Approx(4.25 * 4 * 730));
+  // A named provider keeps that provider's per-GPU entry.
+  const std::string lavx = R"json({"currency": "USD", "horizon_months": 36, "month_hours": 730,
+      "rent": {"gpu": "h200", "gpus": 8,
+               "provider": "cloud 8xH200 node, 24/7 (LavX planning paper)"}})json";
+  CHECK(parse_scenario_text(lavx, "s.json", provider).rent->per_month == Approx(4.25 * 8 * 730));
 }

@@ -164,6 +164,8 @@ class Reader {
   double read_wall_power(const BuyContext& x);
   void read_power_price(const BuyContext& x, cost::BuyInputs& b);
   void read_rent(const JsonView& v);
+  double catalog_rent_per_month(const JsonView& v, const Catalog& c, const std::string& gpu,
+                                const std::string& kind, const Provenance2& p);
   void read_api(const JsonView& v);
   void read_people(const JsonView& v);
   void read_provider(const JsonView& v);
@@ -723,6 +725,11 @@ void Reader::read_rent(const JsonView& v) {
       v.fail_member("gpu", e.what());
     }
     const std::string provider = v.string_or("provider", "");
+    if (provider.empty()) {
+      r.per_month = catalog_rent_per_month(v, c, gpu, r.kind, p);
+      in_.rent = r;
+      return;
+    }
     const RentalPrice* best = nullptr;
     for (const RentalPrice* rp : c.rental_prices_for(gpu))
       if (rp->kind == r.kind && (provider.empty() || rp->provider == provider) &&
@@ -739,6 +746,39 @@ void Reader::read_rent(const JsonView& v) {
     v.fail("give per_month, per_year, gpu_hour_usd with gpus, or gpu to price from the catalog");
   }
   in_.rent = r;
+}
+
+// A catalog rent with no provider named: the node's rent as plan prices it (pricing.hpp) — the
+// catalog system's rentals of that kind per node-hour, else the device's per-GPU-hour rentals ×
+// GPUs — the cheapest entry, × the rented hours. "reserved" is the 3-year commitment, the only
+// one prices.json lists.
+double Reader::catalog_rent_per_month(const JsonView& v, const Catalog& c, const std::string& gpu,
+                                      const std::string& kind, const Provenance2& p) {
+  int gpus = buy_gpus_;
+  if (v.has("gpus")) {
+    gpus = static_cast<int>(v.positive_int("gpus"));
+    record(v.path() + "/gpus", gpus, "GPUs", p);
+  } else if (gpus > 0) {
+    record(v.path() + "/gpus (from buy)", gpus, "GPUs", p);
+  } else {
+    v.fail_member("gpus", "required to price a rented node from the catalog (or give buy/gpus)");
+  }
+  const double hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
+  if (hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
+  const pricing::RentKind k = kind == "spot"       ? pricing::RentKind::spot
+                              : kind == "reserved" ? pricing::RentKind::reserved_3y
+                                                   : pricing::RentKind::on_demand;
+  const System* sys = pricing::system_for(c, gpu, gpus);
+  const System node = sys ? *sys : pricing::stand_in_system(c.device(gpu), gpus);
+  const pricing::RentPrice rp = pricing::rent_price(node, c, k, {in_.currency, in_.fx_per_usd, 0});
+  if (!rp.ok) v.fail(rp.reason + "; give per_month, per_year or gpu_hour_usd");
+  const auto cheapest = static_cast<std::size_t>(
+      std::min_element(rp.alternatives.begin(), rp.alternatives.end()) - rp.alternatives.begin());
+  const pricing::Entry& e = rp.entries[cheapest];
+  record(v.path() + "/" + (e.count > 1 ? "gpu_hour_usd" : "node_hour_usd") + " (catalog, " +
+             rp.basis + ")",
+         e.low, "USD", {e.name + ": " + e.source, e.as_of});
+  return rp.per_node_hour * hours;
 }
 
 void Reader::read_api(const JsonView& v) {
