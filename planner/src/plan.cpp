@@ -16,7 +16,6 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
-#include "moeplan/price_select.hpp"
 #include "moeplan/scenario.hpp"
 #include "moeplan/validate_perf.hpp"
 

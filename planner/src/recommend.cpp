@@ -17,7 +17,6 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
-#include "moeplan/price_select.hpp"
 #include "moeplan/sizing.hpp"
 #include "moeplan/validate_perf.hpp"
 

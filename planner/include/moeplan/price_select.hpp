@@ -1,6 +1,8 @@
-// Which catalog price entries price a node (docs/cost.md §3, docs/plan.md §Monte Carlo). The point
-// estimate (scenario.cpp) and the Monte Carlo draws (plan.cpp) take the same selection, so a range
-// never mixes price bases the point estimate does not use. Pure functions over the catalog.
+// Which catalog price entries price a node in `moeplan cost` (docs/cost.md §3): the scenario
+// reader's point estimate and range when buy names gpu × gpus without a price. plan, recommend and
+// menus price nodes through pricing.hpp instead (systems.json first, every entry of the basis in
+// the range); with several entries the two can take different points (docs/cost.md §3). Pure
+// functions over the catalog.
 #pragma once
 
 #include <string>
