@@ -270,3 +270,27 @@ TEST_CASE("cost rents a catalog node at the price plan uses", "[cost][prices][sc
                "provider": "cloud 8xH200 node, 24/7 (LavX planning paper)"}})json";
   CHECK(parse_scenario_text(lavx, "s.json", provider).rent->per_month == Approx(4.25 * 8 * 730));
 }
+
+TEST_CASE("cost prices a node only systems.json lists, as plan does", "[cost][prices][scenario]") {
+  // prices.json has no GB200 entry and no list price for A100: before, `cost` refused these nodes
+  // while `plan` priced them from data/systems.json. gb200-nvl72-tray (4 GPUs) street: 166,667–
+  // 216,667 USD, mid 191,667; hgx-a100-8 list: 199,000 USD.
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  auto scenario = [](const std::string& gpu, int gpus, const std::string& basis) {
+    return std::string(R"({"currency": "USD", "horizon_months": 36,
+      "buy": {"gpu": ")") +
+           gpu + R"(", "gpus": )" + std::to_string(gpus) +
+           R"(, "opex_per_year": 0, "price_basis": ")" + basis + R"("}})";
+  };
+  const cost::CostInputs gb =
+      parse_scenario_text(scenario("gb200", 4, "street"), "s.json", provider);
+  CHECK(gb.buy->capex_net_low == Approx(166667));
+  CHECK(gb.buy->capex_net_high == Approx(216667));
+  CHECK(gb.buy->capex_net == Approx(191667));
+  const System* tray = pricing::system_for(cat(), "gb200", 4);
+  REQUIRE(tray != nullptr);
+  const pricing::OwnPrice plan = pricing::own_price(*tray, cat(), pricing::OwnBasis::street, {});
+  CHECK(gb.buy->capex_net == Approx((plan.net_low + plan.net_high) / 2));
+  CHECK(parse_scenario_text(scenario("a100-80gb", 8, "list"), "s.json", provider).buy->capex_net ==
+        Approx(199000));
+}

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/price_select.hpp"
@@ -159,6 +160,7 @@ class Reader {
                             double vat_rate);
   CapexQuote catalog_quote(const BuyContext& x);
   void add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q);
+  std::optional<CapexQuote> system_quote(const BuyContext& x, PriceBasis basis);
   void read_life(const BuyContext& x, cost::BuyInputs& b);
   void read_opex(const BuyContext& x, cost::BuyInputs& b);
   double read_wall_power(const BuyContext& x);
@@ -477,6 +479,7 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x) {
   const HardwareSelection sel =
       select_price_entries(c, device.id, buy_gpus_, basis, !v.has("price_basis"));
   if (sel.point < 0) {
+    if (auto q = system_quote(x, basis)) return *q;
     const bool any = !select_price_entries(c, device.id, buy_gpus_, basis).picks.empty();
     if (any)
       v.fail_member("price_basis", fmt::format("the catalog has no {} price for '{}'",
@@ -507,6 +510,36 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x) {
                        sel.basis_fallback ? ", none in that basis: all bases used" : ""),
            "", hp_prov);
   if (hp->kind == "card") add_host_platform(x, basis, q);
+  return q;
+}
+
+// The node's complete-system prices in data/systems.json, in the basis, as plan prices it
+// (pricing.hpp): for nodes prices.json does not list (a GB200 tray, DGX Spark, the A100 HGX list
+// price). None when the catalog system of gpu × gpus has no price of that basis.
+std::optional<Reader::CapexQuote> Reader::system_quote(const BuyContext& x, PriceBasis basis) {
+  const JsonView& v = x.v;
+  const Catalog& c = catalog(v, "gpu");
+  const System* sys = pricing::system_for(c, x.device->id, buy_gpus_);
+  if (!sys) return std::nullopt;
+  CapexQuote q;
+  q.lo = std::numeric_limits<double>::infinity();
+  bool any = false;
+  for (std::size_t i = 0; i < sys->prices.size(); ++i) {
+    const SystemPrice& p = sys->prices[i];
+    if (!price_basis_accepts(basis, p.basis)) continue;
+    const double fx = c.fx_per_usd(p.currency);
+    q.lo = std::min(q.lo, cost::net_of_vat(cost::convert(p.price_low, fx, in_.fx_per_usd),
+                                           p.includes_vat, p.vat_rate));
+    q.hi = std::max(q.hi, cost::net_of_vat(cost::convert(p.price_high, fx, in_.fx_per_usd),
+                                           p.includes_vat, p.vat_rate));
+    record(v.path() + "/system_price (catalog)", Json::array({p.price_low, p.price_high}),
+           p.currency,
+           {fmt::format("data/systems.json: {}/prices/{}, {}", sys->id, i, p.prov.source),
+            p.prov.as_of});
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  q.includes_vat = false;  // each price is net of its own VAT above
   return q;
 }
 
