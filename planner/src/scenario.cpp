@@ -168,6 +168,11 @@ class Reader {
   void read_rent(const JsonView& v);
   double catalog_rent_per_month(const JsonView& v, const Catalog& c, const std::string& gpu,
                                 const std::string& kind, const Provenance2& p);
+  struct RentedNode {
+    int gpus;
+    double hours;
+  };
+  RentedNode read_rented_node(const JsonView& v, const Provenance2& p, const std::string& why);
   void read_api(const JsonView& v);
   void read_people(const JsonView& v);
   void read_provider(const JsonView& v);
@@ -722,18 +727,8 @@ void Reader::read_rent(const JsonView& v) {
     if (v.has(k)) given.emplace_back(k);
   if (given.size() > 1) v.fail_member(given[1], "give one rent price (found " + given[0] + " too)");
   auto hourly_month = [&](double usd_per_gpu_hour) {
-    int gpus = buy_gpus_;
-    if (v.has("gpus")) {
-      gpus = static_cast<int>(v.positive_int("gpus"));
-      record(v.path() + "/gpus", gpus, "GPUs", p);
-    } else if (gpus > 0) {
-      record(v.path() + "/gpus (from buy)", gpus, "GPUs", p);
-    } else {
-      v.fail_member("gpus", "required with an hourly price (or give buy/gpus)");
-    }
-    const double hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
-    if (hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
-    return cost::rent_per_month_from_hourly(usd_per_gpu_hour * in_.fx_per_usd, gpus, hours);
+    const RentedNode n = read_rented_node(v, p, "required with an hourly price (or give buy/gpus)");
+    return cost::rent_per_month_from_hourly(usd_per_gpu_hour * in_.fx_per_usd, n.gpus, n.hours);
   };
   if (!given.empty()) {
     const std::string& k = given[0];
@@ -781,23 +776,33 @@ void Reader::read_rent(const JsonView& v) {
   in_.rent = r;
 }
 
+// GPUs rented (rent/gpus, else buy/gpus; `why` when neither) and hours billed a month.
+Reader::RentedNode Reader::read_rented_node(const JsonView& v, const Provenance2& p,
+                                            const std::string& why) {
+  RentedNode n{buy_gpus_, 0};
+  if (v.has("gpus")) {
+    n.gpus = static_cast<int>(v.positive_int("gpus"));
+    record(v.path() + "/gpus", n.gpus, "GPUs", p);
+  } else if (n.gpus > 0) {
+    record(v.path() + "/gpus (from buy)", n.gpus, "GPUs", p);
+  } else {
+    v.fail_member("gpus", why);
+  }
+  n.hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
+  if (n.hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
+  return n;
+}
+
 // A catalog rent with no provider named: the node's rent as plan prices it (pricing.hpp) — the
 // catalog system's rentals of that kind per node-hour, else the device's per-GPU-hour rentals ×
 // GPUs — the cheapest entry, × the rented hours. "reserved" is the 3-year commitment, the only
 // one prices.json lists.
 double Reader::catalog_rent_per_month(const JsonView& v, const Catalog& c, const std::string& gpu,
                                       const std::string& kind, const Provenance2& p) {
-  int gpus = buy_gpus_;
-  if (v.has("gpus")) {
-    gpus = static_cast<int>(v.positive_int("gpus"));
-    record(v.path() + "/gpus", gpus, "GPUs", p);
-  } else if (gpus > 0) {
-    record(v.path() + "/gpus (from buy)", gpus, "GPUs", p);
-  } else {
-    v.fail_member("gpus", "required to price a rented node from the catalog (or give buy/gpus)");
-  }
-  const double hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
-  if (hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
+  const RentedNode n =
+      read_rented_node(v, p, "required to price a rented node from the catalog (or give buy/gpus)");
+  const int gpus = n.gpus;
+  const double hours = n.hours;
   const pricing::RentKind k = kind == "spot"       ? pricing::RentKind::spot
                               : kind == "reserved" ? pricing::RentKind::reserved_3y
                                                    : pricing::RentKind::on_demand;
