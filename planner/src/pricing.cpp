@@ -169,6 +169,11 @@ std::optional<RentKind> device_rental_kind(const RentalPrice& r) {
 
 }  // namespace
 
+std::pair<double, double> net_range(const SystemPrice& p, const Catalog& cat, const Context& ctx) {
+  const Net n = net_of(p, cat, ctx);
+  return {n.low, n.high};
+}
+
 OwnPrice own_price(const System& s, const Catalog& cat, OwnBasis basis, const Context& ctx) {
   OwnPrice o;
   const std::string b = own_basis_name(basis);

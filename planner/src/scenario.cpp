@@ -161,6 +161,8 @@ class Reader {
   CapexQuote catalog_quote(const BuyContext& x);
   void add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q);
   std::optional<CapexQuote> system_quote(const BuyContext& x, PriceBasis basis);
+  std::optional<std::pair<double, double>> system_price_range(const JsonView& v, const System& sys,
+                                                              const char* what, PriceBasis basis);
   void read_life(const BuyContext& x, cost::BuyInputs& b);
   void read_opex(const BuyContext& x, cost::BuyInputs& b);
   double read_wall_power(const BuyContext& x);
@@ -518,33 +520,42 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x) {
   return q;
 }
 
+// The lowest low and highest high of systems.json prices of `sys` in the basis (`what`:
+// "prices" or "host_platform"), net of each entry's own VAT in the scenario currency, each
+// recorded with its source; nullopt when none is of that basis.
+std::optional<std::pair<double, double>> Reader::system_price_range(const JsonView& v,
+                                                                    const System& sys,
+                                                                    const char* what,
+                                                                    PriceBasis basis) {
+  const Catalog& c = catalog(v, "gpu");
+  const std::vector<SystemPrice>& prices =
+      std::string(what) == "prices" ? sys.prices : sys.host_platform;
+  const std::string name =
+      std::string(what) == "prices" ? "/system_price (catalog)" : "/host_platform (catalog)";
+  std::optional<std::pair<double, double>> r;
+  for (std::size_t i = 0; i < prices.size(); ++i) {
+    const SystemPrice& p = prices[i];
+    if (!price_basis_accepts(basis, p.basis)) continue;
+    const auto [lo, hi] = pricing::net_range(p, c, {in_.currency, in_.fx_per_usd, 0});
+    r = r ? std::make_pair(std::min(r->first, lo), std::max(r->second, hi))
+          : std::make_pair(lo, hi);
+    record(v.path() + name, Json::array({p.price_low, p.price_high}), p.currency,
+           {fmt::format("data/systems.json: {}/{}/{}, {}", sys.id, what, i, p.prov.source),
+            p.prov.as_of});
+  }
+  return r;
+}
+
 // The node's complete-system prices in data/systems.json, in the basis, as plan prices it
 // (pricing.hpp): for nodes prices.json does not list (a GB200 tray, DGX Spark, the A100 HGX list
 // price). None when the catalog system of gpu × gpus has no price of that basis.
 std::optional<Reader::CapexQuote> Reader::system_quote(const BuyContext& x, PriceBasis basis) {
-  const JsonView& v = x.v;
-  const Catalog& c = catalog(v, "gpu");
-  const System* sys = pricing::system_for(c, x.device->id, buy_gpus_);
+  const System* sys = pricing::system_for(catalog(x.v, "gpu"), x.device->id, buy_gpus_);
   if (!sys) return std::nullopt;
+  const auto range = system_price_range(x.v, *sys, "prices", basis);
+  if (!range) return std::nullopt;
   CapexQuote q;
-  q.lo = std::numeric_limits<double>::infinity();
-  bool any = false;
-  for (std::size_t i = 0; i < sys->prices.size(); ++i) {
-    const SystemPrice& p = sys->prices[i];
-    if (!price_basis_accepts(basis, p.basis)) continue;
-    const double fx = c.fx_per_usd(p.currency);
-    q.lo = std::min(q.lo, cost::net_of_vat(cost::convert(p.price_low, fx, in_.fx_per_usd),
-                                           p.includes_vat, p.vat_rate));
-    q.hi = std::max(q.hi, cost::net_of_vat(cost::convert(p.price_high, fx, in_.fx_per_usd),
-                                           p.includes_vat, p.vat_rate));
-    record(v.path() + "/system_price (catalog)", Json::array({p.price_low, p.price_high}),
-           p.currency,
-           {fmt::format("data/systems.json: {}/prices/{}, {}", sys->id, i, p.prov.source),
-            p.prov.as_of});
-    any = true;
-  }
-  if (!any) return std::nullopt;
-  q.includes_vat = false;  // each price is net of its own VAT above
+  std::tie(q.lo, q.hi) = *range;  // net of each entry's own VAT
   return q;
 }
 
@@ -555,13 +566,9 @@ std::optional<Reader::CapexQuote> Reader::system_quote(const BuyContext& x, Pric
 // the host at its own.
 void Reader::add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q) {
   const JsonView& v = x.v;
-  const Catalog& c = catalog(v, "gpu");
-  const System* sys = pricing::system_for(c, x.device->id, buy_gpus_);
-  std::vector<const SystemPrice*> hosts;
-  if (sys)
-    for (const auto& h : sys->host_platform)
-      if (price_basis_accepts(basis, h.basis)) hosts.push_back(&h);
-  if (hosts.empty()) {
+  const System* sys = pricing::system_for(catalog(v, "gpu"), x.device->id, buy_gpus_);
+  const auto host = sys ? system_price_range(v, *sys, "host_platform", basis) : std::nullopt;
+  if (!host) {
     const std::string what = fmt::format("{} host_platform price (chassis, CPUs, RAM, PSU, NIC)",
                                          price_basis_name(basis));
     v.fail_member("gpu", fmt::format("the catalog prices '{}' per card only, and {}: a bare card "
@@ -574,19 +581,8 @@ void Reader::add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote
                                                        "to take a {} from",
                                                        buy_gpus_, x.device->id, what)));
   }
-  double lo = std::numeric_limits<double>::infinity(), hi = 0;
-  for (const SystemPrice* h : hosts) {
-    const double fx = c.fx_per_usd(h->currency);
-    lo = std::min(lo, cost::net_of_vat(cost::convert(h->price_low, fx, in_.fx_per_usd),
-                                       h->includes_vat, h->vat_rate));
-    hi = std::max(hi, cost::net_of_vat(cost::convert(h->price_high, fx, in_.fx_per_usd),
-                                       h->includes_vat, h->vat_rate));
-    record(v.path() + "/host_platform (catalog)", Json::array({h->price_low, h->price_high}),
-           h->currency,
-           {"data/systems.json: " + sys->id + " host_platform, " + h->prov.source, h->prov.as_of});
-  }
-  q.lo = cost::net_of_vat(q.lo, q.includes_vat, q.strip_vat_rate) + lo;
-  q.hi = cost::net_of_vat(q.hi, q.includes_vat, q.strip_vat_rate) + hi;
+  q.lo = cost::net_of_vat(q.lo, q.includes_vat, q.strip_vat_rate) + host->first;
+  q.hi = cost::net_of_vat(q.hi, q.includes_vat, q.strip_vat_rate) + host->second;
   q.includes_vat = false;
 }
 

@@ -79,6 +79,10 @@ struct RentPrice {
   bool estimated = false;
 };
 
+// One systems.json price (complete system or host platform) in the context's currency, net of
+// VAT: low and high.
+std::pair<double, double> net_range(const SystemPrice& p, const Catalog& cat, const Context& ctx);
+
 OwnPrice own_price(const System& s, const Catalog& cat, OwnBasis basis, const Context& ctx);
 RentPrice rent_price(const System& s, const Catalog& cat, RentKind kind, const Context& ctx);
 
