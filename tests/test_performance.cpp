@@ -716,6 +716,31 @@ TEST_CASE("routed pairs: TensorRT-LLM's measured per-pair cost on B200 NVFP4",
   CHECK(b8_pairs - b8 == Approx(94 * 1024 * 8 / 8.0 * 10.9e-9).epsilon(1e-6));
 }
 
+TEST_CASE("fit sizes one pass's activations for the engine's own prefill chunk", "[perf][sizing]") {
+  // engines.json: llama.cpp's n_ubatch is 512 tokens a pass, vLLM's token budget 8,192.
+  const Device& card = cat().device("rtx-4090");
+  CHECK(engine_prefill_chunk_tokens(cat().engine("llama.cpp"), card) == 512);
+  CHECK(engine_prefill_chunk_tokens(cat().engine("vllm"), cat().device("h100-sxm")) == 8192);
+  // Llama 3.3 70B Q4_K_M on 2 x RTX 4090 under llama.cpp: layer split, so tp = 1 on each card.
+  // Hand calculation (docs/memory.md), hidden 8,192, dense FFN 28,672, vocab 128,256, C = 512:
+  //   residual 512 x 8,192 x 2 B x 6   = 50,331,648
+  //   FFN      512 x 28,672 x 2 B x 2  = 58,720,256
+  //   logits   min(1, 512) x 128,256 x 4 B = 513,024
+  //   total                             = 109,564,928 bytes per card (1.75 GB at C = 8,192).
+  const PerfRequest r = test::with_load(
+      test::perf_request("llama-3.3-70b", "rtx-4090", 2, "q4_k_m", "llama.cpp", "fp16"), 4000, 1000,
+      1);
+  const FitRequest f = fit_request_for(r, cat());
+  CHECK(f.prefill_chunk_tokens == 512);
+  const FitResult fr = fit(f, cat());
+  REQUIRE(fr.per_gpu.size() == 2);
+  for (const GpuMemory& g : fr.per_gpu) CHECK(g.activation_bytes == Approx(109564928.0));
+  // The same build under an 8,192-token budget holds less KV: the chunk is what moved.
+  FitRequest big = f;
+  big.prefill_chunk_tokens = 8192;
+  CHECK(fit(big, cat()).max_context_tokens < fr.max_context_tokens);
+}
+
 TEST_CASE("perf's KV limit on resident requests is fit's", "[perf][property]") {
   // perf queues the requests beyond what KV memory holds; the sweep, plan and `moeplan fit` take
   // that limit from fit() at input + output tokens. Both must size the same budget (weights,

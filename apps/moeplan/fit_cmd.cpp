@@ -4,6 +4,7 @@
 #include "cli.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
+#include "moeplan/performance.hpp"
 #include "moeplan/sizing.hpp"
 
 namespace moeplan::cli {
@@ -158,6 +159,7 @@ void run_fit(const FitOptions& o) {
                               l.dp, l.ep, broken->rule, broken->message));
   }
   req.memory_utilization = o.mem_util > 0 ? o.mem_util : eng.memory_utilization;
+  req.prefill_chunk_tokens = engine_prefill_chunk_tokens(eng, *req.device);
   req.reserved_gb_per_gpu = o.reserve_gb;
   req.activation_gb_per_gpu = o.activation_gb;
   req.device_memory_gb = o.gpu_memory_gb;
@@ -172,6 +174,13 @@ void run_fit(const FitOptions& o) {
       "context at most {} sequences fit",
       r.concurrency, r.max_context_tokens, req.model->max_context_tokens, r.context_tokens,
       r.max_concurrency));
+  if (!o.activation_gb) {
+    rep.messages.push_back(
+        fmt::format("activations sized for one forward pass of {} tokens ({}'s prefill chunk, "
+                    "data/engines.json); --activation-gb overrides",
+                    req.prefill_chunk_tokens, eng.id));
+    rep.json["activation_chunk_tokens"] = req.prefill_chunk_tokens;
+  }
   if (o.context.empty())
     rep.messages.push_back(fmt::format(
         "context {} is the working default (32,768 tokens or the model maximum if smaller); "

@@ -89,21 +89,6 @@ bool group_crosses(int size, int gpus, int domain) {
   return size > domain || domain % size != 0;
 }
 
-FitRequest engine_fit_request(const Model& m, const Device& d, int gpus, const PrecisionMix& mix,
-                              const std::string& kv, const Engine& e, const Topology& t,
-                              long long context_tokens) {
-  FitRequest f;
-  f.model = &m;
-  f.device = &d;
-  f.gpus = gpus;
-  f.weights = mix;
-  f.kv_precision = kv;
-  f.context_tokens = context_tokens;
-  f.memory_utilization = e.memory_utilization;
-  f.layout = effective_layout(e, t, gpus, Layout{});
-  return f;
-}
-
 Layout effective_layout(const Engine& e, const Topology& t, int gpus, const Layout& asked) {
   Layout l = asked;
   if (l.tp != 0 || l.pp > 1 || gpus <= 1) return l;

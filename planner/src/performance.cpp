@@ -612,8 +612,8 @@ void set_attention(Prepared& p, const Model& m, const KvFormat& kvf) {
 
 // Memory bandwidth after the efficiencies (a calibration's when the device has no datasheet
 // figure), and the KV memory budget per GPU, the same arithmetic as fit() (docs/memory.md),
-// activations included: sized for fit()'s chunk (FitRequest::prefill_chunk_tokens), not the
-// engine's, so that perf, fit, plan and the sweep agree on how many requests fit.
+// activations included: sized for the engine's chunk (engine_prefill_chunk_tokens), as
+// fit_request_for asks fit(), so that perf, fit, plan and the sweep agree on how many requests fit.
 void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, double>& bytes) {
   const Device& d = *req.device;
   double bw_gb_s = d.memory_bandwidth_gb_s;
@@ -625,8 +625,9 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
       d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
   const double weights_gpu = weight_bytes_per_gpu(*req.model, bytes, p.L);
-  const double act = activation_bytes_per_gpu(*req.model, p.L, FitRequest{}.prefill_chunk_tokens,
-                                              std::max<long long>(1, req.concurrency));
+  const double act =
+      activation_bytes_per_gpu(*req.model, p.L, engine_prefill_chunk_tokens(*req.engine, d),
+                               std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
 }
 
@@ -1376,22 +1377,35 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   return r;
 }
 
+long long engine_prefill_chunk_tokens(const Engine& e, const Device& d) {
+  const Factor f = engine_factor(e, device_kind_name(d.kind), d.vendor, "prefill_chunk_tokens",
+                                 engine_fallback(d.kind).chunk);
+  return std::max<long long>(1, std::llround(f.value));
+}
+
+FitRequest engine_fit_request(const Model& m, const Device& d, int gpus, const PrecisionMix& mix,
+                              const std::string& kv, const Engine& e, const Topology& t,
+                              long long context_tokens, const Layout& asked) {
+  FitRequest f;
+  f.model = &m;
+  f.device = &d;
+  f.gpus = gpus;
+  f.weights = mix;
+  f.kv_precision = kv;
+  f.context_tokens = context_tokens;
+  f.memory_utilization = e.memory_utilization;
+  f.prefill_chunk_tokens = engine_prefill_chunk_tokens(e, d);
+  f.layout = effective_layout(e, t, gpus, asked);
+  return f;
+}
+
 FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
   if (!req.model || !req.device || !req.engine)
     throw Error("perf: model, device and engine are required");
-  FitRequest f;
-  f.model = req.model;
-  f.device = req.device;
-  f.gpus = req.gpus;
-  f.weights = req.weights;
-  f.kv_precision = req.kv_precision;
-  f.context_tokens = req.input_tokens + req.output_tokens;
-  f.concurrency = 1;
-  f.layout =
-      effective_layout(*req.engine, req.topology ? *req.topology : topology_for(cat, *req.device),
-                       req.gpus, req.layout);
-  f.memory_utilization = req.engine->memory_utilization;
-  return f;
+  return engine_fit_request(*req.model, *req.device, req.gpus, req.weights, req.kv_precision,
+                            *req.engine,
+                            req.topology ? *req.topology : topology_for(cat, *req.device),
+                            req.input_tokens + req.output_tokens, req.layout);
 }
 
 SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {

@@ -16,6 +16,7 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/layout.hpp"
+#include "moeplan/performance.hpp"
 #include "moeplan/scenario.hpp"
 #include "moeplan/validate_perf.hpp"
 
@@ -189,17 +190,10 @@ void Evaluator::check_build_layout(Candidate& c) const {
 
 void Evaluator::run_fit_and_perf(Candidate& c) const {
   const PlanDemand& dm = sc_.demand;
-  FitRequest f;
-  f.model = c.model;
-  f.device = c.device;
-  f.gpus = c.build.gpus_per_node;
-  f.weights = c.weights;
-  f.kv_precision = c.kv_precision;
-  f.context_tokens = dm.context_tokens;
-  f.concurrency = 1;
   const Topology topo = build_topology(c, cat_);
-  f.layout = effective_layout(*c.engine, topo, c.build.gpus_per_node, c.build.layout);
-  f.memory_utilization = c.engine->memory_utilization;
+  const FitRequest f =
+      engine_fit_request(*c.model, *c.device, c.build.gpus_per_node, c.weights, c.kv_precision,
+                         *c.engine, topo, dm.context_tokens, c.build.layout);
   FitResult fr;
   try {
     fr = fit(f, cat_);

@@ -35,12 +35,6 @@ int nodes_for(const Topology& t, int gpus);
 // tp = GPUs per node, pp = nodes).
 Layout effective_layout(const Engine& e, const Topology& t, int gpus, const Layout& asked);
 
-// The fit question `plan` and menus ask of a group of `gpus` devices served by engine `e`: the
-// engine's memory share and its default layout on this topology, at `context_tokens` per sequence.
-FitRequest engine_fit_request(const Model& m, const Device& d, int gpus, const PrecisionMix& mix,
-                              const std::string& kv, const Engine& e, const Topology& t,
-                              long long context_tokens);
-
 // Checks the rules in order and returns the first broken one, nullopt when the layout is
 // deployable:
 //   engine-device       the engine runs on this device's kind and vendor;

@@ -267,9 +267,21 @@ struct Sla {
 // with the engine's memory utilization. Throws what estimate() and fit() throw.
 SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla = {});
 
-// The fit() request a performance request implies: one sequence of input + output tokens, the
-// engine's memory utilization, the layout the engine runs on the request's topology. Throws
-// Error when model, device or engine is missing.
+// The scheduler's token budget per forward pass that engine `e` runs on device `d`
+// (engines.json `<kind>.prefill_chunk_tokens`; vLLM, SGLang and TensorRT-LLM 8,192, llama.cpp's
+// n_ubatch 512): what fit() sizes one pass's activations for, so that a llama.cpp card is not
+// charged the activations of a server engine's 8,192-token chunk.
+long long engine_prefill_chunk_tokens(const Engine& e, const Device& d);
+
+// The fit question `plan`, menus, perf, the sweep and recommend ask of a group of `gpus` devices
+// served by engine `e`: the engine's memory share, its prefill chunk, and the layout it runs on
+// topology `t` (`asked` where set), at `context_tokens` per sequence, one sequence.
+FitRequest engine_fit_request(const Model& m, const Device& d, int gpus, const PrecisionMix& mix,
+                              const std::string& kv, const Engine& e, const Topology& t,
+                              long long context_tokens, const Layout& asked = {});
+
+// The fit() request a performance request implies: engine_fit_request at input + output tokens
+// on the request's topology and layout. Throws Error when model, device or engine is missing.
 FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat);
 
 // T1: tokens produced in a 30-day month by one sustained token per second.
