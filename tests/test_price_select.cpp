@@ -1,12 +1,11 @@
-// Catalog price selection and VAT of foreign price entries (issue 16, items 5 and 6):
-// docs/plan.md §Monte Carlo, docs/cost.md §3.
+// Catalog node prices in cost, plan and recommend (one rule, pricing.hpp) and VAT of foreign
+// price entries (issue 16, items 5 and 6): docs/plan.md §Monte Carlo, docs/cost.md §3 and §6.2.
 #include <catch2/catch.hpp>
 
 #include <tuple>
 
 #include "moeplan/errors.hpp"
 #include "moeplan/plan.hpp"
-#include "moeplan/price_select.hpp"
 #include "moeplan/pricing.hpp"
 #include "moeplan/recommend.hpp"
 #include "moeplan/scenario.hpp"
@@ -21,71 +20,87 @@ const Catalog& cat() {
   return test::bundled_catalog();
 }
 
-std::vector<std::string> items(const HardwareSelection& s) {
-  std::vector<std::string> out;
-  for (const auto* p : s.used()) out.push_back(p->entry->item);
-  return out;
+std::string buy_scenario(const std::string& gpu, int gpus, const std::string& basis) {
+  return std::string(R"({"currency": "USD", "horizon_months": 36,
+      "demand": {"output_tokens_per_s": 100}, "node": {"capacity_output_tokens_per_s": 500},
+      "buy": {"gpu": ")") +
+         gpu + R"(", "gpus": )" + std::to_string(gpus) + R"(, "opex_per_year": 0)" +
+         (basis.empty() ? "" : R"(, "price_basis": ")" + basis + "\"") + "}}";
+}
+
+const cost::Assumption* assumption(const cost::CostInputs& in, const std::string& name) {
+  for (const auto& a : in.assumptions)
+    if (a.name == name) return &a;
+  return nullptr;
 }
 
 }  // namespace
 
-TEST_CASE("hardware prices are drawn within the stated basis", "[cost][prices]") {
-  // 8 × RTX PRO 6000: a street node (40–47.3M HUF gross) and a list node (115M HUF gross).
-  const HardwareSelection street =
-      select_price_entries(cat(), "rtx-pro-6000", 8, PriceBasis::street);
-  REQUIRE(street.used().size() == 1);
-  CHECK(street.used()[0]->entry->basis == "street");
-  CHECK(street.point >= 0);
-  CHECK(street.picks.size() == 2);
-  bool list_excluded = false;
-  for (const auto& p : street.picks)
-    if (p.entry->basis == "list") list_excluded = !p.used && p.excluded.find("basis list") == 0;
-  CHECK(list_excluded);
-  const HardwareSelection list = select_price_entries(cat(), "rtx-pro-6000", 8, PriceBasis::list);
-  REQUIRE(list.used().size() == 1);
-  CHECK(list.used()[0]->entry->basis == "list");
-  // Quotes count as street prices (what a buyer pays): the 8 × B200 node is a quote.
-  CHECK(select_price_entries(cat(), "b200", 8, PriceBasis::street).used().size() == 1);
-  // No list price for B200: with fallback the other basis is used and flagged, without none.
-  const auto fb = select_price_entries(cat(), "b200", 8, PriceBasis::list, true);
-  CHECK(fb.basis_fallback);
-  CHECK(fb.point >= 0);
-  CHECK(select_price_entries(cat(), "b200", 8, PriceBasis::list, false).point < 0);
+TEST_CASE("cost prices every catalog node as plan does, in every basis",
+          "[cost][prices][property]") {
+  // One rule (docs/cost.md §3, §6.2): `cost` takes pricing::own_price, the function plan,
+  // recommend and menus price a node with, so the two tools never disagree on a node's price.
+  // Before, cost picked the prices.json entry nearest the median (outliers dropped, quotes
+  // counted as street) and agreed with plan only where the catalog happened to make it so.
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  int priced = 0, refused = 0;
+  for (const System& sys : cat().systems)
+    for (const pricing::OwnBasis basis :
+         {pricing::OwnBasis::street, pricing::OwnBasis::list, pricing::OwnBasis::quote}) {
+      const std::string b = pricing::own_basis_name(basis);
+      INFO(sys.id << " in " << b);
+      const pricing::OwnPrice plan = pricing::own_price(sys, cat(), basis, {});
+      const std::string text = buy_scenario(sys.device, sys.gpus_per_node, b);
+      if (!plan.ok) {
+        CHECK_THROWS_AS(parse_scenario_text(text, "s.json", provider), InputError);
+        ++refused;
+        continue;
+      }
+      // A device's first system of a size is the one both tools take (system_for).
+      if (pricing::system_for(cat(), sys.device, sys.gpus_per_node) != &sys) continue;
+      const cost::CostInputs in = parse_scenario_text(text, "s.json", provider);
+      REQUIRE(in.buy);
+      CHECK(in.buy->capex_net_low == Approx(plan.net_low).epsilon(1e-12));
+      CHECK(in.buy->capex_net_high == Approx(plan.net_high).epsilon(1e-12));
+      CHECK(in.buy->capex_net == Approx(plan.mid()).epsilon(1e-12));
+      ++priced;
+    }
+  // The bundled catalog exercises both branches.
+  CHECK(priced >= 10);
+  CHECK(refused >= 10);
 }
 
-TEST_CASE("card pricing picks the entry nearest the median, not the last match", "[cost][prices]") {
-  // 4 × RTX PRO 6000 (no 4-card system): street cards 9,000–13,250 (mid 11,125) and 8,000–9,200
-  // (mid 8,600) USD; the list card (32,700) is outside the street basis. Two entries are equally
-  // near their median (9,862.5), so the first in catalog order prices the point; the old code
-  // took the last card entry.
-  const HardwareSelection s = select_price_entries(cat(), "rtx-pro-6000", 4, PriceBasis::street);
-  REQUIRE(s.used().size() == 2);
-  REQUIRE(s.point >= 0);
-  const HardwarePick& p = s.picks[static_cast<std::size_t>(s.point)];
-  CHECK(p.count == 4);
-  CHECK(p.entry->price_low == 9000);
-  CHECK(p.net_usd_mid == Approx(4 * 11125.0));
-}
-
-TEST_CASE("an outlier entry is left out of the range by the documented rule", "[cost][prices]") {
-  // Three street cards with midpoints 11,125, 8,600 and 40,000 USD: median 11,125; 40,000 is
-  // 3.6× it (> 2×), so it is excluded and says why; the other two stay.
-  Catalog c = cat();
-  HardwarePrice odd = *c.hardware_prices_for("rtx-pro-6000").back();
-  odd.item = "RTX PRO 6000 (a scalper's listing)";
-  odd.basis = "street";
-  odd.price_low = odd.price_high = 40000;
-  c.hardware_prices.push_back(odd);
-  const HardwareSelection s = select_price_entries(c, "rtx-pro-6000", 1, PriceBasis::street);
-  CHECK(s.used().size() == 2);
-  bool flagged = false;
-  for (const auto& p : s.picks)
-    if (p.entry->item == odd.item) flagged = !p.used && p.excluded.find("outlier") == 0;
-  CHECK(flagged);
-  for (const auto& i : items(s)) CHECK(i != odd.item);
-  // Property: the point entry is always one of the used entries.
-  REQUIRE(s.point >= 0);
-  CHECK(s.picks[static_cast<std::size_t>(s.point)].used);
+TEST_CASE("an unstated price basis falls back from street to quote, then list, and says so",
+          "[cost][prices][scenario]") {
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  // 8 × B200 has only a vendor quote in the catalog; 8 × A100 (hgx-a100-8) only a list price.
+  for (const auto& [gpu, basis] :
+       {std::pair<std::string, std::string>{"b200", "quote"}, {"a100-80gb", "list"}}) {
+    INFO(gpu);
+    const cost::CostInputs in = parse_scenario_text(buy_scenario(gpu, 8, ""), "s.json", provider);
+    REQUIRE(in.buy);
+    const System* sys = pricing::system_for(cat(), gpu, 8);
+    REQUIRE(sys != nullptr);
+    const pricing::OwnPrice o =
+        pricing::own_price(*sys, cat(), *pricing::parse_own_basis(basis), {});
+    REQUIRE(o.ok);
+    CHECK(in.buy->capex_net == Approx(o.mid()));
+    const cost::Assumption* a = assumption(in, "/buy/price_basis");
+    REQUIRE(a != nullptr);
+    CHECK(a->value == Json(basis));
+    CHECK_THAT(a->source, Contains("no street price"));
+    // Stated, street is refused where the catalog has none: no silent switch.
+    try {
+      (void)parse_scenario_text(buy_scenario(gpu, 8, "street"), "s.json", provider);
+      FAIL("a stated basis the catalog lacks must be an error");
+    } catch (const InputError& e) {
+      CHECK_THAT(std::string(e.what()),
+                 Contains("/buy/price_basis") && Contains("no street price"));
+    }
+  }
+  // hgx-a100-8 at list: 199,000 USD (data/systems.json).
+  CHECK(parse_scenario_text(buy_scenario("a100-80gb", 8, ""), "s.json", provider).buy->capex_net ==
+        Approx(199000));
 }
 
 TEST_CASE("a gross catalog price is stripped with its own VAT, not the buyer's", "[cost][prices]") {
@@ -97,6 +112,10 @@ TEST_CASE("a gross catalog price is stripped with its own VAT, not the buyer's",
   for (const auto& h : c.hardware_prices)
     if (!(h.device == "h200" && h.devices == 8 && h.currency == "USD")) keep.push_back(h);
   c.hardware_prices = keep;
+  // The node's systems.json prices come first (pricing.hpp): keep only its HUF one there too.
+  for (System& sys : c.systems)
+    if (sys.id == "hgx-h200-8")
+      std::erase_if(sys.prices, [](const SystemPrice& p) { return p.currency == "USD"; });
   const CatalogProvider provider = [&c]() -> const Catalog& { return c; };
   const double fx = c.fx_per_usd("HUF");
   const std::string text = R"({
@@ -222,19 +241,20 @@ TEST_CASE("a node priced from card prices adds its host platform; bare cards are
     recorded = recorded || a.name == "/buy/host_platform (catalog)";
   CHECK(recorded);
   // A system whose prices cover the whole node (8 × RTX PRO 6000) adds nothing: see above.
-  // No host platform to add: an error that says so, at /buy/gpu.
-  for (const auto& [gpu, gpus, why] :
-       {std::tuple<std::string, int, std::string>{"a100-80gb", 4, "no 4-GPU a100-80gb system"},
-        {"a100-80gb", 8,
-         "its system 'hgx-a100-8' (data/systems.json) has no street "
-         "host_platform price"}}) {
-    INFO(gpu << " × " << gpus);
+  // No host platform to add: an error that says so. 4 × A100 has no catalog system in any
+  // basis (at /buy/gpu); 8 × A100 (hgx-a100-8) has a list price but no street host platform, so a
+  // stated street basis is refused (at /buy/price_basis).
+  for (const auto& [gpus, basis, at, why] :
+       {std::tuple<int, std::string, std::string, std::string>{4, "", "/buy/gpu",
+                                                               "no 4-GPU a100-80gb system"},
+        {8, "street", "/buy/price_basis", "system 'hgx-a100-8'"}}) {
+    INFO("a100-80gb × " << gpus);
     try {
-      (void)parse_scenario_text(scenario(gpu, gpus), "s.json", provider);
+      (void)parse_scenario_text(buy_scenario("a100-80gb", gpus, basis), "s.json", provider);
       FAIL("bare cards must not price a node");
     } catch (const InputError& e) {
       CHECK_THAT(std::string(e.what()),
-                 Contains("/buy/gpu") && Contains(why) && Contains("a bare card is not a node"));
+                 Contains(at) && Contains(why) && Contains("a bare card is not a node"));
     }
   }
 }

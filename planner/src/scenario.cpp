@@ -12,7 +12,6 @@
 #include <optional>
 
 #include "moeplan/errors.hpp"
-#include "moeplan/price_select.hpp"
 #include "moeplan/pricing.hpp"
 
 namespace moeplan {
@@ -123,14 +122,6 @@ class Reader {
     return static_cast<int>(x);
   }
 
-  // buy/price_basis: which catalog hardware prices the node is priced from (default street).
-  PriceBasis read_price_basis(const JsonView& v, const Provenance2& p) {
-    const std::string b =
-        v.has("price_basis") ? v.one_of("price_basis", {"street", "list"}) : std::string("street");
-    note(v, "price_basis", b, "", p);
-    return b == "list" ? PriceBasis::list : PriceBasis::street;
-  }
-
   void read_top();
   void read_demand(const JsonView& v);
   void read_node(const JsonView& v);
@@ -158,11 +149,8 @@ class Reader {
   void read_capex(const BuyContext& x, cost::BuyInputs& b);
   CapexQuote scenario_quote(const BuyContext& x, const std::string& key, bool includes_vat,
                             double vat_rate);
-  CapexQuote catalog_quote(const BuyContext& x);
-  void add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q);
-  std::optional<CapexQuote> system_quote(const BuyContext& x, PriceBasis basis);
-  std::optional<std::pair<double, double>> system_price_range(const JsonView& v, const System& sys,
-                                                              const char* what, PriceBasis basis);
+  CapexQuote catalog_quote(const BuyContext& x, double buyer_vat_rate);
+  System catalog_node(const BuyContext& x);
   void read_life(const BuyContext& x, cost::BuyInputs& b);
   void read_opex(const BuyContext& x, cost::BuyInputs& b);
   double read_wall_power(const BuyContext& x);
@@ -436,7 +424,7 @@ void Reader::read_capex(const BuyContext& x, cost::BuyInputs& b) {
   if (!given.empty()) {
     q = scenario_quote(x, given[0], includes_vat, b.vat_rate);
   } else if (x.device) {
-    q = catalog_quote(x);
+    q = catalog_quote(x, b.vat_rate);
   } else {
     v.fail(
         "give capex, capex_usd, system_price, system_price_usd, or gpu and gpus to price the "
@@ -476,114 +464,76 @@ Reader::CapexQuote Reader::scenario_quote(const BuyContext& x, const std::string
   return q;
 }
 
-// The catalog's hardware price for gpu × gpus in the price basis; a gross entry is stripped of
-// its own country's VAT, not the buyer's (docs/cost.md §VAT).
-Reader::CapexQuote Reader::catalog_quote(const BuyContext& x) {
+// The catalog's price for the gpu × gpus node, through the function plan and recommend price a
+// node with (pricing::own_price, docs/cost.md §6.2): the catalog system's complete-system prices
+// of the basis, else its cards plus its host platform; a bare card is not a node. Net of each
+// entry's own VAT (the buyer's rate where an entry does not state one), in the scenario currency.
+Reader::CapexQuote Reader::catalog_quote(const BuyContext& x, double buyer_vat_rate) {
   const JsonView& v = x.v;
-  const Device& device = *x.device;
   const Catalog& c = catalog(v, "gpu");
-  const PriceBasis basis = read_price_basis(v, x.p);
-  const HardwareSelection sel =
-      select_price_entries(c, device.id, buy_gpus_, basis, !v.has("price_basis"));
-  if (sel.point < 0) {
-    if (auto q = system_quote(x, basis)) return *q;
-    const bool any = !select_price_entries(c, device.id, buy_gpus_, basis).picks.empty();
-    if (any)
-      v.fail_member("price_basis", fmt::format("the catalog has no {} price for '{}'",
-                                               price_basis_name(basis), device.id));
-    v.fail_member("gpu", "the catalog has no hardware price for '" + device.id +
-                             "'; give capex or system_price_usd");
+  const System node = catalog_node(x);
+  const pricing::Context ctx{in_.currency, in_.fx_per_usd, buyer_vat_rate};
+  const bool stated = v.has("price_basis");
+  const std::string asked =
+      stated ? v.one_of("price_basis", {"street", "list", "quote"}) : std::string("street");
+  pricing::OwnPrice o = pricing::own_price(node, c, *pricing::parse_own_basis(asked), ctx);
+  std::string used = asked;
+  // Unstated, the basis falls back from street to a vendor quote, then to list, and says so.
+  for (const char* alt : {"quote", "list"})
+    if (!o.ok && !stated) {
+      pricing::OwnPrice other = pricing::own_price(node, c, *pricing::parse_own_basis(alt), ctx);
+      if (other.ok) o = std::move(other), used = alt;
+    }
+  if (!o.ok) {
+    const std::string what =
+        node.id.empty()
+            ? fmt::format("{} × {} (data/systems.json has no {}-GPU {} system)", node.gpus_per_node,
+                          node.device, node.gpus_per_node, node.device)
+            : fmt::format("system '{}'", node.id);
+    if (stated)
+      v.fail_member("price_basis",
+                    fmt::format("the catalog has no {} price for {}: {}", asked, what, o.reason));
+    v.fail_member("gpu", fmt::format("the catalog has no price for {} in any basis: {}; give "
+                                     "capex or system_price",
+                                     what, o.reason));
   }
-  const HardwarePick& pick = sel.picks[static_cast<std::size_t>(sel.point)];
-  const HardwarePrice* hp = pick.entry;
-  const int count = pick.count;
-  const double fx = c.fx_per_usd(hp->currency);
+  if (used == asked)
+    note(v, "price_basis", used, "", x.p);
+  else
+    record(v.path() + "/price_basis", used, "",
+           {fmt::format("the catalog has no {} price for this node", asked), ""});
+  for (const pricing::Entry& e : o.entries)
+    record(v.path() + (e.name.find("/host_platform/") != std::string::npos
+                           ? "/host_platform (catalog)"
+                           : "/system_price (catalog)"),
+           Json::array({e.low * e.count, e.high * e.count}), e.currency,
+           {fmt::format("data/{}, {}", e.name, e.source), e.as_of});
+  record(v.path() + "/system_price (catalog) basis", o.basis, "",
+         {fmt::format("{} entr{}; range from the lowest low to the highest high", o.entries.size(),
+                      o.entries.size() == 1 ? "y" : "ies"),
+          ""});
   CapexQuote q;
-  q.lo = cost::convert(hp->price_low * count, fx, in_.fx_per_usd);
-  q.hi = cost::convert(hp->price_high * count, fx, in_.fx_per_usd);
-  q.includes_vat = hp->includes_vat;
-  q.strip_vat_rate = hp->vat_rate;
-  const Provenance2 hp_prov{"data/prices.json: " + hp->item + ", " + hp->prov.source,
-                            hp->prov.as_of};
-  record(v.path() + "/system_price (catalog)",
-         Json::array({hp->price_low * count, hp->price_high * count}), hp->currency, hp_prov);
-  record(v.path() + "/capex_includes_vat (catalog)", q.includes_vat, "", hp_prov);
-  if (q.includes_vat)
-    record(v.path() + "/vat_rate (catalog entry)", hp->vat_rate, "share", hp_prov);
-  const std::size_t used = sel.used().size();
-  if (used > 1 || sel.basis_fallback)
-    record(v.path() + "/system_price (catalog) entry",
-           fmt::format("median of {} {} entries{}", used, price_basis_name(basis),
-                       sel.basis_fallback ? ", none in that basis: all bases used" : ""),
-           "", hp_prov);
-  if (hp->kind == "card") add_host_platform(x, basis, q);
+  q.lo = o.net_low;  // already net of VAT
+  q.hi = o.net_high;
   return q;
 }
 
-// The lowest low and highest high of systems.json prices of `sys` in the basis (`what`:
-// "prices" or "host_platform"), net of each entry's own VAT in the scenario currency, each
-// recorded with its source; nullopt when none is of that basis.
-std::optional<std::pair<double, double>> Reader::system_price_range(const JsonView& v,
-                                                                    const System& sys,
-                                                                    const char* what,
-                                                                    PriceBasis basis) {
-  const Catalog& c = catalog(v, "gpu");
-  const std::vector<SystemPrice>& prices =
-      std::string(what) == "prices" ? sys.prices : sys.host_platform;
-  const std::string name =
-      std::string(what) == "prices" ? "/system_price (catalog)" : "/host_platform (catalog)";
-  std::optional<std::pair<double, double>> r;
-  for (std::size_t i = 0; i < prices.size(); ++i) {
-    const SystemPrice& p = prices[i];
-    if (!price_basis_accepts(basis, p.basis)) continue;
-    const auto [lo, hi] = pricing::net_range(p, c, {in_.currency, in_.fx_per_usd, 0});
-    r = r ? std::make_pair(std::min(r->first, lo), std::max(r->second, hi))
-          : std::make_pair(lo, hi);
-    record(v.path() + name, Json::array({p.price_low, p.price_high}), p.currency,
-           {fmt::format("data/systems.json: {}/{}/{}, {}", sys.id, what, i, p.prov.source),
-            p.prov.as_of});
+// The catalog system the buy prices: data/systems.json's gpu × gpus node (with gpus unset, the
+// device's first listed system), else a stand-in that only complete-system entries can price.
+System Reader::catalog_node(const BuyContext& x) {
+  const Catalog& c = catalog(x.v, "gpu");
+  if (buy_gpus_ == 0) {
+    for (const System& s : c.systems)
+      if (s.device == x.device->id) {
+        record(x.v.path() + "/gpus", s.gpus_per_node, "GPUs",
+               {"data/systems.json: " + s.id + " (gpus not given: the device's first system)", ""});
+        return s;
+      }
+    x.v.fail_member(
+        "gpu", fmt::format("data/systems.json has no system of '{}': give gpus", x.device->id));
   }
-  return r;
-}
-
-// The node's complete-system prices in data/systems.json, in the basis, as plan prices it
-// (pricing.hpp): for nodes prices.json does not list (a GB200 tray, DGX Spark, the A100 HGX list
-// price). None when the catalog system of gpu × gpus has no price of that basis.
-std::optional<Reader::CapexQuote> Reader::system_quote(const BuyContext& x, PriceBasis basis) {
-  const System* sys = pricing::system_for(catalog(x.v, "gpu"), x.device->id, buy_gpus_);
-  if (!sys) return std::nullopt;
-  const auto range = system_price_range(x.v, *sys, "prices", basis);
-  if (!range) return std::nullopt;
-  CapexQuote q;
-  std::tie(q.lo, q.hi) = *range;  // net of each entry's own VAT
-  return q;
-}
-
-// A node priced from card prices also pays for what holds the cards (chassis, CPUs, RAM, PSU,
-// NIC): the host_platform price of the catalog system of this device and GPU count, in the
-// price basis, as plan prices a node (docs/cost.md §6.2). Without one there is no node price: a
-// bare card is not a node. The quote becomes net of VAT: the cards at their entry's own rate,
-// the host at its own.
-void Reader::add_host_platform(const BuyContext& x, PriceBasis basis, CapexQuote& q) {
-  const JsonView& v = x.v;
-  const System* sys = pricing::system_for(catalog(v, "gpu"), x.device->id, buy_gpus_);
-  const auto host = sys ? system_price_range(v, *sys, "host_platform", basis) : std::nullopt;
-  if (!host) {
-    const std::string what = fmt::format("{} host_platform price (chassis, CPUs, RAM, PSU, NIC)",
-                                         price_basis_name(basis));
-    v.fail_member("gpu", fmt::format("the catalog prices '{}' per card only, and {}: a bare card "
-                                     "is not a node; give capex or system_price",
-                                     x.device->id,
-                                     sys ? fmt::format("its system '{}' (data/systems.json) has "
-                                                       "no {}",
-                                                       sys->id, what)
-                                         : fmt::format("data/systems.json has no {}-GPU {} system "
-                                                       "to take a {} from",
-                                                       buy_gpus_, x.device->id, what)));
-  }
-  q.lo = cost::net_of_vat(q.lo, q.includes_vat, q.strip_vat_rate) + host->first;
-  q.hi = cost::net_of_vat(q.hi, q.includes_vat, q.strip_vat_rate) + host->second;
-  q.includes_vat = false;
+  if (const System* s = pricing::system_for(c, x.device->id, buy_gpus_)) return *s;
+  return pricing::stand_in_system(*x.device, buy_gpus_);
 }
 
 void Reader::read_life(const BuyContext& x, cost::BuyInputs& b) {

@@ -43,8 +43,8 @@ std::optional<Range> percentiles(std::vector<double>& v);
 // One candidate's uncertain inputs, all per node and in the scenario currency.
 struct Inputs {
   // Purchase price ranges (net of VAT), one per catalog entry within the scenario's price
-  // basis, outliers left out (price_select.hpp); a sample picks an entry uniformly, then a
-  // price uniformly within it. Empty: not owned.
+  // basis (pricing::OwnPrice::ranges); a sample picks an entry uniformly, then a price uniformly
+  // within it. Empty: not owned.
   std::vector<std::pair<double, double>> capex_net;
   double vat_rate = 0;
   bool vat_recoverable = false;
