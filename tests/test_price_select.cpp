@@ -314,3 +314,30 @@ TEST_CASE("cost prices a node only systems.json lists, as plan does", "[cost][pr
   CHECK(parse_scenario_text(scenario("a100-80gb", 8, "list"), "s.json", provider).buy->capex_net ==
         Approx(199000));
 }
+
+TEST_CASE("buy/gpus unset: the device's first catalog system, or an error naming what to give",
+          "[cost][prices][scenario][errors]") {
+  const CatalogProvider provider = []() -> const Catalog& { return cat(); };
+  auto scenario = [](const std::string& gpu) {
+    return std::string(R"({"currency": "USD", "horizon_months": 36,
+      "buy": {"gpu": ")") +
+           gpu + R"(", "opex_per_year": 0}})";
+  };
+  // h200's first system in data/systems.json is hgx-h200-8: priced as 8 GPUs, and recorded.
+  const cost::CostInputs in = parse_scenario_text(scenario("h200"), "s.json", provider);
+  REQUIRE(in.buy);
+  CHECK(in.buy->capex_net == Approx(425000));
+  const cost::Assumption* a = assumption(in, "/buy/gpus");
+  REQUIRE(a != nullptr);
+  CHECK(a->value == Json(8));
+  CHECK_THAT(a->source, Contains("hgx-h200-8"));
+  // rtx-4080 has no catalog system: the node size is unknown.
+  try {
+    (void)parse_scenario_text(scenario("rtx-4080"), "s.json", provider);
+    FAIL("a device without a catalog system needs gpus");
+  } catch (const InputError& e) {
+    CHECK_THAT(std::string(e.what()), Contains("s.json") && Contains("/buy/gpu") &&
+                                          Contains("no system of 'rtx-4080'") &&
+                                          Contains("give gpus"));
+  }
+}
