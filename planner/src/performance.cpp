@@ -713,8 +713,6 @@ struct StepLoad {
   double pf_seqs = 0;      // prompts the prefill tokens belong to
 };
 
-// One engine step (§Decode step): max(bytes/BW, FLOPs/peak) per pipeline stage + communication
-// + fixed costs, with pp micro-batches in flight.
 // Communication of one micro-batch through one stage (§Communication): tensor-parallel
 // all-reduces after attention and after the FFN, and the expert-parallel all-to-all.
 double stage_comm_s(const Prepared& p, double mb_tokens, double tokens) {
@@ -763,57 +761,63 @@ Bound step_bound(const StepBreakdown& b) {
   return b.memory_s >= b.compute_s ? Bound::memory : Bound::compute;
 }
 
-StepBreakdown step(const Prepared& p, const StepLoad& s) {
+// Bytes one GPU moves for one micro-batch through one stage (§Decode step / bytes).
+struct StepBytes {
+  double dense = 0;     // non-expert weights
+  double expert = 0;    // routed experts touched
+  double kv_stage = 0;  // KV read and written: decode, prefill writes and prefix reads
+  double kv_dec = 0;    // decode attention's share of kv_stage
+  double act = 0;       // activations
+};
+
+StepBytes step_bytes(const Prepared& p, const StepLoad& s, double n_mb, double mb_tokens,
+                     double experts_touched) {
+  const ResolvedLayout& L = p.L;
+  const double pp = L.pp;
+  StepBytes m;
+  m.dense = (p.dense_bytes - p.replicated_bytes) / (L.tp * pp) + p.replicated_bytes / pp;
+  if (p.experts > 0) m.expert = experts_touched / p.experts * p.routed_bytes / (L.ep * pp);
+  // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_share
+  // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
+  m.kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb * p.kv_share;
+  m.kv_stage = (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
+                s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
+               n_mb * p.kv_share;
+  m.act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
+  return m;
+}
+
+// Compute time of one micro-batch through one stage on one GPU, per kernel (§Decode step /
+// FLOPs), and the calibration's measured efficiencies that divide each (1: none).
+struct StepCompute {
+  double dense_s = 0, expert_s = 0;   // linear layers: dense GEMMs, routed-expert GEMMs
+  double attn_s = 0, attn_dec_s = 0;  // all attention, and decode attention's share
+  double flops_per_gpu = 0;
+  double g_dense = 1, g_expert = 1, a_dec = 1;
+};
+
+StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, double mb_tokens,
+                         double experts_touched) {
   const ResolvedLayout& L = p.L;
   const double pp = L.pp;
   const double gpus_stage = static_cast<double>(L.tp) * L.dp;
-  const double q_tokens = s.dec_seqs * s.q_per_seq;
-  const double tokens = q_tokens + s.pf_tokens;  // whole deployment, one step
-  // Micro-batches in flight (§Decode step / pipeline): a step splits into at most one micro-batch
-  // per sequence, so a single prompt (llama-bench pp512, a lone chunk) or a single stream
-  // crosses the stages one after another with nothing to overlap; only with ≥ pp sequences do
-  // all stages work at once.
-  const double n_mb = std::clamp(s.dec_seqs + s.pf_seqs, 1.0, pp);
-  const double mb_tokens = tokens / n_mb;  // one micro-batch
-  StepBreakdown b;
-  // Bytes on one GPU for one micro-batch through one stage.
-  const double dense = (p.dense_bytes - p.replicated_bytes) / (L.tp * pp) + p.replicated_bytes / pp;
-  double expert = 0;
-  if (p.experts > 0) {
-    b.experts_touched =
-        expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
-    expert = b.experts_touched / p.experts * p.routed_bytes / (L.ep * pp);
-  }
-  // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_share
-  // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
-  const double kv_stage =
-      (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
-       s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
-      n_mb * p.kv_share;
-  const double act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
-  b.weight_bytes_per_gpu = dense + expert;
-  b.expert_bytes_per_gpu = expert;
-  b.kv_bytes_per_gpu = kv_stage;
-  b.bytes_per_gpu = dense + expert + kv_stage + act;
-  const double mem_s = b.bytes_per_gpu / p.bw;
-
-  // FLOPs: linear layers balanced over the stage's GPUs; routed experts hit at least one
-  // expert's worth of weights per touched expert, so their GEMM efficiency follows tokens.
-  // GEMM efficiency ramps with the rows M of each GEMM as M / (M + M½) (§Decode step / FLOPs):
-  // dense layers see the replica's tokens, routed experts only the tokens routed to each one.
+  StepCompute c;
+  // Linear layers are balanced over the stage's GPUs; routed experts hit at least one expert's
+  // worth of weights per touched expert, so their GEMM efficiency follows tokens. GEMM
+  // efficiency ramps with the rows M of each GEMM as M / (M + M½): dense layers see the
+  // replica's tokens, routed experts only the tokens routed to each one.
   const double m_dense = std::max(1.0, mb_tokens / L.dp);
   const double m_expert =
-      b.experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / b.experts_touched) : 1.0;
+      experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / experts_touched) : 1.0;
   // A calibration's measured kernel efficiencies (§Efficiencies, "With a calibration") are
   // fractions of the roofline max(memory, compute) of their own kernels, so each divides its
-  // own term below and replaces the engine's ramp for it: the dense GEMMs by M, the routed
-  // experts by tokens per expert (else the GEMM curve at that M), decode attention by
-  // batch × context. A term without one (not measured, or below the quality floor) keeps 1.
+  // own term and replaces the engine's ramp for it: the dense GEMMs by M, the routed experts by
+  // tokens per expert (else the GEMM curve at that M), decode attention by batch × context. A
+  // term without one (not measured, or below the quality floor) keeps 1.
   const bool gemm_measured = measured(p, "gemm", m_dense);
   const bool moe_measured = measured(p, "moe_experts", m_expert);
-  const double g_dense = curve(p, "gemm", m_dense);
-  const double g_expert =
-      moe_measured ? curve(p, "moe_experts", m_expert) : curve(p, "gemm", m_expert);
+  c.g_dense = curve(p, "gemm", m_dense);
+  c.g_expert = moe_measured ? curve(p, "moe_experts", m_expert) : curve(p, "gemm", m_expert);
   auto ramp = [&](double m, bool measured_curve) {
     if (measured_curve) return 1.0;  // measured curve instead
     // Up to kGemvRows rows the engines switch to matrix-vector kernels (llama.cpp's MMVQ /
@@ -821,67 +825,91 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
     if (m <= kGemvRows) return 1.0;
     return m / (m + p.gemm_half_tokens);
   };
-  const double dense_comp_s = mb_tokens / gpus_stage / pp *
-                              (p.sec_per_token_linear - p.sec_per_token_routed) /
-                              ramp(m_dense, gemm_measured);
-  const double expert_comp_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed /
-                               ramp(m_expert, gemm_measured || moe_measured);
-  const double linear_s = dense_comp_s + expert_comp_s;
+  c.dense_s = mb_tokens / gpus_stage / pp * (p.sec_per_token_linear - p.sec_per_token_routed) /
+              ramp(m_dense, gemm_measured);
+  c.expert_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed /
+               ramp(m_expert, gemm_measured || moe_measured);
   const double attn_dec_flops =
       s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false);
   const double pf_attn_flops = s.pf_tokens * attn_flops_token(p, s.pf_prefix, true) / n_mb;
-  const double attn_flops = attn_dec_flops / n_mb + pf_attn_flops;
   // Prefill attention runs at its own plateau, ramped by the causal work of one sequence's chunk
-  // (prefill_attention_ramp); decode attention at the engine's attention peak (and, below, the
-  // calibration's measured decode-attention efficiency when one is used).
+  // (prefill_attention_ramp); decode attention at the engine's attention peak (and the
+  // calibration's measured decode-attention efficiency, at this micro-batch's positions per
+  // replica: batch × context, the probe's key).
   const double pf_len_tokens = s.pf_seqs > 0 ? s.pf_tokens / s.pf_seqs : 0.0;
   const double pf_ramp = prefill_attention_ramp(pf_len_tokens, s.pf_prefix, p.attn_half_len);
-  const double attn_s =
+  c.attn_dec_s = attn_dec_flops / n_mb / gpus_stage / pp / p.attn_peak;
+  c.attn_s =
       (attn_dec_flops / n_mb / p.attn_peak + pf_attn_flops / (p.attn_peak_prefill * pf_ramp)) /
       gpus_stage / pp;
-  b.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_flops) / gpus_stage / pp;
-  const double comp_s = linear_s + attn_s;
-  // Decode attention's share of the KV reads and attention FLOPs, and its measured efficiency
-  // at this micro-batch's positions per replica (batch × context, the probe's key).
-  const double kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb * p.kv_share;
-  const double attn_dec_s = attn_dec_flops / n_mb / gpus_stage / pp / p.attn_peak;
-  const double a_dec = curve(p, "attention", s.dec_seqs / n_mb / L.dp * s.dec_context);
+  c.a_dec = curve(p, "attention", s.dec_seqs / n_mb / L.dp * s.dec_context);
+  c.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_dec_flops / n_mb + pf_attn_flops) /
+                    gpus_stage / pp;
+  return c;
+}
 
-  const double layers_stage = p.layers / pp;
+// Per-kernel roofline of one micro-batch through one stage (§Decode step / Step time): the
+// dense GEMMs, the routed-expert GEMMs and attention are separate kernels that run one after
+// another, so each is bound by its own bytes or FLOPs and their times add. At batch 1 all three
+// are memory-bound and the sum is bytes / BW; at large batch the GEMMs turn compute-bound while
+// attention stays bound by its KV reads, which a single max(Σ bytes, Σ FLOPs) would wrongly
+// overlap. Without a measured attention curve the decode and prefill attention share one max
+// (a == 1); with one, decode attention is its own kernel divided by its efficiency.
+double stage_roofline_s(const Prepared& p, const StepBytes& m, const StepCompute& c) {
+  const double attn_roof_s =
+      c.a_dec == 1.0 ? std::max(m.kv_stage / p.bw, c.attn_s)
+                     : std::max(m.kv_dec / p.bw, c.attn_dec_s) / c.a_dec +
+                           std::max((m.kv_stage - m.kv_dec) / p.bw, c.attn_s - c.attn_dec_s);
+  return std::max((m.dense + m.act) / p.bw, c.dense_s) / c.g_dense +
+         std::max(m.expert / p.bw, c.expert_s) / c.g_expert + attn_roof_s;
+}
+
+// One engine step (§Decode step): the per-kernel roofline per pipeline stage + routed pairs +
+// communication + fixed costs, with pp micro-batches in flight; the host's per-sequence loop
+// sets the pace when it outlasts the GPU work.
+StepBreakdown step(const Prepared& p, const StepLoad& s) {
+  const ResolvedLayout& L = p.L;
+  const double pp = L.pp;
+  const double tokens = s.dec_seqs * s.q_per_seq + s.pf_tokens;  // whole deployment, one step
+  // Micro-batches in flight (§Decode step / pipeline): a step splits into at most one micro-batch
+  // per sequence, so a single prompt (llama-bench pp512, a lone chunk) or a single stream
+  // crosses the stages one after another with nothing to overlap; only with ≥ pp sequences do
+  // all stages work at once.
+  const double n_mb = std::clamp(s.dec_seqs + s.pf_seqs, 1.0, pp);
+  const double mb_tokens = tokens / n_mb;  // one micro-batch
+  StepBreakdown b;
+  if (p.experts > 0)
+    b.experts_touched =
+        expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
+  const StepBytes m = step_bytes(p, s, n_mb, mb_tokens, b.experts_touched);
+  const StepCompute c = step_compute(p, s, n_mb, mb_tokens, b.experts_touched);
+  b.weight_bytes_per_gpu = m.dense + m.expert;
+  b.expert_bytes_per_gpu = m.expert;
+  b.kv_bytes_per_gpu = m.kv_stage;
+  b.bytes_per_gpu = m.dense + m.expert + m.kv_stage + m.act;
+  b.flops_per_gpu = c.flops_per_gpu;
+
   const double comm = stage_comm_s(p, mb_tokens, tokens);
   // Fixed kernel-latency floor per layer (§Fixed costs).
-  const double layer_fixed = layers_stage * p.eff.layer_overhead_us.value * 1e-6 +
+  const double layer_fixed = p.layers / pp * p.eff.layer_overhead_us.value * 1e-6 +
                              (p.moe_layers / pp) * p.eff.moe_layer_overhead_us.value * 1e-6;
-  // Per-kernel roofline (§Decode step / Step time): the dense GEMMs, the routed-expert GEMMs and
-  // attention are separate kernels that run one after another, so each is bound by its own
-  // bytes or FLOPs and their times add. At batch 1 all three are memory-bound and the sum is
-  // bytes / BW; at large batch the GEMMs turn compute-bound while attention stays bound by
-  // its KV reads, which a single max(Σ bytes, Σ FLOPs) would wrongly overlap.
-  // Without a measured attention curve the decode and prefill attention share one max (a == 1);
-  // with one, decode attention is its own kernel divided by its efficiency.
-  const double attn_roof_s = a_dec == 1.0
-                                 ? std::max(kv_stage / p.bw, attn_s)
-                                 : std::max(kv_dec / p.bw, attn_dec_s) / a_dec +
-                                       std::max((kv_stage - kv_dec) / p.bw, attn_s - attn_dec_s);
-  const double roof_s = std::max((dense + act) / p.bw, dense_comp_s) / g_dense +
-                        std::max(expert / p.bw, expert_comp_s) / g_expert + attn_roof_s;
   // Routed pairs: each of the micro-batch's tokens goes to top-k experts, spread over the
   // expert-parallel ranks; each pair pays the engine's measured per-pair cost.
   const double route_s =
       (p.moe_layers / pp) * mb_tokens * p.top_k / std::max(1, L.ep) * p.moe_pair_s;
-  const double stage_s = roof_s + route_s + comm + layer_fixed;
+  const double stage_s = stage_roofline_s(p, m, c) + route_s + comm + layer_fixed;
   const double handoff = pipeline_handoff_s(p, mb_tokens);
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   // Memory and compute time, each term divided by its measured efficiency when it has one.
-  if (g_dense == 1.0 && g_expert == 1.0 && a_dec == 1.0) {
-    b.memory_s = mem_s * pp;
-    b.compute_s = comp_s * pp;
+  if (c.g_dense == 1.0 && c.g_expert == 1.0 && c.a_dec == 1.0) {
+    b.memory_s = b.bytes_per_gpu / p.bw * pp;
+    b.compute_s = (c.dense_s + c.expert_s + c.attn_s) * pp;
   } else {
-    b.memory_s = pp * ((dense + act) / p.bw / g_dense + expert / p.bw / g_expert +
-                       kv_dec / p.bw / a_dec + (kv_stage - kv_dec) / p.bw);
-    b.compute_s = pp * (dense_comp_s / g_dense + expert_comp_s / g_expert + attn_dec_s / a_dec +
-                        (attn_s - attn_dec_s));
+    b.memory_s = pp * ((m.dense + m.act) / p.bw / c.g_dense + m.expert / p.bw / c.g_expert +
+                       m.kv_dec / p.bw / c.a_dec + (m.kv_stage - m.kv_dec) / p.bw);
+    b.compute_s = pp * (c.dense_s / c.g_dense + c.expert_s / c.g_expert + c.attn_dec_s / c.a_dec +
+                        (c.attn_s - c.attn_dec_s));
   }
   b.compute_s += route_s * pp;
   b.comm_s = comm * pp + handoff;
