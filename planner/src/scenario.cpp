@@ -482,7 +482,10 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x, double buyer_vat_r
   for (const char* alt : {"quote", "list"})
     if (!o.ok && !stated) {
       pricing::OwnPrice other = pricing::own_price(node, c, *pricing::parse_own_basis(alt), ctx);
-      if (other.ok) o = std::move(other), used = alt;
+      if (other.ok) {
+        o = std::move(other);
+        used = alt;
+      }
     }
   if (!o.ok) {
     const std::string what =
@@ -509,8 +512,9 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x, double buyer_vat_r
            Json::array({e.low * e.count, e.high * e.count}), e.currency,
            {fmt::format("data/{}, {}", e.name, e.source), e.as_of});
   record(v.path() + "/system_price (catalog) basis", o.basis, "",
-         {fmt::format("{} entr{}; range from the lowest low to the highest high", o.entries.size(),
-                      o.entries.size() == 1 ? "y" : "ies"),
+         {fmt::format("{} entr{}, each converted and made net of its own VAT; range from the "
+                      "lowest low to the highest high",
+                      o.entries.size(), o.entries.size() == 1 ? "y" : "ies"),
           ""});
   CapexQuote q;
   q.lo = o.net_low;  // already net of VAT
