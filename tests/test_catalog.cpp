@@ -457,6 +457,38 @@ TEST_CASE("DeepSeek V4: compressed attention counted from its real layout", "[ca
   CHECK(kv_compression_from_ratios({0, 0}) == Approx(1));
 }
 
+TEST_CASE("catalog check: a prices.json system price that no tool reads is a warning",
+          "[catalog][check]") {
+  // pricing.hpp takes data/systems.json's prices of a basis first; a prices.json system entry for
+  // the same node and basis that does not repeat one of them prices nothing (docs/cost.md §6.2).
+  auto shadowed = [](const std::vector<CatalogWarning>& f) {
+    std::vector<std::string> paths;
+    for (const auto& w : f)
+      if (w.message.find("prices nothing") != std::string::npos) paths.push_back(w.json_path);
+    return paths;
+  };
+  CHECK(shadowed(check_catalog(test::bundled_catalog())).empty());
+  ScratchCatalog s;
+  Json j = s.read("prices.json");
+  std::size_t at = j["hardware"].size();
+  for (std::size_t i = 0; i < j["hardware"].size(); ++i)
+    if (j["hardware"][i]["item"] == "8x H100 SXM server, new (DeepSeek V3 case study)") at = i;
+  REQUIRE(at < j["hardware"].size());
+  // The repeated price (320,000 EUR, as in hgx-h100-8) is fine; an edit only to prices.json is not.
+  j["hardware"][at]["price_low"] = 330000;
+  j["hardware"][at]["price_high"] = 330000;
+  s.write("prices.json", j);
+  const auto f = check_catalog(load_catalog(s.dir.string()));
+  const auto paths = shadowed(f);
+  REQUIRE(paths.size() == 1);
+  CHECK(paths[0] == "/hardware/" + std::to_string(at));
+  for (const auto& w : f)
+    if (w.json_path == paths[0]) {
+      CHECK(w.level == FindingLevel::warning);
+      CHECK_THAT(w.message, Contains("hgx-h100-8") && Contains("street"));
+    }
+}
+
 TEST_CASE("catalog check: parameter and KV invariants fail on broken entries", "[catalog][check]") {
   SECTION("bundled catalog: no errors, explained differences printed as notes") {
     const auto f = check_catalog(test::bundled_catalog());

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/pricing.hpp"
 #include "moeplan/sizing.hpp"
 
 namespace moeplan {
@@ -84,11 +85,40 @@ void check_kind_prices(const Catalog& cat, std::vector<CatalogWarning>& out) {
   }
 }
 
+// A prices.json complete-system entry stands in only for a node data/systems.json does not price
+// in that basis (pricing.hpp): where the catalog system has prices of the basis, cost, plan and
+// recommend take those, and an entry that does not repeat one of them prices nothing. An edit to
+// it would then move no output, which a catalog edit must never do silently.
+void check_shadowed_system_prices(const Catalog& cat, std::vector<CatalogWarning>& out) {
+  const std::string prices_file = cat.data_dir + "/prices.json";
+  for (std::size_t i = 0; i < cat.hardware_prices.size(); ++i) {
+    const HardwarePrice& h = cat.hardware_prices[i];
+    if (h.kind != "system") continue;
+    const System* sys = pricing::system_for(cat, h.device, h.devices);
+    if (!sys) continue;
+    bool basis_priced = false, repeated = false;
+    for (const SystemPrice& p : sys->prices) {
+      if (p.basis != h.basis) continue;
+      basis_priced = true;
+      repeated = repeated || (p.currency == h.currency && p.price_low == h.price_low &&
+                              p.price_high == h.price_high && p.includes_vat == h.includes_vat);
+    }
+    if (!basis_priced || repeated) continue;
+    out.push_back({prices_file, fmt::format("/hardware/{}", i),
+                   fmt::format("'{}' prices nothing: data/systems.json '{}' has {} prices of its "
+                               "own for this {} × {} node, which cost, plan and recommend take "
+                               "instead (docs/cost.md §6.2); repeat this price in its prices to "
+                               "use it, or remove it",
+                               h.item, sys->id, h.basis, h.devices, h.device)});
+  }
+}
+
 }  // namespace
 
 std::vector<CatalogWarning> check_catalog(const Catalog& cat) {
   std::vector<CatalogWarning> out = cat.warnings;
   check_kind_prices(cat, out);
+  check_shadowed_system_prices(cat, out);
   const std::string models_file = cat.data_dir + "/models.json";
   for (std::size_t i = 0; i < cat.models.size(); ++i) {
     const Model& m = cat.models[i];
