@@ -94,8 +94,9 @@ TEST_CASE("an unstated price basis falls back from street to quote, then list, a
       (void)parse_scenario_text(buy_scenario(gpu, 8, "street"), "s.json", provider);
       FAIL("a stated basis the catalog lacks must be an error");
     } catch (const InputError& e) {
-      CHECK_THAT(std::string(e.what()),
-                 Contains("/buy/price_basis") && Contains("no street price"));
+      CHECK_THAT(std::string(e.what()), Contains("/buy/price_basis") &&
+                                            Contains("no street price") &&
+                                            Contains("price_basis " + basis + " would price it"));
     }
   }
   // hgx-a100-8 at list: 199,000 USD (data/systems.json).

@@ -32,11 +32,11 @@ void run_check(const std::string& format) {
   }
   const std::string summary = fmt::format(
       "catalog OK: {} models, {} devices, {} weight formats, {} KV formats, {} engines, {} API "
-      "prices, {} rental prices, {} hardware prices, {} sites, {} FX rates; {} warnings; hash {}",
+      "prices, {} rental prices, {} hardware prices, {} sites, {} FX rates; {} warning{}; hash {}",
       cat.models.size(), cat.devices.size(), cat.weight_formats.size(), cat.kv_formats.size(),
       cat.engines.size(), cat.api_prices.size(), cat.rental_prices.size(),
       cat.hardware_prices.size(), cat.sites.size(), cat.fx_rates.size(), warnings,
-      cat.content_hash);
+      warnings == 1 ? "" : "s", cat.content_hash);
   if (format == "table") {
     const std::size_t width = default_text_options().width;
     for (const auto& w : findings)

@@ -488,17 +488,23 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x, double buyer_vat_r
       }
     }
   if (!o.ok) {
-    const std::string what =
-        node.id.empty()
-            ? fmt::format("{} × {} (data/systems.json has no {}-GPU {} system)", node.gpus_per_node,
-                          node.device, node.gpus_per_node, node.device)
-            : fmt::format("system '{}'", node.id);
+    // o.reason names the node and what is missing; say which bases would price it instead.
+    std::string others;
+    for (const char* b : {"street", "list", "quote"})
+      if (b != asked && pricing::own_price(node, c, *pricing::parse_own_basis(b), ctx).ok)
+        others += std::string(others.empty() ? "" : " or ") + b;
+    const std::string where = node.id.empty()
+                                  ? fmt::format(" (data/systems.json has no {}-GPU {} system)",
+                                                node.gpus_per_node, node.device)
+                                  : "";
     if (stated)
       v.fail_member("price_basis",
-                    fmt::format("the catalog has no {} price for {}: {}", asked, what, o.reason));
-    v.fail_member("gpu", fmt::format("the catalog has no price for {} in any basis: {}; give "
-                                     "capex or system_price",
-                                     what, o.reason));
+                    fmt::format("{}{}; {}", o.reason, where,
+                                others.empty() ? "no basis prices it: give capex or system_price"
+                                               : "price_basis " + others + " would price it"));
+    v.fail_member("gpu", fmt::format("the catalog prices this node in no basis: {}{}; give capex "
+                                     "or system_price",
+                                     o.reason, where));
   }
   if (used == asked)
     note(v, "price_basis", used, "", x.p);
