@@ -539,8 +539,11 @@ System Reader::catalog_node(const BuyContext& x) {
                {"data/systems.json: " + s.id + " (gpus not given: the device's first system)", ""});
         return s;
       }
-    x.v.fail_member(
-        "gpu", fmt::format("data/systems.json has no system of '{}': give gpus", x.device->id));
+    x.v.fail_member("gpu", fmt::format("data/systems.json has no system of '{}', so the node "
+                                       "size is unknown: give gpus (then only a prices.json "
+                                       "complete-system entry of that size can price it), or "
+                                       "capex or system_price",
+                                       x.device->id));
   }
   if (const System* s = pricing::system_for(c, x.device->id, buy_gpus_)) return *s;
   return pricing::stand_in_system(*x.device, buy_gpus_);
