@@ -423,6 +423,13 @@ TEST_CASE("did-you-mean ranks close ids first", "[catalog][errors]") {
 }
 
 namespace {
+// Index of the first element of `arr` whose `key` is `value`; arr.size() when none.
+std::size_t index_where(const Json& arr, const char* key, const std::string& value) {
+  for (std::size_t i = 0; i < arr.size(); ++i)
+    if (arr[i][key] == value) return i;
+  return arr.size();
+}
+
 const CatalogWarning* find_finding(const std::vector<CatalogWarning>& f, const std::string& needle,
                                    FindingLevel level) {
   for (const auto& w : f)
@@ -470,9 +477,8 @@ TEST_CASE("catalog check: a prices.json system price that no tool reads is a war
   CHECK(shadowed(check_catalog(test::bundled_catalog())).empty());
   ScratchCatalog s;
   Json j = s.read("prices.json");
-  std::size_t at = j["hardware"].size();
-  for (std::size_t i = 0; i < j["hardware"].size(); ++i)
-    if (j["hardware"][i]["item"] == "8x H100 SXM server, new (DeepSeek V3 case study)") at = i;
+  const std::size_t at =
+      index_where(j["hardware"], "item", "8x H100 SXM server, new (DeepSeek V3 case study)");
   REQUIRE(at < j["hardware"].size());
   // The repeated price (320,000 EUR, as in hgx-h100-8) is fine; an edit only to prices.json is not.
   j["hardware"][at]["price_low"] = 330000;
@@ -546,9 +552,7 @@ TEST_CASE("catalog: model kind is read, checked and kept out of plan", "[catalog
   }
   SECTION("an embedding model's API price billing output tokens is an error") {
     Json j = s.read("prices.json");
-    std::size_t idx = j["api"].size();
-    for (std::size_t i = 0; i < j["api"].size(); ++i)
-      if (j["api"][i]["model"] == "qwen3-embedding-8b") idx = i;
+    const std::size_t idx = index_where(j["api"], "model", "qwen3-embedding-8b");
     REQUIRE(idx < j["api"].size());
     j["api"][idx]["output_per_mtok"] = 0.5;
     s.write("prices.json", j);
