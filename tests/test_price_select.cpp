@@ -20,12 +20,15 @@ const Catalog& cat() {
   return test::bundled_catalog();
 }
 
-std::string buy_scenario(const std::string& gpu, int gpus, const std::string& basis) {
+// A cost scenario buying `gpus` × `gpu` priced from the catalog (gpus 0: not given; basis "":
+// not stated).
+std::string buy_scenario(const std::string& gpu, int gpus = 0, const std::string& basis = "") {
   return std::string(R"({"currency": "USD", "horizon_months": 36,
       "demand": {"output_tokens_per_s": 100}, "node": {"capacity_output_tokens_per_s": 500},
       "buy": {"gpu": ")") +
-         gpu + R"(", "gpus": )" + std::to_string(gpus) + R"(, "opex_per_year": 0)" +
-         (basis.empty() ? "" : R"(, "price_basis": ")" + basis + "\"") + "}}";
+         gpu + "\"" + (gpus > 0 ? R"(, "gpus": )" + std::to_string(gpus) : std::string()) +
+         R"(, "opex_per_year": 0)" + (basis.empty() ? "" : R"(, "price_basis": ")" + basis + "\"") +
+         "}}";
 }
 
 const cost::Assumption* assumption(const cost::CostInputs& in, const std::string& name) {
@@ -141,28 +144,22 @@ TEST_CASE("a gross catalog price is stripped with its own VAT, not the buyer's",
 TEST_CASE("buy/price_basis: stated, defaulted, and refused when the catalog lacks it",
           "[cost][prices][scenario]") {
   const CatalogProvider provider = []() -> const Catalog& { return cat(); };
-  auto scenario = [](const std::string& gpu, const std::string& basis) {
-    return std::string(R"({"currency": "USD", "horizon_months": 36,
-      "demand": {"output_tokens_per_s": 100}, "node": {"capacity_output_tokens_per_s": 500},
-      "buy": {"gpu": ")") +
-           gpu + R"(", "gpus": 8, "opex_per_year": 0)" +
-           (basis.empty() ? "" : R"(, "price_basis": ")" + basis + "\"") + "}}";
-  };
   const double fx = cat().fx_per_usd("HUF");
   // Street (default): 40–47.3M HUF gross at 27% → mid 43.65M / 1.27 / fx.
-  CHECK(parse_scenario_text(scenario("rtx-pro-6000", ""), "s.json", provider).buy->capex_net ==
-        Approx(43.65e6 / 1.27 / fx).epsilon(1e-9));
+  CHECK(
+      parse_scenario_text(buy_scenario("rtx-pro-6000", 8, ""), "s.json", provider).buy->capex_net ==
+      Approx(43.65e6 / 1.27 / fx).epsilon(1e-9));
   // List: 115M HUF gross.
-  CHECK(parse_scenario_text(scenario("rtx-pro-6000", "list"), "s.json", provider).buy->capex_net ==
-        Approx(115e6 / 1.27 / fx).epsilon(1e-9));
+  CHECK(parse_scenario_text(buy_scenario("rtx-pro-6000", 8, "list"), "s.json", provider)
+            .buy->capex_net == Approx(115e6 / 1.27 / fx).epsilon(1e-9));
   try {
-    (void)parse_scenario_text(scenario("b200", "list"), "s.json", provider);
+    (void)parse_scenario_text(buy_scenario("b200", 8, "list"), "s.json", provider);
     FAIL("a stated basis the catalog lacks must be an error");
   } catch (const InputError& e) {
     CHECK_THAT(std::string(e.what()), Contains("/buy/price_basis") && Contains("no list price"));
   }
   try {
-    (void)parse_scenario_text(scenario("rtx-pro-6000", "retail"), "s.json", provider);
+    (void)parse_scenario_text(buy_scenario("rtx-pro-6000", 8, "retail"), "s.json", provider);
     FAIL("an unknown basis must be an error");
   } catch (const InputError& e) {
     CHECK_THAT(std::string(e.what()), Contains("/buy/price_basis"));
@@ -226,13 +223,7 @@ TEST_CASE("a node priced from card prices adds its host platform; bare cards are
   // system's street host_platform (data/systems.json, 1,314–1,814 USD) = 7,714–10,614 USD; the
   // point is the midpoint, 9,164 USD. Before, the four bare cards were the node (7,600 USD).
   const CatalogProvider provider = []() -> const Catalog& { return cat(); };
-  auto scenario = [](const std::string& gpu, int gpus) {
-    return std::string(R"({"currency": "USD", "horizon_months": 36,
-      "demand": {"output_tokens_per_s": 10}, "node": {"capacity_output_tokens_per_s": 50},
-      "buy": {"gpu": ")") +
-           gpu + R"(", "gpus": )" + std::to_string(gpus) + R"(, "opex_per_year": 0}})";
-  };
-  const cost::CostInputs in = parse_scenario_text(scenario("rtx-4090", 4), "s.json", provider);
+  const cost::CostInputs in = parse_scenario_text(buy_scenario("rtx-4090", 4), "s.json", provider);
   REQUIRE(in.buy);
   CHECK(in.buy->capex_net_low == Approx(7714).epsilon(1e-9));
   CHECK(in.buy->capex_net_high == Approx(10614).epsilon(1e-9));
@@ -297,14 +288,8 @@ TEST_CASE("cost prices a node only systems.json lists, as plan does", "[cost][pr
   // while `plan` priced them from data/systems.json. gb200-nvl72-tray (4 GPUs) street: 166,667–
   // 216,667 USD, mid 191,667; hgx-a100-8 list: 199,000 USD.
   const CatalogProvider provider = []() -> const Catalog& { return cat(); };
-  auto scenario = [](const std::string& gpu, int gpus, const std::string& basis) {
-    return std::string(R"({"currency": "USD", "horizon_months": 36,
-      "buy": {"gpu": ")") +
-           gpu + R"(", "gpus": )" + std::to_string(gpus) +
-           R"(, "opex_per_year": 0, "price_basis": ")" + basis + R"("}})";
-  };
   const cost::CostInputs gb =
-      parse_scenario_text(scenario("gb200", 4, "street"), "s.json", provider);
+      parse_scenario_text(buy_scenario("gb200", 4, "street"), "s.json", provider);
   CHECK(gb.buy->capex_net_low == Approx(166667));
   CHECK(gb.buy->capex_net_high == Approx(216667));
   CHECK(gb.buy->capex_net == Approx(191667));
@@ -312,20 +297,15 @@ TEST_CASE("cost prices a node only systems.json lists, as plan does", "[cost][pr
   REQUIRE(tray != nullptr);
   const pricing::OwnPrice plan = pricing::own_price(*tray, cat(), pricing::OwnBasis::street, {});
   CHECK(gb.buy->capex_net == Approx((plan.net_low + plan.net_high) / 2));
-  CHECK(parse_scenario_text(scenario("a100-80gb", 8, "list"), "s.json", provider).buy->capex_net ==
-        Approx(199000));
+  CHECK(parse_scenario_text(buy_scenario("a100-80gb", 8, "list"), "s.json", provider)
+            .buy->capex_net == Approx(199000));
 }
 
 TEST_CASE("buy/gpus unset: the device's first catalog system, or an error naming what to give",
           "[cost][prices][scenario][errors]") {
   const CatalogProvider provider = []() -> const Catalog& { return cat(); };
-  auto scenario = [](const std::string& gpu) {
-    return std::string(R"({"currency": "USD", "horizon_months": 36,
-      "buy": {"gpu": ")") +
-           gpu + R"(", "opex_per_year": 0}})";
-  };
   // h200's first system in data/systems.json is hgx-h200-8: priced as 8 GPUs, and recorded.
-  const cost::CostInputs in = parse_scenario_text(scenario("h200"), "s.json", provider);
+  const cost::CostInputs in = parse_scenario_text(buy_scenario("h200"), "s.json", provider);
   REQUIRE(in.buy);
   CHECK(in.buy->capex_net == Approx(425000));
   const cost::Assumption* a = assumption(in, "/buy/gpus");
@@ -334,7 +314,7 @@ TEST_CASE("buy/gpus unset: the device's first catalog system, or an error naming
   CHECK_THAT(a->source, Contains("hgx-h200-8"));
   // rtx-4080 has no catalog system: the node size is unknown.
   try {
-    (void)parse_scenario_text(scenario("rtx-4080"), "s.json", provider);
+    (void)parse_scenario_text(buy_scenario("rtx-4080"), "s.json", provider);
     FAIL("a device without a catalog system needs gpus");
   } catch (const InputError& e) {
     CHECK_THAT(std::string(e.what()), Contains("s.json") && Contains("/buy/gpu") &&

@@ -169,11 +169,6 @@ std::optional<RentKind> device_rental_kind(const RentalPrice& r) {
 
 }  // namespace
 
-std::pair<double, double> net_range(const SystemPrice& p, const Catalog& cat, const Context& ctx) {
-  const Net n = net_of(p, cat, ctx);
-  return {n.low, n.high};
-}
-
 OwnPrice own_price(const System& s, const Catalog& cat, OwnBasis basis, const Context& ctx) {
   OwnPrice o;
   const std::string b = own_basis_name(basis);
@@ -242,6 +237,11 @@ System stand_in_system(const Device& d, int gpus) {
   s.gpus_per_node = gpus;
   s.name = fmt::format("{}×{} (not in data/systems.json)", gpus, d.id);
   return s;
+}
+
+System node_for(const Catalog& cat, const Device& d, int gpus) {
+  if (const System* s = system_for(cat, d.id, gpus)) return *s;
+  return stand_in_system(d, gpus);
 }
 
 }  // namespace moeplan::pricing

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <limits>
+#include <map>
 #include <optional>
 
 #include "moeplan/errors.hpp"
@@ -476,23 +476,25 @@ Reader::CapexQuote Reader::catalog_quote(const BuyContext& x, double buyer_vat_r
   const bool stated = v.has("price_basis");
   const std::string asked =
       stated ? v.one_of("price_basis", {"street", "list", "quote"}) : std::string("street");
-  pricing::OwnPrice o = pricing::own_price(node, c, *pricing::parse_own_basis(asked), ctx);
+  // The node in every basis; unstated, the basis falls back from street to a vendor quote, then
+  // to list, and says so.
+  const char* const kBases[] = {"street", "list", "quote"};
+  std::map<std::string, pricing::OwnPrice> by;
+  for (const char* b : kBases)
+    by[b] = pricing::own_price(node, c, *pricing::parse_own_basis(b), ctx);
   std::string used = asked;
-  // Unstated, the basis falls back from street to a vendor quote, then to list, and says so.
-  for (const char* alt : {"quote", "list"})
-    if (!o.ok && !stated) {
-      pricing::OwnPrice other = pricing::own_price(node, c, *pricing::parse_own_basis(alt), ctx);
-      if (other.ok) {
-        o = std::move(other);
+  if (!stated && !by[asked].ok)
+    for (const char* alt : {"quote", "list"})
+      if (by[alt].ok) {
         used = alt;
+        break;
       }
-    }
+  const pricing::OwnPrice& o = by[used];
   if (!o.ok) {
     // o.reason names the node and what is missing; say which bases would price it instead.
     std::string others;
-    for (const char* b : {"street", "list", "quote"})
-      if (b != asked && pricing::own_price(node, c, *pricing::parse_own_basis(b), ctx).ok)
-        others += std::string(others.empty() ? "" : " or ") + b;
+    for (const char* b : kBases)
+      if (b != asked && by[b].ok) others += std::string(others.empty() ? "" : " or ") + b;
     const std::string where = node.id.empty()
                                   ? fmt::format(" (data/systems.json has no {}-GPU {} system)",
                                                 node.gpus_per_node, node.device)
@@ -545,8 +547,7 @@ System Reader::catalog_node(const BuyContext& x) {
                                        "capex or system_price",
                                        x.device->id));
   }
-  if (const System* s = pricing::system_for(c, x.device->id, buy_gpus_)) return *s;
-  return pricing::stand_in_system(*x.device, buy_gpus_);
+  return pricing::node_for(c, *x.device, buy_gpus_);
 }
 
 void Reader::read_life(const BuyContext& x, cost::BuyInputs& b) {
@@ -760,22 +761,19 @@ double Reader::catalog_rent_per_month(const JsonView& v, const Catalog& c, const
                                       const std::string& kind, const Provenance2& p) {
   const RentedNode n =
       read_rented_node(v, p, "required to price a rented node from the catalog (or give buy/gpus)");
-  const int gpus = n.gpus;
-  const double hours = n.hours;
   const pricing::RentKind k = kind == "spot"       ? pricing::RentKind::spot
                               : kind == "reserved" ? pricing::RentKind::reserved_3y
                                                    : pricing::RentKind::on_demand;
-  const System* sys = pricing::system_for(c, gpu, gpus);
-  const System node = sys ? *sys : pricing::stand_in_system(c.device(gpu), gpus);
-  const pricing::RentPrice rp = pricing::rent_price(node, c, k, {in_.currency, in_.fx_per_usd, 0});
+  const pricing::RentPrice rp = pricing::rent_price(pricing::node_for(c, c.device(gpu), n.gpus), c,
+                                                    k, {in_.currency, in_.fx_per_usd, 0});
   if (!rp.ok) v.fail(rp.reason + "; give per_month, per_year or gpu_hour_usd");
   const auto cheapest = static_cast<std::size_t>(
       std::min_element(rp.alternatives.begin(), rp.alternatives.end()) - rp.alternatives.begin());
   const pricing::Entry& e = rp.entries[cheapest];
   record(v.path() + "/" + (e.count > 1 ? "gpu_hour_usd" : "node_hour_usd") + " (catalog, " +
              rp.basis + ")",
-         e.low, "USD", {e.name + ": " + e.source, e.as_of});
-  return rp.per_node_hour * hours;
+         e.low, e.currency, {e.name + ": " + e.source, e.as_of});
+  return rp.per_node_hour * n.hours;
 }
 
 void Reader::read_api(const JsonView& v) {

@@ -79,10 +79,6 @@ struct RentPrice {
   bool estimated = false;
 };
 
-// One systems.json price (complete system or host platform) in the context's currency, net of
-// VAT: low and high.
-std::pair<double, double> net_range(const SystemPrice& p, const Catalog& cat, const Context& ctx);
-
 OwnPrice own_price(const System& s, const Catalog& cat, OwnBasis basis, const Context& ctx);
 RentPrice rent_price(const System& s, const Catalog& cat, RentKind kind, const Context& ctx);
 
@@ -92,5 +88,8 @@ const System* system_for(const Catalog& cat, const std::string& device, int gpus
 // A stand-in for a device and node size that data/systems.json does not list: no host
 // platform, so only prices.json complete-system entries of that size can price it.
 System stand_in_system(const Device& d, int gpus);
+
+// The node `gpus` × `d` is priced as: its catalog system (system_for), else the stand-in.
+System node_for(const Catalog& cat, const Device& d, int gpus);
 
 }  // namespace moeplan::pricing
