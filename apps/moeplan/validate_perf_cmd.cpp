@@ -135,7 +135,6 @@ void refuse_unknown_ids(const ValidateOptions& o, const BenchmarkFile& f,
 // --format csv: one row per input row, in input order: every input column, then predicted,
 // error_pct, reason and split.
 Table csv_rows_table(const BenchmarkFile& f, const ValidationResult& v) {
-  // One row per input row, in input order: every input column, then predicted, error_pct, reason.
   Table t{"rows", "", f.header, {}, {}};
   t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason", "split"});
   for (std::size_t i = 0; i < f.rows.size(); ++i) {
@@ -190,7 +189,6 @@ Table rows_table(const BenchmarkFile& f, const ValidationResult& v, Json& jr) {
 // measurements; measured classes the planner refused.
 void add_calibration_effect(Report& rep, const BenchmarkFile& f, const ValidationResult& v,
                             const Catalog& cat, const DeviceCalibration& cal) {
-  // The same rows predicted without the calibration: did it move them towards the measurement?
   const std::vector<CalibrationEffect> eff =
       calibration_effect(f, validate(f, cat), v, cal.device_id);
   if (eff.empty())
