@@ -99,3 +99,21 @@ add_test(NAME cli:perf_once_note
          COMMAND moeplan perf --model llama-3.1-8b --gpu h100-sxm --arrivals once --concurrency 64)
 set_tests_properties(cli:perf_once_note PROPERTIES
   PASS_REGULAR_EXPRESSION "One wave of 64 requests, run to completion.*one wave of 64 requests \\(all at once\\), run to completion")
+# A closed-loop client's prompts in all (--prompts) and the server's token budget
+# (--max-num-tokens): recorded in the JSON inputs; --prompts outside `together`, or fewer prompts
+# than are in flight, is refused.
+add_test(NAME cli:perf_prompts_json
+         COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
+                 --arrivals together --concurrency 16 --prompts 160 --max-num-tokens 1152
+                 --format json)
+set_tests_properties(cli:perf_prompts_json PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"prompts\": 160,[ \n]*\"max_num_tokens\": 1152")
+add_test(NAME cli:perf_prompts_not_together
+         COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
+                 --concurrency 16 --prompts 160)
+set_tests_properties(cli:perf_prompts_not_together PROPERTIES WILL_FAIL TRUE)
+add_test(NAME cli:perf_prompts_too_few
+         COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
+                 --arrivals together --concurrency 16 --prompts 8)
+set_tests_properties(cli:perf_prompts_too_few PROPERTIES
+  PASS_REGULAR_EXPRESSION "--prompts 8 is fewer than the 16 requests in flight")

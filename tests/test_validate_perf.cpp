@@ -256,8 +256,51 @@ TEST_CASE("arrivals and kv_precision_implied columns", "[perf][validate]") {
                            "llama-3.1-8b,rtx-4090,1,,,llama.cpp,,,1,decode_tok_s_single,1,tok/s,"
                            "s,bursty\n",
                        "b.csv"),
-      Contains("line 2, column 'arrivals': unknown mode (expected \"steady\", \"together\", or "
-               "\"once\""));
+      Contains("line 2, column 'arrivals': unknown mode (expected \"steady\", \"together\" with "
+               "an optional \"prompts=N\" in all, or \"once\""));
+}
+
+TEST_CASE("a closed-loop client's prompts in all, and the run's token budget", "[perf][validate]") {
+  // InferenceX's B200 TensorRT-LLM row at 1K/1K, c = 16 (published.csv), as the run was
+  // launched: benchmark_serving --num-prompts 160 (10 × C) and trtllm-serve --max_num_tokens
+  // (C + ISL + 64 + 63) / 64 × 64 = 1,152.
+  const std::string head = kHeader + ",source_family,nodes,arrivals,max_num_tokens\n";
+  const std::string cells =
+      "deepseek-r1,b200,8,\"default=fp8,routed_experts=nvfp4\",,trtllm,1024,1024,16,ttft_ms,195.9,"
+      "ms,s,inferencex,,";
+  const BenchmarkFile f = parse_benchmarks(
+      head + cells + "together prompts=160,1152\n" + cells + "together,\n", "b.csv");
+  REQUIRE(f.rows.size() == 2);
+  CHECK(f.rows[0].arrivals == Arrivals::together);
+  CHECK(f.rows[0].prompts == 160);
+  CHECK(f.rows[0].max_num_tokens == 1152);
+  CHECK(f.rows[1].prompts == 0);
+  CHECK(f.rows[1].max_num_tokens == 0);
+  CHECK(f.rows[0].split == f.rows[1].split);  // run settings are not the row's identity
+  // Only the first of ten waves arrives together, so the mean TTFT is below the every-wave one.
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  REQUIRE(v.predictions[0].predicted);
+  REQUIRE(v.predictions[1].predicted);
+  CHECK(*v.predictions[0].predicted < *v.predictions[1].predicted);
+
+  auto bad = [&](const std::string& arrivals, const std::string& budget) {
+    return parse_benchmarks(head + cells + arrivals + "," + budget + "\n", "b.csv");
+  };
+  CHECK_THROWS_WITH(bad("together prompts=8", ""),
+                    Contains("column 'arrivals': 8 prompts in all is fewer than the 16 in flight"));
+  CHECK_THROWS_WITH(bad("together prompts=1.5", ""),
+                    Contains("prompts must be a whole number of at least 1"));
+  CHECK_THROWS_WITH(bad("steady prompts=160", ""), Contains("unexpected setting"));
+  CHECK_THROWS_WITH(bad("once prompts=160", ""), Contains("unexpected setting"));
+  CHECK_THROWS_WITH(bad("together", "0"), Contains("line 2, column 'max_num_tokens'"));
+  CHECK_THROWS_WITH(bad("together", "lots"), Contains("line 2, column 'max_num_tokens'"));
+  // prompts=N needs the concurrency it is a multiple of.
+  CHECK_THROWS_WITH(
+      parse_benchmarks(head +
+                           "deepseek-r1,b200,8,fp8,,trtllm,1024,1024,,ttft_ms,1,ms,s,inferencex,,"
+                           "together prompts=160,\n",
+                       "b.csv"),
+      Contains("\"prompts=N\" needs the client's concurrency"));
 }
 
 TEST_CASE("`once` arrivals and the spec column", "[perf][validate][burst]") {

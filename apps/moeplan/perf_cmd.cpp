@@ -39,6 +39,8 @@ struct PerfOptions {
   std::string deployment;  // "" = one engine group (deployment.hpp)
   std::string arrivals = "steady";
   double request_rate = 0;  // --arrivals once: requests per second (0 = all at once)
+  long long prompts = 0;    // --arrivals together: the client's prompts in all (0 = every wave)
+  long long max_num_tokens = 0;  // the run's scheduler token budget (0 = the engine's default)
   bool gpus_given = false;
 };
 
@@ -319,6 +321,15 @@ PerfRequest build_request(const PerfOptions& o, const Catalog& cat, const Loaded
         "perf: --request-rate applies to --arrivals once (one wave of --concurrency "
         "requests)");
   req.request_rate_per_s = o.request_rate;
+  if (o.prompts > 0 && req.arrivals != Arrivals::together)
+    throw Error(
+        "perf: --prompts applies to --arrivals together (the first of the client's waves "
+        "arrives together)");
+  if (o.prompts > 0 && o.prompts < o.concurrency)
+    throw Error(fmt::format("perf: --prompts {} is fewer than the {} requests in flight", o.prompts,
+                            o.concurrency));
+  req.prompts = o.prompts;
+  req.max_num_tokens = o.max_num_tokens;
   req.calibration = lc.cal ? &*lc.cal : nullptr;
   return req;
 }
@@ -461,6 +472,8 @@ Json inputs_json(const PerfOptions& o, const PerfRequest& req, const PerfResult&
       {"concurrency", o.concurrency},
       {"arrivals", o.arrivals},
       {"request_rate_per_s", o.request_rate > 0 ? Json(o.request_rate) : Json(nullptr)},
+      {"prompts", o.prompts > 0 ? Json(o.prompts) : Json(nullptr)},
+      {"max_num_tokens", o.max_num_tokens > 0 ? Json(o.max_num_tokens) : Json(nullptr)},
       {"sweep", o.sweep},
       {"layout",
        {{"tp", r.layout.tp},
@@ -694,6 +707,16 @@ void setup(CLI::App& parent) {
   app->add_option("--request-rate", o->request_rate,
                   "--arrivals once: requests arriving per second (default: all at once)")
       ->check(CLI::Range(1e-6, 1e9));
+  app->add_option("--prompts", o->prompts,
+                  "--arrivals together: prompts the client sends in all (benchmark_serving "
+                  "--num-prompts) when their lengths vary: only the first wave arrives together "
+                  "(default: every wave does)")
+      ->check(CLI::Range(1LL, 1000000000000LL));
+  app->add_option("--max-num-tokens", o->max_num_tokens,
+                  "Scheduler token budget per step as the server is launched (TensorRT-LLM "
+                  "--max_num_tokens, SGLang --chunked-prefill-size, vLLM "
+                  "--max-num-batched-tokens; default: the engine's prefill_chunk_tokens)")
+      ->check(CLI::Range(1LL, 100000000LL));
   app->add_option("--sla-tpot-ms", o->sla_tpot_ms, "SLA: largest acceptable TPOT, ms")
       ->check(CLI::Range(0.001, 1e9));
   app->add_option("--sla-ttft-ms", o->sla_ttft_ms, "SLA: largest acceptable mean TTFT, ms")

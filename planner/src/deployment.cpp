@@ -166,7 +166,9 @@ PrefillPool prefill_pool(const PerfRequest& req, const Deployment& d, const Cata
   pool.alone = estimate(p, cat);
   pool.service_s = pool.alone.prefill.ttft_alone_ms * 1e-3;
   const double in = static_cast<double>(req.input_tokens);
-  const double budget = std::max(1.0, pool.alone.eff.prefill_chunk_tokens.value);
+  const double budget = req.max_num_tokens > 0
+                            ? static_cast<double>(req.max_num_tokens)
+                            : std::max(1.0, pool.alone.eff.prefill_chunk_tokens.value);
   if (in <= budget) {
     pool.per_step = std::floor(budget / in);
     pool.step_s = prefill_step(p, cat, pool.per_step * in, in / 2.0, pool.per_step).time_s;
@@ -253,8 +255,9 @@ DeploymentResult disaggregated(const PerfRequest& req, const Deployment& d, cons
   }
   double ttft_s = a.ttft_s;
   if (req.arrivals == Arrivals::together)
-    ttft_s =
-        std::max(ttft_s, wave_mean_s(C / d.prefill_workers, pool.per_step, pool.step_s) + kv_s);
+    ttft_s = closed_loop_ttft_s(
+        ttft_s, wave_mean_s(C / d.prefill_workers, pool.per_step, pool.step_s) + kv_s, C,
+        req.prompts);
   out.batch_per_group = b;
   out.output_tokens_per_s = a.x * o;
   out.total_tokens_per_s = a.x * (in + o);

@@ -1303,7 +1303,8 @@ double queued_ttft_s(const Prepared& p, const Spec& sp, const PerfRequest& req, 
   // sees, and at least the steady-state queueing estimate.
   double ttft = st.ttft_s;
   if (req.arrivals == Arrivals::together)
-    ttft = std::max(ttft, wave_ttft_s(p, sp, resident, in, chunk));
+    ttft =
+        closed_loop_ttft_s(st.ttft_s, wave_ttft_s(p, sp, resident, in, chunk), conc, req.prompts);
   if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
   return ttft;
 }
@@ -1377,7 +1378,10 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   r.spec_tokens = sp.k;
   r.spec_acceptance = sp.alpha;
 
-  const long long chunk = std::max<long long>(1, std::llround(p.eff.prefill_chunk_tokens.value));
+  const long long chunk =
+      req.max_num_tokens > 0
+          ? req.max_num_tokens
+          : std::max<long long>(1, std::llround(p.eff.prefill_chunk_tokens.value));
   r.prefill = prefill_alone(p, req.input_tokens, chunk);
   const double resident = resident_requests(p, req, r.notes);
   const Steady st =
@@ -1403,6 +1407,13 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
       p.eff.dev_bw.evidence == Evidence::measured ? Evidence::measured : Evidence::default_;
   add_notes(p, sp, req, r);
   return r;
+}
+
+double closed_loop_ttft_s(double steady_s, double first_wave_s, double conc, long long prompts) {
+  const double wave = std::max(steady_s, first_wave_s);
+  const double n = static_cast<double>(prompts);
+  if (prompts <= 0 || n <= conc) return wave;
+  return ((n - conc) * steady_s + conc * wave) / n;
 }
 
 long long engine_prefill_chunk_tokens(const Engine& e, const Device& d) {

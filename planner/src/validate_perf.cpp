@@ -194,7 +194,8 @@ namespace {
 
 // The columns a benchmark file may add after the required ones (§Validation).
 struct OptionalColumns {
-  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment, layout, spec;
+  std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment, layout, spec,
+      max_num_tokens;
 };
 
 OptionalColumns optional_columns(const std::vector<std::string>& header) {
@@ -208,6 +209,7 @@ OptionalColumns optional_columns(const std::vector<std::string>& header) {
     if (h == "deployment") c.deployment = i;
     if (h == "layout") c.layout = i;
     if (h == "spec") c.spec = i;
+    if (h == "max_num_tokens") c.max_num_tokens = i;
   }
   return c;
 }
@@ -244,15 +246,17 @@ void check_layout_fits(const std::string& file, int line, const BenchmarkRow& ro
                fmt::format("tp × pp = {} does not divide {} {} GPUs", per_group, what, gpus));
 }
 
-// `steady`, `together`, or `once` with an optional `rate=R` (requests per second).
+// `steady`, `together` with an optional `prompts=N` (the client's total prompts), or `once`
+// with an optional `rate=R` (requests per second).
 void read_arrivals(const std::string& file, int line, const std::string& cell, BenchmarkRow& row) {
   std::istringstream in(trim(cell));
   std::string mode, tok;
   in >> mode;
   auto bad = [&](const std::string& why) {
     bad_cell(file, line, "arrivals",
-             fmt::format("{} (expected \"steady\", \"together\", or \"once\" with an optional "
-                         "\"rate=R\" requests per second), found \"{}\"",
+             fmt::format("{} (expected \"steady\", \"together\" with an optional \"prompts=N\" "
+                         "in all, or \"once\" with an optional \"rate=R\" requests per second), "
+                         "found \"{}\"",
                          why, trim(cell)));
   };
   const std::optional<Arrivals> a = parse_arrivals_mode(mode);
@@ -260,14 +264,27 @@ void read_arrivals(const std::string& file, int line, const std::string& cell, B
   row.arrivals = *a;
   while (in >> tok) {
     const auto setting = split_setting(tok);
-    if (row.arrivals != Arrivals::once || !setting || setting->first != "rate")
-      bad("unexpected setting");
-    const std::optional<double> rate = parse_finite(setting->second);
-    if (!rate || !(*rate > 0)) bad("the rate must be a positive number");
-    row.request_rate_per_s = *rate;
+    const char* key = row.arrivals == Arrivals::once       ? "rate"
+                      : row.arrivals == Arrivals::together ? "prompts"
+                                                           : "";
+    if (!setting || setting->first != key) bad("unexpected setting");
+    const std::optional<double> v = parse_finite(setting->second);
+    if (row.arrivals == Arrivals::once) {
+      if (!v || !(*v > 0)) bad("the rate must be a positive number");
+      row.request_rate_per_s = *v;
+    } else {
+      if (!v || *v < 1 || *v != std::floor(*v) || *v > 1e12)
+        bad("prompts must be a whole number of at least 1");
+      row.prompts = static_cast<long long>(*v);
+    }
   }
   if (row.arrivals == Arrivals::once && !row.concurrency)
     bad("\"once\" needs the wave's size in the concurrency column");
+  if (row.prompts > 0 && !row.concurrency)
+    bad("\"prompts=N\" needs the client's concurrency in the concurrency column");
+  if (row.prompts > 0 && row.concurrency && row.prompts < *row.concurrency)
+    bad(fmt::format("{} prompts in all is fewer than the {} in flight", row.prompts,
+                    *row.concurrency));
 }
 
 void read_optional(const std::string& file, int line, const std::vector<std::string>& cells,
@@ -282,6 +299,9 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
   if (c.arrivals) read_arrivals(file, line, cells[*c.arrivals], row);
   if (c.spec) row.spec = parsed_cell(file, line, "spec", cells[*c.spec], parse_spec);
   if (c.kv_implied) row.kv_precision_implied = trim(cells[*c.kv_implied]);
+  if (c.max_num_tokens)
+    if (auto n = count_cell(file, line, "max_num_tokens", cells[*c.max_num_tokens], 1))
+      row.max_num_tokens = *n;
   if (c.layout) row.layout = parsed_cell(file, line, "layout", cells[*c.layout], parse_layout);
   if (c.deployment) {
     const std::string text = trim(cells[*c.deployment]);
@@ -458,6 +478,8 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     // A row without a concurrency is a saturated run: every request queued up front.
     req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
     req.request_rate_per_s = row.request_rate_per_s;
+    req.prompts = row.prompts;
+    req.max_num_tokens = row.max_num_tokens;
     req.spec = row.spec;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;

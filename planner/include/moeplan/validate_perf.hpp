@@ -53,10 +53,15 @@ struct BenchmarkRow {
   std::string source_family = "unspecified";
   int nodes = 1;
   // How the source's load tool starts its requests (optional column `arrivals`: "steady",
-  // "together", or "once" — one wave of `concurrency` requests — optionally with "rate=R"
-  // requests per second; steady when absent). docs/performance.md §Serving steady state.
+  // "together" — optionally with "prompts=N", the client's total prompts when lengths vary —
+  // or "once" — one wave of `concurrency` requests — optionally with "rate=R" requests per
+  // second; steady when absent). docs/performance.md §Serving steady state.
   Arrivals arrivals = Arrivals::steady;
   double request_rate_per_s = 0;
+  long long prompts = 0;
+  // The scheduler token budget per step the run set (optional column `max_num_tokens`; the
+  // engine's default when empty). Not part of the row's identity.
+  long long max_num_tokens = 0;
   // Speculative decoding in the measured run (optional column `spec`, parse_spec's words, e.g.
   // "mtp tokens=3 acceptance=0.41"; none when empty). Not part of the row's identity.
   SpecConfig spec;
