@@ -313,3 +313,41 @@ TEST_CASE("MLA q_a / kv_a stay whole on every TP rank", "[sizing]") {
   // GQA has no replicated projection under plain TP.
   CHECK(tp_replicated_attention_share(cat().model("llama-3.1-8b"), false) == 0.0);
 }
+
+TEST_CASE(
+    "Experts split by tensor parallelism (ep below tp × dp) weigh what expert parallelism does",
+    "[sizing][property]") {
+  // InferenceX serves DeepSeek-R1 FP8 on 8 × B200 at TP 8 with `--ep_size 1` (TensorRT-LLM) and
+  // `--ep-size 1` (SGLang): every expert is split eight ways, so each GPU holds 1/8 of the
+  // experts' bytes, as with EP 8. Before, ep = 1 was read as every GPU holding every expert
+  // whole: 657 GB a GPU, "does not fit".
+  FitRequest r = request("deepseek-r1", "b200", 8, "fp8", "fp8");
+  r.layout = Layout{8, 1, 1, false};
+  const FitResult tp_split = fit(r, cat());
+  r.layout = Layout{8, 1, 8, false};
+  const FitResult ep_split = fit(r, cat());
+  CHECK(tp_split.fits);
+  REQUIRE(!tp_split.per_gpu.empty());
+  // 671e9 weights × ~1 byte / 8 GPUs ≈ 84 GB each (the dense part, 1/8 too, bar the MLA
+  // projections every TP rank keeps whole).
+  CHECK(tp_split.per_gpu[0].weights_bytes / 1e9 == Approx(84).epsilon(0.05));
+  CHECK(tp_split.per_gpu[0].weights_bytes == Approx(ep_split.per_gpu[0].weights_bytes));
+  // Property over every MoE model: any ep dividing tp leaves the bytes per GPU unchanged.
+  for (const auto& m : cat().models) {
+    if (!m.is_moe()) continue;
+    FitRequest q = request(m.id, "b200", 8);
+    for (int ep : {1, 2, 4, 8}) {
+      q.layout = Layout{8, 1, ep, false};
+      FitResult f;
+      try {
+        f = fit(q, cat());
+      } catch (const Error&) {
+        continue;  // a layout the model cannot take (heads) is not this test's subject
+      }
+      q.layout = Layout{8, 1, 8, false};
+      const FitResult whole = fit(q, cat());
+      INFO(m.id << " ep=" << ep);
+      CHECK(f.per_gpu[0].weights_bytes == Approx(whole.per_gpu[0].weights_bytes));
+    }
+  }
+}

@@ -776,7 +776,10 @@ StepBytes step_bytes(const Prepared& p, const StepLoad& s, double n_mb, double m
   const double pp = L.pp;
   StepBytes m;
   m.dense = (p.dense_bytes - p.replicated_bytes) / (L.tp * pp) + p.replicated_bytes / pp;
-  if (p.experts > 0) m.expert = experts_touched / p.experts * p.routed_bytes / (L.ep * pp);
+  // Every GPU of the stage holds 1/(tp × dp) of each touched expert's bytes, as whole experts
+  // (expert parallelism) or as slices (experts split by tensor parallelism).
+  if (p.experts > 0)
+    m.expert = experts_touched / p.experts * p.routed_bytes / (L.expert_shards() * pp);
   // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_share
   // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
   m.kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb * p.kv_share;

@@ -125,7 +125,8 @@ double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& w
   const auto it = wbytes.find(Component::attention);
   const double attn = it != wbytes.end() ? it->second : 0.0;
   const double replicated = attn * tp_replicated_attention_share(m, l.dp_attention);
-  return (rest - replicated) / (l.tp * l.pp) + replicated / l.pp + experts / (l.ep * l.pp);
+  return (rest - replicated) / (l.tp * l.pp) + replicated / l.pp +
+         experts / (l.expert_shards() * l.pp);
 }
 
 ResolvedLayout resolve_layout(const Model& m, int gpus, const Layout& l) {

@@ -62,6 +62,11 @@ struct GpuMemory {
 struct ResolvedLayout {
   int tp = 1, pp = 1, dp = 1, ep = 1;
   bool dp_attention = false;
+  // GPUs of one pipeline stage that share a MoE layer's routed experts: tp × dp. `ep` of them
+  // hold whole experts; with ep below tp × dp (vLLM without --enable-expert-parallel, SGLang
+  // --ep-size 1, TensorRT-LLM --ep_size 1) each expert is also split by tensor parallelism
+  // over tp × dp / ep ranks, so every GPU holds 1/(tp × dp) of the experts' bytes either way.
+  int expert_shards() const { return tp * dp; }
 };
 
 struct FitResult {
