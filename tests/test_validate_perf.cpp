@@ -507,3 +507,33 @@ TEST_CASE("published comparisons: perf's table and plan's risk predict the same 
   CHECK(published_comparisons(c, "glm-5", "h200", 8, "native", "vllm").size() == 3);
   CHECK(published_comparisons(c, "glm-5", "h200", 8, "bf16", "vllm").empty());
 }
+
+TEST_CASE("InferenceX single-node study: decode holds whether experts are split by EP or by TP",
+          "[perf][validate][moe]") {
+  // data/benchmarks/inferencex-single-node.csv (docs/performance.md, §Where it misses): 350
+  // DeepSeek-R1 runs, none used to fit anything. Measured 2026-11-27: TPOT median |error| 15.8%
+  // on the 223 runs with ep = 1 (experts split by tensor parallelism; 166% before the fix that
+  // splits them over tp × dp) and 12.9% on the 127 with ep = tp. The bound leaves room for
+  // catalog and efficiency edits, not for the old reading of ep = 1.
+  const BenchmarkFile f =
+      read_benchmarks(test::data_dir() + "/benchmarks/inferencex-single-node.csv");
+  REQUIRE(f.rows.size() == 1040);
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  std::vector<double> tp_split, ep_split;
+  for (std::size_t i = 0; i < f.rows.size(); ++i) {
+    const BenchmarkRow& r = f.rows[i];
+    CHECK(r.source.find("actions/runs/") != std::string::npos);
+    CHECK(r.prompts == 10 * r.concurrency.value_or(0));
+    if (r.metric != Metric::tpot_ms) continue;
+    REQUIRE(v.predictions[i].predicted);
+    (r.layout.ep == 1 ? tp_split : ep_split).push_back(std::fabs(v.predictions[i].error_pct));
+  }
+  auto median = [](std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    return x.size() % 2 ? x[x.size() / 2] : (x[x.size() / 2 - 1] + x[x.size() / 2]) / 2;
+  };
+  REQUIRE(tp_split.size() == 223);
+  REQUIRE(ep_split.size() == 127);
+  CHECK(median(tp_split) <= 20.0);
+  CHECK(median(ep_split) <= 20.0);
+}
