@@ -100,14 +100,14 @@ add_test(NAME cli:perf_once_note
 set_tests_properties(cli:perf_once_note PROPERTIES
   PASS_REGULAR_EXPRESSION "One wave of 64 requests, run to completion.*one wave of 64 requests \\(all at once\\), run to completion")
 # A closed-loop client's prompts in all (--prompts) and the server's token budget
-# (--max-num-tokens): recorded in the JSON inputs; --prompts outside `together`, or fewer prompts
-# than are in flight, is refused.
+# (--max-num-tokens): recorded in the JSON inputs; --prompts outside `together`, fewer prompts
+# than are in flight, or --range-ratio without --prompts is refused.
 add_test(NAME cli:perf_prompts_json
          COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
-                 --arrivals together --concurrency 16 --prompts 160 --max-num-tokens 1152
-                 --format json)
+                 --arrivals together --concurrency 16 --prompts 160 --range-ratio 0.8
+                 --max-num-tokens 1152 --admission-interval-steps 30 --format json)
 set_tests_properties(cli:perf_prompts_json PROPERTIES
-  PASS_REGULAR_EXPRESSION "\"prompts\": 160,[ \n]*\"max_num_tokens\": 1152")
+  PASS_REGULAR_EXPRESSION "\"prompts\": 160,[ \n]*\"range_ratio\": 0.8,[ \n]*\"max_num_tokens\": 1152,[ \n]*\"admission_interval_steps\": 30")
 add_test(NAME cli:perf_prompts_not_together
          COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
                  --concurrency 16 --prompts 160)
@@ -117,3 +117,8 @@ add_test(NAME cli:perf_prompts_too_few
                  --arrivals together --concurrency 16 --prompts 8)
 set_tests_properties(cli:perf_prompts_too_few PROPERTIES
   PASS_REGULAR_EXPRESSION "--prompts 8 is fewer than the 16 requests in flight")
+add_test(NAME cli:perf_range_without_prompts
+         COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
+                 --arrivals together --concurrency 16 --range-ratio 0.8)
+set_tests_properties(cli:perf_range_without_prompts PROPERTIES
+  PASS_REGULAR_EXPRESSION "--range-ratio describes the lengths of a client's --prompts")

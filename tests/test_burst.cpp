@@ -149,3 +149,107 @@ TEST_CASE("a wave over replicas: each replica runs its share at its share of the
       estimate_deployment(pd, parse_deployment("pd:1x8+1x8"), test::bundled_catalog()),
       Contains("not for disaggregated workers"));
 }
+
+TEST_CASE("a closed-loop client, stepped by hand", "[perf][burst]") {
+  // benchmark_serving --max-concurrency 1 --num-prompts 3: one request at a time, the next sent
+  // the moment the last ends. Budget 100, prompts of 100 tokens, 11 output tokens, 0.1 s a step:
+  // each request takes a prefill step (first token 0.1 s after it was sent) and 10 decode steps,
+  // so the three run 0–1.1, 1.1–2.2, 2.2–3.3. TTFT 0.1 s each, counted from the send.
+  BurstLoad l = two_prompts();
+  l.requests = 3;
+  l.clients = 1;
+  const BurstRun w = simulate_burst(l, kTenthOfASecond);
+  CHECK(w.ttft_mean_s == Approx(0.1));
+  CHECK(w.tpot_mean_s == Approx(0.1));
+  CHECK(w.duration_s == Approx(3.3));
+  CHECK(w.output_tokens_per_s == Approx(33.0 / 3.3));
+
+  // Two clients, four prompts, fixed lengths: the second pair is sent together when the first
+  // pair ends, so it queues for the budget exactly as the first did (every wave together):
+  // the first pair's schedule (first tokens 0.1 and 0.3, ends 1.1 and 1.3) repeats once A ends
+  // for C (sent 1.1) — D, sent 1.3, arrives with C decoding.
+  l.requests = 4;
+  l.clients = 2;
+  const BurstRun two = simulate_burst(l, kTenthOfASecond);
+  CHECK(two.ttft_mean_s >= 0.1);
+  CHECK(two.ttft_mean_s <= 0.2 + 1e-9);  // never worse than a wave arriving together
+  CHECK(two.duration_s == Approx(2.4).margin(0.15));
+}
+
+TEST_CASE("a closed-loop client's lengths spread as benchmark_serving draws them",
+          "[perf][burst][property]") {
+  BurstLoad l;
+  l.input_tokens = 1000;
+  l.output_tokens = 100;
+  l.budget_tokens = 8192;
+  l.slots = 64;
+  l.clients = 16;
+  l.requests = 1600;
+  const BurstStepTime step = [](double dec, double pf, double) {
+    return 0.01 + 1e-4 * dec + 2e-5 * pf;
+  };
+  const BurstRun fixed = simulate_burst(l, step);
+  l.range_ratio = 0.8;
+  const BurstRun spread = simulate_burst(l, step);
+  // Reproducible: a fixed seed, the same run twice.
+  const BurstRun again = simulate_burst(l, step);
+  CHECK(spread.ttft_mean_s == again.ttft_mean_s);
+  CHECK(spread.duration_s == again.duration_s);
+  // Lengths uniform in [800, 1000] and [80, 100]: the mean output 90 tokens, so 1,600 requests
+  // emit about 144,000 tokens (±1% for the draws).
+  CHECK(spread.output_tokens_per_s * spread.duration_s == Approx(1600 * 90.0).epsilon(0.01));
+  // Spread lengths break the waves up: prompts arrive a few at a time, and queue less for the
+  // budget than 16 that arrive together every time.
+  CHECK(spread.ttft_mean_s < fixed.ttft_mean_s);
+  // Out of range: refused.
+  l.range_ratio = 0;
+  CHECK_THROWS_WITH(simulate_burst(l, step), Contains("range ratio in (0, 1]"));
+  l.range_ratio = 1;
+  l.clients = -1;
+  CHECK_THROWS_AS(simulate_burst(l, step), Error);
+}
+
+TEST_CASE("a scheduler that looks for new requests every N steps", "[perf][burst]") {
+  // SGLang --scheduler-recv-interval / --num-continuous-decode-steps. Prompts of 100 tokens
+  // arriving 0.25 s apart, budget 200, 0.1 s a step. A is taken at once (the server is idle) and
+  // prefilled 0–0.1. B arrives at 0.25:
+  //   every step: taken at the step boundary 0.3, prefilled 0.3–0.4 → TTFT 0.15;
+  //   every 4 steps: the next look is after step 4 (t 0.4), prefilled 0.4–0.5 → TTFT 0.25.
+  BurstLoad l = two_prompts();
+  l.rate_per_s = 4;
+  l.budget_tokens = 200;  // room for B's whole prompt beside A's decode token
+  const BurstRun every = simulate_burst(l, kTenthOfASecond);
+  CHECK(every.ttft_mean_s == Approx((0.1 + 0.15) / 2));
+  l.admit_every_steps = 4;
+  const BurstRun fourth = simulate_burst(l, kTenthOfASecond);
+  CHECK(fourth.ttft_mean_s == Approx((0.1 + 0.25) / 2));
+  // An arrival during another prompt's prefill waits for the look too. Prompts of 300 tokens,
+  // B at 0.05 s:
+  //   every step: B is taken after step 1 and shares step 2 (A's last 100, B's first 100);
+  //     A decodes from 0.2, B takes 199 in step 3 and its last token in step 4 → TTFT 0.35;
+  //   every 4 steps: A is prefilled alone (steps 1–2, first token 0.2), decodes to step 4
+  //     (t 0.4), B is taken then: 199 + 101 tokens, first token 0.6 → TTFT 0.55.
+  l.input_tokens = 300;
+  l.rate_per_s = 20;
+  l.admit_every_steps = 1;
+  CHECK(simulate_burst(l, kTenthOfASecond).ttft_mean_s == Approx((0.2 + 0.35) / 2));
+  l.admit_every_steps = 4;
+  CHECK(simulate_burst(l, kTenthOfASecond).ttft_mean_s == Approx((0.2 + 0.55) / 2));
+  l.admit_every_steps = 0;
+  CHECK_THROWS_WITH(simulate_burst(l, kTenthOfASecond), Contains("admission interval >= 1"));
+}
+
+TEST_CASE("steady state: every N steps adds (N − 1)/2 steps to TTFT", "[perf][burst][ttft]") {
+  // SGLang on 8 × B200, DeepSeek-R1 NVFP4, 1K/1K, c = 64, as InferenceX launches it with
+  // --scheduler-recv-interval 30: the prompt waits 14.5 steps more than with 1.
+  PerfRequest r = test::perf_request("deepseek-r1", "b200", 8, "default=fp8,routed_experts=nvfp4",
+                                     "sglang", "fp8");
+  r.input_tokens = 1024;
+  r.output_tokens = 1024;
+  r.concurrency = 64;
+  const PerfResult one = estimate(r, test::bundled_catalog());
+  r.admission_interval_steps = 30;
+  const PerfResult thirty = estimate(r, test::bundled_catalog());
+  CHECK(thirty.prefill.ttft_ms - one.prefill.ttft_ms == Approx(14.5 * one.decode.tpot_ms));
+  CHECK(thirty.decode.tpot_ms == Approx(one.decode.tpot_ms));
+}

@@ -257,7 +257,7 @@ TEST_CASE("arrivals and kv_precision_implied columns", "[perf][validate]") {
                            "s,bursty\n",
                        "b.csv"),
       Contains("line 2, column 'arrivals': unknown mode (expected \"steady\", \"together\" with "
-               "an optional \"prompts=N\" in all, or \"once\""));
+               "optional \"prompts=N\" in all and \"range=R\" lengths ratio, or \"once\""));
 }
 
 TEST_CASE("a closed-loop client's prompts in all, and the run's token budget", "[perf][validate]") {
@@ -269,15 +269,17 @@ TEST_CASE("a closed-loop client's prompts in all, and the run's token budget", "
       "deepseek-r1,b200,8,\"default=fp8,routed_experts=nvfp4\",,trtllm,1024,1024,16,ttft_ms,195.9,"
       "ms,s,inferencex,,";
   const BenchmarkFile f = parse_benchmarks(
-      head + cells + "together prompts=160,1152\n" + cells + "together,\n", "b.csv");
+      head + cells + "together prompts=160 range=0.8,1152\n" + cells + "together,1152\n", "b.csv");
   REQUIRE(f.rows.size() == 2);
   CHECK(f.rows[0].arrivals == Arrivals::together);
   CHECK(f.rows[0].prompts == 160);
+  CHECK(f.rows[0].range_ratio == Approx(0.8));
   CHECK(f.rows[0].max_num_tokens == 1152);
   CHECK(f.rows[1].prompts == 0);
-  CHECK(f.rows[1].max_num_tokens == 0);
+  CHECK(f.rows[1].range_ratio == 1);
   CHECK(f.rows[0].split == f.rows[1].split);  // run settings are not the row's identity
-  // Only the first of ten waves arrives together, so the mean TTFT is below the every-wave one.
+  // Lengths that vary break the waves up after the first: the simulated mean TTFT is below the
+  // every-wave one.
   const ValidationResult v = validate(f, test::bundled_catalog());
   REQUIRE(v.predictions[0].predicted);
   REQUIRE(v.predictions[1].predicted);
@@ -289,10 +291,19 @@ TEST_CASE("a closed-loop client's prompts in all, and the run's token budget", "
   CHECK_THROWS_WITH(bad("together prompts=8", ""),
                     Contains("column 'arrivals': 8 prompts in all is fewer than the 16 in flight"));
   CHECK_THROWS_WITH(bad("together prompts=1.5", ""),
-                    Contains("prompts must be a whole number of at least 1"));
+                    Contains("prompts must be a whole number from 1 to 65,536"));
+  CHECK_THROWS_WITH(bad("together prompts=160 range=1.2", ""),
+                    Contains("the range ratio must be in (0, 1]"));
+  CHECK_THROWS_WITH(bad("together range=0.8", ""), Contains("give \"prompts=N\" too"));
   CHECK_THROWS_WITH(bad("steady prompts=160", ""), Contains("unexpected setting"));
   CHECK_THROWS_WITH(bad("once prompts=160", ""), Contains("unexpected setting"));
   CHECK_THROWS_WITH(bad("together", "0"), Contains("line 2, column 'max_num_tokens'"));
+  // The scheduler's admission interval (SGLang --scheduler-recv-interval) is a column too.
+  const std::string head2 = kHeader + ",source_family,nodes,arrivals,admission_interval_steps\n";
+  const BenchmarkFile g = parse_benchmarks(head2 + cells + "together,30\n", "b.csv");
+  CHECK(g.rows[0].admission_interval_steps == 30);
+  CHECK_THROWS_WITH(parse_benchmarks(head2 + cells + "together,0\n", "b.csv"),
+                    Contains("line 2, column 'admission_interval_steps'"));
   CHECK_THROWS_WITH(bad("together", "lots"), Contains("line 2, column 'max_num_tokens'"));
   // prompts=N needs the concurrency it is a multiple of.
   CHECK_THROWS_WITH(
@@ -511,7 +522,7 @@ TEST_CASE("published comparisons: perf's table and plan's risk predict the same 
 TEST_CASE("InferenceX single-node study: decode holds whether experts are split by EP or by TP",
           "[perf][validate][moe]") {
   // data/benchmarks/inferencex-single-node.csv (docs/performance.md, §Where it misses): 350
-  // DeepSeek-R1 runs, none used to fit anything. Measured 2026-11-27: TPOT median |error| 15.8%
+  // DeepSeek-R1 runs, none used to fit anything, each simulated as the client ran it. Measured 2026-11-27: TPOT median |error| 15.8%
   // on the 223 runs with ep = 1 (experts split by tensor parallelism; 166% before the fix that
   // splits them over tp × dp) and 12.9% on the 127 with ep = tp. The bound leaves room for
   // catalog and efficiency edits, not for the old reading of ep = 1.
@@ -524,6 +535,7 @@ TEST_CASE("InferenceX single-node study: decode holds whether experts are split 
     const BenchmarkRow& r = f.rows[i];
     CHECK(r.source.find("actions/runs/") != std::string::npos);
     CHECK(r.prompts == 10 * r.concurrency.value_or(0));
+    CHECK(r.range_ratio == Approx(0.8));
     if (r.metric != Metric::tpot_ms) continue;
     REQUIRE(v.predictions[i].predicted);
     (r.layout.ep == 1 ? tp_split : ep_split).push_back(std::fabs(v.predictions[i].error_pct));

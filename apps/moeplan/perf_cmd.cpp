@@ -40,7 +40,9 @@ struct PerfOptions {
   std::string arrivals = "steady";
   double request_rate = 0;  // --arrivals once: requests per second (0 = all at once)
   long long prompts = 0;    // --arrivals together: the client's prompts in all (0 = every wave)
-  long long max_num_tokens = 0;  // the run's scheduler token budget (0 = the engine's default)
+  double range_ratio = 1;   // --prompts: lengths in [r·nominal, nominal]
+  long long max_num_tokens = 0;      // the run's scheduler token budget (0 = the engine's default)
+  int admission_interval_steps = 1;  // the scheduler looks for new requests every N steps
   bool gpus_given = false;
 };
 
@@ -328,8 +330,12 @@ PerfRequest build_request(const PerfOptions& o, const Catalog& cat, const Loaded
   if (o.prompts > 0 && o.prompts < o.concurrency)
     throw Error(fmt::format("perf: --prompts {} is fewer than the {} requests in flight", o.prompts,
                             o.concurrency));
+  if (o.range_ratio < 1 && o.prompts == 0)
+    throw Error("perf: --range-ratio describes the lengths of a client's --prompts: give both");
   req.prompts = o.prompts;
+  req.range_ratio = o.range_ratio;
   req.max_num_tokens = o.max_num_tokens;
+  req.admission_interval_steps = o.admission_interval_steps;
   req.calibration = lc.cal ? &*lc.cal : nullptr;
   return req;
 }
@@ -473,7 +479,9 @@ Json inputs_json(const PerfOptions& o, const PerfRequest& req, const PerfResult&
       {"arrivals", o.arrivals},
       {"request_rate_per_s", o.request_rate > 0 ? Json(o.request_rate) : Json(nullptr)},
       {"prompts", o.prompts > 0 ? Json(o.prompts) : Json(nullptr)},
+      {"range_ratio", o.range_ratio},
       {"max_num_tokens", o.max_num_tokens > 0 ? Json(o.max_num_tokens) : Json(nullptr)},
+      {"admission_interval_steps", o.admission_interval_steps},
       {"sweep", o.sweep},
       {"layout",
        {{"tp", r.layout.tp},
@@ -709,9 +717,17 @@ void setup(CLI::App& parent) {
       ->check(CLI::Range(1e-6, 1e9));
   app->add_option("--prompts", o->prompts,
                   "--arrivals together: prompts the client sends in all (benchmark_serving "
-                  "--num-prompts) when their lengths vary: only the first wave arrives together "
-                  "(default: every wave does)")
-      ->check(CLI::Range(1LL, 1000000000000LL));
+                  "--num-prompts), --concurrency in flight: the run is simulated step by step "
+                  "(default: the steady-state form, every wave together)")
+      ->check(CLI::Range(1LL, 65536LL));
+  app->add_option("--range-ratio", o->range_ratio,
+                  "--prompts: lengths drawn uniformly from ratio × --input/--output to the full "
+                  "length (benchmark_serving --random-range-ratio; default 1: fixed lengths)")
+      ->check(CLI::Range(0.01, 1.0));
+  app->add_option("--admission-interval-steps", o->admission_interval_steps,
+                  "Steps between the scheduler's looks for new requests while a batch runs "
+                  "(SGLang --scheduler-recv-interval, --num-continuous-decode-steps; default 1)")
+      ->check(CLI::Range(1, 1000000));
   app->add_option("--max-num-tokens", o->max_num_tokens,
                   "Scheduler token budget per step as the server is launched (TensorRT-LLM "
                   "--max_num_tokens, SGLang --chunked-prefill-size, vLLM "

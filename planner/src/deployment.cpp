@@ -123,6 +123,11 @@ DeploymentResult replicas(const PerfRequest& req, const Deployment& d, const Cat
     const double n = static_cast<double>(c == lo ? d.replicas - n_hi : n_hi);
     if (c < 1 || n <= 0) continue;
     g.concurrency = c;
+    // A closed-loop client's prompts split as its requests do.
+    if (req.prompts > 0)
+      g.prompts =
+          std::max(c, std::llround(static_cast<double>(req.prompts) * static_cast<double>(c) /
+                                   static_cast<double>(req.concurrency)));
     const PerfResult r = estimate(g, cat);
     if (c == lo || lo == 0) out.group = r;
     out.output_tokens_per_s += n * r.decode.output_tokens_per_s;
@@ -255,9 +260,8 @@ DeploymentResult disaggregated(const PerfRequest& req, const Deployment& d, cons
   }
   double ttft_s = a.ttft_s;
   if (req.arrivals == Arrivals::together)
-    ttft_s = closed_loop_ttft_s(
-        ttft_s, wave_mean_s(C / d.prefill_workers, pool.per_step, pool.step_s) + kv_s, C,
-        req.prompts);
+    ttft_s =
+        std::max(ttft_s, wave_mean_s(C / d.prefill_workers, pool.per_step, pool.step_s) + kv_s);
   out.batch_per_group = b;
   out.output_tokens_per_s = a.x * o;
   out.total_tokens_per_s = a.x * (in + o);
@@ -292,6 +296,12 @@ DeploymentResult estimate_deployment(const PerfRequest& req, const Deployment& d
         throw Error(
             fmt::format("deployment {}: a single wave (`once` arrivals) is modelled for "
                         "one engine group or replicas, not for disaggregated workers",
+                        deployment_label(d)));
+      if (req.arrivals == Arrivals::together && req.prompts > 0)
+        throw Error(
+            fmt::format("deployment {}: a client's run of N prompts (`together` with prompts) is "
+                        "simulated for one engine group or replicas, not for disaggregated "
+                        "workers",
                         deployment_label(d)));
       return disaggregated(req, d, cat);
     case Deployment::Kind::single:

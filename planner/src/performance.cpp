@@ -1209,12 +1209,19 @@ double wave_ttft_s(const Prepared& p, const Spec& sp, double conc, double in, do
   return sum / static_cast<double>(n);
 }
 
-// `once` arrivals (burst.hpp): the wave simulated with this model's step times at the mean
-// decode context; a step without decoders drafts nothing.
-BurstRun once_run(const Prepared& p, const Spec& sp, const PerfRequest& req, double resident,
-                  double in, double out, double budget) {
+// `once` arrivals, and `together` with the client's prompts in all (burst.hpp): the run
+// simulated with this model's step times at the mean decode context; a step without decoders
+// drafts nothing.
+BurstRun simulated_run(const Prepared& p, const Spec& sp, const PerfRequest& req, double resident,
+                       double in, double out, double budget) {
   BurstLoad l;
   l.requests = req.concurrency;
+  if (req.arrivals == Arrivals::together) {
+    l.requests = std::max(req.prompts, req.concurrency);
+    l.clients = req.concurrency;
+    l.range_ratio = req.range_ratio;
+  }
+  l.admit_every_steps = std::max(1, req.admission_interval_steps);
   l.input_tokens = in;
   l.output_tokens = out;
   l.budget_tokens = budget;
@@ -1291,8 +1298,20 @@ double queued_ttft_s(const Prepared& p, const Spec& sp, const PerfRequest& req, 
   const double in = static_cast<double>(req.input_tokens);
   const double out = static_cast<double>(req.output_tokens);
   const double conc = static_cast<double>(req.concurrency);
+  if (req.arrivals == Arrivals::together && req.prompts > 0) {
+    wave = simulated_run(p, sp, req, resident, in, out, chunk);
+    notes.push_back(fmt::format(
+        "a client of {} in flight sending {} prompts{}, simulated: mean TTFT, mean TPOT and "
+        "output over the run's {:.1f} s",
+        req.concurrency, std::max(req.prompts, req.concurrency),
+        req.range_ratio < 1
+            ? fmt::format(" of {:g}–100% of the nominal lengths", std::floor(req.range_ratio * 100))
+            : std::string(),
+        wave->duration_s));
+    return wave->ttft_mean_s;
+  }
   if (req.arrivals == Arrivals::once) {
-    wave = once_run(p, sp, req, resident, in, out, chunk);
+    wave = simulated_run(p, sp, req, resident, in, out, chunk);
     notes.push_back(fmt::format(
         "one wave of {} requests ({}), run to completion: mean TTFT, mean TPOT and output over "
         "the run's {:.1f} s",
@@ -1306,9 +1325,11 @@ double queued_ttft_s(const Prepared& p, const Spec& sp, const PerfRequest& req, 
   // sees, and at least the steady-state queueing estimate.
   double ttft = st.ttft_s;
   if (req.arrivals == Arrivals::together)
-    ttft =
-        closed_loop_ttft_s(st.ttft_s, wave_ttft_s(p, sp, resident, in, chunk), conc, req.prompts);
+    ttft = std::max(ttft, wave_ttft_s(p, sp, resident, in, chunk));
   if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
+  // A scheduler that takes new requests every N steps holds a prompt (N − 1)/2 steps more on
+  // average than one that looks every step (the residual step is in the estimate already).
+  ttft += (std::max(1, req.admission_interval_steps) - 1) / 2.0 * st.iter_s;
   return ttft;
 }
 
@@ -1410,13 +1431,6 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
       p.eff.dev_bw.evidence == Evidence::measured ? Evidence::measured : Evidence::default_;
   add_notes(p, sp, req, r);
   return r;
-}
-
-double closed_loop_ttft_s(double steady_s, double first_wave_s, double conc, long long prompts) {
-  const double wave = std::max(steady_s, first_wave_s);
-  const double n = static_cast<double>(prompts);
-  if (prompts <= 0 || n <= conc) return wave;
-  return ((n - conc) * steady_s + conc * wave) / n;
 }
 
 long long engine_prefill_chunk_tokens(const Engine& e, const Device& d) {

@@ -195,7 +195,7 @@ namespace {
 // The columns a benchmark file may add after the required ones (§Validation).
 struct OptionalColumns {
   std::optional<std::size_t> family, nodes, arrivals, kv_implied, deployment, layout, spec,
-      max_num_tokens;
+      max_num_tokens, admission;
 };
 
 OptionalColumns optional_columns(const std::vector<std::string>& header) {
@@ -210,6 +210,7 @@ OptionalColumns optional_columns(const std::vector<std::string>& header) {
     if (h == "layout") c.layout = i;
     if (h == "spec") c.spec = i;
     if (h == "max_num_tokens") c.max_num_tokens = i;
+    if (h == "admission_interval_steps") c.admission = i;
   }
   return c;
 }
@@ -254,9 +255,9 @@ void read_arrivals(const std::string& file, int line, const std::string& cell, B
   in >> mode;
   auto bad = [&](const std::string& why) {
     bad_cell(file, line, "arrivals",
-             fmt::format("{} (expected \"steady\", \"together\" with an optional \"prompts=N\" "
-                         "in all, or \"once\" with an optional \"rate=R\" requests per second), "
-                         "found \"{}\"",
+             fmt::format("{} (expected \"steady\", \"together\" with optional \"prompts=N\" in "
+                         "all and \"range=R\" lengths ratio, or \"once\" with an optional "
+                         "\"rate=R\" requests per second), found \"{}\"",
                          why, trim(cell)));
   };
   const std::optional<Arrivals> a = parse_arrivals_mode(mode);
@@ -264,20 +265,26 @@ void read_arrivals(const std::string& file, int line, const std::string& cell, B
   row.arrivals = *a;
   while (in >> tok) {
     const auto setting = split_setting(tok);
-    const char* key = row.arrivals == Arrivals::once       ? "rate"
-                      : row.arrivals == Arrivals::together ? "prompts"
-                                                           : "";
-    if (!setting || setting->first != key) bad("unexpected setting");
+    const bool once = row.arrivals == Arrivals::once;
+    const bool together = row.arrivals == Arrivals::together;
+    if (!setting || !((once && setting->first == "rate") ||
+                      (together && (setting->first == "prompts" || setting->first == "range"))))
+      bad("unexpected setting");
     const std::optional<double> v = parse_finite(setting->second);
-    if (row.arrivals == Arrivals::once) {
+    if (setting->first == "rate") {
       if (!v || !(*v > 0)) bad("the rate must be a positive number");
       row.request_rate_per_s = *v;
-    } else {
-      if (!v || *v < 1 || *v != std::floor(*v) || *v > 1e12)
-        bad("prompts must be a whole number of at least 1");
+    } else if (setting->first == "prompts") {
+      if (!v || *v < 1 || *v != std::floor(*v) || *v > 65536)
+        bad("prompts must be a whole number from 1 to 65,536");
       row.prompts = static_cast<long long>(*v);
+    } else {
+      if (!v || !(*v > 0 && *v <= 1)) bad("the range ratio must be in (0, 1]");
+      row.range_ratio = *v;
     }
   }
+  if (row.range_ratio < 1 && row.prompts == 0)
+    bad("\"range=R\" describes the lengths of a client's prompts: give \"prompts=N\" too");
   if (row.arrivals == Arrivals::once && !row.concurrency)
     bad("\"once\" needs the wave's size in the concurrency column");
   if (row.prompts > 0 && !row.concurrency)
@@ -302,6 +309,11 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
   if (c.max_num_tokens)
     if (auto n = count_cell(file, line, "max_num_tokens", cells[*c.max_num_tokens], 1))
       row.max_num_tokens = *n;
+  if (c.admission)
+    if (auto n = count_cell(file, line, "admission_interval_steps", cells[*c.admission], 1)) {
+      if (*n > 1000000) bad_cell(file, line, "admission_interval_steps", "at most 1,000,000 steps");
+      row.admission_interval_steps = static_cast<int>(*n);
+    }
   if (c.layout) row.layout = parsed_cell(file, line, "layout", cells[*c.layout], parse_layout);
   if (c.deployment) {
     const std::string text = trim(cells[*c.deployment]);
@@ -321,6 +333,10 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
     bad_cell(file, line, "arrivals",
              "a single wave (\"once\") is modelled for one engine group or replicas, not for "
              "prefill/decode workers");
+  if (row.prompts > 0 && row.deployment.kind == Deployment::Kind::disaggregated)
+    bad_cell(file, line, "arrivals",
+             "a client's run of N prompts (\"together prompts=N\") is simulated for one engine "
+             "group or replicas, not for prefill/decode workers");
 }
 
 }  // namespace
@@ -479,7 +495,9 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
     req.request_rate_per_s = row.request_rate_per_s;
     req.prompts = row.prompts;
+    req.range_ratio = row.range_ratio;
     req.max_num_tokens = row.max_num_tokens;
+    req.admission_interval_steps = row.admission_interval_steps;
     req.spec = row.spec;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;

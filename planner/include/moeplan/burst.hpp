@@ -1,10 +1,11 @@
 #pragma once
-// One wave of requests run to completion: `vllm bench serve --num-prompts N` with N no larger
-// than --max-concurrency, at a request rate (or all at once). The benchmark's figures are
-// whole-run averages — mean TTFT over the wave, mean TPOT, output tokens over the run's
-// duration — so the ramp (prompts queueing for the prefill budget) and the tail (the last
-// prompts decoding alone) are part of them, which a steady-state estimate leaves out.
-// docs/performance.md §Serving steady state, "once" arrivals.
+// A benchmark run simulated step by step: one wave of requests (`vllm bench serve --num-prompts
+// N` with N no larger than --max-concurrency, at a request rate or all at once), or a closed-loop
+// client (`benchmark_serving --num-prompts N --max-concurrency C`: C requests at once, the next
+// sent when one ends). The benchmark's figures are whole-run averages — mean TTFT, mean TPOT,
+// output tokens over the run's duration — so the ramp (prompts queueing for the prefill budget)
+// and the tail (the last prompts decoding alone) are part of them, which a steady-state estimate
+// leaves out. docs/performance.md §Serving steady state, "once" and "together" arrivals.
 
 #include <functional>
 
@@ -19,6 +20,15 @@ struct BurstLoad {
   double query_tokens = 1;     // budget each decoding sequence takes (1, or K + 1 verifying)
   long long slots = 1;         // requests resident at once (KV memory, max_num_seqs)
   double rate_per_s = 0;       // arrivals every 1/rate seconds; 0 = all at t = 0
+  // Closed loop: the client keeps this many requests in flight and sends the next as one ends
+  // (rate_per_s unused); 0 = arrivals by rate.
+  long long clients = 0;
+  // Lengths drawn uniformly from [⌊r·I⌋, I] and [⌊r·O⌋, O] (benchmark_serving
+  // --random-range-ratio r) from a fixed seed, so a run is reproducible; 1 = every request I / O.
+  double range_ratio = 1;
+  // The scheduler takes new requests only every N steps while anything runs (SGLang
+  // --scheduler-recv-interval, --num-continuous-decode-steps); an idle server takes them at once.
+  long long admit_every_steps = 1;
 };
 
 // Time of one engine step carrying `dec_seqs` decoding sequences and `pf_tokens` prompt tokens
@@ -33,10 +43,11 @@ struct BurstRun {
   long long steps = 0;             // engine steps simulated (bulk decode steps counted)
 };
 
-// Simulates the wave step by step: prompts are admitted in arrival order while a slot is free,
+// Simulates the run step by step: prompts are admitted in arrival order while a slot is free,
 // chunked into the room the decoders leave in the budget (FIFO), and decode from the step after
-// their prefill ends. Throws Error when the load is out of range (no requests, more than
-// 65,536, non-positive budget) or would take more than a million mixed steps.
+// their prefill ends; TTFT counts from when the client sent the request. Throws Error when the
+// load is out of range (no requests, more than 65,536, non-positive budget, a range ratio
+// outside (0, 1]) or would take more than a million mixed steps.
 BurstRun simulate_burst(const BurstLoad& load, const BurstStepTime& step_s);
 
 }  // namespace moeplan

@@ -120,9 +120,11 @@ Efficiencies resolve_efficiencies(const Device& device, const Engine& engine,
 //              windows after warm-up): completions, and so arrivals, are spread out;
 //   together — C requests start at once and every request is averaged, the first wave included
 //              (vLLM/SGLang benchmark_serving --max-concurrency, as InferenceX runs it): the
-//              prompts queue for the prefill token budget. With fixed lengths every later wave
-//              starts together too; with `prompts` set (the client's --num-prompts, lengths
-//              that vary) only the first wave does and the later arrivals are spread out;
+//              prompts queue for the prefill token budget, and with fixed lengths every later
+//              wave starts together too. With `prompts` set (the client's --num-prompts) the
+//              run is simulated step by step as the client drives it (burst.hpp): C at once,
+//              the next sent as one ends, lengths drawn with `range_ratio`; its figures are
+//              whole-run averages;
 //   saturated — every request is queued up front (trtllm-bench throughput at an infinite
 //              request rate, "saturated" rows of validate-perf): the engine keeps its
 //              `concurrency` slots full, and a request's wait in the queue happens before it
@@ -137,12 +139,6 @@ enum class Arrivals { steady, together, saturated, once };
 // (also ""), "together", "once"; nullopt for any other word (`saturated` is implied by a
 // benchmark row without a concurrency, never named).
 std::optional<Arrivals> parse_arrivals_mode(const std::string& word);
-
-// Mean TTFT over a closed-loop run of `prompts` requests, `conc` in flight, whose first wave of
-// `conc` arrives together (mean `first_wave_s`) and whose later arrivals are spread out (mean
-// `steady_s`): ((N − C)·steady + C·max(steady, wave)) / N. `prompts` ≤ `conc` (or 0: every wave
-// together) gives max(steady, wave).
-double closed_loop_ttft_s(double steady_s, double first_wave_s, double conc, long long prompts);
 
 struct PerfRequest {
   const Model* model = nullptr;
@@ -160,13 +156,20 @@ struct PerfRequest {
       0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
   Arrivals arrivals = Arrivals::steady;
   double request_rate_per_s = 0;  // Arrivals::once: one arrival every 1/rate s; 0 = all at once
-  // Arrivals::together: prompts the client sends in all (`--num-prompts`); only the first
-  // `concurrency` of them arrive together. 0 = every wave arrives together.
+  // Arrivals::together: prompts the client sends in all (`--num-prompts`), simulated as a closed
+  // loop of `concurrency` (burst.hpp); 0 = the steady-state form, every wave together.
   long long prompts = 0;
+  // … and the spread of its lengths: uniform in [⌊r·I⌋, I] and [⌊r·O⌋, O]
+  // (`--random-range-ratio r`); 1 = fixed lengths.
+  double range_ratio = 1;
   // The scheduler's token budget per step as the run sets it (TensorRT-LLM --max_num_tokens,
   // SGLang --chunked-prefill-size, vLLM --max-num-batched-tokens); 0 = the engine's default
   // (engines.json prefill_chunk_tokens).
   long long max_num_tokens = 0;
+  // The scheduler takes new requests every N steps while a batch runs (SGLang
+  // --scheduler-recv-interval N, --num-continuous-decode-steps N): a prompt waits about
+  // (N − 1)/2 steps more before its prefill. 1 = every step (the engines' default).
+  int admission_interval_steps = 1;
   const DeviceCalibration* calibration = nullptr;
   std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
   // What the layout's communication crosses (§Communication); none = topology_for(catalog,

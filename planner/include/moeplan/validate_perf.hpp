@@ -53,15 +53,20 @@ struct BenchmarkRow {
   std::string source_family = "unspecified";
   int nodes = 1;
   // How the source's load tool starts its requests (optional column `arrivals`: "steady",
-  // "together" — optionally with "prompts=N", the client's total prompts when lengths vary —
+  // "together" — optionally with "prompts=N", the client's prompts in all, simulated as a closed
+  // loop, and "range=R", their lengths' spread —
   // or "once" — one wave of `concurrency` requests — optionally with "rate=R" requests per
   // second; steady when absent). docs/performance.md §Serving steady state.
   Arrivals arrivals = Arrivals::steady;
   double request_rate_per_s = 0;
   long long prompts = 0;
+  double range_ratio = 1;  // "together prompts=N range=R": lengths in [R·nominal, nominal]
   // The scheduler token budget per step the run set (optional column `max_num_tokens`; the
   // engine's default when empty). Not part of the row's identity.
   long long max_num_tokens = 0;
+  // Steps between the scheduler's looks for new requests (optional column
+  // `admission_interval_steps`; 1 when empty). Not part of the row's identity.
+  int admission_interval_steps = 1;
   // Speculative decoding in the measured run (optional column `spec`, parse_spec's words, e.g.
   // "mtp tokens=3 acceptance=0.41"; none when empty). Not part of the row's identity.
   SpecConfig spec;
