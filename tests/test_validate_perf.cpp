@@ -522,10 +522,10 @@ TEST_CASE("published comparisons: perf's table and plan's risk predict the same 
 TEST_CASE("InferenceX single-node study: decode holds whether experts are split by EP or by TP",
           "[perf][validate][moe]") {
   // data/benchmarks/inferencex-single-node.csv (docs/performance.md, §Where it misses): 350
-  // DeepSeek-R1 runs, none used to fit anything, each simulated as the client ran it. Measured 2026-11-27: TPOT median |error| 15.8%
-  // on the 223 runs with ep = 1 (experts split by tensor parallelism; 166% before the fix that
-  // splits them over tp × dp) and 12.9% on the 127 with ep = tp. The bound leaves room for
-  // catalog and efficiency edits, not for the old reading of ep = 1.
+  // DeepSeek-R1 runs, none used to fit anything, each simulated as the client ran it. Measured
+  // 2026-11-27: TPOT median |error| 15.8% on the 223 runs with ep = 1 (experts split by tensor
+  // parallelism; 166% before the fix that splits them over tp × dp) and 12.9% on the 127 with ep =
+  // tp. The bound leaves room for catalog and efficiency edits, not for the old reading of ep = 1.
   const BenchmarkFile f =
       read_benchmarks(test::data_dir() + "/benchmarks/inferencex-single-node.csv");
   REQUIRE(f.rows.size() == 1040);
