@@ -163,6 +163,7 @@ TEST_CASE("a closed-loop client, stepped by hand", "[perf][burst]") {
   CHECK(w.tpot_mean_s == Approx(0.1));
   CHECK(w.duration_s == Approx(3.3));
   CHECK(w.output_tokens_per_s == Approx(33.0 / 3.3));
+  CHECK(w.input_tokens_per_s == Approx(300.0 / 3.3));  // all three prompts, not one wave's
 
   // Two clients, four prompts, fixed lengths: the second pair is sent together when the first
   // pair ends, so it queues for the budget exactly as the first did (every wave together):

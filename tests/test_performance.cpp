@@ -440,6 +440,11 @@ TEST_CASE("TTFT of a client's run of N prompts, simulated", "[perf][ttft]") {
   // The waves break up after the first: below every wave together, above a lone prompt.
   CHECK(run.prefill.ttft_ms < every_wave);
   CHECK(run.prefill.ttft_ms > run.prefill.ttft_alone_ms);
+  // Totals count the run's 160 prompts, not one wave of 16: at 1K/1K (both lengths drawn from
+  // 0.8–1.0) input and output tokens come out about equal.
+  CHECK(run.prefill.aggregate_tokens_per_s == Approx(run.decode.output_tokens_per_s).epsilon(0.03));
+  CHECK(run.decode.total_tokens_per_s ==
+        Approx(run.decode.output_tokens_per_s + run.prefill.aggregate_tokens_per_s));
   std::string notes;
   for (const auto& n : run.notes) notes += n + "\n";
   CHECK_THAT(notes, Catch::Matchers::Contains("a client of 16 in flight sending 160 prompts"));

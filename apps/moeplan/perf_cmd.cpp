@@ -325,8 +325,8 @@ PerfRequest build_request(const PerfOptions& o, const Catalog& cat, const Loaded
   req.request_rate_per_s = o.request_rate;
   if (o.prompts > 0 && req.arrivals != Arrivals::together)
     throw Error(
-        "perf: --prompts applies to --arrivals together (the first of the client's waves "
-        "arrives together)");
+        "perf: --prompts applies to --arrivals together (a client's run of N prompts with "
+        "--concurrency in flight, simulated)");
   if (o.prompts > 0 && o.prompts < o.concurrency)
     throw Error(fmt::format("perf: --prompts {} is fewer than the {} requests in flight", o.prompts,
                             o.concurrency));

@@ -22,6 +22,7 @@ constexpr long long kMaxMixedSteps = 1000000;
 struct Req {
   double arrival = 0;
   double prefill_left = 0;
+  double input = 0;         // prompt tokens
   double output = 1;        // tokens, the first included
   double decode_steps = 0;  // steps after the first token: ceil((output − 1) / τ)
   double first = -1;        // time of the first token; <0 until the prefill ends
@@ -76,7 +77,8 @@ class Wave {
         q.arrival = i < l.clients ? 0.0 : std::numeric_limits<double>::infinity();
       else
         q.arrival = l.rate_per_s > 0 ? static_cast<double>(i) / l.rate_per_s : 0.0;
-      q.prefill_left = draw_length(l.input_tokens, l.range_ratio, d);
+      q.input = draw_length(l.input_tokens, l.range_ratio, d);
+      q.prefill_left = q.input;
       q.output = std::max(1.0, draw_length(l.output_tokens, l.range_ratio, d));
       q.decode_steps = std::ceil((q.output - 1) / l.tokens_per_step - 1e-9);
     }
@@ -186,12 +188,13 @@ class Wave {
 
   BurstRun summary() const {
     BurstRun b;
-    double ttft = 0, tpot = 0, last = 0, tokens = 0;
+    double ttft = 0, tpot = 0, last = 0, tokens = 0, prompt_tokens = 0;
     long long tpot_n = 0;
     for (const Req& q : r_) {
       ttft += q.first - q.arrival;
       last = std::max(last, q.end);
       tokens += q.output;
+      prompt_tokens += q.input;
       if (q.output > 1) {
         tpot += (q.end - q.first) / (q.output - 1);
         ++tpot_n;
@@ -201,6 +204,7 @@ class Wave {
     b.tpot_mean_s = tpot_n ? tpot / static_cast<double>(tpot_n) : 0.0;
     b.duration_s = last;
     b.output_tokens_per_s = last > 0 ? tokens / last : 0.0;
+    b.input_tokens_per_s = last > 0 ? prompt_tokens / last : 0.0;
     b.steps = steps_;
     return b;
   }

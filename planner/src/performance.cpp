@@ -1349,11 +1349,11 @@ void fill_decode(const Prepared& p, const Spec& sp, const PerfRequest& req, cons
   r.prefill.aggregate_tokens_per_s = st.x * in;
   if (wave) {
     if (wave->tpot_mean_s > 0) d.tpot_ms = wave->tpot_mean_s * 1e3;
-    const double n = static_cast<double>(req.concurrency);
-    const double dur = wave->duration_s;
+    // The run's own token counts: a client's run sends more prompts than it holds in flight,
+    // with lengths that vary.
     d.output_tokens_per_s = wave->output_tokens_per_s;
-    d.total_tokens_per_s = dur > 0 ? n * (in + out) / dur : 0.0;
-    r.prefill.aggregate_tokens_per_s = dur > 0 ? n * in / dur : 0.0;
+    d.total_tokens_per_s = wave->output_tokens_per_s + wave->input_tokens_per_s;
+    r.prefill.aggregate_tokens_per_s = wave->input_tokens_per_s;
   }
   d.per_request_tokens_per_s = d.tpot_ms > 0 ? 1e3 / d.tpot_ms : 0;
   // Single-stream bandwidth roofline: bytes of one token at the mean context / datasheet BW.

@@ -39,7 +39,8 @@ struct BurstRun {
   double ttft_mean_s = 0;          // first token − arrival, mean over the wave
   double tpot_mean_s = 0;          // (last token − first token) / (O − 1), mean over the wave
   double duration_s = 0;           // first arrival to last token
-  double output_tokens_per_s = 0;  // N · O / duration
+  double output_tokens_per_s = 0;  // output tokens of all N requests / duration
+  double input_tokens_per_s = 0;   // prompt tokens of all N requests / duration
   long long steps = 0;             // engine steps simulated (bulk decode steps counted)
 };
 
