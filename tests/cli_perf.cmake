@@ -111,7 +111,8 @@ set_tests_properties(cli:perf_prompts_json PROPERTIES
 add_test(NAME cli:perf_prompts_not_together
          COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
                  --concurrency 16 --prompts 160)
-set_tests_properties(cli:perf_prompts_not_together PROPERTIES WILL_FAIL TRUE)
+set_tests_properties(cli:perf_prompts_not_together PROPERTIES
+  PASS_REGULAR_EXPRESSION "--prompts applies to --arrivals together")
 add_test(NAME cli:perf_prompts_too_few
          COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
                  --arrivals together --concurrency 16 --prompts 8)
@@ -122,3 +123,8 @@ add_test(NAME cli:perf_range_without_prompts
                  --arrivals together --concurrency 16 --range-ratio 0.8)
 set_tests_properties(cli:perf_range_without_prompts PROPERTIES
   PASS_REGULAR_EXPRESSION "--range-ratio describes the lengths of a client's --prompts")
+add_test(NAME cli:perf_prompts_not_with_sweep
+         COMMAND moeplan perf --model deepseek-r1 --gpu b200 --gpus 8 --engine trtllm --weights fp8
+                 --arrivals together --prompts 160 --sweep)
+set_tests_properties(cli:perf_prompts_not_with_sweep PROPERTIES
+  PASS_REGULAR_EXPRESSION "--sweep excludes --prompts")

@@ -715,11 +715,12 @@ void setup(CLI::App& parent) {
   app->add_option("--request-rate", o->request_rate,
                   "--arrivals once: requests arriving per second (default: all at once)")
       ->check(CLI::Range(1e-6, 1e9));
-  app->add_option("--prompts", o->prompts,
-                  "--arrivals together: prompts the client sends in all (benchmark_serving "
-                  "--num-prompts), --concurrency in flight: the run is simulated step by step "
-                  "(default: the steady-state form, every wave together)")
-      ->check(CLI::Range(1LL, 65536LL));
+  auto* prompts =
+      app->add_option("--prompts", o->prompts,
+                      "--arrivals together: prompts the client sends in all (benchmark_serving "
+                      "--num-prompts), --concurrency in flight: the run is simulated step by step "
+                      "(default: the steady-state form, every wave together)")
+          ->check(CLI::Range(1LL, 65536LL));
   app->add_option("--range-ratio", o->range_ratio,
                   "--prompts: lengths drawn uniformly from ratio × --input/--output to the full "
                   "length (benchmark_serving --random-range-ratio; default 1: fixed lengths)")
@@ -752,6 +753,7 @@ void setup(CLI::App& parent) {
       "DP-attention); --tp/--pp/--ep/--dp-attention then describe each replica or worker, "
       "docs/performance.md §Deployments");
   for (const char* x : {"--sweep", "--ignore-fit"}) dep->excludes(x);
+  prompts->excludes("--sweep");  // a client's run has one concurrency
   app->callback([o, gpus] {
     o->gpus_given = gpus->count() > 0;
     run_perf(*o);

@@ -247,8 +247,8 @@ void check_layout_fits(const std::string& file, int line, const BenchmarkRow& ro
                fmt::format("tp × pp = {} does not divide {} {} GPUs", per_group, what, gpus));
 }
 
-// `steady`, `together` with an optional `prompts=N` (the client's total prompts), or `once`
-// with an optional `rate=R` (requests per second).
+// `steady`, `together` with optional `prompts=N` (the client's prompts in all) and `range=R`
+// (their lengths' spread), or `once` with an optional `rate=R` (requests per second).
 void read_arrivals(const std::string& file, int line, const std::string& cell, BenchmarkRow& row) {
   std::istringstream in(trim(cell));
   std::string mode, tok;
