@@ -549,3 +549,36 @@ TEST_CASE("InferenceX single-node study: decode holds whether experts are split 
   CHECK(median(tp_split) <= 20.0);
   CHECK(median(ep_split) <= 20.0);
 }
+
+TEST_CASE(
+    "InferenceX single-node study: warmed TensorRT-LLM runs, simulated as the client ran them",
+    "[perf][validate][ttft]") {
+  // docs/performance.md §Where it misses, "the run as the client drives it": the 46 TensorRT-LLM
+  // runs with InferenceX's 2·C warm-up (the `warmup` column) came out at 28% median |error|,
+  // −4% signed (2026-11-27), where every wave arriving together gives +93%. The bounds guard the
+  // simulation, the runs' budgets and the per-request path against drifting off that.
+  BenchmarkFile f = read_benchmarks(test::data_dir() + "/benchmarks/inferencex-single-node.csv");
+  const std::vector<std::string>& header = f.header;
+  const auto col = std::find(header.begin(), header.end(), "warmup");
+  REQUIRE(col != header.end());
+  const std::size_t warmup = static_cast<std::size_t>(col - header.begin());
+  BenchmarkFile warm = f;
+  warm.rows.clear();
+  for (const BenchmarkRow& r : f.rows)
+    if (r.engine == "trtllm" && r.metric == Metric::ttft_ms && r.raw.at(warmup) == "2xC")
+      warm.rows.push_back(r);
+  REQUIRE(warm.rows.size() == 46);
+  const ValidationResult v = validate(warm, test::bundled_catalog());
+  std::vector<double> abs_err, signed_err;
+  for (const RowPrediction& p : v.predictions) {
+    REQUIRE(p.predicted);
+    abs_err.push_back(std::fabs(p.error_pct));
+    signed_err.push_back(p.error_pct);
+  }
+  auto median = [](std::vector<double> x) {
+    std::sort(x.begin(), x.end());
+    return x.size() % 2 ? x[x.size() / 2] : (x[x.size() / 2 - 1] + x[x.size() / 2]) / 2;
+  };
+  CHECK(median(abs_err) <= 35.0);
+  CHECK(std::fabs(median(signed_err)) <= 15.0);
+}
