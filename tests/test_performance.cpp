@@ -458,6 +458,20 @@ TEST_CASE("TTFT of a client's run of N prompts, simulated", "[perf][ttft]") {
     last = t;
   }
 
+  // The library refuses what the flags and columns refuse, rather than running something else.
+  PerfRequest bad = r;
+  bad.prompts = 8;  // fewer than the 16 in flight
+  CHECK_THROWS_AS(estimate(bad, cat()), Error);
+  bad = r;
+  bad.arrivals = Arrivals::steady;  // prompts outside `together`
+  CHECK_THROWS_AS(estimate(bad, cat()), Error);
+  bad = r;
+  bad.prompts = 0;  // a range ratio without prompts
+  CHECK_THROWS_AS(estimate(bad, cat()), Error);
+  bad = r;
+  bad.admission_interval_steps = 0;
+  CHECK_THROWS_AS(estimate(bad, cat()), Error);
+
   // The run's token budget: 1,152 tokens a step (trtllm-serve --max_num_tokens as InferenceX set
   // it) fit one 1K prompt, so prompts that arrive together are prefilled one a step — never
   // faster than with the engine's 8,192 (eight a step).

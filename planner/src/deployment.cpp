@@ -165,6 +165,8 @@ PrefillPool prefill_pool(const PerfRequest& req, const Deployment& d, const Cata
   p.concurrency = 1;
   p.output_tokens = 1;
   p.arrivals = Arrivals::steady;
+  p.prompts = 0;  // one prompt alone, not a client's run
+  p.range_ratio = 1;
   p.spec = {};
   (void)group_slots(p, cat, "prefill worker");
   PrefillPool pool;

@@ -1217,11 +1217,11 @@ BurstRun simulated_run(const Prepared& p, const Spec& sp, const PerfRequest& req
   BurstLoad l;
   l.requests = req.concurrency;
   if (req.arrivals == Arrivals::together) {
-    l.requests = std::max(req.prompts, req.concurrency);
+    l.requests = req.prompts;
     l.clients = req.concurrency;
     l.range_ratio = req.range_ratio;
   }
-  l.admit_every_steps = std::max(1, req.admission_interval_steps);
+  l.admit_every_steps = req.admission_interval_steps;
   l.input_tokens = in;
   l.output_tokens = out;
   l.budget_tokens = budget;
@@ -1303,7 +1303,7 @@ double queued_ttft_s(const Prepared& p, const Spec& sp, const PerfRequest& req, 
     notes.push_back(fmt::format(
         "a client of {} in flight sending {} prompts{}, simulated: mean TTFT, mean TPOT and "
         "output over the run's {:.1f} s",
-        req.concurrency, std::max(req.prompts, req.concurrency),
+        req.concurrency, req.prompts,
         req.range_ratio < 1
             ? fmt::format(" of {:g}–100% of the nominal lengths", std::floor(req.range_ratio * 100))
             : std::string(),
@@ -1329,7 +1329,7 @@ double queued_ttft_s(const Prepared& p, const Spec& sp, const PerfRequest& req, 
   if (resident < conc && st.x > 0) ttft += (conc - resident) / st.x;  // Little's law on the queue
   // A scheduler that takes new requests every N steps holds a prompt (N − 1)/2 steps more on
   // average than one that looks every step (the residual step is in the estimate already).
-  ttft += (std::max(1, req.admission_interval_steps) - 1) / 2.0 * st.iter_s;
+  ttft += (req.admission_interval_steps - 1) / 2.0 * st.iter_s;
   return ttft;
 }
 
@@ -1391,6 +1391,16 @@ PerfResult estimate(const PerfRequest& req, const Catalog& cat) {
   if (req.concurrency < 1) throw Error("perf: --concurrency must be at least 1");
   if (req.routing_skew < 0 || req.routing_skew >= 1)
     throw Error("perf: routing skew must be in [0, 1)");
+  // A client's run and the server's settings (callers name their own flag or column first).
+  if (req.prompts < 0 ||
+      (req.prompts > 0 && (req.arrivals != Arrivals::together || req.prompts < req.concurrency)))
+    throw Error(
+        "perf: a client's prompts in all go with `together` arrivals and are at least "
+        "the concurrency");
+  if (!(req.range_ratio > 0 && req.range_ratio <= 1) || (req.range_ratio < 1 && req.prompts == 0))
+    throw Error("perf: a range ratio in (0, 1] describes a client's prompts");
+  if (req.max_num_tokens < 0 || req.admission_interval_steps < 1)
+    throw Error("perf: the token budget is >= 0 (0: the engine's) and the admission interval >= 1");
   const Prepared p = prepare(req, cat);
   const Spec sp = make_spec(req, cat, p);
   PerfResult r;
