@@ -150,6 +150,27 @@ TEST_CASE("a wave over replicas: each replica runs its share at its share of the
       Contains("not for disaggregated workers"));
 }
 
+TEST_CASE("a scheduler admission interval: applied per replica, refused for prefill/decode workers",
+          "[perf][deployment][errors]") {
+  // SGLang --scheduler-recv-interval 30 on dp:2 × 8 H200: each replica's scheduler polls every
+  // 30 steps, so a prompt waits (30 − 1)/2 = 14.5 steady steps more than at an interval of 1.
+  PerfRequest r = test::with_load(
+      test::perf_request("deepseek-r1", "h200", 16, "fp8", "sglang", "fp8"), 1024, 1024, 32);
+  r.arrivals = Arrivals::steady;
+  const Deployment dp2 = parse_deployment("dp:2");
+  const DeploymentResult every = estimate_deployment(r, dp2, test::bundled_catalog());
+  r.admission_interval_steps = 30;
+  const DeploymentResult polled = estimate_deployment(r, dp2, test::bundled_catalog());
+  CHECK(polled.ttft_ms == Approx(every.ttft_ms + 14.5 * every.tpot_ms).epsilon(0.02));
+  // Which of a pd: deployment's schedulers poll is not modelled: an error, not a silent drop.
+  CHECK_THROWS_WITH(
+      estimate_deployment(r, parse_deployment("pd:1x8+1x8"), test::bundled_catalog()),
+      Contains("deployment pd:1x8+1x8: a scheduler admission interval of 30 steps is modelled "
+               "for one engine group or replicas, not for disaggregated workers"));
+  r.admission_interval_steps = 1;
+  CHECK_NOTHROW(estimate_deployment(r, parse_deployment("pd:1x8+1x8"), test::bundled_catalog()));
+}
+
 TEST_CASE("a closed-loop client, stepped by hand", "[perf][burst]") {
   // benchmark_serving --max-concurrency 1 --num-prompts 3: one request at a time, the next sent
   // the moment the last ends. Budget 100, prompts of 100 tokens, 11 output tokens, 0.1 s a step:

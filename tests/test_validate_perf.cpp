@@ -305,6 +305,17 @@ TEST_CASE("a closed-loop client's prompts in all, and the run's token budget", "
   CHECK_THROWS_WITH(parse_benchmarks(head2 + cells + "together,0\n", "b.csv"),
                     Contains("line 2, column 'admission_interval_steps'"));
   CHECK_THROWS_WITH(bad("together", "lots"), Contains("line 2, column 'max_num_tokens'"));
+  // … but not on prefill/decode workers, whose pollers the model does not tell apart.
+  const std::string head3 =
+      kHeader + ",source_family,nodes,arrivals,deployment,admission_interval_steps\n";
+  const std::string pd_row =
+      "deepseek-r1,mi355x,24,fp8,,sglang,1024,1024,64,ttft_ms,1,ms,s,inferencex,,together,"
+      "pd:1x8+2x8,";
+  CHECK_NOTHROW(parse_benchmarks(head3 + pd_row + "1\n", "b.csv"));
+  CHECK_THROWS_WITH(parse_benchmarks(head3 + pd_row + "4\n", "b.csv"),
+                    Contains("line 2, column 'admission_interval_steps': a scheduler admission "
+                             "interval is modelled for one engine group or replicas, not for "
+                             "prefill/decode workers"));
   // prompts=N needs the concurrency it is a multiple of.
   CHECK_THROWS_WITH(
       parse_benchmarks(head +

@@ -305,6 +305,13 @@ DeploymentResult estimate_deployment(const PerfRequest& req, const Deployment& d
                         "simulated for one engine group or replicas, not for disaggregated "
                         "workers",
                         deployment_label(d)));
+      // Which workers' schedulers poll, and how often, is not modelled here: refused rather
+      // than dropped without a word.
+      if (req.admission_interval_steps != 1)
+        throw Error(
+            fmt::format("deployment {}: a scheduler admission interval of {} steps is modelled "
+                        "for one engine group or replicas, not for disaggregated workers",
+                        deployment_label(d), req.admission_interval_steps));
       return disaggregated(req, d, cat);
     case Deployment::Kind::single:
       break;

@@ -337,6 +337,10 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
     bad_cell(file, line, "arrivals",
              "a client's run of N prompts (\"together prompts=N\") is simulated for one engine "
              "group or replicas, not for prefill/decode workers");
+  if (row.admission_interval_steps != 1 && row.deployment.kind == Deployment::Kind::disaggregated)
+    bad_cell(file, line, "admission_interval_steps",
+             "a scheduler admission interval is modelled for one engine group or replicas, not "
+             "for prefill/decode workers");
 }
 
 }  // namespace
