@@ -496,12 +496,8 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     // TTFT under load): the file's `arrivals` column, e.g. `together` for InferenceX's
     // benchmark_serving --max-concurrency runs, `steady` for genai-perf windows (NIM tables).
     // A row without a concurrency is a saturated run: every request queued up front.
-    req.arrivals = row.concurrency ? row.arrivals : Arrivals::saturated;
-    req.request_rate_per_s = row.request_rate_per_s;
-    req.prompts = row.prompts;
-    req.range_ratio = row.range_ratio;
-    req.max_num_tokens = row.max_num_tokens;
-    req.admission_interval_steps = row.admission_interval_steps;
+    static_cast<ServingRun&>(req) = row;
+    if (!row.concurrency) req.arrivals = Arrivals::saturated;
     req.spec = row.spec;
     if (cal && cal->device_id == d->id) req.calibration = cal;
     p.concurrency_used = req.concurrency;

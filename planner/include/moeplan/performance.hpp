@@ -140,20 +140,9 @@ enum class Arrivals { steady, together, saturated, once };
 // benchmark row without a concurrency, never named).
 std::optional<Arrivals> parse_arrivals_mode(const std::string& word);
 
-struct PerfRequest {
-  const Model* model = nullptr;
-  const Device* device = nullptr;
-  const Engine* engine = nullptr;
-  int gpus = 1;
-  PrecisionMix weights;      // empty = the model's native mix
-  std::string kv_precision;  // "" = bf16
-  Layout layout;
-  long long input_tokens = 1024;
-  long long output_tokens = 256;
-  long long concurrency = 1;
-  SpecConfig spec;
-  double routing_skew =
-      0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
+// How the client drove the run and how the server's scheduler was launched: what a perf request
+// and a published benchmark row both state (validate-perf hands a row's to its request whole).
+struct ServingRun {
   Arrivals arrivals = Arrivals::steady;
   double request_rate_per_s = 0;  // Arrivals::once: one arrival every 1/rate s; 0 = all at once
   // Arrivals::together: prompts the client sends in all (`--num-prompts`), simulated as a closed
@@ -170,6 +159,22 @@ struct PerfRequest {
   // --scheduler-recv-interval N, --num-continuous-decode-steps N): a prompt waits about
   // (N − 1)/2 steps more before its prefill. 1 = every step (the engines' default).
   int admission_interval_steps = 1;
+};
+
+struct PerfRequest : ServingRun {
+  const Model* model = nullptr;
+  const Device* device = nullptr;
+  const Engine* engine = nullptr;
+  int gpus = 1;
+  PrecisionMix weights;      // empty = the model's native mix
+  std::string kv_precision;  // "" = bf16
+  Layout layout;
+  long long input_tokens = 1024;
+  long long output_tokens = 256;
+  long long concurrency = 1;
+  SpecConfig spec;
+  double routing_skew =
+      0;  // 0 = uniform routing; s in [0,1): traffic concentrated on (1−s)·E experts
   const DeviceCalibration* calibration = nullptr;
   std::optional<Efficiencies> efficiencies;  // pre-resolved (fast path for plan/recommend)
   // What the layout's communication crosses (§Communication); none = topology_for(catalog,

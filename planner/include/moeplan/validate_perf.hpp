@@ -44,7 +44,16 @@ const char* metric_name(Metric m);
 enum class Split { fit, holdout };
 const char* split_name(Split s);
 
-struct BenchmarkRow {
+// A published measurement. Its ServingRun fields come from optional columns, none part of the
+// row's identity:
+// `arrivals` — how the source's load tool started its requests: "steady", "together"
+// (optionally with "prompts=N", the client's prompts in all, simulated as a closed loop, and
+// "range=R", their lengths' spread) or "once" (one wave of `concurrency` requests, optionally
+// "rate=R" requests per second); steady when absent (docs/performance.md §Serving steady
+// state). `max_num_tokens` — the scheduler's token budget per step the run set (the engine's
+// default when empty). `admission_interval_steps` — steps between the scheduler's looks for
+// new requests (1 when empty).
+struct BenchmarkRow : ServingRun {
   int line = 0;                  // physical line in the file
   std::vector<std::string> raw;  // every input cell, in header order (extra columns included)
   std::string model, gpu, precision, kv_precision, engine, unit, source;
@@ -52,21 +61,6 @@ struct BenchmarkRow {
   // "unspecified" when the column is absent or empty) and how many nodes the deployment spans.
   std::string source_family = "unspecified";
   int nodes = 1;
-  // How the source's load tool starts its requests (optional column `arrivals`: "steady",
-  // "together" — optionally with "prompts=N", the client's prompts in all, simulated as a closed
-  // loop, and "range=R", their lengths' spread —
-  // or "once" — one wave of `concurrency` requests — optionally with "rate=R" requests per
-  // second; steady when absent). docs/performance.md §Serving steady state.
-  Arrivals arrivals = Arrivals::steady;
-  double request_rate_per_s = 0;
-  long long prompts = 0;
-  double range_ratio = 1;  // "together prompts=N range=R": lengths in [R·nominal, nominal]
-  // The scheduler token budget per step the run set (optional column `max_num_tokens`; the
-  // engine's default when empty). Not part of the row's identity.
-  long long max_num_tokens = 0;
-  // Steps between the scheduler's looks for new requests (optional column
-  // `admission_interval_steps`; 1 when empty). Not part of the row's identity.
-  int admission_interval_steps = 1;
   // Speculative decoding in the measured run (optional column `spec`, parse_spec's words, e.g.
   // "mtp tokens=3 acceptance=0.41"; none when empty). Not part of the row's identity.
   SpecConfig spec;
