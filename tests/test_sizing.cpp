@@ -260,6 +260,11 @@ TEST_CASE("Errors: unknown ids suggest, bad layouts explain", "[sizing][errors]"
                     Contains("unknown weight precision 'fp9'"));
   CHECK_THROWS_WITH(parse_weight_spec("experts=fp8", {}, cat()),
                     Contains("unknown weight component 'experts'"));
+  CHECK_THROWS_WITH(parse_weight_spec("fp8,default=bf16", {}, cat()),
+                    Contains("weights 'fp8,default=bf16': the default precision is given twice "
+                             "(fp8 and bf16)"));
+  CHECK_THROWS_WITH(parse_weight_spec("routed_experts=nvfp4,routed_experts=fp8", {}, cat()),
+                    Contains("'routed_experts' is given twice"));
   auto r = request("llama-3.1-8b", "h100-sxm", 6);
   r.layout.pp = 4;
   CHECK_THROWS_WITH(fit(r, cat()), Contains("does not divide"));
@@ -350,4 +355,26 @@ TEST_CASE(
       CHECK(f.per_gpu[0].weights_bytes == Approx(whole.per_gpu[0].weights_bytes));
     }
   }
+}
+
+TEST_CASE("A per-component weight mix means the same in any order", "[sizing]") {
+  // `default` sets every component and named components override it wherever they are written.
+  // Before 2026-11-27 a later `default=` undid the experts' precision: DeepSeek-V3 came out all
+  // FP8 (~654 GB) for "routed_experts=nvfp4,default=fp8" instead of ~368 GB.
+  const Model& m = cat().model("deepseek-v3");
+  const auto bytes = [&](const std::string& spec) {
+    double sum = 0;
+    for (const auto& [c, b] :
+         weight_bytes(m, parse_weight_spec(spec, m.native_precision, cat()), cat()))
+      sum += b;
+    return sum;
+  };
+  const double before = bytes("default=fp8,routed_experts=nvfp4");
+  CHECK(bytes("routed_experts=nvfp4,default=fp8") == Approx(before).epsilon(1e-12));
+  // Routed experts are most of the 671B; at NVFP4 (4.5 bits) instead of FP8 (~8 bits) the
+  // checkpoint shrinks by well over a third.
+  CHECK(before < 0.6 * bytes("fp8"));
+  const PrecisionMix mix = parse_weight_spec("routed_experts=nvfp4,default=fp8", {}, cat());
+  CHECK(mix.at(Component::routed_experts) == "nvfp4");
+  CHECK(mix.at(Component::attention) == "fp8");
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "moeplan/errors.hpp"
@@ -23,31 +24,34 @@ PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base
                                const Catalog& cat) {
   PrecisionMix mix = base;
   if (spec.empty()) return mix;
+  // Parsed whole before anything is applied: `default` sets every component first and the named
+  // components override it wherever they stand, so "routed_experts=nvfp4,default=fp8" means what
+  // "default=fp8,routed_experts=nvfp4" does instead of silently undoing the experts' precision.
+  std::map<std::string, std::string> items;  // component name (or "default") -> precision
   std::stringstream ss(spec);
   std::string item;
   while (std::getline(ss, item, ',')) {
     if (item.empty()) continue;
     const auto eq = item.find('=');
-    std::string comp = eq == std::string::npos ? "default" : item.substr(0, eq);
+    const std::string comp = eq == std::string::npos ? "default" : item.substr(0, eq);
     const std::string prec = eq == std::string::npos ? item : item.substr(eq + 1);
     (void)cat.weight_format(prec);  // throws "did you mean"
-    if (comp == "default") {
-      for (Component c : kComponents) mix[c] = prec;
-      continue;
-    }
-    bool found = false;
-    for (Component c : kComponents) {
-      if (comp == component_name(c)) {
-        mix[c] = prec;
-        found = true;
-      }
-    }
-    if (!found) {
+    bool known = comp == "default";
+    for (Component c : kComponents) known = known || comp == component_name(c);
+    if (!known) {
       std::vector<std::string> names{"default"};
       for (Component c : kComponents) names.emplace_back(component_name(c));
       throw UnknownIdError("weight component", comp, names);
     }
+    if (!items.emplace(comp, prec).second)
+      throw Error(fmt::format("weights '{}': {} is given twice ({} and {})", spec,
+                              comp == "default" ? "the default precision" : "'" + comp + "'",
+                              items[comp], prec));
   }
+  if (const auto d = items.find("default"); d != items.end())
+    for (Component c : kComponents) mix[c] = d->second;
+  for (Component c : kComponents)
+    if (const auto it = items.find(component_name(c)); it != items.end()) mix[c] = it->second;
   return mix;
 }
 

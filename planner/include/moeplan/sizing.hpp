@@ -13,7 +13,8 @@ namespace moeplan {
 
 // Precision per weight component. parse_weight_spec accepts "fp8" (every
 // component) or "default=fp8,routed_experts=nvfp4" (components named in
-// docs/catalogs.md); unset components keep `base`.
+// docs/catalogs.md), in any order: named components override the default; a name given twice
+// is an error. Unset components keep `base`.
 using PrecisionMix = std::map<Component, std::string>;
 PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base,
                                const Catalog& cat);
