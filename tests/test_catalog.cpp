@@ -241,6 +241,12 @@ TEST_CASE("systems.json errors name file, JSON path and problem", "[catalog][sys
     s.write("systems.json", j);
     CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("/systems/0/rentals/0/kind"));
   }
+  SECTION("a purchase unit of no nodes") {
+    j["systems"][0]["purchase_unit_nodes"] = 0;
+    s.write("systems.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("systems.json") && Contains("/systems/0/purchase_unit_nodes"));
+  }
   SECTION("rental without a source") {
     j["systems"][0]["rentals"][0].erase("source");
     s.write("systems.json", j);

@@ -519,3 +519,51 @@ TEST_CASE("plan pricing and system fields: bad input names the field", "[plan][p
   CHECK(sc.builds[0].device == "h200");
   CHECK(sc.builds[0].gpus_per_node == 8);
 }
+
+TEST_CASE("owning buys whole purchase units; renting pays for the nodes needed",
+          "[plan][pricing]") {
+  // A GB200 NVL72 rack is sold whole: 18 compute trays of 4 GPUs (systems.json
+  // purchase_unit_nodes). GLM-5.2 at 200k requests/day needs one tray at its SLA; an owner still
+  // buys, powers and houses 18.
+  const System& tray = cat().system("gb200-nvl72-tray");
+  REQUIRE(tray.purchase_unit_nodes == 18);
+  CHECK(pricing::nodes_to_own(tray, 0) == 0);
+  CHECK(pricing::nodes_to_own(tray, 1) == 18);
+  CHECK(pricing::nodes_to_own(tray, 18) == 18);
+  CHECK(pricing::nodes_to_own(tray, 19) == 36);
+  CHECK(pricing::nodes_to_own(cat().system("hgx-h200-8"), 3) == 3);
+  Json j = Json::parse(R"({
+    "currency": "USD", "horizon_months": 36,
+    "demand": {"requests_per_day": 200000, "input_tokens": 2000, "output_tokens": 500,
+               "peak_to_average": 2, "sla_tpot_ms": 80, "context_tokens": 8192,
+               "residency_required": true},
+    "models": ["glm-5.2"],
+    "builds": [{"device": "gb200", "gpus_per_node": 4, "precision": "nvfp4"}],
+    "pricing": {"rent_kind": "reserved_3y"},
+    "buy": {"site": "us-generic", "life_months": 36},
+    "monte_carlo": {"samples": 100, "seed": 1}
+  })");
+  const auto r = plan_json(j);
+  REQUIRE(r.candidates.size() == 1);
+  const auto& c = r.candidates[0];
+  REQUIRE(c.meets_sla);
+  REQUIRE(c.capex);
+  REQUIRE(c.rent_per_year);
+  CHECK(c.nodes_owned == pricing::nodes_to_own(tray, c.nodes));
+  CHECK(c.nodes_owned % 18 == 0);
+  CHECK(c.nodes_owned > c.nodes);
+  // Capex is the owned trays' (mid of the rack's $3.0–3.9M / 18 a tray, no VAT at this site):
+  // 18 × 191,667 ≈ 3.45M USD, not the one tray the demand fills.
+  CHECK(*c.capex == Approx(c.nodes_owned * (3.0e6 + 3.9e6) / 2 / 18).epsilon(0.01));
+  // Renting stays per tray: the reserved 3-year tray-hour (4 × 3.30 USD/GPU-hour) × 24/7.
+  CHECK(*c.rent_per_year == Approx(c.nodes * 13.2 * 8640).epsilon(0.01));
+  CHECK(std::any_of(c.cost_notes.begin(), c.cost_notes.end(), [](const std::string& n) {
+    return n.find("in units of 18 nodes") != std::string::npos;
+  }));
+  // With 18 trays' cost for one tray's work, owning is not the verdict.
+  CHECK(r.recommendation.option != "buy");
+  // The Monte Carlo owns the same rack: its median own cost per token is near the point estimate.
+  REQUIRE(c.mc.own_per_mtok);
+  REQUIRE(c.own_per_mtok);
+  CHECK(c.mc.own_per_mtok->p50 == Approx(*c.own_per_mtok).epsilon(0.15));
+}

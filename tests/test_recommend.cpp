@@ -124,3 +124,33 @@ TEST_CASE("own hourly price: the system's price over its life plus wall power", 
   CHECK_FALSE(recommend::node_hour_price(s, cat, req, &why));
   CHECK(why.find("list") != std::string::npos);
 }
+
+TEST_CASE("owning prices whole purchase units; renting the nodes needed", "[recommend][pricing]") {
+  // GB200 trays are bought by the 18-tray rack (systems.json purchase_unit_nodes), so an owner's
+  // cost per token counts 18 trays however few the demand fills; a renter pays per tray.
+  const Catalog& cat = test::bundled_catalog();
+  recommend::Request req;
+  req.models = {&cat.model("glm-5.2")};
+  req.output_tokens_per_s = 2000;
+  req.top = 1000;
+  req.max_gpus = 8;
+  for (const std::string basis : {"own", "rent"}) {
+    req.price_as = basis;
+    req.rent_kind = pricing::RentKind::reserved_3y;
+    const auto r = recommend::search(req, cat);
+    bool seen = false;
+    for (const auto& p : r.top) {
+      const int needed = p.replicas * p.nodes;
+      if (p.system->id != "gb200-nvl72-tray") {
+        CHECK(p.nodes_paid == needed);
+        continue;
+      }
+      seen = true;
+      INFO(basis << " " << p.replicas << " × " << p.nodes);
+      CHECK(p.nodes_paid == (basis == "own" ? 18 * ((needed + 17) / 18) : needed));
+      // cost per 1M output tokens = node-hour × nodes paid / (demand × 3,600 s) × 1e6
+      CHECK(p.cost_per_mtok == Approx(p.node_hour_usd * p.nodes_paid / (2000.0 * 3600) * 1e6));
+    }
+    CHECK(seen);
+  }
+}

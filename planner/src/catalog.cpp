@@ -705,8 +705,8 @@ SystemPrice read_system_price(const JsonView& v) {
 
 System read_system(const JsonView& v, const std::vector<std::string>& device_ids) {
   v.only_keys(with_provenance({"id", "name", "device", "gpus_per_node", "form_factor", "scale_up",
-                               "scale_out", "host", "wall_power_w", "rack_units", "prices",
-                               "host_platform", "rentals"}));
+                               "scale_out", "host", "wall_power_w", "rack_units",
+                               "purchase_unit_nodes", "prices", "host_platform", "rentals"}));
   System s;
   s.id = v.string("id");
   s.name = v.string_or("name", s.id);
@@ -745,6 +745,8 @@ System read_system(const JsonView& v, const std::vector<std::string>& device_ids
   }
   s.wall_power_w = v.positive("wall_power_w");
   s.rack_units = static_cast<int>(v.integer_or("rack_units", 0));
+  if (v.get("purchase_unit_nodes"))
+    s.purchase_unit_nodes = static_cast<int>(v.positive_int("purchase_unit_nodes"));
   for (const auto& p : v.array_or_empty("prices")) s.prices.push_back(read_system_price(p));
   for (const auto& p : v.array_or_empty("host_platform"))
     s.host_platform.push_back(read_system_price(p));

@@ -359,7 +359,9 @@ void choose_group(WorkloadResult& wr, const Workload& w, const System& sys, cons
 // fleet for a subset is ⌈its GPUs / node GPUs⌉ nodes (what packing reaches for power-of-two
 // sizes) plus the API bills of the rest. Marks resident-but-unplaceable and unpriced
 // workloads `unserved`; returns which workloads are self-hosted.
-std::vector<bool> route(SystemResult& r, const MenuScenario& sc, int node_gpus, double node_cost) {
+std::vector<bool> route(SystemResult& r, const MenuScenario& sc, const System& sys,
+                        double node_cost) {
+  const int node_gpus = sys.gpus_per_node;
   const std::size_t n = r.workloads.size();
   std::vector<std::size_t> free_choice;
   std::vector<bool> self(n, false);
@@ -398,7 +400,8 @@ std::vector<bool> route(SystemResult& r, const MenuScenario& sc, int node_gpus, 
       } else if (r.workloads[i].option == "api" || r.workloads[i].option.empty())
         other += r.workloads[i].api_per_year.value_or(0);
     }
-    const double nodes = std::ceil(static_cast<double>(g) / node_gpus);
+    // Owned in whole purchase units (a GB200 rack of 18 trays), as place_and_split buys them.
+    const int nodes = pricing::nodes_to_own(sys, (g + node_gpus - 1) / node_gpus);
     return nodes * node_cost + other;
   };
   std::vector<bool> best = self;
@@ -492,8 +495,15 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
     if (wr.cost_per_year && wr.embedded_mtok_per_year > 0)
       wr.cost_per_mtok_embedded = *wr.cost_per_year / wr.embedded_mtok_per_year;
   }
-  int nodes = 0;
-  const auto at = pack_groups(sizes, node_gpus, &nodes);
+  int packed = 0;
+  const auto at = pack_groups(sizes, node_gpus, &packed);
+  // The fleet is bought in whole purchase units; nodes beyond the packed ones stand idle.
+  const int nodes = pricing::nodes_to_own(sys, packed);
+  if (nodes > packed)
+    r.notes.push_back(
+        fmt::format("{} is bought {} nodes at a time: {} owned for the {} the menu "
+                    "fills",
+                    sys.id, sys.purchase_unit_nodes, nodes, packed));
   double self_mtok = 0;
   int used = 0;
   for (std::size_t k = 0; k < sizes.size(); ++k) {
@@ -581,17 +591,19 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
     choose_group(wr, w, sys, sc, cat);
     wr.busy_gpus = busy_gpus_of(wr);
     wr.energy_per_year = wr.busy_gpus * nc.busy_gpu_energy_per_year;
-    // Planned alone on the same system: its groups on whole nodes, or its API if cheaper.
+    // Planned alone on the same system: its groups on whole nodes bought in whole purchase
+    // units, or its API if cheaper.
     if (wr.gpus > 0)
       wr.separate_per_year =
-          std::ceil(static_cast<double>(wr.gpus) / sys.gpus_per_node) * nc.fixed_per_year +
+          pricing::nodes_to_own(sys, (wr.gpus + sys.gpus_per_node - 1) / sys.gpus_per_node) *
+              nc.fixed_per_year +
           wr.energy_per_year;
     if (wr.api_per_year && !w.demand.residency_required &&
         (!wr.separate_per_year || *wr.api_per_year < *wr.separate_per_year))
       wr.separate_per_year = wr.api_per_year;
     r.workloads.push_back(std::move(wr));
   }
-  const std::vector<bool> self = route(r, sc, sys.gpus_per_node, nc.fixed_per_year);
+  const std::vector<bool> self = route(r, sc, sys, nc.fixed_per_year);
   place_and_split(r, self, sc, sys, cat, nc.fixed_per_year);
   return r;
 }

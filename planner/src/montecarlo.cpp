@@ -49,6 +49,8 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
     const double thr = in.throughput_tok_s * f;
     const double nodes = std::max(1.0, std::ceil(in.peak_tok_s / thr - 1e-9)) + in.reserve_nodes;
     nodes_v[i] = nodes;
+    const double unit = std::max(1, in.purchase_unit_nodes);
+    const double owned = std::ceil(nodes / unit) * unit;
     double capex = 0, opex = 0;
     if (own) {
       const auto& e = in.capex_net[rng.index(in.capex_net.size())];
@@ -56,14 +58,14 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
       capex = cost::economic_capex(net, in.vat_rate, in.vat_recoverable);
       opex = in.opex_fixed_per_year + in.warranty_share * net;
       const double tco = cost::own_tco(capex, opex, in.life_years, in.residual_share * capex);
-      own_v[i] = tco / in.life_years * nodes / mtok;
+      own_v[i] = tco / in.life_years * owned / mtok;
     }
     if (rent) {
       const double per_year =
           in.rent_per_month[rng.index(in.rent_per_month.size())] * cost::kMonthsPerYear;
       rent_v[i] = per_year * nodes / mtok;
       if (own) {
-        const auto pb = cost::payback_years(capex * nodes, per_year * nodes, opex * nodes);
+        const auto pb = cost::payback_years(capex * owned, per_year * nodes, opex * owned);
         pay_v[i] = pb ? *pb : inf;
       }
     }

@@ -416,6 +416,7 @@ void Evaluator::set_monte_carlo_inputs(Candidate& c, const cost::CostInputs& in,
   mi.efficiency_spread = sc_.monte_carlo.efficiency_spread;
   mi.peak_tok_s = sc_.demand.peak_output_tokens_per_s();
   mi.reserve_nodes = c.reserve_nodes;
+  mi.purchase_unit_nodes = c.system.purchase_unit_nodes;
   mi.output_tokens_per_year = sc_.demand.output_tokens_per_year();
   if (in.buy) {
     const auto& b = *in.buy;
@@ -503,17 +504,25 @@ void Evaluator::set_price_evidence(Candidate& c, const cost::CostInputs& in,
 void Evaluator::run_fleet_cost(Candidate& c, const cost::CostInputs& in) const {
   cost::CostInputs fleet = in;
   const double n = c.nodes;
+  // An owner buys whole purchase units (a GB200 rack of 18 trays) and pays for, powers and
+  // houses all of them; a renter pays for the nodes the demand needs.
+  c.nodes_owned = pricing::nodes_to_own(c.system, c.nodes);
   if (fleet.buy) {
+    const double own = c.nodes_owned;
     auto& b = *fleet.buy;
-    b.capex_net *= n;
-    b.capex_net_low *= n;
-    b.capex_net_high *= n;
-    b.opex_per_year *= n;
-    b.wall_power_w *= n;
-    b.colo_per_month *= n;
-    b.staff_per_year *= n;
-    b.warranty_per_year *= n;
-    b.other_per_year *= n;
+    b.capex_net *= own;
+    b.capex_net_low *= own;
+    b.capex_net_high *= own;
+    b.opex_per_year *= own;
+    b.wall_power_w *= own;
+    b.colo_per_month *= own;
+    b.staff_per_year *= own;
+    b.warranty_per_year *= own;
+    b.other_per_year *= own;
+    if (c.nodes_owned > c.nodes)
+      c.cost_notes.push_back(fmt::format(
+          "owning buys {} in units of {} nodes: {} node(s) owned for the {} the demand needs",
+          c.system.id, c.system.purchase_unit_nodes, c.nodes_owned, c.nodes));
   }
   if (fleet.rent) fleet.rent->per_month *= n;
   cost::CostAnalysis a;
@@ -1197,6 +1206,7 @@ Json candidate_json(const Candidate& c, const PlanScenario& sc) {
   x["ttft_ms"] = c.ttft_ms;
   x["tpot_ms"] = c.tpot_ms;
   x["nodes"] = c.nodes;
+  x["nodes_owned"] = c.nodes_owned;
   x["reserve_nodes"] = c.reserve_nodes;
   x["utilization"] = c.utilization;
   add_candidate_costs(x, c, sc);

@@ -167,12 +167,15 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
   }
   if (rec.option == "api")
     return fmt::format("use the {} API ({}): {}", api->model->id, api->api_label, tail);
-  return fmt::format("own {} node(s) of {} ({}{}): {}; payback against renting 24/7 {}", best.nodes,
-                     best.system.id.empty() ? best.id : best.system.id, best.own_price_basis,
-                     rec.option == "hybrid" ? ", reselling idle capacity" : "", tail,
-                     best.payback_vs_rent_years
-                         ? fmt::format("{:.2f} years", *best.payback_vs_rent_years)
-                         : "never");
+  return fmt::format(
+      "own {} node(s) of {}{} ({}{}): {}; payback against renting 24/7 {}", best.nodes_owned,
+      best.system.id.empty() ? best.id : best.system.id,
+      best.nodes_owned > best.nodes ? fmt::format(" (bought in units of {}; {} serve the demand)",
+                                                  best.system.purchase_unit_nodes, best.nodes)
+                                    : "",
+      best.own_price_basis, rec.option == "hybrid" ? ", reselling idle capacity" : "", tail,
+      best.payback_vs_rent_years ? fmt::format("{:.2f} years", *best.payback_vs_rent_years)
+                                 : "never");
 }
 
 // Cheaper options that a constraint rules out, named with the constraint.

@@ -244,4 +244,9 @@ System node_for(const Catalog& cat, const Device& d, int gpus) {
   return stand_in_system(d, gpus);
 }
 
+int nodes_to_own(const System& s, int needed) {
+  const int unit = std::max(1, s.purchase_unit_nodes);
+  return needed <= 0 ? 0 : (needed + unit - 1) / unit * unit;
+}
+
 }  // namespace moeplan::pricing

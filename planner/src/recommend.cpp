@@ -189,15 +189,19 @@ Point make_point(const Config& c, const PerfResult& r, long long conc, const Req
   p.price_basis = *c.basis;
   p.evidence = evidence_name(
       throughput_evidence(r.evidence, cat, c.m->id, c.d->id, c.gpus, c.precision, eng.id));
-  const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
+  const double node_hour = c.node_hour_usd * req.fx_per_usd;
   if (p.aggregate_tok_s > 0) {
-    if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
+    const bool demand = req.output_tokens_per_s && *req.output_tokens_per_s > 0;
+    if (demand)
       p.replicas =
           checked_ceil_count(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9, "replicas");
-      p.cost_per_mtok = per_hour * p.replicas / (*req.output_tokens_per_s * 3600) * 1e6;
-    } else {
-      p.cost_per_mtok = per_hour / (p.aggregate_tok_s * 3600) * 1e6;
-    }
+    // Owning pays for whole purchase units (a GB200 rack of 18 trays); renting per node.
+    const int needed = p.replicas * c.nodes;
+    p.nodes_paid = req.price_as == "rent" ? needed : pricing::nodes_to_own(*c.sys, needed);
+    if (p.nodes_paid > needed)
+      p.price_basis += fmt::format("; bought {} at a time", c.sys->purchase_unit_nodes);
+    const double served_tok_s = demand ? *req.output_tokens_per_s : p.aggregate_tok_s;
+    p.cost_per_mtok = node_hour * p.nodes_paid / (served_tok_s * 3600) * 1e6;
   }
   return p;
 }
@@ -376,6 +380,7 @@ Report make_report(const Request& req, const Result& r) {
                    {"tpot_ms", p.tpot_ms},
                    {"meets_sla", p.meets_sla},
                    {"replicas", p.replicas},
+                   {"nodes_paid", p.nodes_paid},
                    {"node_hour_usd", p.node_hour_usd},
                    {"gpu_hour_usd", p.gpu_hour_usd},
                    {"price_basis", p.price_basis},

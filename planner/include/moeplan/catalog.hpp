@@ -323,6 +323,9 @@ struct System {
   double host_ram_gb = 0;
   double wall_power_w = 0;  // whole node at the wall, under inference load
   int rack_units = 0;
+  // Nodes sold together: owning buys whole multiples of this (a GB200 NVL72 rack of 18 trays);
+  // renting is per node. 1 = any number of nodes.
+  int purchase_unit_nodes = 1;
   // Complete-system prices. When a basis has none, the price is composed from the device's
   // card prices (prices.json, kind "card") × gpus_per_node + `host_platform` of that basis.
   std::vector<SystemPrice> prices;

@@ -58,8 +58,9 @@ struct Inputs {
   // Throughput per node (SLA-feasible) and its spread: × U(1 − spread, 1 + spread).
   double throughput_tok_s = 0;
   double efficiency_spread = 0.2;
-  double peak_tok_s = 0;  // demand the fleet is sized for
-  int reserve_nodes = 0;  // N+1
+  double peak_tok_s = 0;        // demand the fleet is sized for
+  int reserve_nodes = 0;        // N+1
+  int purchase_unit_nodes = 1;  // owning buys whole multiples of this many nodes
   double output_tokens_per_year = 0;
 };
 

@@ -177,7 +177,8 @@ struct Candidate {
   std::string perf_note;
   // fleet
   int nodes = 0, reserve_nodes = 0;
-  double utilization = 0;       // average demand / fleet capacity
+  int nodes_owned = 0;     // bought when owning: `nodes` rounded up to the system's purchase unit
+  double utilization = 0;  // average demand / fleet capacity
   double node_equivalents = 0;  // average demand / one node's capacity
   // money (scenario currency), for the whole fleet at the demand
   std::optional<double> own_per_mtok, rent_per_mtok, api_per_mtok;

@@ -92,4 +92,8 @@ System stand_in_system(const Device& d, int gpus);
 // The node `gpus` × `d` is priced as: its catalog system (system_for), else the stand-in.
 System node_for(const Catalog& cat, const Device& d, int gpus);
 
+// Nodes an owner must buy to run `needed` of system `s`: whole purchase units
+// (`purchase_unit_nodes`, e.g. 18 GB200 trays = one NVL72 rack). Renting needs only `needed`.
+int nodes_to_own(const System& s, int needed);
+
 }  // namespace moeplan::pricing

@@ -58,6 +58,7 @@ struct Point {
   std::string price_basis;   // "own: street, system price" | "rent: on_demand, per node-hour"
   std::string evidence;      // throughput tier, as perf and plan report it
   int replicas = 1;          // copies needed for the demand (1 without a demand)
+  int nodes_paid = 1;        // replicas × nodes, owned in whole purchase units (pricing.hpp)
   double cost_per_mtok = 0;  // scenario currency, at the demand (idle capacity included)
 };
 
