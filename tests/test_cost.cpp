@@ -10,6 +10,7 @@
 #include <random>
 
 #include "moeplan/cost.hpp"
+#include "moeplan/errors.hpp"
 #include "moeplan/scenario.hpp"
 #include "moeplan/svg_chart.hpp"
 #include "moeplan/xlsx.hpp"
@@ -259,6 +260,38 @@ TEST_CASE("C15 8xH200 SXM $350k-$500k with 27% VAT → 108.9-155.5M / 138.2-197.
   CHECK(b.capex_gross_high / 1e6 == Approx(197.485).margin(0.01));
   // Mid price point, VAT recoverable: capex charged = (108.85 + 155.5) / 2 = 132.175M net.
   CHECK(b.capex_economic == Approx(132.175e6).margin(1));
+}
+
+TEST_CASE("demand is checked against the node at the rate of an open day", "[cost]") {
+  const std::string head = R"({"currency":"HUF","fx_per_usd":311,"horizon_months":36,
+    "node":{"capacity_output_tokens_per_s":500},
+    "buy":{"capex":140000000,"opex_per_year":21000000},)";
+  // 800 tok/s on 220 days averages 800 × 220 / 365 = 482 over the calendar year, under 500, but
+  // an open day needs 800: one 500 tok/s node cannot serve it.
+  try {
+    (void)parse_scenario_text(head + R"("demand":{"output_tokens_per_s":800,"days_per_year":220}})",
+                              "days800.json");
+    FAIL("800 tok/s on open days passed a 500 tok/s node");
+  } catch (const InputError& e) {
+    CHECK(e.json_path() == "/demand");
+    CHECK_THAT(e.problem(), Contains("demand averages 800.0 output tok/s on each of its 220 open "
+                                     "days (482.2 averaged over the calendar year)"));
+    CHECK_THAT(e.problem(), Contains("utilization 1.60 > 1"));
+  }
+  // The same with requests: 2,000 × 24,000 / 86,400 = 555.6 tok/s on an open day.
+  CHECK_THROWS_AS(
+      parse_scenario_text(head + R"("demand":{"requests_per_day":2000,"output_tokens":24000,
+                                  "days_per_year":220}})",
+                          "rpd.json"),
+      InputError);
+  // 450 tok/s on 220 days fits; utilization stays over the calendar year: 450 × 220/365 / 500.
+  const auto ok = parse_scenario_text(
+      head + R"("demand":{"output_tokens_per_s":450,"days_per_year":220}})", "ok.json");
+  CHECK(*analyze(ok).node_utilization == Approx(450.0 * 220 / 365 / 500).epsilon(1e-12));
+  // analyze() holds the same line for inputs built in code.
+  CostInputs in = ok;
+  in.demand->output_tokens_per_year = tokens_per_year(800, 220);
+  CHECK_THROWS_AS(analyze(in), std::invalid_argument);
 }
 
 // ---------------------------------------------------------------------------

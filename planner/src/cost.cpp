@@ -526,8 +526,11 @@ CostAnalysis analyze(const CostInputs& in) {
   require(in.horizon_months > 0, "horizon must be > 0");
   CostAnalysis out;
   if (in.demand && in.node_capacity_tok_s) {
+    // Utilization is over the calendar year (closed days idle, as plan reports it); the node
+    // must still serve the rate of an open day.
     out.node_utilization = in.demand->average_tokens_per_s() / *in.node_capacity_tok_s;
-    require(*out.node_utilization <= 1 + 1e-12, "demand exceeds the node's capacity");
+    require(in.demand->open_day_tokens_per_s() <= *in.node_capacity_tok_s * (1 + 1e-12),
+            "demand exceeds the node's capacity");
   }
   const OwnCosts own = own_costs(in.buy);
   add_options(out, in, own);

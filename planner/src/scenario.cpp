@@ -202,14 +202,26 @@ CostInputs Reader::read() {
   if (in_.people && !in_.buy && !in_.rent && !in_.api && (in_.people->users <= 0))
     root_.at("people").fail(
         "people needs an option to compare (buy, rent or api) or users saving time");
-  // Demand above what the node serves is a utilization above 1.
+  // The node serves the rate of an open day, not the calendar average: 800 tok/s on 220 days
+  // averages 482 over the year, yet needs two 500 tok/s nodes. cost prices one node (cost.md
+  // §10), so more demand than it serves is an error rather than a fleet sized here.
   if (in_.demand && in_.node_capacity_tok_s) {
-    const double util = in_.demand->average_tokens_per_s() / *in_.node_capacity_tok_s;
-    if (util > 1 + 1e-12)
+    const double open_day = in_.demand->open_day_tokens_per_s();
+    const double util = open_day / *in_.node_capacity_tok_s;
+    if (util > 1 + 1e-12) {
+      const std::string days =
+          in_.demand->days_per_year < cost::kDaysPerYear
+              ? fmt::format(
+                    " on each of its {:g} open days ({:.1f} averaged over the calendar "
+                    "year)",
+                    in_.demand->days_per_year, in_.demand->average_tokens_per_s())
+              : "";
       root_.at("demand").fail(fmt::format(
-          "demand averages {:.1f} output tok/s, above node/capacity_output_tokens_per_s {:.1f} "
-          "(utilization {:.2f} > 1); raise the capacity or lower the demand",
-          in_.demand->average_tokens_per_s(), *in_.node_capacity_tok_s, util));
+          "demand averages {:.1f} output tok/s{}, above node/capacity_output_tokens_per_s {:.1f} "
+          "(utilization {:.2f} > 1); cost prices one node: raise the capacity, lower the "
+          "demand, or size a fleet with moeplan plan",
+          open_day, days, *in_.node_capacity_tok_s, util));
+    }
   }
   return in_;
 }

@@ -176,6 +176,11 @@ struct DemandInputs {
   double days_per_year = kDaysPerYear;
   // Calendar-average sustained rate: output_tokens_per_year / kSecondsPerYear.
   double average_tokens_per_s() const { return output_tokens_per_year / kSecondsPerYear; }
+  // The rate on a day the service is open, which the node must serve: the yearly volume spread
+  // over days_per_year days only (docs/plan.md §Demand).
+  double open_day_tokens_per_s() const {
+    return output_tokens_per_year / (days_per_year * kSecondsPerDay);
+  }
 };
 
 struct BuyInputs {
