@@ -63,8 +63,10 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
           in.rent_per_month[rng.index(in.rent_per_month.size())] * cost::kMonthsPerYear;
       rent_v[i] = per_year * nodes / mtok;
       if (own) {
-        const auto pb = cost::payback_years(capex * nodes, per_year * nodes, opex * nodes);
-        pay_v[i] = pb ? *pb : inf;
+        const auto pb =
+            cost::payback_months(capex * nodes, opex * nodes, in.residual_share * capex * nodes,
+                                 in.life_years * cost::kMonthsPerYear, per_year * nodes);
+        pay_v[i] = pb ? *pb / cost::kMonthsPerYear : inf;
       }
     }
   }

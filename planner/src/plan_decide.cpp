@@ -172,7 +172,9 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
                      rec.option == "hybrid" ? ", reselling idle capacity" : "", tail,
                      best.payback_vs_rent_years
                          ? fmt::format("{:.2f} years", *best.payback_vs_rent_years)
-                         : "never");
+                     : best.rent_per_year
+                         ? fmt::format("not within the node's {}-month life", best.own_life_months)
+                         : std::string("not known (renting is not costed)"));
 }
 
 // Cheaper options that a constraint rules out, named with the constraint.
