@@ -1,4 +1,5 @@
 // Plans: decision branches, Monte Carlo, scenario errors (docs/plan.md).
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -206,6 +207,23 @@ TEST_CASE("bad plan scenarios name the field", "[plan]") {
     j["buy"]["capex"] = 1;
     CHECK_THAT(error_of(j), Contains("/buy/capex"));
   }
+}
+
+TEST_CASE("the verdict counts the N+1 spare once", "[plan][verdict]") {
+  const auto r = plan_file("plan-1m-requests-usd.json");
+  REQUIRE(r.scenario.n_plus_one);
+  REQUIRE(r.recommendation.candidate >= 0);
+  const auto& best = r.candidates[static_cast<std::size_t>(r.recommendation.candidate)];
+  REQUIRE(best.reserve_nodes == 1);
+  const std::string want = fmt::format("{} node(s) cover the peak, plus one N+1 spare: {} in all",
+                                       best.nodes - 1, best.nodes);
+  bool said = false;
+  for (const auto& reason : r.recommendation.reasons)
+    if (reason.find("best build:") != std::string::npos) {
+      CHECK_THAT(reason, Contains(want));
+      said = true;
+    }
+  CHECK(said);
 }
 
 TEST_CASE("plan JSON carries the documented fields", "[plan]") {

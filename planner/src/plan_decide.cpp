@@ -279,11 +279,14 @@ void decide(PlanResult& r) {
 
   rec.candidate_id = best->id;
   rec.model = best->model->id;
-  rec.reasons.push_back(
-      fmt::format("best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} "
-                  "node(s) cover the peak{}, running at {:.1f}% average utilization",
-                  best->id, best->throughput, best->perf_note, best->nodes,
-                  best->reserve_nodes ? " plus one N+1 spare" : "", best->utilization * 100));
+  // best->nodes already counts the spare: name the peak's nodes and the total apart.
+  const int peak_nodes = best->nodes - best->reserve_nodes;
+  rec.reasons.push_back(fmt::format(
+      "best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} node(s) cover "
+      "the peak{}, running at {:.1f}% average utilization",
+      best->id, best->throughput, best->perf_note, peak_nodes,
+      best->reserve_nodes ? fmt::format(", plus one N+1 spare: {} in all", best->nodes) : "",
+      best->utilization * 100));
   if (sc.demand.residency_required)
     rec.reasons.push_back(
         "residency is mandatory (/demand/residency_required): the API is ruled out, self-host");
