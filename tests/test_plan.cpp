@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 
 #include "moeplan/errors.hpp"
@@ -200,6 +201,21 @@ TEST_CASE("bad plan scenarios name the field", "[plan]") {
     Json j = base_scenario();
     j["models"] = {"glm-5.3"};
     CHECK_THAT(error_of(j), Contains("/models/0"));
+  }
+  SECTION("typo in the buy section of a build the catalog cannot price") {
+    // 8 × B200 has no street price in the catalog: plan drops that build's buy section before
+    // the cost reader runs, so the typo has to be caught when the build is read.
+    std::ifstream f(test::examples_dir() + "/plan-four-builds-huf.json");
+    Json j = Json::parse(f);
+    j["builds"][1]["buy"] = {{"capexx", 1}};
+    const auto e = error_of(j);
+    CHECK_THAT(e, Contains("test.json: /builds/1/buy/capexx: unknown field 'capexx'"));
+    j["builds"][1].erase("buy");
+    j["builds"][1]["rent"] = {{"per_mnth", 1}};
+    CHECK_THAT(error_of(j), Contains("/builds/1/rent/per_mnth: unknown field 'per_mnth'"));
+    j["builds"][1].erase("rent");
+    j["buy"]["life_month"] = 36;
+    CHECK_THAT(error_of(j), Contains("/buy/life_month: unknown field 'life_month'"));
   }
   SECTION("per-build price in the shared buy section") {
     Json j = base_scenario();

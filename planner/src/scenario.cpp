@@ -350,13 +350,26 @@ constexpr const char* kOpexComponents[] = {"wall_power_w",
                                            "warranty_share_per_year",
                                            "other_opex_per_year"};
 
-void Reader::read_buy(const JsonView& v) {
+}  // namespace
+
+std::vector<std::string> buy_section_keys() {
   auto keys = keys_with_prov(
       {"label", "capex", "capex_usd", "system_price", "system_price_usd", "price_point",
        "price_basis", "capex_includes_vat", "gpu", "gpus", "site", "vat_rate", "vat_recoverable",
        "life_months", "residual_share", "discount_rate", "opex_per_year", "opex_per_year_usd"});
   for (const char* k : kOpexComponents) keys.emplace_back(k);
-  v.only_keys(keys);
+  return keys;
+}
+
+std::vector<std::string> rent_section_keys() {
+  return keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd",
+                         "gpu", "gpus", "hours_per_month", "kind", "provider"});
+}
+
+namespace {
+
+void Reader::read_buy(const JsonView& v) {
+  v.only_keys(buy_section_keys());
   BuyContext x{v, prov_of(v), nullptr, nullptr, {}};
   x.device = read_buy_gpu(v, x.p);
   x.site = read_buy_site(v, x.p);
@@ -687,9 +700,7 @@ void Reader::read_power_price(const BuyContext& x, cost::BuyInputs& b) {
 }
 
 void Reader::read_rent(const JsonView& v) {
-  v.only_keys(
-      keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd",
-                      "gpu", "gpus", "hours_per_month", "kind", "provider"}));
+  v.only_keys(rent_section_keys());
   const auto p = prov_of(v);
   cost::RentInputs r;
   r.kind = v.has("kind") ? v.one_of("kind", {"on_demand", "reserved", "spot"}) : "on_demand";
