@@ -588,6 +588,33 @@ TEST_CASE("cost curves: steps, renewal at end of life, present value", "[cost]")
   CHECK_THROWS_AS(node_cost_per_mtok(1, 1, 1.5), std::invalid_argument);
 }
 
+TEST_CASE("absurd magnitudes are refused where they are given", "[cost]") {
+  const std::string head = R"({"currency":"HUF","fx_per_usd":311,"horizon_months":36,)";
+  auto error_at = [&](const std::string& body) -> std::string {
+    try {
+      (void)parse_scenario_text(head + body, "huge.json");
+    } catch (const InputError& e) {
+      return e.json_path() + ": " + e.problem();
+    }
+    return "";
+  };
+  // 1e308 HUF is a finite double, but × 1.27 VAT it is inf and the totals NaN.
+  CHECK_THAT(error_at(R"("buy":{"capex":1e308,"opex_per_year":1}})"),
+             Contains("/buy/capex: implausibly large: 1e+308"));
+  CHECK_THAT(error_at(R"("buy":{"capex":1,"opex_per_year":1e308}})"),
+             Contains("/buy/opex_per_year: implausibly large"));
+  CHECK_THAT(error_at(R"("buy":{"system_price":[1,1e300],"opex_per_year":1}})"),
+             Contains("/buy/system_price/1: implausibly large"));
+  CHECK_THAT(error_at(R"("rent":{"per_month_usd":1e200}})"),
+             Contains("/rent/per_month_usd: implausibly large"));
+  // A large but real amount passes: a 10B USD fleet in HUF is 3.1e12.
+  CHECK(error_at(R"("buy":{"capex":3.11e12,"opex_per_year":1}})").empty());
+  // And the last line of defence finds a non-finite number anywhere in a report.
+  Json doc = {{"a", {{"b", Json::array({1.0, std::nan("")})}}}};
+  CHECK(first_non_finite(doc) == std::optional<std::string>("/a/b/1"));
+  CHECK_FALSE(first_non_finite(Json{{"x", 1.0}}).has_value());
+}
+
 TEST_CASE("svg chart renders axes, legend, highlights and escapes text", "[cost][svg]") {
   const auto x = run("seed-8xh200-glm52-huf.json");
   const std::string svg = svg::render_svg(make_cost_chart(x.in, x.a));

@@ -984,6 +984,19 @@ void add_assumptions(Report& r, const CostInputs& in) {
 
 }  // namespace
 
+std::optional<std::string> first_non_finite(const Json& doc, const std::string& path) {
+  if (doc.is_array()) {
+    for (std::size_t i = 0; i < doc.size(); ++i)
+      if (auto p = first_non_finite(doc[i], path + "/" + std::to_string(i))) return p;
+  } else if (doc.is_object()) {
+    for (auto it = doc.begin(); it != doc.end(); ++it)
+      if (auto p = first_non_finite(it.value(), path + "/" + it.key())) return p;
+  } else if (doc.is_number_float() && !std::isfinite(doc.get<double>())) {
+    return path.empty() ? "/" : path;
+  }
+  return std::nullopt;
+}
+
 Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) {
   Report r;
   const std::string& cur = in.currency;

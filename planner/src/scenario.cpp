@@ -58,6 +58,7 @@ class Reader {
   }
 
   void record(const std::string& name, Json value, std::string unit, const Provenance2& p) {
+    check_magnitude(name.substr(0, name.find(' ')), value);
     in_.assumptions.push_back(
         Assumption{name, std::move(value), std::move(unit), p.source, p.as_of});
   }
@@ -73,6 +74,27 @@ class Reader {
       record(name, value, unit, p);
     else
       record_default(name, value, unit);
+  }
+
+  // Every input passes through record(), so this is where absurd magnitudes stop: 1e308 HUF of
+  // capex is finite, but × 1.27 VAT it is inf and the totals become NaN. No price, power, rate
+  // or count of one node comes near kMaxInputMagnitude in any currency.
+  static constexpr double kMaxInputMagnitude = 1e15;
+  void check_magnitude(const std::string& path, const Json& value) const {
+    if (value.is_array()) {
+      for (std::size_t i = 0; i < value.size(); ++i)
+        check_magnitude(path + "/" + std::to_string(i), value[i]);
+    } else if (value.is_object()) {
+      for (auto it = value.begin(); it != value.end(); ++it)
+        check_magnitude(path + "/" + it.key(), it.value());
+    } else if (value.is_number()) {
+      const double x = value.get<double>();
+      if (!(std::fabs(x) <= kMaxInputMagnitude))
+        throw InputError(file_, path,
+                         fmt::format("implausibly large: {:g}, above {:g} in magnitude, where "
+                                     "the totals overflow (check the units and the zeros)",
+                                     x, kMaxInputMagnitude));
+    }
   }
 
   // Money in the scenario currency: `key` as given, or `key_usd` converted.

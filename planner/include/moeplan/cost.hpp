@@ -374,6 +374,10 @@ struct CostAnalysis {
 // reader should have rejected (e.g. demand above node capacity).
 CostAnalysis analyze(const CostInputs& in);
 
+// The JSON Pointer of the first number in `doc` that is not finite (NaN or ±inf), or nullopt.
+// A report must never carry one: JSON would print it as null, a table as "nan".
+std::optional<std::string> first_non_finite(const Json& doc, const std::string& path = "");
+
 // Builds the report: summary, comparison, thresholds, breakdowns, flexion curve,
 // monthly cumulative costs and assumptions, plus the JSON document. `tidy`:
 // the monthly table has one row per month per option (for CSV); otherwise one
