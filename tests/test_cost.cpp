@@ -10,6 +10,7 @@
 #include <random>
 
 #include "moeplan/cost.hpp"
+#include "moeplan/errors.hpp"
 #include "moeplan/scenario.hpp"
 #include "moeplan/svg_chart.hpp"
 #include "moeplan/xlsx.hpp"
@@ -85,16 +86,24 @@ TEST_CASE("C2 buy vs rent 94M/yr: crossover 23.0, saves 73M/yr, payback 1.92 y, 
   CHECK(j["options"]["rent"]["total_cost"].get<double>() == Approx(282e6).margin(1));
 }
 
-TEST_CASE("C3 buy vs spot rent 40M/yr: saves 19M/yr, payback 7.4 y, ROI -40.9%",
+TEST_CASE("C3 buy vs spot rent 40M/yr: saves 19M/yr, 140/19 = 7.4 y is beyond the 3-y life",
           "[cost][acceptance]") {
   const auto x = run("seed-8xh200-spot-huf.json");
   const PairResult* p = x.a.pair("buy", "rent");
   REQUIRE(p);
   CHECK(p->savings_per_year == Approx(19e6).margin(1));  // 40 − 21
-  REQUIRE(p->payback_years.has_value());
-  CHECK(*p->payback_years == Approx(7.37).margin(0.05));  // 140 / 19 = 7.37
-  CHECK(p->roi * 100 == Approx(-40.9).margin(0.05));      // (3×40 − 203) / 203 = −0.4089
-  CHECK_FALSE(p->crossover_month.has_value());            // renting stays cheaper for 36 months
+  // The seed's "near 7.5 years" (140 / 19 = 7.37) outlasts the 36-month life: no payback.
+  CHECK_FALSE(p->payback_years.has_value());
+  CHECK(x.r.json["payback_years"]["buy_vs_rent"].is_null());
+  bool said = false;
+  for (const auto& m : x.a.messages)
+    if (m.find("does not pay back against rent within its 36-month life") != std::string::npos &&
+        m.find("would take 7.4 years") != std::string::npos)
+      said = true;
+  CHECK(said);
+  CHECK_THAT(render(x.r, Format::table), Contains("not within life"));
+  CHECK(p->roi * 100 == Approx(-40.9).margin(0.05));  // (3×40 − 203) / 203 = −0.4089
+  CHECK_FALSE(p->crossover_month.has_value());        // renting stays cheaper for 36 months
   CHECK(x.r.json["crossover_month"]["buy_vs_rent"].is_null());
 }
 
@@ -261,6 +270,38 @@ TEST_CASE("C15 8xH200 SXM $350k-$500k with 27% VAT → 108.9-155.5M / 138.2-197.
   CHECK(b.capex_economic == Approx(132.175e6).margin(1));
 }
 
+TEST_CASE("demand is checked against the node at the rate of an open day", "[cost]") {
+  const std::string head = R"({"currency":"HUF","fx_per_usd":311,"horizon_months":36,
+    "node":{"capacity_output_tokens_per_s":500},
+    "buy":{"capex":140000000,"opex_per_year":21000000},)";
+  // 800 tok/s on 220 days averages 800 × 220 / 365 = 482 over the calendar year, under 500, but
+  // an open day needs 800: one 500 tok/s node cannot serve it.
+  try {
+    (void)parse_scenario_text(head + R"("demand":{"output_tokens_per_s":800,"days_per_year":220}})",
+                              "days800.json");
+    FAIL("800 tok/s on open days passed a 500 tok/s node");
+  } catch (const InputError& e) {
+    CHECK(e.json_path() == "/demand");
+    CHECK_THAT(e.problem(), Contains("demand averages 800.0 output tok/s on each of its 220 open "
+                                     "days (482.2 averaged over the calendar year)"));
+    CHECK_THAT(e.problem(), Contains("utilization 1.60 > 1"));
+  }
+  // The same with requests: 2,000 × 24,000 / 86,400 = 555.6 tok/s on an open day.
+  CHECK_THROWS_AS(
+      parse_scenario_text(head + R"("demand":{"requests_per_day":2000,"output_tokens":24000,
+                                  "days_per_year":220}})",
+                          "rpd.json"),
+      InputError);
+  // 450 tok/s on 220 days fits; utilization stays over the calendar year: 450 × 220/365 / 500.
+  const auto ok = parse_scenario_text(
+      head + R"("demand":{"output_tokens_per_s":450,"days_per_year":220}})", "ok.json");
+  CHECK(*analyze(ok).node_utilization == Approx(450.0 * 220 / 365 / 500).epsilon(1e-12));
+  // analyze() holds the same line for inputs built in code.
+  CostInputs in = ok;
+  in.demand->output_tokens_per_year = tokens_per_year(800, 220);
+  CHECK_THROWS_AS(analyze(in), std::invalid_argument);
+}
+
 // ---------------------------------------------------------------------------
 // Report shape
 
@@ -376,7 +417,8 @@ TEST_CASE("property: raising capex never makes buying pay back sooner", "[cost][
     const PairResult* p = a.pair("buy", "rent");
     const auto pb = p->payback_years;
     const auto cm = p->crossover_month;
-    if (prev_payback) REQUIRE(pb.has_value());
+    // No payback within the life at a lower capex means none at a higher one either.
+    if (!first && !prev_payback) CHECK_FALSE(pb.has_value());
     if (prev_payback && pb) CHECK(*pb >= *prev_payback);
     if (prev_cross && cm) CHECK(*cm >= *prev_cross);
     // No crossover at a lower capex means none at a higher one either.
@@ -387,6 +429,103 @@ TEST_CASE("property: raising capex never makes buying pay back sooner", "[cost][
     prev_cross = cm;
     prev_roi = p->roi;
   }
+}
+
+TEST_CASE("property: payback agrees with the cumulative cost curves", "[cost][property]") {
+  // A grid over capex, opex, the alternative, residual, life and horizon (horizon > life: the
+  // node is bought again); each payback is checked against the curves the report prints.
+  int paid = 0, unpaid = 0, at_life = 0, simple = 0;
+  for (double capex : {20e6, 140e6, 400e6})
+    for (double opex : {0.0, 21e6})
+      for (double alt : {10e6, 40e6, 94e6, 300e6})
+        for (double residual_share : {0.0, 0.3, 0.9})
+          for (int life : {12, 36})
+            for (int horizon : {life, 48, 60}) {
+              if (horizon < life) continue;
+              CostInputs in;
+              in.horizon_months = horizon;
+              BuyInputs b;
+              b.capex_net = capex;
+              b.vat_recoverable = true;
+              b.life_months = life;
+              b.residual_share = residual_share;
+              b.opex_per_year = opex;
+              in.buy = b;
+              in.rent = RentInputs{"on_demand", alt / 12};
+              const CostAnalysis a = analyze(in);
+              const PairResult* p = a.pair("buy", "rent");
+              REQUIRE(p);
+              const OptionResult& own = *a.option("buy");
+              const OptionResult& rent = *a.option("rent");
+              const double residual = residual_share * capex;
+              INFO("capex " << capex << " opex " << opex << " alt " << alt << " residual "
+                            << residual_share << " life " << life << " horizon " << horizon);
+              // Owning is dearer at every sampled time before the payback (or the life).
+              const double until = p->payback_years ? *p->payback_years * 12 : life;
+              for (int s = 0; s < 200; ++s) {
+                const double t = until * s / 200.0;
+                CHECK(own.curve.at(t) > rent.curve.at(t));
+              }
+              // Owning's curve over its first life alone: the printed one less any re-buy.
+              const double rebuy = life < horizon ? capex : 0.0;
+              const double own_end_of_life = own.curve.at(life) - rebuy;
+              if (p->payback_years && *p->payback_years * 12 < life - 1e-9) {
+                ++paid;
+                const double m = *p->payback_years * 12;
+                // Before the life ends, payback is the printed crossover.
+                REQUIRE(p->crossover_month.has_value());
+                CHECK(*p->crossover_month == Approx(m).epsilon(1e-9));
+                CHECK(own.curve.at(m) == Approx(rent.curve.at(m)).epsilon(1e-9));
+                if (residual_share == 0) {
+                  ++simple;
+                  // The simple formula's assumptions hold: capex / (alt − opex).
+                  CHECK(m == Approx(capex / (alt - opex) * 12).epsilon(1e-12));
+                }
+              } else if (p->payback_years) {
+                ++at_life;
+                // Reached at the end of the life, by the resale.
+                CHECK(*p->payback_years * 12 == Approx(life).epsilon(1e-12));
+                CHECK(own_end_of_life <= rent.curve.at(life) * (1 + 1e-12));
+              } else {
+                ++unpaid;
+                CHECK(own_end_of_life > rent.curve.at(life));
+                if (p->crossover_month) CHECK(*p->crossover_month > life - 1e-9);
+              }
+              // Payback within the life exactly when the ROI over the life is not negative.
+              CHECK(p->payback_years.has_value() == (p->roi >= -1e-12));
+              // The simple payback follows the same rule against the rent alone.
+              if (a.simple_payback_months) {
+                CHECK(*a.simple_payback_months <= life);
+              } else {
+                CHECK(capex - residual > alt / 12 * life);
+              }
+            }
+  CHECK(paid > 20);
+  CHECK(simple > 5);
+  CHECK(at_life > 5);
+  CHECK(unpaid > 20);
+}
+
+TEST_CASE("payback: a 12-month node over 48 months, where the curves never cross", "[cost]") {
+  // 140M capex, 21M/yr opex, rent 60M/yr, life 12: 140 / (60 − 21) = 3.59 years, but the node
+  // must be bought again every 12 months, so owning never catches up. ROI over the life
+  // = (60 − 161) / 161 < 0.
+  const auto in = parse_scenario_text(R"({"currency":"HUF","fx_per_usd":311,"horizon_months":48,
+    "buy":{"capex":140000000,"opex_per_year":21000000,"life_months":12},
+    "rent":{"per_year":60000000}})",
+                                      "life12.json");
+  const auto a = analyze(in);
+  const PairResult* p = a.pair("buy", "rent");
+  CHECK_FALSE(p->crossover_month.has_value());
+  CHECK_FALSE(p->payback_years.has_value());
+  CHECK_FALSE(a.simple_payback_months.has_value());  // 140 / 5 = 28 months > 12
+  const Report r = make_cost_report(in, a, true);
+  CHECK(r.json["payback_years"]["buy_vs_rent"].is_null());
+  CHECK(r.json["payback_months_simple"]["buy_vs_rent"].is_null());
+  const std::string csv = render(r, Format::csv);
+  CHECK_THAT(csv, Contains("buy_vs_rent,,not within life,"));
+  CHECK_THAT(csv, Contains("capex against rent alone\",not within life,months"));
+  CHECK_THAT(render(r, Format::md), Contains("not within life"));
 }
 
 TEST_CASE("property: currency conversion round-trips", "[cost][property]") {
@@ -439,9 +578,41 @@ TEST_CASE("cost curves: steps, renewal at end of life, present value", "[cost]")
   CHECK(economic_capex(100, 0.27, true) == 100);
   CHECK(economic_capex(100, 0.27, false) == Approx(127));
   CHECK(net_of_vat(127, true, 0.27) == Approx(100));
-  CHECK_FALSE(payback_years(100, 10, 20).has_value());
+  CHECK_FALSE(payback_months(100, 20, 0, 36, 10).has_value());  // saves nothing
+  // 100 / (40 − 10) a year = 3.33 years = 40 months, beyond a 36-month life ...
+  CHECK_FALSE(payback_months(100, 10, 0, 36, 40).has_value());
+  // ... unless the resale closes the gap at its end: 100 + 30 − 10 = 120 = 40 × 3.
+  CHECK(*payback_months(100, 10, 10, 36, 40) == 36);
+  CHECK(*payback_months(100, 10, 0, 48, 40) == Approx(40).epsilon(1e-12));
   CHECK(rent_per_month_from_hourly(3.1, 8, 730) == Approx(3.1 * 8 * 730));
   CHECK_THROWS_AS(node_cost_per_mtok(1, 1, 1.5), std::invalid_argument);
+}
+
+TEST_CASE("absurd magnitudes are refused where they are given", "[cost]") {
+  const std::string head = R"({"currency":"HUF","fx_per_usd":311,"horizon_months":36,)";
+  auto error_at = [&](const std::string& body) -> std::string {
+    try {
+      (void)parse_scenario_text(head + body, "huge.json");
+    } catch (const InputError& e) {
+      return e.json_path() + ": " + e.problem();
+    }
+    return "";
+  };
+  // 1e308 HUF is a finite double, but × 1.27 VAT it is inf and the totals NaN.
+  CHECK_THAT(error_at(R"("buy":{"capex":1e308,"opex_per_year":1}})"),
+             Contains("/buy/capex: implausibly large: 1e+308"));
+  CHECK_THAT(error_at(R"("buy":{"capex":1,"opex_per_year":1e308}})"),
+             Contains("/buy/opex_per_year: implausibly large"));
+  CHECK_THAT(error_at(R"("buy":{"system_price":[1,1e300],"opex_per_year":1}})"),
+             Contains("/buy/system_price/1: implausibly large"));
+  CHECK_THAT(error_at(R"("rent":{"per_month_usd":1e200}})"),
+             Contains("/rent/per_month_usd: implausibly large"));
+  // A large but real amount passes: a 10B USD fleet in HUF is 3.1e12.
+  CHECK(error_at(R"("buy":{"capex":3.11e12,"opex_per_year":1}})").empty());
+  // And the last line of defence finds a non-finite number anywhere in a report.
+  Json doc = {{"a", {{"b", Json::array({1.0, std::nan("")})}}}};
+  CHECK(first_non_finite(doc) == std::optional<std::string>("/a/b/1"));
+  CHECK_FALSE(first_non_finite(Json{{"x", 1.0}}).has_value());
 }
 
 TEST_CASE("svg chart renders axes, legend, highlights and escapes text", "[cost][svg]") {

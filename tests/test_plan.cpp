@@ -1,8 +1,10 @@
 // Plans: decision branches, Monte Carlo, scenario errors (docs/plan.md).
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 
 #include "moeplan/errors.hpp"
@@ -200,12 +202,44 @@ TEST_CASE("bad plan scenarios name the field", "[plan]") {
     j["models"] = {"glm-5.3"};
     CHECK_THAT(error_of(j), Contains("/models/0"));
   }
+  SECTION("typo in the buy section of a build the catalog cannot price") {
+    // 8 × B200 has no street price in the catalog: plan drops that build's buy section before
+    // the cost reader runs, so the typo has to be caught when the build is read.
+    std::ifstream f(test::examples_dir() + "/plan-four-builds-huf.json");
+    Json j = Json::parse(f);
+    j["builds"][1]["buy"] = {{"capexx", 1}};
+    const auto e = error_of(j);
+    CHECK_THAT(e, Contains("test.json: /builds/1/buy/capexx: unknown field 'capexx'"));
+    j["builds"][1].erase("buy");
+    j["builds"][1]["rent"] = {{"per_mnth", 1}};
+    CHECK_THAT(error_of(j), Contains("/builds/1/rent/per_mnth: unknown field 'per_mnth'"));
+    j["builds"][1].erase("rent");
+    j["buy"]["life_month"] = 36;
+    CHECK_THAT(error_of(j), Contains("/buy/life_month: unknown field 'life_month'"));
+  }
   SECTION("per-build price in the shared buy section") {
     Json j = base_scenario();
     j["builds"].push_back({{"device", "b200"}, {"gpus_per_node", 8}});
     j["buy"]["capex"] = 1;
     CHECK_THAT(error_of(j), Contains("/buy/capex"));
   }
+}
+
+TEST_CASE("the verdict counts the N+1 spare once", "[plan][verdict]") {
+  const auto r = plan_file("plan-1m-requests-usd.json");
+  REQUIRE(r.scenario.n_plus_one);
+  REQUIRE(r.recommendation.candidate >= 0);
+  const auto& best = r.candidates[static_cast<std::size_t>(r.recommendation.candidate)];
+  REQUIRE(best.reserve_nodes == 1);
+  const std::string want = fmt::format("{} node(s) cover the peak, plus one N+1 spare: {} in all",
+                                       best.nodes - 1, best.nodes);
+  bool said = false;
+  for (const auto& reason : r.recommendation.reasons)
+    if (reason.find("best build:") != std::string::npos) {
+      CHECK_THAT(reason, Contains(want));
+      said = true;
+    }
+  CHECK(said);
 }
 
 TEST_CASE("plan JSON carries the documented fields", "[plan]") {

@@ -35,6 +35,12 @@ void run_cost(const CostOptions& o) {
   const cost::CostInputs in = load_scenario(o.scenario, catalog);
   const cost::CostAnalysis a = cost::analyze(in);
   Report r = cost::make_cost_report(in, a, o.out.format == "csv");
+  // The reader bounds every input; this catches what their combination can still overflow
+  // (a tiny token rate under a large cost), which would otherwise print "nan" and exit 0.
+  if (const auto bad = cost::first_non_finite(r.json))
+    throw InputError(o.scenario, "/",
+                     "the inputs give a result that is not a finite number (report " + *bad +
+                         "): check the magnitudes of the prices and the demand");
   r.meta.tool_version = tool_version();
   r.meta.git_sha = git_sha();
   r.meta.catalog_hash = used_catalog ? cli::catalog().content_hash : "";

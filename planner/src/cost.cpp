@@ -96,15 +96,25 @@ double own_tco(double capex, double opex_per_year, double life_years, double res
   return capex + opex_per_year * life_years - residual;
 }
 
-std::optional<double> simple_payback_months(double capex, double alt_per_month) {
-  if (!(alt_per_month > 0)) return std::nullopt;
-  return capex / alt_per_month;
+std::optional<double> payback_months(double capex, double opex_per_year, double residual,
+                                     double life_months, double alt_per_year) {
+  require(life_months > 0, "life must be > 0");
+  const double saving_per_month = (alt_per_year - opex_per_year) / kMonthsPerYear;
+  if (capex <= 0) return saving_per_month >= 0 ? std::optional<double>(0.0) : std::nullopt;
+  // Inside the life the gap is capex − saving × t: closed while the curves are still straight.
+  if (saving_per_month > 0 && capex < saving_per_month * life_months)
+    return capex / saving_per_month;
+  // At the end of the life the node is sold; a relative hair of rounding counts as even, so a
+  // node that exactly breaks even over its life (ROI 0) is said to pay back.
+  const double gap_at_end = capex - saving_per_month * life_months - residual;
+  if (gap_at_end <= 1e-12 * capex) return life_months;
+  return std::nullopt;
 }
 
-std::optional<double> payback_years(double capex, double alt_per_year, double opex_per_year) {
-  const double saving = alt_per_year - opex_per_year;
-  if (!(saving > 0)) return std::nullopt;
-  return capex / saving;
+std::optional<double> simple_payback_months(double capex, double alt_per_month, double residual,
+                                            double life_months) {
+  if (!(alt_per_month > 0)) return std::nullopt;
+  return payback_months(capex, 0.0, residual, life_months, alt_per_month * kMonthsPerYear);
 }
 
 double roi(double avoided_cost, double own_cost) {
@@ -369,7 +379,10 @@ std::vector<PairResult> compare_pairs(const CostAnalysis& out, const CostInputs&
     p.b = b->id;
     p.crossover_month = crossover_month(a->curve, b->curve);
     if (a->id == "buy") {
-      p.payback_years = payback_years(in.buy->capex(), b->cost_per_year, own.opex_per_year);
+      const BuyInputs& buy = *in.buy;
+      if (const auto m = payback_months(buy.capex(), own.opex_per_year, buy.residual(),
+                                        buy.life_months, b->cost_per_year))
+        p.payback_years = *m / kMonthsPerYear;
       p.savings_per_year = b->cost_per_year - own.opex_per_year;
       p.roi = own.tco_life > 0 ? roi(b->cost_per_year * in.buy->life_years(), own.tco_life) : 0.0;
     } else {
@@ -386,7 +399,8 @@ std::vector<PairResult> compare_pairs(const CostAnalysis& out, const CostInputs&
 // sustained demand at which owning or renting matches the API per token.
 void set_break_evens(CostAnalysis& out, const CostInputs& in, const OwnCosts& own) {
   if (in.buy && in.rent) {
-    out.simple_payback_months = simple_payback_months(in.buy->capex(), in.rent->per_month);
+    out.simple_payback_months = simple_payback_months(in.buy->capex(), in.rent->per_month,
+                                                      in.buy->residual(), in.buy->life_months);
     if (out.simple_payback_months)
       out.buy->simple_payback_vs_rent_months = *out.simple_payback_months;
     out.rent_to_own_threshold =
@@ -457,7 +471,9 @@ ProviderResult provider_result(const CostInputs& in, const OwnCosts& own) {
       const double revenue_year = m.revenue_per_mtok *
                                   tokens_per_year(*in.node_capacity_tok_s * *pv.sold_utilization) /
                                   kTokensPerMTok;
-      m.payback_years = payback_years(in.buy->capex(), revenue_year, own.opex_per_year);
+      if (const auto months = payback_months(in.buy->capex(), own.opex_per_year, in.buy->residual(),
+                                             in.buy->life_months, revenue_year))
+        m.payback_years = *months / kMonthsPerYear;
     }
     r.mixes.push_back(m);
   }
@@ -506,6 +522,20 @@ std::vector<std::string> verdicts(const CostInputs& in, const CostAnalysis& out)
   for (const auto& p : out.pairs) {
     if (p.crossover_month)
       msgs.push_back(fmt::format("{} and {} cross at month {:.1f}.", p.a, p.b, *p.crossover_month));
+    // Seeds quote capex / saving even where it outlasts the node (C3: 7.4 years on a 3-year
+    // life); say how far it is instead of printing it as a payback.
+    if (p.a == "buy" && !p.payback_years) {
+      const double capex = in.buy->capex();
+      msgs.push_back(
+          p.savings_per_year > 0
+              ? fmt::format("{} does not pay back against {} within its {}-month life: {} capex "
+                            "at {} saved a year would take {:.1f} years.",
+                            p.a, p.b, in.buy->life_months, money(capex), money(p.savings_per_year),
+                            capex / p.savings_per_year)
+              : fmt::format("{} does not pay back against {} within its {}-month life: it saves "
+                            "nothing a year.",
+                            p.a, p.b, in.buy->life_months));
+    }
   }
   if (out.rent_to_own_threshold)
     msgs.push_back(fmt::format(
@@ -526,8 +556,11 @@ CostAnalysis analyze(const CostInputs& in) {
   require(in.horizon_months > 0, "horizon must be > 0");
   CostAnalysis out;
   if (in.demand && in.node_capacity_tok_s) {
+    // Utilization is over the calendar year (closed days idle, as plan reports it); the node
+    // must still serve the rate of an open day.
     out.node_utilization = in.demand->average_tokens_per_s() / *in.node_capacity_tok_s;
-    require(*out.node_utilization <= 1 + 1e-12, "demand exceeds the node's capacity");
+    require(in.demand->open_day_tokens_per_s() <= *in.node_capacity_tok_s * (1 + 1e-12),
+            "demand exceeds the node's capacity");
   }
   const OwnCosts own = own_costs(in.buy);
   add_options(out, in, own);
@@ -552,6 +585,14 @@ Json opt_json(const std::optional<double>& v) {
 
 Cell opt_cell(const std::optional<double>& v, int decimals = -1) {
   return v && std::isfinite(*v) ? Cell(*v, decimals) : Cell();
+}
+
+// A payback is either a number or, when the node does not pay back within its life, words: an
+// empty cell would read as "unknown", and a number beyond the life as achievable.
+constexpr const char* kNotWithinLife = "not within life";
+
+Cell payback_cell(const std::optional<double>& v, int decimals) {
+  return v && std::isfinite(*v) ? Cell(*v, decimals) : Cell(kNotWithinLife);
 }
 
 // Summary: one row per option, its monthly cumulative cost in the JSON.
@@ -610,18 +651,21 @@ void add_comparison(Report& r, const CostInputs& in, const CostAnalysis& a) {
     roi_j[key] = p.roi;
     npv_j[key] = p.npv;
     save_j[key] = p.savings_per_year;
-    cmp.add({key, opt_cell(p.crossover_month, 1), opt_cell(p.payback_years, 2),
-             Cell(p.savings_per_year), Cell(p.roi * 100, 1), Cell(p.npv)});
+    cmp.add({key, opt_cell(p.crossover_month, 1),
+             p.a == "buy" ? payback_cell(p.payback_years, 2) : Cell(), Cell(p.savings_per_year),
+             Cell(p.roi * 100, 1), Cell(p.npv)});
   }
   cmp.notes.push_back(
       "crossover month: where the cumulative costs cross (empty: never within the horizon)");
   if (in.buy)
     cmp.notes.push_back(
-        fmt::format("buy payback = capex / (alternative per year - buy cash opex per year); ROI "
-                    "over the {}-month "
-                    "life = (avoided - own TCO) / own TCO; NPV at {:.1f}%/yr, positive when the "
+        fmt::format("buy payback: the first month the cumulative cost of owning (capex, opex, "
+                    "resale at the end of the life) is no more than the alternative's, within the "
+                    "{0}-month life = capex / (alternative per year - buy cash opex per year) "
+                    "while the life lasts; \"{2}\" otherwise; ROI over the {0}-month "
+                    "life = (avoided - own TCO) / own TCO; NPV at {1:.1f}%/yr, positive when the "
                     "first is cheaper",
-                    in.buy->life_months, in.buy->discount_rate * 100));
+                    in.buy->life_months, in.buy->discount_rate * 100, kNotWithinLife));
   if (!a.pairs.empty()) r.tables.push_back(cmp);
   j["crossover_month"] = cross;
   j["payback_years"] = payback;
@@ -645,9 +689,9 @@ void add_thresholds(Report& r, const CostInputs& in, const CostAnalysis& a) {
   th.name = "thresholds";
   th.title = "Break-even and thresholds";
   th.columns = {"measure", "value", "unit"};
-  if (a.simple_payback_months)
-    th.add(
-        {"simple payback, capex against rent alone", Cell(*a.simple_payback_months, 1), "months"});
+  if (in.buy && in.rent && in.rent->per_month > 0)
+    th.add({"simple payback, capex against rent alone", payback_cell(a.simple_payback_months, 1),
+            "months"});
   if (a.value_break_even) {
     th.add({"value needed to break even over the life", Cell(*a.value_break_even), cur + "/year"});
     th.add({"value needed for 50% ROI over the life", Cell(*a.value_roi_50), cur + "/year"});
@@ -833,7 +877,9 @@ void add_provider(Report& r, const CostInputs& in, const CostAnalysis& a) {
   for (const auto& m : p.mixes) {
     t.add({m.name, Cell(m.input_per_output), Cell(m.revenue_usd_per_mtok, 3),
            Cell(m.revenue_per_mtok), Cell(m.revenue_per_tok_s_month),
-           opt_cell(m.payback_years, 1)});
+           in.buy && in.node_capacity_tok_s && in.provider->sold_utilization
+               ? payback_cell(m.payback_years, 1)
+               : Cell()});
     mixes.push_back({{"name", m.name},
                      {"input_per_output", m.input_per_output},
                      {"revenue_usd_per_mtok", m.revenue_usd_per_mtok},
@@ -937,6 +983,19 @@ void add_assumptions(Report& r, const CostInputs& in) {
 }
 
 }  // namespace
+
+std::optional<std::string> first_non_finite(const Json& doc, const std::string& path) {
+  if (doc.is_array()) {
+    for (std::size_t i = 0; i < doc.size(); ++i)
+      if (auto p = first_non_finite(doc[i], path + "/" + std::to_string(i))) return p;
+  } else if (doc.is_object()) {
+    for (auto it = doc.begin(); it != doc.end(); ++it)
+      if (auto p = first_non_finite(it.value(), path + "/" + it.key())) return p;
+  } else if (doc.is_number_float() && !std::isfinite(doc.get<double>())) {
+    return path.empty() ? "/" : path;
+  }
+  return std::nullopt;
+}
 
 Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) {
   Report r;

@@ -65,8 +65,10 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
           in.rent_per_month[rng.index(in.rent_per_month.size())] * cost::kMonthsPerYear;
       rent_v[i] = per_year * nodes / mtok;
       if (own) {
-        const auto pb = cost::payback_years(capex * owned, per_year * nodes, opex * owned);
-        pay_v[i] = pb ? *pb : inf;
+        const auto pb =
+            cost::payback_months(capex * owned, opex * owned, in.residual_share * capex * owned,
+                                 in.life_years * cost::kMonthsPerYear, per_year * nodes);
+        pay_v[i] = pb ? *pb / cost::kMonthsPerYear : inf;
       }
     }
   }

@@ -537,6 +537,7 @@ void Evaluator::run_fleet_cost(Candidate& c, const cost::CostInputs& in) const {
     c.own_per_year = o->cost_per_year;
     c.capex = fleet.buy->capex();
     c.opex_per_year = fleet.buy->opex_per_year;
+    c.own_life_months = fleet.buy->life_months;
   }
   if (const auto* o = a.option("rent")) {
     c.rent_per_mtok = o->cost_per_mtok_output;
@@ -1045,7 +1046,9 @@ Table candidates_table(const PlanResult& r) {
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p10) : Cell(),
            c.mc.own_per_mtok ? Cell(c.mc.own_per_mtok->p90) : Cell(), opt_cell(c.rent_per_mtok),
            opt_cell(c.rent_part_time_per_mtok), opt_cell(c.api_per_mtok),
-           opt_cell(c.payback_vs_rent_years, 2),
+           c.payback_vs_rent_years || !(c.own_per_year && c.rent_per_year)
+               ? opt_cell(c.payback_vs_rent_years, 2)
+               : Cell("not within life"),
            ps ? Cell(fmt::format("{} {}", c.primary_benchmark, *ps))
               : Cell(c.primary_benchmark + " missing"),
            Cell(c.risks.size()), price_basis_text(c)});

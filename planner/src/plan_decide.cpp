@@ -175,7 +175,9 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
                                     : "",
       best.own_price_basis, rec.option == "hybrid" ? ", reselling idle capacity" : "", tail,
       best.payback_vs_rent_years ? fmt::format("{:.2f} years", *best.payback_vs_rent_years)
-                                 : "never");
+      : best.rent_per_year
+          ? fmt::format("not within the node's {}-month life", best.own_life_months)
+          : std::string("not known (renting is not costed)"));
 }
 
 // Cheaper options that a constraint rules out, named with the constraint.
@@ -280,11 +282,14 @@ void decide(PlanResult& r) {
 
   rec.candidate_id = best->id;
   rec.model = best->model->id;
-  rec.reasons.push_back(
-      fmt::format("best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} "
-                  "node(s) cover the peak{}, running at {:.1f}% average utilization",
-                  best->id, best->throughput, best->perf_note, best->nodes,
-                  best->reserve_nodes ? " plus one N+1 spare" : "", best->utilization * 100));
+  // best->nodes already counts the spare: name the peak's nodes and the total apart.
+  const int peak_nodes = best->nodes - best->reserve_nodes;
+  rec.reasons.push_back(fmt::format(
+      "best build: {} serves {:.0f} output tok/s per node within the SLA ({}); {} node(s) cover "
+      "the peak{}, running at {:.1f}% average utilization",
+      best->id, best->throughput, best->perf_note, peak_nodes,
+      best->reserve_nodes ? fmt::format(", plus one N+1 spare: {} in all", best->nodes) : "",
+      best->utilization * 100));
   if (sc.demand.residency_required)
     rec.reasons.push_back(
         "residency is mandatory (/demand/residency_required): the API is ruled out, self-host");

@@ -10,6 +10,7 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/plan.hpp"
+#include "moeplan/scenario.hpp"
 
 namespace moeplan::plan {
 
@@ -102,6 +103,7 @@ class Reader {
             v->fail_member(k,
                            "prices one node, but the plan compares several builds: put it in "
                            "/builds/i/buy of the build it belongs to");
+      v->only_keys(buy_section_keys());  // before any build's pricing can drop it
       sc_.cost_doc["buy"] = v->raw();
       sc_.has_buy = true;
     }
@@ -114,6 +116,9 @@ class Reader {
             v->fail_member(k,
                            "prices one node, but the plan compares several builds: put it in "
                            "/builds/i/rent of the build it belongs to");
+      auto rent_keys = rent_section_keys();
+      rent_keys.emplace_back("schedule");
+      v->only_keys(rent_keys);  // before any build's pricing can drop it
       sc_.cost_doc["rent"] = v->raw();
       sc_.cost_doc["rent"].erase("schedule");  // plan-only: read by read_pricing()
     }
@@ -437,12 +442,16 @@ class Reader {
       s.layout.pp = b.has("pp") ? layout_int("pp") : 1;
       s.layout.ep = layout_int("ep");
       s.layout.dp_attention = b.boolean_or("dp_attention", false);
+      // Keys are checked here, not left to the cost reader: a build the catalog cannot price
+      // has its buy (or rent) section dropped before that reader runs.
       if (auto x = b.get("buy")) {
         if (!x->is_object()) x->fail("expected an object, found " + describe_json(x->raw()));
+        x->only_keys(buy_section_keys());
         s.buy = x->raw();
       }
       if (auto x = b.get("rent")) {
         if (!x->is_object()) x->fail("expected an object, found " + describe_json(x->raw()));
+        x->only_keys(rent_section_keys());
         s.rent = x->raw();
       }
       sc_.builds.push_back(std::move(s));

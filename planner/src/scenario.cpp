@@ -58,6 +58,7 @@ class Reader {
   }
 
   void record(const std::string& name, Json value, std::string unit, const Provenance2& p) {
+    check_magnitude(name.substr(0, name.find(' ')), value);
     in_.assumptions.push_back(
         Assumption{name, std::move(value), std::move(unit), p.source, p.as_of});
   }
@@ -73,6 +74,27 @@ class Reader {
       record(name, value, unit, p);
     else
       record_default(name, value, unit);
+  }
+
+  // Every input passes through record(), so this is where absurd magnitudes stop: 1e308 HUF of
+  // capex is finite, but × 1.27 VAT it is inf and the totals become NaN. No price, power, rate
+  // or count of one node comes near kMaxInputMagnitude in any currency.
+  static constexpr double kMaxInputMagnitude = 1e15;
+  void check_magnitude(const std::string& path, const Json& value) const {
+    if (value.is_array()) {
+      for (std::size_t i = 0; i < value.size(); ++i)
+        check_magnitude(path + "/" + std::to_string(i), value[i]);
+    } else if (value.is_object()) {
+      for (auto it = value.begin(); it != value.end(); ++it)
+        check_magnitude(path + "/" + it.key(), it.value());
+    } else if (value.is_number()) {
+      const double x = value.get<double>();
+      if (!(std::fabs(x) <= kMaxInputMagnitude))
+        throw InputError(file_, path,
+                         fmt::format("implausibly large: {:g}, above {:g} in magnitude, where "
+                                     "the totals overflow (check the units and the zeros)",
+                                     x, kMaxInputMagnitude));
+    }
   }
 
   // Money in the scenario currency: `key` as given, or `key_usd` converted.
@@ -202,14 +224,26 @@ CostInputs Reader::read() {
   if (in_.people && !in_.buy && !in_.rent && !in_.api && (in_.people->users <= 0))
     root_.at("people").fail(
         "people needs an option to compare (buy, rent or api) or users saving time");
-  // Demand above what the node serves is a utilization above 1.
+  // The node serves the rate of an open day, not the calendar average: 800 tok/s on 220 days
+  // averages 482 over the year, yet needs two 500 tok/s nodes. cost prices one node (cost.md
+  // §10), so more demand than it serves is an error rather than a fleet sized here.
   if (in_.demand && in_.node_capacity_tok_s) {
-    const double util = in_.demand->average_tokens_per_s() / *in_.node_capacity_tok_s;
-    if (util > 1 + 1e-12)
+    const double open_day = in_.demand->open_day_tokens_per_s();
+    const double util = open_day / *in_.node_capacity_tok_s;
+    if (util > 1 + 1e-12) {
+      const std::string days =
+          in_.demand->days_per_year < cost::kDaysPerYear
+              ? fmt::format(
+                    " on each of its {:g} open days ({:.1f} averaged over the calendar "
+                    "year)",
+                    in_.demand->days_per_year, in_.demand->average_tokens_per_s())
+              : "";
       root_.at("demand").fail(fmt::format(
-          "demand averages {:.1f} output tok/s, above node/capacity_output_tokens_per_s {:.1f} "
-          "(utilization {:.2f} > 1); raise the capacity or lower the demand",
-          in_.demand->average_tokens_per_s(), *in_.node_capacity_tok_s, util));
+          "demand averages {:.1f} output tok/s{}, above node/capacity_output_tokens_per_s {:.1f} "
+          "(utilization {:.2f} > 1); cost prices one node: raise the capacity, lower the "
+          "demand, or size a fleet with moeplan plan",
+          open_day, days, *in_.node_capacity_tok_s, util));
+    }
   }
   return in_;
 }
@@ -338,13 +372,26 @@ constexpr const char* kOpexComponents[] = {"wall_power_w",
                                            "warranty_share_per_year",
                                            "other_opex_per_year"};
 
-void Reader::read_buy(const JsonView& v) {
+}  // namespace
+
+std::vector<std::string> buy_section_keys() {
   auto keys = keys_with_prov(
       {"label", "capex", "capex_usd", "system_price", "system_price_usd", "price_point",
        "price_basis", "capex_includes_vat", "gpu", "gpus", "site", "vat_rate", "vat_recoverable",
        "life_months", "residual_share", "discount_rate", "opex_per_year", "opex_per_year_usd"});
   for (const char* k : kOpexComponents) keys.emplace_back(k);
-  v.only_keys(keys);
+  return keys;
+}
+
+std::vector<std::string> rent_section_keys() {
+  return keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd",
+                         "gpu", "gpus", "hours_per_month", "kind", "provider"});
+}
+
+namespace {
+
+void Reader::read_buy(const JsonView& v) {
+  v.only_keys(buy_section_keys());
   BuyContext x{v, prov_of(v), nullptr, nullptr, {}};
   x.device = read_buy_gpu(v, x.p);
   x.site = read_buy_site(v, x.p);
@@ -675,9 +722,7 @@ void Reader::read_power_price(const BuyContext& x, cost::BuyInputs& b) {
 }
 
 void Reader::read_rent(const JsonView& v) {
-  v.only_keys(
-      keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd",
-                      "gpu", "gpus", "hours_per_month", "kind", "provider"}));
+  v.only_keys(rent_section_keys());
   const auto p = prov_of(v);
   cost::RentInputs r;
   r.kind = v.has("kind") ? v.one_of("kind", {"on_demand", "reserved", "spot"}) : "on_demand";

@@ -91,12 +91,19 @@ double electricity_per_mtok(double system_w, double tokens_per_s, double price_p
 
 // Own total cost over the life: capex + opex_per_year × life_years − residual.
 double own_tco(double capex, double opex_per_year, double life_years, double residual);
-// Simple payback in months, capex against the alternative's monthly cost alone (C1).
-// nullopt when alt_per_month <= 0.
-std::optional<double> simple_payback_months(double capex, double alt_per_month);
-// Payback in years against an alternative: capex / (alt_per_year − opex_per_year) (C2).
-// nullopt when owning saves nothing per year.
-std::optional<double> payback_years(double capex, double alt_per_year, double opex_per_year);
+// Payback in months against an alternative that costs `alt_per_year`: the first month within
+// the node's life at which owning it (`capex` at month 0, `opex_per_year` accruing, `residual`
+// credited when the life ends) has cost no more than the alternative. Before the end of the life
+// that is capex × 12 / (alt − opex), where the cumulative curves cross (C2: 23.0 months); at the
+// end of the life the resale may close what is left. nullopt when it is not reached within the
+// life: a node that must be bought again before it has paid back never pays back. Reached exactly
+// when owning's TCO over the life is at most the alternative's cost over it (ROI >= 0).
+std::optional<double> payback_months(double capex, double opex_per_year, double residual,
+                                     double life_months, double alt_per_year);
+// Simple payback in months, capex against the alternative's monthly cost alone (C1), under the
+// same rule: nullopt when not reached within the life.
+std::optional<double> simple_payback_months(double capex, double alt_per_month, double residual,
+                                            double life_months);
 // ROI of spending `own_cost` to avoid `avoided_cost` over the same period:
 // (avoided − own) / own (C2). own_cost > 0.
 double roi(double avoided_cost, double own_cost);
@@ -176,6 +183,11 @@ struct DemandInputs {
   double days_per_year = kDaysPerYear;
   // Calendar-average sustained rate: output_tokens_per_year / kSecondsPerYear.
   double average_tokens_per_s() const { return output_tokens_per_year / kSecondsPerYear; }
+  // The rate on a day the service is open, which the node must serve: the yearly volume spread
+  // over days_per_year days only (docs/plan.md §Demand).
+  double open_day_tokens_per_s() const {
+    return output_tokens_per_year / (days_per_year * kSecondsPerDay);
+  }
 };
 
 struct BuyInputs {
@@ -283,7 +295,7 @@ struct OptionResult {
 struct PairResult {
   std::string a, b;  // "buy", "rent"
   std::optional<double> crossover_month;
-  std::optional<double> payback_years;  // only when a == buy
+  std::optional<double> payback_years;  // only when a == buy; none when not within the life
   double savings_per_year = 0;          // b's yearly cost − a's (cash) yearly cost
   double roi = 0;                       // a against b over a's life (buy) or a year
   double npv = 0;                       // PV(b) − PV(a) over the horizon; > 0: a is better
@@ -324,7 +336,7 @@ struct ProviderMixResult {
   double revenue_usd_per_mtok = 0;
   double revenue_per_mtok = 0;          // scenario currency
   double revenue_per_tok_s_month = 0;   // one sustained tok/s for a month
-  std::optional<double> payback_years;  // owned node at the sold utilization
+  std::optional<double> payback_years;  // owned node at the sold utilization, within its life
 };
 
 struct ProviderResult {
@@ -342,7 +354,7 @@ struct CostAnalysis {
   std::vector<OptionResult> options;  // in order buy, rent, api (those present)
   std::vector<PairResult> pairs;
   std::optional<BuyBreakdown> buy;
-  std::optional<double> simple_payback_months;  // buy capex against rent alone (C1)
+  std::optional<double> simple_payback_months;  // buy capex against rent alone (C1), within life
   std::optional<double> value_break_even, value_roi_50, value_roi_100;  // per year (C4)
   std::optional<double> rent_to_own_threshold;                          // C5
   std::optional<double> node_utilization;                               // demand / capacity
@@ -361,6 +373,10 @@ struct CostAnalysis {
 // Runs the whole model. Throws std::invalid_argument on inputs the scenario
 // reader should have rejected (e.g. demand above node capacity).
 CostAnalysis analyze(const CostInputs& in);
+
+// The JSON Pointer of the first number in `doc` that is not finite (NaN or ±inf), or nullopt.
+// A report must never carry one: JSON would print it as null, a table as "nan".
+std::optional<std::string> first_non_finite(const Json& doc, const std::string& path = "");
 
 // Builds the report: summary, comparison, thresholds, breakdowns, flexion curve,
 // monthly cumulative costs and assumptions, plus the JSON document. `tidy`:

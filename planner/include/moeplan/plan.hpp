@@ -184,7 +184,9 @@ struct Candidate {
   std::optional<double> own_per_mtok, rent_per_mtok, api_per_mtok;
   std::optional<double> own_per_year, rent_per_year, api_per_year;
   std::optional<double> capex, opex_per_year;
+  // Payback within the owned node's life (cost.md §6); none when not reached within it.
   std::optional<double> payback_vs_rent_years, payback_vs_api_years;
+  int own_life_months = 0;  // the owned node's life; 0 when owning is not costed
   std::optional<double> crossover_vs_rent_month, crossover_vs_api_month;
   std::optional<double> rent_to_own_threshold;
   // Renting part-time: the node-hours the fleet must run to serve the demand profile

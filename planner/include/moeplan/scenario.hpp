@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "moeplan/catalog.hpp"
 #include "moeplan/cost.hpp"
@@ -30,5 +31,11 @@ cost::CostInputs parse_scenario(const Json& doc, const std::string& file,
 // Same for JSON text (tests, stdin).
 cost::CostInputs parse_scenario_text(const std::string& text, const std::string& file,
                                      const CatalogProvider& catalog = {});
+
+// The keys a `buy` / `rent` section accepts (docs/scenario.md), for a reader that must check a
+// section before the cost reader sees it: plan drops a build's buy section when the catalog
+// cannot price that node, and a typo in it would otherwise vanish with it.
+std::vector<std::string> buy_section_keys();
+std::vector<std::string> rent_section_keys();
 
 }  // namespace moeplan
