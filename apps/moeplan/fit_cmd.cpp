@@ -23,8 +23,8 @@ struct FitOptions {
   OutputOptions out;
 };
 
-Report build_report(const FitOptions& o, const FitResult& r, const Model& m, const Device& d,
-                    const std::string& engine_id) {
+Report build_report(const FitOptions& o, const FitResult& r, int min_gpus, const Model& m,
+                    const Device& d, const std::string& engine_id) {
   Report rep;
   rep.title = fmt::format("fit: {} on {} × {}", m.name, o.gpus, d.name);
   rep.meta = output_meta();
@@ -52,7 +52,7 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
   s.add({"capacity (all GPUs)", Cell(r.capacity_bytes / GB, 1), "GB"});
   s.add({"max concurrency at context", r.max_concurrency, "sequences"});
   s.add({"max context at concurrency", r.max_context_tokens, "tokens"});
-  s.add({"min GPUs of this device", r.min_gpus, "GPUs"});
+  s.add({"min GPUs of this device", min_gpus, "GPUs"});
   rep.tables.push_back(s);
 
   Table g{"per_gpu",
@@ -97,7 +97,7 @@ Report build_report(const FitOptions& o, const FitResult& r, const Model& m, con
   j["capacity_bytes"] = r.capacity_bytes;
   j["max_concurrency"] = r.max_concurrency;
   j["max_context_tokens"] = r.max_context_tokens;
-  j["min_gpus"] = r.min_gpus;
+  j["min_gpus"] = min_gpus;
   Json per = Json::array();
   for (const auto& x : r.per_gpu)
     per.push_back({{"gpu", x.index},
@@ -167,7 +167,8 @@ void run_fit(const FitOptions& o) {
   req.kv_bytes_per_token = o.kv_bytes_per_token;
   req.include_mtp = o.include_mtp;
   const FitResult r = fit(req, cat);
-  Report rep = build_report(o, r, *req.model, *req.device, eng.id);
+  Report rep =
+      build_report(o, r, min_gpus_that_fit(req, eng, topo, cat), *req.model, *req.device, eng.id);
   // The largest context and the largest concurrency, each on its own (docs/memory.md § fit).
   rep.messages.push_back(fmt::format(
       "largest context for {} sequence(s): {} tokens (trained maximum {}); at {} tokens of "

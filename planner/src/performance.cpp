@@ -1465,6 +1465,33 @@ FitRequest engine_fit_request(const Model& m, const Device& d, int gpus, const P
   return f;
 }
 
+int min_gpus_that_fit(const FitRequest& req, const Engine& e, const Topology& t,
+                      const Catalog& cat) {
+  const Model& m = *req.model;
+  // A layer split (tp = 1, one stage per GPU, llama.cpp's default) stays one: pp = n. Any other
+  // tp/pp the request carries belongs to its own GPU count, not to the counts tried here.
+  const bool layer_split = req.gpus > 1 && req.layout.tp == 1 && req.layout.pp == req.gpus;
+  for (int n = 1; n <= 512; ++n) {
+    FitRequest f = req;
+    f.gpus = n;
+    Layout asked;
+    asked.dp_attention = req.layout.dp_attention;
+    if (layer_split) {
+      asked.tp = 1;
+      asked.pp = std::min(n, m.layers);
+      if (n % asked.pp != 0) continue;
+    }
+    f.layout = effective_layout(e, t, n, asked);
+    try {
+      if (check_layout(m, *req.device, t, e, resolve_layout(m, n, f.layout), n, false)) continue;
+      if (fit(f, cat).fits) return n;
+    } catch (const Error&) {
+      continue;  // a count no layout of this model can take (e.g. pp beyond the layers)
+    }
+  }
+  return 0;
+}
+
 FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
   if (!req.model || !req.device || !req.engine)
     throw Error("perf: model, device and engine are required");

@@ -307,32 +307,6 @@ std::string fit_reason(const FitRequest& req, const Core& c, const FitResult& r,
       (c.b.kv_free - kv_per_gpu) / gb);
 }
 
-// The smallest count of this device that fits, trying layouts that keep the requested pp; 0
-// when none up to 512 does.
-int min_gpus_that_fit(const FitRequest& req, const Catalog& cat) {
-  const Model& m = *req.model;
-  // A layer split (tp = 1, one stage per GPU, llama.cpp's default) stays one: pp = n.
-  const bool layer_split = req.gpus > 1 && req.layout.tp == 1 && req.layout.pp == req.gpus;
-  for (int n = 1; n <= 512; ++n) {
-    FitRequest t = req;
-    t.gpus = n;
-    t.layout.tp = layer_split ? 1 : 0;
-    t.layout.ep = 0;
-    if (layer_split) t.layout.pp = std::min(n, m.layers);
-    if (n % std::max(1, t.layout.pp) != 0) continue;
-    // Only counts a layout can load: tp (= n / pp here) divides the attention heads
-    // (docs/performance.md § Layout rules, rule tp-divides-heads).
-    const int tp = layer_split ? 1 : n / std::max(1, t.layout.pp);
-    if (m.attention.heads > 0 && m.attention.heads % tp != 0) continue;
-    try {
-      if (fits_with(t, compute_core(t, cat, n))) return n;
-    } catch (const Error&) {
-      continue;
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 FitResult fit(const FitRequest& in, const Catalog& cat) {
@@ -380,7 +354,6 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
   r.max_context_tokens = max_context_at(req, c);
   r.fits = fits_with(req, c);
   r.reason = fit_reason(req, c, r, kv_per_gpu);
-  r.min_gpus = min_gpus_that_fit(req, cat);
   if (m.attention.type == AttentionType::mla && c.layout.tp > 1 && !c.layout.dp_attention)
     r.notes.push_back(
         "MLA latent KV is replicated on every tensor-parallel rank; --dp-attention shards it by "

@@ -303,6 +303,13 @@ FitRequest engine_fit_request(const Model& m, const Device& d, int gpus, const P
                               const std::string& kv, const Engine& e, const Topology& t,
                               long long context_tokens, const Layout& asked = {});
 
+// The fewest devices that hold `req` (model, precisions, context, concurrency) as engine `e`
+// would run them on topology `t`: for each count, the engine's own layout for it (a layer split
+// stays one; --dp-attention is kept), accepted by the layout rules (check_layout) and fitting —
+// what `fit --gpus N` would answer FITS. 0 when nothing up to 512 does.
+int min_gpus_that_fit(const FitRequest& req, const Engine& e, const Topology& t,
+                      const Catalog& cat);
+
 // The fit() request a performance request implies: engine_fit_request at input + output tokens
 // on the request's topology and layout. Throws Error when model, device or engine is missing.
 FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat);

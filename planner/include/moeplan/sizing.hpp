@@ -87,7 +87,6 @@ struct FitResult {
   std::string reason;                // why not, or the binding limit when it fits
   long long max_concurrency = 0;     // at context_tokens
   long long max_context_tokens = 0;  // at concurrency, capped by the model's trained context
-  int min_gpus = 0;                  // smallest count of this device that fits (0: none up to 512)
   std::vector<GpuMemory> per_gpu;
   std::vector<std::string> notes;
 };
