@@ -250,6 +250,19 @@ TEST_CASE("MLA KV is replicated per TP rank unless attention is data-parallel", 
   CHECK(dp.max_concurrency > tp.max_concurrency);
 }
 
+TEST_CASE("Data-parallel attention shards a GQA model's KV by sequence too", "[sizing]") {
+  // Qwen3-235B-A22B has 4 KV heads: at tp = 8 each rank holds ceil(4/8) = 1 of 4 (share 1/4,
+  // heads replicated). With DP attention each rank keeps all 4 heads of its own sequences:
+  // share 1/8, so the KV room per sequence doubles (minus the replicated attention weights).
+  auto r = request("qwen3-235b-a22b", "h200", 8, "", "fp8");
+  const FitResult tp = fit(r, cat());
+  r.layout.dp_attention = true;
+  const FitResult dp = fit(r, cat());
+  CHECK(tp.kv_share_per_gpu == Approx(1.0 / 4));
+  CHECK(dp.kv_share_per_gpu == Approx(1.0 / 8));
+  CHECK(dp.max_concurrency > 1.5 * tp.max_concurrency);
+}
+
 TEST_CASE("Errors: unknown ids suggest, bad layouts explain", "[sizing][errors]") {
   CHECK_THROWS_WITH(cat().model("glm-52"), Contains("did you mean 'glm-5.2'"));
   CHECK_THROWS_WITH(cat().device("h100"), Contains("did you mean"));

@@ -444,19 +444,6 @@ double measured_moe_pair_ns(const Engine& e, const Device& d, const std::string&
   return it != e.efficiency.end() && it->second > 0 ? it->second : 0.0;
 }
 
-double kv_share_of(const Model& m, const ResolvedLayout& l) {
-  // Same rule as sizing (docs/memory.md, "Where the KV lives").
-  double share = 1.0 / l.pp / l.dp;
-  if (m.attention.type == AttentionType::mla) {
-    if (l.dp_attention) share /= l.tp;
-  } else {
-    const int kvh = std::max(1, m.attention.kv_heads);
-    const int per_rank = std::max(1, (kvh + l.tp - 1) / l.tp);
-    share *= static_cast<double>(per_rank) / kvh;
-  }
-  return share;
-}
-
 // Which link each collective of the layout crosses (§Communication). Ranks are placed tp
 // innermost, then dp, then pp stages, filling one scale-up domain before the next.
 void set_links(Prepared& p, const Topology& t, int gpus) {
@@ -605,7 +592,7 @@ void set_attention(Prepared& p, const Model& m, const KvFormat& kvf) {
     p.attn_flops_pair_decode = 4.0 * a.heads * a.head_dim;
     p.attn_flops_pair_prefill = p.attn_flops_pair_decode;
   }
-  p.kv_share = kv_share_of(m, p.L);
+  p.kv_share = kv_share_for_layout(m, p.L);
   p.kv_bytes_per_element = kvf.bits_per_element / 8.0;
   p.kv_per_token_total = kv_bytes_for_context(m, p.kv_bytes_per_element, 1);
 }

@@ -55,6 +55,22 @@ PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base
   return mix;
 }
 
+double kv_share_for_layout(const Model& m, const ResolvedLayout& l) {
+  double share = 1.0 / l.pp / l.dp;
+  if (l.dp_attention) {
+    // Attention runs data-parallel over the TP group: each rank keeps every head of its own
+    // sequences, so sequences are sharded tp ways, whatever the attention form.
+    share /= l.tp;
+  } else if (m.attention.type != AttentionType::mla) {
+    // GQA heads split over the TP ranks, replicated when tp > kv_heads (vLLM's behaviour).
+    const int kvh = std::max(1, m.attention.kv_heads);
+    const int per_rank = std::max(1, (kvh + l.tp - 1) / l.tp);
+    share *= static_cast<double>(per_rank) / kvh;
+  }
+  // MLA without DP attention: one latent serves every head, so every TP rank keeps a full copy.
+  return share;
+}
+
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element) {
   const Attention& a = m.attention;
   if (a.type == AttentionType::mla) {
@@ -190,21 +206,6 @@ struct Budget {
   double kv_free = 0;  // capacity − weights − activation
 };
 
-// KV share each GPU holds of the whole KV (sequences × layers × heads).
-double kv_share(const Model& m, const ResolvedLayout& l) {
-  double share = 1.0 / l.pp / l.dp;
-  if (m.attention.type == AttentionType::mla) {
-    // One latent per token serves every head: TP ranks each keep a full copy,
-    // unless attention runs data-parallel (sequences sharded over the TP group).
-    if (l.dp_attention) share /= l.tp;
-  } else {
-    const int kvh = m.attention.kv_heads;
-    const int per_rank = std::max(1, (kvh + l.tp - 1) / l.tp);  // replicated when tp > kv_heads
-    share *= static_cast<double>(per_rank) / kvh;
-  }
-  return share;
-}
-
 struct Core {
   ResolvedLayout layout;
   std::map<Component, double> wbytes;
@@ -232,7 +233,7 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
   const std::string kvp = req.kv_precision.empty() ? "bf16" : req.kv_precision;
   c.bytes_per_kv = cat.kv_format(kvp).bits_per_element / 8.0;
   c.kv_per_token = kv_bytes_for_context(m, c.bytes_per_kv, 1);
-  c.share = kv_share(m, c.layout);
+  c.share = kv_share_for_layout(m, c.layout);
   c.device_bytes = (req.device_memory_gb ? *req.device_memory_gb : req.device->memory_gb) * kGB;
   c.b.capacity = c.device_bytes * req.memory_utilization - req.reserved_gb_per_gpu * kGB;
   // Weights on the most loaded GPU: experts over ep ranks per stage, replicated attention

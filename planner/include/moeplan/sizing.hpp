@@ -91,6 +91,10 @@ struct FitResult {
   std::vector<std::string> notes;
 };
 
+// The share of the whole KV cache (sequences × layers × heads) one GPU holds under layout `l`
+// (docs/memory.md, "Where the KV lives"): fit and perf both use it.
+double kv_share_for_layout(const Model& m, const ResolvedLayout& l);
+
 // Bytes per token of KV for one layer of the model's attention form (the indexer cache below
 // not included).
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element);
