@@ -2,8 +2,12 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <string>
+#include <tuple>
 
 #include "moeplan/recommend.hpp"
+#include "moeplan/sizing.hpp"
+#include "moeplan/system.hpp"
 #include "test_support.hpp"
 
 using namespace moeplan;
@@ -123,4 +127,56 @@ TEST_CASE("own hourly price: the system's price over its life plus wall power", 
   req.own_basis = pricing::OwnBasis::list;  // no list price: skipped with the reason
   CHECK_FALSE(recommend::node_hour_price(s, cat, req, &why));
   CHECK(why.find("list") != std::string::npos);
+}
+
+namespace {
+// A point's identity and figures, to compare two searches row by row.
+auto row_key(const recommend::Point& p) {
+  return std::make_tuple(p.model->id, p.system->id, p.gpus, p.precision, p.layout.tp, p.layout.pp,
+                         p.layout.dp_attention, p.concurrency, p.replicas, p.cost_per_mtok);
+}
+}  // namespace
+
+TEST_CASE("a configuration that cannot serve the demand is left out, the search goes on",
+          "[recommend]") {
+  // 3M output tok/s: qwen3-30b-a3b at concurrency 1 on a small card makes ~28 tok/s, so it
+  // would need ~1.06e5 replicas, beyond the planner's 100,000: that point is left out (it used to
+  // throw in a worker thread and abort the process), higher concurrencies are kept.
+  // At 1e9 tok/s whole configurations fail at every concurrency (a card's best ~10^3-10^4 tok/s
+  // → 10^5-10^6 replicas) and are counted as rejected; the largest still serve it.
+  const Catalog& cat = test::bundled_catalog();
+  recommend::Request req;
+  req.models = {&cat.model("qwen3-30b-a3b")};
+  req.top = 20;
+  const double demand = GENERATE(3e6, 1e9);
+  INFO("demand " << demand);
+  req.output_tokens_per_s = demand;
+  req.threads = 1;
+  const auto one = recommend::search(req, cat);
+  req.threads = 2;
+  const auto two = recommend::search(req, cat);
+  REQUIRE_FALSE(one.top.empty());
+  for (const auto& p : one.top) CHECK(p.replicas <= 100000);
+  CHECK(one.points_beyond_range > 0);
+  const auto reason = std::find_if(one.rejected.begin(), one.rejected.end(), [](const auto& x) {
+    return x.first.find("more replicas than the planner's range") != std::string::npos;
+  });
+  if (demand > 1e8) {
+    REQUIRE(reason != one.rejected.end());
+    CHECK(reason->second > 0);
+  }
+  const Json j = recommend::make_report(req, one).json;
+  CHECK(j["search"]["rejected"].size() == one.rejected.size());
+  CHECK(j["search"]["points_beyond_range"] == one.points_beyond_range);
+  CHECK(one.points_beyond_range == two.points_beyond_range);
+  // Identical whatever the thread split.
+  CHECK(one.rejected == two.rejected);
+  CHECK(one.configs_fit == two.configs_fit);
+  CHECK(one.points == two.points);
+  REQUIRE(one.top.size() == two.top.size());
+  REQUIRE(one.frontier.size() == two.frontier.size());
+  for (std::size_t i = 0; i < one.top.size(); ++i)
+    CHECK(row_key(one.top[i]) == row_key(two.top[i]));
+  for (std::size_t i = 0; i < one.frontier.size(); ++i)
+    CHECK(row_key(one.frontier[i]) == row_key(two.frontier[i]));
 }

@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "moeplan/errors.hpp"
@@ -164,10 +166,19 @@ std::vector<Config> enumerate_configs(const Request& req, const Catalog& cat, co
   return configs;
 }
 
+// Why a configuration is left out of the ranking (Result::rejected).
+constexpr const char* kRejectFitError = "fit() refused the layout";
+constexpr const char* kRejectNoFit = "does not fit in memory at input + output tokens";
+constexpr const char* kRejectPerfError = "the performance model refused it";
+constexpr const char* kRejectReplicas =
+    "needs more replicas than the planner's range for the demand at every concurrency tried";
+
 // One point of a configuration's concurrency ladder: speed, SLA, price and cost per 1M output
-// tokens (for the demand's replicas when the request gives one).
-Point make_point(const Config& c, const PerfResult& r, long long conc, const Request& req,
-                 const Catalog& cat, const Engine& eng) {
+// tokens (for the demand's replicas when the request gives one). nullopt when the demand would
+// need more replicas than the planner's range: that point cannot serve it, a higher concurrency
+// of the same configuration may.
+std::optional<Point> make_point(const Config& c, const PerfResult& r, long long conc,
+                                const Request& req, const Catalog& cat, const Engine& eng) {
   Point p;
   p.model = c.m;
   p.device = c.d;
@@ -192,8 +203,9 @@ Point make_point(const Config& c, const PerfResult& r, long long conc, const Req
   const double per_hour = c.node_hour_usd * c.nodes * req.fx_per_usd;
   if (p.aggregate_tok_s > 0) {
     if (req.output_tokens_per_s && *req.output_tokens_per_s > 0) {
-      p.replicas =
-          checked_ceil_count(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9, "replicas");
+      const double need = std::ceil(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9);
+      if (!(need <= kMaxUnits)) return std::nullopt;
+      p.replicas = checked_ceil_count(need, "replicas");
       p.cost_per_mtok = per_hour * p.replicas / (*req.output_tokens_per_s * 3600) * 1e6;
     } else {
       p.cost_per_mtok = per_hour / (p.aggregate_tok_s * 3600) * 1e6;
@@ -205,12 +217,14 @@ Point make_point(const Config& c, const PerfResult& r, long long conc, const Req
 // What the threads count and collect.
 struct Tally {
   std::vector<Point> points;
-  std::size_t configs_fit = 0, estimates = 0;
+  std::size_t configs_fit = 0, estimates = 0, beyond_range = 0;
+  std::map<std::string, std::size_t> rejected;
 };
 
 // One configuration: fit at input + output tokens, then concurrency 1, 2, 4 … up to the KV
-// limit, stopping once more concurrency stops buying aggregate throughput (every further point
-// is dominated: same or higher cost, lower per-user tok/s) or one replica carries the demand.
+// limit, stopping once more concurrency
+// stops buying aggregate throughput (every further point is dominated: same or higher cost, lower
+// per-user tok/s) or one replica carries the demand.
 void evaluate_config(const Config& c, const Request& req, const Catalog& cat, const Engine& eng,
                      Tally& out) {
   PerfRequest pr;
@@ -229,12 +243,17 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
   try {
     fr = fit(fit_request_for(pr, cat), cat);  // the same KV limit perf and the sweep use
   } catch (const Error&) {
+    ++out.rejected[kRejectFitError];
     return;
   }
-  if (!fr.fits || fr.max_concurrency < 1) return;
+  if (!fr.fits || fr.max_concurrency < 1) {
+    ++out.rejected[kRejectNoFit];
+    return;
+  }
   ++out.configs_fit;
   const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
   double prev_agg = 0;
+  std::size_t kept = 0, beyond_range = 0;
   for (long long conc = 1;; conc = std::min(maxc, conc * 2)) {
     pr.concurrency = conc;
     PerfResult r;
@@ -244,13 +263,21 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
       break;
     }
     ++out.estimates;
-    Point p = make_point(c, r, conc, req, cat, eng);
-    const bool saturated = p.aggregate_tok_s < prev_agg * 1.02;
-    const bool one_replica = req.output_tokens_per_s && p.replicas == 1;
-    prev_agg = p.aggregate_tok_s;
-    if (p.aggregate_tok_s > 0 && !saturated) out.points.push_back(std::move(p));
+    std::optional<Point> p = make_point(c, r, conc, req, cat, eng);
+    const double agg = r.decode.output_tokens_per_s;
+    const bool saturated = agg < prev_agg * 1.02;
+    prev_agg = agg;
+    if (!p) {
+      ++beyond_range;
+      ++out.beyond_range;
+    } else if (p->aggregate_tok_s > 0 && !saturated) {
+      ++kept;
+      out.points.push_back(std::move(*p));
+    }
+    const bool one_replica = p && req.output_tokens_per_s && p->replicas == 1;
     if (conc >= maxc || saturated || one_replica) break;
   }
+  if (kept == 0) ++out.rejected[beyond_range > 0 ? kRejectReplicas : kRejectPerfError];
 }
 
 // Configurations split over `threads` (every threads-th one each), merged in thread order.
@@ -258,18 +285,29 @@ Tally evaluate_all(const std::vector<Config>& configs, const Request& req, const
                    const Engine& eng) {
   const auto t = static_cast<std::size_t>(std::max(1, req.threads));
   std::vector<Tally> parts(t);
+  // An exception escaping a std::thread calls std::terminate: each worker keeps its first one
+  // and the caller rethrows it after every worker has joined.
+  std::vector<std::exception_ptr> failed(t);
   auto work = [&](std::size_t begin) {
-    for (std::size_t i = begin; i < configs.size(); i += t)
-      evaluate_config(configs[i], req, cat, eng, parts[begin]);
+    try {
+      for (std::size_t i = begin; i < configs.size(); i += t)
+        evaluate_config(configs[i], req, cat, eng, parts[begin]);
+    } catch (...) {
+      failed[begin] = std::current_exception();
+    }
   };
   std::vector<std::thread> pool;
   for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work, k);
   work(0);
   for (auto& th : pool) th.join();
+  for (const auto& e : failed)
+    if (e) std::rethrow_exception(e);
   Tally all;
   for (auto& part : parts) {
     all.configs_fit += part.configs_fit;
     all.estimates += part.estimates;
+    all.beyond_range += part.beyond_range;
+    for (const auto& [why, n] : part.rejected) all.rejected[why] += n;
     all.points.insert(all.points.end(), std::make_move_iterator(part.points.begin()),
                       std::make_move_iterator(part.points.end()));
   }
@@ -288,6 +326,8 @@ Result search(const Request& req, const Catalog& cat) {
   Tally tally = evaluate_all(configs, req, cat, eng);
   res.configs_fit = tally.configs_fit;
   res.points = tally.estimates;
+  res.rejected = std::move(tally.rejected);
+  res.points_beyond_range = tally.beyond_range;
   std::vector<Point>& all = tally.points;
   // Deterministic order whatever the thread split.
   auto key = [](const Point& p) {
@@ -337,6 +377,12 @@ Report make_report(const Request& req, const Result& r) {
       fmt::format("searched {} configurations ({} fit) and {} concurrency points in {:.2f} s; {} "
                   "systems without a price in the ranking's basis skipped",
                   r.configs, r.configs_fit, r.points, r.seconds, r.systems_unpriced));
+  for (const auto& [why, n] : r.rejected)
+    rep.messages.push_back(fmt::format("{} configuration(s) left out: {}", n, why));
+  if (r.points_beyond_range > 0)
+    rep.messages.push_back(fmt::format(
+        "{} concurrency point(s) left out: the demand would need more than {:.0f} replicas there",
+        r.points_beyond_range, kMaxUnits));
   rep.messages.push_back(
       req.price_as == "rent"
           ? fmt::format("one price basis for every row: rent, {} per node-hour",
@@ -396,10 +442,12 @@ Report make_report(const Request& req, const Result& r) {
                    {"tpot_ms", req.sla.tpot_ms ? Json(*req.sla.tpot_ms) : Json(nullptr)}}}};
   j["top"] = pj(r.top);
   j["frontier"] = pj(r.frontier);
-  j["search"] = {{"configurations", r.configs},
-                 {"configurations_fit", r.configs_fit},
-                 {"points", r.points},
-                 {"seconds", r.seconds}};
+  Json rejected = Json::array();
+  for (const auto& [why, n] : r.rejected)
+    rejected.push_back({{"reason", why}, {"configurations", n}});
+  j["search"] = {{"configurations", r.configs}, {"configurations_fit", r.configs_fit},
+                 {"points", r.points},          {"seconds", r.seconds},
+                 {"rejected", rejected},        {"points_beyond_range", r.points_beyond_range}};
   rep.json = j;
   return rep;
 }

@@ -4,6 +4,7 @@
 // tok/s plus the top N under the SLA (docs/plan.md § recommend).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +66,12 @@ struct Result {
   std::vector<Point> frontier;  // cost ascending, per-user tok/s ascending
   std::vector<Point> top;       // cheapest meeting the SLA (and the demand)
   std::size_t configs = 0, configs_fit = 0, points = 0;
+  // Configurations searched but left out of the ranking, counted per reason (reasons are fixed
+  // texts, so the counts add up the same whatever the thread split).
+  std::map<std::string, std::size_t> rejected;
+  // Concurrency points left out because the demand would need more replicas than the planner's
+  // range at them (kMaxUnits, checked.hpp); their configuration stays when another point serves.
+  std::size_t points_beyond_range = 0;
   std::size_t systems_unpriced = 0;  // no price in the ranking's basis: skipped
   double seconds = 0;
 };
