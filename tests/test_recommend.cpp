@@ -180,3 +180,31 @@ TEST_CASE("a configuration that cannot serve the demand is left out, the search 
   for (std::size_t i = 0; i < one.frontier.size(); ++i)
     CHECK(row_key(one.frontier[i]) == row_key(two.frontier[i]));
 }
+
+TEST_CASE("every recommended concurrency fits when fit is asked at that concurrency",
+          "[recommend][sizing]") {
+  // The audit's case: deepseek-v3 at 500 tok/s listed 16 × RTX 4090 (tp 1, pp 16) at
+  // concurrency 32, which fit at 1,280 tokens rejected (at most 28): the limit had been sized
+  // with the activations of one sequence.
+  const Catalog& cat = test::bundled_catalog();
+  const Engine& eng = cat.engine("vllm");
+  recommend::Request req;
+  req.models = {&cat.model("deepseek-v3")};
+  req.output_tokens_per_s = 500;
+  req.top = 50;
+  const auto r = recommend::search(req, cat);
+  REQUIRE(r.top.size() == 50);
+  for (const auto* list : {&r.top, &r.frontier})
+    for (const auto& p : *list) {
+      INFO(p.system->id << " tp " << p.layout.tp << " pp " << p.layout.pp << " conc "
+                        << p.concurrency);
+      FitRequest f = engine_fit_request(
+          *p.model, *p.device, p.gpus,
+          p.precision == "native" ? p.model->native_precision
+                                  : parse_weight_spec(p.precision, p.model->native_precision, cat),
+          p.kv, eng, topology_of(*p.system), req.input_tokens + req.output_tokens,
+          Layout{p.layout.tp, p.layout.pp, p.layout.ep, p.layout.dp_attention});
+      f.concurrency = p.concurrency;
+      CHECK(fit(f, cat).fits);
+    }
+}
