@@ -181,6 +181,40 @@ TEST_CASE("a configuration that cannot serve the demand is left out, the search 
     CHECK(row_key(one.frontier[i]) == row_key(two.frontier[i]));
 }
 
+TEST_CASE("recommend never runs a replica past its engine's max_num_seqs", "[recommend]") {
+  // vLLM admits 256 sequences per engine (engines.json max_num_seqs), llama.cpp 8; a small
+  // model on a large card holds far more KV than that, so the cap is what binds.
+  const Catalog& cat = test::bundled_catalog();
+  for (const std::string engine : {"vllm", "llama.cpp"}) {
+    recommend::Request req;
+    req.models = {&cat.model("qwen3-30b-a3b")};
+    req.engine = engine;
+    req.output_tokens_per_s = 5e4;  // enough that no replica stops the ladder early
+    req.input_tokens = 512;
+    req.output_tokens = 128;
+    req.top = 1000;
+    req.max_gpus = 8;
+    const auto r = recommend::search(req, cat);
+    const long long cap = engine_max_num_seqs(cat.engine(engine));
+    CHECK(cap == (engine == "vllm" ? 256 : 8));
+    REQUIRE_FALSE(r.top.empty());
+    bool binds = false;
+    for (const auto* list : {&r.top, &r.frontier})
+      for (const auto& p : *list) {
+        INFO(engine << " " << p.system->id << " conc " << p.concurrency);
+        CHECK(p.concurrency <= cap);
+        CHECK(p.concurrency <= p.limit.kv_limit);
+        CHECK(p.limit.max_num_seqs == cap);
+        binds = binds || (p.concurrency == cap && p.limit.kv_limit > cap);
+      }
+    CHECK(binds);  // some row sits at the cap with KV room to spare
+    bool said = false;
+    for (const auto& m : recommend::make_report(req, r).messages)
+      said = said || m.find("max_num_seqs of " + std::to_string(cap)) != std::string::npos;
+    CHECK(said);
+  }
+}
+
 TEST_CASE("every recommended concurrency fits when fit is asked at that concurrency",
           "[recommend][sizing]") {
   // The audit's case: deepseek-v3 at 500 tok/s listed 16 × RTX 4090 (tp 1, pp 16) at

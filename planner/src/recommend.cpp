@@ -178,7 +178,8 @@ constexpr const char* kRejectReplicas =
 // need more replicas than the planner's range: that point cannot serve it, a higher concurrency
 // of the same configuration may.
 std::optional<Point> make_point(const Config& c, const PerfResult& r, long long conc,
-                                const Request& req, const Catalog& cat, const Engine& eng) {
+                                const ConcurrencyLimit& limit, const Request& req,
+                                const Catalog& cat, const Engine& eng) {
   Point p;
   p.model = c.m;
   p.device = c.d;
@@ -187,6 +188,7 @@ std::optional<Point> make_point(const Config& c, const PerfResult& r, long long 
   p.kv = c.kv;
   p.layout = r.layout;
   p.concurrency = conc;
+  p.limit = limit;
   p.aggregate_tok_s = r.decode.output_tokens_per_s;
   p.per_user_tok_s = r.decode.per_request_tokens_per_s;
   p.ttft_ms = r.prefill.ttft_ms;
@@ -221,8 +223,8 @@ struct Tally {
   std::map<std::string, std::size_t> rejected;
 };
 
-// One configuration: fit at input + output tokens, then concurrency 1, 2, 4 … up to the KV
-// limit, stopping once more concurrency
+// One configuration: fit at input + output tokens, then concurrency 1, 2, 4 … up to the
+// replica's concurrency limit (KV memory, engine max_num_seqs), stopping once more concurrency
 // stops buying aggregate throughput (every further point is dominated: same or higher cost, lower
 // per-user tok/s) or one replica carries the demand.
 void evaluate_config(const Config& c, const Request& req, const Catalog& cat, const Engine& eng,
@@ -251,7 +253,8 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
     return;
   }
   ++out.configs_fit;
-  const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
+  const ConcurrencyLimit limit = concurrency_limit(fr.max_concurrency, eng);
+  const long long maxc = std::min(limit.slots(), req.max_concurrency.value_or(limit.slots()));
   double prev_agg = 0;
   std::size_t kept = 0, beyond_range = 0;
   for (long long conc = 1;; conc = std::min(maxc, conc * 2)) {
@@ -263,7 +266,7 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
       break;
     }
     ++out.estimates;
-    std::optional<Point> p = make_point(c, r, conc, req, cat, eng);
+    std::optional<Point> p = make_point(c, r, conc, limit, req, cat, eng);
     const double agg = r.decode.output_tokens_per_s;
     const bool saturated = agg < prev_agg * 1.02;
     prev_agg = agg;
@@ -396,6 +399,20 @@ Report make_report(const Request& req, const Result& r) {
                         "idle capacity included)",
                         *req.output_tokens_per_s)
           : std::string("cost at full use of one replica (no demand given)"));
+  std::size_t capped = 0;
+  long long cap = 0;
+  for (const auto* list : {&r.top, &r.frontier})
+    for (const auto& p : *list)
+      if (p.limit.engine_binds() && p.concurrency == p.limit.slots()) {
+        ++capped;
+        cap = p.limit.max_num_seqs;
+      }
+  if (capped > 0)
+    rep.messages.push_back(
+        fmt::format("{} listed row(s) run at {}'s max_num_seqs of {} sequences per replica "
+                    "(data/engines.json), below what their KV memory holds: the engine admits no "
+                    "more",
+                    capped, req.engine, cap));
   if (r.top.empty()) rep.messages.push_back("no configuration meets the SLA");
   Json j;
   auto pj = [&](const std::vector<Point>& pts) {
@@ -416,6 +433,10 @@ Report make_report(const Request& req, const Result& r) {
                      {"nodes_per_replica", p.nodes},
                      {"dp_attention", p.layout.dp_attention}}},
                    {"concurrency", p.concurrency},
+                   {"concurrency_limit",
+                    {{"kv_memory", p.limit.kv_limit},
+                     {"max_num_seqs", p.limit.max_num_seqs},
+                     {"binds", p.limit.engine_binds() ? "max_num_seqs" : "kv_memory"}}},
                    {"per_user_tokens_per_s", p.per_user_tok_s},
                    {"aggregate_output_tokens_per_s", p.aggregate_tok_s},
                    {"ttft_ms", p.ttft_ms},

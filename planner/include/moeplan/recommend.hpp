@@ -36,7 +36,9 @@ struct Request {
   int life_months = 36;
   double electricity_usd_per_kwh = 0.12;
   double pue = 1.4;
-  long long max_concurrency = 1024;
+  // A further cap on each replica's concurrency (quicker searches in tests). The engine's
+  // max_num_seqs and the KV memory always apply (concurrency_limit, performance.hpp).
+  std::optional<long long> max_concurrency;
   int threads = 2;
 };
 
@@ -50,6 +52,7 @@ struct Point {
   std::string kv;
   ResolvedLayout layout;
   long long concurrency = 0;
+  ConcurrencyLimit limit;      // of one replica: KV memory and the engine's max_num_seqs
   double aggregate_tok_s = 0;  // output tok/s of one replica
   double per_user_tok_s = 0;
   double ttft_ms = 0, tpot_ms = 0;
