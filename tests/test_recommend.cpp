@@ -157,6 +157,7 @@ TEST_CASE("a configuration that cannot serve the demand is left out, the search 
   const auto two = recommend::search(req, cat);
   REQUIRE_FALSE(one.top.empty());
   for (const auto& p : one.top) CHECK(p.replicas <= 100000);
+  CHECK_FALSE(recommend::nothing_to_rank(req, one));
   CHECK(one.points_beyond_range > 0);
   const auto reason = std::find_if(one.rejected.begin(), one.rejected.end(), [](const auto& x) {
     return x.first.find("more replicas than the planner's range") != std::string::npos;
@@ -241,4 +242,27 @@ TEST_CASE("every recommended concurrency fits when fit is asked at that concurre
       f.concurrency = p.concurrency;
       CHECK(fit(f, cat).fits);
     }
+}
+
+TEST_CASE("recommend refuses a demand that is not positive and says when nothing fits",
+          "[recommend][errors]") {
+  const Catalog& cat = test::bundled_catalog();
+  recommend::Request req;
+  req.models = {&cat.model("qwen3-30b-a3b")};
+  for (const double bad : {0.0, -5.0}) {
+    req.output_tokens_per_s = bad;
+    CHECK_THROWS_WITH(
+        recommend::search(req, cat),
+        Catch::Matchers::StartsWith("recommend: the demand must be a positive output tok/s"));
+  }
+  // deepseek-v4-pro's weights are far beyond one card: nothing to search, nothing to rank.
+  req.models = {&cat.model("deepseek-v4-pro")};
+  req.output_tokens_per_s = 500;
+  req.max_gpus = 1;
+  const auto r = recommend::search(req, cat);
+  CHECK(r.configs == 0);
+  const auto why = recommend::nothing_to_rank(req, r);
+  REQUIRE(why);
+  CHECK_THAT(*why, Catch::Matchers::StartsWith("recommend: nothing fits within the limits given"));
+  CHECK(why->find("SLA") == std::string::npos);
 }

@@ -321,6 +321,12 @@ Tally evaluate_all(const std::vector<Config>& configs, const Request& req, const
 
 Result search(const Request& req, const Catalog& cat) {
   const auto t0 = std::chrono::steady_clock::now();
+  // Zero demand would read as "no demand" downstream and be costed at full use of one replica.
+  if (req.output_tokens_per_s && !(*req.output_tokens_per_s > 0))
+    throw Error(fmt::format(
+        "recommend: the demand must be a positive output tok/s, got {} (--output-tokens-per-s, or "
+        "the scenario's peak)",
+        *req.output_tokens_per_s));
   Result res;
   const Engine& eng = cat.engine(req.engine);
   const std::vector<PricedSystem> syss = priced_systems(req, cat, eng, res.systems_unpriced);
@@ -347,6 +353,24 @@ Result search(const Request& req, const Catalog& cat) {
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+std::optional<std::string> nothing_to_rank(const Request& req, const Result& r) {
+  if (!r.frontier.empty()) return std::nullopt;
+  std::string names;
+  for (const Model* m : req.models) names += (names.empty() ? "" : ", ") + m->id;
+  std::string why;
+  for (const auto& [reason, n] : r.rejected) why += fmt::format("; {} left out: {}", n, reason);
+  return fmt::format(
+      "recommend: nothing fits within the limits given: {} configuration(s) of {} on up to {} GPUs "
+      "({} engine, {} + {} tokens) hold the weights, {} fit in memory{}{}; raise --max-gpus, or "
+      "try another engine or shorter requests",
+      r.configs, names, req.max_gpus, req.engine, req.input_tokens, req.output_tokens,
+      r.configs_fit, why,
+      r.systems_unpriced > 0
+          ? fmt::format("; {} system(s) without a price in the ranking's basis skipped",
+                        r.systems_unpriced)
+          : std::string());
 }
 
 Report make_report(const Request& req, const Result& r) {
@@ -413,7 +437,8 @@ Report make_report(const Request& req, const Result& r) {
                     "(data/engines.json), below what their KV memory holds: the engine admits no "
                     "more",
                     capped, req.engine, cap));
-  if (r.top.empty()) rep.messages.push_back("no configuration meets the SLA");
+  if (r.top.empty() && !r.frontier.empty())
+    rep.messages.push_back("no configuration meets the SLA");
   Json j;
   auto pj = [&](const std::vector<Point>& pts) {
     Json a = Json::array();

@@ -88,7 +88,12 @@ std::optional<std::pair<double, std::string>> node_hour_price(const System& s, c
 // Keeps the points no other point dominates (cost ≤ and per-user tok/s ≥, one strictly).
 std::vector<Point> pareto_frontier(std::vector<Point> pts);
 
+// Throws Error for a demand that is not a positive output tok/s (nothing to size replicas for).
 Result search(const Request& req, const Catalog& cat);
+
+// Why a search has nothing to rank (no configuration fits the limits given, or none could be
+// estimated or serve the demand); nullopt when it has rows. `recommend` exits non-zero with it.
+std::optional<std::string> nothing_to_rank(const Request& req, const Result& r);
 
 Report make_report(const Request& req, const Result& r);
 
