@@ -6,8 +6,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <utility>
 
+#include "moeplan/deployment.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/performance.hpp"
 #include "test_support.hpp"
@@ -845,7 +847,7 @@ TEST_CASE("perf's KV limit on resident requests is fit's", "[perf][property]") {
     INFO(b.model << " on " << b.gpus << " x " << b.gpu << " (" << b.engine << ")");
     const PerfRequest base = test::with_load(
         test::perf_request(b.model, b.gpu, b.gpus, b.weights, b.engine, b.kv), b.in, b.out, 1);
-    const long long limit = sweep(base, cat(), Sla{}).max_concurrency;
+    const long long limit = sweep(base, cat(), Sla{}).limit.kv_limit;
     REQUIRE(limit >= 2);
     auto queue_note = [&](long long c) {
       PerfRequest r = base;
@@ -857,5 +859,23 @@ TEST_CASE("perf's KV limit on resident requests is fit's", "[perf][property]") {
     CHECK(queue_note(limit).empty());
     CHECK_THAT(queue_note(limit + 1),
                Catch::Matchers::StartsWith(fmt::format("KV memory holds {} requests", limit)));
+  }
+}
+
+TEST_CASE("sweep stops at the engine's max_num_seqs when KV memory holds more", "[perf]") {
+  // qwen3-30b-a3b FP8 on one H100 at 512 + 128 tokens holds well over 256 sequences of KV;
+  // vLLM admits 256, llama.cpp 8 (engines.json max_num_seqs): the sweep ends there.
+  for (const auto& [engine, cap] : {std::pair<std::string, long long>{"vllm", 256},
+                                    std::pair<std::string, long long>{"llama.cpp", 8}}) {
+    PerfRequest r =
+        test::with_load(request("qwen3-30b-a3b", "h100-sxm", 1, "fp8", engine, "fp8"), 512, 128, 1);
+    const SweepResult s = sweep(r, cat(), Sla{});
+    INFO(engine);
+    CHECK(s.limit.max_num_seqs == cap);
+    CHECK(s.limit.kv_limit > cap);
+    CHECK(s.limit.engine_binds());
+    CHECK(s.max_concurrency == cap);
+    CHECK(s.points.back().concurrency == cap);
+    CHECK(engine_group_slots(r, cat()) == cap);  // deployments take the same limit
   }
 }

@@ -601,3 +601,35 @@ TEST_CASE("owning buys whole purchase units; renting pays for the nodes needed",
   REQUIRE(c.own_per_mtok);
   CHECK(c.mc.own_per_mtok->p50 == Approx(*c.own_per_mtok).epsilon(0.15));
 }
+
+TEST_CASE("plan sizes the fleet at the engine's max_num_seqs, not at what KV memory holds",
+          "[plan]") {
+  // Audit scenario: glm-5.2 at 5M requests a day (peak 5e6 × 500 / 86,400 × 2.5 = 72,338 output
+  // tok/s) on 4 × GB200 NVFP4 under vLLM. The KV memory holds 534 sequences of 2,500 tokens, but
+  // vLLM admits 256 (engines.json max_num_seqs). Read at 534 the node made 10,355 tok/s and 7
+  // nodes were bought; at 256 it makes ~6,563 tok/s, so the peak needs ⌈72,338 / 6,563⌉ = 12.
+  const auto sc = plan::load_plan_scenario(
+      test::source_dir() + "/tests/fixtures/plan-maxseqs-glm52-usd.json", cat());
+  const auto r = plan::run_plan(sc, cat());
+  CHECK(sc.demand.peak_output_tokens_per_s() == Approx(5e6 * 500 / 86400.0 * 2.5));
+  bool seen = false;
+  for (const auto& c : r.candidates) {
+    INFO(c.id);
+    if (!c.meets_sla) continue;
+    const long long cap = engine_max_num_seqs(*c.engine);
+    CHECK(c.concurrency <= cap);
+    CHECK(c.concurrency_limit.max_num_seqs == cap);
+    CHECK(c.nodes ==
+          static_cast<int>(std::ceil(sc.demand.peak_output_tokens_per_s() / c.throughput - 1e-9)));
+    if (c.device->id != "gb200" || c.build.precision != "nvfp4") continue;
+    seen = true;
+    CHECK(c.concurrency_limit.kv_limit > cap);
+    CHECK(c.concurrency == 256);
+    CHECK(c.throughput == Approx(6563).epsilon(0.02));
+    CHECK(c.nodes == 12);
+    CHECK(std::any_of(c.cost_notes.begin(), c.cost_notes.end(), [](const std::string& n) {
+      return n.find("capped at vllm's max_num_seqs of 256") != std::string::npos;
+    }));
+  }
+  CHECK(seen);
+}

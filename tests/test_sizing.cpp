@@ -423,3 +423,61 @@ TEST_CASE("min GPUs is a count `fit --gpus N` accepts and fits", "[sizing][layou
     CHECK(fit(at, c).fits);
   }
 }
+
+TEST_CASE("Property: the reported max concurrency fits, one more does not", "[sizing][property]") {
+  // The activations hold fp32 logits for every sequence sampled in a step, so the KV budget
+  // shrinks as the concurrency grows: the maximum must be asked of fit at that concurrency, not
+  // read off the budget of one sequence.
+  std::size_t checked = 0;
+  for (const auto& m : cat().models) {
+    for (const char* gpu : {"rtx-4090", "h100-sxm", "h200", "mi300x", "apple-m4-max"}) {
+      for (int n : {1, 8}) {
+        for (long long ctx : {128LL, 1280LL, 32768LL}) {
+          FitRequest r = request(m.id, gpu, n, "", "fp8");
+          r.context_tokens = std::min(ctx, m.max_context_tokens);
+          FitResult f;
+          try {
+            f = fit(r, cat());
+          } catch (const Error&) {
+            continue;  // a layout this count cannot split into
+          }
+          if (f.max_concurrency < 1) continue;
+          INFO(m.id << " on " << n << " × " << gpu << " at " << r.context_tokens << " tokens: max "
+                    << f.max_concurrency);
+          auto at = r;
+          at.concurrency = f.max_concurrency;
+          CHECK(fit(at, cat()).fits);
+          at.concurrency = f.max_concurrency + 1;
+          CHECK_FALSE(fit(at, cat()).fits);
+          ++checked;
+        }
+      }
+    }
+  }
+  CHECK(checked > 100);
+}
+
+TEST_CASE("gpt-oss-120b on one H100 at 128 tokens: the max concurrency counts its logits",
+          "[sizing]") {
+  // Hand calculation (vLLM: memory utilization 0.9, 8,192-token chunk; FP8 KV):
+  //   capacity 80 GiB × 0.9 = 77,309,411,328 B; weights (MXFP4) 65,174,407,373 B;
+  //   activations = 660,602,880 B + N × 201,088 vocab × 4 B (fp32 logits, tp 1) = … + N ×
+  //   804,352; KV per sequence = 36,864 B/token × 128 = 4,718,592 B. N ≤ (77,309,411,328 −
+  //   65,174,407,373 − 660,602,880) / (804,352 + 4,718,592)
+  //     = 11,474,401,075 / 5,522,944 = 2,077.6 → 2,077.
+  //   With the activations of one sequence: 11,473,596,723 / 4,718,592 = 2,431 (the old answer,
+  //   which fit at concurrency 2,431 then rejected).
+  auto r = request("gpt-oss-120b", "h100-sxm", 1, "", "fp8");
+  r.context_tokens = 128;
+  r.memory_utilization = 0.9;
+  r.prefill_chunk_tokens = 8192;
+  const FitResult f = fit(r, cat());
+  CHECK(f.max_concurrency == Approx(2077).margin(2));
+  auto at = r;
+  at.concurrency = f.max_concurrency;
+  CHECK(fit(at, cat()).fits);
+  at.concurrency = 2431;
+  const FitResult old = fit(at, cat());
+  CHECK_FALSE(old.fits);
+  CHECK(old.max_concurrency == f.max_concurrency);  // the same answer at any asked concurrency
+}

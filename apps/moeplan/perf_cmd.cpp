@@ -519,13 +519,15 @@ void add_sweep(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& re
                const Catalog& cat) {
   Sla sla{o.sla_tpot_ms, o.sla_ttft_ms};
   const SweepResult sw = sweep(req, cat, sla);
-  Table t{"sweep",
-          fmt::format("Concurrency sweep (KV-memory limit {} requests of {} tokens)",
-                      sw.max_concurrency, o.input + o.output),
-          {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s", "total tok/s",
-           "bound", "mark"},
-          {},
-          {}};
+  Table t{
+      "sweep",
+      fmt::format("Concurrency sweep (up to {} requests of {} tokens: KV memory holds {}, "
+                  "engine max_num_seqs {})",
+                  sw.max_concurrency, o.input + o.output, sw.limit.kv_limit, sw.limit.max_num_seqs),
+      {"concurrency", "TTFT ms", "TPOT ms", "per-request tok/s", "output tok/s", "total tok/s",
+       "bound", "mark"},
+      {},
+      {}};
   Json arr = Json::array();
   for (const auto& p : sw.points) {
     std::string mark;
@@ -546,13 +548,19 @@ void add_sweep(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& re
   rep.tables.push_back(t);
   j["sweep"] = {{"points", arr},
                 {"max_concurrency", sw.max_concurrency},
+                {"kv_limit", sw.limit.kv_limit},
+                {"max_num_seqs", sw.limit.max_num_seqs},
                 {"knee_concurrency", sw.knee_concurrency},
                 {"best_sla_concurrency",
                  sw.best_sla_concurrency ? Json(*sw.best_sla_concurrency) : Json(nullptr)},
                 {"limit", sw.limit_reason}};
   rep.messages.push_back(fmt::format(
-      "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}",
-      sw.knee_concurrency, sw.max_concurrency));
+      "knee at concurrency {} (largest aggregate × per-request tok/s); KV memory allows {}{}",
+      sw.knee_concurrency, sw.limit.kv_limit,
+      sw.limit.engine_binds()
+          ? fmt::format(", the engine's max_num_seqs {} (data/engines.json) caps the sweep there",
+                        sw.limit.max_num_seqs)
+          : std::string()));
   if (o.sla_tpot_ms || o.sla_ttft_ms) {
     if (sw.best_sla_concurrency)
       rep.messages.push_back(

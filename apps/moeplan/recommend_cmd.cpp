@@ -77,6 +77,8 @@ void run(const RecommendOptions& o, CLI::App* app) {
   if (o.sla_tpot_ms > 0) req.sla.tpot_ms = o.sla_tpot_ms;
   if (o.sla_ttft_ms > 0) req.sla.ttft_ms = o.sla_ttft_ms;
   const recommend::Result r = recommend::search(req, cat);
+  // An empty ranking is an answer nobody can act on: say why and exit non-zero.
+  if (const auto why = recommend::nothing_to_rank(req, r)) throw CheckFailed(*why);
   Report rep = recommend::make_report(req, r);
   rep.meta = cli::output_meta();
   cli::global().inputs.push_back(o.scenario);

@@ -81,10 +81,7 @@ long long engine_group_slots(const PerfRequest& req, const Catalog& cat, std::st
     if (why) *why = fr.reason;
     return 0;
   }
-  long long cap = 256;  // the engine's max_num_seqs; 256 when the catalog has none
-  if (auto it = req.engine->efficiency.find("max_num_seqs"); it != req.engine->efficiency.end())
-    cap = std::max<long long>(1, std::llround(it->second));
-  return std::min(fr.max_concurrency, cap);
+  return concurrency_limit(fr.max_concurrency, *req.engine).slots();
 }
 
 namespace {

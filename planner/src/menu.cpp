@@ -109,6 +109,7 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
     Sla sla{w.demand.sla_tpot_ms, w.demand.sla_ttft_ms};
     if (sla.tpot_ms) *sla.tpot_ms -= lora_ms;  // the adapters' per-token latency comes on top
     const SweepResult sw = sweep(p, cat, sla);
+    g.limit = sw.limit;
     if (points) {
       for (const auto& pt : sw.points) {
         if (pt.concurrency > fr.max_concurrency) continue;

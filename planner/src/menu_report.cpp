@@ -113,6 +113,10 @@ Json workload_json(const WorkloadResult& w) {
     j["busy_gpus"] = w.busy_gpus;
     j["energy_per_year"] = w.energy_per_year;
     j["concurrency_per_replica"] = w.group.concurrency;
+    j["concurrency_limit"] = {
+        {"kv_memory", w.group.limit.kv_limit},
+        {"max_num_seqs", w.group.limit.max_num_seqs},
+        {"binds", w.group.limit.engine_binds() ? "max_num_seqs" : "kv_memory"}};
     j["ttft_ms"] = w.group.ttft_ms;
     j["tpot_ms"] = w.group.tpot_ms;
     j["group_gpus"] = w.group.gpus;
@@ -143,6 +147,11 @@ Table workloads_table(Report& rep, const MenuScenario& sc, const SystemResult& b
           fmt::format("{} shares its card with {}: half the memory each, the card "
                       "time-sliced (TPOT = both step times)",
                       w.id, w.shares_card_with));
+    if (self && w.group.engine_capped())
+      wt.notes.push_back(fmt::format(
+          "{} runs {} sequences per replica, its engine's max_num_seqs (data/engines.json); "
+          "its KV memory holds {}",
+          w.id, w.group.concurrency, w.group.limit.kv_limit));
     wt.add({w.id, w.model, kind_name(w.kind), w.option, self ? Cell(w.gpus) : Cell(),
             self ? Cell(w.replicas) : Cell(), self ? Cell(w.group.throughput, 0) : Cell(),
             Cell(w.peak_tok_s, 0), self ? Cell(w.utilization, 2) : Cell(),

@@ -1488,12 +1488,23 @@ FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
                             req.input_tokens + req.output_tokens, req.layout);
 }
 
+long long engine_max_num_seqs(const Engine& e) {
+  if (auto it = e.efficiency.find("max_num_seqs"); it != e.efficiency.end())
+    return std::max<long long>(1, std::llround(it->second));
+  return 256;
+}
+
+ConcurrencyLimit concurrency_limit(long long kv_limit, const Engine& e) {
+  return {kv_limit, engine_max_num_seqs(e)};
+}
+
 SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
   SweepResult s;
   const FitResult fr = fit(fit_request_for(req, cat), cat);
-  s.max_concurrency = fr.max_concurrency;
+  s.limit = concurrency_limit(fr.max_concurrency, *req.engine);
+  s.max_concurrency = s.limit.slots();
   s.limit_reason = fr.reason;
-  const long long maxc = std::max<long long>(1, fr.max_concurrency);
+  const long long maxc = std::max<long long>(1, s.max_concurrency);
   std::vector<long long> cs;
   for (long long c = 1; c < maxc; c *= 2) cs.push_back(c);
   cs.push_back(maxc);

@@ -242,6 +242,7 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
     c.excluded.push_back(std::string("performance model: ") + ex.what());
     return;
   }
+  c.concurrency_limit = sw.limit;
   const SweepPoint* pick = nullptr;
   const bool has_sla = sla.tpot_ms || sla.ttft_ms;
   const long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
@@ -272,6 +273,16 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
       has_sla ? fmt::format("highest throughput meeting the SLA, at concurrency {}", c.concurrency)
               : fmt::format("no SLA given: the knee of the concurrency sweep (concurrency {})",
                             c.concurrency);
+  if (sw.limit.engine_binds() && c.concurrency == sw.limit.slots()) {
+    // A fleet sized for the batch the KV memory holds would be short by that ratio: the engine
+    // never admits more than max_num_seqs.
+    const std::string capped = fmt::format(
+        "concurrency capped at {}'s max_num_seqs of {} (data/engines.json); KV memory "
+        "holds {}",
+        c.engine->id, sw.limit.max_num_seqs, sw.limit.kv_limit);
+    c.perf_note += "; " + capped;
+    c.cost_notes.push_back(capped);
+  }
   const double peak = sc_.demand.peak_output_tokens_per_s();
   c.reserve_nodes = sc_.n_plus_one ? 1 : 0;
   c.nodes = checked_ceil_count(peak / c.throughput - 1e-9, "nodes for " + c.id) + c.reserve_nodes;
@@ -1204,6 +1215,13 @@ Json candidate_json(const Candidate& c, const PlanScenario& sc) {
               {"max_concurrency_at_context", c.max_concurrency}};
   x["meets_sla"] = c.meets_sla;
   x["concurrency"] = c.concurrency;
+  // null for a candidate excluded before its concurrency sweep
+  x["concurrency_limit"] =
+      c.concurrency_limit.max_num_seqs > 0
+          ? Json{{"kv_memory", c.concurrency_limit.kv_limit},
+                 {"max_num_seqs", c.concurrency_limit.max_num_seqs},
+                 {"binds", c.concurrency_limit.engine_binds() ? "max_num_seqs" : "kv_memory"}}
+          : Json(nullptr);
   x["throughput_output_tokens_per_s"] = c.throughput;
   x["per_user_tokens_per_s"] = c.per_user_tok_s;
   x["ttft_ms"] = c.ttft_ms;

@@ -12,7 +12,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "moeplan/errors.hpp"
@@ -164,10 +166,20 @@ std::vector<Config> enumerate_configs(const Request& req, const Catalog& cat, co
   return configs;
 }
 
+// Why a configuration is left out of the ranking (Result::rejected).
+constexpr const char* kRejectFitError = "fit() refused the layout";
+constexpr const char* kRejectNoFit = "does not fit in memory at input + output tokens";
+constexpr const char* kRejectPerfError = "the performance model refused it";
+constexpr const char* kRejectReplicas =
+    "needs more replicas than the planner's range for the demand at every concurrency tried";
+
 // One point of a configuration's concurrency ladder: speed, SLA, price and cost per 1M output
-// tokens (for the demand's replicas when the request gives one).
-Point make_point(const Config& c, const PerfResult& r, long long conc, const Request& req,
-                 const Catalog& cat, const Engine& eng) {
+// tokens (for the demand's replicas when the request gives one). nullopt when the demand would
+// need more replicas than the planner's range: that point cannot serve it, a higher concurrency
+// of the same configuration may.
+std::optional<Point> make_point(const Config& c, const PerfResult& r, long long conc,
+                                const ConcurrencyLimit& limit, const Request& req,
+                                const Catalog& cat, const Engine& eng) {
   Point p;
   p.model = c.m;
   p.device = c.d;
@@ -176,6 +188,7 @@ Point make_point(const Config& c, const PerfResult& r, long long conc, const Req
   p.kv = c.kv;
   p.layout = r.layout;
   p.concurrency = conc;
+  p.limit = limit;
   p.aggregate_tok_s = r.decode.output_tokens_per_s;
   p.per_user_tok_s = r.decode.per_request_tokens_per_s;
   p.ttft_ms = r.prefill.ttft_ms;
@@ -192,9 +205,11 @@ Point make_point(const Config& c, const PerfResult& r, long long conc, const Req
   const double node_hour = c.node_hour_usd * req.fx_per_usd;
   if (p.aggregate_tok_s > 0) {
     const bool demand = req.output_tokens_per_s && *req.output_tokens_per_s > 0;
-    if (demand)
-      p.replicas =
-          checked_ceil_count(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9, "replicas");
+    if (demand) {
+      const double need = std::ceil(*req.output_tokens_per_s / p.aggregate_tok_s - 1e-9);
+      if (!(need <= kMaxUnits)) return std::nullopt;
+      p.replicas = checked_ceil_count(need, "replicas");
+    }
     // Owning pays for whole purchase units (a GB200 rack of 18 trays); renting per node.
     const int needed = p.replicas * c.nodes;
     p.nodes_paid = req.price_as == "rent" ? needed : pricing::nodes_to_own(*c.sys, needed);
@@ -209,12 +224,14 @@ Point make_point(const Config& c, const PerfResult& r, long long conc, const Req
 // What the threads count and collect.
 struct Tally {
   std::vector<Point> points;
-  std::size_t configs_fit = 0, estimates = 0;
+  std::size_t configs_fit = 0, estimates = 0, beyond_range = 0;
+  std::map<std::string, std::size_t> rejected;
 };
 
-// One configuration: fit at input + output tokens, then concurrency 1, 2, 4 … up to the KV
-// limit, stopping once more concurrency stops buying aggregate throughput (every further point
-// is dominated: same or higher cost, lower per-user tok/s) or one replica carries the demand.
+// One configuration: fit at input + output tokens, then concurrency 1, 2, 4 … up to the
+// replica's concurrency limit (KV memory, engine max_num_seqs), stopping once more concurrency
+// stops buying aggregate throughput (every further point is dominated: same or higher cost, lower
+// per-user tok/s) or one replica carries the demand.
 void evaluate_config(const Config& c, const Request& req, const Catalog& cat, const Engine& eng,
                      Tally& out) {
   PerfRequest pr;
@@ -233,12 +250,18 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
   try {
     fr = fit(fit_request_for(pr, cat), cat);  // the same KV limit perf and the sweep use
   } catch (const Error&) {
+    ++out.rejected[kRejectFitError];
     return;
   }
-  if (!fr.fits || fr.max_concurrency < 1) return;
+  if (!fr.fits || fr.max_concurrency < 1) {
+    ++out.rejected[kRejectNoFit];
+    return;
+  }
   ++out.configs_fit;
-  const long long maxc = std::min(fr.max_concurrency, req.max_concurrency);
+  const ConcurrencyLimit limit = concurrency_limit(fr.max_concurrency, eng);
+  const long long maxc = std::min(limit.slots(), req.max_concurrency.value_or(limit.slots()));
   double prev_agg = 0;
+  std::size_t kept = 0, beyond_range = 0;
   for (long long conc = 1;; conc = std::min(maxc, conc * 2)) {
     pr.concurrency = conc;
     PerfResult r;
@@ -248,13 +271,21 @@ void evaluate_config(const Config& c, const Request& req, const Catalog& cat, co
       break;
     }
     ++out.estimates;
-    Point p = make_point(c, r, conc, req, cat, eng);
-    const bool saturated = p.aggregate_tok_s < prev_agg * 1.02;
-    const bool one_replica = req.output_tokens_per_s && p.replicas == 1;
-    prev_agg = p.aggregate_tok_s;
-    if (p.aggregate_tok_s > 0 && !saturated) out.points.push_back(std::move(p));
+    std::optional<Point> p = make_point(c, r, conc, limit, req, cat, eng);
+    const double agg = r.decode.output_tokens_per_s;
+    const bool saturated = agg < prev_agg * 1.02;
+    prev_agg = agg;
+    if (!p) {
+      ++beyond_range;
+      ++out.beyond_range;
+    } else if (p->aggregate_tok_s > 0 && !saturated) {
+      ++kept;
+      out.points.push_back(std::move(*p));
+    }
+    const bool one_replica = p && req.output_tokens_per_s && p->replicas == 1;
     if (conc >= maxc || saturated || one_replica) break;
   }
+  if (kept == 0) ++out.rejected[beyond_range > 0 ? kRejectReplicas : kRejectPerfError];
 }
 
 // Configurations split over `threads` (every threads-th one each), merged in thread order.
@@ -262,18 +293,29 @@ Tally evaluate_all(const std::vector<Config>& configs, const Request& req, const
                    const Engine& eng) {
   const auto t = static_cast<std::size_t>(std::max(1, req.threads));
   std::vector<Tally> parts(t);
+  // An exception escaping a std::thread calls std::terminate: each worker keeps its first one
+  // and the caller rethrows it after every worker has joined.
+  std::vector<std::exception_ptr> failed(t);
   auto work = [&](std::size_t begin) {
-    for (std::size_t i = begin; i < configs.size(); i += t)
-      evaluate_config(configs[i], req, cat, eng, parts[begin]);
+    try {
+      for (std::size_t i = begin; i < configs.size(); i += t)
+        evaluate_config(configs[i], req, cat, eng, parts[begin]);
+    } catch (...) {
+      failed[begin] = std::current_exception();
+    }
   };
   std::vector<std::thread> pool;
   for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work, k);
   work(0);
   for (auto& th : pool) th.join();
+  for (const auto& e : failed)
+    if (e) std::rethrow_exception(e);
   Tally all;
   for (auto& part : parts) {
     all.configs_fit += part.configs_fit;
     all.estimates += part.estimates;
+    all.beyond_range += part.beyond_range;
+    for (const auto& [why, n] : part.rejected) all.rejected[why] += n;
     all.points.insert(all.points.end(), std::make_move_iterator(part.points.begin()),
                       std::make_move_iterator(part.points.end()));
   }
@@ -284,6 +326,12 @@ Tally evaluate_all(const std::vector<Config>& configs, const Request& req, const
 
 Result search(const Request& req, const Catalog& cat) {
   const auto t0 = std::chrono::steady_clock::now();
+  // Zero demand would read as "no demand" downstream and be costed at full use of one replica.
+  if (req.output_tokens_per_s && !(*req.output_tokens_per_s > 0))
+    throw Error(fmt::format(
+        "recommend: the demand must be a positive output tok/s, got {} (--output-tokens-per-s, or "
+        "the scenario's peak)",
+        *req.output_tokens_per_s));
   Result res;
   const Engine& eng = cat.engine(req.engine);
   const std::vector<PricedSystem> syss = priced_systems(req, cat, eng, res.systems_unpriced);
@@ -292,6 +340,8 @@ Result search(const Request& req, const Catalog& cat) {
   Tally tally = evaluate_all(configs, req, cat, eng);
   res.configs_fit = tally.configs_fit;
   res.points = tally.estimates;
+  res.rejected = std::move(tally.rejected);
+  res.points_beyond_range = tally.beyond_range;
   std::vector<Point>& all = tally.points;
   // Deterministic order whatever the thread split.
   auto key = [](const Point& p) {
@@ -308,6 +358,24 @@ Result search(const Request& req, const Catalog& cat) {
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+std::optional<std::string> nothing_to_rank(const Request& req, const Result& r) {
+  if (!r.frontier.empty()) return std::nullopt;
+  std::string names;
+  for (const Model* m : req.models) names += (names.empty() ? "" : ", ") + m->id;
+  std::string why;
+  for (const auto& [reason, n] : r.rejected) why += fmt::format("; {} left out: {}", n, reason);
+  return fmt::format(
+      "recommend: nothing fits within the limits given: {} configuration(s) of {} on up to {} GPUs "
+      "({} engine, {} + {} tokens) hold the weights, {} fit in memory{}{}; raise --max-gpus, or "
+      "try another engine or shorter requests",
+      r.configs, names, req.max_gpus, req.engine, req.input_tokens, req.output_tokens,
+      r.configs_fit, why,
+      r.systems_unpriced > 0
+          ? fmt::format("; {} system(s) without a price in the ranking's basis skipped",
+                        r.systems_unpriced)
+          : std::string());
 }
 
 Report make_report(const Request& req, const Result& r) {
@@ -341,6 +409,12 @@ Report make_report(const Request& req, const Result& r) {
       fmt::format("searched {} configurations ({} fit) and {} concurrency points in {:.2f} s; {} "
                   "systems without a price in the ranking's basis skipped",
                   r.configs, r.configs_fit, r.points, r.seconds, r.systems_unpriced));
+  for (const auto& [why, n] : r.rejected)
+    rep.messages.push_back(fmt::format("{} configuration(s) left out: {}", n, why));
+  if (r.points_beyond_range > 0)
+    rep.messages.push_back(fmt::format(
+        "{} concurrency point(s) left out: the demand would need more than {:.0f} replicas there",
+        r.points_beyond_range, kMaxUnits));
   rep.messages.push_back(
       req.price_as == "rent"
           ? fmt::format("one price basis for every row: rent, {} per node-hour",
@@ -354,7 +428,22 @@ Report make_report(const Request& req, const Result& r) {
                         "idle capacity included)",
                         *req.output_tokens_per_s)
           : std::string("cost at full use of one replica (no demand given)"));
-  if (r.top.empty()) rep.messages.push_back("no configuration meets the SLA");
+  std::size_t capped = 0;
+  long long cap = 0;
+  for (const auto* list : {&r.top, &r.frontier})
+    for (const auto& p : *list)
+      if (p.limit.engine_binds() && p.concurrency == p.limit.slots()) {
+        ++capped;
+        cap = p.limit.max_num_seqs;
+      }
+  if (capped > 0)
+    rep.messages.push_back(
+        fmt::format("{} listed row(s) run at {}'s max_num_seqs of {} sequences per replica "
+                    "(data/engines.json), below what their KV memory holds: the engine admits no "
+                    "more",
+                    capped, req.engine, cap));
+  if (r.top.empty() && !r.frontier.empty())
+    rep.messages.push_back("no configuration meets the SLA");
   Json j;
   auto pj = [&](const std::vector<Point>& pts) {
     Json a = Json::array();
@@ -374,6 +463,10 @@ Report make_report(const Request& req, const Result& r) {
                      {"nodes_per_replica", p.nodes},
                      {"dp_attention", p.layout.dp_attention}}},
                    {"concurrency", p.concurrency},
+                   {"concurrency_limit",
+                    {{"kv_memory", p.limit.kv_limit},
+                     {"max_num_seqs", p.limit.max_num_seqs},
+                     {"binds", p.limit.engine_binds() ? "max_num_seqs" : "kv_memory"}}},
                    {"per_user_tokens_per_s", p.per_user_tok_s},
                    {"aggregate_output_tokens_per_s", p.aggregate_tok_s},
                    {"ttft_ms", p.ttft_ms},
@@ -401,10 +494,12 @@ Report make_report(const Request& req, const Result& r) {
                    {"tpot_ms", req.sla.tpot_ms ? Json(*req.sla.tpot_ms) : Json(nullptr)}}}};
   j["top"] = pj(r.top);
   j["frontier"] = pj(r.frontier);
-  j["search"] = {{"configurations", r.configs},
-                 {"configurations_fit", r.configs_fit},
-                 {"points", r.points},
-                 {"seconds", r.seconds}};
+  Json rejected = Json::array();
+  for (const auto& [why, n] : r.rejected)
+    rejected.push_back({{"reason", why}, {"configurations", n}});
+  j["search"] = {{"configurations", r.configs}, {"configurations_fit", r.configs_fit},
+                 {"points", r.points},          {"seconds", r.seconds},
+                 {"rejected", rejected},        {"points_beyond_range", r.points_beyond_range}};
   rep.json = j;
   return rep;
 }

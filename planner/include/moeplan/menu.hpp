@@ -85,12 +85,15 @@ struct GroupOption {
   int gpus = 0;        // group size (tp × pp)
   ResolvedLayout layout;
   long long concurrency = 0;
-  double throughput = 0;  // output tok/s per replica at the SLA (LoRA overhead included)
+  ConcurrencyLimit limit;  // of one replica: KV memory and the engine's max_num_seqs
+  double throughput = 0;   // output tok/s per replica at the SLA (LoRA overhead included)
   double ttft_ms = 0, tpot_ms = 0;
   double weights_gb = 0, lora_gb = 0;
   // Share of the card's time this workload's engine runs when serving `throughput` at full
   // load: 1 alone; its own step / both steps on a shared card.
   double time_share = 1;
+  // Runs at the engine's max_num_seqs though its KV memory holds more.
+  bool engine_capped() const { return limit.engine_binds() && concurrency == limit.slots(); }
 };
 
 // The best group of `gpus` devices of `sys` for `w` (layout rules, fit, SLA).

@@ -12,6 +12,7 @@
 //                  `efficiency` objects, fitted against published rows).
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
@@ -273,9 +274,25 @@ struct SweepPoint {
   bool meets_sla = true;
 };
 
+// How many sequences one engine group (a replica: the GPUs of one engine instance) runs at
+// once: what the KV memory holds and what the engine's scheduler admits (engines.json
+// `max_num_seqs`). Every command that picks a concurrency — plan, menus, recommend, the sweep,
+// deployments — takes it from here, so that none sizes a fleet for a batch the engine never runs.
+struct ConcurrencyLimit {
+  long long kv_limit = 0;      // fit(): KV memory at the context asked
+  long long max_num_seqs = 0;  // the engine's scheduler cap
+  long long slots() const { return std::min(kv_limit, max_num_seqs); }
+  bool engine_binds() const { return max_num_seqs < kv_limit; }
+};
+
+// engines.json `max_num_seqs`; 256 (vLLM's and SGLang's default) when the catalog has none.
+long long engine_max_num_seqs(const Engine& e);
+ConcurrencyLimit concurrency_limit(long long kv_limit, const Engine& e);
+
 struct SweepResult {
   std::vector<SweepPoint> points;
-  long long max_concurrency = 0;   // KV-memory limit from fit() at input + output tokens
+  long long max_concurrency = 0;   // the last point: limit.slots()
+  ConcurrencyLimit limit;          // KV memory from fit() at input + output tokens; max_num_seqs
   long long knee_concurrency = 0;  // maximises aggregate × per-request tok/s (Kleinrock's "power")
   std::optional<long long> best_sla_concurrency;  // highest aggregate throughput meeting the SLA
   std::string limit_reason;
@@ -286,8 +303,9 @@ struct Sla {
   std::optional<double> ttft_ms;
 };
 
-// C = 1, 2, 4, … up to the KV-memory limit (inclusive) from fit() at input + output tokens,
-// with the engine's memory utilization. Throws what estimate() and fit() throw.
+// C = 1, 2, 4, … up to the concurrency limit (inclusive): the KV-memory limit from fit() at
+// input + output tokens, with the engine's memory utilization, capped at the engine's
+// max_num_seqs. Throws what estimate() and fit() throw.
 SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla = {});
 
 // The scheduler's token budget per forward pass that engine `e` runs on device `d`

@@ -171,7 +171,8 @@ struct Candidate {
   // performance (per node, at the SLA-feasible concurrency)
   bool meets_sla = false;
   long long concurrency = 0;
-  double throughput = 0;  // output tok/s per node
+  ConcurrencyLimit concurrency_limit;  // of one node: KV memory and the engine's max_num_seqs
+  double throughput = 0;               // output tok/s per node
   double per_user_tok_s = 0, ttft_ms = 0, tpot_ms = 0;
   std::string perf_evidence = "default";
   std::string perf_note;

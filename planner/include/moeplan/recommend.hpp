@@ -4,6 +4,7 @@
 // tok/s plus the top N under the SLA (docs/plan.md § recommend).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,7 +36,9 @@ struct Request {
   int life_months = 36;
   double electricity_usd_per_kwh = 0.12;
   double pue = 1.4;
-  long long max_concurrency = 1024;
+  // A further cap on each replica's concurrency (quicker searches in tests). The engine's
+  // max_num_seqs and the KV memory always apply (concurrency_limit, performance.hpp).
+  std::optional<long long> max_concurrency;
   int threads = 2;
 };
 
@@ -49,6 +52,7 @@ struct Point {
   std::string kv;
   ResolvedLayout layout;
   long long concurrency = 0;
+  ConcurrencyLimit limit;      // of one replica: KV memory and the engine's max_num_seqs
   double aggregate_tok_s = 0;  // output tok/s of one replica
   double per_user_tok_s = 0;
   double ttft_ms = 0, tpot_ms = 0;
@@ -66,6 +70,12 @@ struct Result {
   std::vector<Point> frontier;  // cost ascending, per-user tok/s ascending
   std::vector<Point> top;       // cheapest meeting the SLA (and the demand)
   std::size_t configs = 0, configs_fit = 0, points = 0;
+  // Configurations searched but left out of the ranking, counted per reason (reasons are fixed
+  // texts, so the counts add up the same whatever the thread split).
+  std::map<std::string, std::size_t> rejected;
+  // Concurrency points left out because the demand would need more replicas than the planner's
+  // range at them (kMaxUnits, checked.hpp); their configuration stays when another point serves.
+  std::size_t points_beyond_range = 0;
   std::size_t systems_unpriced = 0;  // no price in the ranking's basis: skipped
   double seconds = 0;
 };
@@ -79,7 +89,12 @@ std::optional<std::pair<double, std::string>> node_hour_price(const System& s, c
 // Keeps the points no other point dominates (cost ≤ and per-user tok/s ≥, one strictly).
 std::vector<Point> pareto_frontier(std::vector<Point> pts);
 
+// Throws Error for a demand that is not a positive output tok/s (nothing to size replicas for).
 Result search(const Request& req, const Catalog& cat);
+
+// Why a search has nothing to rank (no configuration fits the limits given, or none could be
+// estimated or serve the demand); nullopt when it has rows. `recommend` exits non-zero with it.
+std::optional<std::string> nothing_to_rank(const Request& req, const Result& r);
 
 Report make_report(const Request& req, const Result& r);
 
