@@ -165,8 +165,17 @@ TEST_CASE("scenario: a node's power defaults to its catalog system's wall power"
   const cost::CostInputs parts =
       parse_scenario_text(scenario(R"(, "other_system_w": 1500)"), "s.json", provider);
   CHECK(parts.buy->wall_power_w == Approx(7100));
-  // No catalog system of that size (a 3-GPU H200 node): the GPUs' TDP, as before.
+  // No catalog system of that size (a 3-GPU H200 node): the nearest catalog system of the
+  // device, h200-2-lean (2 GPUs, 2,400 W at the wall), scaled per GPU: 2,400 / 2 × 3 = 3,600 W,
+  // recorded as estimated. Until 2026-11-27 it was the GPUs' TDP alone (3 × 700 = 2,100 W),
+  // which leaves the host out.
   std::string three = scenario("");
   three.replace(three.find("\"gpus\": 8"), 9, "\"gpus\": 3");
-  CHECK(parse_scenario_text(three, "s.json", provider).buy->wall_power_w == Approx(2100));
+  const cost::CostInputs odd = parse_scenario_text(three, "s.json", provider);
+  CHECK(odd.buy->wall_power_w == Approx(3600));
+  bool scaled = false;
+  for (const auto& a : odd.assumptions)
+    scaled = scaled || (a.name.find("catalog system h200-2-lean scaled to 3 GPUs, estimated") !=
+                        std::string::npos);
+  CHECK(scaled);
 }

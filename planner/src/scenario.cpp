@@ -673,6 +673,25 @@ double Reader::read_wall_power(const BuyContext& x) {
              {"data/systems.json: " + sys->id + ", " + sys->prov.source, sys->prov.as_of});
       return sys->wall_power_w;
     }
+  // A node size the catalog does not list: scale the wall power of the device's nearest catalog
+  // system per GPU (host, fans and PSU losses included), rather than the GPUs' TDP alone.
+  if (!parts && x.device && buy_gpus_ > 0) {
+    const System* near = nullptr;
+    for (const System& s : catalog(v, "gpu").systems)
+      if (s.device == x.device->id && s.wall_power_w > 0 &&
+          (!near ||
+           std::abs(s.gpus_per_node - buy_gpus_) < std::abs(near->gpus_per_node - buy_gpus_)))
+        near = &s;
+    if (near) {
+      const double w = near->wall_power_w / near->gpus_per_node * buy_gpus_;
+      record(v.path() + fmt::format("/wall_power_w (catalog system {} scaled to {} GPUs, "
+                                    "estimated)",
+                                    near->id, buy_gpus_),
+             w, "W",
+             {"data/systems.json: " + near->id + ", " + near->prov.source, near->prov.as_of});
+      return w;
+    }
+  }
   double tdp = 0;
   if (v.has("gpu_tdp_w")) {
     tdp = v.positive("gpu_tdp_w");
