@@ -657,12 +657,15 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
 
 // KV bytes one decoding sequence reads per step at `context` (all layers, before sharding).
 double kv_read_bytes(const Prepared& p, double context) {
-  double full_ctx = context;
-  if (p.sparse_topk > 0) full_ctx = std::min(context, static_cast<double>(p.sparse_topk));
+  // Full-attention layers keep context / kv_compression entries (V4's compressed layers, Gemma 4's
+  // shared K=V heads), as kv_bytes_for_context stores them: a step cannot read more than that.
+  const double stored = context / std::max(1.0, p.m->attention.kv_compression);
+  double full_ctx = stored;
+  if (p.sparse_topk > 0) full_ctx = std::min(stored, static_cast<double>(p.sparse_topk));
   double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
   double b = p.kv_bytes_per_token_layer * (p.full_layers * full_ctx + p.window_layers * w_ctx);
-  if (p.dsa)  // the indexer scans everything
-    b += indexer_bytes_per_token_per_layer(*p.m) * p.full_layers * context;
+  if (p.dsa)  // the indexer scans every stored entry
+    b += indexer_bytes_per_token_per_layer(*p.m) * p.full_layers * stored;
   return b;
 }
 
