@@ -281,13 +281,18 @@ TEST_CASE("Errors: unknown ids suggest, bad layouts explain", "[sizing][errors]"
 }
 
 TEST_CASE("DSA models cache the indexer keys: one definition for fit and perf", "[sizing]") {
-  // GLM-5.2, FP8 KV: 78 layers × (512 + 64 latent + 132 indexer bytes) = 78 × 708 = 55,224
-  // bytes per token (44,928 without the indexer, the figure before issue 16).
+  // GLM-5.2, FP8 KV: 78 layers × (656 latent + 132 indexer bytes) = 78 × 788 = 61,464 bytes per
+  // token. The latent in FlashMLA's sparse FP8 format ("fp8_ds_mla"): 512 FP8 values + 4 fp32
+  // scales (16 B) + the 64-dim RoPE key in bf16 (128 B) = 656 (vLLM get_kv_cache_shape). Before
+  // 2026-11-27: 78 × (576 + 132) = 55,224; before issue 16 (no indexer): 44,928.
   const Model& glm = cat().model("glm-5.2");
   CHECK(indexer_bytes_per_token_per_layer(glm) == 132);
-  CHECK(kv_bytes_for_context(glm, 1.0, 1) == Approx(55224).margin(0.5));
+  CHECK(kv_bytes_per_token_per_layer(glm, 1.0) == 656);
+  CHECK(kv_bytes_per_token_per_layer(glm, 2.0) == (512 + 64) * 2);  // bf16: plain latent
+  CHECK(kv_bytes_per_token_per_layer(cat().model("deepseek-v3"), 1.0) == 576);  // not sparse
+  CHECK(kv_bytes_for_context(glm, 1.0, 1) == Approx(61464).margin(0.5));
   const FitResult r = fit(request("glm-5.2", "h200", 8, "fp8", "fp8"), cat());
-  CHECK(r.kv_bytes_per_token == Approx(55224).margin(0.5));
+  CHECK(r.kv_bytes_per_token == Approx(61464).margin(0.5));
   // Models without DSA are unchanged (M7: DeepSeek V3 has no indexer).
   CHECK(indexer_bytes_per_token_per_layer(cat().model("deepseek-v3")) == 0);
 }
@@ -298,8 +303,9 @@ TEST_CASE("GLM-5.2 FP8 on 8×H200 with DP-attention: 128k-context concurrency", 
   //   weights 744.2 GB: 13.0 GB attention (held whole on every rank under DP-attention) and
   //   731.2 GB spread over 8 → 91.4 + 13.0 = 104.4 GB per GPU (93.0 when attention was / 8);
   //   activations (8,192-token chunk) ≈ 0.68 GB → KV room ≈ 31.2 GB per GPU;
-  //   one 131,072-token request: 55,224 B × 131,072 / 8 ranks = 0.905 GB per GPU → 34 requests
-  //   (24 with the 141 GB the catalog used to read as decimal GB; 45 before issue 16:
+  //   one 131,072-token request: 61,464 B × 131,072 / 8 ranks = 1.007 GB per GPU → 30 requests
+  //   (34 with the 55,224-byte tokens before FlashMLA's 656-byte FP8 latent was counted,
+  //   2026-11-27; 24 with the 141 GB the catalog used to read as decimal GB; 45 before issue 16:
   //   44,928-byte tokens and attention / 8).
   auto q = request("glm-5.2", "h200", 8, "fp8", "fp8");
   q.context_tokens = 131072;
@@ -310,7 +316,7 @@ TEST_CASE("GLM-5.2 FP8 on 8×H200 with DP-attention: 128k-context concurrency", 
   CHECK(r.per_gpu[0].weights_bytes / 1e9 ==
         Approx((r.weights_bytes - attn) / 8 / 1e9 + attn / 1e9).epsilon(1e-9));
   CHECK(r.per_gpu[0].weights_bytes / 1e9 == Approx(104.4).epsilon(0.01));
-  CHECK(r.max_concurrency == 34);
+  CHECK(r.max_concurrency == 30);
 }
 
 TEST_CASE("MLA q_a / kv_a stay whole on every TP rank", "[sizing]") {

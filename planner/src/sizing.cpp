@@ -74,6 +74,13 @@ double kv_share_for_layout(const Model& m, const ResolvedLayout& l) {
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element) {
   const Attention& a = m.attention;
   if (a.type == AttentionType::mla) {
+    // Sparse (DSA) MLA at one byte per element is served by FlashMLA's sparse kernels, whose FP8
+    // cache ("fp8_ds_mla" in vLLM and SGLang) keeps the latent in FP8 with one fp32 scale per 128
+    // values and the RoPE key in bf16: 512 + 16 + 128 = 656 bytes for GLM-5 / DeepSeek-V3.2, not
+    // 576 (vLLM FlashMLASparseBackend.get_kv_cache_shape; FlashMLA README).
+    // (DeepSeek V4's compressed attention has its own packed layout, not modelled here.)
+    if (a.sparse_type == "dsa" && !a.compressed && bytes_per_element == 1.0)
+      return a.kv_lora_rank + std::ceil(a.kv_lora_rank / 128.0) * 4.0 + a.qk_rope_head_dim * 2.0;
     // MLA caches the compressed latent plus the decoupled RoPE key, shared by all heads.
     return (a.kv_lora_rank + a.qk_rope_head_dim) * bytes_per_element;
   }
