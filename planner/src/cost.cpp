@@ -111,6 +111,12 @@ std::optional<double> payback_months(double capex, double opex_per_year, double 
   return std::nullopt;
 }
 
+std::optional<double> payback_years(double capex, double opex_per_year, double residual,
+                                    double life_months, double alt_per_year) {
+  const auto m = payback_months(capex, opex_per_year, residual, life_months, alt_per_year);
+  return m ? std::optional<double>(*m / kMonthsPerYear) : std::nullopt;
+}
+
 std::optional<double> simple_payback_months(double capex, double alt_per_month, double residual,
                                             double life_months) {
   if (!(alt_per_month > 0)) return std::nullopt;
@@ -380,9 +386,8 @@ std::vector<PairResult> compare_pairs(const CostAnalysis& out, const CostInputs&
     p.crossover_month = crossover_month(a->curve, b->curve);
     if (a->id == "buy") {
       const BuyInputs& buy = *in.buy;
-      if (const auto m = payback_months(buy.capex(), own.opex_per_year, buy.residual(),
-                                        buy.life_months, b->cost_per_year))
-        p.payback_years = *m / kMonthsPerYear;
+      p.payback_years = payback_years(buy.capex(), own.opex_per_year, buy.residual(),
+                                      buy.life_months, b->cost_per_year);
       p.savings_per_year = b->cost_per_year - own.opex_per_year;
       p.roi = own.tco_life > 0 ? roi(b->cost_per_year * in.buy->life_years(), own.tco_life) : 0.0;
     } else {
@@ -471,9 +476,8 @@ ProviderResult provider_result(const CostInputs& in, const OwnCosts& own) {
       const double revenue_year = m.revenue_per_mtok *
                                   tokens_per_year(*in.node_capacity_tok_s * *pv.sold_utilization) /
                                   kTokensPerMTok;
-      if (const auto months = payback_months(in.buy->capex(), own.opex_per_year, in.buy->residual(),
-                                             in.buy->life_months, revenue_year))
-        m.payback_years = *months / kMonthsPerYear;
+      m.payback_years = payback_years(in.buy->capex(), own.opex_per_year, in.buy->residual(),
+                                      in.buy->life_months, revenue_year);
     }
     r.mixes.push_back(m);
   }

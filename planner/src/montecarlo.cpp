@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "moeplan/cost.hpp"
+#include "moeplan/pricing.hpp"
 
 namespace moeplan::mc {
 
@@ -49,8 +50,7 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
     const double thr = in.throughput_tok_s * f;
     const double nodes = std::max(1.0, std::ceil(in.peak_tok_s / thr - 1e-9)) + in.reserve_nodes;
     nodes_v[i] = nodes;
-    const double unit = std::max(1, in.purchase_unit_nodes);
-    const double owned = std::ceil(nodes / unit) * unit;
+    const double owned = pricing::nodes_to_own(in.purchase_unit_nodes, static_cast<int>(nodes));
     double capex = 0, opex = 0;
     if (own) {
       const auto& e = in.capex_net[rng.index(in.capex_net.size())];
@@ -66,9 +66,9 @@ Result simulate(const Inputs& in, int samples, std::uint64_t seed) {
       rent_v[i] = per_year * nodes / mtok;
       if (own) {
         const auto pb =
-            cost::payback_months(capex * owned, opex * owned, in.residual_share * capex * owned,
-                                 in.life_years * cost::kMonthsPerYear, per_year * nodes);
-        pay_v[i] = pb ? *pb / cost::kMonthsPerYear : inf;
+            cost::payback_years(capex * owned, opex * owned, in.residual_share * capex * owned,
+                                in.life_years * cost::kMonthsPerYear, per_year * nodes);
+        pay_v[i] = pb ? *pb : inf;
       }
     }
   }

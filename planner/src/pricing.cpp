@@ -244,9 +244,13 @@ System node_for(const Catalog& cat, const Device& d, int gpus) {
   return stand_in_system(d, gpus);
 }
 
-int nodes_to_own(const System& s, int needed) {
-  const int unit = std::max(1, s.purchase_unit_nodes);
+int nodes_to_own(int unit, int needed) {
+  unit = std::max(1, unit);
   return needed <= 0 ? 0 : (needed + unit - 1) / unit * unit;
+}
+
+int nodes_to_own(const System& s, int needed) {
+  return nodes_to_own(s.purchase_unit_nodes, needed);
 }
 
 }  // namespace moeplan::pricing

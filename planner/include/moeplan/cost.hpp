@@ -100,6 +100,9 @@ double own_tco(double capex, double opex_per_year, double life_years, double res
 // when owning's TCO over the life is at most the alternative's cost over it (ROI >= 0).
 std::optional<double> payback_months(double capex, double opex_per_year, double residual,
                                      double life_months, double alt_per_year);
+// The same in years (PairResult::payback_years, the provider's, the Monte Carlo's).
+std::optional<double> payback_years(double capex, double opex_per_year, double residual,
+                                    double life_months, double alt_per_year);
 // Simple payback in months, capex against the alternative's monthly cost alone (C1), under the
 // same rule: nullopt when not reached within the life.
 std::optional<double> simple_payback_months(double capex, double alt_per_month, double residual,

@@ -95,5 +95,7 @@ System node_for(const Catalog& cat, const Device& d, int gpus);
 // Nodes an owner must buy to run `needed` of system `s`: whole purchase units
 // (`purchase_unit_nodes`, e.g. 18 GB200 trays = one NVL72 rack). Renting needs only `needed`.
 int nodes_to_own(const System& s, int needed);
+// The same for a purchase unit of `unit` nodes (< 1 read as 1).
+int nodes_to_own(int unit, int needed);
 
 }  // namespace moeplan::pricing
