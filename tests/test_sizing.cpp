@@ -81,10 +81,11 @@ TEST_CASE("M2: GLM-5.2 753B in BF16 is 1,506 GB", "[sizing][acceptance]") {
 TEST_CASE("M3: DeepSeek-R1 FP8 does not fit 8×H100 but fits 8×H200", "[sizing][acceptance]") {
   auto r = request("deepseek-r1", "h100-sxm", 8, "fp8");
   const FitResult h100 = fit(r, cat());
-  // 671e9 × ~1 byte = 671 GB of weights alone vs 8 × 80 GiB = 687.2 GB of memory, of which the
-  // engine may use 90% (618 GB). The article's "640 GB" reads the marketed 80 as decimal GB.
+  // 671e9 × ~1 byte = 671 GB of weights alone vs 8 × 80 GiB = 687.2 GB marketed, 8 × 79.65 GiB
+  // = 684.2 GB as the driver reports it (81,559 MiB), of which the engine may use 90% (616 GB).
+  // The article's "640 GB" reads the marketed 80 as decimal GB.
   CHECK(h100.weights_bytes / 1e9 == Approx(671).epsilon(0.01));
-  CHECK(h100.device_memory_bytes * 8 / 1e9 == Approx(8 * 80 * 1.073741824));
+  CHECK(h100.device_memory_bytes * 8 / 1e9 == Approx(8 * 79.65 * 1.073741824));
   CHECK_FALSE(h100.fits);
   CHECK_THAT(h100.reason, Contains("weights need"));
   // 8 × 141 GiB = 1,211 GB (the article's 1,128 reads GiB as GB).
@@ -101,8 +102,9 @@ TEST_CASE("M4: GLM-5.2 FP8 fits 8×H200, not 4×RTX PRO 6000 even as NVFP4", "[s
   CHECK(h200.weights_bytes / 1e9 == Approx(753).epsilon(0.01));
   CHECK(h200.fits);
   const FitResult rtx = fit(request("glm-5.2", "rtx-pro-6000", 4, "fp8"), cat());
-  // 4 × 96 GiB = 412.3 GB (the article's "384 GB" reads GiB as GB); either way far below 753.
-  CHECK(rtx.device_memory_bytes * 4 / 1e9 == Approx(4 * 96 * 1.073741824));
+  // 4 × 96 GiB = 412.3 GB marketed (the article's "384 GB" reads GiB as GB), 4 × 95.59 GiB =
+  // 410.6 GB as the driver reports it (97,887 MiB); either way far below 753.
+  CHECK(rtx.device_memory_bytes * 4 / 1e9 == Approx(4 * 95.59 * 1.073741824));
   CHECK_FALSE(rtx.fits);
   // The NVFP4 checkpoint keeps attention, dense layers and embeddings in BF16: ~465 GB published.
   auto n = request("glm-5.2", "rtx-pro-6000", 4, "default=bf16,routed_experts=nvfp4");
@@ -168,6 +170,26 @@ TEST_CASE("M8: max context on an 8 GB GPU, article inputs and catalog inputs",
   CHECK(cr.max_context_tokens < art.max_context_tokens);
   // Both results within ~20% of each other: the difference is the two inputs' rounding.
   CHECK(static_cast<double>(cr.max_context_tokens) / art.max_context_tokens > 0.8);
+}
+
+TEST_CASE("The engine's share applies to the memory the driver reports, where it is published",
+          "[sizing]") {
+  // H100 SXM: nvidia-smi reports 81,559 MiB = 79.65 GiB of the marketed 80 GiB; vLLM multiplies
+  // that total (cudaMemGetInfo) by gpu_memory_utilization 0.9: 79.65 × 1.073741824 × 0.9 =
+  // 76.97 GB, not the 77.31 GB that the marketed size would give.
+  FitRequest r = request("llama-3.1-8b", "h100-sxm", 1);
+  r.memory_utilization = 0.9;
+  const FitResult h100 = fit(r, cat());
+  CHECK(h100.device_memory_bytes / 1e9 == Approx(79.65 * 1.073741824).epsilon(1e-9));
+  CHECK(h100.per_gpu.front().capacity_bytes / 1e9 == Approx(76.97).margin(0.01));
+  // H200 publishes no usable size: the marketed 141 GiB stays the base.
+  FitRequest h = request("llama-3.1-8b", "h200", 1);
+  h.memory_utilization = 0.9;
+  CHECK(fit(h, cat()).per_gpu.front().capacity_bytes / 1e9 ==
+        Approx(141 * 1.073741824 * 0.9).epsilon(1e-9));
+  // A what-if memory size replaces both.
+  r.device_memory_gb = 80;
+  CHECK(fit(r, cat()).per_gpu.front().capacity_bytes / 1e9 == Approx(72).epsilon(1e-9));
 }
 
 TEST_CASE("Property: more GPUs never lower capacity or max concurrency", "[sizing][property]") {
@@ -466,23 +488,24 @@ TEST_CASE("Property: the reported max concurrency fits, one more does not", "[si
 TEST_CASE("gpt-oss-120b on one H100 at 128 tokens: the max concurrency counts its logits",
           "[sizing]") {
   // Hand calculation (vLLM: memory utilization 0.9, 8,192-token chunk; FP8 KV):
-  //   capacity 80 GiB × 0.9 = 77,309,411,328 B; weights (MXFP4) 65,174,407,373 B;
+  //   capacity 79.65 GiB (81,559 MiB, what the driver reports) × 0.9 = 76,971,182,653 B;
+  //   weights (MXFP4) 65,174,407,373 B;
   //   activations = 660,602,880 B + N × 201,088 vocab × 4 B (fp32 logits, tp 1) = … + N ×
   //   804,352; KV per sequence = 36,864 B/token × 128 = 4,718,592 B. N ≤ (77,309,411,328 −
   //   65,174,407,373 − 660,602,880) / (804,352 + 4,718,592)
-  //     = 11,474,401,075 / 5,522,944 = 2,077.6 → 2,077.
-  //   With the activations of one sequence: 11,473,596,723 / 4,718,592 = 2,431 (the old answer,
-  //   which fit at concurrency 2,431 then rejected).
+  //     = 11,136,172,400 / 5,522,944 = 2,016.3 → 2,016.
+  //   With the activations of one sequence: 11,135,368,048 / 4,718,592 = 2,359 (the old kind of
+  //   answer, which fit at that concurrency then rejected; 2,431 at the marketed 80 GiB).
   auto r = request("gpt-oss-120b", "h100-sxm", 1, "", "fp8");
   r.context_tokens = 128;
   r.memory_utilization = 0.9;
   r.prefill_chunk_tokens = 8192;
   const FitResult f = fit(r, cat());
-  CHECK(f.max_concurrency == Approx(2077).margin(2));
+  CHECK(f.max_concurrency == Approx(2016).margin(2));
   auto at = r;
   at.concurrency = f.max_concurrency;
   CHECK(fit(at, cat()).fits);
-  at.concurrency = 2431;
+  at.concurrency = 2359;
   const FitResult old = fit(at, cat());
   CHECK_FALSE(old.fits);
   CHECK(old.max_concurrency == f.max_concurrency);  // the same answer at any asked concurrency

@@ -164,7 +164,7 @@ std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
       "does not fit: needs {:.1f} GB per GPU, has {:.1f} ({:.1f} GB weights + {:.1f} GB "
       "activations per GPU; {:.0f} GB × {:.0f}% usable on each of {} × {})",
       (g.weights_bytes + g.activation_bytes) / 1e9, g.capacity_bytes / 1e9, g.weights_bytes / 1e9,
-      g.activation_bytes / 1e9, req.device->memory_gb, req.engine->memory_utilization * 100,
+      g.activation_bytes / 1e9, fr.device_memory_bytes / 1e9, req.engine->memory_utilization * 100,
       req.gpus, req.device->id);
 }
 

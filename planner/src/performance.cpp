@@ -608,8 +608,8 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
   if (bw_gb_s <= 0) throw Error(fmt::format("device {} has no memory bandwidth figure", d.id));
   p.bw = bw_gb_s * 1e9 * p.eff.dev_bw.value * p.eff.eng_bw.value;
   const double util = req.engine->memory_utilization;
-  const double mem_gb =
-      d.memory_gb > 0 ? d.memory_gb : (req.calibration ? req.calibration->memory_gb : 0);
+  const double mem_gb = d.memory_gb > 0 ? d.engine_visible_memory_gb()
+                                        : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
   const double weights_gpu = weight_bytes_per_gpu(*req.model, bytes, p.L);
   const double act =

@@ -123,7 +123,8 @@ bool Evaluator::fits_on(const Model& m, const Device& d, const PrecisionMix& mix
                         const std::string& kv, const Engine& e, int g, const Topology& topo) const {
   double wb = 0;
   for (const auto& [comp, b] : weight_bytes(m, mix, cat_)) wb += b;
-  if (wb > g * d.memory_gb * 1e9 * e.memory_utilization) return false;  // cheap necessary condition
+  if (wb > g * d.engine_visible_memory_gb() * 1e9 * e.memory_utilization)
+    return false;  // cheap necessary condition
   const FitRequest f = engine_fit_request(m, d, g, mix, kv, e, topo, sc_.demand.context_tokens);
   try {
     // Only a node whose default layout the engine can run (docs/performance.md § Layout rules).

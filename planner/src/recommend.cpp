@@ -156,7 +156,7 @@ std::vector<Config> enumerate_configs(const Request& req, const Catalog& cat, co
         const Topology topo = topology_of(*sv.s);
         for (int n = 1; n * sv.s->gpus_per_node <= req.max_gpus; ++n) {
           const int g = n * sv.s->gpus_per_node;
-          if (wb > g * d.memory_gb * 1e9 * eng.memory_utilization) continue;
+          if (wb > g * d.engine_visible_memory_gb() * 1e9 * eng.memory_utilization) continue;
           for (const auto& l : valid_layouts(*m, d, topo, eng, g))
             configs.push_back({m, &d, sv.s, n, g, spec, mix, kv, l, &sv.eff, sv.price, &sv.basis});
         }

@@ -250,7 +250,7 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
   c.bytes_per_kv = cat.kv_format(kvp).bits_per_element / 8.0;
   c.kv_per_token = kv_bytes_for_context(m, c.bytes_per_kv, 1);
   c.share = kv_share_for_layout(m, c.layout);
-  c.device_bytes = (req.device_memory_gb ? *req.device_memory_gb : req.device->memory_gb) * kGB;
+  c.device_bytes = req.device_memory_gb.value_or(req.device->engine_visible_memory_gb()) * kGB;
   c.b.capacity = c.device_bytes * req.memory_utilization - req.reserved_gb_per_gpu * kGB;
   // Weights on the most loaded GPU: experts over ep ranks per stage, replicated attention
   // whole on every rank, the rest over tp ranks.

@@ -162,6 +162,10 @@ struct Device {
   double memory_gib = 0;
   double memory_gb = 0;
   std::optional<double> usable_memory_gb;  // after the driver's reservation, when published
+  // What an engine's memory_utilization fraction applies to: vLLM and SGLang multiply the total
+  // that cudaMemGetInfo reports (torch.cuda.mem_get_info, the figure nvidia-smi shows), which is
+  // the usable size where one is published, else the marketed one.
+  double engine_visible_memory_gb() const { return usable_memory_gb.value_or(memory_gb); }
   double memory_bandwidth_gb_s = 0;
   // Where sources disagree on the bandwidth: the published range (min, max), which contains
   // memory_bandwidth_gb_s.
