@@ -880,6 +880,30 @@ TEST_CASE("sweep stops at the engine's max_num_seqs when KV memory holds more", 
   }
 }
 
+TEST_CASE("perf runs at most max_num_seqs sequences; the rest queue", "[perf]") {
+  // qwen3-30b-a3b FP8 on one H100 at 512 + 128 tokens: the KV memory holds thousands of such
+  // requests, vLLM's scheduler admits 256 (engines.json max_num_seqs). At 512 in flight the
+  // server decodes 256 and queues 256, so its throughput is the 256-sequence one and each
+  // request waits about 256 / (requests per second) more for its first token (Little's law).
+  // Before 2026-11-27 perf decoded all 512 at once: more output than the engine can give.
+  const PerfRequest base =
+      test::with_load(request("qwen3-30b-a3b", "h100-sxm", 1, "fp8", "vllm", "fp8"), 512, 128, 256);
+  PerfRequest over = base;
+  over.concurrency = 512;
+  const PerfResult at = estimate(base, cat());
+  const PerfResult beyond = estimate(over, cat());
+  CHECK(beyond.decode.output_tokens_per_s == Approx(at.decode.output_tokens_per_s).epsilon(1e-9));
+  const double requests_per_s = at.decode.output_tokens_per_s / 128.0;
+  CHECK(beyond.prefill.ttft_ms - at.prefill.ttft_ms ==
+        Approx(256.0 / requests_per_s * 1e3).epsilon(0.02));
+  bool noted = false;
+  for (const auto& n : beyond.notes)
+    noted =
+        noted || n.find("runs at most 256 sequences at once (max_num_seqs") != std::string::npos;
+  CHECK(noted);
+  for (const auto& n : at.notes) CHECK(n.find("max_num_seqs") == std::string::npos);
+}
+
 TEST_CASE("Property: a decode step reads no more KV than the cache stores", "[perf][property]") {
   // One sequence on one GPU at a long context: the step's KV read (perf) is at most the KV that
   // fit stores for that sequence (kv_bytes_for_context), sliding windows, compressed layers

@@ -1255,8 +1255,8 @@ namespace {
 
 // KV memory limit on resident requests (docs/memory.md): how many of the `concurrency` requests
 // hold their KV at once; the rest queue. Notes say when the limit binds or nothing fits.
-double resident_requests(const Prepared& p, const PerfRequest& req,
-                         std::vector<std::string>& notes) {
+double kv_resident_requests(const Prepared& p, const PerfRequest& req,
+                            std::vector<std::string>& notes) {
   const double per_seq =
       kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) *
       p.kv_share;
@@ -1278,6 +1278,21 @@ double resident_requests(const Prepared& p, const PerfRequest& req,
                     "queue (TTFT includes the wait)",
                     cap, req.input_tokens + req.output_tokens, conc - cap));
   return std::min(cap, conc);
+}
+
+// How many of the `concurrency` requests run at once: what the KV memory holds (docs/memory.md)
+// and what the engine's scheduler admits (max_num_seqs); the rest queue. Notes say when a limit
+// binds or nothing fits.
+double resident_requests(const Prepared& p, const PerfRequest& req,
+                         std::vector<std::string>& notes) {
+  const double kv = kv_resident_requests(p, req, notes);
+  const double seqs = static_cast<double>(engine_max_num_seqs(*req.engine));
+  if (seqs < kv)
+    notes.push_back(fmt::format(
+        "{} runs at most {:.0f} sequences at once (max_num_seqs, data/engines.json); the other "
+        "{:.0f} of the {} in flight wait in its queue (TTFT includes the wait)",
+        req.engine->id, seqs, static_cast<double>(req.concurrency) - seqs, req.concurrency));
+  return std::min(kv, seqs);
 }
 
 // Mean TTFT before the server's per-request path, by how the requests arrive
