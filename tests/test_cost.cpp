@@ -559,6 +559,42 @@ TEST_CASE("property: currency conversion round-trips", "[cost][property]") {
 // ---------------------------------------------------------------------------
 // Pure functions
 
+TEST_CASE("a horizon that ends within a life credits the hardware still held", "[cost]") {
+  // Capex 360, residual 10% (36), life 36 months, opex 12 a year, horizon 48: bought at 0,
+  // resold at 36 for 36 and bought again; at 48 the second node is 12 months into its life.
+  // Book value, straight line from 360 to 36 over 36 months: 360 − 324 × 12/36 = 252.
+  // Cash paid: 360 + 48 − 36 + 360 = 732; total cost over the horizon = 732 − 252 = 480.
+  CHECK(held_value_at_horizon(360, 36, 36, 48) == Approx(252).epsilon(1e-12));
+  CHECK(held_value_at_horizon(360, 36, 36, 36) == 0.0);  // resold at the residual already
+  CHECK(held_value_at_horizon(360, 36, 36, 72) == 0.0);
+  CHECK(held_value_at_horizon(360, 36, 36, 24) == Approx(360 - 324 * 24.0 / 36).epsilon(1e-12));
+  CostInputs in;
+  in.horizon_months = 48;
+  BuyInputs b;
+  b.capex_net = 360;
+  b.vat_recoverable = true;
+  b.life_months = 36;
+  b.residual_share = 0.1;
+  b.opex_per_year = 12;
+  in.buy = b;
+  in.rent = RentInputs{"on_demand", 12};  // 576 over 48 months
+  const CostAnalysis a = analyze(in);
+  const OptionResult& own = *a.option("buy");
+  CHECK(own.curve.at(48) == Approx(732).epsilon(1e-12));  // the chart's cash curve is unchanged
+  CHECK(own.held_value_at_horizon == Approx(252).epsilon(1e-12));
+  CHECK(own.total_cost == Approx(480).epsilon(1e-12));
+  // 480 < 576: owning is the cheaper over 48 months; charging both capexes (732) said renting.
+  CHECK(own.total_cost < a.option("rent")->total_cost);
+  CHECK(own.curve.at(48) > a.option("rent")->total_cost);
+  // At 0% discount the present cost is the total.
+  CHECK(own.present_cost == Approx(own.total_cost).epsilon(1e-12));
+  // Property: the credit never exceeds the capex and never falls below the residual.
+  for (int h = 1; h <= 120; ++h) {
+    const double v = held_value_at_horizon(360, 36, 36, h);
+    CHECK((v == 0.0 ? h % 36 == 0 : (v <= 360 && v > 36)));
+  }
+}
+
 TEST_CASE("cost curves: steps, renewal at end of life, present value", "[cost]") {
   // Life 12 within a 30-month horizon: bought at 0, 12, 24; residual 10 credited at 12 and 24.
   const CostCurve c = own_curve(100, 1, 10, 12, 30);

@@ -213,6 +213,13 @@ CostCurve own_curve(double capex, double opex_per_month, double residual, int li
   return c;
 }
 
+double held_value_at_horizon(double capex, double residual, int life_months, int horizon_months) {
+  require(life_months > 0 && horizon_months > 0, "life and horizon must be > 0");
+  const int age = horizon_months % life_months;
+  if (age == 0) return 0.0;
+  return capex - (capex - residual) * static_cast<double>(age) / life_months;
+}
+
 std::optional<double> crossover_month(const CostCurve& a, const CostCurve& b) {
   require(a.horizon() == b.horizon(), "curves must share a horizon");
   const int h = a.horizon();
@@ -331,6 +338,7 @@ void add_options(CostAnalysis& out, const CostInputs& in, const OwnCosts& own) {
     o.label = b.label;
     o.curve =
         own_curve(b.capex(), own.opex_per_year / kMonthsPerYear, b.residual(), b.life_months, h);
+    o.held_value_at_horizon = held_value_at_horizon(b.capex(), b.residual(), b.life_months, h);
     o.cost_per_year = own.per_year;
     o.cost_per_mtok_output = per_mtok_at_demand(in, own.per_year);
     out.options.push_back(std::move(o));
@@ -365,9 +373,11 @@ void add_options(CostAnalysis& out, const CostInputs& in, const OwnCosts& own) {
     out.options.push_back(std::move(o));
   }
   const double discount = in.buy ? in.buy->discount_rate : 0.0;
+  // The cumulative cash out, less what is still held at the end (valued at the horizon's month).
   for (auto& o : out.options) {
-    o.total_cost = o.curve.at(h);
-    o.present_cost = o.curve.present_value(discount);
+    o.total_cost = o.curve.at(h) - o.held_value_at_horizon;
+    o.present_cost = o.curve.present_value(discount) -
+                     o.held_value_at_horizon * std::pow(1 + discount, -h / kMonthsPerYear);
   }
 }
 
@@ -627,10 +637,18 @@ void add_summary(Report& r, const CostInputs& in, const CostAnalysis& a) {
                   {"cost_per_year", o.cost_per_year},
                   {"cost_per_mtok_output", opt_json(o.cost_per_mtok_output)},
                   {"present_cost", o.present_cost},
+                  {"held_value_at_horizon", o.held_value_at_horizon},
                   {"monthly_cumulative", monthly}};
   }
   if (in.buy)
     sum.notes.push_back("buy: per year = total cost of ownership over the life / life years");
+  if (const OptionResult* b = a.option("buy"); b && b->held_value_at_horizon > 0)
+    sum.notes.push_back(fmt::format(
+        "buy: total and present cost are less {:.0f} {}, the book value at month {} of hardware "
+        "{} months into its {}-month life (straight line from capex to the residual); the "
+        "monthly cumulative cost is the cash paid",
+        b->held_value_at_horizon, cur, in.horizon_months, in.horizon_months % in.buy->life_months,
+        in.buy->life_months));
   if (!a.options.empty()) r.tables.push_back(sum);
   j["options"] = opts;
 }

@@ -161,6 +161,12 @@ CostCurve flat_curve(double per_month, int horizon_months);
 // before the horizon (cost.md §6.1).
 CostCurve own_curve(double capex, double opex_per_month, double residual, int life_months,
                     int horizon_months);
+// What the hardware bought last is still worth at the horizon's end when the horizon ends within
+// its life: its book value, straight-line from capex at purchase to `residual` at the end of the
+// life; 0 when the horizon ends on a life boundary (own_curve has resold it at `residual`).
+// A 48-month horizon on a 36-month life re-buys at month 36 and holds 24 months of life at the
+// end: without this credit the option pays two capexes for 48 months of use.
+double held_value_at_horizon(double capex, double residual, int life_months, int horizon_months);
 
 // The first month (fractional) where the cheaper of `a` and `b` changes, i.e.
 // where the cumulative curves cross. nullopt when they never cross within the
@@ -289,8 +295,9 @@ struct OptionResult {
   std::string id;     // buy | rent | api
   std::string label;  // human description
   CostCurve curve;
-  double total_cost = 0;                       // cumulative at the horizon
-  double cost_per_year = 0;                    // own: TCO over life / life years; rent, api: yearly
+  double total_cost = 0;             // cumulative at the horizon, less held_value_at_horizon
+  double held_value_at_horizon = 0;  // buy: book value still held at the end (above)
+  double cost_per_year = 0;          // own: TCO over life / life years; rent, api: yearly
   std::optional<double> cost_per_mtok_output;  // at the scenario's demand
   double present_cost = 0;                     // PV at the buy discount rate (0 without buy)
 };
