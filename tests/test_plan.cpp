@@ -600,6 +600,52 @@ TEST_CASE("owning buys whole purchase units; renting pays for the nodes needed",
   REQUIRE(c.mc.own_per_mtok);
   REQUIRE(c.own_per_mtok);
   CHECK(c.mc.own_per_mtok->p50 == Approx(*c.own_per_mtok).epsilon(0.15));
+  // The demand-sensitivity view prices owning by the racks owned at each scale: twice or half
+  // the demand still fits the one rack, so it costs the same (until 2026-11-27 it scaled with
+  // the trays needed: 2× demand read 2× the rack's cost, ½ read half).
+  REQUIRE(c.own_per_year);
+  const plan::OptionCosts at1 = plan::option_costs(r, c, nullptr, 1);
+  REQUIRE(at1.buy);
+  CHECK(*at1.buy == Approx(*c.own_per_year).epsilon(1e-12));
+  for (double scale : {0.5, 2.0, 4.0, 8.0}) {
+    INFO("demand × " << scale << "; nodes " << c.nodes << " tok/s " << c.throughput);
+    const plan::OptionCosts o = plan::option_costs(r, c, nullptr, scale);
+    REQUIRE(o.buy);
+    CHECK(*o.buy == Approx(*c.own_per_year).epsilon(1e-12));
+  }
+  // Far past the rack (×40 the trays' worth of demand): whole racks again.
+  const plan::OptionCosts big = plan::option_costs(r, c, nullptr, 40.0 * 18 / c.nodes);
+  CHECK(std::fmod(*big.buy / *c.own_per_year * 18, 18) == Approx(0).margin(1e-6));
+  CHECK(*big.buy > *c.own_per_year);
+}
+
+TEST_CASE("reselling idle capacity counts every owned node of a purchase unit", "[plan][pricing]") {
+  // The same one-tray demand as above with resale: the owner pays for 18 trays and can sell
+  // what the 17 idle ones (less the demand's spare) produce, not only a fraction of one tray.
+  Json j = Json::parse(R"({
+    "currency": "USD", "horizon_months": 36,
+    "demand": {"requests_per_day": 200000, "input_tokens": 2000, "output_tokens": 500,
+               "peak_to_average": 2, "sla_tpot_ms": 80, "context_tokens": 8192,
+               "residency_required": true},
+    "models": ["glm-5.2"],
+    "builds": [{"device": "gb200", "gpus_per_node": 4, "precision": "nvfp4"}],
+    "pricing": {"rent_kind": "reserved_3y"},
+    "buy": {"site": "us-generic", "life_months": 36},
+    "resale": {"input_usd_per_mtok": 0.95, "output_usd_per_mtok": 3.0, "cache_hit_share": 0,
+               "input_tokens_per_output_token": 4, "sold_share": 0.5}
+  })");
+  const auto r = plan_json(j);
+  REQUIRE(r.candidates.size() == 1);
+  const auto& c = r.candidates[0];
+  REQUIRE(c.nodes_owned == 18);
+  REQUIRE(c.resale_revenue_per_year);
+  // Sold tok/s = ((owned − spare) × node tok/s − average demand) × sold share; revenue = that
+  // × seconds a year × price per output token ((4 × 0.95 + 3.0) USD per 1M output tokens).
+  const double avg = r.scenario.demand.average_output_tokens_per_s();
+  const double sold = ((18 - c.reserve_nodes) * c.throughput - avg) * 0.5;
+  CHECK(*c.resale_revenue_per_year ==
+        Approx(sold * cost::kSecondsPerYear * (4 * 0.95 + 3.0) / 1e6).epsilon(1e-9));
+  CHECK(c.utilization_with_resale == Approx((avg + sold) / (18 * c.throughput)).epsilon(1e-9));
 }
 
 TEST_CASE("plan sizes the fleet at the engine's max_num_seqs, not at what KV memory holds",

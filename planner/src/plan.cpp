@@ -578,11 +578,12 @@ void Evaluator::run_fleet_cost(Candidate& c, const cost::CostInputs& in) const {
   run_resale(c, in);
 }
 
-// Reselling idle capacity (hybrid): what the fleet's spare output sells for, and owning's cost
-// per token net of it.
+// Reselling idle capacity (hybrid): what the owned fleet's spare output sells for, and owning's
+// cost per token net of it. An owner of whole purchase units (a GB200 rack) can sell the output
+// of every node it pays for, the ones beyond the demand's included.
 void Evaluator::run_resale(Candidate& c, const cost::CostInputs& in) const {
   const double avg = sc_.demand.average_output_tokens_per_s();
-  const double sellable = std::max(0.0, (c.nodes - c.reserve_nodes) * c.throughput - avg);
+  const double sellable = std::max(0.0, (c.nodes_owned - c.reserve_nodes) * c.throughput - avg);
   c.utilization_with_resale = c.utilization;
   if (!sc_.resale || !c.own_per_year) return;
   const Resale& r = *sc_.resale;
@@ -594,7 +595,7 @@ void Evaluator::run_resale(Candidate& c, const cost::CostInputs& in) const {
   c.resale_revenue_per_year = sold * cost::kSecondsPerYear * price / cost::kTokensPerMTok;
   c.own_net_of_resale_per_mtok = (*c.own_per_year - *c.resale_revenue_per_year) /
                                  (sc_.demand.output_tokens_per_year() / cost::kTokensPerMTok);
-  c.utilization_with_resale = (avg + sold) / (c.nodes * c.throughput);
+  c.utilization_with_resale = (avg + sold) / (c.nodes_owned * c.throughput);
 }
 
 void Evaluator::run_cost(Candidate& c) const {

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "moeplan/plan.hpp"
+#include "moeplan/pricing.hpp"
 
 namespace moeplan::plan {
 
@@ -236,17 +237,22 @@ OptionCosts option_costs(const PlanResult& r, const Candidate& best, const Candi
   OptionCosts oc;
   oc.output_tokens_per_year = d.output_tokens_per_year() * scale;
   const int n = fleet_nodes(d, best.throughput, best.reserve_nodes, scale);
-  if (best.own_per_year) {
-    oc.buy = *best.own_per_year / best.nodes * n;
-    // Reselling idle capacity: revenue per sold tok/s as at the scenario's demand.
+  if (best.own_per_year && best.nodes_owned > 0) {
+    // Owning pays for whole purchase units: a GB200 rack costs the same for 2 trays of demand as
+    // for 18, so the cost follows the units owned at this scale, not the nodes needed.
+    const int owned = pricing::nodes_to_own(best.system, n);
+    oc.buy = *best.own_per_year / best.nodes_owned * owned;
+    // Reselling idle capacity of the owned fleet: revenue per sold tok/s as at the scenario's
+    // demand.
     const double avg = d.average_output_tokens_per_s();
     const double sold1 =
-        sc.resale ? std::max(0.0, (best.nodes - best.reserve_nodes) * best.throughput - avg) *
+        sc.resale ? std::max(0.0, (best.nodes_owned - best.reserve_nodes) * best.throughput - avg) *
                         sc.resale->sold_share
                   : 0.0;
     if (best.resale_revenue_per_year && sold1 > 0) {
-      const double sold = std::max(0.0, (n - best.reserve_nodes) * best.throughput - avg * scale) *
-                          sc.resale->sold_share;
+      const double sold =
+          std::max(0.0, (owned - best.reserve_nodes) * best.throughput - avg * scale) *
+          sc.resale->sold_share;
       oc.hybrid = *oc.buy - *best.resale_revenue_per_year / sold1 * sold;
     }
   }
