@@ -601,6 +601,25 @@ TEST_CASE("Catalog corrections: memory units, Kimi INT4, Qwen3 context, B200 ran
     CHECK_FALSE(c.model(id).release.empty());
 }
 
+TEST_CASE("Gemma 4: the global layers' geometry is read and counted", "[catalog][gemma]") {
+  // HF config: num_global_key_value_heads 4 (31B) / 2 (26B-A4B), global_head_dim 512,
+  // attention_k_eq_v; no kv_compression stand-in any more.
+  const Catalog& c = test::bundled_catalog();
+  const Attention& a = c.model("gemma-4-31b").attention;
+  CHECK(a.global_kv_heads == 4);
+  CHECK(a.global_head_dim == 512);
+  CHECK(a.global_k_eq_v);
+  CHECK(a.kv_compression == 1.0);
+  CHECK(c.model("gemma-4-26b-a4b").attention.global_kv_heads == 2);
+  // Attention parameters with the global layers' own projections (no V projection):
+  // 50 sliding × 5,376 × (32·256 + 2·16·256 + 32·256) = 6.606B, 10 global × 5,376 ×
+  // (32·512 + 4·512 + 32·512) = 1.872B, FFN 60 × 3 × 5,376 × 21,504 = 20.808B, embeddings
+  // 262,144 × 5,376 = 1.409B: 30.696B against the published 30.7B (30.14B at one geometry).
+  CHECK(check_params(c.model("gemma-4-31b")).arch_total_b == Approx(30.696).epsilon(0.001));
+  // Models without global fields keep one geometry for every layer.
+  CHECK_FALSE(c.model("gpt-oss-120b").attention.has_global_geometry());
+}
+
 TEST_CASE("Schema extensions reject bad input with located messages", "[catalog][errors]") {
   ScratchCatalog s;
   auto model_index = [](const Json& j, const std::string& id) {
@@ -644,6 +663,50 @@ TEST_CASE("Schema extensions reject bad input with located messages", "[catalog]
     j["models"][i]["moe"]["routing"] = "argmax";
     s.write("models.json", j);
     CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("moe/routing"));
+  }
+  SECTION("global_kv_heads must be a positive head count") {
+    Json j = s.read("models.json");
+    const auto i = model_index(j, "gemma-4-31b");
+    j["models"][i]["attention"]["global_kv_heads"] = 0;
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(
+        load_catalog(s.dir.string()),
+        Contains("models.json: /models/" + std::to_string(i) + "/attention/global_kv_heads") &&
+            Contains("expected an integer > 0"));
+  }
+  SECTION("global_kv_heads must divide the query heads") {
+    Json j = s.read("models.json");
+    const auto i = model_index(j, "gemma-4-31b");
+    j["models"][i]["attention"]["global_kv_heads"] = 3;
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/attention/global_kv_heads") &&
+                          Contains("must be a multiple of global_kv_heads"));
+  }
+  SECTION("global_head_dim must be positive") {
+    Json j = s.read("models.json");
+    const auto i = model_index(j, "gemma-4-26b-a4b");
+    j["models"][i]["attention"]["global_head_dim"] = -512;
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/models/" + std::to_string(i) + "/attention/global_head_dim"));
+  }
+  SECTION("global geometry needs sliding-window layers beside it") {
+    Json j = s.read("models.json");
+    const auto i = model_index(j, "qwen3-8b");
+    j["models"][i]["attention"]["global_kv_heads"] = 4;
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(
+        load_catalog(s.dir.string()),
+        Contains("/attention/global_kv_heads") && Contains("requires sliding_window_layers > 0"));
+  }
+  SECTION("global geometry is refused for MLA") {
+    Json j = s.read("models.json");
+    const auto i = model_index(j, "deepseek-v3");
+    j["models"][i]["attention"]["global_head_dim"] = 512;
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("/attention/global_head_dim") && Contains("only for"));
   }
   SECTION("estimated_fields names a real field") {
     Json j = s.read("models.json");

@@ -307,6 +307,28 @@ TEST_CASE("KV heads are replicated, and paid for, when tp > kv_heads", "[layout]
   CHECK(fit(f, cat).kv_share_per_gpu == Approx(0.25));  // 1 of 4 heads per rank, no replication
 }
 
+TEST_CASE("The full-attention layers' own KV heads must split or replicate evenly",
+          "[layout][gemma]") {
+  // vLLM asserts tp divides, or is a multiple of, every attention layer's KV heads. A Gemma-4-like
+  // model with 24 heads, 8 window KV heads and 3 global KV heads cannot load at tp 2: 24 and 8
+  // split two ways, the 3 global heads neither split nor replicate evenly.
+  const Catalog& cat = test::bundled_catalog();
+  Model m = cat.model("gemma-4-31b");
+  m.attention.heads = 24;
+  m.attention.kv_heads = 8;
+  m.attention.global_kv_heads = 3;
+  const Device& h200 = cat.device("h200");
+  const auto rule = check_layout(m, h200, topology_for(cat, h200), cat.engine("vllm"),
+                                 resolve_layout(m, 2, Layout{2, 1, 0, false}), 2);
+  REQUIRE(rule);
+  CHECK(rule->rule == "tp-divides-heads");
+  CHECK_THAT(rule->message, Catch::Contains("full-attention layers"));
+  // The catalog's Gemma 4 31B (4 global heads) loads at tp 8, the global heads replicated.
+  const Model& g = cat.model("gemma-4-31b");
+  CHECK_FALSE(check_layout(g, h200, topology_for(cat, h200), cat.engine("vllm"),
+                           resolve_layout(g, 8, Layout{8, 1, 0, false}), 8));
+}
+
 TEST_CASE("plan never ranks a build that breaks a layout rule", "[layout][plan]") {
   // Six H200s for GLM-5.2 (64 heads): the default tp = 6 cannot load. The candidate is excluded
   // with the rule as its reason, and is not eligible.

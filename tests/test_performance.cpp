@@ -907,8 +907,8 @@ TEST_CASE("perf runs at most max_num_seqs sequences; the rest queue", "[perf]") 
 TEST_CASE("Property: a decode step reads no more KV than the cache stores", "[perf][property]") {
   // One sequence on one GPU at a long context: the step's KV read (perf) is at most the KV that
   // fit stores for that sequence (kv_bytes_for_context), sliding windows, compressed layers
-  // (DeepSeek V4, Gemma 4's shared K=V heads) and DSA indexer keys included. Until 2026-11-27
-  // compressed layers were read at full length: Gemma 4 31B read ~3.7× what it stores at 200K.
+  // (DeepSeek V4), Gemma 4's global layers (their own KV heads and head split) and DSA indexer
+  // keys included. Until 2026-11-27 compressed layers were read at full length.
   const Catalog& c = cat();
   std::size_t checked = 0;
   for (const Model& m : c.models) {
@@ -923,7 +923,7 @@ TEST_CASE("Property: a decode step reads no more KV than the cache stores", "[pe
         continue;  // a layout this model cannot take
       }
       const ResolvedLayout l = resolve_layout(m, 8, r.layout);
-      const double stored = kv_bytes_for_context(m, 2.0, ctx) * kv_share_for_layout(m, l);
+      const double stored = kv_bytes_per_gpu_for_context(m, 2.0, ctx, l);
       INFO(m.id << " at " << ctx);
       CHECK(s.kv_bytes_per_gpu <= stored * (1 + 1e-9));
       ++checked;

@@ -510,3 +510,122 @@ TEST_CASE("gpt-oss-120b on one H100 at 128 tokens: the max concurrency counts it
   CHECK_FALSE(old.fits);
   CHECK(old.max_concurrency == f.max_concurrency);  // the same answer at any asked concurrency
 }
+
+TEST_CASE("Gemma 4: global layers cache at their own geometry", "[sizing][kv][gemma]") {
+  // HF google/gemma-4-31B-it text_config: 60 layers, 5 sliding : 1 full (50 sliding, 10 global);
+  // sliding layers 16 KV heads × 256, global layers num_global_key_value_heads 4 ×
+  // global_head_dim 512 with attention_k_eq_v. vLLM (gemma4.py) caches K and V both on the
+  // global layers, so per token in bf16:
+  //   sliding: 2 × 16 × 256 × 2 B = 16,384 B a layer; global: 2 × 4 × 512 × 2 B = 8,192 B a layer
+  //   one token: 50 × 16,384 + 10 × 8,192 = 819,200 + 81,920 = 901,120 B.
+  // The single-geometry entry with kv_compression 4 gave 50 × 16,384 + 10 × 16,384 / 4 = 860,160.
+  const Model& m = cat().model("gemma-4-31b");
+  CHECK(kv_bytes_per_token_per_layer(m, 2.0) == 16384);
+  CHECK(kv_bytes_per_token_per_full_layer(m, 2.0) == 8192);
+  CHECK(kv_bytes_for_context(m, 2.0, 1) == Approx(901120).margin(0.5));
+  // At 128K the windows hold 1,024 tokens: 50 × 1,024 × 16,384 = 838,860,800 B, and the global
+  // layers 10 × 131,072 × 8,192 = 10,737,418,240 B: 11,576,279,040 B in all.
+  const KvBytes k = kv_bytes_by_kind(m, 2.0, 131072);
+  CHECK(k.window == Approx(838860800.0).epsilon(1e-12));
+  CHECK(k.full == Approx(10737418240.0).epsilon(1e-12));
+  CHECK(kv_bytes_for_context(m, 2.0, 131072) == Approx(11576279040.0).epsilon(1e-12));
+  const FitResult r = fit(request("gemma-4-31b", "h100-sxm", 1), cat());
+  CHECK(r.kv_bytes_per_token == Approx(901120).margin(0.5));
+  // 26B-A4B: 25 sliding layers of 2 × 8 × 256 × 2 = 8,192 B and 5 global of 2 × 2 × 512 × 2 =
+  // 4,096 B: 204,800 + 20,480 = 225,280 B a token (215,040 with the old kv_compression 4).
+  CHECK(kv_bytes_for_context(cat().model("gemma-4-26b-a4b"), 2.0, 1) == Approx(225280).margin(0.5));
+}
+
+TEST_CASE("Gemma 4 31B at tp 8: the global KV heads replicate", "[sizing][kv][layout][gemma]") {
+  // vLLM keeps max(1, kv_heads / tp) KV heads a rank. At tp 8 a rank holds 16 / 8 = 2 of the 16
+  // sliding-layer heads (1/8) but 1 of the 4 global heads (1/4: each lives on two ranks).
+  // One sequence at 128K on one GPU:
+  //   sliding 838,860,800 / 8 = 104,857,600 B; global 10,737,418,240 / 4 = 2,684,354,560 B;
+  //   2,789,212,160 B, not the tp-proportional 11,576,279,040 / 8 = 1,447,034,880 B (and not the
+  //   775,946,240 B the kv_compression entry split 8 ways gave).
+  const Model& m = cat().model("gemma-4-31b");
+  const ResolvedLayout l = resolve_layout(m, 8, Layout{8, 1, 0, false});
+  const KvShare s = kv_share_for_layout(m, l);
+  CHECK(s.window == Approx(1.0 / 8));
+  CHECK(s.full == Approx(1.0 / 4));
+  const double per_gpu = kv_bytes_per_gpu_for_context(m, 2.0, 131072, l);
+  CHECK(per_gpu == Approx(2789212160.0).epsilon(1e-12));
+  CHECK(per_gpu > kv_bytes_for_context(m, 2.0, 131072) / 8 * 1.9);
+  // fit holds the same bytes: its share at 128K is 2,789,212,160 / 11,576,279,040 = 0.24094.
+  auto r = request("gemma-4-31b", "h100-sxm", 8);
+  r.context_tokens = 131072;
+  r.layout = Layout{8, 1, 0, false};
+  const FitResult f = fit(r, cat());
+  CHECK(f.kv_share_per_gpu == Approx(2789212160.0 / 11576279040.0).epsilon(1e-9));
+  CHECK(f.per_gpu.at(0).kv_bytes == Approx(2789212160.0).epsilon(1e-9));
+  // At tp 4 each rank holds 1 of 4 global heads and 4 of 16 sliding heads: an even 1/4 of both.
+  const KvShare s4 = kv_share_for_layout(m, resolve_layout(m, 4, Layout{4, 1, 0, false}));
+  CHECK(s4.window == Approx(1.0 / 4));
+  CHECK(s4.full == Approx(1.0 / 4));
+}
+
+TEST_CASE("Property: more GPUs never give less KV room", "[sizing][kv][property]") {
+  // Doubling the tensor-parallel group never raises a GPU's share of any layer kind's KV (nor
+  // its weights or activations), so the KV a GPU holds per sequence never grows and the
+  // sequences that fit never drop; both layer kinds of Gemma 4 included.
+  std::size_t checked = 0;
+  for (const Model& m : cat().models) {
+    if (!m.is_generative()) continue;
+    for (long long ctx : {4096LL, 65536LL}) {
+      double prev_bytes = 0;
+      long long prev_conc = -1;
+      for (int g : {1, 2, 4, 8}) {
+        const ResolvedLayout l = resolve_layout(m, g, Layout{g, 1, 0, false});
+        const double b = kv_bytes_per_gpu_for_context(m, 2.0, ctx, l);
+        auto r = request(m.id, "h200", g);
+        r.context_tokens = ctx;
+        r.layout = Layout{g, 1, 0, false};
+        const long long conc = fit(r, cat()).max_concurrency;
+        INFO(m.id << " at " << ctx << " tokens on " << g << " GPUs");
+        if (prev_conc >= 0) {
+          CHECK(b <= prev_bytes * (1 + 1e-12));
+          CHECK(b >= prev_bytes / 2 * (1 - 1e-12));  // at most halved by twice the GPUs
+          CHECK(conc >= prev_conc);
+        }
+        prev_bytes = b;
+        prev_conc = conc;
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked > 100);
+}
+
+TEST_CASE("MTP layers loaded: their own KV cache counts", "[sizing][kv][mtp]") {
+  // DeepSeek-V3: 61 decoder layers and 1 MTP layer, an MLA layer of its own whose cache vLLM
+  // (DeepSeekMTP) and SGLang (NextN) size like a decoder layer's: (61 + 1) / 61 of the KV.
+  const Model& m = cat().model("deepseek-v3");
+  REQUIRE(m.mtp_layers == 1);
+  const double without = kv_bytes_for_context(m, 2.0, 1);
+  CHECK(kv_bytes_for_context(m, 2.0, 1, true) / without == Approx(62.0 / 61.0).epsilon(1e-9));
+  CHECK(kv_bytes_for_context(m, 2.0, 1, true) == Approx(62 * 576 * 2.0).margin(0.5));
+  auto r = request("deepseek-v3", "h200", 8, "fp8", "bf16");
+  r.context_tokens = 32768;
+  const FitResult base = fit(r, cat());
+  r.include_mtp = true;
+  const FitResult mtp = fit(r, cat());
+  CHECK(mtp.kv_bytes_per_token / base.kv_bytes_per_token == Approx(62.0 / 61.0).epsilon(1e-9));
+  CHECK(mtp.kv_bytes_total / base.kv_bytes_total == Approx(62.0 / 61.0).epsilon(1e-9));
+  CHECK(mtp.max_concurrency < base.max_concurrency);
+  // A model without MTP layers is unchanged by the flag.
+  CHECK(kv_bytes_for_context(cat().model("llama-3.1-8b"), 2.0, 1, true) ==
+        kv_bytes_for_context(cat().model("llama-3.1-8b"), 2.0, 1));
+}
+
+TEST_CASE("Speculative decoding with MTP loads the MTP layers: fit and perf count their KV",
+          "[sizing][kv][mtp][perf]") {
+  PerfRequest p = test::perf_request("deepseek-v3", "h200", 8, "fp8", "vllm", "bf16");
+  p.input_tokens = 8192;
+  p.output_tokens = 1024;
+  CHECK_FALSE(fit_request_for(p, cat()).include_mtp);
+  const PerfResult plain = estimate(p, cat());
+  p.spec.method = SpecMethod::mtp;
+  CHECK(fit_request_for(p, cat()).include_mtp);
+  const PerfResult spec = estimate(p, cat());
+  CHECK(spec.kv_bytes_per_token / plain.kv_bytes_per_token == Approx(62.0 / 61.0).epsilon(1e-9));
+}

@@ -240,7 +240,8 @@ void setup(CLI::App& parent) {
       ->check(CLI::Range(0.001, 1e7));
   app->add_option("--kv-bytes-per-token", opts->kv_bytes_per_token, "What-if: KV bytes per token")
       ->check(CLI::Range(0.001, 1e9));
-  app->add_flag("--include-mtp", opts->include_mtp, "Also load the MTP/draft layers");
+  app->add_flag("--include-mtp", opts->include_mtp,
+                "Also load the MTP/draft layers (their weights and their own KV cache)");
   add_output_options(*app, opts->out);
   app->callback([opts] { run_fit(*opts); });
 }

@@ -209,16 +209,37 @@ void read_compressed_attention(const JsonView& a, Attention& at, int layers, int
 }
 
 Attention read_attention(const JsonView& a, int layers, int mtp_layers) {
-  a.only_keys({"type", "heads", "kv_heads", "head_dim", "q_lora_rank", "kv_lora_rank",
-               "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "sliding_window_tokens",
-               "sliding_window_layers", "linear_attention_layers", "sparse", "kv_compression",
-               "o_groups", "o_lora_rank", "indexer", "compress_ratios"});
+  a.only_keys({"type",
+               "heads",
+               "kv_heads",
+               "head_dim",
+               "q_lora_rank",
+               "kv_lora_rank",
+               "qk_rope_head_dim",
+               "qk_nope_head_dim",
+               "v_head_dim",
+               "sliding_window_tokens",
+               "sliding_window_layers",
+               "linear_attention_layers",
+               "sparse",
+               "kv_compression",
+               "o_groups",
+               "o_lora_rank",
+               "indexer",
+               "compress_ratios",
+               "global_kv_heads",
+               "global_head_dim",
+               "global_k_eq_v"});
   Attention at;
   const std::string type = a.one_of("type", {"mha", "gqa", "mla", "csa"});
   at.type = type == "mha"   ? AttentionType::mha
             : type == "gqa" ? AttentionType::gqa
                             : AttentionType::mla;
   at.heads = read_int(a, "heads", 0, true);
+  if (at.type == AttentionType::mla)
+    for (const char* k : {"global_kv_heads", "global_head_dim", "global_k_eq_v"})
+      if (a.has(k))
+        a.fail_member(k, "only for \"type\": \"gqa\" or \"mha\" (MLA layers cache one latent)");
   if (type != "csa")
     for (const char* k : {"o_groups", "o_lora_rank", "indexer", "compress_ratios"})
       if (a.has(k)) a.fail_member(k, "only for \"type\": \"csa\" (DeepSeek V4-style) attention");
@@ -241,11 +262,29 @@ Attention read_attention(const JsonView& a, int layers, int mtp_layers) {
     if (at.heads % at.kv_heads != 0)
       a.fail_member("kv_heads",
                     "heads (" + std::to_string(at.heads) + ") must be a multiple of kv_heads");
+    // The full-attention layers' own geometry (Gemma 4's global layers); absent = the above.
+    if (a.has("global_kv_heads")) {
+      at.global_kv_heads = static_cast<int>(a.positive_int("global_kv_heads"));
+      if (at.global_kv_heads > at.heads) a.fail_member("global_kv_heads", "must not exceed heads");
+      if (at.heads % at.global_kv_heads != 0)
+        a.fail_member("global_kv_heads", "heads (" + std::to_string(at.heads) +
+                                             ") must be a multiple of global_kv_heads");
+    }
+    if (a.has("global_head_dim"))
+      at.global_head_dim = static_cast<int>(a.positive_int("global_head_dim"));
+    at.global_k_eq_v = a.boolean_or("global_k_eq_v", false);
   }
   if (type != "csa") {
     at.sliding_window_layers = read_int(a, "sliding_window_layers");
     if (at.sliding_window_layers > 0 && at.sliding_window_tokens <= 0)
       a.fail_member("sliding_window_tokens", "required (> 0) when sliding_window_layers is set");
+    // "Global" names the layers outside the window: without sliding-window layers there are none
+    // to tell apart, and kv_heads / head_dim already describe every layer.
+    for (const char* k : {"global_kv_heads", "global_head_dim", "global_k_eq_v"})
+      if (a.has(k) && at.sliding_window_layers <= 0)
+        a.fail_member(k,
+                      "describes the full-attention layers beside sliding-window ones; "
+                      "requires sliding_window_layers > 0");
     at.kv_compression = a.number_or("kv_compression", 1.0);
     if (at.kv_compression < 1) a.fail_member("kv_compression", "expected a factor >= 1");
   }
@@ -315,7 +354,7 @@ void read_model_extras(const JsonView& v, Model& m) {
       "total_params_b", "active_params_b",  "max_context_tokens",
       "attention",      "kv_compression",   "moe",
       "mtp_layers",     "native_precision", "release",
-      "dense_ffn_size"};
+      "dense_ffn_size", "global_kv_heads",  "global_head_dim"};
   m.estimated_fields = v.strings_or_empty("estimated_fields");
   for (const auto& f : m.estimated_fields)
     if (!kEstimable.count(f)) v.fail_member("estimated_fields", "unknown field name \"" + f + "\"");
@@ -377,6 +416,10 @@ Model read_model(const JsonView& v) {
   m.attention = read_attention(v.at("attention"), m.layers, m.mtp_layers);
   if (m.attention.sliding_window_layers + m.attention.linear_attention_layers > m.layers)
     v.at("attention").fail("sliding_window_layers + linear_attention_layers exceed layers");
+  if (m.attention.has_global_geometry() &&
+      m.attention.sliding_window_layers + m.attention.linear_attention_layers >= m.layers)
+    v.at("attention")
+        .fail("global_kv_heads / global_head_dim are set but no layer attends to the full context");
   m.dense_ffn_size = read_int(v, "dense_ffn_size");
   if (auto moe = v.get("moe")) {
     m.moe = read_moe(*moe);
@@ -560,6 +603,16 @@ std::map<Component, double> architecture_params(const Model& m) {
     attn = h * a.heads * a.head_dim + 2 * h * a.kv_heads * a.head_dim + a.heads * a.head_dim * h;
   }
   p[Component::attention] = attn * L;
+  if (!a.compressed && a.type != AttentionType::mla &&
+      (a.has_global_geometry() || a.global_k_eq_v)) {
+    // The full-attention layers with their own geometry (Gemma 4's global layers): Q and O at
+    // global_head_dim, K at global_kv_heads, and no V projection when K = V.
+    const double d = a.full_head_dim(), kvh = a.full_kv_heads();
+    const double global =
+        h * a.heads * d + (a.global_k_eq_v ? 1.0 : 2.0) * h * kvh * d + a.heads * d * h;
+    const double full_layers = L - a.sliding_window_layers - a.linear_attention_layers;
+    p[Component::attention] += (global - attn) * full_layers;
+  }
   if (m.moe) {
     const Moe& e = *m.moe;
     const double moe_layers = L - e.dense_layers;

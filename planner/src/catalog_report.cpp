@@ -54,8 +54,13 @@ void check_kv_invariant(const Model& m, const Catalog& cat, const std::string& f
     return;
   }
   // One token at a context of one: every layer's entry counted once (windows not yet full).
-  const double bytes = kv_bytes_per_token_per_layer(m, f->bits_per_element / 8.0) *
-                       (m.layers - m.attention.linear_attention_layers);
+  // Sliding-window layers at the listed geometry, full-attention layers at their own
+  // (global_kv_heads / global_head_dim where set).
+  const double b = f->bits_per_element / 8.0;
+  const int window = m.attention.sliding_window_layers;
+  const int full = m.layers - window - m.attention.linear_attention_layers;
+  const double bytes =
+      kv_bytes_per_token_per_layer(m, b) * window + kv_bytes_per_token_per_full_layer(m, b) * full;
   const double dev = (bytes - p.bytes_per_token) / p.bytes_per_token * 100.0;
   if (std::fabs(dev) > kKvTolerancePct)
     out.push_back({file, path + "/published_kv",
@@ -165,6 +170,9 @@ std::string attention_text(const Attention& a) {
                            a.compressed->o_groups, a.compressed->o_lora_rank, a.kv_compression);
       return fmt::format("MLA h{} r{}+{}", a.heads, a.kv_lora_rank, a.qk_rope_head_dim);
     case AttentionType::gqa:
+      if (a.has_global_geometry())
+        return fmt::format("GQA {}/{}×{}, global {}×{}{}", a.heads, a.kv_heads, a.head_dim,
+                           a.full_kv_heads(), a.full_head_dim(), a.global_k_eq_v ? " K=V" : "");
       return fmt::format("GQA {}/{}×{}", a.heads, a.kv_heads, a.head_dim);
     case AttentionType::mha:
       return fmt::format("MHA {}×{}", a.heads, a.head_dim);

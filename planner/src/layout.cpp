@@ -163,6 +163,13 @@ std::optional<LayoutRuleBreak> check_layout(const Model& m, const Device& d, con
                            fmt::format("tp={} neither divides nor is a multiple of {}'s {} KV "
                                        "heads, so KV heads cannot be split or replicated evenly",
                                        l.tp, m.id, a.kv_heads)};
+  if (l.tp > 1 && a.type != AttentionType::mla && a.global_kv_heads > 0 &&
+      a.global_kv_heads % l.tp != 0 && l.tp % a.global_kv_heads != 0)
+    return LayoutRuleBreak{"tp-divides-heads",
+                           fmt::format("tp={} neither divides nor is a multiple of {}'s {} KV "
+                                       "heads of its full-attention layers, so they cannot be "
+                                       "split or replicated evenly",
+                                       l.tp, m.id, a.global_kv_heads)};
   // Several nodes: an engine that spans them and a fabric between them.
   const int nodes = nodes_for(t, gpus);
   if (nodes > 1 && !par.multi_node)

@@ -377,19 +377,23 @@ struct Prepared {
   double flops_per_token_routed = 0;
   double flops_per_token_linear = 0;
   // attention
-  double kv_bytes_per_token_layer = 0;
+  double kv_bytes_window_layer = 0;  // per token, one sliding-window layer
+  double kv_bytes_full_layer = 0;    // per token, one full-attention layer (global geometry)
   int full_layers = 0, window_layers = 0;
   long long window = 0;
   long long sparse_topk = 0;
   bool dsa = false;
   double attn_flops_pair_decode = 0;  // per (query token, key token, layer)
   double attn_flops_pair_prefill = 0;
+  // Full-attention layers' FLOPs per pair relative to the above (Gemma 4's global layers: head
+  // dim 512 against 256, so 2; 1 elsewhere).
+  double attn_full_pair_ratio = 1;
   double attn_peak = 0;  // effective FLOP/s for attention math, one GPU
   // Prefill attention (FlashAttention-class kernels): plateau FLOP/s and the length at which
   // half of it is reached (0: no ramp; §Decode step / FLOPs, prefill attention by length).
   double attn_peak_prefill = 0;
   double attn_half_len = 0;
-  double kv_share = 1;  // fraction of all KV held (and read) by one GPU
+  KvShare kv_share;  // fraction of each layer kind's KV held (and read) by one GPU
   // device
   double bw = 0;         // effective bytes/s, one GPU
   double peak_bf16 = 0;  // effective FLOP/s, one GPU
@@ -403,8 +407,10 @@ struct Prepared {
   double hidden = 0;
   // memory limit
   double kv_free_per_gpu = 0;
-  double kv_per_token_total = 0;
+  double kv_per_token_total = 0;      // all layers, MTP layers included when loaded (reported)
+  double kv_write_per_token_gpu = 0;  // what one prefill token writes on one GPU (decoder layers)
   double kv_bytes_per_element = 2;
+  bool mtp_loaded = false;  // --spec mtp: the MTP layers are loaded, with their weights and KV
   double lm_head_bytes = 0;
   double gemm_half_tokens = 0;  // M½ (0: no ramp) of the GEMM efficiency ramp
   // Host (CPU) seconds per sequence in a step: the engine's per-request scheduling and sampler
@@ -575,7 +581,8 @@ void set_linear_layers(Prepared& p, const PerfRequest& req, const Catalog& cat,
 // Attention forms (§Attention forms): KV bytes, windows and sparsity, FLOPs per (query, key).
 void set_attention(Prepared& p, const Model& m, const KvFormat& kvf) {
   const Attention& a = m.attention;
-  p.kv_bytes_per_token_layer = kv_bytes_per_token_per_layer(m, kvf.bits_per_element / 8.0);
+  p.kv_bytes_window_layer = kv_bytes_per_token_per_layer(m, kvf.bits_per_element / 8.0);
+  p.kv_bytes_full_layer = kv_bytes_per_token_per_full_layer(m, kvf.bits_per_element / 8.0);
   p.window_layers = a.sliding_window_tokens > 0 ? a.sliding_window_layers : 0;
   p.full_layers = m.layers - p.window_layers - a.linear_attention_layers;
   p.window = a.sliding_window_tokens;
@@ -591,10 +598,12 @@ void set_attention(Prepared& p, const Model& m, const KvFormat& kvf) {
   } else {
     p.attn_flops_pair_decode = 4.0 * a.heads * a.head_dim;
     p.attn_flops_pair_prefill = p.attn_flops_pair_decode;
+    p.attn_full_pair_ratio = static_cast<double>(a.full_head_dim()) / a.head_dim;
   }
   p.kv_share = kv_share_for_layout(m, p.L);
   p.kv_bytes_per_element = kvf.bits_per_element / 8.0;
-  p.kv_per_token_total = kv_bytes_for_context(m, p.kv_bytes_per_element, 1);
+  p.kv_per_token_total = kv_bytes_for_context(m, p.kv_bytes_per_element, 1, p.mtp_loaded);
+  p.kv_write_per_token_gpu = kv_bytes_per_gpu_for_context(m, p.kv_bytes_per_element, 1, p.L);
 }
 
 // Memory bandwidth after the efficiencies (a calibration's when the device has no datasheet
@@ -649,24 +658,30 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   p.moe_layers = moe ? m.layers - m.moe->dense_layers : 0;
   p.layers = m.layers;
   set_linear_layers(p, req, cat, mix, bytes);
+  // Speculative decoding with the model's MTP layers loads them: their weights and their own KV
+  // cache take memory (fit_request_for asks fit() with include_mtp the same way). The step reads
+  // them only in the draft pass (one_layer).
+  p.mtp_loaded = req.spec.method == SpecMethod::mtp && m.mtp_layers > 0;
   set_attention(p, m, cat.kv_format(req.kv_precision.empty() ? "bf16" : req.kv_precision));
-  set_memory(p, req, bytes);
+  set_memory(p, req, p.mtp_loaded ? weight_bytes(m, mix, cat, true) : bytes);
   set_links(p, topo, req.gpus);
   return p;
 }
 
-// KV bytes one decoding sequence reads per step at `context` (all layers, before sharding).
+// KV bytes one decoding sequence reads per step at `context` on one GPU: every layer kind at its
+// own share of the heads (kv_share_for_layout), as fit stores them.
 double kv_read_bytes(const Prepared& p, double context) {
-  // Full-attention layers keep context / kv_compression entries (V4's compressed layers, Gemma 4's
-  // shared K=V heads), as kv_bytes_for_context stores them: a step cannot read more than that.
+  // Full-attention layers keep context / kv_compression entries (V4's compressed layers), as
+  // kv_bytes_for_context stores them: a step cannot read more than that.
   const double stored = context / std::max(1.0, p.m->attention.kv_compression);
   double full_ctx = stored;
   if (p.sparse_topk > 0) full_ctx = std::min(stored, static_cast<double>(p.sparse_topk));
   double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
-  double b = p.kv_bytes_per_token_layer * (p.full_layers * full_ctx + p.window_layers * w_ctx);
+  double full = p.kv_bytes_full_layer * p.full_layers * full_ctx;
   if (p.dsa)  // the indexer scans every stored entry
-    b += indexer_bytes_per_token_per_layer(*p.m) * p.full_layers * stored;
-  return b;
+    full += indexer_bytes_per_token_per_layer(*p.m) * p.full_layers * stored;
+  return full * p.kv_share.full +
+         p.kv_bytes_window_layer * p.window_layers * w_ctx * p.kv_share.window;
 }
 
 // Attention FLOPs of one query token at `context`, all layers.
@@ -675,7 +690,8 @@ double attn_flops_token(const Prepared& p, double context, bool prefill) {
   double full_ctx = context;
   if (p.sparse_topk > 0) full_ctx = std::min(context, static_cast<double>(p.sparse_topk));
   const double w_ctx = p.window > 0 ? std::min(context, static_cast<double>(p.window)) : context;
-  double f = per_pair * (p.full_layers * full_ctx + p.window_layers * w_ctx);
+  double f =
+      per_pair * (p.full_layers * full_ctx * p.attn_full_pair_ratio + p.window_layers * w_ctx);
   if (p.dsa) f += kDsaIndexerFlopsPerPair * p.full_layers * context;
   return f;
 }
@@ -770,12 +786,14 @@ StepBytes step_bytes(const Prepared& p, const StepLoad& s, double n_mb, double m
   // (expert parallelism) or as slices (experts split by tensor parallelism).
   if (p.experts > 0)
     m.expert = experts_touched / p.experts * p.routed_bytes / (L.expert_shards() * pp);
-  // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_share
-  // already carries the stage's 1/pp of the layers, the 1/dp sequence split and the head split.
-  m.kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb * p.kv_share;
-  m.kv_stage = (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_per_token_total +
-                s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
-               n_mb * p.kv_share;
+  // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_read_bytes
+  // and kv_write_per_token_gpu already carry the stage's 1/pp of the layers, the 1/dp sequence
+  // split and each layer kind's head split.
+  m.kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb;
+  m.kv_stage =
+      (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_write_per_token_gpu +
+       s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
+      n_mb;
   m.act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
   return m;
 }
@@ -1257,9 +1275,8 @@ namespace {
 // hold their KV at once; the rest queue. Notes say when the limit binds or nothing fits.
 double kv_resident_requests(const Prepared& p, const PerfRequest& req,
                             std::vector<std::string>& notes) {
-  const double per_seq =
-      kv_bytes_for_context(*p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens) *
-      p.kv_share;
+  const double per_seq = kv_bytes_per_gpu_for_context(
+      *p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens, p.L, p.mtp_loaded);
   const double conc = static_cast<double>(req.concurrency);
   if (p.kv_free_per_gpu <= 0) {
     notes.push_back(
@@ -1500,10 +1517,13 @@ int min_gpus_that_fit(const FitRequest& req, const Engine& e, const Topology& t,
 FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
   if (!req.model || !req.device || !req.engine)
     throw Error("perf: model, device and engine are required");
-  return engine_fit_request(*req.model, *req.device, req.gpus, req.weights, req.kv_precision,
-                            *req.engine,
-                            req.topology ? *req.topology : topology_for(cat, *req.device),
-                            req.input_tokens + req.output_tokens, req.layout);
+  FitRequest f =
+      engine_fit_request(*req.model, *req.device, req.gpus, req.weights, req.kv_precision,
+                         *req.engine, req.topology ? *req.topology : topology_for(cat, *req.device),
+                         req.input_tokens + req.output_tokens, req.layout);
+  // --spec mtp runs the checkpoint's MTP layers as the draft: they are loaded, with their KV.
+  f.include_mtp = req.spec.method == SpecMethod::mtp && req.model->mtp_layers > 0;
+  return f;
 }
 
 long long engine_max_num_seqs(const Engine& e) {

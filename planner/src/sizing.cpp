@@ -55,20 +55,41 @@ PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base
   return mix;
 }
 
-double kv_share_for_layout(const Model& m, const ResolvedLayout& l) {
+namespace {
+// The share of one layer kind's KV that a GPU holds: pipeline stages split layers, data-parallel
+// replicas split sequences, and GQA heads split over the TP ranks, replicated when tp > kv_heads
+// (vLLM keeps max(1, kv_heads / tp) heads a rank and requires tp to divide or be a multiple of
+// kv_heads, so a rank holds ceil(kv_heads / tp) of kv_heads).
+double kv_share_for_heads(const Model& m, const ResolvedLayout& l, int kv_heads) {
   double share = 1.0 / l.pp / l.dp;
   if (l.dp_attention) {
     // Attention runs data-parallel over the TP group: each rank keeps every head of its own
     // sequences, so sequences are sharded tp ways, whatever the attention form.
     share /= l.tp;
   } else if (m.attention.type != AttentionType::mla) {
-    // GQA heads split over the TP ranks, replicated when tp > kv_heads (vLLM's behaviour).
-    const int kvh = std::max(1, m.attention.kv_heads);
+    const int kvh = std::max(1, kv_heads);
     const int per_rank = std::max(1, (kvh + l.tp - 1) / l.tp);
     share *= static_cast<double>(per_rank) / kvh;
   }
   // MLA without DP attention: one latent serves every head, so every TP rank keeps a full copy.
   return share;
+}
+
+int full_attention_layers(const Model& m) {
+  return m.layers - m.attention.sliding_window_layers - m.attention.linear_attention_layers;
+}
+
+double kv_bytes_for_heads(int kv_heads, int head_dim, double bytes_per_element) {
+  return 2.0 * kv_heads * head_dim * bytes_per_element;  // K and V
+}
+}  // namespace
+
+KvShare kv_share_for_layout(const Model& m, const ResolvedLayout& l) {
+  // Sliding-window layers use kv_heads; full-attention layers their own global_kv_heads where the
+  // model has them (Gemma 4 31B: 16 and 4, so at tp 8 a rank holds 2 of 16 window heads but 1 of
+  // 4 global heads, every global head living on two ranks).
+  return {kv_share_for_heads(m, l, m.attention.kv_heads),
+          kv_share_for_heads(m, l, m.attention.full_kv_heads())};
 }
 
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element) {
@@ -84,32 +105,57 @@ double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element) {
     // MLA caches the compressed latent plus the decoupled RoPE key, shared by all heads.
     return (a.kv_lora_rank + a.qk_rope_head_dim) * bytes_per_element;
   }
-  return 2.0 * a.kv_heads * a.head_dim * bytes_per_element;  // K and V
+  return kv_bytes_for_heads(a.kv_heads, a.head_dim, bytes_per_element);
 }
 
-namespace {
-int full_attention_layers(const Model& m) {
-  return m.layers - m.attention.sliding_window_layers - m.attention.linear_attention_layers;
+double kv_bytes_per_token_per_full_layer(const Model& m, double bytes_per_element) {
+  const Attention& a = m.attention;
+  if (a.type == AttentionType::mla || !a.has_global_geometry())
+    return kv_bytes_per_token_per_layer(m, bytes_per_element);
+  // Gemma 4's global layers: K and V both cached even with attention_k_eq_v. vLLM's gemma4.py
+  // loads the K projection into both the K and V slots and passes k (k_norm + RoPE) and v
+  // (v_norm, no RoPE) to a standard Attention layer, whose cache holds the two tensors.
+  return kv_bytes_for_heads(a.full_kv_heads(), a.full_head_dim(), bytes_per_element);
 }
-}  // namespace
 
 double indexer_bytes_per_token_per_layer(const Model& m) {
   return m.attention.sparse_type == "dsa" ? kDsaIndexerBytesPerToken : 0.0;
 }
 
-double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context) {
+KvBytes kv_bytes_by_kind(const Model& m, double bytes_per_element, long long context,
+                         bool include_mtp) {
   // The indexer keeps one key per cached entry of each full-attention layer, so it follows the
   // same layer count and compression as the latent (sliding-window layers have none).
-  const double per_layer = kv_bytes_per_token_per_layer(m, bytes_per_element);
-  const double indexer = indexer_bytes_per_token_per_layer(m);
-  const double full = static_cast<double>(full_attention_layers(m)) * static_cast<double>(context) /
-                      m.attention.kv_compression;
-  const double windowed =
+  // MTP layers, when loaded, are full-attention layers of the model's own attention form with
+  // their own cache: vLLM's DeepSeekMTP / Qwen3-Next MTP and SGLang's NextN draft layer each
+  // register an attention layer that the KV-cache manager sizes like any decoder layer, so the
+  // cache per token grows by mtp_layers / layers.
+  const double mtp = include_mtp ? m.mtp_layers : 0;
+  const double full_entries = (static_cast<double>(full_attention_layers(m)) + mtp) *
+                              static_cast<double>(context) / m.attention.kv_compression;
+  const double window_entries =
       static_cast<double>(m.attention.sliding_window_layers) *
       static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0
                                                 ? m.attention.sliding_window_tokens
                                                 : context));
-  return per_layer * (full + windowed) + indexer * full;
+  KvBytes b;
+  b.window = kv_bytes_per_token_per_layer(m, bytes_per_element) * window_entries;
+  b.full = (kv_bytes_per_token_per_full_layer(m, bytes_per_element) +
+            indexer_bytes_per_token_per_layer(m)) *
+           full_entries;
+  return b;
+}
+
+double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context,
+                            bool include_mtp) {
+  return kv_bytes_by_kind(m, bytes_per_element, context, include_mtp).total();
+}
+
+double kv_bytes_per_gpu_for_context(const Model& m, double bytes_per_element, long long context,
+                                    const ResolvedLayout& l, bool include_mtp) {
+  const KvBytes b = kv_bytes_by_kind(m, bytes_per_element, context, include_mtp);
+  const KvShare s = kv_share_for_layout(m, l);
+  return b.window * s.window + b.full * s.full;
 }
 
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
@@ -219,7 +265,7 @@ struct Core {
   double weights_total = 0;
   double kv_per_token = 0;
   double bytes_per_kv = 0;
-  double share = 0;
+  bool include_mtp = false;  // the MTP layers are loaded: their KV counts too
   Budget b;
   double device_bytes = 0;
 };
@@ -248,8 +294,8 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
   }
   const std::string kvp = req.kv_precision.empty() ? "bf16" : req.kv_precision;
   c.bytes_per_kv = cat.kv_format(kvp).bits_per_element / 8.0;
-  c.kv_per_token = kv_bytes_for_context(m, c.bytes_per_kv, 1);
-  c.share = kv_share_for_layout(m, c.layout);
+  c.include_mtp = req.include_mtp && m.mtp_layers > 0;
+  c.kv_per_token = kv_bytes_for_context(m, c.bytes_per_kv, 1, c.include_mtp);
   c.device_bytes = req.device_memory_gb.value_or(req.device->engine_visible_memory_gb()) * kGB;
   c.b.capacity = c.device_bytes * req.memory_utilization - req.reserved_gb_per_gpu * kGB;
   // Weights on the most loaded GPU: experts over ep ranks per stage, replicated attention
@@ -264,11 +310,27 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
 double kv_total(const FitRequest& req, const Core& c, long long context, long long conc) {
   if (req.kv_bytes_per_token)
     return *req.kv_bytes_per_token * static_cast<double>(context) * static_cast<double>(conc);
-  return kv_bytes_for_context(*req.model, c.bytes_per_kv, context) * static_cast<double>(conc);
+  return kv_bytes_for_context(*req.model, c.bytes_per_kv, context, c.include_mtp) *
+         static_cast<double>(conc);
+}
+
+// The fraction of one sequence's KV at `context` that one GPU holds: each layer kind (sliding
+// window, full attention) at its own head split (kv_share_for_layout), weighted by its bytes at
+// this context. A --kv-bytes-per-token override is spread as the model's own KV would be.
+double kv_share_at(const FitRequest& req, const Core& c, long long context) {
+  const Model& m = *req.model;
+  const double total = kv_bytes_for_context(m, c.bytes_per_kv, context, c.include_mtp);
+  if (!(total > 0)) return kv_share_for_layout(m, c.layout).full;
+  return kv_bytes_per_gpu_for_context(m, c.bytes_per_kv, context, c.layout, c.include_mtp) / total;
+}
+
+// KV bytes on one GPU for `conc` sequences at `context`.
+double kv_gpu(const FitRequest& req, const Core& c, long long context, long long conc) {
+  return kv_total(req, c, context, conc) * kv_share_at(req, c, context);
 }
 
 bool fits_with(const FitRequest& req, const Core& c) {
-  const double kv = kv_total(req, c, req.context_tokens, req.concurrency) * c.share;
+  const double kv = kv_gpu(req, c, req.context_tokens, req.concurrency);
   return c.b.kv_free >= kv;
 }
 
@@ -282,11 +344,11 @@ namespace {
 // KV need rises and the budget falls with the count, so the fitting counts are a prefix: grow
 // past the limit, then bisect, with the exact test fits_with applies.
 long long max_concurrency_at(const FitRequest& req, const Core& c) {
-  const double per_seq = kv_total(req, c, req.context_tokens, 1) * c.share;
+  const double per_seq = kv_gpu(req, c, req.context_tokens, 1);
   if (!(per_seq > 0)) return 0;
   auto ok = [&](long long n) {
     const double kv_free = c.b.capacity - c.b.weights - activation_at(req, c.layout, n);
-    return kv_total(req, c, req.context_tokens, n) * c.share <= kv_free;
+    return kv_gpu(req, c, req.context_tokens, n) <= kv_free;
   };
   if (!ok(1)) return 0;
   constexpr long long kCeiling = 1LL << 50;  // beyond any KV cache; stops a runaway doubling
@@ -307,9 +369,7 @@ long long max_concurrency_at(const FitRequest& req, const Core& c) {
 // context, so bisect), at most the model's trained context; 0 when nothing is left for KV.
 long long max_context_at(const FitRequest& req, const Core& c) {
   const Model& m = *req.model;
-  auto ok = [&](long long ctx) {
-    return kv_total(req, c, ctx, req.concurrency) * c.share <= c.b.kv_free;
-  };
+  auto ok = [&](long long ctx) { return kv_gpu(req, c, ctx, req.concurrency) <= c.b.kv_free; };
   long long lo = 0, hi = m.max_context_tokens;
   if (ok(hi)) {
     lo = hi;
@@ -370,11 +430,11 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
   r.context_tokens = req.context_tokens;
   r.concurrency = req.concurrency;
   r.kv_bytes_total = kv_total(req, c, req.context_tokens, req.concurrency);
-  r.kv_share_per_gpu = c.share;
+  r.kv_share_per_gpu = kv_share_at(req, c, req.context_tokens);
   r.device_memory_bytes = c.device_bytes;
   r.capacity_bytes = c.b.capacity * req.gpus;
 
-  const double kv_per_gpu = r.kv_bytes_total * c.share;
+  const double kv_per_gpu = r.kv_bytes_total * r.kv_share_per_gpu;
   for (int g = 0; g < req.gpus; ++g) {
     GpuMemory gm;
     gm.index = g;
@@ -400,6 +460,11 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
     r.notes.push_back(fmt::format(
         "KV per token includes the DSA indexer's key cache ({:.0f} bytes per token per layer)",
         kDsaIndexerBytesPerToken));
+  if (c.include_mtp)
+    r.notes.push_back(
+        fmt::format("KV per token includes the own full-attention cache of the {} MTP layer(s) "
+                    "loaded with the model",
+                    m.mtp_layers));
   if (req.context_tokens > m.max_context_tokens)
     r.notes.push_back(fmt::format("requested context exceeds the model's trained {} tokens",
                                   m.max_context_tokens));

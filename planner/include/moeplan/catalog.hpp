@@ -49,10 +49,23 @@ struct Attention {
   std::string sparse_type;  // "" none, "dsa", "msa", "nsa"
   long long sparse_topk_tokens = 0;
   // Average factor by which the full-attention layers' cached KV per token is smaller than the
-  // head geometry above implies (compressed KV such as DeepSeek V4's 4x/128x layers, or global
-  // layers with fewer, shared K=V heads). 1 = none.
+  // head geometry implies (compressed KV such as DeepSeek V4's 4x/128x layers). 1 = none.
+  // Full-attention layers with other heads than the window layers use global_* below instead.
   double kv_compression = 1.0;
+  // Full-attention ("global") layers whose head geometry differs from the sliding-window layers'
+  // (Gemma 4: num_global_key_value_heads, global_head_dim, attention_k_eq_v in the HF config).
+  // 0 = the same as kv_heads / head_dim. GQA/MHA only; the loader requires sliding-window layers.
+  int global_kv_heads = 0;
+  int global_head_dim = 0;
+  // The global layers have no V projection: V is computed from the K projection. Weights only:
+  // engines still cache K (normed, rotated) and V (normed) as two tensors (vLLM gemma4.py).
+  bool global_k_eq_v = false;
   std::optional<CompressedAttention> compressed;  // set for "type": "csa"
+
+  bool has_global_geometry() const { return global_kv_heads > 0 || global_head_dim > 0; }
+  // KV heads and head size of the full-attention layers.
+  int full_kv_heads() const { return global_kv_heads > 0 ? global_kv_heads : kv_heads; }
+  int full_head_dim() const { return global_head_dim > 0 ? global_head_dim : head_dim; }
 };
 
 struct Moe {

@@ -78,8 +78,10 @@ struct FitResult {
   double weights_bytes = 0;       // whole model
   double kv_bytes_per_token = 0;  // all KV-holding layers, one token (context within any window)
   double kv_bytes_total = 0;      // requested context × concurrency, before any replication
-  double kv_share_per_gpu = 0;  // fraction of kv_bytes_total each GPU holds (replication included)
-  double capacity_bytes = 0;    // sum over GPUs
+  // Fraction of kv_bytes_total each GPU holds (replication included), at the requested context:
+  // each layer kind at its own head split, weighted by its bytes.
+  double kv_share_per_gpu = 0;
+  double capacity_bytes = 0;       // sum over GPUs
   double device_memory_bytes = 0;  // one device
   long long context_tokens = 0;
   long long concurrency = 0;
@@ -91,21 +93,45 @@ struct FitResult {
   std::vector<std::string> notes;
 };
 
-// The share of the whole KV cache (sequences × layers × heads) one GPU holds under layout `l`
-// (docs/memory.md, "Where the KV lives"): fit and perf both use it.
-double kv_share_for_layout(const Model& m, const ResolvedLayout& l);
+// The share of each layer kind's KV cache (sequences × layers × heads) one GPU holds under
+// layout `l` (docs/memory.md, "Where the KV lives"): fit and perf both use it. The kinds differ
+// where the full-attention layers have their own KV heads (Attention::global_kv_heads).
+struct KvShare {
+  double window = 1.0;  // sliding-window layers (kv_heads)
+  double full = 1.0;    // full-attention layers, MTP layers and the DSA indexer (full_kv_heads())
+};
+KvShare kv_share_for_layout(const Model& m, const ResolvedLayout& l);
 
-// Bytes per token of KV for one layer of the model's attention form (the indexer cache below
-// not included).
+// Bytes per token of KV for one layer of the model's listed attention geometry (kv_heads ×
+// head_dim, or the MLA latent): every layer, or the sliding-window layers where the
+// full-attention layers have their own geometry. The indexer cache below is not included.
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element);
+// Bytes per token of KV for one full-attention layer: global_kv_heads × global_head_dim where
+// set (Gemma 4), else kv_bytes_per_token_per_layer. K and V are both cached even for K = V
+// layers. The indexer cache below is not included.
+double kv_bytes_per_token_per_full_layer(const Model& m, double bytes_per_element);
 // Bytes per token per full-attention layer of the DSA "lightning indexer" key cache: 128 FP8
 // key dims plus one fp32 scale (DeepSeek-V3.2 index_head_dim 128), whatever the KV precision;
 // 0 for models without DSA. Memory (fit) and time (perf) both read it from here.
 inline constexpr double kDsaIndexerBytesPerToken = 128.0 + 4.0;
 double indexer_bytes_per_token_per_layer(const Model& m);
-// KV bytes of one sequence at `context` tokens (sliding windows, linear layers and the DSA
-// indexer's key cache accounted for).
-double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context);
+// KV bytes of one sequence at `context` tokens by layer kind (sliding windows, linear layers,
+// kv_compression and the DSA indexer's key cache accounted for). include_mtp: the model's
+// mtp_layers are loaded and each keeps a full-attention cache of its own.
+struct KvBytes {
+  double window = 0;  // sliding-window layers
+  double full = 0;    // full-attention (and MTP) layers, indexer keys included
+  double total() const { return window + full; }
+};
+KvBytes kv_bytes_by_kind(const Model& m, double bytes_per_element, long long context,
+                         bool include_mtp = false);
+// KV bytes of one sequence at `context` tokens, all layers (kv_bytes_by_kind's total).
+double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context,
+                            bool include_mtp = false);
+// The part of one sequence's KV at `context` that one GPU of layout `l` holds: each layer kind
+// at its own kv_share_for_layout.
+double kv_bytes_per_gpu_for_context(const Model& m, double bytes_per_element, long long context,
+                                    const ResolvedLayout& l, bool include_mtp = false);
 // Share of the attention component's weight bytes that every rank of a tensor-parallel group
 // holds whole (docs/memory.md, "Weights per GPU"): all of it under DP-attention (each rank runs
 // attention for its own sequences with a full copy); under plain TP the MLA down-projections
