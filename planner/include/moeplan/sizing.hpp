@@ -78,8 +78,10 @@ struct FitResult {
   double weights_bytes = 0;       // whole model
   double kv_bytes_per_token = 0;  // all KV-holding layers, one token (context within any window)
   double kv_bytes_total = 0;      // requested context × concurrency, before any replication
-  double kv_share_per_gpu = 0;  // fraction of kv_bytes_total each GPU holds (replication included)
-  double capacity_bytes = 0;    // sum over GPUs
+  // Fraction of kv_bytes_total each GPU holds (replication included); with pp > 1, a GPU of the
+  // stage holding the most KV.
+  double kv_share_per_gpu = 0;
+  double capacity_bytes = 0;       // sum over GPUs
   double device_memory_bytes = 0;  // one device
   long long context_tokens = 0;
   long long concurrency = 0;
@@ -92,8 +94,38 @@ struct FitResult {
 };
 
 // The share of the whole KV cache (sequences × layers × heads) one GPU holds under layout `l`
-// (docs/memory.md, "Where the KV lives"): fit and perf both use it.
+// (docs/memory.md, "Where the KV lives"), averaged over the pipeline stages (1/pp of the layers):
+// perf's step time reads it. Memory limits use the stage's own layers (kv_share_within_stage ×
+// kv_stage_fraction), since the stages do not hold equal shares.
 double kv_share_for_layout(const Model& m, const ResolvedLayout& l);
+// The share of one pipeline stage's KV that one GPU of the stage holds: 1/dp of the sequences and
+// the TP head split (the layers are the stage's; 1/pp is not applied).
+double kv_share_within_stage(const Model& m, const ResolvedLayout& l);
+
+// One pipeline stage's decoder layers (docs/memory.md, "Pipeline stages").
+struct PpStage {
+  int index = 0;
+  int first_layer = 0;
+  int layers = 0;
+  int dense_layers = 0;  // dense-FFN layers (MoE models: the leading moe.dense_layers)
+  int moe_layers = 0;
+  // Full-attention layers the stage holds, at least and at most: the catalog counts the layer
+  // kinds but (DeepSeek V4 aside) does not place them (see pp_stages).
+  int full_attention_min = 0;
+  int full_attention_max = 0;
+  bool first = false, last = false;
+};
+// Decoder layers per stage, vLLM's get_pp_indices: floor(layers/pp) each, the remainder one apiece
+// to the stages before the last, from the second-to-last backwards.
+std::vector<int> pp_stage_layer_counts(int layers, int pp);
+std::vector<PpStage> pp_stages(const Model& m, int pp);
+// KV bytes of one sequence at `context` tokens held by the layers of stage `s` (the whole model's
+// kv_bytes_for_context when pp is 1).
+double kv_bytes_for_stage(const Model& m, const PpStage& s, int pp, double bytes_per_element,
+                          long long context);
+// Stage `s`'s share of one sequence's KV at `context` (exactly 1 when pp is 1).
+double kv_stage_fraction(const Model& m, const PpStage& s, int pp, double bytes_per_element,
+                         long long context);
 
 // Bytes per token of KV for one layer of the model's attention form (the indexer cache below
 // not included).
@@ -111,10 +143,17 @@ double kv_bytes_for_context(const Model& m, double bytes_per_element, long long 
 // attention for its own sequences with a full copy); under plain TP the MLA down-projections
 // q_a and kv_a, which engines keep replicated. 0 for other attention forms under plain TP.
 double tp_replicated_attention_share(const Model& m, bool dp_attention);
-// Weight bytes on the most loaded GPU of `l`: routed experts over ep × pp, the replicated part
-// of attention over pp, everything else over tp × pp.
+// Weight bytes on one GPU of each pipeline stage of `l` (docs/memory.md, "Pipeline stages"): the
+// stage's layers' share of each component, the input embedding on the first stage, the LM head
+// on the last (tied embeddings: the matrix on both), MTP layers (`include_mtp`, counted in
+// `wbytes`) on the last; within a stage, routed experts over tp × dp, the replicated part of
+// attention whole, everything else over tp.
+std::vector<double> stage_weight_bytes_per_gpu(const Model& m,
+                                               const std::map<Component, double>& wbytes,
+                                               const ResolvedLayout& l, bool include_mtp = false);
+// Weight bytes on the most loaded GPU of `l`: the heaviest stage of stage_weight_bytes_per_gpu.
 double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& wbytes,
-                            const ResolvedLayout& l);
+                            const ResolvedLayout& l, bool include_mtp = false);
 // Weight bytes per component for a precision mix (published total split by architecture shares).
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
                                          const Catalog& cat, bool include_mtp = false);
