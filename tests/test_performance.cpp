@@ -839,14 +839,21 @@ TEST_CASE("perf's KV limit on resident requests is fit's", "[perf][property]") {
     int gpus;
     const char *weights, *engine, *kv;
     long long in, out;
+    int pp = 1;
   };
+  // The pipeline builds have stages of unequal weights and KV (docs/memory.md § Pipeline
+  // stages): gpt-oss-120b's 36 layers at pp 4 with sliding-window layers, DeepSeek-V3's 61 at
+  // pp 4 ([15, 15, 16, 15]).
   for (const Build& b :
        {Build{"qwen3-30b-a3b", "rtx-5090", 1, "q4_k_m", "llama.cpp", "fp16", 4000, 1000},
         Build{"llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm", "fp8", 5000, 500},
-        Build{"glm-5.2", "h200", 8, "fp8", "vllm", "fp8", 8192, 1024}}) {
-    INFO(b.model << " on " << b.gpus << " x " << b.gpu << " (" << b.engine << ")");
-    const PerfRequest base = test::with_load(
+        Build{"glm-5.2", "h200", 8, "fp8", "vllm", "fp8", 8192, 1024},
+        Build{"gpt-oss-120b", "h100-sxm", 4, "", "vllm", "fp8", 8192, 1024, 4},
+        Build{"deepseek-v3", "h200", 8, "", "vllm", "fp8", 8192, 1024, 4}}) {
+    INFO(b.model << " on " << b.gpus << " x " << b.gpu << " (" << b.engine << ") pp " << b.pp);
+    PerfRequest base = test::with_load(
         test::perf_request(b.model, b.gpu, b.gpus, b.weights, b.engine, b.kv), b.in, b.out, 1);
+    base.layout.pp = b.pp;
     const long long limit = sweep(base, cat(), Sla{}).limit.kv_limit;
     REQUIRE(limit >= 2);
     auto queue_note = [&](long long c) {

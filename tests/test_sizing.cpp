@@ -629,3 +629,267 @@ TEST_CASE("Speculative decoding with MTP loads the MTP layers: fit and perf coun
   const PerfResult spec = estimate(p, cat());
   CHECK(spec.kv_bytes_per_token / plain.kv_bytes_per_token == Approx(62.0 / 61.0).epsilon(1e-9));
 }
+
+// ---- Pipeline stages (docs/memory.md § Pipeline stages) ----
+
+namespace {
+
+// A small dense, untied, GQA model whose weight bytes are given by hand: 5 layers; per layer
+// 1 GB attention + 2 GB FFN; embedding and LM head 1 GB each.
+Model five_layer_model() {
+  Model m = cat().model("llama-3.1-8b");
+  m.id = "five-layer";
+  m.layers = 5;
+  m.tied_embeddings = false;
+  return m;
+}
+
+std::map<Component, double> five_layer_bytes() {
+  return {{Component::embeddings, 2e9},
+          {Component::attention, 5e9},
+          {Component::dense_ffn, 10e9},
+          {Component::shared_experts, 0},
+          {Component::routed_experts, 0}};
+}
+
+ResolvedLayout stages_only(int pp) {
+  ResolvedLayout l;
+  l.tp = 1;
+  l.pp = pp;
+  l.dp = 1;
+  l.ep = 1;
+  return l;
+}
+
+double sum(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("Pipeline layer split follows vLLM get_pp_indices", "[sizing][pp]") {
+  // floor(L/pp) each; the remainder one apiece to stages pp-2, pp-3, ... (never the last).
+  CHECK(pp_stage_layer_counts(61, 1) == std::vector<int>{61});
+  CHECK(pp_stage_layer_counts(61, 2) == std::vector<int>{31, 30});           // DeepSeek-V3
+  CHECK(pp_stage_layer_counts(61, 4) == std::vector<int>{15, 15, 16, 15});   // r = 1: stage 2
+  CHECK(pp_stage_layer_counts(126, 4) == std::vector<int>{31, 32, 32, 31});  // Llama 3.1 405B
+  CHECK(pp_stage_layer_counts(7, 4) == std::vector<int>{2, 2, 2, 1});  // r = pp-1: stage 0 too
+  CHECK(pp_stage_layer_counts(5, 2) == std::vector<int>{3, 2});
+  // DeepSeek-V3's 3 leading dense layers fall on stage 0.
+  const auto st = pp_stages(cat().model("deepseek-v3"), 2);
+  REQUIRE(st.size() == 2);
+  CHECK(st[0].dense_layers == 3);
+  CHECK(st[0].moe_layers == 28);
+  CHECK(st[1].dense_layers == 0);
+  CHECK(st[1].moe_layers == 30);
+  // Llama 4 Maverick interleaves (moe_layer_step 2): 12 MoE layers on each stage, not 0 and 24.
+  const auto mv = pp_stages(cat().model("llama-4-maverick"), 2);
+  CHECK(mv[0].moe_layers == 12);
+  CHECK(mv[1].moe_layers == 12);
+}
+
+TEST_CASE("Pipeline stage weights: remainder layer, embedding first, LM head last (by hand)",
+          "[sizing][pp]") {
+  // Hand calculation, 5 layers at pp 2 (tp 1): vLLM puts layers 0-2 on stage 0, 3-4 on stage 1.
+  //   stage 0 = input embedding 1 + 3 × (1 + 2) = 10 GB
+  //   stage 1 = LM head 1         + 2 × (1 + 2) =  7 GB
+  // The old even split said 17 / 2 = 8.5 GB per GPU. Tolerance 1e-9 relative (floating point).
+  const Model m = five_layer_model();
+  const auto w = five_layer_bytes();
+  const auto s2 = stage_weight_bytes_per_gpu(m, w, stages_only(2));
+  REQUIRE(s2.size() == 2);
+  CHECK(s2[0] == Approx(10e9).epsilon(1e-9));
+  CHECK(s2[1] == Approx(7e9).epsilon(1e-9));
+  CHECK(weight_bytes_per_gpu(m, w, stages_only(2)) == Approx(10e9).epsilon(1e-9));
+  // pp 4: counts [1, 1, 2, 1]: stage 0 = 1 + 3 = 4, stage 1 = 3, stage 2 = 6, stage 3 = 1 + 3 = 4.
+  const auto s4 = stage_weight_bytes_per_gpu(m, w, stages_only(4));
+  REQUIRE(s4.size() == 4);
+  CHECK(s4[0] == Approx(4e9).epsilon(1e-9));
+  CHECK(s4[1] == Approx(3e9).epsilon(1e-9));
+  CHECK(s4[2] == Approx(6e9).epsilon(1e-9));
+  CHECK(s4[3] == Approx(4e9).epsilon(1e-9));
+  // At tp 2 every term of a stage halves (no replicated attention for GQA).
+  ResolvedLayout l = stages_only(2);
+  l.tp = 2;
+  CHECK(weight_bytes_per_gpu(m, w, l) == Approx(5e9).epsilon(1e-9));
+  // Tied embeddings: vLLM builds embed_tokens on the last rank too and ties lm_head to it, so the
+  // one 1 GB matrix is on both ends: stage 0 = 1 + 9 = 10, stage 1 = 1 + 6 = 7 (with a 1 GB
+  // component, not 2).
+  Model tied = m;
+  tied.tied_embeddings = true;
+  auto wt = w;
+  wt[Component::embeddings] = 1e9;
+  const auto st = stage_weight_bytes_per_gpu(tied, wt, stages_only(2));
+  CHECK(st[0] == Approx(10e9).epsilon(1e-9));
+  CHECK(st[1] == Approx(7e9).epsilon(1e-9));
+  // An embedding model has no LM head: the last stage holds layers only.
+  tied.kind = ModelKind::embed;
+  CHECK(stage_weight_bytes_per_gpu(tied, wt, stages_only(2))[1] == Approx(6e9).epsilon(1e-9));
+}
+
+TEST_CASE("Property: stage weights sum to the model and the heaviest is at least the mean",
+          "[sizing][pp][property]") {
+  for (const auto& m : cat().models) {
+    const auto w = weight_bytes(m, m.native_precision, cat());
+    double total = 0;
+    for (const auto& [c, v] : w) total += v;
+    // Tied generative models hold the one vocabulary matrix on the first and the last stage.
+    const double dup =
+        m.tied_embeddings && m.kind != ModelKind::embed ? w.at(Component::embeddings) : 0.0;
+    for (int pp : {1, 2, 3, 4, 8}) {
+      if (pp > m.layers) continue;
+      const auto s = stage_weight_bytes_per_gpu(m, w, stages_only(pp));
+      INFO(m.id << " pp=" << pp);
+      REQUIRE(s.size() == static_cast<std::size_t>(pp));
+      CHECK(sum(s) == Approx(total + (pp > 1 ? dup : 0.0)).epsilon(1e-9));
+      CHECK(*std::max_element(s.begin(), s.end()) >= total / pp * (1 - 1e-12));
+      // With the MTP layers, the sum grows by exactly what weight_bytes added for them.
+      const auto wm = weight_bytes(m, m.native_precision, cat(), true);
+      double total_m = 0;
+      for (const auto& [c, v] : wm) total_m += v;
+      CHECK(sum(stage_weight_bytes_per_gpu(m, wm, stages_only(pp), true)) ==
+            Approx(total_m + (pp > 1 ? dup : 0.0)).epsilon(1e-9));
+    }
+  }
+}
+
+TEST_CASE("Property: stage KV fractions cover the model's KV", "[sizing][pp][property]") {
+  for (const auto& m : cat().models) {
+    for (int pp : {2, 3, 4}) {
+      if (pp > m.layers) continue;
+      for (long long ctx : {1LL, 4096LL, 131072LL}) {
+        double f = 0, fmax = 0;
+        for (const auto& s : pp_stages(m, pp)) {
+          const double x = kv_stage_fraction(m, s, stages_only(pp), 2.0, ctx);
+          f += x;
+          fmax = std::max(fmax, x);
+        }
+        INFO(m.id << " pp=" << pp << " ctx=" << ctx);
+        // Sum ≥ 1: the stages hold every layer's KV (the interleaving bound may round the
+        // full-attention layers up, never down), and the heaviest holds at least the mean.
+        CHECK(f >= 1 - 1e-12);
+        CHECK(fmax >= 1.0 / pp - 1e-12);
+        if (m.attention.sliding_window_layers == 0 && m.attention.linear_attention_layers == 0)
+          CHECK(f == Approx(1.0).epsilon(1e-9));
+      }
+    }
+  }
+}
+
+TEST_CASE("fit sizes the heaviest pipeline stage, not the average", "[sizing][pp]") {
+  // Llama 3.1 8B BF16 at pp 3 on 3 GPUs: 32 layers split [11, 11, 10]; stage 0 holds 11 layers
+  // and the input embedding, stage 1 11 layers, stage 2 10 layers and the LM head. With the
+  // device memory set between the mean and the heaviest stage's need, the old even split
+  // "fit" and the heaviest stage does not.
+  auto r = request("llama-3.1-8b", "h100-sxm", 3, "bf16", "bf16");
+  r.layout.pp = 3;
+  r.context_tokens = 1024;
+  r.activation_gb_per_gpu = 0.0;
+  r.memory_utilization = 1.0;
+  const Model& m = *r.model;
+  const auto w = weight_bytes(m, m.native_precision, cat());
+  double total = 0;
+  for (const auto& [c, v] : w) total += v;
+  const auto s = stage_weight_bytes_per_gpu(m, w, stages_only(3));
+  const double heavy = *std::max_element(s.begin(), s.end());
+  const double kv_heavy = kv_bytes_for_context(m, 2.0, 1024) * 11.0 / 32.0;
+  REQUIRE(heavy > total / 3 * 1.02);
+  // Room for the mean stage plus its KV, but not for the heaviest.
+  r.device_memory_gb = (total / 3 + kv_heavy) / 1e9 * 1.01;
+  const FitResult f = fit(r, cat());
+  CHECK_FALSE(f.fits);
+  CHECK_THAT(f.reason, Contains("pipeline stage"));
+  // The per-GPU report shows each stage's own bytes.
+  REQUIRE(f.per_gpu.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(f.per_gpu[i].pp_stage == static_cast<int>(i));
+    CHECK(f.per_gpu[i].weights_bytes == Approx(s[i]).epsilon(1e-12));
+  }
+  CHECK(f.per_gpu[2].kv_bytes == Approx(kv_bytes_for_context(m, 2.0, 1024) * 10.0 / 32.0));
+  // With room for the heaviest stage it fits again.
+  r.device_memory_gb = (heavy + kv_heavy) / 1e9 * 1.01;
+  CHECK(fit(r, cat()).fits);
+}
+
+namespace {
+// The per-GPU weights before pipeline stages were sized: everything divided evenly by pp.
+double old_even_split(const Model& m, const std::map<Component, double>& w,
+                      const ResolvedLayout& l) {
+  double experts = w.at(Component::routed_experts), rest = 0;
+  for (const auto& [c, v] : w)
+    if (c != Component::routed_experts) rest += v;
+  const double rep = w.at(Component::attention) * tp_replicated_attention_share(m, l.dp_attention);
+  return (rest - rep) / (l.tp * l.pp) + rep / l.pp + experts / (l.expert_shards() * l.pp);
+}
+}  // namespace
+
+TEST_CASE("DeepSeek-V3 FP8 on 8 x RTX PRO 6000 at pp 4: the mean fits, stage 2 does not",
+          "[sizing][pp]") {
+  // 61 layers at pp 4 split [15, 15, 16, 15]; stage 2 has the extra layer and 16 MoE layers
+  // (stage 0 has 3 dense + 12 MoE and the embedding, stage 3 15 MoE and the LM head). At tp 2
+  // the old even split put 84.2 GB of weights on every GPU, which fit the 92.8 GB usable
+  // (96 GiB × 0.9) with 1.0 GB activations and 0.3 GB KV; stage 2 needs 92.2 GB of weights.
+  auto r = request("deepseek-v3", "rtx-pro-6000", 8, "", "fp8");
+  r.layout.pp = 4;
+  r.context_tokens = 32768;
+  const FitResult f = fit(r, cat());
+  const Model& m = *r.model;
+  const auto w = weight_bytes(m, m.native_precision, cat());
+  const double old_w = old_even_split(m, w, f.layout);
+  CHECK(old_w / 1e9 == Approx(84.24).epsilon(0.001));
+  const auto& g = f.per_gpu;
+  REQUIRE(g.size() == 8);
+  CHECK(g[4].pp_stage == 2);
+  CHECK(g[4].weights_bytes / 1e9 == Approx(92.20).epsilon(0.001));
+  CHECK(g[0].weights_bytes < g[2].weights_bytes);  // the embedding is lighter than 3 MoE layers
+  // The old verdict: mean weights + activations + KV within capacity.
+  CHECK(old_w + g[4].activation_bytes + f.kv_bytes_total * f.kv_share_per_gpu <
+        g[4].capacity_bytes);
+  CHECK_FALSE(f.fits);
+  CHECK(f.max_concurrency == 0);
+  CHECK_THAT(f.reason, Contains("pipeline stage 2 of 4"));
+}
+
+TEST_CASE("DeepSeek-V3 FP8 on 16 x H100 at tp 8 pp 2: max concurrency drops 59 -> 57",
+          "[sizing][pp]") {
+  // Stage 0: 31 layers (3 dense) + embedding = 41.14 GB per GPU; stage 1: 30 MoE layers + LM
+  // head = 43.79 GB; the old even split said 42.47 GB on every GPU and 59 sequences of 32k
+  // (0.576 GB of FP8 MLA KV each); stage 1's 30 layers hold 30/61 of the KV (0.566 GB), and
+  // 57 fit.
+  auto r = request("deepseek-v3", "h100-sxm", 16, "", "fp8");
+  r.layout.tp = 8;
+  r.layout.pp = 2;
+  r.context_tokens = 32768;
+  const FitResult f = fit(r, cat());
+  REQUIRE(f.per_gpu.size() == 16);
+  const Model& m = *r.model;
+  const auto w = weight_bytes(m, m.native_precision, cat());
+  CHECK(old_even_split(m, w, f.layout) / 1e9 == Approx(42.47).epsilon(0.001));
+  CHECK(f.per_gpu[0].weights_bytes / 1e9 == Approx(41.14).epsilon(0.001));
+  CHECK(f.per_gpu[8].weights_bytes / 1e9 == Approx(43.79).epsilon(0.001));
+  CHECK(f.per_gpu[8].kv_bytes == Approx(f.kv_bytes_total * 30 / 61));
+  CHECK(f.fits);
+  CHECK(f.max_concurrency == 57);
+  CHECK(weight_bytes_per_gpu(m, w, f.layout) == f.per_gpu[8].weights_bytes);
+}
+
+TEST_CASE("pp = 1 sizing is the single-stage formula exactly", "[sizing][pp]") {
+  for (const char* model : {"llama-3.1-8b", "deepseek-v3", "gpt-oss-120b", "gemma-4-31b"}) {
+    auto r = request(model, "h100-sxm", 8, "", "fp8");
+    const Model& m = *r.model;
+    const FitResult f = fit(r, cat());
+    const auto w = weight_bytes(m, m.native_precision, cat());
+    double experts = w.at(Component::routed_experts), rest = 0;
+    for (const auto& [c, v] : w)
+      if (c != Component::routed_experts) rest += v;
+    const double rep = w.at(Component::attention) * tp_replicated_attention_share(m, false);
+    INFO(model);
+    // Bit-identical to the formula before stages (== on doubles, no tolerance).
+    CHECK(f.per_gpu[0].weights_bytes == (rest - rep) / (8 * 1) + rep / 1 + experts / (8 * 1));
+    CHECK(f.kv_share_per_gpu == kv_bytes_per_gpu_for_context(m, 1.0, 4096, f.layout) /
+                                    kv_bytes_for_context(m, 1.0, 4096));
+    CHECK(kv_stage_fraction(m, pp_stages(m, 1)[0], f.layout, 1.0, 4096) == 1.0);
+  }
+}

@@ -299,7 +299,8 @@ Attention read_attention(const JsonView& a, int layers, int mtp_layers) {
 
 Moe read_moe(const JsonView& m) {
   m.only_keys({"routed_experts", "experts_per_token", "shared_experts", "expert_ffn_size",
-               "shared_expert_ffn_size", "dense_layers", "routing", "n_group", "topk_group"});
+               "shared_expert_ffn_size", "dense_layers", "moe_layer_step", "routing", "n_group",
+               "topk_group"});
   Moe moe;
   moe.routed_experts = read_int(m, "routed_experts", 0, true);
   moe.experts_per_token = read_int(m, "experts_per_token", 0, true);
@@ -309,6 +310,8 @@ Moe read_moe(const JsonView& m) {
   moe.expert_ffn_size = read_int(m, "expert_ffn_size", 0, true);
   moe.shared_expert_ffn_size = read_int(m, "shared_expert_ffn_size", moe.expert_ffn_size);
   moe.dense_layers = read_int(m, "dense_layers");
+  moe.moe_layer_step = read_int(m, "moe_layer_step", 1);
+  if (moe.moe_layer_step < 1) m.fail_member("moe_layer_step", "must be at least 1");
   moe.routing = m.has("routing")
                     ? m.one_of("routing", {"softmax", "sigmoid", "sigmoid_grouped", "sqrtsoftplus"})
                     : "softmax";
@@ -424,6 +427,14 @@ Model read_model(const JsonView& v) {
   if (auto moe = v.get("moe")) {
     m.moe = read_moe(*moe);
     if (m.moe->dense_layers > m.layers) moe->fail_member("dense_layers", "exceeds layers");
+    if (m.moe->moe_layer_step > 1 &&
+        m.layers / m.moe->moe_layer_step != m.layers - m.moe->dense_layers)
+      moe->fail_member("moe_layer_step", "every " + std::to_string(m.moe->moe_layer_step) +
+                                             "th of " + std::to_string(m.layers) +
+                                             " layers MoE makes " +
+                                             std::to_string(m.layers / m.moe->moe_layer_step) +
+                                             " MoE layers, but layers − dense_layers = " +
+                                             std::to_string(m.layers - m.moe->dense_layers));
     if (m.moe->dense_layers > 0 && m.dense_ffn_size <= 0)
       v.fail_member("dense_ffn_size", "required when moe.dense_layers > 0");
   } else if (m.dense_ffn_size <= 0) {

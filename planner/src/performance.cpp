@@ -406,7 +406,11 @@ struct Prepared {
   int pp_cross = 0;                // pipeline boundaries that cross a domain
   double hidden = 0;
   // memory limit
-  double kv_free_per_gpu = 0;
+  double kv_free_per_gpu = 0;  // on the most loaded GPU
+  // Per pipeline stage (one when pp = 1): its layers and the KV budget of each of its GPUs; the
+  // KV limit is the tightest stage's (docs/memory.md, "Pipeline stages").
+  std::vector<PpStage> stages;
+  std::vector<double> stage_kv_free;
   double kv_per_token_total = 0;      // all layers, MTP layers included when loaded (reported)
   double kv_write_per_token_gpu = 0;  // what one prefill token writes on one GPU (decoder layers)
   double kv_bytes_per_element = 2;
@@ -620,11 +624,15 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
   const double mem_gb = d.memory_gb > 0 ? d.engine_visible_memory_gb()
                                         : (req.calibration ? req.calibration->memory_gb : 0);
   const double capacity = mem_gb * 1e9 * util;
-  const double weights_gpu = weight_bytes_per_gpu(*req.model, bytes, p.L);
+  const std::vector<double> stage_weights =
+      stage_weight_bytes_per_gpu(*req.model, bytes, p.L, p.mtp_loaded);
+  const double weights_gpu = *std::max_element(stage_weights.begin(), stage_weights.end());
   const double act =
       activation_bytes_per_gpu(*req.model, p.L, engine_prefill_chunk_tokens(*req.engine, d),
                                std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
+  p.stages = pp_stages(*req.model, p.L.pp);
+  for (double w : stage_weights) p.stage_kv_free.push_back(capacity - w - act);
 }
 
 }  // namespace
@@ -1275,16 +1283,26 @@ namespace {
 // hold their KV at once; the rest queue. Notes say when the limit binds or nothing fits.
 double kv_resident_requests(const Prepared& p, const PerfRequest& req,
                             std::vector<std::string>& notes) {
-  const double per_seq = kv_bytes_per_gpu_for_context(
-      *p.m, p.kv_bytes_per_element, req.input_tokens + req.output_tokens, p.L, p.mtp_loaded);
+  // Each stage holds its own layers' KV on its own budget; the tightest stage sets the limit
+  // (one stage, the whole model's KV at the layout's share, when pp = 1).
+  const long long ctx = req.input_tokens + req.output_tokens;
   const double conc = static_cast<double>(req.concurrency);
   if (p.kv_free_per_gpu <= 0) {
     notes.push_back(
         "the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
     return conc;
   }
-  if (per_seq <= 0) return conc;
-  const double cap = std::floor(p.kv_free_per_gpu / per_seq);
+  double cap = 0;
+  bool any = false;
+  for (std::size_t i = 0; i < p.stages.size(); ++i) {
+    const double per_seq = kv_bytes_per_gpu_on_stage(*p.m, p.stages[i], p.L, p.kv_bytes_per_element,
+                                                     ctx, p.mtp_loaded);
+    if (per_seq <= 0) continue;
+    const double c = std::floor(p.stage_kv_free[i] / per_seq);
+    cap = any ? std::min(cap, c) : c;
+    any = true;
+  }
+  if (!any) return conc;
   if (cap < 1) {
     notes.push_back("not even one request's KV fits; figures assume one resident request");
     return 1;

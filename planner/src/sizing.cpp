@@ -60,8 +60,10 @@ namespace {
 // replicas split sequences, and GQA heads split over the TP ranks, replicated when tp > kv_heads
 // (vLLM keeps max(1, kv_heads / tp) heads a rank and requires tp to divide or be a multiple of
 // kv_heads, so a rank holds ceil(kv_heads / tp) of kv_heads).
-double kv_share_for_heads(const Model& m, const ResolvedLayout& l, int kv_heads) {
-  double share = 1.0 / l.pp / l.dp;
+// `pp_div`: how many ways the layers are split evenly (kv_share_for_layout: pp;
+// kv_share_within_stage: 1, a stage's own layers being counted by kv_bytes_per_gpu_on_stage).
+double kv_share_for_heads(const Model& m, const ResolvedLayout& l, int kv_heads, int pp_div) {
+  double share = 1.0 / pp_div / l.dp;
   if (l.dp_attention) {
     // Attention runs data-parallel over the TP group: each rank keeps every head of its own
     // sequences, so sequences are sharded tp ways, whatever the attention form.
@@ -88,8 +90,13 @@ KvShare kv_share_for_layout(const Model& m, const ResolvedLayout& l) {
   // Sliding-window layers use kv_heads; full-attention layers their own global_kv_heads where the
   // model has them (Gemma 4 31B: 16 and 4, so at tp 8 a rank holds 2 of 16 window heads but 1 of
   // 4 global heads, every global head living on two ranks).
-  return {kv_share_for_heads(m, l, m.attention.kv_heads),
-          kv_share_for_heads(m, l, m.attention.full_kv_heads())};
+  return {kv_share_for_heads(m, l, m.attention.kv_heads, l.pp),
+          kv_share_for_heads(m, l, m.attention.full_kv_heads(), l.pp)};
+}
+
+KvShare kv_share_within_stage(const Model& m, const ResolvedLayout& l) {
+  return {kv_share_for_heads(m, l, m.attention.kv_heads, 1),
+          kv_share_for_heads(m, l, m.attention.full_kv_heads(), 1)};
 }
 
 double kv_bytes_per_token_per_layer(const Model& m, double bytes_per_element) {
@@ -122,28 +129,41 @@ double indexer_bytes_per_token_per_layer(const Model& m) {
   return m.attention.sparse_type == "dsa" ? kDsaIndexerBytesPerToken : 0.0;
 }
 
-KvBytes kv_bytes_by_kind(const Model& m, double bytes_per_element, long long context,
-                         bool include_mtp) {
+namespace {
+// KV bytes of one sequence at `context` held by `full_layers` full-attention layers (MTP layers
+// included) and `window_layers` sliding-window layers.
+KvBytes kv_bytes_for_layers(const Model& m, double bytes_per_element, long long context,
+                            double full_layers, double window_layers) {
   // The indexer keeps one key per cached entry of each full-attention layer, so it follows the
   // same layer count and compression as the latent (sliding-window layers have none).
-  // MTP layers, when loaded, are full-attention layers of the model's own attention form with
-  // their own cache: vLLM's DeepSeekMTP / Qwen3-Next MTP and SGLang's NextN draft layer each
-  // register an attention layer that the KV-cache manager sizes like any decoder layer, so the
-  // cache per token grows by mtp_layers / layers.
-  const double mtp = include_mtp ? m.mtp_layers : 0;
-  const double full_entries = (static_cast<double>(full_attention_layers(m)) + mtp) *
-                              static_cast<double>(context) / m.attention.kv_compression;
+  const double full_entries =
+      full_layers * static_cast<double>(context) / m.attention.kv_compression;
   const double window_entries =
-      static_cast<double>(m.attention.sliding_window_layers) *
-      static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0
-                                                ? m.attention.sliding_window_tokens
-                                                : context));
+      window_layers * static_cast<double>(std::min(context, m.attention.sliding_window_tokens > 0
+                                                                ? m.attention.sliding_window_tokens
+                                                                : context));
   KvBytes b;
   b.window = kv_bytes_per_token_per_layer(m, bytes_per_element) * window_entries;
   b.full = (kv_bytes_per_token_per_full_layer(m, bytes_per_element) +
             indexer_bytes_per_token_per_layer(m)) *
            full_entries;
   return b;
+}
+
+// MTP layers, when loaded, are full-attention layers of the model's own attention form with their
+// own cache: vLLM's DeepSeekMTP / Qwen3-Next MTP and SGLang's NextN draft layer each register an
+// attention layer that the KV-cache manager sizes like any decoder layer, so the cache per token
+// grows by mtp_layers / layers.
+double mtp_kv_layers(const Model& m, bool include_mtp) {
+  return include_mtp ? static_cast<double>(m.mtp_layers) : 0.0;
+}
+}  // namespace
+
+KvBytes kv_bytes_by_kind(const Model& m, double bytes_per_element, long long context,
+                         bool include_mtp) {
+  return kv_bytes_for_layers(m, bytes_per_element, context,
+                             full_attention_layers(m) + mtp_kv_layers(m, include_mtp),
+                             m.attention.sliding_window_layers);
 }
 
 double kv_bytes_for_context(const Model& m, double bytes_per_element, long long context,
@@ -156,6 +176,116 @@ double kv_bytes_per_gpu_for_context(const Model& m, double bytes_per_element, lo
   const KvBytes b = kv_bytes_by_kind(m, bytes_per_element, context, include_mtp);
   const KvShare s = kv_share_for_layout(m, l);
   return b.window * s.window + b.full * s.full;
+}
+
+std::vector<int> pp_stage_layer_counts(int layers, int pp) {
+  // vLLM vllm/distributed/utils.py get_pp_indices (without VLLM_PP_LAYER_PARTITION): every stage
+  // gets floor(layers/pp); the remainder r adds one layer to each of the stages pp−2, pp−3, …,
+  // pp−1−r (`partitions[-i] += 1` for i in 2..r+1). The last stage never takes one (it holds the
+  // final norm and the LM head), and the first takes one only when r = pp − 1 (it holds the
+  // input embedding). DeepSeek-V3 (61 layers) at pp 2: [31, 30]; at pp 4: [15, 15, 16, 15].
+  // SGLang's get_pp_indices (SGLANG_PP_LAYER_PARTITION unset) instead gives the extra layers to
+  // the last r stages, the LM-head stage included: at most one layer more on the last stage than
+  // modelled here. Either way the heaviest stage holds ceil(layers/pp) layers. (TensorRT-LLM's
+  // split was not checked.)
+  std::vector<int> n(static_cast<std::size_t>(std::max(1, pp)), layers / std::max(1, pp));
+  const int rest = layers % std::max(1, pp);
+  for (int i = 2; i < rest + 2; ++i) ++n[n.size() - static_cast<std::size_t>(i)];
+  return n;
+}
+
+std::vector<PpStage> pp_stages(const Model& m, int pp) {
+  const std::vector<int> counts = pp_stage_layer_counts(m.layers, pp);
+  const int dense_total = m.is_moe() ? m.moe->dense_layers : m.layers;
+  const int full_total = std::max(0, full_attention_layers(m));
+  std::vector<PpStage> out;
+  int start = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    PpStage s;
+    s.index = static_cast<int>(i);
+    s.first_layer = start;
+    s.layers = counts[i];
+    s.first = i == 0;
+    s.last = i + 1 == counts.size();
+    // An MoE's dense layers lead (DeepSeek/GLM/Kimi first_k_dense_replace), so they fall in the
+    // first stage(s), unless moe_layer_step interleaves them (Llama 4 Maverick: layer i is MoE
+    // when (i + 1) % step == 0).
+    const int step = m.is_moe() ? std::max(1, m.moe->moe_layer_step) : 1;
+    if (!m.is_moe())
+      s.moe_layers = 0;
+    else if (step > 1)
+      s.moe_layers = (start + s.layers) / step - start / step;
+    else
+      s.moe_layers = s.layers - std::clamp(dense_total - start, 0, s.layers);
+    s.dense_layers = s.layers - s.moe_layers;
+    // DeepSeek V4 (csa) lists each layer's compression: its ratio-0 (sliding-window only) layers
+    // are placed exactly. Other models count full-attention, sliding-window and linear-attention
+    // layers without placing them; every one in the catalog spreads its full-attention layers
+    // evenly (one per period: gpt-oss 1:1, Gemma 4 1 in 6, Llama 4 1 in 4, MiMo), so a run of n
+    // consecutive layers holds floor or ceil(n × full / layers) of them. kv_bytes_per_gpu_on_stage
+    // charges the stage whichever of the two costs more (its other layers sliding-window before
+    // linear ones, a window costing more than a fixed state), so the stages together never count
+    // less than the model. A model stacking its kinds in blocks would be understated; the wholly
+    // conservative reading (every layer of the stage full-attention) would double gpt-oss's KV at
+    // pp 2 against what vLLM allocates.
+    if (m.attention.compressed) {
+      const auto& ratios = m.attention.compressed->compress_ratios;
+      int window = 0;
+      for (int k = start; k < start + s.layers && k < static_cast<int>(ratios.size()); ++k)
+        window += ratios[static_cast<std::size_t>(k)] == 0 ? 1 : 0;
+      s.full_attention_max = s.full_attention_min = s.layers - window;
+    } else {
+      const long long share = static_cast<long long>(s.layers) * full_total;
+      const int L = std::max(1, m.layers);
+      s.full_attention_max = static_cast<int>(std::min<long long>(full_total, (share + L - 1) / L));
+      s.full_attention_min = static_cast<int>(std::min<long long>(full_total, share / L));
+    }
+    out.push_back(s);
+    start += s.layers;
+  }
+  return out;
+}
+
+namespace {
+// One sequence's KV at `context` on one GPU of stage `s`, with `full` of its layers full-attention
+// (the rest sliding-window, up to the model's count) and the MTP layers on the last stage.
+double stage_kv_with_full(const Model& m, const PpStage& s, const ResolvedLayout& l,
+                          double bytes_per_element, long long context, bool include_mtp, int full) {
+  const double mtp = s.last ? mtp_kv_layers(m, include_mtp) : 0.0;
+  const KvBytes b =
+      kv_bytes_for_layers(m, bytes_per_element, context, full + mtp,
+                          std::min(m.attention.sliding_window_layers, s.layers - full));
+  const KvShare sh = kv_share_within_stage(m, l);
+  return b.window * sh.window + b.full * sh.full;
+}
+}  // namespace
+
+double kv_bytes_per_gpu_on_stage(const Model& m, const PpStage& s, const ResolvedLayout& l,
+                                 double bytes_per_element, long long context, bool include_mtp) {
+  if (l.pp <= 1) return kv_bytes_per_gpu_for_context(m, bytes_per_element, context, l, include_mtp);
+  // The stage holds floor or ceil of its layers' share of full-attention layers (pp_stages):
+  // charge whichever costs more on its GPUs.
+  return std::max(
+      stage_kv_with_full(m, s, l, bytes_per_element, context, include_mtp, s.full_attention_max),
+      stage_kv_with_full(m, s, l, bytes_per_element, context, include_mtp, s.full_attention_min));
+}
+
+double kv_stage_fraction(const Model& m, const PpStage& s, const ResolvedLayout& l,
+                         double bytes_per_element, long long context, bool include_mtp) {
+  if (l.pp <= 1) return 1.0;
+  ResolvedLayout one = l;  // the stage's bytes before any head or sequence split
+  one.pp = 1;
+  one.tp = 1;
+  one.dp = 1;
+  one.dp_attention = false;
+  const double all = kv_bytes_for_context(m, bytes_per_element, context, include_mtp);
+  // No KV at all (linear-attention only, or context 0): the stage's layer share.
+  if (!(all > 0)) return static_cast<double>(s.layers) / m.layers;
+  return std::max(stage_kv_with_full(m, s, one, bytes_per_element, context, include_mtp,
+                                     s.full_attention_max),
+                  stage_kv_with_full(m, s, one, bytes_per_element, context, include_mtp,
+                                     s.full_attention_min)) /
+         all;
 }
 
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
@@ -191,15 +321,86 @@ double tp_replicated_attention_share(const Model& m, bool dp_attention) {
   return attn > 0 ? std::min(1.0, replicated / attn) : 0.0;
 }
 
-double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& wbytes,
-                            const ResolvedLayout& l) {
-  double experts = 0, rest = 0;
-  for (const auto& [k, v] : wbytes) (is_expert_component(k) ? experts : rest) += v;
+std::vector<double> stage_weight_bytes_per_gpu(const Model& m,
+                                               const std::map<Component, double>& wbytes,
+                                               const ResolvedLayout& l, bool include_mtp) {
+  const int pp = std::max(1, l.pp);
   const auto it = wbytes.find(Component::attention);
   const double attn = it != wbytes.end() ? it->second : 0.0;
   const double replicated = attn * tp_replicated_attention_share(m, l.dp_attention);
-  return (rest - replicated) / (l.tp * l.pp) + replicated / l.pp +
-         experts / (l.expert_shards() * l.pp);
+  // One stage's share of a per-layer component: the stage's fraction `f` of the model's layers
+  // that carry it, plus, on the last stage, the MTP layers weight_bytes added (vLLM puts the whole
+  // draft model on the last PP rank: gpu_model_runner.py, "we put the entire draft model on the
+  // last PP rank"). With pp = 1 the component is returned as it is.
+  const double L = m.layers;
+  const double mtp = include_mtp && m.mtp_layers > 0 ? m.mtp_layers : 0.0;
+  const double main_share = mtp > 0 ? L / (L + mtp) : 1.0;
+  const double mtp_share = mtp > 0 ? mtp / (L + mtp) : 0.0;
+  auto part = [&](double v, double f, const PpStage& s) {
+    if (pp == 1) return v;
+    return v * (main_share * f + (s.last ? mtp_share : 0.0));
+  };
+  // The attention component also carries the routers (hidden × experts per MoE layer,
+  // architecture_params), which live on the MoE layers only.
+  const auto arch = architecture_params(m);
+  const int moe_total = m.is_moe() ? m.layers - m.moe->dense_layers : 0;
+  const double router =
+      m.is_moe() ? static_cast<double>(m.hidden_size) * m.moe->routed_experts : 0.0;
+  const double attn_arch = arch.at(Component::attention);
+  const double attn_layer = (attn_arch - router * moe_total) / L;
+  const int dense_total = m.is_moe() ? m.moe->dense_layers : m.layers;
+  std::vector<double> out;
+  for (const PpStage& s : pp_stages(m, pp)) {
+    const double layer_f = s.layers / L;
+    double experts = 0, rest = 0, attn_stage = 0;
+    for (const auto& [k, v] : wbytes) {
+      double b = v;
+      if (pp > 1) {
+        switch (k) {
+          case Component::embeddings: {
+            // vLLM (LlamaModel, DeepseekV2Model, …): embed_tokens on the first rank, lm_head on
+            // the last; with tie_word_embeddings the last rank builds embed_tokens as well and
+            // ties lm_head to it, so the one matrix is held by both. Embedding models have no
+            // LM head (their one matrix is the input embedding).
+            const double half = m.tied_embeddings ? v : v / 2.0;
+            const bool head = !m.tied_embeddings || m.kind != ModelKind::embed;
+            b = (s.first ? half : 0.0) + (s.last && head ? half : 0.0);
+            break;
+          }
+          case Component::attention: {
+            const double denom = attn_layer * L + router * moe_total;
+            b = part(v,
+                     denom > 0 ? (attn_layer * s.layers + router * s.moe_layers) / denom : layer_f,
+                     s);
+            attn_stage = b;
+            break;
+          }
+          case Component::dense_ffn:
+            b = part(v, dense_total > 0 ? static_cast<double>(s.dense_layers) / dense_total : 0.0,
+                     s);
+            break;
+          case Component::shared_experts:
+          case Component::routed_experts:
+            b = part(v, moe_total > 0 ? static_cast<double>(s.moe_layers) / moe_total : 0.0, s);
+            break;
+        }
+      }
+      (is_expert_component(k) ? experts : rest) += b;
+    }
+    // The replicated attention weights follow the stage: all of its attention under DP
+    // attention, else the MLA q_a/kv_a of its attention layers.
+    const double rep = pp == 1          ? replicated
+                       : l.dp_attention ? attn_stage
+                                        : part(replicated, layer_f, s);
+    out.push_back((rest - rep) / l.tp + rep + experts / l.expert_shards());
+  }
+  return out;
+}
+
+double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& wbytes,
+                            const ResolvedLayout& l, bool include_mtp) {
+  const std::vector<double> stages = stage_weight_bytes_per_gpu(m, wbytes, l, include_mtp);
+  return *std::max_element(stages.begin(), stages.end());
 }
 
 ResolvedLayout resolve_layout(const Model& m, int gpus, const Layout& l) {
@@ -256,6 +457,13 @@ struct Budget {
   double capacity = 0;  // per GPU
   double weights = 0;   // most loaded GPU
   double activation = 0;
+  double kv_free = 0;  // capacity − weights − activation (on the most loaded GPU)
+};
+
+// One pipeline stage: its layers and the weights on each of its GPUs.
+struct Stage {
+  PpStage layers;
+  double weights = 0;
   double kv_free = 0;  // capacity − weights − activation
 };
 
@@ -267,6 +475,7 @@ struct Core {
   double bytes_per_kv = 0;
   bool include_mtp = false;  // the MTP layers are loaded: their KV counts too
   Budget b;
+  std::vector<Stage> stages;  // one when pp = 1
   double device_bytes = 0;
 };
 
@@ -298,12 +507,17 @@ Core compute_core(const FitRequest& req, const Catalog& cat, int gpus) {
   c.kv_per_token = kv_bytes_for_context(m, c.bytes_per_kv, 1, c.include_mtp);
   c.device_bytes = req.device_memory_gb.value_or(req.device->engine_visible_memory_gb()) * kGB;
   c.b.capacity = c.device_bytes * req.memory_utilization - req.reserved_gb_per_gpu * kGB;
-  // Weights on the most loaded GPU: experts over ep ranks per stage, replicated attention
-  // whole on every rank, the rest over tp ranks.
+  // Weights per GPU of each stage: experts over ep ranks per stage, replicated attention whole
+  // on every rank, the rest over tp ranks; the stages differ (layer remainder, embedding, LM
+  // head, dense layers), and memory is set by the most loaded one, not the average.
   const auto& L = c.layout;
-  c.b.weights = weight_bytes_per_gpu(m, c.wbytes, L);
+  const std::vector<double> sw = stage_weight_bytes_per_gpu(m, c.wbytes, L, req.include_mtp);
+  const std::vector<PpStage> layers = pp_stages(m, L.pp);
+  c.b.weights = *std::max_element(sw.begin(), sw.end());
   c.b.activation = activation_at(req, L, req.concurrency);
   c.b.kv_free = c.b.capacity - c.b.weights - c.b.activation;
+  for (std::size_t i = 0; i < sw.size(); ++i)
+    c.stages.push_back({layers[i], sw[i], c.b.capacity - sw[i] - c.b.activation});
   return c;
 }
 
@@ -314,24 +528,45 @@ double kv_total(const FitRequest& req, const Core& c, long long context, long lo
          static_cast<double>(conc);
 }
 
-// The fraction of one sequence's KV at `context` that one GPU holds: each layer kind (sliding
-// window, full attention) at its own head split (kv_share_for_layout), weighted by its bytes at
-// this context. A --kv-bytes-per-token override is spread as the model's own KV would be.
-double kv_share_at(const FitRequest& req, const Core& c, long long context) {
+// The fraction of one sequence's KV at `context` that one GPU of stage `st` holds: the stage's
+// layers (MTP layers on the last), each layer kind at its own head split (kv_share_within_stage),
+// weighted by its bytes at this context. A --kv-bytes-per-token override is spread as the
+// model's own KV would be. With pp = 1: kv_bytes_per_gpu_for_context / kv_bytes_for_context.
+double kv_gpu_fraction(const FitRequest& req, const Core& c, const Stage& st, long long context) {
   const Model& m = *req.model;
   const double total = kv_bytes_for_context(m, c.bytes_per_kv, context, c.include_mtp);
-  if (!(total > 0)) return kv_share_for_layout(m, c.layout).full;
-  return kv_bytes_per_gpu_for_context(m, c.bytes_per_kv, context, c.layout, c.include_mtp) / total;
+  if (!(total > 0))
+    return static_cast<double>(st.layers.layers) / m.layers *
+           kv_share_within_stage(m, c.layout).full;
+  return kv_bytes_per_gpu_on_stage(m, st.layers, c.layout, c.bytes_per_kv, context, c.include_mtp) /
+         total;
 }
 
-// KV bytes on one GPU for `conc` sequences at `context`.
-double kv_gpu(const FitRequest& req, const Core& c, long long context, long long conc) {
-  return kv_total(req, c, context, conc) * kv_share_at(req, c, context);
+// KV bytes on one GPU of stage `st` for `conc` sequences at `context`.
+double kv_on_stage(const FitRequest& req, const Core& c, const Stage& st, long long context,
+                   long long conc) {
+  return kv_total(req, c, context, conc) * kv_gpu_fraction(req, c, st, context);
 }
 
 bool fits_with(const FitRequest& req, const Core& c) {
-  const double kv = kv_gpu(req, c, req.context_tokens, req.concurrency);
-  return c.b.kv_free >= kv;
+  for (const Stage& st : c.stages)
+    if (!(st.kv_free >= kv_on_stage(req, c, st, req.context_tokens, req.concurrency))) return false;
+  return true;
+}
+
+// The stage with the least room left at the requested context and concurrency (the first such
+// stage on a tie; the only one when pp = 1): the one the verdict and its reason speak for.
+const Stage& binding_stage(const FitRequest& req, const Core& c) {
+  const Stage* worst = &c.stages.front();
+  double worst_room = 0;
+  for (const Stage& st : c.stages) {
+    const double room = st.kv_free - kv_on_stage(req, c, st, req.context_tokens, req.concurrency);
+    if (&st == &c.stages.front() || room < worst_room) {
+      worst = &st;
+      worst_room = room;
+    }
+  }
+  return *worst;
 }
 
 }  // namespace
@@ -344,11 +579,16 @@ namespace {
 // KV need rises and the budget falls with the count, so the fitting counts are a prefix: grow
 // past the limit, then bisect, with the exact test fits_with applies.
 long long max_concurrency_at(const FitRequest& req, const Core& c) {
-  const double per_seq = kv_gpu(req, c, req.context_tokens, 1);
+  double per_seq = 0;
+  for (const Stage& st : c.stages)
+    per_seq = std::max(per_seq, kv_on_stage(req, c, st, req.context_tokens, 1));
   if (!(per_seq > 0)) return 0;
   auto ok = [&](long long n) {
-    const double kv_free = c.b.capacity - c.b.weights - activation_at(req, c.layout, n);
-    return kv_gpu(req, c, req.context_tokens, n) <= kv_free;
+    const double act = activation_at(req, c.layout, n);
+    for (const Stage& st : c.stages)
+      if (!(kv_on_stage(req, c, st, req.context_tokens, n) <= c.b.capacity - st.weights - act))
+        return false;
+    return true;
   };
   if (!ok(1)) return 0;
   constexpr long long kCeiling = 1LL << 50;  // beyond any KV cache; stops a runaway doubling
@@ -369,7 +609,11 @@ long long max_concurrency_at(const FitRequest& req, const Core& c) {
 // context, so bisect), at most the model's trained context; 0 when nothing is left for KV.
 long long max_context_at(const FitRequest& req, const Core& c) {
   const Model& m = *req.model;
-  auto ok = [&](long long ctx) { return kv_gpu(req, c, ctx, req.concurrency) <= c.b.kv_free; };
+  auto ok = [&](long long ctx) {
+    for (const Stage& st : c.stages)
+      if (!(kv_on_stage(req, c, st, ctx, req.concurrency) <= st.kv_free)) return false;
+    return true;
+  };
   long long lo = 0, hi = m.max_context_tokens;
   if (ok(hi)) {
     lo = hi;
@@ -382,30 +626,46 @@ long long max_context_at(const FitRequest& req, const Core& c) {
   return c.b.kv_free > 0 ? lo : 0;
 }
 
-// One sentence on the verdict: what does not fit and by how much, or the headroom.
-std::string fit_reason(const FitRequest& req, const Core& c, const FitResult& r,
-                       double kv_per_gpu) {
+// One sentence on the verdict: what does not fit and by how much, or the headroom. With pp > 1 it
+// speaks for the binding stage (the heaviest one for weights) and names it.
+std::string fit_reason(const FitRequest& req, const Core& c, const FitResult& r) {
   const double gb = kGB;
+  const int pp = c.layout.pp;
+  auto where = [&](const Stage& st) {
+    return pp > 1 ? fmt::format(" on pipeline stage {} of {} ({} layers{})", st.layers.index, pp,
+                                st.layers.layers,
+                                st.layers.first && st.layers.last ? ""
+                                : st.layers.first                 ? ", input embedding"
+                                : st.layers.last                  ? ", LM head"
+                                                                  : "")
+                  : std::string();
+  };
   if (c.b.weights + c.b.activation > c.b.capacity) {
+    const Stage* heavy = &c.stages.front();
+    for (const Stage& st : c.stages)
+      if (st.weights > heavy->weights) heavy = &st;
     return fmt::format(
-        "weights need {:.1f} GB per GPU ({:.1f} GB in all) plus {:.1f} GB activations, but each "
+        "weights need {:.1f} GB per GPU ({:.1f} GB in all){} plus {:.1f} GB activations, but each "
         "{} offers {:.1f} GB ({:.0f} GB × {:.0f}% usable{})",
-        c.b.weights / gb, r.weights_bytes / gb, c.b.activation / gb, req.device->name,
-        c.b.capacity / gb, c.device_bytes / gb, req.memory_utilization * 100,
+        c.b.weights / gb, r.weights_bytes / gb, where(*heavy), c.b.activation / gb,
+        req.device->name, c.b.capacity / gb, c.device_bytes / gb, req.memory_utilization * 100,
         req.reserved_gb_per_gpu > 0 ? fmt::format(" − {:.1f} GB reserved", req.reserved_gb_per_gpu)
                                     : std::string());
   }
+  const Stage& st = binding_stage(req, c);
+  const double kv_per_gpu = kv_on_stage(req, c, st, req.context_tokens, req.concurrency);
   if (!r.fits) {
     return fmt::format(
-        "weights fit, but the KV cache for {} tokens × {} sequences needs {:.1f} GB per GPU and "
+        "weights fit, but the KV cache for {} tokens × {} sequences needs {:.1f} GB per GPU{} and "
         "only {:.1f} GB is left; at this context at most {} sequences fit",
-        req.context_tokens, req.concurrency, kv_per_gpu / gb, c.b.kv_free / gb, r.max_concurrency);
+        req.context_tokens, req.concurrency, kv_per_gpu / gb, where(st), st.kv_free / gb,
+        r.max_concurrency);
   }
   return fmt::format(
-      "fits: {:.1f} GB weights + {:.1f} GB activations + {:.1f} GB KV of {:.1f} GB per GPU; "
+      "fits: {:.1f} GB weights + {:.1f} GB activations + {:.1f} GB KV of {:.1f} GB per GPU{}; "
       "{:.1f} GB headroom",
-      c.b.weights / gb, c.b.activation / gb, kv_per_gpu / gb, c.b.capacity / gb,
-      (c.b.kv_free - kv_per_gpu) / gb);
+      st.weights / gb, c.b.activation / gb, kv_per_gpu / gb, c.b.capacity / gb, where(st),
+      (st.kv_free - kv_per_gpu) / gb);
 }
 
 }  // namespace
@@ -430,20 +690,24 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
   r.context_tokens = req.context_tokens;
   r.concurrency = req.concurrency;
   r.kv_bytes_total = kv_total(req, c, req.context_tokens, req.concurrency);
-  r.kv_share_per_gpu = kv_share_at(req, c, req.context_tokens);
+  r.kv_share_per_gpu = 0;
+  for (const Stage& st : c.stages)
+    r.kv_share_per_gpu =
+        std::max(r.kv_share_per_gpu, kv_gpu_fraction(req, c, st, req.context_tokens));
   r.device_memory_bytes = c.device_bytes;
   r.capacity_bytes = c.b.capacity * req.gpus;
 
-  const double kv_per_gpu = r.kv_bytes_total * r.kv_share_per_gpu;
   for (int g = 0; g < req.gpus; ++g) {
     GpuMemory gm;
     gm.index = g;
     gm.pp_stage = g / (c.layout.tp * c.layout.dp);
+    const Stage& st = c.stages.at(static_cast<std::size_t>(gm.pp_stage));
+    const double kv_per_gpu = kv_on_stage(req, c, st, req.context_tokens, req.concurrency);
     gm.capacity_bytes = c.b.capacity;
-    gm.weights_bytes = c.b.weights;
+    gm.weights_bytes = st.weights;
     gm.activation_bytes = c.b.activation;
     gm.kv_bytes = kv_per_gpu;
-    gm.free_bytes = c.b.capacity - c.b.weights - c.b.activation - kv_per_gpu;
+    gm.free_bytes = c.b.capacity - st.weights - c.b.activation - kv_per_gpu;
     r.per_gpu.push_back(gm);
   }
 
@@ -451,7 +715,7 @@ FitResult fit(const FitRequest& in, const Catalog& cat) {
   r.max_concurrency = max_concurrency_at(req, c);
   r.max_context_tokens = max_context_at(req, c);
   r.fits = fits_with(req, c);
-  r.reason = fit_reason(req, c, r, kv_per_gpu);
+  r.reason = fit_reason(req, c, r);
   if (m.attention.type == AttentionType::mla && c.layout.tp > 1 && !c.layout.dp_attention)
     r.notes.push_back(
         "MLA latent KV is replicated on every tensor-parallel rank; --dp-attention shards it by "

@@ -75,6 +75,10 @@ struct Moe {
   int expert_ffn_size = 0;
   int shared_expert_ffn_size = 0;
   int dense_layers = 0;
+  // 1: the dense_layers lead and every later layer is MoE (DeepSeek first_k_dense_replace). n > 1:
+  // every n-th layer is MoE (layer i when (i + 1) % n == 0, Llama 4's interleave_moe_layer_step)
+  // and the dense layers sit between them. Only where the layers go (pipeline stages) reads it.
+  int moe_layer_step = 1;
   // softmax | sigmoid (top-k sigmoid, no groups: Llama 4) | sigmoid_grouped (DeepSeek V3 noaux_tc)
   // | sqrtsoftplus (DeepSeek V4). Informational: the performance model assumes uniform routing.
   std::string routing = "softmax";

@@ -79,7 +79,8 @@ struct FitResult {
   double kv_bytes_per_token = 0;  // all KV-holding layers, one token (context within any window)
   double kv_bytes_total = 0;      // requested context × concurrency, before any replication
   // Fraction of kv_bytes_total each GPU holds (replication included), at the requested context:
-  // each layer kind at its own head split, weighted by its bytes.
+  // each layer kind at its own head split, weighted by its bytes; with pp > 1, a GPU of the stage
+  // holding the most KV.
   double kv_share_per_gpu = 0;
   double capacity_bytes = 0;       // sum over GPUs
   double device_memory_bytes = 0;  // one device
@@ -94,13 +95,36 @@ struct FitResult {
 };
 
 // The share of each layer kind's KV cache (sequences × layers × heads) one GPU holds under
-// layout `l` (docs/memory.md, "Where the KV lives"): fit and perf both use it. The kinds differ
-// where the full-attention layers have their own KV heads (Attention::global_kv_heads).
+// layout `l` (docs/memory.md, "Where the KV lives"), averaged over the pipeline stages (1/pp of
+// the layers): perf's step time reads it. The kinds differ where the full-attention layers have
+// their own KV heads (Attention::global_kv_heads). Memory limits use each stage's own layers
+// (kv_bytes_per_gpu_on_stage), since the stages do not hold equal shares.
 struct KvShare {
   double window = 1.0;  // sliding-window layers (kv_heads)
   double full = 1.0;    // full-attention layers, MTP layers and the DSA indexer (full_kv_heads())
 };
 KvShare kv_share_for_layout(const Model& m, const ResolvedLayout& l);
+// The share of one pipeline stage's KV that one GPU of the stage holds: 1/dp of the sequences and
+// the TP head split of each layer kind (the layers are the stage's; 1/pp is not applied).
+KvShare kv_share_within_stage(const Model& m, const ResolvedLayout& l);
+
+// One pipeline stage's decoder layers (docs/memory.md, "Pipeline stages").
+struct PpStage {
+  int index = 0;
+  int first_layer = 0;
+  int layers = 0;
+  int dense_layers = 0;  // dense-FFN layers (MoE models: the leading moe.dense_layers)
+  int moe_layers = 0;
+  // Full-attention layers the stage holds, at least and at most: the catalog counts the layer
+  // kinds but (DeepSeek V4 aside) does not place them (see pp_stages).
+  int full_attention_min = 0;
+  int full_attention_max = 0;
+  bool first = false, last = false;
+};
+// Decoder layers per stage, vLLM's get_pp_indices: floor(layers/pp) each, the remainder one apiece
+// to the stages before the last, from the second-to-last backwards.
+std::vector<int> pp_stage_layer_counts(int layers, int pp);
+std::vector<PpStage> pp_stages(const Model& m, int pp);
 
 // Bytes per token of KV for one layer of the model's listed attention geometry (kv_heads ×
 // head_dim, or the MLA latent): every layer, or the sliding-window layers where the
@@ -132,15 +156,32 @@ double kv_bytes_for_context(const Model& m, double bytes_per_element, long long 
 // at its own kv_share_for_layout.
 double kv_bytes_per_gpu_for_context(const Model& m, double bytes_per_element, long long context,
                                     const ResolvedLayout& l, bool include_mtp = false);
+// The part of one sequence's KV at `context` that one GPU of stage `s` of layout `l` holds: the
+// stage's layers (the MTP layers, when loaded, on the last stage), each layer kind at its own
+// kv_share_within_stage; kv_bytes_per_gpu_for_context when pp is 1.
+double kv_bytes_per_gpu_on_stage(const Model& m, const PpStage& s, const ResolvedLayout& l,
+                                 double bytes_per_element, long long context,
+                                 bool include_mtp = false);
+// Stage `s`'s share of one sequence's KV at `context`, before any head or sequence split
+// (exactly 1 when pp is 1; the stages together never count less than 1).
+double kv_stage_fraction(const Model& m, const PpStage& s, const ResolvedLayout& l,
+                         double bytes_per_element, long long context, bool include_mtp = false);
 // Share of the attention component's weight bytes that every rank of a tensor-parallel group
 // holds whole (docs/memory.md, "Weights per GPU"): all of it under DP-attention (each rank runs
 // attention for its own sequences with a full copy); under plain TP the MLA down-projections
 // q_a and kv_a, which engines keep replicated. 0 for other attention forms under plain TP.
 double tp_replicated_attention_share(const Model& m, bool dp_attention);
-// Weight bytes on the most loaded GPU of `l`: routed experts over ep × pp, the replicated part
-// of attention over pp, everything else over tp × pp.
+// Weight bytes on one GPU of each pipeline stage of `l` (docs/memory.md, "Pipeline stages"): the
+// stage's layers' share of each component, the input embedding on the first stage, the LM head
+// on the last (tied embeddings: the matrix on both), MTP layers (`include_mtp`, counted in
+// `wbytes`) on the last; within a stage, routed experts over tp × dp, the replicated part of
+// attention whole, everything else over tp.
+std::vector<double> stage_weight_bytes_per_gpu(const Model& m,
+                                               const std::map<Component, double>& wbytes,
+                                               const ResolvedLayout& l, bool include_mtp = false);
+// Weight bytes on the most loaded GPU of `l`: the heaviest stage of stage_weight_bytes_per_gpu.
 double weight_bytes_per_gpu(const Model& m, const std::map<Component, double>& wbytes,
-                            const ResolvedLayout& l);
+                            const ResolvedLayout& l, bool include_mtp = false);
 // Weight bytes per component for a precision mix (published total split by architecture shares).
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,
                                          const Catalog& cat, bool include_mtp = false);
