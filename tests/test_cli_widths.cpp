@@ -57,7 +57,7 @@ std::vector<std::string> every_command() {
       "perf --model qwen3-30b-a3b --gpu h100-sxm --weights fp8 --kv fp8 --input 2048 --output 512 "
       "--sweep --sla-tpot-ms 50");
   cmds.push_back("fit --model glm-5.2 --gpu h200 --gpus 8 --weights fp8 --kv fp8");
-  cmds.push_back("fit --model qwen3-30b-a3b --gpu rtx-4090 --gpus 1");
+  cmds.push_back("fit --model qwen3-30b-a3b --gpu rtx-4090 --gpus 1 --weights q4_k_m");
   cmds.push_back(
       "recommend --model qwen3-30b-a3b --output-tokens-per-s 200 --sla-tpot-ms 50 --top 3");
   cmds.push_back("regress --examples " + test::examples_dir());

@@ -189,6 +189,9 @@ void run_fit(const FitOptions& o) {
         r.context_tokens, req.model->max_context_tokens));
   rep.json["working_context_default"] = o.context.empty();
   emit(rep, o.out);
+  // The report is written either way; a build that does not fit exits 3 (a check failed), so
+  // that `moeplan fit ... && deploy` stops.
+  if (!r.fits) throw CheckFailed("fit: does not fit: " + r.reason);
 }
 
 void setup(CLI::App& parent) {

@@ -83,6 +83,12 @@ void run(const PlanCmdOptions& o) {
   }
   set.commit();
   std::cout << stdout_text;
+  // The report says why; the exit code lets a script tell "nothing to buy" from a plan.
+  if (r.recommendation.option == "none")
+    throw CheckFailed("plan: no build or API can be recommended (" +
+                      (r.recommendation.reasons.empty() ? std::string("see the report")
+                                                        : r.recommendation.reasons.back()) +
+                      ")");
 }
 
 void setup(CLI::App& parent) {
