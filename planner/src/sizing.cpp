@@ -548,10 +548,17 @@ double kv_on_stage(const FitRequest& req, const Core& c, const Stage& st, long l
   return kv_total(req, c, context, conc) * kv_gpu_fraction(req, c, st, context);
 }
 
-bool fits_with(const FitRequest& req, const Core& c) {
+// Whether `conc` sequences of `context` tokens fit every stage: its weights, the activations at
+// that many sequences (their logits grow with it) and its KV.
+bool fits_at(const FitRequest& req, const Core& c, long long context, long long conc) {
+  const double act = activation_at(req, c.layout, conc);
   for (const Stage& st : c.stages)
-    if (!(st.kv_free >= kv_on_stage(req, c, st, req.context_tokens, req.concurrency))) return false;
+    if (!(kv_on_stage(req, c, st, context, conc) <= c.b.capacity - st.weights - act)) return false;
   return true;
+}
+
+bool fits_with(const FitRequest& req, const Core& c) {
+  return fits_at(req, c, req.context_tokens, req.concurrency);
 }
 
 // The stage with the least room left at the requested context and concurrency (the first such
@@ -583,13 +590,7 @@ long long max_concurrency_at(const FitRequest& req, const Core& c) {
   for (const Stage& st : c.stages)
     per_seq = std::max(per_seq, kv_on_stage(req, c, st, req.context_tokens, 1));
   if (!(per_seq > 0)) return 0;
-  auto ok = [&](long long n) {
-    const double act = activation_at(req, c.layout, n);
-    for (const Stage& st : c.stages)
-      if (!(kv_on_stage(req, c, st, req.context_tokens, n) <= c.b.capacity - st.weights - act))
-        return false;
-    return true;
-  };
+  auto ok = [&](long long n) { return fits_at(req, c, req.context_tokens, n); };
   if (!ok(1)) return 0;
   constexpr long long kCeiling = 1LL << 50;  // beyond any KV cache; stops a runaway doubling
   long long lo = 1, hi = 2;
@@ -609,11 +610,7 @@ long long max_concurrency_at(const FitRequest& req, const Core& c) {
 // context, so bisect), at most the model's trained context; 0 when nothing is left for KV.
 long long max_context_at(const FitRequest& req, const Core& c) {
   const Model& m = *req.model;
-  auto ok = [&](long long ctx) {
-    for (const Stage& st : c.stages)
-      if (!(kv_on_stage(req, c, st, ctx, req.concurrency) <= st.kv_free)) return false;
-    return true;
-  };
+  auto ok = [&](long long ctx) { return fits_at(req, c, ctx, req.concurrency); };
   long long lo = 0, hi = m.max_context_tokens;
   if (ok(hi)) {
     lo = hi;
