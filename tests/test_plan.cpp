@@ -554,6 +554,24 @@ TEST_CASE("plan pricing and system fields: bad input names the field", "[plan][p
   CHECK(sc.builds[0].gpus_per_node == 8);
 }
 
+namespace {
+// GLM-5.2 at 200k requests a day on GB200 trays: one tray serves it at its SLA, and an owner
+// buys the whole NVL72 rack of 18 (systems.json purchase_unit_nodes).
+Json gb200_one_tray_demand() {
+  return Json::parse(R"({
+        "currency": "USD", "horizon_months": 36,
+        "demand": {"requests_per_day": 200000, "input_tokens": 2000, "output_tokens": 500,
+                   "peak_to_average": 2, "sla_tpot_ms": 80, "context_tokens": 8192,
+                   "residency_required": true},
+        "models": ["glm-5.2"],
+        "builds": [{"device": "gb200", "gpus_per_node": 4, "precision": "nvfp4"}],
+        "pricing": {"rent_kind": "reserved_3y"},
+        "buy": {"site": "us-generic", "life_months": 36},
+        "monte_carlo": {"samples": 100, "seed": 1}
+      })");
+}
+}  // namespace
+
 TEST_CASE("owning buys whole purchase units; renting pays for the nodes needed",
           "[plan][pricing]") {
   // A GB200 NVL72 rack is sold whole: 18 compute trays of 4 GPUs (systems.json
@@ -566,17 +584,7 @@ TEST_CASE("owning buys whole purchase units; renting pays for the nodes needed",
   CHECK(pricing::nodes_to_own(tray, 18) == 18);
   CHECK(pricing::nodes_to_own(tray, 19) == 36);
   CHECK(pricing::nodes_to_own(cat().system("hgx-h200-8"), 3) == 3);
-  Json j = Json::parse(R"({
-    "currency": "USD", "horizon_months": 36,
-    "demand": {"requests_per_day": 200000, "input_tokens": 2000, "output_tokens": 500,
-               "peak_to_average": 2, "sla_tpot_ms": 80, "context_tokens": 8192,
-               "residency_required": true},
-    "models": ["glm-5.2"],
-    "builds": [{"device": "gb200", "gpus_per_node": 4, "precision": "nvfp4"}],
-    "pricing": {"rent_kind": "reserved_3y"},
-    "buy": {"site": "us-generic", "life_months": 36},
-    "monte_carlo": {"samples": 100, "seed": 1}
-  })");
+  Json j = gb200_one_tray_demand();
   const auto r = plan_json(j);
   REQUIRE(r.candidates.size() == 1);
   const auto& c = r.candidates[0];
@@ -622,18 +630,9 @@ TEST_CASE("owning buys whole purchase units; renting pays for the nodes needed",
 TEST_CASE("reselling idle capacity counts every owned node of a purchase unit", "[plan][pricing]") {
   // The same one-tray demand as above with resale: the owner pays for 18 trays and can sell
   // what the 17 idle ones (less the demand's spare) produce, not only a fraction of one tray.
-  Json j = Json::parse(R"({
-    "currency": "USD", "horizon_months": 36,
-    "demand": {"requests_per_day": 200000, "input_tokens": 2000, "output_tokens": 500,
-               "peak_to_average": 2, "sla_tpot_ms": 80, "context_tokens": 8192,
-               "residency_required": true},
-    "models": ["glm-5.2"],
-    "builds": [{"device": "gb200", "gpus_per_node": 4, "precision": "nvfp4"}],
-    "pricing": {"rent_kind": "reserved_3y"},
-    "buy": {"site": "us-generic", "life_months": 36},
-    "resale": {"input_usd_per_mtok": 0.95, "output_usd_per_mtok": 3.0, "cache_hit_share": 0,
-               "input_tokens_per_output_token": 4, "sold_share": 0.5}
-  })");
+  Json j = gb200_one_tray_demand();
+  j["resale"] = Json::parse(R"({"input_usd_per_mtok": 0.95, "output_usd_per_mtok": 3.0,
+    "cache_hit_share": 0, "input_tokens_per_output_token": 4, "sold_share": 0.5})");
   const auto r = plan_json(j);
   REQUIRE(r.candidates.size() == 1);
   const auto& c = r.candidates[0];
