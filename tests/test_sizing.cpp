@@ -322,9 +322,10 @@ TEST_CASE("DSA models cache the indexer keys: one definition for fit and perf", 
 TEST_CASE("GLM-5.2 FP8 on 8×H200 with DP-attention: 128k-context concurrency", "[sizing]") {
   // Hand calculation (issue 16, items 3 and 4), FP8 weights and KV, memory utilization 0.9:
   //   capacity 141 GiB = 151.4 GB × 0.9 = 136.3 GB per GPU;
-  //   weights 744.2 GB: 13.0 GB attention (held whole on every rank under DP-attention) and
-  //   731.2 GB spread over 8 → 91.4 + 13.0 = 104.4 GB per GPU (93.0 when attention was / 8);
-  //   activations (8,192-token chunk) ≈ 0.68 GB → KV room ≈ 31.2 GB per GPU;
+  //   weights 744.2 GB: 13.0 GB attention and the 0.95 GB input embedding (154,880 × 6,144 at
+  //   FP8), both held whole on every rank under DP-attention, and 730.2 GB spread over 8 →
+  //   91.3 + 13.0 + 0.95 = 105.2 GB per GPU (104.4 with the embedding / 8, 2026-11-27; 93.0 when
+  //   attention was / 8); activations (8,192-token chunk) ≈ 0.68 GB → KV room ≈ 30.4 GB per GPU;
   //   one 131,072-token request: 61,464 B × 131,072 / 8 ranks = 1.007 GB per GPU → 30 requests
   //   (34 with the 55,224-byte tokens before FlashMLA's 656-byte FP8 latent was counted,
   //   2026-11-27; 24 with the 141 GB the catalog used to read as decimal GB; 45 before issue 16:
@@ -335,9 +336,12 @@ TEST_CASE("GLM-5.2 FP8 on 8×H200 with DP-attention: 128k-context concurrency", 
   const FitResult r = fit(q, cat());
   const double attn = r.weights_bytes_by_component.at(Component::attention);
   CHECK(attn / 1e9 == Approx(13.0).epsilon(0.01));
+  const double embed_in = r.weights_bytes_by_component.at(Component::embeddings) / 2;
+  CHECK(embed_in / 1e9 == Approx(154880.0 * 6144 / 1e9).epsilon(0.01));
   CHECK(r.per_gpu[0].weights_bytes / 1e9 ==
-        Approx((r.weights_bytes - attn) / 8 / 1e9 + attn / 1e9).epsilon(1e-9));
-  CHECK(r.per_gpu[0].weights_bytes / 1e9 == Approx(104.4).epsilon(0.01));
+        Approx((r.weights_bytes - attn - embed_in) / 8 / 1e9 + (attn + embed_in) / 1e9)
+            .epsilon(1e-9));
+  CHECK(r.per_gpu[0].weights_bytes / 1e9 == Approx(105.2).epsilon(0.01));
   CHECK(r.max_concurrency == 30);
 }
 

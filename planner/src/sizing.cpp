@@ -321,6 +321,26 @@ double tp_replicated_attention_share(const Model& m, bool dp_attention) {
   return attn > 0 ? std::min(1.0, replicated / attn) : 0.0;
 }
 
+namespace {
+// Under DP attention the input embedding is not split over the TP group: SGLang builds
+// VocabParallelEmbedding with enable_tp = !enable_dp_attention (deepseek_v2.py, llama4.py,
+// qwen2.py …), and a vLLM data-parallel rank is an engine of its own holding it whole. The LM
+// head stays vocab-parallel over the whole group (SGLang's ParallelLMHead unless
+// --enable-dp-lm-head), unless it is tied to the embedding, which then is whole on that stage
+// too. The bytes of stage `s` held whole on each of its ranks.
+double dp_attention_whole_embedding(const Model& m, const std::map<Component, double>& wbytes,
+                                    const PpStage& s, int pp) {
+  const auto it = wbytes.find(Component::embeddings);
+  if (it == wbytes.end()) return 0.0;
+  const double v = it->second;
+  // The input embedding: the one matrix when tied (or an embedding model's), else half.
+  const double input = m.tied_embeddings || m.kind == ModelKind::embed ? v : v / 2.0;
+  double whole = s.first || pp == 1 ? input : 0.0;
+  if (m.tied_embeddings && m.kind != ModelKind::embed && s.last && pp > 1) whole += v;
+  return whole;
+}
+}  // namespace
+
 std::vector<double> stage_weight_bytes_per_gpu(const Model& m,
                                                const std::map<Component, double>& wbytes,
                                                const ResolvedLayout& l, bool include_mtp) {
@@ -392,7 +412,8 @@ std::vector<double> stage_weight_bytes_per_gpu(const Model& m,
     const double rep = pp == 1          ? replicated
                        : l.dp_attention ? attn_stage
                                         : part(replicated, layer_f, s);
-    out.push_back((rest - rep) / l.tp + rep + experts / l.expert_shards());
+    const double embed = l.dp_attention ? dp_attention_whole_embedding(m, wbytes, s, pp) : 0.0;
+    out.push_back((rest - rep - embed) / l.tp + rep + embed + experts / l.expert_shards());
   }
   return out;
 }
