@@ -632,6 +632,9 @@ TEST_CASE("Speculative decoding with MTP loads the MTP layers: fit and perf coun
   CHECK(fit_request_for(p, cat()).include_mtp);
   const PerfResult spec = estimate(p, cat());
   CHECK(spec.kv_bytes_per_token / plain.kv_bytes_per_token == Approx(62.0 / 61.0).epsilon(1e-9));
+  // The weights reported are the ones loaded: fit's with the MTP layer, more than without it.
+  CHECK(spec.weights_bytes == Approx(fit(fit_request_for(p, cat()), cat()).weights_bytes));
+  CHECK(spec.weights_bytes > plain.weights_bytes);
 }
 
 // ---- Pipeline stages (docs/memory.md § Pipeline stages) ----

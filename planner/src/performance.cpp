@@ -671,7 +671,12 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   // them only in the draft pass (one_layer).
   p.mtp_loaded = req.spec.method == SpecMethod::mtp && m.mtp_layers > 0;
   set_attention(p, m, cat.kv_format(req.kv_precision.empty() ? "bf16" : req.kv_precision));
-  set_memory(p, req, p.mtp_loaded ? weight_bytes(m, mix, cat, true) : bytes);
+  const auto loaded = p.mtp_loaded ? weight_bytes(m, mix, cat, true) : bytes;
+  set_memory(p, req, loaded);
+  if (p.mtp_loaded) {  // the weights reported are the ones loaded, MTP layers included
+    p.weights_total = 0;
+    for (const auto& [c, b] : loaded) p.weights_total += b;
+  }
   set_links(p, topo, req.gpus);
   return p;
 }
