@@ -128,3 +128,18 @@ add_test(NAME cli:perf_prompts_not_with_sweep
                  --arrivals together --prompts 160 --sweep)
 set_tests_properties(cli:perf_prompts_not_with_sweep PROPERTIES
   PASS_REGULAR_EXPRESSION "--sweep excludes --prompts")
+# An SLA asked on one estimate is judged, never ignored (before 2026-11-27 only --sweep read it).
+add_test(NAME cli:perf_sla_missed
+         COMMAND moeplan perf --model glm-5.2 --gpu h200 --gpus 8 --weights fp8 --sla-tpot-ms 10)
+set_tests_properties(cli:perf_sla_missed PROPERTIES
+  PASS_REGULAR_EXPRESSION "SLA MISSED at concurrency 1: TPOT [0-9.]+ ms > 10 ms")
+add_test(NAME cli:perf_sla_met_json
+         COMMAND moeplan perf --model glm-5.2 --gpu h200 --gpus 8 --weights fp8 --sla-tpot-ms 50
+                 --sla-ttft-ms 5000 --format json)
+set_tests_properties(cli:perf_sla_met_json PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"sla\": {[^}]*\"meets_sla\": true")
+add_test(NAME cli:perf_sla_deployment
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --gpus 2 --weights fp8
+                 --deployment dp:2 --concurrency 64 --sla-ttft-ms 1)
+set_tests_properties(cli:perf_sla_deployment PROPERTIES
+  PASS_REGULAR_EXPRESSION "SLA MISSED at concurrency 64: TTFT [0-9.]+ ms > 1 ms")

@@ -168,6 +168,28 @@ std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
       req.gpus, req.device->id);
 }
 
+// --sla-tpot-ms / --sla-ttft-ms on one estimate (a sweep judges every point itself): whether the
+// estimate meets them, in the report and the JSON, so that an SLA asked is never ignored.
+void add_sla_verdict(Report& rep, Json& j, const PerfOptions& o, double tpot_ms, double ttft_ms) {
+  if (!o.sla_tpot_ms && !o.sla_ttft_ms) return;
+  std::vector<std::string> missed;
+  if (o.sla_tpot_ms && tpot_ms > *o.sla_tpot_ms)
+    missed.push_back(fmt::format("TPOT {:.2f} ms > {:g} ms", tpot_ms, *o.sla_tpot_ms));
+  if (o.sla_ttft_ms && ttft_ms > *o.sla_ttft_ms)
+    missed.push_back(fmt::format("TTFT {:.1f} ms > {:g} ms", ttft_ms, *o.sla_ttft_ms));
+  std::string what;
+  for (const auto& m : missed) what += (what.empty() ? "" : "; ") + m;
+  rep.messages.push_back(missed.empty()
+                             ? fmt::format("SLA met at concurrency {}", o.concurrency)
+                             : fmt::format("SLA MISSED at concurrency {}: {} (--sweep finds the "
+                                           "concurrencies that meet it)",
+                                           o.concurrency, what));
+  j["sla"] = {{"tpot_ms", o.sla_tpot_ms ? Json(*o.sla_tpot_ms) : Json(nullptr)},
+              {"ttft_ms", o.sla_ttft_ms ? Json(*o.sla_ttft_ms) : Json(nullptr)},
+              {"meets_sla", missed.empty()},
+              {"missed", missed}};
+}
+
 // `--deployment dp:R | pd:PxG+DxG`: replicas or prefill/decode workers (docs/performance.md
 // §Deployments). Figures are the whole deployment's; the groups' details follow.
 void run_deployment(const PerfOptions& o, const PerfRequest& req, const Deployment& dep,
@@ -230,6 +252,7 @@ void run_deployment(const PerfOptions& o, const PerfRequest& req, const Deployme
                      {"decode_step", step_json(r.group.decode.step)}};
   j["notes"] = r.notes;
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
+  add_sla_verdict(rep, j, o, r.tpot_ms, r.ttft_ms);
   rep.messages.push_back(
       "evidence: default (catalog datasheet figures with default derating and engine profiles; "
       "deployments are not matched to published rows here — see `moeplan validate-perf`)");
@@ -642,7 +665,10 @@ void run_perf(const PerfOptions& o) {
   add_efficiencies(rep, j, r, lc.cal);
   add_links(rep, j, req, r);
   add_published(rep, j, o, req);
-  if (o.sweep) add_sweep(rep, j, o, req, cat);
+  if (o.sweep)
+    add_sweep(rep, j, o, req, cat);
+  else
+    add_sla_verdict(rep, j, o, r.decode.tpot_ms, r.prefill.ttft_ms);
   add_evidence(rep, j, tier, r);
   rep.json = j;
   if (!lc.doubts.empty()) rep.json["calibration_forced_despite"] = lc.doubts;
