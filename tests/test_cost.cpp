@@ -105,6 +105,19 @@ TEST_CASE("C3 buy vs spot rent 40M/yr: saves 19M/yr, 140/19 = 7.4 y is beyond th
   CHECK(p->roi * 100 == Approx(-40.9).margin(0.05));  // (3×40 − 203) / 203 = −0.4089
   CHECK_FALSE(p->crossover_month.has_value());        // renting stays cheaper for 36 months
   CHECK(x.r.json["crossover_month"]["buy_vs_rent"].is_null());
+  // The rent-to-own threshold, 67.7M / 40M = 169%, is out of reach: the verdict says "never"
+  // instead of "only above 169%".
+  REQUIRE(x.a.rent_to_own_threshold.has_value());
+  CHECK(*x.a.rent_to_own_threshold == Approx(203.0 / 3 / 40).epsilon(1e-9));
+  bool never = false, above = false;
+  for (const auto& m : x.a.messages) {
+    never = never || m.find(
+                         "Owning never beats renting 24/7 over the 36-month life: it would "
+                         "take 169% time-utilization") != std::string::npos;
+    above = above || m.find("only above 169%") != std::string::npos;
+  }
+  CHECK(never);
+  CHECK_FALSE(above);
 }
 
 TEST_CASE("C4 value needed per year: 67.7M break-even, 101.5M for 50%, 135.3M for 100% ROI",

@@ -551,7 +551,13 @@ std::vector<std::string> verdicts(const CostInputs& in, const CostAnalysis& out)
                             p.a, p.b, in.buy->life_months));
     }
   }
-  if (out.rent_to_own_threshold)
+  // Above 100% the threshold is out of reach: say so rather than print an impossible share.
+  if (out.rent_to_own_threshold && *out.rent_to_own_threshold > 1.0)
+    msgs.push_back(
+        fmt::format("Owning never beats renting 24/7 over the {}-month life: it would take {:.0f}% "
+                    "time-utilization, more than the node has.",
+                    in.buy->life_months, *out.rent_to_own_threshold * 100));
+  else if (out.rent_to_own_threshold)
     msgs.push_back(fmt::format(
         "Owning beats renting 24/7 only above {:.0f}% time-utilization over the {}-month life.",
         *out.rent_to_own_threshold * 100, in.buy->life_months));
@@ -721,7 +727,8 @@ void add_thresholds(Report& r, const CostInputs& in, const CostAnalysis& a) {
   }
   if (a.rent_to_own_threshold)
     th.add({"owning beats renting 24/7 above", Cell(*a.rent_to_own_threshold * 100, 1),
-            "% time-utilization"});
+            *a.rent_to_own_threshold > 1.0 ? "% time-utilization (over 100%: never)"
+                                           : "% time-utilization"});
   if (a.node_utilization)
     th.add({"node utilization at the demand", Cell(*a.node_utilization * 100, 1), "%"});
   if (a.api_per_mtok_output)
