@@ -143,3 +143,11 @@ add_test(NAME cli:perf_sla_deployment
                  --deployment dp:2 --concurrency 64 --sla-ttft-ms 1)
 set_tests_properties(cli:perf_sla_deployment PROPERTIES
   PASS_REGULAR_EXPRESSION "SLA MISSED at concurrency 64: TTFT [0-9.]+ ms > 1 ms")
+# Catalog prices print to their own precision: DeepSeek V4 Flash's cached input is 0.0028 USD per
+# 1M tokens, which three fixed decimals showed as 0.003 (−7%); the JSON carries it too.
+add_test(NAME cli:catalog_prices_precision COMMAND moeplan catalog list prices)
+set_tests_properties(cli:catalog_prices_precision PROPERTIES
+  PASS_REGULAR_EXPRESSION "deepseek-v4-flash +\\| DeepSeek +\\| list +\\| USD +\\| +0\\.1400 \\| +0\\.002800 \\|")
+add_test(NAME cli:catalog_prices_cached_json COMMAND moeplan catalog list prices --format json)
+set_tests_properties(cli:catalog_prices_cached_json PROPERTIES
+  PASS_REGULAR_EXPRESSION "\"cached_input_per_mtok\": 0\\.0028")

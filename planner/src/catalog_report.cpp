@@ -311,18 +311,22 @@ void list_engines(Report& r, Json& items, const Catalog& cat) {
 void list_prices(Report& r, Json& items, const Catalog& cat) {
   Table a{"api",
           "API prices (per 1M tokens)",
-          {"model", "provider", "tier", "currency", "input", "cached input", "output", "as of"},
+          {"model", "provider", "tier", "currency", "input/1M", "cached input/1M", "output/1M",
+           "as of"},
           {},
           {}};
   for (const auto& p : cat.api_prices) {
-    a.add({p.model, p.provider, p.tier, p.currency, Cell(p.input_per_mtok, 3),
-           p.cached_input_per_mtok ? Cell(*p.cached_input_per_mtok, 3) : Cell(),
-           Cell(p.output_per_mtok, 3), p.prov.as_of});
+    // Prices to their own precision (a cached input of 0.0028 is not 0.003).
+    a.add({p.model, p.provider, p.tier, p.currency, Cell(p.input_per_mtok),
+           p.cached_input_per_mtok ? Cell(*p.cached_input_per_mtok) : Cell(),
+           Cell(p.output_per_mtok), p.prov.as_of});
     items.push_back({{"type", "api"},
                      {"model", p.model},
                      {"provider", p.provider},
                      {"currency", p.currency},
                      {"input_per_mtok", p.input_per_mtok},
+                     {"cached_input_per_mtok",
+                      p.cached_input_per_mtok ? Json(*p.cached_input_per_mtok) : Json(nullptr)},
                      {"output_per_mtok", p.output_per_mtok},
                      {"provenance", prov_json(p.prov)}});
   }
