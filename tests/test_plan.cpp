@@ -75,6 +75,51 @@ TEST_CASE("flagship: residency forces self-hosting, low utilization rents", "[pl
   CHECK_FALSE(c.risks.empty());
 }
 
+TEST_CASE("payback is also given against renting part-time, the rent the plan would pay",
+          "[plan][cost]") {
+  // Main job: 140M HUF capex (VAT included), 21M opex a year, 3-year life. Renting 24/7 costs
+  // 94M a year: payback 140 / (94 − 21) = 1.92 years. Renting part-time costs what the schedule
+  // needs, ~31.3M a year: 140 / (31.3 − 21) ≈ 13.6 years, beyond the life → none. The 24/7
+  // figure alone read as a reason to buy beside a verdict to rent part-time.
+  const auto r = plan_file("plan-8xh200-glm52-huf.json");
+  const auto& c = r.candidates.at(0);
+  REQUIRE(c.rent_part_time_per_year);
+  REQUIRE(*c.rent_part_time_per_year < *c.rent_per_year);
+  CHECK(*c.payback_vs_rent_years == Approx(140.0 / 73).epsilon(1e-9));
+  CHECK(140.0 / (*c.rent_part_time_per_year / 1e6 - 21) > 3);
+  CHECK_FALSE(c.payback_vs_rent_part_time_years.has_value());
+  // The same node rented at 300M a year 24/7: part-time ≈ 300 × 31.3 / 94 ≈ 100M, so owning
+  // pays back against it in 140 / (part-time − 21) years, within the life, and later than
+  // against 24/7 rent (140 / 279).
+  Json j = Json::parse(R"({
+    "currency": "HUF", "fx_per_usd": 311, "horizon_months": 36,
+    "demand": {"requests_per_day": 2000, "input_tokens": 8000, "output_tokens": 1000,
+               "peak_to_average": 3, "sla_tpot_ms": 60, "context_tokens": 131072,
+               "residency_required": true},
+    "models": ["glm-5.2"],
+    "builds": [{"device": "h200", "gpus_per_node": 8, "precision": "fp8", "kv": "fp8",
+                "buy": {"capex": 140000000, "capex_includes_vat": true, "opex_per_year": 21000000},
+                "rent": {"per_year": 300000000}}],
+    "buy": {"vat_rate": 0.27, "life_months": 36},
+    "monte_carlo": {"samples": 100}
+  })");
+  const auto hi = plan_json(j);
+  const auto& h = hi.candidates.at(0);
+  REQUIRE(h.rent_part_time_per_year);
+  REQUIRE(h.payback_vs_rent_part_time_years);
+  const double pt = *h.rent_part_time_per_year / 1e6;
+  CHECK(*h.payback_vs_rent_part_time_years == Approx(140.0 / (pt - 21)).epsilon(1e-6));
+  CHECK(*h.payback_vs_rent_part_time_years > *h.payback_vs_rent_years);
+  REQUIRE(hi.recommendation.option == "buy");  // 300M a year of rent: owning wins
+  bool said = false;
+  for (const auto& reason : hi.recommendation.reasons)
+    said =
+        said || (reason.rfind("cheapest eligible option: own", 0) == 0 &&
+                 reason.find(fmt::format("against renting part-time {:.2f} years",
+                                         *h.payback_vs_rent_part_time_years)) != std::string::npos);
+  CHECK(said);
+}
+
 TEST_CASE("decision branches", "[plan]") {
   SECTION("no residency, demand far below a node: API") {
     const auto r = plan_json(base_scenario());

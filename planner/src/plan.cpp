@@ -569,6 +569,14 @@ void Evaluator::run_fleet_cost(Candidate& c, const cost::CostInputs& in) const {
   }
   c.rent_to_own_threshold = a.rent_to_own_threshold;
   run_rent_schedule(c);
+  // Payback against the rent the plan would actually pay: part-time, when the schedule makes it
+  // cheaper than 24/7 (the 24/7 payback alone reads as a buy signal where renting part-time is
+  // far cheaper).
+  if (fleet.buy && c.rent_part_time_per_year && c.rent_per_year &&
+      *c.rent_part_time_per_year < *c.rent_per_year)
+    c.payback_vs_rent_part_time_years =
+        cost::payback_years(fleet.buy->capex(), fleet.buy->opex_per_year, fleet.buy->residual(),
+                            fleet.buy->life_months, *c.rent_part_time_per_year);
   if (in.buy && a.api_per_mtok_output && *a.api_per_mtok_output > 0) {
     const double per_node = cost::own_tco(in.buy->capex(), in.buy->opex_per_year,
                                           in.buy->life_years(), in.buy->residual()) /
@@ -1069,7 +1077,9 @@ Table candidates_table(const PlanResult& r) {
   t.notes.push_back(
       "own = TCO over the life ÷ demand served; rent = renting the same nodes 24/7; rent "
       "part-time = the node-hours the demand profile needs (/rent/schedule); api = the same "
-      "model's API, input tokens included (docs/plan.md).");
+      "model's API, input tokens included (docs/plan.md). Payback is against renting 24/7; "
+      "against renting part-time it is in the JSON (payback_years.vs_rent_part_time) and the "
+      "verdict.");
   t.notes.push_back(fmt::format(
       "P10/P90 from {} Monte Carlo samples over catalog price ranges and ±{:.0f}% "
       "throughput (seed {}).",
@@ -1165,6 +1175,7 @@ void add_candidate_costs(Json& x, const Candidate& c, const PlanScenario& sc) {
   x["capex"] = opt_json(c.capex);
   x["opex_per_year"] = opt_json(c.opex_per_year);
   x["payback_years"] = {{"vs_rent", opt_json(c.payback_vs_rent_years)},
+                        {"vs_rent_part_time", opt_json(c.payback_vs_rent_part_time_years)},
                         {"vs_api", opt_json(c.payback_vs_api_years)},
                         {"vs_rent_range", range_json(c.mc.payback_years)}};
   x["break_even"] = {{"crossover_vs_rent_month", opt_json(c.crossover_vs_rent_month)},
@@ -1389,7 +1400,7 @@ svg::ChartPage make_plan_chart(const PlanResult& r) {
     if (c.crossover_vs_rent_month && c.rent_per_year)
       b.highlights.push_back({*c.crossover_vs_rent_month,
                               *c.rent_per_year * *c.crossover_vs_rent_month / cost::kMonthsPerYear,
-                              "own = rent"});
+                              "own = rent 24/7"});
     if (!b.series.empty()) page.charts.push_back(b);
   }
   page.footer = "moeplan plan " + sc.label + " (catalog " + r.catalog_hash + ")";

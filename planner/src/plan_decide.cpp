@@ -146,6 +146,19 @@ std::string costs_line(const OptionCosts& oc, const Candidate& best, const std::
   return s;
 }
 
+// Owning's payback against renting part-time, when the schedule makes that cheaper than 24/7:
+// "" otherwise.
+std::string part_time_payback_text(const Candidate& c) {
+  if (!c.rent_part_time_per_year || !c.rent_per_year ||
+      !(*c.rent_part_time_per_year < *c.rent_per_year))
+    return "";
+  return c.payback_vs_rent_part_time_years
+             ? fmt::format(", against renting part-time {:.2f} years",
+                           *c.payback_vs_rent_part_time_years)
+             : fmt::format(", against renting part-time not within the {}-month life",
+                           c.own_life_months);
+}
+
 // The verdict's own line: what is recommended, priced as recommended.
 std::string verdict_line(const Recommendation& rec, const Candidate& best, const Candidate* api,
                          const OptionCosts& oc, const PlanScenario& sc) {
@@ -169,7 +182,7 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
   if (rec.option == "api")
     return fmt::format("use the {} API ({}): {}", api->model->id, api->api_label, tail);
   return fmt::format(
-      "own {} node(s) of {}{} ({}{}): {}; payback against renting 24/7 {}", best.nodes_owned,
+      "own {} node(s) of {}{} ({}{}): {}; payback against renting 24/7 {}{}", best.nodes_owned,
       best.system.id.empty() ? best.id : best.system.id,
       best.nodes_owned > best.nodes ? fmt::format(" (bought in units of {}; {} serve the demand)",
                                                   best.system.purchase_unit_nodes, best.nodes)
@@ -178,7 +191,8 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
       best.payback_vs_rent_years ? fmt::format("{:.2f} years", *best.payback_vs_rent_years)
       : best.rent_per_year
           ? fmt::format("not within the node's {}-month life", best.own_life_months)
-          : std::string("not known (renting is not costed)"));
+          : std::string("not known (renting is not costed)"),
+      part_time_payback_text(best));
 }
 
 // Cheaper options that a constraint rules out, named with the constraint.

@@ -187,6 +187,9 @@ struct Candidate {
   std::optional<double> capex, opex_per_year;
   // Payback within the owned node's life (cost.md §6); none when not reached within it.
   std::optional<double> payback_vs_rent_years, payback_vs_api_years;
+  // Against renting part-time (the node-hours the schedule needs), when cheaper than 24/7;
+  // nullopt also when it does not pay back within the life (then see rent_part_time_per_year).
+  std::optional<double> payback_vs_rent_part_time_years;
   int own_life_months = 0;  // the owned node's life; 0 when owning is not costed
   std::optional<double> crossover_vs_rent_month, crossover_vs_api_month;
   std::optional<double> rent_to_own_threshold;
