@@ -41,6 +41,12 @@ TEST_CASE("CSV quoting follows RFC 4180", "[report]") {
   CHECK_THAT(csv, Contains("\"comma, \"\"quoted\"\"\",0.000123,no"));
   // Full precision in CSV, not the table's rounding.
   CHECK_THAT(csv, Contains("plain,1234.5,yes"));
+  // Messages and provenance follow the data as comment lines (dropped before 2026-11-27).
+  CHECK_THAT(csv, Contains("\n# verdict"));
+  CHECK_THAT(
+      csv, Catch::Matchers::EndsWith("# provenance: moeplan 9.9.9 (abc), catalog 0123456789abcdef, "
+                                     "calibration none\n"));
+  CHECK(csv.rfind("name,value,flag\n", 0) == 0);  // a single table still starts with its header
 }
 
 TEST_CASE("JSON carries schema version and provenance", "[report]") {

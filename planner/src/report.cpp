@@ -130,6 +130,13 @@ bool is_numeric(const Cell& c) {
   return std::holds_alternative<double>(c.value) || std::holds_alternative<long long>(c.value);
 }
 
+// A message on one comment line: line breaks become spaces.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
 std::string provenance_line(const OutputMeta& m) {
   std::string s = "moeplan " + m.tool_version + " (" + m.git_sha + ")";
   if (!m.catalog_hash.empty()) s += ", catalog " + m.catalog_hash;
@@ -445,6 +452,10 @@ std::string render(const Report& r, Format f, const TextOptions& opt) {
         }
         if (many) os << "\n";
       }
+      // Verdicts, warnings and provenance after the data, as "#" comment lines (the same marker
+      // as the section names), so that a reader skipping comments gets the tables unchanged.
+      for (const auto& m : r.messages) os << "# " << one_line(m) << "\n";
+      if (!r.meta.tool_version.empty()) os << "# provenance: " << provenance_line(r.meta) << "\n";
       break;
     }
     case Format::md: {
