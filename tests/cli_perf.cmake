@@ -151,3 +151,9 @@ set_tests_properties(cli:catalog_prices_precision PROPERTIES
 add_test(NAME cli:catalog_prices_cached_json COMMAND moeplan catalog list prices --format json)
 set_tests_properties(cli:catalog_prices_cached_json PROPERTIES
   PASS_REGULAR_EXPRESSION "\"cached_input_per_mtok\": 0\\.0028")
+# recommend names each row's evidence tier in every format (it was in the JSON only).
+add_test(NAME cli:recommend_evidence_csv
+         COMMAND moeplan recommend --model glm-5.2 --output-tokens-per-s 500 --input 8000 --output 1000
+                 --sla-tpot-ms 60 --top 3 --format csv)
+set_tests_properties(cli:recommend_evidence_csv PROPERTIES
+  PASS_REGULAR_EXPRESSION "price basis,evidence\n[^\n]*,(default|published|measured)\n")

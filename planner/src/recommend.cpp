@@ -390,7 +390,7 @@ Report make_report(const Request& req, const Result& r) {
             title,
             {"model", "system", "nodes", "gpus", "precision", "layout", "concurrency",
              "per-user tok/s", "aggregate tok/s", "TTFT (ms)", "TPOT (ms)", "meets SLA", "replicas",
-             "node-hour (USD)", cm, "price basis"},
+             "node-hour (USD)", cm, "price basis", "evidence"},
             {},
             {}};
     for (const auto& p : pts)
@@ -399,7 +399,7 @@ Report make_report(const Request& req, const Result& r) {
                          p.layout.dp_attention ? " dp-attn" : ""),
              p.concurrency, Cell(p.per_user_tok_s, 1), Cell(p.aggregate_tok_s, 0),
              Cell(p.ttft_ms, 0), Cell(p.tpot_ms, 1), p.meets_sla, p.replicas,
-             Cell(p.node_hour_usd, 2), Cell(p.cost_per_mtok), p.price_basis});
+             Cell(p.node_hour_usd, 2), Cell(p.cost_per_mtok), p.price_basis, p.evidence});
     return t;
   };
   rep.tables.push_back(table("top", fmt::format("Top {} under the SLA", req.top), r.top));
