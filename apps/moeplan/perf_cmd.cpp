@@ -88,8 +88,9 @@ Json result_json(const PerfResult& r) {
 
 void add_published(Report& rep, Json& j, const PerfOptions& o, const PerfRequest& req) {
   Json arr = Json::array();
+  // Predicted as this run predicts: with its calibration, when one is given.
   const auto rows = published_comparisons(catalog(), req.model->id, req.device->id, req.gpus,
-                                          o.weights, req.engine->id);
+                                          o.weights, req.engine->id, req.calibration);
   if (rows.empty()) {
     j["published"] = arr;
     return;

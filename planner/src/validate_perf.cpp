@@ -670,13 +670,14 @@ Evidence throughput_evidence(Evidence model_tier, const Catalog& cat, const std:
 std::vector<PublishedComparison> published_comparisons(const Catalog& cat, const std::string& model,
                                                        const std::string& gpu, int gpus,
                                                        const std::string& precision,
-                                                       const std::string& engine) {
+                                                       const std::string& engine,
+                                                       const DeviceCalibration* cal) {
   std::vector<PublishedComparison> out;
   const BenchmarkFile* f = bundled_benchmarks(cat);
   if (!f) return out;
   const std::string prec = precision == "native" ? std::string() : precision;
   for (const BenchmarkRow* r : matching_rows(*f, model, gpu, gpus, prec, engine))
-    out.push_back({r, predict_row(*r, cat)});
+    out.push_back({r, predict_row(*r, cat, cal)});
   return out;
 }
 

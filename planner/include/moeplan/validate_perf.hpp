@@ -178,10 +178,13 @@ struct PublishedComparison {
   const BenchmarkRow* row = nullptr;
   RowPrediction prediction;
 };
+// With `cal`, each row is predicted with the calibration as `perf --calibration` predicts the
+// configuration itself (predict_row's rule: rows of the calibration's device).
 std::vector<PublishedComparison> published_comparisons(const Catalog& cat, const std::string& model,
                                                        const std::string& gpu, int gpus,
                                                        const std::string& precision,
-                                                       const std::string& engine);
+                                                       const std::string& engine,
+                                                       const DeviceCalibration* cal = nullptr);
 
 // How the bundled published rows of a configuration (the rows behind the `published` tier)
 // compare with this model's prediction of each: a build whose tier is `published` can still be
