@@ -1,13 +1,19 @@
 // Model menus (docs/plan.md § menus): reader errors, allocation rules, routing, shared cost.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/menu.hpp"
+#include "moeplan/sizing.hpp"
+#include "moeplan/system.hpp"
 #include "test_support.hpp"
 
 using namespace moeplan;
@@ -525,4 +531,39 @@ TEST_CASE("menu: the seed 000 example lands within 15% of the seed's economics",
   CHECK(s.opex_per_year == Approx(17.9e6).epsilon(0.15));
   REQUIRE(s.cost_per_mtok_output);
   CHECK(*s.cost_per_mtok_output == Approx(127).epsilon(0.15));
+}
+
+// --- audit fixes (docs/plan.md § menus) ---------------------------------------------------------
+
+TEST_CASE("menu reader: every workload's demand is checked where it is", "[menu]") {
+  // Audit repros e-days / e-days2: days_per_year > 366 was caught for the first workload only,
+  // under /demand/days_per_year.
+  Json one = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  one["workloads"][0]["demand"]["days_per_year"] = 400;
+  CHECK(input_error_path(one) == "/workloads/0/demand/days_per_year | expected at most 366 days");
+  Json two =
+      menu_doc(Json::array({workload("a", "qwen3-8b", 1000), workload("b", "qwen3-8b", 1000)}));
+  two["workloads"][1]["demand"]["days_per_year"] = 400;
+  CHECK(input_error_path(two) == "/workloads/1/demand/days_per_year | expected at most 366 days");
+}
+
+TEST_CASE("menu and plan: fx_per_usd 0 is a located input error", "[menu]") {
+  // Audit repro e-fx0: "internal error: cost model: FX rates must be > 0" (exit 2) before.
+  Json fx = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  fx["fx_per_usd"] = 0;
+  CHECK(input_error_path(fx) == "/fx_per_usd | expected a number > 0, found number 0");
+  Json plan_doc = {
+      {"currency", "USD"},
+      {"horizon_months", 36},
+      {"fx_per_usd", 0},
+      {"builds", Json::array({{{"system", "hgx-h100-8"}}})},
+      {"buy", {{"life_months", 36}}},
+      {"models", Json::array({"qwen3-8b"})},
+      {"demand", {{"requests_per_day", 100000}, {"input_tokens", 1000}, {"output_tokens", 200}}}};
+  try {
+    (void)plan::parse_plan_scenario(plan_doc, "plan.json", bundled_catalog());
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(e.json_path() == "/fx_per_usd");
+  }
 }
