@@ -535,6 +535,106 @@ TEST_CASE("menu: the seed 000 example lands within 15% of the seed's economics",
 
 // --- audit fixes (docs/plan.md § menus) ---------------------------------------------------------
 
+namespace {
+
+// An hgx-h100-8 menu with the money of the menu benchmark (USD, owned, 3-year life).
+Json h100_doc(const Json& workloads) {
+  return {{"currency", "USD"},
+          {"horizon_months", 36},
+          {"builds", Json::array({"hgx-h100-8"})},
+          {"buy",
+           {{"life_months", 36},
+            {"pue", 1.3},
+            {"electricity_per_kwh", 0.15},
+            {"staff_fte", 0.2},
+            {"fte_cost_per_year", 150000}}},
+          {"workloads", workloads}};
+}
+
+Json job(const std::string& id, const std::string& model, double rpd, long long in, long long out,
+         double p2a, double ttft, double tpot, bool resident = false) {
+  Json w = {{"id", id},
+            {"model", model},
+            {"demand",
+             {{"requests_per_day", rpd},
+              {"input_tokens", in},
+              {"output_tokens", out},
+              {"peak_to_average", p2a}}},
+            {"sla", {{"ttft_ms", ttft}, {"tpot_ms", tpot}}}};
+  if (resident) w["residency_required"] = true;
+  return w;
+}
+
+// The five qwen3-8b workloads of the order audit: two light, two heavy, one bulk (6 cards).
+std::vector<Json> order_workloads() {
+  return {job("A-light", "qwen3-8b", 10000, 1000, 200, 1, 5000, 100, true),
+          job("B-light", "qwen3-8b", 10000, 1000, 200, 1, 5000, 100, true),
+          job("C-heavy", "qwen3-8b", 1296000, 1000, 200, 1, 5000, 100, true),
+          job("D-heavy", "qwen3-8b", 1296000, 1000, 200, 1, 5000, 100, true),
+          job("E-bulk", "qwen3-8b", 12238776, 1000, 200, 1, 5000, 100, true)};
+}
+
+}  // namespace
+
+TEST_CASE("menu: LoRA adapters cap the concurrency at what fits beside them", "[menu]") {
+  // Audit repro lora-big: qwen3-14b FP8 with 286 rank-64 adapters on an RTX PRO 6000.
+  // Adapters: 286 × 64 × 40 layers × 5120 hidden × 2 matrices × 4 projections × 2 B
+  // = 59.98 GB on the card, so fit --reserve-gb 59.98 holds 111 sequences, not the 516 of the
+  // bare engine; the sweep's 256 (max_num_seqs) does not fit.
+  Json w = job("tenants", "qwen3-14b", 600000, 1500, 300, 1, 10000, 200, true);
+  w["precision"] = "fp8";
+  w["lora_adapters"] = {{"count", 286}, {"rank", 64}};
+  const Json doc = menu_doc(Json::array({w}));
+  const auto& cat = bundled_catalog();
+  const auto sc = menu::parse_menu_scenario(doc, "menu.json", cat);
+  const System& system = cat.system("rtx-pro-6000-8");
+  const auto g = menu::evaluate_group(sc.workloads[0], system, 1, sc, cat);
+  REQUIRE(g.ok);
+  CHECK(g.lora_gb == Approx(59.98).epsilon(0.001));
+  // What fit() holds with the adapters reserved, at the workload's context.
+  const Model& m = cat.model("qwen3-14b");
+  const Device& d = cat.device(system.device);
+  const Engine& e = cat.engine(sc.money.engine);
+  const PrecisionMix mix = parse_weight_spec("fp8", m.native_precision, cat);
+  FitRequest f =
+      engine_fit_request(m, d, 1, mix, default_kv_precision(d, e), e, topology_of(system), 1800);
+  f.reserved_gb_per_gpu = g.lora_gb;
+  const long long fits = fit(f, cat).max_concurrency;
+  CHECK(fits < 256);
+  CHECK(g.limit.kv_limit == fits);  // the reported limit is the one with adapters reserved
+  CHECK(g.concurrency <= fits);
+  const auto r = run(doc);
+  const auto& t = wl(sys(r, "rtx-pro-6000-8"), "tenants");
+  CHECK(t.group.concurrency <= fits);
+  // The sweep point at the cap itself (as sweep() ends at its own limit): 111 sequences, ~2,219
+  // tok/s at TPOT ~49 ms (SLA 200 ms). Peak 600,000 × 300 / 86,400 = 2,083 tok/s, so one card
+  // (~94% busy at peak); before the fix: one card at 256 sequences, which do not fit.
+  CHECK(t.group.concurrency == fits);
+  CHECK(t.group.limit.kv_limit == fits);
+  CHECK(t.replicas == static_cast<int>(std::ceil(600000.0 * 300 / 86400 / t.group.throughput)));
+  CHECK(t.group.throughput == Approx(2219).epsilon(0.02));
+}
+
+TEST_CASE("menu: a context beyond the model's trained context is not self-hosted", "[menu]") {
+  // Audit repros e-ctxbig (1,000,000 tokens on qwen3-8b, trained to 40,960; here on
+  // qwen3-30b-a3b, the same 40,960, which has an API to go to) and e-tp-huge
+  // (50,000 input tokens): plan excludes such builds; the menu sends them to the API (or, when
+  // resident, reports them unserved) with the reason.
+  Json big = job("a", "qwen3-30b-a3b", 100000, 1000, 200, 1, 60000, 200);  // has an API price
+  big["demand"]["context_tokens"] = 1000000;
+  Json huge = job("b", "qwen3-8b", 100000, 50000, 200, 1, 60000, 200, true);
+  huge["demand"]["context_tokens"] = 60000;
+  const auto r = run(h100_doc(Json::array({big, huge})));
+  const auto& s = sys(r, "hgx-h100-8");
+  CHECK(wl(s, "a").option == "api");
+  CHECK(wl(s, "a").reason.find("trained context 40960 < the 1000000 tokens needed") !=
+        std::string::npos);
+  CHECK(wl(s, "b").option == "unserved");
+  CHECK(wl(s, "b").reason.find("trained context 40960 < the 60000 tokens needed") !=
+        std::string::npos);
+  CHECK(s.nodes == 0);
+}
+
 TEST_CASE("menu reader: every workload's demand is checked where it is", "[menu]") {
   // Audit repros e-days / e-days2: days_per_year > 366 was caught for the first workload only,
   // under /demand/days_per_year.
@@ -566,4 +666,21 @@ TEST_CASE("menu and plan: fx_per_usd 0 is a located input error", "[menu]") {
   } catch (const InputError& e) {
     CHECK(e.json_path() == "/fx_per_usd");
   }
+}
+
+TEST_CASE("menu: a shared card reports its KV limit at its half of the memory", "[menu]") {
+  // Audit: a workload on a shared card reported the whole card's KV limit.
+  Json ws = Json::array();
+  for (const auto& w : order_workloads()) ws.push_back(w);
+  const auto r = run(h100_doc(ws));
+  const auto& cat = bundled_catalog();
+  const auto sc = menu::parse_menu_scenario(h100_doc(ws), "menu.json", cat);
+  const auto& s = sys(r, "hgx-h100-8");
+  const auto& a = wl(s, "A-light");
+  REQUIRE(!a.shares_card_with.empty());
+  const auto alone = menu::evaluate_group(sc.workloads[0], cat.system("hgx-h100-8"), 1, sc, cat);
+  // Half the engine memory minus the same weights (16.4 GB of bf16 qwen3-8b): less than half
+  // the KV of the whole card.
+  CHECK(a.group.limit.kv_limit < alone.limit.kv_limit / 2);
+  CHECK(a.group.concurrency <= a.group.limit.slots());
 }

@@ -45,6 +45,37 @@ struct SharePoint {
   double throughput = 0, tpot_ms = 0, ttft_ms = 0;  // alone, LoRA overhead included
 };
 
+// As plan excludes such a build (plan.cpp, hard constraints): no engine serves sequences longer
+// than the model was trained for.
+std::string trained_context_reason(const Workload& w) {
+  return fmt::format(
+      "trained context {} < the {} tokens needed (data/models.json max_context_tokens)",
+      w.model->max_context_tokens, w.demand.context_tokens);
+}
+
+// The sweep's points up to `cap` sequences (1, 2, 4, … below it, then `cap` itself), as sweep()
+// would have made them had its limit been `cap`: points below the cap are the sweep's own
+// (a point does not depend on the limit), the one at the cap is estimated when missing.
+std::vector<SweepPoint> capped_points(const SweepResult& sw, const PerfRequest& req,
+                                      const Catalog& cat, long long cap) {
+  cap = std::max<long long>(1, cap);
+  std::vector<SweepPoint> pts;
+  for (const auto& pt : sw.points)
+    if (pt.concurrency < cap) pts.push_back(pt);
+  for (const auto& pt : sw.points)
+    if (pt.concurrency == cap) {
+      pts.push_back(pt);
+      return pts;
+    }
+  PerfRequest r = req;
+  r.concurrency = cap;
+  SweepPoint pt;
+  pt.concurrency = cap;
+  pt.result = estimate(r, cat);
+  pts.push_back(std::move(pt));
+  return pts;
+}
+
 // evaluate_group with the engine given `memory_share` of its usual memory (two engines on one
 // card: vLLM's --gpu-memory-utilization split), and every sweep point inside that memory
 // collected into `points` when given (the SLA is then checked by the caller).
@@ -59,6 +90,10 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
   const Topology topo = topology_of(sys);
   if (gpus > sys.gpus_per_node) {
     g.reason = "a menu group stays inside one node";
+    return g;
+  }
+  if (m.max_context_tokens < w.demand.context_tokens) {
+    g.reason = trained_context_reason(w);
     return g;
   }
   if (m.is_moe() && m.total_params_b >= kLargeMoeB && gpus > 1 && is_pcie(topo)) {
@@ -109,10 +144,13 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
     Sla sla{w.demand.sla_tpot_ms, w.demand.sla_ttft_ms};
     if (sla.tpot_ms) *sla.tpot_ms -= lora_ms;  // the adapters' per-token latency comes on top
     const SweepResult sw = sweep(p, cat, sla);
-    g.limit = sw.limit;
+    // The sweep sizes its KV memory for the engine alone at input + output tokens; the menu's
+    // fit above holds the workload's context, its adapters and its share of a shared card, so
+    // its limit caps every branch (docs/plan.md § menus, step 1).
+    g.limit = concurrency_limit(std::min(sw.limit.kv_limit, fr.max_concurrency), e);
+    const std::vector<SweepPoint> pts = capped_points(sw, p, cat, g.limit.slots());
     if (points) {
-      for (const auto& pt : sw.points) {
-        if (pt.concurrency > fr.max_concurrency) continue;
+      for (const auto& pt : pts) {
         const double t = pt.result.decode.tpot_ms;
         points->push_back({pt.concurrency, pt.result.decode.output_tokens_per_s * t / (t + lora_ms),
                            t + lora_ms, pt.result.prefill.ttft_ms});
@@ -122,17 +160,29 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       return g;
     }
     const bool has_sla = sla.tpot_ms || sla.ttft_ms;
-    long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
-    if (!has_sla && w.kind != Kind::generate) {
-      // Items have no per-request token rate for the knee to weigh: the most items/s in memory.
-      double most = -1;
-      for (const auto& pt : sw.points)
-        if (pt.result.decode.output_tokens_per_s > most) {
-          most = pt.result.decode.output_tokens_per_s;
+    long long want = 0;
+    double best_power = -1, best_sla = -1, most = -1;
+    for (const auto& pt : pts) {
+      const auto& dec = pt.result.decode;
+      const bool meets = (!sla.tpot_ms || dec.tpot_ms <= *sla.tpot_ms) &&
+                         (!sla.ttft_ms || pt.result.prefill.ttft_ms <= *sla.ttft_ms);
+      if (has_sla) {  // the highest throughput meeting the SLA (as sweep() picks it)
+        if (meets && dec.output_tokens_per_s > best_sla) {
+          best_sla = dec.output_tokens_per_s;
           want = pt.concurrency;
         }
+      } else if (w.kind != Kind::generate) {
+        // Items have no per-request token rate for the knee to weigh: the most items/s in memory.
+        if (dec.output_tokens_per_s > most) {
+          most = dec.output_tokens_per_s;
+          want = pt.concurrency;
+        }
+      } else if (dec.output_tokens_per_s * dec.per_request_tokens_per_s > best_power) {  // the knee
+        best_power = dec.output_tokens_per_s * dec.per_request_tokens_per_s;
+        want = pt.concurrency;
+      }
     }
-    for (const auto& pt : sw.points) {
+    for (const auto& pt : pts) {
       if (pt.concurrency != want) continue;
       const double tpot = pt.result.decode.tpot_ms;
       g.ok = true;
@@ -336,6 +386,10 @@ std::optional<double> api_per_year(const Workload& w, const MenuScenario& sc, co
 // The smallest total of GPUs serving w's peak on `sys`: over group sizes 1, 2, 4, … ≤ node.
 void choose_group(WorkloadResult& wr, const Workload& w, const System& sys, const MenuScenario& sc,
                   const Catalog& cat) {
+  if (w.model->max_context_tokens < w.demand.context_tokens) {
+    wr.reason = trained_context_reason(w);
+    return;
+  }
   std::vector<std::string> why;
   for (int g = 1; g <= sys.gpus_per_node; g *= 2) {
     const GroupOption o = evaluate_group(w, sys, g, sc, cat);
