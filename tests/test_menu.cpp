@@ -574,6 +574,24 @@ std::vector<Json> order_workloads() {
           job("E-bulk", "qwen3-8b", 12238776, 1000, 200, 1, 5000, 100, true)};
 }
 
+// The menu benchmark's ten workloads on one hgx-h100-8 (tests/fixtures/menu-bench-10-auto-usd.json
+// with builds narrowed to that system).
+Json bench_h100() {
+  Json ws = Json::array();
+  const std::vector<std::pair<std::string, double>> m = {
+      {"qwen3-30b-a3b", 100000},  {"qwen3-8b", 200000},     {"qwen3-14b", 300000},
+      {"qwen3-32b", 100000},      {"llama-3.1-8b", 200000}, {"llama-3.3-70b", 300000},
+      {"gpt-oss-20b", 100000},    {"gpt-oss-120b", 200000}, {"mistral-nemo-12b", 300000},
+      {"gemma-4-26b-a4b", 100000}};
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    Json w = job(fmt::format("w{}-{}", i + 1, m[i].first), m[i].first, m[i].second, 2000, 400, 1.5,
+                 3000, 60, i % 3 == 2);
+    if (i == 2) w["lora_adapters"] = {{"count", 16}, {"rank", 16}};
+    ws.push_back(w);
+  }
+  return h100_doc(ws);
+}
+
 }  // namespace
 
 TEST_CASE("menu: LoRA adapters cap the concurrency at what fits beside them", "[menu]") {
@@ -613,6 +631,66 @@ TEST_CASE("menu: LoRA adapters cap the concurrency at what fits beside them", "[
   CHECK(t.group.limit.kv_limit == fits);
   CHECK(t.replicas == static_cast<int>(std::ceil(600000.0 * 300 / 86400 / t.group.throughput)));
   CHECK(t.group.throughput == Approx(2219).epsilon(0.02));
+}
+
+TEST_CASE("menu: card sharing is an optimal matching, whatever the menu order", "[menu]") {
+  // Audit repro order-ABCD / order-ACBD: A and B (light) can each share with a heavy one, the
+  // two light ones can share too, but the heavy ones cannot share with each other. Greedy in
+  // menu order paired A+B and left C, D alone: 1 + 1 + 1 + 6 = 9 cards → 2 nodes; the maximum
+  // matching (A+C, B+D) needs 2 + 6 = 8 cards → 1 node.
+  const std::vector<Json> base = order_workloads();
+  std::vector<std::size_t> perm = {0, 1, 2, 3, 4};
+  std::mt19937 rng(7);
+  std::optional<double> cost;
+  std::optional<std::set<std::pair<std::string, std::string>>> pairs;
+  for (int trial = 0; trial < 6; ++trial) {
+    Json ws = Json::array();
+    for (std::size_t i : perm) ws.push_back(base[i]);
+    const auto r = run(h100_doc(ws));
+    const auto& s = sys(r, "hgx-h100-8");
+    CHECK(s.nodes == 1);
+    CHECK(s.idle_gpus == 0);
+    std::set<std::pair<std::string, std::string>> p;
+    for (const auto& w : s.workloads)
+      if (!w.shares_card_with.empty()) p.insert(std::minmax(w.id, w.shares_card_with));
+    CHECK(p.size() == 2);
+    if (!cost) {
+      cost = s.menu_cost_per_year;
+      pairs = p;
+    }
+    CHECK(s.menu_cost_per_year == Approx(*cost).epsilon(1e-9));
+    CHECK(p == *pairs);  // the same pairs, whatever the order
+    std::shuffle(perm.begin(), perm.end(), rng);
+  }
+}
+
+TEST_CASE("menu: routing sees the GPUs that sharing frees", "[menu]") {
+  // Audit repro bench-h100: before the fix routing counted whole cards (w2..w10 without w5:
+  // 1+1+2+8+1+1+1+1 = 16, two nodes, 342,025 USD/yr) and sent w1 (API 5,630 USD/yr) and w5
+  // (API 9,636) to their APIs; sharing then freed a card that stood idle. Counting the cards
+  // after sharing, w5 shares a card with w2 and the fleet stays two full nodes:
+  // 2 × 163,379.59 + w1's 5,629.76 = 332,388.9 USD/yr (no average_power: no energy term), below
+  // the 336,395 the audit expected from putting w1 on the idle card instead.
+  const auto r = run(bench_h100());
+  const auto& s = sys(r, "hgx-h100-8");
+  CHECK(s.menu_cost_per_year <= 336395);
+  CHECK(s.menu_cost_per_year == Approx(2 * s.node_cost_per_year + 5629.76).epsilon(1e-6));
+  CHECK(s.menu_cost_per_year == Approx(332389).epsilon(1e-4));
+  CHECK(s.nodes == 2);
+  CHECK(s.idle_gpus == 0);
+  CHECK(wl(s, "w5-llama-3.1-8b").option == "self_host");
+  CHECK(wl(s, "w5-llama-3.1-8b").shares_card_with == "w2-qwen3-8b");
+  // w1 on a 17th card would buy a third node: 163,380 more a year against its 5,630 bill.
+  CHECK(wl(s, "w1-qwen3-30b-a3b")
+            .reason.rfind("self-hosting it as well would add 1 node and 163380 USD a year", 0) ==
+        0);
+  // Whatever goes to its API says what self-hosting it as well would cost, and that is true:
+  // on an idle GPU (or an unpaired card's other half) it would add nothing.
+  for (const auto& w : s.workloads)
+    if (w.option == "api" && w.gpus > 0) {
+      CHECK(w.reason.find("not less than its API bill") != std::string::npos);
+      CHECK(!(w.gpus == 1 && s.idle_gpus > 0));
+    }
 }
 
 TEST_CASE("menu: a context beyond the model's trained context is not self-hosted", "[menu]") {
@@ -665,6 +743,21 @@ TEST_CASE("menu and plan: fx_per_usd 0 is a located input error", "[menu]") {
     FAIL("no error");
   } catch (const InputError& e) {
     CHECK(e.json_path() == "/fx_per_usd");
+  }
+}
+
+TEST_CASE("menu: too many workloads for the routing search: a located error", "[menu]") {
+  // Audit repro e-many17: 17 workloads that may go either way named neither file nor path.
+  Json ws = Json::array();
+  for (int i = 0; i < 17; ++i)
+    ws.push_back(job(fmt::format("w{}", i), "qwen3-30b-a3b", 100000, 1000, 200, 1, 3000, 60));
+  try {
+    (void)run(h100_doc(ws));
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(e.file() == "menu.json");
+    CHECK(e.json_path() == "/workloads");
+    CHECK(e.problem().find("17 workloads can go either way") != std::string::npos);
   }
 }
 
