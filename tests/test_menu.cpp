@@ -777,3 +777,22 @@ TEST_CASE("menu: a shared card reports its KV limit at its half of the memory", 
   CHECK(a.group.limit.kv_limit < alone.limit.kv_limit / 2);
   CHECK(a.group.concurrency <= a.group.limit.slots());
 }
+
+TEST_CASE("menu: a shared card counts half a GPU, and systems carry their API bill", "[menu]") {
+  // Audit: each workload on a shared card showed 1 GPU (the table summed to more GPUs than the
+  // node has), and the systems JSON left out the API bill the Systems table shows.
+  Json ws = Json::array();
+  for (const auto& w : order_workloads()) ws.push_back(w);
+  const auto r = run(h100_doc(ws));
+  const auto& s = sys(r, "hgx-h100-8");
+  const Report rep = menu::make_menu_report(r);
+  double gpus = 0;
+  for (const auto& j : rep.json["workloads"]) {
+    gpus += j["gpus"].get<double>();
+    if (j.contains("shares_card_with")) CHECK(j["gpus"].get<double>() == 0.5);
+  }
+  // The workloads' GPUs add up to the node's busy cards: 0.5 × 4 + 6 = 8.
+  CHECK(gpus == Approx(s.nodes * s.gpus_per_node - s.idle_gpus));
+  REQUIRE(rep.json["systems"][0].contains("api_bill_per_year"));
+  CHECK(rep.json["systems"][0]["api_bill_per_year"].get<double>() == Approx(s.api_bill_per_year));
+}
