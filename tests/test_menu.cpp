@@ -1,13 +1,19 @@
 // Model menus (docs/plan.md § menus): reader errors, allocation rules, routing, shared cost.
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/layout.hpp"
 #include "moeplan/menu.hpp"
+#include "moeplan/sizing.hpp"
+#include "moeplan/system.hpp"
 #include "test_support.hpp"
 
 using namespace moeplan;
@@ -525,4 +531,268 @@ TEST_CASE("menu: the seed 000 example lands within 15% of the seed's economics",
   CHECK(s.opex_per_year == Approx(17.9e6).epsilon(0.15));
   REQUIRE(s.cost_per_mtok_output);
   CHECK(*s.cost_per_mtok_output == Approx(127).epsilon(0.15));
+}
+
+// --- audit fixes (docs/plan.md § menus) ---------------------------------------------------------
+
+namespace {
+
+// An hgx-h100-8 menu with the money of the menu benchmark (USD, owned, 3-year life).
+Json h100_doc(const Json& workloads) {
+  return {{"currency", "USD"},
+          {"horizon_months", 36},
+          {"builds", Json::array({"hgx-h100-8"})},
+          {"buy",
+           {{"life_months", 36},
+            {"pue", 1.3},
+            {"electricity_per_kwh", 0.15},
+            {"staff_fte", 0.2},
+            {"fte_cost_per_year", 150000}}},
+          {"workloads", workloads}};
+}
+
+Json job(const std::string& id, const std::string& model, double rpd, long long in, long long out,
+         double p2a, double ttft, double tpot, bool resident = false) {
+  Json w = {{"id", id},
+            {"model", model},
+            {"demand",
+             {{"requests_per_day", rpd},
+              {"input_tokens", in},
+              {"output_tokens", out},
+              {"peak_to_average", p2a}}},
+            {"sla", {{"ttft_ms", ttft}, {"tpot_ms", tpot}}}};
+  if (resident) w["residency_required"] = true;
+  return w;
+}
+
+// The five qwen3-8b workloads of the order audit: two light, two heavy, one bulk (6 cards).
+std::vector<Json> order_workloads() {
+  return {job("A-light", "qwen3-8b", 10000, 1000, 200, 1, 5000, 100, true),
+          job("B-light", "qwen3-8b", 10000, 1000, 200, 1, 5000, 100, true),
+          job("C-heavy", "qwen3-8b", 1296000, 1000, 200, 1, 5000, 100, true),
+          job("D-heavy", "qwen3-8b", 1296000, 1000, 200, 1, 5000, 100, true),
+          job("E-bulk", "qwen3-8b", 12238776, 1000, 200, 1, 5000, 100, true)};
+}
+
+// The menu benchmark's ten workloads on one hgx-h100-8 (tests/fixtures/menu-bench-10-auto-usd.json
+// with builds narrowed to that system).
+Json bench_h100() {
+  Json ws = Json::array();
+  const std::vector<std::pair<std::string, double>> m = {
+      {"qwen3-30b-a3b", 100000},  {"qwen3-8b", 200000},     {"qwen3-14b", 300000},
+      {"qwen3-32b", 100000},      {"llama-3.1-8b", 200000}, {"llama-3.3-70b", 300000},
+      {"gpt-oss-20b", 100000},    {"gpt-oss-120b", 200000}, {"mistral-nemo-12b", 300000},
+      {"gemma-4-26b-a4b", 100000}};
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    Json w = job(fmt::format("w{}-{}", i + 1, m[i].first), m[i].first, m[i].second, 2000, 400, 1.5,
+                 3000, 60, i % 3 == 2);
+    if (i == 2) w["lora_adapters"] = {{"count", 16}, {"rank", 16}};
+    ws.push_back(w);
+  }
+  return h100_doc(ws);
+}
+
+}  // namespace
+
+TEST_CASE("menu: LoRA adapters cap the concurrency at what fits beside them", "[menu]") {
+  // Audit repro lora-big: qwen3-14b FP8 with 286 rank-64 adapters on an RTX PRO 6000.
+  // Adapters: 286 × 64 × 40 layers × 5120 hidden × 2 matrices × 4 projections × 2 B
+  // = 59.98 GB on the card, so fit --reserve-gb 59.98 holds 111 sequences, not the 516 of the
+  // bare engine; the sweep's 256 (max_num_seqs) does not fit.
+  Json w = job("tenants", "qwen3-14b", 600000, 1500, 300, 1, 10000, 200, true);
+  w["precision"] = "fp8";
+  w["lora_adapters"] = {{"count", 286}, {"rank", 64}};
+  const Json doc = menu_doc(Json::array({w}));
+  const auto& cat = bundled_catalog();
+  const auto sc = menu::parse_menu_scenario(doc, "menu.json", cat);
+  const System& system = cat.system("rtx-pro-6000-8");
+  const auto g = menu::evaluate_group(sc.workloads[0], system, 1, sc, cat);
+  REQUIRE(g.ok);
+  CHECK(g.lora_gb == Approx(59.98).epsilon(0.001));
+  // What fit() holds with the adapters reserved, at the workload's context.
+  const Model& m = cat.model("qwen3-14b");
+  const Device& d = cat.device(system.device);
+  const Engine& e = cat.engine(sc.money.engine);
+  const PrecisionMix mix = parse_weight_spec("fp8", m.native_precision, cat);
+  FitRequest f =
+      engine_fit_request(m, d, 1, mix, default_kv_precision(d, e), e, topology_of(system), 1800);
+  f.reserved_gb_per_gpu = g.lora_gb;
+  const long long fits = fit(f, cat).max_concurrency;
+  CHECK(fits < 256);
+  CHECK(g.limit.kv_limit == fits);  // the reported limit is the one with adapters reserved
+  CHECK(g.concurrency <= fits);
+  const auto r = run(doc);
+  const auto& t = wl(sys(r, "rtx-pro-6000-8"), "tenants");
+  CHECK(t.group.concurrency <= fits);
+  // The sweep point at the cap itself (as sweep() ends at its own limit): 111 sequences, ~2,219
+  // tok/s at TPOT ~49 ms (SLA 200 ms). Peak 600,000 × 300 / 86,400 = 2,083 tok/s, so one card
+  // (~94% busy at peak); before the fix: one card at 256 sequences, which do not fit.
+  CHECK(t.group.concurrency == fits);
+  CHECK(t.group.limit.kv_limit == fits);
+  CHECK(t.replicas == static_cast<int>(std::ceil(600000.0 * 300 / 86400 / t.group.throughput)));
+  CHECK(t.group.throughput == Approx(2219).epsilon(0.02));
+}
+
+TEST_CASE("menu: card sharing is an optimal matching, whatever the menu order", "[menu]") {
+  // Audit repro order-ABCD / order-ACBD: A and B (light) can each share with a heavy one, the
+  // two light ones can share too, but the heavy ones cannot share with each other. Greedy in
+  // menu order paired A+B and left C, D alone: 1 + 1 + 1 + 6 = 9 cards → 2 nodes; the maximum
+  // matching (A+C, B+D) needs 2 + 6 = 8 cards → 1 node.
+  const std::vector<Json> base = order_workloads();
+  std::vector<std::size_t> perm = {0, 1, 2, 3, 4};
+  std::mt19937 rng(7);
+  std::optional<double> cost;
+  std::optional<std::set<std::pair<std::string, std::string>>> pairs;
+  for (int trial = 0; trial < 6; ++trial) {
+    Json ws = Json::array();
+    for (std::size_t i : perm) ws.push_back(base[i]);
+    const auto r = run(h100_doc(ws));
+    const auto& s = sys(r, "hgx-h100-8");
+    CHECK(s.nodes == 1);
+    CHECK(s.idle_gpus == 0);
+    std::set<std::pair<std::string, std::string>> p;
+    for (const auto& w : s.workloads)
+      if (!w.shares_card_with.empty()) p.insert(std::minmax(w.id, w.shares_card_with));
+    CHECK(p.size() == 2);
+    if (!cost) {
+      cost = s.menu_cost_per_year;
+      pairs = p;
+    }
+    CHECK(s.menu_cost_per_year == Approx(*cost).epsilon(1e-9));
+    CHECK(p == *pairs);  // the same pairs, whatever the order
+    std::shuffle(perm.begin(), perm.end(), rng);
+  }
+}
+
+TEST_CASE("menu: routing sees the GPUs that sharing frees", "[menu]") {
+  // Audit repro bench-h100: before the fix routing counted whole cards (w2..w10 without w5:
+  // 1+1+2+8+1+1+1+1 = 16, two nodes, 342,025 USD/yr) and sent w1 (API 5,630 USD/yr) and w5
+  // (API 9,636) to their APIs; sharing then freed a card that stood idle. Counting the cards
+  // after sharing, w5 shares a card with w2 and the fleet stays two full nodes:
+  // 2 × 163,379.59 + w1's 5,629.76 = 332,388.9 USD/yr (no average_power: no energy term), below
+  // the 336,395 the audit expected from putting w1 on the idle card instead.
+  const auto r = run(bench_h100());
+  const auto& s = sys(r, "hgx-h100-8");
+  CHECK(s.menu_cost_per_year <= 336395);
+  CHECK(s.menu_cost_per_year == Approx(2 * s.node_cost_per_year + 5629.76).epsilon(1e-6));
+  CHECK(s.menu_cost_per_year == Approx(332389).epsilon(1e-4));
+  CHECK(s.nodes == 2);
+  CHECK(s.idle_gpus == 0);
+  CHECK(wl(s, "w5-llama-3.1-8b").option == "self_host");
+  CHECK(wl(s, "w5-llama-3.1-8b").shares_card_with == "w2-qwen3-8b");
+  // w1 on a 17th card would buy a third node: 163,380 more a year against its 5,630 bill.
+  CHECK(wl(s, "w1-qwen3-30b-a3b")
+            .reason.rfind("self-hosting it as well would add 1 node and 163380 USD a year", 0) ==
+        0);
+  // Whatever goes to its API says what self-hosting it as well would cost, and that is true:
+  // on an idle GPU (or an unpaired card's other half) it would add nothing.
+  for (const auto& w : s.workloads)
+    if (w.option == "api" && w.gpus > 0) {
+      CHECK(w.reason.find("not less than its API bill") != std::string::npos);
+      CHECK(!(w.gpus == 1 && s.idle_gpus > 0));
+    }
+}
+
+TEST_CASE("menu: a context beyond the model's trained context is not self-hosted", "[menu]") {
+  // Audit repros e-ctxbig (1,000,000 tokens on qwen3-8b, trained to 40,960; here on
+  // qwen3-30b-a3b, the same 40,960, which has an API to go to) and e-tp-huge
+  // (50,000 input tokens): plan excludes such builds; the menu sends them to the API (or, when
+  // resident, reports them unserved) with the reason.
+  Json big = job("a", "qwen3-30b-a3b", 100000, 1000, 200, 1, 60000, 200);  // has an API price
+  big["demand"]["context_tokens"] = 1000000;
+  Json huge = job("b", "qwen3-8b", 100000, 50000, 200, 1, 60000, 200, true);
+  huge["demand"]["context_tokens"] = 60000;
+  const auto r = run(h100_doc(Json::array({big, huge})));
+  const auto& s = sys(r, "hgx-h100-8");
+  CHECK(wl(s, "a").option == "api");
+  CHECK(wl(s, "a").reason.find("trained context 40960 < the 1000000 tokens needed") !=
+        std::string::npos);
+  CHECK(wl(s, "b").option == "unserved");
+  CHECK(wl(s, "b").reason.find("trained context 40960 < the 60000 tokens needed") !=
+        std::string::npos);
+  CHECK(s.nodes == 0);
+}
+
+TEST_CASE("menu reader: every workload's demand is checked where it is", "[menu]") {
+  // Audit repros e-days / e-days2: days_per_year > 366 was caught for the first workload only,
+  // under /demand/days_per_year.
+  Json one = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  one["workloads"][0]["demand"]["days_per_year"] = 400;
+  CHECK(input_error_path(one) == "/workloads/0/demand/days_per_year | expected at most 366 days");
+  Json two =
+      menu_doc(Json::array({workload("a", "qwen3-8b", 1000), workload("b", "qwen3-8b", 1000)}));
+  two["workloads"][1]["demand"]["days_per_year"] = 400;
+  CHECK(input_error_path(two) == "/workloads/1/demand/days_per_year | expected at most 366 days");
+}
+
+TEST_CASE("menu and plan: fx_per_usd 0 is a located input error", "[menu]") {
+  // Audit repro e-fx0: "internal error: cost model: FX rates must be > 0" (exit 2) before.
+  Json fx = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
+  fx["fx_per_usd"] = 0;
+  CHECK(input_error_path(fx) == "/fx_per_usd | expected a number > 0, found number 0");
+  Json plan_doc = {
+      {"currency", "USD"},
+      {"horizon_months", 36},
+      {"fx_per_usd", 0},
+      {"builds", Json::array({{{"system", "hgx-h100-8"}}})},
+      {"buy", {{"life_months", 36}}},
+      {"models", Json::array({"qwen3-8b"})},
+      {"demand", {{"requests_per_day", 100000}, {"input_tokens", 1000}, {"output_tokens", 200}}}};
+  try {
+    (void)plan::parse_plan_scenario(plan_doc, "plan.json", bundled_catalog());
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(e.json_path() == "/fx_per_usd");
+  }
+}
+
+TEST_CASE("menu: too many workloads for the routing search: a located error", "[menu]") {
+  // Audit repro e-many17: 17 workloads that may go either way named neither file nor path.
+  Json ws = Json::array();
+  for (int i = 0; i < 17; ++i)
+    ws.push_back(job(fmt::format("w{}", i), "qwen3-30b-a3b", 100000, 1000, 200, 1, 3000, 60));
+  try {
+    (void)run(h100_doc(ws));
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(e.file() == "menu.json");
+    CHECK(e.json_path() == "/workloads");
+    CHECK(e.problem().find("17 workloads can go either way") != std::string::npos);
+  }
+}
+
+TEST_CASE("menu: a shared card reports its KV limit at its half of the memory", "[menu]") {
+  // Audit: a workload on a shared card reported the whole card's KV limit.
+  Json ws = Json::array();
+  for (const auto& w : order_workloads()) ws.push_back(w);
+  const auto r = run(h100_doc(ws));
+  const auto& cat = bundled_catalog();
+  const auto sc = menu::parse_menu_scenario(h100_doc(ws), "menu.json", cat);
+  const auto& s = sys(r, "hgx-h100-8");
+  const auto& a = wl(s, "A-light");
+  REQUIRE(!a.shares_card_with.empty());
+  const auto alone = menu::evaluate_group(sc.workloads[0], cat.system("hgx-h100-8"), 1, sc, cat);
+  // Half the engine memory minus the same weights (16.4 GB of bf16 qwen3-8b): less than half
+  // the KV of the whole card.
+  CHECK(a.group.limit.kv_limit < alone.limit.kv_limit / 2);
+  CHECK(a.group.concurrency <= a.group.limit.slots());
+}
+
+TEST_CASE("menu: a shared card counts half a GPU, and systems carry their API bill", "[menu]") {
+  // Audit: each workload on a shared card showed 1 GPU (the table summed to more GPUs than the
+  // node has), and the systems JSON left out the API bill the Systems table shows.
+  Json ws = Json::array();
+  for (const auto& w : order_workloads()) ws.push_back(w);
+  const auto r = run(h100_doc(ws));
+  const auto& s = sys(r, "hgx-h100-8");
+  const Report rep = menu::make_menu_report(r);
+  double gpus = 0;
+  for (const auto& j : rep.json["workloads"]) {
+    gpus += j["gpus"].get<double>();
+    if (j.contains("shares_card_with")) CHECK(j["gpus"].get<double>() == 0.5);
+  }
+  // The workloads' GPUs add up to the node's busy cards: 0.5 × 4 + 6 = 8.
+  CHECK(gpus == Approx(s.nodes * s.gpus_per_node - s.idle_gpus));
+  REQUIRE(rep.json["systems"][0].contains("api_bill_per_year"));
+  CHECK(rep.json["systems"][0]["api_bill_per_year"].get<double>() == Approx(s.api_bill_per_year));
 }

@@ -45,6 +45,37 @@ struct SharePoint {
   double throughput = 0, tpot_ms = 0, ttft_ms = 0;  // alone, LoRA overhead included
 };
 
+// As plan excludes such a build (plan.cpp, hard constraints): no engine serves sequences longer
+// than the model was trained for.
+std::string trained_context_reason(const Workload& w) {
+  return fmt::format(
+      "trained context {} < the {} tokens needed (data/models.json max_context_tokens)",
+      w.model->max_context_tokens, w.demand.context_tokens);
+}
+
+// The sweep's points up to `cap` sequences (1, 2, 4, … below it, then `cap` itself), as sweep()
+// would have made them had its limit been `cap`: points below the cap are the sweep's own
+// (a point does not depend on the limit), the one at the cap is estimated when missing.
+std::vector<SweepPoint> capped_points(const SweepResult& sw, const PerfRequest& req,
+                                      const Catalog& cat, long long cap) {
+  cap = std::max<long long>(1, cap);
+  std::vector<SweepPoint> pts;
+  for (const auto& pt : sw.points)
+    if (pt.concurrency < cap) pts.push_back(pt);
+  for (const auto& pt : sw.points)
+    if (pt.concurrency == cap) {
+      pts.push_back(pt);
+      return pts;
+    }
+  PerfRequest r = req;
+  r.concurrency = cap;
+  SweepPoint pt;
+  pt.concurrency = cap;
+  pt.result = estimate(r, cat);
+  pts.push_back(std::move(pt));
+  return pts;
+}
+
 // evaluate_group with the engine given `memory_share` of its usual memory (two engines on one
 // card: vLLM's --gpu-memory-utilization split), and every sweep point inside that memory
 // collected into `points` when given (the SLA is then checked by the caller).
@@ -59,6 +90,10 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
   const Topology topo = topology_of(sys);
   if (gpus > sys.gpus_per_node) {
     g.reason = "a menu group stays inside one node";
+    return g;
+  }
+  if (m.max_context_tokens < w.demand.context_tokens) {
+    g.reason = trained_context_reason(w);
     return g;
   }
   if (m.is_moe() && m.total_params_b >= kLargeMoeB && gpus > 1 && is_pcie(topo)) {
@@ -109,10 +144,13 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
     Sla sla{w.demand.sla_tpot_ms, w.demand.sla_ttft_ms};
     if (sla.tpot_ms) *sla.tpot_ms -= lora_ms;  // the adapters' per-token latency comes on top
     const SweepResult sw = sweep(p, cat, sla);
-    g.limit = sw.limit;
+    // The sweep sizes its KV memory for the engine alone at input + output tokens; the menu's
+    // fit above holds the workload's context, its adapters and its share of a shared card, so
+    // its limit caps every branch (docs/plan.md § menus, step 1).
+    g.limit = concurrency_limit(std::min(sw.limit.kv_limit, fr.max_concurrency), e);
+    const std::vector<SweepPoint> pts = capped_points(sw, p, cat, g.limit.slots());
     if (points) {
-      for (const auto& pt : sw.points) {
-        if (pt.concurrency > fr.max_concurrency) continue;
+      for (const auto& pt : pts) {
         const double t = pt.result.decode.tpot_ms;
         points->push_back({pt.concurrency, pt.result.decode.output_tokens_per_s * t / (t + lora_ms),
                            t + lora_ms, pt.result.prefill.ttft_ms});
@@ -122,17 +160,29 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       return g;
     }
     const bool has_sla = sla.tpot_ms || sla.ttft_ms;
-    long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
-    if (!has_sla && w.kind != Kind::generate) {
-      // Items have no per-request token rate for the knee to weigh: the most items/s in memory.
-      double most = -1;
-      for (const auto& pt : sw.points)
-        if (pt.result.decode.output_tokens_per_s > most) {
-          most = pt.result.decode.output_tokens_per_s;
+    long long want = 0;
+    double best_power = -1, best_sla = -1, most = -1;
+    for (const auto& pt : pts) {
+      const auto& dec = pt.result.decode;
+      const bool meets = (!sla.tpot_ms || dec.tpot_ms <= *sla.tpot_ms) &&
+                         (!sla.ttft_ms || pt.result.prefill.ttft_ms <= *sla.ttft_ms);
+      if (has_sla) {  // the highest throughput meeting the SLA (as sweep() picks it)
+        if (meets && dec.output_tokens_per_s > best_sla) {
+          best_sla = dec.output_tokens_per_s;
           want = pt.concurrency;
         }
+      } else if (w.kind != Kind::generate) {
+        // Items have no per-request token rate for the knee to weigh: the most items/s in memory.
+        if (dec.output_tokens_per_s > most) {
+          most = dec.output_tokens_per_s;
+          want = pt.concurrency;
+        }
+      } else if (dec.output_tokens_per_s * dec.per_request_tokens_per_s > best_power) {  // the knee
+        best_power = dec.output_tokens_per_s * dec.per_request_tokens_per_s;
+        want = pt.concurrency;
+      }
     }
-    for (const auto& pt : sw.points) {
+    for (const auto& pt : pts) {
       if (pt.concurrency != want) continue;
       const double tpot = pt.result.decode.tpot_ms;
       g.ok = true;
@@ -160,21 +210,33 @@ GroupOption evaluate_group(const Workload& w, const System& sys, int gpus, const
   return evaluate_group_impl(w, sys, gpus, sc, cat, 1.0, nullptr);
 }
 
-std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a, const Workload& b,
-                                                              const System& sys,
-                                                              const MenuScenario& sc,
-                                                              const Catalog& cat) {
-  std::vector<SharePoint> pa, pb;
-  const GroupOption ga = evaluate_group_impl(a, sys, 1, sc, cat, 0.5, &pa);
-  const GroupOption gb = evaluate_group_impl(b, sys, 1, sc, cat, 0.5, &pb);
-  if (!ga.ok || !gb.ok) return std::nullopt;
+namespace {
+
+// One workload on half a card: its group there and every sweep point inside that memory.
+struct HalfCard {
+  GroupOption g;
+  std::vector<SharePoint> points;
+};
+
+HalfCard half_card(const Workload& w, const System& sys, const MenuScenario& sc,
+                   const Catalog& cat) {
+  HalfCard h;
+  h.g = evaluate_group_impl(w, sys, 1, sc, cat, 0.5, &h.points);
+  return h;
+}
+
+// Both workloads' half cards time-sliced on one card; the pair of concurrencies with the most
+// slack on the tighter peak that meets both SLAs and both peaks.
+std::optional<std::pair<GroupOption, GroupOption>> combine(const Workload& a, const HalfCard& ha,
+                                                           const Workload& b, const HalfCard& hb) {
+  if (!ha.g.ok || !hb.g.ok) return std::nullopt;
   std::optional<std::pair<GroupOption, GroupOption>> best;
   double best_slack = 0;
-  for (const auto& x : pa)
-    for (const auto& y : pb) {
+  for (const auto& x : ha.points)
+    for (const auto& y : hb.points) {
       // Time-sliced: each engine step waits for at most one step of the other.
       const double t = x.tpot_ms + y.tpot_ms;
-      GroupOption oa = ga, ob = gb;
+      GroupOption oa = ha.g, ob = hb.g;
       oa.concurrency = x.concurrency;
       ob.concurrency = y.concurrency;
       oa.tpot_ms = ob.tpot_ms = t;
@@ -198,6 +260,15 @@ std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a,
       }
     }
   return best;
+}
+
+}  // namespace
+
+std::optional<std::pair<GroupOption, GroupOption>> share_card(const Workload& a, const Workload& b,
+                                                              const System& sys,
+                                                              const MenuScenario& sc,
+                                                              const Catalog& cat) {
+  return combine(a, half_card(a, sys, sc, cat), b, half_card(b, sys, sc, cat));
 }
 
 std::vector<std::pair<int, int>> pack_groups(const std::vector<int>& sizes, int node_gpus,
@@ -336,6 +407,10 @@ std::optional<double> api_per_year(const Workload& w, const MenuScenario& sc, co
 // The smallest total of GPUs serving w's peak on `sys`: over group sizes 1, 2, 4, … ≤ node.
 void choose_group(WorkloadResult& wr, const Workload& w, const System& sys, const MenuScenario& sc,
                   const Catalog& cat) {
+  if (w.model->max_context_tokens < w.demand.context_tokens) {
+    wr.reason = trained_context_reason(w);
+    return;
+  }
   std::vector<std::string> why;
   for (int g = 1; g <= sys.gpus_per_node; g *= 2) {
     const GroupOption o = evaluate_group(w, sys, g, sc, cat);
@@ -356,13 +431,205 @@ void choose_group(WorkloadResult& wr, const Workload& w, const System& sys, cons
   }
 }
 
+// Year-average busy GPUs of a self-hosted workload: its utilization × its engine's share of its
+// card's time × its GPUs (docs/plan.md § menus, power).
+double busy_gpus_of(const WorkloadResult& wr) {
+  if (wr.gpus <= 0 || wr.group.throughput <= 0) return 0;
+  const double u = wr.average_tok_s / (wr.replicas * wr.group.throughput);
+  return std::min(1.0, u) * wr.group.time_share * wr.gpus;
+}
+
+// The most single-card workloads the exact pairing search takes (2^16 subsets); above it they are
+// paired greedily in workload-id order.
+constexpr std::size_t kExactPairing = 16;
+
+// Card sharing (docs/plan.md § menus, sharing a card): which workloads that need one card alone
+// may share one (share_card()), and, for any set of them, the pairing that makes the fleet
+// cheapest: the caller prices a pairing by its number of pairs (each saves a card) and its
+// energy; with every GPU at full draw that is a maximum matching on the "these two can share a
+// card" graph (the fewest cards), with average_power a pair that saves no node is left apart
+// when sharing would cost energy. Ties: more pairs, then less energy, then the first workload ids.
+// Candidates are taken in id order, so no result depends on the order the menu lists its
+// workloads in.
+class CardSharing {
+ public:
+  struct Match {
+    int pairs = 0;
+    double energy = 0;  // the candidates' energy a year, shared or alone
+    double cost = 0;    // as the caller priced it
+  };
+
+  CardSharing(const SystemResult& r, const MenuScenario& sc, const System& sys, const Catalog& cat)
+      : slot_(r.workloads.size(), -1) {
+    for (std::size_t i = 0; i < r.workloads.size(); ++i)
+      if (r.workloads[i].gpus == 1) cand_.push_back(i);
+    std::sort(cand_.begin(), cand_.end(),
+              [&](std::size_t x, std::size_t y) { return r.workloads[x].id < r.workloads[y].id; });
+    const std::size_t k = cand_.size();
+    std::vector<HalfCard> half;
+    for (std::size_t s = 0; s < k; ++s) {
+      slot_[cand_[s]] = static_cast<int>(s);
+      alone_.push_back(r.workloads[cand_[s]].energy_per_year);
+      half.push_back(half_card(sc.workloads[cand_[s]], sys, sc, cat));
+    }
+    pair_.assign(k, std::vector<std::optional<std::pair<GroupOption, GroupOption>>>(k));
+    pair_energy_.assign(k, std::vector<double>(k, 0));
+    for (std::size_t x = 0; x < k; ++x)
+      for (std::size_t y = x + 1; y < k; ++y) {
+        const std::size_t i = cand_[x], j = cand_[y];
+        pair_[x][y] = combine(sc.workloads[i], half[x], sc.workloads[j], half[y]);
+        if (!pair_[x][y]) continue;
+        WorkloadResult a = r.workloads[i], b = r.workloads[j];
+        a.group = pair_[x][y]->first;
+        b.group = pair_[x][y]->second;
+        pair_energy_[x][y] = (busy_gpus_of(a) + busy_gpus_of(b)) * r.energy_per_busy_gpu_year;
+      }
+    if (exact()) solve();
+  }
+
+  // Index of workload i among the candidates, or -1.
+  int slot(std::size_t i) const { return slot_[i]; }
+  std::size_t candidates() const { return cand_.size(); }
+  bool exact() const { return cand_.size() <= kExactPairing; }
+
+  // The cheapest pairing of the candidates marked in `in` (by slot) under `cost(pairs, energy)`;
+  // `partner`, when given, receives each slot's partner slot (or -1).
+  template <class Cost>
+  Match match(const std::vector<bool>& in, const Cost& cost,
+              std::vector<int>* partner = nullptr) const {
+    const std::size_t k = cand_.size();
+    if (partner) partner->assign(k, -1);
+    Match m;
+    if (!exact()) {  // greedy in id order
+      std::vector<bool> paired(k, false);
+      for (std::size_t x = 0; x < k; ++x) {
+        if (!in[x] || paired[x]) continue;
+        for (std::size_t y = x + 1; y < k && !paired[x]; ++y)
+          if (in[y] && !paired[y] && pair_[x][y]) {
+            paired[x] = paired[y] = true;
+            ++m.pairs;
+            m.energy += pair_energy_[x][y];
+            if (partner) {
+              (*partner)[x] = static_cast<int>(y);
+              (*partner)[y] = static_cast<int>(x);
+            }
+          }
+        if (!paired[x]) m.energy += alone_[x];
+      }
+      m.cost = cost(m.pairs, m.energy);
+      return m;
+    }
+    unsigned mask = 0;
+    for (std::size_t s = 0; s < k; ++s)
+      if (in[s]) mask |= 1u << s;
+    m.cost = std::numeric_limits<double>::infinity();
+    for (int p = max_pairs_; p >= 0; --p) {  // more pairs first: they win ties
+      const double e = energy_[at(mask, p)];
+      if (!std::isfinite(e)) continue;
+      const double c = cost(p, e);
+      if (c < m.cost - 1e-6) m = {p, e, c};
+    }
+    for (int p = m.pairs; partner && mask;) {
+      const int x = lowest(mask), y = choice_[at(mask, p)];
+      mask &= ~(1u << x);
+      if (y < 0) continue;
+      mask &= ~(1u << y);
+      --p;
+      (*partner)[static_cast<std::size_t>(x)] = y;
+      (*partner)[static_cast<std::size_t>(y)] = x;
+    }
+    return m;
+  }
+
+  // Slots x < y share a card: their groups there, x's first.
+  const std::pair<GroupOption, GroupOption>& shared(int x, int y) const {
+    return *pair_[static_cast<std::size_t>(x)][static_cast<std::size_t>(y)];
+  }
+  std::size_t workload(int s) const { return cand_[static_cast<std::size_t>(s)]; }
+
+ private:
+  static int lowest(unsigned mask) {
+    int b = 0;
+    while (!(mask >> b & 1u)) ++b;
+    return b;
+  }
+  std::size_t at(unsigned mask, int p) const {
+    return static_cast<std::size_t>(mask) * static_cast<std::size_t>(max_pairs_ + 1) +
+           static_cast<std::size_t>(p);
+  }
+
+  // Bitmask DP over every subset of the candidates and every number of pairs in it: the least
+  // energy. The lowest candidate of a subset either stays alone or shares with one of the others
+  // (in id order; the first of equal energies is kept).
+  void solve() {
+    const std::size_t k = cand_.size();
+    const unsigned full = 1u << k;
+    max_pairs_ = static_cast<int>(k / 2);
+    const double inf = std::numeric_limits<double>::infinity();
+    energy_.assign(static_cast<std::size_t>(full) * static_cast<std::size_t>(max_pairs_ + 1), inf);
+    choice_.assign(energy_.size(), -1);
+    energy_[at(0, 0)] = 0;
+    for (unsigned mask = 1; mask < full; ++mask) {
+      const int x = lowest(mask);
+      const unsigned rest = mask & ~(1u << x);
+      const auto xs = static_cast<std::size_t>(x);
+      for (int p = 0; p <= max_pairs_; ++p) {
+        double best = inf;
+        int pick = -1;
+        if (p > 0)
+          for (std::size_t y = xs + 1; y < k; ++y)
+            if ((rest >> y & 1u) && pair_[xs][y]) {
+              const double e = energy_[at(rest & ~(1u << y), p - 1)] + pair_energy_[xs][y];
+              if (e < best - 1e-6) {
+                best = e;
+                pick = static_cast<int>(y);
+              }
+            }
+        const double alone = energy_[at(rest, p)] + alone_[xs];
+        if (alone < best - 1e-6) {
+          best = alone;
+          pick = -1;
+        }
+        energy_[at(mask, p)] = best;
+        choice_[at(mask, p)] = pick;
+      }
+    }
+  }
+
+  std::vector<std::size_t> cand_;  // workload indices, by id
+  std::vector<int> slot_;          // per workload
+  std::vector<double> alone_;      // energy a year on its own card
+  std::vector<std::vector<std::optional<std::pair<GroupOption, GroupOption>>>> pair_;  // x < y
+  std::vector<std::vector<double>> pair_energy_;
+  int max_pairs_ = 0;
+  std::vector<double> energy_;  // per subset and number of pairs (exact search); inf: none
+  std::vector<int> choice_;     // the lowest candidate's partner there, or -1
+};
+
+// Nodes owned for `cards` cards: ⌈cards / node GPUs⌉ (what packing reaches for power-of-two
+// sizes) in whole purchase units (a GB200 rack of 18 trays), as place_and_split buys them.
+int nodes_for(const System& sys, int cards) {
+  return pricing::nodes_to_own(sys, (cards + sys.gpus_per_node - 1) / sys.gpus_per_node);
+}
+
+// The price route() and place_and_split() put on a pairing of the self-hosted single-card
+// workloads, `cards` being the self-hosted cards before sharing: the nodes left after its pairs
+// saved a card each, and its energy.
+auto pairing_price(const System& sys, double node_cost, int cards) {
+  return [&sys, node_cost, cards](int pairs, double energy) {
+    return nodes_for(sys, cards - pairs) * node_cost + energy;
+  };
+}
+
 // Exact routing: every subset of the workloads that may go either way (≤ 2^16 subsets); the
-// fleet for a subset is ⌈its GPUs / node GPUs⌉ nodes (what packing reaches for power-of-two
-// sizes) plus the API bills of the rest. Marks resident-but-unplaceable and unpriced
-// workloads `unserved`; returns which workloads are self-hosted.
+// fleet for a subset is its cards after sharing (CardSharing: the self-hosted single-card
+// workloads paired as they will be placed) packed on ⌈cards / node GPUs⌉ nodes (what packing
+// reaches for power-of-two sizes), bought in whole purchase units, plus the self-hosted
+// workloads' energy and the API bills of the rest. Marks resident-but-unplaceable and unpriced
+// workloads `unserved`; returns which workloads are self-hosted, and says for each workload it
+// sends to its API what self-hosting it as well would have cost.
 std::vector<bool> route(SystemResult& r, const MenuScenario& sc, const System& sys,
-                        double node_cost) {
-  const int node_gpus = sys.gpus_per_node;
+                        double node_cost, const CardSharing& share) {
   const std::size_t n = r.workloads.size();
   std::vector<std::size_t> free_choice;
   std::vector<bool> self(n, false);
@@ -387,75 +654,62 @@ std::vector<bool> route(SystemResult& r, const MenuScenario& sc, const System& s
     }
   }
   if (free_choice.size() > 16)
-    throw Error(
-        fmt::format("menu: {} workloads can go either way; the exact routing search "
-                    "handles at most 16",
-                    free_choice.size()));
+    throw InputError(sc.file, "/workloads",
+                     fmt::format("{} workloads can go either way (placeable, not resident, with a "
+                                 "catalog API price); the exact routing search handles at most "
+                                 "16: mark some residency_required or split the menu",
+                                 free_choice.size()));
+  struct Fleet {
+    double cost = 0;
+    int nodes = 0;
+  };
   auto fleet_cost = [&](const std::vector<bool>& s) {
     int g = 0;
     double other = 0;  // API bills, and self-hosted GPUs' draw above idle
+    std::vector<bool> in(share.candidates(), false);
     for (std::size_t i = 0; i < n; ++i) {
       if (s[i]) {
         g += r.workloads[i].gpus;
-        other += r.workloads[i].energy_per_year;
+        if (share.slot(i) >= 0)
+          in[static_cast<std::size_t>(share.slot(i))] = true;
+        else
+          other += r.workloads[i].energy_per_year;
       } else if (r.workloads[i].option == "api" || r.workloads[i].option.empty())
         other += r.workloads[i].api_per_year.value_or(0);
     }
-    // Owned in whole purchase units (a GB200 rack of 18 trays), as place_and_split buys them.
-    const int nodes = pricing::nodes_to_own(sys, (g + node_gpus - 1) / node_gpus);
-    return nodes * node_cost + other;
+    const CardSharing::Match m = share.match(in, pairing_price(sys, node_cost, g));
+    return Fleet{m.cost + other, nodes_for(sys, g - m.pairs)};
   };
   std::vector<bool> best = self;
-  double best_cost = std::numeric_limits<double>::infinity();
+  Fleet best_fleet{std::numeric_limits<double>::infinity(), 0};
   for (unsigned mask = 0; mask < (1u << free_choice.size()); ++mask) {
     std::vector<bool> s = self;
     for (std::size_t k = 0; k < free_choice.size(); ++k) s[free_choice[k]] = (mask >> k) & 1u;
-    const double c = fleet_cost(s);
-    if (c < best_cost - 1e-6) {
-      best_cost = c;
+    const Fleet f = fleet_cost(s);
+    if (f.cost < best_fleet.cost - 1e-6) {
+      best_fleet = f;
       best = s;
     }
+  }
+  for (std::size_t i : free_choice) {
+    auto& wr = r.workloads[i];
+    if (best[i] || !wr.reason.empty()) continue;
+    std::vector<bool> s = best;
+    s[i] = true;
+    const Fleet f = fleet_cost(s);
+    const int more = f.nodes - best_fleet.nodes;
+    // The exact search kept the cheaper side, so the fleet's extra cost is at least the bill.
+    wr.reason = fmt::format(
+        "self-hosting it as well would add {} node{} and {:.0f} {} a year to the fleet, not "
+        "less than its API bill of {:.0f} (exact routing search, card sharing counted)",
+        more, more == 1 ? "" : "s", f.cost - best_fleet.cost + *wr.api_per_year, sc.money.currency,
+        *wr.api_per_year);
   }
   return best;
 }
 
-// Packs the self-hosted replicas' groups onto nodes and splits the node cost by GPU share.
-// Sharing a card (greedy, in menu order): two self-hosted workloads that each need one card
-// alone move onto one card when share_card() finds both SLAs and peaks met. Returns, per
-// workload, the index of its partner (or -1); the first of a pair owns the card.
-std::vector<int> pair_cards(SystemResult& r, const MenuScenario& sc, const System& sys,
-                            const Catalog& cat) {
-  const std::size_t n = r.workloads.size();
-  std::vector<int> partner(n, -1);
-  auto single = [&](std::size_t i) {
-    const auto& w = r.workloads[i];
-    return w.option == "self_host" && w.gpus == 1 && partner[i] < 0;
-  };
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = i + 1; j < n && single(i); ++j) {
-      if (!single(j)) continue;
-      const auto s = share_card(sc.workloads[i], sc.workloads[j], sys, sc, cat);
-      if (!s) continue;
-      partner[i] = static_cast<int>(j);
-      partner[j] = static_cast<int>(i);
-      r.workloads[i].group = s->first;
-      r.workloads[j].group = s->second;
-      r.workloads[i].shares_card_with = r.workloads[j].id;
-      r.workloads[j].shares_card_with = r.workloads[i].id;
-    }
-  return partner;
-}
-
-// Year-average busy GPUs of a self-hosted workload: its utilization × its engine's share of its
-// card's time × its GPUs (docs/plan.md § menus, power).
-double busy_gpus_of(const WorkloadResult& wr) {
-  if (wr.gpus <= 0 || wr.group.throughput <= 0) return 0;
-  const double u = wr.average_tok_s / (wr.replicas * wr.group.throughput);
-  return std::min(1.0, u) * wr.group.time_share * wr.gpus;
-}
-
 void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuScenario& sc,
-                     const System& sys, const Catalog& cat, double node_cost) {
+                     const System& sys, const CardSharing& share, double node_cost) {
   const int node_gpus = sys.gpus_per_node;
   const std::size_t n = r.workloads.size();
   const double per_gpu = node_cost / node_gpus;  // every GPU idle (average_power), else full
@@ -475,7 +729,30 @@ void place_and_split(SystemResult& r, const std::vector<bool>& best, const MenuS
     }
     wr.option = "self_host";
   }
-  const std::vector<int> partner = pair_cards(r, sc, sys, cat);
+  // Sharing a card: the pairing the routing search counted for the self-hosted set.
+  std::vector<int> partner(n, -1);
+  {
+    std::vector<bool> in(share.candidates(), false);
+    int cards = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (r.workloads[i].option == "self_host") {
+        cards += r.workloads[i].gpus;
+        if (share.slot(i) >= 0) in[static_cast<std::size_t>(share.slot(i))] = true;
+      }
+    std::vector<int> mate;
+    (void)share.match(in, pairing_price(sys, node_cost, cards), &mate);
+    for (int x = 0; x < static_cast<int>(mate.size()); ++x) {
+      const int y = mate[static_cast<std::size_t>(x)];
+      if (y < x) continue;
+      const std::size_t i = share.workload(x), j = share.workload(y);
+      partner[i] = static_cast<int>(j);
+      partner[j] = static_cast<int>(i);
+      r.workloads[i].group = share.shared(x, y).first;
+      r.workloads[j].group = share.shared(x, y).second;
+      r.workloads[i].shares_card_with = r.workloads[j].id;
+      r.workloads[j].shares_card_with = r.workloads[i].id;
+    }
+  }
   for (std::size_t i = 0; i < n; ++i) {
     auto& wr = r.workloads[i];
     if (wr.option != "self_host") continue;
@@ -604,8 +881,9 @@ SystemResult plan_system(const System& sys, const MenuScenario& sc, const Catalo
       wr.separate_per_year = wr.api_per_year;
     r.workloads.push_back(std::move(wr));
   }
-  const std::vector<bool> self = route(r, sc, sys, nc.fixed_per_year);
-  place_and_split(r, self, sc, sys, cat, nc.fixed_per_year);
+  const CardSharing share(r, sc, sys, cat);
+  const std::vector<bool> self = route(r, sc, sys, nc.fixed_per_year, share);
+  place_and_split(r, self, sc, sys, share, nc.fixed_per_year);
   return r;
 }
 

@@ -59,6 +59,7 @@ Table systems_table(Report& rep, const MenuResult& r, const std::string& cur) {
                        {"idle_gpus", s.idle_gpus},
                        {"menu_cost_per_year", s.menu_cost_per_year},
                        {"separate_plans_cost_per_year", s.separate_plans_cost_per_year},
+                       {"api_bill_per_year", s.api_bill_per_year},
                        {"unserved", uns}});
   }
   rep.json["systems"] = systems;
@@ -91,13 +92,22 @@ Table allocation_table(Report& rep, const MenuScenario& sc, const SystemResult& 
   return at;
 }
 
+// GPUs a self-hosted workload holds: half of its one card when it shares it (the share it pays
+// for), so that the workloads' GPUs add up to the fleet's busy cards.
+double gpu_share(const WorkloadResult& w) {
+  if (w.option != "self_host") return 0;
+  return w.shares_card_with.empty() ? w.gpus : 0.5 * w.gpus;
+}
+
 Json workload_json(const WorkloadResult& w) {
   const bool self = w.option == "self_host";
   Json j = {{"id", w.id},
             {"model", w.model},
             {"kind", kind_name(w.kind)},
             {"option", w.option},
-            {"gpus", self ? w.gpus : 0},
+            {"gpus", !self                        ? Json(0)
+                     : w.shares_card_with.empty() ? Json(w.gpus)
+                                                  : Json(gpu_share(w))},
             {"replicas", self ? w.replicas : 0},
             {"utilization", self ? Json(w.utilization) : Json()},
             {"cost_per_year", opt(w.cost_per_year)},
@@ -144,7 +154,7 @@ Table workloads_table(Report& rep, const MenuScenario& sc, const SystemResult& b
     const bool self = w.option == "self_host";
     if (!w.shares_card_with.empty())
       wt.notes.push_back(
-          fmt::format("{} shares its card with {}: half the memory each, the card "
+          fmt::format("{} shares its card with {}: half the memory each (GPUs 0.5), the card "
                       "time-sliced (TPOT = both step times)",
                       w.id, w.shares_card_with));
     if (self && w.group.engine_capped())
@@ -152,11 +162,14 @@ Table workloads_table(Report& rep, const MenuScenario& sc, const SystemResult& b
           "{} runs {} sequences per replica, its engine's max_num_seqs (data/engines.json); "
           "its KV memory holds {}",
           w.id, w.group.concurrency, w.group.limit.kv_limit));
-    wt.add({w.id, w.model, kind_name(w.kind), w.option, self ? Cell(w.gpus) : Cell(),
-            self ? Cell(w.replicas) : Cell(), self ? Cell(w.group.throughput, 0) : Cell(),
-            Cell(w.peak_tok_s, 0), self ? Cell(w.utilization, 2) : Cell(),
-            opt_cell(w.cost_per_year), opt_cell(w.cost_per_mtok_output, 1),
-            opt_cell(w.cost_per_mtok_embedded, 2), opt_cell(w.api_per_year), w.reason});
+    const Cell gpus = !self                        ? Cell()
+                      : w.shares_card_with.empty() ? Cell(w.gpus)
+                                                   : Cell(gpu_share(w), 1);
+    wt.add({w.id, w.model, kind_name(w.kind), w.option, gpus, self ? Cell(w.replicas) : Cell(),
+            self ? Cell(w.group.throughput, 0) : Cell(), Cell(w.peak_tok_s, 0),
+            self ? Cell(w.utilization, 2) : Cell(), opt_cell(w.cost_per_year),
+            opt_cell(w.cost_per_mtok_output, 1), opt_cell(w.cost_per_mtok_embedded, 2),
+            opt_cell(w.api_per_year), w.reason});
     wj.push_back(workload_json(w));
   }
   wt.notes.push_back(

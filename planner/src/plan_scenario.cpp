@@ -59,6 +59,12 @@ class Reader {
                           "fx_per_usd", "horizon_months", "month_hours"})
       if (root_.has(k)) sc_.cost_doc[k] = root_.raw().at(k);
     (void)root_.positive_int("horizon_months");  // required; range-checked by the cost reader
+    if (root_.has("fx_per_usd")) {
+      // Read here too (price_context and the menu use it before the cost reader sees it).
+      const double fx = root_.positive("fx_per_usd");
+      if (sc_.currency == "USD" && fx != 1.0)
+        root_.fail_member("fx_per_usd", "must be 1 (or absent) when currency is USD");
+    }
     if (root_.has("engine")) {
       sc_.engine = root_.string("engine");
       try {
@@ -236,6 +242,7 @@ class Reader {
                     "implausibly large token count per request");
     d.cache_hit_share = v.has("cache_hit_share") ? v.fraction("cache_hit_share") : 0.0;
     d.days_per_year = v.has("days_per_year") ? v.positive("days_per_year") : 365.0;
+    if (d.days_per_year > 366) v.fail_member("days_per_year", "expected at most 366 days");
     if (v.has("peak_to_average") && v.has("hourly_profile"))
       v.fail_member("hourly_profile", "give peak_to_average or hourly_profile, not both");
     if (v.has("peak_to_average")) {
