@@ -23,12 +23,12 @@ bool is_iso_code(const std::string& s) {
 // Holds the workbook and removes the temporary file unless committed.
 class Book {
  public:
-  explicit Book(std::string tmp) : tmp_(std::move(tmp)) {
+  Book(std::string tmp, std::string target) : tmp_(std::move(tmp)), target_(std::move(target)) {
     lxw_workbook_options opt{};
     opt.constant_memory = LXW_FALSE;
     opt.tmpdir = nullptr;
     wb_ = workbook_new_opt(tmp_.c_str(), &opt);
-    if (!wb_) throw Error(tmp_ + ": cannot create workbook");
+    if (!wb_) throw Error(target_ + ": cannot create workbook");
   }
   ~Book() {
     if (wb_) workbook_close(wb_);  // only on an error path: close and discard
@@ -61,19 +61,19 @@ class Book {
     return f;
   }
 
-  void close(const std::string& target) {
+  void close() {
     const lxw_error err = workbook_close(wb_);
     wb_ = nullptr;
     if (err != LXW_NO_ERROR)
-      throw Error(target + ": cannot write workbook: " + std::string(lxw_strerror(err)));
+      throw Error(target_ + ": cannot write workbook: " + std::string(lxw_strerror(err)));
     std::error_code ec;
-    std::filesystem::rename(tmp_, target, ec);
-    if (ec) throw Error(target + ": cannot rename temporary file into place: " + ec.message());
+    std::filesystem::rename(tmp_, target_, ec);
+    if (ec) throw Error(target_ + ": cannot rename temporary file into place: " + ec.message());
     committed_ = true;
   }
 
  private:
-  std::string tmp_;
+  std::string tmp_, target_;
   lxw_workbook* wb_ = nullptr;
   bool committed_ = false;
   std::map<std::string, lxw_format*> formats_;
@@ -150,7 +150,7 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
   const fs::path tmp =
       dir / (".tmp-" + target.filename().string() + "-" + std::to_string(::getpid()) + ".xlsx");
 
-  Book book(tmp.string());
+  Book book(tmp.string(), path);
   auto classify = [&](const Table& t, std::size_t c) {
     return options.column_format ? options.column_format(t, c) : column_format_from_header(t, c);
   };
@@ -224,7 +224,7 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
     for (std::size_t c = 0; c < width.size(); ++c)
       worksheet_set_column(ws, col_t(c), col_t(c), static_cast<double>(width[c] + 2), nullptr);
   }
-  book.close(path);
+  book.close();
 }
 
 }  // namespace moeplan::xlsx
