@@ -122,10 +122,10 @@ ColumnFormat column_format_from_header(const Table& t, std::size_t col) {
   return f;
 }
 
-std::string number_format(const ColumnFormat& f, double max_abs, int decimals) {
+std::string number_format(const ColumnFormat& f, double abs, int decimals) {
   if (f.kind == NumberKind::integer) return "#,##0";
   if (f.kind == NumberKind::text) return "@";
-  if (decimals < 0) decimals = max_abs >= 1000 ? 0 : max_abs >= 1 ? 2 : max_abs >= 0.01 ? 4 : 6;
+  if (decimals < 0) decimals = default_decimals(abs);
   std::string base = "#,##0";
   if (decimals > 0) base += "." + std::string(static_cast<std::size_t>(decimals), '0');
   switch (f.kind) {
@@ -177,26 +177,25 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
         width[c] = std::max(width[c], std::min<std::size_t>(t.columns[c].size(), 28));
       }
       ++row;
-      // Column formats from the whole column's magnitude.
-      std::vector<lxw_format*> fmts(t.columns.size(), nullptr);
-      for (std::size_t c = 0; c < t.columns.size(); ++c) {
-        double max_abs = 0;
-        for (const auto& rr : t.rows)
-          if (c < rr.size() && std::holds_alternative<double>(rr[c].value)) {
-            const double v = std::get<double>(rr[c].value);
-            if (std::isfinite(v)) max_abs = std::max(max_abs, std::fabs(v));
-          }
-        fmts[c] = book.format(number_format(classify(t, c), max_abs));
-      }
+      // Each number gets its own format: the decimals the table shows for it, in its column's
+      // kind (money, percent, integer), so a small value among large ones keeps its digits.
+      std::vector<ColumnFormat> kinds;
+      for (std::size_t c = 0; c < t.columns.size(); ++c) kinds.push_back(classify(t, c));
+      auto cell_format = [&](std::size_t c, double v, int decimals) {
+        return book.format(number_format(kinds[c], std::fabs(v), decimals));
+      };
       for (const auto& rr : t.rows) {
         for (std::size_t c = 0; c < t.columns.size() && c < rr.size(); ++c) {
           const Cell& cell = rr[c];
           std::size_t shown = cell.text().size();
           if (const auto* d = std::get_if<double>(&cell.value)) {
-            if (std::isfinite(*d)) worksheet_write_number(ws, row_t(row), col_t(c), *d, fmts[c]);
+            if (std::isfinite(*d))
+              worksheet_write_number(ws, row_t(row), col_t(c), *d,
+                                     cell_format(c, *d, cell.decimals));
             shown += shown / 3 + 5;  // thousands separators and currency code
           } else if (const auto* i = std::get_if<long long>(&cell.value)) {
-            worksheet_write_number(ws, row_t(row), col_t(c), static_cast<double>(*i), fmts[c]);
+            worksheet_write_number(ws, row_t(row), col_t(c), static_cast<double>(*i),
+                                   cell_format(c, 0, 0));
           } else if (const auto* b = std::get_if<bool>(&cell.value)) {
             worksheet_write_boolean(ws, row_t(row), col_t(c), *b ? 1 : 0, nullptr);
           } else if (const auto* s = std::get_if<std::string>(&cell.value)) {
