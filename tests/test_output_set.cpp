@@ -7,6 +7,11 @@
 #include <fstream>
 #include <sstream>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "moeplan/errors.hpp"
 #include "moeplan/json_read.hpp"
 #include "moeplan/output_set.hpp"
@@ -119,4 +124,144 @@ TEST_CASE("Deeply nested JSON is a located error, in linear memory", "[json][err
                     Contains("deep.json: /0/0/0") && Contains("nesting deeper than 256 levels"));
   const std::string ok = std::string(200, '[') + std::string(200, ']');
   CHECK_NOTHROW(parse_json_text(ok, "ok.json"));
+}
+
+// --- Replacing a file keeps the old one until the whole set is in place (data-loss audit) ---
+
+namespace {
+ino_t inode_of(const fs::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+int real_rename(const std::string& from, const std::string& to) {
+  return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+}
+// No hard links (EMLINK: the file is at its link limit, or the filesystem has none), and the
+// rename that would put `blocked` in place fails with EBUSY (a bind-mounted file).
+OutputSet::FileOps no_links_and_blocked(const fs::path& blocked) {
+  OutputSet::FileOps ops;
+  ops.link = [](const std::string&, const std::string&) { return EMLINK; };
+  ops.rename = [blocked](const std::string& from, const std::string& to) {
+    if (to == blocked.string() && from.find(".tmp-") != std::string::npos &&
+        from.find("-new") != std::string::npos)
+      return EBUSY;
+    return real_rename(from, to);
+  };
+  return ops;
+}
+}  // namespace
+
+TEST_CASE("An old file that cannot be hard-linked survives a failed set", "[outputs][errors]") {
+  const fs::path d = fresh_dir("nolink");
+  std::ofstream(d / "a.csv") << "old A";
+  const ino_t before = inode_of(d / "a.csv");
+  OutputSet s;
+  s.add((d / "a.csv").string(), "new A");
+  s.add((d / "b.svg").string(), "<svg/>", "--chart");
+  s.set_file_ops(no_links_and_blocked(d / "b.svg"));
+  CHECK_THROWS_WITH(s.commit(), Contains("--chart " + (d / "b.svg").string()) &&
+                                    Contains("cannot move the new file into place") &&
+                                    Contains("Device or resource busy"));
+  CHECK(slurp(d / "a.csv") == "old A");
+  CHECK(inode_of(d / "a.csv") == before);  // the user's own file, not a copy
+  CHECK(entries(d) == 1);                  // no temporary or kept file left behind
+}
+
+TEST_CASE("Both old files survive when the second cannot be placed", "[outputs][errors]") {
+  const fs::path d = fresh_dir("nolink2");
+  std::ofstream(d / "a.csv") << "old A";
+  std::ofstream(d / "b.svg") << "old B";
+  OutputSet s;
+  s.add((d / "a.csv").string(), "new A");
+  s.add((d / "b.svg").string(), "<svg/>", "--chart");
+  s.set_file_ops(no_links_and_blocked(d / "b.svg"));
+  CHECK_THROWS(s.commit());
+  CHECK(slurp(d / "a.csv") == "old A");
+  CHECK(slurp(d / "b.svg") == "old B");
+  CHECK(entries(d) == 2);
+}
+
+TEST_CASE("Without hard links a set still replaces its files", "[outputs]") {
+  const fs::path d = fresh_dir("nolink-ok");
+  std::ofstream(d / "a.csv") << "old A";
+  OutputSet s;
+  s.add((d / "a.csv").string(), "new A");
+  s.add((d / "b.svg").string(), "B", "--chart");
+  s.set_file_ops(no_links_and_blocked(d / "nowhere"));
+  s.commit();
+  CHECK(slurp(d / "a.csv") == "new A");
+  CHECK(slurp(d / "b.svg") == "B");
+  CHECK(entries(d) == 2);
+}
+
+TEST_CASE("An old file that can be neither linked nor moved stops the set", "[outputs][errors]") {
+  const fs::path d = fresh_dir("stuck");
+  std::ofstream(d / "a.csv") << "old A";
+  std::ofstream(d / "b.svg") << "old B";
+  OutputSet s;
+  s.add((d / "a.csv").string(), "new A");
+  s.add((d / "b.svg").string(), "<svg/>", "--chart");
+  OutputSet::FileOps ops;
+  ops.link = [](const std::string&, const std::string&) { return EMLINK; };
+  ops.rename = [&d](const std::string& from, const std::string& to) {
+    if (from == (d / "b.svg").string()) return EBUSY;  // b cannot be moved aside
+    return real_rename(from, to);
+  };
+  s.set_file_ops(ops);
+  CHECK_THROWS_WITH(s.commit(), Contains("--chart " + (d / "b.svg").string()) &&
+                                    Contains("cannot keep the old file while replacing it"));
+  CHECK(slurp(d / "a.csv") == "old A");
+  CHECK(slurp(d / "b.svg") == "old B");
+  CHECK(entries(d) == 2);
+}
+
+TEST_CASE("An old file that cannot be put back is kept, and the error says where",
+          "[outputs][errors]") {
+  const fs::path d = fresh_dir("keep");
+  std::ofstream(d / "a.csv") << "old A";
+  OutputSet s;
+  s.add((d / "a.csv").string(), "new A");
+  s.add((d / "b.svg").string(), "<svg/>", "--chart");
+  OutputSet::FileOps ops = no_links_and_blocked(d / "b.svg");
+  const auto inner = ops.rename;
+  ops.rename = [&d, inner](const std::string& from, const std::string& to) {
+    if (to == (d / "a.csv").string() && from.find("-old") != std::string::npos) return EIO;
+    return inner(from, to);
+  };
+  s.set_file_ops(ops);
+  std::string message;
+  try {
+    s.commit();
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  REQUIRE_THAT(message, Contains("the old " + (d / "a.csv").string() + " is kept as "));
+  const fs::path kept = message.substr(message.rfind(" is kept as ") + 12);
+  CHECK(slurp(kept) == "old A");
+}
+
+TEST_CASE("A failed write names the option and the user's path, not the temporary file",
+          "[outputs][errors]") {
+  const fs::path d = fresh_dir("names");
+  const fs::path chart = d / "c.svg";
+  {  // the temporary file cannot be created: a directory holds its name
+    const fs::path temp = d / (".tmp-c.svg-new1-" + std::to_string(::getpid()));
+    fs::create_directory(temp);
+    OutputSet s;
+    s.add((d / "a.csv").string(), "A");
+    s.add(chart.string(), "<svg/>", "--chart");
+    CHECK_THROWS_WITH(s.commit(), Catch::Matchers::StartsWith("--chart " + chart.string() +
+                                                              ": cannot create file: ") &&
+                                      !Contains(".tmp-"));
+    fs::remove_all(temp);
+    CHECK(entries(d) == 0);
+  }
+  {  // a writer's own message about the file it was given
+    OutputSet s;
+    s.add((d / "w.xlsx").string(),
+          [](const std::string& path) { throw Error(path + ": cannot write workbook: disk full"); },
+          "--output");
+    CHECK_THROWS_WITH(s.commit(), Catch::Matchers::Equals("--output " + (d / "w.xlsx").string() +
+                                                          ": cannot write workbook: disk full"));
+  }
 }

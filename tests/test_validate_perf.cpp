@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <vector>
 
@@ -596,4 +598,36 @@ TEST_CASE(
   };
   CHECK(median(abs_err) <= 35.0);
   CHECK(std::fabs(median(signed_err)) <= 15.0);
+}
+
+TEST_CASE("validate-perf JSON holds the input's numbers as numbers", "[perf][validate]") {
+  CHECK(benchmark_cell_json("gpu_count", "8") == Json(8));
+  CHECK(benchmark_cell_json("gpu_count", "8").is_number_integer());
+  CHECK(benchmark_cell_json("value", "34.5") == Json(34.5));
+  CHECK(benchmark_cell_json(" value ", " 34 ") == Json(34));
+  CHECK(benchmark_cell_json("input_tokens", "").is_null());
+  CHECK(benchmark_cell_json("model", "7") == Json("7"));  // text columns stay text
+  CHECK(benchmark_cell_json("kv_precision", "") == Json(""));
+
+  const auto dir = std::filesystem::temp_directory_path() / "moeplan-test-validate-json";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto csv = dir / "bench.csv";
+  std::ofstream(csv) << "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,"
+                        "output_tokens,concurrency,metric,value,unit,source\n"
+                        "llama-3.1-8b,rtx-pro-6000,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,"
+                        "185.5,tok/s,s\n";
+  const auto r = moeplan::test::run_moeplan("validate-perf " + csv.string() + " --format json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const Json j = Json::parse(r.output.substr(r.output.find('{')));
+  const Json& row = j.at("rows").at(0);
+  CHECK(row.at("gpu_count") == Json(1));
+  CHECK(row.at("concurrency") == Json(1));
+  CHECK(row.at("value") == Json(185.5));
+  CHECK(row.at("input_tokens").is_null());
+  CHECK(row.at("output_tokens").is_null());
+  CHECK(row.at("model") == Json("llama-3.1-8b"));
+  CHECK(row.at("kv_precision") == Json(""));
+  std::filesystem::remove_all(dir);
 }

@@ -2,6 +2,7 @@
 // model × build candidate with fit, SLA throughput, nodes, utilization, cost
 // per 1M output tokens owned / rented / API with P10–P90 ranges, risks and
 // evidence, a ranked table and a recommendation with its reasoning.
+#include <functional>
 #include <iostream>
 #include <memory>
 
@@ -21,25 +22,49 @@ struct PlanCmdOptions {
   int samples = 0;
 };
 
+// Every file of the run is checked first (inputs refused) and written as a set (all or
+// none); the report goes to stdout only after that. `chart` renders the --chart SVG.
+void write_outputs(const moeplan::Report& rep, const PlanCmdOptions& o,
+                   std::vector<moeplan::xlsx::SheetSpec> sheets,
+                   const std::function<std::string()>& chart) {
+  using namespace moeplan;
+  OutputSet set = cli::output_set();
+  std::string stdout_text;
+  if (o.out.format == "xlsx") {
+    set.add(
+        o.out.output,
+        [&rep, sheets = std::move(sheets)](const std::string& path) {
+          xlsx::write_report(rep, path, sheets);
+        },
+        "--output");
+  } else if (!o.out.output.empty()) {
+    set.add(o.out.output, render(rep, parse_format(o.out.format)), "--output");
+  } else {
+    stdout_text = render(rep, parse_format(o.out.format));
+  }
+  if (!o.chart.empty()) set.add(o.chart, chart(), "--chart");
+  set.commit();
+  std::cout << stdout_text;
+}
+
 void run(const PlanCmdOptions& o) {
   using namespace moeplan;
   if (o.out.format == "xlsx" && o.out.output.empty())
     throw Error("--format xlsx writes a binary workbook: give --output FILE.xlsx");
   cli::global().inputs.push_back(o.scenario);
+  if (!o.pilot.empty()) cli::global().inputs.push_back(o.pilot);
   const Catalog& cat = cli::catalog();
   if (menu::is_menu_file(o.scenario)) {  // a `workloads` list: the menu planner (docs/plan.md)
     const menu::MenuResult mr = menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat);
     Report rep = menu::make_menu_report(mr);
     rep.meta = cli::output_meta();
-    if (o.out.format == "xlsx")
-      xlsx::write_report(
-          rep, o.out.output,
-          {{"Menu", {"allocation", "workloads", "fleet"}, true}, {"Systems", {"systems"}, false}});
-    else
-      cli::emit(rep, o.out);
-    if (!o.chart.empty())
-      write_file_atomic(o.chart, menu::render_fleet_svg(mr, "moeplan " + rep.meta.tool_version +
-                                                                " (" + rep.meta.git_sha + ")"));
+    write_outputs(
+        rep, o,
+        {{"Menu", {"allocation", "workloads", "fleet"}, true}, {"Systems", {"systems"}, false}},
+        [&] {
+          return menu::render_fleet_svg(
+              mr, "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + ")");
+        });
     return;
   }
   const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
@@ -57,32 +82,16 @@ void run(const PlanCmdOptions& o) {
     rep.json["pilot"] = pilot::pilot_json(*po.pilot, cmp);
   }
   rep.meta = cli::output_meta();
-  // Every file of the run is checked first and written as a set (all or none).
-  OutputSet set = cli::output_set();
-  std::string stdout_text;
-  if (o.out.format == "xlsx") {
-    set.add(
-        o.out.output,
-        [&rep](const std::string& path) {
-          xlsx::write_report(rep, path,
-                             {{"Summary", {"decision", "go_no_go"}, true},
-                              {"Candidates", {"candidates", "risks", "evidence"}, false},
-                              {"Assumptions", {"assumptions"}, false}});
-        },
-        "--output");
-  } else if (!o.out.output.empty()) {
-    set.add(o.out.output, render(rep, parse_format(o.out.format)), "--output");
-  } else {
-    stdout_text = render(rep, parse_format(o.out.format));
-  }
-  if (!o.chart.empty()) {
-    svg::ChartPage page = plan::make_plan_chart(r);
-    page.footer =
-        "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + "), " + page.footer;
-    set.add(o.chart, svg::render_svg(page), "--chart");
-  }
-  set.commit();
-  std::cout << stdout_text;
+  write_outputs(rep, o,
+                {{"Summary", {"decision", "go_no_go"}, true},
+                 {"Candidates", {"candidates", "risks", "evidence"}, false},
+                 {"Assumptions", {"assumptions"}, false}},
+                [&] {
+                  svg::ChartPage page = plan::make_plan_chart(r);
+                  page.footer = "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha +
+                                "), " + page.footer;
+                  return svg::render_svg(page);
+                });
   // The report says why; the exit code lets a script tell "nothing to buy" from a plan.
   if (r.recommendation.option == "none")
     throw CheckFailed("plan: no build or API can be recommended (" +

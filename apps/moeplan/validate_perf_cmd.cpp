@@ -170,7 +170,7 @@ Table rows_table(const BenchmarkFile& f, const ValidationResult& v, Json& jr) {
          split_name(r.split)});
     Json row = Json::object();
     for (std::size_t c = 0; c < f.header.size() && c < r.raw.size(); ++c)
-      row[f.header[c]] = r.raw[c];
+      row[f.header[c]] = benchmark_cell_json(f.header[c], r.raw[c]);
     row["line"] = r.line;
     row["concurrency_used"] = p.concurrency_used;
     row["predicted"] = p.predicted ? Json(*p.predicted) : Json(nullptr);

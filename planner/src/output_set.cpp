@@ -20,6 +20,13 @@ std::string os_error(int err) {
   return std::strerror(err);
 }
 
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
 fs::path temp_beside(const fs::path& target, const std::string& tag) {
   fs::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
@@ -100,52 +107,90 @@ void OutputSet::check() const {
   }
 }
 
+int OutputSet::link(const std::string& from, const std::string& to) const {
+  if (ops_.link) return ops_.link(from, to);
+  return ::link(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+}
+
+int OutputSet::rename(const std::string& from, const std::string& to) const {
+  if (ops_.rename) return ops_.rename(from, to);
+  return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+}
+
 void OutputSet::commit() {
   check();
-  std::vector<fs::path> temps;
-  auto remove_all = [](const std::vector<fs::path>& paths) {
+  const std::size_t n = outputs_.size();
+  auto remove_files = [](const std::vector<fs::path>& paths) {
     std::error_code ec;
-    for (const auto& p : paths) fs::remove(p, ec);
+    for (const auto& p : paths)  // files only: a directory of that name is not ours
+      if (!p.empty() && !fs::is_directory(fs::symlink_status(p, ec))) fs::remove(p, ec);
   };
-  // 1. Every file to a temporary beside its destination.
-  try {
-    for (std::size_t i = 0; i < outputs_.size(); ++i) {
-      temps.push_back(temp_beside(outputs_[i].path, "new" + std::to_string(i)));
+  // 1. Every file to a temporary beside its destination. A writer's message
+  //    names the option and the user's path, not the temporary file.
+  std::vector<fs::path> temps;
+  for (std::size_t i = 0; i < n; ++i) {
+    temps.push_back(temp_beside(outputs_[i].path, "new" + std::to_string(i)));
+    try {
       outputs_[i].write(temps.back().string());
+    } catch (const Error& e) {
+      remove_files(temps);
+      const std::string msg =
+          replace_all(e.what(), temps.back().string(), outputs_[i].flag + " " + outputs_[i].path);
+      if (msg == e.what()) throw;
+      throw Error(msg);
+    } catch (...) {
+      remove_files(temps);
+      throw;
     }
-  } catch (...) {
-    remove_all(temps);
-    throw;
   }
-  // 2. Keep a hard link to each file being replaced, then rename into place;
-  //    on a failure, put the replaced files back and remove the new ones.
-  std::vector<fs::path> backups(outputs_.size());
-  std::vector<bool> placed(outputs_.size(), false);
-  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+  // 2. Keep each file being replaced — a hard link beside it, or, where no link
+  //    can be made, the file itself renamed aside — then rename the new one into
+  //    place. On a failure every kept file goes back and the new ones go away;
+  //    a kept file that cannot be put back stays where it is and the error says
+  //    where: the user's file is never removed.
+  enum class Kept { none, linked, moved };
+  std::vector<fs::path> backups(n);
+  std::vector<Kept> kept(n, Kept::none);
+  std::vector<bool> placed(n, false);
+  auto fail = [&](std::size_t i, const std::string& problem) {
+    std::string lost;
+    for (std::size_t k = 0; k <= i; ++k) {
+      const std::string& path = outputs_[k].path;
+      std::error_code e;
+      if (kept[k] == Kept::linked && !placed[k]) {
+        fs::remove(backups[k], e);  // the old file never left its place
+      } else if (kept[k] != Kept::none) {
+        if (rename(backups[k].string(), path) != 0)
+          lost += "; the old " + path + " is kept as " + backups[k].string();
+      } else if (placed[k]) {
+        fs::remove(path, e);  // a new file where there was none
+      }
+    }
+    remove_files(temps);
+    throw Error(outputs_[i].flag + " " + outputs_[i].path + ": " + problem + lost);
+  };
+  for (std::size_t i = 0; i < n; ++i) {
     const fs::path target(outputs_[i].path);
     std::error_code ec;
-    if (fs::exists(target, ec)) {
+    if (fs::exists(fs::symlink_status(target, ec))) {
       backups[i] = temp_beside(target, "old" + std::to_string(i));
-      fs::create_hard_link(target, backups[i], ec);
-      if (ec) backups[i].clear();
-    }
-    if (::rename(temps[i].c_str(), target.c_str()) != 0) {
-      const int err = errno;
-      for (std::size_t k = 0; k < i; ++k) {
-        std::error_code e;
-        if (!backups[k].empty())
-          fs::rename(backups[k], outputs_[k].path, e);
-        else if (placed[k])
-          fs::remove(outputs_[k].path, e);
+      const int link_err = link(target.string(), backups[i].string());
+      if (link_err == 0) {
+        kept[i] = Kept::linked;
+      } else if (const int err = rename(target.string(), backups[i].string()); err == 0) {
+        kept[i] = Kept::moved;
+      } else {
+        backups[i].clear();
+        fail(i, "cannot keep the old file while replacing it (link: " + os_error(link_err) +
+                    ", rename: " + os_error(err) + ")");
       }
-      remove_all(temps);
-      remove_all(backups);
-      throw Error(outputs_[i].flag + " " + outputs_[i].path +
-                  ": cannot move the new file into place: " + os_error(err));
     }
+    if (const int err = rename(temps[i].string(), target.string()); err != 0)
+      fail(i, "cannot move the new file into place: " + os_error(err));
     placed[i] = true;
+    temps[i].clear();
   }
-  remove_all(backups);
+  remove_files(backups);
 }
 
 }  // namespace moeplan

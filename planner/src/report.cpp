@@ -32,25 +32,20 @@ std::string git_sha() {
   return MOEPLAN_GIT_SHA;
 }
 
+int default_decimals(double v) {
+  const double a = std::fabs(v);
+  if (a == 0 || a >= 1000) return 0;
+  if (a >= 100) return 1;
+  if (a >= 1) return 2;
+  if (a >= 0.01) return 4;
+  return 6;
+}
+
 namespace {
 
 std::string format_number(double v, int decimals) {
   if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-  if (decimals < 0) {
-    const double a = std::fabs(v);
-    if (a == 0)
-      decimals = 0;
-    else if (a >= 1000)
-      decimals = 0;
-    else if (a >= 100)
-      decimals = 1;
-    else if (a >= 1)
-      decimals = 2;
-    else if (a >= 0.01)
-      decimals = 4;
-    else
-      decimals = 6;
-  }
+  if (decimals < 0) decimals = default_decimals(v);
   std::string s = fmt::format("{:.{}f}", v, decimals);
   if (s == "-0" || s.find_first_not_of("-0.") == std::string::npos) {
     if (!s.empty() && s[0] == '-') s = s.substr(1);

@@ -176,6 +176,20 @@ void check_token_counts(const std::string& file, const BenchmarkRow& row) {
 
 }  // namespace
 
+Json benchmark_cell_json(const std::string& column, const std::string& cell) {
+  static const std::vector<std::string> numeric{
+      "gpu_count", "input_tokens", "output_tokens",  "concurrency",
+      "value",     "nodes",        "max_num_tokens", "admission_interval_steps"};
+  const std::string name = trim(column);
+  if (std::find(numeric.begin(), numeric.end(), name) == numeric.end()) return cell;
+  const std::string text = trim(cell);
+  if (text.empty()) return nullptr;
+  const std::optional<double> d = parse_finite(text);
+  if (!d) return cell;  // the reader refuses such a row; kept as written all the same
+  if (*d == std::floor(*d) && std::fabs(*d) <= 9e15) return static_cast<long long>(*d);
+  return *d;
+}
+
 Split split_for(const BenchmarkRow& r) {
   auto opt = [](const std::optional<long long>& v) { return v ? std::to_string(*v) : ""; };
   const std::string key = r.model + '|' + r.gpu + '|' + std::to_string(r.gpu_count) + '|' +

@@ -23,12 +23,12 @@ bool is_iso_code(const std::string& s) {
 // Holds the workbook and removes the temporary file unless committed.
 class Book {
  public:
-  explicit Book(std::string tmp) : tmp_(std::move(tmp)) {
+  Book(std::string tmp, std::string target) : tmp_(std::move(tmp)), target_(std::move(target)) {
     lxw_workbook_options opt{};
     opt.constant_memory = LXW_FALSE;
     opt.tmpdir = nullptr;
     wb_ = workbook_new_opt(tmp_.c_str(), &opt);
-    if (!wb_) throw Error(tmp_ + ": cannot create workbook");
+    if (!wb_) throw Error(target_ + ": cannot create workbook");
   }
   ~Book() {
     if (wb_) workbook_close(wb_);  // only on an error path: close and discard
@@ -61,19 +61,19 @@ class Book {
     return f;
   }
 
-  void close(const std::string& target) {
+  void close() {
     const lxw_error err = workbook_close(wb_);
     wb_ = nullptr;
     if (err != LXW_NO_ERROR)
-      throw Error(target + ": cannot write workbook: " + std::string(lxw_strerror(err)));
+      throw Error(target_ + ": cannot write workbook: " + std::string(lxw_strerror(err)));
     std::error_code ec;
-    std::filesystem::rename(tmp_, target, ec);
-    if (ec) throw Error(target + ": cannot rename temporary file into place: " + ec.message());
+    std::filesystem::rename(tmp_, target_, ec);
+    if (ec) throw Error(target_ + ": cannot rename temporary file into place: " + ec.message());
     committed_ = true;
   }
 
  private:
-  std::string tmp_;
+  std::string tmp_, target_;
   lxw_workbook* wb_ = nullptr;
   bool committed_ = false;
   std::map<std::string, lxw_format*> formats_;
@@ -122,10 +122,10 @@ ColumnFormat column_format_from_header(const Table& t, std::size_t col) {
   return f;
 }
 
-std::string number_format(const ColumnFormat& f, double max_abs, int decimals) {
+std::string number_format(const ColumnFormat& f, double abs, int decimals) {
   if (f.kind == NumberKind::integer) return "#,##0";
   if (f.kind == NumberKind::text) return "@";
-  if (decimals < 0) decimals = max_abs >= 1000 ? 0 : max_abs >= 1 ? 2 : max_abs >= 0.01 ? 4 : 6;
+  if (decimals < 0) decimals = default_decimals(abs);
   std::string base = "#,##0";
   if (decimals > 0) base += "." + std::string(static_cast<std::size_t>(decimals), '0');
   switch (f.kind) {
@@ -150,7 +150,7 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
   const fs::path tmp =
       dir / (".tmp-" + target.filename().string() + "-" + std::to_string(::getpid()) + ".xlsx");
 
-  Book book(tmp.string());
+  Book book(tmp.string(), path);
   auto classify = [&](const Table& t, std::size_t c) {
     return options.column_format ? options.column_format(t, c) : column_format_from_header(t, c);
   };
@@ -177,26 +177,25 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
         width[c] = std::max(width[c], std::min<std::size_t>(t.columns[c].size(), 28));
       }
       ++row;
-      // Column formats from the whole column's magnitude.
-      std::vector<lxw_format*> fmts(t.columns.size(), nullptr);
-      for (std::size_t c = 0; c < t.columns.size(); ++c) {
-        double max_abs = 0;
-        for (const auto& rr : t.rows)
-          if (c < rr.size() && std::holds_alternative<double>(rr[c].value)) {
-            const double v = std::get<double>(rr[c].value);
-            if (std::isfinite(v)) max_abs = std::max(max_abs, std::fabs(v));
-          }
-        fmts[c] = book.format(number_format(classify(t, c), max_abs));
-      }
+      // Each number gets its own format: the decimals the table shows for it, in its column's
+      // kind (money, percent, integer), so a small value among large ones keeps its digits.
+      std::vector<ColumnFormat> kinds;
+      for (std::size_t c = 0; c < t.columns.size(); ++c) kinds.push_back(classify(t, c));
+      auto cell_format = [&](std::size_t c, double v, int decimals) {
+        return book.format(number_format(kinds[c], std::fabs(v), decimals));
+      };
       for (const auto& rr : t.rows) {
         for (std::size_t c = 0; c < t.columns.size() && c < rr.size(); ++c) {
           const Cell& cell = rr[c];
           std::size_t shown = cell.text().size();
           if (const auto* d = std::get_if<double>(&cell.value)) {
-            if (std::isfinite(*d)) worksheet_write_number(ws, row_t(row), col_t(c), *d, fmts[c]);
+            if (std::isfinite(*d))
+              worksheet_write_number(ws, row_t(row), col_t(c), *d,
+                                     cell_format(c, *d, cell.decimals));
             shown += shown / 3 + 5;  // thousands separators and currency code
           } else if (const auto* i = std::get_if<long long>(&cell.value)) {
-            worksheet_write_number(ws, row_t(row), col_t(c), static_cast<double>(*i), fmts[c]);
+            worksheet_write_number(ws, row_t(row), col_t(c), static_cast<double>(*i),
+                                   cell_format(c, 0, 0));
           } else if (const auto* b = std::get_if<bool>(&cell.value)) {
             worksheet_write_boolean(ws, row_t(row), col_t(c), *b ? 1 : 0, nullptr);
           } else if (const auto* s = std::get_if<std::string>(&cell.value)) {
@@ -224,7 +223,7 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
     for (std::size_t c = 0; c < width.size(); ++c)
       worksheet_set_column(ws, col_t(c), col_t(c), static_cast<double>(width[c] + 2), nullptr);
   }
-  book.close(path);
+  book.close();
 }
 
 }  // namespace moeplan::xlsx

@@ -2,8 +2,12 @@
 // none): no destination may be one of the run's inputs or another output of
 // the same run, every destination is checked before any is written, every
 // file goes to a temporary file first, and only when all are written are they
-// renamed into place (a failed rename puts the earlier ones back). Errors
-// carry the operating system's own text (strerror), never "Success".
+// renamed into place (a failed rename puts the earlier ones back). A file being
+// replaced is kept until the whole set is in place: as a hard link beside it,
+// or, where no hard link can be made (EMLINK, a filesystem without links), by
+// renaming it aside; a failed run renames it back, so it is never lost. Errors
+// name the option and the user's path (never a temporary file) and carry the
+// operating system's own text (strerror), never "Success".
 #pragma once
 
 #include <functional>
@@ -31,6 +35,14 @@ class OutputSet {
   // check(), then writes every file as described above.
   void commit();
 
+  // Test seam: the link(2) and rename(2) that commit() uses to keep and to
+  // place files, so a test can make them fail (EMLINK, EBUSY) on any
+  // filesystem. Each returns 0 or an errno value; an unset one is the real call.
+  struct FileOps {
+    std::function<int(const std::string&from, const std::string&to)> link, rename;
+  };
+  void set_file_ops(FileOps ops) { ops_ = std::move(ops); }
+
  private:
   struct Output {
     std::string path, flag;
@@ -38,6 +50,9 @@ class OutputSet {
   };
   std::vector<std::string> inputs_;
   std::vector<Output> outputs_;
+  FileOps ops_;
+  int link(const std::string& from, const std::string& to) const;
+  int rename(const std::string& from, const std::string& to) const;
 };
 
 // True when `a` and `b` name the same file (after resolving ., .., symlinks,

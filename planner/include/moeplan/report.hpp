@@ -29,6 +29,10 @@ struct Cell {
   Json to_json() const;
 };
 
+// Decimals the renderers print for a number whose cell gives none (decimals
+// -1): 0 for 0 and from 1000 up, 1 from 100, 2 from 1, 4 from 0.01, else 6.
+int default_decimals(double v);
+
 struct Table {
   std::string name;   // machine name, used for CSV sections and JSON keys
   std::string title;  // human title

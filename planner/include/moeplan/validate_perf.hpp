@@ -10,6 +10,7 @@
 
 #include "moeplan/catalog.hpp"
 #include "moeplan/deployment.hpp"
+#include "moeplan/json_read.hpp"
 #include "moeplan/performance.hpp"
 
 namespace moeplan {
@@ -27,6 +28,11 @@ CsvTable parse_csv(const std::string& text, const std::string& file_label);
 
 // The required columns, in the bundled file's order.
 const std::vector<std::string>& benchmark_columns();
+
+// An input cell as JSON for validate-perf's rows: a numeric column (gpu_count, input_tokens,
+// output_tokens, concurrency, value, nodes, max_num_tokens, admission_interval_steps) as a JSON
+// number (whole numbers as integers) and null when empty; any other column as its text.
+Json benchmark_cell_json(const std::string& column, const std::string& cell);
 
 // The metrics a row may carry.
 enum class Metric {

@@ -47,7 +47,11 @@ struct Options {
 void write_report(const Report& r, const std::string& path, const std::vector<SheetSpec>& sheets,
                   const Options& options = {});
 
-// The Excel number format for a column whose largest magnitude is `max_abs`.
-std::string number_format(const ColumnFormat& f, double max_abs, int decimals = -1);
+// The Excel number format for a number of magnitude `abs` shown with
+// `decimals` places (-1: default_decimals(abs), as the text renderers do).
+// write_report gives every cell its own format this way, from the cell's
+// value and decimals, so a small value in a column of large ones keeps its
+// digits (0.27 is not shown as 0).
+std::string number_format(const ColumnFormat& f, double abs, int decimals = -1);
 
 }  // namespace moeplan::xlsx
