@@ -20,7 +20,7 @@ declare -A need=(
   [libeigen3-dev]=/usr/include/eigen3/Eigen/Core [catch2]=/usr/include/catch2/catch.hpp
   [libfmt-dev]=/usr/include/fmt/format.h [libxlsxwriter-dev]=/usr/include/xlsxwriter.h
   [clang-format]=/usr/bin/clang-format [git]=/usr/bin/git
-  [libcurl4-openssl-dev]=/usr/include/x86_64-linux-gnu/curl/curl.h
+  [libcurl4-openssl-dev]=/usr/include/x86_64-linux-gnu/curl/curl.h [zlib1g-dev]=/usr/include/zlib.h
   [python3]=/usr/bin/python3 [python3-venv]=/usr/lib/python3.11/ensurepip/__init__.py
 )
 missing=()
