@@ -591,7 +591,7 @@ void Evaluator::run_fleet_cost(Candidate& c, const cost::CostInputs& in) const {
 // of every node it pays for, the ones beyond the demand's included.
 void Evaluator::run_resale(Candidate& c, const cost::CostInputs& in) const {
   const double avg = sc_.demand.average_output_tokens_per_s();
-  const double sellable = std::max(0.0, (c.nodes_owned - c.reserve_nodes) * c.throughput - avg);
+  const double sellable = sellable_tok_s(c.nodes_owned, c.reserve_nodes, c.throughput, avg);
   c.utilization_with_resale = c.utilization;
   if (!sc_.resale || !c.own_per_year) return;
   const Resale& r = *sc_.resale;

@@ -260,13 +260,12 @@ OptionCosts option_costs(const PlanResult& r, const Candidate& best, const Candi
     // demand.
     const double avg = d.average_output_tokens_per_s();
     const double sold1 =
-        sc.resale ? std::max(0.0, (best.nodes_owned - best.reserve_nodes) * best.throughput - avg) *
+        sc.resale ? sellable_tok_s(best.nodes_owned, best.reserve_nodes, best.throughput, avg) *
                         sc.resale->sold_share
                   : 0.0;
     if (best.resale_revenue_per_year && sold1 > 0) {
-      const double sold =
-          std::max(0.0, (owned - best.reserve_nodes) * best.throughput - avg * scale) *
-          sc.resale->sold_share;
+      const double sold = sellable_tok_s(owned, best.reserve_nodes, best.throughput, avg * scale) *
+                          sc.resale->sold_share;
       oc.hybrid = *oc.buy - *best.resale_revenue_per_year / sold1 * sold;
     }
   }

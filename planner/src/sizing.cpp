@@ -273,19 +273,15 @@ double kv_bytes_per_gpu_on_stage(const Model& m, const PpStage& s, const Resolve
 double kv_stage_fraction(const Model& m, const PpStage& s, const ResolvedLayout& l,
                          double bytes_per_element, long long context, bool include_mtp) {
   if (l.pp <= 1) return 1.0;
-  ResolvedLayout one = l;  // the stage's bytes before any head or sequence split
-  one.pp = 1;
-  one.tp = 1;
-  one.dp = 1;
-  one.dp_attention = false;
   const double all = kv_bytes_for_context(m, bytes_per_element, context, include_mtp);
   // No KV at all (linear-attention only, or context 0): the stage's layer share.
   if (!(all > 0)) return static_cast<double>(s.layers) / m.layers;
-  return std::max(stage_kv_with_full(m, s, one, bytes_per_element, context, include_mtp,
-                                     s.full_attention_max),
-                  stage_kv_with_full(m, s, one, bytes_per_element, context, include_mtp,
-                                     s.full_attention_min)) /
-         all;
+  // The stage's bytes before any head or sequence split: one GPU a stage.
+  ResolvedLayout one = l;
+  one.tp = 1;
+  one.dp = 1;
+  one.dp_attention = false;
+  return kv_bytes_per_gpu_on_stage(m, s, one, bytes_per_element, context, include_mtp) / all;
 }
 
 std::map<Component, double> weight_bytes(const Model& m, const PrecisionMix& mix,

@@ -6,6 +6,7 @@
 // shows its reasoning (seed 000's decision tree).
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -280,6 +281,13 @@ struct OptionCosts {
 };
 OptionCosts option_costs(const PlanResult& r, const Candidate& best, const Candidate* api,
                          double scale);
+
+// Output tok/s an owned fleet has spare for resale: its nodes less the N+1 spare, at a node's
+// throughput, less the demand's average (never negative).
+inline double sellable_tok_s(int nodes_owned, int reserve_nodes, double node_tok_s,
+                             double average_demand_tok_s) {
+  return std::max(0.0, (nodes_owned - reserve_nodes) * node_tok_s - average_demand_tok_s);
+}
 
 // Node-hours per year a rented fleet runs under `s` to serve `d` scaled by `scale`: whole
 // hours per hour of demand (profile), plus cold starts and a minimum billing unit (autoscale),
