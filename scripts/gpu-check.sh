@@ -2,7 +2,7 @@
 # One-command GPU check of the probe's CUDA backend (docs/probe.md, "GPU check").
 #
 #   scripts/gpu-check.sh ANCHOR.json [--out DIR] [--build-dir DIR] [--prebuilt DIR]
-#                        [--deadline SECONDS] [--jobs N] [--experts auto|graph|gemv|grouped]
+#                        [--deadline SECONDS] [--jobs N] [--experts auto|graph|gemv|grouped|mixed]
 #
 # On any NVIDIA node: builds the probe (Release) for the compute capability
 # nvidia-smi reports, with the CUDA libraries found where the node has them
@@ -18,10 +18,11 @@
 # (default 470 s, inside 8 minutes with margin).
 #
 # --experts: the expert-GEMM variant of the timed runs (MOEPROBE_CUDA_EXPERTS).
-#   auto (default): the grouped GEMV when its correctness check passed on this
-#   card (MoE layers then replay from a CUDA graph), else the cuBLASLt graph.
-#   grouped: the tensor-core grouped GEMM for bf16 (same capturable path as gemv;
-#   opt-in until timed on a GPU).
+#   auto (default): mixed when the GEMV and grouped-GEMM checks both passed on
+#   this card, else the grouped GEMV when its check passed (MoE layers then
+#   replay from a CUDA graph), else the cuBLASLt graph.
+#   grouped: the tensor-core grouped GEMM for bf16 at every token count.
+#   mixed: the GEMV at few rows per expert, the grouped GEMM from 4 on.
 #
 # --prebuilt DIR: skip the build and use DIR/moeprobe and DIR/moeprobe_tests
 #   (for nodes without the project's build dependencies; see README).
@@ -49,7 +50,7 @@ while [ $# -gt 0 ]; do
     *) [ -z "$ANCHOR" ] || { echo "gpu-check: one anchor file only" >&2; exit 2; }; ANCHOR=$1; shift ;;
   esac
 done
-case $EXPERTS in auto|graph|gemv|grouped) ;; *) echo "gpu-check: --experts takes auto, graph, gemv or grouped" >&2; exit 2 ;; esac
+case $EXPERTS in auto|graph|gemv|grouped|mixed) ;; *) echo "gpu-check: --experts takes auto, graph, gemv, grouped or mixed" >&2; exit 2 ;; esac
 [ -n "$ANCHOR" ] || { echo "gpu-check: give the production figures (anchor JSON) as the argument" >&2; usage; }
 [ -r "$ANCHOR" ] || { echo "gpu-check: cannot read anchor file $ANCHOR" >&2; exit 2; }
 ANCHOR=$(cd "$(dirname "$ANCHOR")" && pwd)/$(basename "$ANCHOR")
@@ -169,8 +170,12 @@ step check-cuda-gemv-experts 60 correctness env MOEPROBE_CUDA_EXPERTS=gemv "${P[
 GEMV_OK=$LAST_RC
 step check-cuda-grouped-experts 60 correctness env MOEPROBE_CUDA_EXPERTS=grouped "${P[@]}" check \
     --backend cuda --dtype bf16
+GROUPED_OK=$LAST_RC
+step check-cuda-simt-attention 60 correctness env MOEPROBE_CUDA_ATTN=simt "${P[@]}" check \
+    --backend cuda --dtype bf16
 if [ "$EXPERTS" = auto ]; then
-  if [ "$GEMV_OK" -eq 0 ]; then EXPERTS=gemv; else EXPERTS=graph; fi
+  if [ "$GEMV_OK" -eq 0 ] && [ "$GROUPED_OK" -eq 0 ]; then EXPERTS=mixed
+  elif [ "$GEMV_OK" -eq 0 ]; then EXPERTS=gemv; else EXPERTS=graph; fi
 fi
 echo "gpu-check: timed runs use MOEPROBE_CUDA_EXPERTS=$EXPERTS"
 step tests-gpu 90 correctness "$TESTS" "[gpu]"

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -221,11 +222,16 @@ TEST_CASE("cuda decoder layers match the reference", "[probe][cuda][gpu]") {
       }
 }
 
-// The split-KV decode kernel (queries = 1, separate K/V): group sizes below,
+// The SIMT split-KV decode kernel (queries = 1, separate K/V): group sizes below,
 // at, not a power of two and above its head chunk of 8, head dims 64/128/256,
 // contexts shorter than a step and long enough for many splits, every KV type.
+// bf16 models take the tensor-core kernel by default (tested below at its own
+// bf16-rounding limit); MOEPROBE_CUDA_ATTN=simt keeps them on this kernel, whose
+// fp32 arithmetic meets the fp32 limit.
 TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda][gpu]") {
+  ::setenv("MOEPROBE_CUDA_ATTN", "simt", 1);
   auto b = gpu_or_null();
+  ::unsetenv("MOEPROBE_CUDA_ATTN");
   if (!b) {
     WARN("no GPU: decode attention not run");
     return;
@@ -259,6 +265,54 @@ TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda]
                      << dtype_name(d) << (kv == KvDType::fp8 ? " fp8 kv" : "") << ": " << r.detail);
         CHECK(r.ok);
       }
+}
+
+// The same tensor-core kernel for GQA decode (separate K and V rows per KV head)
+// against the CPU reference: qwen3-30b-a3b's 32/4 x 128 (group 8: one head tile,
+// 8 padded rows), a group of 20 at v = 64 (two tiles), MHA (group 1), one-key
+// and partial-tile contexts, one and many splits; bf16 and fp8 KV, contiguous and
+// paged. Same 1e-2 limit as the MLA case (bf16 queries and probabilities).
+TEST_CASE("cuda tensor-core GQA decode against the reference", "[probe][cuda][gpu]") {
+  auto b = gpu_or_null();
+  if (!b) {
+    WARN("no GPU: GQA decode not run");
+    return;
+  }
+  ::setenv("MOEPROBE_CUDA_KV", "paged", 1);
+  auto paged = gpu_or_null();
+  ::unsetenv("MOEPROBE_CUDA_KV");
+  REQUIRE(paged);
+  struct Case {
+    int batch, heads, kv_heads, dim;
+    long long context;
+  };
+  for (const Case c : {Case{2, 32, 4, 128, 300}, Case{64, 32, 4, 128, 1000}, Case{3, 40, 2, 64, 77},
+                       Case{2, 8, 8, 128, 1}, Case{1, 32, 4, 128, 4096}})
+    for (KvDType kv : {KvDType::same, KvDType::fp8}) {
+      AttentionSpec a;
+      a.batch = c.batch;
+      a.queries = 1;
+      a.context = c.context;
+      a.heads = c.heads;
+      a.kv_heads = c.kv_heads;
+      a.qk_dim = a.v_dim = c.dim;
+      a.dtype = DType::bf16;
+      a.kv_dtype = kv;
+      a.seed = 99;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+      const std::vector<float> want = ref::attention(a);
+      for (Backend* be : {b.get(), paged.get()}) {
+        auto op = be->attention(a);
+        op->run();
+        op->sync();
+        const Check r = compare_close(op->output().f, want, 1e-2, "gqa tc decode");
+        INFO("B" << c.batch << " H" << c.heads << "/" << c.kv_heads << " d" << c.dim << " L"
+                 << c.context << (kv == KvDType::fp8 ? " fp8 kv" : " bf16 kv")
+                 << (be == paged.get() ? " paged" : "") << ": max err " << r.max_err << " "
+                 << r.detail);
+        CHECK(r.ok);
+      }
+    }
 }
 
 // The tensor-core absorbed-MLA decode kernel (mla_decode.cu) against the CPU
@@ -389,6 +443,14 @@ TEST_CASE("cuda tensor-core grouped GEMM experts and graph-captured fused MoE",
   check_device_experts("grouped", "tensor-core grouped GEMM", {1, 3, 17, 300});
 }
 
+// MOEPROBE_CUDA_EXPERTS=mixed (the default from sm_80): 1 and 3 tokens (4 and 12 rows
+// over 16 experts) stay below 4 rows per expert and take the GEMV; 17 and 300 tokens
+// (68 and 1,200 rows) take the tensor-core GEMM.
+TEST_CASE("cuda mixed GEMV / grouped-GEMM experts and graph-captured fused MoE",
+          "[probe][cuda][gpu][ggemm]") {
+  check_device_experts("mixed", "from there on", {1, 3, 17, 300});
+}
+
 // The router's gate: split-K kernel up to kGateMaxTokens tokens (tokens 1, 5,
 // 17, 256), cuBLASLt above (300) and with MOEPROBE_CUDA_GATE=cublaslt; tails
 // on every axis of the kernel's tiles (hidden 100: a 4-wide last K step; 200
@@ -405,32 +467,37 @@ TEST_CASE("cuda router gate: split-K and cuBLASLt logits against float64",
     }
     CHECK((b->identity().libraries.at("router_gate").find("split-K") != std::string::npos) ==
           (std::string(gate) == "splitk"));
-    for (int hidden : {100, 2048})
-      for (int tokens : {1, 5, 17, 70, 256, 300}) {
-        MoeSpec ms;
-        ms.hidden = hidden;
-        ms.shape.experts = 200;
-        ms.shape.top_k = 8;
-        ms.shape.ffn = 16;
-        ms.shape.sigmoid_grouped = true;
-        ms.shape.n_group = 8;
-        ms.shape.topk_group = 4;
-        ms.dtype = DType::bf16;
-        ms.pool = 4;
-        ms.seed = 700 + static_cast<std::uint64_t>(tokens);
-        const auto x = pattern_input(static_cast<std::size_t>(tokens) * hidden, 31);
-        const ref::Routing r = ref::route(ms, x, tokens);
-        auto router = b->moe_router(ms, x, tokens);
-        router->run();
-        const OpOutput o = router->output();
-        const std::size_t n = static_cast<std::size_t>(tokens) * ms.shape.experts;
-        REQUIRE(o.f.size() >= n);
-        const std::vector<float> logits(o.f.begin(), o.f.begin() + static_cast<long>(n));
-        const Check c = compare_close(logits, r.logits, 1e-4, "router logits");
-        INFO(gate << " hidden " << hidden << " tokens " << tokens << ": " << c.detail);
-        CHECK(c.ok);
-        CHECK(ref::valid_topk(ms, r.logits, o.i, tokens, 1e-4));
-      }
+    // (experts, n_group, topk_group): DeepSeek-style 8 groups pick 4; glm-5.2's one
+    // group of 256, whose group score the whole warp now computes.
+    for (const auto& [experts, n_group, topk_group] :
+         {std::array<int, 3>{200, 8, 4}, std::array<int, 3>{256, 1, 1}})
+      for (int hidden : {100, 2048})
+        for (int tokens : {1, 5, 17, 70, 256, 300}) {
+          MoeSpec ms;
+          ms.hidden = hidden;
+          ms.shape.experts = experts;
+          ms.shape.top_k = 8;
+          ms.shape.ffn = 16;
+          ms.shape.sigmoid_grouped = true;
+          ms.shape.n_group = n_group;
+          ms.shape.topk_group = topk_group;
+          ms.dtype = DType::bf16;
+          ms.pool = 4;
+          ms.seed = 700 + static_cast<std::uint64_t>(tokens);
+          const auto x = pattern_input(static_cast<std::size_t>(tokens) * hidden, 31);
+          const ref::Routing r = ref::route(ms, x, tokens);
+          auto router = b->moe_router(ms, x, tokens);
+          router->run();
+          const OpOutput o = router->output();
+          const std::size_t n = static_cast<std::size_t>(tokens) * ms.shape.experts;
+          REQUIRE(o.f.size() >= n);
+          const std::vector<float> logits(o.f.begin(), o.f.begin() + static_cast<long>(n));
+          const Check c = compare_close(logits, r.logits, 1e-4, "router logits");
+          INFO(gate << " " << experts << "/" << n_group << " hidden " << hidden << " tokens "
+                    << tokens << ": " << c.detail);
+          CHECK(c.ok);
+          CHECK(ref::valid_topk(ms, r.logits, o.i, tokens, 1e-4));
+        }
   }
 }
 
@@ -458,8 +525,13 @@ TEST_CASE("cuda attention with an fp8 e4m3 KV cache", "[probe][cuda][gpu]") {
       auto op = b->attention(a);
       op->run();
       op->sync();
+      // GQA decode (q = 1, qk = v = 64) takes the tensor-core kernel, which rounds
+      // the queries and probabilities to bf16: its limit is the 1e-2 of the
+      // tensor-core tests; the other cases compute in fp32 on the dequantised cache.
+      const bool tensor_cores = q == 1 && !shared;
       const Check c = compare_close(op->output().f, ref::attention(a),
-                                    error_limit(DType::fp32, OpKind::simple), "fp8 kv attention");
+                                    tensor_cores ? 1e-2 : error_limit(DType::fp32, OpKind::simple),
+                                    "fp8 kv attention");
       INFO("Q" << q << " shared " << shared << ": " << c.detail);
       CHECK(c.ok);
     }
@@ -535,6 +607,20 @@ TEST_CASE("the MLA kernel is taken only where it applies", "[probe][cuda]") {
       {"v not in 64/128/256/512", [](kc::AttentionArgs& x) { x.vd = 96; }},
       {"qk % 16 != 0", [](kc::AttentionArgs& x) { x.qk = 520; }},
       {"escape hatch", [](kc::AttentionArgs& x) { x.force_generic = true; }},
+      {"GQA at v = 512",
+       [](kc::AttentionArgs& x) {
+         x.shared_kv = false;
+         x.v = x.k;
+         x.kv_heads = 8;
+       }},
+      {"GQA with the SIMT hatch",
+       [](kc::AttentionArgs& x) {
+         x.shared_kv = false;
+         x.v = x.k;
+         x.kv_heads = 8;
+         x.qk = x.vd = 128;
+         x.simt_decode = true;
+       }},
   };
   for (const auto& [name, change] : cases) {
     INFO(name);

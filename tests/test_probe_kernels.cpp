@@ -4,6 +4,7 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -115,6 +116,44 @@ TEST_CASE("warp top-k rounds give topk_select's list, ties included", "[probe][k
   CHECK(topk_by_lanes(s, 3, 32, only_one) == std::vector<int>{2});
   CHECK(mk::candidate_before(0.0f, 3, 0.0f, -1));
   CHECK_FALSE(mk::candidate_before(9.0f, -1, 0.0f, 2));
+}
+
+TEST_CASE("warp group scores (top2 push, xor merge) equal group_score bit for bit",
+          "[probe][kernels]") {
+  // The CUDA router's grouped path: 32 lanes fold their strided shares of a group
+  // with top2_push and merge over the xor butterfly; every lane must end with the
+  // pair group_score's insertion finds, and the sum must have the same bits.
+  // Group sizes 1, 2, 31, 32, 33 and 256 (glm-5.2: n_group 1), coarse values (ties).
+  for (int per : {1, 2, 31, 32, 33, 256})
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> c(static_cast<std::size_t>(per));
+      for (int i = 0; i < per; ++i)
+        c[static_cast<std::size_t>(i)] =
+            std::round(mk::pattern_value(static_cast<std::uint64_t>(700 + trial),
+                                         static_cast<std::uint64_t>(i)) *
+                       4) /
+            4;
+      std::vector<mk::Top2> lane(32, mk::top2_empty());
+      for (int l = 0; l < 32; ++l)
+        for (int i = l; i < per; i += 32)
+          lane[static_cast<std::size_t>(l)] =
+              mk::top2_push(lane[static_cast<std::size_t>(l)], c[static_cast<std::size_t>(i)], i);
+      for (int o = 16; o > 0; o >>= 1) {
+        const std::vector<mk::Top2> before = lane;
+        for (int l = 0; l < 32; ++l)
+          lane[static_cast<std::size_t>(l)] = mk::top2_merge(
+              before[static_cast<std::size_t>(l)], before[static_cast<std::size_t>(l ^ o)]);
+      }
+      int want[2] = {-1, -1};
+      mk::topk_select(c.data(), per, per >= 2 ? 2 : 1, want);
+      INFO("per " << per << " trial " << trial);
+      for (const mk::Top2& t : lane) {
+        CHECK(t.i1 == want[0]);
+        CHECK(t.i2 == want[1]);
+        const float got = mk::top2_sum(t), ref = mk::group_score(c.data(), per);
+        CHECK(std::memcmp(&got, &ref, sizeof got) == 0);
+      }
+    }
 }
 
 TEST_CASE("group score is the sum of a group's two best", "[probe][kernels]") {
@@ -626,14 +665,21 @@ struct MlaCase {
   int batch, heads, qk, vd;
   long long context;
   int sms;
+  int kv_heads = 1;    // GQA: KV heads (each serving heads / kv_heads query heads)
+  bool shared = true;  // absorbed MLA (V = the K row's first vd elements); else GQA
 };
-// out [B, H, vd] as the kernel + merge compute it; q [B, H, qk], cache [B, L, qk].
+// out [B, H, vd] as the kernel + merge compute it; q [B, H, qk]; MLA: cache
+// [B, L, qk]; GQA: cache = K [B, L, KVH, qk] followed by V [B, L, KVH, vd].
 std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
                                 const std::vector<float>& cache, float scale) {
-  const int ld = c.qk + 8, nt = c.vd / 16;
-  const mk::MlaHeads hg = mk::mla_heads(c.heads, 4);
-  const mk::KeySplits ks =
-      mk::mla_splits(static_cast<long long>(c.batch) * hg.groups, c.context, c.sms, 32, 256, 2);
+  const int ld = c.qk + 8, nt = c.vd / 16, ldv = c.shared ? ld : c.vd + 8;
+  const int group = c.heads / c.kv_heads;
+  const std::size_t v_at = static_cast<std::size_t>(c.batch) * c.context * c.kv_heads * c.qk;
+  const mk::MlaHeads hg = mk::mla_heads(group, 4);
+  const int cost = mk::tc_decode_split_cost(std::min(group, 16 * hg.tiles), c.qk, 32,
+                                            2LL * (c.qk + (c.shared ? 0 : c.vd)), 2);
+  const mk::KeySplits ks = mk::mla_splits(static_cast<long long>(c.batch) * c.kv_heads * hg.groups,
+                                          c.context, c.sms, 32, 256, cost);
   const float l2e = 1.4426950408889634f;
   const std::size_t rows_all = static_cast<std::size_t>(c.batch) * c.heads;
   std::vector<float> pacc(static_cast<std::size_t>(ks.splits) * rows_all * c.vd, 0.0f);
@@ -641,15 +687,16 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
       pl(static_cast<std::size_t>(ks.splits) * rows_all, 0.0f);
   for (int split = 0; split < ks.splits; ++split)
     for (int b = 0; b < c.batch; ++b)
-      for (int grp = 0; grp < hg.groups; ++grp) {
+      for (int blk = 0; blk < c.kv_heads * hg.groups; ++blk) {
+        const int kvh = blk / hg.groups, grp = blk % hg.groups, hbase = kvh * group;
         const long long kb = split * ks.chunk, ke = std::min(kb + ks.chunk, c.context);
         std::vector<float> qs(static_cast<std::size_t>(hg.tiles * 16 * ld), 0.0f);
         for (int r = 0; r < hg.tiles * 16; ++r)
           for (int d = 0; d < c.qk; ++d) {
-            const int head = mk::mla_head(grp, hg.tiles, 0, r);
-            if (head < c.heads)
-              qs[static_cast<std::size_t>(r * ld + d)] =
-                  bfr(q[(static_cast<std::size_t>(b) * c.heads + head) * c.qk + d] * scale * l2e);
+            const int gh = mk::mla_head(grp, hg.tiles, 0, r);
+            if (gh < group)
+              qs[static_cast<std::size_t>(r * ld + d)] = bfr(
+                  q[(static_cast<std::size_t>(b) * c.heads + hbase + gh) * c.qk + d] * scale * l2e);
           }
         const int warps = 2 * hg.tiles;
         std::vector<std::vector<Acc>> acc(static_cast<std::size_t>(warps),
@@ -663,10 +710,17 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
         }
         for (long long j0 = kb; j0 < ke; j0 += 32) {
           std::vector<float> kt(static_cast<std::size_t>(32 * ld), 0.0f);
-          for (int key = 0; key < 32 && j0 + key < ke; ++key)
+          std::vector<float> vt(c.shared ? 0 : static_cast<std::size_t>(32 * ldv), 0.0f);
+          for (int key = 0; key < 32 && j0 + key < ke; ++key) {
+            const std::size_t row =
+                (static_cast<std::size_t>(b) * c.context + j0 + key) * c.kv_heads + kvh;
             for (int d = 0; d < c.qk; ++d)
-              kt[static_cast<std::size_t>(key * ld + d)] =
-                  cache[(static_cast<std::size_t>(b) * c.context + j0 + key) * c.qk + d];
+              kt[static_cast<std::size_t>(key * ld + d)] = cache[row * c.qk + d];
+            if (!c.shared)
+              for (int d = 0; d < c.vd; ++d)
+                vt[static_cast<std::size_t>(key * ldv + d)] = cache[v_at + row * c.vd + d];
+          }
+          const std::vector<float>& vtile = c.shared ? kt : vt;
           std::vector<std::array<Acc, 4>> sc(static_cast<std::size_t>(warps));
           for (int w = 0; w < warps; ++w) {
             const int wt = w / 2, half = w % 2;
@@ -736,7 +790,7 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
             for (int kk = 0; kk < 2; ++kk)
               for (int np = 0; np < nt / 2; ++np) {
                 const Frag vf = ldm(
-                    kt, ld, [&](int l) { return mk::mla_ldm_v(l, kk * 16, nbase + np * 16); },
+                    vtile, ldv, [&](int l) { return mk::mla_ldm_v(l, kk * 16, nbase + np * 16); },
                     true);
                 mma(acc[w][static_cast<std::size_t>(2 * np)], pa[kk], vf, 0, 1);
                 mma(acc[w][static_cast<std::size_t>(2 * np + 1)], pa[kk], vf, 2, 3);
@@ -753,8 +807,9 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
             }
             for (int n = 0; n < nt; ++n)
               for (int i = 0; i < 4; ++i) {
-                const int head = mk::mla_head(grp, hg.tiles, wt, mk::mma_c_row(lane, i));
-                if (head >= c.heads) continue;
+                const int gh = mk::mla_head(grp, hg.tiles, wt, mk::mma_c_row(lane, i));
+                if (gh >= group) continue;
+                const int head = hbase + gh;
                 const int dim = half * nt * 8 + n * 8 + mk::mma_c_col(lane, i);
                 const std::size_t prow = static_cast<std::size_t>(split) * rows_all +
                                          static_cast<std::size_t>(b) * c.heads + head;
@@ -832,6 +887,82 @@ TEST_CASE("the MLA kernel's data flow, simulated lane by lane, is attention",
 }
 
 // ---- grouped expert GEMM on tensor cores (kernels/src/grouped_gemm.cu) ---------
+TEST_CASE("the tensor-core decode kernel's GQA data flow, simulated lane by lane, is attention",
+          "[probe][kernels][mla]") {
+  // Separate K and V rows per KV head: qwen3-30b-a3b's 32 query heads over 4 KV heads
+  // (group 8: one head tile, 8 padded rows) at qk = v = 128 over 300 positions on 132
+  // SMs (merged splits) and in one split; group 20 (two tiles), qk 80 != v 64, over 70.
+  for (const MlaCase c :
+       {MlaCase{2, 32, 128, 128, 300, 132, 4, false}, MlaCase{1, 32, 128, 128, 70, 0, 4, false},
+        MlaCase{2, 40, 80, 64, 70, 8, 2, false}, MlaCase{1, 3, 64, 64, 45, 132, 3, false}}) {
+    const int group = c.heads / c.kv_heads;
+    const std::size_t nq = static_cast<std::size_t>(c.batch) * c.heads * c.qk;
+    const std::size_t rows = static_cast<std::size_t>(c.batch) * c.context * c.kv_heads;
+    std::vector<float> q(nq), cache(rows * (c.qk + c.vd));
+    for (std::size_t i = 0; i < nq; ++i) q[i] = mk::pattern_value(21, i);
+    for (std::size_t i = 0; i < cache.size(); ++i) cache[i] = bfr(mk::pattern_value(22, i));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk));
+    const std::vector<float> got = simulate_mla(c, q, cache, scale);
+    double worst = 0, top = 0;
+    for (int b = 0; b < c.batch; ++b)
+      for (int h = 0; h < c.heads; ++h) {
+        const int kvh = h / group;
+        auto row = [&](long long j) {
+          return (static_cast<std::size_t>(b) * c.context + static_cast<std::size_t>(j)) *
+                     c.kv_heads +
+                 kvh;
+        };
+        std::vector<double> s(static_cast<std::size_t>(c.context));
+        double mx = -1e300;
+        for (long long j = 0; j < c.context; ++j) {
+          double d = 0;
+          for (int k = 0; k < c.qk; ++k)
+            d += static_cast<double>(q[(static_cast<std::size_t>(b) * c.heads + h) * c.qk + k]) *
+                 cache[row(j) * c.qk + k];
+          s[static_cast<std::size_t>(j)] = d * scale;
+          mx = std::max(mx, d * scale);
+        }
+        double den = 0;
+        for (double& x : s) den += (x = std::exp(x - mx));
+        for (int v = 0; v < c.vd; ++v) {
+          double num = 0;
+          for (long long j = 0; j < c.context; ++j)
+            num += s[static_cast<std::size_t>(j)] * cache[rows * c.qk + row(j) * c.vd + v];
+          const double want = num / den;
+          const double have = got[(static_cast<std::size_t>(b) * c.heads + h) * c.vd + v];
+          worst = std::max(worst, std::fabs(have - want));
+          top = std::max(top, std::fabs(want));
+        }
+      }
+    INFO("B" << c.batch << " H" << c.heads << "/" << c.kv_heads << " qk" << c.qk << " v" << c.vd
+             << " L" << c.context << " sms " << c.sms << ": normalised error " << worst / top);
+    CHECK(worst / top < 1e-2);
+  }
+}
+
+TEST_CASE("tensor-core decode: GQA shared memory and the cost of a split's queries",
+          "[probe][kernels][mla]") {
+  // GQA qk = v = 128, one head tile, 3 stages of 32, rows padded by 8 (136):
+  // Q 16·136·2 = 4,352; K and V 3·32·136·2 = 26,112 each; S exchange 2·32·16·4 = 4,096.
+  CHECK(mk::tc_decode_smem_bytes(128, 128, false, 1, false, 3, 32, 8) == 4352 + 2 * 26112 + 4096);
+  // e4m3: per tensor one bf16 tile 32·136·2 = 8,704 plus raw 3·32·128 = 12,288.
+  CHECK(mk::tc_decode_smem_bytes(128, 128, false, 1, true, 3, 32, 8) ==
+        4352 + 2 * (8704 + 12288) + 4096);
+  // MLA is the shared case (and mla_smem_bytes its alias).
+  CHECK(mk::tc_decode_smem_bytes(576, 512, true, 4, false, 3, 32, 8) ==
+        mk::mla_smem_bytes(576, 4, false, 3, 32, 8));
+  // MLA 64 heads x 576 fp32 queries = 147,456 B against a bf16 latent tile of
+  // 32 x 576 x 2 = 36,864 B: 4 tiles, plus the 2 of the partials.
+  CHECK(mk::tc_decode_split_cost(64, 576, 32, 576 * 2, 2) == 6);
+  // GQA group 8: 8 x 128 x 4 = 4,096 B against 32 x 256 x 2 = 16,384 B: one more tile.
+  CHECK(mk::tc_decode_split_cost(8, 128, 32, 256 * 2, 2) == 3);
+  // With the queries counted, MLA at batch 1 over 4096 positions on 132 SMs no
+  // longer takes one tile per split (128 splits, each loading 147 KB of Q for 37 KB
+  // of cache): cost(s) = ceil(s/132)·(ceil(128/s) + 6)·132 + 6s is least at 64.
+  CHECK(mk::mla_splits(1, 4096, 132, 32, 256, 6).splits == 64);
+  CHECK(mk::mla_splits(1, 4096, 132, 32, 256, 2).splits == 128);
+}
+
 TEST_CASE("grouped GEMM tile scheduler finds every expert M-tile once", "[probe][kernels][ggemm]") {
   // Counts with empty experts at the start, middle and end, exact multiples of bm and
   // one-row experts: the flat tile list must visit each (expert, M-tile) exactly once.

@@ -14,6 +14,13 @@
 // fragments. Queries are pre-scaled by scale·log2(e) (·kv_scale for e4m3) and
 // rounded to bf16, as the production kernels feed them. Fragment and ldmatrix
 // index math, head groups and splits: index_math.hpp (mma_*, mla_*), host-tested.
+//
+// The same kernel serves GQA/MHA decode (SHARED = false): a block owns one KV
+// head's query heads (a group of 8 is one head tile of 16 rows, half of them
+// padding) and copies separate K [qk] and V [v] tiles, so each K/V row is read
+// once for all heads of its group and the dot products run on tensor cores.
+// The SIMT split-KV kernel (attention.cu) did them on CUDA cores: at a group of
+// 8 it was issue-bound at 18-29% of the H200's triad bandwidth (2026-11-27).
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -56,36 +63,56 @@ __device__ __forceinline__ long long mla_cache_row(const AttentionArgs& a, int b
 }
 
 // NT: n-tiles of 8 value dimensions per warp (v = 16·NT, each warp half of it).
-template <int NT, bool FP8>
+// SHARED: absorbed MLA (V = the first v elements of the K row); else GQA with
+// separate K [qk] and V [v] rows per KV head.
+template <int NT, bool FP8, bool SHARED>
 __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
-    mla_decode_kernel(AttentionArgs a, MlaPlan p, float* part_acc, float* part_ml) {
+    tc_decode_kernel(AttentionArgs a, MlaPlan p, float* part_acc, float* part_ml) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   extern __shared__ __align__(16) unsigned char smem[];
-  const int qk = a.qk, ld = qk + kPad;
+  constexpr int vd = 16 * NT;
+  const int qk = a.qk, ld = qk + kPad, ldv = SHARED ? ld : vd + kPad;
   const int tiles = p.tiles, nthreads = static_cast<int>(blockDim.x);
+  const int group = a.heads / a.kv_heads;  // query heads per KV head (MLA: all)
+  // Layout (tc_decode_smem_bytes): Q; K tiles; V tiles (GQA); raw e4m3 K (and V)
+  // stages; the S exchange.
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem);  // [tiles·16][ld]
   __nv_bfloat16* kbuf = qs + tiles * 16 * ld;  // bf16: kStages x [32][ld]; e4m3: one [32][ld]
-  unsigned char* raw = reinterpret_cast<unsigned char*>(kbuf + (FP8 ? 1 : kStages) * kTile * ld);
-  float* red = reinterpret_cast<float*>(raw + (FP8 ? kStages * kTile * qk : 0));  // [warps][32][16]
+  __nv_bfloat16* vbuf = kbuf + (FP8 ? 1 : kStages) * kTile * ld;  // GQA: the same for V (ldv)
+  unsigned char* raw =
+      reinterpret_cast<unsigned char*>(vbuf + (SHARED ? 0 : (FP8 ? 1 : kStages) * kTile * ldv));
+  unsigned char* rawv = raw + (FP8 ? kStages * kTile * qk : 0);  // GQA e4m3: raw V stages
+  float* red = reinterpret_cast<float*>(rawv + (FP8 && !SHARED ? kStages * kTile * vd : 0));
 
   // Head groups fastest: the groups of one (sequence, split) run side by side, so a
   // tile the first group fetched from HBM is still in L2 for the others.
-  const int grp = static_cast<int>(blockIdx.x), split = static_cast<int>(blockIdx.y),
+  const int kvh = static_cast<int>(blockIdx.x) / p.groups;
+  const int grp = static_cast<int>(blockIdx.x) % p.groups, split = static_cast<int>(blockIdx.y),
             b = static_cast<int>(blockIdx.z);
+  const int hbase = kvh * group;  // first query head of this KV head
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int wt = warp / 2, half = warp % 2;
   const long long kb = static_cast<long long>(split) * p.chunk;
   const long long ke = min(kb + p.chunk, a.context);
   const int ntiles = static_cast<int>(mk::ceil_div(ke - kb, kTile));
 
-  // Q of the group's heads, pre-scaled, bf16, zero rows past the last head.
+  // Q of the group's heads, pre-scaled, bf16, zero rows past the last head. Four
+  // floats per load, four loads in flight per thread: a scalar loop here cost
+  // about 100 us per block at 64 heads x 576.
   const float qf = a.scale * kLog2e * (FP8 ? a.kv_scale : 1.0f);
-  for (int idx = tid; idx < tiles * 16 * qk; idx += nthreads) {
-    const int r = idx / qk, c = idx % qk;
-    const int head = mk::mla_head(grp, tiles, 0, r);
-    const float v =
-        head < a.heads ? a.q[(static_cast<long long>(b) * a.heads + head) * qk + c] * qf : 0.0f;
-    qs[r * ld + c] = __float2bfloat16_rn(v);
+  const int q4 = qk / 4;
+#pragma unroll 4
+  for (int idx = tid; idx < tiles * 16 * q4; idx += nthreads) {
+    const int r = idx / q4, c = (idx % q4) * 4;
+    const int gh = mk::mla_head(grp, tiles, 0, r);
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (gh < group)
+      v = __ldg(reinterpret_cast<const float4*>(
+          a.q + (static_cast<long long>(b) * a.heads + hbase + gh) * qk + c));
+    uint2 packed;
+    packed.x = pack_bf16(v.x * qf, v.y * qf);
+    packed.y = pack_bf16(v.z * qf, v.w * qf);
+    *reinterpret_cast<uint2*>(qs + r * ld + c) = packed;
   }
 
   // Tile t of the split -> stage t % kStages (one cp.async group per tile, empty past the end).
@@ -93,19 +120,26 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
     if (t < ntiles) {
       const long long j0 = kb + static_cast<long long>(t) * kTile;
       const int stage = t % kStages;
-      const int cpr = FP8 ? qk / 16 : qk / 8;  // 16-byte chunks per row
-      for (int idx = tid; idx < kTile * cpr; idx += nthreads) {
-        const int key = idx / cpr, c = idx % cpr;
-        const long long j = j0 + key;
-        const bool ok = j < ke;
-        const long long row = mla_cache_row(a, b, ok ? j : kb);
-        if constexpr (FP8)
-          cp_async16(raw + (stage * kTile + key) * qk + c * 16,
-                     static_cast<const unsigned char*>(a.k) + row * qk + c * 16, ok ? 16 : 0);
-        else
-          cp_async16(kbuf + (stage * kTile + key) * ld + c * 8,
-                     static_cast<const __nv_bfloat16*>(a.k) + row * qk + c * 8, ok ? 16 : 0);
-      }
+      auto copy = [&](const void* src, int dim, __nv_bfloat16* buf, int ldb, unsigned char* rs) {
+        (void)buf;  // one of buf (bf16 cache) and rs (e4m3 stages) is used
+        (void)ldb;
+        (void)rs;
+        const int cpr = FP8 ? dim / 16 : dim / 8;  // 16-byte chunks per row
+        for (int idx = tid; idx < kTile * cpr; idx += nthreads) {
+          const int key = idx / cpr, c = idx % cpr;
+          const long long j = j0 + key;
+          const bool ok = j < ke;
+          const long long row = mla_cache_row(a, b, ok ? j : kb) * a.kv_heads + kvh;
+          if constexpr (FP8)
+            cp_async16(rs + (stage * kTile + key) * dim + c * 16,
+                       static_cast<const unsigned char*>(src) + row * dim + c * 16, ok ? 16 : 0);
+          else
+            cp_async16(buf + (stage * kTile + key) * ldb + c * 8,
+                       static_cast<const __nv_bfloat16*>(src) + row * dim + c * 8, ok ? 16 : 0);
+        }
+      };
+      copy(a.k, qk, kbuf, ld, raw);
+      if constexpr (!SHARED) copy(a.v, vd, vbuf, ldv, rawv);
     }
     cp_async_commit();
   };
@@ -129,26 +163,31 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
     __syncthreads();  // tile t landed for every thread; tile t-1 fully consumed
     issue(t + kStages - 1);
     const __nv_bfloat16* kt = kbuf;
+    const __nv_bfloat16* vt = SHARED ? kbuf : vbuf;
     if constexpr (FP8) {
-      const unsigned char* rs = raw + (t % kStages) * kTile * qk;
-      const int cpr = qk / 16;
-      for (int idx = tid; idx < kTile * cpr; idx += nthreads) {
-        const int key = idx / cpr, c = idx % cpr;
-        const uint4 w = *reinterpret_cast<const uint4*>(rs + key * qk + c * 16);
-        const unsigned words[4] = {w.x, w.y, w.z, w.w};
-        unsigned o[8];
+      auto convert = [&](const unsigned char* rs, int dim, __nv_bfloat16* buf, int ldb) {
+        const int cpr = dim / 16;
+        for (int idx = tid; idx < kTile * cpr; idx += nthreads) {
+          const int key = idx / cpr, c = idx % cpr;
+          const uint4 w = *reinterpret_cast<const uint4*>(rs + key * dim + c * 16);
+          const unsigned words[4] = {w.x, w.y, w.z, w.w};
+          unsigned o[8];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          o[2 * i] = e4m3x2_to_bf16x2(static_cast<unsigned short>(words[i] & 0xFFFFu));
-          o[2 * i + 1] = e4m3x2_to_bf16x2(static_cast<unsigned short>(words[i] >> 16));
+          for (int i = 0; i < 4; ++i) {
+            o[2 * i] = e4m3x2_to_bf16x2(static_cast<unsigned short>(words[i] & 0xFFFFu));
+            o[2 * i + 1] = e4m3x2_to_bf16x2(static_cast<unsigned short>(words[i] >> 16));
+          }
+          uint4* d = reinterpret_cast<uint4*>(buf + key * ldb + c * 16);
+          d[0] = make_uint4(o[0], o[1], o[2], o[3]);
+          d[1] = make_uint4(o[4], o[5], o[6], o[7]);
         }
-        uint4* d = reinterpret_cast<uint4*>(kbuf + key * ld + c * 16);
-        d[0] = make_uint4(o[0], o[1], o[2], o[3]);
-        d[1] = make_uint4(o[4], o[5], o[6], o[7]);
-      }
+      };
+      convert(raw + (t % kStages) * kTile * qk, qk, kbuf, ld);
+      if constexpr (!SHARED) convert(rawv + (t % kStages) * kTile * vd, vd, vbuf, ldv);
       __syncthreads();
     } else {
       kt = kbuf + (t % kStages) * kTile * ld;
+      vt = SHARED ? kt : vbuf + (t % kStages) * kTile * ldv;
     }
 
     // S (16 heads x 32 keys) over this warp's half of the qk dimensions.
@@ -236,7 +275,7 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
       for (int np = 0; np < NT / 2; ++np) {
         unsigned vf[4];
         const mk::RowCol v = mk::mla_ldm_v(lane, kk * 16, nbase + np * 16);
-        ldm_x4_trans(kt + v.row * ld + v.col, vf);
+        ldm_x4_trans(vt + v.row * ldv + v.col, vf);
         mma_bf16(acc[2 * np], pa[kk], vf[0], vf[1]);
         mma_bf16(acc[2 * np + 1], pa[kk], vf[2], vf[3]);
       }
@@ -254,17 +293,18 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int head = mk::mla_head(grp, tiles, wt, mk::mma_c_row(lane, i));
-      if (head >= a.heads) continue;
+      const int gh = mk::mla_head(grp, tiles, wt, mk::mma_c_row(lane, i));
+      if (gh >= group) continue;
+      const int head = hbase + gh;
       const int col = mk::mma_c_col(lane, i);
       const int dim = nbase + n * 8 + col;
       const float l = i < 2 ? l0 : l1, m = i < 2 ? m0 : m1;
       const long long orow = static_cast<long long>(b) * a.heads + head;
       if (p.splits == 1) {
-        a.out[orow * a.vd + dim] = l > 0.0f ? acc[n][i] * vscale / l : 0.0f;
+        a.out[orow * vd + dim] = l > 0.0f ? acc[n][i] * vscale / l : 0.0f;
       } else {
         const long long prow = static_cast<long long>(split) * rows_all + orow;
-        part_acc[prow * a.vd + dim] = acc[n][i] * vscale;
+        part_acc[prow * vd + dim] = acc[n][i] * vscale;
         if (half == 0 && n == 0 && col == 0) {
           part_ml[prow * 2] = m * kLn2;  // natural-log units for attention_merge_kernel
           part_ml[prow * 2 + 1] = l;
@@ -280,61 +320,91 @@ __global__ void __launch_bounds__(64 * kMaxHeadTiles, 1)
 #endif
 }
 
-template <int NT, bool FP8>
+template <int NT, bool FP8, bool SHARED>
 void launch_nt(const AttentionArgs& a, const MlaPlan& p, float* pa, float* pm, cudaStream_t st) {
   throw_on_error(
-      cudaFuncSetAttribute(mla_decode_kernel<NT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(p.smem)),
-      "cudaFuncSetAttribute(mla_decode_kernel)", __FILE__, __LINE__);
-  const dim3 grid(static_cast<unsigned>(p.groups), static_cast<unsigned>(p.splits),
+      cudaFuncSetAttribute(tc_decode_kernel<NT, FP8, SHARED>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(p.smem)),
+      "cudaFuncSetAttribute(tc_decode_kernel)", __FILE__, __LINE__);
+  const dim3 grid(static_cast<unsigned>(a.kv_heads * p.groups), static_cast<unsigned>(p.splits),
                   static_cast<unsigned>(a.batch));
-  mla_decode_kernel<NT, FP8><<<grid, 64 * p.tiles, static_cast<size_t>(p.smem), st>>>(a, p, pa, pm);
-  MOEK_CHECK_LAUNCH("mla_decode_kernel");
+  tc_decode_kernel<NT, FP8, SHARED>
+      <<<grid, 64 * p.tiles, static_cast<size_t>(p.smem), st>>>(a, p, pa, pm);
+  MOEK_CHECK_LAUNCH("tc_decode_kernel");
 }
 
 template <bool FP8>
 void launch_kind(const AttentionArgs& a, const MlaPlan& p, float* pa, float* pm, cudaStream_t st) {
+  if (!a.shared_kv) {  // GQA: v in {64, 128, 256} (tc_plan)
+    if (a.vd == 64)
+      launch_nt<4, FP8, false>(a, p, pa, pm, st);
+    else if (a.vd == 128)
+      launch_nt<8, FP8, false>(a, p, pa, pm, st);
+    else
+      launch_nt<16, FP8, false>(a, p, pa, pm, st);
+    return;
+  }
   switch (a.vd) {
     case 64:
-      launch_nt<4, FP8>(a, p, pa, pm, st);
+      launch_nt<4, FP8, true>(a, p, pa, pm, st);
       break;
     case 128:
-      launch_nt<8, FP8>(a, p, pa, pm, st);
+      launch_nt<8, FP8, true>(a, p, pa, pm, st);
       break;
     case 256:
-      launch_nt<16, FP8>(a, p, pa, pm, st);
+      launch_nt<16, FP8, true>(a, p, pa, pm, st);
       break;
     default:
-      launch_nt<32, FP8>(a, p, pa, pm, st);
+      launch_nt<32, FP8, true>(a, p, pa, pm, st);
       break;
   }
+}
+
+// Whether the kernel serves `a` at all (before asking the device).
+bool tc_applies(const AttentionArgs& a) {
+  if (a.force_generic || !a.q_bf16 || a.queries != 1 || a.batch > 65535 || a.qk % 16 != 0 ||
+      (a.kv != Elem::bf16 && a.kv != Elem::e4m3))
+    return false;
+  if (a.shared_kv)  // absorbed MLA: one latent KV head, V its first v elements
+    return a.kv_heads == 1 && a.vd <= a.qk &&
+           (a.vd == 64 || a.vd == 128 || a.vd == 256 || a.vd == 512);
+  return !a.simt_decode && (a.vd == 64 || a.vd == 128 || a.vd == 256);  // GQA / MHA
 }
 
 }  // namespace
 
 MlaPlan mla_plan(const AttentionArgs& a, int sms) {
   MlaPlan p;
-  const bool dims = a.vd == 64 || a.vd == 128 || a.vd == 256 || a.vd == 512;
-  if (a.force_generic || !a.q_bf16 || a.queries != 1 || !a.shared_kv || a.kv_heads != 1 ||
-      (a.kv != Elem::bf16 && a.kv != Elem::e4m3) || !dims || a.qk % 16 != 0 || a.vd > a.qk ||
-      a.batch > 65535)
-    return p;
-  int dev = 0, major = 0, optin = 0;
+  if (!tc_applies(a)) return p;
+  int dev = 0, major = 0, optin = 0, per_sm = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) !=
+          cudaSuccess) {
     (void)cudaGetLastError();  // no device: the generic kernel's own checks report it
     return p;
   }
   if (major < 8) return p;
   const bool fp8 = a.kv == Elem::e4m3;
+  const int group = a.heads / a.kv_heads;
   for (int most = kMaxHeadTiles; most >= 1; --most) {  // fewer heads per block if smem is short
-    const mk::MlaHeads h = mk::mla_heads(a.heads, most);
-    const long long bytes = mk::mla_smem_bytes(a.qk, h.tiles, fp8, kStages, kTile, kPad);
+    const mk::MlaHeads h = mk::mla_heads(group, most);
+    const long long bytes =
+        mk::tc_decode_smem_bytes(a.qk, a.vd, a.shared_kv, h.tiles, fp8, kStages, kTile, kPad);
     if (bytes > optin) continue;
-    if (h.groups > 65535) return p;
-    const mk::KeySplits ks = mk::mla_splits(static_cast<long long>(a.batch) * h.groups, a.context,
-                                            sms, kTile, kMaxSplits, kSplitCostTiles);
+    if (static_cast<long long>(h.groups) * a.kv_heads > 65535) return p;
+    // Block slots: one per SM for MLA's 64 heads; GQA's small blocks share an SM
+    // (shared memory, 1 KiB reserved per block, bounds them; at most 4).
+    const long long resident =
+        std::max(1LL, std::min(4LL, static_cast<long long>(per_sm) / (bytes + 1024)));
+    const long long row_bytes =
+        static_cast<long long>(a.qk + (a.shared_kv ? 0 : a.vd)) * (fp8 ? 1 : 2);
+    const int cost = mk::tc_decode_split_cost(std::min(group, 16 * h.tiles), a.qk, kTile, row_bytes,
+                                              kSplitCostTiles);
+    const mk::KeySplits ks =
+        mk::mla_splits(static_cast<long long>(a.batch) * a.kv_heads * h.groups, a.context,
+                       static_cast<int>(sms * resident), kTile, kMaxSplits, cost);
     p.groups = h.groups;
     p.tiles = h.tiles;
     p.splits = ks.splits;

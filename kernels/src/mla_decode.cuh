@@ -18,11 +18,13 @@ struct MlaPlan {
   long long smem = 0;   // dynamic shared memory bytes
 };
 
-// The plan for `a` on the current device (`sms` SMs), ok = false when the MLA
-// kernel does not apply: it needs decode (queries == 1), shared latent K/V with
-// one KV head, queries that may be rounded to bf16 (a.q_bf16), a bf16 or e4m3
-// cache, v_dim in {64, 128, 256, 512}, qk_dim % 16 == 0, v_dim <= qk_dim,
-// compute capability >= 8.0, and its shared memory within the device's limit.
+// The plan for `a` on the current device (`sms` SMs), ok = false when the
+// tensor-core decode kernel does not apply: it needs decode (queries == 1),
+// queries that may be rounded to bf16 (a.q_bf16), a bf16 or e4m3 cache,
+// qk_dim % 16 == 0, compute capability >= 8.0 and its shared memory within the
+// device's limit; and either shared latent K/V with one KV head (absorbed MLA,
+// v_dim in {64, 128, 256, 512}, v_dim <= qk_dim) or separate K/V (GQA/MHA,
+// v_dim in {64, 128, 256}, unless a.simt_decode).
 MlaPlan mla_plan(const AttentionArgs& a, int sms);
 // Launches the kernel: writes a.out when plan.splits == 1, else the per-split
 // partials (acc [splits, B·H, v], (m, l) [splits, B·H, 2]) for attention_merge_kernel.

@@ -143,18 +143,23 @@ struct AttentionArgs {
   // (MOEPROBE_CUDA_ATTN=generic): then the generic tiled kernel runs.
   bool force_generic = false;
   // The queries may be rounded to bf16 (the model runs in bf16). Enables the
-  // tensor-core MLA decode kernel (queries == 1, shared_kv, one KV head, bf16
-  // or e4m3 cache, v in {64, 128, 256, 512}, qk % 16 == 0; mla_decode.cu),
-  // which feeds bf16 queries and probabilities to the MMAs as the production
-  // kernels do. Unset (fp32 models), MLA decode takes the generic fp32 kernel.
+  // tensor-core decode kernel (mla_decode.cu; queries == 1, bf16 or e4m3
+  // cache, qk % 16 == 0; absorbed MLA: shared_kv, one KV head, v in {64, 128,
+  // 256, 512}; GQA/MHA: v in {64, 128, 256}), which feeds bf16 queries and
+  // probabilities to the MMAs as the production kernels do. Unset (fp32
+  // models), MLA decode takes the generic fp32 kernel, GQA the SIMT one.
   bool q_bf16 = false;
+  // GQA/MHA decode takes the SIMT split-KV kernel even where the tensor-core
+  // one applies (MOEPROBE_CUDA_ATTN=simt: the comparison and the fallback).
+  bool simt_decode = false;
 };
 // Workspace bytes attention() needs for `a` on a device with `sms` SMs (0: none).
 long long attention_workspace_bytes(const AttentionArgs& a, int sms);
 // Whether attention() takes the split-KV decode kernel for `a` (GQA/MHA, or
 // the tensor-core absorbed-MLA kernel).
 bool attention_uses_decode_kernel(const AttentionArgs& a, int sms);
-// Whether attention() takes the tensor-core absorbed-MLA decode kernel for `a`.
+// Whether attention() takes the tensor-core decode kernel (absorbed MLA, or
+// GQA/MHA with bf16 queries) for `a`.
 bool attention_uses_mla_kernel(const AttentionArgs& a, int sms);
 void attention(const AttentionArgs& a, void* workspace, long long workspace_bytes, int sms,
                cudaStream_t st);

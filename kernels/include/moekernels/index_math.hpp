@@ -217,6 +217,33 @@ MOE_HD inline bool candidate_before(float va, int ia, float vb, int ib) {
   if (ib < 0) return true;
   return ranks_before(va, ia, vb, ib);
 }
+// The two best of a group, best first (index -1: none), for the router
+// kernel's warp-parallel group scores: each lane folds its strided share with
+// top2_push, the lanes merge with top2_merge (any merge order gives the same
+// pair, ranks_before being a strict total order), and top2_sum adds them as
+// group_score does (0 + best + second), so the score's bits are route_token's.
+struct Top2 {
+  float v1, v2;
+  int i1, i2;
+};
+MOE_HD inline Top2 top2_empty() {
+  return Top2{0.0f, 0.0f, -1, -1};
+}
+MOE_HD inline Top2 top2_push(Top2 t, float v, int i) {
+  if (candidate_before(v, i, t.v1, t.i1)) return Top2{v, t.v1, i, t.i1};
+  if (candidate_before(v, i, t.v2, t.i2)) return Top2{t.v1, v, t.i1, i};
+  return t;
+}
+MOE_HD inline Top2 top2_merge(Top2 a, Top2 b) {
+  return top2_push(top2_push(a, b.v1, b.i1), b.v2, b.i2);
+}
+MOE_HD inline float top2_sum(Top2 t) {
+  float sum = 0.0f;
+  if (t.i1 >= 0) sum += t.v1;
+  if (t.i2 >= 0) sum += t.v2;
+  return sum;
+}
+
 // This lane's best index among its strided share that is eligible (`eligible`
 // null or non-zero) and not taken (`taken` null or zero); -1 when none.
 MOE_HD inline int lane_best(const float* scores, int n, int lane, int lanes,
@@ -488,25 +515,50 @@ MOE_HD inline int mla_head(int group, int tiles, int tile, int row) {
   return (group * tiles + tile) * 16 + row;
 }
 
-// Dynamic shared memory of the MLA kernel: Q [tiles·16][qk + pad] bf16; the KV
-// tiles (bf16 cache: `stages` tiles [tile_keys][qk + pad] bf16; e4m3 cache:
-// `stages` raw tiles [tile_keys][qk] bytes plus one converted bf16 tile); the
+// Dynamic shared memory of the tensor-core decode kernel (mla_decode.cu), for
+// the absorbed-MLA cache (`shared`: one latent row of qk elements serves as K,
+// its first v elements as V) and for GQA (separate K rows of qk and V rows of
+// v elements): Q [tiles·16][qk + pad] bf16; per cache tensor, with a bf16
+// cache `stages` tiles [tile_keys][dim + pad] bf16, with an e4m3 cache
+// `stages` raw tiles [tile_keys][dim] bytes plus one converted bf16 tile; the
 // S exchange, 2 warps per head tile x 32 lanes x 16 floats.
+MOE_HD inline long long tc_decode_smem_bytes(int qk, int v, bool shared, int tiles, bool fp8,
+                                             int stages, int tile_keys, int pad) {
+  auto tensor = [&](long long dim) {
+    const long long ld = dim + pad;
+    return fp8 ? tile_keys * ld * 2 + static_cast<long long>(stages) * tile_keys * dim
+               : static_cast<long long>(stages) * tile_keys * ld * 2;
+  };
+  const long long q = static_cast<long long>(tiles) * 16 * (qk + pad) * 2;
+  return q + tensor(qk) + (shared ? 0 : tensor(v)) +
+         static_cast<long long>(tiles) * 2 * 32 * 16 * 4;
+}
 MOE_HD inline long long mla_smem_bytes(int qk, int tiles, bool fp8, int stages, int tile_keys,
                                        int pad) {
-  const long long ld = qk + pad;
-  const long long q = static_cast<long long>(tiles) * 16 * ld * 2;
-  const long long kv = fp8 ? tile_keys * ld * 2 + static_cast<long long>(stages) * tile_keys * qk
-                           : static_cast<long long>(stages) * tile_keys * ld * 2;
-  return q + kv + static_cast<long long>(tiles) * 2 * 32 * 16 * 4;
+  return tc_decode_smem_bytes(qk, qk, true, tiles, fp8, stages, tile_keys, pad);
 }
 
-// Splits of the context for the MLA kernel (one block per SM: its shared memory
-// holds Q of 64 heads and three KV tiles). Picks s in 1..min(tiles, max_splits)
-// minimising waves(s)·(tiles per split + c) + s·base·c / sms, c = split_cost_tiles
-// (writing and merging one split's fp32 partials, in KV-tile units; 0 when s = 1),
-// waves(s) = ceil(base·s / sms); the smallest s among ties. Chunk a multiple
-// of tile_keys, no empty trailing split.
+// What starting one more split costs a block of the tensor-core decode kernel,
+// in KV tiles: writing and merging its fp32 partials (`merge_tiles`) plus
+// loading the block's queries, `rows` heads x qk fp32, against one tile of
+// tile_keys cache rows of `row_bytes` each (K and V). The queries matter for
+// MLA: 64 heads x 576 x 4 B are four latent tiles' worth, so at batch 1 one
+// tile per split spent most of its time loading Q (119 us on an H200 where
+// the production pair of GEMMs took 25).
+MOE_HD inline int tc_decode_split_cost(int rows, int qk, int tile_keys, long long row_bytes,
+                                       int merge_tiles) {
+  const long long q = static_cast<long long>(rows) * qk * 4;
+  const long long tile = static_cast<long long>(tile_keys) * (row_bytes > 0 ? row_bytes : 1);
+  return merge_tiles + static_cast<int>(ceil_div(q, tile));
+}
+
+// Splits of the context for the tensor-core decode kernel; `sms` counts block
+// slots (SMs x resident blocks per SM: one for MLA's 64 heads, whose Q and three
+// KV tiles fill the shared memory; several for GQA's one head tile). Picks s in
+// 1..min(tiles, max_splits) minimising waves(s)·(tiles per split + c) + s·base·c / sms,
+// c = split_cost_tiles (tc_decode_split_cost: a split's partials and its Q load, in
+// KV-tile units; 0 when s = 1), waves(s) = ceil(base·s / sms); the smallest s among ties. Chunk a
+// multiple of tile_keys, no empty trailing split.
 MOE_HD inline KeySplits mla_splits(long long base, long long context, int sms, int tile_keys,
                                    int max_splits, int split_cost_tiles) {
   const long long tiles = ceil_div(context, tile_keys);

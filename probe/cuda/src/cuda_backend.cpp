@@ -73,8 +73,20 @@ struct Ctx {
   // projections run the tensor-core grouped GEMM (kc::grouped_gemm) instead of
   // the GEMV, for prefill-sized token counts; fp32 keeps the GEMV.
   bool grouped_experts = false;
+  // MOEPROBE_CUDA_EXPERTS=mixed: as gemv (same capturable path) while the mean
+  // rows per expert stay below kMixedGemmRows, the tensor-core grouped GEMM from
+  // there on (bf16). On the H200 (2026-11-27) the GEMV met the grouped-GEMM
+  // figures up to 16 tokens (1 row per expert) and fell to 1.4x at 64 tokens of
+  // qwen3-30b-a3b (4 rows) and 4.9x at 256 (16 rows): it reads each weight row
+  // once per 8 token rows, on CUDA cores.
+  bool mixed_experts = false;
+  static constexpr long long kMixedGemmRows = 4;
+  bool tensor_core_experts(long long rows, int experts) const {
+    return grouped_experts || (mixed_experts && rows >= kMixedGemmRows * experts);
+  }
   bool paged_kv = false;
   bool generic_attention = false;  // MOEPROBE_CUDA_ATTN=generic: no split-KV decode kernel
+  bool simt_attention = false;     // MOEPROBE_CUDA_ATTN=simt: GQA decode off the tensor cores
   bool cublaslt_gate = false;      // MOEPROBE_CUDA_GATE=cublaslt: no split-K router gate
   Ctx() = default;
   ~Ctx() {
@@ -477,7 +489,7 @@ class ExpertsOp : public CudaOp {
     if (gemv_) {
       experts_gemv(s_, mw_, dcounts_.as<int>(), offsets_.as<int>(), static_cast<int>(a_),
                    x_act_.get(), gu_.as<float>(), h_act_.get(), y_.as<float>(), st,
-                   ctx().grouped_experts);
+                   ctx().tensor_core_experts(a_, s_.shape.experts));
       return;
     }
     if (!batched_) {
@@ -655,7 +667,8 @@ class MoeFusedOp : public CudaOp {
     }
     if (gemv_) {
       experts_gemv(s_, mw_, pb_.counts.as<int>(), pb_.offsets.as<int>(), a_, x_act_.get(),
-                   gu_.as<float>(), h_act_.get(), y_.as<float>(), st, ctx().grouped_experts);
+                   gu_.as<float>(), h_act_.get(), y_.as<float>(), st,
+                   ctx().tensor_core_experts(a_, s_.shape.experts));
     } else {
       MOE_CUDA_CHECK(cudaStreamSynchronize(st));
       counts_.assign(host_counts_, host_counts_ + e);
@@ -699,6 +712,7 @@ class AttentionOp : public CudaOp {
     constexpr int kPage = 64;
     kc::AttentionArgs& a = args_;
     a.force_generic = ctx().generic_attention;
+    a.simt_decode = ctx().simt_attention;
     if (ctx().paged_kv) {
       // Pages of 64 positions in a shuffled order (a real allocator's layout).
       const int pps = static_cast<int>(mk::ceil_div(sp.context, kPage));
@@ -745,7 +759,7 @@ class AttentionOp : public CudaOp {
     a.context = sp.context;
     a.shared_kv = sp.shared_kv;
     a.scale = sp.scale;
-    a.q_bf16 = sp.dtype == DType::bf16;  // bf16 models: the tensor-core MLA decode kernel
+    a.q_bf16 = sp.dtype == DType::bf16;  // bf16 models: the tensor-core decode kernel
     out_.resize(static_cast<std::size_t>(sp.batch) * static_cast<std::size_t>(sp.queries) *
                 static_cast<std::size_t>(sp.heads) * static_cast<std::size_t>(sp.v_dim) * 4);
     a.out = out_.as<float>();
@@ -856,6 +870,7 @@ class LayerOp : public CudaOp {
       ar.shared_kv = as.shared_kv;
       ar.scale = as.scale;
       ar.force_generic = ctx().generic_attention;
+      ar.simt_decode = ctx().simt_attention;
       ar.q_bf16 = sp.dtype == DType::bf16;
     }
     // Activations (fp32) and their dtype copies (GEMM inputs; bf16 only).
@@ -1054,7 +1069,8 @@ class LayerOp : public CudaOp {
     }
     if (gemv_) {
       experts_gemv(ms, w.moe, pb_.counts.as<int>(), pb_.offsets.as<int>(), a_, x_perm_act_.get(),
-                   gu_.as<float>(), h_act_.get(), y_perm_.as<float>(), st, ctx().grouped_experts);
+                   gu_.as<float>(), h_act_.get(), y_perm_.as<float>(), st,
+                   ctx().tensor_core_experts(a_, ms.shape.experts));
     } else {
       MOE_CUDA_CHECK(cudaStreamSynchronize(st));
       counts_.assign(host_counts_, host_counts_ + e);
@@ -1109,12 +1125,21 @@ class CudaBackend : public Backend {
     MOE_CUDA_CHECK(cudaSetDevice(device));
     ctx_->facts = cudabk::device_facts(device);
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx_->stream, cudaStreamNonBlocking));
-    const std::string experts = env_or("MOEPROBE_CUDA_EXPERTS", "graph");
+    // Default: the device-side experts (GEMV at few rows per expert, tensor-core
+    // grouped GEMM from kMixedGemmRows on), verified and timed on an H200 on
+    // 2026-11-27 (docs/probe.md, "GPU runs"); the grouped GEMM needs sm_80, so
+    // older cards take the GEMV alone. "graph" keeps cuBLASLt per expert, the
+    // reference and fallback.
+    const std::string experts =
+        env_or("MOEPROBE_CUDA_EXPERTS", ctx_->facts.cc_major >= 8 ? "mixed" : "gemv");
     ctx_->batched_experts = experts == "batched";
     ctx_->grouped_experts = experts == "grouped";
-    ctx_->gemv_experts = experts == "gemv" || ctx_->grouped_experts;
+    ctx_->mixed_experts = experts == "mixed";
+    ctx_->gemv_experts = experts == "gemv" || ctx_->grouped_experts || ctx_->mixed_experts;
     ctx_->paged_kv = env_or("MOEPROBE_CUDA_KV", "contiguous") == "paged";
-    ctx_->generic_attention = env_or("MOEPROBE_CUDA_ATTN", "decode") == "generic";
+    const std::string attn = env_or("MOEPROBE_CUDA_ATTN", "decode");
+    ctx_->generic_attention = attn == "generic";
+    ctx_->simt_attention = attn == "simt";
     ctx_->cublaslt_gate = env_or("MOEPROBE_CUDA_GATE", "splitk") == "cublaslt";
     ctx_->flush.resize(static_cast<std::size_t>(std::max(2 * ctx_->facts.l2_bytes, 8LL << 20)));
   }
@@ -1147,6 +1172,10 @@ class CudaBackend : public Backend {
         ctx_->grouped_experts
             ? "tensor-core grouped GEMM (bf16; fp32 grouped GEMV) over all experts, device-side "
               "counts/offsets (MOEPROBE_CUDA_EXPERTS=grouped)"
+        : ctx_->mixed_experts
+            ? "grouped GEMV below " + std::to_string(Ctx::kMixedGemmRows) +
+                  " rows per expert, tensor-core grouped GEMM (bf16) from there on, device-side "
+                  "counts/offsets (MOEPROBE_CUDA_EXPERTS=mixed)"
         : ctx_->gemv_experts ? "grouped GEMV over all experts, device-side "
                                "counts/offsets (MOEPROBE_CUDA_EXPERTS=gemv)"
                              : experts_path(ctx_->batched_experts);
@@ -1156,17 +1185,20 @@ class CudaBackend : public Backend {
                                   " tokens, cuBLASLt above";
     id.libraries["moe_fused"] =
         ctx_->gemv_experts
-            ? (ctx_->grouped_experts
-                   ? "tensor-core grouped GEMM experts, no host round trip, replayed from a CUDA "
-                     "graph"
+            ? (ctx_->grouped_experts || ctx_->mixed_experts
+                   ? "tensor-core grouped GEMM experts (mixed: GEMV at few rows per expert), no "
+                     "host round trip, replayed from a CUDA graph"
                    : "grouped GEMV experts, no host round trip, replayed from a CUDA graph")
             : "per-expert cuBLASLt matmuls after a device->host count copy (one sync per call)";
     id.libraries["attention"] =
-        ctx_->generic_attention
-            ? "generic tiled kernel for every case (MOEPROBE_CUDA_ATTN=generic)"
-            : "split-KV decode kernel for GQA/MHA decode (qk = v <= 256), tensor-core "
-              "absorbed-MLA decode kernel for bf16 models (bf16 or fp8 KV), generic tiled "
-              "kernel for prefill and fp32 MLA";
+        ctx_->generic_attention ? "generic tiled kernel for every case (MOEPROBE_CUDA_ATTN=generic)"
+        : ctx_->simt_attention
+            ? "SIMT split-KV decode kernel for GQA/MHA decode (MOEPROBE_CUDA_ATTN=simt), "
+              "tensor-core absorbed-MLA decode kernel for bf16 models, generic tiled kernel "
+              "for prefill and fp32 MLA"
+            : "tensor-core split-KV decode kernel for bf16 models (GQA/MHA v <= 256 and "
+              "absorbed MLA; bf16 or fp8 KV), SIMT split-KV decode kernel for fp32 GQA/MHA "
+              "(qk = v <= 256), generic tiled kernel for prefill and fp32 MLA";
     id.libraries["kv_cache"] =
         ctx_->paged_kv ? "paged (64 positions per page, shuffled pages)" : "contiguous";
     id.libraries["nvml"] =
