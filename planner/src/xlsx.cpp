@@ -127,7 +127,10 @@ std::string number_format(const ColumnFormat& f, double abs, int decimals) {
   if (f.kind == NumberKind::text) return "@";
   if (decimals < 0) decimals = default_decimals(abs);
   std::string base = "#,##0";
-  if (decimals > 0) base += "." + std::string(static_cast<std::size_t>(decimals), '0');
+  if (decimals > 0) {  // appended in place: "." + std::string(n, '0') trips GCC 12's -Wrestrict
+    base += '.';
+    base.append(static_cast<std::size_t>(decimals), '0');
+  }
   switch (f.kind) {
     case NumberKind::money:
       return base + "\\ \"" + f.currency + "\"";
