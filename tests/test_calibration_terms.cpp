@@ -245,6 +245,65 @@ TEST_CASE("calibration terms: each kernel class feeds its own term, keyed as the
   CHECK(def.layer_overhead_us.evidence != Evidence::measured);
 }
 
+TEST_CASE("calibration terms: shape-keyed curves apply to the calibration's own model only",
+          "[calibration][floor]") {
+  // The fixture was measured for qwen3-30b-a3b: for it every class is used; for another model
+  // the device layer and the GEMM curve carry over, the attention and MoE curves and the
+  // per-layer overhead (that model's head, expert and layer sizes) do not.
+  Effs e;
+  e.gemm = 0.9;
+  e.attention = 0.7;
+  e.experts = 0.6;
+  e.layer = 0.8;
+  const DeviceCalibration d = device_cal(cal_json(e));
+  REQUIRE(d.model_id == "qwen3-30b-a3b");
+  const DeviceCalibration own = calibration_for_model(d, "qwen3-30b-a3b");
+  CHECK(*own.curve("attention", 16.0 * 4096) == Approx(0.7));
+  CHECK(*own.curve("moe_experts", 16.0 * 8 / 84) == Approx(0.6));
+  CHECK(own.layer_overhead_us == Approx(20.0).epsilon(1e-6));
+  CHECK(term(own, "MoE").used);
+
+  const DeviceCalibration other = calibration_for_model(d, "deepseek-r1");
+  CHECK(other.bandwidth_gb_s == d.bandwidth_gb_s);
+  CHECK(other.bf16_tflops == d.bf16_tflops);
+  CHECK(*other.curve("gemm", 16) == Approx(0.9));
+  CHECK_FALSE(other.curve("attention", 16.0 * 4096).has_value());
+  CHECK_FALSE(other.curve("moe_experts", 1.5).has_value());
+  CHECK(other.layer_overhead_us == 0.0);
+  for (const char* t : {"attention", "MoE", "per-layer"}) {
+    INFO(t);
+    CHECK_FALSE(term(other, t).used);
+    CHECK_THAT(term(other, t).note, Catch::Contains("measured on qwen3-30b-a3b's shapes"));
+  }
+  CHECK(term(other, "GEMM efficiency").used);
+  const Efficiencies eff =
+      resolve_efficiencies(cat().device("h100-sxm"), cat().engine("vllm"), &other);
+  CHECK(eff.layer_overhead_us.evidence != Evidence::measured);
+  CHECK(eff.dev_bw.evidence == Evidence::measured);
+
+  // validate-perf applies the same rule row by row: a qwen3-30b-a3b row takes the MoE curve
+  // (0.6: slower than the device layer alone), a gpt-oss-120b row on the same device is
+  // predicted exactly as with the device layer and GEMM curve alone.
+  const BenchmarkFile f = parse_benchmarks(
+      "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,"
+      "metric,value,unit,source\n"
+      "qwen3-30b-a3b,h100-sxm,1,bf16,,vllm,,,1,decode_tok_s_single,150,tok/s,test\n"
+      "gpt-oss-120b,h100-sxm,1,,,vllm,,,1,decode_tok_s_single,150,tok/s,test\n",
+      "bench.csv");
+  Effs device_only;
+  device_only.gemm = 0.9;
+  Effs moe_only = device_only;
+  moe_only.experts = 0.6;
+  const DeviceCalibration dev = device_cal(cal_json(device_only));
+  const DeviceCalibration moe = device_cal(cal_json(moe_only));
+  const ValidationResult with = validate(f, cat(), &moe);
+  const ValidationResult base = validate(f, cat(), &dev);
+  REQUIRE(with.predictions[0].predicted);
+  REQUIRE(with.predictions[1].predicted);
+  CHECK(*with.predictions[0].predicted < *base.predictions[0].predicted);
+  CHECK(*with.predictions[1].predicted == *base.predictions[1].predicted);
+}
+
 TEST_CASE("calibration terms: a faster measured curve never makes the estimate slower",
           "[calibration][floor][property]") {
   // Every class at efficiency x, x rising from 0.6 (all classes above the floor, the layer rows'

@@ -280,7 +280,7 @@ LoadedCalibration load_perf_calibration(const PerfOptions& o, const Catalog& cat
   if (!lc.doubts.empty() && !o.force_calibration)
     throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
                             o.calibration, fmt::join(lc.doubts, "; ")));
-  lc.cal = device_calibration(raw);
+  lc.cal = calibration_for_model(device_calibration(raw), o.model);
   return lc;
 }
 

@@ -188,6 +188,7 @@ DeviceCalibration device_calibration(const Calibration& cal) {
   DeviceCalibration d;
   d.file = c->file;
   d.device_id = !c->device.catalog_id.empty() ? c->device.catalog_id : c->device.name;
+  d.model_id = c->model_id;
   if (d.device_id.empty()) throw Error("calibration " + c->file + " names no device");
   d.bandwidth_gb_s = c->bandwidth_gb_s();
   // A CPU backend computes bf16 weights in fp32 after conversion, so an fp32 plateau is the
@@ -244,6 +245,30 @@ DeviceCalibration device_calibration(const Calibration& cal) {
     return interpolate_clamped(it->second, key);
   };
   return d;
+}
+
+DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std::string& model_id) {
+  if (cal.model_id.empty() || cal.model_id == model_id) return cal;
+  DeviceCalibration out = cal;
+  const auto inner = cal.curve;
+  out.curve = [inner](const std::string& op, double key) -> std::optional<double> {
+    if (!inner || op == "moe_experts" || op == "attention") return std::nullopt;
+    return inner(op, key);
+  };
+  out.layer_overhead_us = 0;
+  out.layer_overhead_moe = false;
+  for (auto& t : out.terms) {
+    const bool shape = t.term.rfind("attention efficiency", 0) == 0 ||
+                       t.term.rfind("MoE efficiency", 0) == 0 ||
+                       t.term.rfind("per-layer launch/sync overhead", 0) == 0;
+    if (!shape || !t.used) continue;
+    t.used = false;
+    t.note = fmt::format(
+        "not used: measured on {}'s shapes, not {}'s (kernel efficiency depends on expert, head "
+        "and layer sizes; the device layer and the GEMM curve carry over)",
+        cal.model_id, model_id);
+  }
+  return out;
 }
 
 Device device_from_calibration(const DeviceCalibration& c) {

@@ -513,7 +513,13 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     static_cast<ServingRun&>(req) = row;
     if (!row.concurrency) req.arrivals = Arrivals::saturated;
     req.spec = row.spec;
-    if (cal && cal->device_id == d->id) req.calibration = cal;
+    // The file's device layer applies to every model's rows on its device, its shape-keyed
+    // curves to its own model's rows only (calibration_for_model).
+    std::optional<DeviceCalibration> for_model;
+    if (cal && cal->device_id == d->id) {
+      for_model = calibration_for_model(*cal, m->id);
+      req.calibration = &*for_model;
+    }
     p.concurrency_used = req.concurrency;
     // One engine group is the deployment of one replica: the same estimate() figures.
     const DeploymentResult r = estimate_deployment(req, row.deployment, cat);

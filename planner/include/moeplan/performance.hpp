@@ -59,6 +59,7 @@ struct CalibrationTerm {
 // figures measured on `device_id`; zero means "not measured, keep the default".
 struct DeviceCalibration {
   std::string device_id;
+  std::string model_id;       // the model whose shapes the probe ran ("" = not recorded)
   std::string file;           // for provenance in outputs
   double bandwidth_gb_s = 0;  // sustained copy bandwidth
   double bf16_tflops = 0;     // sustained large-GEMM rates
@@ -88,6 +89,14 @@ class Calibration;
 // The device layer a calibration file measured (bandwidth, compute plateaus, efficiency curves).
 // Throws Error when the file names no device.
 DeviceCalibration device_calibration(const Calibration& cal);
+// The calibration as it applies to `model`: the device layer (bandwidth, plateaus, links) and the
+// GEMM curve by M carry over to any model on the device; the curves keyed on one model's shapes
+// (attention by batch × context, MoE by tokens per expert, the per-layer overhead) do not, and
+// for another model they are kept out with a note saying so. Measured on the H200
+// (docs/probe.md, "What the planner takes from the probe"): qwen3-30b-a3b's 768-wide experts run
+// at 34–69 % of the triad where DeepSeek's 2048-wide ones run near 90 %, and its MoE curve moved
+// the device's published rows of other models from 9.8 % to 30.4 % median error.
+DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std::string& model_id);
 // A catalog-free device described by its measured figures, for a calibrated device that is not
 // in the catalog (peaks = the measured sustained rates).
 Device device_from_calibration(const DeviceCalibration& cal);
