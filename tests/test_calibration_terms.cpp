@@ -116,6 +116,16 @@ Json cal_json(const Effs& e) {
   return j;
 }
 
+// Every kernel class measured above the floor (GEMM 0.9, attention 0.7, MoE 0.6, layers 0.8).
+Effs every_class_used() {
+  Effs e;
+  e.gemm = 0.9;
+  e.attention = 0.7;
+  e.experts = 0.6;
+  e.layer = 0.8;
+  return e;
+}
+
 DeviceCalibration device_cal(const Json& j) {
   return device_calibration(parse_calibration(j.dump(), "cal.json"));
 }
@@ -200,11 +210,7 @@ TEST_CASE("calibration terms: a class above the floor is used and slows its own 
 
 TEST_CASE("calibration terms: each kernel class feeds its own term, keyed as the model asks",
           "[calibration][floor]") {
-  Effs e;
-  e.gemm = 0.9;
-  e.attention = 0.7;
-  e.experts = 0.6;
-  e.layer = 0.8;
+  Effs e = every_class_used();
   const DeviceCalibration d = device_cal(cal_json(e));
   for (const char* t : {"GEMM efficiency", "attention", "MoE", "per-layer"}) {
     INFO(t);
@@ -250,12 +256,7 @@ TEST_CASE("calibration terms: shape-keyed curves apply to the calibration's own 
   // The fixture was measured for qwen3-30b-a3b: for it every class is used; for another model
   // the device layer and the GEMM curve carry over, the attention and MoE curves and the
   // per-layer overhead (that model's head, expert and layer sizes) do not.
-  Effs e;
-  e.gemm = 0.9;
-  e.attention = 0.7;
-  e.experts = 0.6;
-  e.layer = 0.8;
-  const DeviceCalibration d = device_cal(cal_json(e));
+  const DeviceCalibration d = device_cal(cal_json(every_class_used()));
   REQUIRE(d.model_id == "qwen3-30b-a3b");
   const DeviceCalibration own = calibration_for_model(d, "qwen3-30b-a3b");
   CHECK(*own.curve("attention", 16.0 * 4096) == Approx(0.7));

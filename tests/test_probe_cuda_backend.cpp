@@ -1,5 +1,6 @@
 // CUDA backend: registry and graceful absence everywhere; on a GPU, each op
 // against the CPU reference (the harness does the same before timing).
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "moeprobe/backend.hpp"
@@ -32,6 +34,14 @@ std::unique_ptr<Backend> gpu_or_null() {
   } catch (const BackendUnavailable&) {
     return nullptr;
   }
+}
+// A backend built while `var` = `value` (the backend reads its MOEPROBE_CUDA_* switches when
+// it is made); the variable is unset again.
+std::unique_ptr<Backend> gpu_with(const char* var, const char* value) {
+  ::setenv(var, value, 1);
+  auto b = gpu_or_null();
+  ::unsetenv(var);
+  return b;
 }
 std::vector<float> pattern_input(std::size_t n, std::uint64_t seed) {
   std::vector<float> x(n);
@@ -229,9 +239,7 @@ TEST_CASE("cuda decoder layers match the reference", "[probe][cuda][gpu]") {
 // bf16-rounding limit); MOEPROBE_CUDA_ATTN=simt keeps them on this kernel, whose
 // fp32 arithmetic meets the fp32 limit.
 TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda][gpu]") {
-  ::setenv("MOEPROBE_CUDA_ATTN", "simt", 1);
-  auto b = gpu_or_null();
-  ::unsetenv("MOEPROBE_CUDA_ATTN");
+  auto b = gpu_with("MOEPROBE_CUDA_ATTN", "simt");
   if (!b) {
     WARN("no GPU: decode attention not run");
     return;
@@ -267,6 +275,24 @@ TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda]
       }
 }
 
+namespace {
+// One decode case through the tensor-core kernel on a contiguous and a paged cache, held to
+// 1e-2 normalised: the kernel rounds the pre-scaled queries and the probabilities to bf16.
+void check_tc_decode(Backend& contiguous, Backend& paged, const AttentionSpec& a,
+                     const std::string& what) {
+  const std::vector<float> want = ref::attention(a);
+  for (Backend* be : {&contiguous, &paged}) {
+    auto op = be->attention(a);
+    op->run();
+    op->sync();
+    const Check r = compare_close(op->output().f, want, 1e-2, what);
+    INFO(what << (a.kv_dtype == KvDType::fp8 ? " fp8 kv" : " bf16 kv")
+              << (be == &paged ? " paged" : "") << ": max err " << r.max_err << " " << r.detail);
+    CHECK(r.ok);
+  }
+}
+}  // namespace
+
 // The same tensor-core kernel for GQA decode (separate K and V rows per KV head)
 // against the CPU reference: qwen3-30b-a3b's 32/4 x 128 (group 8: one head tile,
 // 8 padded rows), a group of 20 at v = 64 (two tiles), MHA (group 1), one-key
@@ -278,9 +304,7 @@ TEST_CASE("cuda tensor-core GQA decode against the reference", "[probe][cuda][gp
     WARN("no GPU: GQA decode not run");
     return;
   }
-  ::setenv("MOEPROBE_CUDA_KV", "paged", 1);
-  auto paged = gpu_or_null();
-  ::unsetenv("MOEPROBE_CUDA_KV");
+  auto paged = gpu_with("MOEPROBE_CUDA_KV", "paged");
   REQUIRE(paged);
   struct Case {
     int batch, heads, kv_heads, dim;
@@ -300,18 +324,9 @@ TEST_CASE("cuda tensor-core GQA decode against the reference", "[probe][cuda][gp
       a.kv_dtype = kv;
       a.seed = 99;
       a.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
-      const std::vector<float> want = ref::attention(a);
-      for (Backend* be : {b.get(), paged.get()}) {
-        auto op = be->attention(a);
-        op->run();
-        op->sync();
-        const Check r = compare_close(op->output().f, want, 1e-2, "gqa tc decode");
-        INFO("B" << c.batch << " H" << c.heads << "/" << c.kv_heads << " d" << c.dim << " L"
-                 << c.context << (kv == KvDType::fp8 ? " fp8 kv" : " bf16 kv")
-                 << (be == paged.get() ? " paged" : "") << ": max err " << r.max_err << " "
-                 << r.detail);
-        CHECK(r.ok);
-      }
+      check_tc_decode(
+          *b, *paged, a,
+          fmt::format("gqa B{} H{}/{} d{} L{}", c.batch, c.heads, c.kv_heads, c.dim, c.context));
     }
 }
 
@@ -330,9 +345,7 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
     WARN("no GPU: MLA decode not run");
     return;
   }
-  ::setenv("MOEPROBE_CUDA_KV", "paged", 1);  // 64-position pages in a shuffled order
-  auto paged = gpu_or_null();
-  ::unsetenv("MOEPROBE_CUDA_KV");
+  auto paged = gpu_with("MOEPROBE_CUDA_KV", "paged");  // 64-position pages in a shuffled order
   REQUIRE(paged);
   struct Case {
     int batch, heads, latent, rope;
@@ -367,18 +380,9 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
       args.q = args.out = reinterpret_cast<float*>(16);  // validate() only checks non-null
       args.k = args.q;
       CHECK(kc::attention_uses_mla_kernel(args, 132));
-      const std::vector<float> want = ref::attention(a);
-      for (Backend* be : {b.get(), paged.get()}) {
-        auto op = be->attention(a);
-        op->run();
-        op->sync();
-        const Check r = compare_close(op->output().f, want, 1e-2, "mla decode");
-        INFO("B" << c.batch << " H" << c.heads << " r" << c.latent << "+" << c.rope << " L"
-                 << c.context << (kv == KvDType::fp8 ? " fp8 kv" : " bf16 kv")
-                 << (be == paged.get() ? " paged" : "") << ": max err " << r.max_err << " "
-                 << r.detail);
-        CHECK(r.ok);
-      }
+      check_tc_decode(
+          *b, *paged, a,
+          fmt::format("mla B{} H{} r{}+{} L{}", c.batch, c.heads, c.latent, c.rope, c.context));
     }
 }
 
@@ -386,9 +390,7 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
 // moe.fused (no host round trip, replayed from a graph) against the CPU reference.
 namespace {
 void check_device_experts(const char* variant, const char* library, std::vector<int> token_list) {
-  ::setenv("MOEPROBE_CUDA_EXPERTS", variant, 1);
-  auto b = gpu_or_null();
-  ::unsetenv("MOEPROBE_CUDA_EXPERTS");
+  auto b = gpu_with("MOEPROBE_CUDA_EXPERTS", variant);
   if (!b) {
     WARN("no GPU: " << variant << " experts not run");
     return;
@@ -458,9 +460,7 @@ TEST_CASE("cuda mixed GEMV / grouped-GEMM experts and graph-captured fused MoE",
 TEST_CASE("cuda router gate: split-K and cuBLASLt logits against float64",
           "[probe][cuda][gpu][gate]") {
   for (const char* gate : {"splitk", "cublaslt"}) {
-    ::setenv("MOEPROBE_CUDA_GATE", gate, 1);
-    auto b = gpu_or_null();
-    ::unsetenv("MOEPROBE_CUDA_GATE");
+    auto b = gpu_with("MOEPROBE_CUDA_GATE", gate);
     if (!b) {
       WARN("no GPU");
       return;

@@ -837,6 +837,52 @@ std::vector<float> simulate_mla(const MlaCase& c, const std::vector<float>& q,
 }
 }  // namespace
 
+namespace {
+// The normalised max error of `got` [B, H, vd] against float64 attention over the same
+// cache: MLA (c.shared) reads K and V from one latent row [B, L, qk]; GQA reads K rows
+// [B, L, KVH, qk] and, after them, V rows [B, L, KVH, vd].
+double simulated_error(const MlaCase& c, const std::vector<float>& q,
+                       const std::vector<float>& cache, const std::vector<float>& got,
+                       float scale) {
+  const int group = c.heads / c.kv_heads;
+  const std::size_t rows = static_cast<std::size_t>(c.batch) * c.context * c.kv_heads;
+  double worst = 0, top = 0;
+  for (int b = 0; b < c.batch; ++b)
+    for (int h = 0; h < c.heads; ++h) {
+      auto row = [&](long long j) {
+        return (static_cast<std::size_t>(b) * c.context + static_cast<std::size_t>(j)) *
+                   c.kv_heads +
+               static_cast<std::size_t>(h / group);
+      };
+      auto v_at = [&](long long j, int v) {
+        return c.shared ? cache[row(j) * c.qk + v] : cache[rows * c.qk + row(j) * c.vd + v];
+      };
+      std::vector<double> s(static_cast<std::size_t>(c.context));
+      double mx = -1e300;
+      for (long long j = 0; j < c.context; ++j) {
+        double d = 0;
+        for (int k = 0; k < c.qk; ++k)
+          d += static_cast<double>(q[(static_cast<std::size_t>(b) * c.heads + h) * c.qk + k]) *
+               cache[row(j) * c.qk + k];
+        s[static_cast<std::size_t>(j)] = d * scale;
+        mx = std::max(mx, d * scale);
+      }
+      double den = 0;
+      for (double& x : s) den += (x = std::exp(x - mx));
+      for (int v = 0; v < c.vd; ++v) {
+        double num = 0;
+        for (long long j = 0; j < c.context; ++j)
+          num += s[static_cast<std::size_t>(j)] * v_at(j, v);
+        const double want = num / den;
+        const double have = got[(static_cast<std::size_t>(b) * c.heads + h) * c.vd + v];
+        worst = std::max(worst, std::fabs(have - want));
+        top = std::max(top, std::fabs(want));
+      }
+    }
+  return worst / top;
+}
+}  // namespace
+
 TEST_CASE("the MLA kernel's data flow, simulated lane by lane, is attention",
           "[probe][kernels][mla]") {
   // 20 heads (two tiles, 12 padded rows), qk 80 = 5 k-steps (3 + 2 over the two warps),
@@ -854,39 +900,13 @@ TEST_CASE("the MLA kernel's data flow, simulated lane by lane, is attention",
     for (std::size_t i = 0; i < nc; ++i) cache[i] = bfr(mk::pattern_value(12, i));
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk));
     const std::vector<float> got = simulate_mla(c, q, cache, scale);
-    double worst = 0, top = 0;
-    for (int b = 0; b < c.batch; ++b)
-      for (int h = 0; h < c.heads; ++h) {
-        std::vector<double> s(static_cast<std::size_t>(c.context));
-        double mx = -1e300;
-        for (long long j = 0; j < c.context; ++j) {
-          double d = 0;
-          for (int k = 0; k < c.qk; ++k)
-            d += static_cast<double>(q[(static_cast<std::size_t>(b) * c.heads + h) * c.qk + k]) *
-                 cache[(static_cast<std::size_t>(b) * c.context + j) * c.qk + k];
-          s[static_cast<std::size_t>(j)] = d * scale;
-          mx = std::max(mx, d * scale);
-        }
-        double den = 0;
-        for (double& x : s) den += (x = std::exp(x - mx));
-        for (int v = 0; v < c.vd; ++v) {
-          double num = 0;
-          for (long long j = 0; j < c.context; ++j)
-            num += s[static_cast<std::size_t>(j)] *
-                   cache[(static_cast<std::size_t>(b) * c.context + j) * c.qk + v];
-          const double want = num / den;
-          const double have = got[(static_cast<std::size_t>(b) * c.heads + h) * c.vd + v];
-          worst = std::max(worst, std::fabs(have - want));
-          top = std::max(top, std::fabs(want));
-        }
-      }
+    const double err = simulated_error(c, q, cache, got, scale);
     INFO("B" << c.batch << " H" << c.heads << " qk" << c.qk << " v" << c.vd << " L" << c.context
-             << " sms " << c.sms << ": normalised error " << worst / top);
-    CHECK(worst / top < 1e-2);  // bf16 q and P, as on the GPU (the GPU test's limit)
+             << " sms " << c.sms << ": normalised error " << err);
+    CHECK(err < 1e-2);  // bf16 q and P, as on the GPU (the GPU test's limit)
   }
 }
 
-// ---- grouped expert GEMM on tensor cores (kernels/src/grouped_gemm.cu) ---------
 TEST_CASE("the tensor-core decode kernel's GQA data flow, simulated lane by lane, is attention",
           "[probe][kernels][mla]") {
   // Separate K and V rows per KV head: qwen3-30b-a3b's 32 query heads over 4 KV heads
@@ -895,7 +915,6 @@ TEST_CASE("the tensor-core decode kernel's GQA data flow, simulated lane by lane
   for (const MlaCase c :
        {MlaCase{2, 32, 128, 128, 300, 132, 4, false}, MlaCase{1, 32, 128, 128, 70, 0, 4, false},
         MlaCase{2, 40, 80, 64, 70, 8, 2, false}, MlaCase{1, 3, 64, 64, 45, 132, 3, false}}) {
-    const int group = c.heads / c.kv_heads;
     const std::size_t nq = static_cast<std::size_t>(c.batch) * c.heads * c.qk;
     const std::size_t rows = static_cast<std::size_t>(c.batch) * c.context * c.kv_heads;
     std::vector<float> q(nq), cache(rows * (c.qk + c.vd));
@@ -903,40 +922,10 @@ TEST_CASE("the tensor-core decode kernel's GQA data flow, simulated lane by lane
     for (std::size_t i = 0; i < cache.size(); ++i) cache[i] = bfr(mk::pattern_value(22, i));
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk));
     const std::vector<float> got = simulate_mla(c, q, cache, scale);
-    double worst = 0, top = 0;
-    for (int b = 0; b < c.batch; ++b)
-      for (int h = 0; h < c.heads; ++h) {
-        const int kvh = h / group;
-        auto row = [&](long long j) {
-          return (static_cast<std::size_t>(b) * c.context + static_cast<std::size_t>(j)) *
-                     c.kv_heads +
-                 kvh;
-        };
-        std::vector<double> s(static_cast<std::size_t>(c.context));
-        double mx = -1e300;
-        for (long long j = 0; j < c.context; ++j) {
-          double d = 0;
-          for (int k = 0; k < c.qk; ++k)
-            d += static_cast<double>(q[(static_cast<std::size_t>(b) * c.heads + h) * c.qk + k]) *
-                 cache[row(j) * c.qk + k];
-          s[static_cast<std::size_t>(j)] = d * scale;
-          mx = std::max(mx, d * scale);
-        }
-        double den = 0;
-        for (double& x : s) den += (x = std::exp(x - mx));
-        for (int v = 0; v < c.vd; ++v) {
-          double num = 0;
-          for (long long j = 0; j < c.context; ++j)
-            num += s[static_cast<std::size_t>(j)] * cache[rows * c.qk + row(j) * c.vd + v];
-          const double want = num / den;
-          const double have = got[(static_cast<std::size_t>(b) * c.heads + h) * c.vd + v];
-          worst = std::max(worst, std::fabs(have - want));
-          top = std::max(top, std::fabs(want));
-        }
-      }
+    const double err = simulated_error(c, q, cache, got, scale);
     INFO("B" << c.batch << " H" << c.heads << "/" << c.kv_heads << " qk" << c.qk << " v" << c.vd
-             << " L" << c.context << " sms " << c.sms << ": normalised error " << worst / top);
-    CHECK(worst / top < 1e-2);
+             << " L" << c.context << " sms " << c.sms << ": normalised error " << err);
+    CHECK(err < 1e-2);
   }
 }
 
@@ -963,6 +952,7 @@ TEST_CASE("tensor-core decode: GQA shared memory and the cost of a split's queri
   CHECK(mk::mla_splits(1, 4096, 132, 32, 256, 2).splits == 128);
 }
 
+// ---- grouped expert GEMM on tensor cores (kernels/src/grouped_gemm.cu) ---------
 TEST_CASE("grouped GEMM tile scheduler finds every expert M-tile once", "[probe][kernels][ggemm]") {
   // Counts with empty experts at the start, middle and end, exact multiples of bm and
   // one-row experts: the flat tile list must visit each (expert, M-tile) exactly once.
