@@ -343,6 +343,37 @@ TEST_CASE("sweep runs from 1 to the KV-memory limit and honours the SLA", "[perf
         s.points.front().result.decode.output_tokens_per_s);
 }
 
+TEST_CASE("one SLA predicate: bounds inclusive, unstated bounds always met", "[perf][sla]") {
+  const Sla none;
+  CHECK_FALSE(none.any());
+  CHECK(none.met_by(1e9, 1e9));
+  const Sla tpot{50.0, std::nullopt};
+  CHECK(tpot.any());
+  CHECK(tpot.met_by(50.0, 1e9));  // exactly at the bound meets it
+  CHECK_FALSE(tpot.met_by(50.001, 0.0));
+  const Sla both{50.0, 2000.0};
+  CHECK(both.met_by(49.0, 2000.0));
+  CHECK_FALSE(both.met_by(49.0, 2000.5));
+  CHECK_FALSE(both.met_by(51.0, 100.0));
+  // The sweep marks each point by it: the flag is the predicate at the point's latencies
+  // (bounds at the middle point's TPOT and TTFT, so some points meet them and some do not).
+  PerfRequest r = request("qwen3-30b-a3b", "h100-sxm", 1, "fp8", "vllm", "fp8");
+  r.input_tokens = 2048;
+  r.output_tokens = 512;
+  const SweepResult open = sweep(r, cat());
+  REQUIRE(open.points.size() > 2);
+  const auto& mid = open.points[open.points.size() / 2].result;
+  const Sla at_mid{mid.decode.tpot_ms, mid.prefill.ttft_ms};
+  const SweepResult s = sweep(r, cat(), at_mid);
+  bool some_in = false, some_out = false;
+  for (const auto& p : s.points) {
+    CHECK(p.meets_sla == at_mid.met_by(p.result.decode.tpot_ms, p.result.prefill.ttft_ms));
+    (p.meets_sla ? some_in : some_out) = true;
+  }
+  CHECK(some_in);
+  CHECK(some_out);
+}
+
 TEST_CASE("a calibration replaces the device layer and marks the evidence measured", "[perf]") {
   PerfRequest r = request("llama-3.1-8b", "h100-sxm", 1, "bf16");
   DeviceCalibration c;

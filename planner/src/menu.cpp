@@ -159,13 +159,12 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       if (!g.ok) g.reason = "no concurrency fits its share of the card";
       return g;
     }
-    const bool has_sla = sla.tpot_ms || sla.ttft_ms;
+    const bool has_sla = sla.any();
     long long want = 0;
     double best_power = -1, best_sla = -1, most = -1;
     for (const auto& pt : pts) {
       const auto& dec = pt.result.decode;
-      const bool meets = (!sla.tpot_ms || dec.tpot_ms <= *sla.tpot_ms) &&
-                         (!sla.ttft_ms || pt.result.prefill.ttft_ms <= *sla.ttft_ms);
+      const bool meets = sla.met_by(dec.tpot_ms, pt.result.prefill.ttft_ms);
       if (has_sla) {  // the highest throughput meeting the SLA (as sweep() picks it)
         if (meets && dec.output_tokens_per_s > best_sla) {
           best_sla = dec.output_tokens_per_s;
@@ -247,8 +246,7 @@ std::optional<std::pair<GroupOption, GroupOption>> combine(const Workload& a, co
       oa.ttft_ms = x.ttft_ms * t / x.tpot_ms;
       ob.ttft_ms = y.ttft_ms * t / y.tpot_ms;
       auto meets = [](const Workload& w, const GroupOption& o) {
-        return (!w.demand.sla_tpot_ms || o.tpot_ms <= *w.demand.sla_tpot_ms) &&
-               (!w.demand.sla_ttft_ms || o.ttft_ms <= *w.demand.sla_ttft_ms) &&
+        return Sla{w.demand.sla_tpot_ms, w.demand.sla_ttft_ms}.met_by(o.tpot_ms, o.ttft_ms) &&
                o.throughput >= w.demand.peak_output_tokens_per_s();
       };
       if (!meets(a, oa) || !meets(b, ob)) continue;

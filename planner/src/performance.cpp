@@ -1580,14 +1580,13 @@ SweepResult sweep(const PerfRequest& req, const Catalog& cat, const Sla& sla) {
     pt.concurrency = c;
     pt.result = estimate(r, cat);
     const auto& d = pt.result.decode;
-    pt.meets_sla = (!sla.tpot_ms || d.tpot_ms <= *sla.tpot_ms) &&
-                   (!sla.ttft_ms || pt.result.prefill.ttft_ms <= *sla.ttft_ms);
+    pt.meets_sla = sla.met_by(d.tpot_ms, pt.result.prefill.ttft_ms);
     const double power = d.output_tokens_per_s * d.per_request_tokens_per_s;
     if (power > best_power) {
       best_power = power;
       s.knee_concurrency = c;
     }
-    if ((sla.tpot_ms || sla.ttft_ms) && pt.meets_sla && d.output_tokens_per_s > best_sla) {
+    if (sla.any() && pt.meets_sla && d.output_tokens_per_s > best_sla) {
       best_sla = d.output_tokens_per_s;
       s.best_sla_concurrency = c;
     }

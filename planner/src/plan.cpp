@@ -245,7 +245,7 @@ void Evaluator::run_fit_and_perf(Candidate& c) const {
   }
   c.concurrency_limit = sw.limit;
   const SweepPoint* pick = nullptr;
-  const bool has_sla = sla.tpot_ms || sla.ttft_ms;
+  const bool has_sla = sla.any();
   const long long want = has_sla ? sw.best_sla_concurrency.value_or(0) : sw.knee_concurrency;
   for (const auto& pt : sw.points)
     if (pt.concurrency == want) pick = &pt;

@@ -193,8 +193,7 @@ std::optional<Point> make_point(const Config& c, const PerfResult& r, long long 
   p.per_user_tok_s = r.decode.per_request_tokens_per_s;
   p.ttft_ms = r.prefill.ttft_ms;
   p.tpot_ms = r.decode.tpot_ms;
-  p.meets_sla = (!req.sla.tpot_ms || p.tpot_ms <= *req.sla.tpot_ms) &&
-                (!req.sla.ttft_ms || p.ttft_ms <= *req.sla.ttft_ms);
+  p.meets_sla = req.sla.met_by(p.tpot_ms, p.ttft_ms);
   p.system = c.sys;
   p.nodes = c.nodes;
   p.node_hour_usd = c.node_hour_usd;

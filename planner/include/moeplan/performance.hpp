@@ -310,6 +310,12 @@ struct SweepResult {
 struct Sla {
   std::optional<double> tpot_ms;
   std::optional<double> ttft_ms;
+  bool any() const { return tpot_ms || ttft_ms; }
+  // Whether a point with these latencies meets every bound stated (bounds are inclusive; with
+  // none, every point does). The one SLA predicate of sweep, recommend, menu and plan.
+  bool met_by(double tpot, double ttft) const {
+    return (!tpot_ms || tpot <= *tpot_ms) && (!ttft_ms || ttft <= *ttft_ms);
+  }
 };
 
 // C = 1, 2, 4, … up to the concurrency limit (inclusive): the KV-memory limit from fit() at
