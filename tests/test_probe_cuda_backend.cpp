@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -276,6 +277,23 @@ TEST_CASE("cuda split-KV decode attention against the reference", "[probe][cuda]
 }
 
 namespace {
+// A bf16 decode case (one query per sequence) for the tensor-core kernel tests.
+AttentionSpec decode_spec(int batch, int heads, int kv_heads, int qk, int v, long long context,
+                          KvDType kv, std::uint64_t seed, float scale) {
+  AttentionSpec a;
+  a.batch = batch;
+  a.queries = 1;
+  a.context = context;
+  a.heads = heads;
+  a.kv_heads = kv_heads;
+  a.qk_dim = qk;
+  a.v_dim = v;
+  a.dtype = DType::bf16;
+  a.kv_dtype = kv;
+  a.seed = seed;
+  a.scale = scale;
+  return a;
+}
 // One decode case through the tensor-core kernel on a contiguous and a paged cache, held to
 // 1e-2 normalised: the kernel rounds the pre-scaled queries and the probabilities to bf16.
 void check_tc_decode(Backend& contiguous, Backend& paged, const AttentionSpec& a,
@@ -313,17 +331,8 @@ TEST_CASE("cuda tensor-core GQA decode against the reference", "[probe][cuda][gp
   for (const Case c : {Case{2, 32, 4, 128, 300}, Case{64, 32, 4, 128, 1000}, Case{3, 40, 2, 64, 77},
                        Case{2, 8, 8, 128, 1}, Case{1, 32, 4, 128, 4096}})
     for (KvDType kv : {KvDType::same, KvDType::fp8}) {
-      AttentionSpec a;
-      a.batch = c.batch;
-      a.queries = 1;
-      a.context = c.context;
-      a.heads = c.heads;
-      a.kv_heads = c.kv_heads;
-      a.qk_dim = a.v_dim = c.dim;
-      a.dtype = DType::bf16;
-      a.kv_dtype = kv;
-      a.seed = 99;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+      const AttentionSpec a = decode_spec(c.batch, c.heads, c.kv_heads, c.dim, c.dim, c.context, kv,
+                                          99, 1.0f / std::sqrt(static_cast<float>(c.dim)));
       check_tc_decode(
           *b, *paged, a,
           fmt::format("gqa B{} H{}/{} d{} L{}", c.batch, c.heads, c.kv_heads, c.dim, c.context));
@@ -355,19 +364,10 @@ TEST_CASE("cuda tensor-core MLA decode against the reference", "[probe][cuda][gp
        {Case{2, 64, 512, 64, 300}, Case{1, 128, 512, 64, 1000}, Case{3, 16, 512, 64, 1},
         Case{3, 4, 64, 16, 37}, Case{2, 20, 128, 64, 77}, Case{64, 64, 512, 64, 64}})
     for (KvDType kv : {KvDType::same, KvDType::fp8}) {
-      AttentionSpec a;
-      a.batch = c.batch;
-      a.queries = 1;
-      a.context = c.context;
-      a.heads = c.heads;
-      a.kv_heads = 1;
-      a.qk_dim = c.latent + c.rope;
-      a.v_dim = c.latent;
+      AttentionSpec a =
+          decode_spec(c.batch, c.heads, 1, c.latent + c.rope, c.latent, c.context, kv, 321,
+                      1.0f / std::sqrt(192.0f));  // DeepSeek: 1/sqrt(nope + rope)
       a.shared_kv = true;
-      a.dtype = DType::bf16;
-      a.kv_dtype = kv;
-      a.seed = 321;
-      a.scale = 1.0f / std::sqrt(192.0f);  // DeepSeek: 1/sqrt(nope + rope)
       kc::AttentionArgs args;
       args.batch = a.batch;
       args.heads = a.heads;

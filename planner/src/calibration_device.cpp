@@ -234,6 +234,8 @@ DeviceCalibration device_calibration(const Calibration& cal) {
   d.terms.push_back(t_attn);
   d.terms.push_back(t_moe);
   d.terms.push_back(layer_overhead(*c, d));
+  // Attention, MoE and the per-layer overhead follow the model's head, expert and layer sizes.
+  for (std::size_t i = d.terms.size() - 3; i < d.terms.size(); ++i) d.terms[i].shape_keyed = true;
 
   auto used = std::make_shared<std::map<std::string, Points>>();
   if (t_gemm.used) (*used)["gemm"] = gemm.points;
@@ -258,10 +260,7 @@ DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std:
   out.layer_overhead_us = 0;
   out.layer_overhead_moe = false;
   for (auto& t : out.terms) {
-    const bool shape = t.term.rfind("attention efficiency", 0) == 0 ||
-                       t.term.rfind("MoE efficiency", 0) == 0 ||
-                       t.term.rfind("per-layer launch/sync overhead", 0) == 0;
-    if (!shape || !t.used) continue;
+    if (!t.shape_keyed || !t.used) continue;
     t.used = false;
     t.note = fmt::format(
         "not used: measured on {}'s shapes, not {}'s (kernel efficiency depends on expert, head "

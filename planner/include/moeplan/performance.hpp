@@ -53,6 +53,7 @@ struct CalibrationTerm {
   bool used = false;            // false: measured but below the quality floor, or not measured
   std::optional<double> value;  // efficiency at the largest measured point (µs for overhead)
   std::string note;             // where it was read and what it changes; or why it is not used
+  bool shape_keyed = false;     // keyed on the measured model's shapes (calibration_for_model)
 };
 
 // Layer-1 replacement read from a calibration file (the probe's output). All
