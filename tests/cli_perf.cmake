@@ -13,7 +13,7 @@ set_tests_properties(cli:perf_unknown_gpu PROPERTIES WILL_FAIL FALSE PASS_REGULA
 add_test(NAME cli:validate_perf_bundled
          COMMAND moeplan validate-perf ${CMAKE_SOURCE_DIR}/data/benchmarks/published.csv --format csv)
 set_tests_properties(cli:validate_perf_bundled PROPERTIES
-  PASS_REGULAR_EXPRESSION "^model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source,source_family,nodes,arrivals,kv_precision_implied,deployment,layout,spec,predicted,error_pct,reason,split")
+  PASS_REGULAR_EXPRESSION "^model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source,source_family,nodes,arrivals,kv_precision_implied,deployment,layout,spec,predicted,error_pct,reason,split,evidence")
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/bad_bench.csv "model,gpu,gpu_count,precision,kv_precision,engine,input_tokens,output_tokens,concurrency,metric,value,unit,source\nllama-3.1-8b,rtx-4090,x,,,,,,1,decode_tok_s_single,1,tok/s,s\n")
 add_test(NAME cli:validate_perf_bad COMMAND moeplan validate-perf ${CMAKE_CURRENT_BINARY_DIR}/bad_bench.csv)
 set_tests_properties(cli:validate_perf_bad PROPERTIES WILL_FAIL TRUE)

@@ -46,6 +46,8 @@ void run_check(const std::string& format) {
         std::cout << l << "\n";
     if (errors > 0) throw Error(fmt::format("catalog check failed: {} error(s) above", errors));
     for (const auto& l : text::wrap_hanging(summary, width, 4)) std::cout << l << "\n";
+    for (const auto& l : text::wrap_hanging(provenance_line(output_meta()), width, 2))
+      std::cout << l << "\n";
     return;
   }
   Report r;

@@ -70,8 +70,7 @@ void run_cost(const CostOptions& o) {
   }
   if (!o.chart.empty()) {
     svg::ChartPage page = cost::make_cost_chart(in, a);
-    page.footer =
-        "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + "), scenario " + o.scenario;
+    page.footer = provenance_line(r.meta) + ", scenario " + o.scenario;
     set.add(o.chart, svg::render_svg(page), "--chart");
   }
   set.commit();

@@ -61,10 +61,7 @@ void run(const PlanCmdOptions& o) {
     write_outputs(
         rep, o,
         {{"Menu", {"allocation", "workloads", "fleet"}, true}, {"Systems", {"systems"}, false}},
-        [&] {
-          return menu::render_fleet_svg(
-              mr, "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha + ")");
-        });
+        [&] { return menu::render_fleet_svg(mr, provenance_line(rep.meta)); });
     return;
   }
   const plan::PlanScenario sc = plan::load_plan_scenario(o.scenario, cat);
@@ -82,14 +79,14 @@ void run(const PlanCmdOptions& o) {
     rep.json["pilot"] = pilot::pilot_json(*po.pilot, cmp);
   }
   rep.meta = cli::output_meta();
+  rep.meta.pilot_file = o.pilot;
   write_outputs(rep, o,
                 {{"Summary", {"decision", "go_no_go"}, true},
                  {"Candidates", {"candidates", "risks", "evidence"}, false},
                  {"Assumptions", {"assumptions"}, false}},
                 [&] {
                   svg::ChartPage page = plan::make_plan_chart(r);
-                  page.footer = "moeplan " + rep.meta.tool_version + " (" + rep.meta.git_sha +
-                                "), " + page.footer;
+                  page.footer = provenance_line(rep.meta) + "; " + page.footer;
                   return svg::render_svg(page);
                 });
   // The report says why; the exit code lets a script tell "nothing to buy" from a plan.

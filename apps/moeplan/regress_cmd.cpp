@@ -73,6 +73,8 @@ void run(const RegressOptions& o) {
       const std::size_t lead = std::min(line.find_first_not_of(' '), line.size());
       for (const auto& l : text::wrap_hanging(line, width, lead + 4)) std::cout << l << "\n";
     }
+    for (const auto& l : text::wrap_hanging(provenance_line(cli::output_meta()), width, 2))
+      std::cout << l << "\n";
   } else {
     std::cout << render(regress_report(results), parse_format(o.format));
   }

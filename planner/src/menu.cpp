@@ -15,6 +15,7 @@
 #include "moeplan/pricing.hpp"
 #include "moeplan/scenario.hpp"
 #include "moeplan/system.hpp"
+#include "moeplan/validate_perf.hpp"
 
 namespace moeplan::menu {
 
@@ -157,6 +158,9 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       }
       g.ok = !points->empty();
       if (!g.ok) g.reason = "no concurrency fits its share of the card";
+      if (g.ok)
+        g.evidence = throughput_evidence(pts.front().result.evidence, cat, m.id, d.id, gpus,
+                                         w.precision, e.id);
       return g;
     }
     const bool has_sla = sla.any();
@@ -188,6 +192,8 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
       g.concurrency = pt.concurrency;
       g.tpot_ms = tpot + lora_ms;
       g.ttft_ms = pt.result.prefill.ttft_ms;
+      g.evidence =
+          throughput_evidence(pt.result.evidence, cat, m.id, d.id, gpus, w.precision, e.id);
       // Same batch, each step lora_ms longer: throughput scales by tpot / (tpot + lora_ms).
       g.throughput = pt.result.decode.output_tokens_per_s * tpot / (tpot + lora_ms);
     }

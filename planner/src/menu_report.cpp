@@ -129,6 +129,7 @@ Json workload_json(const WorkloadResult& w) {
         {"binds", w.group.limit.engine_binds() ? "max_num_seqs" : "kv_memory"}};
     j["ttft_ms"] = w.group.ttft_ms;
     j["tpot_ms"] = w.group.tpot_ms;
+    j["throughput_evidence"] = evidence_name(w.group.evidence);
     j["group_gpus"] = w.group.gpus;
     if (w.group.lora_gb > 0) j["lora_gb_per_gpu"] = w.group.lora_gb;
     if (!w.shares_card_with.empty()) {
@@ -146,7 +147,7 @@ Table workloads_table(Report& rep, const MenuScenario& sc, const SystemResult& b
            "Workloads on " + best.system,
            {"workload", "model", "kind", "option", "GPUs", "replicas", "tok/s per replica",
             "peak tok/s", "utilization", cur + "/yr", cur + "/Mtok out", cur + "/Mtok embedded",
-            "API " + cur + "/yr", "why"},
+            "API " + cur + "/yr", "evidence", "why"},
            {},
            {}};
   Json wj = Json::array();
@@ -169,7 +170,8 @@ Table workloads_table(Report& rep, const MenuScenario& sc, const SystemResult& b
             self ? Cell(w.group.throughput, 0) : Cell(), Cell(w.peak_tok_s, 0),
             self ? Cell(w.utilization, 2) : Cell(), opt_cell(w.cost_per_year),
             opt_cell(w.cost_per_mtok_output, 1), opt_cell(w.cost_per_mtok_embedded, 2),
-            opt_cell(w.api_per_year), w.reason});
+            opt_cell(w.api_per_year), self ? Cell(evidence_name(w.group.evidence)) : Cell(),
+            w.reason});
     wj.push_back(workload_json(w));
   }
   wt.notes.push_back(

@@ -1403,7 +1403,7 @@ svg::ChartPage make_plan_chart(const PlanResult& r) {
                               "own = rent 24/7"});
     if (!b.series.empty()) page.charts.push_back(b);
   }
-  page.footer = "moeplan plan " + sc.label + " (catalog " + r.catalog_hash + ")";
+  page.footer = "plan " + sc.label;  // the caller puts the provenance line before it
   return page;
 }
 

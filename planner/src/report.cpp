@@ -19,18 +19,13 @@
 #ifndef MOEPLAN_VERSION
 #define MOEPLAN_VERSION "0.0.0"
 #endif
-#ifndef MOEPLAN_GIT_SHA
-#define MOEPLAN_GIT_SHA "unknown"
-#endif
 
 namespace moeplan {
 
 std::string tool_version() {
   return MOEPLAN_VERSION;
 }
-std::string git_sha() {
-  return MOEPLAN_GIT_SHA;
-}
+// git_sha() is generated at build time (cmake/git_sha.cmake).
 
 int default_decimals(double v) {
   const double a = std::fabs(v);
@@ -132,12 +127,18 @@ std::string one_line(std::string s) {
   return s;
 }
 
+}  // namespace
+
 std::string provenance_line(const OutputMeta& m) {
   std::string s = "moeplan " + m.tool_version + " (" + m.git_sha + ")";
-  if (!m.catalog_hash.empty()) s += ", catalog " + m.catalog_hash;
+  // A self-contained cost scenario reads no catalog: say so rather than leave the hash out.
+  s += ", catalog " + (m.catalog_hash.empty() ? std::string("none (not read)") : m.catalog_hash);
   s += ", calibration " + (m.calibration_file.empty() ? std::string("none") : m.calibration_file);
+  if (!m.pilot_file.empty()) s += ", pilot " + m.pilot_file;
   return s;
 }
+
+namespace {
 
 std::string display_text(const Cell& c, const TextOptions& opt) {
   std::string s = c.text();
@@ -400,10 +401,11 @@ std::string render(const Report& r, Format f, const TextOptions& opt) {
       j["provenance"] = {
           {"tool_version", r.meta.tool_version},
           {"git_sha", r.meta.git_sha},
-          {"catalog_hash", r.meta.catalog_hash},
+          {"catalog_hash", r.meta.catalog_hash.empty() ? Json(nullptr) : Json(r.meta.catalog_hash)},
           {"calibration_file",
            r.meta.calibration_file.empty() ? Json(nullptr) : Json(r.meta.calibration_file)},
           {"command_line", r.meta.command_line}};
+      if (!r.meta.pilot_file.empty()) j["provenance"]["pilot_file"] = r.meta.pilot_file;
       for (auto it = r.json.begin(); it != r.json.end(); ++it) j[it.key()] = it.value();
       // A report without a structured document still carries its rows.
       if (r.json.empty())

@@ -218,9 +218,7 @@ void write_report(const Report& r, const std::string& path, const std::vector<Sh
       for (const auto& m : r.messages)
         worksheet_write_string(ws, row_t(row++), 0, m.c_str(), nullptr);
       const std::string prov =
-          "moeplan " + r.meta.tool_version + " (" + r.meta.git_sha + ")" +
-          (r.meta.catalog_hash.empty() ? "" : ", catalog " + r.meta.catalog_hash) +
-          (r.meta.command_line.empty() ? "" : "; " + r.meta.command_line);
+          provenance_line(r.meta) + (r.meta.command_line.empty() ? "" : "; " + r.meta.command_line);
       worksheet_write_string(ws, row_t(row + 1), 0, prov.c_str(), book.format("", false, true));
     }
     for (std::size_t c = 0; c < width.size(); ++c)

@@ -88,6 +88,7 @@ struct GroupOption {
   ConcurrencyLimit limit;  // of one replica: KV memory and the engine's max_num_seqs
   double throughput = 0;   // output tok/s per replica at the SLA (LoRA overhead included)
   double ttft_ms = 0, tpot_ms = 0;
+  Evidence evidence = Evidence::default_;  // of throughput, TTFT and TPOT (throughput_evidence)
   double weights_gb = 0, lora_gb = 0;
   // Share of the card's time this workload's engine runs when serving `throughput` at full
   // load: 1 alone; its own step / both steps on a shared card.

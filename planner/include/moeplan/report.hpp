@@ -51,8 +51,13 @@ struct OutputMeta {
   std::string git_sha;
   std::string catalog_hash;
   std::string calibration_file;  // "" when none
+  std::string pilot_file;        // measured pilot results the report used ("" when none)
   std::string command_line;
 };
+
+// "moeplan VERSION (SHA), catalog HASH, calibration FILE": the line every text format ends with,
+// and the one a command that prints its own text (catalog check, regress) must print too.
+std::string provenance_line(const OutputMeta& m);
 
 struct Report {
   std::string title;
