@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "moeplan/calibration.hpp"
+#include "moeplan/calibration_check.hpp"
 #include "moeplan/errors.hpp"
 #include "moeplan/json_read.hpp"
 
@@ -171,4 +172,28 @@ TEST_CASE("calibration: the probe's quality section is read, its verdict kept", 
   bad = j;
   bad["quality"]["reasons"] = Json::array({3});
   fails(bad, "reasons");
+}
+
+TEST_CASE("calibration: another model's file is used for its node terms, a noisy one is doubted",
+          "[calibration]") {
+  Json j = minimal();
+  j["model"]["id"] = "qwen3-30b-a3b";
+  const Calibration c = parse_calibration(j.dump(), "cal.json");
+  REQUIRE(c.model_id == "qwen3-30b-a3b");
+  Model own, other;
+  own.id = "qwen3-30b-a3b";
+  other.id = "glm-5.2";
+  // The model is no reason to refuse a file: calibration_for_model keeps only the node's terms.
+  CHECK(calibration_doubts(c).empty());
+  CHECK(calibration_model_note(c, own).empty());
+  const std::string note = calibration_model_note(c, other);
+  CHECK_THAT(note, Catch::Contains("measured for model 'qwen3-30b-a3b', applied to 'glm-5.2'"));
+  CHECK_THAT(note, Catch::Contains("are not"));
+  // Noise still is: the probe's own verdict comes back as a doubt, whatever the model.
+  j["quality"] = Json{{"spread", Json{{"p90_p50", Json::array({1.05})}}},
+                      {"noisy", true},
+                      {"reasons", Json::array({"load average 7.50 above the 2 CPUs"})}};
+  const Calibration noisy = parse_calibration(j.dump(), "cal.json");
+  REQUIRE(calibration_doubts(noisy).size() == 1);
+  CHECK(calibration_doubts(noisy)[0] == "load average 7.50 above the 2 CPUs");
 }

@@ -454,3 +454,40 @@ TEST_CASE("validate-perf --calibration: a device no published row can name is an
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.output, Catch::Contains("device 'no-such-gpu' is not in the catalog"));
 }
+
+TEST_CASE("calibration terms: a GEMM plateau measured only far below the ridge point is not used",
+          "[calibration]") {
+  const Device& h100 = cat().device("h100-sxm");
+  // Hand calculation: the H100 SXM's ridge is 989.5 TFLOP/s / 3,350 GB/s = 295 FLOP per byte.
+  // The fixture's GEMM at M = 256 does 2·256·5120·2048 FLOPs over 2·5120·2048 + 2·256·7168 bytes
+  // = 218 FLOP per byte (≥ half the ridge: a compute measurement); at M = 16, 15.8 (< 148).
+  Effs e;
+  e.gemm = 0.9;
+  const DeviceCalibration full = device_cal(cal_json(e));
+  CHECK(full.gemm_max_intensity == Approx(218.4).epsilon(0.01));
+  const DeviceCalibration kept = calibration_for_device(full, h100);
+  CHECK(kept.bf16_tflops == Approx(kPlateau));
+  CHECK(term(kept, "GEMM plateau").used);
+
+  Json j = cal_json(e);
+  Json rows = Json::array();
+  for (const auto& r : j["rows"])
+    if (!(r["op"] == "gemm" && r["tokens"] == 256)) rows.push_back(r);
+  j["rows"] = rows;
+  const DeviceCalibration partial = device_cal(j);
+  CHECK(partial.gemm_max_intensity == Approx(15.8).epsilon(0.01));
+  const DeviceCalibration judged = calibration_for_device(partial, h100);
+  CHECK(judged.bf16_tflops == 0);
+  const CalibrationTerm& t = term(judged, "GEMM plateau");
+  CHECK_FALSE(t.used);
+  CHECK_THAT(t.note, Catch::Contains("not used") && Catch::Contains("ridge point of h100-sxm"));
+  // The device layer then keeps the datasheet × derating compute figure, not the memory's rate.
+  const Efficiencies with = resolve_efficiencies(h100, cat().engine("vllm"), &judged);
+  const Efficiencies without = resolve_efficiencies(h100, cat().engine("vllm"), nullptr);
+  CHECK(with.dev_compute.value == Approx(without.dev_compute.value));
+  CHECK(with.dev_bw.evidence == Evidence::measured);  // the triad still counts
+  // A device without a datasheet peak has no ridge to judge by: the file stands as it is.
+  Device bare = h100;
+  bare.peak_tflops.clear();
+  CHECK(calibration_for_device(partial, bare).bf16_tflops == Approx(kPlateau));
+}

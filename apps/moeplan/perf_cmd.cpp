@@ -269,6 +269,7 @@ void run_deployment(const PerfOptions& o, const PerfRequest& req, const Deployme
 struct LoadedCalibration {
   std::optional<DeviceCalibration> cal;
   std::vector<std::string> doubts;
+  std::string other_model;  // calibration_model_note: measured for another model, what applies
   std::string file() const { return cal ? cal->file : ""; }
 };
 
@@ -276,11 +277,16 @@ LoadedCalibration load_perf_calibration(const PerfOptions& o, const Catalog& cat
   LoadedCalibration lc;
   if (o.calibration.empty()) return lc;
   const Calibration raw = load_calibration(o.calibration);
-  lc.doubts = calibration_doubts(raw, cat.model(o.model));
+  lc.doubts = calibration_doubts(raw);
+  lc.other_model = calibration_model_note(raw, cat.model(o.model));
   if (!lc.doubts.empty() && !o.force_calibration)
     throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
                             o.calibration, fmt::join(lc.doubts, "; ")));
   lc.cal = calibration_for_model(device_calibration(raw), o.model);
+  // A device the catalog knows has a datasheet ridge point to judge the GEMM plateau by (one
+  // other than the file's is refused in resolve_device).
+  if (const Device* d = cat.find_device(o.gpu.empty() ? lc.cal->device_id : o.gpu))
+    lc.cal = calibration_for_device(*lc.cal, *d);
   return lc;
 }
 
@@ -609,6 +615,7 @@ void add_fit_warning(Report& rep, Json& j, const std::string& no_fit) {
 // A measured class the planner refused is said once more among the messages; a forced
 // calibration's doubts in every output.
 void add_calibration_messages(Report& rep, const LoadedCalibration& lc) {
+  if (!lc.other_model.empty()) rep.messages.push_back("calibration: " + lc.other_model);
   if (lc.cal)
     for (const auto& t : lc.cal->terms)
       if (!t.used && t.note.rfind("not used:", 0) == 0)
@@ -673,6 +680,7 @@ void run_perf(const PerfOptions& o) {
   add_evidence(rep, j, tier, r);
   rep.json = j;
   if (!lc.doubts.empty()) rep.json["calibration_forced_despite"] = lc.doubts;
+  if (!lc.other_model.empty()) rep.json["calibration_other_model"] = lc.other_model;
   OutputOptions out;
   out.format = o.format;
   out.output = o.out_file;

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -31,15 +32,15 @@ std::vector<std::string> load_validation_calibration(const ValidateOptions& o, c
   global().inputs.push_back(o.calibration);
   const Calibration raw = load_calibration(o.calibration);
   out = device_calibration(raw);
-  if (!cat.find_device(out->device_id))
+  const Device* d = cat.find_device(out->device_id);
+  if (!d)
     throw Error(fmt::format(
         "calibration {}: device '{}' is not in the catalog, so no published row names it",
         o.calibration, out->device_id));
-  // Measured for one model, applied to every model's rows on the device: the model check of
-  // `perf` does not apply here, the noise checks do.
-  Model own;
-  own.id = raw.model_id;
-  const std::vector<std::string> doubts = calibration_doubts(raw, own);
+  out = calibration_for_device(*out, *d);
+  // Measured for one model, applied to every model's rows on the device (its shape-keyed curves
+  // to its own model's rows only, calibration_for_model); the noise checks apply to all.
+  const std::vector<std::string> doubts = calibration_doubts(raw);
   if (!doubts.empty() && !o.force_calibration)
     throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
                             o.calibration, fmt::join(doubts, "; ")));
@@ -133,10 +134,10 @@ void refuse_unknown_ids(const ValidateOptions& o, const BenchmarkFile& f,
 }
 
 // --format csv: one row per input row, in input order: every input column, then predicted,
-// error_pct, reason and split.
+// error_pct, reason, split and the prediction's evidence tier.
 Table csv_rows_table(const BenchmarkFile& f, const ValidationResult& v) {
   Table t{"rows", "", f.header, {}, {}};
-  t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason", "split"});
+  t.columns.insert(t.columns.end(), {"predicted", "error_pct", "reason", "split", "evidence"});
   for (std::size_t i = 0; i < f.rows.size(); ++i) {
     std::vector<Cell> row;
     for (const auto& c : f.rows[i].raw) row.emplace_back(c);
@@ -145,6 +146,7 @@ Table csv_rows_table(const BenchmarkFile& f, const ValidationResult& v) {
     row.push_back(p.predicted ? Cell(p.error_pct) : Cell());
     row.push_back(Cell(p.reason));
     row.push_back(Cell(split_name(f.rows[i].split)));
+    row.push_back(p.predicted ? Cell(evidence_name(p.evidence)) : Cell());
     t.add(std::move(row));
   }
   return t;
@@ -180,6 +182,7 @@ Table rows_table(const BenchmarkFile& f, const ValidationResult& v, Json& jr) {
     row["split"] = split_name(r.split);
     row["source_family"] = r.source_family;
     row["bound"] = p.bound;
+    row["evidence"] = p.predicted ? Json(evidence_name(p.evidence)) : Json(nullptr);
     jr.push_back(row);
   }
   return rows;
@@ -206,6 +209,20 @@ void add_calibration_effect(Report& rep, const BenchmarkFile& f, const Validatio
     if (!t.used && t.note.rfind("not used:", 0) == 0)
       rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
   rep.tables.push_back(effect_table(cal, eff, rep.json["calibration"]));
+}
+
+// How many predictions stand on which evidence tier (per row: JSON and CSV `evidence`).
+std::string evidence_summary(const ValidationResult& v) {
+  std::map<std::string, int> n;
+  for (const auto& p : v.predictions)
+    if (p.predicted) ++n[evidence_name(p.evidence)];
+  std::vector<std::string> parts;
+  for (const auto& [tier, count] : n) parts.push_back(fmt::format("{} {}", count, tier));
+  return fmt::format(
+      "evidence tier of the predictions: {} (default: catalog datasheet figures "
+      "with default derating and engine profiles; measured: a calibration's "
+      "device layer)",
+      parts.empty() ? std::string("none") : fmt::format("{}", fmt::join(parts, ", ")));
 }
 
 void run_validate(const ValidateOptions& o) {
@@ -242,6 +259,7 @@ void run_validate(const ValidateOptions& o) {
   rep.tables.push_back(summary_table("by_family", "Per source family", "family", v.per_family,
                                      nullptr, rep.json["by_family"]));
   if (cal) add_calibration_effect(rep, f, v, cat, *cal);
+  rep.messages.push_back(evidence_summary(v));
   const int failed = v.overall.rows - v.overall.predicted;
   if (failed > 0)
     rep.messages.push_back(

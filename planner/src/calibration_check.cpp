@@ -7,7 +7,7 @@
 
 namespace moeplan {
 
-std::vector<std::string> calibration_doubts(const Calibration& cal, const Model& model) {
+std::vector<std::string> calibration_doubts(const Calibration& cal) {
   std::vector<std::string> out;
   std::vector<double> spread;
   for (const auto& r : cal.rows)
@@ -18,11 +18,16 @@ std::vector<std::string> calibration_doubts(const Calibration& cal, const Model&
   // the spread reason is the same text as the one above and is listed once.
   for (const auto& why : cal.quality_reasons)
     if (std::find(out.begin(), out.end(), why) == out.end()) out.push_back(why);
-  if (!cal.model_id.empty() && cal.model_id != model.id)
-    out.push_back(fmt::format(
-        "measured for model '{}', not '{}': its op curves and decode step are that model's shapes",
-        cal.model_id, model.id));
   return out;
+}
+
+std::string calibration_model_note(const Calibration& cal, const Model& model) {
+  if (cal.model_id.empty() || cal.model_id == model.id) return "";
+  return fmt::format(
+      "measured for model '{}', applied to '{}': the device layer (bandwidth, GEMM plateau) and "
+      "the GEMM curve are the node's and are used; the attention and MoE curves and the "
+      "per-layer overhead are '{}''s shapes and are not",
+      cal.model_id, model.id, cal.model_id);
 }
 
 }  // namespace moeplan

@@ -198,6 +198,10 @@ DeviceCalibration device_calibration(const Calibration& cal) {
   d.fp8_tflops = c->compute_plateau_tflops("fp8").value_or(0.0);
   d.fp4_tflops =
       c->compute_plateau_tflops("fp4").value_or(c->compute_plateau_tflops("nvfp4").value_or(0.0));
+  const std::string plateau_dtype = c->compute_plateau_tflops("bf16") ? "bf16" : "fp32";
+  for (const auto& r : c->rows)
+    if (r.op == "gemm" && r.dtype == plateau_dtype && r.bytes > 0)
+      d.gemm_max_intensity = std::max(d.gemm_max_intensity, r.flops / r.bytes);
   d.memory_gb = c->device.memory_gb;
   d.kind = c->device.kind;
   d.terms.push_back({"bandwidth", "triad (fits.bandwidth_gb_s)", d.bandwidth_gb_s > 0,
@@ -266,6 +270,27 @@ DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std:
         "not used: measured on {}'s shapes, not {}'s (kernel efficiency depends on expert, head "
         "and layer sizes; the device layer and the GEMM curve carry over)",
         cal.model_id, model_id);
+  }
+  return out;
+}
+
+DeviceCalibration calibration_for_device(const DeviceCalibration& cal, const Device& device) {
+  const double peak = device.peak_tflops_for("bf16");
+  if (cal.bf16_tflops <= 0 || cal.gemm_max_intensity <= 0 || peak <= 0 ||
+      device.memory_bandwidth_gb_s <= 0)
+    return cal;
+  const double ridge = peak * 1e12 / (device.memory_bandwidth_gb_s * 1e9);
+  if (cal.gemm_max_intensity >= 0.5 * ridge) return cal;
+  DeviceCalibration out = cal;
+  out.bf16_tflops = 0;
+  for (auto& t : out.terms) {
+    if (t.term != "GEMM plateau") continue;
+    t.used = false;
+    t.note = fmt::format(
+        "not used: its most intense GEMM does {:.0f} FLOP per byte, under half the ridge point of "
+        "{} ({:.0f} = {:.0f} TFLOP/s bf16 / {:.0f} GB/s), so its rate was the memory's, not a "
+        "compute plateau; the default kept (run the probe with more tokens, e.g. 256)",
+        cal.gemm_max_intensity, device.id, ridge, peak, device.memory_bandwidth_gb_s);
   }
   return out;
 }

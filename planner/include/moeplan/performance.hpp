@@ -66,6 +66,10 @@ struct DeviceCalibration {
   double bf16_tflops = 0;     // sustained large-GEMM rates
   double fp8_tflops = 0;
   double fp4_tflops = 0;
+  // The most FLOPs per byte among the gemm rows behind bf16_tflops (0 = no row): a plateau fitted
+  // only from GEMMs far below the device's ridge point is the memory's rate, not the compute's
+  // (calibration_for_device).
+  double gemm_max_intensity = 0;
   double link_gb_s = 0;        // collective bus bandwidth per GPU
   double link_latency_us = 0;  // small-message collective latency
   double memory_gb = 0;        // device memory (only used when the device is not in the catalog)
@@ -98,6 +102,13 @@ DeviceCalibration device_calibration(const Calibration& cal);
 // at 34–69 % of the triad where DeepSeek's 2048-wide ones run near 90 %, and its MoE curve moved
 // the device's published rows of other models from 9.8 % to 30.4 % median error.
 DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std::string& model_id);
+// `cal` as it applies to the catalog's `device`: the GEMM plateau is used only when the file's
+// most intense GEMM reaches half the device's ridge point (datasheet bf16 peak ÷ bandwidth). Below
+// that even a GEMM at full bandwidth runs under half the peak, so the "plateau" fitted from it is
+// the memory's rate: a partial glm-5.2 run on an H200 (decode GEMMs of 1 and 16 rows only, 16 FLOP
+// per byte against a ridge of 206) gave 70 TFLOP/s, 0.07 of the peak, and took the published
+// H200 rows from 12% to 71% median error. Unchanged when the device has no datasheet peak.
+DeviceCalibration calibration_for_device(const DeviceCalibration& cal, const Device& device);
 // A catalog-free device described by its measured figures, for a calibrated device that is not
 // in the catalog (peaks = the measured sustained rates).
 Device device_from_calibration(const DeviceCalibration& cal);
