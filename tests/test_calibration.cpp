@@ -188,7 +188,7 @@ TEST_CASE("calibration: another model's file is used for its node terms, a noisy
   CHECK(calibration_model_note(c, own).empty());
   const std::string note = calibration_model_note(c, other);
   CHECK_THAT(note, Catch::Contains("measured for model 'qwen3-30b-a3b', applied to 'glm-5.2'"));
-  CHECK_THAT(note, Catch::Contains("are not"));
+  CHECK_THAT(note, Catch::Contains("do not"));
   // Noise still is: the probe's own verdict comes back as a doubt, whatever the model.
   j["quality"] = Json{{"spread", Json{{"p90_p50", Json::array({1.05})}}},
                       {"noisy", true},

@@ -723,3 +723,72 @@ TEST_CASE("plan sizes the fleet at the engine's max_num_seqs, not at what KV mem
   }
   CHECK(seen);
 }
+
+TEST_CASE("part-time rent bills the rent's own node-hour rate and never more than 24/7",
+          "[plan][rent]") {
+  for (const char* f : {"plan-1m-requests-usd.json", "plan-four-builds-huf.json",
+                        "plan-500m-tokens-month-usd.json", "plan-8xh200-glm52-huf.json"}) {
+    INFO(f);
+    const auto r = plan_file(f);
+    int checked = 0;
+    for (const auto& c : r.candidates) {
+      if (!c.rent_per_year || !c.rent_per_node_hour || !c.rent_part_time_per_year) continue;
+      INFO(c.id);
+      ++checked;
+      // The rate is the price the 24/7 rent bills per node-hour: yearly rent over the hours it
+      // pays for (12 × 720 for hourly and monthly prices, 8,760 for yearly ones).
+      CHECK(*c.rent_per_node_hour * c.nodes * c.rent_billed_hours_per_year ==
+            Approx(*c.rent_per_year).epsilon(1e-9));
+      CHECK(*c.rent_part_time_per_year ==
+            Approx(*c.rent_node_hours_per_year * *c.rent_per_node_hour).epsilon(1e-9));
+      CHECK(*c.rent_part_time_per_year <= *c.rent_per_year * (1 + 1e-12));
+      CHECK(*c.rent_node_hours_per_year <= c.nodes * c.rent_billed_hours_per_year * (1 + 1e-12));
+    }
+    CHECK(checked > 0);
+  }
+  // Hand calculation: plan-1m-requests-usd.json rents hgx-h200-8 from the catalog by the hour
+  // (data/systems.json rentals), so its part-time rate is that hourly price, in USD, and the
+  // 24/7 rent bills 12 × 720 = 8,640 hours a year of it. Dividing the yearly rent by 8,760 h
+  // (before 2026-11-27) gave 12.62 for a 12.80 USD node-hour.
+  const auto r = plan_file("plan-1m-requests-usd.json");
+  for (const auto& c : r.candidates)
+    if (c.system.id == "hgx-h200-8" && c.rent_per_node_hour) {
+      CHECK(c.rent_billed_hours_per_year == Approx(8640));
+      CHECK(*c.rent_per_node_hour > 12.0);  // the catalog's hourly price, not 8,640/8,760 of it
+    }
+  // A yearly scenario price is a calendar year of node-hours: the flagship's 94M HUF / 8,760 h.
+  const auto flag = plan_file("plan-8xh200-glm52-huf.json");
+  REQUIRE(flag.candidates.front().rent_per_node_hour);
+  CHECK(*flag.candidates.front().rent_per_node_hour == Approx(94e6 / 8760).epsilon(1e-9));
+}
+
+TEST_CASE("a hybrid verdict quotes its own net figure and counts resale in its paybacks",
+          "[plan][verdict]") {
+  const auto r = plan_file("plan-8xh200-glm52-hybrid-huf.json");
+  const auto& rec = r.recommendation;
+  REQUIRE(rec.option == "hybrid");
+  REQUIRE(rec.cost_per_mtok_output);
+  REQUIRE(rec.go_no_go.size() == 6);
+  // Check 4 quotes the recommendation's cost per 1M tokens (net of resale), not the part-time
+  // rent of the same build.
+  const auto& best = r.candidates[static_cast<std::size_t>(rec.candidate)];
+  CHECK_THAT(rec.go_no_go[3], Catch::Contains(plan::fmt_money(*rec.cost_per_mtok_output, "HUF")));
+  REQUIRE(best.rent_part_time_per_mtok);
+  CHECK_THAT(rec.go_no_go[3],
+             !Catch::Contains(plan::fmt_money(*best.rent_part_time_per_mtok, "HUF")));
+  // Payback with resale: capex / (rent − (opex − resale)) while inside the life. Hand check on
+  // this example: 140M / (94M − 21M + 83.0M) ≈ 0.90 years against 24/7 rent, where the payback
+  // without resale is 140 / (94 − 21) = 1.92.
+  REQUIRE(best.resale_revenue_per_year);
+  REQUIRE(best.capex);
+  REQUIRE(best.opex_per_year);
+  REQUIRE(best.rent_per_year);
+  REQUIRE(best.hybrid_payback_vs_rent_years);
+  CHECK(*best.hybrid_payback_vs_rent_years ==
+        Approx(*best.capex /
+               (*best.rent_per_year - *best.opex_per_year + *best.resale_revenue_per_year))
+            .epsilon(1e-9));
+  CHECK(*best.hybrid_payback_vs_rent_years < *best.payback_vs_rent_years);
+  CHECK_THAT(rec.reasons[4], Catch::Contains(fmt::format("against renting 24/7 {:.2f} years",
+                                                         *best.hybrid_payback_vs_rent_years)));
+}

@@ -25,8 +25,8 @@ std::string calibration_model_note(const Calibration& cal, const Model& model) {
   if (cal.model_id.empty() || cal.model_id == model.id) return "";
   return fmt::format(
       "measured for model '{}', applied to '{}': the device layer (bandwidth, GEMM plateau) and "
-      "the GEMM curve are the node's and are used; the attention and MoE curves and the "
-      "per-layer overhead are '{}''s shapes and are not",
+      "the GEMM curve are the node's and apply; the attention and MoE curves and the per-layer "
+      "overhead follow {}'s shapes and do not",
       cal.model_id, model.id, cal.model_id);
 }
 

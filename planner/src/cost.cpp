@@ -1031,6 +1031,8 @@ Report make_cost_report(const CostInputs& in, const CostAnalysis& a, bool tidy) 
   const std::string& cur = in.currency;
   r.title = in.title.empty() ? "Cost: " + in.file : in.title;
   Json& j = r.json;
+  // Every money figure below is in this currency unless its key names another (e.g. `_usd`).
+  j["currency"] = cur;
   j["scenario"] = {{"file", in.file},
                    {"title", in.title},
                    {"currency", cur},

@@ -241,6 +241,8 @@ Report make_menu_report(const MenuResult& r) {
   const std::string cur = sc.money.currency;
   rep.title = sc.title.empty() ? "Menu plan: " + sc.label : sc.title;
   rep.messages = r.messages;
+  // Every money figure in the JSON is in this currency unless its key names another.
+  rep.json["currency"] = cur;
   Table st = systems_table(rep, r, cur);
   const SystemResult* best = nullptr;
   for (const auto& s : r.systems)

@@ -18,12 +18,6 @@ namespace {
 constexpr double kHoursPerYear = 8760;
 constexpr double kFlipRange = 1000;  // the flip is searched within [demand / 1000, demand × 1000]
 
-std::string fmt_money(double v, const std::string& cur) {
-  if (std::abs(v) >= 1e6) return fmt::format("{:.1f}M {}", v / 1e6, cur);
-  if (std::abs(v) >= 100) return fmt::format("{:.0f} {}", v, cur);
-  return fmt::format("{:.3g} {}", v, cur);
-}
-
 // Output tok/s in each hour of a demand day at `scale` × the scenario's requests.
 std::vector<double> hourly_rates(const PlanDemand& d, double scale) {
   const double day_rate =
@@ -148,15 +142,15 @@ std::string costs_line(const OptionCosts& oc, const Candidate& best, const std::
 
 // Owning's payback against renting part-time, when the schedule makes that cheaper than 24/7:
 // "" otherwise.
-std::string part_time_payback_text(const Candidate& c) {
+std::string part_time_payback_text(const Candidate& c, bool hybrid) {
   if (!c.rent_part_time_per_year || !c.rent_per_year ||
       !(*c.rent_part_time_per_year < *c.rent_per_year))
     return "";
-  return c.payback_vs_rent_part_time_years
-             ? fmt::format(", against renting part-time {:.2f} years",
-                           *c.payback_vs_rent_part_time_years)
-             : fmt::format(", against renting part-time not within the {}-month life",
-                           c.own_life_months);
+  const auto& years =
+      hybrid ? c.hybrid_payback_vs_rent_part_time_years : c.payback_vs_rent_part_time_years;
+  return years ? fmt::format(", against renting part-time {:.2f} years", *years)
+               : fmt::format(", against renting part-time not within the {}-month life",
+                             c.own_life_months);
 }
 
 // The verdict's own line: what is recommended, priced as recommended.
@@ -167,7 +161,7 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
       fmt::format("{} a year, {} per 1M output tokens", fmt_money(*rec.annual_cost, cur),
                   fmt_money(*rec.cost_per_mtok_output, cur));
   if (rec.option == "rent") {
-    const double full = best.nodes * kHoursPerYear;
+    const double full = best.nodes * best.rent_billed_hours_per_year;
     const bool part = *oc.rent_node_hours < full - 0.5;
     return fmt::format(
         "rent {} node(s) of {} {} ({}): {:.0f} node-hours a year at {} per node-hour{}: {}",
@@ -181,18 +175,21 @@ std::string verdict_line(const Recommendation& rec, const Candidate& best, const
   }
   if (rec.option == "api")
     return fmt::format("use the {} API ({}): {}", api->model->id, api->api_label, tail);
-  return fmt::format(
-      "own {} node(s) of {}{} ({}{}): {}; payback against renting 24/7 {}{}", best.nodes_owned,
-      best.system.id.empty() ? best.id : best.system.id,
-      best.nodes_owned > best.nodes ? fmt::format(" (bought in units of {}; {} serve the demand)",
-                                                  best.system.purchase_unit_nodes, best.nodes)
-                                    : "",
-      best.own_price_basis, rec.option == "hybrid" ? ", reselling idle capacity" : "", tail,
-      best.payback_vs_rent_years ? fmt::format("{:.2f} years", *best.payback_vs_rent_years)
-      : best.rent_per_year
-          ? fmt::format("not within the node's {}-month life", best.own_life_months)
-          : std::string("not known (renting is not costed)"),
-      part_time_payback_text(best));
+  // A hybrid's paybacks count the resale revenue, as its yearly cost does.
+  const bool hybrid = rec.option == "hybrid";
+  const auto& payback = hybrid ? best.hybrid_payback_vs_rent_years : best.payback_vs_rent_years;
+  return fmt::format("own {} node(s) of {}{} ({}{}): {}; payback against renting 24/7 {}{}",
+                     best.nodes_owned, best.system.id.empty() ? best.id : best.system.id,
+                     best.nodes_owned > best.nodes
+                         ? fmt::format(" (bought in units of {}; {} serve the demand)",
+                                       best.system.purchase_unit_nodes, best.nodes)
+                         : "",
+                     best.own_price_basis, hybrid ? ", reselling idle capacity" : "", tail,
+                     payback ? fmt::format("{:.2f} years", *payback)
+                     : best.rent_per_year
+                         ? fmt::format("not within the node's {}-month life", best.own_life_months)
+                         : std::string("not known (renting is not costed)"),
+                     part_time_payback_text(best, hybrid));
 }
 
 // Cheaper options that a constraint rules out, named with the constraint.
@@ -270,8 +267,8 @@ OptionCosts option_costs(const PlanResult& r, const Candidate& best, const Candi
     }
   }
   if (best.rent_per_node_hour) {
-    oc.rent_node_hours =
-        rent_node_hours(sc.rent_schedule, d, best.throughput, best.reserve_nodes, n, scale);
+    oc.rent_node_hours = best.rent_billed_node_hours(
+        rent_node_hours(sc.rent_schedule, d, best.throughput, best.reserve_nodes, n, scale), n);
     oc.rent = *oc.rent_node_hours * *best.rent_per_node_hour;
   }
   if (api && api->api_per_year && !d.residency_required) oc.api = *api->api_per_year * scale;
@@ -360,7 +357,8 @@ void decide(PlanResult& r) {
   if (rec.option == "rent" || rec.option == "buy" || rec.option == "hybrid")
     rec.reasons.push_back(
         "before buying, rent the build for a pilot and pass all six go/no-go checks");
-  rec.go_no_go = go_no_go_checks(r, rec.option == "api" ? nullptr : best);
+  rec.go_no_go = go_no_go_checks(r, rec.option == "api" ? nullptr : best,
+                                 rec.option == "api" ? std::nullopt : rec.cost_per_mtok_output);
 }
 
 }  // namespace moeplan::plan

@@ -191,12 +191,21 @@ struct Candidate {
   // Against renting part-time (the node-hours the schedule needs), when cheaper than 24/7;
   // nullopt also when it does not pay back within the life (then see rent_part_time_per_year).
   std::optional<double> payback_vs_rent_part_time_years;
+  // The same two paybacks for owning and reselling idle capacity (hybrid): the resale revenue
+  // is part of the owner's yearly cash flow, so the hybrid verdict quotes these.
+  std::optional<double> hybrid_payback_vs_rent_years, hybrid_payback_vs_rent_part_time_years;
   int own_life_months = 0;  // the owned node's life; 0 when owning is not costed
   std::optional<double> crossover_vs_rent_month, crossover_vs_api_month;
   std::optional<double> rent_to_own_threshold;
   // Renting part-time: the node-hours the fleet must run to serve the demand profile
-  // (RentSchedule), billed at the 24/7 rent per node-hour.
-  std::optional<double> rent_per_node_hour;  // 24/7 yearly rent per node / 8,760 h
+  // (RentSchedule), billed at the rent's own node-hour rate: the 24/7 yearly rent per node over
+  // the hours that price bills in a year (rent_billed_hours_per_year).
+  std::optional<double> rent_per_node_hour;
+  // Hours a year the 24/7 rent price pays for: 8,760 for a yearly price; 12 × hours_per_month
+  // (default month_hours, 720) for a monthly, hourly or catalog one, whose rate is the hourly
+  // price itself. Dividing every price by 8,760 put a catalog node's rate 1.4% under its listed
+  // price (12.62 for a 12.80 USD node-hour) and a 200-hour monthly contract's at 27% of it.
+  double rent_billed_hours_per_year = 8760;
   std::optional<double> rent_node_hours_per_year, rent_part_time_per_year, rent_part_time_per_mtok;
   std::string rent_schedule_note;
   std::optional<double> own_matches_api_tok_s;  // sustained demand where one node's TCO = API
@@ -228,6 +237,13 @@ struct Candidate {
   std::optional<pilot::Comparison> pilot;  // predicted vs measured, when --pilot is this build
 
   std::optional<double> best_self_host_per_mtok() const;
+  // The node-hours a rent bills for a schedule's `node_hours` on `fleet_nodes` nodes: never more
+  // than its 24/7 price pays for (fleet_nodes × rent_billed_hours_per_year), so renting by the hour
+  // never costs more than renting around the clock, and a 24x7 schedule costs exactly the 24/7
+  // rent.
+  double rent_billed_node_hours(double node_hours, int fleet_nodes) const {
+    return std::min(node_hours, fleet_nodes * rent_billed_hours_per_year);
+  }
 };
 
 // Where the verdict changes: the demand at which the next option becomes cheaper.
@@ -303,7 +319,13 @@ Report make_plan_report(const PlanResult& r);
 // option's cumulative cost against the alternatives.
 svg::ChartPage make_plan_chart(const PlanResult& r);
 
-// The six go/no-go checks of seed 000 with this plan's targets filled in.
-std::vector<std::string> go_no_go_checks(const PlanResult& r, const Candidate* c);
+// A money figure as the verdicts print it: "31.3M HUF", "42922 HUF", "3.03 USD".
+std::string fmt_money(double v, const std::string& cur);
+
+// The six go/no-go checks of seed 000 with this plan's targets filled in. `per_mtok`: the cost
+// per 1M output tokens the recommendation states (check 4 quotes it); without one, the
+// candidate's cheapest self-hosted figure.
+std::vector<std::string> go_no_go_checks(const PlanResult& r, const Candidate* c,
+                                         std::optional<double> per_mtok = std::nullopt);
 
 }  // namespace moeplan::plan
