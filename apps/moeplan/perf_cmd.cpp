@@ -254,9 +254,10 @@ void run_deployment(const PerfOptions& o, const PerfRequest& req, const Deployme
   j["notes"] = r.notes;
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
   add_sla_verdict(rep, j, o, r.tpot_ms, r.ttft_ms);
-  rep.messages.push_back(
-      "evidence: default (catalog datasheet figures with default derating and engine profiles; "
-      "deployments are not matched to published rows here — see `moeplan validate-perf`)");
+  rep.messages.push_back(fmt::format(
+      "evidence: default ({}; deployments are not matched to published rows here — see `moeplan "
+      "validate-perf`)",
+      evidence_meaning(Evidence::default_)));
   rep.json = j;
   OutputOptions out;
   out.format = o.format;
@@ -627,12 +628,9 @@ void add_calibration_messages(Report& rep, const LoadedCalibration& lc) {
 void add_evidence(Report& rep, Json& j, Evidence tier, const PerfResult& r) {
   j["evidence"] = evidence_name(tier);
   j["notes"] = r.notes;
-  rep.messages.push_back(fmt::format(
-      "evidence: {} ({})", evidence_name(tier),
-      tier == Evidence::measured ? "device layer from a calibration of this device"
-      : tier == Evidence::published
-          ? "published measurements of this configuration exist (table above)"
-          : "catalog datasheet figures with default device derating and engine profiles"));
+  rep.messages.push_back(fmt::format("evidence: {} ({}{})", evidence_name(tier),
+                                     evidence_meaning(tier),
+                                     tier == Evidence::published ? " (table above)" : ""));
   rep.messages.push_back(fmt::format("bound: {}", bound_name(r.bound)));
   for (const auto& n : r.notes) rep.messages.push_back("note: " + n);
 }

@@ -219,10 +219,9 @@ std::string evidence_summary(const ValidationResult& v) {
   std::vector<std::string> parts;
   for (const auto& [tier, count] : n) parts.push_back(fmt::format("{} {}", count, tier));
   return fmt::format(
-      "evidence tier of the predictions: {} (default: catalog datasheet figures "
-      "with default derating and engine profiles; measured: a calibration's "
-      "device layer)",
-      parts.empty() ? std::string("none") : fmt::format("{}", fmt::join(parts, ", ")));
+      "evidence tier of the predictions: {} (default: {}; measured: {})",
+      parts.empty() ? std::string("none") : fmt::format("{}", fmt::join(parts, ", ")),
+      evidence_meaning(Evidence::default_), evidence_meaning(Evidence::measured));
 }
 
 void run_validate(const ValidateOptions& o) {

@@ -29,6 +29,18 @@ const char* evidence_name(Evidence e) {
   return "default";
 }
 
+const char* evidence_meaning(Evidence e) {
+  switch (e) {
+    case Evidence::measured:
+      return "device layer from a calibration of this device";
+    case Evidence::published:
+      return "published measurements of this configuration exist";
+    case Evidence::default_:
+      break;
+  }
+  return "catalog datasheet figures with default device derating and engine profiles";
+}
+
 const char* spec_method_name(SpecMethod s) {
   switch (s) {
     case SpecMethod::none:

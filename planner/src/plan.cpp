@@ -25,8 +25,7 @@ namespace moeplan::plan {
 namespace {
 
 constexpr double kLargeMoeParamsB = 100;
-constexpr double kHoursPerYear = 8760;  // 365 × 24: a rented node's year around the clock  //
-                                        // "large MoE" for the PCIe-sharding risk (docs/plan.md)
+// "large MoE" for the PCIe-sharding risk (docs/plan.md)
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -360,7 +359,7 @@ void Evaluator::price_rent(Candidate& c, PricedDoc& p) const {
   }
   c.rent_price_basis = p.rent ? p.rent->basis : "rent: scenario price (/rent)";
   const bool yearly = rent.contains("per_year") || rent.contains("per_year_usd");
-  c.rent_billed_hours_per_year = yearly ? kHoursPerYear : cost::kMonthsPerYear * p.rent_hours;
+  c.rent_billed_hours_per_year = yearly ? cost::kHoursPerYear : cost::kMonthsPerYear * p.rent_hours;
   p.doc["rent"] = rent;
 }
 

@@ -15,7 +15,6 @@ namespace moeplan::plan {
 
 namespace {
 
-constexpr double kHoursPerYear = 8760;
 constexpr double kFlipRange = 1000;  // the flip is searched within [demand / 1000, demand × 1000]
 
 // Output tok/s in each hour of a demand day at `scale` × the scenario's requests.
@@ -221,7 +220,7 @@ void ruled_out_reasons(PlanResult& r, const Candidate* api) {
 
 double rent_node_hours(const RentSchedule& s, const PlanDemand& d, double node_tok_s,
                        int reserve_nodes, int fleet, double scale) {
-  const double full = fleet * kHoursPerYear;
+  const double full = fleet * cost::kHoursPerYear;
   if (s.mode == "24x7" || !(node_tok_s > 0)) return full;
   const std::vector<double> rate = hourly_rates(d, scale);
   std::vector<int> nodes(24, 0);

@@ -31,6 +31,7 @@ inline constexpr double kMonthsPerYear = 12.0;
 inline constexpr double kDaysPerYear = 365.0;
 inline constexpr double kSecondsPerDay = 86'400.0;
 inline constexpr double kSecondsPerYear = kDaysPerYear * kSecondsPerDay;  // 31,536,000
+inline constexpr double kHoursPerYear = kDaysPerYear * 24.0;              // 8,760
 inline constexpr double kTokensPerMTok = 1e6;
 
 // ---------------------------------------------------------------------------

@@ -27,6 +27,8 @@ namespace moeplan {
 // Where a figure comes from (docs/performance.md §Evidence tiers).
 enum class Evidence { measured, published, default_ };
 const char* evidence_name(Evidence e);  // "measured" | "published" | "default"
+// What a tier rests on, in the words every output uses to explain it.
+const char* evidence_meaning(Evidence e);
 
 enum class SpecMethod { none, mtp, eagle, draft };
 const char* spec_method_name(SpecMethod s);

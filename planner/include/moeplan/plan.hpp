@@ -205,7 +205,7 @@ struct Candidate {
   // (default month_hours, 720) for a monthly, hourly or catalog one, whose rate is the hourly
   // price itself. Dividing every price by 8,760 put a catalog node's rate 1.4% under its listed
   // price (12.62 for a 12.80 USD node-hour) and a 200-hour monthly contract's at 27% of it.
-  double rent_billed_hours_per_year = 8760;
+  double rent_billed_hours_per_year = cost::kHoursPerYear;
   std::optional<double> rent_node_hours_per_year, rent_part_time_per_year, rent_part_time_per_mtok;
   std::string rent_schedule_note;
   std::optional<double> own_matches_api_tok_s;  // sustained demand where one node's TCO = API
