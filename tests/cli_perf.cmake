@@ -72,6 +72,14 @@ add_test(NAME cli:perf_calibration_terms_json
                  --calibration ${CMAKE_SOURCE_DIR}/tests/data/cal-h200-qwen3-30b-a3b-trimmed.json)
 set_tests_properties(cli:perf_calibration_terms_json PROPERTIES
   PASS_REGULAR_EXPRESSION "\"calibration_terms\".*\"term\": \"GEMM efficiency by M\".*\"used\": true.*\"term\": \"attention efficiency by batch × context\".*\"used\": false")
+# Another model's file: one message says the shape-keyed curves do not apply; they are not listed
+# again one by one among the messages (the efficiencies table keeps each curve's reason).
+add_test(NAME cli:perf_calibration_other_model
+         COMMAND moeplan perf --model deepseek-r1 --gpu h200 --gpus 8 --weights fp8
+                 --calibration ${CMAKE_SOURCE_DIR}/tests/data/cal-h200-qwen3-30b-a3b-trimmed.json)
+set_tests_properties(cli:perf_calibration_other_model PROPERTIES
+  PASS_REGULAR_EXPRESSION "calibration: measured for model 'qwen3-30b-a3b', applied to 'deepseek-r1'"
+  FAIL_REGULAR_EXPRESSION "rows\\) not used")
 # validate-perf --calibration: the device's rows predicted with and without it.
 add_test(NAME cli:validate_perf_calibration
          COMMAND moeplan validate-perf ${CMAKE_SOURCE_DIR}/data/benchmarks/published.csv --format md

@@ -183,7 +183,7 @@ TEST_CASE("calibration: another model's file is used for its node terms, a noisy
   Model own, other;
   own.id = "qwen3-30b-a3b";
   other.id = "glm-5.2";
-  // The model is no reason to refuse a file: calibration_for_model keeps only the node's terms.
+  // The model is no reason to refuse a file: calibration_for keeps only the node's terms.
   CHECK(calibration_doubts(c).empty());
   CHECK(calibration_model_note(c, own).empty());
   const std::string note = calibration_model_note(c, other);

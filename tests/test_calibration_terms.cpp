@@ -258,13 +258,13 @@ TEST_CASE("calibration terms: shape-keyed curves apply to the calibration's own 
   // per-layer overhead (that model's head, expert and layer sizes) do not.
   const DeviceCalibration d = device_cal(cal_json(every_class_used()));
   REQUIRE(d.model_id == "qwen3-30b-a3b");
-  const DeviceCalibration own = calibration_for_model(d, "qwen3-30b-a3b");
+  const DeviceCalibration own = calibration_for(d, "qwen3-30b-a3b", nullptr);
   CHECK(*own.curve("attention", 16.0 * 4096) == Approx(0.7));
   CHECK(*own.curve("moe_experts", 16.0 * 8 / 84) == Approx(0.6));
   CHECK(own.layer_overhead_us == Approx(20.0).epsilon(1e-6));
   CHECK(term(own, "MoE").used);
 
-  const DeviceCalibration other = calibration_for_model(d, "deepseek-r1");
+  const DeviceCalibration other = calibration_for(d, "deepseek-r1", nullptr);
   CHECK(other.bandwidth_gb_s == d.bandwidth_gb_s);
   CHECK(other.bf16_tflops == d.bf16_tflops);
   CHECK(*other.curve("gemm", 16) == Approx(0.9));
@@ -465,7 +465,7 @@ TEST_CASE("calibration terms: a GEMM plateau measured only far below the ridge p
   e.gemm = 0.9;
   const DeviceCalibration full = device_cal(cal_json(e));
   CHECK(full.gemm_max_intensity == Approx(218.4).epsilon(0.01));
-  const DeviceCalibration kept = calibration_for_device(full, h100);
+  const DeviceCalibration kept = calibration_for(full, "", &h100);
   CHECK(kept.bf16_tflops == Approx(kPlateau));
   CHECK(term(kept, "GEMM plateau").used);
 
@@ -476,7 +476,7 @@ TEST_CASE("calibration terms: a GEMM plateau measured only far below the ridge p
   j["rows"] = rows;
   const DeviceCalibration partial = device_cal(j);
   CHECK(partial.gemm_max_intensity == Approx(15.8).epsilon(0.01));
-  const DeviceCalibration judged = calibration_for_device(partial, h100);
+  const DeviceCalibration judged = calibration_for(partial, "", &h100);
   CHECK(judged.bf16_tflops == 0);
   const CalibrationTerm& t = term(judged, "GEMM plateau");
   CHECK_FALSE(t.used);
@@ -489,5 +489,29 @@ TEST_CASE("calibration terms: a GEMM plateau measured only far below the ridge p
   // A device without a datasheet peak has no ridge to judge by: the file stands as it is.
   Device bare = h100;
   bare.peak_tflops.clear();
-  CHECK(calibration_for_device(partial, bare).bf16_tflops == Approx(kPlateau));
+  CHECK(calibration_for(partial, "", &bare).bf16_tflops == Approx(kPlateau));
+
+  // Both judgements in one call, as perf and validate-perf make it, on a file with every class
+  // measured but GEMMs only up to M = 16: another model's rows on the H100 lose the shape-keyed
+  // curves and the sub-ridge plateau; the triad and the GEMM curve stand.
+  Json sub_ridge = cal_json(every_class_used());
+  Json kept_rows = Json::array();
+  for (const auto& r : sub_ridge["rows"])
+    if (!(r["op"] == "gemm" && r["tokens"] == 256)) kept_rows.push_back(r);
+  sub_ridge["rows"] = kept_rows;
+  const DeviceCalibration all = device_cal(sub_ridge);
+  REQUIRE(term(all, "MoE").used);
+  REQUIRE(all.layer_overhead_us > 0);
+  const DeviceCalibration both = calibration_for(all, "deepseek-r1", &h100);
+  CHECK(both.bf16_tflops == 0);
+  CHECK_FALSE(term(both, "GEMM plateau").used);
+  CHECK_FALSE(term(both, "MoE").used);
+  CHECK(both.layer_overhead_us == 0.0);
+  CHECK(both.bandwidth_gb_s == all.bandwidth_gb_s);
+  CHECK(term(both, "GEMM efficiency").used);
+  // Its own model on the H100: the shape-keyed curves stay, only the plateau goes.
+  const DeviceCalibration own = calibration_for(all, all.model_id, &h100);
+  CHECK(own.bf16_tflops == 0);
+  CHECK(term(own, "MoE").used);
+  CHECK(own.layer_overhead_us == Approx(all.layer_overhead_us));
 }

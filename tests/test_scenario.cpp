@@ -65,9 +65,39 @@ TEST_CASE("scenario: negative price", "[cost][scenario]") {
       error_of(with(R"("output_usd_per_mtok": 4.4)", R"("output_usd_per_mtok": -4.4)")),
       Contains("bad.json: /api/output_usd_per_mtok: expected a number >= 0, found number -4.4"));
   CHECK_THAT(error_of(with(R"("per_year": 94000000)", R"("per_year": -1)")),
-             Contains("bad.json: /rent/per_year: expected a number >= 0"));
+             Contains("bad.json: /rent/per_year: expected a number > 0"));
+  // A rent of zero has no hourly rate: said at its path, not as an internal error later.
+  CHECK_THAT(error_of(with(R"("per_year": 94000000)", R"("per_year": 0)")),
+             Contains("bad.json: /rent/per_year: expected a number > 0, found number 0"));
+  CHECK_THAT(error_of(with(R"({"per_year": 94000000})", R"({"gpu_hour_usd": 0, "gpus": 8})")),
+             Contains("bad.json: /rent/gpu_hour_usd: expected a number > 0"));
   CHECK_THAT(error_of(with(R"("capex": 140000000)", R"("capex": -5)")),
              Contains("bad.json: /buy/capex: expected a number > 0, found number -5"));
+}
+
+TEST_CASE("scenario: the hours a year a rent price pays for", "[cost][scenario]") {
+  // The part-time rate is the yearly rent over these hours (docs/cost.md); the reader, which
+  // knows the price's form, states them.
+  CHECK(parse_scenario_text(kGood, "s.json").rent->billed_hours_per_year == Approx(8760));
+  // A monthly price bills 12 × month_hours (720 by default): 8,640.
+  const auto monthly =
+      parse_scenario_text(with(R"({"per_year": 94000000})", R"({"per_month": 7800000})"), "s.json");
+  CHECK(monthly.rent->billed_hours_per_year == Approx(12 * 720));
+  // A 200-hour monthly contract: 2,400 hours; and its hours_per_month is range-checked.
+  const auto contract = parse_scenario_text(
+      with(R"({"per_year": 94000000})", R"({"per_month": 2000000, "hours_per_month": 200})"),
+      "s.json");
+  CHECK(contract.rent->billed_hours_per_year == Approx(2400));
+  CHECK_THAT(
+      error_of(with(R"({"per_year": 94000000})", R"({"per_month": 1, "hours_per_month": 800})")),
+      Contains("bad.json: /rent/hours_per_month: a month has at most 744 hours"));
+  // Per GPU-hour at 730 hours a month: 12 × 730.
+  const auto hourly =
+      parse_scenario_text(with(R"({"per_year": 94000000})",
+                               R"({"gpu_hour_usd": 3.5, "gpus": 8, "hours_per_month": 730})"),
+                          "s.json");
+  CHECK(hourly.rent->billed_hours_per_year == Approx(12 * 730));
+  CHECK(hourly.rent->per_month == Approx(3.5 * 311 * 8 * 730));
 }
 
 TEST_CASE("scenario: utilization above 1", "[cost][scenario]") {

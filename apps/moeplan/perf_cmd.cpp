@@ -283,11 +283,11 @@ LoadedCalibration load_perf_calibration(const PerfOptions& o, const Catalog& cat
   if (!lc.doubts.empty() && !o.force_calibration)
     throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",
                             o.calibration, fmt::join(lc.doubts, "; ")));
-  lc.cal = calibration_for_model(device_calibration(raw), o.model);
+  const DeviceCalibration measured = device_calibration(raw);
   // A device the catalog knows has a datasheet ridge point to judge the GEMM plateau by (one
   // other than the file's is refused in resolve_device).
-  if (const Device* d = cat.find_device(o.gpu.empty() ? lc.cal->device_id : o.gpu))
-    lc.cal = calibration_for_device(*lc.cal, *d);
+  lc.cal = calibration_for(measured, o.model,
+                           cat.find_device(o.gpu.empty() ? measured.device_id : o.gpu));
   return lc;
 }
 
@@ -614,12 +614,14 @@ void add_fit_warning(Report& rep, Json& j, const std::string& no_fit) {
 }
 
 // A measured class the planner refused is said once more among the messages; a forced
-// calibration's doubts in every output.
+// calibration's doubts in every output. Another model's file gets one line for its shape-keyed
+// curves, not one per curve (the efficiencies table still gives each curve's own reason).
 void add_calibration_messages(Report& rep, const LoadedCalibration& lc) {
-  if (!lc.other_model.empty()) rep.messages.push_back("calibration: " + lc.other_model);
+  const bool other_model = !lc.other_model.empty();
+  if (other_model) rep.messages.push_back("calibration: " + lc.other_model);
   if (lc.cal)
     for (const auto& t : lc.cal->terms)
-      if (!t.used && t.note.rfind("not used:", 0) == 0)
+      if (!t.used && t.note.rfind("not used:", 0) == 0 && !(other_model && t.shape_keyed))
         rep.messages.push_back(fmt::format("calibration: {} ({}) {}", t.term, t.rows, t.note));
   for (const auto& doubt : lc.doubts)
     rep.messages.push_back("WARNING: calibration used with --force-calibration although " + doubt);

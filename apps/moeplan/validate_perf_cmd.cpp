@@ -37,9 +37,9 @@ std::vector<std::string> load_validation_calibration(const ValidateOptions& o, c
     throw Error(fmt::format(
         "calibration {}: device '{}' is not in the catalog, so no published row names it",
         o.calibration, out->device_id));
-  out = calibration_for_device(*out, *d);
-  // Measured for one model, applied to every model's rows on the device (its shape-keyed curves
-  // to its own model's rows only, calibration_for_model); the noise checks apply to all.
+  // Judged here for the device only, for the terms table; each row is judged for its own model
+  // and device in validate() (calibration_for). The noise checks apply to every row.
+  out = calibration_for(*out, "", d);
   const std::vector<std::string> doubts = calibration_doubts(raw);
   if (!doubts.empty() && !o.force_calibration)
     throw Error(fmt::format("calibration {}: {}; give --force-calibration to use it anyway",

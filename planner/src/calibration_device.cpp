@@ -253,7 +253,10 @@ DeviceCalibration device_calibration(const Calibration& cal) {
   return d;
 }
 
-DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std::string& model_id) {
+namespace {
+
+// The shape-keyed curves kept out for another model than the file's (calibration_for).
+DeviceCalibration for_model(const DeviceCalibration& cal, const std::string& model_id) {
   if (cal.model_id.empty() || cal.model_id == model_id) return cal;
   DeviceCalibration out = cal;
   const auto inner = cal.curve;
@@ -274,7 +277,8 @@ DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std:
   return out;
 }
 
-DeviceCalibration calibration_for_device(const DeviceCalibration& cal, const Device& device) {
+// The GEMM plateau dropped when the file's GEMMs never reached the compute side (calibration_for).
+DeviceCalibration for_device(const DeviceCalibration& cal, const Device& device) {
   const double peak = device.peak_tflops_for("bf16");
   if (cal.bf16_tflops <= 0 || cal.gemm_max_intensity <= 0 || peak <= 0 ||
       device.memory_bandwidth_gb_s <= 0)
@@ -293,6 +297,14 @@ DeviceCalibration calibration_for_device(const DeviceCalibration& cal, const Dev
         cal.gemm_max_intensity, device.id, ridge, peak, device.memory_bandwidth_gb_s);
   }
   return out;
+}
+
+}  // namespace
+
+DeviceCalibration calibration_for(const DeviceCalibration& cal, const std::string& model_id,
+                                  const Device* device) {
+  const DeviceCalibration judged = model_id.empty() ? cal : for_model(cal, model_id);
+  return device ? for_device(judged, *device) : judged;
 }
 
 Device device_from_calibration(const DeviceCalibration& c) {

@@ -39,8 +39,6 @@ bool has_any_key(const Json& j, const std::vector<std::string>& keys) {
 
 const std::vector<std::string> kBuyPriceKeys = {"capex", "capex_usd", "system_price",
                                                 "system_price_usd"};
-const std::vector<std::string> kRentPriceKeys = {"per_month", "per_year", "per_month_usd",
-                                                 "per_year_usd", "gpu_hour_usd"};
 
 std::string precision_label(const std::string& spec, const Model& m) {
   if (spec != "native") return spec;
@@ -338,7 +336,7 @@ void Evaluator::price_buy(Candidate& c, PricedDoc& p) const {
 void Evaluator::price_rent(Candidate& c, PricedDoc& p) const {
   Json rent = p.doc.contains("rent") ? p.doc["rent"] : Json::object();
   for (auto it = c.build.rent.begin(); it != c.build.rent.end(); ++it) rent[it.key()] = it.value();
-  p.rent_priced = has_any_key(rent, kRentPriceKeys);
+  p.rent_priced = has_any_key(rent, rent_price_keys());
   if (!p.rent_priced) p.rent = pricing::rent_price(c.system, cat_, sc_.rent_kind, p.ctx);
   p.rent_hours = rent.value("hours_per_month", sc_.cost_doc.value("month_hours", 720.0));
   if (p.rent && !p.rent->ok) {
@@ -358,8 +356,6 @@ void Evaluator::price_rent(Candidate& c, PricedDoc& p) const {
     rent["gpus"] = c.build.gpus_per_node;
   }
   c.rent_price_basis = p.rent ? p.rent->basis : "rent: scenario price (/rent)";
-  const bool yearly = rent.contains("per_year") || rent.contains("per_year_usd");
-  c.rent_billed_hours_per_year = yearly ? cost::kHoursPerYear : cost::kMonthsPerYear * p.rent_hours;
   p.doc["rent"] = rent;
 }
 
@@ -622,6 +618,7 @@ void Evaluator::run_cost(Candidate& c) const {
   const PricedDoc p = price_options(c);
   if (!p.doc.contains("buy") && !p.doc.contains("rent") && !p.doc.contains("api")) return;
   const cost::CostInputs in = read_cost_inputs(c, p.doc);
+  if (in.rent) c.rent_billed_hours_per_year = in.rent->billed_hours_per_year;
   c.cost_assumptions = in.assumptions;
   for (const auto& a : in.assumptions) add_input(c, a.name, a.value, a.unit, a.source);
   set_monte_carlo_inputs(c, in, p);

@@ -178,13 +178,14 @@ class Reader {
   double read_wall_power(const BuyContext& x);
   void read_power_price(const BuyContext& x, cost::BuyInputs& b);
   void read_rent(const JsonView& v);
-  double catalog_rent_per_month(const JsonView& v, const Catalog& c, const std::string& gpu,
-                                const std::string& kind, const Provenance2& p);
+  void read_catalog_rent(const JsonView& v, const Catalog& c, const std::string& gpu,
+                         const Provenance2& p, cost::RentInputs& r);
   struct RentedNode {
     int gpus;
     double hours;
   };
   RentedNode read_rented_node(const JsonView& v, const Provenance2& p, const std::string& why);
+  double billed_hours_per_month(const JsonView& v, const Provenance2& p);
   void read_api(const JsonView& v);
   void read_people(const JsonView& v);
   void read_provider(const JsonView& v);
@@ -383,9 +384,17 @@ std::vector<std::string> buy_section_keys() {
   return keys;
 }
 
+const std::vector<std::string>& rent_price_keys() {
+  static const std::vector<std::string> keys = {"per_month", "per_year", "per_month_usd",
+                                                "per_year_usd", "gpu_hour_usd"};
+  return keys;
+}
+
 std::vector<std::string> rent_section_keys() {
-  return keys_with_prov({"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd",
-                         "gpu", "gpus", "hours_per_month", "kind", "provider"});
+  std::vector<std::string> keys =
+      keys_with_prov({"gpu", "gpus", "hours_per_month", "kind", "provider"});
+  keys.insert(keys.end(), rent_price_keys().begin(), rent_price_keys().end());
+  return keys;
 }
 
 namespace {
@@ -747,27 +756,32 @@ void Reader::read_rent(const JsonView& v) {
   r.kind = v.has("kind") ? v.one_of("kind", {"on_demand", "reserved", "spot"}) : "on_demand";
   note(v, "kind", r.kind, "", p);
   std::vector<std::string> given;
-  for (const char* k : {"per_month", "per_year", "per_month_usd", "per_year_usd", "gpu_hour_usd"})
-    if (v.has(k)) given.emplace_back(k);
+  for (const auto& k : rent_price_keys())
+    if (v.has(k)) given.push_back(k);
   if (given.size() > 1) v.fail_member(given[1], "give one rent price (found " + given[0] + " too)");
   auto hourly_month = [&](double usd_per_gpu_hour) {
     const RentedNode n = read_rented_node(v, p, "required with an hourly price (or give buy/gpus)");
+    r.billed_hours_per_year = cost::kMonthsPerYear * n.hours;
     return cost::rent_per_month_from_hourly(usd_per_gpu_hour * in_.fx_per_usd, n.gpus, n.hours);
   };
   if (!given.empty()) {
     const std::string& k = given[0];
-    const double x = v.non_negative(k);
+    // A rent of zero has no node-hour rate and no break-even; a free node is not a rent.
+    const double x = v.positive(k);
     const bool usd = k.ends_with("_usd");
     const std::string per = k == "gpu_hour_usd"          ? "/GPU-hour"
                             : k.starts_with("per_month") ? "/month"
                                                          : "/year";
     record(v.path() + "/" + k, x, (usd ? "USD" : in_.currency) + per, p);
-    if (k == "gpu_hour_usd")
+    if (k == "gpu_hour_usd") {
       r.per_month = hourly_month(x);
-    else if (k.starts_with("per_month"))
+    } else if (k.starts_with("per_month")) {
       r.per_month = usd ? x * in_.fx_per_usd : x;
-    else
+      r.billed_hours_per_year = cost::kMonthsPerYear * billed_hours_per_month(v, p);
+    } else {
       r.per_month = (usd ? x * in_.fx_per_usd : x) / cost::kMonthsPerYear;
+      r.billed_hours_per_year = cost::kHoursPerYear;
+    }
   } else if (v.has("gpu") || !buy_gpu_.empty()) {
     const std::string gpu = v.has("gpu") ? v.string("gpu") : buy_gpu_;
     const Catalog& c = catalog(v, v.has("gpu") ? "gpu" : "kind");
@@ -778,7 +792,7 @@ void Reader::read_rent(const JsonView& v) {
     }
     const std::string provider = v.string_or("provider", "");
     if (provider.empty()) {
-      r.per_month = catalog_rent_per_month(v, c, gpu, r.kind, p);
+      read_catalog_rent(v, c, gpu, p, r);
       in_.rent = r;
       return;
     }
@@ -812,22 +826,28 @@ Reader::RentedNode Reader::read_rented_node(const JsonView& v, const Provenance2
   } else {
     v.fail_member("gpus", why);
   }
-  n.hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
-  if (n.hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
+  n.hours = billed_hours_per_month(v, p);
   return n;
+}
+
+// The hours a month a rent bills: rent/hours_per_month, else the scenario's month_hours.
+double Reader::billed_hours_per_month(const JsonView& v, const Provenance2& p) {
+  const double hours = positive_or(v, "hours_per_month", in_.month_hours, "hours", p);
+  if (hours > 744) v.fail_member("hours_per_month", "a month has at most 744 hours");
+  return hours;
 }
 
 // A catalog rent with no provider named: the node's rent as plan prices it (pricing.hpp) — the
 // catalog system's rentals of that kind per node-hour, else the device's per-GPU-hour rentals ×
 // GPUs — the cheapest entry, × the rented hours. "reserved" is the 3-year commitment, the only
 // one prices.json lists.
-double Reader::catalog_rent_per_month(const JsonView& v, const Catalog& c, const std::string& gpu,
-                                      const std::string& kind, const Provenance2& p) {
+void Reader::read_catalog_rent(const JsonView& v, const Catalog& c, const std::string& gpu,
+                               const Provenance2& p, cost::RentInputs& r) {
   const RentedNode n =
       read_rented_node(v, p, "required to price a rented node from the catalog (or give buy/gpus)");
-  const pricing::RentKind k = kind == "spot"       ? pricing::RentKind::spot
-                              : kind == "reserved" ? pricing::RentKind::reserved_3y
-                                                   : pricing::RentKind::on_demand;
+  const pricing::RentKind k = r.kind == "spot"       ? pricing::RentKind::spot
+                              : r.kind == "reserved" ? pricing::RentKind::reserved_3y
+                                                     : pricing::RentKind::on_demand;
   const pricing::RentPrice rp = pricing::rent_price(pricing::node_for(c, c.device(gpu), n.gpus), c,
                                                     k, {in_.currency, in_.fx_per_usd, 0});
   if (!rp.ok) v.fail(rp.reason + "; give per_month, per_year or gpu_hour_usd");
@@ -837,7 +857,8 @@ double Reader::catalog_rent_per_month(const JsonView& v, const Catalog& c, const
   record(v.path() + "/" + (e.count > 1 ? "gpu_hour_usd" : "node_hour_usd") + " (catalog, " +
              rp.basis + ")",
          e.low, e.currency, {e.name + ": " + e.source, e.as_of});
-  return rp.per_node_hour * n.hours;
+  r.per_month = rp.per_node_hour * n.hours;
+  r.billed_hours_per_year = cost::kMonthsPerYear * n.hours;
 }
 
 void Reader::read_api(const JsonView& v) {

@@ -514,11 +514,11 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     if (!row.concurrency) req.arrivals = Arrivals::saturated;
     req.spec = row.spec;
     // The file's device layer applies to every model's rows on its device, its shape-keyed
-    // curves to its own model's rows only (calibration_for_model).
-    std::optional<DeviceCalibration> for_model;
+    // curves to its own model's rows only (calibration_for).
+    std::optional<DeviceCalibration> for_row;
     if (cal && cal->device_id == d->id) {
-      for_model = calibration_for_model(*cal, m->id);
-      req.calibration = &*for_model;
+      for_row = calibration_for(*cal, m->id, d);
+      req.calibration = &*for_row;
     }
     p.concurrency_used = req.concurrency;
     // One engine group is the deployment of one replica: the same estimate() figures.

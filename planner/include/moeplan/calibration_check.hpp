@@ -2,7 +2,7 @@
 // to (issue #13): rows measured on a machine too noisy to trust. `moeplan
 // perf` refuses such a file unless --force-calibration, and then says so on
 // every output. A file measured for another model is not doubted: only its
-// node-level terms apply (calibration_for_model), and the output says which.
+// node-level terms apply (calibration_for), and the output says which.
 #pragma once
 
 #include <string>

@@ -228,6 +228,10 @@ struct BuyInputs {
 struct RentInputs {
   std::string kind = "on_demand";  // on_demand | reserved | spot
   double per_month = 0;
+  // Hours a year the price pays for, as the scenario states it: 8,760 for a yearly price,
+  // 12 × hours_per_month (default month_hours) for a monthly, per-GPU-hour or catalog one. The
+  // rate of an hour rented part-time is the yearly rent over these hours (docs/cost.md).
+  double billed_hours_per_year = kHoursPerYear;
 };
 
 struct ApiInputs {

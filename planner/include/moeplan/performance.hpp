@@ -55,7 +55,7 @@ struct CalibrationTerm {
   bool used = false;            // false: measured but below the quality floor, or not measured
   std::optional<double> value;  // efficiency at the largest measured point (µs for overhead)
   std::string note;             // where it was read and what it changes; or why it is not used
-  bool shape_keyed = false;     // keyed on the measured model's shapes (calibration_for_model)
+  bool shape_keyed = false;     // keyed on the measured model's shapes (calibration_for)
 };
 
 // Layer-1 replacement read from a calibration file (the probe's output). All
@@ -70,7 +70,7 @@ struct DeviceCalibration {
   double fp4_tflops = 0;
   // The most FLOPs per byte among the gemm rows behind bf16_tflops (0 = no row): a plateau fitted
   // only from GEMMs far below the device's ridge point is the memory's rate, not the compute's
-  // (calibration_for_device).
+  // (calibration_for).
   double gemm_max_intensity = 0;
   double link_gb_s = 0;        // collective bus bandwidth per GPU
   double link_latency_us = 0;  // small-message collective latency
@@ -96,21 +96,24 @@ class Calibration;
 // The device layer a calibration file measured (bandwidth, compute plateaus, efficiency curves).
 // Throws Error when the file names no device.
 DeviceCalibration device_calibration(const Calibration& cal);
-// The calibration as it applies to `model`: the device layer (bandwidth, plateaus, links) and the
-// GEMM curve by M carry over to any model on the device; the curves keyed on one model's shapes
-// (attention by batch × context, MoE by tokens per expert, the per-layer overhead) do not, and
-// for another model they are kept out with a note saying so. Measured on the H200
-// (docs/probe.md, "What the planner takes from the probe"): qwen3-30b-a3b's 768-wide experts run
-// at 34–69 % of the triad where DeepSeek's 2048-wide ones run near 90 %, and its MoE curve moved
-// the device's published rows of other models from 9.8 % to 30.4 % median error.
-DeviceCalibration calibration_for_model(const DeviceCalibration& cal, const std::string& model_id);
-// `cal` as it applies to the catalog's `device`: the GEMM plateau is used only when the file's
-// most intense GEMM reaches half the device's ridge point (datasheet bf16 peak ÷ bandwidth). Below
-// that even a GEMM at full bandwidth runs under half the peak, so the "plateau" fitted from it is
-// the memory's rate: a partial glm-5.2 run on an H200 (decode GEMMs of 1 and 16 rows only, 16 FLOP
-// per byte against a ridge of 206) gave 70 TFLOP/s, 0.07 of the peak, and took the published
-// H200 rows from 12% to 71% median error. Unchanged when the device has no datasheet peak.
-DeviceCalibration calibration_for_device(const DeviceCalibration& cal, const Device& device);
+// The calibration as it applies to `model_id` on the catalog's `device`; every caller judges a
+// file through this one function (docs/probe.md, "What the planner takes from the probe").
+// - The model: the device layer (bandwidth, plateaus, links) and the GEMM curve by M carry over to
+//   any model on the device; the curves keyed on one model's shapes (attention by batch × context,
+//   MoE by tokens per expert, the per-layer overhead) do not, and for another model they are kept
+//   out with a note saying so. Measured on the H200: qwen3-30b-a3b's 768-wide experts run at
+//   34–69 % of the triad where DeepSeek's 2048-wide ones run near 90 %, and its MoE curve moved
+//   the device's published rows of other models from 9.8 % to 30.4 % median error.
+// - The device: the GEMM plateau is used only when the file's most intense GEMM reaches half the
+//   device's ridge point (datasheet bf16 peak ÷ bandwidth). Below that even a GEMM at full
+//   bandwidth runs under half the peak, so the "plateau" fitted from it is the memory's rate: a
+//   partial glm-5.2 run on an H200 (decode GEMMs of 1 and 16 rows only, 16 FLOP per byte against a
+//   ridge of 206) gave 70 TFLOP/s, 0.07 of the peak, and took the published H200 rows from 12% to
+//   71% median error.
+// An empty `model_id` (a table of every model's rows) or a null `device`, or one without a
+// datasheet peak (a device known only from the file), leaves that judgement out.
+DeviceCalibration calibration_for(const DeviceCalibration& cal, const std::string& model_id,
+                                  const Device* device);
 // A catalog-free device described by its measured figures, for a calibrated device that is not
 // in the catalog (peaks = the measured sustained rates).
 Device device_from_calibration(const DeviceCalibration& cal);

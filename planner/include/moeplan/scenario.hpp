@@ -37,5 +37,8 @@ cost::CostInputs parse_scenario_text(const std::string& text, const std::string&
 // cannot price that node, and a typo in it would otherwise vanish with it.
 std::vector<std::string> buy_section_keys();
 std::vector<std::string> rent_section_keys();
+// The keys that give a rent price in a `rent` section (one at most); without one the rent is
+// priced from the catalog.
+const std::vector<std::string>& rent_price_keys();
 
 }  // namespace moeplan
