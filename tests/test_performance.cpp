@@ -388,6 +388,67 @@ TEST_CASE("a calibration replaces the device layer and marks the evidence measur
   CHECK(estimate(r, cat()).decode.tpot_ms < p.decode.tpot_ms);
 }
 
+TEST_CASE("a lone prompt is prefilled on one data-parallel replica", "[perf][ttft][property]") {
+  // Llama 3.3 70B FP8 at tp 2 under vLLM, 8,000 in / 512 out. A sequence lives on one replica,
+  // so a single request on tp 2 × dp 4 (8 GPUs) takes as long to its first token as on one
+  // replica of 2 GPUs. The model once spread the prompt over all four replicas: 156 ms against
+  // 604 ms (audit of 2026-11-27), and recommend then chose DP layouts that missed a TTFT target.
+  PerfRequest one = request("llama-3.3-70b", "h100-sxm", 2, "fp8");
+  one.layout.tp = 2;
+  one.input_tokens = 8000;
+  one.output_tokens = 512;
+  PerfRequest four = one;
+  four.gpus = 8;
+  const PerfResult a = estimate(one, cat());
+  const PerfResult b = estimate(four, cat());
+  REQUIRE(b.layout.dp == 4);
+  CHECK(b.prefill.ttft_alone_ms == Approx(a.prefill.ttft_alone_ms).epsilon(0.01));
+  CHECK(b.prefill.ttft_ms == Approx(a.prefill.ttft_ms).epsilon(0.02));
+  // Under load the four replicas prefill side by side: 64 requests on dp 4 serve about four
+  // times what 16 serve on one replica, at about the same TTFT (the replicas are independent;
+  // the shared step model is not exact, hence 10% and 15%).
+  one.concurrency = 16;
+  four.concurrency = 64;
+  const PerfResult a16 = estimate(one, cat());
+  const PerfResult b64 = estimate(four, cat());
+  CHECK(b64.decode.output_tokens_per_s == Approx(4 * a16.decode.output_tokens_per_s).epsilon(0.1));
+  CHECK(b64.prefill.ttft_ms == Approx(a16.prefill.ttft_ms).epsilon(0.15));
+  // Property: more replicas never lengthen a lone request's TTFT nor shorten it below one
+  // replica's.
+  for (int gpus : {2, 4, 6, 8}) {
+    PerfRequest r = one;
+    r.gpus = gpus;
+    r.concurrency = 1;
+    INFO(gpus << " GPUs");
+    CHECK(estimate(r, cat()).prefill.ttft_ms == Approx(a.prefill.ttft_ms).epsilon(0.02));
+  }
+}
+
+TEST_CASE("a prompt of exactly the token budget is one chunk step", "[perf][ttft]") {
+  // vLLM's budget is 8,192 tokens. At concurrency 1 nothing else decodes while the prompt is
+  // prefilled, so an 8,192-token prompt is one step and TTFT equals the idle TTFT. The budget
+  // used to be shared with the request itself (8,191 tokens left): two full steps, twice the
+  // idle TTFT (1,240 against 620 ms on 2×H100; audit of 2026-11-27).
+  PerfRequest r = request("llama-3.3-70b", "h100-sxm", 2, "fp8");
+  r.layout.tp = 2;
+  r.output_tokens = 512;
+  for (long long in : {8191LL, 8192LL, 8193LL, 16383LL, 16384LL, 20000LL}) {
+    r.input_tokens = in;
+    const PerfResult e = estimate(r, cat());
+    INFO(in << " prompt tokens");
+    CHECK(e.prefill.ttft_ms == Approx(e.prefill.ttft_alone_ms).epsilon(0.01));
+  }
+  // Property: TTFT never falls as the prompt grows, across the chunk boundaries.
+  double last = 0;
+  for (long long in = 7936; in <= 16640; in += 64) {
+    r.input_tokens = in;
+    const double t = estimate(r, cat()).prefill.ttft_ms;
+    INFO(in << " prompt tokens");
+    CHECK(t >= last - 1e-9);
+    last = t;
+  }
+}
+
 TEST_CASE("perf rejects bad requests", "[perf]") {
   PerfRequest r = request("llama-3.1-8b", "h100-sxm", 1, "bf16");
   r.concurrency = 0;

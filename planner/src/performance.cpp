@@ -153,14 +153,17 @@ double prefill_attention_ramp(double chunk_tokens, double mean_position, double 
   return work / (work + half_len * half_len);
 }
 
-double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s) {
+double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s,
+                     double servers) {
   // §Serving steady state / TTFT: the prefill "server" is busy a share ρ = λ·S of the *time*
   // (before issue 14 the share of *steps* that carry a chunk was used, which undercounts it by
   // T_chunk_step / T_mean_step: a 5,000-token chunk step is ~6× a decode step on 2×H100 70B).
   // M/D/1 mean wait ρ/(2(1 − ρ))·S, and with probability 1 − ρ no prompt is ahead but a decode
-  // step is running: its mean residual T/2 (deterministic step length).
+  // step is running: its mean residual T/2 (deterministic step length). Data-parallel replicas
+  // (and DP-attention ranks) prefill their own prompts side by side: `servers` of them, each
+  // taking 1/servers of the prompts (M/D/1 per server).
   if (service_s <= 0) return 0.0;
-  const double rho = std::clamp(prompt_rate_per_s * service_s, 0.0, 0.999);
+  const double rho = std::clamp(prompt_rate_per_s * service_s / std::max(1.0, servers), 0.0, 0.999);
   return service_s * (1.0 + rho / (2.0 * (1.0 - rho))) + (1.0 - rho) * running_step_s / 2.0;
 }
 
@@ -744,15 +747,42 @@ struct StepLoad {
   double pf_seqs = 0;      // prompts the prefill tokens belong to
 };
 
+// How much more than an even share the busiest data-parallel replica carries (§Decode step /
+// data parallelism). The per-GPU figures divide a step's sequences over the dp replicas (and,
+// with DP attention, the attention over the tp ranks too); a sequence lives on one replica, so
+// a step with fewer sequences than replicas leaves some idle and the busiest one holds a whole
+// sequence. Without this a lone 8,000-token prompt on tp=2 × dp=4 was prefilled as if four
+// replicas shared it: a quarter of its real TTFT, which let recommend pick DP layouts that miss
+// the TTFT target.
+struct Spread {
+  double replica = 1;    // dense layers, activations, TP all-reduces, host loop: dp / busy
+  double attention = 1;  // KV reads and writes, attention FLOPs: ways / busy ways
+};
+
+// Replicas that prefill prompts side by side: a prompt lives on one replica (one rank with DP
+// attention), so a lone prompt gets one of them and a stream of prompts all of them.
+double prefill_servers(const ResolvedLayout& L) {
+  return static_cast<double>(L.dp) * (L.dp_attention ? L.tp : 1);
+}
+
+Spread step_spread(const ResolvedLayout& L, double seqs_per_mb) {
+  Spread sp;
+  const double dp = L.dp;
+  const double ways = prefill_servers(L);
+  sp.replica = dp / std::clamp(seqs_per_mb, 1.0, dp);
+  sp.attention = ways / std::clamp(seqs_per_mb, 1.0, ways);
+  return sp;
+}
+
 // Communication of one micro-batch through one stage (§Communication): tensor-parallel
 // all-reduces after attention and after the FFN, and the expert-parallel all-to-all.
-double stage_comm_s(const Prepared& p, double mb_tokens, double tokens) {
+double stage_comm_s(const Prepared& p, double mb_tokens, double tokens, const Spread& spread) {
   const ResolvedLayout& L = p.L;
   const double pp = L.pp;
   const double gpus_stage = static_cast<double>(L.tp) * L.dp;
   const double layers_stage = p.layers / pp;
   double comm = 0;
-  const double per_replica_tokens = mb_tokens / L.dp;
+  const double per_replica_tokens = mb_tokens / L.dp * spread.replica;
   if (L.tp > 1) {
     const double msg = per_replica_tokens * p.hidden * kBf16Bytes;
     const double ar =
@@ -774,11 +804,11 @@ double stage_comm_s(const Prepared& p, double mb_tokens, double tokens) {
 
 // One activation hand-off per pipeline-stage boundary, over the link that boundary crosses
 // (llama.cpp's layer split: one hop per card boundary); 0 without pipeline stages.
-double pipeline_handoff_s(const Prepared& p, double mb_tokens) {
+double pipeline_handoff_s(const Prepared& p, double mb_tokens, const Spread& spread) {
   const ResolvedLayout& L = p.L;
   if (L.pp <= 1) return 0;
   const double pp = L.pp;
-  const double msg = mb_tokens / L.dp * p.hidden * kBf16Bytes;
+  const double msg = mb_tokens / L.dp * spread.replica * p.hidden * kBf16Bytes;
   const double cross = p.pp_cross;
   return cross * (msg / p.out_bw + p.out_lat) + (pp - 1 - cross) * (msg / p.up_bw + p.up_lat);
 }
@@ -802,7 +832,7 @@ struct StepBytes {
 };
 
 StepBytes step_bytes(const Prepared& p, const StepLoad& s, double n_mb, double mb_tokens,
-                     double experts_touched) {
+                     double experts_touched, const Spread& spread) {
   const ResolvedLayout& L = p.L;
   const double pp = L.pp;
   StepBytes m;
@@ -813,13 +843,13 @@ StepBytes step_bytes(const Prepared& p, const StepLoad& s, double n_mb, double m
     m.expert = experts_touched / p.experts * p.routed_bytes / (L.expert_shards() * pp);
   // KV on one GPU for one micro-batch (1/n_mb of the sequences) through this stage: kv_read_bytes
   // and kv_write_per_token_gpu already carry the stage's 1/pp of the layers, the 1/dp sequence
-  // split and each layer kind's head split.
-  m.kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb;
+  // split and each layer kind's head split; the busiest replica's excess on top (Spread).
+  m.kv_dec = s.dec_seqs * kv_read_bytes(p, s.dec_context) / n_mb * spread.attention;
   m.kv_stage =
       (s.dec_seqs * kv_read_bytes(p, s.dec_context) + s.pf_tokens * p.kv_write_per_token_gpu +
        s.pf_seqs * kv_read_bytes(p, s.pf_prefix)) /
-      n_mb;
-  m.act = mb_tokens / L.dp * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
+      n_mb * spread.attention;
+  m.act = mb_tokens / L.dp * spread.replica * p.hidden * kBf16Bytes * 8.0 * p.layers / pp;
   return m;
 }
 
@@ -833,7 +863,7 @@ struct StepCompute {
 };
 
 StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, double mb_tokens,
-                         double experts_touched) {
+                         double experts_touched, const Spread& spread) {
   const ResolvedLayout& L = p.L;
   const double pp = L.pp;
   const double gpus_stage = static_cast<double>(L.tp) * L.dp;
@@ -842,7 +872,7 @@ StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, doub
   // worth of weights per touched expert, so their GEMM efficiency follows tokens. GEMM
   // efficiency ramps with the rows M of each GEMM as M / (M + M½): dense layers see the
   // replica's tokens, routed experts only the tokens routed to each one.
-  const double m_dense = std::max(1.0, mb_tokens / L.dp);
+  const double m_dense = std::max(1.0, mb_tokens / L.dp * spread.replica);
   const double m_expert =
       experts_touched > 0 ? std::max(1.0, mb_tokens * p.top_k / experts_touched) : 1.0;
   // A calibration's measured kernel efficiencies (§Efficiencies, "With a calibration") are
@@ -861,8 +891,8 @@ StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, doub
     if (m <= kGemvRows) return 1.0;
     return m / (m + p.gemm_half_tokens);
   };
-  c.dense_s = mb_tokens / gpus_stage / pp * (p.sec_per_token_linear - p.sec_per_token_routed) /
-              ramp(m_dense, gemm_measured);
+  c.dense_s = mb_tokens * spread.replica / gpus_stage / pp *
+              (p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense, gemm_measured);
   c.expert_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed /
                ramp(m_expert, gemm_measured || moe_measured);
   const double attn_dec_flops =
@@ -874,12 +904,14 @@ StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, doub
   // replica: batch × context, the probe's key).
   const double pf_len_tokens = s.pf_seqs > 0 ? s.pf_tokens / s.pf_seqs : 0.0;
   const double pf_ramp = prefill_attention_ramp(pf_len_tokens, s.pf_prefix, p.attn_half_len);
-  c.attn_dec_s = attn_dec_flops / n_mb / gpus_stage / pp / p.attn_peak;
+  const double attn_gpus = gpus_stage / spread.attention;
+  c.attn_dec_s = attn_dec_flops / n_mb / attn_gpus / pp / p.attn_peak;
   c.attn_s =
       (attn_dec_flops / n_mb / p.attn_peak + pf_attn_flops / (p.attn_peak_prefill * pf_ramp)) /
-      gpus_stage / pp;
-  c.a_dec = curve(p, "attention", s.dec_seqs / n_mb / L.dp * s.dec_context);
-  c.flops_per_gpu = (mb_tokens * p.flops_per_token_linear + attn_dec_flops / n_mb + pf_attn_flops) /
+      attn_gpus / pp;
+  c.a_dec = curve(p, "attention", s.dec_seqs / n_mb / L.dp * spread.replica * s.dec_context);
+  c.flops_per_gpu = (mb_tokens * p.flops_per_token_linear * spread.replica +
+                     (attn_dec_flops / n_mb + pf_attn_flops) * spread.attention) /
                     gpus_stage / pp;
   return c;
 }
@@ -917,15 +949,16 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   if (p.experts > 0)
     b.experts_touched =
         expected_experts_touched(p.experts, p.top_k, std::max(1.0, mb_tokens), p.skew);
-  const StepBytes m = step_bytes(p, s, n_mb, mb_tokens, b.experts_touched);
-  const StepCompute c = step_compute(p, s, n_mb, mb_tokens, b.experts_touched);
+  const Spread spread = step_spread(L, (s.dec_seqs + s.pf_seqs) / n_mb);
+  const StepBytes m = step_bytes(p, s, n_mb, mb_tokens, b.experts_touched, spread);
+  const StepCompute c = step_compute(p, s, n_mb, mb_tokens, b.experts_touched, spread);
   b.weight_bytes_per_gpu = m.dense + m.expert;
   b.expert_bytes_per_gpu = m.expert;
   b.kv_bytes_per_gpu = m.kv_stage;
   b.bytes_per_gpu = m.dense + m.expert + m.kv_stage + m.act;
   b.flops_per_gpu = c.flops_per_gpu;
 
-  const double comm = stage_comm_s(p, mb_tokens, tokens);
+  const double comm = stage_comm_s(p, mb_tokens, tokens, spread);
   // Fixed kernel-latency floor per layer (§Fixed costs).
   const double layer_fixed = p.layers / pp * p.eff.layer_overhead_us.value * 1e-6 +
                              (p.moe_layers / pp) * p.eff.moe_layer_overhead_us.value * 1e-6;
@@ -934,7 +967,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double route_s =
       (p.moe_layers / pp) * mb_tokens * p.top_k / std::max(1, L.ep) * p.moe_pair_s;
   const double stage_s = stage_roofline_s(p, m, c) + route_s + comm + layer_fixed;
-  const double handoff = pipeline_handoff_s(p, mb_tokens);
+  const double handoff = pipeline_handoff_s(p, mb_tokens, spread);
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   // Memory and compute time, each term divided by its measured efficiency when it has one.
@@ -958,7 +991,7 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   // scheduler) prepares step n+1 while the GPU runs step n, so the step lasts the longer of the
   // two: the host sets the pace only when its loop outlasts the GPU work — many sequences of a
   // small model on a fast GPU.
-  const double host_s = p.host_s_per_seq * (s.dec_seqs + s.pf_seqs) / L.dp;
+  const double host_s = p.host_s_per_seq * (s.dec_seqs + s.pf_seqs) / L.dp * spread.replica;
   if (host_s > b.time_s) {
     b.overhead_s = host_s;
     b.time_s = host_s;
@@ -1132,6 +1165,26 @@ struct Steady {
   double prefill_share = 0;  // share of steps that carry a prefill chunk
 };
 
+// The chunk steps that carry one prompt of `in` tokens while `decoding` other sequences decode
+// (§Serving steady state). Its own request is not decoding yet, so only the others' decodes share
+// the budget: none at concurrency 1. Full steps of S tokens, then a last, partial one, between a
+// decode-only step and a full chunk step in time (other prompts fill it when more than one prompt
+// is due per step). Counting ceil(I / S) full steps with every decoder in the budget charged a
+// lone 8,192-token prompt two full steps under vLLM's 8,192-token budget: twice its idle TTFT.
+double own_prefill_s(const Prepared& p, const Spec& sp, double decoding, double ctx, double in,
+                     double chunk, double pf_avg) {
+  if (in <= 0) return 0;
+  const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  const double s = chunk_step_tokens(chunk, decoding * q, in, pf_avg);
+  const StepBreakdown full = serving_step(p, sp, decoding, ctx, s, in / 2.0, std::max(1.0, s / in));
+  const double steps = std::floor(in / s);
+  const double rest = in - steps * s;
+  if (rest < 0.5) return steps * full.time_s;
+  if (pf_avg > s - rest) return (steps + 1) * full.time_s;
+  const StepBreakdown dec = serving_step(p, sp, decoding, ctx, 0, 0, 0);
+  return steps * full.time_s + dec.time_s + rest / s * (full.time_s - dec.time_s);
+}
+
 // Continuous batching at `conc` resident requests (§Serving steady state).
 Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out,
                     double chunk, double ttft_alone_s, bool saturated) {
@@ -1154,9 +1207,10 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     st.prefill_share = std::min(1.0, f) * others;
     st.iter_s = (1.0 - st.prefill_share) * dec.time_s + st.prefill_share * mix.time_s;
     st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
-    // A prompt needs ceil(I / S) chunk steps; it queues behind the other requests' prompts
-    // (M/D/1) and, when no prompt is ahead, behind the decode step already running.
-    const double service = std::max(ttft_alone_s, std::ceil(in / s_chunk) * mix.time_s);
+    // A prompt's own chunk steps; it queues behind the other requests' prompts (M/D/1) and,
+    // when no prompt is ahead, behind the decode step already running.
+    const double service =
+        std::max(ttft_alone_s, own_prefill_s(p, sp, B * others, ctx, in, chunk, pf_avg));
     // Prompts can be admitted only as fast as the room left in the steps allows.
     const double room = std::max(1.0, chunk - B * q);
     const bool feasible = in <= 0 || pf_avg < 0.999 * room;
@@ -1168,7 +1222,7 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     else if (packed)
       st.ttft_s = service + mix.time_s / 2.0;
     else
-      st.ttft_s = queued_ttft_s(service, st.x * others, dec.time_s * others);
+      st.ttft_s = queued_ttft_s(service, st.x * others, dec.time_s * others, prefill_servers(p.L));
     st.batch = B;
     // Little's law: decoding + prefilling (+ queued, when the queue is inside the population)
     // = resident. Saturated runs queue outside the slots (§Serving steady state).

@@ -380,10 +380,12 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
 
 // Mean TTFT of a prompt whose prefill takes `service_s` once it starts, arriving among other
 // requests' prompts at `prompt_rate_per_s` while decode steps of `running_step_s` run
-// (§Serving steady state, `steady` arrivals): ρ = rate·service (time share of the prefill
-// "server", clamped below 1), M/D/1 wait ρ/(2(1 − ρ))·service, plus (1 − ρ)·running_step/2 for
-// the decode step already in flight when no prompt is ahead.
-double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s);
+// (§Serving steady state, `steady` arrivals): ρ = rate·service/servers (time share of each of the
+// `servers` replicas that prefill side by side, clamped below 1), M/D/1 wait
+// ρ/(2(1 − ρ))·service, plus (1 − ρ)·running_step/2 for the decode step already in flight when no
+// prompt is ahead.
+double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s,
+                     double servers = 1);
 
 // Prompt tokens in a step that carries prefill (§Serving steady state): room = max(1, budget −
 // decode_tokens); one prompt (capped at the room) while the demand per step is below it,
