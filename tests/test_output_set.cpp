@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -264,4 +265,38 @@ TEST_CASE("A failed write names the option and the user's path, not the temporar
     CHECK_THROWS_WITH(s.commit(), Catch::Matchers::Equals("--output " + (d / "w.xlsx").string() +
                                                           ": cannot write workbook: disk full"));
   }
+}
+
+TEST_CASE("A destination that is not a regular file is written through, never replaced",
+          "[outputs]") {
+  // Audit 2026-11-27: `-o` renamed its temporary file over a device node or FIFO, so as root
+  // `-o /dev/null` would have replaced the system's /dev/null with a regular file. A symlink to
+  // /dev/null (as /dev/stdout is one to the process's stream) must stay a symlink, /dev/null a
+  // character device, and no temporary file may be left beside either.
+  const fs::path d = fresh_dir("stream");
+  const fs::path link = d / "sink";
+  fs::create_symlink("/dev/null", link);
+  OutputSet set;
+  set.add((d / "report.json").string(), std::string("{}\n"));
+  set.add(link.string(), std::string("to the sink\n"), "--chart");
+  set.commit();
+  CHECK(fs::is_symlink(fs::symlink_status(link)));
+  CHECK(fs::is_character_file(fs::status("/dev/null")));
+  CHECK(slurp(d / "report.json") == "{}\n");
+  CHECK(entries(d) == 2);
+
+  // A FIFO gets the content through it, and stays a FIFO.
+  const fs::path fifo = d / "pipe";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string got;
+  std::thread reader([&] { got = slurp(fifo); });
+  OutputSet piped;
+  piped.add(fifo.string(), std::string("through the pipe\n"));
+  piped.commit();
+  reader.join();
+  CHECK(got == "through the pipe\n");
+  struct stat st {};
+  REQUIRE(::stat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  CHECK(entries(d) == 3);
 }

@@ -34,6 +34,26 @@ fs::path temp_beside(const fs::path& target, const std::string& tag) {
          (".tmp-" + target.filename().string() + "-" + tag + "-" + std::to_string(::getpid()));
 }
 
+// A destination that exists and is neither a regular file nor a directory, after symlinks: a
+// device (/dev/null, a terminal), a FIFO, a socket; /dev/stdout resolves to one of them. Renaming
+// a file over it would replace the device itself (as root, /dev/null), so it is written through.
+bool is_stream(const fs::path& target) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(target, ec);
+  return !ec && fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st);
+}
+
+// Copies the finished temporary file into a stream destination.
+int copy_into(const fs::path& from, const fs::path& to) {
+  std::ifstream in(from, std::ios::binary);
+  errno = 0;
+  std::ofstream out(to, std::ios::binary);
+  if (!in || !out) return errno ? errno : EIO;
+  out << in.rdbuf();
+  out.flush();
+  return out ? 0 : (errno ? errno : EIO);
+}
+
 void write_text(const std::string& path, const std::string& content) {
   errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -93,6 +113,11 @@ void OutputSet::check() const {
                     "; give each output its own file");
     const fs::path target(o.path);
     std::error_code ec;
+    if (is_stream(target)) {  // written through, not replaced: only the stream must be writable
+      if (::access(target.c_str(), W_OK) != 0)
+        throw Error(o.flag + " " + o.path + ": " + os_error(errno));
+      continue;
+    }
     if (fs::is_directory(target, ec))
       throw Error(o.flag + " " + o.path + ": " + os_error(EISDIR) + " (give a file name)");
     fs::path dir = target.parent_path();
@@ -125,11 +150,17 @@ void OutputSet::commit() {
     for (const auto& p : paths)  // files only: a directory of that name is not ours
       if (!p.empty() && !fs::is_directory(fs::symlink_status(p, ec))) fs::remove(p, ec);
   };
-  // 1. Every file to a temporary beside its destination. A writer's message
-  //    names the option and the user's path, not the temporary file.
+  // 1. Every file to a temporary beside its destination (a stream's in the temporary
+  //    directory: /dev is no place for it). A writer's message names the option and the user's
+  //    path, not the temporary file.
   std::vector<fs::path> temps;
+  std::vector<bool> stream(n, false);
   for (std::size_t i = 0; i < n; ++i) {
-    temps.push_back(temp_beside(outputs_[i].path, "new" + std::to_string(i)));
+    stream[i] = is_stream(outputs_[i].path);
+    std::error_code tmp_ec;
+    temps.push_back(stream[i] ? temp_beside(fs::temp_directory_path(tmp_ec) / "moeplan-stream",
+                                            "new" + std::to_string(i))
+                              : temp_beside(outputs_[i].path, "new" + std::to_string(i)));
     try {
       outputs_[i].write(temps.back().string());
     } catch (const Error& e) {
@@ -170,6 +201,7 @@ void OutputSet::commit() {
     throw Error(outputs_[i].flag + " " + outputs_[i].path + ": " + problem + lost);
   };
   for (std::size_t i = 0; i < n; ++i) {
+    if (stream[i]) continue;  // written through once every file is in place (3.)
     const fs::path target(outputs_[i].path);
     std::error_code ec;
     if (fs::exists(fs::symlink_status(target, ec))) {
@@ -191,6 +223,18 @@ void OutputSet::commit() {
     temps[i].clear();
   }
   remove_files(backups);
+  // 3. Streams last, so a failed file above leaves them untouched. What a stream has taken
+  //    cannot be taken back; the error says so.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!stream[i]) continue;
+    const int err = copy_into(temps[i], outputs_[i].path);
+    remove_files({temps[i]});
+    temps[i].clear();
+    if (err != 0) {
+      remove_files(temps);
+      throw Error(outputs_[i].flag + " " + outputs_[i].path + ": write failed: " + os_error(err));
+    }
+  }
 }
 
 }  // namespace moeplan

@@ -5,7 +5,8 @@
 // renamed into place (a failed rename puts the earlier ones back). A file being
 // replaced is kept until the whole set is in place: as a hard link beside it,
 // or, where no hard link can be made (EMLINK, a filesystem without links), by
-// renaming it aside; a failed run renames it back, so it is never lost. Errors
+// renaming it aside; a failed run renames it back, so it is never lost. A destination that is
+// not a regular file (/dev/null, /dev/stdout, a FIFO) is written through, never replaced. Errors
 // name the option and the user's path (never a temporary file) and carry the
 // operating system's own text (strerror), never "Success".
 #pragma once
