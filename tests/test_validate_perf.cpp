@@ -54,6 +54,40 @@ TEST_CASE("benchmark file errors name file, line and column", "[perf][validate]"
                     Contains("column 'value': expected a number"));
 }
 
+TEST_CASE("benchmark rows: units, sources, duplicate columns and odd numbers are refused",
+          "[perf][validate]") {
+  // Audit 2026-11-27: each of these was accepted with exit 0.
+  const std::string row = "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,1,decode_tok_s_single,";
+  // A second `value` column: the table showed the first and the error used the second.
+  CHECK_THROWS_WITH(parse_benchmarks(kHeader + ",value" + row + "185,tok/s,s,999\n", "b.csv"),
+                    Contains("b.csv: line 1: column 'value' is given twice (columns 11 and 14)"));
+  CHECK_THROWS_WITH(parse_benchmarks(kHeader + row + "128,ms,s\n", "b.csv"),
+                    Contains("line 2, column 'unit': decode_tok_s_single is measured in tok/s, "
+                             "found \"ms\""));
+  CHECK_THROWS_WITH(parse_benchmarks(kHeader + row + "128,tok/s,\n", "b.csv"),
+                    Contains("line 2, column 'source': a published measurement needs its source"));
+  // strtod reads hexadecimal: "0x10" was 16.
+  CHECK_THROWS_WITH(parse_benchmarks(kHeader + row + "0x10,tok/s,s\n", "b.csv"),
+                    Contains("column 'value': expected a number, found \"0x10\""));
+  const std::string huge = kHeader +
+                           "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,,,100000000000,output_tok_"
+                           "s,10,tok/s,s\n";
+  CHECK_THROWS_WITH(parse_benchmarks(huge, "b.csv"),
+                    Contains("column 'concurrency': at most 1,000,000 requests"));
+  // A precision or KV format the catalog lacks is skipped like an unknown model (the command
+  // then refuses the file); it used to count as an unpredictable row and the median read inf.
+  const BenchmarkFile f = parse_benchmarks(
+      kHeader + "\nllama-3.1-8b,rtx-4090,1,q9_x,,llama.cpp,,,1,decode_tok_s_single,128,tok/s,s" +
+          "\nllama-3.1-8b,rtx-4090,1,q4_k_m,fp7,llama.cpp,,,1,decode_tok_s_single,128,tok/s,s\n",
+      "b.csv");
+  const ValidationResult v = validate(f, test::bundled_catalog());
+  for (const auto& p : v.predictions) {
+    INFO(p.reason);
+    CHECK(p.skipped);
+    CHECK_THAT(p.reason, Contains("skipped: unknown"));
+  }
+}
+
 TEST_CASE("rows are predicted in order; unknown ids are skipped with a reason",
           "[perf][validate]") {
   const std::string text = "extra," + kHeader +

@@ -110,6 +110,11 @@ const char* split_name(Split s) {
   return s == Split::fit ? "fit" : "holdout";
 }
 
+// The unit a metric's value is given in: the published file's `unit` column must say it.
+const char* metric_unit(Metric m) {
+  return m == Metric::tpot_ms || m == Metric::ttft_ms ? "ms" : "tok/s";
+}
+
 const char* metric_name(Metric m) {
   switch (m) {
     case Metric::decode_tok_s_single:
@@ -148,7 +153,9 @@ std::string trim(const std::string& s) {
 
 double number_cell(const std::string& file, int line, const std::string& col,
                    const std::string& v) {
-  const std::optional<double> d = parse_finite(trim(v));
+  // Decimal only: strtod would read "0x10" as 16.
+  const std::optional<double> d =
+      trim(v).find_first_of("xXpP") == std::string::npos ? parse_finite(trim(v)) : std::nullopt;
   if (!d) bad_cell(file, line, col, fmt::format("expected a number, found \"{}\"", v));
   return *d;
 }
@@ -375,6 +382,12 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
                                    fmt::join(benchmark_columns(), ",")));
     idx.push_back(found);
   }
+  for (std::size_t i = 0; i < t.header.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (trim(t.header[i]) == trim(t.header[k]) && !trim(t.header[i]).empty())
+        throw InputError(file_label, "line 1",
+                         fmt::format("column '{}' is given twice (columns {} and {})",
+                                     trim(t.header[i]), k + 1, i + 1));
   const OptionalColumns opt = optional_columns(t.header);
   for (std::size_t r = 0; r < t.rows.size(); ++r) {
     const auto& cells = t.rows[r];
@@ -393,6 +406,8 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     row.input_tokens = count_cell(file_label, line, "input_tokens", cells[idx[6]], 0);
     row.output_tokens = count_cell(file_label, line, "output_tokens", cells[idx[7]], 0);
     row.concurrency = count_cell(file_label, line, "concurrency", cells[idx[8]], 1);
+    if (row.concurrency && *row.concurrency > 1000000)
+      bad_cell(file_label, line, "concurrency", "at most 1,000,000 requests (as perf takes it)");
     const std::string metric = cell(9);
     bool known = false;
     for (Metric m : kMetrics)
@@ -411,7 +426,13 @@ BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_
     if (row.model.empty()) bad_cell(file_label, line, "model", "a model id is required");
     if (row.gpu.empty()) bad_cell(file_label, line, "gpu", "a device id is required");
     row.unit = cell(11);
+    if (row.unit != metric_unit(row.metric))
+      bad_cell(file_label, line, "unit",
+               fmt::format("{} is measured in {}, found \"{}\"", metric_name(row.metric),
+                           metric_unit(row.metric), row.unit));
     row.source = cell(12);
+    if (row.source.empty())
+      bad_cell(file_label, line, "source", "a published measurement needs its source");
     check_token_counts(file_label, row);
     read_optional(file_label, line, cells, opt, row);
     row.split = split_for(row);
@@ -527,6 +548,12 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     p.evidence = r.group.evidence;
     p.bound = bound_name(r.group.bound);
     p.error_pct = (*p.predicted - row.value) / row.value * 100.0;
+  } catch (const UnknownIdError& ex) {
+    // A precision, KV format or other id the catalog lacks is bad input like an unknown model:
+    // refused by the command, never averaged in as an unpredictable row (audit 2026-11-27).
+    p.predicted.reset();
+    p.skipped = true;
+    p.reason = std::string("skipped: ") + ex.what();
   } catch (const Error& ex) {
     p.predicted.reset();
     p.reason = ex.what();

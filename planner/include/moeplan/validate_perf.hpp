@@ -44,6 +44,8 @@ enum class Metric {
   ttft_ms
 };
 const char* metric_name(Metric m);
+// "ms" for TPOT and TTFT, "tok/s" for the throughputs: the unit column of a benchmark file.
+const char* metric_unit(Metric m);
 
 // The fixed two-thirds / one-third division of the published set (docs/performance.md
 // §Validation, "Fit and holdout"): constants may be fitted on `fit` rows only.
