@@ -725,3 +725,41 @@ TEST_CASE("Schema extensions reject bad input with located messages", "[catalog]
     CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains("unknown field name \"relase\""));
   }
 }
+
+TEST_CASE("engines.json efficiencies: keys and ranges are checked", "[catalog][errors]") {
+  // Audit 2026-11-27: every one of these passed `catalog check`; gpu.bw 0 gave TPOT inf, -0.85
+  // a TPOT faster than 0.85, a typo was ignored. Engine 0 is vllm.
+  auto refused = [](const std::string& key, const Json& value, const std::string& message) {
+    ScratchCatalog s;
+    Json j = s.read("engines.json");
+    j["engines"][0]["efficiency"][key] = value;
+    s.write("engines.json", j);
+    INFO(key << " = " << value.dump());
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                      Contains("engines.json: /engines/0/efficiency/" + key + ": " + message));
+  };
+  refused("gpu.bw", 0, "an efficiency must be in (0, 2], found 0");
+  refused("gpu.bw", -0.85, "an efficiency must be in (0, 2], found -0.85");
+  refused("gpu.amd.compute", 3, "an efficiency must be in (0, 2]");
+  refused("gpu.prefill_chunk_tokens", 0, "must be a whole number >= 1, found 0");
+  refused("max_num_seqs", 2.5, "must be a whole number >= 1");
+  refused("gpu.layer_overhead_us", -1, "must be >= 0, found -1");
+  refused("gpu.bww", 0.8, "unknown efficiency key");
+  refused("tpu.bw", 0.8, "unknown efficiency key");
+  refused("gemm_tflops.h200.int4", 900, "expected gemm_tflops.<device>.<bf16|fp8|fp4>");
+  refused("moe_pair_ns.b200.fp4", 0, "must be > 0, found 0");
+  ScratchCatalog s;
+  Json j = s.read("engines.json");
+  j["engines"][0]["device_kinds"] = Json::array({"gpu", "tpu"});
+  s.write("engines.json", j);
+  CHECK_THROWS_WITH(load_catalog(s.dir.string()),
+                    Contains("/engines/0/device_kinds/1: unknown value 'tpu' (expected one of gpu, "
+                             "cpu, unified)"));
+  // A vendor class and a kind-less name are keys as the lookup reads them.
+  ScratchCatalog ok;
+  Json k = ok.read("engines.json");
+  k["engines"][0]["efficiency"]["gpu.intel.bw"] = 0.7;
+  k["engines"][0]["efficiency"]["host_us_per_seq"] = 0;
+  ok.write("engines.json", k);
+  CHECK_NOTHROW(load_catalog(ok.dir.string()));
+}

@@ -1,9 +1,14 @@
 #include "moeplan/catalog.hpp"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -905,6 +910,89 @@ void read_precisions(const FileDoc& f, Catalog& cat) {
   check_unique_ids(cat.kv_formats, kv, "KV precision");
 }
 
+// The engine-layer keys performance.cpp looks up (engine_factor and its neighbours), by what
+// their values are: an efficiency (a factor on the device layer; above 1 only where the device's
+// derating is conservative, unified.apple.compute 1.26), a time or count that may be 0, or a
+// count that must be at least 1. A typo ("gpu.bww") used to be ignored and 0 or a negative
+// efficiency passed: TPOT inf, or faster with -0.85 than with 0.85 (audit 2026-11-27).
+enum class EffKind { factor, non_negative, at_least_one };
+
+std::optional<EffKind> engine_efficiency_kind(const std::string& name) {
+  static const std::map<std::string, EffKind> kinds = {
+      {"bw", EffKind::factor},
+      {"compute", EffKind::factor},
+      {"attention", EffKind::factor},
+      {"prefill_attention", EffKind::factor},
+      {"step_overhead_ms", EffKind::non_negative},
+      {"layer_overhead_us", EffKind::non_negative},
+      {"moe_layer_overhead_us", EffKind::non_negative},
+      {"comm_latency_us", EffKind::non_negative},
+      {"ttft_overhead_ms", EffKind::non_negative},
+      {"host_us_per_seq", EffKind::non_negative},
+      {"gemm_half_tokens", EffKind::non_negative},
+      {"prefill_attention_half_tokens", EffKind::non_negative},
+      {"prefill_chunk_tokens", EffKind::at_least_one},
+  };
+  const auto it = kinds.find(name);
+  if (it == kinds.end()) return std::nullopt;
+  return it->second;
+}
+
+// One `efficiency` member: `max_num_seqs`; `gemm_tflops.<device>.<format>` or
+// `moe_pair_ns.<device>.<format>`; or `[<kind>.[<vendor>.]]<name>` (docs/performance.md
+// §Efficiencies).
+double read_engine_efficiency(const JsonView& eff, const std::string& key) {
+  const double x = eff.at(key).number();
+  std::vector<std::string> parts;
+  for (std::size_t at = 0, dot; at <= key.size(); at = dot + 1) {
+    dot = std::min(key.find('.', at), key.size());
+    parts.push_back(key.substr(at, dot - at));
+  }
+  auto fail = [&](const std::string& why) { eff.fail_member(key, why); };
+  EffKind kind = EffKind::factor;
+  if (key == "max_num_seqs") {
+    kind = EffKind::at_least_one;
+  } else if (parts[0] == "gemm_tflops" || parts[0] == "moe_pair_ns") {
+    if (parts.size() != 3 || parts[1].empty() ||
+        !(parts[2] == "bf16" || parts[2] == "fp8" || parts[2] == "fp4"))
+      fail("expected " + parts[0] + ".<device>.<bf16|fp8|fp4>");
+    if (!(x > 0)) fail(fmt::format("must be > 0, found {}", x));
+    return x;
+  } else {
+    const bool kinded = parts[0] == "gpu" || parts[0] == "cpu" || parts[0] == "unified";
+    const bool shape_ok = parts.size() == 1 || (kinded && parts.size() <= 3);
+    const auto k = shape_ok ? engine_efficiency_kind(parts.back()) : std::nullopt;
+    if (!k)
+      fail(
+          "unknown efficiency key (expected [gpu|cpu|unified.[vendor.]]<name>, a name among bw, "
+          "compute, attention, prefill_attention, step_overhead_ms, layer_overhead_us, "
+          "moe_layer_overhead_us, comm_latency_us, ttft_overhead_ms, host_us_per_seq, "
+          "gemm_half_tokens, prefill_attention_half_tokens, prefill_chunk_tokens; or "
+          "max_num_seqs, gemm_tflops.<device>.<format>, moe_pair_ns.<device>.<format>)");
+    kind = *k;
+  }
+  if (kind == EffKind::factor && !(x > 0 && x <= 2))
+    fail(fmt::format("an efficiency must be in (0, 2], found {}", x));
+  if (kind == EffKind::non_negative && !(x >= 0)) fail(fmt::format("must be >= 0, found {}", x));
+  if (kind == EffKind::at_least_one && (!(x >= 1) || x != std::floor(x)))
+    fail(fmt::format("must be a whole number >= 1, found {}", x));
+  return x;
+}
+
+// Every string of the array member `key` (when present) is one of `allowed`.
+void check_members(const JsonView& v, std::string_view key,
+                   std::initializer_list<std::string_view> allowed) {
+  const auto arr = v.get(key);
+  if (!arr) return;
+  const auto items = arr->array();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string s = items[i].string();
+    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end())
+      items[i].fail(
+          fmt::format("unknown value '{}' (expected one of {})", s, fmt::join(allowed, ", ")));
+  }
+}
+
 Engine read_engine(const JsonView& v, const Catalog& cat) {
   v.only_keys(with_provenance({"id", "name", "device_kinds", "device_vendors", "weight_formats",
                                "kv_formats", "memory_utilization", "speculative", "efficiency",
@@ -920,9 +1008,11 @@ Engine read_engine(const JsonView& v, const Catalog& cat) {
   e.speculative = v.strings_or_empty("speculative");
   e.device_vendors = v.strings_or_empty("device_vendors");
   e.parallelism = read_parallelism(v.at("parallelism"));
+  check_members(v, "device_kinds", {"gpu", "cpu", "unified"});
+  check_members(v, "speculative", {"mtp", "eagle", "draft"});
   if (auto eff = v.get("efficiency")) {
     for (auto it = eff->raw().begin(); it != eff->raw().end(); ++it)
-      e.efficiency[it.key()] = eff->at(it.key()).number();
+      e.efficiency[it.key()] = read_engine_efficiency(*eff, it.key());
   }
   e.prov = read_provenance(v);
   for (std::size_t i = 0; i < e.weight_formats.size(); ++i)
