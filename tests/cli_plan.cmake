@@ -45,3 +45,9 @@ add_test(NAME cli:plan:menu-embed-generative
          COMMAND moeplan plan ${CMAKE_SOURCE_DIR}/tests/fixtures/menu-embed-generative.json)
 set_tests_properties(cli:plan:menu-embed-generative PROPERTIES
                      PASS_REGULAR_EXPRESSION "error: .*menu-embed-generative.json: /workloads/3/model: an embed workload needs a model of kind embed")
+# A repeated --model listed every row twice (audit 2026-11-27).
+add_test(NAME cli:recommend_model_twice
+         COMMAND moeplan recommend --model qwen3-30b-a3b --model qwen3-30b-a3b
+                 --output-tokens-per-s 100 --max-gpus 1)
+set_tests_properties(cli:recommend_model_twice PROPERTIES
+  WILL_FAIL FALSE PASS_REGULAR_EXPRESSION "recommend: --model qwen3-30b-a3b is given twice")

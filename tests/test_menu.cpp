@@ -796,3 +796,9 @@ TEST_CASE("menu: a shared card counts half a GPU, and systems carry their API bi
   REQUIRE(rep.json["systems"][0].contains("api_bill_per_year"));
   CHECK(rep.json["systems"][0]["api_bill_per_year"].get<double>() == Approx(s.api_bill_per_year));
 }
+
+TEST_CASE("menu: a system listed twice in builds is said at its path", "[menu][errors]") {
+  // Audit 2026-11-27: it surfaced as an unrelated /buy/capex error.
+  CHECK(input_error_path(menu_doc(mixed(), Json::array({"rtx-pro-6000-8", "rtx-pro-6000-8"}))) ==
+        "/builds/1 | system 'rtx-pro-6000-8' is listed twice");
+}

@@ -242,6 +242,20 @@ TEST_CASE("bad plan scenarios name the field", "[plan]") {
     j["builds"][0]["gpus_per_node"] = 16;
     CHECK_THAT(error_of(j), Contains("/builds/0/gpus_per_node"));
   }
+  SECTION("a benchmark no model reports, or a model listed twice (audit 2026-11-27)") {
+    // A typo in min_scores made every floor "not verified" and left the candidate eligible; a
+    // model listed twice was planned and ranked twice.
+    Json j = base_scenario();
+    j["demand"]["min_scores"] = {{"gpqa_diamnd", 85}};
+    CHECK_THAT(error_of(j), Contains("/demand/min_scores/gpqa_diamnd: unknown benchmark "
+                                     "'gpqa_diamnd', did you mean 'gpqa_diamond'?"));
+    j = base_scenario();
+    j["models"] = Json::array({"glm-5.2", "glm-5.2"});
+    CHECK_THAT(error_of(j), Contains("/models/1: model 'glm-5.2' is listed twice"));
+    j = base_scenario();
+    j["demand"]["min_scores"] = {{"gpqa_diamond", 85}};
+    CHECK(error_of(j).empty());
+  }
   SECTION("unknown catalog id") {
     Json j = base_scenario();
     j["models"] = {"glm-5.3"};

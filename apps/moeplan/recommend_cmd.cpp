@@ -3,6 +3,7 @@
 // per-user tok/s, and the top N under the SLA (docs/plan.md § recommend).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "cli.hpp"
@@ -57,7 +58,12 @@ void run(const RecommendOptions& o, CLI::App* app) {
       throw Error("recommend: give --output-tokens-per-s N or --scenario FILE");
     req.output_tokens_per_s = o.output_tokens_per_s;
   }
-  for (const auto& id : o.models) req.models.push_back(&cat.model(id));
+  for (const auto& id : o.models) {
+    // A repeated --model would list every row twice and crowd the top N.
+    if (std::count(o.models.begin(), o.models.end(), id) > 1)
+      throw Error(fmt::format("recommend: --model {} is given twice", id));
+    req.models.push_back(&cat.model(id));
+  }
   if (req.models.empty())
     throw Error("recommend: give at least one --model (or a scenario listing models)");
   for (const Model* m : req.models)  // ranked by output tok/s: decoders only (docs/catalogs.md)

@@ -3,6 +3,7 @@
 // (one reader, one set of checks), with its error paths moved under /workloads/i.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -196,6 +197,9 @@ MenuScenario parse_menu_scenario(const Json& doc, const std::string& file, const
       } catch (const UnknownIdError& e) {
         x.fail(e.what());
       }
+      // Said here: a system listed twice otherwise surfaced as an unrelated /buy/capex error.
+      if (std::count(sc.systems.begin(), sc.systems.end(), sc.systems.back()) > 1)
+        x.fail("system '" + sc.systems.back() + "' is listed twice");
     }
   }
   if (auto ap = root.get("average_power")) sc.average_power = read_average_power(*ap, sc, cat);

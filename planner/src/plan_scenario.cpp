@@ -294,8 +294,17 @@ class Reader {
     if (auto s = v.get("min_scores")) {
       if (!s->is_object())
         s->fail("expected an object {benchmark: minimum}, found " + describe_json(s->raw()));
+      // A benchmark no catalog model reports would make every floor "not verified": a typo
+      // ("gpqa_diamnd") turned the quality floor off with exit 0 (audit 2026-11-27).
+      std::vector<std::string> known;
+      for (const auto& model : cat_.models)
+        for (const auto& q : model.quality_scores)
+          if (std::find(known.begin(), known.end(), q.benchmark) == known.end())
+            known.push_back(q.benchmark);
       for (auto it = s->raw().begin(); it != s->raw().end(); ++it) {
         const JsonView x = s->at(it.key());
+        if (std::find(known.begin(), known.end(), it.key()) == known.end())
+          x.fail(UnknownIdError("benchmark", it.key(), known).what());
         const double m = x.number();
         if (!(m >= 0)) x.fail("expected a score ≥ 0, found " + describe_json(x.raw()));
         d.min_scores[it.key()] = m;
@@ -315,6 +324,12 @@ class Reader {
                           "days_per_year", "source", "as_of", "notes"})
       if (v.has(k)) cd[k] = v.raw().at(k);
     sc_.cost_doc["demand"] = cd;
+  }
+
+  // A model named twice would be planned and ranked twice.
+  void check_unique_model(const JsonView& at, const std::vector<std::string>& ids) {
+    if (std::find(ids.begin(), ids.end() - 1, ids.back()) != ids.end() - 1)
+      at.fail(fmt::format("model '{}' is listed twice", ids.back()));
   }
 
   void check_model(const JsonView& at, const std::string& id) {
@@ -340,6 +355,7 @@ class Reader {
       for (const auto& x : v.array()) {
         s.ids.push_back(x.string());
         check_model(x, s.ids.back());
+        check_unique_model(x, s.ids);
       }
       if (s.ids.empty()) v.fail("expected at least one model id");
       record(v.path(), v.raw(), "model ids");
@@ -352,6 +368,7 @@ class Reader {
     for (const auto& x : v.array_or_empty("ids")) {
       s.ids.push_back(x.string());
       check_model(x, s.ids.back());
+      check_unique_model(x, s.ids);
     }
     if (v.has("min_context_tokens")) s.min_context_tokens = v.positive_int("min_context_tokens");
     s.licenses = v.strings_or_empty("licenses");
