@@ -173,3 +173,25 @@ add_test(NAME cli:perf_calibrated_published
                  ${CMAKE_SOURCE_DIR}/docs/measurements/2026-11-26-h200-ef09787/cal-glm-5.2.json)
 set_tests_properties(cli:perf_calibrated_published PROPERTIES
   PASS_REGULAR_EXPRESSION "output_tok_s +\\| 8,192 \\| +1,024 \\| +16 \\| +695\\.0 \\| +611\\.9 \\| -12%")
+# An engine that does not serve the weights is refused, as plan leaves the build out; without
+# --engine the default moves to an engine that serves them (a GGUF quant on a GPU is llama.cpp's).
+# Audit 2026-11-27: perf and fit took q4_k_m under vLLM with exit 0.
+add_test(NAME cli:perf_unserved_format
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --weights q4_k_m --engine vllm)
+set_tests_properties(cli:perf_unserved_format PROPERTIES
+  PASS_REGULAR_EXPRESSION "perf: engine vllm does not serve weight format q4_k_m")
+add_test(NAME cli:fit_unserved_format
+         COMMAND moeplan fit --model qwen3-30b-a3b --gpu h100-sxm --weights q4_k_m --engine vllm)
+set_tests_properties(cli:fit_unserved_format PROPERTIES
+  PASS_REGULAR_EXPRESSION "fit: engine vllm does not serve weight format q4_k_m")
+add_test(NAME cli:perf_default_engine_serves
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --weights q4_k_m)
+set_tests_properties(cli:perf_default_engine_serves PROPERTIES
+  PASS_REGULAR_EXPRESSION "on 1 × NVIDIA H100 SXM5 80GB \\(llama\\.cpp\\)")
+# A draft model's weights share the GPUs: a 235B draft for a 30B target does not fit one H100
+# (61.0 GB of target + 470.0 GB of draft weights per GPU against 77 GB usable).
+add_test(NAME cli:perf_draft_model_fit
+         COMMAND moeplan perf --model qwen3-30b-a3b --gpu h100-sxm --spec draft
+                 --spec-draft-model qwen3-235b-a22b)
+set_tests_properties(cli:perf_draft_model_fit PROPERTIES
+  PASS_REGULAR_EXPRESSION "does not fit: needs 531\\.4 GB per GPU, has 77\\.0 \\(61\\.0 GB weights \\+ 470\\.0 GB of the draft model qwen3-235b-a22b")

@@ -142,12 +142,17 @@ void run_fit(const FitOptions& o) {
   FitRequest req;
   req.model = &cat.model(o.model);
   req.device = &cat.device(o.gpu);
-  const Engine& eng = cat.engine(o.engine.empty() ? default_engine_id(*req.device) : o.engine);
   req.gpus = o.gpus;
   req.weights = o.weights.empty() ? PrecisionMix{}
                                   : parse_weight_spec(o.weights, req.model->native_precision, cat);
+  const PrecisionMix& mix = req.weights.empty() ? req.model->native_precision : req.weights;
+  const Engine& eng =
+      cat.engine(o.engine.empty() ? default_engine_id(*req.device, mix, cat) : o.engine);
   req.kv_precision = o.kv.empty() ? default_kv_precision(*req.device, eng) : o.kv;
   (void)cat.kv_format(req.kv_precision);
+  // As plan, menu and recommend leave such builds out (data/engines.json weight_formats).
+  if (auto why = unserved_format(eng, mix, req.kv_precision))
+    throw Error("fit: " + *why + " (data/engines.json; give --engine or --weights)");
   req.context_tokens = context_of(o.context, *req.model);
   req.concurrency = o.concurrency;
   const Topology topo = topology_for(cat, *req.device);

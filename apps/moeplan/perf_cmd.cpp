@@ -158,13 +158,20 @@ void check_context(const Model& m, long long input, long long output, bool allow
 // "" when the weights (and activations) fit each GPU, else fit's numbers in one sentence.
 std::string check_perf_fit(const PerfRequest& req, const Catalog& cat) {
   if (req.device->memory_gb <= 0) return "";  // a calibrated device of unknown memory
-  const FitResult fr = fit(fit_request_for(req, cat), cat);
+  const FitRequest fq = fit_request_for(req, cat);
+  const FitResult fr = fit(fq, cat);
   const GpuMemory& g = fr.per_gpu.front();
   if (g.weights_bytes + g.activation_bytes <= g.capacity_bytes) return "";
+  // The draft model's share is counted with the weights here, not as room taken away.
+  const double draft = fq.draft_weights_gb_per_gpu * 1e9;
   return fmt::format(
-      "does not fit: needs {:.1f} GB per GPU, has {:.1f} ({:.1f} GB weights + {:.1f} GB "
+      "does not fit: needs {:.1f} GB per GPU, has {:.1f} ({:.1f} GB weights{} + {:.1f} GB "
       "activations per GPU; {:.0f} GB × {:.0f}% usable on each of {} × {})",
-      (g.weights_bytes + g.activation_bytes) / 1e9, g.capacity_bytes / 1e9, g.weights_bytes / 1e9,
+      (g.weights_bytes + draft + g.activation_bytes) / 1e9, (g.capacity_bytes + draft) / 1e9,
+      g.weights_bytes / 1e9,
+      draft > 0
+          ? fmt::format(" + {:.1f} GB of the draft model {}", draft / 1e9, req.spec.draft_model->id)
+          : std::string(),
       g.activation_bytes / 1e9, fr.device_memory_bytes / 1e9, req.engine->memory_utilization * 100,
       req.gpus, req.device->id);
 }
@@ -327,12 +334,16 @@ PerfRequest build_request(const PerfOptions& o, const Catalog& cat, const Loaded
         "workload with \"kind\": \"{}\" (docs/scenario.md)",
         req.model->id, model_kind_name(req.model->kind), model_kind_name(req.model->kind)));
   req.device = resolve_device(o, cat, lc.cal, synthetic);
-  req.engine = &cat.engine(o.engine.empty() ? default_engine_id(*req.device) : o.engine);
   req.gpus = o.gpus;
   req.weights = o.weights.empty() ? PrecisionMix{}
                                   : parse_weight_spec(o.weights, req.model->native_precision, cat);
+  const PrecisionMix& mix = req.weights.empty() ? req.model->native_precision : req.weights;
+  req.engine = &cat.engine(o.engine.empty() ? default_engine_id(*req.device, mix, cat) : o.engine);
   req.kv_precision = o.kv.empty() ? default_kv_precision(*req.device, *req.engine) : o.kv;
   (void)cat.kv_format(req.kv_precision);
+  // As plan, menu and recommend leave such builds out (data/engines.json weight_formats).
+  if (auto why = unserved_format(*req.engine, mix, req.kv_precision))
+    throw Error("perf: " + *why + " (data/engines.json; give --engine or --weights)");
   req.layout = Layout{o.tp, o.pp, o.ep, o.dp_attention};
   req.topology =
       o.system.empty() ? topology_for(cat, *req.device) : topology_of(cat.system(o.system));

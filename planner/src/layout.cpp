@@ -74,6 +74,19 @@ std::string default_engine_id(const Device& d) {
   return d.kind == DeviceKind::gpu ? "vllm" : "llama.cpp";
 }
 
+std::string default_engine_id(const Device& d, const PrecisionMix& weights, const Catalog& cat) {
+  const std::string first = default_engine_id(d);
+  if (!unserved_format(cat.engine(first), weights)) return first;
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return v.empty() || std::find(v.begin(), v.end(), x) != v.end();
+  };
+  for (const Engine& e : cat.engines)
+    if (has(e.device_kinds, device_kind_name(d.kind)) && has(e.device_vendors, d.vendor) &&
+        !unserved_format(e, weights))
+      return e.id;
+  return first;
+}
+
 std::string default_kv_precision(const Device& d, const Engine& e) {
   const bool fp8 = std::find(e.kv_formats.begin(), e.kv_formats.end(), "fp8") != e.kv_formats.end();
   return d.has_hw_format("fp8") && fp8 ? "fp8" : "bf16";

@@ -105,11 +105,10 @@ GroupOption evaluate_group_impl(const Workload& w, const System& sys, int gpus,
   const PrecisionMix mix = w.precision == "native"
                                ? m.native_precision
                                : parse_weight_spec(w.precision, m.native_precision, cat);
-  for (const auto& [comp, p] : mix)
-    if (std::find(e.weight_formats.begin(), e.weight_formats.end(), p) == e.weight_formats.end()) {
-      g.reason = fmt::format("engine {} does not serve weight format {}", e.id, p);
-      return g;
-    }
+  if (auto why = unserved_format(e, mix)) {
+    g.reason = *why;
+    return g;
+  }
   const std::string kv = default_kv_precision(d, e);
   FitRequest f = engine_fit_request(m, d, gpus, mix, kv, e, topo, w.demand.context_tokens);
   f.memory_utilization *= memory_share;  // a shared card: this workload's part of it

@@ -1612,6 +1612,18 @@ FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
                          req.input_tokens + req.output_tokens, req.layout);
   // --spec mtp runs the checkpoint's MTP layers as the draft: they are loaded, with their KV.
   f.include_mtp = req.spec.method == SpecMethod::mtp && req.model->mtp_layers > 0;
+  // --spec draft: the draft model's weights sit on the same GPUs (vLLM shards a draft model with
+  // the target's tensor parallelism), held outside the target's room like a reservation. They
+  // were left out: a 235B draft for a 30B target "fitted" one 80 GB H100 (audit 2026-11-27).
+  if (req.spec.method == SpecMethod::draft && req.spec.draft_model) {
+    PerfRequest draft = req;
+    draft.model = req.spec.draft_model;
+    draft.weights = {};
+    draft.spec = {};
+    f.draft_weights_gb_per_gpu =
+        fit(fit_request_for(draft, cat), cat).per_gpu.front().weights_bytes / 1e9;
+    f.reserved_gb_per_gpu += f.draft_weights_gb_per_gpu;
+  }
   return f;
 }
 

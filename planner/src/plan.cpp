@@ -793,15 +793,8 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
     c.excluded.push_back(
         fmt::format("{}B parameters > /models/max_total_params_b", m.total_params_b));
   if (sel.moe_only && !m.is_moe()) c.excluded.push_back("dense model, /models/moe_only is set");
-  for (const auto& [comp, p] : c.weights)
-    if (!contains(c.engine->weight_formats, p)) {
-      c.excluded.push_back(
-          fmt::format("engine {} does not serve weight format {}", c.engine->id, p));
-      break;
-    }
-  if (!contains(c.engine->kv_formats, c.kv_precision))
-    c.excluded.push_back(
-        fmt::format("engine {} does not serve KV format {}", c.engine->id, c.kv_precision));
+  if (auto why = unserved_format(*c.engine, c.weights)) c.excluded.push_back(*why);
+  if (auto why = unserved_format(*c.engine, {}, c.kv_precision)) c.excluded.push_back(*why);
   if (!c.engine->device_kinds.empty() &&
       !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
     c.excluded.push_back(fmt::format("engine {} does not run on {} devices", c.engine->id,
@@ -882,8 +875,7 @@ std::vector<BuildSpec> auto_builds(const PlanScenario& sc, const Catalog& cat, c
     for (const auto& spec : specs) {
       const PrecisionMix mix = ev.mix_of(m, spec);
       if (!seen.insert(mix).second) continue;
-      bool served = true;
-      for (const auto& [comp, p] : mix) served = served && contains(e.weight_formats, p);
+      const bool served = !unserved_format(e, mix);
       if (!served ||
           !ev.fits_on(m, d, mix, ev.default_kv(d, e), e, sys.gpus_per_node, topology_of(sys)))
         continue;

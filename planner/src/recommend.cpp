@@ -123,9 +123,7 @@ std::vector<std::pair<std::string, PrecisionMix>> served_precisions(const Model&
   for (const std::string spec : {"native", "fp8", "nvfp4", "int4-awq"}) {
     PrecisionMix mix =
         spec == "native" ? m.native_precision : parse_weight_spec(spec, m.native_precision, cat);
-    bool served = true;
-    for (const auto& [c, p] : mix) served = served && contains(eng.weight_formats, p);
-    if (!served) continue;
+    if (unserved_format(eng, mix)) continue;
     if (std::none_of(precs.begin(), precs.end(), [&](const auto& x) { return x.second == mix; }))
       precs.emplace_back(spec, std::move(mix));
   }

@@ -20,6 +20,19 @@ bool is_expert_component(Component c) {
 }
 }  // namespace
 
+std::optional<std::string> unserved_format(const Engine& engine, const PrecisionMix& mix,
+                                           const std::string& kv) {
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  for (const auto& [component, format] : mix)
+    if (!has(engine.weight_formats, format))
+      return fmt::format("engine {} does not serve weight format {}", engine.id, format);
+  if (!kv.empty() && !has(engine.kv_formats, kv))
+    return fmt::format("engine {} does not serve KV format {}", engine.id, kv);
+  return std::nullopt;
+}
+
 PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base,
                                const Catalog& cat) {
   PrecisionMix mix = base;

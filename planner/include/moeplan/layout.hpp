@@ -60,6 +60,10 @@ std::vector<Layout> valid_layouts(const Model& m, const Device& d, const Topolog
 // Engine: vLLM on GPUs, llama.cpp on CPUs and unified memory (validate-perf's rule for rows
 // that name none).
 std::string default_engine_id(const Device& d);
+// perf's and fit's engine when none is named: default_engine_id(d) when it serves `weights`,
+// else the first catalog engine for the device's kind and vendor that does (a GGUF quant on a GPU
+// is llama.cpp's), else default_engine_id(d) (and the caller says it cannot serve them).
+std::string default_engine_id(const Device& d, const PrecisionMix& weights, const Catalog& cat);
 // KV cache: fp8 where the device has fp8 math and the engine serves an fp8 KV cache, else bf16.
 std::string default_kv_precision(const Device& d, const Engine& e);
 

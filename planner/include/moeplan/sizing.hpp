@@ -16,6 +16,12 @@ namespace moeplan {
 // docs/catalogs.md), in any order: named components override the default; a name given twice
 // is an error. Unset components keep `base`.
 using PrecisionMix = std::map<Component, std::string>;
+
+// Why `engine` cannot serve weights `mix` (data/engines.json `weight_formats`), or with KV format
+// `kv` when given (`kv_formats`): "engine vllm does not serve weight format q4_k_m"; nullopt when
+// it can. plan, menu and recommend leave such builds out; perf and fit refuse them.
+std::optional<std::string> unserved_format(const Engine& engine, const PrecisionMix& mix,
+                                           const std::string& kv = "");
 PrecisionMix parse_weight_spec(const std::string& spec, const PrecisionMix& base,
                                const Catalog& cat);
 
@@ -48,6 +54,9 @@ struct FitRequest {
   std::optional<double> weights_gb;
   std::optional<double> kv_bytes_per_token;
   bool include_mtp = false;  // load the MTP/draft layers too
+  // A separate draft model's weights per GPU (--spec draft), already in reserved_gb_per_gpu;
+  // kept apart so a "does not fit" can say what took the room.
+  double draft_weights_gb_per_gpu = 0;
 };
 
 struct GpuMemory {
