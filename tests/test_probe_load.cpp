@@ -312,6 +312,12 @@ TEST_CASE("Prompts files: bad lines are named", "[load][input]") {
   std::ofstream(f) << "{\"prompt\": \"hi\"}\n{bad\n";
   REQUIRE_THROWS_WITH(read_prompts(f, false),
                       Catch::Contains("p.jsonl") && Catch::Contains("line 2"));
+  // A truncated line: a short reason, not the JSON library's parser internals.
+  std::ofstream(f) << "{\"prompt\": \"hi\"}\n{\"prompt\": \"a\", \"max_tok\n";
+  REQUIRE_THROWS_WITH(read_prompts(f, false),
+                      Catch::Contains("p.jsonl: line 2: not valid JSON (truncated?)") &&
+                          !Catch::Contains("json.exception"));
+  REQUIRE_THROWS_WITH(read_prompts(dir.string(), false), Catch::Contains("is a directory"));
   std::ofstream(f) << "{\"prompt\": \"hi\", \"expect\": \"(\"}\n";
   REQUIRE_THROWS_WITH(read_prompts(f, true), Catch::Contains("regular expression"));
   std::ofstream(f) << "{\"prompt\": \"hi\", \"max_tokens\": 7}\n";
@@ -324,6 +330,120 @@ TEST_CASE("Prompts files: bad lines are named", "[load][input]") {
   REQUIRE(a == synth_prompt(100, 0.5, 1));
   REQUIRE(a.substr(0, 150) == b.substr(0, 150));
   REQUIRE(a != b);
+}
+
+TEST_CASE("Logs: a missing header, an unknown record or a foreign point is refused",
+          "[load][resume]") {
+  const fs::path dir =
+      fs::temp_directory_path() / ("moeprobe-load-log-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string f = (dir / "p.json.log.jsonl").string();
+  RequestResult r;
+  r.kind = "load";
+  r.point = 0;
+  r.seq = 0;
+  const std::string header = R"({"type":"header","config":{"input_tokens":100}})";
+  const std::string request = r.to_json().dump();
+  const std::string segment = R"({"type":"segment","segment":0,"resumed":0})";
+  std::ofstream(f) << header << "\n" << segment << "\n" << request << "\n";
+  REQUIRE(read_log(f).results.size() == 1);
+  // Without the header nothing says which settings the requests were measured with.
+  std::ofstream(f) << segment << "\n" << request << "\n";
+  REQUIRE_THROWS_WITH(read_log(f),
+                      Catch::Contains("p.json.log.jsonl: line 1 /type: the first line must be "
+                                      "the header"));
+  std::ofstream(f) << header << "\n"
+                   << segment << "\n"
+                   << R"({"type":"weird"})"
+                   << "\n";
+  REQUIRE_THROWS_WITH(read_log(f), Catch::Contains("line 3 /type: unknown record type 'weird'"));
+  std::ofstream(f) << header << "\n" << segment << "\n" << header << "\n";
+  REQUIRE_THROWS_WITH(read_log(f), Catch::Contains("line 3 /type: a header after the first line"));
+  std::ofstream(f) << header << "\n"
+                   << "[1]\n";
+  REQUIRE_THROWS_WITH(read_log(f), Catch::Contains("line 2 /type: not a log record"));
+  std::ofstream(f) << R"({"type":"header"})"
+                   << "\n";
+  REQUIRE_THROWS_WITH(read_log(f), Catch::Contains("line 1 /config"));
+  // A log with no complete line holds nothing yet (killed before the header was flushed).
+  std::ofstream(f) << R"({"type":"hea)";
+  REQUIRE(read_log(f).header.is_null());
+
+  // Requests and point_done records must name a point of this run, of the same kind.
+  std::vector<PointPlan> points(1);
+  r.point = 3;
+  std::ofstream(f) << header << "\n"
+                   << segment << "\n"
+                   << request << "\n"
+                   << r.to_json().dump() << "\n";
+  const LogContents bad_point = read_log(f);
+  REQUIRE_THROWS_WITH(check_log_points(bad_point, points, f),
+                      Catch::Contains("line 4 /point: point 3 is not a point of this run"));
+  r.point = 0;
+  r.kind = "tool";
+  std::ofstream(f) << header << "\n" << r.to_json().dump() << "\n";
+  REQUIRE_THROWS_WITH(check_log_points(read_log(f), points, f),
+                      Catch::Contains("line 2 /point: a 'tool' request for point 0"));
+  std::ofstream(f) << header << "\n"
+                   << R"({"type":"point_done","point":-1})"
+                   << "\n";
+  REQUIRE_THROWS_WITH(check_log_points(read_log(f), points, f),
+                      Catch::Contains("line 2 /point: point -1 is not a point of this run"));
+  std::ofstream(f) << header << "\n"
+                   << request << "\n"
+                   << R"({"type":"point_done","point":0})"
+                   << "\n";
+  REQUIRE_NOTHROW(check_log_points(read_log(f), points, f));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("moeprobe load: flags, --build and --out are checked before any request",
+          "[load][input]") {
+  // Port 9 (discard) has no server: a check that passes reaches "cannot reach".
+  const std::string base =
+      moeprobe_cli() + " load --url http://127.0.0.1:9 --input 100 --output 10";
+  auto refused = [&](const std::string& args, const std::string& want) {
+    const auto r = run_command(base + " " + args);
+    INFO(args << "\n" << r.output);
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains(want));
+    CHECK(r.output.size() < 400);  // a stated bound, never DBL_MAX in full
+    CHECK_THAT(r.output, !Catch::Contains("1797693134862315"));
+  };
+  refused("--concurrency 0", "--concurrency: Value 0 not in range 1 to 100000");
+  refused("--concurrency 4,0", "--concurrency: Value 0 not in range 1 to 100000");
+  refused("--timeout inf", "--timeout: Value inf not in range");
+  refused("--warmup -1", "--warmup: Value -1 not in range 0 to 1000000");
+  refused("--rate inf", "--rate: Value inf not in range");
+  refused("--duration inf", "--duration: Value inf not in range");
+  refused("--requests 0", "--requests: Value 0 not in range 1 to 100000000");
+  refused("--tool-calls -1", "--tool-calls: Value -1 not in range");
+  refused("--sla-ttft-ms -5", "--sla-ttft-ms: Value -5 not in range");
+  refused("--sla-tpot-ms 0", "--sla-tpot-ms: Value 0 not in range");
+  refused("--build glm-9,h300,8,fp7", "--build: unknown model 'glm-9'");
+  refused("--build glm-5.2,h300,8,fp8", "--build: unknown device or system 'h300'");
+  refused("--build glm-5.2,h200,8,fp7", "--build: ");
+  refused("--build glm-5.2,h200,8,fp7", "fp7");
+  refused("--engine foo", "--engine foo: the pilot file records the engine with the build");
+  refused("--build glm-5.2,h200,8,fp8 --engine foo", "--engine foo: unknown engine 'foo'");
+  const fs::path dir =
+      fs::temp_directory_path() / ("moeprobe-load-flags-" + std::to_string(getpid()));
+  fs::create_directories(dir / "adir");
+  refused("--out " + (dir / "adir").string(),
+          "--out " + (dir / "adir").string() + ": Is a directory");
+  refused("--out " + (dir / "nodir" / "p.json").string(), "does not exist");
+  refused("--out ''", "--out: empty file name");
+  refused("--prompts " + dir.string(), "is a directory");
+  CHECK_FALSE(fs::exists((dir / "adir").string() + ".log.jsonl"));
+  // Known ids pass, a system id too (SYSTEM_OR_DEVICE): the run goes on to the preflight.
+  for (const std::string ok :
+       {"--build glm-5.2,h200,8,fp8 --engine vllm", "--build glm-5.2,h200,8,native",
+        "--build glm-5.2,hgx-h200-8,8,fp8"}) {
+    const auto r = run_command(base + " " + ok + " --out " + (dir / "p.json").string());
+    INFO(ok << "\n" << r.output);
+    CHECK_THAT(r.output, Catch::Contains("cannot reach http://127.0.0.1:9"));
+  }
+  fs::remove_all(dir);
 }
 
 // The scripted schedule (tests/load_fault_server.py): TTFT 300 ms, 11 tokens 40 ms apart;
@@ -540,6 +660,30 @@ TEST_CASE("moeprobe load: bad input gets a clear error and keeps what was measur
   REQUIRE_THAT(r.output, Catch::Contains("prompts.jsonl") && Catch::Contains("line 2"));
 
   REQUIRE(log_text() == kept);  // nothing measured was lost or rewritten
+
+  // A resumed log without its header, or naming a point this run does not plan, is refused
+  // (it was adopted with other settings, or its requests were neither counted nor re-sent).
+  auto resume_with_log = [&](const std::string& name, const std::string& log) {
+    const std::string o2 = (dir / name).string();
+    std::ofstream(o2 + ".log.jsonl") << log;
+    return run_command(moeprobe_cli() +
+                       " load --input 8 --output 11 --requests 4 --no-progress --resume --url " +
+                       s.url() + " --served-model steady --out " + o2);
+  };
+  std::string no_header = kept;
+  no_header.erase(0, kept.find('\n') + 1);
+  r = resume_with_log("nohdr.json", no_header);
+  REQUIRE(r.exit_code == 1);
+  REQUIRE_THAT(r.output, Catch::Contains("nohdr.json.log.jsonl: line 1 /type: the first line "
+                                         "must be the header"));
+  std::string other_point = kept;
+  const std::size_t at = other_point.find("\"point\":0");
+  REQUIRE(at != std::string::npos);
+  other_point.replace(at, 9, "\"point\":7");
+  r = resume_with_log("point.json", other_point);
+  REQUIRE(r.exit_code == 1);
+  REQUIRE_THAT(r.output, Catch::Contains("point.json.log.jsonl: line") &&
+                             Catch::Contains("point 7 is not a point of this run"));
   fs::remove_all(dir);
 }
 

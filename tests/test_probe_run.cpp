@@ -6,6 +6,7 @@
 
 #include "moeplan/calibration.hpp"
 #include "moeplan/json_read.hpp"
+#include "moeprobe/calibration_writer.hpp"
 #include "moeprobe/harness.hpp"
 #include "moeprobe/shapes.hpp"
 #include "test_support.hpp"
@@ -205,7 +206,58 @@ TEST_CASE("an interrupted run resumes from its log without re-measuring", "[prob
   fs::remove_all(fs::path(out).parent_path());
 }
 
+TEST_CASE("a destination that cannot be written fails before anything is measured or logged",
+          "[probe][run]") {
+  auto b = make_backend("cpu", 2);
+  const fs::path dir = fs::path(tmp_path("dest")).parent_path() / "dest-dir";
+  fs::create_directories(dir);
+  int measured = 0;
+  RunOptions o = micro_options(dir.string());
+  o.on_row = [&](const Row&) { ++measured; };
+  CHECK_THROWS_WITH(run_probe(micro_model(), nullptr, *b, o),
+                    Catch::Contains("--out") && Catch::Contains("Is a directory"));
+  CHECK(measured == 0);
+  CHECK_FALSE(fs::exists(dir.string() + ".log.jsonl"));
+  o = micro_options((dir / "missing" / "x.json").string());
+  o.on_row = [&](const Row&) { ++measured; };
+  CHECK_THROWS_WITH(run_probe(micro_model(), nullptr, *b, o),
+                    Catch::Contains("--out") && Catch::Contains("does not exist"));
+  CHECK(measured == 0);
+  // The log itself says why it cannot be created (the OS's reason).
+  CHECK_THROWS_WITH(
+      RowLog((dir / "missing" / "x.log.jsonl").string(), moeplan::Json::object(), false),
+      Catch::Contains("No such file or directory"));
+  fs::remove_all(fs::path(tmp_path("dest")).parent_path());
+}
+
 #ifdef MOEPROBE_CLI
+TEST_CASE("moeprobe run: --out and --device are checked before measuring", "[probe][cli]") {
+  const std::string cli = MOEPROBE_CLI;
+  const fs::path dir = fs::path(tmp_path("cli-out")).parent_path() / "cli-out";
+  fs::create_directories(dir / "adir");
+  const std::string in_dir = "cd " + dir.string() + " && " + cli +
+                             " run --model synthetic-tiny --quick --no-progress --out ";
+  auto r = moeplan::test::run_command(in_dir + "adir");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("--out adir: Is a directory"));
+  CHECK_FALSE(fs::exists(dir / "adir.log.jsonl"));
+  r = moeplan::test::run_command(in_dir + "''");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("--out: empty file name"));
+  CHECK_FALSE(fs::exists(dir / ".log.jsonl"));
+  r = moeplan::test::run_command(in_dir + "nodir/x.json");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("--out nodir/x.json") && Catch::Contains("nodir"));
+  // CPU timings filed under a GPU's catalog id would be applied to that GPU by moeplan.
+  r = moeplan::test::run_command(in_dir + "h.json --device h200");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("--device h200") && Catch::Contains("gpu device") &&
+                           Catch::Contains("--backend cpu"));
+  CHECK_FALSE(fs::exists(dir / "h.json"));
+  CHECK_FALSE(fs::exists(dir / "h.json.log.jsonl"));
+  fs::remove_all(dir.parent_path());
+}
+
 TEST_CASE("budget rules: proportional shares, trimmed repetitions", "[probe][run][budget]") {
   // 300 s left, a section of 40 of 200 weighted cells: 300 * 40 / 200 = 60 s.
   CHECK(budget_share_s(300, 40, 200) == Approx(60));

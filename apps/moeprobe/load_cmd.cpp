@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/output_set.hpp"
 #include "moeplan/plan.hpp"
 #include "moeplan/report.hpp"
 #include "moeprobe/load.hpp"
@@ -60,7 +61,19 @@ void run(const LoadCmdOptions& c, int& exit_code) {
     throw moeplan::Error("give --output N (tokens per reply) or --scenario PLAN.json");
   if (o.input_tokens <= 0 && c.prompts.empty())
     throw moeplan::Error("give --input N, --prompts FILE.jsonl or --scenario PLAN.json");
+  // The pilot file records the engine only as part of the build.
+  if (!c.engine.empty() && c.build.empty())
+    throw moeplan::Error("--engine " + c.engine +
+                         ": the pilot file records the engine with the build; give --build "
+                         "MODEL,SYSTEM_OR_DEVICE,GPUS,PRECISION too");
   const std::optional<ld::BuildId> build = ld::parse_build(c.build, engine);
+  if (!c.build.empty()) ld::check_build(*build, catalog());
+  // Before any request: a pilot file or log that cannot be written would otherwise fail only
+  // after the whole run (docs/load.md §Bad input).
+  moeplan::OutputSet destinations;
+  destinations.add(c.out, std::string(), "--out");
+  destinations.add(c.out + ".log.jsonl", std::string(), "--out (its log)");
+  destinations.check();
   o.concurrency = c.concurrency;
   o.rate = c.rate;
   if (o.concurrency.empty() && o.rate.empty()) o.concurrency = {1};
@@ -107,38 +120,44 @@ void setup_load(CLI::App& app, int& exit_code) {
                   "Environment variable holding the API key (sent as a Bearer token)");
   sub->add_option("--scenario", o->scenario,
                   "Plan scenario: prompt lengths, SLA and the go/no-go targets");
+  // Ranges stated, not CLI::PositiveNumber / NonNegativeNumber: their message prints DBL_MAX in
+  // full (docs/reliability.md).
   sub->add_option("--input", o->input, "Prompt tokens per request (synthesised prompts)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--output", o->output, "max_tokens per request")->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1LL, 100000000LL));
+  sub->add_option("--output", o->output, "max_tokens per request")
+      ->check(CLI::Range(1LL, 100000000LL));
   sub->add_option("--concurrency", o->concurrency, "Closed loop: requests in flight (C[,C…])")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 100000));
   sub->add_option("--rate", o->rate, "Open loop: Poisson arrivals, requests/s (R[,R…])")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 1e6));
   sub->add_option("--requests", o->requests, "Requests per load point (default 100)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1LL, 100000000LL));
   sub->add_option("--duration", o->duration, "Seconds per load point (instead of --requests)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 1e7));
   sub->add_option("--warmup", o->warmup,
                   "Requests sent first and not counted (at least 1: it checks the endpoint)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000));
   sub->add_option("--prompts", o->prompts, "JSON lines {\"prompt\": …, \"max_tokens\": …}");
   sub->add_option("--prefix-share", o->prefix_share,
                   "Share of each synthesised prompt sent as a prefix common to all (cache hits)")
       ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--tool-calls", o->tool_calls,
                   "Also send N requests offering a tool; check each reply calls it correctly")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1000000));
   sub->add_option("--eval", o->eval,
                   "JSON lines {\"prompt\": …, \"expect\": REGEX}: quality check");
   sub->add_option("--build", o->build,
                   "MODEL,SYSTEM_OR_DEVICE,GPUS,PRECISION: the plan candidate this node is");
   sub->add_option("--engine", o->engine, "Engine id for the pilot file (default: the scenario's)");
-  sub->add_option("--sla-ttft-ms", o->sla_ttft, "TTFT SLA for goodput (default: the scenario's)");
-  sub->add_option("--sla-tpot-ms", o->sla_tpot, "TPOT SLA for goodput (default: the scenario's)");
+  // Positive like the scenario's sla_*_ms: a negative SLA made every request miss it.
+  sub->add_option("--sla-ttft-ms", o->sla_ttft, "TTFT SLA for goodput (default: the scenario's)")
+      ->check(CLI::Range(0.001, 1e7));
+  sub->add_option("--sla-tpot-ms", o->sla_tpot, "TPOT SLA for goodput (default: the scenario's)")
+      ->check(CLI::Range(0.001, 1e7));
   sub->add_option("--timeout", o->timeout, "Seconds before a request counts as timed out")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(0.001, 1e6));
   sub->add_option("--seed", o->seed, "Seed of synthesised prompts and Poisson arrivals");
   sub->add_option("--format", o->format, "table | json | csv | md")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}));

@@ -31,6 +31,21 @@ void run(const RunCmdOptions& o, int& exit_code) {
   const moeplan::Model m = model(o.model);
   const moeplan::Device* dev = o.device.empty() ? nullptr : &catalog().device(o.device);
   auto backend = make_backend(o.backend, global().threads);
+  // The file records the catalog id, and moeplan applies the rows to that device: CPU timings
+  // filed under an H200 would price an H200 at a CPU's bandwidth. A CUDA GPU may be a discrete
+  // card or a unified-memory part (GB10).
+  if (dev) {
+    const std::string ran = backend->identity().kind;
+    const bool fits = ran == "cpu" ? dev->kind == moeplan::DeviceKind::cpu
+                                   : dev->kind != moeplan::DeviceKind::cpu;
+    if (!fits)
+      throw moeplan::Error("--device " + dev->id + ": the catalog lists it as a " +
+                           moeplan::device_kind_name(dev->kind) + " device, but --backend " +
+                           o.backend + " measures " +
+                           (ran == "cpu" ? "this machine's CPU" : "a GPU") +
+                           "; name the catalog entry of the hardware this backend runs on "
+                           "(moeplan catalog list devices), or leave --device out");
+  }
   RunOptions ro;
   ro.dtype = parse_dtype(o.dtype);
   ro.kv_dtype = parse_kv_dtype(o.kv_dtype);

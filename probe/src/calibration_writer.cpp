@@ -1,8 +1,10 @@
 #include "moeprobe/calibration_writer.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -135,8 +137,11 @@ RowLog::RowLog(std::string path, const Json& config, bool resume) : path_(std::m
     if (!out) throw moeplan::Error(path_ + ": cannot rewrite the log");
     return;
   }
+  errno = 0;
   std::ofstream out(path_, std::ios::trunc);
-  if (!out) throw moeplan::Error(path_ + ": cannot create the log file");
+  if (!out)
+    throw moeplan::Error(path_ +
+                         ": cannot create the log file: " + std::strerror(errno ? errno : EIO));
   out << Json{{"type", "header"}, {"config", config}}.dump() << "\n";
 }
 

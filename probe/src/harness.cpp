@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "moekernels/index_math.hpp"
+#include "moeplan/output_set.hpp"
 #include "moeplan/report.hpp"
 #include "moeprobe/formulas.hpp"
 #include "moeprobe/reference.hpp"
@@ -498,6 +499,13 @@ std::string gemm_key(const std::string& name, int n, int k, int full_n) {
 RunResult run_probe(const moeplan::Model& m, const moeplan::Device* device, Backend& b,
                     RunOptions opt) {
   opt.apply_defaults();
+  // Before the log is created and before minutes of measuring: a destination that cannot be
+  // written (a directory, a missing directory, "") would otherwise fail only at the end and
+  // leave the log of a failed run behind.
+  moeplan::OutputSet destinations;
+  destinations.add(opt.out, std::string(), "--out");
+  destinations.add(opt.log, std::string(), "--out (its log)");
+  destinations.check();
   if (!b.supports(opt.dtype))
     throw moeplan::Error("backend " + b.name() + " does not support --dtype " +
                          dtype_name(opt.dtype));

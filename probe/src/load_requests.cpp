@@ -2,6 +2,9 @@
 // schema of the tool-call check, request bodies (docs/load.md §Requests).
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <regex>
@@ -13,8 +16,14 @@
 namespace moeprobe::load {
 
 std::vector<PromptItem> read_prompts(const std::string& path, bool eval) {
+  // A directory opens as an empty stream on Linux: without this it read as "no prompts".
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw moeplan::Error(path + ": is a directory (give a JSON-lines file)");
+  errno = 0;
   std::ifstream in(path);
-  if (!in) throw moeplan::InputError(path, "", "cannot open the file");
+  if (!in)
+    throw moeplan::Error(path + ": cannot open the file: " + std::strerror(errno ? errno : EIO));
   std::vector<PromptItem> out;
   std::string line;
   int n = 0;
@@ -25,8 +34,9 @@ std::vector<PromptItem> read_prompts(const std::string& path, bool eval) {
     Json j;
     try {
       j = Json::parse(line);
-    } catch (const std::exception& e) {
-      throw moeplan::InputError(path, where, std::string("not a JSON object: ") + e.what());
+    } catch (const std::exception&) {
+      // nlohmann's own text counts columns of the line and quotes parser internals.
+      throw moeplan::InputError(path, where, "not valid JSON (truncated?)");
     }
     if (!j.is_object()) throw moeplan::InputError(path, where, "not a JSON object");
     PromptItem p;

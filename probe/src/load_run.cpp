@@ -51,31 +51,81 @@ LogContents read_log(const std::string& path) {
     const bool complete = !in.eof();  // a last line without '\n' was torn by a kill
     if (!complete) break;
     pos += line.size() + 1;
+    const std::string where = fmt::format("line {}", n);
     Json j;
     try {
       j = Json::parse(line);
     } catch (const std::exception&) {
-      throw moeplan::InputError(path, fmt::format("line {}", n), "not JSON (a damaged log)");
+      throw moeplan::InputError(path, where, "not JSON (a damaged log)");
     }
+    if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
+      throw moeplan::InputError(path, where + " /type",
+                                "not a log record (a damaged log, or not a moeprobe load log)");
     c.valid_bytes = pos;
-    const std::string type = j.value("type", "");
+    const std::string type = j["type"].get<std::string>();
+    // Only the header says which settings the requests were measured with.
+    if ((n == 1) != (type == "header"))
+      throw moeplan::InputError(
+          path, where + " /type",
+          n == 1 ? "the first line must be the header (the run's settings): without it the "
+                   "requests cannot be checked against this run; remove the log to start afresh"
+                 : "a header after the first line (a damaged log)");
     if (type == "header") {
-      if (c.header.is_null()) c.header = j.at("config");
+      if (!j.contains("config") || !j["config"].is_object())
+        throw moeplan::InputError(path, where + " /config", "missing the run's settings");
+      c.header = j["config"];
     } else if (type == "segment") {
       ++c.segments;
     } else if (type == "point_done") {
-      c.points_done.push_back(j.at("point").get<int>());
+      if (!j.contains("point") || !j["point"].is_number_integer())
+        throw moeplan::InputError(path, where + " /point", "expected a point index");
+      c.points_done.push_back(j["point"].get<int>());
+      c.points_done_lines.push_back(n);
     } else if (type == "request") {
       RequestResult r;
       try {
         r = RequestResult::from_json(j);
       } catch (const moeplan::Error& e) {
-        throw moeplan::InputError(path, fmt::format("line {}", n), e.what());
+        throw moeplan::InputError(path, where, e.what());
       }
-      if (seen.insert({r.kind, r.point, r.seq}).second) c.results.push_back(std::move(r));
+      if (seen.insert({r.kind, r.point, r.seq}).second) {
+        c.results.push_back(std::move(r));
+        c.result_lines.push_back(n);
+      }
+    } else {
+      throw moeplan::InputError(
+          path, where + " /type",
+          fmt::format("unknown record type '{}' (expected header, segment, point_done or request)",
+                      type));
     }
   }
   return c;
+}
+
+void check_log_points(const LogContents& log, const std::vector<PointPlan>& points,
+                      const std::string& path) {
+  auto known = [&](int p) { return p >= 0 && static_cast<std::size_t>(p) < points.size(); };
+  for (std::size_t i = 0; i < log.results.size(); ++i) {
+    const RequestResult& r = log.results[i];
+    const std::string where = fmt::format("line {} /point", log.result_lines.at(i));
+    if (!known(r.point))
+      throw moeplan::InputError(
+          path, where,
+          fmt::format("point {} is not a point of this run (points 0 to {}): a damaged log",
+                      r.point, static_cast<int>(points.size()) - 1));
+    const PointPlan& p = points[static_cast<std::size_t>(r.point)];
+    if (p.kind != r.kind)
+      throw moeplan::InputError(path, where,
+                                fmt::format("a '{}' request for point {}, which is the {} point "
+                                            "of this run: a damaged log",
+                                            r.kind, r.point, p.kind));
+  }
+  for (std::size_t i = 0; i < log.points_done.size(); ++i)
+    if (!known(log.points_done[i]))
+      throw moeplan::InputError(
+          path, fmt::format("line {} /point", log.points_done_lines.at(i)),
+          fmt::format("point {} is not a point of this run (points 0 to {}): a damaged log",
+                      log.points_done[i], static_cast<int>(points.size()) - 1));
 }
 
 namespace {
@@ -150,7 +200,7 @@ LogContents read_prior_log(const LoadOptions& o, const Json& config, bool have_l
   auto same = [&](const std::string& k) {
     return k == "url" || (prior.header.contains(k) && prior.header[k] == config[k]);
   };
-  if (prior.header.is_null()) return prior;
+  if (prior.header.is_null()) return prior;  // no complete line: nothing measured yet
   for (auto it = config.begin(); it != config.end(); ++it)
     if (!same(it.key()))
       throw moeplan::Error(fmt::format(
@@ -369,6 +419,8 @@ LoadRun run_load(const LoadOptions& o) {
   const bool have_log = fs::exists(o.log_path);
   const Json config = run_config(o);
   const LogContents prior = read_prior_log(o, config, have_log);
+  run.points = plan_points(o, evals.size());
+  check_log_points(prior, run.points, o.log_path);
   if (have_log) {
     run.resumed = static_cast<long long>(prior.results.size());
     run.segment = prior.segments;
@@ -378,7 +430,6 @@ LoadRun run_load(const LoadOptions& o) {
   const BodyFn body = make_body_fn(o, run.model, prompts, evals);
   warm_up(o, run, body);
   // The plan of points, less what the log already holds; run, appending every finished request.
-  run.points = plan_points(o, evals.size());
   Log log(o.log_path, have_log, prior.valid_bytes);
   if (prior.header.is_null()) log.write({{"type", "header"}, {"config", config}});
   log.write({{"type", "segment"}, {"segment", run.segment}, {"resumed", run.resumed}});

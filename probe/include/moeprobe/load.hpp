@@ -293,14 +293,21 @@ Json run_config(const LoadOptions& o);
 LoadRun run_load(const LoadOptions& o);
 
 // Reads a log (tolerating a torn last line); duplicates of (kind, point, seq) are dropped.
+// Every complete line must be a known record and the first one the header: a log whose header
+// was lost cannot be checked against the run's settings, so it is refused rather than adopted.
 struct LogContents {
   Json header;
   int segments = 0;
   std::vector<RequestResult> results;
   std::vector<int> points_done;
-  std::uintmax_t valid_bytes = 0;  // up to the last complete line
+  std::vector<int> result_lines, points_done_lines;  // log line of each entry above
+  std::uintmax_t valid_bytes = 0;                    // up to the last complete line
 };
 LogContents read_log(const std::string& path);
+// Throws, naming the log's line, when a request or point_done names a point this run does not
+// plan (or a point of another kind): such a line would be neither counted nor re-sent.
+void check_log_points(const LogContents& log, const std::vector<PointPlan>& points,
+                      const std::string& path);
 
 // The report of a run: load points, errors, go/no-go (when `targets`), and the
 // JSON document the pilot file is (docs/load.md §JSON).
@@ -309,6 +316,10 @@ struct BuildId {
   int gpus = 0;
 };
 BuildId parse_build(const std::string& s, const std::string& engine);  // "" → empty id
+// The ids of a parsed --build (model; device or system; precision as plan scenarios take it) and
+// its engine, against the catalog: the pilot file is matched to plan candidates by these ids, so
+// an unknown one would be recorded and then never match anything.
+void check_build(const BuildId& b, const moeplan::Catalog& cat);
 moeplan::Report make_load_report(const LoadRun& run, const LoadOptions& o,
                                  const std::optional<Targets>& targets,
                                  const std::optional<BuildId>& build,
