@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -762,4 +763,37 @@ TEST_CASE("engines.json efficiencies: keys and ranges are checked", "[catalog][e
   k["engines"][0]["efficiency"]["host_us_per_seq"] = 0;
   ok.write("engines.json", k);
   CHECK_NOTHROW(load_catalog(ok.dir.string()));
+}
+
+TEST_CASE("models.json: quality scores and release dates are checked", "[catalog][errors]") {
+  // Audit 2026-11-27: a score of 200 percent, a benchmark given twice (the first silently used
+  // by plan's floors) and release "June" all passed catalog check.
+  auto refused = [](const std::function<void(Json&)>& edit, const std::string& message) {
+    ScratchCatalog s;
+    Json j = s.read("models.json");
+    edit(j);
+    s.write("models.json", j);
+    CHECK_THROWS_WITH(load_catalog(s.dir.string()), Contains(message));
+  };
+  auto model_with_scores = [](Json& j) -> Json& {
+    for (auto& m : j["models"])
+      if (m.contains("quality_scores") && !m["quality_scores"].empty()) return m;
+    FAIL("no model with quality scores");
+    return j;
+  };
+  refused(
+      [&](Json& j) {
+        Json& m = model_with_scores(j);
+        for (auto& q : m["quality_scores"])
+          if (q.value("unit", "") == "percent") q["value"] = 200;
+      },
+      "a percentage must be within 0–100, found 200");
+  refused(
+      [&](Json& j) {
+        Json& m = model_with_scores(j);
+        m["quality_scores"].push_back(m["quality_scores"][0]);
+      },
+      "is given twice for this model");
+  refused([](Json& j) { j["models"][0]["release"] = "June"; },
+          "/models/0/release: expected a YYYY-MM date, found 'June'");
 }

@@ -154,7 +154,31 @@ TEST_CASE("scenario: contradictions and catalog references", "[cost][scenario]")
 TEST_CASE("scenario: bad JSON and missing file", "[cost][scenario]") {
   CHECK_THAT(error_of("{\"currency\": \"HUF\",}"), Contains("bad.json: /: invalid JSON at line 1"));
   CHECK_THROWS_WITH(load_scenario("/nonexistent/x.json"),
-                    Contains("/nonexistent/x.json: /: cannot open file"));
+                    Contains("/nonexistent/x.json: /: cannot open file for reading: No such file"));
+  // A directory read as an empty stream: "invalid JSON at line 1" (audit 2026-11-27).
+  CHECK_THROWS_WITH(load_scenario("/tmp"), Contains("/tmp: /: is a directory, not a JSON file"));
+}
+
+TEST_CASE("scenario: implausible power and sales inputs are refused", "[cost][scenario]") {
+  // Audit 2026-11-27: each was accepted (PUE 100 gave 61M a month of power; 1e14 W a buy total of
+  // 3.5e17 HUF; a sold share without a node left the payback blank under its heading).
+  const std::string node = R"({"capex": 140000000, "opex_per_year": 21000000})";
+  CHECK_THAT(error_of(with(node, R"({"capex": 140000000, "wall_power_w": 10000, "pue": 100,
+      "electricity_per_kwh": 95})")),
+             Contains("bad.json: /buy/pue: PUE 100 is above 3"));
+  CHECK_THAT(error_of(with(node, R"({"capex": 140000000, "wall_power_w": 1e14,
+      "electricity_per_kwh": 95})")),
+             Contains("bad.json: /buy/wall_power_w: 100000000000000 W is above 1 MW for one node"));
+  std::string no_node = with(R"("api": {)", R"("provider": {"input_usd_per_mtok": 0.95,
+      "output_usd_per_mtok": 3, "sold_utilization": 0.9}, "api": {)");
+  const auto at = no_node.find(R"("node": {"capacity_output_tokens_per_s": 500},)");
+  REQUIRE(at != std::string::npos);
+  no_node.erase(at, std::string(R"("node": {"capacity_output_tokens_per_s": 500},)").size());
+  CHECK_THAT(error_of(no_node),
+             Contains("bad.json: /provider/sold_utilization: needs the node's capacity"));
+  CHECK_THAT(error_of(with(R"("output_tokens_per_s": 100)",
+                           R"("output_tokens_per_s": 100, "days_per_year": 0.5)")),
+             Contains("bad.json: /demand/days_per_year: expected 1–366 open days, found 0.5"));
 }
 
 TEST_CASE("scenario: every example reads without the catalog", "[cost][scenario]") {

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -403,6 +404,13 @@ Model read_model(const JsonView& v) {
   m.license = v.string("license");
   m.license_notes = v.string_or("license_notes", "");
   m.release = v.string_or("release", "");
+  // "YYYY-MM" (or a full date), the form reports sort and compare by.
+  if (!m.release.empty() &&
+      !(m.release.size() >= 7 && std::isdigit(static_cast<unsigned char>(m.release[0])) &&
+        std::isdigit(static_cast<unsigned char>(m.release[3])) && m.release[4] == '-' &&
+        std::isdigit(static_cast<unsigned char>(m.release[5])) &&
+        std::isdigit(static_cast<unsigned char>(m.release[6]))))
+    v.fail_member("release", "expected a YYYY-MM date, found '" + m.release + "'");
   if (v.has("kind")) {
     const std::string k = v.one_of("kind", {"generate", "embed", "rerank"});
     m.kind = k == "embed"    ? ModelKind::embed
@@ -469,6 +477,14 @@ Model read_model(const JsonView& v) {
                                          "terminal_bench", "aa_intelligence_index", "arena_elo"});
     s.value = q.number("value");
     s.unit = q.string_or("unit", "");
+    // Plan's quality floors compare these: a score out of range, or a benchmark given twice (the
+    // first was used silently), passed catalog check (audit 2026-11-27).
+    if (s.unit == "percent" && !(s.value >= 0 && s.value <= 100))
+      q.fail_member("value", fmt::format("a percentage must be within 0–100, found {}", s.value));
+    if (!(s.value >= 0)) q.fail_member("value", fmt::format("expected ≥ 0, found {}", s.value));
+    for (const auto& earlier : m.quality_scores)
+      if (earlier.benchmark == s.benchmark)
+        q.fail_member("benchmark", "'" + s.benchmark + "' is given twice for this model");
     s.reported_by = q.one_of("reported_by", {"vendor", "independent"});
     s.prov = read_provenance(q);
     m.quality_scores.push_back(s);

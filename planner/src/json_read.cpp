@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -137,8 +140,17 @@ Json parse_json_text(const std::string& text, const std::string& file_label) {
 }
 
 Json parse_json_file(const std::string& path) {
+  // A directory opens as an empty stream (then "invalid JSON at line 1"); other failures carry the
+  // operating system's reason (permission, a symlink loop).
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(path, "", "is a directory, not a JSON file");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "", "cannot open file for reading");
+  if (!in)
+    throw InputError(
+        path, "",
+        std::string("cannot open file for reading: ") + std::strerror(errno ? errno : ENOENT));
   std::ostringstream ss;
   ss << in.rdbuf();
   return parse_json_text(ss.str(), path);

@@ -242,7 +242,9 @@ class Reader {
                     "implausibly large token count per request");
     d.cache_hit_share = v.has("cache_hit_share") ? v.fraction("cache_hit_share") : 0.0;
     d.days_per_year = v.has("days_per_year") ? v.positive("days_per_year") : 365.0;
-    if (d.days_per_year > 366) v.fail_member("days_per_year", "expected at most 366 days");
+    if (d.days_per_year > 366 || d.days_per_year < 1)
+      v.fail_member("days_per_year",
+                    fmt::format("expected 1–366 open days, found {}", d.days_per_year));
     if (v.has("peak_to_average") && v.has("hourly_profile"))
       v.fail_member("hourly_profile", "give peak_to_average or hourly_profile, not both");
     if (v.has("peak_to_average")) {

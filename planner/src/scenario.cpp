@@ -305,7 +305,9 @@ void Reader::read_demand(const JsonView& v) {
   const auto p = prov_of(v);
   cost::DemandInputs d;
   d.days_per_year = positive_or(v, "days_per_year", cost::kDaysPerYear, "days", p);
-  if (d.days_per_year > 366) v.fail_member("days_per_year", "expected at most 366 days");
+  if (d.days_per_year > 366 || d.days_per_year < 1)
+    v.fail_member("days_per_year",
+                  fmt::format("expected 1–366 open days, found {}", d.days_per_year));
   const bool rate = v.has("output_tokens_per_s"), reqs = v.has("requests_per_day");
   if (rate && reqs)
     v.fail_member("requests_per_day", "give output_tokens_per_s or requests_per_day, not both");
@@ -668,6 +670,8 @@ double Reader::read_wall_power(const BuyContext& x) {
     for (const char* k : {"gpu_tdp_w", "gpu_load_share", "other_system_w"})
       if (v.has(k)) v.fail_member(k, "wall_power_w is given; remove it or give the parts only");
     const double w = v.non_negative("wall_power_w");
+    // A GB200 NVL72 rack draws about 130 kW; 1 MW for one node is a unit mistake (1e14 passed).
+    if (w > 1e6) v.fail_member("wall_power_w", fmt::format("{} W is above 1 MW for one node", w));
     record(v.path() + "/wall_power_w", w, "W", x.p);
     return w;
   }
@@ -722,6 +726,9 @@ void Reader::read_power_price(const BuyContext& x, cost::BuyInputs& b) {
   if (v.has("pue")) {
     b.pue = v.positive("pue");
     if (b.pue < 1) v.fail_member("pue", "PUE below 1 is not physical");
+    // Data centres report 1.1–2.5 (Uptime Institute's survey average is about 1.6); 3 leaves room
+    // for a poor site while catching a percentage or a typo (100 passed).
+    if (b.pue > 3) v.fail_member("pue", fmt::format("PUE {} is above 3: no data centre's", b.pue));
     record(v.path() + "/pue", b.pue, "", x.p);
   } else if (x.site) {
     b.pue = x.site->pue;
@@ -984,6 +991,12 @@ void Reader::read_provider(const JsonView& v) {
                    "tokens in:out");
   }
   if (v.has("sold_utilization")) {
+    // The payback at a share of capacity sold needs that capacity: without a node it was
+    // silently left blank under a heading that promised it (audit 2026-11-27).
+    if (!in_.node_capacity_tok_s)
+      v.fail_member("sold_utilization",
+                    "needs the node's capacity (node/capacity_output_tokens_per_s) to sell a "
+                    "share of");
     pv.sold_utilization = v.fraction("sold_utilization");
     if (*pv.sold_utilization <= 0) v.fail_member("sold_utilization", "expected a share > 0");
     record(v.path() + "/sold_utilization", *pv.sold_utilization, "share of capacity", p);
