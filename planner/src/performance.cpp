@@ -425,7 +425,12 @@ struct Prepared {
   // Per pipeline stage (one when pp = 1): its layers and the KV budget of each of its GPUs; the
   // KV limit is the tightest stage's (docs/memory.md, "Pipeline stages").
   std::vector<PpStage> stages;
-  std::vector<double> stage_kv_free;
+  std::vector<double> stage_kv_free;  // at the requested concurrency's activations
+  // Each stage's room before activations (capacity − weights − a draft model's weights), and
+  // the chunk the activations are sized for: the activations grow with the sequences sampled
+  // per step, so the KV limit is found at the resident count, not at the requested one.
+  std::vector<double> stage_room;
+  long long act_chunk = 0;
   double kv_per_token_total = 0;      // all layers, MTP layers included when loaded (reported)
   double kv_write_per_token_gpu = 0;  // what one prefill token writes on one GPU (decoder layers)
   double kv_bytes_per_element = 2;
@@ -647,7 +652,25 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
                                std::max<long long>(1, req.concurrency));
   p.kv_free_per_gpu = capacity - weights_gpu - act;
   p.stages = pp_stages(*req.model, p.L.pp);
-  for (double w : stage_weights) p.stage_kv_free.push_back(capacity - w - act);
+  p.act_chunk = engine_prefill_chunk_tokens(*req.engine, d);
+  for (double w : stage_weights) {
+    p.stage_kv_free.push_back(capacity - w - act);
+    p.stage_room.push_back(capacity - w);
+  }
+}
+
+// --spec draft: the draft model's weights per GPU come out of every stage's room, as
+// fit_request_for holds them (docs/memory.md, "A separate draft model").
+void reserve_draft(Prepared& p, const PerfRequest& req, const Catalog& cat) {
+  if (req.spec.method != SpecMethod::draft || !req.spec.draft_model) return;
+  PerfRequest draft = req;
+  draft.model = req.spec.draft_model;
+  draft.weights = {};
+  draft.spec = {};
+  const double w = fit(fit_request_for(draft, cat), cat).per_gpu.front().weights_bytes;
+  p.kv_free_per_gpu -= w;
+  for (auto& x : p.stage_kv_free) x -= w;
+  for (auto& x : p.stage_room) x -= w;
 }
 
 }  // namespace
@@ -688,6 +711,7 @@ Prepared prepare(const PerfRequest& req, const Catalog& cat) {
   set_attention(p, m, cat.kv_format(req.kv_precision.empty() ? "bf16" : req.kv_precision));
   const auto loaded = p.mtp_loaded ? weight_bytes(m, mix, cat, true) : bytes;
   set_memory(p, req, loaded);
+  reserve_draft(p, req, cat);
   if (p.mtp_loaded) {  // the weights reported are the ones loaded, MTP layers included
     p.weights_total = 0;
     for (const auto& [c, b] : loaded) p.weights_total += b;
@@ -1363,15 +1387,31 @@ double kv_resident_requests(const Prepared& p, const PerfRequest& req,
         "the weights do not fit this layout (see `moeplan fit`); throughput shown as if they did");
     return conc;
   }
-  double cap = 0;
+  // The tightest stage's limit with activations sized for `resident` sequences.
   bool any = false;
-  for (std::size_t i = 0; i < p.stages.size(); ++i) {
-    const double per_seq = kv_bytes_per_gpu_on_stage(*p.m, p.stages[i], p.L, p.kv_bytes_per_element,
-                                                     ctx, p.mtp_loaded);
-    if (per_seq <= 0) continue;
-    const double c = std::floor(p.stage_kv_free[i] / per_seq);
-    cap = any ? std::min(cap, c) : c;
-    any = true;
+  auto cap_at = [&](double resident) {
+    const double act = activation_bytes_per_gpu(
+        *p.m, p.L, p.act_chunk, std::max<long long>(1, static_cast<long long>(resident)));
+    double c_min = 0;
+    any = false;
+    for (std::size_t i = 0; i < p.stages.size(); ++i) {
+      const double per_seq = kv_bytes_per_gpu_on_stage(*p.m, p.stages[i], p.L,
+                                                       p.kv_bytes_per_element, ctx, p.mtp_loaded);
+      if (per_seq <= 0) continue;
+      const double c = std::floor((p.stage_room[i] - act) / per_seq);
+      c_min = any ? std::min(c_min, c) : c;
+      any = true;
+    }
+    return c_min;
+  };
+  // Sized for every request in flight, the logits of queued requests shrank the room of the
+  // resident ones: 74 resident at concurrency 96 but 73 at 128 (audit 2026-11-27). The largest
+  // count that fits with its own activations, as fit's max_concurrency finds it.
+  double cap = cap_at(conc);
+  for (int i = 0; i < 8 && any && cap < conc; ++i) {
+    const double next = std::min(conc, cap_at(std::max(1.0, cap)));
+    if (next <= cap) break;
+    cap = next;
   }
   if (!any) return conc;
   if (cap < 1) {
