@@ -718,11 +718,13 @@ TEST_CASE("menu reader: every workload's demand is checked where it is", "[menu]
   // under /demand/days_per_year.
   Json one = menu_doc(Json::array({workload("a", "qwen3-8b", 1000)}));
   one["workloads"][0]["demand"]["days_per_year"] = 400;
-  CHECK(input_error_path(one) == "/workloads/0/demand/days_per_year | expected 1–366 open days, found 400");
+  CHECK(input_error_path(one) ==
+        "/workloads/0/demand/days_per_year | expected 1–366 open days, found 400");
   Json two =
       menu_doc(Json::array({workload("a", "qwen3-8b", 1000), workload("b", "qwen3-8b", 1000)}));
   two["workloads"][1]["demand"]["days_per_year"] = 400;
-  CHECK(input_error_path(two) == "/workloads/1/demand/days_per_year | expected 1–366 open days, found 400");
+  CHECK(input_error_path(two) ==
+        "/workloads/1/demand/days_per_year | expected 1–366 open days, found 400");
 }
 
 TEST_CASE("menu and plan: fx_per_usd 0 is a located input error", "[menu]") {

@@ -933,7 +933,7 @@ void read_precisions(const FileDoc& f, Catalog& cat) {
 // efficiency passed: TPOT inf, or faster with -0.85 than with 0.85 (audit 2026-11-27).
 enum class EffKind { factor, non_negative, at_least_one };
 
-std::optional<EffKind> engine_efficiency_kind(const std::string& name) {
+const std::map<std::string, EffKind>& engine_efficiency_kinds() {
   static const std::map<std::string, EffKind> kinds = {
       {"bw", EffKind::factor},
       {"compute", EffKind::factor},
@@ -949,9 +949,7 @@ std::optional<EffKind> engine_efficiency_kind(const std::string& name) {
       {"prefill_attention_half_tokens", EffKind::non_negative},
       {"prefill_chunk_tokens", EffKind::at_least_one},
   };
-  const auto it = kinds.find(name);
-  if (it == kinds.end()) return std::nullopt;
-  return it->second;
+  return kinds;
 }
 
 // One `efficiency` member: `max_num_seqs`; `gemm_tflops.<device>.<format>` or
@@ -977,15 +975,18 @@ double read_engine_efficiency(const JsonView& eff, const std::string& key) {
   } else {
     const bool kinded = parts[0] == "gpu" || parts[0] == "cpu" || parts[0] == "unified";
     const bool shape_ok = parts.size() == 1 || (kinded && parts.size() <= 3);
-    const auto k = shape_ok ? engine_efficiency_kind(parts.back()) : std::nullopt;
-    if (!k)
+    const auto& kinds = engine_efficiency_kinds();
+    const auto k = shape_ok ? kinds.find(parts.back()) : kinds.end();
+    if (k == kinds.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, what] : kinds) names.push_back(name);
       fail(
-          "unknown efficiency key (expected [gpu|cpu|unified.[vendor.]]<name>, a name among bw, "
-          "compute, attention, prefill_attention, step_overhead_ms, layer_overhead_us, "
-          "moe_layer_overhead_us, comm_latency_us, ttft_overhead_ms, host_us_per_seq, "
-          "gemm_half_tokens, prefill_attention_half_tokens, prefill_chunk_tokens; or "
-          "max_num_seqs, gemm_tflops.<device>.<format>, moe_pair_ns.<device>.<format>)");
-    kind = *k;
+          fmt::format("unknown efficiency key (expected [gpu|cpu|unified.[vendor.]]<name> with a "
+                      "name among {}; or max_num_seqs, gemm_tflops.<device>.<format>, "
+                      "moe_pair_ns.<device>.<format>)",
+                      fmt::join(names, ", ")));
+    }
+    kind = k->second;
   }
   if (kind == EffKind::factor && !(x > 0 && x <= 2))
     fail(fmt::format("an efficiency must be in (0, 2], found {}", x));
