@@ -68,3 +68,29 @@ TEST_CASE("an edited catalog price fails with a readable diff", "[regress]") {
   CHECK(regress::run(o, edited)[0].ok());
   fs::remove_all(tmp);
 }
+
+TEST_CASE("a directory argument that names a file says it is not a directory",
+          "[regress][catalog][errors]") {
+  // Audit 2026-11-27: a regular file was "not found" / "does not exist".
+  const std::string file = test::examples_dir() + "/plan-8xh200-glm52-huf.json";
+  const std::string missing = test::examples_dir() + "/no-such-directory";
+  regress::Options o;
+  o.examples_dir = file;
+  CHECK_THROWS_WITH(regress::run(o, test::bundled_catalog()),
+                    "regress: examples directory '" + file + "' is not a directory");
+  o.examples_dir = missing;
+  CHECK_THROWS_WITH(regress::run(o, test::bundled_catalog()),
+                    "regress: examples directory '" + missing + "' not found");
+  CHECK_THROWS_WITH(load_catalog(file), file +
+                                            ": /: not a directory: the catalog is a directory "
+                                            "of JSON files (models.json, devices.json, ...)");
+  CHECK_THROWS_WITH(load_catalog(missing), missing + ": /: catalog directory does not exist");
+  const auto cli = test::run_moeplan("--data " + file + " catalog check");
+  INFO(cli.output);
+  CHECK(cli.exit_code == 1);
+  CHECK_THAT(cli.output, Contains(file + ": /: not a directory"));
+  const auto reg = test::run_moeplan("regress --examples " + file);
+  INFO(reg.output);
+  CHECK(reg.exit_code != 0);
+  CHECK_THAT(reg.output, Contains("'" + file + "' is not a directory"));
+}

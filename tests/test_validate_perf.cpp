@@ -110,6 +110,62 @@ TEST_CASE("rows are predicted in order; unknown ids are skipped with a reason",
   CHECK(v.overall.within_25_share == Approx(1.0));
 }
 
+TEST_CASE("rows that perf refuses are refused: beyond the context, tokens from an embedder",
+          "[perf][validate][errors]") {
+  // Audit 2026-11-27: 99,999,999,999 input tokens on llama-3.1-8b (context 131,072) was predicted
+  // at 0.10 tok/s (error −99.9%), and an embedding model's decode row was predicted, although
+  // `moeplan perf` refuses both.
+  const std::string text =
+      kHeader +
+      "\nllama-3.1-8b,h100-sxm,1,,,vllm,99999999999,128,1,output_tok_s,100,tok/s,s"
+      "\nllama-3.1-8b,h100-sxm,1,,,vllm,131000,73,1,output_tok_s,100,tok/s,s"
+      "\nllama-3.1-8b,h100-sxm,1,,,vllm,131000,72,1,output_tok_s,100,tok/s,s"
+      "\nqwen3-embedding-8b,h100-sxm,1,,,vllm,512,,1,decode_tok_s_single,100,tok/s,s"
+      "\nqwen3-embedding-8b,h100-sxm,1,,,vllm,512,16,1,prefill_tok_s,10000,tok/s,s"
+      "\nqwen3-embedding-8b,h100-sxm,1,,,vllm,512,,1,prefill_tok_s,10000,tok/s,s\n";
+  const ValidationResult v = validate(parse_benchmarks(text, "b.csv"), test::bundled_catalog());
+  const auto& p = v.predictions;
+  for (std::size_t i : {0u, 1u, 3u, 4u}) {
+    INFO("row " << i << ": " << p[i].reason);
+    CHECK(p[i].skipped);
+    CHECK(p[i].refused);
+    CHECK_FALSE(p[i].predicted);
+    CHECK_THAT(p[i].reason, Contains("perf refuses it too"));
+  }
+  CHECK_THAT(p[0].reason,
+             Contains("skipped: 99999999999 input + 128 output = 100000000127 tokens exceeds "
+                      "llama-3.1-8b's trained context of 131072 tokens"));
+  CHECK_THAT(p[1].reason, Contains("131000 input + 73 output = 131073 tokens exceeds"));
+  CHECK(p[2].predicted);  // exactly the context
+  CHECK_THAT(p[3].reason, Contains("'qwen3-embedding-8b' has kind embed (data/models.json) and "
+                                   "generates no tokens, so it has no decode_tok_s_single"));
+  CHECK_THAT(p[4].reason, Contains("a row with 16 output tokens cannot describe it (0 or 1 can)"));
+  CHECK(p[5].predicted);  // its prefill, as `perf --output 1` takes it
+  CHECK(v.skipped == 4);
+
+  const std::string dir = test::source_dir() + "/tests/data/";
+  const auto ctx = test::run_moeplan("validate-perf " + dir + "bench-bad-context.csv");
+  INFO(ctx.output);
+  CHECK(ctx.exit_code == 1);
+  CHECK_THAT(ctx.output,
+             Contains("bench-bad-context.csv: 1 row(s) ask for what perf refuses: line 2: "
+                      "99999999999 input + 128 output = 100000000127 tokens exceeds llama-3.1-8b's "
+                      "trained context of 131072 tokens"));
+  const auto emb = test::run_moeplan("validate-perf " + dir + "bench-bad-embed.csv");
+  INFO(emb.output);
+  CHECK(emb.exit_code == 1);
+  CHECK_THAT(emb.output, Contains("bench-bad-embed.csv: 1 row(s) ask for what perf refuses: line "
+                                  "3: 'qwen3-embedding-8b' has kind embed"));
+}
+
+TEST_CASE("a JSON document read as a benchmark CSV says it looks like JSON",
+          "[perf][validate][errors]") {
+  CHECK_THROWS_WITH(
+      parse_benchmarks("\xEF\xBB\xBF\n  {\"kind\": \"moeprobe-load\",\n\"x\": 1}\n", "p.csv"),
+      Contains("p.csv: line 2: the file looks like JSON (it starts with '{'), not a "
+               "benchmark CSV"));
+}
+
 TEST_CASE("llama-bench pp/tg rows: zero output or input tokens", "[perf][validate]") {
   const std::string ok = kHeader +
                          "\nllama-3.1-8b,rtx-4090,1,q4_k_m,,llama.cpp,512,0,1,prefill_tok_s,7139,"

@@ -68,7 +68,10 @@ void run(const PlanCmdOptions& o) {
   plan::PlanOptions po;
   po.threads = cli::global().threads;
   if (o.samples > 0) po.samples = o.samples;
-  if (!o.pilot.empty()) po.pilot = pilot::read_pilot(o.pilot);
+  if (!o.pilot.empty()) {
+    po.pilot = pilot::read_pilot(o.pilot);
+    pilot::check_build(*po.pilot, cat);
+  }
   const plan::PlanResult r = plan::run_plan(sc, cat, po);
   Report rep = plan::make_plan_report(r);
   if (po.pilot) {  // predicted vs measured, and the pilot's go/no-go (docs/load.md)

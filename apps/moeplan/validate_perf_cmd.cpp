@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -115,22 +118,37 @@ Table summary_table(const std::string& name, const std::string& title, const std
   return t;
 }
 
-// A row naming a model, device or engine the catalog lacks is bad input, not a prediction that
-// is "infinitely wrong": say which rows (the first five), write nothing.
-void refuse_unknown_ids(const ValidateOptions& o, const BenchmarkFile& f,
-                        const ValidationResult& v) {
-  std::string unknown;
-  std::size_t n_unknown = 0;
+// The first five reasons of the skipped rows that `pick` selects, "line N: why; ...".
+template <class Pick>
+std::string skipped_lines(const BenchmarkFile& f, const ValidationResult& v, Pick pick,
+                          std::size_t& n) {
+  std::string out;
   const std::string skipped = "skipped: ";
+  n = 0;
   for (std::size_t i = 0; i < f.rows.size(); ++i) {
-    std::string why = v.predictions[i].reason;
+    const RowPrediction& p = v.predictions[i];
+    if (!p.skipped || !pick(p) || ++n > 5) continue;
+    std::string why = p.reason;
     if (why.rfind(skipped, 0) == 0) why = why.substr(skipped.size());
-    if (v.predictions[i].skipped && ++n_unknown <= 5)
-      unknown += fmt::format("{}line {}: {}", unknown.empty() ? "" : "; ", f.rows[i].line, why);
+    out += fmt::format("{}line {}: {}", out.empty() ? "" : "; ", f.rows[i].line, why);
   }
-  if (n_unknown > 0)
-    throw Error(fmt::format("{}: {} row(s) name an id the catalog lacks: {}{}", o.file, n_unknown,
-                            unknown, n_unknown > 5 ? "; ..." : ""));
+  return n > 5 ? out + "; ..." : out;
+}
+
+// A row naming a model, device or engine the catalog lacks, or asking what perf refuses, is bad
+// input, not a prediction that is "infinitely wrong": say which rows (the first five), write
+// nothing.
+void refuse_unusable_rows(const ValidateOptions& o, const BenchmarkFile& f,
+                          const ValidationResult& v) {
+  std::size_t n = 0;
+  std::string lines = skipped_lines(
+      f, v, [](const RowPrediction& p) { return !p.refused; }, n);
+  if (n > 0)
+    throw Error(fmt::format("{}: {} row(s) name an id the catalog lacks: {}", o.file, n, lines));
+  lines = skipped_lines(
+      f, v, [](const RowPrediction& p) { return p.refused; }, n);
+  if (n > 0)
+    throw Error(fmt::format("{}: {} row(s) ask for what perf refuses: {}", o.file, n, lines));
 }
 
 // --format csv: one row per input row, in input order: every input column, then predicted,
@@ -224,18 +242,26 @@ std::string evidence_summary(const ValidationResult& v) {
       evidence_meaning(Evidence::default_), evidence_meaning(Evidence::measured));
 }
 
+// A pilot file (moeprobe load --out) is read as benchmark rows (docs/load.md). Any case of the
+// extension: a file copied from a system that upper-cases names is still the same JSON.
+bool is_pilot_name(const std::string& file) {
+  std::string ext = std::filesystem::path(file).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".json";
+}
+
 void run_validate(const ValidateOptions& o) {
   global().inputs.push_back(o.file);
   const Catalog& cat = catalog();
-  // A pilot file (moeprobe load --out) is read as benchmark rows (docs/load.md).
-  const bool is_pilot = o.file.size() > 5 && o.file.compare(o.file.size() - 5, 5, ".json") == 0;
-  const BenchmarkFile f = is_pilot ? pilot::read_pilot_benchmarks(o.file) : read_benchmarks(o.file);
+  const BenchmarkFile f =
+      is_pilot_name(o.file) ? pilot::read_pilot_benchmarks(o.file, cat) : read_benchmarks(o.file);
   if (f.rows.empty()) throw Error(o.file + ": no measurement rows after the header");
   std::optional<DeviceCalibration> cal;
   std::vector<std::string> cal_doubts;
   if (!o.calibration.empty()) cal_doubts = load_validation_calibration(o, cat, cal);
   const ValidationResult v = validate(f, cat, cal ? &*cal : nullptr);
-  refuse_unknown_ids(o, f, v);
+  refuse_unusable_rows(o, f, v);
 
   Report rep;
   rep.title = fmt::format("validate-perf: {} ({} rows)", o.file, f.rows.size());

@@ -1223,7 +1223,11 @@ void read_systems(const FileDoc& f, Catalog& cat) {
 
 Catalog load_catalog(const std::string& dir) {
   namespace fs = std::filesystem;
-  if (!fs::is_directory(dir)) throw InputError(dir, "", "catalog directory does not exist");
+  if (!fs::is_directory(dir))
+    throw InputError(dir, "",
+                     fs::exists(dir) ? "not a directory: the catalog is a directory of JSON files "
+                                       "(models.json, devices.json, ...)"
+                                     : "catalog directory does not exist");
   Catalog cat;
   cat.data_dir = dir;
   std::string hash_input;  // every file's bytes, in this order

@@ -8,6 +8,7 @@
 
 #include "moeplan/errors.hpp"
 #include "moeplan/plan.hpp"
+#include "moeplan/sizing.hpp"
 #include "moeplan/validate_perf.hpp"
 
 namespace moeplan::pilot {
@@ -15,12 +16,177 @@ namespace moeplan::pilot {
 namespace {
 
 constexpr double kPromptTolerance = 0.2;  // as moeprobe load's go/no-go (docs/load.md)
+// The newest pilot_version this reader understands; a newer writer may mean fields it cannot read.
+constexpr long long kPilotVersion = 1;
 
-std::optional<double> pct(const JsonView& pt, std::string_view metric, std::string_view p) {
-  if (!pt.has(metric)) return std::nullopt;
-  const JsonView m = pt.at(metric);
-  if (!m.is_object()) m.fail("expected an object with p50, p90, p99");
-  return m.number_opt(p);
+// A count moeprobe load writes: a whole number ≥ 0.
+long long count_of(const JsonView& v, std::string_view key) {
+  const long long n = v.integer(key);
+  if (n < 0) v.fail_member(key, fmt::format("expected a count >= 0, found {}", n));
+  return n;
+}
+
+struct Percentiles {
+  std::optional<double> p50, p90, p99;
+};
+
+// Percentiles of one sample never decrease. The slack only absorbs the last-bit rounding of the
+// writer's interpolation between order statistics, never a real inversion.
+void check_order(const JsonView& m, const Percentiles& p) {
+  const std::pair<const char*, std::optional<double>> seq[] = {
+      {"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99}};
+  const char* prev_name = nullptr;
+  double prev = 0;
+  for (const auto& [name, v] : seq) {
+    if (!v) continue;
+    if (prev_name && *v < prev * (1 - 1e-9))
+      m.fail_member(name, fmt::format("{} {:g} is below {} {:g}: percentiles must be in order "
+                                      "(p50 <= p90 <= p99)",
+                                      name, *v, prev_name, prev));
+    prev_name = name;
+    prev = *v;
+  }
+}
+
+// A percentile set as moeprobe load writes it: null where nothing was measured. A time is > 0,
+// except ITL, where two tokens read in one chunk are a gap of 0.
+Percentiles percentiles(const JsonView& pt, std::string_view metric, bool zero_ok = false) {
+  Percentiles out;
+  const std::optional<JsonView> m = pt.get(metric);
+  if (!m) return out;
+  if (!m->is_object()) m->fail("expected an object with p50, p90, p99");
+  m->only_keys({"p50", "p90", "p99", "n"});
+  auto read = [&](std::string_view p) -> std::optional<double> {
+    if (!m->get(p)) return std::nullopt;
+    return zero_ok ? m->non_negative(p) : m->positive(p);
+  };
+  out = {read("p50"), read("p90"), read("p99")};
+  if (m->get("n")) (void)count_of(*m, "n");
+  check_order(*m, out);
+  return out;
+}
+
+// Every request of a point either completed or failed in one class, so no count exceeds
+// `requests`. The classes are the probe's (connect, timeout, ...): not listed here, so a class a
+// newer probe adds is still read as a count.
+void read_counts(const JsonView& pt, LoadPoint& l) {
+  l.requests = count_of(pt, "requests");
+  l.completed = count_of(pt, "completed");
+  if (l.completed > l.requests)
+    pt.fail_member("completed", fmt::format("{} completed is more than the point's {} requests",
+                                            l.completed, l.requests));
+  if (pt.get("usage_missing") && count_of(pt, "usage_missing") > l.completed)
+    pt.fail_member("usage_missing",
+                   fmt::format("more than the point's {} completed requests", l.completed));
+  const std::optional<JsonView> e = pt.get("errors");
+  if (!e) return;
+  if (!e->is_object()) e->fail("expected an object of counts per error class");
+  long long failed = 0;
+  for (auto it = e->raw().begin(); it != e->raw().end(); ++it) failed += count_of(*e, it.key());
+  if (l.completed + failed > l.requests)
+    e->fail(fmt::format("{} completed and {} failed requests are more than the point's {} requests",
+                        l.completed, failed, l.requests));
+}
+
+LoadPoint read_point(const JsonView& pt) {
+  pt.only_keys({"concurrency", "rate", "requests", "completed", "errors", "ttft_ms", "tpot_ms",
+                "itl_ms", "e2e_ms", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s",
+                "goodput", "mean_prompt_tokens", "mean_output_tokens", "usage_missing",
+                "cached_tokens", "wall_s"});
+  LoadPoint l;
+  if (pt.has("concurrency")) l.concurrency = pt.positive_int("concurrency");
+  if (pt.has("rate")) l.rate = pt.positive("rate");
+  if (!l.concurrency && !l.rate) pt.fail("a load point needs concurrency or rate");
+  read_counts(pt, l);
+  l.output_tokens_per_s = pt.non_negative("output_tokens_per_s");
+  for (const char* k : {"requests_per_s", "mean_prompt_tokens", "mean_output_tokens",
+                        "total_tokens_per_s", "wall_s"})
+    if (pt.get(k)) (void)pt.non_negative(k);
+  if (pt.get("cached_tokens")) (void)count_of(pt, "cached_tokens");
+  l.requests_per_s = pt.number_or("requests_per_s", 0);
+  l.goodput = pt.get("goodput") ? pt.fraction("goodput") : 0;
+  const Percentiles ttft = percentiles(pt, "ttft_ms"), tpot = percentiles(pt, "tpot_ms");
+  (void)percentiles(pt, "itl_ms", true);
+  (void)percentiles(pt, "e2e_ms");
+  l.ttft_p50_ms = ttft.p50;
+  l.ttft_p90_ms = ttft.p90;
+  l.tpot_p50_ms = tpot.p50;
+  l.tpot_p90_ms = tpot.p90;
+  l.mean_prompt_tokens = pt.number_or("mean_prompt_tokens", 0);
+  l.mean_output_tokens = pt.number_or("mean_output_tokens", 0);
+  return l;
+}
+
+// The report envelope (schema_version, tool, provenance) and every member moeprobe load writes
+// (probe/src/load_report.cpp): a typo must not pass for an absent optional field.
+void check_top(const JsonView& root) {
+  const long long v = root.positive_int("pilot_version");
+  if (v > kPilotVersion)
+    root.fail_member("pilot_version",
+                     fmt::format("version {} is newer than this moeplan reads ({}); update moeplan",
+                                 v, kPilotVersion));
+  root.only_keys({"schema_version",   "tool",   "provenance", "kind",      "pilot_version",
+                  "endpoint",         "build",  "scenario",   "asked",     "sla",
+                  "load_points",      "uptime", "tool_calls", "eval",      "log",
+                  "resumed_requests", "notes",  "candidate",  "predicted", "go_no_go"});
+  if (auto e = root.get("endpoint")) e->only_keys({"url", "api", "served_model"});
+  if (auto s = root.get("sla")) {
+    s->only_keys({"ttft_ms", "tpot_ms"});
+    for (const char* k : {"ttft_ms", "tpot_ms"})
+      if (s->get(k)) (void)s->positive(k);
+  }
+  if (auto p = root.get("predicted"))
+    p->only_keys({"output_tokens_per_s", "ttft_ms", "tpot_ms", "concurrency"});
+  if (root.get("resumed_requests")) (void)count_of(root, "resumed_requests");
+}
+
+// uptime, tool_calls and eval: `ok` of `total` requests, and the share they make.
+void check_share(const JsonView& root, std::string_view key, const char* total, const char* ok) {
+  const std::optional<JsonView> s = root.get(key);
+  if (!s) return;
+  s->only_keys({total, ok, "share"});
+  const long long n = count_of(*s, total), k = count_of(*s, ok);
+  if (k > n) s->fail_member(ok, fmt::format("{} is more than the {} {}", k, n, total));
+  (void)s->fraction("share");
+}
+
+void read_build(const JsonView& root, PilotFile& p) {
+  const JsonView b = root.at("build");
+  if (b.is_null())
+    b.fail(
+        "the pilot records no build: run moeprobe load with --build "
+        "MODEL,SYSTEM_OR_DEVICE,GPUS,PRECISION");
+  b.only_keys({"model", "device", "gpus", "precision", "engine"});
+  p.model = b.string("model");
+  p.device = b.string("device");
+  p.gpus = static_cast<int>(b.positive_int("gpus"));
+  p.precision = b.string("precision");
+  p.engine = b.string_or("engine", "");
+}
+
+// The asked prompt length is a number, or "prompts file" when the prompts came from --prompts.
+void read_asked(const JsonView& root, PilotFile& p) {
+  const std::optional<JsonView> a = root.get("asked");
+  if (!a) return;
+  a->only_keys({"input_tokens", "output_tokens", "prefix_share"});
+  if (auto in = a->get("input_tokens")) {
+    if (!in->raw().is_string())
+      p.input_tokens = count_of(*a, "input_tokens");
+    else if (in->string() != "prompts file")
+      in->fail("expected a token count or \"prompts file\", found " + describe_json(in->raw()));
+  }
+  p.output_tokens = a->get("output_tokens") ? count_of(*a, "output_tokens") : 0;
+  if (a->get("prefix_share")) (void)a->fraction("prefix_share");
+}
+
+GoNoGoRow read_go(const JsonView& g) {
+  g.only_keys({"check", "name", "status", "measured", "required", "note"});
+  return {static_cast<int>(g.integer("check")),
+          g.string_or("name", ""),
+          g.one_of("status", {"pass", "fail", "not_measured"}),
+          g.string_or("measured", ""),
+          g.string_or("required", ""),
+          g.string_or("note", "")};
 }
 
 }  // namespace
@@ -37,53 +203,47 @@ PilotFile parse_pilot(const Json& doc, const std::string& file) {
     root.fail(
         "not a pilot file: /kind is not \"moeprobe-load\" (write one with moeprobe load "
         "--out FILE)");
+  check_top(root);
   PilotFile p;
   p.file = file;
-  const JsonView b = root.at("build");
-  if (b.is_null())
-    b.fail(
-        "the pilot records no build: run moeprobe load with --build "
-        "MODEL,SYSTEM_OR_DEVICE,GPUS,PRECISION");
-  p.model = b.string("model");
-  p.device = b.string("device");
-  p.gpus = static_cast<int>(b.positive_int("gpus"));
-  p.precision = b.string("precision");
-  p.engine = b.string_or("engine", "");
+  read_build(root, p);
   if (auto e = root.get("endpoint")) p.url = e->string_or("url", "");
-  if (auto a = root.get("asked")) {
-    if (a->has("input_tokens") && a->at("input_tokens").raw().is_number())
-      p.input_tokens = a->integer("input_tokens");
-    p.output_tokens = a->integer_or("output_tokens", 0);
-  }
-  for (const JsonView& pt : root.array("load_points")) {
-    LoadPoint l;
-    if (pt.has("concurrency")) l.concurrency = pt.positive_int("concurrency");
-    if (pt.has("rate")) l.rate = pt.positive("rate");
-    if (!l.concurrency && !l.rate) pt.fail("a load point needs concurrency or rate");
-    l.requests = pt.integer("requests");
-    l.completed = pt.integer("completed");
-    l.output_tokens_per_s = pt.non_negative("output_tokens_per_s");
-    l.requests_per_s = pt.number_or("requests_per_s", 0);
-    l.goodput = pt.number_or("goodput", 0);
-    l.ttft_p50_ms = pct(pt, "ttft_ms", "p50");
-    l.ttft_p90_ms = pct(pt, "ttft_ms", "p90");
-    l.tpot_p50_ms = pct(pt, "tpot_ms", "p50");
-    l.tpot_p90_ms = pct(pt, "tpot_ms", "p90");
-    l.mean_prompt_tokens = pt.number_or("mean_prompt_tokens", 0);
-    l.mean_output_tokens = pt.number_or("mean_output_tokens", 0);
-    p.points.push_back(l);
-  }
-  for (const JsonView& g : root.array_or_empty("go_no_go"))
-    p.go_no_go.push_back({static_cast<int>(g.integer("check")), g.string_or("name", ""),
-                          g.one_of("status", {"pass", "fail", "not_measured"}),
-                          g.string_or("measured", ""), g.string_or("required", ""),
-                          g.string_or("note", "")});
+  read_asked(root, p);
+  for (const JsonView& pt : root.array("load_points")) p.points.push_back(read_point(pt));
+  check_share(root, "uptime", "requests", "succeeded");
+  check_share(root, "tool_calls", "sent", "ok");
+  check_share(root, "eval", "sent", "ok");
+  for (const JsonView& g : root.array_or_empty("go_no_go")) p.go_no_go.push_back(read_go(g));
   return p;
 }
 
 PilotFile read_pilot(const std::string& path) {
   const Json doc = parse_json_file(path);
   return parse_pilot(doc, path);
+}
+
+void check_build(const PilotFile& p, const Catalog& cat) {
+  // The catalog's own errors (UnknownIdError: "did you mean ..."), placed at the /build member.
+  auto at = [&](const char* key, const auto& check) {
+    try {
+      check();
+    } catch (const Error& e) {
+      throw InputError(p.file, std::string("/build/") + key, e.what());
+    }
+  };
+  const Model* m = nullptr;
+  at("model", [&] { m = &cat.model(p.model); });
+  at("device", [&] {
+    if (cat.find_device(p.device) || cat.find_system(p.device)) return;
+    std::vector<std::string> known;
+    for (const auto& d : cat.devices) known.push_back(d.id);
+    for (const auto& s : cat.systems) known.push_back(s.id);
+    throw UnknownIdError("device or system", p.device, known);
+  });
+  at("precision", [&] {
+    if (p.precision != "native") (void)parse_weight_spec(p.precision, m->native_precision, cat);
+  });
+  if (!p.engine.empty()) at("engine", [&] { (void)cat.engine(p.engine); });
 }
 
 bool matches(const PilotFile& p, const plan::Candidate& c) {
@@ -275,8 +435,10 @@ std::string to_benchmark_csv(const PilotFile& p) {
   return csv;
 }
 
-BenchmarkFile read_pilot_benchmarks(const std::string& path) {
-  return parse_benchmarks(to_benchmark_csv(read_pilot(path)), path);
+BenchmarkFile read_pilot_benchmarks(const std::string& path, const Catalog& cat) {
+  const PilotFile p = read_pilot(path);
+  check_build(p, cat);
+  return parse_benchmarks(to_benchmark_csv(p), path);
 }
 
 }  // namespace moeplan::pilot

@@ -190,7 +190,8 @@ std::string plan_json_text(const std::string& scenario_path, const Catalog& cat)
 
 std::vector<ExampleResult> run(const Options& o, const Catalog& cat) {
   if (!fs::is_directory(o.examples_dir))
-    throw Error("regress: examples directory '" + o.examples_dir + "' not found");
+    throw Error("regress: examples directory '" + o.examples_dir + "' " +
+                (fs::exists(o.examples_dir) ? "is not a directory" : "not found"));
   std::vector<fs::path> scenarios;
   for (const auto& e : fs::directory_iterator(o.examples_dir)) {
     const std::string n = e.path().filename().string();

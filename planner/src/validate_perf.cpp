@@ -364,9 +364,23 @@ void read_optional(const std::string& file, int line, const std::vector<std::str
              "for prefill/decode workers");
 }
 
+// A JSON document under a name not ending in .json (validate-perf reads those as pilot files)
+// would fail as CSV with a field count on line 2, which hides what is wrong.
+void refuse_json(const std::string& text, const std::string& file_label) {
+  const std::size_t from = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  const std::size_t i = text.find_first_not_of(" \t\r\n", from);
+  if (i == std::string::npos || text[i] != '{') return;
+  const auto line = 1 + std::count(text.begin() + static_cast<std::ptrdiff_t>(from),
+                                   text.begin() + static_cast<std::ptrdiff_t>(i), '\n');
+  throw InputError(file_label, fmt::format("line {}", line),
+                   "the file looks like JSON (it starts with '{'), not a benchmark CSV; a pilot "
+                   "file from moeprobe load is read as JSON when its name ends in .json");
+}
+
 }  // namespace
 
 BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label) {
+  refuse_json(text, file_label);
   const CsvTable t = parse_csv(text, file_label);
   BenchmarkFile f;
   f.file = file_label;
@@ -451,6 +465,39 @@ BenchmarkFile read_benchmarks(const std::string& path) {
 
 namespace {
 
+// An empty output_tokens cell: llama-bench's tg128 for a single stream, else 256; a model that
+// generates no tokens (an embedding model, a reranker) is prefill-only work, one token, as perf
+// takes it (--output 1).
+long long default_output_tokens(const BenchmarkRow& row, const Model& m) {
+  if (!m.is_generative()) return 1;
+  return row.metric == Metric::decode_tok_s_single ? 128 : 256;
+}
+
+// What `moeplan perf` refuses of the same request (apps/moeplan/perf_cmd.cpp: build_request,
+// check_context): tokens from a model that generates none, and a prompt plus reply beyond the
+// model's trained context (a published run cannot state perf's --allow-context-extension). Such a
+// row is unusable input like an unknown id, not a prediction that is "infinitely wrong".
+// "" when perf would take it.
+std::string perf_refusal(const BenchmarkRow& row, const Model& m, long long input,
+                         long long output) {
+  const bool decode_metric = row.metric == Metric::decode_tok_s_single ||
+                             row.metric == Metric::output_tok_s || row.metric == Metric::tpot_ms;
+  if (!m.is_generative() && (decode_metric || output > 1))
+    return fmt::format(
+        "'{}' has kind {} (data/models.json) and generates no tokens, so {} (perf refuses it too)",
+        m.id, model_kind_name(m.kind),
+        decode_metric
+            ? fmt::format("it has no {}", metric_name(row.metric))
+            : fmt::format("a row with {} output tokens cannot describe it (0 or 1 can)", output));
+  const long long tokens = input + output;
+  if (m.max_context_tokens > 0 && tokens > m.max_context_tokens)
+    return fmt::format(
+        "{} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
+        "(models.json max_context_tokens; perf refuses it too)",
+        input, output, tokens, m.id, m.max_context_tokens);
+  return "";
+}
+
 // A deployment's figures: throughput of all its GPUs, per-request latencies, and a prompt's
 // prefill rate on one prefill worker (one replica).
 double metric_value(Metric m, const DeploymentResult& r) {
@@ -511,8 +558,12 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
     const bool prefill_metric =
         row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
     req.input_tokens = row.input_tokens.value_or(prefill_metric ? 512 : 0);
-    req.output_tokens =
-        row.output_tokens.value_or(row.metric == Metric::decode_tok_s_single ? 128 : 256);
+    req.output_tokens = row.output_tokens.value_or(default_output_tokens(row, *m));
+    const std::string refused = perf_refusal(row, *m, req.input_tokens, req.output_tokens);
+    if (!refused.empty()) {
+      p.skipped = p.refused = true;
+      return p.reason = "skipped: " + refused, p;
+    }
     // A prefill-only row (llama-bench pp) is predicted as a request that stops at its first token.
     if (req.output_tokens == 0) req.output_tokens = 1;
     if (row.metric == Metric::decode_tok_s_single) {

@@ -15,6 +15,7 @@
 
 namespace moeplan {
 struct BenchmarkFile;
+struct Catalog;
 namespace plan {
 struct Candidate;
 struct PlanScenario;
@@ -49,10 +50,17 @@ struct PilotFile {
   std::vector<GoNoGoRow> go_no_go;
 };
 
-// Throws InputError naming the file and JSON path (not a pilot file, no /build,
-// a load point without its fields).
+// Throws InputError naming the file and JSON path: not a pilot file, a pilot_version newer than
+// this reader, a key moeprobe load does not write (with the closest known one), no /build, a
+// load point without its fields, a percentile ≤ 0 or out of order, a share outside [0, 1], a
+// count below 0 or above the point's requests. Reads the format only (no catalog).
 PilotFile read_pilot(const std::string& path);
 PilotFile parse_pilot(const Json& doc, const std::string& file);
+
+// Refuses a /build the catalog cannot place: a model, device or system, precision or engine it
+// lacks (what moeprobe load checks of --build and --engine), as InputError at /build/MEMBER with
+// the closest known ids. `plan --pilot` and validate-perf call it before using the file.
+void check_build(const PilotFile& p, const Catalog& cat);
 
 // Predicted vs measured for one candidate (kept for the plan's report).
 struct Comparison {
@@ -81,7 +89,8 @@ Json pilot_json(const PilotFile& p, const std::vector<Comparison>& cmp);
 
 // validate-perf: one benchmark row per closed-loop point and metric (output_tok_s, ttft_ms and
 // tpot_ms at P50), in the CSV format validate-perf reads, so the same checks apply.
+// read_pilot_benchmarks checks the build against `cat` first (check_build).
 std::string to_benchmark_csv(const PilotFile& p);
-BenchmarkFile read_pilot_benchmarks(const std::string& path);
+BenchmarkFile read_pilot_benchmarks(const std::string& path, const Catalog& cat);
 
 }  // namespace moeplan::pilot

@@ -99,7 +99,8 @@ struct BenchmarkFile {
 };
 
 // Reads and validates a benchmark file. Throws InputError naming the file, the line and the
-// column for a missing column, a non-numeric number or an unknown metric.
+// column for a missing column, a non-numeric number or an unknown metric, and the line of a
+// JSON document given as CSV.
 BenchmarkFile read_benchmarks(const std::string& path);
 BenchmarkFile parse_benchmarks(const std::string& text, const std::string& file_label);
 
@@ -114,6 +115,9 @@ struct RowPrediction {
   // A row whose model, device or engine id the catalog does not know is skipped: reported with
   // its reason, left out of every statistic.
   bool skipped = false;
+  // Skipped because `moeplan perf` refuses what the row asks (a prompt plus reply beyond the
+  // model's trained context, or tokens from a model that generates none); `skipped` is set too.
+  bool refused = false;
   std::string reason;  // why no prediction ("" when predicted)
   long long concurrency_used = 0;
   Evidence evidence = Evidence::default_;
@@ -136,7 +140,7 @@ struct ValidationResult {
   std::vector<MetricSummary> per_split;    // fit then holdout, per metric present
   std::vector<MetricSummary> per_family;   // per family (sorted) and metric present
   MetricSummary overall;
-  int skipped = 0;  // rows left out: unknown model, device or engine
+  int skipped = 0;  // rows left out: unknown model, device or engine, or refused as perf would
 };
 
 // Predicts one row through estimate() (docs/performance.md §Validation, "How a row is read").
