@@ -9,6 +9,7 @@
 #include "test_support.hpp"
 
 using namespace moeplan;
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -92,6 +93,27 @@ TEST_CASE("layout rules name the rule they break", "[layout]") {
     const auto c = check_layout(glm, rtx, lone, vllm, resolved(glm, 16, {4, 4, 0, false}), 16);
     REQUIRE(c);
     CHECK(c->rule == "scale-out-fabric");
+  }
+  SECTION("one engine-device rule: kind, then a known vendor; case-insensitive; empty means any") {
+    const Device& mi300 = cat.device("mi300x");
+    CHECK_FALSE(engine_device_problem(vllm, mi300));
+    const auto amd = engine_device_problem(cat.engine("trtllm"), mi300);
+    REQUIRE(amd);
+    CHECK_THAT(*amd, Contains("amd") && Contains("it runs on nvidia"));
+    Device upper = mi300;
+    upper.vendor = "AMD";
+    CHECK_FALSE(engine_device_problem(vllm, upper));
+    CHECK(engine_device_problem(cat.engine("trtllm"), upper));
+    const auto kind = engine_device_problem(cat.engine("mlx"), h200);
+    REQUIRE(kind);
+    CHECK_THAT(*kind, Contains("gpu devices (h200 is one)"));
+    CHECK_FALSE(engine_device_problem(cat.engine("llama.cpp"), mi300));  // no vendor list
+    // perf's and fit's engine for a GGUF quant on an AMD GPU: the first that serves it and
+    // runs there (llama.cpp; vLLM serves no q4_k_m).
+    const PrecisionMix gguf = parse_weight_spec("q4_k_m", glm.native_precision, cat);
+    const std::string id = default_engine_id(mi300, gguf, cat);
+    CHECK(id == "llama.cpp");
+    CHECK_FALSE(engine_device_problem(cat.engine(id), mi300));
   }
   SECTION("engines run only on their devices and layouts") {
     const auto b = check_layout(glm, h200, hgx, cat.engine("mlx"), resolved(glm, 1, {}), 1);

@@ -1053,3 +1053,32 @@ TEST_CASE("requests waiting in the queue do not shrink the room of the resident 
     CHECK(e.prefill.ttft_ms > at_limit.prefill.ttft_ms);  // the queue's wait
   }
 }
+
+TEST_CASE("GEMM ramp: a decode step's throughput never falls as the batch grows (audit V2)",
+          "[perf][property]") {
+  // TensorRT-LLM's M½ = 256 on an H200 in FP8 lies above the roofline's ridge (~146 rows), and
+  // vLLM's 112 on an MI300X above its own: uncapped, the ramp's padding made a 9-row dense GEMM
+  // take about twice its weights' read time where 8 rows (matrix-vector kernels) took the read
+  // time, and Llama 3.3 70B's TPOT rose 47% from 8 to 9 sequences on one H200 (output fell
+  // 321 → 244 tok/s). The padding is now capped at the read time.
+  struct Case {
+    const char *gpu, *weights, *engine;
+  };
+  for (const Case& c : {Case{"h200", "fp8", "trtllm"}, Case{"b200", "fp8", "trtllm"},
+                        Case{"mi300x", "bf16", "vllm"}, Case{"h200", "fp8", "vllm"}}) {
+    CAPTURE(c.gpu, c.weights, c.engine);
+    const PerfRequest r = request("llama-3.3-70b", c.gpu, 1, c.weights, c.engine);
+    double last = 0;
+    for (int b = 1; b <= 256; ++b) {
+      CAPTURE(b);
+      const double per_s = b / decode_step(r, cat(), b, 1024).time_s;
+      CHECK(per_s >= last * (1 - 1e-9));
+      last = per_s;
+    }
+  }
+  // The cliff itself: one more sequence costs about one more row, not another read.
+  const PerfRequest h200 = request("llama-3.3-70b", "h200", 1, "fp8", "trtllm");
+  const double t8 = decode_step(h200, cat(), 8, 1024).time_s;
+  const double t9 = decode_step(h200, cat(), 9, 1024).time_s;
+  CHECK(t9 / t8 < 1.10);  // 1.47 before the cap
+}

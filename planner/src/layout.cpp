@@ -77,13 +77,8 @@ std::string default_engine_id(const Device& d) {
 std::string default_engine_id(const Device& d, const PrecisionMix& weights, const Catalog& cat) {
   const std::string first = default_engine_id(d);
   if (!unserved_format(cat.engine(first), weights)) return first;
-  auto has = [](const std::vector<std::string>& v, const std::string& x) {
-    return v.empty() || std::find(v.begin(), v.end(), x) != v.end();
-  };
   for (const Engine& e : cat.engines)
-    if (has(e.device_kinds, device_kind_name(d.kind)) && has(e.device_vendors, d.vendor) &&
-        !unserved_format(e, weights))
-      return e.id;
+    if (!engine_device_problem(e, d) && !unserved_format(e, weights)) return e.id;
   return first;
 }
 
@@ -119,22 +114,24 @@ Layout effective_layout(const Engine& e, const Topology& t, int gpus, const Layo
   return l;
 }
 
-std::optional<LayoutRuleBreak> check_layout(const Model& m, const Device& d, const Topology& t,
-                                            const Engine& e, const ResolvedLayout& l, int gpus,
-                                            bool force) {
-  const EngineParallelism& par = e.parallelism;
-  // engine-device: where the engine runs at all.
+std::optional<std::string> engine_device_problem(const Engine& e, const Device& d) {
   if (!e.device_kinds.empty() && !contains_ci(e.device_kinds, device_kind_name(d.kind)))
-    return LayoutRuleBreak{"engine-device",
-                           fmt::format("engine {} does not run on {} devices ({} is one)", e.id,
-                                       device_kind_name(d.kind), d.id)};
+    return fmt::format("engine {} does not run on {} devices ({} is one)", e.id,
+                       device_kind_name(d.kind), d.id);
   // A calibrated device outside the catalog has no known vendor: the calibration is the evidence
   // that it ran, so only a known, different vendor is refused.
   const bool vendor_known = !d.vendor.empty() && d.vendor != "unknown";
   if (vendor_known && !e.device_vendors.empty() && !contains_ci(e.device_vendors, d.vendor))
-    return LayoutRuleBreak{"engine-device",
-                           fmt::format("engine {} does not run on {} devices ({}; it runs on {})",
-                                       e.id, d.vendor, d.id, fmt::join(e.device_vendors, ", "))};
+    return fmt::format("engine {} does not run on {} devices ({}; it runs on {})", e.id, d.vendor,
+                       d.id, fmt::join(e.device_vendors, ", "));
+  return std::nullopt;
+}
+
+std::optional<LayoutRuleBreak> check_layout(const Model& m, const Device& d, const Topology& t,
+                                            const Engine& e, const ResolvedLayout& l, int gpus,
+                                            bool force) {
+  const EngineParallelism& par = e.parallelism;
+  if (auto why = engine_device_problem(e, d)) return LayoutRuleBreak{"engine-device", *why};
   // engine-parallelism: each parallelism the layout uses.
   auto unsupported = [&](const std::string& what) {
     return LayoutRuleBreak{"engine-parallelism",

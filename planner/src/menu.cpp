@@ -905,12 +905,10 @@ MenuResult run_menu(const MenuScenario& sc, const Catalog& cat) {
     const System& sys = cat.system(id);
     const Engine& e = cat.engine(sc.money.engine);
     const Device& d = cat.device(sys.device);
-    if (!e.device_kinds.empty() && std::find(e.device_kinds.begin(), e.device_kinds.end(),
-                                             device_kind_name(d.kind)) == e.device_kinds.end()) {
+    if (auto why = engine_device_problem(e, d)) {
       SystemResult s;
       s.system = id;
-      s.reason =
-          fmt::format("engine {} does not run on {} devices", e.id, device_kind_name(d.kind));
+      s.reason = *why;
       r.systems.push_back(std::move(s));
       continue;
     }

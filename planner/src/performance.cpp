@@ -659,15 +659,23 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
   }
 }
 
-// --spec draft: the draft model's weights per GPU come out of every stage's room, as
-// fit_request_for holds them (docs/memory.md, "A separate draft model").
-void reserve_draft(Prepared& p, const PerfRequest& req, const Catalog& cat) {
-  if (req.spec.method != SpecMethod::draft || !req.spec.draft_model) return;
+// --spec draft: the draft model's weights sit on the same GPUs (vLLM shards a draft model with
+// the target's tensor parallelism), held outside the target's room like a reservation. They
+// were left out: a 235B draft for a 30B target "fitted" one 80 GB H100 (audit 2026-11-27).
+// fit_request_for and perf's own memory arithmetic both take them from here.
+double draft_weights_bytes_per_gpu(const PerfRequest& req, const Catalog& cat) {
+  if (req.spec.method != SpecMethod::draft || !req.spec.draft_model) return 0.0;
   PerfRequest draft = req;
   draft.model = req.spec.draft_model;
   draft.weights = {};
   draft.spec = {};
-  const double w = fit(fit_request_for(draft, cat), cat).per_gpu.front().weights_bytes;
+  return fit(fit_request_for(draft, cat), cat).per_gpu.front().weights_bytes;
+}
+
+// The draft's weights come out of every stage's room (docs/memory.md, "A separate draft model").
+void reserve_draft(Prepared& p, const PerfRequest& req, const Catalog& cat) {
+  const double w = draft_weights_bytes_per_gpu(req, cat);
+  if (w == 0.0) return;
   p.kv_free_per_gpu -= w;
   for (auto& x : p.stage_kv_free) x -= w;
   for (auto& x : p.stage_room) x -= w;
@@ -880,11 +888,25 @@ StepBytes step_bytes(const Prepared& p, const StepLoad& s, double n_mb, double m
 // Compute time of one micro-batch through one stage on one GPU, per kernel (§Decode step /
 // FLOPs), and the calibration's measured efficiencies that divide each (1: none).
 struct StepCompute {
-  double dense_s = 0, expert_s = 0;   // linear layers: dense GEMMs, routed-expert GEMMs
+  double dense_s = 0, expert_s = 0;  // linear layers at the GEMM plateau: dense, routed experts
+  // The GEMM ramp's padding (§Efficiencies, GEMM ramp): the M½ rows' worth of plateau time a
+  // tensor-core kernel of M rows spends beyond its own, M / (M + M½).
+  double dense_pad_s = 0, expert_pad_s = 0;
   double attn_s = 0, attn_dec_s = 0;  // all attention, and decode attention's share
   double flops_per_gpu = 0;
   double g_dense = 1, g_expert = 1, a_dec = 1;
 };
+
+// A GEMM's compute time with the ramp's padding, which a kernel overlaps with streaming its
+// weights: the padding adds at most the weights' own read time. Left uncapped, a fitted M½ above
+// the roofline's ridge (TensorRT-LLM's 256 on an H200 in FP8, ridge ~146 rows; vLLM's 112 on an
+// MI300X) made a 9-row GEMM take twice its weights' read time where an 8-row matrix-vector
+// kernel took the read time: TPOT rose 47% from 8 to 9 sequences and output fell (audit
+// 2026-11-27, V2). Production FP8 GEMMs on an H200 are flat at the read time up to 128-256 rows
+// (../measurements, device curves), which the cap keeps.
+double padded_gemm_s(double plateau_s, double pad_s, double read_s) {
+  return plateau_s + std::min(pad_s, read_s);
+}
 
 StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, double mb_tokens,
                          double experts_touched, const Spread& spread) {
@@ -908,17 +930,18 @@ StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, doub
   const bool moe_measured = measured(p, "moe_experts", m_expert);
   c.g_dense = curve(p, "gemm", m_dense);
   c.g_expert = moe_measured ? curve(p, "moe_experts", m_expert) : curve(p, "gemm", m_expert);
-  auto ramp = [&](double m, bool measured_curve) {
-    if (measured_curve) return 1.0;  // measured curve instead
-    // Up to kGemvRows rows the engines switch to matrix-vector kernels (llama.cpp's MMVQ /
-    // mul_mat_vec serve ≤ 8 rows), which stream the weights at bandwidth: no tensor-core ramp.
-    if (m <= kGemvRows) return 1.0;
-    return m / (m + p.gemm_half_tokens);
+  // The ramp's padding as a share of the plateau time: M½ / M. Up to kGemvRows rows the
+  // engines switch to matrix-vector kernels (llama.cpp's MMVQ / mul_mat_vec serve ≤ 8 rows),
+  // which stream the weights at bandwidth: no tensor-core ramp.
+  auto pad = [&](double m, bool measured_curve) {
+    if (measured_curve || m <= kGemvRows) return 0.0;  // a measured curve instead, or a GEMV
+    return p.gemm_half_tokens / m;
   };
   c.dense_s = mb_tokens * spread.replica / gpus_stage / pp *
-              (p.sec_per_token_linear - p.sec_per_token_routed) / ramp(m_dense, gemm_measured);
-  c.expert_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed /
-               ramp(m_expert, gemm_measured || moe_measured);
+              (p.sec_per_token_linear - p.sec_per_token_routed);
+  c.expert_s = mb_tokens / gpus_stage / pp * p.sec_per_token_routed;
+  c.dense_pad_s = c.dense_s * pad(m_dense, gemm_measured);
+  c.expert_pad_s = c.expert_s * pad(m_expert, gemm_measured || moe_measured);
   const double attn_dec_flops =
       s.dec_seqs * s.q_per_seq * attn_flops_token(p, s.dec_context, false);
   const double pf_attn_flops = s.pf_tokens * attn_flops_token(p, s.pf_prefix, true) / n_mb;
@@ -952,8 +975,10 @@ double stage_roofline_s(const Prepared& p, const StepBytes& m, const StepCompute
       c.a_dec == 1.0 ? std::max(m.kv_stage / p.bw, c.attn_s)
                      : std::max(m.kv_dec / p.bw, c.attn_dec_s) / c.a_dec +
                            std::max((m.kv_stage - m.kv_dec) / p.bw, c.attn_s - c.attn_dec_s);
-  return std::max((m.dense + m.act) / p.bw, c.dense_s) / c.g_dense +
-         std::max(m.expert / p.bw, c.expert_s) / c.g_expert + attn_roof_s;
+  const double dense_read_s = (m.dense + m.act) / p.bw;
+  const double expert_read_s = m.expert / p.bw;
+  return std::max(dense_read_s, padded_gemm_s(c.dense_s, c.dense_pad_s, dense_read_s)) / c.g_dense +
+         std::max(expert_read_s, c.expert_s + c.expert_pad_s) / c.g_expert + attn_roof_s;
 }
 
 // One engine step (§Decode step): the per-kernel roofline per pipeline stage + routed pairs +
@@ -995,13 +1020,15 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   // Memory and compute time, each term divided by its measured efficiency when it has one.
+  const double dense_c = padded_gemm_s(c.dense_s, c.dense_pad_s, (m.dense + m.act) / p.bw);
+  const double expert_c = c.expert_s + c.expert_pad_s;
   if (c.g_dense == 1.0 && c.g_expert == 1.0 && c.a_dec == 1.0) {
     b.memory_s = b.bytes_per_gpu / p.bw * pp;
-    b.compute_s = (c.dense_s + c.expert_s + c.attn_s) * pp;
+    b.compute_s = (dense_c + expert_c + c.attn_s) * pp;
   } else {
     b.memory_s = pp * ((m.dense + m.act) / p.bw / c.g_dense + m.expert / p.bw / c.g_expert +
                        m.kv_dec / p.bw / c.a_dec + (m.kv_stage - m.kv_dec) / p.bw);
-    b.compute_s = pp * (c.dense_s / c.g_dense + c.expert_s / c.g_expert + c.attn_dec_s / c.a_dec +
+    b.compute_s = pp * (dense_c / c.g_dense + expert_c / c.g_expert + c.attn_dec_s / c.a_dec +
                         (c.attn_s - c.attn_dec_s));
   }
   b.compute_s += route_s * pp;
@@ -1043,6 +1070,8 @@ struct Spec {
   double alpha = 0;
   double tau = 1;                 // expected tokens per step per sequence
   std::optional<Prepared> draft;  // SpecMethod::draft
+  // Tokens each sequence puts through the target per step: its own, plus k drafts to verify.
+  double query_tokens() const { return method == SpecMethod::none ? 1.0 : k + 1.0; }
 };
 
 // The prepared model cut down to one decoder layer plus the full LM head: what one draft pass
@@ -1089,7 +1118,7 @@ StepBreakdown serving_step(const Prepared& p, const Spec& sp, double seqs, doubl
                            double pf_tokens, double pf_prefix, double pf_seqs) {
   StepLoad s;
   s.dec_seqs = seqs;
-  s.q_per_seq = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  s.q_per_seq = sp.query_tokens();
   s.dec_context = context;
   s.pf_tokens = pf_tokens;
   s.pf_prefix = pf_prefix;
@@ -1198,7 +1227,7 @@ struct Steady {
 double own_prefill_s(const Prepared& p, const Spec& sp, double decoding, double ctx, double in,
                      double chunk, double pf_avg) {
   if (in <= 0) return 0;
-  const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  const double q = sp.query_tokens();
   const double s = chunk_step_tokens(chunk, decoding * q, in, pf_avg);
   const StepBreakdown full = serving_step(p, sp, decoding, ctx, s, in / 2.0, std::max(1.0, s / in));
   const double steps = std::floor(in / s);
@@ -1213,7 +1242,7 @@ double own_prefill_s(const Prepared& p, const Spec& sp, double decoding, double 
 Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, double out,
                     double chunk, double ttft_alone_s, bool saturated) {
   const double ctx = in + out / 2.0;
-  const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  const double q = sp.query_tokens();
   auto eval = [&](double B, Steady& st) {
     // Each step emits B·τ tokens; keeping up needs B·τ·I/O prompt tokens admitted per step on
     // average. The scheduler admits them in chunks as large as the token budget allows, so a
@@ -1279,7 +1308,7 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
 double wave_ttft_s(const Prepared& p, const Spec& sp, double conc, double in, double budget) {
   if (conc <= 1.0 || in <= 0) return 0.0;
   const long long n = static_cast<long long>(std::llround(conc));
-  const double q = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  const double q = sp.query_tokens();
   double t = 0, sum = 0, left = in;  // `left`: tokens still to prefill of the current prompt
   long long done = 0;                // prompts whose first token is out
   // Very long waves repeat the same step: simulate at most kMaxSteps and extrapolate linearly.
@@ -1337,7 +1366,7 @@ BurstRun simulated_run(const Prepared& p, const Spec& sp, const PerfRequest& req
   l.output_tokens = out;
   l.budget_tokens = budget;
   l.tokens_per_step = sp.tau;
-  l.query_tokens = sp.method == SpecMethod::none ? 1.0 : sp.k + 1.0;
+  l.query_tokens = sp.query_tokens();
   l.slots = std::max(1LL, std::llround(resident));
   l.rate_per_s = req.request_rate_per_s;
   const double ctx = in + out / 2.0;
@@ -1520,11 +1549,7 @@ void add_notes(const Prepared& p, const Spec& sp, const PerfRequest& req, PerfRe
   if (req.spec.method != SpecMethod::none && req.spec.acceptance < 0)
     r.notes.push_back(
         fmt::format("speculative acceptance {:.2f} is a default, not measured", sp.alpha));
-  const auto& kinds = req.engine->device_kinds;
-  if (!kinds.empty() &&
-      std::find(kinds.begin(), kinds.end(), device_kind_name(p.d->kind)) == kinds.end())
-    r.notes.push_back(fmt::format("engine {} does not list {} devices", req.engine->id,
-                                  device_kind_name(p.d->kind)));
+  if (auto why = engine_device_problem(*req.engine, *p.d)) r.notes.push_back(*why);
   for (const auto& [fmt, tflops] : p.measured_gemm)
     r.notes.push_back(fmt::format(
         "{} GEMMs at {}'s measured plateau on {}: {:.0f} TFLOP/s (engines.json gemm_tflops.{}.{})",
@@ -1652,18 +1677,9 @@ FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
                          req.input_tokens + req.output_tokens, req.layout);
   // --spec mtp runs the checkpoint's MTP layers as the draft: they are loaded, with their KV.
   f.include_mtp = req.spec.method == SpecMethod::mtp && req.model->mtp_layers > 0;
-  // --spec draft: the draft model's weights sit on the same GPUs (vLLM shards a draft model with
-  // the target's tensor parallelism), held outside the target's room like a reservation. They
-  // were left out: a 235B draft for a 30B target "fitted" one 80 GB H100 (audit 2026-11-27).
-  if (req.spec.method == SpecMethod::draft && req.spec.draft_model) {
-    PerfRequest draft = req;
-    draft.model = req.spec.draft_model;
-    draft.weights = {};
-    draft.spec = {};
-    f.draft_weights_gb_per_gpu =
-        fit(fit_request_for(draft, cat), cat).per_gpu.front().weights_bytes / 1e9;
-    f.reserved_gb_per_gpu += f.draft_weights_gb_per_gpu;
-  }
+  // --spec draft: the draft model's weights are held like a reservation.
+  f.draft_weights_gb_per_gpu = draft_weights_bytes_per_gpu(req, cat) / 1e9;
+  f.reserved_gb_per_gpu += f.draft_weights_gb_per_gpu;
   return f;
 }
 

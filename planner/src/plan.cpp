@@ -795,10 +795,7 @@ Candidate Evaluator::evaluate(const Model& m, const BuildSpec& b) const {
   if (sel.moe_only && !m.is_moe()) c.excluded.push_back("dense model, /models/moe_only is set");
   if (auto why = unserved_format(*c.engine, c.weights)) c.excluded.push_back(*why);
   if (auto why = unserved_format(*c.engine, {}, c.kv_precision)) c.excluded.push_back(*why);
-  if (!c.engine->device_kinds.empty() &&
-      !contains(c.engine->device_kinds, device_kind_name(c.device->kind)))
-    c.excluded.push_back(fmt::format("engine {} does not run on {} devices", c.engine->id,
-                                     device_kind_name(c.device->kind)));
+  if (auto why = engine_device_problem(*c.engine, *c.device)) c.excluded.push_back(*why);
   if (c.excluded.empty()) check_build_layout(c);
   c.evidence["throughput"] = "n/a";
   if (c.excluded.empty()) {
@@ -863,7 +860,7 @@ std::vector<BuildSpec> auto_builds(const PlanScenario& sc, const Catalog& cat, c
   const Engine& e = cat.engine(sc.engine);
   for (const System& sys : cat.systems) {
     const Device& d = cat.device(sys.device);
-    if (!e.device_kinds.empty() && !contains(e.device_kinds, device_kind_name(d.kind))) continue;
+    if (engine_device_problem(e, d)) continue;
     const pricing::Context probe{"USD", 1, 0};
     if (!pricing::own_price(sys, cat, sc.own_basis, probe).ok &&
         !pricing::rent_price(sys, cat, sc.rent_kind, probe).ok)

@@ -49,6 +49,11 @@ std::optional<LayoutRuleBreak> check_layout(const Model& m, const Device& d, con
                                             const Engine& e, const ResolvedLayout& l, int gpus,
                                             bool force = false);
 
+// The engine-device rule alone, for every command that pairs an engine with a device: why `e`
+// does not run on `d` (a device kind missing from its device_kinds, or a known vendor missing
+// from its device_vendors; an empty list means any), or nothing when it does.
+std::optional<std::string> engine_device_problem(const Engine& e, const Device& d);
+
 // Every layout of `gpus` devices that check_layout accepts (force = false): tp over the
 // divisors of the attention heads inside one scale-up domain, pipeline stages for the rest
 // (across nodes), dp-attention variants for MLA models, the engine's own split first.
