@@ -327,6 +327,42 @@ TEST_CASE("moeplan plan --pilot and validate-perf FILE.json from the command lin
   REQUIRE_THAT(bad.output, Contains("not a pilot file"));
 }
 
+TEST_CASE(
+    "A pilot whose build names a system: matched to that system's candidate, read as its "
+    "device",
+    "[pilot][plan][validate]") {
+  Json j = fixture_json();
+  j["build"]["device"] = "hgx-h200-8";  // moeprobe load --build glm-5.2,hgx-h200-8,8,fp8
+  const auto p = pilot::parse_pilot(j, "system.json");
+  REQUIRE_NOTHROW(pilot::check_build(p, cat()));
+  const auto with = run_with(p);
+  REQUIRE(with.candidates[0].system.id == "hgx-h200-8");
+  REQUIRE(with.candidates[0].pilot);
+  REQUIRE(with.candidates[0].pilot->applied);
+  REQUIRE(with.candidates[0].throughput == Approx(900));  // c=32, as with the device id
+  j["build"]["device"] = "h200-2-lean";                   // another H200 system: not this candidate
+  REQUIRE_FALSE(run_with(pilot::parse_pilot(j, "other.json")).candidates[0].pilot);
+
+  const std::string file = (std::filesystem::temp_directory_path() /
+                            ("moeplan-pilot-system-" + std::to_string(::getpid()) + ".json"))
+                               .string();
+  j["build"]["device"] = "hgx-h200-8";
+  std::ofstream(file) << j.dump();
+  const auto f = pilot::read_pilot_benchmarks(file, cat());
+  std::filesystem::remove(file);
+  REQUIRE(f.rows.size() == 6);
+  REQUIRE(f.rows[0].gpu == "h200");
+  REQUIRE(validate(f, cat()).overall.predicted == 6);
+}
+
+TEST_CASE("plan --pilot with a menu scenario is refused, not ignored", "[pilot][cli][errors]") {
+  const auto r = test::run_moeplan("plan " + test::examples_dir() +
+                                   "/plan-menu-rtxpro6000-huf.json --pilot " + fixture());
+  INFO(r.output);
+  REQUIRE(r.exit_code != 0);
+  REQUIRE_THAT(r.output, Contains("--pilot") && Contains("menu scenario"));
+}
+
 TEST_CASE("plan --pilot and validate-perf refuse a pilot whose build the catalog lacks",
           "[pilot][cli][errors]") {
   const std::string bad = test::source_dir() + "/tests/data/pilot-bad-build-device.json";

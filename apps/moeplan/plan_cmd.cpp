@@ -55,6 +55,11 @@ void run(const PlanCmdOptions& o) {
   if (!o.pilot.empty()) cli::global().inputs.push_back(o.pilot);
   const Catalog& cat = cli::catalog();
   if (menu::is_menu_file(o.scenario)) {  // a `workloads` list: the menu planner (docs/plan.md)
+    // The menu has no predicted-vs-measured step; a pilot given to it used to be ignored.
+    if (!o.pilot.empty())
+      throw Error("--pilot: " + o.scenario +
+                  " is a menu scenario (a workloads list), which does not use a pilot file; "
+                  "give the pilot to a plan scenario of the measured build");
     const menu::MenuResult mr = menu::run_menu(menu::load_menu_scenario(o.scenario, cat), cat);
     Report rep = menu::make_menu_report(mr);
     rep.meta = cli::output_meta();

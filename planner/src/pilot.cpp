@@ -247,8 +247,11 @@ void check_build(const PilotFile& p, const Catalog& cat) {
 }
 
 bool matches(const PilotFile& p, const plan::Candidate& c) {
-  return c.model && c.device && p.model == c.model->id && p.device == c.device->id &&
-         p.gpus == c.build.gpus_per_node && p.precision == c.build.precision;
+  // `moeprobe load --build` takes a device or a system id; a system id used to match nothing,
+  // so a pilot of `glm-5.2,hgx-h200-8,8,fp8` was never applied to the HGX H200 candidate.
+  const bool same_box = c.device && (p.device == c.device->id || p.device == c.system.id);
+  return c.model && same_box && p.model == c.model->id && p.gpus == c.build.gpus_per_node &&
+         p.precision == c.build.precision;
 }
 
 namespace {
@@ -436,8 +439,10 @@ std::string to_benchmark_csv(const PilotFile& p) {
 }
 
 BenchmarkFile read_pilot_benchmarks(const std::string& path, const Catalog& cat) {
-  const PilotFile p = read_pilot(path);
+  PilotFile p = read_pilot(path);
   check_build(p, cat);
+  // The rows' `gpu` column takes a device: a build named by its system is that system's device.
+  if (const System* s = cat.find_system(p.device)) p.device = s->device;
   return parse_benchmarks(to_benchmark_csv(p), path);
 }
 
