@@ -515,3 +515,25 @@ TEST_CASE("calibration terms: a GEMM plateau measured only far below the ridge p
   CHECK(term(own, "MoE").used);
   CHECK(own.layer_overhead_us == Approx(all.layer_overhead_us));
 }
+
+TEST_CASE("calibration terms: CPU timings are refused for a GPU, and GPU timings for a CPU",
+          "[calibration][errors]") {
+  const DeviceCalibration gpu_file = device_cal(cal_json({}));
+  REQUIRE(gpu_file.kind != "cpu");
+  DeviceCalibration cpu_file = gpu_file;
+  cpu_file.kind = "cpu";  // moeprobe run --backend cpu --device h200, as older probes wrote it
+  const Device& h200 = cat().device("h200");
+  CHECK_THROWS_WITH(calibration_for(cpu_file, "", &h200),
+                    Catch::Contains("measured on a cpu backend, but 'h200' is a gpu device"));
+  const Device& epyc = *std::find_if(cat().devices.begin(), cat().devices.end(),
+                                     [](const Device& d) { return d.kind == DeviceKind::cpu; });
+  CHECK_THROWS_WITH(calibration_for(gpu_file, "", &epyc),
+                    Catch::Contains("is a cpu device in the catalog"));
+  CHECK_NOTHROW(calibration_for(cpu_file, "", &epyc));
+  // The CUDA backend records "gpu" on a unified-memory part (GB10): not a contradiction.
+  const auto unified = std::find_if(cat().devices.begin(), cat().devices.end(),
+                                    [](const Device& d) { return d.kind == DeviceKind::unified; });
+  REQUIRE(unified != cat().devices.end());
+  CHECK_NOTHROW(calibration_for(gpu_file, "", &*unified));
+  CHECK_NOTHROW(calibration_for(cpu_file, "", nullptr));  // no catalog device: nothing to judge
+}

@@ -303,6 +303,15 @@ DeviceCalibration for_device(const DeviceCalibration& cal, const Device& device)
 
 DeviceCalibration calibration_for(const DeviceCalibration& cal, const std::string& model_id,
                                   const Device* device) {
+  // CPU timings filed under a GPU (or the reverse) would replace its bandwidth and peaks: a
+  // file from `moeprobe run --backend cpu --device h200`, which older probes wrote, gave the
+  // H200 0.002 of its bandwidth (audit 2026-11-27, 2.9). The probe's CUDA backend records
+  // "gpu" on a unified-memory part (GB10), so only CPU against not-CPU is a contradiction.
+  if (device && !cal.kind.empty() && (cal.kind == "cpu") != (device->kind == DeviceKind::cpu))
+    throw Error(fmt::format(
+        "calibration {}: measured on a {} backend, but '{}' is a {} device in the catalog; "
+        "calibrate it with the matching moeprobe backend",
+        cal.file, cal.kind, device->id, device_kind_name(device->kind)));
   const DeviceCalibration judged = model_id.empty() ? cal : for_model(cal, model_id);
   return device ? for_device(judged, *device) : judged;
 }
