@@ -135,24 +135,15 @@ void check_perf_layout(const PerfRequest& req, const PerfOptions& o, const Catal
 // the context-extension method the catalog records for the model (YaRN and the like), never
 // beyond, and never for a model that declares none.
 void check_context(const Model& m, long long input, long long output, bool allow_extension) {
-  const long long tokens = input + output;
-  if (m.max_context_tokens <= 0 || tokens <= m.max_context_tokens) return;
-  if (!allow_extension)
-    throw Error(fmt::format(
-        "perf: {} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
-        "(models.json max_context_tokens); give --allow-context-extension to use the model's "
-        "context-extension method",
-        input, output, tokens, m.id, m.max_context_tokens));
-  if (!m.context_extension)
-    throw Error(fmt::format(
-        "perf: {} tokens exceeds {}'s trained context of {} tokens and the model declares no "
-        "context-extension method (models.json context_extension), so --allow-context-extension "
-        "cannot apply",
-        tokens, m.id, m.max_context_tokens));
-  if (tokens > m.context_extension->max_context_tokens)
-    throw Error(fmt::format("perf: {} tokens exceeds {}'s {} context extension ({} tokens)", tokens,
-                            m.id, m.context_extension->method,
-                            m.context_extension->max_context_tokens));
+  const auto why = context_refusal(m, input, output, allow_extension);
+  if (!why) return;
+  // The flag's hint: without it, the model's extension may reach; with it, nothing else can.
+  const std::string hint =
+      allow_extension ? ""
+      : m.context_extension
+          ? "; give --allow-context-extension to use the model's context-extension method"
+          : "";
+  throw Error("perf: " + *why + hint);
 }
 
 // "" when the weights (and activations) fit each GPU, else fit's numbers in one sentence.

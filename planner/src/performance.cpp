@@ -1683,6 +1683,26 @@ FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat) {
   return f;
 }
 
+std::optional<std::string> context_refusal(const Model& m, long long input, long long output,
+                                           bool allow_extension) {
+  const long long tokens = input + output;
+  if (m.max_context_tokens <= 0 || tokens <= m.max_context_tokens) return std::nullopt;
+  if (!allow_extension)
+    return fmt::format(
+        "{} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
+        "(models.json max_context_tokens)",
+        input, output, tokens, m.id, m.max_context_tokens);
+  if (!m.context_extension)
+    return fmt::format(
+        "{} tokens exceeds {}'s trained context of {} tokens and the model declares no "
+        "context-extension method (models.json context_extension)",
+        tokens, m.id, m.max_context_tokens);
+  if (tokens > m.context_extension->max_context_tokens)
+    return fmt::format("{} tokens exceeds {}'s {} context extension ({} tokens)", tokens, m.id,
+                       m.context_extension->method, m.context_extension->max_context_tokens);
+  return std::nullopt;
+}
+
 long long engine_max_num_seqs(const Engine& e) {
   if (auto it = e.efficiency.find("max_num_seqs"); it != e.efficiency.end())
     return std::max<long long>(1, std::llround(it->second));

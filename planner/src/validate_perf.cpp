@@ -489,12 +489,8 @@ std::string perf_refusal(const BenchmarkRow& row, const Model& m, long long inpu
         decode_metric
             ? fmt::format("it has no {}", metric_name(row.metric))
             : fmt::format("a row with {} output tokens cannot describe it (0 or 1 can)", output));
-  const long long tokens = input + output;
-  if (m.max_context_tokens > 0 && tokens > m.max_context_tokens)
-    return fmt::format(
-        "{} input + {} output = {} tokens exceeds {}'s trained context of {} tokens "
-        "(models.json max_context_tokens; perf refuses it too)",
-        input, output, tokens, m.id, m.max_context_tokens);
+  // A published row states no context extension, so it is held to the trained context.
+  if (auto why = context_refusal(m, input, output, false)) return *why + " (perf refuses it too)";
   return "";
 }
 

@@ -364,6 +364,13 @@ int min_gpus_that_fit(const FitRequest& req, const Engine& e, const Topology& t,
 // on the request's topology and layout. Throws Error when model, device or engine is missing.
 FitRequest fit_request_for(const PerfRequest& req, const Catalog& cat);
 
+// Why a request of `input + output` tokens cannot run on `m` (nothing when it can): beyond the
+// trained context (models.json max_context_tokens), unless `allow_extension` is given and the
+// model's context-extension method reaches that far. perf refuses such a request and
+// validate-perf such a row, with these words.
+std::optional<std::string> context_refusal(const Model& m, long long input, long long output,
+                                           bool allow_extension);
+
 // T1: tokens produced in a 30-day month by one sustained token per second.
 constexpr double kSecondsPerMonth30 = 30.0 * 24 * 3600;
 inline double tokens_per_month(double tokens_per_s) {
