@@ -110,6 +110,23 @@ TEST_CASE("rows are predicted in order; unknown ids are skipped with a reason",
   CHECK(v.overall.within_25_share == Approx(1.0));
 }
 
+TEST_CASE("rows whose weights or KV the engine does not serve are refused, as perf refuses them",
+          "[perf][validate][errors]") {
+  // plan, menu, recommend, perf and fit all leave out a GGUF quant under vLLM
+  // (data/engines.json weight_formats); validate-perf predicted it.
+  const std::string text = kHeader +
+                           "\nllama-3.1-8b,h100-sxm,1,q4_k_m,,vllm,512,128,1,output_tok_s,100,"
+                           "tok/s,s"
+                           "\nllama-3.1-8b,h100-sxm,1,q4_k_m,,llama.cpp,512,128,1,output_tok_s,"
+                           "100,tok/s,s\n";
+  const ValidationResult v = validate(parse_benchmarks(text, "b.csv"), test::bundled_catalog());
+  REQUIRE(v.predictions.size() == 2);
+  CHECK(v.predictions[0].refused);
+  CHECK_THAT(v.predictions[0].reason, Contains("engine vllm does not serve weight format q4_k_m") &&
+                                          Contains("perf refuses it too"));
+  CHECK(v.predictions[1].predicted);
+}
+
 TEST_CASE("rows that perf refuses are refused: beyond the context, tokens from an embedder",
           "[perf][validate][errors]") {
   // Audit 2026-11-27: 99,999,999,999 input tokens on llama-3.1-8b (context 131,072) was predicted

@@ -555,7 +555,12 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
         row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
     req.input_tokens = row.input_tokens.value_or(prefill_metric ? 512 : 0);
     req.output_tokens = row.output_tokens.value_or(default_output_tokens(row, *m));
-    const std::string refused = perf_refusal(row, *m, req.input_tokens, req.output_tokens);
+    std::string refused = perf_refusal(row, *m, req.input_tokens, req.output_tokens);
+    if (refused.empty())
+      if (auto why =
+              unserved_format(*req.engine, req.weights.empty() ? m->native_precision : req.weights,
+                              req.kv_precision))
+        refused = *why + " (data/engines.json; perf refuses it too)";
     if (!refused.empty()) {
       p.skipped = p.refused = true;
       return p.reason = "skipped: " + refused, p;
