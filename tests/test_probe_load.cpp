@@ -142,6 +142,18 @@ TEST_CASE("Stream state: timing and the failure classes", "[load][stream]") {
     REQUIRE(*r.prompt_tokens == 5);
     REQUIRE_FALSE(r.usage_missing);
   }
+  SECTION("a buffered stream (every token in one read) has no TPOT, not a TPOT of 0") {
+    StreamState s(Api::chat);
+    feed(s, tok, 0.100);
+    feed(s, tok, 0.100);
+    feed(s, fin, 0.100);
+    feed(s, "[DONE]", 0.100);
+    RequestResult r;
+    s.finish(Failure::none, "", 200, "text/event-stream", 0.101, r);
+    REQUIRE(r.ok());
+    REQUIRE(*r.ttft_ms == Approx(100));
+    REQUIRE_FALSE(r.tpot_ms());
+  }
   SECTION("no [DONE] and no finish_reason: cut off") {
     StreamState s(Api::chat);
     feed(s, tok, 0.1);

@@ -241,6 +241,9 @@ std::optional<double> RequestResult::tpot_ms() const {
   if (!ttft_ms || n < 2 || itl_ms.empty()) return std::nullopt;
   double span = 0;
   for (double g : itl_ms) span += g;
+  // Every token in the first read (a proxy that buffers the stream): no decode rate was seen. A
+  // TPOT of 0 would read as infinitely fast, and moeplan refuses a pilot file that states one.
+  if (span <= 0) return std::nullopt;
   return span / static_cast<double>(n - 1);
 }
 
