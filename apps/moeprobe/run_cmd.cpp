@@ -1,6 +1,7 @@
 // moeprobe run: verify, time, fit, write the calibration file.
 #include <iostream>
 
+#include "moeplan/performance.hpp"
 #include "moeplan/report.hpp"
 #include "moeprobe/harness.hpp"
 #include "probe_cli.hpp"
@@ -32,13 +33,11 @@ void run(const RunCmdOptions& o, int& exit_code) {
   const moeplan::Device* dev = o.device.empty() ? nullptr : &catalog().device(o.device);
   auto backend = make_backend(o.backend, global().threads);
   // The file records the catalog id, and moeplan applies the rows to that device: CPU timings
-  // filed under an H200 would price an H200 at a CPU's bandwidth. A CUDA GPU may be a discrete
-  // card or a unified-memory part (GB10).
+  // filed under an H200 would price an H200 at a CPU's bandwidth (moeplan refuses such a file by
+  // the same rule).
   if (dev) {
     const std::string ran = backend->identity().kind;
-    const bool fits = ran == "cpu" ? dev->kind == moeplan::DeviceKind::cpu
-                                   : dev->kind != moeplan::DeviceKind::cpu;
-    if (!fits)
+    if (!moeplan::calibration_kind_fits(ran, dev->kind))
       throw moeplan::Error("--device " + dev->id + ": the catalog lists it as a " +
                            moeplan::device_kind_name(dev->kind) + " device, but --backend " +
                            o.backend + " measures " +

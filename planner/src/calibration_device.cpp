@@ -301,13 +301,16 @@ DeviceCalibration for_device(const DeviceCalibration& cal, const Device& device)
 
 }  // namespace
 
+bool calibration_kind_fits(const std::string& measured_kind, DeviceKind catalog) {
+  return (measured_kind == "cpu") == (catalog == DeviceKind::cpu);
+}
+
 DeviceCalibration calibration_for(const DeviceCalibration& cal, const std::string& model_id,
                                   const Device* device) {
   // CPU timings filed under a GPU (or the reverse) would replace its bandwidth and peaks: a
   // file from `moeprobe run --backend cpu --device h200`, which older probes wrote, gave the
-  // H200 0.002 of its bandwidth (audit 2026-11-27, 2.9). The probe's CUDA backend records
-  // "gpu" on a unified-memory part (GB10), so only CPU against not-CPU is a contradiction.
-  if (device && !cal.kind.empty() && (cal.kind == "cpu") != (device->kind == DeviceKind::cpu))
+  // H200 0.002 of its bandwidth (audit 2026-11-27, 2.9).
+  if (device && !cal.kind.empty() && !calibration_kind_fits(cal.kind, device->kind))
     throw Error(fmt::format(
         "calibration {}: measured on a {} backend, but '{}' is a {} device in the catalog; "
         "calibrate it with the matching moeprobe backend",

@@ -1,6 +1,8 @@
 #include "moeplan/errors.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <numeric>
 
 namespace moeplan {
@@ -63,5 +65,9 @@ static std::string unknown_message(const std::string& what, const std::string& i
 UnknownIdError::UnknownIdError(const std::string& what, const std::string& id,
                                const std::vector<std::string>& known)
     : Error(unknown_message(what, id, known)) {}
+
+std::string os_reason(int fallback) {
+  return std::strerror(errno ? errno : fallback);
+}
 
 }  // namespace moeplan

@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -147,10 +146,7 @@ Json parse_json_file(const std::string& path) {
     throw InputError(path, "", "is a directory, not a JSON file");
   errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InputError(
-        path, "",
-        std::string("cannot open file for reading: ") + std::strerror(errno ? errno : ENOENT));
+  if (!in) throw InputError(path, "", "cannot open file for reading: " + os_reason(ENOENT));
   std::ostringstream ss;
   ss << in.rdbuf();
   return parse_json_text(ss.str(), path);

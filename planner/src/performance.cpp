@@ -425,7 +425,6 @@ struct Prepared {
   // Per pipeline stage (one when pp = 1): its layers and the KV budget of each of its GPUs; the
   // KV limit is the tightest stage's (docs/memory.md, "Pipeline stages").
   std::vector<PpStage> stages;
-  std::vector<double> stage_kv_free;  // at the requested concurrency's activations
   // Each stage's room before activations (capacity − weights − a draft model's weights), and
   // the chunk the activations are sized for: the activations grow with the sequences sampled
   // per step, so the KV limit is found at the resident count, not at the requested one.
@@ -653,10 +652,7 @@ void set_memory(Prepared& p, const PerfRequest& req, const std::map<Component, d
   p.kv_free_per_gpu = capacity - weights_gpu - act;
   p.stages = pp_stages(*req.model, p.L.pp);
   p.act_chunk = engine_prefill_chunk_tokens(*req.engine, d);
-  for (double w : stage_weights) {
-    p.stage_kv_free.push_back(capacity - w - act);
-    p.stage_room.push_back(capacity - w);
-  }
+  for (double w : stage_weights) p.stage_room.push_back(capacity - w);
 }
 
 // --spec draft: the draft model's weights sit on the same GPUs (vLLM shards a draft model with
@@ -677,7 +673,6 @@ void reserve_draft(Prepared& p, const PerfRequest& req, const Catalog& cat) {
   const double w = draft_weights_bytes_per_gpu(req, cat);
   if (w == 0.0) return;
   p.kv_free_per_gpu -= w;
-  for (auto& x : p.stage_kv_free) x -= w;
   for (auto& x : p.stage_room) x -= w;
 }
 
@@ -908,6 +903,13 @@ double padded_gemm_s(double plateau_s, double pad_s, double read_s) {
   return plateau_s + std::min(pad_s, read_s);
 }
 
+// The linear layers' compute times with the ramp's padding: the dense GEMMs' capped at their
+// weights' read time, the routed experts' uncapped (llama.cpp's per-expert matmuls on Strix Halo
+// are not hidden behind the read). Their read times are the roofline's other side.
+struct LinearTimes {
+  double dense_read_s = 0, dense_s = 0, expert_read_s = 0, expert_s = 0;
+};
+
 StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, double mb_tokens,
                          double experts_touched, const Spread& spread) {
   const ResolvedLayout& L = p.L;
@@ -970,15 +972,23 @@ StepCompute step_compute(const Prepared& p, const StepLoad& s, double n_mb, doub
 // attention stays bound by its KV reads, which a single max(Σ bytes, Σ FLOPs) would wrongly
 // overlap. Without a measured attention curve the decode and prefill attention share one max
 // (a == 1); with one, decode attention is its own kernel divided by its efficiency.
+LinearTimes linear_times(const Prepared& p, const StepBytes& m, const StepCompute& c) {
+  LinearTimes t;
+  t.dense_read_s = (m.dense + m.act) / p.bw;
+  t.dense_s = padded_gemm_s(c.dense_s, c.dense_pad_s, t.dense_read_s);
+  t.expert_read_s = m.expert / p.bw;
+  t.expert_s = c.expert_s + c.expert_pad_s;
+  return t;
+}
+
 double stage_roofline_s(const Prepared& p, const StepBytes& m, const StepCompute& c) {
   const double attn_roof_s =
       c.a_dec == 1.0 ? std::max(m.kv_stage / p.bw, c.attn_s)
                      : std::max(m.kv_dec / p.bw, c.attn_dec_s) / c.a_dec +
                            std::max((m.kv_stage - m.kv_dec) / p.bw, c.attn_s - c.attn_dec_s);
-  const double dense_read_s = (m.dense + m.act) / p.bw;
-  const double expert_read_s = m.expert / p.bw;
-  return std::max(dense_read_s, padded_gemm_s(c.dense_s, c.dense_pad_s, dense_read_s)) / c.g_dense +
-         std::max(expert_read_s, c.expert_s + c.expert_pad_s) / c.g_expert + attn_roof_s;
+  const LinearTimes t = linear_times(p, m, c);
+  return std::max(t.dense_read_s, t.dense_s) / c.g_dense +
+         std::max(t.expert_read_s, t.expert_s) / c.g_expert + attn_roof_s;
 }
 
 // One engine step (§Decode step): the per-kernel roofline per pipeline stage + routed pairs +
@@ -1020,8 +1030,8 @@ StepBreakdown step(const Prepared& p, const StepLoad& s) {
   const double step_fixed = p.eff.step_overhead_ms.value * 1e-3;
 
   // Memory and compute time, each term divided by its measured efficiency when it has one.
-  const double dense_c = padded_gemm_s(c.dense_s, c.dense_pad_s, (m.dense + m.act) / p.bw);
-  const double expert_c = c.expert_s + c.expert_pad_s;
+  const LinearTimes lin = linear_times(p, m, c);
+  const double dense_c = lin.dense_s, expert_c = lin.expert_s;
   if (c.g_dense == 1.0 && c.g_expert == 1.0 && c.a_dec == 1.0) {
     b.memory_s = b.bytes_per_gpu / p.bw * pp;
     b.compute_s = (dense_c + expert_c + c.attn_s) * pp;

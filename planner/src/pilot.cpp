@@ -222,28 +222,33 @@ PilotFile read_pilot(const std::string& path) {
   return parse_pilot(doc, path);
 }
 
-void check_build(const PilotFile& p, const Catalog& cat) {
-  // The catalog's own errors (UnknownIdError: "did you mean ..."), placed at the /build member.
-  auto at = [&](const char* key, const auto& check) {
-    try {
-      check();
-    } catch (const Error& e) {
-      throw InputError(p.file, std::string("/build/") + key, e.what());
+std::optional<BuildIdProblem> build_id_problem(const std::string& model, const std::string& device,
+                                               const std::string& precision,
+                                               const std::string& engine, const Catalog& cat) {
+  // The catalog's own errors (UnknownIdError: "did you mean ..."), tagged with the member.
+  const char* member = "model";
+  try {
+    const Model& m = cat.model(model);
+    member = "device";
+    if (!cat.find_device(device) && !cat.find_system(device)) {
+      std::vector<std::string> known;
+      for (const auto& d : cat.devices) known.push_back(d.id);
+      for (const auto& s : cat.systems) known.push_back(s.id);
+      throw UnknownIdError("device or system", device, known);
     }
-  };
-  const Model* m = nullptr;
-  at("model", [&] { m = &cat.model(p.model); });
-  at("device", [&] {
-    if (cat.find_device(p.device) || cat.find_system(p.device)) return;
-    std::vector<std::string> known;
-    for (const auto& d : cat.devices) known.push_back(d.id);
-    for (const auto& s : cat.systems) known.push_back(s.id);
-    throw UnknownIdError("device or system", p.device, known);
-  });
-  at("precision", [&] {
-    if (p.precision != "native") (void)parse_weight_spec(p.precision, m->native_precision, cat);
-  });
-  if (!p.engine.empty()) at("engine", [&] { (void)cat.engine(p.engine); });
+    member = "precision";
+    if (precision != "native") (void)parse_weight_spec(precision, m.native_precision, cat);
+    member = "engine";
+    if (!engine.empty()) (void)cat.engine(engine);
+  } catch (const Error& e) {
+    return BuildIdProblem{member, e.what()};
+  }
+  return std::nullopt;
+}
+
+void check_build(const PilotFile& p, const Catalog& cat) {
+  if (auto e = build_id_problem(p.model, p.device, p.precision, p.engine, cat))
+    throw InputError(p.file, "/build/" + e->member, e->message);
 }
 
 bool matches(const PilotFile& p, const plan::Candidate& c) {

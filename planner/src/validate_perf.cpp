@@ -474,12 +474,13 @@ long long default_output_tokens(const BenchmarkRow& row, const Model& m) {
 }
 
 // What `moeplan perf` refuses of the same request (apps/moeplan/perf_cmd.cpp: build_request,
-// check_context): tokens from a model that generates none, and a prompt plus reply beyond the
-// model's trained context (a published run cannot state perf's --allow-context-extension). Such a
-// row is unusable input like an unknown id, not a prediction that is "infinitely wrong".
-// "" when perf would take it.
-std::string perf_refusal(const BenchmarkRow& row, const Model& m, long long input,
-                         long long output) {
+// check_context): tokens from a model that generates none, a prompt plus reply beyond the
+// model's trained context (a published run cannot state perf's --allow-context-extension), and
+// weights or a KV format the engine does not serve. Such a row is unusable input like an unknown
+// id, not a prediction that is "infinitely wrong". "" when perf would take it.
+std::string perf_refusal(const BenchmarkRow& row, const PerfRequest& req) {
+  const Model& m = *req.model;
+  const long long input = req.input_tokens, output = req.output_tokens;
   const bool decode_metric = row.metric == Metric::decode_tok_s_single ||
                              row.metric == Metric::output_tok_s || row.metric == Metric::tpot_ms;
   if (!m.is_generative() && (decode_metric || output > 1))
@@ -491,6 +492,9 @@ std::string perf_refusal(const BenchmarkRow& row, const Model& m, long long inpu
             : fmt::format("a row with {} output tokens cannot describe it (0 or 1 can)", output));
   // A published row states no context extension, so it is held to the trained context.
   if (auto why = context_refusal(m, input, output, false)) return *why + " (perf refuses it too)";
+  if (auto why = unserved_format(
+          *req.engine, req.weights.empty() ? m.native_precision : req.weights, req.kv_precision))
+    return *why + " (data/engines.json; perf refuses it too)";
   return "";
 }
 
@@ -555,12 +559,7 @@ RowPrediction predict_row(const BenchmarkRow& row, const Catalog& cat,
         row.metric == Metric::prefill_tok_s || row.metric == Metric::ttft_ms;
     req.input_tokens = row.input_tokens.value_or(prefill_metric ? 512 : 0);
     req.output_tokens = row.output_tokens.value_or(default_output_tokens(row, *m));
-    std::string refused = perf_refusal(row, *m, req.input_tokens, req.output_tokens);
-    if (refused.empty())
-      if (auto why =
-              unserved_format(*req.engine, req.weights.empty() ? m->native_precision : req.weights,
-                              req.kv_precision))
-        refused = *why + " (data/engines.json; perf refuses it too)";
+    const std::string refused = perf_refusal(row, req);
     if (!refused.empty()) {
       p.skipped = p.refused = true;
       return p.reason = "skipped: " + refused, p;

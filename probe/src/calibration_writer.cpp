@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -140,8 +139,7 @@ RowLog::RowLog(std::string path, const Json& config, bool resume) : path_(std::m
   errno = 0;
   std::ofstream out(path_, std::ios::trunc);
   if (!out)
-    throw moeplan::Error(path_ +
-                         ": cannot create the log file: " + std::strerror(errno ? errno : EIO));
+    throw moeplan::Error(path_ + ": cannot create the log file: " + moeplan::os_reason(EIO));
   out << Json{{"type", "header"}, {"config", config}}.dump() << "\n";
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "moeplan/errors.hpp"
+#include "moeplan/pilot.hpp"
 #include "moeplan/sizing.hpp"
 #include "moeprobe/load.hpp"
 
@@ -37,28 +38,11 @@ BuildId parse_build(const std::string& s, const std::string& engine) {
 }
 
 void check_build(const BuildId& b, const moeplan::Catalog& cat) {
-  if (!b.model.empty()) {
-    try {
-      const moeplan::Model& m = cat.model(b.model);
-      if (!cat.find_device(b.device) && !cat.find_system(b.device)) {
-        std::vector<std::string> known;
-        for (const auto& d : cat.devices) known.push_back(d.id);
-        for (const auto& sys : cat.systems) known.push_back(sys.id);
-        throw moeplan::UnknownIdError("device or system", b.device, known);
-      }
-      if (b.precision != "native")
-        (void)moeplan::parse_weight_spec(b.precision, m.native_precision, cat);
-    } catch (const moeplan::Error& e) {
-      throw moeplan::Error(std::string("--build: ") + e.what());
-    }
-  }
-  if (!b.engine.empty()) {
-    try {
-      (void)cat.engine(b.engine);
-    } catch (const moeplan::Error& e) {
-      throw moeplan::Error("--engine " + b.engine + ": " + e.what());
-    }
-  }
+  if (b.model.empty()) return;  // no --build (load refuses --engine without one)
+  const auto e = moeplan::pilot::build_id_problem(b.model, b.device, b.precision, b.engine, cat);
+  if (!e) return;
+  throw moeplan::Error(e->member == "engine" ? "--engine " + b.engine + ": " + e->message
+                                             : "--build: " + e->message);
 }
 
 namespace {

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -22,8 +21,7 @@ std::vector<PromptItem> read_prompts(const std::string& path, bool eval) {
     throw moeplan::Error(path + ": is a directory (give a JSON-lines file)");
   errno = 0;
   std::ifstream in(path);
-  if (!in)
-    throw moeplan::Error(path + ": cannot open the file: " + std::strerror(errno ? errno : EIO));
+  if (!in) throw moeplan::Error(path + ": cannot open the file: " + moeplan::os_reason(EIO));
   std::vector<PromptItem> out;
   std::string line;
   int n = 0;

@@ -46,6 +46,10 @@ class UnknownIdError : public Error {
                  const std::vector<std::string>& known);
 };
 
+// The operating system's reason for the call that just failed (strerror of errno), or that of
+// `fallback` when the call left errno unset, as a C++ stream may. Set errno = 0 before the call.
+std::string os_reason(int fallback);
+
 // Levenshtein distance, for "did you mean …?".
 std::size_t edit_distance(const std::string& a, const std::string& b);
 

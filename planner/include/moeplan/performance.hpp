@@ -114,6 +114,11 @@ DeviceCalibration device_calibration(const Calibration& cal);
 // datasheet peak (a device known only from the file), leaves that judgement out.
 DeviceCalibration calibration_for(const DeviceCalibration& cal, const std::string& model_id,
                                   const Device* device);
+// Whether timings from a probe backend that records device kind `measured_kind` ("cpu", "gpu",
+// "unified") may stand for a catalog device of kind `catalog`: a CPU's only for a CPU, a GPU
+// backend's for a GPU or a unified-memory part (the CUDA backend records "gpu" on a GB10).
+// moeprobe run refuses a --device that breaks it, and calibration_for a file that does.
+bool calibration_kind_fits(const std::string& measured_kind, DeviceKind catalog);
 // A catalog-free device described by its measured figures, for a calibrated device that is not
 // in the catalog (peaks = the measured sustained rates).
 Device device_from_calibration(const DeviceCalibration& cal);

@@ -57,9 +57,20 @@ struct PilotFile {
 PilotFile read_pilot(const std::string& path);
 PilotFile parse_pilot(const Json& doc, const std::string& file);
 
-// Refuses a /build the catalog cannot place: a model, device or system, precision or engine it
-// lacks (what moeprobe load checks of --build and --engine), as InputError at /build/MEMBER with
-// the closest known ids. `plan --pilot` and validate-perf call it before using the file.
+// The ids a pilot's build names (moeprobe load --build MODEL,SYSTEM_OR_DEVICE,GPUS,PRECISION and
+// --engine; an empty engine is none) against the catalog: the member that fails ("model",
+// "device", "precision" or "engine") and the catalog's own message with the closest known ids, or
+// nothing. A pilot is matched to plan candidates by these ids, so an unknown one would be recorded
+// and then never match. moeprobe load checks --build with it, the pilot reader /build.
+struct BuildIdProblem {
+  std::string member, message;
+};
+std::optional<BuildIdProblem> build_id_problem(const std::string& model, const std::string& device,
+                                               const std::string& precision,
+                                               const std::string& engine, const Catalog& cat);
+
+// Refuses a /build the catalog cannot place (build_id_problem), as InputError at /build/MEMBER.
+// `plan --pilot` and validate-perf call it before using the file.
 void check_build(const PilotFile& p, const Catalog& cat);
 
 // Predicted vs measured for one candidate (kept for the plan's report).

@@ -116,7 +116,8 @@ struct RowPrediction {
   // its reason, left out of every statistic.
   bool skipped = false;
   // Skipped because `moeplan perf` refuses what the row asks (a prompt plus reply beyond the
-  // model's trained context, or tokens from a model that generates none); `skipped` is set too.
+  // model's trained context, tokens from a model that generates none, or weights or a KV format
+  // its engine does not serve); `skipped` is set too.
   bool refused = false;
   std::string reason;  // why no prediction ("" when predicted)
   long long concurrency_used = 0;
