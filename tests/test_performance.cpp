@@ -1082,3 +1082,77 @@ TEST_CASE("GEMM ramp: a decode step's throughput never falls as the batch grows 
   const double t9 = decode_step(h200, cat(), 9, 1024).time_s;
   CHECK(t9 / t8 < 1.10);  // 1.47 before the cap
 }
+
+TEST_CASE("a decoder sees the prompt chunks by their share of time, tokens conserved",
+          "[perf][steady]") {
+  // By hand: B = 2.8 of C = 3 requests decode 1,000 steps each; a prompt keeps the prefill busy
+  // 10 s; chunk steps take 1 s (a = 1/s), decode-only steps 0.1 s (b = 10/s).
+  // X = (B·a + (b − a)·C) / (D + (b − a)·C·S) = (2.8 + 27) / (1,000 + 270) = 0.023465 /s, below
+  // B·b/D = 0.028; ρ = X·S = 0.23465; the decoders' time in chunk steps
+  // s = 1 − C·(1 − ρ)/B = 1 − 3 × 0.76535 / 2.8 = 0.17998; steps per second
+  // 0.17998 × 1 + 0.82002 × 10 = 8.3802, so a mean step of 0.11933 s and a step share
+  // 0.17998 / 8.3802 = 0.021477.
+  const DecodeView v = prefill_seen_by_decoders(2.8, 3, 1000, 10, 0.1, 1);
+  CHECK(v.time_share == Approx(0.17998).epsilon(1e-4));
+  CHECK(v.step_share == Approx(0.021477).epsilon(1e-4));
+  CHECK(v.step_s == Approx(0.11933).epsilon(1e-4));
+  // Conservation: the B decoders emit B tokens per mean step, X·D per second.
+  CHECK(2.8 / v.step_s == Approx(0.023465 * 1000).epsilon(1e-4));
+  // One request alone (B = 1 − ρ at C = 1) never decodes in a chunk step: its own are the only
+  // ones. Nor do fewer decoders than the idle prefill leaves (clamped at 0): B = 2 of 3 above
+  // gives X = B·b/D = 0.02 and ρ = 0.2, where s would be 1 − 3 × 0.8 / 2 < 0.
+  CHECK(prefill_seen_by_decoders(0.8, 1, 1000, 0.2 * 1000 / 8, 0.1, 1).time_share == 0.0);
+  const DecodeView low = prefill_seen_by_decoders(2, 3, 1000, 10, 0.1, 1);
+  CHECK(low.time_share == 0.0);
+  CHECK(low.step_s == Approx(0.1));
+  // No prompt work (service 0), or nobody decoding: nothing seen.
+  CHECK(prefill_seen_by_decoders(2.8, 3, 1000, 0, 0.1, 1).time_share == 0.0);
+  CHECK(prefill_seen_by_decoders(0, 3, 1000, 10, 0.1, 1).step_s == Approx(0.1));
+  // Property: the more of the time the prefill takes, the more of it the decoders see.
+  double last = -1;
+  for (double service : {0.0, 2.0, 5.0, 10.0, 20.0, 40.0}) {
+    const DecodeView w = prefill_seen_by_decoders(2.8, 3, 1000, service, 0.1, 1);
+    CHECK(w.time_share >= last);
+    CHECK(w.time_share <= 1.0);
+    last = w.time_share;
+  }
+}
+
+TEST_CASE("a steady state emits no more tokens than its steps can (audit V5)", "[perf][property]") {
+  // glm-5.2 Q4_K_M on one EPYC 9554 socket under llama.cpp, 8,192 in / 1,024 out: a 512-token
+  // chunk step takes ~13 s, a decode step ~0.1–0.4 s. Charging the decoders the chunk steps'
+  // share of *steps* (1.4% at concurrency 3) instead of their share of *time* had prefill busy
+  // 89% of the time while the output (4.3 tok/s) needed 2.5× the decode steps that fit in the
+  // other 11%, and the output fell 7% from concurrency 3 to 8. The bound checked here: in the
+  // prefill's share of time ρ at most C − 1 decoders ride along in chunk steps no shorter than
+  // the idle ones, and in the rest at most C decode in steps of C sequences.
+  struct Case {
+    const char *model, *gpu, *weights;
+    int gpus;
+    long long in;
+  };
+  for (const Case& c : {Case{"glm-5.2", "epyc-9554", "q4_k_m", 1, 8192},
+                        Case{"qwen3-30b-a3b", "strix-halo", "q4_k_m", 1, 32768},
+                        Case{"glm-5.2", "epyc-9554", "q4_k_m", 1, 32768}}) {
+    PerfRequest r = request(c.model, c.gpu, c.gpus, c.weights, "llama.cpp");
+    r.input_tokens = c.in;
+    r.output_tokens = 1024;
+    double last = 0;
+    for (int conc = 1; conc <= 8; ++conc) {
+      CAPTURE(c.model, c.gpu, c.in, conc);
+      r.concurrency = conc;
+      const PerfResult res = estimate(r, cat());
+      const double out_tok_s = res.decode.output_tokens_per_s;
+      const double x = out_tok_s / 1024.0;
+      const double chunk_s = res.prefill.ttft_alone_ms * 1e-3 / res.prefill.chunks;
+      const double rho = std::min(1.0, x * res.prefill.ttft_alone_ms * 1e-3);
+      const double dec_s = decode_step(r, cat(), conc, static_cast<double>(c.in) + 512.0).time_s;
+      const double bound = rho * (conc - 1) / chunk_s + (1 - rho) * conc / dec_s;
+      CHECK(out_tok_s <= bound * 1.01);
+      // Property: one more request in flight never lowers the output (2% for the bisection and
+      // the chunk's shrinking room).
+      CHECK(out_tok_s >= last * 0.98);
+      last = std::max(last, out_tok_s);
+    }
+  }
+}

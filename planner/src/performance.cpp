@@ -167,6 +167,32 @@ double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_
   return service_s * (1.0 + rho / (2.0 * (1.0 - rho))) + (1.0 - rho) * running_step_s / 2.0;
 }
 
+DecodeView prefill_seen_by_decoders(double decoding, double resident, double decode_steps,
+                                    double service_s, double decode_step_s, double chunk_step_s) {
+  // §Serving steady state. Before 2026-11-28 a decoder was charged the share f·(C − 1)/C of the
+  // *steps* that carry a chunk, f from the prompt tokens due per step. That share is per step, but
+  // chunk steps are long: a 512-token chunk of glm-5.2 on one EPYC socket takes 13 s against a
+  // 0.13 s decode step, so prefill kept the socket busy 89% of the time at concurrency 3 while the
+  // decoders were charged 1.4% of their steps, and the output (4.3 tok/s) needed 2.5× the decode
+  // steps that fit in the remaining 11% — throughput above what the machine can do, and falling
+  // as concurrency rose (audit V5). Here the shares are of time and the tokens are conserved:
+  //   X·D = B·(s/T_chunk + (1 − s)/T_dec),  s = 1 − C·(1 − X·S)/B clamped to [0, 1],
+  // linear in X once unclamped; s = 0 (no chunk seen: one request alone) gives X = B/(D·T_dec).
+  DecodeView v;
+  v.step_s = decode_step_s;
+  if (decoding <= 0 || decode_steps <= 0 || decode_step_s <= 0 || chunk_step_s <= 0) return v;
+  const double a = 1.0 / chunk_step_s, b = 1.0 / decode_step_s;
+  const double B = decoding, C = std::max(resident, decoding), S = std::max(0.0, service_s);
+  const double unclamped = (B * a + (b - a) * C) / (decode_steps + (b - a) * C * S);
+  const double x = std::min(unclamped, B * b / decode_steps);
+  const double rho = std::min(1.0, x * S);
+  v.time_share = std::clamp(1.0 - C * (1.0 - rho) / B, 0.0, 1.0);
+  const double steps_per_s = v.time_share * a + (1.0 - v.time_share) * b;
+  v.step_share = v.time_share * a / steps_per_s;
+  v.step_s = 1.0 / steps_per_s;
+  return v;
+}
+
 double chunk_step_tokens(double budget, double decode_tokens, double prompt_tokens,
                          double demand_per_step) {
   // §Serving steady state: a step holds at most `budget` tokens, the decoders' first. While
@@ -1253,25 +1279,21 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
                     double chunk, double ttft_alone_s, bool saturated) {
   const double ctx = in + out / 2.0;
   const double q = sp.query_tokens();
+  // Decode-only steps come when no prompt is in the prefill, so every resident request decodes.
+  const StepBreakdown dec_all = serving_step(p, sp, conc, ctx, 0, 0, 0);
   auto eval = [&](double B, Steady& st) {
     // Each step emits B·τ tokens; keeping up needs B·τ·I/O prompt tokens admitted per step on
     // average. The scheduler admits them in chunks as large as the token budget allows, so a
     // share f of the steps carries a chunk of S tokens and the rest are pure decode steps.
     const double pf_avg = B * sp.tau * in / std::max(1.0, out);
     const double s_chunk = chunk_step_tokens(chunk, B * q, in, pf_avg);
-    const double f = in > 0 ? pf_avg / s_chunk : 0.0;
     const StepBreakdown dec = serving_step(p, sp, B, ctx, 0, 0, 0);
     const StepBreakdown mix =
         in > 0 ? serving_step(p, sp, B, ctx, s_chunk, in / 2.0, std::max(1.0, s_chunk / in)) : dec;
     st.step = dec;
-    // A request's own prompt is prefilled before it decodes, so its decode steps only carry the
-    // chunks of the other resident requests: a share f·(C − 1)/C of them.
-    const double others = conc > 1.0 ? (conc - 1.0) / conc : 0.0;
-    st.prefill_share = std::min(1.0, f) * others;
-    st.iter_s = (1.0 - st.prefill_share) * dec.time_s + st.prefill_share * mix.time_s;
-    st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
     // A prompt's own chunk steps; it queues behind the other requests' prompts (M/D/1) and,
     // when no prompt is ahead, behind the decode step already running.
+    const double others = conc > 1.0 ? (conc - 1.0) / conc : 0.0;
     const double service =
         std::max(ttft_alone_s, own_prefill_s(p, sp, B * others, ctx, in, chunk, pf_avg));
     // Prompts can be admitted only as fast as the room left in the steps allows.
@@ -1280,6 +1302,20 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     // Packed steps (more than one prompt due per step): every step carries prefill, and a new
     // prompt joins the step after the one running — no single-server queue to wait in.
     const bool packed = in > 0 && pf_avg > std::min(in, room);
+    // What the decoders see of the other prompts' chunks: every step once packed, else the share
+    // of their time the prefill keeps their replica busy (prefill_seen_by_decoders).
+    if (packed) {
+      st.prefill_share = others;
+      st.iter_s = (1.0 - others) * dec.time_s + others * mix.time_s;
+    } else {
+      const DecodeView seen =
+          prefill_seen_by_decoders(B, conc, std::max(1.0, out) / sp.tau, in / s_chunk * mix.time_s,
+                                   dec_all.time_s, mix.time_s);
+      st.prefill_share = seen.step_share;
+      st.iter_s = seen.step_s;
+      st.step = dec_all;
+    }
+    st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
     if (!feasible)
       st.ttft_s = 1e12;
     else if (packed)

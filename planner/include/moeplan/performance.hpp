@@ -399,6 +399,22 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
 double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s,
                      double servers = 1);
 
+// What the decoding sequences of a closed loop see of the other requests' prompt chunks, one
+// prompt at a time per replica (§Serving steady state): the share of their steps and of their time
+// that carry a chunk. `decoding` of `resident` requests decode `decode_steps` steps each; a prompt
+// keeps its replica's prefill busy `service_s`; chunk steps take `chunk_step_s`, and decode-only
+// steps, which all `resident` requests decode in, `decode_step_s`. While a replica prefills
+// nothing, no prompt waits, so all of its requests decode; with prefill busy a share
+// ρ = X·service of the time, the decoders' time in chunk steps is B − C·(1 − ρ) of B, and the
+// tokens they emit, B per TPOT, must equal X·decode_steps.
+struct DecodeView {
+  double step_share = 0;  // of a decoder's steps, those that carry a chunk
+  double time_share = 0;  // of a decoder's time, the chunk steps'
+  double step_s = 0;      // a decoder's mean step: TPOT × tokens per step
+};
+DecodeView prefill_seen_by_decoders(double decoding, double resident, double decode_steps,
+                                    double service_s, double decode_step_s, double chunk_step_s);
+
 // Prompt tokens in a step that carries prefill (§Serving steady state): room = max(1, budget −
 // decode_tokens); one prompt (capped at the room) while the demand per step is below it,
 // otherwise the demand, capped at the room (several prompts packed into one step, as vLLM/SGLang
