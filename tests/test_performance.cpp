@@ -607,26 +607,34 @@ TEST_CASE("one prompt crosses a layer split stage after stage: no pipeline speed
   CHECK(eight / four == Approx(1.0).epsilon(0.15));
 }
 
-TEST_CASE("TTFT under steady load: the prefill server's time share, not its step share",
+TEST_CASE("TTFT under steady load: a closed loop's queue, the prefill's time share",
           "[perf][ttft]") {
-  // queued_ttft_s, by hand: service 0.35 s, prompts at 1.0/s → ρ = 0.35;
-  // M/D/1 wait 0.35 × 0.35 / (2 × 0.65) = 0.094231 s; decode step 0.06 s running with
-  // probability 0.65 → residual 0.65 × 0.03 = 0.0195 s; total 0.463731 s.
-  CHECK(queued_ttft_s(0.35, 1.0, 0.06) == Approx(0.463731).epsilon(1e-5));
-  CHECK(queued_ttft_s(0.35, 0.0, 0.0) == Approx(0.35));  // alone: the service time
-  CHECK(queued_ttft_s(0.0, 5.0, 0.06) == 0.0);
-  // ρ is clamped below 1: finite, and larger than any unsaturated load.
-  const double sat = queued_ttft_s(0.35, 10.0, 0.06);
-  CHECK(std::isfinite(sat));
-  CHECK(sat > queued_ttft_s(0.35, 2.8, 0.06));
-  // Property: never below the service time, and rising with the prompt rate.
+  // closed_loop_ttft_s, by hand (mean value analysis): prefill S = 1 s, held 1 s, decode
+  // Z = 3 s, a decode step T = 0.2 s. Population 1: R = S (no other request, no step running);
+  // X(1) = 1/(1 + 3) = 0.25, Q(1) = 0.25, U(1) = 0.25. Population 2: R = 1 + 1 × (0.25 − 0.125)
+  // + (1 − 0.25) × 1/2 × 0.2/2 = 1.1625 s.
+  CHECK(closed_loop_ttft_s(1, 1, 3, 1, 0.2) == Approx(1.0));
+  CHECK(closed_loop_ttft_s(1, 1, 3, 2, 0.2) == Approx(1.1625));
+  CHECK(closed_loop_ttft_s(0, 0, 3, 8, 0.2) == 0.0);
+  // A fractional population (requests split over replicas) lies between its neighbours.
+  const double r2 = closed_loop_ttft_s(1, 1, 3, 2, 0.2), r3 = closed_loop_ttft_s(1, 1, 3, 3, 0.2);
+  CHECK(closed_loop_ttft_s(1, 1, 3, 2.5, 0.2) == Approx((r2 + r3) / 2));
+  // Properties: never below the service time, rising with the population, and never more than
+  // the other N − 1 prompts ahead (the open M/D/1 queue used before 2026-11-28 had no such
+  // bound: at high load it kept more requests waiting than were in flight). With pipeline
+  // stages a prompt holds the prefill for less than its latency, and queues the next one less.
   double last = 0;
-  for (double rate : {0.0, 0.5, 1.0, 2.0, 2.5}) {
-    const double t = queued_ttft_s(0.35, rate, 0.06);
-    CHECK(t >= 0.35);
+  for (int n = 1; n <= 64; ++n) {
+    CAPTURE(n);
+    const double t = closed_loop_ttft_s(1, 1, 3, n, 0.2);
+    CHECK(t >= 1.0);
     CHECK(t >= last);
+    CHECK(t <= 1.0 + (n - 1) * 1.0 + 0.1);
+    CHECK(closed_loop_ttft_s(1, 0.5, 3, n, 0.2) <= t);
     last = t;
   }
+  // Saturated (no decode time): every request waits for nearly all the others' prompts.
+  CHECK(closed_loop_ttft_s(1, 1, 0, 5, 0) > 4.0);
   // NIM's Llama 3.3 70B FP8 TP2 on 2×H100, 5000 in / 500 out, concurrency 50 (genai-perf
   // steady windows; FP8 KV as the table's own throughput × ITL implies): published mean TTFT
   // 834.5 ms. Counting ρ as the share of *steps* that carry a chunk (one in ~11 here, each
@@ -1154,5 +1162,19 @@ TEST_CASE("a steady state emits no more tokens than its steps can (audit V5)", "
       CHECK(out_tok_s >= last * 0.98);
       last = std::max(last, out_tok_s);
     }
+  }
+  // Two sockets as two pipeline stages, 32K prompts: the prefill is busy nearly all the time,
+  // and the open M/D/1 queue then kept more requests waiting than were in flight, so output
+  // fell 4.9% from concurrency 4 to 8. The closed loop's queue (closed_loop_ttft_s) cannot.
+  PerfRequest r = request("glm-5.2", "epyc-9554", 2, "q4_k_m", "llama.cpp");
+  r.input_tokens = 32768;
+  r.output_tokens = 1024;
+  double last = 0;
+  for (int conc = 1; conc <= 8; ++conc) {
+    CAPTURE(conc);
+    r.concurrency = conc;
+    const double out_tok_s = estimate(r, cat()).decode.output_tokens_per_s;
+    CHECK(out_tok_s >= last * 0.98);
+    last = std::max(last, out_tok_s);
   }
 }

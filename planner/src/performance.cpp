@@ -153,20 +153,6 @@ double prefill_attention_ramp(double chunk_tokens, double mean_position, double 
   return work / (work + half_len * half_len);
 }
 
-double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s,
-                     double servers) {
-  // §Serving steady state / TTFT: the prefill "server" is busy a share ρ = λ·S of the *time*
-  // (before issue 14 the share of *steps* that carry a chunk was used, which undercounts it by
-  // T_chunk_step / T_mean_step: a 5,000-token chunk step is ~6× a decode step on 2×H100 70B).
-  // M/D/1 mean wait ρ/(2(1 − ρ))·S, and with probability 1 − ρ no prompt is ahead but a decode
-  // step is running: its mean residual T/2 (deterministic step length). Data-parallel replicas
-  // (and DP-attention ranks) prefill their own prompts side by side: `servers` of them, each
-  // taking 1/servers of the prompts (M/D/1 per server).
-  if (service_s <= 0) return 0.0;
-  const double rho = std::clamp(prompt_rate_per_s * service_s / std::max(1.0, servers), 0.0, 0.999);
-  return service_s * (1.0 + rho / (2.0 * (1.0 - rho))) + (1.0 - rho) * running_step_s / 2.0;
-}
-
 DecodeView prefill_seen_by_decoders(double decoding, double resident, double decode_steps,
                                     double service_s, double decode_step_s, double chunk_step_s) {
   // §Serving steady state. Before 2026-11-28 a decoder was charged the share f·(C − 1)/C of the
@@ -191,6 +177,39 @@ DecodeView prefill_seen_by_decoders(double decoding, double resident, double dec
   v.step_share = v.time_share * a / steps_per_s;
   v.step_s = 1.0 / steps_per_s;
   return v;
+}
+
+double closed_loop_ttft_s(double service_s, double busy_s, double decode_s, double population,
+                          double running_step_s) {
+  // §Serving steady state / TTFT. A closed loop of N requests (each decodes for `decode_s`, then
+  // its client sends the next prompt at once) is a two-station network: the prefill, one prompt
+  // at a time, and the decode, where every request spends the same time. Mean value analysis
+  // (arrival theorem: a prompt arriving at population n sees the queue of population n − 1):
+  //   R(n) = S·(1 + Q(n−1) − U(n−1)/2) + (1 − U(n−1))·(n − 1)/n·T/2,  X(n) = n/(R(n) + Z),
+  //   Q(n) = X(n)·R(n),  U(n) = X(n)·S,
+  // the prompt in service having S/2 left on average (deterministic service) and, with the
+  // prefill idle, the other requests' decode step already running T/2 ((n − 1)/n: none alone). The
+  // open M/D/1 queue used before 2026-11-28 ignored that at most N − 1 prompts can be ahead: at
+  // high load it made more requests wait than were in flight, which starved the decoders (audit V5:
+  // output fell with concurrency on a CPU whose 8K prompts keep it busy most of the time).
+  if (service_s <= 0) return 0.0;
+  const double busy = std::clamp(busy_s, 0.0, service_s);
+  const double n_max = std::max(1.0, population);
+  const long long whole = std::min<long long>(static_cast<long long>(std::ceil(n_max)), 1000000);
+  double q = 0, u = 0, r = 0, r_prev = 0;
+  for (long long n = 1; n <= whole; ++n) {
+    r_prev = r;
+    const double others = static_cast<double>(n - 1) / static_cast<double>(n);
+    r = service_s + busy * (q - u / 2.0) + (1.0 - u) * others * running_step_s / 2.0;
+    const double x = static_cast<double>(n) / (r + std::max(0.0, decode_s));
+    // Only the time a prompt holds the prefill queues the next one: with pipeline stages a prompt
+    // takes the whole latency S but holds each stage for its own share.
+    q = x * (r - service_s + busy);
+    u = std::min(1.0, x * busy);
+  }
+  // A fractional population (requests split over replicas): between its two whole neighbours.
+  const double frac = n_max - std::floor(n_max);
+  return whole > 1 && frac > 0 ? r_prev + frac * (r - r_prev) : r;
 }
 
 double chunk_step_tokens(double budget, double decode_tokens, double prompt_tokens,
@@ -1281,6 +1300,7 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
   const double q = sp.query_tokens();
   // Decode-only steps come when no prompt is in the prefill, so every resident request decodes.
   const StepBreakdown dec_all = serving_step(p, sp, conc, ctx, 0, 0, 0);
+  const double servers = prefill_servers(p.L);
   auto eval = [&](double B, Steady& st) {
     // Each step emits B·τ tokens; keeping up needs B·τ·I/O prompt tokens admitted per step on
     // average. The scheduler admits them in chunks as large as the token budget allows, so a
@@ -1291,8 +1311,8 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     const StepBreakdown mix =
         in > 0 ? serving_step(p, sp, B, ctx, s_chunk, in / 2.0, std::max(1.0, s_chunk / in)) : dec;
     st.step = dec;
-    // A prompt's own chunk steps; it queues behind the other requests' prompts (M/D/1) and,
-    // when no prompt is ahead, behind the decode step already running.
+    // A prompt's own chunk steps; it queues behind the other requests' prompts (a closed loop's
+    // queue) and, when no prompt is ahead, behind the decode step already running.
     const double others = conc > 1.0 ? (conc - 1.0) / conc : 0.0;
     const double service =
         std::max(ttft_alone_s, own_prefill_s(p, sp, B * others, ctx, in, chunk, pf_avg));
@@ -1321,7 +1341,11 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     else if (packed)
       st.ttft_s = service + mix.time_s / 2.0;
     else
-      st.ttft_s = queued_ttft_s(service, st.x * others, dec.time_s * others, prefill_servers(p.L));
+      // Each prefill server (replica) holds its share of the requests; a step spreads a chunk
+      // over the servers, so one server is busy `servers` × the step's share per prompt.
+      st.ttft_s = closed_loop_ttft_s(service, in / s_chunk * mix.time_s * servers,
+                                     std::max(1.0, out) / sp.tau * st.iter_s, conc / servers,
+                                     dec_all.time_s);
     st.batch = B;
     // Little's law: decoding + prefilling (+ queued, when the queue is inside the population)
     // = resident. Saturated runs queue outside the slots (§Serving steady state).

@@ -390,15 +390,6 @@ double spec_expected_tokens(int k, double a);
 // (uniform routing, optionally skewed): E_eff·(1 − (1 − k/E_eff)^tokens), E_eff = (1 − skew)·E.
 double expected_experts_touched(int experts, int top_k, double tokens, double skew = 0);
 
-// Mean TTFT of a prompt whose prefill takes `service_s` once it starts, arriving among other
-// requests' prompts at `prompt_rate_per_s` while decode steps of `running_step_s` run
-// (§Serving steady state, `steady` arrivals): ρ = rate·service/servers (time share of each of the
-// `servers` replicas that prefill side by side, clamped below 1), M/D/1 wait
-// ρ/(2(1 − ρ))·service, plus (1 − ρ)·running_step/2 for the decode step already in flight when no
-// prompt is ahead.
-double queued_ttft_s(double service_s, double prompt_rate_per_s, double running_step_s,
-                     double servers = 1);
-
 // What the decoding sequences of a closed loop see of the other requests' prompt chunks, one
 // prompt at a time per replica (§Serving steady state): the share of their steps and of their time
 // that carry a chunk. `decoding` of `resident` requests decode `decode_steps` steps each; a prompt
@@ -414,6 +405,14 @@ struct DecodeView {
 };
 DecodeView prefill_seen_by_decoders(double decoding, double resident, double decode_steps,
                                     double service_s, double decode_step_s, double chunk_step_s);
+
+// Mean TTFT (before the server's per-request path) in a closed loop of `population` requests per
+// prefill server, each decoding `decode_s` before its client sends the next prompt; a prompt's
+// prefill takes `service_s`, and with the prefill idle it waits for the decode step running
+// (`running_step_s`, half on average). Mean value analysis (§Serving steady state / TTFT); a
+// fractional population interpolates between its whole neighbours.
+double closed_loop_ttft_s(double service_s, double busy_s, double decode_s, double population,
+                          double running_step_s);
 
 // Prompt tokens in a step that carries prefill (§Serving steady state): room = max(1, budget −
 // decode_tokens); one prompt (capped at the room) while the demand per step is below it,
