@@ -219,7 +219,7 @@ DeploymentResult disaggregated(const PerfRequest& req, const Deployment& d, cons
   const double ctx = in + o / 2.0;
   const double kv_s = out.kv_transfer_ms * 1e-3;
   // At `b` sequences decoding per worker: the step, the request rate it sustains, and the time
-  // a request spends before its first token (prefill service, M/D/1 wait on the pool, KV hand-off).
+  // a request spends before its first token (prefill service, its wait on the pool, KV hand-off).
   struct At {
     StepBreakdown step;
     double x = 0, ttft_s = 0;
@@ -229,11 +229,15 @@ DeploymentResult disaggregated(const PerfRequest& req, const Deployment& d, cons
     At a;
     a.step = decode_step(dr, cat, b, ctx);
     a.x = D * b / (o * a.step.time_s);
-    const double rho = a.x / pool.rate_per_s;
-    a.feasible = rho < 0.999;
-    const double per_worker_service = d.prefill_workers / pool.rate_per_s;
-    a.ttft_s =
-        a.feasible ? pool.service_s + rho / (2.0 * (1.0 - rho)) * per_worker_service + kv_s : 1e12;
+    // The pool's wait in the closed loop of C requests (closed_loop_ttft_s), the pool taken as one
+    // server a prompt holds for its share 1/rate of it and the rest of its service as a delay
+    // (Seidmann's approximation for several servers). Until 2026-11-28 an open M/D/1 wait, which
+    // at high load kept more requests waiting than were in flight.
+    const double busy_s = 1.0 / pool.rate_per_s;
+    a.feasible = a.x * busy_s < 0.999;
+    a.ttft_s = a.feasible
+                   ? closed_loop_ttft_s(pool.service_s, busy_s, o * a.step.time_s, C, 0.0) + kv_s
+                   : 1e12;
     return a;
   };
   // Little's law over the population: decoding + before the first token = C (bisection on b).
