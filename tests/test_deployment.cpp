@@ -118,6 +118,31 @@ TEST_CASE("disaggregated: closed loop, decode step and Little's law", "[perf][de
   CHECK_THROWS_WITH(estimate_deployment(none, dep, cat()), Contains("needs prompts"));
 }
 
+TEST_CASE("disaggregated: a saturated prefill pool keeps Little's law", "[perf][deployment]") {
+  // DeepSeek-R1 fp8 on H200 under SGLang, pd:1x8+2x8, 8K/1K: one prefill worker serves ~5.7
+  // prompts/s, so from ~250 requests in flight the pool is the bottleneck. The open M/D/1 wait
+  // used before 2026-11-28 broke Little's law there: at 1,024 in flight, 5.67 requests/s with a
+  // 43 s decode and an 88 s TTFT, a 131 s cycle where 1,024 / 5.67 = 180 s. The closed loop's
+  // queue (closed_loop_ttft_s) can hold no more requests than are in flight.
+  const Deployment dep = parse_deployment("pd:1x8+2x8");
+  double last_out = 0, last_ttft = 0;
+  for (long long c : {64LL, 256LL, 512LL, 1024LL}) {
+    CAPTURE(c);
+    const PerfRequest req = request("deepseek-r1", "h200", 24, "fp8", "sglang", 8192, 1024, c);
+    const DeploymentResult r = estimate_deployment(req, dep, cat());
+    const double x = r.output_tokens_per_s / 1024;
+    const double cycle_s =
+        (r.ttft_ms - r.prefill_worker.prefill.server_overhead_ms) * 1e-3 + 1024 * r.tpot_ms * 1e-3;
+    CHECK(x * cycle_s == Approx(static_cast<double>(c)).epsilon(0.01));
+    CHECK(r.prefill_utilization < 1.0);
+    // Properties: output never falls and TTFT never shortens as more requests arrive.
+    CHECK(r.output_tokens_per_s >= last_out * (1 - 1e-6));
+    CHECK(r.ttft_ms >= last_ttft);
+    last_out = r.output_tokens_per_s;
+    last_ttft = r.ttft_ms;
+  }
+}
+
 TEST_CASE("disaggregated: more decode workers never lower throughput", "[perf][deployment]") {
   double last = 0;
   for (int d : {1, 2, 3, 4}) {
