@@ -185,9 +185,10 @@ double closed_loop_ttft_s(double service_s, double busy_s, double decode_s, doub
   // its client sends the next prompt at once) is a two-station network: the prefill, one prompt
   // at a time, and the decode, where every request spends the same time. Mean value analysis
   // (arrival theorem: a prompt arriving at population n sees the queue of population n − 1):
-  //   R(n) = S·(1 + Q(n−1) − U(n−1)/2) + (1 − U(n−1))·(n − 1)/n·T/2,  X(n) = n/(R(n) + Z),
-  //   Q(n) = X(n)·R(n),  U(n) = X(n)·S,
-  // the prompt in service having S/2 left on average (deterministic service) and, with the
+  //   R(n) = S + S_b·(Q(n−1) − U(n−1)/2) + (1 − U(n−1))·(n − 1)/n·T/2,  X(n) = n/(R(n) + Z),
+  //   Q(n) = X(n)·(R(n) − S + S_b),  U(n) = X(n)·S_b,
+  // S the prompt's prefill latency and S_b the time it holds the server (S_b = S with one stage),
+  // the prompt in service having S_b/2 left on average (deterministic service) and, with the
   // prefill idle, the other requests' decode step already running T/2 ((n − 1)/n: none alone). The
   // open M/D/1 queue used before 2026-11-28 ignored that at most N − 1 prompts can be ahead: at
   // high load it made more requests wait than were in flight, which starved the decoders (audit V5:
@@ -1303,8 +1304,8 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
   const double servers = prefill_servers(p.L);
   auto eval = [&](double B, Steady& st) {
     // Each step emits B·τ tokens; keeping up needs B·τ·I/O prompt tokens admitted per step on
-    // average. The scheduler admits them in chunks as large as the token budget allows, so a
-    // share f of the steps carries a chunk of S tokens and the rest are pure decode steps.
+    // average. The scheduler admits them in chunks as large as the token budget allows: chunk
+    // steps of S tokens and, between them, pure decode steps.
     const double pf_avg = B * sp.tau * in / std::max(1.0, out);
     const double s_chunk = chunk_step_tokens(chunk, B * q, in, pf_avg);
     const StepBreakdown dec = serving_step(p, sp, B, ctx, 0, 0, 0);

@@ -393,11 +393,11 @@ double expected_experts_touched(int experts, int top_k, double tokens, double sk
 // What the decoding sequences of a closed loop see of the other requests' prompt chunks, one
 // prompt at a time per replica (§Serving steady state): the share of their steps and of their time
 // that carry a chunk. `decoding` of `resident` requests decode `decode_steps` steps each; a prompt
-// keeps its replica's prefill busy `service_s`; chunk steps take `chunk_step_s`, and decode-only
-// steps, which all `resident` requests decode in, `decode_step_s`. While a replica prefills
-// nothing, no prompt waits, so all of its requests decode; with prefill busy a share
-// ρ = X·service of the time, the decoders' time in chunk steps is B − C·(1 − ρ) of B, and the
-// tokens they emit, B per TPOT, must equal X·decode_steps.
+// keeps the engine in chunk steps for `service_s` (its chunk steps' time); chunk steps take
+// `chunk_step_s`, and decode-only steps, which all `resident` requests decode in,
+// `decode_step_s`. While nothing is prefilled, no prompt waits, so all requests decode; with
+// chunk steps a share ρ = X·service of the time, the decoders' time in them is B − C·(1 − ρ) of B,
+// and the tokens they emit, B per TPOT, must equal X·decode_steps.
 struct DecodeView {
   double step_share = 0;  // of a decoder's steps, those that carry a chunk
   double time_share = 0;  // of a decoder's time, the chunk steps'
@@ -408,9 +408,10 @@ DecodeView prefill_seen_by_decoders(double decoding, double resident, double dec
 
 // Mean TTFT (before the server's per-request path) in a closed loop of `population` requests per
 // prefill server, each decoding `decode_s` before its client sends the next prompt; a prompt's
-// prefill takes `service_s`, and with the prefill idle it waits for the decode step running
-// (`running_step_s`, half on average). Mean value analysis (§Serving steady state / TTFT); a
-// fractional population interpolates between its whole neighbours.
+// prefill takes `service_s` and holds the server `busy_s` of it (less under pipeline stages, or
+// for a pool of servers taken as one; at most `service_s`), and with the prefill idle it waits
+// for the decode step running (`running_step_s`, half on average). Mean value analysis
+// (§Serving steady state / TTFT); a fractional population interpolates between its neighbours.
 double closed_loop_ttft_s(double service_s, double busy_s, double decode_s, double population,
                           double running_step_s);
 
