@@ -1178,3 +1178,24 @@ TEST_CASE("a steady state emits no more tokens than its steps can (audit V5)", "
     last = std::max(last, out_tok_s);
   }
 }
+
+TEST_CASE("TTFT never falls as more requests arrive, across packed steps",
+          "[perf][ttft][property]") {
+  // Llama 3.3 70B FP8 (KV fp8) on 2×H100 under TensorRT-LLM, 1000 in / 300 out, steady load.
+  // Unpacked, a queue of short prompts was served one a step; packed (more than one prompt due per
+  // step), there was no queue at all. So TTFT fell as the load crossed over: 913 ms at 256 in
+  // flight, 357 ms at 378 (the KV limit). A prompt now holds the prefill for a k-th of a step that
+  // carries the k prompts its room holds (prompt_hold_s), packed or not.
+  PerfRequest r = request("llama-3.3-70b", "h100-sxm", 2, "fp8", "trtllm", "fp8");
+  r.input_tokens = 1000;
+  r.output_tokens = 300;
+  double last = 0;
+  for (long long c = 16; c <= 378; c += 18) {
+    CAPTURE(c);
+    r.concurrency = c;
+    const PerfResult res = estimate(r, cat());
+    CHECK(res.prefill.ttft_ms >= last * (1 - 1e-6));
+    CHECK(res.prefill.ttft_ms >= res.prefill.ttft_alone_ms);
+    last = res.prefill.ttft_ms;
+  }
+}
