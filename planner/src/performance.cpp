@@ -1295,17 +1295,17 @@ double own_prefill_s(const Prepared& p, const Spec& sp, double decoding, double 
 }
 
 // How long a prompt holds its prefill server while prompts queue (closed_loop_ttft_s's S_b): its
-// chunk steps' time, or, when the room left in a step holds k ≥ 2 whole prompts, a k-th of a step
-// that carries k of them — the scheduler packs the prompts that wait. Before 2026-11-28 a queue
-// of short prompts was served one a step, so TTFT fell when the load crossed into packed steps
-// (Llama 3.3 70B FP8 on 2×H100 under TensorRT-LLM, 1000/300: 766 ms at 256 in flight, 357 ms at
-// 378). Each prefill server (replica) holds its share of the requests, and a step spreads its
-// prompt tokens over the servers, so one server is busy `servers` × the step's share.
+// chunk steps' time (`chunk_steps_s`), or, when the room left in a step holds k ≥ 2 whole prompts,
+// a k-th of a step that carries k of them — the scheduler packs the prompts that wait. Before
+// 2026-11-28 a queue of short prompts was served one a step, so TTFT fell when the load crossed
+// into packed steps (Llama 3.3 70B FP8 on 2×H100 under TensorRT-LLM, 1000/300: 766 ms at 256 in
+// flight, 357 ms at 378). Each prefill server (replica) holds its share of the requests, and a step
+// spreads its prompt tokens over the servers, so one server is busy `servers` × the step's share.
 double prompt_hold_s(const Prepared& p, const Spec& sp, double decoding, double ctx, double in,
-                     double room, double s_chunk, const StepBreakdown& one_prompt_step) {
+                     double room, double chunk_steps_s) {
   const double servers = prefill_servers(p.L);
   const double k = std::floor(room / std::max(1.0, in));
-  if (k < 2) return in / s_chunk * one_prompt_step.time_s * servers;
+  if (k < 2) return chunk_steps_s * servers;
   const StepBreakdown packed = serving_step(p, sp, decoding, ctx, k * in, in / 2.0, k);
   return packed.time_s / k * servers;
 }
@@ -1318,6 +1318,7 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
   // Decode-only steps come when no prompt is in the prefill, so every resident request decodes.
   const StepBreakdown dec_all = serving_step(p, sp, conc, ctx, 0, 0, 0);
   const double servers = prefill_servers(p.L);
+  const double decode_steps = std::max(1.0, out) / sp.tau;  // per request
   auto eval = [&](double B, Steady& st) {
     // Each step emits B·τ tokens; keeping up needs B·τ·I/O prompt tokens admitted per step on
     // average. The scheduler admits them in chunks as large as the token budget allows: chunk
@@ -1327,7 +1328,7 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     const StepBreakdown dec = serving_step(p, sp, B, ctx, 0, 0, 0);
     const StepBreakdown mix =
         in > 0 ? serving_step(p, sp, B, ctx, s_chunk, in / 2.0, std::max(1.0, s_chunk / in)) : dec;
-    st.step = dec;
+    const double chunk_steps_s = in / s_chunk * mix.time_s;  // one prompt's, in whole steps
     // A prompt's own chunk steps; it queues behind the other requests' prompts (a closed loop's
     // queue) and, when no prompt is ahead, behind the decode step already running.
     const double others = conc > 1.0 ? (conc - 1.0) / conc : 0.0;
@@ -1343,21 +1344,20 @@ Steady steady_state(const Prepared& p, const Spec& sp, double conc, double in, d
     if (packed) {
       st.prefill_share = others;
       st.iter_s = (1.0 - others) * dec.time_s + others * mix.time_s;
+      st.step = dec;
     } else {
-      const DecodeView seen =
-          prefill_seen_by_decoders(B, conc, std::max(1.0, out) / sp.tau, in / s_chunk * mix.time_s,
-                                   dec_all.time_s, mix.time_s);
+      const DecodeView seen = prefill_seen_by_decoders(B, conc, decode_steps, chunk_steps_s,
+                                                       dec_all.time_s, mix.time_s);
       st.prefill_share = seen.step_share;
       st.iter_s = seen.step_s;
       st.step = dec_all;
     }
-    st.x = B * sp.tau / (std::max(1.0, out) * st.iter_s);
+    st.x = B / (decode_steps * st.iter_s);
     if (!feasible)
       st.ttft_s = 1e12;
     else
-      st.ttft_s = closed_loop_ttft_s(service, prompt_hold_s(p, sp, B, ctx, in, room, s_chunk, mix),
-                                     std::max(1.0, out) / sp.tau * st.iter_s, conc / servers,
-                                     dec_all.time_s);
+      st.ttft_s = closed_loop_ttft_s(service, prompt_hold_s(p, sp, B, ctx, in, room, chunk_steps_s),
+                                     decode_steps * st.iter_s, conc / servers, dec_all.time_s);
     st.batch = B;
     // Little's law: decoding + prefilling (+ queued, when the queue is inside the population)
     // = resident. Saturated runs queue outside the slots (§Serving steady state).
